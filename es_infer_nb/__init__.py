@@ -1,0 +1,27 @@
+"""es_infer_nb: Elasticsearch / OpenSearch machine-learning inference in a notebook kernel.
+
+``import es_infer_nb`` registers the ``.infer`` accessor on pandas DataFrames and
+Series; ``%load_ext es_infer_nb`` adds the ``%%infer`` / ``%infer`` magics.
+"""
+
+from __future__ import annotations
+
+from .engine import Engine, Response, default_engine, set_default_engine
+from .errors import ApiError
+from .notebook import accessor as _accessor  # noqa: F401  (registers df.infer)
+
+__version__ = "0.1.0"
+
+__all__ = ["ApiError", "Engine", "Response", "default_engine", "set_default_engine", "__version__"]
+
+
+def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised through IPython
+    from .notebook.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:  # pragma: no cover
+    from .notebook.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

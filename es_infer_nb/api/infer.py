@@ -1,0 +1,47 @@
+"""``_infer``: ``POST _ml/trained_models/<id>/_infer`` and the 7.x ``_ml/inference/<id>/_infer`` (spec §5)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError
+from ..models.parsing import reject_unknown
+from ..models.runner import infer_docs
+from .request import Request
+from .routing import route
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+
+@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout")
+@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout")
+@route("POST", "_ml/inference/{model_id}/_infer", "timeout")
+def infer(engine: "Engine", req: Request) -> Any:
+    model_id = req.path_params["model_id"]
+    body = req.object_body("infer_trained_model_request")
+    reject_unknown(body, "infer_trained_model_request", {"docs", "inference_config", "input"})
+    docs = body.get("docs")
+    if docs is None and "input" in body:
+        raw = body["input"]
+        field = "text_field"
+        docs = [{field: t} for t in (raw if isinstance(raw, list) else [raw])]
+    if docs is None:
+        raise ApiError("action_request_validation_exception", "Validation Failed: 1: [docs] must not be null;", 400)
+    if not isinstance(docs, list):
+        docs = [docs]
+    if not docs:
+        raise ApiError("action_request_validation_exception", "Validation Failed: 1: at least one document is required;", 400)
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise ApiError(
+                "x_content_parse_exception",
+                f"[infer_trained_model_request] failed to parse field [docs]: docs[{i}] must be an object",
+                400,
+            )
+    result = infer_docs(engine, model_id, docs, body.get("inference_config"))
+    out = result.to_docs()
+    for doc in out:
+        if "error" in doc:
+            raise ApiError("status_exception", str(doc["error"]), 400)
+    return {"inference_results": out}

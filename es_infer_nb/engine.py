@@ -1,0 +1,189 @@
+"""The Engine: owns the state and answers every REST request.
+
+``Engine.request(method, path, body=None, params=None)`` is the one entry point
+below the notebook layer; magics, accessors, the CLI and any server call it, so
+behaviour is identical everywhere. It never raises for an API error: the error
+comes back as the Elasticsearch error body with its HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ApiError
+from .models.store import ModelStore
+from .stats import StatsRegistry
+from .storage import JsonStore
+
+
+@dataclass
+class Response:
+    """What Elasticsearch would answer: an HTTP status and a JSON body."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def raise_for_status(self) -> "Response":
+        """Raise :class:`ApiError` when this is an error answer, else return self."""
+        if not self.ok:
+            err = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+            if isinstance(err, dict):
+                raise ApiError(str(err.get("type")), str(err.get("reason")), self.status)
+            raise ApiError("exception", str(err if err is not None else self.body), self.status)
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
+
+    def _repr_json_(self) -> Any:
+        return self.body
+
+    def __repr__(self) -> str:
+        text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
+        return f"Response(status={self.status})\n{text}"
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class Engine:
+    """A local Elasticsearch ML inference node.
+
+    ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
+    aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
+    same path sees the same state.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:
+        self.home: Path | None = Path(path).expanduser() if path is not None else None
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+        self.device = device
+        self.lock = threading.RLock()
+        self.stats = StatsRegistry()
+        self.models = ModelStore(self.home, self.stats)
+        self.pipelines = JsonStore(self.home, "pipelines")
+
+    def __repr__(self) -> str:
+        where = str(self.home) if self.home is not None else "memory"
+        return f"<es_infer_nb.Engine {where}: {len(self.models)} models, {len(self.pipelines)} pipelines>"
+
+    # -- Python-friendly wrappers (raise ApiError) ------------------------------------------
+    def import_model(
+        self,
+        model_id: str,
+        model: Any,
+        feature_names: list[str],
+        classification_labels: list[str] | None = None,
+        classification_weights: list[float] | None = None,
+        *,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Import a fitted scikit-learn / XGBoost / LightGBM model the way eland does.
+
+        The stored JSON is an ordinary Elasticsearch ``tree_ensemble`` config, so it can be
+        PUT to a cluster unchanged (``GET _ml/trained_models/<id>?include=definition``).
+        """
+        from .models.tree.importers import to_es_model
+
+        body = to_es_model(model, feature_names, classification_labels, classification_weights)
+        if description is not None:
+            body["description"] = description
+        return self.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
+
+    def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""
+        body: dict[str, Any] = {"docs": docs}
+        if inference_config is not None:
+            body["inference_config"] = inference_config
+        resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+        return resp.body["inference_results"]
+
+    # -- the REST entry point --------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Response:
+        from .api import dispatch  # the api package registers every route on import
+
+        try:
+            req = self._parse(method, path, body, params)
+            with self.lock:
+                status, answer, headers = dispatch(self, req)
+            return Response(status, answer, headers)
+        except ApiError as err:
+            return Response(err.status, err.body(), dict(err.headers))
+        except Exception as exc:  # noqa: BLE001 - never a raw traceback for a request
+            err = ApiError(_snake(type(exc).__name__) + ("" if type(exc).__name__.endswith("Exception") else "_exception"), str(exc) or type(exc).__name__, 500)
+            return Response(500, err.body())
+
+    def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
+        from .api.request import Request
+
+        split = urlsplit(path if path.startswith("/") else "/" + path)
+        merged = dict(parse_qsl(split.query, keep_blank_values=True))
+        merged.update(Request.normalise_params(params))
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode("utf-8")
+        if isinstance(body, str):
+            body = parse_json_body(body)
+        uri = split.path + (f"?{split.query}" if split.query else "")
+        return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
+
+
+def parse_json_body(text: str) -> Any:
+    """Parse a request body the way ES reports malformed JSON."""
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            "x_content_parse_exception",
+            f"[{exc.lineno}:{exc.colno}] Unexpected character or end of input: {exc.msg}",
+            400,
+        ) from None
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine the magics and accessors use unless given ``engine=``.
+
+    Its home is ``$ES_INFER_NB_HOME`` when set (persisted), memory otherwise.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            home = os.environ.get("ES_INFER_NB_HOME")
+            _default = Engine(home or None)
+        return _default
+
+
+def set_default_engine(engine: Engine | None) -> None:
+    """Replace (or with ``None`` forget) the default engine."""
+    global _default
+    with _default_lock:
+        _default = engine

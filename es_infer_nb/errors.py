@@ -1,0 +1,97 @@
+"""Elasticsearch-shaped errors.
+
+Every API failure is an :class:`ApiError` carrying the ES error ``type``, the
+``reason`` and the HTTP ``status``. :meth:`ApiError.body` renders the exact
+envelope Elasticsearch answers with::
+
+    {"error": {"root_cause": [...], "type": ..., "reason": ...}, "status": 404}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error with the Elasticsearch error type, reason and HTTP status."""
+
+    def __init__(
+        self,
+        type: str,
+        reason: str,
+        status: int = 400,
+        *,
+        caused_by: "ApiError | None" = None,
+        metadata: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        simple: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.type = type
+        self.reason = reason
+        self.status = status
+        self.caused_by = caused_by
+        self.metadata = dict(metadata or {})
+        self.headers = dict(headers or {})
+        #: ES answers some REST-layer errors with a bare ``{"error": "<reason>"}`` string body
+        self.simple = simple
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.type!r}, {self.reason!r})"
+
+    def __str__(self) -> str:
+        return f"[{self.status}] {self.type}: {self.reason}"
+
+    def _cause_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "reason": self.reason}
+        body.update(self.metadata)
+        if self.caused_by is not None:
+            body["caused_by"] = self.caused_by._cause_body()
+        return body
+
+    def root_causes(self) -> list[dict[str, Any]]:
+        """The innermost causes, as ES lists them in ``root_cause``."""
+        inner = self
+        while inner.caused_by is not None:
+            inner = inner.caused_by
+        body = {"type": inner.type, "reason": inner.reason}
+        body.update(inner.metadata)
+        return [body]
+
+    def error_object(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"root_cause": self.root_causes()}
+        err.update(self._cause_body())
+        return err
+
+    def body(self) -> dict[str, Any]:
+        if self.simple:
+            return {"error": self.reason} if self.status == 400 else {"error": self.reason, "status": self.status}
+        return {"error": self.error_object(), "status": self.status}
+
+
+# -- constructors for the errors Elasticsearch uses most -----------------------------------
+
+def not_found(reason: str) -> ApiError:
+    return ApiError("resource_not_found_exception", reason, 404)
+
+
+def already_exists(reason: str) -> ApiError:
+    return ApiError("resource_already_exists_exception", reason, 400)
+
+
+def illegal_argument(reason: str, status: int = 400) -> ApiError:
+    return ApiError("illegal_argument_exception", reason, status)
+
+
+def status_exception(reason: str, status: int = 400) -> ApiError:
+    return ApiError("status_exception", reason, status)
+
+
+def parse_error(reason: str) -> ApiError:
+    return ApiError("x_content_parse_exception", reason, 400)
+
+
+def validation_failed(messages: list[str]) -> ApiError:
+    """``ActionRequestValidationException``: ``Validation Failed: 1: msg;2: msg;``."""
+    text = "".join(f"{i}: {m};" for i, m in enumerate(messages, start=1))
+    return ApiError("action_request_validation_exception", f"Validation Failed: {text}", 400)

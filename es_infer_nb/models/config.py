@@ -1,0 +1,268 @@
+"""Trained model configs: PUT-body validation and the stored / emitted form (spec §1)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+from typing import Any
+
+from ..errors import ApiError, validation_failed
+from ..stats import now_millis
+from . import parsing as p
+from .inference_config import TREE_TYPES, parse_config
+from .tree.definition import Definition, parse_definition
+
+CONFIG_VERSION = "12.0.0"
+MAX_ID_LENGTH = 64
+_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?$")
+_ALIAS_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z_\-.])?$")
+
+PUT_FIELDS = frozenset(
+    {
+        "model_id", "model_type", "input", "inference_config", "definition", "compressed_definition", "description",
+        "tags", "metadata", "model_size_bytes", "estimated_heap_memory_usage_bytes", "platform_architecture",
+        "prefix_strings", "location", "created_by", "create_time", "version", "license_level",
+        "estimated_operations", "default_field_map", "model_package",
+    }
+)
+SERVER_FIELDS = ("created_by", "create_time", "version", "license_level", "location", "estimated_operations")
+MODEL_TYPES = ("tree_ensemble", "pytorch", "lang_ident")
+PLATFORMS = ("linux-x86_64", "linux-aarch64", "darwin-aarch64", "windows-x86_64")
+
+#: the order in which ES emits the fields of a trained model config
+EMIT_ORDER = (
+    "model_id", "model_type", "model_package", "platform_architecture", "created_by", "version", "create_time",
+    "model_size_bytes", "estimated_operations", "license_level", "description", "compressed_definition",
+    "definition", "tags", "metadata", "input", "default_field_map", "inference_config", "location",
+    "prefix_strings", "fully_defined",
+)
+
+
+def id_error(kind: str, value: str) -> str | None:
+    """The ES message for an invalid id, or None when ``value`` is valid."""
+    if len(value) > MAX_ID_LENGTH:
+        return f"Invalid {kind}; '{value}' cannot contain more than {MAX_ID_LENGTH} characters."
+    if not _ID_RE.match(value) or value.startswith("."):
+        return (
+            f"Invalid {kind}; '{value}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
+            "underscores; must start and end with alphanumeric"
+        )
+    return None
+
+
+def alias_error(alias: str) -> str | None:
+    if len(alias) > MAX_ID_LENGTH or not _ALIAS_RE.match(alias) or alias[-1].isdigit():
+        return (
+            f"Invalid model_alias; '{alias}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
+            "underscores; must start with alphanumeric and cannot end with numbers"
+        )
+    return None
+
+
+def decompress_definition(text: Any) -> Any:
+    if not isinstance(text, str):
+        raise p.field_error("trained_model_config", "compressed_definition", "expected a base64 string")
+    try:
+        raw = gzip.decompress(base64.b64decode(text, validate=False))
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            "status_exception",
+            f"[compressed_definition] could not be decompressed as base64 gzipped JSON: {exc}",
+            400,
+        ) from None
+
+
+def compress_definition(definition: Any) -> str:
+    raw = json.dumps(definition, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+
+
+def estimate_size(definition: Definition) -> int:
+    """A stand-in for ES's RAM estimate of the parsed definition (bytes)."""
+    size = 64
+    for t in definition.all_trees():
+        size += 96 + t.num_nodes * (72 + 8 * t.leaf_size) + sum(40 + 2 * len(f) for f in t.feature_names)
+    size += 128 * len(definition.preprocessors)
+    return size
+
+
+def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str, Any], Definition | None]:
+    """Validate a PUT body; return the stored config (without server fields) and the parsed definition."""
+    body = p.as_object(body, "trained_model_config")
+    p.reject_unknown(body, "trained_model_config", PUT_FIELDS)
+    problems: list[str] = []
+    if (err := id_error("model_id", model_id)) is not None:
+        problems.append(err)
+    if body.get("model_id") not in (None, model_id):
+        problems.append(f"model_id [{body['model_id']}] in the body does not match the id [{model_id}] in the URL")
+    for name in SERVER_FIELDS:
+        if body.get(name) is not None:
+            problems.append(f"illegal to set [{name}] at inference model creation")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        metadata = p.as_object(metadata, "trained_model_config", "metadata")
+        for name in ("total_feature_importance", "model_aliases"):
+            if metadata.get(name) is not None:
+                problems.append(f"illegal to set [metadata.{name}] at inference model creation")
+    has_def = body.get("definition") is not None
+    has_compressed = body.get("compressed_definition") is not None
+    if has_def and has_compressed:
+        problems.append("both [compressed_definition] and [definition] cannot be set.")
+    model_type = body.get("model_type")
+    if model_type is not None:
+        model_type = p.to_str(model_type, "trained_model_config", "model_type").lower()
+        if model_type not in MODEL_TYPES:
+            raise p.field_error("trained_model_config", "model_type", f"unknown model_type [{model_type}]; expected one of {list(MODEL_TYPES)}")
+    if not has_def and not has_compressed and model_type is None:
+        problems.append("[model_type] must be set if [definition] is not defined.")
+    if body.get("inference_config") is None:
+        problems.append("[inference_config] must not be null.")
+    if params_defer and has_compressed and body.get("model_size_bytes") is None:
+        problems.append(
+            "when [defer_definition_decompression] is true and a compressed definition is provided, "
+            "model_size_bytes must be set"
+        )
+    tags = p.str_list(body.get("tags", []), "trained_model_config", "tags")
+    for tag in tags:
+        if tag == model_id:
+            problems.append(f"Invalid tags; '{tag}' cannot be the same as the model_id")
+        elif (err := id_error("tags", tag)) is not None:
+            problems.append(err)
+    input_obj = body.get("input")
+    field_names: list[str] | None = None
+    if input_obj is not None:
+        input_obj = p.as_object(input_obj, "trained_model_config", "input")
+        p.reject_unknown(input_obj, "input", {"field_names"})
+        if input_obj.get("field_names") is None:
+            raise ApiError("x_content_parse_exception", "[input] required field [field_names] is missing", 400)
+        field_names = p.str_list(input_obj["field_names"], "input", "field_names")
+        if not field_names and (model_type or "tree_ensemble") != "pytorch":
+            problems.append("[input.field_names] must not be empty")
+    platform = body.get("platform_architecture")
+    if platform is not None and platform not in PLATFORMS:
+        problems.append(f"[platform_architecture] must be one of {list(PLATFORMS)}")
+    if problems:
+        raise validation_failed(problems)
+
+    config = parse_config(body["inference_config"])
+    definition_json: Any = None
+    definition: Definition | None = None
+    if has_compressed and not params_defer:
+        definition_json = decompress_definition(body["compressed_definition"])
+    elif has_def:
+        definition_json = body["definition"]
+    if definition_json is not None:
+        definition = parse_definition(definition_json)
+        model_type = model_type or "tree_ensemble"
+    model_type = model_type or "tree_ensemble"
+    if model_type == "tree_ensemble":
+        if field_names is None:
+            raise validation_failed(["[input] must not be null."])
+        if config.name not in TREE_TYPES:
+            raise ApiError(
+                "status_exception",
+                f"Model [{model_id}] inference config type [{config.name}] is not supported by model type [tree_ensemble]",
+                400,
+            )
+        if definition is not None and definition.target_type != config.name:
+            raise ApiError(
+                "status_exception",
+                f"Model [{model_id}] inference config type [{config.name}] does not support definition target type "
+                f"[{definition.target_type}]",
+                400,
+            )
+    if model_type == "pytorch" and field_names is None:
+        field_names = ["text_field"]
+
+    stored: dict[str, Any] = {"model_id": model_id, "model_type": model_type}
+    if platform is not None:
+        stored["platform_architecture"] = platform
+    stored["created_by"] = "api_user"
+    stored["version"] = CONFIG_VERSION
+    stored["create_time"] = now_millis()
+    if definition is not None:
+        stored["model_size_bytes"] = estimate_size(definition)
+        stored["estimated_operations"] = definition.estimated_operations()
+    else:
+        size = body.get("model_size_bytes", body.get("estimated_heap_memory_usage_bytes", 0))
+        stored["model_size_bytes"] = p.to_int(size, "trained_model_config", "model_size_bytes")
+        stored["estimated_operations"] = 0
+    stored["license_level"] = "platinum"
+    if body.get("description") is not None:
+        stored["description"] = p.to_str(body["description"], "trained_model_config", "description")
+    if definition_json is not None:
+        stored["definition"] = definition_json
+    elif has_compressed:
+        stored["compressed_definition"] = body["compressed_definition"]
+    stored["tags"] = tags
+    if metadata:
+        stored["metadata"] = metadata
+    stored["input"] = {"field_names": field_names or []}
+    if body.get("default_field_map"):
+        stored["default_field_map"] = p.as_object(body["default_field_map"], "trained_model_config", "default_field_map")
+    stored["inference_config"] = config.to_dict()
+    if body.get("prefix_strings") is not None:
+        prefix = p.as_object(body["prefix_strings"], "trained_model_config", "prefix_strings")
+        p.reject_unknown(prefix, "prefix_strings", {"ingest", "search"})
+        stored["prefix_strings"] = prefix
+    return stored, definition
+
+
+def emit(stored: dict[str, Any], *, include: set[str], decompress: bool = True, exclude_generated: bool = False,
+         aliases: list[str] | None = None) -> dict[str, Any]:
+    """The config as GET emits it, in ES's field order."""
+    doc = dict(stored)
+    definition = doc.pop("definition", None)
+    compressed = doc.pop("compressed_definition", None)
+    if "definition" in include:
+        if decompress:
+            doc["definition"] = definition if definition is not None else (
+                decompress_definition(compressed) if compressed is not None else None)
+        else:
+            doc["compressed_definition"] = compressed if compressed is not None else (
+                compress_definition(definition) if definition is not None else None)
+        doc = {k: v for k, v in doc.items() if v is not None}
+    metadata = dict(doc.get("metadata") or {})
+    for key in ("total_feature_importance", "feature_importance_baseline", "hyperparameters"):
+        if key not in include:
+            metadata.pop(key, None)
+    if aliases:
+        metadata["model_aliases"] = sorted(aliases)
+    if metadata:
+        doc["metadata"] = metadata
+    else:
+        doc.pop("metadata", None)
+    if "definition_status" in include:
+        doc["fully_defined"] = definition is not None or compressed is not None or doc.get("model_type") == "lang_ident"
+    if exclude_generated:
+        for key in ("created_by", "version", "create_time", "model_size_bytes", "estimated_operations", "license_level"):
+            doc.pop(key, None)
+    return {k: doc[k] for k in EMIT_ORDER if k in doc}
+
+
+LANG_IDENT_ID = "lang_ident_model_1"
+LANG_IDENT_CONFIG: dict[str, Any] = {
+    "model_id": LANG_IDENT_ID,
+    "model_type": "lang_ident",
+    "created_by": "ml_admin",
+    "version": "7.6.0",
+    "create_time": 1575548914594,
+    "model_size_bytes": 1053992,
+    "estimated_operations": 39629,
+    "license_level": "basic",
+    "description": "Model used for identifying language from arbitrary input text.",
+    "tags": ["lang_ident", "prepackaged"],
+    "input": {"field_names": ["text"]},
+    "inference_config": {
+        "classification": {
+            "num_top_classes": 0,
+            "top_classes_results_field": "top_classes",
+            "results_field": "predicted_value",
+            "num_top_feature_importance_values": 0,
+            "prediction_field_type": "string",
+        }
+    },
+}

@@ -1,0 +1,304 @@
+"""The one place that turns model results into Elasticsearch JSON.
+
+Model code produces a :class:`TreeBatchResult` (arrays over a batch); this module
+renders it either as one ES result object per document (``_infer``, the ingest
+processors) or as DataFrame columns named by the ES field path (``df.infer``).
+Both renderings share the same label and top-classes logic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ApiError
+from .inference_config import ClassificationConfig, InferenceConfig, RegressionConfig
+
+
+def warning_message(model_id: str) -> str:
+    return f"Model [{model_id}] could not be inferred as all fields were missing"
+
+
+def _parses_as_long(text: str) -> bool:
+    if not text or not (text[0] == "-" or text[0].isdigit()):
+        return False
+    try:
+        int(text, 10)
+    except ValueError:
+        return False
+    return -(2**63) <= int(text) < 2**63
+
+
+def transform_label(label: str | None, index: int, field_type: str) -> Any:
+    """``PredictionFieldType.transformPredictedValue`` for one class."""
+    if field_type == "number":
+        if label is not None and _parses_as_long(label):
+            return int(label)
+        return float(index)
+    if field_type == "boolean":
+        if abs(index) < 1e-9:
+            return False
+        if abs(index - 1) < 1e-9:
+            return True
+        raise ApiError(
+            "illegal_argument_exception",
+            f"Cannot transform numbers other than 0.0 or 1.0 to boolean. Provided number [{float(index)}]",
+            400,
+        )
+    return label if label is not None else str(index)
+
+
+@dataclass
+class TreeBatchResult:
+    """Results of a tree model over a batch of n documents."""
+
+    model_id: str
+    config: InferenceConfig
+    values: np.ndarray  # regression value, or winning class index
+    probabilities: np.ndarray | None  # [n, C] for classification
+    warning: np.ndarray  # [n] bool: all input fields were missing
+    errors: list[str | None]
+    labels: list[str] | None = None
+    class_weights: np.ndarray | None = None
+    importance: np.ndarray | None = None  # [n, reported features, K] SHAP values
+    importance_names: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def is_classification(self) -> bool:
+        return isinstance(self.config, ClassificationConfig)
+
+    # -- shared pieces ---------------------------------------------------------------------
+    def scores(self) -> np.ndarray:
+        assert self.probabilities is not None
+        if self.class_weights is None:
+            return self.probabilities
+        return self.probabilities * self.class_weights[None, :]
+
+    def class_names(self) -> list[Any]:
+        """Every class's name after ``prediction_field_type``; errors are raised lazily per use."""
+        assert isinstance(self.config, ClassificationConfig) and self.probabilities is not None
+        names: list[Any] = []
+        for i in range(self.probabilities.shape[1]):
+            label = self.labels[i] if self.labels is not None else None
+            try:
+                names.append(transform_label(label, i, self.config.prediction_field_type))
+            except ApiError as err:
+                names.append(err)
+        return names
+
+    def top_k(self) -> int:
+        assert isinstance(self.config, ClassificationConfig) and self.probabilities is not None
+        n = self.config.num_top_classes
+        c = self.probabilities.shape[1]
+        return c if n < 0 else min(n, c)
+
+    def order(self) -> np.ndarray:
+        """Class indices per row by score, descending, ties by ascending index."""
+        return np.argsort(-self.scores(), axis=1, kind="stable")
+
+    # -- feature importance ------------------------------------------------------------------
+    def importance_class_names(self) -> list[Any]:
+        """Class names in feature importance: like top classes, but an unlabelled index renders as a double."""
+        assert isinstance(self.config, ClassificationConfig)
+        count = self.probabilities.shape[1] if self.probabilities is not None else 2
+        count = max(count, 2)
+        names = []
+        for i in range(count):
+            label = self.labels[i] if self.labels is not None and i < len(self.labels) else None
+            if label is None and self.config.prediction_field_type == "string":
+                names.append(str(float(i)))
+            else:
+                names.append(transform_label(label, i, self.config.prediction_field_type))
+        return names
+
+    def feature_importance(self, row: int) -> list[dict[str, Any]] | None:
+        """The ES ``feature_importance`` list of one document, top N by |importance|."""
+        if self.importance is None or self.importance_names is None:
+            return None
+        top = self.config.num_top_feature_importance_values  # type: ignore[union-attr]
+        phi = self.importance[row]  # [features, K]
+        names = self.importance_names
+        if not self.is_classification:
+            order = _top_order(np.abs(phi[:, 0]), top)
+            return [{"feature_name": names[g], "importance": float(phi[g, 0])} for g in order]
+        cnames = self.importance_class_names()
+        if phi.shape[1] == 1:
+            total = np.abs(phi[:, 0])
+            order = _top_order(total, top)
+            return [
+                {"feature_name": names[g], "classes": [
+                    {"class_name": cnames[0], "importance": -float(phi[g, 0])},
+                    {"class_name": cnames[1], "importance": float(phi[g, 0])},
+                ]}
+                for g in order
+            ]
+        total = np.abs(phi).sum(axis=1)
+        order = _top_order(total, top)
+        return [
+            {"feature_name": names[g], "classes": [
+                {"class_name": cnames[k] if k < len(cnames) else str(float(k)), "importance": float(phi[g, k])}
+                for k in range(phi.shape[1])
+            ]}
+            for g in order
+        ]
+
+    # -- rendering: one ES object per document -------------------------------------------
+    def to_docs(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if not self.is_classification:
+            cfg = self.config
+            assert isinstance(cfg, RegressionConfig)
+            for i in range(len(self)):
+                if self.errors[i] is not None:
+                    out.append({"error": self.errors[i]})
+                elif self.warning[i]:
+                    out.append({"warning": warning_message(self.model_id)})
+                else:
+                    doc = {cfg.results_field: float(self.values[i])}
+                    fi = self.feature_importance(i)
+                    if fi is not None:
+                        doc["feature_importance"] = fi
+                    out.append(doc)
+            return out
+        cfg = self.config
+        assert isinstance(cfg, ClassificationConfig) and self.probabilities is not None
+        names = self.class_names()
+        scores = self.scores()
+        k = self.top_k()
+        order = self.order() if k else None
+        for i in range(len(self)):
+            if self.errors[i] is not None:
+                out.append({"error": self.errors[i]})
+                continue
+            if self.warning[i]:
+                out.append({"warning": warning_message(self.model_id)})
+                continue
+            win = int(self.values[i])
+            name = names[win]
+            if isinstance(name, ApiError):
+                raise name
+            doc: dict[str, Any] = {cfg.results_field: name}
+            if k:
+                assert order is not None
+                top = []
+                for c in order[i, :k]:
+                    cname = names[int(c)]
+                    if isinstance(cname, ApiError):
+                        raise cname
+                    top.append(
+                        {
+                            "class_name": cname,
+                            "class_probability": float(self.probabilities[i, c]),
+                            "class_score": float(scores[i, c]),
+                        }
+                    )
+                doc[cfg.top_classes_results_field] = top
+            doc["prediction_probability"] = float(self.probabilities[i, win])
+            doc["prediction_score"] = float(scores[i, win])
+            fi = self.feature_importance(i)
+            if fi is not None:
+                doc["feature_importance"] = fi
+            out.append(doc)
+        return out
+
+    # -- rendering: DataFrame columns -----------------------------------------------------
+    def to_columns(self, target_field: str, index: pd.Index) -> dict[str, pd.Series]:
+        """Columns named by the ES field path; rows with a warning or error get nulls."""
+        prefix = f"{target_field}." if target_field else ""
+        ok = ~self.warning & np.array([e is None for e in self.errors], dtype=bool)
+        cols: dict[str, pd.Series] = {}
+        if not self.is_classification:
+            cfg = self.config
+            assert isinstance(cfg, RegressionConfig)
+            cols[prefix + cfg.results_field] = pd.Series(np.where(ok, self.values, np.nan), index=index)
+        else:
+            cfg = self.config
+            assert isinstance(cfg, ClassificationConfig) and self.probabilities is not None
+            names = self.class_names()
+            bad = [n for n in names if isinstance(n, ApiError)]
+            win = self.values.astype(np.int64)
+            if bad and bool(np.any(ok & np.isin(win, [i for i, n in enumerate(names) if isinstance(n, ApiError)]))):
+                raise bad[0]
+            name_type = _arrow_type([n for n in names if not isinstance(n, ApiError)])
+            pv = [names[w] if good else None for w, good in zip(win, ok)]
+            cols[prefix + cfg.results_field] = pd.Series(
+                pa.array(pv, type=name_type), index=index, dtype=pd.ArrowDtype(name_type)
+            )
+            scores = self.scores()
+            rows = np.arange(len(self))
+            k = self.top_k()
+            if k:
+                order = self.order()[:, :k]
+                struct = pa.struct(
+                    [("class_name", name_type), ("class_probability", pa.float64()), ("class_score", pa.float64())]
+                )
+                top_names = pa.array([names[int(c)] if not isinstance(names[int(c)], ApiError) else None
+                                      for c in order.reshape(-1)], type=name_type)
+                values = pa.StructArray.from_arrays(
+                    [
+                        top_names,
+                        pa.array(np.take_along_axis(self.probabilities, order, axis=1).reshape(-1)),
+                        pa.array(np.take_along_axis(scores, order, axis=1).reshape(-1)),
+                    ],
+                    fields=list(struct),
+                )
+                offsets = pa.array(np.arange(0, len(self) * k + 1, k, dtype=np.int32))
+                lists = pa.ListArray.from_arrays(offsets, values, mask=pa.array(~ok))
+                cols[prefix + cfg.top_classes_results_field] = pd.Series(
+                    lists, index=index, dtype=pd.ArrowDtype(pa.list_(struct))
+                )
+            cols[prefix + "prediction_probability"] = pd.Series(
+                np.where(ok, self.probabilities[rows, win], np.nan) if len(self) else np.zeros(0), index=index
+            )
+            cols[prefix + "prediction_score"] = pd.Series(
+                np.where(ok, scores[rows, win], np.nan) if len(self) else np.zeros(0), index=index
+            )
+        if self.importance is not None:
+            rows = [self.feature_importance(i) if good else None for i, good in enumerate(ok)]
+            cols[prefix + "feature_importance"] = _arrow_series(rows, index)
+        if bool(self.warning.any()):
+            msg = warning_message(self.model_id)
+            cols[prefix + "warning"] = pd.Series(
+                pa.array([msg if w else None for w in self.warning], type=pa.string()),
+                index=index, dtype=pd.ArrowDtype(pa.string()),
+            )
+        if any(e is not None for e in self.errors):
+            cols[prefix + "error"] = pd.Series(
+                pa.array(self.errors, type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
+            )
+        cols[prefix + "model_id"] = pd.Series(
+            pa.array([self.model_id] * len(self), type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
+        )
+        return cols
+
+
+def _top_order(magnitude: np.ndarray, top: int) -> list[int]:
+    """Indices by descending magnitude (stable), at most ``top``."""
+    order = np.argsort(-magnitude, kind="stable")
+    return [int(i) for i in order[:top]]
+
+
+def _arrow_series(values: list[Any], index: pd.Index) -> pd.Series:
+    arr = pa.array(values)
+    return pd.Series(arr, index=index, dtype=pd.ArrowDtype(arr.type))
+
+
+def _arrow_type(values: list[Any]) -> pa.DataType:
+    if values and all(isinstance(v, bool) for v in values):
+        return pa.bool_()
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return pa.float64() if any(isinstance(v, float) for v in values) else pa.int64()
+    return pa.string()
+
+
+def nan_to_none(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -1,0 +1,156 @@
+"""Running a model over documents or a DataFrame, with stats, batching and progress.
+
+Every entry point (``_infer``, ``df.infer.run``, pipelines) comes through here, so
+the counters behind ``_stats`` move the same way whatever called the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ApiError
+from .config import LANG_IDENT_ID
+from .inference_config import apply_update, parse_config
+from .results import TreeBatchResult
+from .tree.features import Columns, columns_from_docs, columns_from_frame
+from .tree.model import TreeModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+PROGRESS_MIN_ROWS = 200_000
+
+
+def load_model(engine: "Engine", model_id: str, device: str | None = None) -> TreeModel:
+    """The loaded model for ``model_id`` on ``device`` (cached; a load counts as a cache miss)."""
+    dev = device or engine.device or "cpu"
+    cached = engine.models.loaded(model_id, dev)
+    if cached is not None:
+        return cached
+    if model_id == LANG_IDENT_ID:
+        raise ApiError(
+            "status_exception",
+            f"Model [{model_id}] of type [lang_ident] cannot be run by es_infer_nb (the CLD3 network is not bundled)",
+            400,
+        )
+    stored = engine.models.config(model_id)
+    if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
+        raise ApiError(
+            "status_exception",
+            f"Model [{model_id}] must be deployed to use. Please deploy with the start trained model deployment API.",
+            409,
+        )
+    if stored.get("definition") is None and stored.get("compressed_definition") is None:
+        raise ApiError("status_exception", f"Model [{model_id}] has no definition to run", 400)
+    model = TreeModel(model_id, stored, dev)
+    engine.models.remember(model_id, dev, model)
+    engine.stats.record(model_id, cache_misses=1)
+    return model
+
+
+def apply_field_map(cols: Columns, n: int, field_map: dict[str, str] | None) -> None:
+    """For each ``src -> dest``: where ``src`` has a value and ``dest`` is missing, copy it (originals kept)."""
+    for src, dest in (field_map or {}).items():
+        if src not in cols:
+            continue
+        source = cols[src]
+        if dest not in cols:
+            cols[dest] = source.copy()
+            continue
+        target = cols[dest]
+        missing = _missing_mask(target)
+        if missing.any():
+            merged = target.astype(object) if target.dtype != source.dtype else target.copy()
+            merged[missing] = source[missing]
+            cols[dest] = merged
+
+
+def _missing_mask(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == object:
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in arr], dtype=bool)
+    if arr.dtype.kind == "f":
+        return np.isnan(arr)
+    return np.zeros(arr.shape[0], dtype=bool)
+
+
+def _run(
+    engine: "Engine",
+    id_or_alias: str,
+    cols: Columns,
+    n: int,
+    *,
+    update: Any = None,
+    field_map: dict[str, str] | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> TreeBatchResult:
+    model_id = engine.models.require(id_or_alias)
+    stored = engine.models.config(model_id)
+    config = apply_update(model_id, parse_config(stored["inference_config"]), update)
+    model = load_model(engine, model_id, device)
+    apply_field_map(cols, n, field_map)
+    apply_field_map(cols, n, model.default_field_map)
+    bar = None
+    if progress or (progress is None and n >= PROGRESS_MIN_ROWS):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="rows", desc=f"infer {model_id}", leave=False)
+    try:
+        result = model.infer_columns(cols, n, config, batch_size=batch_size, on_batch=bar.update if bar else None)
+    except ApiError:
+        engine.stats.record(model_id, inferences=n, failures=n)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    engine.stats.record(
+        model_id,
+        inferences=n,
+        missing_all_fields=int(result.warning.sum()),
+        failures=sum(1 for e in result.errors if e is not None),
+    )
+    return result
+
+
+def infer_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], update: Any = None,
+               device: str | None = None) -> TreeBatchResult:
+    """Run a model over ES documents (``_infer``)."""
+    model_id = engine.models.require(id_or_alias)
+    stored = engine.models.config(model_id)
+    cols = columns_from_docs(docs, _needed_fields(stored))
+    return _run(engine, model_id, cols, len(docs), update=update, device=device)
+
+
+def _needed_fields(stored: dict[str, Any]) -> list[str]:
+    fields = list(stored.get("input", {}).get("field_names", []))
+    fields += [src for src in (stored.get("default_field_map") or {})]
+    return fields
+
+
+def infer_frame(
+    engine: "Engine",
+    model_id: str,
+    df: pd.DataFrame,
+    *,
+    inference_config: Any = None,
+    field_map: dict[str, str] | None = None,
+    target_field: str | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Run a model over a DataFrame; return only the result columns, indexed like ``df``."""
+    concrete = engine.models.require(model_id)
+    stored = engine.models.config(concrete)
+    fields = _needed_fields(stored) + list((field_map or {}).keys())
+    cols = columns_from_frame(df, fields)
+    result = _run(
+        engine, concrete, cols, len(df), update=inference_config, field_map=field_map,
+        batch_size=batch_size, device=device, progress=progress,
+    )
+    target = "ml.inference" if target_field is None else target_field
+    return pd.DataFrame(result.to_columns(target, df.index), index=df.index)

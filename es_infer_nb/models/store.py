@@ -1,0 +1,117 @@
+"""The model store: configs, aliases and loaded (compiled) models.
+
+Configs and aliases persist through :class:`~es_infer_nb.storage.JsonStore`; a
+loaded model is cached per (model id, device) and dropped when the model is deleted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+from ..errors import ApiError, not_found
+from ..stats import StatsRegistry
+from ..storage import JsonStore
+from .config import LANG_IDENT_CONFIG, LANG_IDENT_ID
+
+
+class ModelStore:
+    def __init__(self, home: Path | None, stats: StatsRegistry) -> None:
+        self.configs = JsonStore(home, "models")
+        self.aliases = JsonStore(home, "aliases")  # alias -> model id
+        self.stats = stats
+        self._loaded: dict[tuple[str, str], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    # -- ids ------------------------------------------------------------------------------
+    def all_ids(self) -> list[str]:
+        return sorted([*self.configs, LANG_IDENT_ID])
+
+    def exists(self, model_id: str) -> bool:
+        return model_id in self.configs or model_id == LANG_IDENT_ID
+
+    def resolve(self, id_or_alias: str) -> str | None:
+        """A model id for a model id or an alias; None when neither exists."""
+        if self.exists(id_or_alias):
+            return id_or_alias
+        target = self.aliases.get(id_or_alias)
+        return target if isinstance(target, str) and self.exists(target) else None
+
+    def require(self, id_or_alias: str) -> str:
+        model_id = self.resolve(id_or_alias)
+        if model_id is None:
+            raise not_found(f"Could not find trained model [{id_or_alias}]")
+        return model_id
+
+    def config(self, model_id: str) -> dict[str, Any]:
+        if model_id == LANG_IDENT_ID:
+            return dict(LANG_IDENT_CONFIG)
+        cfg = self.configs.get(model_id)
+        if cfg is None:
+            raise not_found(f"Could not find trained model [{model_id}]")
+        return cfg
+
+    def aliases_of(self, model_id: str) -> list[str]:
+        return sorted(a for a, m in self.aliases.items() if m == model_id)
+
+    def expand(self, expression: str, *, allow_no_match: bool, missing_reason: str) -> list[str]:
+        """Resolve an id expression (comma list, wildcards, ``_all``, aliases) to sorted model ids."""
+        parts = [x.strip() for x in expression.split(",") if x.strip()] if expression else ["_all"]
+        found: set[str] = set()
+        unmatched: list[str] = []
+        for part in parts:
+            if part in ("_all", "*"):
+                ids = self.all_ids()
+                if not ids and not allow_no_match:
+                    unmatched.append(part)
+                found.update(ids)
+            elif "*" in part:
+                ids = [m for m in self.all_ids() if fnmatch.fnmatchcase(m, part)]
+                ids += [m for a, m in self.aliases.items() if fnmatch.fnmatchcase(a, part) and self.exists(m)]
+                if not ids and not allow_no_match:
+                    unmatched.append(part)
+                found.update(ids)
+            else:
+                model_id = self.resolve(part)
+                if model_id is None:
+                    unmatched.append(part)
+                else:
+                    found.add(model_id)
+        if unmatched:
+            raise not_found(missing_reason.format(",".join(unmatched)))
+        return sorted(found)
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, model_id: str, stored: dict[str, Any]) -> None:
+        self.configs.put(model_id, stored)
+
+    def delete(self, model_id: str) -> None:
+        self.configs.delete(model_id)
+        for alias in self.aliases_of(model_id):
+            self.aliases.delete(alias)
+        self.unload(model_id)
+        self.stats.forget(model_id)
+
+    # -- loaded models ---------------------------------------------------------------------
+    def loaded(self, model_id: str, device: str) -> Any:
+        return self._loaded.get((model_id, device))
+
+    def remember(self, model_id: str, device: str, model: Any) -> None:
+        self._loaded[(model_id, device)] = model
+
+    def unload(self, model_id: str) -> None:
+        for key in [k for k in self._loaded if k[0] == model_id]:
+            del self._loaded[key]
+
+
+def check_not_lang_ident(model_id: str, action: str) -> None:
+    if model_id == LANG_IDENT_ID:
+        raise ApiError(
+            "status_exception",
+            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch; es_infer_nb lists it "
+            "for parity but does not run the lang_ident network",
+            400,
+        )

@@ -1,0 +1,123 @@
+"""A loaded tree_ensemble model: columns in, :class:`TreeBatchResult` out."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..config import decompress_definition
+from ..inference_config import ClassificationConfig, InferenceConfig
+from ..results import TreeBatchResult
+from .definition import EnsembleDef, parse_definition
+from .evaluate import CompiledModel, resolve_device
+from .features import Columns, any_present, feature_matrix
+from .shap import PathTable
+
+DEFAULT_BATCH_SIZE = 65536
+
+
+class TreeModel:
+    def __init__(self, model_id: str, stored: dict[str, Any], device: str | None = None) -> None:
+        raw = stored.get("definition")
+        if raw is None:
+            raw = decompress_definition(stored["compressed_definition"])
+        self.model_id = model_id
+        self.definition = parse_definition(raw)
+        self.input_fields: list[str] = list(stored["input"]["field_names"])
+        self.default_field_map: dict[str, str] = dict(stored.get("default_field_map") or {})
+        self.device = resolve_device(device)
+        self.compiled = CompiledModel(self.definition, self.device)
+        model = self.definition.model
+        self.labels = self.definition.classification_labels
+        self.class_weights = model.classification_weights if isinstance(model, EnsembleDef) else None
+        self._paths: PathTable | None = None
+        self._groups: tuple[list[str], np.ndarray] | None = None
+
+    # -- feature importance -------------------------------------------------------------------
+    @property
+    def num_outputs(self) -> int:
+        return max(t.leaf_size for t in self.compiled.trees)
+
+    def path_table(self) -> PathTable:
+        if self._paths is None:
+            index = {f: i for i, f in enumerate(self.compiled.features)}
+            self._paths = PathTable(self.compiled.trees, index, self.num_outputs, self.device)
+        return self._paths
+
+    def importance_groups(self) -> tuple[list[str], np.ndarray]:
+        """Reported names and the [model features, names] 0/1 matrix that sums encoded features."""
+        if self._groups is None:
+            decoder = self.definition.importance_decoder()
+            names: dict[str, int] = {}
+            for f in self.definition.importance_feature_names():
+                names.setdefault(decoder.get(f, f), len(names))
+            matrix = np.zeros((len(self.compiled.features), len(names)))
+            for i, f in enumerate(self.compiled.features):
+                matrix[i, names[decoder.get(f, f)]] = 1.0
+            self._groups = (list(names), matrix)
+        return self._groups
+
+    def importance(self, x: np.ndarray) -> np.ndarray:
+        """Decoded SHAP values [rows, reported features, outputs]."""
+        table = self.path_table()
+        names, matrix = self.importance_groups()
+        out = np.zeros((x.shape[0], len(names), self.num_outputs))
+        if x.shape[0] == 0:
+            return out
+        step = table.rows_per_batch()
+        group = torch.as_tensor(matrix, device=self.device)
+        for start in range(0, x.shape[0], step):
+            xt = torch.as_tensor(np.ascontiguousarray(x[start : start + step]), device=self.device)
+            phi = table.contributions(xt)  # [rows, features, K]
+            out[start : start + step] = torch.einsum("rfk,fg->rgk", phi, group).cpu().numpy()
+        return out
+
+    def infer_columns(
+        self,
+        cols: Columns,
+        n: int,
+        config: InferenceConfig,
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> TreeBatchResult:
+        present = any_present(cols, self.input_fields, n)
+        # only input.field_names survive into the model (spec §2.1 step 2)
+        work: Columns = {f: cols[f] for f in self.input_fields if f in cols}
+        for pre in self.definition.preprocessors:
+            pre.process(work, n)
+        x = feature_matrix(work, self.compiled.features, n)
+        size = max(1, int(batch_size or DEFAULT_BATCH_SIZE))
+        values = np.zeros(n)
+        probs: np.ndarray | None = None
+        errors: list[str | None] = [None] * n
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            raw = self.compiled.run(x[start:stop])
+            values[start:stop] = raw.values
+            if raw.probabilities is not None:
+                if probs is None:
+                    probs = np.zeros((n, raw.probabilities.shape[1]))
+                probs[start:stop] = raw.probabilities
+            errors[start:stop] = raw.row_errors
+            if on_batch is not None:
+                on_batch(stop - start)
+        importance = None
+        if config.num_top_feature_importance_values > 0:
+            importance = self.importance(x)
+        if isinstance(config, ClassificationConfig) and probs is None:
+            probs = np.zeros((n, len(self.labels) if self.labels else 2))
+        return TreeBatchResult(
+            model_id=self.model_id,
+            config=config,
+            values=values,
+            probabilities=probs if isinstance(config, ClassificationConfig) else None,
+            warning=~present,
+            errors=[e if p else None for e, p in zip(errors, present)],
+            labels=self.labels,
+            class_weights=self.class_weights,
+            importance=importance,
+            importance_names=self.importance_groups()[0] if importance is not None else None,
+        )

@@ -1,0 +1,61 @@
+"""Small model bodies shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def stump_regression(field: str = "x", threshold: float = 0.5, left: float = 1.0, right: float = 2.0) -> dict[str, Any]:
+    return {
+        "input": {"field_names": [field]},
+        "inference_config": {"regression": {}},
+        "definition": {
+            "trained_model": {
+                "tree": {
+                    "feature_names": [field],
+                    "tree_structure": [
+                        {"node_index": 0, "split_feature": 0, "threshold": threshold, "decision_type": "lte",
+                         "left_child": 1, "right_child": 2, "number_samples": 10},
+                        {"node_index": 1, "leaf_value": left, "number_samples": 6},
+                        {"node_index": 2, "leaf_value": right, "number_samples": 4},
+                    ],
+                }
+            }
+        },
+    }
+
+
+def churn_model() -> dict[str, Any]:
+    """The spec's §1.4 example: one-hot preprocessor + logistic ensemble."""
+    return {
+        "description": "toy churn model",
+        "tags": ["churn"],
+        "input": {"field_names": ["tenure", "plan"]},
+        "inference_config": {"classification": {"prediction_field_type": "string"}},
+        "definition": {
+            "preprocessors": [
+                {"one_hot_encoding": {"field": "plan", "hot_map": {"basic": "plan_basic", "pro": "plan_pro"}}}
+            ],
+            "trained_model": {
+                "ensemble": {
+                    "feature_names": ["tenure", "plan_basic", "plan_pro"],
+                    "target_type": "classification",
+                    "classification_labels": ["stay", "churn"],
+                    "aggregate_output": {"logistic_regression": {}},
+                    "trained_models": [
+                        {"tree": {"feature_names": ["tenure", "plan_basic", "plan_pro"], "target_type": "regression",
+                                  "tree_structure": [
+                                      {"node_index": 0, "split_feature": 0, "threshold": 12.0, "decision_type": "lte",
+                                       "default_left": True, "left_child": 1, "right_child": 2, "number_samples": 100},
+                                      {"node_index": 1, "leaf_value": 0.4, "number_samples": 30},
+                                      {"node_index": 2, "leaf_value": -0.6, "number_samples": 70}]}}
+                    ],
+                }
+            },
+        },
+    }
+
+
+def error_of(resp) -> dict[str, Any]:
+    assert resp.status >= 400, resp.body
+    return resp.body["error"]

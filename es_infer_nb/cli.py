@@ -180,10 +180,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     from .models.nlp.embedded import get_model
 
+    started = time.perf_counter()
     try:
         model = get_model(args.device)
     except (RuntimeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    try:
+        model.load()
+    except Exception as exc:  # noqa: BLE001 - a broken install, out of memory, ...
+        raise RunError(f"cannot load {model.model_id}: {type(exc).__name__}: {exc}") from None
+    load_s = time.perf_counter() - started
 
     started = time.perf_counter()
     from tqdm import tqdm
@@ -196,11 +202,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if out_path is not None:
         write_vectors(out_path, texts, vectors, model.model_id)
         if not args.quiet:
-            print(f"wrote {len(texts)} rows to {out_path} ({model.model_id}, {vectors.shape[1]} dims, {elapsed:.2f} s)", file=sys.stderr)
+            print(f"wrote {len(texts)} rows to {out_path} ({model.model_id}, {vectors.shape[1]} dims, embedding {elapsed:.2f} s, model load {load_s:.2f} s)", file=sys.stderr)
     else:
         print_vectors(texts, vectors, model)
         if not args.quiet:
-            print(f"embedded {len(texts)} text{'s' if len(texts) != 1 else ''} in {elapsed:.2f} s on {model.device}", file=sys.stderr)
+            print(f"embedded {len(texts)} text{'s' if len(texts) != 1 else ''} in {elapsed:.2f} s on {model.device} (model load {load_s:.2f} s)", file=sys.stderr)
     return 0
 
 

@@ -122,6 +122,15 @@ class EmbeddedMiniLM:
             self._tokenizer = tokenizer
             self._model = model
 
+    def load(self) -> "EmbeddedMiniLM":
+        """Load the tokenizer and weights now (otherwise the first :meth:`embed` does)."""
+        self._load()
+        return self
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
     @property
     def tokenizer(self):
         self._load()

@@ -1,0 +1,125 @@
+"""Path-dependent TreeSHAP: exact against brute-force Shapley values, shaped as ES shapes it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from es_infer_nb.models.tree.definition import parse_definition
+from es_infer_nb.models.tree.shap import PathTable, expected_value
+from helpers import churn_model
+from test_evaluate import OPS, random_tree
+
+
+def _with_covers(rng, tree: dict) -> dict:
+    nodes = tree["tree_structure"]
+
+    def cover(i: int, c: int) -> None:
+        nodes[i]["number_samples"] = c
+        if "left_child" in nodes[i]:
+            a = int(rng.integers(1, c)) if c > 1 else 1
+            cover(nodes[i]["left_child"], a)
+            cover(nodes[i]["right_child"], max(c - a, 1))
+
+    cover(0, 1000)
+    return tree
+
+
+def _conditional(tree: dict, row: np.ndarray, known: set[int], i: int = 0) -> float:
+    n = tree["tree_structure"][i]
+    if "left_child" not in n:
+        return n["leaf_value"]
+    f = n["split_feature"]
+    if f in known:
+        v = row[f]
+        left = n.get("default_left", False) if not np.isfinite(v) else OPS[n["decision_type"]](v, n["threshold"])
+        return _conditional(tree, row, known, n["left_child"] if left else n["right_child"])
+    lc, rc = n["left_child"], n["right_child"]
+    nodes = tree["tree_structure"]
+    return (nodes[lc]["number_samples"] * _conditional(tree, row, known, lc)
+            + nodes[rc]["number_samples"] * _conditional(tree, row, known, rc)) / n["number_samples"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equals_brute_force_shapley(seed):
+    rng = np.random.default_rng(seed)
+    features = 4
+    trees = [_with_covers(rng, random_tree(rng, features, 4)) for _ in range(3)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, 1, torch.device("cpu"))
+    x = rng.normal(size=(6, features)).round(2)
+    x[1, 2] = np.nan
+    phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    base = expected_value(definition.all_trees(), 1)[0]
+    for r in range(len(x)):
+        want = np.zeros(features)
+        for i in range(features):
+            others = [j for j in range(features) if j != i]
+            for k in range(features):
+                for subset in itertools.combinations(others, k):
+                    w = math.factorial(k) * math.factorial(features - k - 1) / math.factorial(features)
+                    s = set(subset)
+                    want[i] += w * sum(_conditional(t, x[r], s | {i}) - _conditional(t, x[r], s) for t in trees)
+        np.testing.assert_allclose(phi[r], want, atol=1e-6)
+        prediction = sum(_conditional(t, x[r], set(range(features))) for t in trees)
+        assert phi[r].sum() + base == pytest.approx(prediction, abs=1e-6)
+
+
+def test_stump_example_from_the_spec(engine):
+    body = {
+        "input": {"field_names": ["x"]},
+        "inference_config": {"regression": {"num_top_feature_importance_values": 1}},
+        "definition": {"trained_model": {"tree": {"feature_names": ["x"], "tree_structure": [
+            {"node_index": 0, "split_feature": 0, "threshold": 0.5, "left_child": 1, "right_child": 2, "number_samples": 100},
+            {"node_index": 1, "leaf_value": 1.0, "number_samples": 60},
+            {"node_index": 2, "leaf_value": 3.0, "number_samples": 40}]}}},
+    }
+    engine.request("PUT", "_ml/trained_models/stump", body)
+    doc = engine.infer("stump", [{"x": 0.2}])[0]
+    assert doc["predicted_value"] == 1.0
+    assert doc["feature_importance"] == [{"feature_name": "x", "importance": pytest.approx(-0.8, abs=1e-6)}]
+
+
+def test_classification_importance_collapses_one_hot(engine):
+    engine.request("PUT", "_ml/trained_models/churn-gbt", churn_model())
+    doc = engine.infer("churn-gbt", [{"tenure": 3, "plan": "pro"}], {
+        "classification": {"num_top_classes": -1, "num_top_feature_importance_values": 2}})[0]
+    assert list(doc) == ["predicted_value", "top_classes", "prediction_probability", "prediction_score",
+                         "feature_importance"]
+    fi = doc["feature_importance"]
+    assert [f["feature_name"] for f in fi] == ["tenure", "plan"]
+    assert fi[0]["classes"] == [{"class_name": "stay", "importance": pytest.approx(-0.7, abs=1e-6)},
+                                {"class_name": "churn", "importance": pytest.approx(0.7, abs=1e-6)}]
+    assert [c["importance"] for c in fi[1]["classes"]] == [pytest.approx(0.0), pytest.approx(0.0)]
+
+
+def test_multiclass_importance_has_one_entry_per_class(engine):
+    rng = np.random.default_rng(5)
+    trees = [{"tree": _with_covers(rng, random_tree(rng, 3, 3, leaf_size=3))} for _ in range(4)]
+    body = {"input": {"field_names": ["f0", "f1", "f2"]}, "inference_config": {"classification": {}},
+            "definition": {"trained_model": {"ensemble": {
+                "feature_names": ["f0", "f1", "f2"], "target_type": "classification",
+                "classification_labels": ["a", "b", "c"], "trained_models": trees,
+                "aggregate_output": {"logistic_regression": {}}}}}}
+    assert engine.request("PUT", "_ml/trained_models/mc", body).status == 200
+    doc = engine.infer("mc", [{"f0": 0.1, "f1": -0.3, "f2": 1.2}], {
+        "classification": {"num_top_feature_importance_values": 3}})[0]
+    fi = doc["feature_importance"]
+    assert len(fi) == 3
+    for entry in fi:
+        assert [c["class_name"] for c in entry["classes"]] == ["a", "b", "c"]
+    totals = [sum(abs(c["importance"]) for c in e["classes"]) for e in fi]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_negative_importance_count_is_rejected(engine):
+    engine.request("PUT", "_ml/trained_models/churn-gbt", churn_model())
+    r = engine.request("POST", "_ml/trained_models/churn-gbt/_infer", {
+        "docs": [{"tenure": 1}], "inference_config": {"classification": {"num_top_feature_importance_values": -1}}})
+    assert r.status == 400
+    assert r.body["error"]["reason"] == "[num_top_feature_importance_values] must be greater than or equal to 0"

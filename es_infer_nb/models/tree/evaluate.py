@@ -17,6 +17,7 @@ import torch
 
 from ...errors import ApiError
 from .definition import Definition, EnsembleDef, ModelDef, TreeDef
+from .perfect import MAX_DEPTH, PerfectTrees
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -150,7 +151,11 @@ class CompiledModel:
         self.features = definition.used_feature_names()
         trees: list[TreeDef] = []
         self.root = self._build(definition.model, trees)
-        self.packed = PackedTrees(trees, self.features or ["__none__"], device)
+        features = self.features or ["__none__"]
+        if max(t.depth() for t in trees) <= MAX_DEPTH:
+            self.packed: PackedTrees | PerfectTrees = PerfectTrees(trees, features, device)
+        else:
+            self.packed = PackedTrees(trees, features, device)
         self.trees = trees
 
     def _build(self, model: ModelDef, trees: list[TreeDef]) -> _Node:

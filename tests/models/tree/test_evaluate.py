@@ -150,3 +150,40 @@ def test_cuda_equals_cpu():
     cpu = CompiledModel(definition, torch.device("cpu")).run(x).values
     gpu = CompiledModel(definition, torch.device("cuda")).run(x).values
     np.testing.assert_array_equal(cpu, gpu)
+
+
+def test_compiled_large_batches_equal_the_general_walk():
+    """Batches past COMPILE_MIN_ROWS go through torch.compile; answers must not change."""
+    from es_infer_nb.models.tree.evaluate import PackedTrees
+    from es_infer_nb.models.tree.perfect import COMPILE_MIN_ROWS, PerfectTrees
+
+    rng = np.random.default_rng(21)
+    trees = [random_tree(rng, 6, 5) for _ in range(15)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(6)], "trained_models": [{"tree": t} for t in trees]}}})
+    parsed = definition.all_trees()
+    features = [f"f{i}" for i in range(6)]
+    x = torch.as_tensor(data(rng, COMPILE_MIN_ROWS + 500, 6))
+    perfect = PerfectTrees(parsed, features, torch.device("cpu"))
+    general = PackedTrees(parsed, features, torch.device("cpu"))
+    fast = perfect.leaves(x)
+    assert perfect._compiled is not None or perfect._compile_failed
+    assert torch.equal(fast, general.leaves(x))
+    assert torch.equal(perfect.leaves(x[:100]), general.leaves(x[:100]))
+
+
+def test_deep_trees_use_the_general_walk():
+    from es_infer_nb.models.tree.evaluate import PackedTrees
+
+    nodes = []
+    depth = 14
+    for d in range(depth):
+        nodes.append({"node_index": 2 * d, "split_feature": 0, "threshold": float(d), "left_child": 2 * d + 1,
+                      "right_child": 2 * d + 2})
+        nodes.append({"node_index": 2 * d + 1, "leaf_value": float(d)})
+    nodes.append({"node_index": 2 * depth, "leaf_value": 99.0})
+    definition = parse_definition({"trained_model": {"tree": {"feature_names": ["a"], "tree_structure": nodes}}})
+    model = CompiledModel(definition, torch.device("cpu"))
+    assert isinstance(model.packed, PackedTrees)
+    out = model.run(np.array([[-1.0], [5.5], [100.0], [np.nan]]))
+    assert out.values.tolist() == [0.0, 6.0, 99.0, 99.0]

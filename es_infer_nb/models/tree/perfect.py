@@ -1,0 +1,134 @@
+"""Trees laid out as perfect binary trees with one canonical comparison per node.
+
+Every node is rewritten, exactly, into ``go right iff v > t'``:
+
+* ``lte`` keeps ``t``; ``lt`` uses ``t' = nextafter(t, -inf)`` (``v < t`` iff
+  ``v <= nextbelow(t)`` in doubles);
+* ``gte`` / ``gt`` swap the children, so that they become ``lt`` / ``lte``;
+* the missing-value direction is folded into the feature index: the batch carries
+  two copies of its features, one with missing (NaN / +-inf, which ES treats as
+  missing) as ``+inf`` (``+inf > t'``: right) and one as ``-inf`` (left), and each
+  node reads the copy that sends missing values where ES sends them;
+* a leaf above the bottom level becomes a node that always goes left
+  (``t' = +inf``), with its value copied into every bottom slot below it.
+
+A batch is then ``depth`` steps of ``idx = 2 idx + 1 + (x[f[idx]] > t[idx])`` over
+[rows, trees], which compiles to one fused kernel with ``torch.compile``. Trees
+deeper than :data:`MAX_DEPTH` use the general walk in :mod:`.evaluate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .definition import TreeDef
+
+MAX_DEPTH = 10
+#: batches at least this large go through ``torch.compile`` (compilation costs seconds once)
+COMPILE_MIN_ROWS = 8192
+log = logging.getLogger(__name__)
+
+
+class PerfectTrees:
+    def __init__(self, trees: list[TreeDef], features: list[str], device: torch.device) -> None:
+        index = {f: i for i, f in enumerate(features)}
+        self.num_features = len(features)
+        depth = max(max(t.depth() for t in trees), 1)
+        self.depth = depth
+        inner = 2**depth - 1
+        width = 2**depth
+        k_max = max(t.leaf_size for t in trees)
+        t_count = len(trees)
+        feat = np.zeros((t_count, inner), dtype=np.int64)
+        thr = np.full((t_count, inner), np.inf)
+        leaf = np.zeros((t_count, width, k_max))
+        for ti, tree in enumerate(trees):
+            gmap = [index[f] for f in tree.feature_names]
+            self._fill(tree, gmap, 0, 0, 0, depth, feat[ti], thr[ti], leaf[ti])
+        self.num_trees = t_count
+        self.leaf_size = k_max
+        self.device = device
+        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        self.feat = as_t(feat.reshape(-1))
+        self.thr = as_t(thr.reshape(-1))
+        self.leaf = as_t(leaf.reshape(t_count * width, k_max))
+        self.node_offsets = as_t(np.arange(t_count, dtype=np.int64)[None, :] * inner)
+        self.leaf_offsets = as_t(np.arange(t_count, dtype=np.int64)[None, :] * width - inner)
+        self._compiled: Callable[..., torch.Tensor] | None = None
+        self._compile_failed = False
+        self._lock = threading.Lock()
+
+    def _fill(self, tree: TreeDef, gmap: list[int], node: int, slot: int, level: int, depth: int,
+              feat: np.ndarray, thr: np.ndarray, leaf: np.ndarray) -> None:
+        """Write ``node`` of ``tree`` at perfect position ``slot`` (level-order index) and below."""
+        if tree.left[node] < 0:  # a leaf: fill every bottom slot below this position
+            lo, hi = slot, slot
+            for _ in range(depth - level):
+                lo, hi = 2 * lo + 1, 2 * hi + 2
+            bottom = 2**depth - 1
+            leaf[lo - bottom : hi - bottom + 1, : tree.leaf_size] = tree.leaf_values[node]
+            return  # inner slots below stay (feature 0, +inf): always left
+        decision = int(tree.decision[node])  # 0 lte, 1 lt, 2 gte, 3 gt
+        left, right = int(tree.left[node]), int(tree.right[node])
+        t = float(tree.threshold[node])
+        default_left = bool(tree.default_left[node])
+        if decision in (2, 3):  # gte / gt: swap the children, compare the other way
+            left, right = right, left
+            default_left = not default_left
+        if decision in (1, 2):  # strict on the left side: v < t  <=>  v <= nextbelow(t)
+            t = float(np.nextafter(t, -np.inf))
+        f = gmap[int(tree.split_feature[node])]
+        # the "-inf" copy of the features follows the "+inf" copy in the batch matrix
+        feat[slot] = f + (self.num_features if default_left else 0)
+        thr[slot] = t
+        self._fill(tree, gmap, left, 2 * slot + 1, level + 1, depth, feat, thr, leaf)
+        self._fill(tree, gmap, right, 2 * slot + 2, level + 1, depth, feat, thr, leaf)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _walk(self, both: torch.Tensor, feat: torch.Tensor, thr: torch.Tensor, node_offsets: torch.Tensor,
+              leaf_offsets: torch.Tensor, depth: int) -> torch.Tensor:
+        idx = torch.zeros((both.shape[0], node_offsets.shape[1]), dtype=torch.int64, device=both.device)
+        for _ in range(depth):
+            g = idx + node_offsets
+            v = torch.gather(both, 1, feat[g])
+            idx = 2 * idx + 1 + (v > thr[g]).to(torch.int64)
+        return idx + leaf_offsets  # rows into the leaf table
+
+    def _kernel(self, rows: int) -> Callable[..., torch.Tensor]:
+        if rows < COMPILE_MIN_ROWS or self._compile_failed or os.environ.get("ES_INFER_NB_NO_COMPILE"):
+            return self._walk
+        with self._lock:
+            if self._compiled is None:
+                try:
+                    self._compiled = torch.compile(self._walk, dynamic=True)
+                except Exception as exc:  # pragma: no cover - depends on the toolchain
+                    log.warning("torch.compile unavailable (%s); using eager tensors", exc)
+                    self._compile_failed = True
+                    return self._walk
+        return self._compiled
+
+    @torch.no_grad()
+    def leaf_rows(self, x: torch.Tensor) -> torch.Tensor:
+        finite = torch.isfinite(x)
+        both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
+        kernel = self._kernel(x.shape[0])
+        args = (both, self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth)
+        if kernel is self._walk:
+            return kernel(*args)
+        try:
+            return kernel(*args)
+        except Exception as exc:  # pragma: no cover - a compiler failure must not fail inference
+            log.warning("compiled tree walk failed (%s); using eager tensors", exc)
+            self._compile_failed = True
+            return self._walk(*args)
+
+    @torch.no_grad()
+    def leaves(self, x: torch.Tensor) -> torch.Tensor:
+        """Leaf vectors reached by every row in every tree: [rows, trees, K]."""
+        return self.leaf[self.leaf_rows(x)]

@@ -77,6 +77,11 @@ class TreeDef:
     def estimated_operations(self) -> int:
         return int(math.ceil(math.log(self.num_nodes))) + len(self.feature_names)
 
+    def bounds(self) -> tuple[float, float]:
+        """Smallest and largest value the tree can predict (first leaf component)."""
+        leaves = self.leaf_values[self.is_leaf][:, 0]
+        return float(leaves.min()), float(leaves.max())
+
     def max_leaf_value(self) -> float:
         leaves = self.leaf_values[self.is_leaf]
         if leaves.shape[1] > 1:
@@ -119,6 +124,18 @@ class EnsembleDef:
         ops = [m.estimated_operations() for m in self.models]
         return int(math.ceil(sum(ops) / len(ops))) + 2 * (len(self.models) - 1)
 
+    def bounds(self) -> tuple[float, float]:
+        """Prediction bounds of a regression ensemble (used by learning-to-rank score normalisation)."""
+        parts = [m.bounds() for m in self.models]
+        w = self.aggregator.weights if self.aggregator.weights is not None else np.ones(len(parts))
+        lows = [min(wi * lo, wi * hi) for wi, (lo, hi) in zip(w, parts)]
+        highs = [max(wi * lo, wi * hi) for wi, (lo, hi) in zip(w, parts)]
+        if self.aggregator.name == "exponent":
+            return math.exp(sum(lows)), math.exp(sum(highs))
+        if self.aggregator.name == "weighted_sum":
+            return sum(lows), sum(highs)
+        return 0.0, 1.0
+
     def trees(self) -> list[TreeDef]:
         out: list[TreeDef] = []
         for m in self.models:
@@ -144,6 +161,9 @@ class Definition:
 
     def estimated_operations(self) -> int:
         return self.model.estimated_operations()
+
+    def bounds(self) -> tuple[float, float]:
+        return self.model.bounds()
 
     def all_trees(self) -> list[TreeDef]:
         return self.model.trees() if isinstance(self.model, EnsembleDef) else [self.model]

@@ -1,207 +1,416 @@
 """Documents and DataFrames as columns, and columns as the model's feature matrix.
 
 A batch is :data:`Columns`: field name -> numpy array of length n. Missing values
-are ``None`` in object arrays and NaN in float arrays; a field absent from the dict
-is missing on every row. Feature values are coerced to doubles exactly as
-Elasticsearch does (spec §2.1): numbers as they are, numeric strings parsed,
-everything else (booleans, lists, objects, unparseable strings, null) missing.
+are ``None`` in object arrays and NaN in float arrays (a float NaN found inside an
+object array is treated as missing too); int and bool arrays have no missing
+values, and a field absent from the dict is missing on every row.
+
+Feature values are coerced to doubles exactly as Elasticsearch does (spec §2.1,
+``InferenceHelpers.toDouble``): numbers as they are, strings parsed with Java's
+``Double.valueOf`` (empty or unparseable -> missing), everything else (booleans,
+lists, objects, null) missing. Category matching (preprocessors) uses Java's
+``String.valueOf`` of the value, see :func:`java_string`.
+
+Everything works a column at a time; object columns get one tight per-element pass
+only where the element types are mixed (``pandas.api.types.infer_dtype`` decides).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from decimal import ROUND_HALF_EVEN, Decimal
+from numbers import Number
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
-from ...errors import ApiError
+from ...errors import illegal_argument
 
 Columns = dict[str, np.ndarray]
 
-_JAVA_FLOAT = re.compile(r"^\s*[+-]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?)\s*$")
+__all__ = [
+    "Columns",
+    "any_present",
+    "columns_from_docs",
+    "columns_from_frame",
+    "dig",
+    "feature_matrix",
+    "java_double_string",
+    "java_string",
+    "missing_mask",
+    "to_double",
+    "to_double_column",
+]
 
+
+# -- Java formatting ---------------------------------------------------------------------------
 
 def java_double_string(value: float) -> str:
-    """Java's ``Double.toString``."""
+    """Java's ``Double.toString`` (shortest round-trip digits, JDK 19+ algorithm).
+
+    ``1e-3 <= |v| < 1e7`` is written as a plain decimal with at least one fractional
+    digit (``3.0``, ``0.001``, ``1234567.5``); anything else in computerized scientific
+    notation (``1.0E7``, ``1.0E-4``, ``-1.2345E20``).
+    """
+    value = float(value)
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
+    if value == 0.0:
         return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
     magnitude = abs(value)
+    # shortest digits that round-trip (Python's repr uses the same criterion as Java 19+)
+    digits_tuple = Decimal(repr(magnitude)).as_tuple()
+    digits = "".join(map(str, digits_tuple.digits)).lstrip("0")
+    exponent = int(digits_tuple.exponent)
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped or "0"
+    sci = len(digits) - 1 + exponent  # value = d.ddd x 10^sci
+    if len(digits) == 1:
+        # Java (JDK 19+) picks, when one digit would do, the 2-digit decimal closest to the
+        # exact value: Double.MIN_VALUE -> "4.9E-324" where Python says "5e-324"
+        exact = Decimal(magnitude)
+        two = exact.scaleb(-(sci - 1)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+        if two >= 100:  # rounding carried into a third digit: keep the one-digit form
+            two = Decimal(int(digits) * 10)
+        two_digits = str(int(two))
+        if two_digits[1] != "0":
+            digits = two_digits
     if 1e-3 <= magnitude < 1e7:
-        text = repr(float(value))
-        if "e" in text or "E" in text:  # repr may still use exponents for some values
-            text = f"{value:.17f}".rstrip("0")
-        return text if "." in text else text + ".0"
-    digits = repr(float(value))  # shortest round-trip digits
-    mantissa, _, exponent = digits.partition("e")
-    if not exponent:  # repr gave plain digits: build the exponent form ourselves
-        sign = "-" if value < 0 else ""
-        exp = int(math.floor(math.log10(magnitude)))
-        scaled = repr(magnitude / 10**exp)
-        mantissa, exponent = sign + scaled, str(exp)
-    if "." not in mantissa:
-        mantissa += ".0"
-    return f"{mantissa}E{int(exponent)}"
+        if sci >= 0:
+            whole = digits[: sci + 1].ljust(sci + 1, "0")
+            frac = digits[sci + 1 :] or "0"
+            return f"{sign}{whole}.{frac}"
+        return f"{sign}0.{'0' * (-sci - 1)}{digits}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{sci}"
 
 
 def java_string(value: Any) -> str:
-    """``String.valueOf`` of a JSON value as Elasticsearch sees it (category matching)."""
+    """``String.valueOf`` of a JSON value as Elasticsearch sees it (category matching).
+
+    int -> ``"3"``, float -> Java ``Double.toString`` (``"3.0"``, ``"1.0E10"``),
+    bool -> ``"true"``/``"false"``, str unchanged, null -> ``"null"``, lists as Java's
+    ``[a, b]`` and objects as ``{k=v, ...}``. numpy scalars are treated like the
+    Python value they hold.
+    """
+    if isinstance(value, str):
+        return value
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         return java_double_string(float(value))
-    if isinstance(value, str):
-        return value
     if value is None:
         return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(java_string(v) for v in value) + "]"
     return str(value)
 
 
-def to_double(value: Any) -> float | None:
-    """One feature value as ES coerces it; ``None`` means missing."""
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    if isinstance(value, str):
-        if not _JAVA_FLOAT.match(value):
-            return None
-        text = value.strip().rstrip("fFdD")
-        try:
-            return float(text.replace("Infinity", "inf"))
-        except ValueError:
-            return None
-    return None
+# -- Java Double.valueOf ------------------------------------------------------------------------
 
+# FloatingDecimal grammar: optional sign, NaN | Infinity | decimal | hex, optional f/F/d/D suffix
+_JAVA_DECIMAL = re.compile(r"[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[fFdD]?)")
+_JAVA_HEX = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+)[fFdD]?")
+_JAVA_TRIM = "".join(chr(i) for i in range(33))  # String.trim() strips every char <= ' '
+
+
+def _parse_java_double(text: str) -> float:
+    """``Double.valueOf(text)``; NaN when Java would throw ``NumberFormatException``."""
+    s = text.strip(_JAVA_TRIM)
+    if not s:
+        return math.nan
+    if _JAVA_DECIMAL.fullmatch(s):
+        if s[-1] in "fFdD" and not s.endswith("NaN") and not s.endswith("Infinity"):
+            s = s[:-1]
+        if s.endswith("Infinity"):
+            return -math.inf if s[0] == "-" else math.inf
+        if s.endswith("NaN"):
+            return math.nan
+        return float(s)
+    hexed = _JAVA_HEX.fullmatch(s)
+    if hexed:
+        sign, body = hexed.groups()
+        try:
+            return float.fromhex(sign + "0x" + body)
+        except OverflowError:
+            return -math.inf if sign == "-" else math.inf
+    return math.nan
+
+
+def _number_to_double(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # BigInteger.doubleValue() saturates to +-Infinity
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _element_to_double(value: Any) -> float:
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is str:
+        return _parse_java_double(value)
+    if kind is int:
+        return _number_to_double(value)
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return math.nan
+    if isinstance(value, str):
+        return _parse_java_double(value)
+    if isinstance(value, (Number, np.number)):
+        return _number_to_double(value)
+    return math.nan  # lists, dicts, anything else: not a number -> missing
+
+
+def to_double(value: Any) -> float | None:
+    """One raw feature value as ES coerces it before tree evaluation; ``None`` = missing.
+
+    NaN (a NaN number or the string ``"NaN"``) is reported as missing too, which is how
+    the trees treat it.
+    """
+    d = _element_to_double(value)
+    return None if math.isnan(d) else d
+
+
+def _strings_to_double(arr: np.ndarray) -> np.ndarray:
+    """Parse an array of str / None (no other types) via its unique values."""
+    codes, uniques = pd.factorize(arr)
+    table = np.fromiter((_parse_java_double(u) for u in uniques), dtype=np.float64, count=len(uniques))
+    table = np.append(table, np.nan)  # code -1 (missing) -> last slot
+    return table[codes]
+
+
+def to_double_column(arr: np.ndarray) -> np.ndarray:
+    """A column as float64 with ES coercion (spec §2.1 step 5); NaN = missing.
+
+    Numbers -> double; numeric strings parsed (Java ``Double.valueOf``: surrounding
+    whitespace allowed, ``1e3``, ``5d``, hex floats); empty / unparseable strings,
+    booleans, lists, objects and None -> NaN. A bool array is all NaN.
+    """
+    arr = np.asarray(arr)
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr.astype(np.float64, copy=False)
+    if kind in "iu":
+        return arr.astype(np.float64)
+    if kind == "b" or kind in "mM":
+        return np.full(arr.shape[0], np.nan)
+    if kind in "US":
+        return _strings_to_double(arr.astype(object))
+    if kind != "O":
+        return np.full(arr.shape[0], np.nan)
+    inferred = infer_dtype(arr, skipna=True)
+    if inferred in ("empty", "boolean"):
+        return np.full(arr.shape[0], np.nan)
+    if inferred == "string":
+        return _strings_to_double(arr)
+    if inferred in ("floating", "integer", "mixed-integer-float"):
+        missing = pd.isna(arr)
+        try:
+            if not missing.any():
+                return arr.astype(np.float64)
+            out = np.full(arr.shape[0], np.nan)
+            out[~missing] = arr[~missing].astype(np.float64)
+            return out
+        except (OverflowError, TypeError, ValueError):
+            pass  # e.g. an int beyond the double range: per element below
+    return np.fromiter(map(_element_to_double, arr), dtype=np.float64, count=arr.shape[0])
+
+
+# -- dig ----------------------------------------------------------------------------------------
 
 def dig(doc: Any, path: str) -> Any:
-    """ES "dig" lookup: the exact key first, then every split of the dotted path across objects."""
+    """ES ``MapHelper.dig``: the exact key first, then every split of the dotted path.
+
+    ``a.b.c`` matches ``{"a.b.c": 1}``, ``{"a": {"b.c": 1}}``, ``{"a.b": {"c": 1}}`` and
+    ``{"a": {"b": {"c": 1}}}``. Depth-first, longer keys first, as upstream; ``None``
+    when nothing non-null is found.
+    """
     if not isinstance(doc, dict):
         return None
-    if path in doc:
-        return doc[path]
-    parts = path.split(".")
-    for i in range(1, len(parts)):
-        head = ".".join(parts[:i])
-        if head in doc and isinstance(doc[head], dict):
-            found = dig(doc[head], ".".join(parts[i:]))
-            if found is not None:
-                return found
+    found = doc.get(path)
+    if found is not None:
+        return found
+    if "." not in path:
+        return None
+    fields = path.split(".")
+    total = len(fields)
+    stack: list[tuple[dict, int]] = [(doc, 0)]
+    while stack:
+        current, start = stack.pop()
+        candidate = None
+        for end in range(start + 1, total + 1):
+            candidate = ".".join(fields[start:end])
+            nxt = current.get(candidate)
+            if end == total and nxt is not None:
+                return nxt
+            if isinstance(nxt, dict):
+                stack.append((nxt, end))
+        if candidate is not None:
+            val = current.get(candidate)
+            if val is not None:
+                return val
     return None
+
+
+# -- building columns ---------------------------------------------------------------------------
+
+def _object_array(values: Iterable[Any], n: int) -> np.ndarray:
+    arr = np.empty(n, dtype=object)
+    arr[:] = values if isinstance(values, list) else list(values)
+    return arr
+
+
+def _nulls_to_none(arr: np.ndarray) -> np.ndarray:
+    """NaN / pd.NA / NaT inside an object array -> None (in place on our own array)."""
+    if arr.shape[0]:
+        mask = pd.isna(arr)
+        if mask.any():
+            arr[mask] = None
+    return arr
 
 
 def columns_from_docs(docs: list[Any], field_names: list[str]) -> Columns:
+    """Object columns of the values ``dig`` finds for each field (null / NaN -> None).
+
+    Raises ``illegal_argument_exception`` (400) when a document is not an object.
+    """
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
-            raise ApiError(
-                "illegal_argument_exception",
-                f"document [{i}] must be an object of field values but is [{type(doc).__name__}]",
-                400,
+            kind = "null" if doc is None else type(doc).__name__
+            raise illegal_argument(
+                f"document [{i}] must be an object (a map of field names to values) but was [{kind}]"
             )
+    n = len(docs)
     cols: Columns = {}
     for name in dict.fromkeys(field_names):
-        arr = np.empty(len(docs), dtype=object)
-        arr[:] = [dig(d, name) for d in docs]
-        cols[name] = arr
+        if "." in name:
+            values = [dig(d, name) for d in docs]
+        else:
+            values = [d.get(name) for d in docs]
+        cols[name] = _nulls_to_none(_object_array(values, n))
     return cols
 
 
 def _series_column(s: pd.Series) -> np.ndarray:
+    """One DataFrame column as a Columns array (typed where possible)."""
     dtype = s.dtype
+    n = len(s)
     if isinstance(dtype, pd.CategoricalDtype):
-        s = s.astype(object)
-        dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.ArrowDtype) and dtype != object:
-        if s.isna().any():
-            return _object_column(s)
-        return s.to_numpy(dtype=bool)
+        cat = s.array
+        codes = np.asarray(cat.codes)
+        cats = np.empty(len(cat.categories) + 1, dtype=object)
+        cats[:-1] = _series_column(pd.Series(cat.categories)).tolist() if len(cat.categories) else []
+        cats[-1] = None
+        return cats[codes]  # code -1 -> the trailing None
+    if isinstance(dtype, np.dtype):
+        kind = dtype.kind
+        if kind == "b":
+            return s.to_numpy(dtype=bool)
+        if kind in "iu":
+            return s.to_numpy()
+        if kind == "f":
+            return s.to_numpy(dtype=np.float64)
+        if kind == "O":
+            return _nulls_to_none(s.to_numpy(dtype=object, copy=True))
+    # extension dtypes: str, nullable Int/Float/boolean, Arrow-backed, datetimes...
+    has_na = bool(s.isna().any()) if n else False
+    if pd.api.types.is_bool_dtype(dtype):
+        if not has_na:
+            return s.to_numpy(dtype=bool)
+        return s.to_numpy(dtype=object, na_value=None)
     if pd.api.types.is_integer_dtype(dtype):
-        if s.isna().any():
-            return _object_column(s)
-        return s.to_numpy(dtype=np.int64)
+        if not has_na:
+            return s.to_numpy(dtype=np.int64 if pd.api.types.is_signed_integer_dtype(dtype) else np.uint64)
+        # keep ints as ints (category matching: 3 -> "3", not "3.0"); missing -> None
+        return _object_array(s.astype(object).where(~s.isna(), None).tolist(), n)
     if pd.api.types.is_float_dtype(dtype):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    return _object_column(s)
-
-
-def _object_column(s: pd.Series) -> np.ndarray:
-    arr = s.to_numpy(dtype=object, na_value=None)
-    out = np.empty(len(arr), dtype=object)
-    out[:] = [None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else _plain(v) for v in arr]
-    return out
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+    if pd.api.types.is_string_dtype(dtype):
+        return s.to_numpy(dtype=object, na_value=None)
+    arr = s.to_numpy(dtype=object)
+    arr = arr.copy() if not arr.flags.writeable else arr
+    return _nulls_to_none(arr)
 
 
 def columns_from_frame(df: pd.DataFrame, field_names: list[str]) -> Columns:
-    """The frame's columns as arrays; a field that is not a column may resolve inside dict-valued columns."""
+    """The frame's columns as arrays, without going row by row.
+
+    Numeric columns stay numeric (NaN = missing), bool columns stay bool, nullable
+    Int/boolean columns with missing values become object arrays (ints stay ints,
+    missing -> None), nullable Float -> float64 with NaN, str / object / categorical
+    columns -> object arrays with None for missing. A field that is not a column may
+    still resolve through dict-valued columns (``a.b`` with column ``a`` holding dicts,
+    or column ``a.b`` ... ) with ES dig semantics.
+    """
     cols: Columns = {}
+    n = len(df)
+    names = [c for c in df.columns if isinstance(c, str)]
     for name in dict.fromkeys(field_names):
         if name in df.columns:
             col = df[name]
             if isinstance(col, pd.DataFrame):
-                raise ApiError(
-                    "illegal_argument_exception",
-                    f"column [{name}] appears more than once in the DataFrame; rename the duplicates",
-                    400,
+                raise illegal_argument(
+                    f"column [{name}] appears more than once in the DataFrame; rename the duplicates"
                 )
             cols[name] = _series_column(col)
             continue
-        head = name.split(".")[0]
-        candidates = [c for c in df.columns if isinstance(c, str) and (c == head or name.startswith(c + "."))]
-        if candidates:
-            records = df[candidates].to_dict(orient="records")
-            arr = np.empty(len(df), dtype=object)
-            arr[:] = [dig(r, name) for r in records]
-            cols[name] = arr
+        if "." not in name:
+            continue
+        candidates = [c for c in names if name.startswith(c + ".")]
+        if not candidates:
+            continue
+        arrays = []
+        for c in candidates:
+            col = df[c]
+            if isinstance(col, pd.DataFrame):
+                raise illegal_argument(
+                    f"column [{c}] appears more than once in the DataFrame; rename the duplicates"
+                )
+            arrays.append(_series_column(col).tolist())
+        values = [dig(dict(zip(candidates, row)), name) for row in zip(*arrays)]
+        cols[name] = _nulls_to_none(_object_array(values, n))
     return cols
 
 
+# -- missing values and the feature matrix ------------------------------------------------------
+
 def missing_mask(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == object:
-        return np.fromiter((v is None for v in arr), dtype=bool, count=len(arr))
-    if arr.dtype.kind == "f":
+    """True where the value is missing (None / NaN in object arrays, NaN in float arrays)."""
+    kind = arr.dtype.kind
+    if kind == "O":
+        return pd.isna(arr) if arr.shape[0] else np.zeros(0, dtype=bool)
+    if kind == "f":
         return np.isnan(arr)
-    return np.zeros(len(arr), dtype=bool)
+    return np.zeros(arr.shape[0], dtype=bool)
 
 
-def any_present(cols: Columns, field_names: list[str], n: int) -> np.ndarray:
+def any_present(cols: Columns, field_names: Iterable[str], n: int) -> np.ndarray:
+    """Rows where at least one of ``field_names`` has a value (others get the ES warning)."""
     present = np.zeros(n, dtype=bool)
-    for name in field_names:
-        if name in cols:
-            present |= ~missing_mask(cols[name])
+    for name in dict.fromkeys(field_names):
+        arr = cols.get(name)
+        if arr is not None:
+            present |= ~missing_mask(arr)
     return present
 
 
-def to_double_column(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind == "b":
-        return np.full(len(arr), np.nan)
-    if arr.dtype.kind in "iuf":
-        return arr.astype(np.float64, copy=False)
-    out = np.empty(len(arr), dtype=np.float64)
-    for i, v in enumerate(arr):
-        if isinstance(v, float) and not isinstance(v, bool):
-            out[i] = v
-        else:
-            d = to_double(v)
-            out[i] = np.nan if d is None else d
-    return out
-
-
 def feature_matrix(cols: Columns, feature_names: list[str], n: int) -> np.ndarray:
+    """float64 ``[n, len(feature_names)]``; NaN = missing (absent column or not a number)."""
     x = np.full((n, len(feature_names)), np.nan)
     for j, name in enumerate(feature_names):
-        if name in cols:
-            x[:, j] = to_double_column(cols[name])
+        arr = cols.get(name)
+        if arr is not None:
+            x[:, j] = to_double_column(arr)
     return x

@@ -143,8 +143,27 @@ class PathTable:
         self.patterns = patterns
         self.width = width
         self.offsets = t((np.arange(p_count, dtype=np.int64) * patterns))
-        # float32 table: each per-(row, tree) bag sums few terms, bags are then summed in float64
-        self.table = t(table.reshape(p_count * patterns, self.num_features * num_outputs).astype(np.float32))
+        # float32 embedding bags are fast where float64 ones are not. Each value is split into a
+        # "hi" part on a per-tree grid, coarse enough that summing a tree's paths in float32 is
+        # exact, and the float32 remainder "lo"; bags are per (row, tree) and added in float64.
+        flat = table.reshape(p_count * patterns, self.num_features * num_outputs)
+        hi = np.zeros_like(flat, dtype=np.float32)
+        lo = np.zeros_like(flat, dtype=np.float32)
+        bounds = starts + [p_count]
+        for ti in range(len(starts)):
+            rows_t = slice(bounds[ti] * patterns, bounds[ti + 1] * patterns)
+            block = flat[rows_t]
+            scale = float(np.nanmax(np.abs(block))) if block.size else 0.0
+            if not np.isfinite(scale) or scale == 0.0:
+                hi[rows_t] = block.astype(np.float32)
+                continue
+            paths_in_tree = max(1, bounds[ti + 1] - bounds[ti])
+            bits = max(1, 23 - int(np.ceil(np.log2(paths_in_tree))))
+            step = 2.0 ** (np.floor(np.log2(scale)) + 1 - bits)
+            coarse = np.round(block / step) * step
+            hi[rows_t] = coarse.astype(np.float32)
+            lo[rows_t] = (block - coarse).astype(np.float32)
+        self.table = t(np.concatenate([hi, lo], axis=1))
         self.num_paths = p_count
         self.tree_of_path = t(np.asarray(path_tree, dtype=np.int64))
         self.num_trees = len(trees)
@@ -202,7 +221,8 @@ class PathTable:
         flat = pattern.T.reshape(-1)
         bag_starts = (torch.arange(rows, device=x.device)[:, None] * self.num_paths + self.path_starts[None, :])
         per_tree = torch.nn.functional.embedding_bag(flat, self.table, bag_starts.reshape(-1), mode="sum")
-        phi = per_tree.reshape(rows, self.num_trees, -1).to(torch.float64).sum(dim=1)
+        sums = per_tree.reshape(rows, self.num_trees, 2, -1).to(torch.float64).sum(dim=(1, 2))
+        phi = sums
         return phi.reshape(rows, self.num_features, self.num_outputs)
 
     def rows_per_batch(self, budget: int = 4_000_000) -> int:

@@ -1,0 +1,10 @@
+"""One parametrized test: each conformance case goes to the runner for its kind."""
+
+from __future__ import annotations
+
+from runners import run_case
+
+
+def test_case(conformance_case):
+    case, meta = conformance_case
+    run_case(case, meta)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from numbers import Number
 from typing import Any, Iterable
 
@@ -41,6 +41,7 @@ __all__ = [
     "java_double_string",
     "java_string",
     "missing_mask",
+    "parse_java_double",
     "to_double",
     "to_double_column",
 ]
@@ -65,23 +66,30 @@ def java_double_string(value: float) -> str:
     sign = "-" if value < 0 else ""
     magnitude = abs(value)
     # shortest digits that round-trip (Python's repr uses the same criterion as Java 19+)
-    digits_tuple = Decimal(repr(magnitude)).as_tuple()
-    digits = "".join(map(str, digits_tuple.digits)).lstrip("0")
-    exponent = int(digits_tuple.exponent)
-    stripped = digits.rstrip("0")
-    exponent += len(digits) - len(stripped)
-    digits = stripped or "0"
-    sci = len(digits) - 1 + exponent  # value = d.ddd x 10^sci
+    mantissa, _, exp_text = repr(magnitude).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    if exp_text:  # repr's scientific form: one non-zero digit before the point
+        sci = int(exp_text)
+        digits = whole + frac
+    elif whole != "0":
+        sci = len(whole) - 1
+        digits = whole + frac
+    else:
+        significant = frac.lstrip("0")
+        sci = len(significant) - len(frac) - 1
+        digits = significant
+    digits = digits.rstrip("0") or "0"
     if len(digits) == 1:
         # Java (JDK 19+) picks, when one digit would do, the 2-digit decimal closest to the
         # exact value: Double.MIN_VALUE -> "4.9E-324" where Python says "5e-324"
-        exact = Decimal(magnitude)
-        two = exact.scaleb(-(sci - 1)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-        if two >= 100:  # rounding carried into a third digit: keep the one-digit form
-            two = Decimal(int(digits) * 10)
-        two_digits = str(int(two))
-        if two_digits[1] != "0":
-            digits = two_digits
+        with localcontext() as ctx:
+            ctx.prec = 800  # the exact binary value has at most 767 significant digits
+            exact = Decimal(magnitude)
+            sci = exact.adjusted()
+            two = int(exact.scaleb(1 - sci).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        if two >= 100:
+            two, sci = 10, sci + 1
+        digits = str(two).rstrip("0")
     if 1e-3 <= magnitude < 1e7:
         if sci >= 0:
             whole = digits[: sci + 1].ljust(sci + 1, "0")
@@ -124,18 +132,23 @@ _JAVA_HEX = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-
 _JAVA_TRIM = "".join(chr(i) for i in range(33))  # String.trim() strips every char <= ' '
 
 
-def _parse_java_double(text: str) -> float:
-    """``Double.valueOf(text)``; NaN when Java would throw ``NumberFormatException``."""
+def parse_java_double(text: str) -> float | None:
+    """``Double.valueOf(text)``; ``None`` where Java throws ``NumberFormatException``.
+
+    Surrounding whitespace / control characters are ignored; accepts ``NaN``,
+    ``Infinity``, an optional ``f``/``F``/``d``/``D`` suffix and hex floats (``0x1.8p1``).
+    Rejects what only Python accepts (``inf``, ``1_000``, ``nan``).
+    """
     s = text.strip(_JAVA_TRIM)
     if not s:
-        return math.nan
+        return None
     if _JAVA_DECIMAL.fullmatch(s):
-        if s[-1] in "fFdD" and not s.endswith("NaN") and not s.endswith("Infinity"):
-            s = s[:-1]
         if s.endswith("Infinity"):
             return -math.inf if s[0] == "-" else math.inf
         if s.endswith("NaN"):
             return math.nan
+        if s[-1] in "fFdD":
+            s = s[:-1]
         return float(s)
     hexed = _JAVA_HEX.fullmatch(s)
     if hexed:
@@ -144,7 +157,12 @@ def _parse_java_double(text: str) -> float:
             return float.fromhex(sign + "0x" + body)
         except OverflowError:
             return -math.inf if sign == "-" else math.inf
-    return math.nan
+    return None
+
+
+def _parse_java_double(text: str) -> float:
+    value = parse_java_double(text)
+    return math.nan if value is None else value
 
 
 def _number_to_double(value: Any) -> float:

@@ -1,73 +1,226 @@
 """Elasticsearch preprocessors, run column-at-a-time over a batch (spec §2.2).
 
-Each preprocessor reads input columns and writes output columns in place. A row
-whose input is missing gets nothing written (its outputs stay missing), exactly
-as ES leaves the document untouched. Category matching uses Java's
-``String.valueOf`` of the value (``1.0`` matches ``"1.0"``, ``True`` matches ``"true"``).
+Each preprocessor reads input columns and writes output columns of
+:data:`~.features.Columns` in place (arrays are replaced, never written into). A row
+whose input is missing gets nothing written, exactly as ES leaves the document
+untouched: its outputs stay missing (NaN / None), or keep what the column held
+before when an output overwrites an existing column.
+
+Category matching uses Java's ``String.valueOf`` of the value (``1.0`` matches
+``"1.0"``, ``1`` matches ``"1"``, ``True`` matches ``"true"``). Every ``process`` call
+factorizes its input column once (unique values -> Java strings) and maps codes
+through lookup tables, so the per-row work is numpy only.
+
+Parsing follows the upstream strict parsers (``OneHotEncoding``, ``TargetMeanEncoding``,
+``FrequencyEncoding``, ``NGram``, ``Multi`` and ``TrainedModelDefinition`` in
+``x-pack/plugin/core/.../ml/inference``): the same validation rules, messages and
+exception types, with the wrapping chain ES reports (``[trained_model_definition]
+failed to parse field [preprocessors]`` -> ... -> the root cause), minus the
+``[line:col]`` locations a JSON parser would add.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
+import pandas as pd
+from pandas.api.types import infer_dtype
 
 from ...errors import ApiError
-from .. import parsing as p
-from .features import Columns, java_string, missing_mask
+from .features import Columns, java_double_string, java_string, parse_java_double
+
+__all__ = [
+    "FrequencyEncoding",
+    "MultiEncoding",
+    "NGramEncoding",
+    "OneHotEncoding",
+    "Preprocessor",
+    "TargetMeanEncoding",
+    "apply_to_doc",
+    "java_categories",
+    "parse_preprocessor",
+    "parse_preprocessors",
+]
 
 
-class Preprocessor(Protocol):
+# -- column helpers ---------------------------------------------------------------------------
+
+def _utf16_key(s: str) -> bytes:
+    """Sort key equal to Java's ``String.compareTo`` (UTF-16 code unit order)."""
+    return s.encode("utf-16-be", "surrogatepass")
+
+
+def _float_categories(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    codes, uniques = pd.factorize(values)  # NaN -> -1
+    strings = [java_double_string(u) for u in uniques.tolist()]
+    zero = np.nonzero(uniques == 0.0)[0]
+    if zero.size:  # factorize merges 0.0 and -0.0; Java prints them differently
+        strings[zero[0]] = "0.0"
+        negative = (values == 0.0) & np.signbit(values)
+        if negative.any():
+            codes = codes.copy()
+            codes[negative] = len(strings)
+            strings.append("-0.0")
+    return codes, strings
+
+
+def _element_string(v: Any, fcache: dict[float, str]) -> str | None:
+    kind = type(v)
+    if kind is str:
+        return v
+    if v is None:
+        return None
+    if kind is float:
+        if v != v:
+            return None  # NaN inside an object column = missing
+        if v == 0.0:
+            return java_double_string(v)
+        s = fcache.get(v)
+        if s is None:
+            s = fcache[v] = java_double_string(v)
+        return s
+    if kind is int:
+        return str(v)
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return java_string(v)
+
+
+def java_categories(arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Factorize a column by Java ``String.valueOf``: ``(codes, strings)``.
+
+    ``codes[i]`` indexes ``strings`` (-1 = missing). Distinct codes may share a string only
+    in corner cases; lookups must go through the strings (see :func:`_code_table`).
+    """
+    arr = np.asarray(arr)
+    n = arr.shape[0]
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.intp), ["false", "true"]
+    if kind in "iu":
+        codes, uniques = pd.factorize(arr)
+        return codes, [str(int(u)) for u in uniques.tolist()]
+    if kind == "f":
+        return _float_categories(arr.astype(np.float64, copy=False))
+    if kind == "U":
+        arr = arr.astype(object)
+        kind = "O"
+    if kind != "O":
+        arr = np.array([java_string(v) for v in arr.tolist()], dtype=object)
+    inferred = infer_dtype(arr, skipna=True) if n else "empty"
+    if inferred in ("string", "empty"):
+        codes, uniques = pd.factorize(arr)
+        return codes, list(uniques.tolist())
+    if inferred == "integer":
+        missing = pd.isna(arr)
+        if not missing.any():
+            codes, uniques = pd.factorize(arr)
+            return codes, [str(int(u)) for u in uniques.tolist()]
+    if inferred == "floating":
+        missing = pd.isna(arr)
+        values = np.full(n, np.nan)
+        values[~missing] = arr[~missing].astype(np.float64)
+        return _float_categories(values)
+    fcache: dict[float, str] = {}
+    strings = np.empty(n, dtype=object)
+    strings[:] = [_element_string(v, fcache) for v in arr]
+    codes, uniques = pd.factorize(strings)
+    return codes, list(uniques.tolist())
+
+
+def _code_table(strings: list[str], mapping: dict[str, Any], default: Any, dtype: Any) -> np.ndarray:
+    """``table[code]`` = mapping[string] (or default); one extra trailing slot for code -1."""
+    if dtype is object:
+        table = np.empty(len(strings) + 1, dtype=object)
+        table[:-1] = [mapping.get(s, default) for s in strings]
+        table[-1] = None
+        return table
+    table = np.empty(len(strings) + 1, dtype=dtype)
+    table[:-1] = [mapping.get(s, default) for s in strings]
+    table[-1] = np.nan if np.dtype(dtype).kind == "f" else 0
+    return table
+
+
+def _merge(old: np.ndarray | None, new: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """``new`` where written, else whatever the column held before (ES only writes those rows)."""
+    if old is None or written.all():
+        return new
+    if not written.any():
+        return old
+    if old.dtype.kind in "iu" and new.dtype.kind in "iu":
+        return np.where(written, new, old).astype(np.int64)
+    if old.dtype.kind in "iuf" and new.dtype.kind in "iuf":
+        return np.where(written, new.astype(np.float64), old.astype(np.float64))
+    merged = old.astype(object)
+    if old.dtype.kind == "f":
+        merged[np.isnan(old)] = None
+    merged[written] = new[written].astype(object)
+    return merged
+
+
+# -- the preprocessors -------------------------------------------------------------------------
+
+class Preprocessor(ABC):
+    """One ES preprocessor. ``process`` adds / overwrites output columns in place."""
+
+    name: ClassVar[str]
     custom: bool
 
-    def input_fields(self) -> list[str]: ...
+    @abstractmethod
+    def input_fields(self) -> list[str]:
+        """Fields read, as ES lists them (``inputFields()``)."""
 
-    def output_fields(self) -> list[str]: ...
+    @abstractmethod
+    def output_fields(self) -> list[str]:
+        """Every field this preprocessor may write, in ES's order (``outputFields()``)."""
 
-    def process(self, cols: Columns, n: int) -> None: ...
+    @abstractmethod
+    def output_field_type(self, field: str) -> str | None:
+        """ES mapping type of an output (``integer`` / ``double`` / ``text``)."""
 
-    def reverse_map(self) -> dict[str, str]: ...
+    @abstractmethod
+    def process(self, cols: Columns, n: int) -> None:
+        """Run over a batch of ``n`` rows."""
 
-    def to_dict(self) -> dict[str, Any]: ...
+    @abstractmethod
+    def reverse_lookup(self) -> dict[str, str]:
+        """ES ``reverseLookup()``: processed feature -> original field (ignores ``custom``)."""
 
+    @abstractmethod
+    def _body(self) -> dict[str, Any]:
+        ...
 
-def _strings(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Java string of every present value as an object array, present mask)."""
-    present = ~missing_mask(arr)
-    out = np.empty(len(arr), dtype=object)
-    if arr.dtype == object:
-        cache: dict[Any, str] = {}
-        for i in np.nonzero(present)[0]:
-            v = arr[i]
-            key = (type(v), v) if isinstance(v, (int, float, bool, str)) else None
-            if key is None:
-                out[i] = java_string(v)
-            else:
-                s = cache.get(key)
-                if s is None:
-                    s = cache[key] = java_string(v)
-                out[i] = s
-        return out, present
-    values, inverse = np.unique(arr[present], return_inverse=True)
-    texts = np.array([java_string(v) for v in values.tolist()], dtype=object)
-    out[present] = texts[inverse] if len(values) else []
-    return out, present
+    def reverse_map(self) -> dict[str, str]:
+        """Feature-importance decoder entries (spec §2.7): empty for ``custom`` preprocessors."""
+        return {} if self.custom else self.reverse_lookup()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ES JSON (as ``GET ..?include=definition`` renders it); parses back to an equal object."""
+        return {self.name: self._body()}
 
-def _lookup(strings: np.ndarray, present: np.ndarray, table: dict[str, float], default: float) -> np.ndarray:
-    out = np.full(len(strings), np.nan)
-    idx = np.nonzero(present)[0]
-    out[idx] = [table.get(s, default) for s in strings[idx]]
-    return out
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Preprocessor) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:  # pragma: no cover - identity is fine for a mutable-looking object
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._body()!r})"
 
 
-@dataclass
-class OneHotEncoding:
-    field: str
-    hot_map: dict[str, str]
-    custom: bool = False
+class OneHotEncoding(Preprocessor):
+    """``one_hot_encoding``: every ``hot_map`` column gets 1 if ``String(value)`` is its key, else 0."""
+
     name = "one_hot_encoding"
+
+    def __init__(self, field: str, hot_map: dict[str, str], custom: bool = False) -> None:
+        self.field = field
+        # ES keeps the map in a TreeMap: outputs are listed (and written) in key order
+        self.hot_map = dict(sorted(hot_map.items(), key=lambda kv: _utf16_key(kv[0])))
+        self.custom = bool(custom)
 
     def input_fields(self) -> list[str]:
         return [self.field]
@@ -75,316 +228,663 @@ class OneHotEncoding:
     def output_fields(self) -> list[str]:
         return list(self.hot_map.values())
 
+    def output_field_type(self, field: str) -> str | None:
+        return "integer"
+
     def process(self, cols: Columns, n: int) -> None:
-        if self.field not in cols:
+        arr = cols.get(self.field)
+        if arr is None:
             return
-        strings, present = _strings(cols[self.field])
+        codes, strings = java_categories(arr)
+        present = codes >= 0
         if not present.any():
             return
-        for value, out_name in self.hot_map.items():
-            col = np.full(n, np.nan)
-            col[present] = (strings[present] == value).astype(np.float64)
-            cols[out_name] = _merge(cols.get(out_name), col, present)
+        everywhere = bool(present.all())
+        position = {s: i for i, s in enumerate(strings)}
+        for value, column in self.hot_map.items():
+            code = position.get(value)
+            hits = np.zeros(n, dtype=np.int8) if code is None else (codes == code).astype(np.int8)
+            if everywhere:
+                new: np.ndarray = hits
+            else:
+                new = hits.astype(np.float64)
+                new[~present] = np.nan
+            cols[column] = _merge(cols.get(column), new, present)
 
-    def reverse_map(self) -> dict[str, str]:
-        return {out: self.field for out in self.hot_map.values()}
+    def reverse_lookup(self) -> dict[str, str]:
+        return {column: self.field for column in self.hot_map.values()}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {self.name: {"field": self.field, "hot_map": dict(self.hot_map), "custom": self.custom}}
-
-
-def _merge(old: np.ndarray | None, new: np.ndarray, written: np.ndarray) -> np.ndarray:
-    """Rows not written keep what the column held before (ES only writes present rows)."""
-    if old is None or written.all():
-        return new
-    if old.dtype == object or new.dtype == object:
-        merged = old.astype(object)
-        merged[written] = new[written]
-        return merged
-    merged = old.astype(np.float64)
-    merged[written] = new[written]
-    return merged
+    def _body(self) -> dict[str, Any]:
+        return {"field": self.field, "hot_map": dict(self.hot_map), "custom": self.custom}
 
 
-@dataclass
-class TargetMeanEncoding:
+class _MapEncoding(Preprocessor):
+    """Shared code of target-mean and frequency encoding: one double per category."""
+
     field: str
     feature_name: str
-    target_map: dict[str, float]
-    default_value: float
-    custom: bool = False
+
+    def input_fields(self) -> list[str]:
+        return [self.field]
+
+    def output_fields(self) -> list[str]:
+        return [self.feature_name]
+
+    def output_field_type(self, field: str) -> str | None:
+        return "double"
+
+    def _encode(self, cols: Columns, mapping: dict[str, float], default: float) -> None:
+        arr = cols.get(self.field)
+        if arr is None:
+            return
+        codes, strings = java_categories(arr)
+        present = codes >= 0
+        if not present.any():
+            return
+        new = _code_table(strings, mapping, default, np.float64)[codes]
+        cols[self.feature_name] = _merge(cols.get(self.feature_name), new, present)
+
+    def reverse_lookup(self) -> dict[str, str]:
+        return {self.feature_name: self.field}
+
+
+class TargetMeanEncoding(_MapEncoding):
+    """``target_mean_encoding``: ``target_map[String(value)]``, unseen -> ``default_value``."""
+
     name = "target_mean_encoding"
 
-    def input_fields(self) -> list[str]:
-        return [self.field]
-
-    def output_fields(self) -> list[str]:
-        return [self.feature_name]
+    def __init__(
+        self, field: str, feature_name: str, target_map: dict[str, float], default_value: float, custom: bool = False
+    ) -> None:
+        self.field = field
+        self.feature_name = feature_name
+        self.target_map = {str(k): float(v) for k, v in target_map.items()}
+        self.default_value = float(default_value)
+        self.custom = bool(custom)
 
     def process(self, cols: Columns, n: int) -> None:
-        if self.field not in cols:
-            return
-        strings, present = _strings(cols[self.field])
-        if present.any():
-            cols[self.feature_name] = _merge(
-                cols.get(self.feature_name), _lookup(strings, present, self.target_map, self.default_value), present
-            )
+        self._encode(cols, self.target_map, self.default_value)
 
-    def reverse_map(self) -> dict[str, str]:
-        return {self.feature_name: self.field}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {self.name: {"field": self.field, "feature_name": self.feature_name, "target_map": dict(self.target_map),
-                            "default_value": self.default_value, "custom": self.custom}}
+    def _body(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "feature_name": self.feature_name,
+            "target_map": dict(self.target_map),
+            "default_value": self.default_value,
+            "custom": self.custom,
+        }
 
 
-@dataclass
-class FrequencyEncoding:
-    field: str
-    feature_name: str
-    frequency_map: dict[str, float]
-    custom: bool = False
+class FrequencyEncoding(_MapEncoding):
+    """``frequency_encoding``: ``frequency_map[String(value)]``, unseen -> 0.0."""
+
     name = "frequency_encoding"
 
-    def input_fields(self) -> list[str]:
-        return [self.field]
-
-    def output_fields(self) -> list[str]:
-        return [self.feature_name]
+    def __init__(self, field: str, feature_name: str, frequency_map: dict[str, float], custom: bool = False) -> None:
+        self.field = field
+        self.feature_name = feature_name
+        self.frequency_map = {str(k): float(v) for k, v in frequency_map.items()}
+        self.custom = bool(custom)
 
     def process(self, cols: Columns, n: int) -> None:
-        if self.field not in cols:
-            return
-        strings, present = _strings(cols[self.field])
-        if present.any():
-            cols[self.feature_name] = _merge(
-                cols.get(self.feature_name), _lookup(strings, present, self.frequency_map, 0.0), present
-            )
+        self._encode(cols, self.frequency_map, 0.0)
 
-    def reverse_map(self) -> dict[str, str]:
-        return {self.feature_name: self.field}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {self.name: {"field": self.field, "feature_name": self.feature_name,
-                            "frequency_map": dict(self.frequency_map), "custom": self.custom}}
+    def _body(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "feature_name": self.feature_name,
+            "frequency_map": dict(self.frequency_map),
+            "custom": self.custom,
+        }
 
 
-@dataclass
-class NGramEncoding:
-    field: str
-    n_grams: list[int]
-    start: int = 0
-    length: int = 50
-    feature_prefix: str | None = None
-    custom: bool = False
+def _java_int_hashset_order(values: list[int]) -> list[int]:
+    """Iteration order of ``new HashSet<Integer>(values)`` (ES de-duplicates ``n_grams`` so)."""
+    distinct = list(dict.fromkeys(values))
+    cap = 1
+    while cap < max(int(len(values) / 0.75) + 1, 16):
+        cap <<= 1
+
+    def bucket(v: int) -> int:
+        h = v & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (cap - 1)
+
+    return [v for _, _, v in sorted((bucket(v), i, v) for i, v in enumerate(distinct))]
+
+
+def _status(reason: str) -> ApiError:
+    return ApiError("status_exception", reason, 400)
+
+
+class NGramEncoding(Preprocessor):
+    """``n_gram_encoding``: substrings of ``String(value)`` as ``<prefix>.<n><pos>`` text features."""
+
     name = "n_gram_encoding"
+    DEFAULT_START = 0
+    DEFAULT_LENGTH = 50
+    MAX_LENGTH = 100
+    MIN_GRAM = 1
+    MAX_GRAM = 5
 
-    @property
-    def prefix(self) -> str:
-        return self.feature_prefix if self.feature_prefix is not None else f"ngram_{self.start}_{self.length}"
+    def __init__(
+        self,
+        field: str,
+        n_grams: Iterable[int],
+        start: int | None = None,
+        length: int | None = None,
+        feature_prefix: str | None = None,
+        custom: bool = False,
+    ) -> None:
+        """Validates like the upstream constructor (``status_exception``, 400)."""
+        start_v = self.DEFAULT_START if start is None else int(start)
+        length_v = self.DEFAULT_LENGTH if length is None else int(length)
+        grams = _java_int_hashset_order([int(g) for g in n_grams])
+        if not grams:
+            raise _status("[n_grams] must not be empty")
+        if any(g < self.MIN_GRAM or g > self.MAX_GRAM for g in grams):
+            raise _status(
+                f"[n_grams] is invalid [{', '.join(map(str, grams))}]; minimum supported value is "
+                f"[{self.MIN_GRAM}]; maximum supported value is [{self.MAX_GRAM}]"
+            )
+        if start_v < 0 and length_v + start_v > 0:
+            raise _status("if [start] is negative, [length] + [start] must be less than 0")
+        if length_v <= 0:
+            raise _status("[length] must be a positive integer")
+        if length_v > self.MAX_LENGTH:
+            raise _status(f"[length] must be not be greater than [{self.MAX_LENGTH}]")
+        if any(g > length_v for g in grams):
+            raise _status(
+                f"[n_grams] and [length] are invalid; all ngrams must be shorter than or equal to length [{length_v}]"
+            )
+        self.field = field
+        self.n_grams = grams
+        self.start = start_v
+        self.length = length_v
+        self.feature_prefix = feature_prefix if feature_prefix is not None else f"ngram_{start_v}_{length_v}"
+        self.custom = bool(custom)
+
+    def _feature(self, gram: int, pos: int) -> str:
+        return f"{self.feature_prefix}.{gram}{pos}"
 
     def input_fields(self) -> list[str]:
         return [self.field]
 
     def output_fields(self) -> list[str]:
-        return [f"{self.prefix}.{g}{i}" for g in self.n_grams for i in range(self.length - g + 1)]
+        return [self._feature(g, i) for g in self.n_grams for i in range(self.length - g + 1)]
+
+    def output_field_type(self, field: str) -> str | None:
+        return "text"
+
+    def grams_of(self, text: str) -> dict[str, str]:
+        """The n-grams ES writes for one string value (Java UTF-16 indexing)."""
+        utf16 = text.encode("utf-16-le", "surrogatepass")
+        size = len(utf16) // 2
+        if size == len(text):
+            def cut(a: int, b: int) -> str:
+                return text[a:b]
+        else:  # characters outside the BMP count as two Java chars
+            def cut(a: int, b: int) -> str:
+                return utf16[2 * a : 2 * b].decode("utf-16-le", "surrogatepass")
+        if self.start > size or size + self.start < 0:
+            return {}
+        begin = size + self.start if self.start < 0 else self.start
+        end = min(begin + self.length, size)
+        out: dict[str, str] = {}
+        for g in self.n_grams:
+            i = 0
+            while begin + i + g <= end:
+                out[self._feature(g, i)] = cut(begin + i, begin + i + g)
+                i += 1
+        return out
 
     def process(self, cols: Columns, n: int) -> None:
-        if self.field not in cols:
+        arr = cols.get(self.field)
+        if arr is None:
             return
-        strings, present = _strings(cols[self.field])
-        outputs: dict[str, np.ndarray] = {}
-        written: dict[str, np.ndarray] = {}
-        for row in np.nonzero(present)[0]:
-            s = strings[row]
-            size = len(s)
-            if self.start > size or size + self.start < 0:
+        codes, strings = java_categories(arr)
+        if not (codes >= 0).any():
+            return
+        per_feature: dict[str, dict[int, str]] = {}
+        for code, text in enumerate(strings):
+            for feature, gram in self.grams_of(text).items():
+                per_feature.setdefault(feature, {})[code] = gram
+        if not per_feature:
+            return
+        slots = len(strings) + 1
+        for feature in self.output_fields():
+            values = per_feature.get(feature)
+            if not values:
                 continue
-            begin = size + self.start if self.start < 0 else self.start
-            end = min(begin + self.length, size)
-            for g in self.n_grams:
-                i = 0
-                while begin + i + g <= end:
-                    key = f"{self.prefix}.{g}{i}"
-                    if key not in outputs:
-                        outputs[key] = np.empty(n, dtype=object)
-                        written[key] = np.zeros(n, dtype=bool)
-                    outputs[key][row] = s[begin + i : begin + i + g]
-                    written[key][row] = True
-                    i += 1
-        for key, col in outputs.items():
-            cols[key] = _merge(cols.get(key), col, written[key])
+            table = np.empty(slots, dtype=object)
+            table[:] = None
+            has = np.zeros(slots, dtype=bool)
+            for code, gram in values.items():
+                table[code] = gram
+                has[code] = True
+            cols[feature] = _merge(cols.get(feature), table[codes], has[codes])
 
-    def reverse_map(self) -> dict[str, str]:
-        return {out: self.field for out in self.output_fields()}
+    def reverse_lookup(self) -> dict[str, str]:
+        return {feature: self.field for feature in self.output_fields()}
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"field": self.field, "n_grams": list(self.n_grams), "start": self.start,
-                                "length": self.length, "custom": self.custom}
-        if self.feature_prefix is not None:
-            body["feature_prefix"] = self.feature_prefix
-        return {self.name: body}
+    def _body(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "feature_prefix": self.feature_prefix,
+            "n_grams": list(self.n_grams),
+            "start": self.start,
+            "length": self.length,
+            "custom": self.custom,
+        }
 
 
-@dataclass
-class MultiEncoding:
-    processors: list[Any] = field(default_factory=list)
-    custom: bool = False
+class MultiEncoding(Preprocessor):
+    """``multi_encoding``: a chain; later processors may consume earlier outputs."""
+
     name = "multi_encoding"
 
-    def input_fields(self) -> list[str]:
-        produced: set[str] = set()
-        inputs: list[str] = []
-        for proc in self.processors:
+    def __init__(self, processors: list[Preprocessor], custom: bool = False) -> None:
+        """Validates like the upstream constructor (``illegal_argument_exception``, 400)."""
+        if len(processors) < 2:
+            raise ApiError(
+                "illegal_argument_exception", "processors must be an array of objects with at least length 2", 400
+            )
+        self.processors = list(processors)
+        self.custom = bool(custom)
+        consumed: set[str] = set()
+        inputs = list(processors[0].input_fields())
+        originating: dict[str, str | None] = {
+            f: processors[0].output_field_type(f) for f in processors[0].output_fields()
+        }
+        for proc in processors[1:]:
             for f in proc.input_fields():
-                if f not in produced and f not in inputs:
+                if f not in originating:
                     inputs.append(f)
-            produced.update(proc.output_fields())
-        return inputs
+                else:
+                    consumed.add(f)
+            for f in proc.output_fields():
+                originating[f] = proc.output_field_type(f)
+        self._outputs = {f: t for f, t in originating.items() if f not in consumed}
+        self._inputs = inputs
+        if not self.custom and len(inputs) > 1:
+            raise ApiError(
+                "illegal_argument_exception",
+                f"[custom] cannot be false as [{self.name}] is unable to accurately determine field reverse "
+                f"encoding for input fields [{','.join(inputs)}] and output fields [{', '.join(self._outputs)}]",
+                400,
+            )
+
+    def input_fields(self) -> list[str]:
+        return list(self._inputs)
 
     def output_fields(self) -> list[str]:
-        consumed = {f for proc in self.processors for f in proc.input_fields()}
-        out: list[str] = []
-        for proc in self.processors:
-            out.extend(f for f in proc.output_fields() if f not in consumed and f not in out)
-        return out
+        return list(self._outputs)
+
+    def output_field_type(self, field: str) -> str | None:
+        return self._outputs.get(field)
 
     def process(self, cols: Columns, n: int) -> None:
         for proc in self.processors:
             proc.process(cols, n)
 
-    def reverse_map(self) -> dict[str, str]:
-        inputs = self.input_fields()
-        if len(inputs) != 1:
+    def reverse_lookup(self) -> dict[str, str]:
+        if len(self._inputs) != 1:
+            # upstream throws here; ES never asks (custom is required then), so nothing to decode
             return {}
-        return {out: inputs[0] for out in self.output_fields()}
+        return {f: self._inputs[0] for f in self._outputs}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {self.name: {"processors": [proc.to_dict() for proc in self.processors], "custom": self.custom}}
+    def _body(self) -> dict[str, Any]:
+        return {"processors": [p.to_dict() for p in self.processors], "custom": self.custom}
 
 
-# -- parsing ----------------------------------------------------------------------------------
+# -- parsing -----------------------------------------------------------------------------------
 
-_FIELDS = {
-    "one_hot_encoding": {"field", "hot_map", "custom"},
-    "target_mean_encoding": {"field", "feature_name", "target_map", "default_value", "custom"},
-    "frequency_encoding": {"field", "feature_name", "frequency_map", "custom"},
-    "n_gram_encoding": {"field", "feature_prefix", "n_grams", "start", "length", "custom"},
-    "multi_encoding": {"processors", "custom"},
+def _token(value: Any) -> str:
+    if value is None:
+        return "VALUE_NULL"
+    if isinstance(value, (bool, np.bool_)):
+        return "VALUE_BOOLEAN"
+    if isinstance(value, (int, float, np.number)):
+        return "VALUE_NUMBER"
+    if isinstance(value, str):
+        return "VALUE_STRING"
+    if isinstance(value, (list, tuple)):
+        return "START_ARRAY"
+    if isinstance(value, dict):
+        return "START_OBJECT"
+    return "VALUE_EMBEDDED_OBJECT"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def _xcp(reason: str, cause: ApiError | None = None) -> ApiError:
+    return ApiError("x_content_parse_exception", reason, 400, caused_by=cause)
+
+
+def _failed(obj: str, field: str, cause: ApiError) -> ApiError:
+    """``ObjectParser``'s wrapper around anything a field's parser threw."""
+    return _xcp(f"[{obj}] failed to parse field [{field}]", cause)
+
+
+def _unsupported_type(obj: str, field: str, value: Any) -> ApiError:
+    return _xcp(f"[{obj}] {field} doesn't support values of type: {_token(value)}")
+
+
+def _not_numeric(value: Any) -> ApiError:
+    """Jackson's complaint (its token names: ``VALUE_TRUE`` rather than ``VALUE_BOOLEAN``)."""
+    token = _token(value)
+    if token == "VALUE_BOOLEAN":
+        token = "VALUE_TRUE" if value else "VALUE_FALSE"
+    return _xcp(f"Current token ({token}) not numeric, can not use numeric value accessors")
+
+
+def _number_format(text: str) -> ApiError:
+    reason = "empty String" if not text.strip() else f'For input string: "{text}"'
+    return ApiError("number_format_exception", reason, 400)
+
+
+def _java_parse_double(text: str) -> float:
+    value = parse_java_double(text)
+    if value is None:
+        raise _number_format(text)
+    return value
+
+
+def _str_value(obj: str, field: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _unsupported_type(obj, field, value)
+
+
+def _bool_value(obj: str, field: str, value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        if value in ("true", "false"):
+            return value == "true"
+        raise _failed(obj, field, ApiError(
+            "illegal_argument_exception", f"Failed to parse value [{value}] as only [true] or [false] are allowed.", 400
+        ))
+    raise _unsupported_type(obj, field, value)
+
+
+def _to_int(value: Any) -> int:
+    """``XContentParser.intValue()`` with number coercion (the inner error on failure)."""
+    if _is_number(value):
+        if isinstance(value, (float, np.floating)):
+            if not math.isfinite(value) or not (-(2**31) <= value < 2**31):
+                raise _xcp(f"Numeric value ({java_string(value)}) out of range of int (-2147483648 - 2147483647)")
+            return int(value)  # truncation, as the coercing parser does
+        if not (-(2**31) <= int(value) < 2**31):
+            raise _xcp(f"Numeric value ({int(value)}) out of range of int (-2147483648 - 2147483647)")
+        return int(value)
+    if isinstance(value, str):
+        number = _java_parse_double(value)
+        if math.isnan(number) or not (-(2**31) <= number <= 2**31 - 1):
+            if math.isnan(number):
+                raise _number_format(value)
+            raise ApiError("illegal_argument_exception", f"Value [{value}] is out of range for an integer", 400)
+        return int(number)
+    raise _not_numeric(value)
+
+
+def _to_double(value: Any) -> float:
+    """``XContentParser.doubleValue()`` with number coercion."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        return _java_parse_double(value)
+    raise _not_numeric(value)
+
+
+def _int_value(obj: str, field: str, value: Any) -> int:
+    if not (_is_number(value) or isinstance(value, str)):
+        raise _unsupported_type(obj, field, value)
+    try:
+        return _to_int(value)
+    except ApiError as e:
+        raise _failed(obj, field, e) from None
+
+
+def _double_value(obj: str, field: str, value: Any) -> float:
+    if not (_is_number(value) or isinstance(value, str)):
+        raise _unsupported_type(obj, field, value)
+    try:
+        return _to_double(value)
+    except ApiError as e:
+        raise _failed(obj, field, e) from None
+
+
+def _int_array(obj: str, field: str, value: Any) -> list[int]:
+    if not (isinstance(value, (list, tuple)) or _is_number(value) or isinstance(value, str)):
+        raise _unsupported_type(obj, field, value)
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    try:
+        return [_to_int(v) for v in items]
+    except ApiError as e:
+        raise _failed(obj, field, e) from None
+
+
+def _object_value(obj: str, field: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    raise _unsupported_type(obj, field, value)
+
+
+def _double_map(obj: str, field: str, value: Any) -> dict[str, float]:
+    body = _object_value(obj, field, value)
+    try:
+        return {str(k): _to_double(v) for k, v in body.items()}
+    except ApiError as e:
+        raise _failed(obj, field, e) from None
+
+
+def _string_map(obj: str, field: str, value: Any) -> dict[str, str]:
+    """``XContentParser.mapStrings()``: values read with ``text()`` (scalars only)."""
+    body = _object_value(obj, field, value)
+    out: dict[str, str] = {}
+    for k, v in body.items():
+        if isinstance(v, str):
+            out[str(k)] = v
+        elif isinstance(v, (bool, np.bool_)):
+            out[str(k)] = "true" if v else "false"
+        elif _is_number(v):
+            out[str(k)] = repr(v) if isinstance(v, float) else str(v)
+        else:
+            raise _failed(obj, field, ApiError("illegal_state_exception", f"Can't get text on a {_token(v)}", 400))
+    return out
+
+
+# field -> (reader, required), in upstream declaration order
+_Spec = dict[str, tuple[Any, bool]]
+_SPECS: dict[str, _Spec] = {
+    "one_hot_encoding": {
+        "field": (_str_value, True),
+        "hot_map": (_string_map, True),
+        "custom": (_bool_value, False),
+    },
+    "target_mean_encoding": {
+        "field": (_str_value, True),
+        "feature_name": (_str_value, True),
+        "target_map": (_double_map, True),
+        "default_value": (_double_value, True),
+        "custom": (_bool_value, False),
+    },
+    "frequency_encoding": {
+        "field": (_str_value, True),
+        "feature_name": (_str_value, True),
+        "frequency_map": (_double_map, True),
+        "custom": (_bool_value, False),
+    },
+    "n_gram_encoding": {
+        "field": (_str_value, True),
+        "n_grams": (_int_array, True),
+        "start": (_int_value, False),
+        "length": (_int_value, False),
+        "custom": (_bool_value, False),
+        "feature_prefix": (_str_value, False),
+    },
 }
+_KNOWN = (*_SPECS, "multi_encoding")
+
+CUSTOM_WORD_EMBEDDING = "custom_word_embedding"
 
 
-def _map(value: Any, obj: str, name: str, item) -> dict[str, Any]:
-    body = p.as_object(value, obj, name)
-    return {str(k): item(v, obj, name) for k, v in body.items()}
+class _NotSupported(ApiError):
+    """Our own refusal (not an ES parse failure): reported as is, never wrapped."""
+
+
+def _read_fields(name: str, body: dict[str, Any], spec: _Spec) -> dict[str, Any]:
+    """Strict field-by-field read of a constructing-parser object; checks required fields last."""
+    values: dict[str, Any] = {}
+    for key, raw in body.items():
+        if key not in spec:
+            raise _xcp(f"[{name}] unknown field [{key}]")
+        reader, _ = spec[key]
+        values[key] = reader(name, key, raw)
+    missing = [f for f, (_, required) in spec.items() if required and f not in values]
+    if missing:
+        raise ApiError("illegal_argument_exception", f"Required [{', '.join(missing)}]", 400)
+    return values
+
+
+def _construct(name: str, body: dict[str, Any], spec: _Spec, build: Any) -> Preprocessor:
+    """Run the constructor the way ``ConstructingObjectParser.buildTarget`` reports failures."""
+    values = _read_fields(name, body, spec)
+    try:
+        return build(values)
+    except ApiError as e:
+        error = _xcp(f"Failed to build [{name}] after last required field arrived", e)
+        if len(values) == len(spec):
+            # every constructor argument arrived: ES builds while parsing the last one
+            error = _failed(name, list(body)[-1], error)
+        raise error from None
+
+
+def _parse_multi(body: dict[str, Any]) -> MultiEncoding:
+    name = "multi_encoding"
+    processors: list[Preprocessor] | None = None
+    ordered = False
+    custom = False
+    for key, raw in body.items():
+        if key == "processors":
+            processors, ordered = _parse_named_objects(raw, name, "processors")
+        elif key == "custom":
+            custom = _bool_value(name, key, raw)
+        else:
+            raise _xcp(f"[{name}] unknown field [{key}]")
+    if not ordered:
+        raise ApiError("illegal_argument_exception", "processors must be an array of objects", 400)
+    assert processors is not None
+    return MultiEncoding(processors, custom)
 
 
 def parse_preprocessor(name: str, body: Any) -> Preprocessor:
-    if name == "custom_word_embedding":
-        raise p.bad_request(
-            "[custom_word_embedding] (the lang_ident CLD3 embedding) is not supported by es_infer_nb"
-        )
-    if name not in _FIELDS:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[preprocessors] unknown preprocessor [{name}]; expected one of {sorted(_FIELDS)}",
+    """One named preprocessor object ``{name: body}``; errors are the inner (unwrapped) ones."""
+    if name == CUSTOM_WORD_EMBEDDING:
+        raise _NotSupported(
+            "status_exception",
+            "[custom_word_embedding] preprocessors are not supported by es_infer_nb "
+            "(they belong to the built-in lang_ident model, which cannot be run locally)",
             400,
         )
-    body = p.as_object(body, name)
-    p.reject_unknown(body, name, _FIELDS[name])
-    custom = p.to_bool(body.get("custom", False), name, "custom")
+    if name not in _KNOWN:
+        return _raise_unknown(name)
+    if not isinstance(body, dict):
+        raise _xcp(f"[{name}] Expected START_OBJECT but was: {_token(body)}")
+    if name == "multi_encoding":
+        return _parse_multi(body)
+    spec = _SPECS[name]
     if name == "one_hot_encoding":
-        return OneHotEncoding(
-            p.to_str(p.require(body, name, "field"), name, "field"),
-            _map(p.require(body, name, "hot_map"), name, "hot_map", p.to_str),
-            custom,
-        )
+        return _construct(name, body, spec, lambda v: OneHotEncoding(v["field"], v["hot_map"], v.get("custom", False)))
     if name == "target_mean_encoding":
-        return TargetMeanEncoding(
-            p.to_str(p.require(body, name, "field"), name, "field"),
-            p.to_str(p.require(body, name, "feature_name"), name, "feature_name"),
-            _map(p.require(body, name, "target_map"), name, "target_map", p.to_float),
-            p.to_float(p.require(body, name, "default_value"), name, "default_value"),
-            custom,
-        )
+        return _construct(name, body, spec, lambda v: TargetMeanEncoding(
+            v["field"], v["feature_name"], v["target_map"], v["default_value"], v.get("custom", False)
+        ))
     if name == "frequency_encoding":
-        return FrequencyEncoding(
-            p.to_str(p.require(body, name, "field"), name, "field"),
-            p.to_str(p.require(body, name, "feature_name"), name, "feature_name"),
-            _map(p.require(body, name, "frequency_map"), name, "frequency_map", p.to_float),
-            custom,
-        )
-    if name == "n_gram_encoding":
-        return _ngram(body, custom)
-    return _multi(body, custom)
+        return _construct(name, body, spec, lambda v: FrequencyEncoding(
+            v["field"], v["feature_name"], v["frequency_map"], v.get("custom", False)
+        ))
+    return _construct(name, body, spec, lambda v: NGramEncoding(
+        v["field"], v["n_grams"], v.get("start"), v.get("length"), v.get("feature_prefix"), v.get("custom", False)
+    ))
 
 
-def _ngram(body: dict[str, Any], custom: bool) -> NGramEncoding:
-    name = "n_gram_encoding"
-    grams = p.to_list(p.require(body, name, "n_grams"), name, "n_grams", p.to_int)
-    grams = list(dict.fromkeys(grams))
-    start = p.to_int(body.get("start", 0), name, "start")
-    length = p.to_int(body.get("length", 50), name, "length")
-    prefix = body.get("feature_prefix")
-    if not grams:
-        raise p.bad_request("[n_grams] must not be empty")
-    bad = [g for g in grams if g < 1 or g > 5]
-    if bad:
-        raise p.bad_request(f"[n_grams] is invalid [{bad}]; minimum supported value is [1]; maximum supported value is [5]")
-    if length < 1 or length > 100:
-        raise p.bad_request(f"[length] must be a positive integer greater than 0 and less than or equal to [100]; provided [{length}]")
-    if any(g > length for g in grams):
-        raise p.bad_request(f"[n_grams] and [length] both contain values larger than [length] [{length}]")
-    if start < 0 and start + length > 0:
-        raise p.bad_request(
-            f"if [start] is negative, [length] + [start] must be less than or equal to 0; [start] [{start}] [length] [{length}]"
-        )
-    return NGramEncoding(
-        p.to_str(p.require(body, name, "field"), name, "field"), grams, start, length,
-        None if prefix is None else p.to_str(prefix, name, "feature_prefix"), custom,
-    )
+def _raise_unknown(name: str) -> Preprocessor:
+    raise ApiError("named_object_not_found_exception", f"unknown field [{name}]", 400)
 
 
-def _multi(body: dict[str, Any], custom: bool) -> MultiEncoding:
-    named = p.named_object_array(p.require(body, "multi_encoding", "processors"), "multi_encoding", "processors")
-    procs = [parse_preprocessor(n, b) for n, b in named]
-    if len(procs) < 2:
-        raise p.bad_request("[processors] must contain more than one processor for [multi_encoding]")
-    multi = MultiEncoding(procs, custom)
-    if len(multi.input_fields()) > 1 and not custom:
-        raise p.bad_request(
-            "[custom] must be [true] for [multi_encoding] when more than one input field is used; "
-            "feature importance cannot be mapped back to several fields"
-        )
-    return multi
+def _parse_named_objects(value: Any, obj: str, field: str) -> tuple[list[Preprocessor], bool]:
+    """``ObjectParser.declareNamedObjects``: an array of single-key objects (ordered) or one
+    object with any number of keys (unordered). Returns the parsed list and whether ordered."""
+    if isinstance(value, dict):
+        entries, ordered = list(value.items()), False
+    elif isinstance(value, (list, tuple)):
+        entries, ordered = [], True
+        for item in value:
+            if not isinstance(item, dict) or len(item) != 1:
+                raise _failed(obj, field, _xcp(
+                    f"[{field}] can be a single object with any number of fields or an array where each "
+                    "entry is an object with a single field"
+                ))
+            entries.append(next(iter(item.items())))
+    else:
+        raise _unsupported_type(obj, field, value)
+    parsed: list[Preprocessor] = []
+    for name, body in entries:
+        try:
+            parsed.append(parse_preprocessor(str(name), body))
+        except _NotSupported:
+            raise
+        except ApiError as e:
+            raise _failed(obj, field, e) from None
+    return parsed, ordered
 
 
 def parse_preprocessors(objs: Any) -> list[Preprocessor]:
+    """The definition's ``preprocessors`` value, validated like ES (``None`` -> ``[]``).
+
+    Must be an array of single-key objects (a single-key object is accepted as a
+    one-element list, a multi-key object is rejected: ``preprocessors must be an array
+    of preprocessor objects``). Parse failures are ``x_content_parse_exception`` (400)
+    ``[trained_model_definition] failed to parse field [preprocessors]`` with the
+    upstream root cause in ``caused_by``, e.g. ``Required [hot_map]``, ``unknown field
+    [foo]`` (``named_object_not_found_exception``), ``[n_grams] must not be empty``
+    (``status_exception``) or the multi_encoding ``illegal_argument_exception`` messages.
+    """
     if objs is None:
         return []
-    named = p.named_object_array(objs, "trained_model_definition", "preprocessors")
-    return [parse_preprocessor(n, b) for n, b in named]
+    parsed, ordered = _parse_named_objects(objs, "trained_model_definition", "preprocessors")
+    if len(parsed) > 1 and not ordered:
+        raise ApiError("illegal_argument_exception", "preprocessors must be an array of preprocessor objects", 400)
+    return parsed
+
+
+# -- one document ------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def apply_to_doc(preprocessors: list[Preprocessor], doc: dict[str, Any]) -> dict[str, Any]:
-    """Process one flat document: outputs added, nothing written for missing inputs."""
+    """Process one flat document: the original fields kept, outputs added (or overwritten),
+    nothing written for a preprocessor whose input is missing. One-hot outputs are ints,
+    target-mean / frequency outputs floats, n-grams strings."""
     cols: Columns = {}
-    for k, v in doc.items():
+    for key, value in doc.items():
         arr = np.empty(1, dtype=object)
-        arr[0] = v
-        cols[k] = arr
+        arr[0] = value
+        cols[key] = arr
+    originals = dict(cols)
     for pre in preprocessors:
         pre.process(cols, 1)
-    out: dict[str, Any] = {}
-    for k, arr in cols.items():
-        v = arr[0]
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            if k in doc:
-                out[k] = doc[k]
-            continue
-        if isinstance(v, np.generic):
-            v = v.item()
-        out[k] = v if k in doc and doc[k] is v else v
-    for k, v in doc.items():
-        out.setdefault(k, v)
-    return {k: out[k] for k in list(doc) + [c for c in out if c not in doc]}
+    out = dict(doc)
+    for key, arr in cols.items():
+        if arr is originals.get(key):
+            continue  # untouched input
+        value = _plain(arr[0])
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue  # not written for this row
+        out[key] = value
+    return out

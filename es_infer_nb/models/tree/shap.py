@@ -22,6 +22,7 @@ gathers, and reduces onto features with one matrix product.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +30,8 @@ import torch
 
 from .definition import TreeDef
 
-#: paths with more unique features than this are tabulated lazily per row instead
-MAX_TABLE_FEATURES = 12
+#: paths with more splits than this are computed per row instead of looked up in a table
+MAX_TABLE_DEPTH = 8
 
 
 @dataclass
@@ -65,109 +66,122 @@ def _shapley_table(z: np.ndarray) -> np.ndarray:
 
 
 class PathTable:
-    """All root-to-leaf paths of a model's trees, with their per-pattern contributions."""
+    """All root-to-leaf paths of a model's trees, with their per-pattern contributions.
+
+    A row's *pattern* on a path has one bit per split on the path (does the row go the path's
+    way there); it is computed for every path at once as a sparse matrix product of the row's
+    split outcomes. Paths of at most :data:`MAX_TABLE_DEPTH` splits look their contribution up
+    in a table over all ``2**depth`` patterns; deeper models use the Shapley polynomial directly.
+    """
 
     def __init__(self, trees: list[TreeDef], feature_index: dict[str, int], num_outputs: int,
                  device: torch.device) -> None:
-        inner_feat: list[int] = []
-        inner_thr: list[float] = []
-        inner_lt: list[bool] = []
-        inner_neg: list[bool] = []
-        inner_dleft: list[bool] = []
-        paths: list[_Path] = []
-        starts: list[int] = []
-        path_tree: list[int] = []
-        for tree in trees:
-            base = len(inner_feat)
-            local_to_inner: dict[int, int] = {}
-            for n in range(tree.num_nodes):
-                if tree.left[n] >= 0:
-                    local_to_inner[n] = len(inner_feat)
-                    name = tree.feature_names[int(tree.split_feature[n])]
-                    inner_feat.append(feature_index[name])
-                    inner_thr.append(float(tree.threshold[n]))
-                    inner_lt.append(int(tree.decision[n]) in (1, 2))
-                    inner_neg.append(int(tree.decision[n]) in (2, 3))
-                    inner_dleft.append(bool(tree.default_left[n]))
-            del base
-            starts.append(len(paths))
-            self._collect(tree, local_to_inner, feature_index, num_outputs, paths)
-            path_tree.extend([len(starts) - 1] * (len(paths) - starts[-1]))
         self.device = device
         self.num_features = len(feature_index)
         self.num_outputs = num_outputs
+        self.num_trees = len(trees)
+        f_count = self.num_features
+        inner_feat: list[int] = []
+        inner_thr: list[float] = []
+        inner_right: list[bool] = []  # the canonical comparison being true means "go right"
+        paths: list[_Path] = []
+        starts: list[int] = []
+        for tree in trees:
+            local_to_inner: dict[int, int] = {}
+            for n in range(tree.num_nodes):
+                if tree.left[n] < 0:
+                    continue
+                local_to_inner[n] = len(inner_feat)
+                decision = int(tree.decision[n])  # 0 lte, 1 lt, 2 gte, 3 gt
+                t = float(tree.threshold[n])
+                if decision in (1, 2):
+                    t = float(np.nextafter(t, -np.inf))  # v >= t  <=>  v > nextbelow(t)
+                means_right = decision in (0, 1)
+                # missing values read the +inf copy (comparison true) or the -inf copy (false)
+                missing_true = (not tree.default_left[n]) if means_right else bool(tree.default_left[n])
+                f = feature_index[tree.feature_names[int(tree.split_feature[n])]]
+                inner_feat.append(f if missing_true else f + f_count)
+                inner_thr.append(t)
+                inner_right.append(means_right)
+            starts.append(len(paths))
+            self._collect(tree, local_to_inner, feature_index, num_outputs, paths)
+        n_inner = len(inner_feat)
         p_count = len(paths)
-        d_max = max((len(p.nodes) for p in paths), default=0)
-        m_max = max((len(p.features) for p in paths), default=0)
-        if m_max > MAX_TABLE_FEATURES:
-            raise ValueError(
-                f"paths with {m_max} distinct features are too deep for the tabulated TreeSHAP "
-                f"(at most {MAX_TABLE_FEATURES})"
-            )
-        self.m_max = m_max
-        node = np.zeros((p_count, max(d_max, 1)), dtype=np.int64)
-        left = np.zeros_like(node, dtype=bool)
-        valid = np.zeros_like(node, dtype=bool)
-        clear = np.zeros_like(node)  # bit mask cleared when the row leaves the path there
-        full = np.zeros(p_count, dtype=np.int64)
-        width = max(m_max, 1)
-        patterns = 2**m_max
-        # contributions of every path for every pattern, already placed on features x outputs
-        table = np.zeros((p_count, patterns, self.num_features * num_outputs))
-        for pi, path in enumerate(paths):
-            d = len(path.nodes)
-            node[pi, :d] = path.nodes
-            left[pi, :d] = path.go_left
-            valid[pi, :d] = True
-            clear[pi, :d] = [1 << s for s in path.slots]
-            m = len(path.features)
-            full[pi] = (1 << m) - 1
+        self.num_paths = p_count
+        self.num_inner = n_inner
+        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        self.inner_feat = as_t(np.asarray(inner_feat, dtype=np.int64))
+        self.inner_thr = as_t(np.asarray(inner_thr, dtype=np.float64))
+        self.path_starts = as_t(np.asarray(starts, dtype=np.int64))
+        depth = max((len(pth.nodes) for pth in paths), default=0)
+        self.depth = depth
+        # sparse [paths, 2 * inner + 1]: bit d of a path's pattern reads "cmp" or "not cmp" of its
+        # d-th split (row 2 * inner is all ones, unused here)
+        rows, cols, vals = [], [], []
+        for pi, pth in enumerate(paths):
+            for d, (node, left) in enumerate(zip(pth.nodes, pth.go_left)):
+                want_true = left != inner_right[node]
+                rows.append(pi)
+                cols.append(node if want_true else n_inner + node)
+                vals.append(float(2**d))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            self._pattern_matrix = torch.sparse_coo_tensor(
+                torch.as_tensor(np.array([rows, cols], dtype=np.int64).reshape(2, -1)),
+                torch.as_tensor(np.array(vals, dtype=np.float32)),
+                size=(p_count, 2 * n_inner + 1), check_invariants=True,
+            ).coalesce().to_sparse_csr().to(device)
+        self._paths = paths
+        self._build_tables(paths, depth, starts)
+
+    def _build_tables(self, paths: list[_Path], depth: int, starts: list[int]) -> None:
+        k_out = self.num_outputs
+        width = self.num_features * k_out
+        p_count = len(paths)
+        self.tabulated = depth <= MAX_TABLE_DEPTH
+        if not self.tabulated:
+            return
+        patterns = 2**depth
+        table = np.zeros((p_count, patterns, width))
+        ext = np.arange(patterns)
+        for pi, pth in enumerate(paths):
+            m = len(pth.features)
             if not m:
                 continue
-            weights = _shapley_table(np.asarray(path.zero))  # [2**m, m]
-            for slot, f in enumerate(path.features):
-                for k in range(num_outputs):
-                    table[pi, : 2**m, f * num_outputs + k] += weights[:, slot] * path.value[k]
-        t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        self.inner_feat = t(np.asarray(inner_feat, dtype=np.int64))
-        self.inner_thr = t(np.asarray(inner_thr, dtype=np.float64))
-        self.inner_lt = t(np.asarray(inner_lt, dtype=bool))
-        self.inner_neg = t(np.asarray(inner_neg, dtype=bool))
-        self.inner_dleft = t(np.asarray(inner_dleft, dtype=bool))
-        # path-major layouts: [depth, paths]
-        self.node = t(np.ascontiguousarray(node.T))
-        self.left = t(np.ascontiguousarray(left.T))
-        self.valid = t(np.ascontiguousarray(valid.T))
-        self.clear = t(np.ascontiguousarray(clear.T.astype(np.int32)))
-        self.full = t(full.astype(np.int32))
-        self.patterns = patterns
-        self.width = width
-        self.offsets = t((np.arange(p_count, dtype=np.int64) * patterns))
+            weights = _shapley_table(np.asarray(pth.zero))  # [2**m, m] over per-feature patterns
+            merged = np.zeros(patterns, dtype=np.int64)
+            for s in range(m):
+                follows = np.ones(patterns, dtype=bool)
+                for d, slot in enumerate(pth.slots):
+                    if slot == s:
+                        follows &= ((ext >> d) & 1).astype(bool)
+                merged |= follows.astype(np.int64) << s
+            rows = weights[merged]  # [patterns, m]
+            for slot, f in enumerate(pth.features):
+                for k in range(k_out):
+                    table[pi, :, f * k_out + k] += rows[:, slot] * pth.value[k]
         # float32 embedding bags are fast where float64 ones are not. Each value is split into a
         # "hi" part on a per-tree grid, coarse enough that summing a tree's paths in float32 is
         # exact, and the float32 remainder "lo"; bags are per (row, tree) and added in float64.
-        flat = table.reshape(p_count * patterns, self.num_features * num_outputs)
+        flat = table.reshape(p_count * patterns, width)
         hi = np.zeros_like(flat, dtype=np.float32)
         lo = np.zeros_like(flat, dtype=np.float32)
         bounds = starts + [p_count]
         for ti in range(len(starts)):
-            rows_t = slice(bounds[ti] * patterns, bounds[ti + 1] * patterns)
-            block = flat[rows_t]
+            part = slice(bounds[ti] * patterns, bounds[ti + 1] * patterns)
+            block = flat[part]
             scale = float(np.nanmax(np.abs(block))) if block.size else 0.0
             if not np.isfinite(scale) or scale == 0.0:
-                hi[rows_t] = block.astype(np.float32)
+                hi[part] = block.astype(np.float32)
                 continue
-            paths_in_tree = max(1, bounds[ti + 1] - bounds[ti])
-            bits = max(1, 23 - int(np.ceil(np.log2(paths_in_tree))))
+            bits = max(1, 23 - int(np.ceil(np.log2(max(1, bounds[ti + 1] - bounds[ti])))))
             step = 2.0 ** (np.floor(np.log2(scale)) + 1 - bits)
             coarse = np.round(block / step) * step
-            hi[rows_t] = coarse.astype(np.float32)
-            lo[rows_t] = (block - coarse).astype(np.float32)
-        self.table = t(np.concatenate([hi, lo], axis=1))
-        self.num_paths = p_count
-        self.tree_of_path = t(np.asarray(path_tree, dtype=np.int64))
-        self.num_trees = len(trees)
-        self.path_starts = t(np.asarray(starts, dtype=np.int64))
+            hi[part] = coarse.astype(np.float32)
+            lo[part] = (block - coarse).astype(np.float32)
+        self.patterns = patterns
+        self.table = torch.as_tensor(np.concatenate([hi, lo], axis=1), device=self.device)
+        self.offsets = torch.as_tensor(np.arange(p_count, dtype=np.int64) * patterns, device=self.device)
 
     @staticmethod
     def _collect(tree: TreeDef, local_to_inner: dict[int, int], feature_index: dict[str, int], k_out: int,
@@ -206,24 +220,50 @@ class PathTable:
     def contributions(self, x: torch.Tensor) -> torch.Tensor:
         """SHAP values [rows, features, outputs] (summed over trees, unweighted)."""
         rows = x.shape[0]
-        if self.num_paths == 0 or self.inner_feat.numel() == 0:
+        if self.num_paths == 0 or self.num_inner == 0:
             return torch.zeros((rows, self.num_features, self.num_outputs), dtype=torch.float64, device=x.device)
-        v = x[:, self.inner_feat].T.contiguous()  # [inner nodes, rows]
-        thr = self.inner_thr[:, None]
-        cmp = torch.where(self.inner_lt[:, None], v < thr, v <= thr) ^ self.inner_neg[:, None]
-        go_left = torch.where(torch.isfinite(v), cmp, self.inner_dleft[:, None])
-        violated = torch.zeros((self.num_paths, rows), dtype=torch.int32, device=x.device)
-        for d in range(self.node.shape[0]):
-            wrong = (go_left[self.node[d]] != self.left[d][:, None]) & self.valid[d][:, None]
-            violated |= wrong * self.clear[d][:, None]
-        pattern = (self.full[:, None] & ~violated).to(torch.int64) + self.offsets[:, None]
-        # one bag per (row, tree) keeps float32 sums short; the trees are added in float64
-        flat = pattern.T.reshape(-1)
-        bag_starts = (torch.arange(rows, device=x.device)[:, None] * self.num_paths + self.path_starts[None, :])
-        per_tree = torch.nn.functional.embedding_bag(flat, self.table, bag_starts.reshape(-1), mode="sum")
-        sums = per_tree.reshape(rows, self.num_trees, 2, -1).to(torch.float64).sum(dim=(1, 2))
-        phi = sums
+        finite = torch.isfinite(x)
+        both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
+        cmp = both.T.contiguous()[self.inner_feat] > self.inner_thr[:, None]  # [inner, rows]
+        outcomes = torch.cat([cmp, ~cmp, torch.ones((1, rows), dtype=torch.bool, device=x.device)], dim=0)
+        pattern = torch.sparse.mm(self._pattern_matrix, outcomes.to(torch.float32)).T.to(torch.int64)  # [rows, paths]
+        if not self.tabulated:
+            return self._direct(pattern)
+        index = pattern + self.offsets[None, :]
+        bag_starts = torch.arange(rows, device=x.device)[:, None] * self.num_paths + self.path_starts[None, :]
+        per_tree = torch.nn.functional.embedding_bag(index.reshape(-1), self.table, bag_starts.reshape(-1), mode="sum")
+        phi = per_tree.reshape(rows, self.num_trees, 2, -1).to(torch.float64).sum(dim=(1, 2))
         return phi.reshape(rows, self.num_features, self.num_outputs)
+
+    def _direct(self, pattern: torch.Tensor) -> torch.Tensor:
+        """Deep paths: the Shapley polynomial per row and path, without a table."""
+        rows = pattern.shape[0]
+        dev = pattern.device
+        out = torch.zeros((rows, self.num_features, self.num_outputs), dtype=torch.float64, device=dev)
+        for pi, pth in enumerate(self._paths):
+            m = len(pth.features)
+            if not m:
+                continue
+            bits = pattern[:, pi]
+            o = torch.ones((rows, m), dtype=torch.float64, device=dev)
+            for d, slot in enumerate(pth.slots):
+                o[:, slot] *= ((bits >> d) & 1).to(torch.float64)
+            z = [float(v) for v in pth.zero]
+            coef = torch.as_tensor([math.factorial(k) * math.factorial(m - 1 - k) / math.factorial(m) for k in range(m)],
+                                   dtype=torch.float64, device=dev)
+            value = torch.as_tensor(pth.value, dtype=torch.float64, device=dev)
+            for i in range(m):
+                poly = torch.zeros((rows, m), dtype=torch.float64, device=dev)
+                poly[:, 0] = 1.0
+                for j in range(m):
+                    if j == i:
+                        continue
+                    shifted = torch.zeros_like(poly)
+                    shifted[:, 1:] = poly[:, :-1]
+                    poly = poly * z[j] + shifted * o[:, j : j + 1]
+                contribution = (o[:, i] - z[i]) * (poly @ coef)
+                out[:, pth.features[i], :] += contribution[:, None] * value[None, :]
+        return out
 
     def rows_per_batch(self, budget: int = 4_000_000) -> int:
         return max(1, budget // max(1, self.num_paths))

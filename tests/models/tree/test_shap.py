@@ -123,3 +123,30 @@ def test_negative_importance_count_is_rejected(engine):
         "docs": [{"tenure": 1}], "inference_config": {"classification": {"num_top_feature_importance_values": -1}}})
     assert r.status == 400
     assert r.body["error"]["reason"] == "[num_top_feature_importance_values] must be greater than or equal to 0"
+
+
+def test_deep_trees_use_the_direct_polynomial_and_agree():
+    from es_infer_nb.models.tree.shap import MAX_TABLE_DEPTH
+
+    rng = np.random.default_rng(9)
+    features = 3
+    trees = [_with_covers(rng, random_tree(rng, features, MAX_TABLE_DEPTH + 2)) for _ in range(2)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, 1, torch.device("cpu"))
+    assert table.depth > MAX_TABLE_DEPTH and not table.tabulated
+    x = rng.normal(size=(4, features)).round(2)
+    phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    base = expected_value(definition.all_trees(), 1)[0]
+    for r in range(len(x)):
+        prediction = sum(_conditional(t, x[r], set(range(features))) for t in trees)
+        assert phi[r].sum() + base == pytest.approx(prediction, abs=1e-9)
+        want = np.zeros(features)
+        for i in range(features):
+            others = [j for j in range(features) if j != i]
+            for k in range(features):
+                for subset in itertools.combinations(others, k):
+                    w = math.factorial(k) * math.factorial(features - k - 1) / math.factorial(features)
+                    s = set(subset)
+                    want[i] += w * sum(_conditional(t, x[r], s | {i}) - _conditional(t, x[r], s) for t in trees)
+        np.testing.assert_allclose(phi[r], want, atol=1e-9)

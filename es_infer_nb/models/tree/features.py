@@ -79,9 +79,10 @@ def java_double_string(value: float) -> str:
         sci = len(significant) - len(frac) - 1
         digits = significant
     digits = digits.rstrip("0") or "0"
-    if len(digits) == 1:
+    if len(digits) == 1 and magnitude < 1e-300:
         # Java (JDK 19+) picks, when one digit would do, the 2-digit decimal closest to the
-        # exact value: Double.MIN_VALUE -> "4.9E-324" where Python says "5e-324"
+        # exact value: Double.MIN_VALUE -> "4.9E-324" where Python says "5e-324". Only the
+        # low-precision subnormals can tell the two apart.
         with localcontext() as ctx:
             ctx.prec = 800  # the exact binary value has at most 767 significant digits
             exact = Decimal(magnitude)
@@ -127,9 +128,10 @@ def java_string(value: Any) -> str:
 # -- Java Double.valueOf ------------------------------------------------------------------------
 
 # FloatingDecimal grammar: optional sign, NaN | Infinity | decimal | hex, optional f/F/d/D suffix
-_JAVA_DECIMAL = re.compile(r"[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[fFdD]?)")
-_JAVA_HEX = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+)[fFdD]?")
+_JAVA_DECIMAL = re.compile(r"[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[fFdD]?)", re.ASCII)
+_JAVA_HEX = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+)[fFdD]?", re.ASCII)
 _JAVA_TRIM = "".join(chr(i) for i in range(33))  # String.trim() strips every char <= ' '
+_PLAIN_NUMBER_CHARS = "0123456789.eE+-"
 
 
 def parse_java_double(text: str) -> float | None:
@@ -139,6 +141,12 @@ def parse_java_double(text: str) -> float | None:
     ``Infinity``, an optional ``f``/``F``/``d``/``D`` suffix and hex floats (``0x1.8p1``).
     Rejects what only Python accepts (``inf``, ``1_000``, ``nan``).
     """
+    if text and not text.strip(_PLAIN_NUMBER_CHARS):
+        # only digits . e E + -: Python's float() accepts exactly what Java accepts here
+        try:
+            return float(text)
+        except ValueError:
+            return None
     s = text.strip(_JAVA_TRIM)
     if not s:
         return None
@@ -224,8 +232,10 @@ def to_double_column(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.float64)
     if kind == "b" or kind in "mM":
         return np.full(arr.shape[0], np.nan)
-    if kind in "US":
+    if kind == "U":
         return _strings_to_double(arr.astype(object))
+    if kind == "S":
+        return _strings_to_double(arr.astype("U").astype(object))
     if kind != "O":
         return np.full(arr.shape[0], np.nan)
     inferred = infer_dtype(arr, skipna=True)
@@ -352,7 +362,7 @@ def _series_column(s: pd.Series) -> np.ndarray:
         if not has_na:
             return s.to_numpy(dtype=np.int64 if pd.api.types.is_signed_integer_dtype(dtype) else np.uint64)
         # keep ints as ints (category matching: 3 -> "3", not "3.0"); missing -> None
-        return _object_array(s.astype(object).where(~s.isna(), None).tolist(), n)
+        return s.to_numpy(dtype=object, na_value=None)
     if pd.api.types.is_float_dtype(dtype):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_string_dtype(dtype):
@@ -369,8 +379,8 @@ def columns_from_frame(df: pd.DataFrame, field_names: list[str]) -> Columns:
     Int/boolean columns with missing values become object arrays (ints stay ints,
     missing -> None), nullable Float -> float64 with NaN, str / object / categorical
     columns -> object arrays with None for missing. A field that is not a column may
-    still resolve through dict-valued columns (``a.b`` with column ``a`` holding dicts,
-    or column ``a.b`` ... ) with ES dig semantics.
+    still resolve, with ES dig semantics, through dict-valued columns whose name is a
+    dotted prefix of it (field ``a.b.c`` via column ``a`` or ``a.b`` holding dicts).
     """
     cols: Columns = {}
     n = len(df)

@@ -92,10 +92,19 @@ def _element_string(v: Any, fcache: dict[float, str]) -> str | None:
 def java_categories(arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Factorize a column by Java ``String.valueOf``: ``(codes, strings)``.
 
-    ``codes[i]`` indexes ``strings`` (-1 = missing). Distinct codes may share a string only
-    in corner cases; lookups must go through the strings (see :func:`_code_table`).
+    ``codes[i]`` indexes ``strings`` (-1 = missing); the strings are distinct. Only the
+    distinct values are converted to strings, so the per-row work is numpy.
     """
-    arr = np.asarray(arr)
+    codes, strings = _categories(np.asarray(arr))
+    if len(set(strings)) != len(strings):  # defensive: one code per distinct string
+        first: dict[str, int] = {}
+        remap = np.array([first.setdefault(t, len(first)) for t in strings] + [-1], dtype=np.intp)
+        codes = remap[codes]
+        strings = list(first)
+    return codes, strings
+
+
+def _categories(arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
     n = arr.shape[0]
     kind = arr.dtype.kind
     if kind == "b":
@@ -105,6 +114,9 @@ def java_categories(arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
         return codes, [str(int(u)) for u in uniques.tolist()]
     if kind == "f":
         return _float_categories(arr.astype(np.float64, copy=False))
+    if kind == "S":
+        arr = arr.astype("U")
+        kind = "U"
     if kind == "U":
         arr = arr.astype(object)
         kind = "O"
@@ -131,16 +143,11 @@ def java_categories(arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return codes, list(uniques.tolist())
 
 
-def _code_table(strings: list[str], mapping: dict[str, Any], default: Any, dtype: Any) -> np.ndarray:
-    """``table[code]`` = mapping[string] (or default); one extra trailing slot for code -1."""
-    if dtype is object:
-        table = np.empty(len(strings) + 1, dtype=object)
-        table[:-1] = [mapping.get(s, default) for s in strings]
-        table[-1] = None
-        return table
-    table = np.empty(len(strings) + 1, dtype=dtype)
-    table[:-1] = [mapping.get(s, default) for s in strings]
-    table[-1] = np.nan if np.dtype(dtype).kind == "f" else 0
+def _code_table(strings: list[str], mapping: dict[str, float], default: float) -> np.ndarray:
+    """float64 ``table[code]`` = mapping[string] (or default); a trailing NaN slot for code -1."""
+    table = np.empty(len(strings) + 1, dtype=np.float64)
+    table[:-1] = [mapping.get(t, default) for t in strings]
+    table[-1] = np.nan
     return table
 
 
@@ -204,8 +211,7 @@ class Preprocessor(ABC):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Preprocessor) and self.to_dict() == other.to_dict()
 
-    def __hash__(self) -> int:  # pragma: no cover - identity is fine for a mutable-looking object
-        return id(self)
+    __hash__ = object.__hash__  # equality is by value, hashing stays by identity
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._body()!r})"
@@ -281,7 +287,7 @@ class _MapEncoding(Preprocessor):
         present = codes >= 0
         if not present.any():
             return
-        new = _code_table(strings, mapping, default, np.float64)[codes]
+        new = _code_table(strings, mapping, default)[codes]
         cols[self.feature_name] = _merge(cols.get(self.feature_name), new, present)
 
     def reverse_lookup(self) -> dict[str, str]:

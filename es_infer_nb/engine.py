@@ -95,18 +95,48 @@ class Engine:
         classification_weights: list[float] | None = None,
         *,
         description: str | None = None,
+        data: Any = None,
     ) -> dict[str, Any]:
         """Import a fitted scikit-learn / XGBoost / LightGBM model the way eland does.
 
         The stored JSON is an ordinary Elasticsearch ``tree_ensemble`` config, so it can be
         PUT to a cluster unchanged (``GET _ml/trained_models/<id>?include=definition``).
+        ``metadata.feature_importance_baseline`` is filled from the trees; pass ``data`` (a
+        DataFrame or array of training rows, columns in ``feature_names`` order) to fill
+        ``metadata.total_feature_importance`` as well.
         """
         from .models.tree.importers import to_es_model
 
         body = to_es_model(model, feature_names, classification_labels, classification_weights)
         if description is not None:
             body["description"] = description
-        return self.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
+        answer = self.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
+        self._fill_importance_metadata(model_id, feature_names, data)
+        return answer
+
+    def _fill_importance_metadata(self, model_id: str, feature_names: list[str], data: Any) -> None:
+        import numpy as np
+
+        from .models.inference_config import parse_config
+        from .models.runner import load_model
+        from .models.tree.metadata import baseline, total_importance
+
+        with self.lock:
+            stored = dict(self.models.config(model_id))
+            config = parse_config(stored["inference_config"])
+            model = load_model(self, model_id)
+            metadata = dict(stored.get("metadata") or {})
+            metadata["feature_importance_baseline"] = baseline(model, config)
+            if data is not None:
+                frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
+                index = {f: i for i, f in enumerate(feature_names)}
+                x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
+                for j, f in enumerate(model.compiled.features):
+                    if f in index:
+                        x[:, j] = frame[:, index[f]]
+                metadata["total_feature_importance"] = total_importance(model, config, x)
+            stored["metadata"] = metadata
+            self.models.put(model_id, stored)
 
     def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""

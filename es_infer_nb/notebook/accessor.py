@@ -1,8 +1,23 @@
-"""``df.infer`` / ``series.infer``: run Elasticsearch models over pandas objects.
+"""``df.infer`` / ``series.infer``: run Elasticsearch trained models over pandas objects.
 
-Registered on ``import es_infer_nb``. Results come back as columns named by the ES
-field path (``ml.inference.predicted_value``, ...), aligned to the frame's index:
-rows are never dropped or reordered; nested values are ``pd.ArrowDtype`` columns.
+Registered on ``import es_infer_nb``::
+
+    import es_infer_nb
+    out = df.infer.run("my-regression")           # df + ml.inference.* columns
+    df.infer.run("my-classifier", inference_config={"classification": {"num_top_classes": 2}},
+                 target_field="pred", inplace=True)
+    preds = df["text"].infer.run("my-ner")        # only the result columns
+
+Result columns are named by the field path Elasticsearch would write
+(``ml.inference.predicted_value``, ``ml.inference.top_classes``, ...), aligned to the
+caller's index: rows are never dropped or reordered, and nested results are
+``pd.ArrowDtype`` columns. Keyword names follow the ES ``inference`` processor JSON.
+API errors (unknown model, wrong inference_config, ...) raise
+:class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
+
+Accessor instances keep no state (pandas builds a new one on every attribute access);
+notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
+:data:`es_infer_nb.notebook.options.options` (set by ``%config InferMagic.<name>``).
 """
 
 from __future__ import annotations
@@ -11,8 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..errors import ApiError
+from .options import options
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
+
+__all__ = ["InferFrameAccessor", "InferSeriesAccessor"]
+
+_PANDAS_COW = int(pd.__version__.split(".")[0]) >= 3
 
 
 def _engine(engine: "Engine | None") -> "Engine":
@@ -23,11 +45,49 @@ def _engine(engine: "Engine | None") -> "Engine":
     return default_engine()
 
 
+def _run_frame(
+    frame: pd.DataFrame,
+    model_id: str,
+    engine: "Engine | None",
+    inference_config: dict[str, Any] | None,
+    field_map: dict[str, str] | None,
+    target_field: str | None,
+    batch_size: int | None,
+    device: str | None,
+    progress: bool | None,
+) -> pd.DataFrame:
+    """Call ``infer_frame`` with the notebook defaults filled in; check the result's shape."""
+    from ..models.runner import infer_frame
+
+    if not isinstance(model_id, str) or not model_id:
+        raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
+    kwargs: dict[str, Any] = {
+        "inference_config": inference_config,
+        "field_map": field_map,
+        "target_field": target_field,
+        "batch_size": batch_size if batch_size is not None else options.batch_size,
+        "device": device if device is not None else options.device,
+    }
+    progress = progress if progress is not None else options.progress
+    if progress is not None:
+        kwargs["progress"] = progress
+    results = infer_frame(_engine(engine), model_id, frame, **kwargs)
+    if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
+        raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
+    return results
+
+
 @pd.api.extensions.register_dataframe_accessor("infer")
 class InferFrameAccessor:
-    """Elasticsearch inference over a DataFrame: ``df.infer.run(model_id)``."""
+    """Elasticsearch inference over a DataFrame: ``df.infer.run(model_id)``.
+
+    The frame's columns are the documents' fields; a column named with dots
+    (``"user.age"``) stands for the nested field ``user.age``.
+    """
 
     def __init__(self, frame: pd.DataFrame) -> None:
+        if not isinstance(frame, pd.DataFrame):  # pragma: no cover - pandas only gives frames
+            raise AttributeError(f"Can only use the '.infer' accessor with a DataFrame, not {type(frame).__name__}.")
         self._frame = frame
 
     def run(
@@ -43,44 +103,128 @@ class InferFrameAccessor:
         progress: bool | None = None,
         inplace: bool = False,
     ) -> pd.DataFrame | None:
-        """Run a trained model (id or alias) over every row.
+        """Run a trained model (id or alias) over every row of the frame.
 
-        Arguments follow the ES ``inference`` processor: ``inference_config`` is an
-        update object (``{"classification": {"num_top_classes": 2}}``), ``field_map``
-        maps frame columns to model input fields, ``target_field`` defaults to
-        ``ml.inference``. Returns the frame with the result columns appended (columns
-        of the same name are replaced), or ``None`` with ``inplace=True``.
-        Raises :class:`es_infer_nb.ApiError` with the Elasticsearch error on bad input.
+        Parameters
+        ----------
+        model_id:
+            Trained model id or alias, as in ``PUT _ml/trained_models/<model_id>``.
+        engine:
+            The :class:`es_infer_nb.Engine` holding the model; default
+            :func:`es_infer_nb.default_engine`.
+        inference_config:
+            An inference config update, as in the ``inference`` processor, e.g.
+            ``{"classification": {"num_top_classes": 2}}`` or
+            ``{"regression": {"num_top_feature_importance_values": 3}}``.
+        field_map:
+            ``{column: model_field}``: feed a column to a model input field of another name.
+        target_field:
+            Prefix of the result columns (default ``"ml.inference"``).
+        batch_size:
+            Rows per model call (default: notebook option, else the model's choice).
+        device:
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: notebook option, else the
+            engine's device).
+        progress:
+            Show a progress bar (default: notebook option, else only for large frames).
+        inplace:
+            Add the result columns to this frame and return ``None``.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            A new frame: the input columns followed by the result columns (an input
+            column with a result column's name is replaced in its position), same
+            index, same row order, every row present. ``None`` with ``inplace=True``.
+            The input frame is not modified unless ``inplace=True``.
+
+        Raises
+        ------
+        es_infer_nb.ApiError
+            For what Elasticsearch would reject (404 ``resource_not_found_exception``
+            for an unknown model, 400 for a wrong ``inference_config``, ...).
         """
-        from ..models.runner import infer_frame
-
-        results = infer_frame(
-            _engine(engine), model_id, self._frame, inference_config=inference_config, field_map=field_map,
-            target_field=target_field, batch_size=batch_size, device=device, progress=progress,
+        results = _run_frame(
+            self._frame, model_id, engine, inference_config, field_map, target_field, batch_size, device, progress
         )
-        if inplace:
-            for name in results.columns:
-                self._frame[name] = results[name]
-            return None
-        base = self._frame.drop(columns=[c for c in results.columns if c in self._frame.columns])
-        return pd.concat([base, results], axis=1)
+        target = self._frame if inplace else self._frame.copy(deep=not _PANDAS_COW)
+        for name in results.columns:
+            # positional: the runner keeps the caller's row order (duplicate labels allowed)
+            target[name] = results[name].array
+        return None if inplace else target
+
+    def __repr__(self) -> str:
+        return f"<es_infer_nb .infer accessor on a DataFrame of {len(self._frame)} rows>"
 
 
 @pd.api.extensions.register_series_accessor("infer")
 class InferSeriesAccessor:
-    """Elasticsearch inference over one column: ``s.infer.run(model_id)``."""
+    """Elasticsearch inference over one column: ``df["text"].infer.run(model_id)``."""
 
     def __init__(self, series: pd.Series) -> None:
+        if not isinstance(series, pd.Series):  # pragma: no cover - pandas only gives series
+            raise AttributeError(f"Can only use the '.infer' accessor with a Series, not {type(series).__name__}.")
         self._series = series
 
-    def run(self, model_id: str, *, field: str | None = None, engine: "Engine | None" = None,
-            **kwargs: Any) -> pd.DataFrame:
-        """Run a model whose input is this column (named ``field``, default the model's first input field)."""
+    def run(
+        self,
+        model_id: str,
+        *,
+        field: str | None = None,
+        engine: "Engine | None" = None,
+        inference_config: dict[str, Any] | None = None,
+        field_map: dict[str, str] | None = None,
+        target_field: str | None = None,
+        batch_size: int | None = None,
+        device: str | None = None,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """Run a model whose input is this Series; return only the result columns.
+
+        Parameters
+        ----------
+        model_id:
+            Trained model id or alias.
+        field:
+            The document field the values stand for. Default: the model's first
+            ``input.field_names`` entry (read with ``GET _ml/trained_models/<model_id>``),
+            so ``df["review"].infer.run("sentiment")`` works whatever the column's name.
+        engine, inference_config, field_map, target_field, batch_size, device, progress:
+            As in ``DataFrame.infer.run``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The result columns (``ml.inference.predicted_value``, ...), indexed like the
+            Series, same order, every row present.
+
+        Raises
+        ------
+        es_infer_nb.ApiError
+            404 ``resource_not_found_exception`` for an unknown model, and whatever
+            Elasticsearch would reject.
+        """
         eng = _engine(engine)
         if field is None:
-            resp = eng.request("GET", f"_ml/trained_models/{model_id}").raise_for_status()
-            field = resp.body["trained_model_configs"][0]["input"]["field_names"][0]
+            field = self._model_field(eng, model_id)
         frame = self._series.to_frame(name=field)
-        from ..models.runner import infer_frame
+        return _run_frame(frame, model_id, eng, inference_config, field_map, target_field, batch_size, device, progress)
 
-        return infer_frame(eng, model_id, frame, **kwargs)
+    @staticmethod
+    def _model_field(engine: "Engine", model_id: str) -> str:
+        resp = engine.request("GET", f"_ml/trained_models/{model_id}")
+        resp.raise_for_status()
+        configs = (resp.body or {}).get("trained_model_configs") or []
+        if not configs:
+            raise ApiError("resource_not_found_exception", f"Could not find trained model [{model_id}]", 404)
+        fields = (configs[0].get("input") or {}).get("field_names") or []
+        if not fields:
+            raise ApiError(
+                "illegal_argument_exception",
+                f"Model [{model_id}] declares no input.field_names; pass field= to name the Series' field",
+                400,
+            )
+        return str(fields[0])
+
+    def __repr__(self) -> str:
+        return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

@@ -1,4 +1,4 @@
-"""One parametrized test: each conformance case goes to the runner for its kind."""
+"""The one conformance test: each case goes to the runner for its file schema and kind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Case kind -> runner. Each runner drives the project's public surface and compares every expectation."""
+"""File schema + case kind -> runner. Never a case id.
+
+A file's schema is recognised from its ``schema`` text (the files of one schema share it), else
+from its file name, else from the shape of its cases. Within a schema, the case's ``kind`` (or the
+schema's default kind for cases without one) picks the function. A file of an unknown schema, or
+a kind a known schema does not define, xfails with the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +12,70 @@ from typing import Any, Callable
 
 import pytest
 
-from . import pending, preprocessors, rest, trees
+from .compare import Mismatch
+from . import inference_api, ml_inference, nlp, preprocessors, processor, rest, trees
 
-TREE_KINDS = {"aggregator", "aggregator_compatibility", "to_double"}
-PROCESSOR_KINDS = {"mutate_document", "build_request", "processor_config", "simulate", "field_map_apply",
-                   "result_serialization"}
-ML_INFERENCE_KINDS = {"jsonpath_read", "parse_tensor_data", "write_new_dot_path", "factory"}
+Runner = Callable[[dict[str, Any], dict[str, Any]], None]
+
+#: schema name -> (module with KINDS and default_kind(case), distinctive words of the schema text)
+SCHEMAS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "trees": (trees, ("full trained-model config", "kind=aggregator")),
+    "preprocessors": (preprocessors, ("preprocessor = one ES preprocessor",)),
+    "rest": (rest, ("YAML test section",)),
+    "processor": (processor, ("kind=mutate_document",)),
+    "ml_inference": (ml_inference, ("ml_inference processor", "ModelTensorOutput")),
+    "inference_api": (inference_api, ("custom_render_request",)),
+    "nlp": (nlp, ("bert_tokenize",)),
+}
 
 
-def runner_for(case: dict[str, Any], meta: dict[str, Any]) -> Callable[[dict[str, Any], dict[str, Any]], None] | None:
+def _shape_schema(case: dict[str, Any]) -> str | None:
+    """The schema one case's shape belongs to (used only when the file does not say)."""
     kind = case.get("kind")
-    if "steps" in case:
-        return rest.run
-    if kind in TREE_KINDS or (kind is None and isinstance(case.get("model"), dict)):
-        return trees.run
-    if kind is None and ("preprocessor" in case or "preprocessors" in case):
-        return preprocessors.run
-    if kind in PROCESSOR_KINDS:
-        return pending.processor
-    if kind in ML_INFERENCE_KINDS or "mocked_model_output" in case or (
-        kind is None and isinstance(case.get("processor"), dict) and "input_doc" in case
-    ):
-        return pending.ml_inference
-    if isinstance(kind, str) and (kind.startswith("custom_") or kind == "json_path_extract"):
-        return pending.inference_api
-    if isinstance(kind, str) and kind in pending.NLP_KINDS or (isinstance(kind, str) and kind.split("_")[0] in
-                                                                 {"ner", "fill", "text", "question", "zero"}):
-        return pending.nlp
+    for name, (module, _) in SCHEMAS.items():
+        if kind is not None and kind in module.KINDS:
+            return name
+    if kind is None:
+        if "steps" in case:
+            return "rest"
+        if "preprocessor" in case or "preprocessors" in case:
+            return "preprocessors"
+        if isinstance(case.get("model"), dict):
+            return "trees"
+        if isinstance(case.get("processor"), dict) and "ml_inference" in case["processor"]:
+            return "ml_inference"
     return None
 
 
-def run_case(case: dict[str, Any], meta: dict[str, Any]) -> None:
-    runner = runner_for(case, meta)
+def detect_schema(meta: dict[str, Any], cases: list[Any]) -> str | None:
+    text = meta.get("schema")
+    if isinstance(text, str):
+        hits = [name for name, (_, words) in SCHEMAS.items() if any(w in text for w in words)]
+        if len(hits) == 1:
+            return hits[0]
+    stem = meta.get("_stem")
+    if stem in SCHEMAS:
+        return stem
+    shapes = {_shape_schema(c) if isinstance(c, dict) else None for c in cases}
+    if len(shapes) == 1 and None not in shapes:
+        return shapes.pop()
+    return None
+
+
+def run_case(case: Any, meta: dict[str, Any]) -> None:
+    if "_load_error" in meta:
+        pytest.fail(f"case file {meta.get('_file')} could not be used: {meta['_load_error']}", pytrace=False)
+    if not isinstance(case, dict):
+        pytest.fail(f"case is not an object: {case!r}", pytrace=False)
+    schema = meta.get("_schema")
+    if schema not in SCHEMAS:
+        pytest.xfail(f"unknown schema in {meta.get('_file')}: {str(meta.get('schema'))[:80]!r}")
+    module = SCHEMAS[schema][0]
+    kind = case.get("kind") or module.default_kind(case)
+    runner = module.KINDS.get(kind)
     if runner is None:
-        pytest.xfail(f"unknown case shape (kind={case.get('kind')!r}) in {meta.get('_stem')}: no runner maps it")
-    runner(case, meta)
+        pytest.xfail(f"unknown case kind {kind!r} for schema {schema}")
+    try:
+        runner(case, meta)
+    except Mismatch as exc:  # the collected difference, without a harness traceback
+        pytest.fail(str(exc), pytrace=False)

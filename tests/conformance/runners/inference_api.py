@@ -1,0 +1,40 @@
+"""inference_api.json: the Elasticsearch ``_inference`` ``custom`` service (issue 7).
+
+Adapter functions named like the case kinds in ``es_infer_nb.services.conformance`` (contract in
+``adapters.py``), called with the case's inputs as keyword arguments:
+
+* ``custom_render_request(task_type, service_settings, task_settings, secret_settings, input)``
+  -> ``{"url", "headers", "body"}`` (``expected_request``: url, listed headers, ``body_json``,
+  ``body_whitespace_stripped``);
+* ``custom_parse_response(task_type, json_parser, response_body)`` -> the ``_inference`` result;
+* ``custom_parse_error(error_parser, response_body_raw)`` -> ``{"error_message"}``;
+* ``custom_parser_settings(...)`` -> the settings as serialised (or raises);
+* ``custom_service_settings_parse(task_type, parse_context, service_settings)`` -> parsed settings;
+* ``json_path_extract(input, path)`` -> ``{"value", "traversed_fields"}``;
+* ``custom_end_to_end(task_type, service_settings, task_settings, secret_settings, input,
+  http_response)`` -> the ``_inference`` answer with the remote call answered by ``http_response``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .adapters import run_adapter
+from .support import ISSUE_INFERENCE_API
+
+ADAPTERS = ["es_infer_nb.services.conformance"]
+FEATURE = "_inference API custom service"
+
+
+def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
+    run_adapter(case, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_INFERENCE_API)
+
+
+KINDS = {kind: run for kind in (
+    "custom_render_request", "custom_parse_response", "custom_parse_error", "custom_parser_settings",
+    "custom_service_settings_parse", "json_path_extract", "custom_end_to_end",
+)}
+
+
+def default_kind(case: dict[str, Any]) -> str | None:
+    return None

@@ -1,0 +1,148 @@
+"""What every runner needs: a fresh engine, capability probes and the ES error checks.
+
+The package is imported lazily, inside the runners, so the harness collects cleanly while the
+engine is being written; a capability that is missing makes the case xfail with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Iterable
+
+import pytest
+
+from .compare import Diff, is_number
+
+# issues that will bring the features the pending runners need
+ISSUE_FEATURE_IMPORTANCE = 4
+ISSUE_INGEST = 5
+ISSUE_NLP = 6
+ISSUE_INFERENCE_API = 7
+
+FI_REASON = "feature importance (TreeSHAP) lands with issue 4"
+
+
+def not_implemented(feature: str, issue: int | None = None, detail: str = "") -> None:
+    where = f" (issue {issue})" if issue is not None else ""
+    pytest.xfail(f"not implemented yet: {feature}{where}" + (f" - {detail}" if detail else ""))
+
+
+def engine() -> Any:
+    from es_infer_nb import Engine
+
+    return Engine()
+
+
+def request(eng: Any, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    return eng.request(method, path, body, params=params)
+
+
+def route_missing(resp: Any) -> bool:
+    """True when the engine has no handler for the request (ES's plain-string 400 / 405 answers)."""
+    body = getattr(resp, "body", None)
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, str):
+        return False
+    return (resp.status == 400 and err.startswith("no handler found")) or (
+        resp.status == 405 and err.startswith("Incorrect HTTP method")
+    )
+
+
+_ROUTE_PROBES: dict[tuple[str, str], bool] = {}
+
+
+def route_exists(method: str, path: str, body: Any = None) -> bool:
+    """Whether a fresh engine routes ``method path`` (answers anything but no-handler/405)."""
+    key = (method, path)
+    if key not in _ROUTE_PROBES:
+        try:
+            resp = engine().request(method, path, body)
+        except Exception:  # noqa: BLE001 - an engine that cannot even answer has no such route
+            _ROUTE_PROBES[key] = False
+        else:
+            _ROUTE_PROBES[key] = not route_missing(resp)
+    return _ROUTE_PROBES[key]
+
+
+def find_hook(modules: Iterable[str], names: Iterable[str]) -> Callable[..., Any] | None:
+    """The first attribute called one of ``names`` in the first importable module that has it."""
+    names = list(names)
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in names:
+            hook = getattr(module, name, None)
+            if callable(hook):
+                return hook
+    return None
+
+
+def error_of(resp: Any) -> dict[str, Any] | None:
+    body = getattr(resp, "body", None)
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else None
+
+
+def check_error(diff: Diff, resp: Any, expected: dict[str, Any], where: str = "error") -> None:
+    """An ES error answer against ``expected_error`` = {type, reason | reason_contains, http_status?}.
+
+    ``http_status`` defaults to 400 (any 4xx when the case gives no status and ``type`` is the
+    generic ``exception``). ``type`` is compared unless it is ``exception`` (upstream only checked
+    that something was thrown). When both ``reason`` and ``reason_contains`` are given the case
+    means the substring (it matches several upstream versions).
+    """
+    status = expected.get("http_status")
+    if status is None and expected.get("type") == "exception":
+        if not (400 <= resp.status < 500):
+            diff.add(f"{where}: expected a 4xx error, got HTTP {resp.status}: {resp.body}")
+            return
+    else:
+        status = 400 if status is None else status
+        if resp.status != status:
+            diff.add(f"{where}: expected HTTP {status}, got {resp.status}: {resp.body}")
+            return
+    err = error_of(resp)
+    if err is None:
+        diff.add(f"{where}: no ES error object in {resp.body}")
+        return
+    if expected.get("type") not in (None, "exception"):
+        diff.check(err.get("type"), expected["type"], 0.0, f"{where}.type")
+    reason = err.get("reason")
+    if "reason_contains" in expected:
+        if not isinstance(reason, str) or expected["reason_contains"] not in reason:
+            diff.add(f"{where}.reason: expected to contain {expected['reason_contains']!r}, got {reason!r}")
+    elif "reason" in expected:
+        diff.check(reason, expected["reason"], 0.0, f"{where}.reason")
+
+
+def check_exception(diff: Diff, exc: BaseException | None, expected: dict[str, Any], where: str = "error") -> None:
+    """A raised exception (module-level hooks) against ``expected_error``.
+
+    The type is read from an ``ApiError``-like ``error_type``/``type`` attribute when present; the
+    message from ``reason``/``message`` or ``str(exc)``. ``message`` in the case is the same as
+    ``reason``.
+    """
+    if exc is None:
+        diff.add(f"{where}: expected an error {expected}, nothing was raised")
+        return
+    etype = getattr(exc, "error_type", None) or getattr(exc, "type", None)
+    reason = getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc)
+    if expected.get("type") not in (None, "exception") and etype is not None:
+        diff.check(etype, expected["type"], 0.0, f"{where}.type")
+    want = expected.get("reason", expected.get("message"))
+    if "reason_contains" in expected:
+        if expected["reason_contains"] not in str(reason):
+            diff.add(f"{where}.reason: expected to contain {expected['reason_contains']!r}, got {reason!r}")
+    elif want is not None:
+        diff.check(str(reason), want, 0.0, f"{where}.reason")
+    status = expected.get("http_status")
+    got_status = getattr(exc, "status", None)
+    if status is not None and is_number(got_status):
+        diff.check(got_status, status, 0.0, f"{where}.status")
+
+
+def tolerance(case: dict[str, Any]) -> float:
+    tol = case.get("tolerance", 0.0)
+    return float(tol) if is_number(tol) else 0.0

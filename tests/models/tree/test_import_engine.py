@@ -202,3 +202,29 @@ def test_feature_importance_equals_shap_tree_explainer(engine, name, factory, ki
             if name == "rf-reg":
                 total /= len(model.estimators_)
             assert total == pytest.approx(r["predicted_value"], rel=1e-6, abs=1e-6)
+
+
+def test_answers_do_not_change_with_batch_size(engine):
+    x, y = classification_data(3)
+    model = xgb.XGBClassifier(n_estimators=8, max_depth=3).fit(x, y)
+    engine.import_model("batches", model, NAMES)
+    frame = pd.DataFrame(x[:300], columns=NAMES)
+    config = {"classification": {"num_top_classes": -1, "num_top_feature_importance_values": 3}}
+    outs = [frame.infer.run("batches", engine=engine, inference_config=config, batch_size=b) for b in (1, 7, 4096)]
+    for other in outs[1:]:
+        pd.testing.assert_frame_equal(outs[0], other)
+
+
+def test_classification_importance_plus_baseline_is_the_margin(engine):
+    from es_infer_nb.models.runner import load_model
+
+    x, y = classification_data(2)
+    model = xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(x, y)
+    engine.import_model("margin", model, NAMES)
+    meta = engine.request("GET", "_ml/trained_models/margin", params={"include": "feature_importance_baseline"}).body
+    classes = meta["trained_model_configs"][0]["metadata"]["feature_importance_baseline"]["classes"]
+    base = classes[1]["baseline"]
+    assert classes[0]["baseline"] == -base
+    phi = load_model(engine, "margin").importance(x[:50])[:, :, 0]
+    margin = model.get_booster().inplace_predict(x[:50].astype(np.float32), predict_type="margin")
+    np.testing.assert_allclose(phi.sum(axis=1) + base, margin, atol=1e-4)

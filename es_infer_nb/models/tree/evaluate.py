@@ -157,6 +157,22 @@ class CompiledModel:
         else:
             self.packed = PackedTrees(trees, features, device)
         self.trees = trees
+        self._fused = self._fusable()
+
+    def _fusable(self) -> np.ndarray | None:
+        """Aggregator weights when the model is a flat ensemble whose aggregation starts with a
+        weighted sum of the leaves (weighted_sum, exponent, logistic_regression, weighted_mode over
+        vector leaves): then the walk and the sum run as one kernel."""
+        if not isinstance(self.root, _EnsembleNode) or not isinstance(self.packed, PerfectTrees):
+            return None
+        if not all(isinstance(c, _TreeSlot) for c in self.root.children):
+            return None
+        agg = self.root.ensemble.aggregator
+        if agg.name == "weighted_mode" and min(t.leaf_size for t in self.trees) == 1:
+            return None
+        if agg.name in ("weighted_sum", "exponent") and max(t.leaf_size for t in self.trees) > 1:
+            return None
+        return agg.weights if agg.weights is not None else np.ones(len(self.trees))
 
     def _build(self, model: ModelDef, trees: list[TreeDef]) -> _Node:
         if isinstance(model, TreeDef):
@@ -173,10 +189,12 @@ class CompiledModel:
         if x.shape[1] == 0:
             x = np.zeros((rows, 1))
         xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=self.device)
-        leaves = self.packed.leaves(xt)  # [rows, trees, K]
         errors = torch.zeros(rows, dtype=torch.bool, device=self.device)
         messages: dict[str, torch.Tensor] = {}
         model = self.definition.model
+        if self._fused is not None:
+            return self._run_fused(xt, errors, messages)
+        leaves = self.packed.leaves(xt)  # [rows, trees, K]
         if isinstance(self.root, _TreeSlot):
             tree = self.trees[self.root.index]
             leaf = leaves[:, self.root.index, : tree.leaf_size]
@@ -196,6 +214,21 @@ class CompiledModel:
         if model.target_type == "regression":
             value = self._aggregate(self.root.ensemble, processed)
             return self._finish(value.cpu().numpy(), None, errors, messages)
+        return self._classification(processed, errors, messages)
+
+    def _run_fused(self, xt: torch.Tensor, errors, messages) -> RawOutput:
+        assert isinstance(self.packed, PerfectTrees) and isinstance(self.root, _EnsembleNode)
+        ensemble = self.root.ensemble
+        s = self.packed.weighted_sum(xt, self._fused)  # [rows, K]
+        name = ensemble.aggregator.name
+        if name in ("weighted_sum", "exponent"):
+            processed = s[:, :1]
+        elif name == "logistic_regression":
+            processed = _softmax(s) if s.shape[1] > 1 else _sigmoid_pair(s[:, 0])
+        else:  # weighted_mode over vector leaves
+            processed = _softmax(s)
+        if ensemble.target_type == "regression":
+            return self._finish(self._aggregate(ensemble, processed).cpu().numpy(), None, errors, messages)
         return self._classification(processed, errors, messages)
 
     def _sub_outputs(self, node: _EnsembleNode, leaves: torch.Tensor, errors, messages) -> list[torch.Tensor]:

@@ -60,9 +60,10 @@ class PerfectTrees:
         self.leaf = as_t(leaf.reshape(t_count * width, k_max))
         self.node_offsets = as_t(np.arange(t_count, dtype=np.int64)[None, :] * inner)
         self.leaf_offsets = as_t(np.arange(t_count, dtype=np.int64)[None, :] * width - inner)
-        self._compiled: Callable[..., torch.Tensor] | None = None
+        self._compiled: dict[str, Callable[..., torch.Tensor]] = {}
         self._compile_failed = False
         self._lock = threading.Lock()
+        self._weighted_leaf: torch.Tensor | None = None
 
     def _fill(self, tree: TreeDef, gmap: list[int], node: int, slot: int, level: int, depth: int,
               feat: np.ndarray, thr: np.ndarray, leaf: np.ndarray) -> None:
@@ -100,33 +101,51 @@ class PerfectTrees:
             idx = 2 * idx + 1 + (v > thr[g]).to(torch.int64)
         return idx + leaf_offsets  # rows into the leaf table
 
-    def _kernel(self, rows: int) -> Callable[..., torch.Tensor]:
+    def _walk_sum(self, both: torch.Tensor, feat: torch.Tensor, thr: torch.Tensor, node_offsets: torch.Tensor,
+                  leaf_offsets: torch.Tensor, depth: int, weighted_leaf: torch.Tensor) -> torch.Tensor:
+        rows = self._walk(both, feat, thr, node_offsets, leaf_offsets, depth)
+        return weighted_leaf[rows].sum(dim=1)
+
+    def _call(self, name: str, eager: Callable[..., torch.Tensor], rows: int, *args) -> torch.Tensor:
+        """Run ``eager`` compiled with ``torch.compile`` for large batches; fall back to eager on any failure."""
         if rows < COMPILE_MIN_ROWS or self._compile_failed or os.environ.get("ES_INFER_NB_NO_COMPILE"):
-            return self._walk
+            return eager(*args)
         with self._lock:
-            if self._compiled is None:
+            kernel = self._compiled.get(name)
+            if kernel is None:
                 try:
-                    self._compiled = torch.compile(self._walk, dynamic=True)
+                    kernel = self._compiled[name] = torch.compile(eager, dynamic=True)
                 except Exception as exc:  # pragma: no cover - depends on the toolchain
                     log.warning("torch.compile unavailable (%s); using eager tensors", exc)
                     self._compile_failed = True
-                    return self._walk
-        return self._compiled
-
-    @torch.no_grad()
-    def leaf_rows(self, x: torch.Tensor) -> torch.Tensor:
-        finite = torch.isfinite(x)
-        both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
-        kernel = self._kernel(x.shape[0])
-        args = (both, self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth)
-        if kernel is self._walk:
-            return kernel(*args)
+                    return eager(*args)
         try:
             return kernel(*args)
         except Exception as exc:  # pragma: no cover - a compiler failure must not fail inference
             log.warning("compiled tree walk failed (%s); using eager tensors", exc)
             self._compile_failed = True
-            return self._walk(*args)
+            return eager(*args)
+
+    @staticmethod
+    def _both(x: torch.Tensor) -> torch.Tensor:
+        finite = torch.isfinite(x)
+        return torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
+
+    @torch.no_grad()
+    def leaf_rows(self, x: torch.Tensor) -> torch.Tensor:
+        args = (self._both(x), self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth)
+        return self._call("walk", self._walk, x.shape[0], *args)
+
+    @torch.no_grad()
+    def weighted_sum(self, x: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+        """``sum_j w_j * leaf_j`` per row, [rows, K], fused with the walk."""
+        if self._weighted_leaf is None:
+            width = self.leaf.shape[0] // self.num_trees
+            w = torch.as_tensor(np.repeat(weights, width), dtype=torch.float64, device=self.device)
+            self._weighted_leaf = self.leaf * w[:, None]
+        args = (self._both(x), self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth,
+                self._weighted_leaf)
+        return self._call("walk_sum", self._walk_sum, x.shape[0], *args)
 
     @torch.no_grad()
     def leaves(self, x: torch.Tensor) -> torch.Tensor:

@@ -187,3 +187,30 @@ def test_deep_trees_use_the_general_walk():
     assert isinstance(model.packed, PackedTrees)
     out = model.run(np.array([[-1.0], [5.5], [100.0], [np.nan]]))
     assert out.values.tolist() == [0.0, 6.0, 99.0, 99.0]
+
+
+@pytest.mark.parametrize("aggregate,leaf_size,target", [
+    ({"weighted_sum": {"weights": [0.5] * 12}}, 1, "regression"),
+    ({"exponent": {}}, 1, "regression"),
+    ({"logistic_regression": {}}, 1, "classification"),
+    ({"logistic_regression": {}}, 3, "classification"),
+    ({"weighted_mode": {"num_classes": 3}}, 3, "classification"),
+])
+def test_fused_walk_and_sum_equal_the_step_by_step_aggregation(aggregate, leaf_size, target):
+    from es_infer_nb.models.tree.perfect import COMPILE_MIN_ROWS
+
+    rng = np.random.default_rng(4)
+    trees = [random_tree(rng, 5, 4, leaf_size=leaf_size) for _ in range(12)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(5)], "target_type": target, "aggregate_output": aggregate,
+        "trained_models": [{"tree": t} for t in trees]}}})
+    fused = CompiledModel(definition, torch.device("cpu"))
+    plain = CompiledModel(definition, torch.device("cpu"))
+    assert fused._fused is not None
+    plain._fused = None
+    for rows in (50, COMPILE_MIN_ROWS + 10):
+        x = data(rng, rows, 5)
+        a, b = fused.run(x), plain.run(x)
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12)
+        if b.probabilities is not None:
+            np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-12, atol=1e-12)

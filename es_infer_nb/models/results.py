@@ -276,7 +276,8 @@ class TreeBatchResult:
                 pa.array(self.errors, type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
             )
         cols[prefix + "model_id"] = pd.Series(
-            pa.array([self.model_id] * len(self), type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
+            pa.repeat(pa.scalar(self.model_id, type=pa.string()), len(self)), index=index,
+            dtype=pd.ArrowDtype(pa.string()),
         )
         return cols
 

@@ -32,6 +32,8 @@ from .definition import TreeDef
 MAX_DEPTH = 10
 #: batches at least this large go through ``torch.compile`` (compilation costs seconds once)
 COMPILE_MIN_ROWS = 8192
+#: compiled kernels run on blocks of this many rows (one static shape: one compilation per model)
+COMPILED_BLOCK = 16384
 log = logging.getLogger(__name__)
 
 
@@ -106,25 +108,35 @@ class PerfectTrees:
         rows = self._walk(both, feat, thr, node_offsets, leaf_offsets, depth)
         return weighted_leaf[rows].sum(dim=1)
 
-    def _call(self, name: str, eager: Callable[..., torch.Tensor], rows: int, *args) -> torch.Tensor:
-        """Run ``eager`` compiled with ``torch.compile`` for large batches; fall back to eager on any failure."""
+    def _call(self, name: str, eager: Callable[..., torch.Tensor], both: torch.Tensor, *args) -> torch.Tensor:
+        """Run ``eager(both, *args)``; large batches go block by block through a ``torch.compile``d
+        copy with one static shape (the last block is padded), falling back to eager on any failure."""
+        rows = both.shape[0]
         if rows < COMPILE_MIN_ROWS or self._compile_failed or os.environ.get("ES_INFER_NB_NO_COMPILE"):
-            return eager(*args)
+            return eager(both, *args)
         with self._lock:
             kernel = self._compiled.get(name)
             if kernel is None:
                 try:
-                    kernel = self._compiled[name] = torch.compile(eager, dynamic=True)
+                    kernel = self._compiled[name] = torch.compile(eager, dynamic=False)
                 except Exception as exc:  # pragma: no cover - depends on the toolchain
                     log.warning("torch.compile unavailable (%s); using eager tensors", exc)
                     self._compile_failed = True
-                    return eager(*args)
+                    return eager(both, *args)
         try:
-            return kernel(*args)
+            parts = []
+            for start in range(0, rows, COMPILED_BLOCK):
+                block = both[start : start + COMPILED_BLOCK]
+                short = COMPILED_BLOCK - block.shape[0]
+                if short:
+                    block = torch.cat([block, block.new_zeros((short, block.shape[1]))])
+                out = kernel(block, *args)
+                parts.append(out[: COMPILED_BLOCK - short] if short else out)
+            return torch.cat(parts)
         except Exception as exc:  # pragma: no cover - a compiler failure must not fail inference
             log.warning("compiled tree walk failed (%s); using eager tensors", exc)
             self._compile_failed = True
-            return eager(*args)
+            return eager(both, *args)
 
     @staticmethod
     def _both(x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +145,8 @@ class PerfectTrees:
 
     @torch.no_grad()
     def leaf_rows(self, x: torch.Tensor) -> torch.Tensor:
-        args = (self._both(x), self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth)
-        return self._call("walk", self._walk, x.shape[0], *args)
+        return self._call("walk", self._walk, self._both(x), self.feat, self.thr, self.node_offsets,
+                          self.leaf_offsets, self.depth)
 
     @torch.no_grad()
     def weighted_sum(self, x: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
@@ -143,9 +155,8 @@ class PerfectTrees:
             width = self.leaf.shape[0] // self.num_trees
             w = torch.as_tensor(np.repeat(weights, width), dtype=torch.float64, device=self.device)
             self._weighted_leaf = self.leaf * w[:, None]
-        args = (self._both(x), self.feat, self.thr, self.node_offsets, self.leaf_offsets, self.depth,
-                self._weighted_leaf)
-        return self._call("walk_sum", self._walk_sum, x.shape[0], *args)
+        return self._call("walk_sum", self._walk_sum, self._both(x), self.feat, self.thr, self.node_offsets,
+                          self.leaf_offsets, self.depth, self._weighted_leaf)
 
     @torch.no_grad()
     def leaves(self, x: torch.Tensor) -> torch.Tensor:

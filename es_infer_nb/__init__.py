@@ -7,12 +7,12 @@ Series; ``%load_ext es_infer_nb`` adds the ``%%infer`` / ``%infer`` magics.
 from __future__ import annotations
 
 from .engine import Engine, Response, default_engine, set_default_engine
-from .errors import ApiError
+from .errors import ApiError, InferenceInterrupted
 from .notebook import accessor as _accessor  # noqa: F401  (registers df.infer)
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiError", "Engine", "Response", "default_engine", "set_default_engine", "__version__"]
+__all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "set_default_engine", "__version__"]
 
 
 def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised through IPython

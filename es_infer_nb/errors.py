@@ -95,3 +95,18 @@ def validation_failed(messages: list[str]) -> ApiError:
     """``ActionRequestValidationException``: ``Validation Failed: 1: msg;2: msg;``."""
     text = "".join(f"{i}: {m};" for i, m in enumerate(messages, start=1))
     return ApiError("action_request_validation_exception", f"Validation Failed: {text}", 400)
+
+
+class InferenceInterrupted(KeyboardInterrupt):
+    """Raised when a long inference is interrupted (Ctrl-C / the notebook's stop button).
+
+    Finished batches are not lost: ``partial`` holds the result columns for every row, the
+    rows after ``rows_done`` carrying an ``error`` saying they were not inferred.
+    """
+
+    def __init__(self, rows_done: int, rows_total: int, partial: Any = None) -> None:
+        super().__init__(f"inference interrupted after {rows_done} of {rows_total} rows; "
+                         "the finished rows are in .partial")
+        self.rows_done = rows_done
+        self.rows_total = rows_total
+        self.partial = partial

@@ -149,3 +149,31 @@ def test_parquet_round_trip_of_nested_columns(engine, tmp_path):
     back = pd.read_parquet(path, dtype_backend="pyarrow")
     assert back["ml.inference.top_classes"].iloc[0][0]["class_name"] == "churn"
     assert back["ml.inference.feature_importance"].iloc[0][0]["feature_name"] == "tenure"
+
+
+def test_interrupt_keeps_finished_batches(engine, monkeypatch):
+    from es_infer_nb import InferenceInterrupted
+    from es_infer_nb.models.tree.evaluate import CompiledModel
+
+    engine.request("PUT", "_ml/trained_models/m", stump_regression())
+    real = CompiledModel.run
+    calls = {"n": 0}
+
+    def flaky(self, x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, x)
+
+    monkeypatch.setattr(CompiledModel, "run", flaky)
+    df = pd.DataFrame({"x": [0.1, 0.9] * 5})
+    with pytest.raises(InferenceInterrupted) as info:
+        df.infer.run("m", engine=engine, batch_size=2)
+    stop = info.value
+    assert stop.rows_done == 4 and stop.rows_total == 10
+    partial = stop.partial
+    assert list(partial["ml.inference.predicted_value"][:4]) == [1.0, 2.0, 1.0, 2.0]
+    assert partial["ml.inference.predicted_value"][4:].isna().all()
+    assert partial["ml.inference.error"][4:].str.contains("interrupted").all()
+    st = engine.request("GET", "_ml/trained_models/m/_stats").body["trained_model_stats"][0]["inference_stats"]
+    assert st["inference_count"] == 4

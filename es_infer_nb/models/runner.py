@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ApiError
+from ..errors import ApiError, InferenceInterrupted
 from .config import LANG_IDENT_ID
 from .inference_config import apply_update, parse_config
 from .results import TreeBatchResult
@@ -107,11 +107,12 @@ def _run(
     finally:
         if bar is not None:
             bar.close()
+    done = result.extra.get("interrupted_at", n)
     engine.stats.record(
         model_id,
-        inferences=n,
-        missing_all_fields=int(result.warning.sum()),
-        failures=sum(1 for e in result.errors if e is not None),
+        inferences=done,
+        missing_all_fields=int(result.warning[:done].sum()),
+        failures=sum(1 for e in result.errors[:done] if e is not None),
     )
     return result
 
@@ -122,7 +123,10 @@ def infer_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], u
     model_id = engine.models.require(id_or_alias)
     stored = engine.models.config(model_id)
     cols = columns_from_docs(docs, _needed_fields(stored))
-    return _run(engine, model_id, cols, len(docs), update=update, device=device)
+    result = _run(engine, model_id, cols, len(docs), update=update, device=device)
+    if "interrupted_at" in result.extra:
+        raise InferenceInterrupted(result.extra["interrupted_at"], len(docs), None)
+    return result
 
 
 def _needed_fields(stored: dict[str, Any]) -> list[str]:
@@ -153,4 +157,7 @@ def infer_frame(
         batch_size=batch_size, device=device, progress=progress,
     )
     target = "ml.inference" if target_field is None else target_field
-    return pd.DataFrame(result.to_columns(target, df.index), index=df.index)
+    frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
+    if "interrupted_at" in result.extra:
+        raise InferenceInterrupted(result.extra["interrupted_at"], len(df), frame)
+    return frame

@@ -16,6 +16,7 @@ from .features import Columns, any_present, feature_matrix
 from .shap import PathTable
 
 DEFAULT_BATCH_SIZE = 65536
+INTERRUPTED = "inference was interrupted before this row was inferred"
 
 
 class TreeModel:
@@ -93,20 +94,29 @@ class TreeModel:
         values = np.zeros(n)
         probs: np.ndarray | None = None
         errors: list[str | None] = [None] * n
-        for start in range(0, n, size):
-            stop = min(n, start + size)
-            raw = self.compiled.run(x[start:stop])
-            values[start:stop] = raw.values
-            if raw.probabilities is not None:
-                if probs is None:
-                    probs = np.zeros((n, raw.probabilities.shape[1]))
-                probs[start:stop] = raw.probabilities
-            errors[start:stop] = raw.row_errors
-            if on_batch is not None:
-                on_batch(stop - start)
         importance = None
         if config.num_top_feature_importance_values > 0:
-            importance = self.importance(x)
+            importance = np.zeros((n, len(self.importance_groups()[0]), self.num_outputs))
+        done = 0
+        try:
+            for start in range(0, n, size):
+                stop = min(n, start + size)
+                raw = self.compiled.run(x[start:stop])
+                values[start:stop] = raw.values
+                if raw.probabilities is not None:
+                    if probs is None:
+                        probs = np.zeros((n, raw.probabilities.shape[1]))
+                    probs[start:stop] = raw.probabilities
+                errors[start:stop] = raw.row_errors
+                if importance is not None:
+                    importance[start:stop] = self.importance(x[start:stop])
+                done = stop
+                if on_batch is not None:
+                    on_batch(stop - start)
+        except KeyboardInterrupt:
+            # finished batches are kept; the rest is marked, never silently dropped
+            errors[done:] = [INTERRUPTED] * (n - done)
+        interrupted_at = done if done < n else None
         if isinstance(config, ClassificationConfig) and probs is None:
             probs = np.zeros((n, len(self.labels) if self.labels else 2))
         return TreeBatchResult(
@@ -120,4 +130,5 @@ class TreeModel:
             class_weights=self.class_weights,
             importance=importance,
             importance_names=self.importance_groups()[0] if importance is not None else None,
+            extra={"interrupted_at": interrupted_at} if interrupted_at is not None else {},
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,10 @@ class TreeBatchResult:
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    @cached_property
+    def error_mask(self) -> np.ndarray:
+        return np.fromiter((e is not None for e in self.errors), dtype=bool, count=len(self.errors))
 
     @property
     def is_classification(self) -> bool:
@@ -214,7 +219,7 @@ class TreeBatchResult:
     def to_columns(self, target_field: str, index: pd.Index) -> dict[str, pd.Series]:
         """Columns named by the ES field path; rows with a warning or error get nulls."""
         prefix = f"{target_field}." if target_field else ""
-        ok = ~self.warning & np.array([e is None for e in self.errors], dtype=bool)
+        ok = ~self.warning & ~self.error_mask
         cols: dict[str, pd.Series] = {}
         if not self.is_classification:
             cfg = self.config
@@ -271,7 +276,7 @@ class TreeBatchResult:
                 pa.array([msg if w else None for w in self.warning], type=pa.string()),
                 index=index, dtype=pd.ArrowDtype(pa.string()),
             )
-        if any(e is not None for e in self.errors):
+        if bool(self.error_mask.any()):
             cols[prefix + "error"] = pd.Series(
                 pa.array(self.errors, type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
             )

@@ -112,7 +112,7 @@ def _run(
         model_id,
         inferences=done,
         missing_all_fields=int(result.warning[:done].sum()),
-        failures=sum(1 for e in result.errors[:done] if e is not None),
+        failures=int(result.error_mask[:done].sum()),
     )
     return result
 

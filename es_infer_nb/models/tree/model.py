@@ -125,7 +125,7 @@ class TreeModel:
             values=values,
             probabilities=probs if isinstance(config, ClassificationConfig) else None,
             warning=~present,
-            errors=[e if p else None for e, p in zip(errors, present)],
+            errors=errors if errors.count(None) == n else [e if p else None for e, p in zip(errors, present)],
             labels=self.labels,
             class_weights=self.class_weights,
             importance=importance,

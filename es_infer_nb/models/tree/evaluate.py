@@ -126,6 +126,15 @@ class PackedTrees:
         return self.leaf[flat]
 
 
+def _sequential_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 left to right, in Elasticsearch's order (a vectorised reduction may round
+    differently and flip an exact tie)."""
+    total = values[:, 0].clone()
+    for j in range(1, values.shape[1]):
+        total += values[:, j]
+    return total
+
+
 def _softmax(s: torch.Tensor) -> torch.Tensor:
     """ES softmax: non-finite entries get probability 0; subtract the max first."""
     finite = torch.isfinite(s)
@@ -288,10 +297,10 @@ class CompiledModel:
         """``OutputAggregator.aggregate``: one number per row."""
         name = e.aggregator.name
         if name == "weighted_sum":
-            return processed.sum(dim=1)
+            return _sequential_sum(processed)
         if name == "exponent":
             finite = torch.isfinite(processed)
-            return torch.exp(torch.where(finite, processed, torch.zeros_like(processed)).sum(dim=1))
+            return torch.exp(_sequential_sum(torch.where(finite, processed, torch.zeros_like(processed))))
         return torch.argmax(processed, dim=1).to(torch.float64)
 
     def _classification(self, probs: torch.Tensor, errors, messages) -> RawOutput:

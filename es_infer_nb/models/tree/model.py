@@ -98,6 +98,8 @@ class TreeModel:
         if config.num_top_feature_importance_values > 0:
             importance = np.zeros((n, len(self.importance_groups()[0]), self.num_outputs))
         done = 0
+        if hasattr(self.compiled.packed, "job_rows"):
+            self.compiled.packed.job_rows = n
         try:
             for start in range(0, n, size):
                 stop = min(n, start + size)

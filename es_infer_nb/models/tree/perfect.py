@@ -30,8 +30,9 @@ import torch
 from .definition import TreeDef
 
 MAX_DEPTH = 10
-#: batches at least this large go through ``torch.compile`` (compilation costs seconds once)
-COMPILE_MIN_ROWS = 8192
+#: jobs at least this large go through ``torch.compile``: compiling costs seconds once per model and
+#: process (less when inductor's on-disk cache is warm), so smaller jobs stay eager
+COMPILE_MIN_ROWS = 200_000
 #: compiled kernels run on blocks of this many rows (one static shape: one compilation per model)
 COMPILED_BLOCK = 16384
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class PerfectTrees:
         self._compile_failed = False
         self._lock = threading.Lock()
         self._weighted_leaf: torch.Tensor | None = None
+        #: rows of the whole job the current batches belong to (set by the caller; 0 = unknown)
+        self.job_rows = 0
 
     def _fill(self, tree: TreeDef, gmap: list[int], node: int, slot: int, level: int, depth: int,
               feat: np.ndarray, thr: np.ndarray, leaf: np.ndarray) -> None:
@@ -106,13 +109,17 @@ class PerfectTrees:
     def _walk_sum(self, both: torch.Tensor, feat: torch.Tensor, thr: torch.Tensor, node_offsets: torch.Tensor,
                   leaf_offsets: torch.Tensor, depth: int, weighted_leaf: torch.Tensor) -> torch.Tensor:
         rows = self._walk(both, feat, thr, node_offsets, leaf_offsets, depth)
-        return weighted_leaf[rows].sum(dim=1)
+        values = weighted_leaf[rows]  # [rows, trees, K]
+        total = values[:, 0]
+        for t in range(1, values.shape[1]):  # left to right, as Elasticsearch adds (exact ties stay ties)
+            total = total + values[:, t]
+        return total
 
     def _call(self, name: str, eager: Callable[..., torch.Tensor], both: torch.Tensor, *args) -> torch.Tensor:
         """Run ``eager(both, *args)``; large batches go block by block through a ``torch.compile``d
         copy with one static shape (the last block is padded), falling back to eager on any failure."""
         rows = both.shape[0]
-        if rows < COMPILE_MIN_ROWS or self._compile_failed or os.environ.get("ES_INFER_NB_NO_COMPILE"):
+        if max(rows, self.job_rows) < COMPILE_MIN_ROWS or self._compile_failed or os.environ.get("ES_INFER_NB_NO_COMPILE"):
             return eager(both, *args)
         with self._lock:
             kernel = self._compiled.get(name)

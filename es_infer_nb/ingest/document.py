@@ -1,0 +1,205 @@
+"""The ingest document: ``_source`` plus metadata, ``_ingest`` metadata, and ES field paths.
+
+Mirrors ``IngestDocument``: ``data`` holds the source fields and the metadata fields
+(``_index``, ``_id``, ...) side by side (``sourceAndMetadata``); ``ingest`` holds the
+``_ingest`` map. A path starting ``_ingest.`` addresses the ingest map, ``_source.`` the
+source explicitly; a numeric segment indexes a list.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ApiError, illegal_argument
+
+META_FIELDS = ("_index", "_id", "_routing", "_version", "_version_type", "_if_seq_no", "_if_primary_term",
+               "_dynamic_templates")
+
+
+def java_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, int):
+        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
+    if isinstance(value, float):
+        return "java.lang.Double"
+    if isinstance(value, str):
+        return "java.lang.String"
+    if isinstance(value, dict):
+        return "java.util.HashMap"
+    if isinstance(value, list):
+        return "java.util.ArrayList"
+    return type(value).__name__
+
+
+@dataclass
+class Doc:
+    data: dict[str, Any]
+    ingest: dict[str, Any] = field(default_factory=dict)
+    dropped: bool = False
+    results: list[dict[str, Any]] | None = None  # verbose processor results
+
+    # -- paths -----------------------------------------------------------------------------
+    def _root(self, path: str) -> tuple[Any, list[str]]:
+        if not isinstance(path, str) or not path:
+            raise illegal_argument("path cannot be null nor empty")
+        if path == "_ingest":
+            return {"_ingest": self.ingest}, ["_ingest"]
+        if path.startswith("_ingest."):
+            return self.ingest, path[len("_ingest."):].split(".")
+        if path.startswith("_source."):
+            return self.data, path[len("_source."):].split(".")
+        return self.data, path.split(".")
+
+    @staticmethod
+    def _step(container: Any, part: str, path: str) -> tuple[bool, Any]:
+        if isinstance(container, dict):
+            if part in container:
+                return True, container[part]
+            return False, None
+        if isinstance(container, list):
+            try:
+                i = int(part)
+            except ValueError:
+                raise illegal_argument(f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]")
+            if i < 0 or i >= len(container):
+                raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(container)}] as part of path [{path}]")
+            return True, container[i]
+        if container is None:
+            raise illegal_argument(f"cannot resolve [{part}] from null as part of path [{path}]")
+        raise illegal_argument(f"cannot resolve [{part}] from object of type [{java_type(container)}] as part of path [{path}]")
+
+    def get(self, path: str) -> Any:
+        root, parts = self._root(path)
+        current = root
+        for part in parts:
+            found, current = self._step(current, part, path)
+            if not found:
+                raise illegal_argument(f"field [{part}] not present as part of path [{path}]")
+        return current
+
+    def has(self, path: str) -> bool:
+        try:
+            self.get(path)
+            return True
+        except ApiError:
+            return False
+
+    def set(self, path: str, value: Any, *, append: bool = False) -> None:
+        root, parts = self._root(path)
+        current = root
+        for part in parts[:-1]:
+            if isinstance(current, dict):
+                if current.get(part) is None:
+                    current[part] = {}
+                current = current[part]
+            elif isinstance(current, list):
+                _, current = self._step(current, part, path)
+            else:
+                raise illegal_argument(
+                    f"cannot set [{part}] with parent object of type [{java_type(current)}] as part of path [{path}]")
+        leaf = parts[-1]
+        if isinstance(current, list):
+            try:
+                i = int(leaf)
+            except ValueError:
+                raise illegal_argument(f"[{leaf}] is not an integer, cannot be used as an index as part of path [{path}]")
+            if i < 0 or i >= len(current):
+                raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(current)}] as part of path [{path}]")
+            current[i] = _appended(current[i], value) if append else value
+            return
+        if not isinstance(current, dict):
+            raise illegal_argument(
+                f"cannot set [{leaf}] with parent object of type [{java_type(current)}] as part of path [{path}]")
+        if append and leaf in current:
+            current[leaf] = _appended(current[leaf], value)
+        else:
+            current[leaf] = value
+
+    def remove(self, path: str) -> None:
+        root, parts = self._root(path)
+        current = root
+        for part in parts[:-1]:
+            found, current = self._step(current, part, path)
+            if not found:
+                raise illegal_argument(f"field [{part}] not present as part of path [{path}]")
+        leaf = parts[-1]
+        if isinstance(current, dict):
+            if leaf not in current:
+                raise illegal_argument(f"field [{leaf}] not present as part of path [{path}]")
+            del current[leaf]
+        elif isinstance(current, list):
+            self._step(current, leaf, path)
+            del current[int(leaf)]
+        else:
+            raise illegal_argument(f"cannot remove [{leaf}] from object of type [{java_type(current)}] as part of path [{path}]")
+
+    # -- views -------------------------------------------------------------------------------
+    def source(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k not in META_FIELDS}
+
+    def render(self, *, with_pipeline: bool = False) -> dict[str, Any]:
+        """The ``doc`` object of a ``_simulate`` answer (a deep copy)."""
+        out: dict[str, Any] = {}
+        for key in ("_index", "_id", "_version", "_routing", "_version_type", "_if_seq_no", "_if_primary_term"):
+            if self.data.get(key) is not None:
+                out[key] = copy.deepcopy(self.data[key])
+        out["_source"] = copy.deepcopy(self.source())
+        ingest: dict[str, Any] = {}
+        if with_pipeline and self.ingest.get("pipeline") is not None:
+            ingest["pipeline"] = self.ingest["pipeline"]
+        for key, value in self.ingest.items():
+            if key in ("pipeline",) or key.startswith("on_failure_"):
+                continue
+            ingest[key] = copy.deepcopy(value)
+        out["_ingest"] = ingest
+        return out
+
+    def ctx(self) -> dict[str, Any]:
+        """The painless ``ctx`` map of a condition (source and metadata, plus ``_ingest``)."""
+        view = dict(self.data)
+        view["_ingest"] = self.ingest
+        return view
+
+
+def _appended(old: Any, value: Any) -> list[Any]:
+    items = list(old) if isinstance(old, list) else [old]
+    if isinstance(value, list):
+        items.extend(value)
+    else:
+        items.append(value)
+    return items
+
+
+_MUSTACHE = re.compile(r"\{\{\{\s*([^}]+?)\s*\}\}\}|\{\{\s*([^}]+?)\s*\}\}")
+
+
+def render_template(template: Any, doc: Doc) -> Any:
+    """Mustache ``{{field}}`` / ``{{{field}}}`` substitution from the document (missing -> empty)."""
+    if not isinstance(template, str) or "{{" not in template:
+        return template
+
+    def sub(m: re.Match[str]) -> str:
+        name = (m.group(1) or m.group(2)).strip()
+        if name.startswith("ctx."):
+            name = name[4:]
+        try:
+            value = doc.get(name)
+        except ApiError:
+            return ""
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list)):
+            import json
+
+            return json.dumps(value, separators=(",", ":"))
+        return str(value)
+
+    return _MUSTACHE.sub(sub, template)

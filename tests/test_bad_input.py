@@ -177,3 +177,13 @@ def test_interrupt_keeps_finished_batches(engine, monkeypatch):
     assert partial["ml.inference.error"][4:].str.contains("interrupted").all()
     st = engine.request("GET", "_ml/trained_models/m/_stats").body["trained_model_stats"][0]["inference_stats"]
     assert st["inference_count"] == 4
+
+
+def test_progress_bar_for_long_runs(engine, capsys):
+    engine.request("PUT", "_ml/trained_models/m", stump_regression())
+    df = pd.DataFrame({"x": np.linspace(0, 1, 1000)})
+    df.infer.run("m", engine=engine, batch_size=100, progress=True)
+    err = capsys.readouterr().err
+    assert "infer m" in err and "/1000" in err and "rows/s" in err
+    df.infer.run("m", engine=engine, batch_size=100)  # short runs stay quiet by default
+    assert "infer m" not in capsys.readouterr().err

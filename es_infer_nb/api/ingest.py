@@ -6,6 +6,8 @@ import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, not_found
+from ..ingest.pipeline import parse_pipeline
+from ..ingest.simulate import simulate
 from .request import Request
 from .routing import route
 
@@ -13,38 +15,44 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-def _config_error(reason: str, processor_type: str, tag: str | None, prop: str | None) -> ApiError:
-    meta: dict[str, Any] = {}
-    if tag is not None:
-        meta["processor_tag"] = tag
-    meta["processor_type"] = processor_type
-    if prop is not None:
-        meta["property_name"] = prop
-    return ApiError("parse_exception", reason, 400, metadata=meta)
+MAX_INFERENCE_PROCESSORS = 50  # xpack.ml.max_inference_processors
 
 
-def validate_pipeline(body: dict[str, Any]) -> None:
-    processors = body.get("processors")
-    if processors is None:
-        raise ApiError("parse_exception", "[processors] required property is missing", 400,
-                       metadata={"property_name": "processors"})
-    if not isinstance(processors, list):
-        raise ApiError("parse_exception", "[processors] property isn't a list, but of type ["
-                       + type(processors).__name__ + "]", 400)
-    for proc in processors + list(body.get("on_failure") or []):
-        if not isinstance(proc, dict) or len(proc) != 1:
-            raise ApiError("parse_exception", "processor must be an object with exactly one key", 400)
-        ((ptype, conf),) = proc.items()
-        if not isinstance(conf, dict):
-            continue
-        if ptype == "inference" and not conf.get("model_id"):
-            raise _config_error("[model_id] required property is missing", "inference", conf.get("tag"), "model_id")
+def count_inference_processors(value: Any) -> int:
+    """Inference processors anywhere in a pipeline body (on_failure and foreach included)."""
+    if isinstance(value, list):
+        return sum(count_inference_processors(v) for v in value)
+    if not isinstance(value, dict):
+        return 0
+    total = 0
+    for key, inner in value.items():
+        if key == "inference" and isinstance(inner, dict):
+            total += 1
+        if isinstance(inner, (dict, list)):
+            total += count_inference_processors(inner)
+    return total
+
+
+def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipeline_id: str | None = None) -> None:
+    """Validate a pipeline body with the same parser ``_simulate`` and execution use."""
+    parse_pipeline(body, engine, pipeline_id)
+    if engine is not None and count_inference_processors(body.get("processors")) + count_inference_processors(
+            body.get("on_failure")):
+        current = sum(count_inference_processors((engine.pipelines.get(pid) or {}).get("processors"))
+                      + count_inference_processors((engine.pipelines.get(pid) or {}).get("on_failure"))
+                      for pid in engine.pipelines)
+        if current >= MAX_INFERENCE_PROCESSORS:
+            raise ApiError(
+                "status_exception",
+                f"Max number of inference processors reached, total inference processors [{current}]. Adjust the "
+                f"setting [xpack.ml.max_inference_processors]: [{MAX_INFERENCE_PROCESSORS}] if a greater number is "
+                "desired.", 409)
 
 
 @route("PUT", "_ingest/pipeline/{id}", "if_version")
 def put_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("pipeline")
-    validate_pipeline(body)
+    validate_pipeline(body, engine, req.path_params["id"])
     engine.pipelines.put(req.path_params["id"], body)
     return {"acknowledged": True}
 
@@ -71,3 +79,12 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
     for pid in matched:
         engine.pipelines.delete(pid)
     return {"acknowledged": True}
+
+
+@route("POST", "_ingest/pipeline/_simulate", "verbose")
+@route("GET", "_ingest/pipeline/_simulate", "verbose")
+@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose")
+@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose")
+def simulate_pipeline(engine: "Engine", req: Request) -> Any:
+    body = req.object_body("simulate")
+    return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False))

@@ -1,0 +1,169 @@
+"""The Elasticsearch ``inference`` ingest processor (spec §3), target-field style for tree models.
+
+One batched model call per processor per batch: the model input maps of every eligible document
+(``_source`` + metadata + ``_ingest``) become columns, the runner evaluates them (stats move as
+for ``_infer``), :meth:`TreeBatchResult.to_docs` renders one ES result object per document, and
+each is written at ``target_field`` with ``"model_id"`` (the concrete model id), appended to an
+existing value rather than overwriting it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError
+from ..models import inference_config as ic
+from .config import Conf
+from .document import Doc
+from .pipeline import Processor, Run
+
+DEFAULT_TARGET_FIELD = "ml.inference"
+UPDATE_TYPES = tuple(t for t in ic.ALL_TYPES if t != "learning_to_rank")
+RESERVED_FIELDS = ("warning", "model_id")
+
+
+def parse_update(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate a processor's ``inference_config`` update (``InferenceProcessor.Factory``)."""
+    if len(raw) != 1 or not isinstance(next(iter(raw.values())), (dict, type(None))):
+        raise ApiError("status_exception",
+                       "inference_config must be an object with one inference type mapped to an object.", 400)
+    ((name, inner),) = raw.items()
+    inner = inner or {}
+    if name not in UPDATE_TYPES:
+        raise ApiError("status_exception", f"unrecognized inference configuration type [{name}]. "
+                       f"Supported types [{', '.join(UPDATE_TYPES)}]", 400)
+    if name in ic.TREE_TYPES:
+        ic._fields(name, inner)  # same field validation as _infer updates
+    names = [inner.get("results_field")]
+    if name == "classification":
+        names.append(inner.get("top_classes_results_field"))
+    seen = set(RESERVED_FIELDS)
+    dups = []
+    for n in names:
+        if n is None:
+            continue
+        if n in seen:
+            dups.append(n)
+        seen.add(n)
+    if dups:
+        raise ApiError("status_exception",
+                       f"Invalid inference config. More than one field is configured as [{', '.join(dups)}]", 400)
+    return {name: dict(inner)}
+
+
+def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
+    raw = c.raw("input_output")
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        items = [raw]
+    elif isinstance(raw, list):
+        if not all(isinstance(x, dict) for x in raw):
+            raise c.error("input_output", "property isn't a list of maps")
+        items = raw
+    else:
+        raise c.error("input_output", "property isn't a map or list of maps")
+    if not items:
+        raise c.error("input_output", "property cannot be empty at least one is required")
+    out = []
+    for item in items:
+        sub = Conf(c.type, c.tag, dict(item))
+        entry = {"input_field": sub.string("input_field"), "output_field": sub.string("output_field")}
+        sub.finish()
+        out.append(entry)
+    for key in ("input_field", "output_field"):
+        seen: set[str] = set()
+        for entry in out:
+            if entry[key] in seen:
+                raise c.error(key, f"names must be unique but [{entry[key]}] is repeated")
+            seen.add(entry[key])
+    return out
+
+
+def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict[str, Any]:
+    """``LocalModel.mapFieldsIfNecessary``: for each ``src -> dest``, ``putIfAbsent(dest, dig(src))`` when non-null."""
+    from ..models.tree.features import dig
+
+    for src, dest in (field_map or {}).items():
+        value = dig(fields, src)
+        if value is not None and fields.get(dest) is None:
+            fields[dest] = value
+    return fields
+
+
+class InferenceProcessor(Processor):
+    type = "inference"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.model_id = c.string("model_id")
+        raw = c.mapping("inference_config")
+        self.update = parse_update(raw) if raw is not None else None
+        self.inputs = _read_input_output(c)
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        if self.inputs is not None:
+            if c.has("target_field"):
+                raise c.error("target_field", "option is incompatible with [input_output]. Use the [output_field] "
+                              "option to specify where to write the inference results to.")
+            if self.update is not None and next(iter(self.update.values())).get("results_field") is not None:
+                raise c.error(None, "The [inference_config.results_field] setting is incompatible with using "
+                              "[input_output]. Prefer to use the [input_output.output_field] option to specify where "
+                              "to write the inference results to.")
+            self.target_field: str | None = None
+            self.field_map: dict[str, str] | None = None
+        else:
+            default = DEFAULT_TARGET_FIELD if c.tag is None else f"{DEFAULT_TARGET_FIELD}.{c.tag}"
+            self.target_field = c.string("target_field", default)
+            field_map = c.mapping("field_map")
+            legacy = c.mapping("field_mappings")
+            self.field_map = dict(field_map if field_map is not None else legacy or {})
+
+    # -- what the model sees / what gets written --------------------------------------------------
+    def model_input(self, doc: Doc) -> dict[str, Any]:
+        """``InferenceProcessor.buildRequest`` (before the field map): source, metadata, ``_ingest``."""
+        fields = dict(doc.data)
+        if doc.ingest:
+            fields["_ingest"] = doc.ingest
+        return fields
+
+    def write(self, doc: Doc, result: dict[str, Any], model_id: str) -> None:
+        value = dict(result)
+        value["model_id"] = model_id
+        assert self.target_field is not None
+        doc.set(self.target_field, value, append=doc.has(self.target_field))
+
+    # -- batch execution ----------------------------------------------------------------------------
+    def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+        from ..models.runner import _needed_fields, _run
+        from ..models.tree.features import columns_from_docs
+
+        engine = run.engine
+        if engine is None:
+            return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
+        try:
+            model_id = engine.models.require(self.model_id)
+            stored = engine.models.config(model_id)
+            if self.inputs is not None:
+                kind = stored.get("model_type", "tree_ensemble")
+                raise ApiError("status_exception",
+                               f"[input_output] is only supported for NLP models, but model [{model_id}] is of type "
+                               f"[{kind}]; use [target_field] and [field_map] instead" if kind != "pytorch" else
+                               "[input_output] with NLP models is not supported by es_infer_nb yet", 400)
+            needed = _needed_fields(stored) + list((self.field_map or {}).keys())
+            maps = [self.model_input(doc) for doc in docs]
+            cols = columns_from_docs(maps, needed)
+            result = _run(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
+            rendered = result.to_docs()
+        except ApiError as err:
+            return [err] * len(docs)
+        out: list[BaseException | None] = []
+        for doc, res in zip(docs, rendered):
+            if "error" in res and len(res) == 1:
+                out.append(ApiError("status_exception", str(res["error"]), 400))
+                continue
+            try:
+                self.write(doc, res, model_id)
+                out.append(None)
+            except ApiError as err:
+                out.append(err)
+        return out

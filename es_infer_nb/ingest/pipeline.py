@@ -1,0 +1,639 @@
+"""Pipelines compiled to plans and run a batch of documents at a time.
+
+``parse_pipeline(body, engine)`` validates a pipeline body the way ES's processor factories do and
+returns a :class:`Pipeline` (a list of :class:`Processor` plans). ``run_pipeline`` pushes a batch
+of :class:`Doc` through it processor by processor: each processor sees every document still
+running (``if`` decides per document), an inference processor makes one model call for all of
+them, and per-document ``ignore_failure`` / ``on_failure`` / pipeline ``on_failure`` / ``drop``
+semantics are applied to the documents concerned only. Every document comes out, with its
+result or its failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ApiError
+from .condition import Condition, parse_condition
+from .config import Conf, config_error
+from .document import Doc, clone, java_type, render_template
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+SIMULATE_PIPELINE_ID = "_simulate_pipeline"
+PIPELINE_KEYS = {"description", "processors", "on_failure", "version", "_meta", "deprecated", "field_access_pattern"}
+
+
+class Failure(Exception):
+    """A processor failure of one document, with where it happened (``IngestProcessorException``)."""
+
+    def __init__(self, error: ApiError, processor_type: str, tag: str | None, pipeline: str | None) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.processor_type = processor_type
+        self.tag = tag
+        self.pipeline = pipeline
+        self.recorded = False
+
+    def root_message(self) -> str:
+        inner = self.error
+        while inner.caused_by is not None:
+            inner = inner.caused_by
+        return inner.reason
+
+
+def as_api_error(exc: BaseException) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, Failure):
+        return exc.error
+    name = type(exc).__name__
+    return ApiError("exception", f"{name}: {exc}" if str(exc) else name, 500)
+
+
+@dataclass
+class Run:
+    """The state of one execution: the engine, verbose tracking, the pipelines being run."""
+
+    engine: "Engine | None"
+    verbose: bool = False
+    stack: list[str] = field(default_factory=list)
+
+
+class Processor:
+    type = "processor"
+    records_itself = False
+
+    def __init__(self) -> None:
+        self.tag: str | None = None
+        self.description: str | None = None
+        self.condition: Condition | None = None
+        self.ignore_failure = False
+        self.on_failure: list[Processor] | None = None
+
+    def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+        out: list[BaseException | None] = []
+        for doc in docs:
+            try:
+                self.execute(doc, run, pipeline_id)
+                out.append(None)
+            except (ApiError, Failure) as exc:
+                out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad document never stops the others
+                out.append(exc)
+        return out
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+# -- generic processors ----------------------------------------------------------------------------
+
+class SetProcessor(Processor):
+    type = "set"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.field = c.string("field")
+        has_value = c.has("value")
+        self.copy_from = c.string("copy_from", None)
+        if self.copy_from is not None and has_value:
+            raise c.error("copy_from", "cannot set both `copy_from` and `value` in the same processor")
+        if self.copy_from is None and not has_value:
+            raise c.error("value", "required property is missing")
+        self.value = c.raw("value")
+        self.override = c.boolean("override", True)
+        self.ignore_empty_value = c.boolean("ignore_empty_value", False)
+        c.raw("media_type")
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        path = render_template(self.field, doc)
+        if not self.override and doc.has(path) and doc.get(path) is not None:
+            return
+        if self.copy_from is not None:
+            value = clone(doc.get(self.copy_from))
+        else:
+            value = _render_value(clone(self.value), doc)
+        if self.ignore_empty_value and (value is None or value == ""):
+            return
+        doc.set(path, value)
+
+
+def _render_value(value: Any, doc: Doc) -> Any:
+    if isinstance(value, str):
+        return render_template(value, doc)
+    if isinstance(value, list):
+        return [_render_value(v, doc) for v in value]
+    if isinstance(value, dict):
+        return {render_template(k, doc): _render_value(v, doc) for k, v in value.items()}
+    return value
+
+
+class RenameProcessor(Processor):
+    type = "rename"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.field = c.string("field")
+        self.target_field = c.string("target_field")
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        self.override = c.boolean("override", False)
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        path = render_template(self.field, doc)
+        if not doc.has(path):
+            if self.ignore_missing:
+                return
+            raise ApiError("illegal_argument_exception", f"field [{path}] doesn't exist", 400)
+        target = render_template(self.target_field, doc)
+        if doc.has(target) and not self.override:
+            raise ApiError("illegal_argument_exception", f"field [{target}] already exists", 400)
+        value = doc.get(path)
+        doc.remove(path)
+        try:
+            doc.set(target, value)
+        except ApiError:
+            doc.set(path, value)
+            raise
+
+
+class RemoveProcessor(Processor):
+    type = "remove"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.fields = c.string_or_list("field") if c.has("field") or not c.has("keep") else []
+        self.keep = c.string_or_list("keep") if c.has("keep") else None
+        self.ignore_missing = c.boolean("ignore_missing", False)
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        if self.keep is not None:
+            keep = {render_template(k, doc).split(".")[0] for k in self.keep}
+            for key in list(doc.source()):
+                if key not in keep:
+                    del doc.data[key]
+            return
+        for f in self.fields:
+            path = render_template(f, doc)
+            if self.ignore_missing and not doc.has(path):
+                continue
+            doc.remove(path)
+
+
+class _FieldValueProcessor(Processor):
+    """field / target_field / ignore_missing processors applying a function to the value(s)."""
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.field = c.string("field")
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        self.target_field = c.string("target_field", self.field)
+
+    def convert(self, value: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        if not doc.has(self.field) or doc.get(self.field) is None:
+            if self.ignore_missing:
+                return
+            if not doc.has(self.field):
+                doc.get(self.field)  # raises "field [x] not present as part of path [x]"
+            raise ApiError("illegal_argument_exception",
+                           f"field [{self.field}] is null, cannot process it.", 400)
+        value = doc.get(self.field)
+        new = [self.convert(v) for v in value] if isinstance(value, list) else self.convert(value)
+        doc.set(self.target_field, new)
+
+
+class _CaseProcessor(_FieldValueProcessor):
+    upper = True
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ApiError("illegal_argument_exception",
+                           f"field [{self.field}] of type [{java_type(value)}] cannot be cast to [java.lang.String]", 400)
+        return value.upper() if self.upper else value.lower()
+
+
+class UppercaseProcessor(_CaseProcessor):
+    type = "uppercase"
+
+
+class LowercaseProcessor(_CaseProcessor):
+    type = "lowercase"
+    upper = False
+
+
+CONVERT_TYPES = ("integer", "long", "float", "double", "string", "boolean", "ip", "auto")
+
+
+class ConvertProcessor(_FieldValueProcessor):
+    type = "convert"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__(c)
+        kind = c.string("type")
+        if kind.lower() not in CONVERT_TYPES:
+            raise c.error("type", f"type [{kind}] not supported, cannot convert field.")
+        self.kind = kind.lower()
+
+    def convert(self, value: Any) -> Any:
+        kind = self.kind
+        try:
+            if kind in ("integer", "long"):
+                if isinstance(value, bool):
+                    raise ValueError
+                if isinstance(value, (int, float)):
+                    return int(value)
+                text = str(value).strip()
+                if text.lower().startswith(("0x", "-0x")):
+                    return int(text, 16)
+                result = int(text)
+                if kind == "integer" and not -(2**31) <= result < 2**31:
+                    raise ValueError
+                return result
+            if kind in ("float", "double"):
+                if isinstance(value, bool):
+                    raise ValueError
+                return float(value)
+            if kind == "boolean":
+                if isinstance(value, bool):
+                    return value
+                text = str(value).lower()
+                if text in ("true", "false"):
+                    return text == "true"
+                raise ValueError
+            if kind == "string":
+                if isinstance(value, bool):
+                    return "true" if value else "false"
+                return str(value)
+            if kind == "ip":
+                import ipaddress
+
+                ipaddress.ip_address(str(value))
+                return str(value)
+            return _auto(value)
+        except (ValueError, TypeError):
+            raise ApiError("illegal_argument_exception", f"unable to convert [{value}] to {kind}", 400) from None
+
+
+def _auto(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    for fn in (int, float):
+        try:
+            return fn(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+class FailProcessor(Processor):
+    type = "fail"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.message = c.string("message")
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        raise ApiError("fail_processor_exception", str(render_template(self.message, doc)), 500)
+
+
+class DropProcessor(Processor):
+    type = "drop"
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        doc.dropped = True
+
+
+class PipelineProcessor(Processor):
+    type = "pipeline"
+    records_itself = True
+
+    def __init__(self, c: Conf) -> None:
+        super().__init__()
+        self.name = c.string("name")
+        self.ignore_missing_pipeline = c.boolean("ignore_missing_pipeline", False)
+
+    def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+        out: list[BaseException | None] = [None] * len(docs)
+        groups: dict[str, list[int]] = {}
+        for i, doc in enumerate(docs):
+            groups.setdefault(str(render_template(self.name, doc)), []).append(i)
+        for name, idx in groups.items():
+            body = run.engine.pipelines.get(name) if run.engine is not None and name in run.engine.pipelines else None
+            if body is None:
+                for i in idx:
+                    if self.ignore_missing_pipeline:
+                        _record(docs[i], run, self, "success", None)
+                    else:
+                        out[i] = ApiError("illegal_argument_exception",
+                                          f"Pipeline processor configured for non-existent pipeline [{name}]", 400)
+                continue
+            if name in run.stack:
+                cycle = " -> ".join([*run.stack, name])
+                for i in idx:
+                    out[i] = ApiError("graph_structure_exception", f"Cycle detected for pipeline: {cycle}", 400)
+                continue
+            for i in idx:
+                _record(docs[i], run, self, "success", None)
+            pipeline = parse_pipeline(body, run.engine)
+            failures = run_pipeline(pipeline, [docs[i] for i in idx], run, name)
+            for i, failure in zip(idx, failures):
+                out[i] = failure
+        return out
+
+
+class ForeachProcessor(Processor):
+    """``foreach``: the inner processor over every element of a list field, as ``_ingest._value``.
+
+    Batched like everything else: one shadow document per element (sharing the real document's
+    source, with its own ``_ingest._value``), so an inner ``inference`` processor makes one model
+    call for all elements of all documents. An element's failure fails its document only.
+    """
+
+    type = "foreach"
+
+    def __init__(self, c: Conf, engine: "Engine | None" = None) -> None:
+        super().__init__()
+        self.field = c.string("field")
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        inner = c.mapping("processor")
+        if inner is None:
+            raise c.error("processor", "required property is missing")
+        self.inner = parse_processor(inner, engine)
+
+    def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+        out: list[BaseException | None] = [None] * len(docs)
+        shadows: list[Doc] = []
+        owners: list[tuple[int, list[Any], int]] = []
+        for d, doc in enumerate(docs):
+            try:
+                if not doc.has(self.field) or doc.get(self.field) is None:
+                    if self.ignore_missing:
+                        continue
+                    if not doc.has(self.field):
+                        doc.get(self.field)
+                    raise ApiError("illegal_argument_exception", f"field [{self.field}] is null, cannot loop over its "
+                                   "elements.", 400)
+                values = doc.get(self.field)
+                if not isinstance(values, list):
+                    raise ApiError("illegal_argument_exception", f"field [{self.field}] of type [{java_type(values)}] "
+                                   "cannot be cast to [java.util.List]", 400)
+            except ApiError as err:
+                out[d] = err
+                continue
+            for k, value in enumerate(values):
+                ingest = dict(doc.ingest)
+                ingest["_value"] = value
+                shadows.append(Doc(doc.data, ingest, results=doc.results))
+                owners.append((d, values, k))
+        if not shadows:
+            return out
+        failures = run_processors([self.inner], shadows, run, pipeline_id)
+        for shadow, (d, values, k), failure in zip(shadows, owners, failures):
+            if out[d] is not None:
+                continue
+            if failure is not None:
+                out[d] = failure
+                continue
+            values[k] = shadow.ingest.get("_value")
+            if shadow.dropped:
+                docs[d].dropped = True
+        return out
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+def _factories() -> dict[str, Callable[[Conf], Processor]]:
+    from .inference import InferenceProcessor
+
+    return {
+        "set": SetProcessor, "rename": RenameProcessor, "remove": RemoveProcessor,
+        "uppercase": UppercaseProcessor, "lowercase": LowercaseProcessor, "convert": ConvertProcessor,
+        "fail": FailProcessor, "drop": DropProcessor, "pipeline": PipelineProcessor,
+        "inference": InferenceProcessor, "foreach": ForeachProcessor,
+    }
+
+
+@dataclass
+class Pipeline:
+    processors: list[Processor]
+    on_failure: list[Processor] | None
+    description: str | None = None
+
+
+def parse_processor(entry: Any, engine: "Engine | None" = None) -> Processor:
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ApiError("parse_exception", "processor must be an object with exactly one key (the processor type)", 400)
+    ((ptype, raw),) = entry.items()
+    if raw is None:
+        raw = {}
+    if isinstance(raw, str) and ptype == "script":
+        raw = {"source": raw}
+    if not isinstance(raw, dict):
+        raise config_error(ptype, None, None, f"processor [{ptype}] config must be an object, but was [{java_type(raw)}]")
+    conf = dict(raw)
+    tag = conf.pop("tag", None)
+    tag = None if tag is None else str(tag)
+    factories = _factories()
+    if ptype not in factories:
+        raise config_error(ptype, tag, None, f"No processor type exists with name [{ptype}]")
+    c = Conf(ptype, tag, conf)
+    description = c.string("description", None)
+    if_source = c.raw("if")
+    ignore_failure = c.boolean("ignore_failure", False)
+    on_failure_raw = c.raw("on_failure")
+    on_failure = None
+    if on_failure_raw is not None:
+        if not isinstance(on_failure_raw, list):
+            raise c.error("on_failure", f"property isn't a list, but of type [{java_type(on_failure_raw)}]")
+        if not on_failure_raw:
+            raise c.error("on_failure", "processors list cannot be empty")
+        on_failure = [parse_processor(p, engine) for p in on_failure_raw]
+    condition = None
+    if if_source is not None:
+        try:
+            condition = parse_condition(if_source)
+        except ApiError as err:
+            err.metadata.setdefault("processor_type", ptype)
+            if tag is not None:
+                err.metadata.setdefault("processor_tag", tag)
+            raise
+    proc = factories[ptype](c, engine) if ptype == "foreach" else factories[ptype](c)
+    c.finish()
+    proc.tag = tag
+    proc.description = description
+    proc.condition = condition
+    proc.ignore_failure = ignore_failure
+    proc.on_failure = on_failure
+    return proc
+
+
+def parse_pipeline(body: Any, engine: "Engine | None" = None, pipeline_id: str | None = None) -> Pipeline:
+    """Validate a pipeline body and compile it (``parse_exception`` errors as ES answers them)."""
+    if not isinstance(body, dict):
+        raise ApiError("parse_exception", "pipeline body must be an object", 400)
+    processors = body.get("processors")
+    if processors is None:
+        raise ApiError("parse_exception", "[processors] required property is missing", 400,
+                       metadata={"property_name": "processors"})
+    if not isinstance(processors, list):
+        raise ApiError("parse_exception", f"[processors] property isn't a list, but of type [{java_type(processors)}]",
+                       400, metadata={"property_name": "processors"})
+    on_failure_raw = body.get("on_failure")
+    if on_failure_raw is not None and not isinstance(on_failure_raw, list):
+        raise ApiError("parse_exception", f"[on_failure] property isn't a list, but of type [{java_type(on_failure_raw)}]",
+                       400, metadata={"property_name": "on_failure"})
+    if on_failure_raw == [] and "on_failure" in body:
+        raise ApiError("parse_exception", "pipeline [" + str(pipeline_id) + "] cannot have an empty on-failure option defined",
+                       400)
+    unknown = [k for k in body if k not in PIPELINE_KEYS]
+    if unknown:
+        raise ApiError("parse_exception", f"pipeline [{pipeline_id}] doesn't support one or more provided configuration "
+                       f"parameters [{', '.join(unknown)}]", 400)
+    return Pipeline([parse_processor(p, engine) for p in processors],
+                    [parse_processor(p, engine) for p in on_failure_raw] if on_failure_raw else None,
+                    body.get("description"))
+
+
+# -- execution -----------------------------------------------------------------------------------------
+
+def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | None, *,
+            condition: bool | None = None, with_doc: bool = False) -> None:
+    if not run.verbose or doc.results is None:
+        return
+    entry: dict[str, Any] = {"processor_type": p.type, "status": status}
+    if p.description is not None:
+        entry["description"] = p.description
+    if p.tag is not None:
+        entry["tag"] = p.tag
+    if p.condition is not None:
+        entry["if"] = {"condition": p.condition.source, "result": True if condition is None else condition}
+    if error is not None:
+        if status == "error_ignored":
+            entry["ignored_error"] = {"error": error.error_object()}
+        else:
+            entry["error"] = error.error_object()
+    if with_doc:
+        entry["doc"] = doc.render(with_pipeline=True)
+    doc.results.append(entry)
+
+
+def _failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
+    if isinstance(exc, Failure):
+        return exc
+    return Failure(as_api_error(exc), p.type, p.tag, pipeline_id)
+
+
+_FAILURE_KEYS = ("on_failure_message", "on_failure_processor_type", "on_failure_processor_tag", "on_failure_pipeline")
+
+
+def _run_handlers(handlers: list[Processor], docs: list[Doc], failures: list[Failure], run: Run,
+                  pipeline_id: str | None) -> list[Failure | None]:
+    saved = []
+    for doc, f in zip(docs, failures):
+        saved.append({k: doc.ingest[k] for k in _FAILURE_KEYS if k in doc.ingest})
+        doc.ingest["on_failure_message"] = f.root_message()
+        doc.ingest["on_failure_processor_type"] = f.processor_type
+        doc.ingest["on_failure_processor_tag"] = f.tag
+        if f.pipeline is not None:
+            doc.ingest["on_failure_pipeline"] = f.pipeline
+        else:
+            doc.ingest.pop("on_failure_pipeline", None)
+    try:
+        out = run_processors(handlers, docs, run, pipeline_id)
+    finally:
+        for doc, old in zip(docs, saved):
+            for k in _FAILURE_KEYS:
+                doc.ingest.pop(k, None)
+            doc.ingest.update(old)
+    return out
+
+
+def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
+                   pipeline_id: str | None) -> list[Failure | None]:
+    """Run a processor list over a batch; the failure that escapes it, per document."""
+    n = len(docs)
+    failed: list[Failure | None] = [None] * n
+    for p in processors:
+        active = [i for i in range(n) if failed[i] is None and not docs[i].dropped]
+        if not active:
+            break
+        errors: dict[int, BaseException] = {}
+        eligible: list[int] = []
+        for i in active:
+            if p.condition is not None:
+                try:
+                    ok = p.condition.evaluate(docs[i].ctx())
+                except ApiError as err:
+                    errors[i] = err
+                    continue
+                if not ok:
+                    _record(docs[i], run, p, "skipped", None, condition=False)
+                    continue
+            eligible.append(i)
+        if eligible:
+            outcomes = p.run_batch([docs[i] for i in eligible], run, pipeline_id)
+            for i, exc in zip(eligible, outcomes):
+                if exc is not None:
+                    errors[i] = exc
+                elif not p.records_itself:
+                    if docs[i].dropped:
+                        _record(docs[i], run, p, "dropped", None)
+                    else:
+                        _record(docs[i], run, p, "success", None, with_doc=True)
+        handled: list[tuple[int, Failure]] = []
+        for i in active:
+            if i not in errors:
+                continue
+            f = _failure(errors[i], p, pipeline_id)
+            if p.ignore_failure:
+                if not f.recorded:
+                    _record(docs[i], run, p, "error_ignored", f.error, with_doc=True)
+                continue
+            if not f.recorded:
+                _record(docs[i], run, p, "error", f.error)
+                f.recorded = True
+            if p.on_failure:
+                handled.append((i, f))
+            else:
+                failed[i] = f
+        if handled:
+            outs = _run_handlers(p.on_failure or [], [docs[i] for i, _ in handled], [f for _, f in handled], run,
+                                 pipeline_id)
+            for (i, _), out in zip(handled, outs):
+                failed[i] = out
+    return failed
+
+
+def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str) -> list[Failure | None]:
+    """Run a pipeline over a batch (``_ingest.pipeline`` set while it runs); failures per document."""
+    previous = [doc.ingest.get("pipeline") for doc in docs]
+    for doc in docs:
+        doc.ingest["pipeline"] = pipeline_id
+    run.stack.append(pipeline_id)
+    try:
+        failed = run_processors(pipeline.processors, docs, run, pipeline_id)
+        if pipeline.on_failure:
+            idx = [i for i, f in enumerate(failed) if f is not None]
+            if idx:
+                outs = _run_handlers(pipeline.on_failure, [docs[i] for i in idx], [failed[i] for i in idx],  # type: ignore[misc]
+                                     run, pipeline_id)
+                for i, out in zip(idx, outs):
+                    failed[i] = out
+    finally:
+        run.stack.pop()
+        for doc, prev in zip(docs, previous):
+            if prev is None:
+                doc.ingest.pop("pipeline", None)
+            else:
+                doc.ingest["pipeline"] = prev
+    return failed

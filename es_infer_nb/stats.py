@@ -34,10 +34,58 @@ class InferenceStats:
         }
 
 
+@dataclass
+class IngestCounters:
+    """``IngestStats.Stats``: documents through a pipeline or a processor."""
+
+    count: int = 0
+    time_nanos: int = 0
+    current: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "time_in_millis": self.time_nanos // 1_000_000, "current": self.current,
+                "failed": self.failed}
+
+    def add(self, other: "IngestCounters") -> None:
+        self.count += other.count
+        self.time_nanos += other.time_nanos
+        self.current += other.current
+        self.failed += other.failed
+
+
 class StatsRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, InferenceStats] = {}
+        # stored pipeline id -> counters; (pipeline id, processor name) -> counters
+        self._pipelines: dict[str, IngestCounters] = {}
+        self._processors: dict[tuple[str, str], IngestCounters] = {}
+
+    def record_ingest(self, pipeline_id: str, processor: str | None, *, count: int, nanos: int, failed: int) -> None:
+        """Documents through a stored pipeline (``processor`` None) or one of its processors (``type[:tag]``)."""
+        with self._lock:
+            if processor is None:
+                c = self._pipelines.setdefault(pipeline_id, IngestCounters())
+            else:
+                c = self._processors.setdefault((pipeline_id, processor), IngestCounters())
+            c.count += count
+            c.time_nanos += nanos
+            c.failed += failed
+
+    def pipeline_counters(self, pipeline_id: str) -> IngestCounters:
+        with self._lock:
+            return IngestCounters(**vars(self._pipelines.get(pipeline_id, IngestCounters())))
+
+    def processor_counters(self, pipeline_id: str, processor: str) -> IngestCounters:
+        with self._lock:
+            return IngestCounters(**vars(self._processors.get((pipeline_id, processor), IngestCounters())))
+
+    def forget_pipeline(self, pipeline_id: str) -> None:
+        with self._lock:
+            self._pipelines.pop(pipeline_id, None)
+            for key in [k for k in self._processors if k[0] == pipeline_id]:
+                del self._processors[key]
 
     def for_model(self, model_id: str) -> InferenceStats:
         with self._lock:

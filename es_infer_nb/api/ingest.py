@@ -78,6 +78,7 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
         raise not_found(f"pipeline [{expression}] is missing")
     for pid in matched:
         engine.pipelines.delete(pid)
+        engine.stats.forget_pipeline(pid)  # a deleted pipeline's ingest stats go with it
     return {"acknowledged": True}
 
 

@@ -1,7 +1,9 @@
 """A small, safe evaluator for the painless conditions ingest processors use in ``if``.
 
 Supported: ``ctx.a.b`` / ``ctx.a?.b`` / ``ctx['a']`` / ``ctx.a[0]`` field access, string, number,
-``true``/``false``/``null`` literals, ``== != < <= > >=``, ``&& || !`` and parentheses.
+``true``/``false``/``null`` literals, ``== != < <= > >=``, ``&& || !``, parentheses, and the
+string methods ``contains`` / ``startsWith`` / ``endsWith`` (``ctx.title?.contains('x')``;
+``contains`` also on lists).
 Anything else is a ``script_exception`` ("compile error") at parse time; dereferencing null without
 ``?.`` is a ``script_exception`` ("runtime error") at run time. No Python ``eval`` anywhere.
 """
@@ -17,7 +19,7 @@ from ..errors import ApiError
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[lLdDfF]?)|
     (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|
-    (?P<op>\?\.|==|!=|<=|>=|&&|\|\||[<>!().\[\]])|
+    (?P<op>\?\.|==|!=|<=|>=|&&|\|\||[<>!().,\[\]])|
     (?P<name>[A-Za-z_][A-Za-z_0-9]*)
 )""", re.VERBOSE)
 
@@ -155,7 +157,8 @@ class _Parser:
                 if kind != "name":
                     raise _compile_error(self.source, f"expected a field name after [{tok[1]}], found [{name}]")
                 if self.peek() and self.peek()[1] == "(":  # type: ignore[index]
-                    raise _compile_error(self.source, f"method calls are not supported in conditions [{name}]")
+                    node = self.call(node, name, tok[1] == "?.")
+                    continue
                 node = ("get", node, ("lit", name), tok[1] == "?.")
             elif tok[1] == "[":
                 self.take()
@@ -164,6 +167,58 @@ class _Parser:
                 node = ("get", node, key, False)
             else:
                 return node
+
+
+    def call(self, target: Any, name: str, null_safe: bool) -> Any:
+        if name not in METHODS:
+            raise _compile_error(self.source, f"method [{name}] is not supported in conditions; supported methods: "
+                                 f"[{', '.join(METHODS)}]")
+        self.take("(")
+        args = []
+        if self.peek() and self.peek()[1] != ")":  # type: ignore[index]
+            args.append(self.or_())
+            while self.peek() and self.peek()[1] == ",":  # type: ignore[index]
+                self.take(",")
+                args.append(self.or_())
+        self.take(")")
+        if len(args) != 1:
+            raise _compile_error(self.source, f"method [{name}] takes 1 argument, found [{len(args)}]")
+        return ("call", target, name, args[0], null_safe)
+
+
+METHODS = ("contains", "startsWith", "endsWith")
+
+
+def _call(node: Any, ctx: dict[str, Any], source: str) -> Any:
+    target = _eval(node[1], ctx, source)
+    name = node[2]
+    arg = _eval(node[3], ctx, source)
+    if target is None:
+        if node[4]:
+            return None
+        raise _runtime_error(source, f"cannot invoke [{name}] on null")
+    if isinstance(target, list) and name == "contains":
+        return any(_equal(v, arg) for v in target)
+    if not isinstance(target, str):
+        raise _runtime_error(source, f"dynamic method [{_painless_type(target)}, {name}/1] not found",
+                             "illegal_argument_exception")
+    if not isinstance(arg, str):
+        if arg is None:
+            raise _runtime_error(source, f"cannot pass null to [{name}]")
+        raise _runtime_error(source, f"Cannot cast {_painless_type(arg)} to java.lang.CharSequence"
+                             if name == "contains" else f"Cannot cast {_painless_type(arg)} to java.lang.String",
+                             "class_cast_exception")
+    if name == "contains":
+        return arg in target
+    if name == "startsWith":
+        return target.startswith(arg)
+    return target.endswith(arg)
+
+
+def _painless_type(value: Any) -> str:
+    from .document import java_type
+
+    return java_type(value)
 
 
 def parse_condition(source: Any) -> Condition:
@@ -200,6 +255,8 @@ def _eval(node: Any, ctx: dict[str, Any], source: str) -> Any:
                                  "index_out_of_bounds_exception")
         raise _runtime_error(source, f"cannot access [{key}] of a value of type [{type(base).__name__}]",
                              "illegal_argument_exception")
+    if op == "call":
+        return _call(node, ctx, source)
     if op == "not":
         value = _eval(node[1], ctx, source)
         if not isinstance(value, bool):

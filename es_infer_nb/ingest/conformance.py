@@ -108,3 +108,38 @@ def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], inp
 
 def result_serialization(model_result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return result_map(model_result, config)
+
+
+# -- OpenSearch ml_inference ------------------------------------------------------------------------
+
+def ml_inference_process(processor: dict[str, Any], input_doc: dict[str, Any] | None, predict: Any) -> dict[str, Any]:
+    from .ml_inference import create
+
+    proc = create(processor)
+    doc = Doc(data=copy.deepcopy(input_doc or {}))
+    proc.process(doc, predict)
+    return doc.source()
+
+
+def jsonpath_read(input_doc: Any, path_expr: str) -> Any:
+    from .ml_inference import json_path_read
+
+    return json_path_read(input_doc, path_expr)
+
+
+def parse_tensor_data(tensor: dict[str, Any]) -> Any:
+    from .ml_inference import parse_tensor_data as parse
+
+    return parse(tensor)
+
+
+def write_new_dot_path(input_doc: dict[str, Any], path: str) -> list[str]:
+    from .ml_inference import write_new_dot_path as expand
+
+    return expand(input_doc or {}, path)
+
+
+def ml_inference_factory(processor: dict[str, Any]) -> str:
+    from .ml_inference import create
+
+    return create(processor).type

@@ -11,6 +11,7 @@ result or its failure.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -60,6 +61,7 @@ class Run:
     engine: "Engine | None"
     verbose: bool = False
     stack: list[str] = field(default_factory=list)
+    counted: set[str] = field(default_factory=set)  # stored pipelines whose ingest stats move
 
 
 class Processor:
@@ -414,12 +416,16 @@ class ForeachProcessor(Processor):
 
 def _factories() -> dict[str, Callable[[Conf], Processor]]:
     from .inference import InferenceProcessor
+    from .ml_inference import MLInferenceProcessor
+    from .processors import FACTORIES as COMMON_FACTORIES
 
     return {
+        **COMMON_FACTORIES,
         "set": SetProcessor, "rename": RenameProcessor, "remove": RemoveProcessor,
         "uppercase": UppercaseProcessor, "lowercase": LowercaseProcessor, "convert": ConvertProcessor,
         "fail": FailProcessor, "drop": DropProcessor, "pipeline": PipelineProcessor,
         "inference": InferenceProcessor, "foreach": ForeachProcessor,
+        "ml_inference": MLInferenceProcessor,
     }
 
 
@@ -527,6 +533,16 @@ def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | Non
     doc.results.append(entry)
 
 
+def processor_stats_name(p: "Processor | dict[str, Any]") -> str:
+    """The name ES keys processor stats by: ``type`` or ``type:tag``."""
+    if isinstance(p, dict):
+        ((ptype, conf),) = p.items()
+        tag = conf.get("tag") if isinstance(conf, dict) else None
+    else:
+        ptype, tag = p.type, p.tag
+    return str(ptype) if tag is None else f"{ptype}:{tag}"
+
+
 def _failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
     if isinstance(exc, Failure):
         return exc
@@ -581,7 +597,12 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
                     continue
             eligible.append(i)
         if eligible:
+            started = time.perf_counter_ns()
             outcomes = p.run_batch([docs[i] for i in eligible], run, pipeline_id)
+            if p.type == "inference" and pipeline_id in run.counted and run.engine is not None:
+                run.engine.stats.record_ingest(
+                    pipeline_id, processor_stats_name(p), count=len(eligible),
+                    nanos=time.perf_counter_ns() - started, failed=sum(1 for o in outcomes if o is not None))
             for i, exc in zip(eligible, outcomes):
                 if exc is not None:
                     errors[i] = exc
@@ -620,6 +641,12 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
     for doc in docs:
         doc.ingest["pipeline"] = pipeline_id
     run.stack.append(pipeline_id)
+    counted = (run.engine is not None and pipeline_id != SIMULATE_PIPELINE_ID and pipeline_id not in run.counted
+               and pipeline_id in run.engine.pipelines)
+    if counted:
+        run.counted.add(pipeline_id)
+    started = time.perf_counter_ns()
+    failed: list[Failure | None] = [None] * len(docs)
     try:
         failed = run_processors(pipeline.processors, docs, run, pipeline_id)
         if pipeline.on_failure:
@@ -630,6 +657,11 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
                 for i, out in zip(idx, outs):
                     failed[i] = out
     finally:
+        if counted:
+            run.counted.discard(pipeline_id)
+            run.engine.stats.record_ingest(  # type: ignore[union-attr]
+                pipeline_id, None, count=len(docs), nanos=time.perf_counter_ns() - started,
+                failed=sum(1 for f in failed if f is not None))
         run.stack.pop()
         for doc, prev in zip(docs, previous):
             if prev is None:

@@ -153,6 +153,80 @@ class InferFrameAccessor:
             target[name] = results[name].array
         return None if inplace else target
 
+    def pipeline(
+        self,
+        pipeline: str | dict[str, Any],
+        *,
+        engine: "Engine | None" = None,
+        chunk_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Run an ingest pipeline over the frame, one document per row.
+
+        Parameters
+        ----------
+        pipeline:
+            A stored pipeline id (``PUT _ingest/pipeline/<id>``) or a pipeline body
+            (``{"processors": [...], "on_failure": [...]}``), exactly as Elasticsearch takes it.
+        engine:
+            The :class:`es_infer_nb.Engine` holding models and pipelines; default
+            :func:`es_infer_nb.default_engine`.
+        chunk_size:
+            Documents per batch through the executor (default 50,000); every inference
+            processor makes one model call per batch.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per input row, same index and order: each document's resulting
+            ``_source`` as dotted columns (the input columns first, then new fields; lists
+            and objects as ``pd.ArrowDtype`` columns), ``_ingest.dropped`` (bool) for
+            documents a ``drop`` processor dropped (kept and marked), and, when some
+            document failed, ``_ingest.error.type`` / ``_ingest.error.reason`` /
+            ``_ingest.error.processor_type`` / ``_ingest.error.processor_tag`` (failed rows
+            keep their input values). Ingest stats of a stored pipeline move as in
+            Elasticsearch (``GET _ml/trained_models/<id>/_stats`` ``ingest`` section).
+
+        Raises
+        ------
+        es_infer_nb.ApiError
+            For a pipeline Elasticsearch would reject (``parse_exception`` with the
+            processor's type and property) or an unknown pipeline id.
+        """
+        from .frame_pipeline import run_frame_pipeline
+
+        return run_frame_pipeline(_engine(engine), self._frame, pipeline, chunk_size=chunk_size)
+
+    def simulate(
+        self,
+        pipeline: str | dict[str, Any],
+        *,
+        engine: "Engine | None" = None,
+        verbose: bool = False,
+        request_only: bool = False,
+    ) -> dict[str, Any]:
+        """``POST _ingest/pipeline[/<id>]/_simulate`` with the frame's rows as ``docs``.
+
+        Each row becomes ``{"_index": "_index", "_id": "<index label>", "_source": {...}}``
+        (dotted columns nested, missing values left out). Returns the ``_simulate`` answer
+        as Elasticsearch shapes it (``{"docs": [...]}``; ``processor_results`` with
+        ``verbose=True``), or, with ``request_only=True``, the request body itself, ready
+        to send to a cluster. Raises :class:`es_infer_nb.ApiError` for what ES rejects.
+        """
+        from .frame_pipeline import simulate_body
+
+        body = simulate_body(self._frame, pipeline)
+        if request_only:
+            return body
+        if isinstance(pipeline, str):
+            path = f"_ingest/pipeline/{pipeline}/_simulate"
+        elif isinstance(pipeline, dict):
+            path = "_ingest/pipeline/_simulate"
+        else:
+            raise TypeError(f"pipeline must be a pipeline id (str) or body (dict), found {type(pipeline).__name__}")
+        resp = _engine(engine).request("POST", path, body, params={"verbose": "true"} if verbose else None)
+        resp.raise_for_status()
+        return resp.body
+
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a DataFrame of {len(self._frame)} rows>"
 

@@ -101,7 +101,7 @@ def test_conditions(source, ctx, expected):
     assert parse_condition(source).evaluate(ctx) is expected
 
 
-@pytest.mark.parametrize("source", ["ctx.a.contains('x')", "ctx.a = 1", "foo == 1", "ctx.a ==", ""])
+@pytest.mark.parametrize("source", ["ctx.a.matches('x')", "ctx.a = 1", "foo == 1", "ctx.a ==", ""])
 def test_unsupported_conditions_are_compile_errors(source):
     with pytest.raises(ApiError) as exc:
         parse_condition(source)

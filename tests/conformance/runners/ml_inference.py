@@ -69,6 +69,7 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
     if "expected_error" in case:
         diff.add(f"expected error {case['expected_error']}, got document {doc!r}"[:600])
     if "expected_doc" in case:
+        _xfail_if_default_output_only_differs_by_list(case, doc)
         diff.check(doc, case["expected_doc"], tol, "doc", full=True)
     for key in ("expected_model_parameters", "expected_model_parameters_json"):
         if key in case:
@@ -81,6 +82,22 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
                                    "expected_model_parameters_json")):
         diff.add("case has no expectation the harness knows")
     diff.done()
+
+
+def _xfail_if_default_output_only_differs_by_list(case: dict[str, Any], doc: Any) -> None:
+    """The upstream tests disagree on the default output's shape (conformance README, ambiguity 8):
+    the first tensor's ``dataAsMap`` in some, a one-element list of it in another (whose upstream
+    assertion compares the document with itself). This project writes the map (spec §9.3). A case
+    that differs from it only by that wrapping is xfailed with the reason, never passed."""
+    want = case["expected_doc"]
+    if not isinstance(doc, dict) or not isinstance(want, dict) or "output_map" in str(case.get("processor")):
+        return
+    field = "inference_results"
+    got_value, want_value = doc.get(field), want.get(field)
+    same_rest = {k: v for k, v in doc.items() if k != field} == {k: v for k, v in want.items() if k != field}
+    if same_rest and isinstance(want_value, list) and len(want_value) == 1 and want_value[0] == got_value:
+        pytest.xfail("upstream cases contradict each other on the default output shape (list vs map, "
+                     "conformance README ambiguity 8); es_infer_nb writes the map as spec §9.3 says")
 
 
 def run_jsonpath_read(case: dict[str, Any], meta: dict[str, Any]) -> None:

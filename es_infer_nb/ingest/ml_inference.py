@@ -1,0 +1,467 @@
+"""OpenSearch's ``ml_inference`` ingest processor (ml-commons ``MLInferenceIngestProcessor``).
+
+One model call per ``input_map`` entry (or one call with every top-level source field when there is
+no ``input_map``); the request is built from the ``model_input`` template, the model output
+(a ModelTensorOutput-like dict ``{"inference_results": [{"output": [tensor, ...]}]}``) is read with
+the ``output_map`` paths and written back, wildcard paths fanning out over document arrays.
+
+The model is a pluggable *predictor*: ``predictor(parameters) -> ModelTensorOutput dict``. Without
+one, ``model_id`` names a trained model of the engine (tree models): the request's ``docs`` (or its
+parameters as one document) are inferred and the ES results returned as one ``response`` tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ApiError
+from .config import Conf
+from .document import Doc, clone
+from .pipeline import Processor, Run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+TYPE = "ml_inference"
+DEFAULT_OUTPUT_FIELD_NAME = "inference_results"
+DEFAULT_MAX_PREDICTION_TASKS = 10
+DEFAULT_REMOTE_MODEL_INPUT = '{ "parameters": ${ml_inference.parameters} }'
+Predictor = Callable[[dict[str, Any]], Any]
+
+_MISSING = object()
+
+
+def _iae(message: str) -> ApiError:
+    return ApiError("illegal_argument_exception", message, 400)
+
+
+# -- JSON helpers --------------------------------------------------------------------------------
+
+def to_json(value: Any) -> str:
+    """Java-like compact JSON (keys sorted for a deterministic order)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def to_param_string(value: Any) -> str:
+    """Strings are used raw; everything else is serialized to JSON."""
+    return value if isinstance(value, str) else to_json(value)
+
+
+# -- JSON paths ----------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\*|-?\d+|'[^']*'|\"[^\"]*\")\]")
+
+
+def _tokens(path: str) -> list[str | int] | None:
+    """Tokens of a simple path (``a.b``, ``$.a[0].*``, ``a[*].b``); None for anything richer."""
+    p = path.strip()
+    if p.startswith("$"):
+        p = p[1:]
+    if not p:
+        return []
+    out: list[str | int] = []
+    pos = 0
+    while pos < len(p):
+        m = _TOKEN.match(p, pos)
+        if not m or m.end() == pos:
+            return None
+        if m.group(1) is not None:
+            name = m.group(1)
+            if any(c in name for c in "()?@=<>!"):
+                return None
+            out.append(name)
+        else:
+            g = m.group(2)
+            if g == "*":
+                out.append("*")
+            elif g[0] in "'\"":
+                out.append(g[1:-1])
+            else:
+                out.append(int(g))
+        pos = m.end()
+    return out
+
+
+def _definite(tokens: list[str | int]) -> bool:
+    return "*" not in tokens
+
+
+def json_path_read(root: Any, path: str) -> Any:
+    """Jayway-like read with DEFAULT_PATH_LEAF_TO_NULL + SUPPRESS_EXCEPTIONS.
+
+    A definite path yields the value (None when missing); a wildcard path yields the flattened list
+    of matches, a missing *leaf* giving None in its position.
+    """
+    tokens = _tokens(path)
+    if tokens is None:
+        return _jsonpath_ng_read(root, path)
+    definite = _definite(tokens)
+    results: list[Any] = []
+
+    def walk(node: Any, i: int) -> None:
+        if i == len(tokens):
+            results.append(node)
+            return
+        tok = tokens[i]
+        last = i == len(tokens) - 1
+        if tok == "*":
+            if isinstance(node, list):
+                for item in node:
+                    walk(item, i + 1)
+            elif isinstance(node, dict):
+                for item in node.values():
+                    walk(item, i + 1)
+            return
+        if isinstance(tok, int):
+            if isinstance(node, list) and -len(node) <= tok < len(node):
+                walk(node[tok], i + 1)
+            elif last and not definite:
+                results.append(None)
+            return
+        if isinstance(node, dict):
+            if tok in node:
+                walk(node[tok], i + 1)
+            elif last:
+                results.append(None)
+        elif isinstance(node, list) and tok.isdigit() and int(tok) < len(node):
+            walk(node[int(tok)], i + 1)
+
+    walk(root, 0)
+    if definite:
+        return results[0] if results else None
+    return results
+
+
+def _jsonpath_ng_read(root: Any, path: str) -> Any:
+    from jsonpath_ng.ext import parse
+
+    expr = path if path.startswith("$") else "$." + path
+    try:
+        matches = [m.value for m in parse(expr).find(root)]
+    except Exception:  # noqa: BLE001 - an invalid path reads as missing
+        return None
+    if not matches:
+        return None
+    return matches[0] if len(matches) == 1 and "[" not in expr and "*" not in expr and ".." not in expr else matches
+
+
+def write_new_dot_path(source: dict[str, Any], path: str) -> list[str]:
+    """Concrete dot paths for a write path whose parent may contain ``*`` (``books.*.title``)."""
+    if "." not in path or "*" not in path:
+        return [path]
+    prefix, leaf = path.rsplit(".", 1)
+    parts = prefix.split(".")
+    out: list[str] = []
+
+    def walk(node: Any, i: int, acc: list[str]) -> None:
+        if i == len(parts):
+            out.append(".".join(acc + [leaf]))
+            return
+        part = parts[i]
+        if part == "*":
+            if isinstance(node, list):
+                for j, item in enumerate(node):
+                    walk(item, i + 1, acc + [str(j)])
+            elif isinstance(node, dict):
+                for k, item in node.items():
+                    walk(item, i + 1, acc + [k])
+            return
+        nxt = None
+        if isinstance(node, dict):
+            nxt = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            nxt = node[int(part)]
+        walk(nxt, i + 1, acc + [part])
+
+    walk(source, 0, [])
+    return out
+
+
+# -- tensors -------------------------------------------------------------------------------------
+
+def parse_tensor_data(tensor: dict[str, Any]) -> list[Any] | None:
+    """A tensor's ``data`` typed by ``data_type`` (FLOAT32 values rounded to float32)."""
+    data = tensor.get("data")
+    if data is None:
+        return None
+    dtype = str(tensor.get("data_type") or "").upper()
+    if dtype in ("FLOAT32", "FLOAT16"):
+        return [None if v is None else struct.unpack("f", struct.pack("f", float(v)))[0] for v in data]
+    if dtype in ("FLOAT64",):
+        return [None if v is None else float(v) for v in data]
+    if dtype in ("INT8", "INT16", "INT32", "INT64", "UINT8"):
+        return [None if v is None else int(v) for v in data]
+    if dtype == "BOOLEAN":
+        return [None if v is None else bool(v) for v in data]
+    return list(data)
+
+
+def _tensor_value(tensor: dict[str, Any]) -> Any:
+    if tensor.get("dataAsMap") is not None:
+        return tensor["dataAsMap"]
+    return parse_tensor_data(tensor)
+
+
+def _pooling(field: str | None) -> tuple[str | None, str | None]:
+    if field is None:
+        return None, None
+    for suffix, kind in ((".meanPooling()", "mean"), (".maxPooling()", "max")):
+        if field.endswith(suffix):
+            return field[: -len(suffix)], kind
+    return field, None
+
+
+def _pool(value: Any, kind: str) -> list[float]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, list) for v in value):
+        raise _iae("Pooling requires a list of numeric vectors")
+    width = len(value[0])
+    if any(len(v) != width for v in value):
+        raise _iae("Pooling requires vectors of the same length")
+    if kind == "mean":
+        return [sum(float(v[i]) for v in value) / len(value) for i in range(width)]
+    return [max(float(v[i]) for v in value) for i in range(width)]
+
+
+def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
+    """The value an output-map entry reads from the model output (``_MISSING`` = write nothing)."""
+    field, pool = _pooling(field)
+    if not isinstance(output, dict):
+        raise _iae("model inference output is null")
+    if full_response_path:
+        if field is None:
+            value = output
+        else:
+            value = json_path_read(output, field)
+            if value is None or value == []:
+                if ignore_missing:
+                    return _MISSING
+                raise _iae(f"model inference output cannot find such json path: {field}")
+    else:
+        results = output.get("inference_results")
+        if not results:
+            raise _iae("Model outputs are null or empty.")
+        tensors = (results[0] or {}).get("output") if isinstance(results[0], dict) else None
+        if not tensors:
+            raise _iae("Output tensors are null or empty.")
+        if len(tensors) == 1:
+            base = _tensor_value(tensors[0])
+        else:
+            base = [_tensor_value(t) for t in tensors]
+        if field is None:
+            value = base
+        else:
+            if isinstance(base, dict) and field in base:
+                value = base[field]
+            else:
+                value = json_path_read(base, field)
+            if value is None or value == []:
+                if ignore_missing:
+                    return _MISSING
+                raise _iae(f"model inference output cannot find field name: {field}")
+    if pool is not None:
+        value = _pool(value, pool)
+    return value
+
+
+# -- the processor -------------------------------------------------------------------------------
+
+def _read_maps(c: Conf, key: str) -> list[dict[str, str]] | None:
+    raw = c.raw(key)
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+        raise c.error(key, "property isn't a list of maps")
+    return [{str(k): v for k, v in m.items()} for m in raw]
+
+
+class MLInferenceProcessor(Processor):
+    type = TYPE
+
+    def __init__(self, c: Conf, predictor: Predictor | None = None) -> None:
+        super().__init__()
+        self.model_id = c.string("model_id")
+        self.function_name = str(c.raw("function_name") or "remote")
+        self.is_remote = self.function_name.lower() == "remote"
+        self.input_maps = _read_maps(c, "input_map")
+        self.output_maps = _read_maps(c, "output_map")
+        cfg = c.raw("model_config")
+        if cfg is not None and not isinstance(cfg, dict):
+            raise c.error("model_config", "property isn't a map")
+        self.model_config = {str(k): to_param_string(v) for k, v in (cfg or {}).items()}
+        self.model_input = c.raw("model_input")
+        if self.model_input is None:
+            if not self.is_remote:
+                raise _iae("Please provide model input when using a local model in ML Inference Processor")
+            self.model_input = DEFAULT_REMOTE_MODEL_INPUT
+        self.full_response_path = c.boolean("full_response_path", not self.is_remote)
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        self.override = c.boolean("override", False)
+        self.own_ignore_failure = c.boolean("ignore_failure", False)
+        mpt = c.raw("max_prediction_tasks", DEFAULT_MAX_PREDICTION_TASKS)
+        try:
+            self.max_prediction_tasks = int(mpt)
+        except (TypeError, ValueError):
+            raise c.error("max_prediction_tasks", "property isn't an integer")
+        n_in = len(self.input_maps or [])
+        if n_in > self.max_prediction_tasks:
+            raise _iae(f"The number of prediction task setting in this process is {n_in}. It exceeds the "
+                       f"max_prediction_tasks of {self.max_prediction_tasks}. Please reduce the size of input_map "
+                       "or increase max_prediction_tasks.")
+        if self.output_maps is not None and self.input_maps is not None and len(self.output_maps) != n_in:
+            raise _iae("The length of output_map and the length of input_map do no match.")
+        self.predictor = predictor
+
+    # -- execution -------------------------------------------------------------------------
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name))
+
+    def process(self, doc: Doc, predict: Predictor) -> None:
+        try:
+            n = max(len(self.input_maps or []), 1)
+            for i in range(n):
+                self._predict_one(doc, predict, i)
+        except Exception:
+            if self.own_ignore_failure:
+                return
+            raise
+
+    def _read_input(self, doc: Doc, path: str) -> Any:
+        if not path:
+            if self.ignore_missing:
+                return _MISSING
+            raise _iae(f"field name in input_map [ {path}] cannot be null nor empty")
+        if doc.has(path):
+            return doc.get(path)
+        simple = not any(ch in path for ch in "*$[")
+        view = doc.ctx()
+        value = json_path_read(view, path)
+        if value is None or value == []:
+            if self.ignore_missing:
+                return _MISSING
+            if simple:
+                raise _iae(f"field name in input_map: [{path}] doesn't exist")
+            raise _iae(f"Cannot find field name defined from input map: {path}")
+        return value
+
+    def _predict_one(self, doc: Doc, predict: Predictor, index: int) -> None:
+        params: dict[str, str] = dict(self.model_config)
+        out_entries: list[tuple[str, Any, list[str]]] | None = None
+        if self.output_maps is not None:
+            mapping = self.output_maps[index] if index < len(self.output_maps) else {}
+            out_entries = []
+            for new_field, model_field in mapping.items():
+                paths = write_new_dot_path(doc.ctx(), new_field)
+                if not self.override and paths and all(doc.has(p) for p in paths):
+                    continue
+                out_entries.append((new_field, model_field, paths))
+            if not out_entries:
+                return
+        if self.input_maps is None:
+            for key in list(doc.source().keys()):
+                params[key] = to_param_string(doc.get(key))
+        else:
+            entry = self.input_maps[index]
+            found = 0
+            for model_key, doc_path in entry.items():
+                value = self._read_input(doc, str(doc_path) if doc_path is not None else "")
+                if value is _MISSING:
+                    continue
+                found += 1
+                params[model_key] = to_param_string(value)
+            if entry and not found:
+                return  # ignore_missing and no input of this entry is present: nothing to predict
+        request = self._render_request(params)
+        output = predict(request)
+        try:
+            if out_entries is None:
+                value = get_model_output_value(output, None, self.ignore_missing, self.full_response_path)
+                self._write(doc, DEFAULT_OUTPUT_FIELD_NAME, None, value, [DEFAULT_OUTPUT_FIELD_NAME])
+            else:
+                for new_field, model_field, paths in out_entries:
+                    value = get_model_output_value(output, model_field, self.ignore_missing, self.full_response_path)
+                    if value is _MISSING:
+                        continue
+                    self._write(doc, new_field, model_field, value, paths)
+        except ApiError as err:
+            raise ApiError(err.type, f"An unexpected error occurred: {err.reason}", err.status) from err
+        except Exception as err:  # noqa: BLE001 - upstream wraps every output-phase error
+            raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
+
+    def _render_request(self, params: dict[str, str]) -> dict[str, Any]:
+        text = str(self.model_input)
+        for k, v in self.model_config.items():
+            text = text.replace("${model_config." + k + "}", v)
+        for k, v in params.items():
+            if k not in self.model_config:
+                text = text.replace("${input_map." + k + "}", v)
+        if self.is_remote:
+            text = text.replace("${ml_inference.parameters}", to_json(params))
+        else:
+            for k, v in params.items():
+                text = text.replace("${ml_inference." + k + "}", v)
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise _iae(f"Invalid payload: {text}") from exc
+        if self.is_remote and isinstance(parsed, dict) and isinstance(parsed.get("parameters"), dict):
+            return parsed["parameters"]
+        return parsed
+
+    def _write(self, doc: Doc, new_field: str, model_field: str | None, value: Any, paths: list[str]) -> None:
+        if len(paths) == 1:
+            doc.set(paths[0], clone(value))
+            return
+        if not isinstance(value, list):
+            raise _iae("Model output is not an array, cannot assign to array in documents.")
+        if len(value) != len(paths):
+            raise _iae(f"the prediction field: {model_field} is an array in size of {len(value)} but the document "
+                       f"field array from field {new_field} is in size of {len(paths)}")
+        for path, item in zip(paths, value):
+            doc.set(path, clone(item))
+
+
+def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
+    """A predictor backed by a trained model of the engine (tree models through ``_infer``)."""
+
+    def predict(request: Any) -> dict[str, Any]:
+        if engine is None:
+            raise ApiError("illegal_state_exception", "no engine to run models", 500)
+        if isinstance(request, dict) and isinstance(request.get("docs"), list):
+            docs = request["docs"]
+        elif isinstance(request, dict):
+            params = request.get("parameters", request) if isinstance(request.get("parameters"), dict) else request
+            docs = [{k: _decode(v) for k, v in params.items()}]
+        else:
+            raise _iae(f"Invalid payload: {request!r}")
+        results = engine.infer(model_id, docs)
+        data = results[0] if len(results) == 1 else {"response": results}
+        return {"inference_results": [{"output": [{"name": "response", "dataAsMap": data}]}]}
+
+    return predict
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def create(processor: dict[str, Any], predictor: Predictor | None = None) -> MLInferenceProcessor:
+    """Build the processor from ``{"ml_inference": {...}}`` or its inner config."""
+    config = processor.get(TYPE, processor) if isinstance(processor, dict) else processor
+    conf = dict(config or {})
+    conf.pop("tag", None)
+    conf.pop("description", None)
+    conf.pop("if", None)
+    conf.pop("on_failure", None)
+    c = Conf(TYPE, None, conf)
+    proc = MLInferenceProcessor(c, predictor)
+    return proc

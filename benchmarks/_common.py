@@ -36,3 +36,32 @@ def report(name: str, figures: dict[str, Any]) -> None:
     figures = {"benchmark": name, **figures, "torch_threads": torch.get_num_threads(),
                "cpu_count": os.cpu_count(), "python": platform.python_version()}
     print(json.dumps(figures))
+
+
+def model_arguments(parser: Any) -> None:
+    """The arguments shared by the tree benchmarks (one XGBoost regressor)."""
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--device", default="cpu")
+
+
+def xgboost_model(args: Any) -> tuple[Any, list[str], Any]:
+    """(fitted XGBRegressor, feature names, rng): 50,000 training rows, fixed seed."""
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(42)
+    names = [f"f{i}" for i in range(args.features)]
+    x_train = rng.normal(size=(50_000, args.features))
+    y_train = x_train[:, 0] * 2 + np.sin(x_train[:, 1]) * x_train[:, 2] + rng.normal(scale=0.1, size=50_000)
+    model = xgb.XGBRegressor(n_estimators=args.trees, max_depth=args.depth, learning_rate=0.1, tree_method="hist")
+    model.fit(x_train, y_train)
+    return model, names, rng
+
+
+def float32_rows(rng: Any, rows: int, features: int) -> Any:
+    """float32-representable data: XGBoost compares in float32, Elasticsearch (and we) in float64."""
+    import numpy as np
+
+    return rng.normal(size=(rows, features)).astype(np.float32).astype(np.float64)

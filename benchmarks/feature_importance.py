@@ -12,34 +12,25 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from _common import best_of, prepare_environment, report
+from _common import best_of, float32_rows, model_arguments, prepare_environment, report, xgboost_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--depth", type=int, default=6)
-    parser.add_argument("--device", default="cpu")
+    model_arguments(parser)
     parser.add_argument("--shap-rows", type=int, default=5_000, help="rows timed for shap (its rate is per row)")
     args = parser.parse_args()
     removed = prepare_environment()
 
     import shap
     import torch
-    import xgboost as xgb
 
     import es_infer_nb
     from es_infer_nb.models.runner import load_model
 
-    rng = np.random.default_rng(42)
-    names = [f"f{i}" for i in range(args.features)]
-    x_train = rng.normal(size=(50_000, args.features))
-    y_train = x_train[:, 0] * 2 + np.sin(x_train[:, 1]) * x_train[:, 2] + rng.normal(scale=0.1, size=50_000)
-    model = xgb.XGBRegressor(n_estimators=args.trees, max_depth=args.depth, learning_rate=0.1, tree_method="hist")
-    model.fit(x_train, y_train)
-    x = rng.normal(size=(args.rows, args.features)).astype(np.float32).astype(np.float64)
+    model, names, rng = xgboost_model(args)
+    x = float32_rows(rng, args.rows, args.features)
 
     engine = es_infer_nb.Engine()
     engine.import_model("bench-xgb", model, names)

@@ -44,6 +44,19 @@ def _conditional(tree: dict, row: np.ndarray, known: set[int], i: int = 0) -> fl
             + nodes[rc]["number_samples"] * _conditional(tree, row, known, rc)) / n["number_samples"]
 
 
+def _brute_force(trees: list[dict], row: np.ndarray, features: int) -> np.ndarray:
+    """Exact Shapley values of the path-dependent conditional expectation, over every subset."""
+    want = np.zeros(features)
+    for i in range(features):
+        others = [j for j in range(features) if j != i]
+        for k in range(features):
+            for subset in itertools.combinations(others, k):
+                w = math.factorial(k) * math.factorial(features - k - 1) / math.factorial(features)
+                s = set(subset)
+                want[i] += w * sum(_conditional(t, row, s | {i}) - _conditional(t, row, s) for t in trees)
+    return want
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_equals_brute_force_shapley(seed):
     rng = np.random.default_rng(seed)
@@ -57,14 +70,7 @@ def test_equals_brute_force_shapley(seed):
     phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
     base = expected_value(definition.all_trees(), 1)[0]
     for r in range(len(x)):
-        want = np.zeros(features)
-        for i in range(features):
-            others = [j for j in range(features) if j != i]
-            for k in range(features):
-                for subset in itertools.combinations(others, k):
-                    w = math.factorial(k) * math.factorial(features - k - 1) / math.factorial(features)
-                    s = set(subset)
-                    want[i] += w * sum(_conditional(t, x[r], s | {i}) - _conditional(t, x[r], s) for t in trees)
+        want = _brute_force(trees, x[r], features)
         np.testing.assert_allclose(phi[r], want, atol=1e-6)
         prediction = sum(_conditional(t, x[r], set(range(features))) for t in trees)
         assert phi[r].sum() + base == pytest.approx(prediction, abs=1e-6)
@@ -141,12 +147,5 @@ def test_deep_trees_use_the_direct_polynomial_and_agree():
     for r in range(len(x)):
         prediction = sum(_conditional(t, x[r], set(range(features))) for t in trees)
         assert phi[r].sum() + base == pytest.approx(prediction, abs=1e-9)
-        want = np.zeros(features)
-        for i in range(features):
-            others = [j for j in range(features) if j != i]
-            for k in range(features):
-                for subset in itertools.combinations(others, k):
-                    w = math.factorial(k) * math.factorial(features - k - 1) / math.factorial(features)
-                    s = set(subset)
-                    want[i] += w * sum(_conditional(t, x[r], s | {i}) - _conditional(t, x[r], s) for t in trees)
+        want = _brute_force(trees, x[r], features)
         np.testing.assert_allclose(phi[r], want, atol=1e-9)

@@ -8,9 +8,11 @@ comes back as the Elasticsearch error body with its HTTP status.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,9 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.lock = threading.RLock()
-        self.stats = StatsRegistry()
+        self.stats = StatsRegistry(self.home)
+        if self.home is not None:
+            atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
         self.pipelines = JsonStore(self.home, "pipelines")
 
@@ -179,6 +183,12 @@ class Engine:
             body = parse_json_body(body)
         uri = split.path + (f"?{split.query}" if split.query else "")
         return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
+
+
+def _flush_stats(ref: "weakref.ref[Engine]") -> None:
+    engine = ref()
+    if engine is not None:
+        engine.stats.flush()
 
 
 def parse_json_body(text: str) -> Any:

@@ -6,10 +6,14 @@ point (``_infer``, ``df.infer``, pipelines). Thread-safe.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .storage import atomic_write_json
 
 
 def now_millis() -> int:
@@ -55,9 +59,22 @@ class IngestCounters:
 
 
 class StatsRegistry:
-    def __init__(self) -> None:
+    """Inference counters per model (persisted under the engine's home, as ES persists them) and
+    ingest counters per stored pipeline and processor (node-level in ES: kept in memory)."""
+
+    #: persisted inference counters are written at most this often (and on flush / exit)
+    SAVE_INTERVAL_S = 1.0
+
+    def __init__(self, home: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, InferenceStats] = {}
+        self._file = home / "stats" / "inference_stats.json" if home is not None else None
+        self._dirty = False
+        self._saved_at = 0.0
+        if self._file is not None and self._file.is_file():
+            with open(self._file, encoding="utf-8") as fh:
+                for model_id, values in json.load(fh).items():
+                    self._models[model_id] = InferenceStats(**values)
         # stored pipeline id -> counters; (pipeline id, processor name) -> counters
         self._pipelines: dict[str, IngestCounters] = {}
         self._processors: dict[tuple[str, str], IngestCounters] = {}
@@ -107,7 +124,25 @@ class StatsRegistry:
             s.missing_all_fields_count += missing_all_fields
             s.cache_miss_count += cache_misses
             s.timestamp = now_millis()
+            self._dirty = True
+            due = time.monotonic() - self._saved_at >= self.SAVE_INTERVAL_S
+        if due:
+            self.flush()
 
     def forget(self, model_id: str) -> None:
         with self._lock:
             self._models.pop(model_id, None)
+            self._dirty = True
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the inference counters to the engine's home (atomically), if they changed."""
+        if self._file is None:
+            return
+        with self._lock:
+            if not self._dirty:
+                return
+            snapshot = {m: vars(s).copy() for m, s in self._models.items()}
+            self._dirty = False
+            self._saved_at = time.monotonic()
+        atomic_write_json(self._file, snapshot)

@@ -67,3 +67,17 @@ def test_pipeline_count(engine):
     r = engine.request("DELETE", "_ml/trained_models/m")
     assert r.status == 409
     assert engine.request("DELETE", "_ml/trained_models/m", params={"force": True}).status == 200
+
+
+def test_inference_stats_persist_with_the_engine_home(tmp_path):
+    from es_infer_nb import Engine
+
+    first = Engine(tmp_path)
+    first.request("PUT", "_ml/trained_models/m", stump_regression())
+    first.infer("m", [{"x": 1}, {"y": 2}])
+    first.stats.flush()
+    again = Engine(tmp_path)
+    st = stats_of(again, "m")["inference_stats"]
+    assert st["inference_count"] == 2 and st["missing_all_fields_count"] == 1
+    again.request("DELETE", "_ml/trained_models/m")
+    assert "m" not in Engine(tmp_path).stats._models

@@ -296,3 +296,17 @@ def scaled_covers(covers: np.ndarray) -> np.ndarray:
         k = int(math.ceil(24 - math.log2(pos.min())))
         k = min(k, int(math.floor(62 - math.log2(pos.max()))))
     return np.round(np.ldexp(c, k)).astype(np.int64)
+
+
+def parents_first(left: Any, right: Any, is_leaf: Any) -> list[int]:
+    """Node ids from the root (0) with every parent before its children (iterative DFS);
+    walk it reversed to build children before their parents."""
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        if not is_leaf(i):
+            stack.append(int(left[i]))
+            stack.append(int(right[i]))
+    return order

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import LOG_ZERO, Forest, Leaf, Node, Split, f32_lte, scaled_covers
+from ._common import LOG_ZERO, Forest, Leaf, Node, Split, f32_lte, parents_first, scaled_covers
 
 
 def _unsupported(model: Any) -> TypeError:
@@ -96,14 +96,7 @@ def _tree_root(tree: Any, leaf_fn: Any, exact: bool) -> Node:
     cl, cr = tree.children_left, tree.children_right
     n = int(tree.node_count)
     built: list[Node | None] = [None] * n
-    order: list[int] = []
-    stack = [0]
-    while stack:  # iterative DFS; children are built after their parent in `order`
-        i = stack.pop()
-        order.append(i)
-        if cl[i] != -1:
-            stack.append(int(cl[i]))
-            stack.append(int(cr[i]))
+    order = parents_first(cl, cr, lambda i: cl[i] == -1)
     for i in reversed(order):
         if cl[i] == -1:
             built[i] = Leaf(leaf_fn(i), _cover(tree, i))
@@ -236,14 +229,7 @@ def _hgb_root(predictor: Any, leaf_fn: Any) -> Node:
         raise ValueError("HistGradientBoosting categorical splits cannot be represented by an Elasticsearch model")
     n = len(nodes)
     built: list[Node | None] = [None] * n
-    order: list[int] = []
-    stack = [0]
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        if not nodes["is_leaf"][i]:
-            stack.append(int(nodes["left"][i]))
-            stack.append(int(nodes["right"][i]))
+    order = parents_first(nodes["left"], nodes["right"], lambda i: bool(nodes["is_leaf"][i]))
     for i in reversed(order):
         count = int(nodes["count"][i])
         if nodes["is_leaf"][i]:

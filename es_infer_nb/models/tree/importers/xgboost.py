@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Forest, Leaf, Node, Split, f32_lt, scaled_covers
+from ._common import Forest, Leaf, Node, Split, f32_lt, parents_first, scaled_covers
 
 IDENTITY = (
     "reg:squarederror", "reg:linear", "reg:squaredlogerror", "reg:pseudohubererror", "reg:absoluteerror",
@@ -110,14 +110,7 @@ def _tree_root(t: dict[str, Any], group: int, n_groups: int, exact: bool) -> Nod
     covers = scaled_covers(np.asarray(t["sum_hessian"], dtype=np.float64))
     n = len(left)
     built: list[Node | None] = [None] * n
-    order: list[int] = []
-    stack = [0]
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        if left[i] != -1:
-            stack.append(int(left[i]))
-            stack.append(int(right[i]))
+    order = parents_first(left, right, lambda i: left[i] == -1)
     for i in reversed(order):
         count = int(covers[i])
         if left[i] == -1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def stump_regression(field: str = "x", threshold: float = 0.5, left: float = 1.0, right: float = 2.0) -> dict[str, Any]:
     return {
@@ -59,3 +61,15 @@ def churn_model() -> dict[str, Any]:
 def error_of(resp) -> dict[str, Any]:
     assert resp.status >= 400, resp.body
     return resp.body["error"]
+
+
+def obj(*values: Any) -> np.ndarray:
+    """An object array holding exactly ``values`` (no numpy coercion)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+def same(a: np.ndarray, b: list) -> bool:
+    """Equal as float64 arrays, NaN equal to NaN."""
+    return np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), equal_nan=True)

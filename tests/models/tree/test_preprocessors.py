@@ -25,14 +25,7 @@ from es_infer_nb.models.tree.preprocessors import (
 )
 
 
-def obj(*values) -> np.ndarray:
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = list(values)
-    return arr
-
-
-def same(a: np.ndarray, b: list) -> bool:
-    return np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), equal_nan=True)
+from helpers import obj, same  # noqa: E402
 
 
 def one(spec: dict) -> Preprocessor:

@@ -310,3 +310,14 @@ def parents_first(left: Any, right: Any, is_leaf: Any) -> list[int]:
             stack.append(int(left[i]))
             stack.append(int(right[i]))
     return order
+
+
+def one_class_leaf(width: int, cls: int) -> Any:
+    """A leaf maker for multi-class boosting: the tree's value at its class, zeros elsewhere."""
+
+    def make(value: float) -> list[float]:
+        out = [0.0] * width
+        out[cls] = value
+        return out
+
+    return make

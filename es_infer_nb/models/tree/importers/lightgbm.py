@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Forest, Leaf, Node, Split
+from ._common import Forest, Leaf, Node, Split, one_class_leaf
 
 IDENTITY = ("regression", "regression_l1", "huber", "fair", "quantile", "mape", "lambdarank", "rank_xendcg")
 LOG = ("poisson", "gamma", "tweedie")
@@ -156,15 +156,7 @@ def convert(model: Any, labels: list[str] | None, exact: bool) -> Forest:
     if objective == "multiclass":
         k = int(dump.get("num_class", per_round))
 
-        def vec(c: int):
-            def f(v: float) -> list[float]:
-                out = [0.0] * k
-                out[c] = v
-                return out
-
-            return f
-
-        trees = [_tree_root(t["tree_structure"], vec(i % k)) for i, t in enumerate(infos)]
+        trees = [_tree_root(t["tree_structure"], one_class_leaf(k, i % k)) for i, t in enumerate(infos)]
     else:
         trees = [_tree_root(t["tree_structure"], lambda v: [v]) for t in infos]
     if not trees:

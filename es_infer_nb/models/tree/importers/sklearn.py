@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import LOG_ZERO, Forest, Leaf, Node, Split, f32_lte, parents_first, scaled_covers
+from ._common import LOG_ZERO, Forest, Leaf, Node, Split, f32_lte, one_class_leaf, parents_first, scaled_covers
 
 
 def _unsupported(model: Any) -> TypeError:
@@ -273,16 +273,8 @@ def _hist_gradient_boosting(model: Any) -> Forest:
         trees = [Leaf([float(base[0])])] + [_hgb_root(it[0], lambda v: [v]) for it in predictors]
         return Forest(trees, "classification", "logistic_regression", None, labels=classes)
 
-    def vec(c: int):
-        def f(v: float) -> list[float]:
-            out = [0.0] * k
-            out[c] = v
-            return out
-
-        return f
-
     trees = [Leaf([float(b) for b in base])]
     for it in predictors:
         for c, p in enumerate(it):
-            trees.append(_hgb_root(p, vec(c)))
+            trees.append(_hgb_root(p, one_class_leaf(k, c)))
     return Forest(trees, "classification", "logistic_regression", None, labels=classes)

@@ -12,7 +12,14 @@ from .notebook import accessor as _accessor  # noqa: F401  (registers df.infer)
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "set_default_engine", "__version__"]
+__all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "serve", "set_default_engine", "__version__"]
+
+
+def serve(engine: Engine | None = None, port: int = 9200, host: str = "127.0.0.1", **options):  # type: ignore[no-untyped-def]
+    """Serve ``engine`` over Elasticsearch's HTTP API in a background thread (see :func:`es_infer_nb.server.serve`)."""
+    from .server import serve as _serve
+
+    return _serve(engine, port, host, **options)
 
 
 def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised through IPython

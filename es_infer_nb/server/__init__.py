@@ -1,0 +1,80 @@
+"""An Elasticsearch-compatible HTTP endpoint over an :class:`~es_infer_nb.Engine`.
+
+``es_infer_nb.serve()`` (a background thread, notebook friendly) and ``es-infer serve`` (the
+foreground command) put uvicorn + starlette in front of ``Engine.request``: the official
+``elasticsearch`` client, eland and curl lines from the docs talk to it as to a cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from .auth import Credentials
+from .runner import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    InsecureBindError,
+    ServerHandle,
+    ServerSettings,
+    parse_byte_size,
+    run_forever,
+    start_background,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+__all__ = ["InsecureBindError", "ServerHandle", "ServerSettings", "serve", "settings_from"]
+
+
+def settings_from(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    api_key: str | list[str] | None = None,
+    basic_auth: str | tuple[str, str] | None = None,
+    max_content_length: str | int = "100mb",
+    workers: int = 32,
+    access_log: bool = False,
+    log_level: str = "warning",
+) -> ServerSettings:
+    """Validated :class:`ServerSettings` from the user-facing arguments."""
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got [{port}]")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got [{workers}]")
+    return ServerSettings(
+        host=host,
+        port=int(port),
+        credentials=Credentials.build(api_key, basic_auth),
+        max_content_length=parse_byte_size(max_content_length),
+        workers=workers,
+        access_log=access_log,
+        log_level=log_level,
+    )
+
+
+def serve(
+    engine: "Engine | None" = None,
+    port: int = DEFAULT_PORT,
+    host: str = DEFAULT_HOST,
+    *,
+    api_key: str | list[str] | None = None,
+    basic_auth: str | tuple[str, str] | None = None,
+    max_content_length: str | int = "100mb",
+    workers: int = 32,
+    quiet: bool = False,
+) -> ServerHandle:
+    """Serve ``engine`` (default: :func:`~es_infer_nb.default_engine`) over HTTP in a background thread.
+
+    ``port=0`` picks a free port; the handle's ``.url`` says which. Binding anything but a
+    loopback address needs ``api_key=`` (the encoded key or ``"id:key"``) or
+    ``basic_auth=("user", "password")``. ``handle.stop()`` finishes requests in flight and
+    flushes the engine's state; the handle is also a context manager.
+    """
+    settings = settings_from(host, port, api_key=api_key, basic_auth=basic_auth, max_content_length=max_content_length, workers=workers)
+    handle = start_background(engine, settings)
+    if not quiet:
+        print(f"es-infer: serving on {handle.url}; {settings.security_line()}", file=sys.stderr, flush=True)
+    return handle

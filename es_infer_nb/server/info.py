@@ -1,0 +1,87 @@
+"""``GET /``: the cluster info a node answers (main action), registered in the routing table.
+
+The ``cluster_uuid`` is stable per engine home (kept in ``<home>/cluster_uuid``) and per
+in-memory engine; it has ES's form (22 characters of URL-safe base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..api.request import Request
+from ..api.routing import ROUTES, route
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+VERSION = {
+    "number": "9.1.0",
+    "build_flavor": "default",
+    "build_type": "tar",
+    "build_hash": "es-infer-nb",
+    "build_date": "2025-07-24T00:00:00.000000000Z",
+    "build_snapshot": False,
+    "lucene_version": "10.2.2",
+    "minimum_wire_compatibility_version": "8.19.0",
+    "minimum_index_compatibility_version": "8.0.0",
+}
+CLUSTER_NAME = "elasticsearch"
+TAGLINE = "You Know, for Search"
+UUID_FILE = "cluster_uuid"
+
+
+def _new_uuid() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def cluster_uuid(engine: "Engine") -> str:
+    """The engine's cluster UUID, created on first use and kept under its home."""
+    known = getattr(engine, "_cluster_uuid", None)
+    if known:
+        return known
+    value = None
+    if engine.home is not None:
+        path = engine.home / UUID_FILE
+        if path.is_file():
+            value = path.read_text(encoding="utf-8").strip() or None
+        if value is None:
+            value = _new_uuid()
+            _write_atomic(path, value)
+    engine._cluster_uuid = value or _new_uuid()  # type: ignore[attr-defined]
+    return engine._cluster_uuid  # type: ignore[attr-defined]
+
+
+def cluster_info(engine: "Engine") -> dict[str, Any]:
+    return {
+        "name": socket.gethostname() or "es-infer-nb",
+        "cluster_name": CLUSTER_NAME,
+        "cluster_uuid": cluster_uuid(engine),
+        "version": dict(VERSION),
+        "tagline": TAGLINE,
+    }
+
+
+def register() -> None:
+    """Add ``GET /`` to the routing table once (HEAD / is answered by the GET route)."""
+    if any(r.method == "GET" and not r.segments for r in ROUTES):
+        return
+
+    @route("GET", "/")
+    def _main(engine: "Engine", req: Request) -> Any:
+        return cluster_info(engine)
+
+
+register()

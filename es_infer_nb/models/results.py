@@ -75,6 +75,8 @@ class TreeBatchResult:
 
     @cached_property
     def error_mask(self) -> np.ndarray:
+        if self.errors.count(None) == len(self.errors):  # the common case, without a per-row pass
+            return np.zeros(len(self.errors), dtype=bool)
         return np.fromiter((e is not None for e in self.errors), dtype=bool, count=len(self.errors))
 
     @property

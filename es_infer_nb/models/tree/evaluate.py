@@ -9,6 +9,7 @@ Computation is in float64, as ES computes in Java doubles.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Union
 
@@ -197,7 +198,15 @@ class CompiledModel:
             return RawOutput(np.zeros(0), None, [])
         if x.shape[1] == 0:
             x = np.zeros((rows, 1))
-        xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=self.device)
+        x = np.asarray(x, dtype=np.float64)
+        if any(s < 0 for s in x.strides):
+            x = np.ascontiguousarray(x)
+        # the perfect-tree walk reads any (e.g. column-major) layout; the general walk wants rows
+        with warnings.catch_warnings():  # a read-only view of the frame's block: never written to
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            xt = torch.as_tensor(x, device=self.device)
+        if not isinstance(self.packed, PerfectTrees):
+            xt = xt.contiguous()
         errors = torch.zeros(rows, dtype=torch.bool, device=self.device)
         messages: dict[str, torch.Tensor] = {}
         model = self.definition.model

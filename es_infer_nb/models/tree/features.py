@@ -435,10 +435,64 @@ def any_present(cols: Columns, field_names: Iterable[str], n: int) -> np.ndarray
 
 
 def feature_matrix(cols: Columns, feature_names: list[str], n: int) -> np.ndarray:
-    """float64 ``[n, len(feature_names)]``; NaN = missing (absent column or not a number)."""
-    x = np.full((n, len(feature_names)), np.nan)
-    for j, name in enumerate(feature_names):
-        arr = cols.get(name)
-        if arr is not None:
-            x[:, j] = to_double_column(arr)
-    return x
+    """float64 ``[n, len(feature_names)]``; NaN = missing (absent column or not a number).
+
+    Read-only where it can be: when the columns are equally spaced float64 views of one
+    block (a DataFrame built from one 2-D array), the matrix is a strided view of that
+    block, with no copy. Otherwise it is column-major (a transposed view of ``[features, n]``),
+    filled in row chunks so that strided source columns are read from cache. The CPU tree
+    kernel reads either layout as it is.
+    """
+    arrays = [None if cols.get(name) is None else to_double_column(cols[name]) for name in feature_names]
+    view = _block_view(arrays, n)
+    if view is not None:
+        return view
+    x = np.empty((len(feature_names), n))
+    for j, arr in enumerate(arrays):
+        if arr is None:
+            x[j] = np.nan
+    present = [(j, arr) for j, arr in enumerate(arrays) if arr is not None]
+    for start in range(0, n, _FILL_CHUNK):
+        stop = min(n, start + _FILL_CHUNK)
+        for j, arr in present:
+            x[j, start:stop] = arr[start:stop]
+    return x.T
+
+
+#: rows per chunk when copying columns into the feature matrix (a chunk of a strided block stays in L2)
+_FILL_CHUNK = 4096
+
+
+_byte_bounds = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) or getattr(np, "byte_bounds")
+
+
+def _root(arr: np.ndarray) -> np.ndarray:
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def _block_view(arrays: list[np.ndarray | None], n: int) -> np.ndarray | None:
+    """``[n, len(arrays)]`` view of the memory block the columns share, or ``None`` when they
+    are not equally spaced float64 views of one array."""
+    if len(arrays) < 2 or n < 2 or any(a is None or a.dtype != np.float64 or a.ndim != 1 for a in arrays):
+        return None
+    first = arrays[0]
+    root = _root(first)  # type: ignore[arg-type]
+    if root is first:
+        return None
+    row_stride = first.strides[0]  # type: ignore[union-attr]
+    ptrs = [a.__array_interface__["data"][0] for a in arrays]  # type: ignore[union-attr]
+    col_stride = ptrs[1] - ptrs[0]
+    if row_stride <= 0 or col_stride <= 0 or col_stride % 8 or row_stride % 8:
+        return None
+    for j, a in enumerate(arrays):
+        if a.strides[0] != row_stride or ptrs[j] != ptrs[0] + j * col_stride or _root(a) is not root:  # type: ignore[union-attr]
+            return None
+    lo, hi = _byte_bounds(root)
+    last = ptrs[0] + (n - 1) * row_stride + (len(arrays) - 1) * col_stride
+    if ptrs[0] < lo or last + 8 > hi:
+        return None
+    view = np.lib.stride_tricks.as_strided(first, shape=(n, len(arrays)), strides=(row_stride, col_stride),
+                                           writeable=False)
+    return view

@@ -13,8 +13,11 @@ Every node is rewritten, exactly, into ``go right iff v > t'``:
   (``t' = +inf``), with its value copied into every bottom slot below it.
 
 A batch is then ``depth`` steps of ``idx = 2 idx + 1 + (x[f[idx]] > t[idx])`` over
-[rows, trees], which compiles to one fused kernel with ``torch.compile``. Trees
-deeper than :data:`MAX_DEPTH` use the general walk in :mod:`.evaluate`.
+[rows, trees]. On the CPU the walk runs in the C kernel of :mod:`.native` (which substitutes
+the two missing-value copies per row block, in cache, instead of materialising them); elsewhere,
+or when that kernel is unavailable, large jobs go through one fused ``torch.compile``d kernel and
+small ones through eager tensors. All three give bit-identical answers. Trees deeper than
+:data:`MAX_DEPTH` use the general walk in :mod:`.evaluate`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import native
 from .definition import TreeDef
 
 MAX_DEPTH = 10
@@ -59,6 +63,7 @@ class PerfectTrees:
         self.device = device
         as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         self.feat = as_t(feat.reshape(-1))
+        self.feat32 = torch.as_tensor(feat.reshape(-1).astype(np.int32))  # the native kernel's (CPU) copy
         self.thr = as_t(thr.reshape(-1))
         self.leaf = as_t(leaf.reshape(t_count * width, k_max))
         self.node_offsets = as_t(np.arange(t_count, dtype=np.int64)[None, :] * inner)
@@ -150,8 +155,20 @@ class PerfectTrees:
         finite = torch.isfinite(x)
         return torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
 
+    def _native(self, x: torch.Tensor):
+        """The native kernel when it applies to ``x`` (float64 on the CPU), else ``None``."""
+        if self.device.type != "cpu" or x.dtype != torch.float64 or x.device.type != "cpu":
+            return None
+        if any(s < 0 for s in x.stride()):
+            return None
+        return native.kernel()
+
     @torch.no_grad()
     def leaf_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows of the leaf table reached by every row in every tree: [rows, trees]."""
+        lib = self._native(x)
+        if lib is not None:
+            return native.walk(lib, x, self.feat32, self.thr, self.depth, None)
         return self._call("walk", self._walk, self._both(x), self.feat, self.thr, self.node_offsets,
                           self.leaf_offsets, self.depth)
 
@@ -161,7 +178,10 @@ class PerfectTrees:
         if self._weighted_leaf is None:
             width = self.leaf.shape[0] // self.num_trees
             w = torch.as_tensor(np.repeat(weights, width), dtype=torch.float64, device=self.device)
-            self._weighted_leaf = self.leaf * w[:, None]
+            self._weighted_leaf = (self.leaf * w[:, None]).contiguous()
+        lib = self._native(x)
+        if lib is not None:
+            return native.walk(lib, x, self.feat32, self.thr, self.depth, self._weighted_leaf)
         return self._call("walk_sum", self._walk_sum, self._both(x), self.feat, self.thr, self.node_offsets,
                           self.leaf_offsets, self.depth, self._weighted_leaf)
 

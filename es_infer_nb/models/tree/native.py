@@ -1,0 +1,244 @@
+"""A small C kernel for the perfect-tree walk on CPU, built once with the system C compiler.
+
+The kernel walks the tables of :class:`.perfect.PerfectTrees` exactly as the torch walk does:
+the same canonical node (``go right iff v > t'``), the same missing-value rule (a node whose
+feature index is ``f + num_features`` reads ``-inf`` for a missing value, else ``+inf``;
+NaN and +-inf are missing, as in ES), and the weighted leaves summed tree by tree, left to
+right, starting from the first tree's value (``values[:, 0] + values[:, 1] + ...``): the answers
+are bit for bit those of the torch paths. It works on blocks of ~100 rows whose two feature
+copies stay in L1, walks 8 rows in lockstep through each tree (independent loads overlap), and
+reads the feature matrix through its strides (a column-major matrix built from a DataFrame is
+read without a copy). Rows are split across threads; ``ctypes`` releases the GIL during a call.
+
+The shared library is compiled with ``cc -O3`` (no fast-math, no FP contraction) into
+``$ES_INFER_NB_NATIVE_CACHE`` (default ``~/.cache/es_infer_nb/native``), keyed by the hash of the
+source, flags, compiler and CPU; later processes load it in milliseconds. When no compiler is
+present, the build fails, the device is not the CPU, or ``ES_INFER_NB_NO_NATIVE`` is set,
+:func:`kernel` returns ``None`` and callers use the torch paths.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: rows below which a call stays on the calling thread
+PARALLEL_MIN_ROWS = 4096
+
+SOURCE = r"""
+#include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
+#ifndef G
+#define G 8      /* rows walked in lockstep through a tree */
+#endif
+#ifndef BUDGET
+#define BUDGET 4096  /* doubles of feature copies per row block (32 KiB: L1) */
+#endif
+
+/* Both copies of the features of rows [r0, r0 + nb): missing (NaN, +-inf) as +inf, then as -inf. */
+static void fill(const double* x, int64_t r0, int64_t nb, int64_t nf, int64_t sr, int64_t sf,
+                 double* both) {
+    for (int64_t f = 0; f < nf; f++) {
+        const double* col = x + f * sf + r0 * sr;
+        for (int64_t r = 0; r < nb; r++) {
+            double v = col[r * sr];
+            int fin = isfinite(v);
+            both[r * 2 * nf + f] = fin ? v : INFINITY;
+            both[r * 2 * nf + nf + f] = fin ? v : -INFINITY;
+        }
+    }
+}
+
+static inline void emit(int64_t t, int64_t row, int64_t leaf, const double* lv, int64_t k,
+                        double* sums, int64_t* rows_out, int64_t trees, int64_t base) {
+    if (sums) {
+        const double* v = lv + leaf * k;
+        double* a = sums + row * k;
+        if (t == 0) for (int64_t c = 0; c < k; c++) a[c] = v[c];
+        else for (int64_t c = 0; c < k; c++) a[c] = a[c] + v[c];
+    }
+    if (rows_out) rows_out[row * trees + t] = base + leaf;
+}
+
+/* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
+   rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory. */
+int es_walk(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
+            const int32_t* feat, const double* thr, int64_t trees, int64_t depth,
+            const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
+    int64_t inner = ((int64_t)1 << depth) - 1, width = inner + 1;
+    int64_t B = BUDGET / (2 * nf);
+    if (B < G) B = G;
+    if (B > 256) B = 256;
+    B = (B / G) * G;
+    double* both = (double*)malloc(sizeof(double) * B * 2 * nf);
+    if (!both) return 1;
+    for (int64_t r0 = 0; r0 < rows; r0 += B) {
+        int64_t nb = rows - r0 < B ? rows - r0 : B;
+        fill(x, r0, nb, nf, sr, sf, both);
+        for (int64_t t = 0; t < trees; t++) {
+            const int32_t* ft = feat + t * inner;
+            const double* tt = thr + t * inner;
+            int64_t base = t * width - inner;  /* leaf-table row of perfect index i: base + i */
+            const double* lv = wleaf ? wleaf + base * k : 0;
+            int64_t r = 0;
+            for (; r + G <= nb; r += G) {
+                int64_t idx[G];
+                for (int g = 0; g < G; g++) idx[g] = 0;
+                for (int64_t d = 0; d < depth; d++)
+                    for (int g = 0; g < G; g++) {
+                        int64_t i = idx[g];
+                        idx[g] = 2 * i + 1 + (both[(r + g) * 2 * nf + ft[i]] > tt[i]);
+                    }
+                for (int g = 0; g < G; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
+            }
+            for (; r < nb; r++) {
+                int64_t i = 0;
+                for (int64_t d = 0; d < depth; d++) i = 2 * i + 1 + (both[r * 2 * nf + ft[i]] > tt[i]);
+                emit(t, r0 + r, i, lv, k, sums, rows_out, trees, base);
+            }
+        }
+    }
+    free(both);
+    return 0;
+}
+"""
+
+_FLAGS = ("-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def _cpu_signature() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("ES_INFER_NB_NATIVE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "es_infer_nb" / "native"
+
+
+def _build(cc: str, march: bool) -> Path:
+    flags = _FLAGS + (("-march=native",) if march else ())
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\0".join([SOURCE, " ".join(flags), version, _cpu_signature()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"es_trees_{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / "trees.c"
+        src.write_text(SOURCE)
+        out = Path(tmp) / target.name
+        done = subprocess.run([cc, "-x", "c", *flags, str(src), "-o", str(out), "-lm"],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip()[-2000:] or f"{cc} exited with {done.returncode}")
+        os.replace(out, target)  # atomic: a concurrent process sees the whole library or none
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    cc = _compiler()
+    if cc is None:
+        log.warning("no C compiler found; tree ensembles use the torch walk")
+        return None
+    errors = []
+    for march in (True, False):
+        try:
+            lib = ctypes.CDLL(str(_build(cc, march)))
+            fn = lib.es_walk
+            p, i = ctypes.c_void_p, ctypes.c_int64
+            fn.argtypes = [p, i, i, i, i, p, p, i, i, p, i, p, p]
+            fn.restype = ctypes.c_int
+            return lib
+        except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
+            errors.append(str(exc))
+    log.warning("building the native tree kernel failed (%s); tree ensembles use the torch walk", errors[-1])
+    return None
+
+
+def kernel() -> ctypes.CDLL | None:
+    """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
+    if os.environ.get("ES_INFER_NB_NO_NATIVE"):
+        return None
+    with _lock:
+        if "lib" not in _state:
+            _state["lib"] = _load()
+        return _state["lib"]  # type: ignore[return-value]
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    pool = _state.get("pool")
+    if pool is None or _state.get("threads") != threads:
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="es-trees")
+        _state["pool"], _state["threads"] = pool, threads
+    return pool  # type: ignore[return-value]
+
+
+def walk(lib: ctypes.CDLL, x: torch.Tensor, feat: torch.Tensor, thr: torch.Tensor, depth: int,
+         weighted_leaf: torch.Tensor | None) -> torch.Tensor:
+    """Weighted leaf sums [rows, K] (``weighted_leaf`` given) or leaf-table rows [rows, trees].
+
+    ``x``: float64 [rows, features] on the CPU, any non-negative strides; ``feat`` int32 and
+    ``thr`` float64, contiguous perfect-tree tables; ``weighted_leaf`` float64 [trees * 2**depth, K].
+    """
+    rows, nf = x.shape
+    trees = feat.shape[0] // (2**depth - 1)
+    sr, sf = x.stride()
+    if weighted_leaf is not None:
+        k = weighted_leaf.shape[1]
+        out = torch.empty((rows, k), dtype=torch.float64)
+        row_bytes = 8 * k
+    else:
+        k = 0
+        out = torch.empty((rows, trees), dtype=torch.int64)
+        row_bytes = 8 * trees
+    if rows == 0:
+        return out
+    x_ptr, o_ptr = x.data_ptr(), out.data_ptr()
+    leaf_ptr = weighted_leaf.data_ptr() if weighted_leaf is not None else None
+
+    def run(lo: int, hi: int) -> int:
+        o = o_ptr + lo * row_bytes
+        return lib.es_walk(x_ptr + lo * sr * 8, hi - lo, nf, sr, sf, feat.data_ptr(), thr.data_ptr(), trees,
+                           depth, leaf_ptr, k, o if k else None, None if k else o)
+
+    threads = max(1, torch.get_num_threads())
+    if threads == 1 or rows < PARALLEL_MIN_ROWS:
+        codes = [run(0, rows)]
+    else:
+        step = -(-rows // threads)
+        codes = list(_pool(threads).map(lambda lo: run(lo, min(rows, lo + step)), range(0, rows, step)))
+    if any(codes):
+        raise MemoryError("the native tree kernel could not allocate its row buffer")
+    return out

@@ -103,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="?", metavar="IDS", help="model ids, aliases or wildcards, comma-separated (default: all)")
     _add_home(p)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the engine over Elasticsearch's HTTP API (curl, the elasticsearch client, eland)",
+        description="Serve the engine in --home over HTTP, answering as an Elasticsearch node does. "
+        "Binds 127.0.0.1 by default; any other address needs --api-key or --user. "
+        "Ctrl-C / SIGTERM finish the requests in flight and flush the stored state.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9200, help="port (default 9200; 0 picks a free one)")
+    p.add_argument("--api-key", metavar="KEY", help="accept 'Authorization: ApiKey KEY' (KEY: the encoded key, or id:key); "
+                   "default: $ES_INFER_NB_API_KEY")
+    p.add_argument("--user", metavar="NAME:PASSWORD", help="accept basic auth with these credentials; default: $ES_INFER_NB_USER")
+    p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
+    p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    _add_home(p)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -476,3 +493,32 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import InsecureBindError, run_forever, settings_from
+
+    try:
+        settings = settings_from(
+            args.host,
+            args.port,
+            api_key=args.api_key or os.environ.get("ES_INFER_NB_API_KEY") or None,
+            basic_auth=args.user or os.environ.get("ES_INFER_NB_USER") or None,
+            max_content_length=args.max_content_length,
+            access_log=args.access_log,
+            log_level="info" if args.access_log else "warning",
+        )
+        settings.check()
+    except (ValueError, InsecureBindError) as exc:
+        raise UsageError(str(exc)) from None
+    engine = _engine(args.home)
+    try:
+        run_forever(engine, settings)
+    except OSError as exc:
+        raise RunError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return 0

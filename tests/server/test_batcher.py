@@ -1,0 +1,131 @@
+"""InferenceBatcher on a fake model: gathering, splitting, isolation of failures, 429."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from es_infer_nb.errors import ApiError
+from es_infer_nb.server.batcher import InferenceBatcher
+
+
+class FakeModel:
+    """Doubles numbers; records every batch; can be held to let a queue build up."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.fail_on = fail_on
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.entered.set()
+        self.gate.wait()
+        with self.lock:
+            self.batches.append(list(items))
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError(f"cannot infer [{self.fail_on}]")
+        return [2 * i for i in items]
+
+
+def test_each_caller_gets_its_own_results_in_order():
+    model = FakeModel()
+    with InferenceBatcher(model, max_batch_size=16, window_s=0.05) as batcher:
+        calls = [list(range(c * 100, c * 100 + 8)) for c in range(16)]
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(batcher.submit, calls))
+    assert results == [[2 * i for i in call] for call in calls]
+    assert sum(len(b) for b in model.batches) == 16 * 8
+    assert all(len(b) <= 16 for b in model.batches)
+    assert batcher.stats.items == 128 and batcher.stats.calls == 16
+
+
+def test_concurrent_calls_share_full_batches():
+    model = FakeModel()
+    model.gate.clear()  # hold the model so the queue fills up behind the first batch
+    with InferenceBatcher(model, max_batch_size=32, window_s=0.0) as batcher:
+        first = batcher.submit_async([0])
+        assert model.entered.wait(10)
+        futures = [batcher.submit_async([c] * 8) for c in range(1, 9)]  # 64 documents queued
+        assert batcher.queued == 64
+        model.gate.set()
+        assert first.result(10) == [0]
+        assert [f.result(10) for f in futures] == [[2 * c] * 8 for c in range(1, 9)]
+    assert [len(b) for b in model.batches] == [1, 32, 32]
+
+
+def test_a_large_call_is_split_over_batches():
+    model = FakeModel()
+    with InferenceBatcher(model, max_batch_size=4, window_s=0.0) as batcher:
+        assert batcher.submit(list(range(10))) == [2 * i for i in range(10)]
+    assert [len(b) for b in model.batches] == [4, 4, 2]
+
+
+def test_queue_capacity_rejects_with_429():
+    model = FakeModel()
+    model.gate.clear()
+    with InferenceBatcher(model, max_batch_size=2, queue_capacity=4, window_s=0.0, name="inference process") as batcher:
+        running = batcher.submit_async([1, 2])
+        assert model.entered.wait(10)
+        waiting = batcher.submit_async([3, 4, 5, 6])  # the queue holds 4
+        with pytest.raises(ApiError) as full:
+            batcher.submit_async([7])
+        assert full.value.status == 429
+        assert full.value.type == "es_rejected_execution_exception"
+        assert full.value.reason == "inference process queue is full. Unable to execute command"
+        assert batcher.stats.rejected == 1
+        model.gate.set()
+        assert running.result(10) == [2, 4] and waiting.result(10) == [6, 8, 10, 12]
+        assert batcher.submit([7]) == [14]  # room again
+
+
+def test_a_failing_call_fails_alone():
+    model = FakeModel(fail_on=13)
+    model.gate.clear()
+    with InferenceBatcher(model, max_batch_size=64, window_s=0.0) as batcher:
+        first = batcher.submit_async([0])
+        assert model.entered.wait(10)
+        good_a = batcher.submit_async([1, 2])
+        bad = batcher.submit_async([12, 13])
+        good_b = batcher.submit_async([3])
+        model.gate.set()
+        assert first.result(10) == [0]
+        assert good_a.result(10) == [2, 4] and good_b.result(10) == [6]
+        with pytest.raises(ValueError, match=r"cannot infer \[13\]"):
+            bad.result(10)
+
+
+def test_wrong_result_count_is_an_error_not_a_misalignment():
+    with InferenceBatcher(lambda items: items[:-1], max_batch_size=8, window_s=0.0) as batcher:
+        with pytest.raises(RuntimeError, match="returned 1 results for a batch of 2"):
+            batcher.submit([1, 2])
+
+
+def test_timeout_cancels_the_waiting_call():
+    model = FakeModel()
+    model.gate.clear()
+    with InferenceBatcher(model, max_batch_size=1, window_s=0.0) as batcher:
+        running = batcher.submit_async([1])
+        assert model.entered.wait(10)
+        with pytest.raises(TimeoutError, match="waiting for inference result"):
+            batcher.submit([2], timeout=0.01)
+        model.gate.set()
+        assert running.result(10) == [2]
+        assert batcher.submit([3]) == [6]
+    assert [2] not in model.batches  # the timed-out call never ran
+
+
+def test_closed_batcher_refuses_and_arguments_are_checked():
+    batcher = InferenceBatcher(FakeModel())
+    assert batcher.submit([]) == []
+    batcher.close()
+    with pytest.raises(ApiError) as stopped:
+        batcher.submit([1])
+    assert stopped.value.status == 409
+    for kwargs in ({"max_batch_size": 0}, {"queue_capacity": 0}, {"window_s": -1}):
+        with pytest.raises(ValueError):
+            InferenceBatcher(FakeModel(), **kwargs)

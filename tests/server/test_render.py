@@ -1,0 +1,78 @@
+"""filter_path and pretty as ES renders them (unit tests, no server)."""
+
+from __future__ import annotations
+
+from es_infer_nb.server.render import filter_path, to_json_bytes
+
+BODY = {
+    "count": 2,
+    "trained_model_configs": [
+        {"model_id": "a", "input": {"field_names": ["x", "y"]}, "tags": []},
+        {"model_id": "b", "input": {"field_names": ["z"]}, "tags": ["t"]},
+    ],
+    "nested": {"deep": {"deeper": {"model_id": "c", "other": 1}}},
+}
+
+
+def test_includes_through_arrays_and_wildcards():
+    assert filter_path(BODY, "trained_model_configs.model_id") == {"trained_model_configs": [{"model_id": "a"}, {"model_id": "b"}]}
+    assert filter_path(BODY, "trained_model_configs.inp*.field_names") == {
+        "trained_model_configs": [{"input": {"field_names": ["x", "y"]}}, {"input": {"field_names": ["z"]}}]
+    }
+    assert filter_path(BODY, "*.model_id") == {"trained_model_configs": [{"model_id": "a"}, {"model_id": "b"}]}
+    assert filter_path(BODY, "count,nested.deep.deeper.other") == {"count": 2, "nested": {"deep": {"deeper": {"other": 1}}}}
+
+
+def test_double_star_matches_any_depth():
+    assert filter_path(BODY, "**.model_id") == {
+        "trained_model_configs": [{"model_id": "a"}, {"model_id": "b"}],
+        "nested": {"deep": {"deeper": {"model_id": "c"}}},
+    }
+
+
+def test_nothing_matching_is_an_empty_object_and_empty_containers_are_dropped():
+    assert filter_path(BODY, "missing") == {}
+    assert filter_path(BODY, "trained_model_configs.tags") == {"trained_model_configs": [{"tags": []}, {"tags": ["t"]}]}
+    assert filter_path({"a": [1, 2]}, "a.b") == {}
+
+
+def test_excludes():
+    out = filter_path(BODY, "-trained_model_configs.input,-nested")
+    assert out == {"count": 2, "trained_model_configs": [{"model_id": "a", "tags": []}, {"model_id": "b", "tags": ["t"]}]}
+    assert filter_path(BODY, "trained_model_configs,-**.tags") == {
+        "trained_model_configs": [
+            {"model_id": "a", "input": {"field_names": ["x", "y"]}},
+            {"model_id": "b", "input": {"field_names": ["z"]}},
+        ]
+    }
+
+
+def test_no_filter_is_identity():
+    assert filter_path(BODY, None) is BODY
+    assert filter_path(BODY, "") is BODY
+
+
+def test_pretty_matches_jacksons_printer():
+    text = to_json_bytes({"a": 1, "b": [], "c": {}, "d": [{"e": "é"}], "f": None, "g": True}, pretty=True).decode()
+    assert text == (
+        "{\n"
+        '  "a" : 1,\n'
+        '  "b" : [ ],\n'
+        '  "c" : { },\n'
+        '  "d" : [\n'
+        "    {\n"
+        '      "e" : "é"\n'
+        "    }\n"
+        "  ],\n"
+        '  "f" : null,\n'
+        '  "g" : true\n'
+        "}\n"
+    )
+
+
+def test_compact_and_numpy_values():
+    import numpy as np
+
+    assert to_json_bytes({"a": [1, 2], "b": "x"}) == b'{"a":[1,2],"b":"x"}'
+    assert to_json_bytes({"v": np.float32(0.5), "w": np.arange(2)}) == b'{"v":0.5,"w":[0,1]}'
+    assert to_json_bytes({"v": np.float32(0.5)}, pretty=True) == b'{\n  "v" : 0.5\n}\n'

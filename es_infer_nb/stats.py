@@ -146,3 +146,105 @@ class StatsRegistry:
             self._dirty = False
             self._saved_at = time.monotonic()
         atomic_write_json(self._file, snapshot)
+
+
+# -- deployment counters (pytorch models; ES: the native process's ``ResultStats`` per node) ---------
+
+
+MINUTE_MS = 60_000
+
+
+@dataclass
+class _Period:
+    """Counters of one wall-clock minute (ES's "last minute" period)."""
+
+    minute: int
+    inference_count: int = 0
+    time_ms: float = 0.0
+    cache_hits: int = 0
+
+
+class DeploymentCounters:
+    """What ``deployment_stats.nodes[*]`` reports for one deployment on the local node.
+
+    Averages follow ES: ``average_inference_time_ms`` over every inference (cache hits included,
+    at the time they took), ``*_excluding_cache_hits`` over the model calls only, ``*_last_minute``
+    over the current minute. ``peak_throughput_per_minute`` is the largest per-minute count seen.
+    Thread-safe; times are in milliseconds.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock or now_millis
+        self.inference_count = 0
+        self.error_count = 0
+        self.rejected_execution_count = 0
+        self.timeout_count = 0
+        self.cache_hit_count = 0
+        self.pending = 0
+        self.total_time_ms = 0.0
+        self.time_excluding_cache_hits_ms = 0.0
+        self.peak_throughput = 0
+        self.last_access: int | None = None
+        self._period = _Period(self._clock() // MINUTE_MS)
+
+    def _current(self, now: int) -> _Period:
+        minute = now // MINUTE_MS
+        if self._period.minute != minute:
+            self._period = _Period(minute)
+        return self._period
+
+    def record(self, *, inferences: int, time_ms: float, cache_hits: int = 0, hit_time_ms: float = 0.0,
+               errors: int = 0) -> None:
+        """``inferences`` documents answered (``cache_hits`` of them from the cache), ``errors`` failed."""
+        now = self._clock()
+        with self._lock:
+            period = self._current(now)
+            self.inference_count += inferences
+            self.error_count += errors
+            self.cache_hit_count += cache_hits
+            self.total_time_ms += time_ms + hit_time_ms
+            self.time_excluding_cache_hits_ms += time_ms
+            period.inference_count += inferences
+            period.time_ms += time_ms + hit_time_ms
+            period.cache_hits += cache_hits
+            self.peak_throughput = max(self.peak_throughput, period.inference_count)
+            if inferences:
+                self.last_access = now
+
+    def record_rejected(self, count: int) -> None:
+        with self._lock:
+            self.rejected_execution_count += count
+
+    def record_timeout(self, count: int = 1) -> None:
+        with self._lock:
+            self.timeout_count += count
+
+    def node_fields(self) -> dict[str, Any]:
+        """The counter fields of ``AssignmentStats.NodeStats`` (in ES's order and emission rules)."""
+        now = self._clock()
+        with self._lock:
+            period = self._current(now)
+            out: dict[str, Any] = {"inference_count": self.inference_count}
+            if self.inference_count > 0:
+                out["average_inference_time_ms"] = self.total_time_ms / self.inference_count
+                misses = self.inference_count - self.cache_hit_count
+                out["average_inference_time_ms_excluding_cache_hits"] = (
+                    self.time_excluding_cache_hits_ms / misses if misses > 0 else 0.0)
+            out["inference_cache_hit_count"] = self.cache_hit_count
+            if self.last_access is not None:
+                out["last_access"] = self.last_access
+            out["number_of_pending_requests"] = self.pending
+            if self.error_count > 0:
+                out["error_count"] = self.error_count
+            if self.rejected_execution_count > 0:
+                out["rejected_execution_count"] = self.rejected_execution_count
+            if self.timeout_count > 0:
+                out["timeout_count"] = self.timeout_count
+            last = {
+                "throughput_last_minute": period.inference_count,
+                "average_inference_time_ms_last_minute": (
+                    period.time_ms / period.inference_count if period.inference_count else 0.0),
+                "inference_cache_hit_count_last_minute": period.cache_hits,
+            }
+            return {**out, "peak_throughput_per_minute": self.peak_throughput, **last}

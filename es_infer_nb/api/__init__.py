@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
-from . import infer, ingest, stats, trained_models  # noqa: F401  (register routes)
+from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (register routes)
 from .request import Request
 from .routing import COMMON_PARAMS, resolve
 

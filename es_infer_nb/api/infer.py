@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..models.parsing import reject_unknown
+from ..models.deployments import deployments
+from ..models.doc_columns import DocsResult
+from ..models.nlp_backend import input_field
 from ..models.runner import infer_docs
 from .request import Request
 from .routing import route
@@ -24,7 +27,7 @@ def infer(engine: "Engine", req: Request) -> Any:
     docs = body.get("docs")
     if docs is None and "input" in body:
         raw = body["input"]
-        field = "text_field"
+        field = _input_field(engine, model_id)
         docs = [{field: t} for t in (raw if isinstance(raw, list) else [raw])]
     if docs is None:
         raise ApiError("action_request_validation_exception", "Validation Failed: 1: [docs] must not be null;", 400)
@@ -41,7 +44,16 @@ def infer(engine: "Engine", req: Request) -> Any:
             )
     result = infer_docs(engine, model_id, docs, body.get("inference_config"))
     out = result.to_docs()
+    if isinstance(result, DocsResult):  # pytorch: a failed document is an error entry, the others stay
+        return {"inference_results": out}
     for doc in out:
         if "error" in doc:
             raise ApiError("status_exception", str(doc["error"]), 400)
     return {"inference_results": out}
+
+
+def _input_field(engine: "Engine", id_or_deployment: str) -> str:
+    """The field ``input`` texts stand for: the model's first input field (``text_field`` by default)."""
+    dep = deployments(engine).get(id_or_deployment)
+    model_id = dep.model_id if dep is not None else engine.models.resolve(id_or_deployment)
+    return input_field(engine.models.config(model_id)) if model_id is not None else "text_field"

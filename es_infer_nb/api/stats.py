@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..models.deployments import Deployment, deployments, required_native_memory_bytes
+from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
 from .routing import route
 from .trained_models import _paging, pipelines_using
@@ -17,26 +19,64 @@ if TYPE_CHECKING:  # pragma: no cover
 def get_stats(engine: "Engine", req: Request) -> Any:
     expression = req.path_params.get("model_id", "_all")
     allow = req.bool_param("allow_no_match", True)
+    human = req.bool_param("human", False)
     start, size = _paging(req)
+    expression, only = _deployment_ids(engine, expression)
     ids = engine.models.expand(
         expression, allow_no_match=allow, missing_reason="No known trained model with model_id [{}]"
     )
-    entries = [model_stats(engine, m) for m in ids[start : start + size]]
+    entries: list[dict[str, Any]] = []
+    for m in ids[start : start + size]:
+        entries.extend(model_stats_entries(engine, m, only.get(m), human=human))
     return {"count": len(ids), "trained_model_stats": entries}
 
 
-def model_stats(engine: "Engine", model_id: str) -> dict[str, Any]:
+def _deployment_ids(engine: "Engine", expression: str) -> tuple[str, dict[str, set[str]]]:
+    """Replace deployment ids (that are not model ids) by their model id; remember which were asked for."""
+    registry = deployments(engine)
+    parts: list[str] = []
+    only: dict[str, set[str]] = {}
+    for part in [p.strip() for p in expression.split(",") if p.strip()]:
+        dep = registry.get(part)
+        if dep is not None and "*" not in part and engine.models.resolve(part) is None:
+            only.setdefault(dep.model_id, set()).add(part)
+            parts.append(dep.model_id)
+        else:
+            parts.append(part)
+    return ",".join(parts) or "_all", only
+
+
+def model_stats_entries(engine: "Engine", model_id: str, only: set[str] | None = None, *,
+                        human: bool = False) -> list[dict[str, Any]]:
+    """One entry for a model, or one per deployment of a deployed pytorch model (as ES answers)."""
+    deps = [d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only]
+    if not deps:
+        return [model_stats(engine, model_id)]
+    out = []
+    for dep in deps:
+        entry = model_stats(engine, model_id, dep)
+        entry["deployment_stats"] = deployment_stats(engine, dep, human=human)
+        out.append(entry)
+    return out
+
+
+def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None = None) -> dict[str, Any]:
     config = engine.models.config(model_id)
     ids = {model_id, *engine.models.aliases_of(model_id)}
+    size = int(config.get("model_size_bytes", 0))
+    native = required_native_memory_bytes(size) if config.get("model_type") == "pytorch" else 0
     entry: dict[str, Any] = {
         "model_id": model_id,
         "model_size_stats": {
-            "model_size_bytes": int(config.get("model_size_bytes", 0)),
-            "required_native_memory_bytes": 0,
+            "model_size_bytes": size,
+            "required_native_memory_bytes": native,
         },
         "pipeline_count": len(pipelines_using(engine, ids)),
     }
-    entry["inference_stats"] = engine.stats.for_model(model_id).to_dict()
+    if deployment is not None:
+        entry["inference_stats"] = overall_inference_stats(deployment)
+    else:
+        entry["inference_stats"] = engine.stats.for_model(model_id).to_dict()
     pipelines = pipelines_using(engine, ids)
     if pipelines:
         entry["ingest"] = ingest_stats(engine, pipelines)

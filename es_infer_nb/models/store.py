@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ApiError, not_found
 from ..stats import StatsRegistry
 from ..storage import JsonStore
+from .builtin import builtin_config, is_builtin
 from .config import LANG_IDENT_CONFIG, LANG_IDENT_ID
 
 
@@ -31,7 +32,7 @@ class ModelStore:
         return sorted([*self.configs, LANG_IDENT_ID])
 
     def exists(self, model_id: str) -> bool:
-        return model_id in self.configs or model_id == LANG_IDENT_ID
+        return model_id in self.configs or model_id == LANG_IDENT_ID or is_builtin(model_id)
 
     def resolve(self, id_or_alias: str) -> str | None:
         """A model id for a model id or an alias; None when neither exists."""
@@ -50,6 +51,8 @@ class ModelStore:
         if model_id == LANG_IDENT_ID:
             return dict(LANG_IDENT_CONFIG)
         cfg = self.configs.get(model_id)
+        if cfg is None and is_builtin(model_id):  # bundled; a stored model of the same id shadows it
+            return builtin_config(model_id)
         if cfg is None:
             raise not_found(f"Could not find trained model [{model_id}]")
         return cfg

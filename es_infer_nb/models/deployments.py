@@ -1,0 +1,487 @@
+"""Trained model deployments (pytorch models): state, routing, queue, priority, inference cache, device.
+
+ES runs a pytorch model in a native process per deployment; here a deployment holds the loaded
+model (per device) inside the engine. What ES users see is kept: one deployment per
+``deployment_id`` (several per model allowed), ``number_of_allocations`` / ``threads_per_allocation``
+/ ``queue_capacity`` / ``cache_size`` / ``priority`` as validated by
+``StartTrainedModelDeploymentAction.Request``, one local ML node in the routing table, the
+assignment and allocation states, and the node counters of ``_stats``.
+
+* The queue: an ``_infer`` request's documents all enter the deployment's queue at once, so a
+  request with more documents than ``queue_capacity`` is rejected with ES's 429
+  (``es_rejected_execution_exception``) and counted in ``rejected_execution_count``. Frames and
+  pipelines are fed in chunks of at most ``queue_capacity`` documents (a client that respects
+  back-pressure), so they are never rejected.
+* The cache: keyed on (input text, inference config update), bounded by ``cache_size`` in bytes
+  (default: the model size, as ES; ``0b`` disables it). Hits skip the model; repeated inputs in one
+  batch are computed once and count as hits, as they would in ES's one-at-a-time native process.
+* Threads and allocations are recorded and reported; the local process uses torch's own threading.
+* Device: the engine's device (``Engine(device=...)``) unless ``_start`` is given the es_infer_nb
+  parameter ``device`` (``cpu``, ``cuda``, ``cuda:<n>``, ``auto``); ``df.infer.run(device=...)``
+  loads the model once more on that device under the same deployment.
+
+Deployments persist under the engine's home (as ES keeps assignments in the cluster state): a new
+Engine on the same home has them started again, with fresh counters, loading the model on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ApiError, not_found
+from ..stats import DeploymentCounters, now_millis
+from ..storage import JsonStore
+from .builtin import is_builtin
+from .byte_size import ByteSize
+from .doc_columns import DocsResult
+from .inference_cache import estimate_bytes
+from .inference_cache import InferenceCache
+from .nlp_backend import Backend, input_field, load_backend, resolve_device
+from .tree.features import dig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+DEFAULT_NUM_ALLOCATIONS = 1
+DEFAULT_NUM_THREADS = 1
+DEFAULT_QUEUE_CAPACITY = 10_000  # StartTrainedModelDeploymentAction.DEFAULT_QUEUE_CAPACITY (1024 before 8.x's raise)
+MAX_QUEUE_CAPACITY = 100_000
+MAX_THREADS_PER_ALLOCATION = 32
+PRIORITIES = ("normal", "low")
+WAIT_FOR_STATES = ("started", "starting", "fully_allocated")
+MEMORY_OVERHEAD_BYTES = 240 * 1024 * 1024  # StartTrainedModelDeploymentAction.MEMORY_OVERHEAD
+
+
+def required_native_memory_bytes(model_bytes: int) -> int:
+    """``StartTrainedModelDeploymentAction.estimateMemoryUsageBytes`` without per-allocation figures."""
+    return MEMORY_OVERHEAD_BYTES + 2 * model_bytes if model_bytes > 0 else 0
+
+
+def rejected(reason: str = "inference process queue is full. Unable to execute command") -> ApiError:
+    return ApiError("es_rejected_execution_exception", reason, 429)
+
+
+@dataclass
+class AdaptiveAllocations:
+    enabled: bool | None = None
+    min_number_of_allocations: int | None = None
+    max_number_of_allocations: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> "AdaptiveAllocations | None":
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ApiError("x_content_parse_exception", "[adaptive_allocations] expected an object", 400)
+        allowed = {"enabled", "min_number_of_allocations", "max_number_of_allocations"}
+        for key in raw:
+            if key not in allowed:
+                raise ApiError("x_content_parse_exception", f"[adaptive_allocations_settings] unknown field [{key}]",
+                               400)
+        out = cls()
+        if raw.get("enabled") is not None:
+            if not isinstance(raw["enabled"], bool):
+                raise ApiError("x_content_parse_exception",
+                               f"[adaptive_allocations_settings] failed to parse field [enabled]", 400)
+            out.enabled = raw["enabled"]
+        for key in ("min_number_of_allocations", "max_number_of_allocations"):
+            if raw.get(key) is not None:
+                value = raw[key]
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ApiError("x_content_parse_exception",
+                                   f"[adaptive_allocations_settings] failed to parse field [{key}]", 400)
+                setattr(out, key, value)
+        return out
+
+    def problems(self) -> list[str]:
+        """``AdaptiveAllocationsSettings.validate``."""
+        out = []
+        lo, hi = self.min_number_of_allocations, self.max_number_of_allocations
+        if lo is not None and lo < 0:
+            out.append("[min_number_of_allocations] must be a non-negative integer")
+        if hi is not None and hi < 1:
+            out.append("[max_number_of_allocations] must be a positive integer")
+        if lo is not None and hi is not None and lo > hi:
+            out.append("[min_number_of_allocations] must not be larger than [max_number_of_allocations]")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class DeploymentParams:
+    """What ``_start`` fixes for a deployment (``TaskParams``)."""
+
+    model_id: str
+    deployment_id: str
+    model_bytes: int
+    number_of_allocations: int = DEFAULT_NUM_ALLOCATIONS
+    threads_per_allocation: int = DEFAULT_NUM_THREADS
+    queue_capacity: int = DEFAULT_QUEUE_CAPACITY
+    cache_size: str | None = None  # as given (``getStringRep``); None: the model size
+    priority: str = "normal"
+    adaptive_allocations: dict[str, Any] | None = None
+    device: str | None = None
+    start_time: int = field(default_factory=now_millis)
+
+    @property
+    def cache_bytes(self) -> ByteSize:
+        if self.cache_size is None:
+            return ByteSize.of_bytes(self.model_bytes)
+        return ByteSize.parse(self.cache_size, "cache_size")
+
+
+class Deployment:
+    """One started deployment on the local node."""
+
+    def __init__(self, params: DeploymentParams, engine_device: str | None,
+                 loader: Callable[[str, str], Backend]) -> None:
+        self.params = params
+        self.state = "started"
+        self.routing_state = "started"
+        self.reason: str | None = None
+        self.counters = DeploymentCounters()
+        self.cache = InferenceCache(max(0, params.cache_bytes.bytes))
+        self.default_device = params.device or engine_device or "cpu"
+        self._loader = loader
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def model_id(self) -> str:
+        return self.params.model_id
+
+    @property
+    def deployment_id(self) -> str:
+        return self.params.deployment_id
+
+    def backend(self, device: str | None = None) -> Backend:
+        dev = resolve_device(device or self.default_device)
+        with self._lock:
+            model = self._backends.get(dev)
+            if model is None:
+                model = self._backends[dev] = self._loader(self.model_id, dev)
+            return model
+
+    def unload(self) -> None:
+        with self._lock:
+            self._backends.clear()
+        self.cache.clear()
+
+    # -- inference -----------------------------------------------------------------------------------
+    def check_routable(self) -> None:
+        """``TransportInternalInferModelAction``'s checks before a request goes to a node."""
+        if self.state in ("stopping", "failed"):
+            raise ApiError("status_exception", f"Trained model [{self.deployment_id}] is [{self.state}]", 409)
+        if self.routing_state not in ("started", "stopping"):
+            raise ApiError("status_exception",
+                           f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
+
+    def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
+              device: str | None = None) -> DocsResult:
+        """Run one queue-full of documents (at most ``queue_capacity``); results in input order."""
+        self.check_routable()
+        n = len(docs)
+        if n > self.params.queue_capacity:
+            self.counters.record_rejected(n - self.params.queue_capacity)
+            raise rejected()
+        self.counters.pending += n
+        try:
+            return self._infer(docs, update, field, device)
+        finally:
+            self.counters.pending -= n
+
+    def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,
+               device: str | None) -> DocsResult:
+        started = time.perf_counter()
+        update_key = json.dumps(update, sort_keys=True, default=str) if update else ""
+        out: list[dict[str, Any] | None] = [None] * len(docs)
+        misses: dict[str, list[int]] = {}  # cache key -> rows asking for it
+        uncacheable: list[int] = []
+        hits = 0
+        for i, doc in enumerate(docs):
+            value = dig(doc, field)
+            if not self.cache.enabled or not isinstance(value, str):
+                uncacheable.append(i)
+                continue
+            key = value + "\x00" + update_key
+            cached = self.cache.get(key)
+            if cached is not None:
+                out[i] = dict(cached)
+                hits += 1
+            elif key in misses:
+                misses[key].append(i)
+                hits += 1  # computed once below, then served from the cache
+            else:
+                misses[key] = [i]
+        hit_ms = (time.perf_counter() - started) * 1000.0
+        run_rows = sorted([rows[0] for rows in misses.values()] + uncacheable)
+        model_ms = 0.0
+        if run_rows:
+            t0 = time.perf_counter()
+            try:
+                answers = self.backend(device).infer([docs[i] for i in run_rows], update, field=field).to_docs()
+            except ApiError:
+                self.counters.record(inferences=0, time_ms=0.0, errors=len(docs))
+                raise
+            model_ms = (time.perf_counter() - t0) * 1000.0
+            for i, answer in zip(run_rows, answers):
+                out[i] = answer
+        for key, rows in misses.items():
+            answer = out[rows[0]]
+            assert answer is not None
+            if "error" not in answer:
+                self.cache.put(key, answer, estimate_bytes(key))
+            for j in rows[1:]:
+                out[j] = dict(answer)
+        results = [r if r is not None else {"error": "no result"} for r in out]
+        errors = sum(1 for r in results if "error" in r)
+        self.counters.record(inferences=len(docs), time_ms=model_ms, cache_hits=hits, hit_time_ms=hit_ms,
+                             errors=errors)
+        return DocsResult(self.model_id, results)
+
+    # -- ES shapes -------------------------------------------------------------------------------------
+    def allocation_status(self) -> dict[str, Any]:
+        n = self.params.number_of_allocations
+        return {"allocation_count": n, "target_allocation_count": n,
+                "state": "fully_allocated" if self.routing_state == "started" else self.routing_state}
+
+    def task_parameters(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "model_id": p.model_id, "deployment_id": p.deployment_id, "model_bytes": p.model_bytes,
+            "threads_per_allocation": p.threads_per_allocation, "number_of_allocations": p.number_of_allocations,
+            "queue_capacity": p.queue_capacity, "cache_size": p.cache_bytes.string_rep(), "priority": p.priority,
+            "per_deployment_memory_bytes": 0, "per_allocation_memory_bytes": 0,
+        }
+
+
+class Node:
+    """The one local ML node deployments are routed to."""
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex[:22]
+        self.ephemeral_id = uuid.uuid4().hex[:22]
+        self.name = platform.node() or "es-infer-nb"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.id: {"name": self.name, "ephemeral_id": self.ephemeral_id,
+                          "transport_address": "127.0.0.1:9300", "attributes": {}, "roles": ["ml"]}}
+
+
+def iso_millis(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class StartRequest:
+    """``StartTrainedModelDeploymentAction.Request`` (query params and body)."""
+
+    model_id: str
+    deployment_id: str
+    number_of_allocations: int | None = None
+    threads_per_allocation: int = DEFAULT_NUM_THREADS
+    queue_capacity: int = DEFAULT_QUEUE_CAPACITY
+    cache_size: ByteSize | None = None
+    priority: str = "normal"
+    wait_for: str = "started"
+    timeout_s: float = 30.0
+    adaptive_allocations: AdaptiveAllocations | None = None
+    device: str | None = None
+
+    def problems(self) -> list[str]:
+        """``Request.validate`` in ES's order."""
+        out: list[str] = []
+        if self.wait_for not in WAIT_FOR_STATES:
+            out.append(f"invalid [wait_for] state [{self.wait_for}]; must be one of [{', '.join(WAIT_FOR_STATES)}")
+        if self.number_of_allocations is not None:
+            if self.number_of_allocations < 1:
+                out.append("[number_of_allocations] must be a positive integer")
+            if self.adaptive_allocations is not None and self.adaptive_allocations.enabled is True:
+                out.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
+        if self.threads_per_allocation < 1:
+            out.append("[threads_per_allocation] must be a positive integer")
+        if self.adaptive_allocations is not None:
+            out.extend(self.adaptive_allocations.problems())
+        t = self.threads_per_allocation
+        if t > MAX_THREADS_PER_ALLOCATION or t < 1 or (t & (t - 1)) != 0:
+            out.append(f"[threads_per_allocation] must be a power of 2 less than or equal to {MAX_THREADS_PER_ALLOCATION}")
+        if self.queue_capacity < 1:
+            out.append("[queue_capacity] must be a positive integer")
+        if self.queue_capacity > MAX_QUEUE_CAPACITY:
+            out.append(f"[queue_capacity] must be less than {MAX_QUEUE_CAPACITY}")
+        if self.timeout_s <= 0:
+            out.append("[timeout] must be positive")
+        if self.priority == "low":
+            if self.number_of_allocations is not None and self.number_of_allocations > 1:
+                out.append("[number_of_allocations] must be 1 when [priority] is low")
+            if self.threads_per_allocation > 1:
+                out.append("[threads_per_allocation] must be 1 when [priority] is low")
+        return out
+
+    def allocations(self) -> int:
+        """``computeNumberOfAllocations``."""
+        if self.number_of_allocations is not None:
+            return self.number_of_allocations
+        lo = self.adaptive_allocations.min_number_of_allocations if self.adaptive_allocations else None
+        return lo if lo else DEFAULT_NUM_ALLOCATIONS
+
+
+class Deployments:
+    """Every deployment of an engine, by deployment id (insertion order kept per model)."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+        self.node = Node()
+        self._store = JsonStore(engine.home, "deployments")
+        self._by_id: dict[str, Deployment] = {}
+        for dep_id, raw in self._store.items():
+            if engine.models.exists(raw.get("model_id", "")):
+                self._by_id[dep_id] = self._make(DeploymentParams(**raw))
+
+    def _make(self, params: DeploymentParams) -> Deployment:
+        return Deployment(params, self.engine.device, self._load)
+
+    def _load(self, model_id: str, device: str) -> Backend:
+        return load_backend(model_id, self.engine.models.config(model_id), device)
+
+    # -- lookups ---------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        return self._by_id.get(deployment_id)
+
+    def all(self) -> list[Deployment]:
+        return list(self._by_id.values())
+
+    def of_model(self, model_id: str) -> list[Deployment]:
+        return [d for d in self._by_id.values() if d.model_id == model_id]
+
+    def require(self, deployment_id: str) -> Deployment:
+        dep = self._by_id.get(deployment_id)
+        if dep is None:
+            raise not_found(f"No known model deployment with id [{deployment_id}]")
+        return dep
+
+    def for_inference(self, id_or_alias: str) -> Deployment | None:
+        """The deployment that serves ``id_or_alias`` (deployment id, model id or alias); None for a
+        model that is not pytorch. Raises ES's 409 when a pytorch model has no deployment; the
+        built-in embedding model gets a default deployment on first use."""
+        dep = self._by_id.get(id_or_alias)
+        if dep is not None:
+            dep.check_routable()
+            return dep
+        model_id = self.engine.models.require(id_or_alias)
+        stored = self.engine.models.config(model_id)
+        if stored.get("model_type", "tree_ensemble") != "pytorch":
+            return None
+        candidates = self.of_model(model_id)
+        if not candidates and is_builtin(model_id):
+            candidates = [self.start(StartRequest(model_id, model_id))]
+        if not candidates:
+            raise ApiError(
+                "status_exception",
+                f"Model [{id_or_alias}] must be deployed to use. Please deploy with the start trained model "
+                "deployment API.",
+                409,
+            )
+        routable = [d for d in candidates if d.state == "started"]
+        chosen = min(routable or candidates, key=lambda d: d.counters.inference_count)
+        chosen.check_routable()
+        return chosen
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self, req: StartRequest) -> Deployment:
+        models = self.engine.models
+        if req.deployment_id in self._by_id:
+            raise ApiError(
+                "status_exception",
+                "Could not start model deployment because an existing deployment with the same id "
+                f"[{req.deployment_id}] exist",
+                400,
+            )
+        model_id = models.require(req.model_id)
+        stored = models.config(model_id)
+        kind = stored.get("model_type", "tree_ensemble")
+        if kind != "pytorch":
+            raise ApiError("status_exception",
+                           f"model [{model_id}] of type [{kind}] cannot be deployed. Only PyTorch models can be deployed",
+                           400)
+        if req.deployment_id != model_id and models.exists(req.deployment_id):
+            raise ApiError(
+                "status_exception",
+                f"Deployment id [{req.deployment_id}] is the same as an another model which is not the model being "
+                "deployed. Deployment id can be the same as the model being deployed but cannot match a different model",
+                400,
+            )
+        params = DeploymentParams(
+            model_id=model_id, deployment_id=req.deployment_id,
+            model_bytes=int(stored.get("model_size_bytes") or 0),
+            number_of_allocations=req.allocations(), threads_per_allocation=req.threads_per_allocation,
+            queue_capacity=req.queue_capacity,
+            cache_size=req.cache_size.string_rep() if req.cache_size is not None else None,
+            priority=req.priority,
+            adaptive_allocations=req.adaptive_allocations.to_dict() if req.adaptive_allocations else None,
+            device=req.device,
+        )
+        dep = self._make(params)
+        try:
+            dep.backend()  # ES loads the model when the deployment starts
+        except ApiError as err:
+            raise ApiError(
+                "status_exception",
+                "Could not start trained model deployment, the following nodes failed with errors "
+                f"[{{{self.node.id}={err.reason}}}]",
+                500,
+            ) from None
+        self._by_id[params.deployment_id] = dep
+        self._store.put(params.deployment_id, asdict(params))
+        return dep
+
+    def stop(self, deployment_id: str) -> None:
+        dep = self._by_id.pop(deployment_id)
+        dep.state = "stopping"
+        dep.unload()
+        self._store.delete(deployment_id)
+
+    def update(self, deployment_id: str, number_of_allocations: int | None,
+               adaptive: AdaptiveAllocations | None) -> Deployment:
+        dep = self.require(deployment_id)
+        if number_of_allocations is not None:
+            dep.params.number_of_allocations = number_of_allocations
+        if adaptive is not None:
+            dep.params.adaptive_allocations = adaptive.to_dict()
+            if number_of_allocations is None and adaptive.min_number_of_allocations:
+                dep.params.number_of_allocations = max(dep.params.number_of_allocations,
+                                                       adaptive.min_number_of_allocations)
+        self._store.put(deployment_id, asdict(dep.params))
+        return dep
+
+    def forget_model(self, model_id: str) -> None:
+        for dep in self.of_model(model_id):
+            self.stop(dep.deployment_id)
+
+
+def deployments(engine: "Engine") -> Deployments:
+    """The engine's deployments (created on first use)."""
+    found = getattr(engine, "_deployments", None)
+    if found is None:
+        with engine.lock:
+            found = getattr(engine, "_deployments", None)
+            if found is None:
+                found = Deployments(engine)
+                engine._deployments = found  # type: ignore[attr-defined]
+    return found
+
+
+def model_field(engine: "Engine", model_id: str) -> str:
+    return input_field(engine.models.config(model_id))

@@ -1,0 +1,112 @@
+"""What a deployment runs: the NLP model behind a pytorch model id, loaded for one device.
+
+User models (imported from Hugging Face folders or PUT with their definition) run through
+:class:`es_infer_nb.models.nlp.model.NlpModel`; the bundled all-MiniLM-L6-v2 runs through
+:func:`es_infer_nb.models.nlp.embedded.get_model` (exact sentence-transformers vectors).
+Both answer ``infer(docs, update, field=...)`` with an object whose ``to_docs()`` gives one
+ES result per document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..errors import ApiError
+from .builtin import builtin_config, is_builtin
+from .doc_columns import DocsResult
+from .tree.features import dig
+
+
+class Backend(Protocol):
+    def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None = None, *,
+              field: str | None = None) -> Any: ...
+
+
+def resolve_device(device: str | None) -> str:
+    """``cpu`` / ``cuda[:n]`` / ``auto`` (CUDA when present) -> the torch device name."""
+    if device in (None, "", "cpu"):
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ApiError("status_exception", f"device [{device}] was requested but CUDA is not available", 400)
+        return str(device)
+    raise ApiError("illegal_argument_exception", f"unknown device [{device}]; use cpu, cuda, cuda:<n> or auto", 400)
+
+
+def input_field(stored: dict[str, Any]) -> str:
+    names = (stored.get("input") or {}).get("field_names") or ["text_field"]
+    return str(names[0])
+
+
+def text_input(doc: dict[str, Any], field: str) -> str | ApiError:
+    """The text a document gives an NLP model, or the ES error for it (spec §3.5)."""
+    value = dig(doc, field)
+    if value is None:
+        return ApiError("status_exception", f"Input field [{field}] does not exist in the source document", 400)
+    if not isinstance(value, str):
+        return ApiError("status_exception", f"Input value [{value}] for field [{field}] must be a string", 400)
+    return value
+
+
+class EmbeddedBackend:
+    """The bundled all-MiniLM-L6-v2 as a ``text_embedding`` model."""
+
+    TASK = "text_embedding"
+
+    def __init__(self, model_id: str, stored: dict[str, Any], device: str) -> None:
+        from .nlp.embedded import get_model
+
+        self.model_id = model_id
+        self.stored = stored
+        self.model = get_model(device).load()  # ES loads the model when the deployment starts
+        self.max_tokens = int(stored["inference_config"][self.TASK]["tokenization"]["bert"]["max_sequence_length"])
+
+    def _results_field(self, update: dict[str, Any] | None) -> str:
+        if not update:
+            return "predicted_value"
+        if not isinstance(update, dict) or len(update) != 1:
+            raise ApiError("status_exception",
+                           "inference_config must be an object with one inference type mapped to an object.", 400)
+        ((name, options),) = update.items()
+        if name != self.TASK:
+            raise ApiError("status_exception", f"Model [{self.model_id}] has inference config of type [{self.TASK}] "
+                           f"which is not supported by inference request of type [{name}]", 400)
+        options = options or {}
+        unknown = sorted(set(options) - {"results_field", "tokenization"})
+        if unknown:
+            raise ApiError("x_content_parse_exception",
+                           f"[text_embedding_config_update] unknown field [{unknown[0]}]", 400)
+        return str(options.get("results_field") or "predicted_value")
+
+    def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None = None, *,
+              field: str | None = None) -> DocsResult:
+        results_field = self._results_field(update)
+        field = field or input_field(self.stored)
+        inputs = [text_input(doc, field) for doc in docs]
+        ok = [i for i, v in enumerate(inputs) if isinstance(v, str)]
+        out: list[dict[str, Any]] = [{"error": v.reason} if isinstance(v, ApiError) else {} for v in inputs]
+        if ok:
+            texts = [str(inputs[i]) for i in ok]
+            vectors = self.model.embed(texts)
+            lengths = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+            for j, i in enumerate(ok):
+                result: dict[str, Any] = {results_field: vectors[j].tolist()}
+                if len(lengths[j]) > self.max_tokens:
+                    result = {"is_truncated": True, **result}
+                out[i] = result
+        return DocsResult(self.model_id, out)
+
+
+def load_backend(model_id: str, stored: dict[str, Any], device: str) -> Backend:
+    """The model that serves ``model_id`` on ``device``."""
+    if is_builtin(model_id) and stored == builtin_config(model_id):
+        return EmbeddedBackend(model_id, stored, device)
+    try:
+        from .nlp.model import NlpModel
+    except ImportError as exc:  # pragma: no cover - the NLP tasks are part of the package
+        raise ApiError("status_exception", f"NLP models cannot be loaded: {exc}", 500) from None
+    return NlpModel(model_id, stored, device)

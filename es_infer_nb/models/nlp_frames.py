@@ -1,0 +1,89 @@
+"""pytorch (NLP) models over many documents or a DataFrame, through their deployment.
+
+Documents go to the deployment in chunks of at most its ``queue_capacity`` (so a large frame or
+pipeline batch is never rejected), with a progress bar on large inputs; interrupting keeps the
+finished chunks (:class:`~es_infer_nb.errors.InferenceInterrupted`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..errors import InferenceInterrupted
+from .doc_columns import DocsResult
+from .nlp_backend import input_field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+    from .deployments import Deployment
+
+PROGRESS_MIN_ROWS = 10_000
+NOT_INFERRED = "not inferred: the run was interrupted"
+
+
+def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any, field: str, *,
+               device: str | None = None, progress: bool | None = None) -> tuple[DocsResult, int | None]:
+    """All ``docs`` through the deployment; returns the results and, if interrupted, the rows done."""
+    n = len(docs)
+    step = max(1, deployment.params.queue_capacity)
+    bar = None
+    if progress or (progress is None and n >= PROGRESS_MIN_ROWS):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="docs", desc=f"infer {deployment.deployment_id}", leave=False)
+    out: list[dict[str, Any]] = []
+    try:
+        for start in range(0, n, step):
+            out.extend(deployment.infer(docs[start:start + step], update, field, device=device).to_docs())
+            if bar is not None:
+                bar.update(min(step, n - start))
+    except KeyboardInterrupt:
+        done = len(out)
+        out.extend({"error": NOT_INFERRED} for _ in range(n - done))
+        return DocsResult(deployment.model_id, out), done
+    finally:
+        if bar is not None:
+            bar.close()
+    return DocsResult(deployment.model_id, out), None
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def frame_docs(df: pd.DataFrame, field: str, field_map: dict[str, str] | None) -> list[dict[str, Any]]:
+    """One document per row holding the model's input field (from ``field`` or a ``field_map`` source)."""
+    sources = [field] + [src for src, dest in (field_map or {}).items() if dest == field]
+    columns = [df[name].tolist() for name in sources if name in df.columns]
+    docs: list[dict[str, Any]] = []
+    for i in range(len(df)):
+        value = next((col[i] for col in columns if not _missing(col[i])), None)
+        docs.append({} if value is None else {field: value})
+    return docs
+
+
+def infer_frame_nlp(
+    engine: "Engine",
+    deployment: "Deployment",
+    df: pd.DataFrame,
+    *,
+    inference_config: Any = None,
+    field_map: dict[str, str] | None = None,
+    target_field: str | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """The result columns (``<target_field>.<key>``, default ``ml.inference``), indexed like ``df``."""
+    field = input_field(engine.models.config(deployment.model_id))
+    docs = frame_docs(df, field, field_map)
+    result, interrupted_at = run_chunks(deployment, docs, inference_config, field, device=device, progress=progress)
+    target = "ml.inference" if target_field is None else target_field
+    frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
+    if interrupted_at is not None:
+        raise InferenceInterrupted(interrupted_at, len(df), frame)
+    return frame

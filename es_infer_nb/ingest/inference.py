@@ -140,6 +140,10 @@ class InferenceProcessor(Processor):
         engine = run.engine
         if engine is None:
             return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
+        from .nlp_inference import run_nlp_batch, serves_nlp
+
+        if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
+            return run_nlp_batch(self, docs, engine)
         try:
             model_id = engine.models.require(self.model_id)
             stored = engine.models.config(model_id)
@@ -147,8 +151,7 @@ class InferenceProcessor(Processor):
                 kind = stored.get("model_type", "tree_ensemble")
                 raise ApiError("status_exception",
                                f"[input_output] is only supported for NLP models, but model [{model_id}] is of type "
-                               f"[{kind}]; use [target_field] and [field_map] instead" if kind != "pytorch" else
-                               "[input_output] with NLP models is not supported by es_infer_nb yet", 400)
+                               f"[{kind}]; use [target_field] and [field_map] instead", 400)
             needed = _needed_fields(stored) + list((self.field_map or {}).keys())
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)

@@ -102,8 +102,9 @@ class InferFrameAccessor:
         device: str | None = None,
         progress: bool | None = None,
         inplace: bool = False,
+        input_output: dict[str, str] | list[dict[str, str]] | None = None,
     ) -> pd.DataFrame | None:
-        """Run a trained model (id or alias) over every row of the frame.
+        """Run a trained model (id, alias or deployment id) over every row of the frame.
 
         Parameters
         ----------
@@ -129,6 +130,13 @@ class InferFrameAccessor:
             Show a progress bar (default: notebook option, else only for large frames).
         inplace:
             Add the result columns to this frame and return ``None``.
+        input_output:
+            NLP (pytorch) models only, as in the ES ``inference`` processor:
+            ``{"input_field": "title", "output_field": "title_vec"}`` or a list of them. Each input
+            column is inferred and written as ES would write it (the value at ``output_field``;
+            ``is_truncated`` and, for the first input, ``model_id`` beside it); rows whose input
+            failed get the message in ``<output_field>.error``. Not combined with
+            ``target_field`` / ``field_map``.
 
         Returns
         -------
@@ -144,9 +152,20 @@ class InferFrameAccessor:
             For what Elasticsearch would reject (404 ``resource_not_found_exception``
             for an unknown model, 400 for a wrong ``inference_config``, ...).
         """
-        results = _run_frame(
-            self._frame, model_id, engine, inference_config, field_map, target_field, batch_size, device, progress
-        )
+        if input_output is not None:
+            if target_field is not None or field_map is not None:
+                raise ValueError("input_output cannot be combined with target_field or field_map; name the "
+                                 "result columns with output_field")
+            from ..models.nlp_frames import infer_frame_input_output
+
+            kwargs = {"device": device if device is not None else options.device,
+                      "progress": progress if progress is not None else options.progress}
+            results = infer_frame_input_output(_engine(engine), model_id, self._frame, input_output,
+                                               inference_config=inference_config, **kwargs)
+        else:
+            results = _run_frame(
+                self._frame, model_id, engine, inference_config, field_map, target_field, batch_size, device, progress
+            )
         target = self._frame if inplace else self._frame.copy(deep=not _PANDAS_COW)
         for name in results.columns:
             # positional: the runner keeps the caller's row order (duplicate labels allowed)
@@ -286,6 +305,11 @@ class InferSeriesAccessor:
 
     @staticmethod
     def _model_field(engine: "Engine", model_id: str) -> str:
+        from ..models.deployments import deployments
+
+        dep = deployments(engine).get(model_id)  # a deployment id names its model's input field
+        if dep is not None:
+            model_id = dep.model_id
         resp = engine.request("GET", f"_ml/trained_models/{model_id}")
         resp.raise_for_status()
         configs = (resp.body or {}).get("trained_model_configs") or []

@@ -1,0 +1,144 @@
+"""The ``inference`` processor on pytorch (NLP) models: both the target-field and the ``input_output``
+styles (spec §3.2, §3.3), one batched deployment call per processor per batch.
+
+Texts get the model's ``prefix_strings.ingest``. A document whose input is unusable or whose result
+is an error fails alone (``on_failure`` / ``ignore_failure`` apply); the others are written.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError
+from ..models.deployments import Deployment, deployments
+from ..models.input_output import as_map, split_output, task_of
+from ..models.nlp_backend import input_field
+from ..models.nlp_frames import run_chunks
+from ..models.tree.features import dig
+from .document import Doc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+    from .inference import InferenceProcessor
+
+
+def serves_nlp(engine: "Engine", model_id: str) -> bool:
+    """Whether ``model_id`` (a deployment id, model id or alias) names a pytorch model."""
+    if deployments(engine).get(model_id) is not None:
+        return True
+    concrete = engine.models.resolve(model_id)
+    return concrete is not None and engine.models.config(concrete).get("model_type") == "pytorch"
+
+
+def _reported_id(engine: "Engine", given: str) -> str:
+    """The id written as ``model_id``: an alias resolves to its model; other ids are kept as given."""
+    if deployments(engine).get(given) is None and engine.models.aliases.get(given) is not None:
+        return str(engine.models.resolve(given))
+    return given
+
+
+def run_nlp_batch(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine") -> list[BaseException | None]:
+    try:
+        dep = deployments(engine).for_inference(proc.model_id)
+        assert dep is not None
+        stored = engine.models.config(dep.model_id)
+    except ApiError as err:
+        return [err] * len(docs)
+    if proc.inputs is not None:
+        return _input_output(proc, docs, engine, dep, stored)
+    return _target_field(proc, docs, engine, dep, stored)
+
+
+def _prefixed(value: Any, prefix: str) -> Any:
+    return prefix + value if prefix and isinstance(value, str) else value
+
+
+def _call(dep: Deployment, texts: list[Any], update: Any, field: str) -> list[dict[str, Any]] | ApiError:
+    requests = [{} if t is None else {field: t} for t in texts]
+    try:
+        result, _ = run_chunks(dep, requests, update, field, progress=False)
+    except ApiError as err:
+        return err
+    return result.to_docs()
+
+
+def _target_field(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine", dep: Deployment,
+                  stored: dict[str, Any]) -> list[BaseException | None]:
+    from .inference import map_fields
+
+    field = input_field(stored)
+    prefix = str((stored.get("prefix_strings") or {}).get("ingest") or "")
+    texts = [_prefixed(dig(map_fields(proc.model_input(d), proc.field_map), field), prefix) for d in docs]
+    answers = _call(dep, texts, proc.update, field)
+    if isinstance(answers, ApiError):
+        return [answers] * len(docs)
+    reported = _reported_id(engine, proc.model_id)
+    out: list[BaseException | None] = []
+    for doc, answer in zip(docs, answers):
+        if "error" in answer:
+            out.append(ApiError("status_exception", str(answer["error"]), 400))
+            continue
+        try:
+            proc.write(doc, answer, reported)
+            out.append(None)
+        except ApiError as err:
+            out.append(err)
+    return out
+
+
+def _inputs_of(proc: "InferenceProcessor", doc: Doc) -> list[str] | None | ApiError:
+    """The texts of one document (None: skip it, as ES does when its first input is missing)."""
+    assert proc.inputs is not None
+    texts: list[str] = []
+    for io in proc.inputs:
+        name = io["input_field"]
+        if not doc.has(name) or doc.get(name) is None:
+            if not proc.ignore_missing:
+                return ApiError("illegal_argument_exception", f"field [{name.split('.')[-1]}] not present as part "
+                                f"of path [{name}]", 400)
+            if not texts:
+                return None
+            texts.append("")
+            continue
+        value = doc.get(name)
+        if not isinstance(value, str):
+            return ApiError("illegal_argument_exception",
+                            f"input field [{name}] cannot be processed because it is not a text field", 400)
+        texts.append(value)
+    return texts
+
+
+def _input_output(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine", dep: Deployment,
+                  stored: dict[str, Any]) -> list[BaseException | None]:
+    assert proc.inputs is not None
+    field = input_field(stored)
+    prefix = str((stored.get("prefix_strings") or {}).get("ingest") or "")
+    task, results_field = task_of(stored)
+    per_doc = [_inputs_of(proc, d) for d in docs]
+    flat = [_prefixed(t, prefix) for texts in per_doc if isinstance(texts, list) for t in texts]
+    answers = _call(dep, flat, proc.update, field) if flat else []
+    if isinstance(answers, ApiError):
+        return [answers] * len(docs)
+    reported = _reported_id(engine, proc.model_id)
+    out: list[BaseException | None] = []
+    cursor = 0
+    for doc, texts in zip(docs, per_doc):
+        if isinstance(texts, ApiError) or texts is None:
+            out.append(texts)
+            continue
+        mine = answers[cursor: cursor + len(texts)]
+        cursor += len(texts)
+        failed = next((a for a in mine if "error" in a), None)
+        if failed is not None:
+            out.append(ApiError("status_exception", str(failed["error"]), 400))
+            continue
+        for i, (io, answer) in enumerate(zip(proc.inputs, mine)):
+            base, _leaf = split_output(io["output_field"])
+            values = as_map(task, answer, io["output_field"], results_field)
+            if i == 0:
+                values["model_id"] = reported
+            for key, value in values.items():
+                path = f"{base}.{key}" if base else key
+                doc.set(path, value, append=doc.has(path))
+        out.append(None)
+    return out

@@ -1,0 +1,134 @@
+"""Tokenization as Elasticsearch does it, for every tokenizer kind of spec §4.
+
+:func:`build_tokenizer` gives an :class:`NlpTokenizer`: ``bert`` is ES's own WordPiece analyzer
+(:mod:`.wordpiece`, exact); ``mpnet``, ``roberta``, ``xlm_roberta``, ``deberta_v2`` and ``bert_ja``
+run the Hugging Face tokenizer of the model folder for the word pieces, with ES's special tokens,
+truncation and windows (:mod:`.windows`) applied on top.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from ....errors import ApiError
+from .settings import Tokenization, apply_update, parse
+from .windows import Specials, Window, WindowedTokenizer
+from .wordpiece import InnerTokens, Piece, WordPieceTokenizer, java_lower
+
+__all__ = ["NlpTokenizer", "Tokenization", "Window", "build_tokenizer", "apply_update", "parse"]
+
+PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "roberta": 2, "xlm_roberta": 2}
+SPECIAL_NAMES = {
+    "bert": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"), "bert_ja": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
+    "deberta_v2": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
+    "mpnet": ("<s>", "</s>", "<pad>", "<unk>"), "roberta": ("<s>", "</s>", "<pad>", "<unk>"),
+    "xlm_roberta": ("<s>", "</s>", "<pad>", "<unk>"),
+}
+
+
+def _missing_token(token: str) -> ApiError:
+    return ApiError("status_exception", f"stored vocabulary is missing required [{token}] token", 409)
+
+
+class NlpTokenizer(WindowedTokenizer):
+    """A tokenizer with ES's settings: ``tokenize`` / ``tokenize_pair`` / ``tokenize_pair_span`` plus
+    the vocabulary facts the tasks need (pad and mask ids, token text)."""
+
+    def __init__(self, settings: Tokenization, vocab: Sequence[str], inner: Any, specials: Specials | None,
+                 pad_id: int, mask_id: int | None) -> None:
+        super().__init__(inner, specials, settings.max_sequence_length, settings.with_special_tokens)
+        self.settings = settings
+        self.vocab = list(vocab)
+        self.pad_id = pad_id
+        self.mask_id = mask_id
+
+    @property
+    def mask_token(self) -> str:
+        return self.settings.mask_token
+
+    def with_settings(self, settings: Tokenization) -> "NlpTokenizer":
+        """The same vocabulary with a request's settings (truncate / span / shorter max length)."""
+        return NlpTokenizer(settings, self.vocab, self.inner, self.specials, self.pad_id, self.mask_id)
+
+
+def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterable[str]) -> NlpTokenizer:
+    cls, sep, pad, unk = SPECIAL_NAMES["bert"]
+    index = {t: i for i, t in enumerate(vocab)}
+    if unk not in index:
+        raise _missing_token(unk)
+    if pad not in index:
+        raise _missing_token(pad)
+    specials = None
+    if settings.with_special_tokens:
+        missing = [t for t in (sep, cls) if t not in index]
+        if missing:
+            raise ApiError("status_exception", f"stored vocabulary is missing required [{', '.join(missing)}] token(s)",
+                           409)
+        specials = Specials(index[cls], index[sep], PAIR_SEPARATORS[settings.kind])
+    inner = WordPieceTokenizer(vocab, do_lower_case=settings.do_lower_case, never_split=never_split, unknown_token=unk)
+    return NlpTokenizer(settings, vocab, inner, specials, index[pad], index.get(settings.mask_token))
+
+
+class HfInner:
+    """Word pieces from a Hugging Face fast tokenizer; a piece's position is its word index and its
+    offsets are those of the whole word (as ES's ``DelimitedToken`` offsets are)."""
+
+    def __init__(self, hf: Any, lower: bool) -> None:
+        self.hf = hf
+        self.lower = lower
+
+    def __call__(self, text: str) -> InnerTokens:
+        source = java_lower(text) if self.lower else text
+        enc = self.hf(source, add_special_tokens=False, return_offsets_mapping=True)
+        ids: list[int] = list(enc["input_ids"])
+        offsets = list(enc["offset_mapping"])
+        try:
+            words = enc.word_ids()
+        except (AttributeError, ValueError):
+            words = list(range(len(ids)))
+        positions: list[int] = []
+        spans: dict[int, tuple[int, int]] = {}
+        last = -1
+        for i, word in enumerate(words):
+            pos = last if word is None else int(word)
+            pos = max(pos, 0)
+            positions.append(pos)
+            last = pos
+            s, e = offsets[i]
+            lo, hi = spans.get(pos, (s, e))
+            spans[pos] = (min(lo, s), max(hi, e))
+        tokens = self.hf.convert_ids_to_tokens(ids)
+        pieces = [Piece(int(i), str(t), *spans[p]) for i, t, p in zip(ids, tokens, positions)]
+        return InnerTokens(pieces, positions)
+
+
+def _hf_vocab(hf: Any) -> list[str]:
+    size = len(hf)
+    return [str(t) for t in hf.convert_ids_to_tokens(list(range(size)))]
+
+
+def _hf(settings: Tokenization, hf: Any) -> NlpTokenizer:
+    vocab = _hf_vocab(hf)
+    cls = hf.cls_token_id if hf.cls_token_id is not None else hf.bos_token_id
+    sep = hf.sep_token_id if hf.sep_token_id is not None else hf.eos_token_id
+    specials = Specials(int(cls), int(sep), PAIR_SEPARATORS[settings.kind]) if (
+        settings.with_special_tokens and cls is not None and sep is not None) else None
+    pad = hf.pad_token_id if hf.pad_token_id is not None else 0
+    lower = settings.do_lower_case and not bool(getattr(hf, "do_lower_case", False))
+    return NlpTokenizer(settings, vocab, HfInner(hf, lower), specials, int(pad), hf.mask_token_id)
+
+
+def build_tokenizer(settings: Tokenization, *, vocab: Sequence[str] | None = None, hf_tokenizer: Any = None,
+                    never_split: Iterable[str] = ()) -> NlpTokenizer:
+    """The tokenizer for ``settings``: ES's WordPiece for ``bert`` (from ``vocab``, or the HF
+    tokenizer's vocabulary), the model folder's HF tokenizer for the other kinds."""
+    if settings.kind == "bert":
+        if vocab is None:
+            if hf_tokenizer is None:
+                raise ValueError("a bert tokenizer needs a vocabulary or a Hugging Face tokenizer")
+            vocab = _hf_vocab(hf_tokenizer)
+        return _wordpiece(settings, vocab, never_split)
+    if hf_tokenizer is None:
+        raise ApiError("status_exception", f"tokenization [{settings.kind}] needs the model's Hugging Face tokenizer "
+                       "files (tokenizer.json / vocabulary) next to the model", 400)
+    return _hf(settings, hf_tokenizer)

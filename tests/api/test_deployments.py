@@ -410,3 +410,24 @@ def test_embedded_model_needs_no_setup_and_caches(engine, monkeypatch):
     assert node["inference_count"] == 4 and node["inference_cache_hit_count"] == 2
     r = engine.request("DELETE", f"_ml/trained_models/{EMBEDDED}", params={"force": "true"})
     assert r.status == 400
+
+
+def test_pipelines_prefix_ingest_strings_and_report_the_id_used(engine, models):
+    r = engine.request("PUT", "_ml/trained_models/prefixed", {
+        "model_type": "pytorch", "inference_config": {"text_embedding": {}},
+        "prefix_strings": {"ingest": "passage: ", "search": "query: "}})
+    assert r.status == 200, r.body
+    engine.request("PUT", "_ml/trained_models/prefixed/definition/0",
+                   {"definition": DEFINITION, "total_definition_length": 10, "total_parts": 1})
+    start(engine, "prefixed", deployment_id="pdep", cache_size="1kb")
+    engine.request("PUT", "_ml/trained_models/prefixed/model_aliases/emb-alias")
+    for model_id, reported in (("pdep", "pdep"), ("prefixed", "prefixed"), ("emb-alias", "prefixed")):
+        r = engine.request("POST", "_ingest/pipeline/_simulate", {
+            "pipeline": {"processors": [{"inference": {"model_id": model_id}}]},
+            "docs": [{"_source": {"text_field": "abc"}}]})
+        written = r.body["docs"][0]["doc"]["_source"]["ml"]["inference"]
+        assert written == {"predicted_value": [12.0, 2.0], "model_id": reported}, (model_id, r.body)
+    model = models[("prefixed", "cpu")]
+    assert model.seen == ["passage: abc"]  # the same text twice more: cache hits
+    engine.request("POST", "_ml/trained_models/pdep/_infer", {"docs": [{"text_field": "abc"}]})
+    assert model.seen == ["passage: abc", "abc"]  # _infer sends the text as given

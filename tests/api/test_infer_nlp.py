@@ -1,0 +1,105 @@
+"""``_infer`` and the ``inference`` processor on pytorch models (spec §3.2, §3.3, §5), on the bundled
+all-MiniLM-L6-v2 (real vectors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from es_infer_nb.models.nlp.embedded import get_model
+
+EMBEDDED = "sentence-transformers__all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="module")
+def vec():
+    model = get_model("cpu")
+    return lambda text: model.embed([text])[0]
+
+
+def infer(engine, path, body):
+    r = engine.request("POST", f"_ml/trained_models/{path}", body)
+    assert r.status == 200, r.body
+    return r.body["inference_results"]
+
+
+def test_infer_docs_input_and_deprecated_route(engine, vec):
+    (a,) = infer(engine, f"{EMBEDDED}/_infer", {"docs": [{"text_field": "hello there"}]})
+    np.testing.assert_allclose(a["predicted_value"], vec("hello there"), atol=1e-6)
+    (b,) = infer(engine, f"{EMBEDDED}/_infer", {"input": "hello there"})
+    (c,) = infer(engine, f"{EMBEDDED}/deployment/_infer", {"docs": [{"text_field": "hello there"}]})
+    assert a == b == c
+
+
+def test_results_field_update_and_truncation(engine):
+    (r,) = infer(engine, f"{EMBEDDED}/_infer", {"docs": [{"text_field": "short"}],
+                                               "inference_config": {"text_embedding": {"results_field": "vec"}}})
+    assert list(r) == ["vec"]
+    (long,) = infer(engine, f"{EMBEDDED}/_infer", {"docs": [{"text_field": "word " * 400}]})
+    assert list(long) == ["is_truncated", "predicted_value"] and long["is_truncated"] is True
+
+
+def test_failed_documents_do_not_drop_the_others(engine, vec):
+    out = infer(engine, f"{EMBEDDED}/_infer", {"docs": [{"text_field": ["a"]}, {}, {"text_field": "ok"}]})
+    assert out[0] == {"error": "Input value [['a']] for field [text_field] must be a string"}
+    assert out[1] == {"error": "Input field [text_field] does not exist in the source document"}
+    np.testing.assert_allclose(out[2]["predicted_value"], vec("ok"), atol=1e-6)
+
+
+def test_wrong_update_type_is_an_error(engine):
+    r = engine.request("POST", f"_ml/trained_models/{EMBEDDED}/_infer",
+                       {"docs": [{"text_field": "x"}], "inference_config": {"ner": {}}})
+    assert r.status == 400 and r.body["error"]["reason"] == (
+        f"Model [{EMBEDDED}] has inference config of type [text_embedding] which is not supported by inference "
+        "request of type [ner]")
+
+
+def test_pipeline_target_field_style(engine, vec):
+    engine.request("PUT", "_ingest/pipeline/emb", {"processors": [
+        {"inference": {"model_id": EMBEDDED, "field_map": {"body": "text_field"}, "tag": "e"}}]})
+    r = engine.request("POST", "_ingest/pipeline/emb/_simulate", {"docs": [
+        {"_source": {"body": "a body"}}, {"_source": {"body": 12}}]})
+    ok, bad = r.body["docs"]
+    written = ok["doc"]["_source"]["ml"]["inference"]["e"]
+    assert written["model_id"] == EMBEDDED
+    np.testing.assert_allclose(written["predicted_value"], vec("a body"), atol=1e-6)
+    assert bad["error"]["reason"] == "Input value [12] for field [text_field] must be a string"
+    stats = engine.request("GET", f"_ml/trained_models/{EMBEDDED}/_stats").body["trained_model_stats"][0]
+    assert stats["pipeline_count"] == 1 and stats["deployment_stats"]["inference_count"] == 2
+
+
+def test_pipeline_input_output_style(engine, vec):
+    pipeline = {"processors": [{"inference": {"model_id": EMBEDDED, "ignore_missing": True, "input_output": [
+        {"input_field": "title", "output_field": "title_vec"},
+        {"input_field": "body", "output_field": "ml.body_vec"}]}}]}
+    r = engine.request("POST", "_ingest/pipeline/_simulate", {"pipeline": pipeline, "docs": [
+        {"_source": {"title": "a title", "body": "a body"}},
+        {"_source": {"title": "only a title"}},
+        {"_source": {"body": "first input missing: nothing is inferred"}},
+        {"_source": {"title": 5, "body": "x"}}]})
+    d0, d1, d2, d3 = (d.get("doc", d) for d in r.body["docs"])
+    src = d0["_source"]
+    assert src["model_id"] == EMBEDDED and "model_id" not in src["ml"]
+    np.testing.assert_allclose(src["title_vec"], vec("a title"), atol=1e-6)
+    np.testing.assert_allclose(src["ml"]["body_vec"], vec("a body"), atol=1e-6)
+    np.testing.assert_allclose(d1["_source"]["ml"]["body_vec"], vec(""), atol=1e-6)  # missing input sent as ""
+    assert d2["_source"] == {"body": "first input missing: nothing is inferred"}
+    assert d3["error"]["reason"] == "input field [title] cannot be processed because it is not a text field"
+
+
+def test_input_output_missing_without_ignore_missing(engine):
+    pipeline = {"processors": [{"inference": {"model_id": EMBEDDED, "input_output": {
+        "input_field": "title", "output_field": "v"}}}]}
+    r = engine.request("POST", "_ingest/pipeline/_simulate", {"pipeline": pipeline, "docs": [{"_source": {}}]})
+    assert r.body["docs"][0]["error"]["reason"] == "field [title] not present as part of path [title]"
+
+
+def test_input_output_on_a_tree_model_is_refused(engine):
+    engine.request("PUT", "_ml/trained_models/tree", {
+        "input": {"field_names": ["x"]}, "inference_config": {"regression": {}},
+        "definition": {"trained_model": {"tree": {"feature_names": ["x"], "tree_structure": [
+            {"node_index": 0, "leaf_value": 1.0}]}}}})
+    r = engine.request("POST", "_ingest/pipeline/_simulate", {"pipeline": {"processors": [{"inference": {
+        "model_id": "tree", "input_output": {"input_field": "x", "output_field": "y"}}}]},
+        "docs": [{"_source": {"x": "a"}}]})
+    assert "[input_output] is only supported for NLP models" in r.body["docs"][0]["error"]["reason"]

@@ -1,0 +1,96 @@
+"""``df.infer`` / ``series.infer`` on pytorch models: the bundled all-MiniLM-L6-v2 with no set-up,
+input_output, deployment ids, per-row errors, Arrow columns that survive Parquet."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import es_infer_nb  # noqa: F401  (registers the accessors)
+from es_infer_nb.models.nlp.embedded import get_model
+
+EMBEDDED = "sentence-transformers__all-minilm-l6-v2"
+TEXTS = ["The quick brown fox", "", None, "jumps over the lazy dog", "The quick brown fox"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return {t: v for t, v in zip([t for t in TEXTS if t is not None],
+                                 get_model("cpu").embed([t for t in TEXTS if t is not None]))}
+
+
+def test_series_run_embeds_with_no_setup(engine, reference):
+    s = pd.Series(TEXTS, index=[10, 11, 12, 13, 14])
+    out = s.infer.run(EMBEDDED, engine=engine)
+    assert list(out.index) == [10, 11, 12, 13, 14]
+    vec = out["ml.inference.predicted_value"]
+    assert vec.dtype == pd.ArrowDtype(pa.list_(pa.float32(), 384))
+    for i, text in zip(out.index, TEXTS):
+        if text is None:
+            assert vec[i] is None or pd.isna(vec[i])
+            assert out.loc[i, "ml.inference.error"] == "Input field [text_field] does not exist in the source document"
+        else:
+            np.testing.assert_allclose(np.asarray(vec[i]), reference[text], rtol=0, atol=1e-6)
+            assert pd.isna(out.loc[i, "ml.inference.error"])
+    assert set(out["ml.inference.model_id"]) == {EMBEDDED}
+    # the repeated text came from the cache
+    node = engine.request("GET", f"_ml/trained_models/{EMBEDDED}/_stats").body[
+        "trained_model_stats"][0]["deployment_stats"]["nodes"][0]
+    assert node["inference_count"] == 5 and node["inference_cache_hit_count"] == 1 and node["error_count"] == 1
+
+
+def test_parquet_round_trip(engine, tmp_path):
+    out = pd.DataFrame({"text_field": ["a sentence", "another one"]}).infer.run(EMBEDDED, engine=engine)
+    path = tmp_path / "out.parquet"
+    out.to_parquet(path)
+    back = pd.read_parquet(path, dtype_backend="pyarrow")
+    assert back["ml.inference.predicted_value"].dtype == pd.ArrowDtype(pa.list_(pa.float32(), 384))
+    np.testing.assert_array_equal(np.stack(back["ml.inference.predicted_value"].to_numpy()),
+                                  np.stack(out["ml.inference.predicted_value"].to_numpy()))
+
+
+def test_frame_input_output(engine, reference):
+    df = pd.DataFrame({"title": ["The quick brown fox", None], "body": ["", "jumps over the lazy dog"]})
+    out = df.infer.run(EMBEDDED, engine=engine, input_output=[
+        {"input_field": "title", "output_field": "title_vec"},
+        {"input_field": "body", "output_field": "ml.body_vec"}])
+    assert list(out.columns)[:2] == ["title", "body"]
+    np.testing.assert_allclose(np.asarray(out.loc[0, "title_vec"]), reference["The quick brown fox"], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.loc[1, "ml.body_vec"]), reference["jumps over the lazy dog"], atol=1e-6)
+    assert out.loc[1, "title_vec.error"].startswith("Input field")
+    assert set(out["model_id"]) == {EMBEDDED} and "ml.model_id" not in out.columns
+    with pytest.raises(ValueError, match="input_output cannot be combined"):
+        df.infer.run(EMBEDDED, engine=engine, input_output={"input_field": "title", "output_field": "v"},
+                     target_field="x")
+
+
+def test_deployment_id_and_field_map(engine, reference):
+    r = engine.request("POST", f"_ml/trained_models/{EMBEDDED}/deployment/_start",
+                       params={"deployment_id": "minilm-search", "cache_size": "0b"})
+    assert r.status == 200, r.body
+    out = pd.Series(["jumps over the lazy dog"]).infer.run("minilm-search", engine=engine, target_field="emb")
+    np.testing.assert_allclose(np.asarray(out.loc[0, "emb.predicted_value"]), reference["jumps over the lazy dog"],
+                               atol=1e-6)
+    df = pd.DataFrame({"text": ["The quick brown fox"]})
+    out = df.infer.run("minilm-search", engine=engine, field_map={"text": "text_field"})
+    np.testing.assert_allclose(np.asarray(out.loc[0, "ml.inference.predicted_value"]),
+                               reference["The quick brown fox"], atol=1e-6)
+    stats = engine.request("GET", "_ml/trained_models/minilm-search/_stats").body["trained_model_stats"]
+    assert [s["deployment_stats"]["nodes"][0]["inference_count"] for s in stats] == [2]
+
+
+def test_user_pytorch_model_without_deployment_raises_es_error(engine):
+    engine.request("PUT", "_ml/trained_models/tiny", {"model_type": "pytorch", "inference_config": {"ner": {}}})
+    with pytest.raises(es_infer_nb.ApiError) as err:
+        pd.Series(["x"]).infer.run("tiny", engine=engine)
+    assert err.value.status == 409 and "must be deployed to use" in err.value.reason
+
+
+def test_wrong_inference_config_update_raises(engine):
+    with pytest.raises(es_infer_nb.ApiError) as err:
+        pd.Series(["x"]).infer.run(EMBEDDED, engine=engine, inference_config={"ner": {}})
+    assert err.value.status == 400 and "not supported by inference request of type [ner]" in err.value.reason

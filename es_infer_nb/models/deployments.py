@@ -424,6 +424,8 @@ class Deployments:
                 400,
             )
         check_deployable(self.engine, model_id)
+        if req.device is not None:
+            resolve_device(req.device)  # an unusable device is the request's fault (400), not a node failure
         parts = native_definitions(self.engine)
         params = DeploymentParams(
             model_id=model_id, deployment_id=req.deployment_id,

@@ -431,3 +431,38 @@ def test_pipelines_prefix_ingest_strings_and_report_the_id_used(engine, models):
     assert model.seen == ["passage: abc"]  # the same text twice more: cache hits
     engine.request("POST", "_ml/trained_models/pdep/_infer", {"docs": [{"text_field": "abc"}]})
     assert model.seen == ["passage: abc", "abc"]  # _infer sends the text as given
+
+
+def test_adaptive_allocations(engine, models):
+    put_pytorch(engine)
+    body = {"adaptive_allocations": {"enabled": True, "min_number_of_allocations": 2, "max_number_of_allocations": 1}}
+    r = engine.request("POST", "_ml/trained_models/tiny/deployment/_start", body, params={"number_of_allocations": 3})
+    assert error(r)[2] == ("Validation Failed: 1: [number_of_allocations] cannot be set if adaptive allocations is "
+                           "enabled;2: [min_number_of_allocations] must not be larger than [max_number_of_allocations];")
+    body["adaptive_allocations"]["max_number_of_allocations"] = 4
+    r = engine.request("POST", "_ml/trained_models/tiny/deployment/_start", body)
+    assert r.status == 200, r.body
+    a = r.body["assignment"]
+    assert a["task_parameters"]["number_of_allocations"] == 2  # the minimum, as computeNumberOfAllocations
+    assert a["adaptive_allocations"] == {"enabled": True, "min_number_of_allocations": 2, "max_number_of_allocations": 4}
+    d = stats(engine, "tiny")["deployment_stats"]
+    assert list(d)[:5] == ["deployment_id", "model_id", "threads_per_allocation", "number_of_allocations",
+                           "adaptive_allocations"]
+    r = engine.request("POST", "_ml/trained_models/tiny/deployment/_start", {"bogus": 1},
+                       params={"deployment_id": "x"})
+    assert error(r)[:2] == (400, "x_content_parse_exception")
+
+
+def test_device_choice(engine, models):
+    import torch
+
+    put_pytorch(engine)
+    assert start(engine, device="cpu").status == 200
+    assert list(models) == [("tiny", "cpu")]
+    if not torch.cuda.is_available():
+        r = start(engine, deployment_id="gpu", device="cuda")
+        assert error(r) == (400, "status_exception", "device [cuda] was requested but CUDA is not available")
+    else:  # pragma: no cover - on a GPU machine
+        assert start(engine, deployment_id="gpu", device="cuda").status == 200
+        assert ("tiny", "cuda") in models
+    assert error(start(engine, deployment_id="odd", device="tpu"))[:2] == (400, "illegal_argument_exception")

@@ -161,7 +161,8 @@ def stop_deployment(engine: "Engine", req: Request) -> Any:
     if not force:
         for dep_id in ids:
             dep = registry.require(dep_id)
-            if pipelines_using(engine, {dep_id, dep.model_id, *engine.models.aliases_of(dep.model_id)}):
+            referenced = {dep_id, *(engine.models.aliases_of(dep.model_id) if dep_id == dep.model_id else [])}
+            if pipelines_using(engine, referenced):
                 raise ApiError(
                     "status_exception",
                     f"Cannot stop deployment [{dep_id}] as it is referenced by ingest processors; use force to stop "

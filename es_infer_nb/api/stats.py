@@ -62,7 +62,8 @@ def model_stats_entries(engine: "Engine", model_id: str, only: set[str] | None =
 
 def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None = None) -> dict[str, Any]:
     config = engine.models.config(model_id)
-    ids = {model_id, *engine.models.aliases_of(model_id)}
+    deployment_ids = [d.deployment_id for d in deployments(engine).of_model(model_id)]
+    ids = {model_id, *engine.models.aliases_of(model_id), *deployment_ids}
     size = int(config.get("model_size_bytes", 0))
     native = required_native_memory_bytes(size) if config.get("model_type") == "pytorch" else 0
     entry: dict[str, Any] = {

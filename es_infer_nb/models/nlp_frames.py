@@ -25,10 +25,12 @@ NOT_INFERRED = "not inferred: the run was interrupted"
 
 
 def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any, field: str, *,
-               device: str | None = None, progress: bool | None = None) -> tuple[DocsResult, int | None]:
-    """All ``docs`` through the deployment; returns the results and, if interrupted, the rows done."""
+               device: str | None = None, progress: bool | None = None, batch_size: int | None = None
+               ) -> tuple[DocsResult, int | None]:
+    """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
+    returns the results and, if interrupted, the rows done."""
     n = len(docs)
-    step = max(1, deployment.params.queue_capacity)
+    step = max(1, min(deployment.params.queue_capacity, batch_size or deployment.params.queue_capacity))
     bar = None
     if progress or (progress is None and n >= PROGRESS_MIN_ROWS):
         from tqdm.auto import tqdm
@@ -75,13 +77,15 @@ def infer_frame_nlp(
     inference_config: Any = None,
     field_map: dict[str, str] | None = None,
     target_field: str | None = None,
+    batch_size: int | None = None,
     device: str | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """The result columns (``<target_field>.<key>``, default ``ml.inference``), indexed like ``df``."""
     field = input_field(engine.models.config(deployment.model_id))
     docs = frame_docs(df, field, field_map)
-    result, interrupted_at = run_chunks(deployment, docs, inference_config, field, device=device, progress=progress)
+    result, interrupted_at = run_chunks(deployment, docs, inference_config, field, device=device, progress=progress,
+                                        batch_size=batch_size)
     target = "ml.inference" if target_field is None else target_field
     frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
     if interrupted_at is not None:

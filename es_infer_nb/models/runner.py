@@ -157,7 +157,7 @@ def infer_frame(
     deployment = deployments(engine).for_inference(model_id)
     if deployment is not None:
         return infer_frame_nlp(engine, deployment, df, inference_config=inference_config, field_map=field_map,
-                               target_field=target_field, device=device, progress=progress)
+                               target_field=target_field, batch_size=batch_size, device=device, progress=progress)
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)
     fields = _needed_fields(stored) + list((field_map or {}).keys())

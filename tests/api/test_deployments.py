@@ -466,3 +466,15 @@ def test_device_choice(engine, models):
         assert start(engine, deployment_id="gpu", device="cuda").status == 200
         assert ("tiny", "cuda") in models
     assert error(start(engine, deployment_id="odd", device="tpu"))[:2] == (400, "illegal_argument_exception")
+
+
+def test_pipeline_references_by_deployment_id(engine, models):
+    put_pytorch(engine)
+    start(engine)
+    start(engine, deployment_id="side")
+    engine.request("PUT", "_ingest/pipeline/p", {"processors": [{"inference": {"model_id": "side"}}]})
+    assert stats(engine, "tiny")["pipeline_count"] == 1  # a deployment id counts for its model
+    r = engine.request("POST", "_ml/trained_models/tiny/deployment/_stop")  # only [side] is referenced
+    assert r.body == {"stopped": True}
+    r = engine.request("POST", "_ml/trained_models/side/deployment/_stop")
+    assert error(r)[0] == 409

@@ -42,7 +42,7 @@ from .builtin import is_builtin
 from .byte_size import ByteSize
 from .doc_columns import DocsResult
 from .inference_cache import InferenceCache, estimate_bytes
-from .native_definitions import check_deployable, native_definitions
+from .native_definitions import check_deployable, definition_missing, native_definitions
 from .nlp_backend import Backend, input_field, load_backend, resolve_device
 from .tree.features import dig
 
@@ -441,6 +441,9 @@ class Deployments:
         try:
             dep.backend()  # ES loads the model when the deployment starts
         except Exception as err:  # noqa: BLE001 - any load failure fails the start, as a node failure in ES
+            missing = definition_missing(self.engine, model_id)
+            if missing is not None:
+                raise missing from None
             reason = err.reason if isinstance(err, ApiError) else f"{type(err).__name__}: {err}"
             raise ApiError(
                 "status_exception",

@@ -134,10 +134,15 @@ def pytorch_fully_defined(engine: Any, model_id: str) -> bool:
 
 
 def check_deployable(engine: Any, model_id: str) -> None:
-    """``checkFullModelDefinitionIsPresent``: the errors ``_start`` gives for missing / partial parts."""
+    """``checkFullModelDefinitionIsPresent``: the error ``_start`` gives for partial parts."""
     parts = native_definitions(engine)
     if parts.has_parts(model_id) and not parts.fully_defined(model_id):
         raise ApiError("status_exception",
                        f"Model definition truncated. Unable to deserialize trained model definition [{model_id}]", 400)
-    if not pytorch_fully_defined(engine, model_id) and not parts.has_parts(model_id):
-        raise ApiError("resource_not_found_exception", f"Could not find trained model definition [{model_id}]", 404)
+
+
+def definition_missing(engine: Any, model_id: str) -> ApiError | None:
+    """The 404 ``_start`` gives for a model with neither definition parts nor a local source."""
+    if pytorch_fully_defined(engine, model_id) or native_definitions(engine).has_parts(model_id):
+        return None
+    return ApiError("resource_not_found_exception", f"Could not find trained model definition [{model_id}]", 404)

@@ -47,6 +47,8 @@ def models(monkeypatch):
     loaded: dict[tuple[str, str], CountingModel] = {}
 
     def load(model_id, stored, device):
+        if not stored.get("model_size_bytes"):
+            raise FileNotFoundError(f"no definition for [{model_id}]")
         loaded[(model_id, device)] = CountingModel(model_id)
         return loaded[(model_id, device)]
 
@@ -138,7 +140,8 @@ def test_start_errors_for_models(engine, models):
 
 
 def test_truncated_definition_cannot_start_and_definition_status(engine, models):
-    engine.request("PUT", "_ml/trained_models/parts", {"model_type": "pytorch", "inference_config": {"pass_through": {}}})
+    engine.request("PUT", "_ml/trained_models/parts", {"model_type": "pytorch", "model_size_bytes": 10,
+                                                       "inference_config": {"pass_through": {}}})
     half = base64.b64encode(b"01234").decode()
     assert engine.request("PUT", "_ml/trained_models/parts/definition/0",
                           {"definition": half, "total_definition_length": 10, "total_parts": 2}).status == 200
@@ -414,7 +417,7 @@ def test_embedded_model_needs_no_setup_and_caches(engine, monkeypatch):
 
 def test_pipelines_prefix_ingest_strings_and_report_the_id_used(engine, models):
     r = engine.request("PUT", "_ml/trained_models/prefixed", {
-        "model_type": "pytorch", "inference_config": {"text_embedding": {}},
+        "model_type": "pytorch", "inference_config": {"text_embedding": {}}, "model_size_bytes": 10,
         "prefix_strings": {"ingest": "passage: ", "search": "query: "}})
     assert r.status == 200, r.body
     engine.request("PUT", "_ml/trained_models/prefixed/definition/0",

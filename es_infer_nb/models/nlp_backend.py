@@ -65,9 +65,10 @@ class EmbeddedBackend:
         self.model = get_model(device).load()  # ES loads the model when the deployment starts
         self.max_tokens = int(stored["inference_config"][self.TASK]["tokenization"]["bert"]["max_sequence_length"])
 
-    def _results_field(self, update: dict[str, Any] | None) -> str:
+    def _options(self, update: dict[str, Any] | None) -> tuple[str, str]:
+        """``(results_field, truncate)`` after an update (``text_embedding`` with results_field / tokenization)."""
         if not update:
-            return "predicted_value"
+            return "predicted_value", "first"
         if not isinstance(update, dict) or len(update) != 1:
             raise ApiError("status_exception",
                            "inference_config must be an object with one inference type mapped to an object.", 400)
@@ -80,11 +81,24 @@ class EmbeddedBackend:
         if unknown:
             raise ApiError("x_content_parse_exception",
                            f"[text_embedding_config_update] unknown field [{unknown[0]}]", 400)
-        return str(options.get("results_field") or "predicted_value")
+        truncate = "first"
+        tokenization = options.get("tokenization")
+        if tokenization is not None:
+            if not isinstance(tokenization, dict) or len(tokenization) != 1 or not isinstance(
+                    next(iter(tokenization.values())), dict):
+                raise ApiError("x_content_parse_exception",
+                               "[text_embedding_config_update] failed to parse field [tokenization]", 400)
+            ((_kind, settings),) = tokenization.items()
+            truncate = str(settings.get("truncate") or "first").lower()
+            if truncate not in ("first", "second", "none", "balanced"):
+                raise ApiError("illegal_argument_exception", f"No enum constant "
+                               f"org.elasticsearch.xpack.core.ml.inference.trainedmodel.Tokenization.Truncate."
+                               f"{truncate.upper()}", 400)
+        return str(options.get("results_field") or "predicted_value"), truncate
 
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None = None, *,
               field: str | None = None) -> DocsResult:
-        results_field = self._results_field(update)
+        results_field, truncate = self._options(update)
         field = field or input_field(self.stored)
         inputs = [text_input(doc, field) for doc in docs]
         ok = [i for i, v in enumerate(inputs) if isinstance(v, str)]
@@ -94,8 +108,13 @@ class EmbeddedBackend:
             vectors = self.model.embed(texts)
             lengths = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
             for j, i in enumerate(ok):
+                n = len(lengths[j])
+                if n > self.max_tokens and truncate == "none":
+                    out[i] = {"error": f"Input too large. The tokenized input length [{n}] exceeds the maximum "
+                                       f"sequence length [{self.max_tokens}]"}
+                    continue
                 result: dict[str, Any] = {results_field: vectors[j].tolist()}
-                if len(lengths[j]) > self.max_tokens:
+                if n > self.max_tokens:
                     result = {"is_truncated": True, **result}
                 out[i] = result
         return DocsResult(self.model_id, out)

@@ -103,3 +103,12 @@ def test_input_output_on_a_tree_model_is_refused(engine):
         "model_id": "tree", "input_output": {"input_field": "x", "output_field": "y"}}}]},
         "docs": [{"_source": {"x": "a"}}]})
     assert "[input_output] is only supported for NLP models" in r.body["docs"][0]["error"]["reason"]
+
+
+def test_truncate_none_update_fails_only_the_long_document(engine):
+    out = infer(engine, f"{EMBEDDED}/_infer", {
+        "docs": [{"text_field": "word " * 400}, {"text_field": "short"}],
+        "inference_config": {"text_embedding": {"tokenization": {"bert": {"truncate": "none"}}}}})
+    assert out[0] == {"error": "Input too large. The tokenized input length [402] exceeds the maximum sequence "
+                               "length [256]"}
+    assert len(out[1]["predicted_value"]) == 384

@@ -1,0 +1,147 @@
+"""The transformers network behind an NLP task: the Hugging Face model of a local folder with the
+head the task needs (:mod:`.tasks.base` ``HEAD_*``), run on padded batches of windows.
+
+Heads: ``embedding`` pools the last hidden state as the folder's sentence-transformers config says
+(mean / CLS / max, then ``Normalize`` when listed; mean without a config); ``hidden`` is the raw
+last hidden state (pass_through); ``sequence`` / ``token`` / ``masked_lm`` are the classification,
+token-classification and masked-LM logits; ``expansion`` is the SPLADE pooling eland traces for
+``text_expansion`` (max over tokens of ``log(1 + relu(logits))``); ``span`` stacks the start and end
+logits of a question-answering model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .tasks.base import (HEAD_EMBEDDING, HEAD_EXPANSION, HEAD_HIDDEN, HEAD_MASKED_LM, HEAD_SEQUENCE, HEAD_SPAN,
+                         HEAD_TOKEN)
+from .tokenization import Window
+
+AUTO_CLASSES = {
+    HEAD_EMBEDDING: "AutoModel", HEAD_HIDDEN: "AutoModel", HEAD_SEQUENCE: "AutoModelForSequenceClassification",
+    HEAD_TOKEN: "AutoModelForTokenClassification", HEAD_MASKED_LM: "AutoModelForMaskedLM",
+    HEAD_EXPANSION: "AutoModelForMaskedLM", HEAD_SPAN: "AutoModelForQuestionAnswering",
+}
+_LOAD_LOCK = threading.Lock()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pooling_of(path: Path) -> tuple[str, bool]:
+    """``(mode, normalize)`` from a sentence-transformers folder (``modules.json``); mean otherwise."""
+    modules = _read_json(path / "modules.json") or []
+    normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+    pooling_dir = next((m.get("path") for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
+    config = _read_json(path / (pooling_dir or "1_Pooling") / "config.json") or {}
+    if config.get("pooling_mode_cls_token"):
+        return "cls", normalize
+    if config.get("pooling_mode_max_tokens"):
+        return "max", normalize
+    return "mean", normalize
+
+
+def token_type_ids(window: Window, uses_types: bool) -> list[int]:
+    """0 up to and including the first separator run, 1 for the second sequence (BERT pairs)."""
+    if not uses_types or not window.seq_pair_offset:
+        return [0] * len(window.token_ids)
+    return [0] * window.seq_pair_offset + [1] * (len(window.token_ids) - window.seq_pair_offset)
+
+
+def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -> dict[str, np.ndarray]:
+    """The padded model inputs of a batch, as ES builds its request (``tokens`` = ids, ``arg_1`` =
+    attention mask, ``arg_2`` = token types, ``arg_3`` = positions)."""
+    width = max((len(w.token_ids) for w in windows), default=0)
+    n = len(windows)
+    ids = np.full((n, width), pad_id, dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.int64)
+    types = np.zeros((n, width), dtype=np.int64)
+    positions = np.tile(np.arange(width, dtype=np.int64), (n, 1))
+    for i, w in enumerate(windows):
+        k = len(w.token_ids)
+        ids[i, :k] = w.token_ids
+        mask[i, :k] = 1
+        types[i, :k] = token_type_ids(w, uses_types)
+    return {"tokens": ids, "arg_1": mask, "arg_2": types, "arg_3": positions}
+
+
+class Network:
+    """A loaded Hugging Face model with one task head on one device."""
+
+    def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import transformers
+        from transformers.utils import logging as hf_logging
+
+        self.path = Path(path)
+        self.head = head
+        self.device = device
+        cls = getattr(transformers, AUTO_CLASSES[head])
+        with _LOAD_LOCK:
+            enabled = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            try:
+                model = cls.from_pretrained(str(self.path), local_files_only=True)
+            finally:
+                if enabled:
+                    hf_logging.enable_progress_bar()
+        model.eval()
+        self.model = model.to(device)
+        self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
+        self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)
+
+    def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:
+        """One output per window (padding removed), as float32 numpy on the CPU."""
+        import torch
+
+        batch = pad_batch(windows, pad_id, self.uses_token_types)
+        ids = torch.from_numpy(batch["tokens"]).to(self.device)
+        mask = torch.from_numpy(batch["arg_1"]).to(self.device)
+        kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if self.uses_token_types:
+            kwargs["token_type_ids"] = torch.from_numpy(batch["arg_2"]).to(self.device)
+        with torch.inference_mode():
+            out = self.model(**kwargs)
+            values = self._head(out, mask)
+        lengths = [len(w.token_ids) for w in windows]
+        arr = values.float().cpu().numpy()
+        if self.head in (HEAD_HIDDEN, HEAD_TOKEN, HEAD_MASKED_LM):
+            return [arr[i, : lengths[i]] for i in range(len(windows))]
+        if self.head == HEAD_SPAN:
+            return [arr[i, :, : lengths[i]] for i in range(len(windows))]
+        return [arr[i] for i in range(len(windows))]
+
+    def _head(self, out: Any, mask: Any) -> Any:
+        import torch
+
+        if self.head == HEAD_SPAN:
+            return torch.stack([out.start_logits, out.end_logits], dim=1)
+        if self.head in (HEAD_SEQUENCE, HEAD_TOKEN, HEAD_MASKED_LM):
+            return out.logits
+        if self.head == HEAD_EXPANSION:
+            weights = torch.log1p(torch.relu(out.logits)) * mask.unsqueeze(-1).to(out.logits.dtype)
+            return weights.max(dim=1).values
+        hidden = out.last_hidden_state
+        if self.head == HEAD_HIDDEN:
+            return hidden
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "max":
+            pooled = hidden.masked_fill(m == 0, float("-inf")).max(dim=1).values
+        else:
+            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled

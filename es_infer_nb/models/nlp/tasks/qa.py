@@ -1,0 +1,145 @@
+"""``question_answering``: the best context span over every window (spec §3.5, ES's
+``QuestionAnsweringProcessor``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ....errors import ApiError
+from ..tokenization import NlpTokenizer, Window
+from .base import HEAD_SPAN, Task, as_int, as_str, with_truncation
+
+MASKED = -10000.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    start_token: int  # index into the window's context pieces
+    end_token: int
+    score: float
+    window: int
+
+
+def _normalize(values: np.ndarray, seq2_start: int, token_count: int) -> np.ndarray:
+    """Positions outside the context (but CLS) set to -10000, then softmax (``normalizeWith``)."""
+    x = np.array(values, dtype=np.float64)
+    keep = np.zeros(x.shape[0], dtype=bool)
+    keep[0] = True
+    keep[seq2_start:max(seq2_start, token_count - 1)] = True
+    x[~keep] = MASKED
+    return np.exp(x - np.log(np.exp(x).sum()))
+
+
+def top_scores(start: np.ndarray, end: np.ndarray, num_answers: int, seq2_start: int, token_count: int,
+               max_answer_length: int, window: int) -> list[Answer]:
+    """Candidate spans of one window, in the order ES offers them to its top-k queue."""
+    if len(start) != len(end):
+        raise ApiError("status_exception", f"question answering result has invalid dimensions; possible start tokens "
+                       f"[{len(start)}] must equal possible end tokens [{len(end)}]", 500)
+    s = _normalize(start, seq2_start, token_count)
+    e = _normalize(end, seq2_start, token_count)
+    s[0] = e[0] = 0.0
+    if num_answers == 1:
+        best = Answer(0, 0, 0.0, window)
+        top = 0.0
+        for i in range(seq2_start, token_count):
+            if s[i] == 0:
+                continue
+            for j in range(i, min(i + max_answer_length, token_count)):
+                score = s[i] * e[j]
+                if score > top:
+                    top = score
+                    best = Answer(i - seq2_start, j - seq2_start, float(score), window)
+        return [best]
+    return [Answer(i - seq2_start, j - seq2_start, float(s[i] * e[j]), window)
+            for i in range(seq2_start, token_count) for j in range(i, min(i + max_answer_length, token_count))]
+
+
+class TopK:
+    """Lucene's bounded priority queue: keeps the ``size`` best; an equal score never evicts."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: list[tuple[float, int, Answer]] = []
+        self.count = 0
+
+    def offer(self, answer: Answer) -> None:
+        self.count += 1
+        entry = (answer.score, -self.count, answer)
+        if len(self.items) < self.size:
+            self.items.append(entry)
+            return
+        worst = min(self.items, key=lambda t: (t[0], t[1]))
+        if answer.score > worst[0]:
+            self.items.remove(worst)
+            self.items.append(entry)
+
+    def best_first(self) -> list[Answer]:
+        return [a for _s, _c, a in sorted(self.items, key=lambda t: (-t[0], -t[1]))]
+
+
+def qa_answers(windows: list[Window], outputs: list[np.ndarray], num_top_classes: int, max_answer_length: int
+               ) -> list[Answer]:
+    queue = TopK(max(num_top_classes, 1))
+    for index, (window, out) in enumerate(zip(windows, outputs)):
+        out = np.asarray(out, dtype=np.float64)
+        for answer in top_scores(out[0], out[1], queue.size, window.seq_pair_offset, len(window.token_ids),
+                                 max_answer_length, index):
+            queue.offer(answer)
+    return queue.best_first()
+
+
+def qa_result(results_field: str, context: str, windows: list[Window], answers: list[Answer], num_top_classes: int
+              ) -> dict[str, Any]:
+    entries = []
+    for a in answers:
+        pieces = windows[a.window].pieces
+        start, end = pieces[a.start_token].start, pieces[a.end_token].end
+        entries.append({"answer": context[start:end], "score": a.score, "start_offset": start, "end_offset": end})
+    best = entries[0]
+    out: dict[str, Any] = {results_field: best["answer"], "start_offset": best["start_offset"],
+                           "end_offset": best["end_offset"]}
+    if num_top_classes > 0:
+        out["top_classes"] = entries
+    out["prediction_probability"] = best["score"]
+    return out
+
+
+class QuestionAnswering(Task):
+    NAME: ClassVar[str] = "question_answering"
+    HEAD: ClassVar[str] = HEAD_SPAN
+    OPTIONS: ClassVar[dict[str, Any]] = {"question": as_str, "max_answer_length": as_int, "num_top_classes": as_int}
+    UPDATES: ClassVar[tuple[str, ...]] = ("question", "max_answer_length", "num_top_classes")
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {"max_answer_length": 15, "num_top_classes": 0}
+
+    def check_request(self) -> None:
+        self.question  # noqa: B018 - raises the ES error when missing
+
+    @property
+    def question(self) -> str:
+        question = self.options.get("question")
+        if not question:
+            raise ApiError("status_exception", "please provide configuration update for question_answering task "
+                           "including the desired [question]", 400)
+        return str(question)
+
+    def windows(self, text: str, tokenizer: NlpTokenizer) -> list[Window]:
+        t = self.tokenization
+        return tokenizer.tokenize_pair_span(self.question, text, t.truncate, t.span)
+
+    def result(self, text: str, windows: list[Window], outputs: list[np.ndarray], tokenizer: NlpTokenizer
+               ) -> dict[str, Any]:
+        k = int(self.options.get("num_top_classes", 0))
+        answers = qa_answers(windows, outputs, k, int(self.options.get("max_answer_length", 15)))
+        return with_truncation(qa_result(self.results_field, text, windows, answers, k), windows)
+
+    def stored_config(self) -> dict[str, Any]:
+        out = super().stored_config()
+        out.pop("question", None)
+        return out

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: rows below which a call stays on the calling thread
 PARALLEL_MIN_ROWS = 4096
+#: row chunks per thread in a parallel call
+CHUNKS_PER_THREAD = 4
 
 SOURCE = r"""
 #include <stdint.h>
@@ -49,71 +51,92 @@ SOURCE = r"""
 #define BUDGET 4096  /* doubles of feature copies per row block (32 KiB: L1) */
 #endif
 
-/* Both copies of the features of rows [r0, r0 + nb): missing (NaN, +-inf) as +inf, then as -inf. */
+/* Both copies of the features of rows [r0, r0 + nb): missing (NaN, +-inf) as +inf, then as -inf.
+   Grouped by G rows: both[group][feature copy][g], so a group's walk reads from one base pointer.
+   Rows past nb (up to a whole group) are zeros: walked, never emitted. */
 static void fill(const double* x, int64_t r0, int64_t nb, int64_t nf, int64_t sr, int64_t sf,
                  double* both) {
+    int64_t padded = (nb + G - 1) / G * G;
     for (int64_t f = 0; f < nf; f++) {
         const double* col = x + f * sf + r0 * sr;
-        for (int64_t r = 0; r < nb; r++) {
-            double v = col[r * sr];
+        for (int64_t r = 0; r < padded; r++) {
+            double v = r < nb ? col[r * sr] : 0.0;
             int fin = isfinite(v);
-            both[r * 2 * nf + f] = fin ? v : INFINITY;
-            both[r * 2 * nf + nf + f] = fin ? v : -INFINITY;
+            double* at = both + (r / G) * 2 * nf * G + (r % G);
+            at[f * G] = fin ? v : INFINITY;
+            at[(nf + f) * G] = fin ? v : -INFINITY;
         }
     }
 }
 
-static inline void emit(int64_t t, int64_t row, int64_t leaf, const double* lv, int64_t k,
-                        double* sums, int64_t* rows_out, int64_t trees, int64_t base) {
+static inline __attribute__((always_inline)) void
+emit(int64_t t, int64_t row, int64_t leaf, const double* lv, int64_t k, double* sums, int64_t* rows_out,
+     int64_t trees, int64_t base) {
     if (sums) {
         const double* v = lv + leaf * k;
         double* a = sums + row * k;
-        if (t == 0) for (int64_t c = 0; c < k; c++) a[c] = v[c];
+        if (k == 1) a[0] = t == 0 ? v[0] : a[0] + v[0];
+        else if (t == 0) for (int64_t c = 0; c < k; c++) a[c] = v[c];
         else for (int64_t c = 0; c < k; c++) a[c] = a[c] + v[c];
     }
     if (rows_out) rows_out[row * trees + t] = base + leaf;
 }
 
-/* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
-   rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory. */
-int es_walk(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
-            const int32_t* feat, const double* thr, int64_t trees, int64_t depth,
-            const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
+static inline __attribute__((always_inline)) int
+walk_depth(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
+           const int32_t* feat, const double* thr, int64_t trees, const int64_t depth,
+           const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
     int64_t inner = ((int64_t)1 << depth) - 1, width = inner + 1;
     int64_t B = BUDGET / (2 * nf);
     if (B < G) B = G;
     if (B > 256) B = 256;
     B = (B / G) * G;
     double* both = (double*)malloc(sizeof(double) * B * 2 * nf);
-    if (!both) return 1;
+    int64_t* offsets = (int64_t*)malloc(sizeof(int64_t) * trees * inner);
+    if (!both || !offsets) { free(both); free(offsets); return 1; }
+    /* a node's feature as an offset into its row group (feature copy * G) */
+    for (int64_t n = 0; n < trees * inner; n++) offsets[n] = (int64_t)feat[n] * G;
     for (int64_t r0 = 0; r0 < rows; r0 += B) {
         int64_t nb = rows - r0 < B ? rows - r0 : B;
         fill(x, r0, nb, nf, sr, sf, both);
         for (int64_t t = 0; t < trees; t++) {
-            const int32_t* ft = feat + t * inner;
+            const int64_t* ft = offsets + t * inner;
             const double* tt = thr + t * inner;
             int64_t base = t * width - inner;  /* leaf-table row of perfect index i: base + i */
             const double* lv = wleaf ? wleaf + base * k : 0;
-            int64_t r = 0;
-            for (; r + G <= nb; r += G) {
+            for (int64_t r = 0; r < nb; r += G) {
+                const double* bp = both + (r / G) * 2 * nf * G;
                 int64_t idx[G];
                 for (int g = 0; g < G; g++) idx[g] = 0;
+#pragma GCC unroll 16
                 for (int64_t d = 0; d < depth; d++)
+#pragma GCC unroll 16
                     for (int g = 0; g < G; g++) {
                         int64_t i = idx[g];
-                        idx[g] = 2 * i + 1 + (both[(r + g) * 2 * nf + ft[i]] > tt[i]);
+                        idx[g] = 2 * i + 1 + (bp[ft[i] + g] > tt[i]);
                     }
-                for (int g = 0; g < G; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
-            }
-            for (; r < nb; r++) {
-                int64_t i = 0;
-                for (int64_t d = 0; d < depth; d++) i = 2 * i + 1 + (both[r * 2 * nf + ft[i]] > tt[i]);
-                emit(t, r0 + r, i, lv, k, sums, rows_out, trees, base);
+                int64_t m = nb - r < G ? nb - r : G;
+                for (int g = 0; g < m; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
             }
         }
     }
     free(both);
+    free(offsets);
     return 0;
+}
+
+/* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
+   rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory.
+   Each depth up to 10 gets its own copy with the level loop unrolled. */
+int es_walk(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
+            const int32_t* feat, const double* thr, int64_t trees, int64_t depth,
+            const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
+#define AT(D) case D: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, D, wleaf, k, sums, rows_out);
+    switch (depth) {
+        AT(1) AT(2) AT(3) AT(4) AT(5) AT(6) AT(7) AT(8) AT(9) AT(10)
+        default: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, depth, wleaf, k, sums, rows_out);
+    }
+#undef AT
 }
 """
 
@@ -237,7 +260,8 @@ def walk(lib: ctypes.CDLL, x: torch.Tensor, feat: torch.Tensor, thr: torch.Tenso
     if threads == 1 or rows < PARALLEL_MIN_ROWS:
         codes = [run(0, rows)]
     else:
-        step = -(-rows // threads)
+        # a few chunks per thread: a thread slowed by other work on its core takes fewer of them
+        step = max(PARALLEL_MIN_ROWS, -(-rows // (threads * CHUNKS_PER_THREAD)))
         codes = list(_pool(threads).map(lambda lo: run(lo, min(rows, lo + step)), range(0, rows, step)))
     if any(codes):
         raise MemoryError("the native tree kernel could not allocate its row buffer")

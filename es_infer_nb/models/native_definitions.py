@@ -117,8 +117,8 @@ def native_definitions(engine: Any) -> NativeDefinitions:
     return found
 
 
-#: set by the Hugging Face importer on models whose weights it keeps in a local folder
-LOCAL_SOURCE_KEY = "es_infer_nb_source"
+#: set by the Hugging Face importer (``es_infer_nb.models.nlp.model.LOCAL_MODEL_KEY``): ``{"path": <folder>}``
+LOCAL_SOURCE_KEY = "_local_model"
 
 
 def pytorch_fully_defined(engine: Any, model_id: str) -> bool:
@@ -130,7 +130,8 @@ def pytorch_fully_defined(engine: Any, model_id: str) -> bool:
     parts = native_definitions(engine)
     if parts.has_parts(model_id):
         return parts.fully_defined(model_id)
-    return bool((engine.models.config(model_id).get("metadata") or {}).get(LOCAL_SOURCE_KEY))
+    local = engine.models.config(model_id).get(LOCAL_SOURCE_KEY)
+    return isinstance(local, dict) and bool(local.get("path"))
 
 
 def check_deployable(engine: Any, model_id: str) -> None:

@@ -112,3 +112,74 @@ def test_truncate_none_update_fails_only_the_long_document(engine):
     assert out[0] == {"error": "Input too large. The tokenized input length [402] exceeds the maximum sequence "
                                "length [256]"}
     assert len(out[1]["predicted_value"]) == 384
+
+
+# -- user models: tiny random-weight transformers built by the tests (tests/models/nlp/tiny_models.py) ------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from models.nlp.tiny_models import build
+
+    root = tmp_path_factory.mktemp("tiny_deploy")
+    return {kind: build(root / kind, kind, seed=i) for i, kind in enumerate(("base", "token"))}
+
+
+def put_local(engine, model_id, folder, inference_config):
+    """A pytorch model whose files are a local folder, stored as the Hugging Face importer stores it."""
+    from es_infer_nb.models.nlp.model import LOCAL_MODEL_KEY
+
+    r = engine.request("PUT", f"_ml/trained_models/{model_id}", {
+        "model_type": "pytorch", "inference_config": inference_config, "model_size_bytes": 1000})
+    assert r.status == 200, r.body
+    engine.models.put(model_id, {**engine.models.config(model_id), LOCAL_MODEL_KEY: {"path": str(folder)}})
+
+
+def test_user_model_through_its_deployment(engine, tiny, monkeypatch):
+    from es_infer_nb.models.nlp.model import NlpModel
+
+    put_local(engine, "tiny-emb", tiny["base"], {"text_embedding": {"tokenization": {"bert": {}}}})
+    status = engine.request("GET", "_ml/trained_models/tiny-emb", params={"include": "definition_status"})
+    assert status.body["trained_model_configs"][0]["fully_defined"] is True
+    docs = {"docs": [{"text_field": "the capital of france is paris"}, {"text_field": "my little red car"}]}
+    assert engine.request("POST", "_ml/trained_models/tiny-emb/_infer", docs).status == 409
+    assert engine.request("POST", "_ml/trained_models/tiny-emb/deployment/_start",
+                          params={"cache_size": "1mb"}).status == 200
+    calls: list[int] = []
+    real = NlpModel.infer
+
+    def counting(self, batch, update=None, *, field=None, progress=None):
+        calls.append(len(batch))
+        return real(self, batch, update, field=field, progress=progress)
+
+    monkeypatch.setattr(NlpModel, "infer", counting)
+    first = infer(engine, "tiny-emb/_infer", docs)
+    direct = NlpModel("tiny-emb", engine.models.config("tiny-emb"), "cpu")
+    assert first == real(direct, docs["docs"], field="text_field").to_docs()
+    assert calls == [2]
+    assert infer(engine, "tiny-emb/_infer", docs) == first and calls == [2]  # cache hits skip the model
+    node = engine.request("GET", "_ml/trained_models/tiny-emb/_stats").body[
+        "trained_model_stats"][0]["deployment_stats"]["nodes"][0]
+    assert node["inference_count"] == 4 and node["inference_cache_hit_count"] == 2
+
+
+def test_user_ner_model_in_a_pipeline_and_a_frame(engine, tiny):
+    import pandas as pd
+
+    import es_infer_nb  # noqa: F401
+
+    put_local(engine, "tiny-ner", tiny["token"], {"ner": {
+        "classification_labels": ["O", "B_PER", "I_PER", "B_LOC", "I_LOC", "B_ORG", "I_ORG"],
+        "tokenization": {"bert": {"do_lower_case": True}}}})
+    engine.request("POST", "_ml/trained_models/tiny-ner/deployment/_start")
+    r = engine.request("POST", "_ingest/pipeline/_simulate", {
+        "pipeline": {"processors": [{"inference": {"model_id": "tiny-ner"}}]},
+        "docs": [{"_source": {"text_field": "ana lives in new york"}}, {"_source": {"text_field": None}}]})
+    ok, bad = r.body["docs"]
+    written = ok["doc"]["_source"]["ml"]["inference"]
+    assert written["model_id"] == "tiny-ner" and isinstance(written["predicted_value"], str)
+    assert "entities" in written
+    assert bad["error"]["reason"] == "Input field [text_field] does not exist in the source document"
+    out = pd.Series(["ana lives in new york", 7]).infer.run("tiny-ner", engine=engine)
+    assert out.loc[0, "ml.inference.predicted_value"] == written["predicted_value"]
+    assert out.loc[1, "ml.inference.error"] == "Input value [7] for field [text_field] must be a string"

@@ -91,6 +91,8 @@ def check_answer(diff: Diff, answer: Any, expected: Any, tol: float, where: str,
                     diff.check(got.get(str(index), MISSING), name, tol, f"{where}.{key}[{index}]")
             elif key.endswith("_json"):
                 diff.check(got, want, tol, f"{where}.{key}", full=True)
+            elif isinstance(want, list) and want and all(isinstance(e, dict) for e in want):
+                check_answer(diff, got, want, tol, f"{where}.{key}", context)  # generic readings in nested entries
             else:
                 diff.check(got, want, tol, f"{where}.{key}")
     elif isinstance(expected, list) and expected and all(isinstance(e, dict) for e in expected):

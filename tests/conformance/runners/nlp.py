@@ -26,6 +26,11 @@ FEATURE = "NLP tokenization and post-processing"
 
 
 def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
+    if isinstance(case.get("runs"), list):  # one call per run: the run's inputs and expectations over the case's
+        base = {k: v for k, v in case.items() if k != "runs"}
+        for run_ in case["runs"]:
+            run_adapter({**base, **run_}, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_NLP)
+        return
     run_adapter(case, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_NLP)
 
 

@@ -166,10 +166,13 @@ def test_compiled_large_batches_equal_the_general_walk():
     x = torch.as_tensor(data(rng, COMPILE_MIN_ROWS + 500, 6))
     perfect = PerfectTrees(parsed, features, torch.device("cpu"))
     general = PackedTrees(parsed, features, torch.device("cpu"))
-    fast = perfect.leaves(x)
-    assert perfect._compiled is not None or perfect._compile_failed
-    assert torch.equal(fast, general.leaves(x))
-    assert torch.equal(perfect.leaves(x[:100]), general.leaves(x[:100]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ES_INFER_NB_NO_NATIVE", "1")  # the torch.compile path, not the native kernel
+        fast = perfect.leaves(x)
+        assert "walk" in perfect._compiled or perfect._compile_failed
+        assert torch.equal(fast, general.leaves(x))
+        assert torch.equal(perfect.leaves(x[:100]), general.leaves(x[:100]))
+    assert torch.equal(perfect.leaves(x), fast)  # the native kernel, where it is available
 
 
 def test_deep_trees_use_the_general_walk():
@@ -214,3 +217,138 @@ def test_fused_walk_and_sum_equal_the_step_by_step_aggregation(aggregate, leaf_s
         np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12)
         if b.probabilities is not None:
             np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-12, atol=1e-12)
+
+
+# -- the native CPU kernel --------------------------------------------------------------------
+
+def _needs_native():
+    from es_infer_nb.models.tree import native
+
+    if native._compiler() is None:
+        pytest.skip("no C compiler on this machine: the torch walk is the only CPU path")
+    lib = native.kernel()
+    assert lib is not None, "a C compiler is present, so the native tree kernel must build"
+    return lib
+
+
+def _special_values(rng, n, f):
+    """Data with NaN, +-inf, -0.0 and values equal to the (2-decimal) thresholds."""
+    x = data(rng, n, f)
+    x[rng.random(size=x.shape) < 0.03] = -np.inf
+    x[rng.random(size=x.shape) < 0.03] = np.inf
+    x[rng.random(size=x.shape) < 0.03] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("leaf_size", [1, 3])
+def test_native_kernel_equals_the_torch_walk_bit_for_bit(monkeypatch, leaf_size):
+    from es_infer_nb.models.tree.perfect import PerfectTrees
+
+    _needs_native()
+    rng = np.random.default_rng(31 + leaf_size)
+    trees = [random_tree(rng, 7, int(rng.integers(1, 7)), leaf_size=leaf_size) for _ in range(25)]
+    parsed = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(7)], "trained_models": [{"tree": t} for t in trees]}}}).all_trees()
+    perfect = PerfectTrees(parsed, [f"f{i}" for i in range(7)], torch.device("cpu"))
+    weights = rng.uniform(0.1, 2.0, size=len(trees))
+    x = _special_values(rng, 3001, 7)
+    layouts = {"rows": x, "columns": np.asfortranarray(x), "strided": np.repeat(x, 3, axis=1)[:, ::3]}
+    native_rows = {k: perfect.leaf_rows(torch.as_tensor(v)) for k, v in layouts.items()}
+    native_sums = {k: perfect.weighted_sum(torch.as_tensor(v), weights) for k, v in layouts.items()}
+    monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
+    eager_rows = perfect.leaf_rows(torch.as_tensor(x))
+    eager_sums = perfect.weighted_sum(torch.as_tensor(x), weights)
+    for name in layouts:
+        assert torch.equal(native_rows[name], eager_rows), name
+        assert native_sums[name].shape == (len(x), leaf_size)
+        # bit for bit, -0.0 included
+        assert np.array_equal(native_sums[name].numpy().view(np.int64), eager_sums.numpy().view(np.int64)), name
+
+
+def test_native_answers_do_not_depend_on_threads_or_batches():
+    _needs_native()
+    rng = np.random.default_rng(5)
+    trees = [random_tree(rng, 6, 6) for _ in range(40)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(6)], "trained_models": [{"tree": t} for t in trees]}}})
+    model = CompiledModel(definition, torch.device("cpu"))
+    x = _special_values(rng, 20_000, 6)
+    whole = model.run(x).values
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            assert np.array_equal(model.run(x).values, whole)
+    finally:
+        torch.set_num_threads(threads)
+    for size in (1, 7, 4096):
+        parts = np.concatenate([model.run(x[i : i + size]).values for i in range(0, 4100, size)])
+        assert np.array_equal(parts, whole[: len(parts)])
+
+
+def test_native_build_failure_falls_back_to_torch(monkeypatch, tmp_path, caplog):
+    from es_infer_nb.models.tree import native
+
+    rng = np.random.default_rng(8)
+    trees = [random_tree(rng, 4, 4) for _ in range(6)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(4)], "trained_models": [{"tree": t} for t in trees]}}})
+    x = data(rng, 200, 4)
+    expected = CompiledModel(definition, torch.device("cpu")).run(x).values
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    with caplog.at_level("WARNING"):
+        assert native.kernel() is None
+    assert "building the native tree kernel failed" in caplog.text
+    assert list(tmp_path.glob("*.so")) == []
+    assert np.array_equal(CompiledModel(definition, torch.device("cpu")).run(x).values, expected)
+
+
+def test_native_library_is_built_once_and_reused(monkeypatch, tmp_path):
+    from es_infer_nb.models.tree import native
+
+    _needs_native()
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    assert native.kernel() is not None
+    built = list(tmp_path.glob("es_trees_*.so"))
+    assert len(built) == 1
+    calls = []
+    real_run = native.subprocess.run
+
+    def recording_run(args, *a, **k):
+        calls.append(list(args))
+        return real_run(args, *a, **k)
+
+    monkeypatch.setattr(native.subprocess, "run", recording_run)
+    monkeypatch.setattr(native, "_state", {})  # a new process: loads from the cache
+    assert native.kernel() is not None
+    assert all("--version" in c for c in calls), calls  # no compilation
+    assert list(tmp_path.glob("es_trees_*.so")) == built
+
+
+def test_feature_matrix_of_one_block_frame_is_a_view_with_the_same_answers():
+    import pandas as pd
+
+    from es_infer_nb.models.tree.features import columns_from_frame, feature_matrix
+
+    rng = np.random.default_rng(12)
+    trees = [random_tree(rng, 5, 5) for _ in range(10)]
+    names = [f"f{i}" for i in range(5)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": names, "trained_models": [{"tree": t} for t in trees]}}})
+    x = data(rng, 1000, 5)
+    frame = pd.DataFrame(x, columns=names)
+    view = feature_matrix(columns_from_frame(frame, names), names, len(frame))
+    assert not view.flags.writeable and np.array_equal(view, x, equal_nan=True)
+    shuffled = feature_matrix(columns_from_frame(frame, names), names[::-1], len(frame))
+    assert np.array_equal(shuffled, x[:, ::-1], equal_nan=True)
+    mixed = frame.assign(f2=frame["f2"].astype(object))  # not one block: copied, column-major
+    copied = feature_matrix(columns_from_frame(mixed, names), names + ["absent"], len(frame))
+    assert copied.flags.writeable and np.isnan(copied[:, 5]).all()
+    assert np.array_equal(copied[:, :5], x, equal_nan=True)
+    model = CompiledModel(definition, torch.device("cpu"))
+    want = model.run(np.ascontiguousarray(x)).values
+    assert np.array_equal(model.run(view).values, want)
+    assert np.array_equal(model.run(copied[:, :5]).values, want)

@@ -118,6 +118,15 @@ class Engine:
         self._fill_importance_metadata(model_id, feature_names, data)
         return answer
 
+    def import_hf_model(self, path: str | os.PathLike[str], task_type: str, model_id: str | None = None,
+                        **options: Any) -> dict[str, Any]:
+        """Import a local Hugging Face model folder as a pytorch model, as eland's
+        ``eland_import_hub_model`` would (id ``sentence-transformers__all-minilm-l6-v2``-style);
+        see :func:`es_infer_nb.models.nlp.importer.import_hf_model` for the options."""
+        from .models.nlp.importer import import_hf_model
+
+        return import_hf_model(self, path, task_type, model_id, **options)
+
     def _fill_importance_metadata(self, model_id: str, feature_names: list[str], data: Any) -> None:
         import numpy as np
 

@@ -122,7 +122,8 @@ class NlpModel:
         self.tokenizer = self.tokenizer_for(self.task)
         from .network import Network
 
-        self.network = Network(self.folder, self.task.HEAD, device)
+        quantize = (stored.get(LOCAL_MODEL_KEY) or {}).get("quantize")
+        self.network = Network(self.folder, self.task.HEAD, device, quantize)
 
     def _load_tokenizer(self) -> Any:
         from transformers import AutoTokenizer
@@ -166,6 +167,9 @@ class NlpModel:
                     continue
                 except ApiError as err:
                     errors[i] = err
+                except (ArithmeticError, IndexError, KeyError, ValueError) as exc:  # one document's bad output
+                    errors[i] = ApiError("status_exception", f"[{self.model_id}] failed to process the result of "
+                                         f"[{task.NAME}] for this document: {exc}", 500)
             results.append({"error": errors[i].reason})  # type: ignore[union-attr]
         return NlpBatchResult(self.model_id, results, errors)
 

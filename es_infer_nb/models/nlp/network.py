@@ -78,7 +78,8 @@ def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -
 class Network:
     """A loaded Hugging Face model with one task head on one device."""
 
-    def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu") -> None:
+    def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu", quantize: str | None = None
+                 ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import transformers
@@ -97,6 +98,10 @@ class Network:
                 if enabled:
                     hf_logging.enable_progress_bar()
         model.eval()
+        if quantize == "int8" and device == "cpu":  # eland's --quantize: dynamic int8 Linear layers
+            import torch
+
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model.to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)

@@ -29,7 +29,7 @@ def write_tokenizer(folder: Path, *, lower: bool = True) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=lower,
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(VOCAB)}, do_lower_case=lower,
                       model_max_length=128).save_pretrained(str(folder))
 
 

@@ -94,6 +94,8 @@ def qa_answers(windows: list[Window], outputs: list[np.ndarray], num_top_classes
 
 def qa_result(results_field: str, context: str, windows: list[Window], answers: list[Answer], num_top_classes: int
               ) -> dict[str, Any]:
+    if not any(w.pieces for w in windows):
+        raise ApiError("status_exception", "question answering needs a non-empty context; the input has no tokens", 400)
     entries = []
     for a in answers:
         pieces = windows[a.window].pieces

@@ -103,8 +103,9 @@ class HfInner:
 
 
 def _hf_vocab(hf: Any) -> list[str]:
-    size = len(hf)
-    return [str(t) for t in hf.convert_ids_to_tokens(list(range(size)))]
+    """Tokens by id (eland's ``_load_vocab``); ids with no token (never in practice) become ``""``."""
+    by_id = {int(i): str(t) for t, i in hf.get_vocab().items()}
+    return [by_id.get(i, "") for i in range(max(by_id, default=-1) + 1)]
 
 
 def _hf(settings: Tokenization, hf: Any) -> NlpTokenizer:

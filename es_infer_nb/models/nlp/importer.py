@@ -1,0 +1,210 @@
+"""Import a local Hugging Face model folder as a pytorch trained model, the way eland's
+``eland_import_hub_model`` does (nothing is fetched from a hub).
+
+* id: ``elasticsearch_model_id`` of the hub name (``sentence-transformers/all-MiniLM-L6-v2`` ->
+  ``sentence-transformers__all-minilm-l6-v2``): white space, ``/`` and ``\\`` become ``__``,
+  lower-cased, the last 64 characters, no leading ``__``. The name is ``hub_model_id`` when given,
+  else the folder config's ``_name_or_path`` when it looks like a hub id, else the folder name.
+* ``inference_config``: ``{task_type: {tokenization, classification_labels?, embedding_size?}}``
+  with the tokenizer kind from the tokenizer class (bert, mpnet, roberta, xlm_roberta, deberta_v2,
+  bert_ja), ``do_lower_case`` / ``add_prefix_space`` from the tokenizer, ``max_sequence_length`` =
+  the tokenizer's ``model_max_length`` when reasonable (<= 8192), else the model's position
+  embeddings; ``classification_labels`` from ``id2label`` (``-`` -> ``_``); eland's task defaults
+  (question answering: 386 tokens, span 128, truncate none; text similarity: truncate second).
+* the config is PUT through the REST layer (validated like any PUT), then the vocabulary
+  (``PUT _ml/trained_models/<id>/vocabulary``, with BPE merges when the tokenizer has them).
+* the files: an engine with a home gets a copy under ``<home>/nlp_models/<id>/`` (so a new Engine
+  on the same home loads it); an in-memory engine refers to the folder itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .model import LOCAL_MODEL_KEY
+from .tasks import TASKS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...engine import Engine
+
+REASONABLE_MAX_LENGTH = 8192
+QUANTIZE = (None, "int8")
+MODEL_DIR = "nlp_models"
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
+
+
+def elasticsearch_model_id(name: str) -> str:
+    """eland's id for a hub name or path."""
+    out = re.sub(r"[\s\\/]", "__", name).lower()[-64:]
+    return out.removeprefix("__")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def default_name(folder: Path) -> str:
+    name = str(_read_json(folder / "config.json").get("_name_or_path") or "")
+    if name and "/" in name and not name.startswith(("/", ".", "~")) and not Path(name).is_absolute() \
+            and name.count("/") == 1:
+        return name
+    return folder.name
+
+
+def tokenizer_kind(tokenizer: Any, model_type: str) -> str:
+    names = {cls.__name__ for cls in type(tokenizer).__mro__}
+    if names & {"MPNetTokenizer", "MPNetTokenizerFast"} or model_type == "mpnet":
+        return "mpnet"
+    if names & {"XLMRobertaTokenizer", "XLMRobertaTokenizerFast"} or model_type == "xlm-roberta":
+        return "xlm_roberta"
+    if names & {"RobertaTokenizer", "RobertaTokenizerFast", "BartTokenizer", "BartTokenizerFast"} \
+            or model_type in ("roberta", "bart"):
+        return "roberta"
+    if names & {"DebertaV2Tokenizer", "DebertaV2TokenizerFast"} or model_type == "deberta-v2":
+        return "deberta_v2"
+    if getattr(tokenizer, "word_tokenizer_type", None) == "mecab":
+        return "bert_ja"
+    return "bert"
+
+
+def max_sequence_length(tokenizer: Any, config: Any, kind: str) -> int:
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value <= REASONABLE_MAX_LENGTH:
+        return value
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and 0 < positions <= REASONABLE_MAX_LENGTH:
+        return positions - 2 if kind in ("roberta", "xlm_roberta") else positions
+    if kind == "bert":
+        return 512
+    raise ValueError("Cannot determine model max input length; pass max_model_input_length=")
+
+
+def tokenization_config(tokenizer: Any, config: Any, task_type: str, max_length: int | None) -> dict[str, Any]:
+    kind = tokenizer_kind(tokenizer, str(getattr(config, "model_type", "")))
+    inner: dict[str, Any] = {}
+    if kind in ("bert", "mpnet", "deberta_v2", "bert_ja"):
+        lower = getattr(tokenizer, "do_lower_case", None)
+        if lower is not None:
+            inner["do_lower_case"] = bool(lower)
+    if kind == "roberta" and getattr(tokenizer, "add_prefix_space", None) is not None:
+        inner["add_prefix_space"] = bool(tokenizer.add_prefix_space)
+    inner["max_sequence_length"] = int(max_length or max_sequence_length(tokenizer, config, kind))
+    if task_type == "question_answering":
+        inner.update({"max_sequence_length": 386, "span": 128, "truncate": "none"})
+    if task_type == "text_similarity":
+        inner["truncate"] = "second"
+    return {kind: inner}
+
+
+def classification_labels(config: Any) -> list[str] | None:
+    id2label = getattr(config, "id2label", None) or {}
+    labels = [str(v) for _k, v in sorted(((int(k), v) for k, v in id2label.items()), key=lambda kv: kv[0])]
+    return [label.replace("-", "_") for label in labels] or None
+
+
+def embedding_size(folder: Path, config: Any) -> int:
+    modules = json.loads((folder / "modules.json").read_text()) if (folder / "modules.json").is_file() else []
+    dense = [m for m in modules if str(m.get("type", "")).endswith("Dense")]
+    if dense:
+        dense_config = _read_json(folder / str(dense[-1].get("path")) / "config.json")
+        if dense_config.get("out_features"):
+            return int(dense_config["out_features"])
+    pooling = next((m.get("path") for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
+    dim = _read_json(folder / (pooling or "1_Pooling") / "config.json").get("word_embedding_dimension")
+    return int(dim or getattr(config, "hidden_size"))
+
+
+def vocabulary_body(tokenizer: Any) -> dict[str, Any]:
+    """``PUT _ml/trained_models/<id>/vocabulary``: tokens by id, plus BPE merges when present."""
+    vocab = [token for token, _id in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    body: dict[str, Any] = {"vocabulary": vocab}
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        model = json.loads(backend.to_str()).get("model") or {}
+        merges = model.get("merges")
+        if model.get("type") == "BPE" and merges:
+            body["merges"] = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    return body
+
+
+def weights_bytes(folder: Path) -> int:
+    for pattern in WEIGHT_FILES:
+        files = list(folder.glob(pattern))
+        if files:
+            return sum(f.stat().st_size for f in files)
+    return 0
+
+
+def import_hf_model(engine: "Engine", path: str | Path, task_type: str, model_id: str | None = None, *,
+                    hub_model_id: str | None = None, quantize: str | None = None, description: str | None = None,
+                    ingest_prefix: str | None = None, search_prefix: str | None = None,
+                    max_model_input_length: int | None = None, copy_files: bool | None = None) -> dict[str, Any]:
+    """Import the Hugging Face model in ``path`` for ``task_type``; returns the PUT answer."""
+    if task_type not in TASKS:
+        raise ValueError(f"Task {task_type} is not supported, must be one of: {', '.join(sorted(TASKS))}")
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {list(QUANTIZE)}, got {quantize!r}")
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json); nothing is fetched "
+                                "from a hub")
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    name = hub_model_id or default_name(folder)
+    model_id = model_id or elasticsearch_model_id(name)
+    inner: dict[str, Any] = {"tokenization": tokenization_config(tokenizer, config, task_type, max_model_input_length)}
+    if task_type in ("text_classification", "ner", "zero_shot_classification"):
+        labels = classification_labels(config)
+        if labels:
+            inner["classification_labels"] = labels
+    if task_type == "text_embedding":
+        inner["embedding_size"] = embedding_size(folder, config)
+    body: dict[str, Any] = {
+        "description": description or f"Model {name} for task type '{task_type}'",
+        "model_type": "pytorch",
+        "inference_config": {task_type: inner},
+        "input": {"field_names": ["text_field"]},
+        "model_size_bytes": weights_bytes(folder),
+    }
+    if ingest_prefix or search_prefix:
+        body["prefix_strings"] = {k: v for k, v in (("ingest", ingest_prefix), ("search", search_prefix)) if v}
+    TASKS[task_type].parse(inner)  # ES's task validation before anything is stored
+    answer = engine.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
+    try:
+        engine.request("PUT", f"_ml/trained_models/{model_id}/vocabulary",
+                       vocabulary_body(tokenizer)).raise_for_status()
+        files = _place_files(engine, folder, model_id, copy_files)
+        with engine.lock:
+            stored = dict(engine.models.config(model_id))
+            stored[LOCAL_MODEL_KEY] = {"path": str(files), "quantize": quantize, "source": str(folder)}
+            engine.models.put(model_id, stored)
+    except BaseException:
+        engine.request("DELETE", f"_ml/trained_models/{model_id}")
+        raise
+    return answer
+
+
+def _place_files(engine: "Engine", folder: Path, model_id: str, copy_files: bool | None) -> Path:
+    """The folder the model loads from: a copy under the engine's home, or ``folder`` itself."""
+    if engine.home is None or copy_files is False:
+        return folder
+    dest = engine.home / MODEL_DIR / model_id
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(folder, tmp)
+    tmp.rename(dest)
+    return dest
+

@@ -33,15 +33,15 @@ def _vector_column(values: list[Any]) -> pa.Array | None:
     width = len(present[0])
     if width == 0 or any(len(v) != width for v in present):
         return None
-    if not all(_is_number(x) for v in present for x in v):
+    if not all(_is_number(v[0]) and _is_number(v[-1]) for v in present):
         return None
+    try:
+        dense = np.array(present, dtype=np.float32)
+    except (TypeError, ValueError):  # a nested or non-numeric element somewhere
+        return None
+    mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
     flat = np.zeros((len(values), width), dtype=np.float32)
-    mask = np.zeros(len(values), dtype=bool)
-    for i, v in enumerate(values):
-        if v is None:
-            mask[i] = True
-        else:
-            flat[i] = v
+    flat[~mask] = dense
     storage = pa.array(flat.reshape(-1), type=pa.float32())
     arr = pa.FixedSizeListArray.from_arrays(storage, width)
     if mask.any():

@@ -22,6 +22,8 @@ def estimate_bytes(value: Any) -> int:
     if isinstance(value, dict):
         return _HEADER + sum(estimate_bytes(k) + estimate_bytes(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
+        if value and type(value[0]) is float and type(value[-1]) is float:  # a vector: 8 bytes a number
+            return _HEADER + 8 * len(value)
         return _HEADER + sum(estimate_bytes(v) for v in value)
     return _HEADER + len(repr(value))
 

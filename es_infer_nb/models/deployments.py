@@ -7,11 +7,12 @@ model (per device) inside the engine. What ES users see is kept: one deployment 
 ``StartTrainedModelDeploymentAction.Request``, one local ML node in the routing table, the
 assignment and allocation states, and the node counters of ``_stats``.
 
-* The queue: an ``_infer`` request's documents all enter the deployment's queue at once, so a
-  request with more documents than ``queue_capacity`` is rejected with ES's 429
-  (``es_rejected_execution_exception``) and counted in ``rejected_execution_count``. Frames and
-  pipelines are fed in chunks of at most ``queue_capacity`` documents (a client that respects
-  back-pressure), so they are never rejected.
+* The queue: an ``_infer`` request's documents all enter the deployment's queue at once, so the
+  documents beyond ``queue_capacity`` are rejected, each answered with ES's error entry
+  (``inference process queue is full. Unable to execute command``) and counted in
+  ``rejected_execution_count``; the others are inferred. Frames and pipelines are fed in chunks of
+  at most ``queue_capacity`` documents (a client that respects back-pressure), so they are never
+  rejected.
 * The cache: keyed on (input text, inference config update), bounded by ``cache_size`` in bytes
   (default: the model size, as ES; ``0b`` disables it). Hits skip the model; repeated inputs in one
   batch are computed once and count as hits, as they would in ES's one-at-a-time native process.
@@ -64,8 +65,10 @@ def required_native_memory_bytes(model_bytes: int) -> int:
     return MEMORY_OVERHEAD_BYTES + 2 * model_bytes if model_bytes > 0 else 0
 
 
-def rejected(reason: str = "inference process queue is full. Unable to execute command") -> ApiError:
-    return ApiError("es_rejected_execution_exception", reason, 429)
+def rejected() -> ApiError:
+    """``EsRejectedExecutionException`` of a full inference queue."""
+    return ApiError("es_rejected_execution_exception", "inference process queue is full. Unable to execute command",
+                    429)
 
 
 @dataclass
@@ -187,17 +190,21 @@ class Deployment:
 
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
               device: str | None = None) -> DocsResult:
-        """Run one queue-full of documents (at most ``queue_capacity``); results in input order."""
+        """Documents submitted at once; results in input order. Those beyond ``queue_capacity`` are
+        rejected one by one, as ES answers each with an error entry (``ErrorInferenceResults``)."""
         self.check_routable()
-        n = len(docs)
-        if n > self.params.queue_capacity:
-            self.counters.record_rejected(n - self.params.queue_capacity)
-            raise rejected()
-        self.counters.pending += n
+        capacity = self.params.queue_capacity
+        accepted, overflow = docs[:capacity], len(docs) - min(len(docs), capacity)
+        if overflow:
+            self.counters.record_rejected(overflow)
+        self.counters.pending += len(accepted)
         try:
-            return self._infer(docs, update, field, device)
+            result = self._infer(accepted, update, field, device) if accepted else DocsResult(self.model_id, [])
         finally:
-            self.counters.pending -= n
+            self.counters.pending -= len(accepted)
+        if overflow:
+            result = DocsResult(self.model_id, result.to_docs() + [{"error": rejected().reason}] * overflow)
+        return result
 
     def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,
                device: str | None) -> DocsResult:

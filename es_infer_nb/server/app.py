@@ -100,6 +100,13 @@ def _body_text(raw: bytes) -> str | None:
         ) from None
 
 
+def _require_route(method: str, path: str, uri: str) -> None:
+    """Raise ES's no-handler 400 / 405 when nothing serves ``method path`` (routing table only)."""
+    from ..api import routing
+
+    routing.resolve(method, path.split("?", 1)[0], uri)
+
+
 class EsApplication:
     """One engine behind Elasticsearch's REST wire format (an ASGI app via ``.asgi``)."""
 
@@ -139,7 +146,11 @@ class EsApplication:
                 raw = _decode_content(raw, request.headers.get("content-encoding"), self.settings.max_content_length)
             except BodyTooLarge:
                 return self._too_large(request)
-            negotiated = negotiate(request.headers.get("accept"), request.headers.get("content-type"), bool(raw))
+            try:
+                negotiated = negotiate(request.headers.get("accept"), request.headers.get("content-type"), bool(raw))
+            except ApiError:
+                _require_route(method, raw_path.decode("latin-1"), uri)  # ES looks the handler up first
+                raise
             response_type = negotiated.response_type
             text = _body_text(raw)
         except ClientDisconnect:

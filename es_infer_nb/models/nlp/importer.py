@@ -3,8 +3,9 @@
 
 * id: ``elasticsearch_model_id`` of the hub name (``sentence-transformers/all-MiniLM-L6-v2`` ->
   ``sentence-transformers__all-minilm-l6-v2``): white space, ``/`` and ``\\`` become ``__``,
-  lower-cased, the last 64 characters, no leading ``__``. The name is ``hub_model_id`` when given,
-  else the folder config's ``_name_or_path`` when it looks like a hub id, else the folder name.
+  lower-cased, the last 64 characters, no leading ``__``. The name is ``hub_model_id`` when given
+  (``hub_model_id="sentence-transformers/all-MiniLM-L6-v2"``), else the hub name of a Hugging Face
+  cache folder (``models--org--name``), else the folder name.
 * ``inference_config``: ``{task_type: {tokenization, classification_labels?, embedding_size?}}``
   with the tokenizer kind from the tokenizer class (bert, mpnet, roberta, xlm_roberta, deberta_v2,
   bert_ja), ``do_lower_case`` / ``add_prefix_space`` from the tokenizer, ``max_sequence_length`` =
@@ -52,10 +53,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def default_name(folder: Path) -> str:
-    name = str(_read_json(folder / "config.json").get("_name_or_path") or "")
-    if name and "/" in name and not name.startswith(("/", ".", "~")) and not Path(name).is_absolute() \
-            and name.count("/") == 1:
-        return name
+    """The hub name of a Hugging Face cache folder (``models--org--name/snapshots/<rev>`` ->
+    ``org/name``), else the folder's own name."""
+    for part in reversed(folder.parts):
+        if part.startswith("models--"):
+            return part[len("models--"):].replace("--", "/")
     return folder.name
 
 

@@ -75,6 +75,18 @@ def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -
     return {"tokens": ids, "arg_1": mask, "arg_2": types, "arg_3": positions}
 
 
+def quantize_int8(model: Any) -> Any:
+    """torch's dynamic int8 quantization of every Linear layer (what eland's ``--quantize`` does)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao's deprecation notices are not the user's concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class Network:
     """A loaded Hugging Face model with one task head on one device."""
 
@@ -99,9 +111,7 @@ class Network:
                     hf_logging.enable_progress_bar()
         model.eval()
         if quantize == "int8" and device == "cpu":  # eland's --quantize: dynamic int8 Linear layers
-            import torch
-
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = quantize_int8(model)
         self.model = model.to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)

@@ -131,3 +131,13 @@ def test_roberta_kind_uses_the_hf_pieces_with_es_specials(roberta_tokenizer):
     assert pair.token_ids.count(sep) == 3 and pair.seq_pair_offset == 1 + len(
         roberta_tokenizer("the capital", add_special_tokens=False)["input_ids"]) + 2
     assert tok.mask_token == "<mask>" and tok.mask_id == roberta_tokenizer.mask_token_id
+
+
+def test_mpnet_is_wordpiece_with_its_own_specials():
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "the", "capital", "paris", "."]
+    tok = build_tokenizer(parse({"mpnet": {"do_lower_case": True}}), vocab=vocab)
+    (window,) = tok.tokenize("The capital <mask>.", "first", -1)
+    assert window.token_ids == [0, 5, 6, 4, 8, 2]
+    assert tok.mask_token == "<mask>" and tok.mask_id == 4 and tok.pad_id == 1
+    pair = tok.tokenize_pair("the", "paris", "first")
+    assert pair.token_ids == [0, 5, 2, 2, 7, 2] and pair.seq_pair_offset == 4

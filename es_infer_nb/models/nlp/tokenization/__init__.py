@@ -1,7 +1,7 @@
 """Tokenization as Elasticsearch does it, for every tokenizer kind of spec §4.
 
-:func:`build_tokenizer` gives an :class:`NlpTokenizer`: ``bert`` is ES's own WordPiece analyzer
-(:mod:`.wordpiece`, exact); ``mpnet``, ``roberta``, ``xlm_roberta``, ``deberta_v2`` and ``bert_ja``
+:func:`build_tokenizer` gives an :class:`NlpTokenizer`: ``bert`` and ``mpnet`` are ES's own WordPiece
+analyzer (:mod:`.wordpiece`, exact); ``roberta``, ``xlm_roberta``, ``deberta_v2`` and ``bert_ja``
 run the Hugging Face tokenizer of the model folder for the word pieces, with ES's special tokens,
 truncation and windows (:mod:`.windows`) applied on top.
 """
@@ -17,6 +17,7 @@ from .wordpiece import InnerTokens, Piece, WordPieceTokenizer, java_lower
 
 __all__ = ["NlpTokenizer", "Tokenization", "Window", "build_tokenizer", "apply_update", "parse"]
 
+WORDPIECE_KINDS = ("bert", "mpnet")
 PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "roberta": 2, "xlm_roberta": 2}
 SPECIAL_NAMES = {
     "bert": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"), "bert_ja": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
@@ -52,7 +53,9 @@ class NlpTokenizer(WindowedTokenizer):
 
 
 def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterable[str]) -> NlpTokenizer:
-    cls, sep, pad, unk = SPECIAL_NAMES["bert"]
+    """ES's WordPiece analyzer: ``bert``, and ``mpnet`` (ES's ``MPNetTokenizer`` is the BERT tokenizer
+    with ``<s>`` / ``</s>`` / ``<pad>`` / ``<unk>`` / ``<mask>`` and ``</s></s>`` between pairs)."""
+    cls, sep, pad, unk = SPECIAL_NAMES[settings.kind]
     index = {t: i for i, t in enumerate(vocab)}
     if unk not in index:
         raise _missing_token(unk)
@@ -65,7 +68,8 @@ def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterab
             raise ApiError("status_exception", f"stored vocabulary is missing required [{', '.join(missing)}] token(s)",
                            409)
         specials = Specials(index[cls], index[sep], PAIR_SEPARATORS[settings.kind])
-    inner = WordPieceTokenizer(vocab, do_lower_case=settings.do_lower_case, never_split=never_split, unknown_token=unk)
+    inner = WordPieceTokenizer(vocab, do_lower_case=settings.do_lower_case,
+                               never_split=[*never_split, settings.mask_token], unknown_token=unk)
     return NlpTokenizer(settings, vocab, inner, specials, index[pad], index.get(settings.mask_token))
 
 
@@ -123,7 +127,7 @@ def build_tokenizer(settings: Tokenization, *, vocab: Sequence[str] | None = Non
                     never_split: Iterable[str] = ()) -> NlpTokenizer:
     """The tokenizer for ``settings``: ES's WordPiece for ``bert`` (from ``vocab``, or the HF
     tokenizer's vocabulary), the model folder's HF tokenizer for the other kinds."""
-    if settings.kind == "bert":
+    if settings.kind in WORDPIECE_KINDS:
         if vocab is None:
             if hf_tokenizer is None:
                 raise ValueError("a bert tokenizer needs a vocabulary or a Hugging Face tokenizer")

@@ -141,3 +141,22 @@ def test_mpnet_is_wordpiece_with_its_own_specials():
     assert tok.mask_token == "<mask>" and tok.mask_id == 4 and tok.pad_id == 1
     pair = tok.tokenize_pair("the", "paris", "first")
     assert pair.token_ids == [0, 5, 2, 2, 7, 2] and pair.seq_pair_offset == 4
+
+
+def test_roberta_add_prefix_space_from_the_settings(roberta_tokenizer):
+    plain = build_tokenizer(parse({"roberta": {}}), hf_tokenizer=roberta_tokenizer)
+    spaced = build_tokenizer(parse({"roberta": {"add_prefix_space": True}}), hf_tokenizer=roberta_tokenizer)
+    text = "paris is the capital"
+    assert plain.inner(text).ids == roberta_tokenizer(text, add_special_tokens=False)["input_ids"]
+    inner = spaced.inner(text)
+    assert inner.ids == roberta_tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+    assert text[inner.pieces[0].start:inner.pieces[0].end] == "paris"
+
+
+def test_deberta_pairs_need_two_non_empty_sequences():
+    from es_infer_nb.models.nlp.tokenization.windows import Specials, WindowedTokenizer
+
+    tok = WindowedTokenizer(WordPieceTokenizer(VOCAB), Specials(2, 3, 1, non_empty_pairs=True), 16)
+    assert tok.tokenize_pair("paris", "london", "first").token_ids == [2, 10, 3, 11, 3]
+    with pytest.raises(ApiError, match="Both sequences must have at least one token"):
+        tok.tokenize_pair("paris", "", "first")

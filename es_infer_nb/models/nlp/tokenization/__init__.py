@@ -77,12 +77,16 @@ class HfInner:
     """Word pieces from a Hugging Face fast tokenizer; a piece's position is its word index and its
     offsets are those of the whole word (as ES's ``DelimitedToken`` offsets are)."""
 
-    def __init__(self, hf: Any, lower: bool) -> None:
+    def __init__(self, hf: Any, lower: bool, prefix_space: bool = False) -> None:
         self.hf = hf
         self.lower = lower
+        self.prefix_space = prefix_space  # roberta ``add_prefix_space`` the HF tokenizer does not do itself
 
     def __call__(self, text: str) -> InnerTokens:
         source = java_lower(text) if self.lower else text
+        shift = 0
+        if self.prefix_space and source and not source[0].isspace():
+            source, shift = " " + source, 1
         enc = self.hf(source, add_special_tokens=False, return_offsets_mapping=True)
         ids: list[int] = list(enc["input_ids"])
         offsets = list(enc["offset_mapping"])
@@ -98,7 +102,7 @@ class HfInner:
             pos = max(pos, 0)
             positions.append(pos)
             last = pos
-            s, e = offsets[i]
+            s, e = max(offsets[i][0] - shift, 0), max(offsets[i][1] - shift, 0)
             lo, hi = spans.get(pos, (s, e))
             spans[pos] = (min(lo, s), max(hi, e))
         tokens = self.hf.convert_ids_to_tokens(ids)
@@ -116,11 +120,12 @@ def _hf(settings: Tokenization, hf: Any) -> NlpTokenizer:
     vocab = _hf_vocab(hf)
     cls = hf.cls_token_id if hf.cls_token_id is not None else hf.bos_token_id
     sep = hf.sep_token_id if hf.sep_token_id is not None else hf.eos_token_id
-    specials = Specials(int(cls), int(sep), PAIR_SEPARATORS[settings.kind]) if (
+    specials = Specials(int(cls), int(sep), PAIR_SEPARATORS[settings.kind], settings.kind == "deberta_v2") if (
         settings.with_special_tokens and cls is not None and sep is not None) else None
     pad = hf.pad_token_id if hf.pad_token_id is not None else 0
     lower = settings.do_lower_case and not bool(getattr(hf, "do_lower_case", False))
-    return NlpTokenizer(settings, vocab, HfInner(hf, lower), specials, int(pad), hf.mask_token_id)
+    prefix = bool(settings.add_prefix_space) and not bool(getattr(hf, "add_prefix_space", False))
+    return NlpTokenizer(settings, vocab, HfInner(hf, lower, prefix), specials, int(pad), hf.mask_token_id)
 
 
 def build_tokenizer(settings: Tokenization, *, vocab: Sequence[str] | None = None, hf_tokenizer: Any = None,

@@ -26,6 +26,7 @@ class Specials:
     cls_id: int
     sep_id: int
     pair_separators: int = 1  # [SEP] for BERT, </s></s> for RoBERTa-likes
+    non_empty_pairs: bool = False  # DeBERTa-v2: both sequences of a pair need a token
 
     @property
     def single_extra(self) -> int:
@@ -142,6 +143,8 @@ class WindowedTokenizer:
         max_len = self.max_sequence_length
         p1, pos1 = list(inner1.pieces), list(inner1.positions)
         p2, pos2 = list(inner2.pieces), list(inner2.positions)
+        if self.specials.non_empty_pairs and (not p1 or not p2):
+            raise illegal("Both sequences must have at least one token")
         n = len(p1) + len(p2) + extra
         if n <= max_len:
             return p1, pos1, p2, pos2, False

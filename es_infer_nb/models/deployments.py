@@ -358,7 +358,7 @@ class Deployments:
         return Deployment(params, self.engine.device, self._load)
 
     def _load(self, model_id: str, device: str) -> Backend:
-        return load_backend(model_id, self.engine.models.config(model_id), device)
+        return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine))
 
     # -- lookups ---------------------------------------------------------------------------------------
     def __len__(self) -> int:

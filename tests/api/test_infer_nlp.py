@@ -183,3 +183,66 @@ def test_user_ner_model_in_a_pipeline_and_a_frame(engine, tiny):
     out = pd.Series(["ana lives in new york", 7]).infer.run("tiny-ner", engine=engine)
     assert out.loc[0, "ml.inference.predicted_value"] == written["predicted_value"]
     assert out.loc[1, "ml.inference.error"] == "Input value [7] for field [text_field] must be a string"
+
+
+def test_torchscript_uploaded_in_parts_runs_like_the_local_folder(engine, tiny):
+    """eland's upload: a traced module in base64 parts + the vocabulary; same vectors as the folder."""
+    import base64
+    import io
+
+    import torch
+    from transformers import BertModel
+
+    from models.nlp.tiny_models import VOCAB
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids)[0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1)
+
+    bert = BertModel.from_pretrained(str(tiny["base"])).eval()
+    example = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]])
+    with torch.no_grad():
+        traced = torch.jit.trace(MeanPooled(bert).eval(), (example, (example > 0).long(), torch.zeros_like(example),
+                                                           torch.arange(4).expand_as(example)))
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    raw = buf.getvalue()
+    config = {"text_embedding": {"tokenization": {"bert": {"do_lower_case": True}}}}
+    engine.request("PUT", "_ml/trained_models/ts-emb", {"model_type": "pytorch", "inference_config": config})
+    half = len(raw) // 2
+    for part, chunk in enumerate((raw[:half], raw[half:])):
+        r = engine.request("PUT", f"_ml/trained_models/ts-emb/definition/{part}", {
+            "definition": base64.b64encode(chunk).decode(), "total_definition_length": len(raw), "total_parts": 2})
+        assert r.status == 200, r.body
+    engine.request("PUT", "_ml/trained_models/ts-emb/vocabulary", {"vocabulary": VOCAB})
+    r = engine.request("POST", "_ml/trained_models/ts-emb/deployment/_start")
+    assert r.status == 200, r.body
+    assert r.body["assignment"]["task_parameters"]["model_bytes"] == len(raw)
+    docs = {"docs": [{"text_field": "the capital of france is paris"}, {"text_field": "my little red car"}]}
+    uploaded = infer(engine, "ts-emb/_infer", docs)
+    put_local(engine, "folder-emb", tiny["base"], config)
+    engine.request("POST", "_ml/trained_models/folder-emb/deployment/_start")
+    local = infer(engine, "folder-emb/_infer", docs)
+    for a, b in zip(uploaded, local):
+        np.testing.assert_allclose(a["predicted_value"], b["predicted_value"], atol=1e-5)
+
+
+def test_start_without_vocabulary_or_with_a_bad_definition_fails(engine):
+    engine.request("PUT", "_ml/trained_models/bad", {"model_type": "pytorch", "inference_config": {"pass_through": {}}})
+    engine.request("PUT", "_ml/trained_models/bad/definition/0",
+                   {"definition": "bm90IGEgbW9kZWw=", "total_definition_length": 11, "total_parts": 1})
+    r = engine.request("POST", "_ml/trained_models/bad/deployment/_start")
+    assert r.status == 500 and "has no vocabulary" in r.body["error"]["reason"]
+    engine.request("PUT", "_ml/trained_models/bad/vocabulary",
+                   {"vocabulary": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "word"]})
+    r = engine.request("POST", "_ml/trained_models/bad/deployment/_start")
+    assert r.status == 500 and r.body["error"]["reason"].startswith(
+        "Could not start trained model deployment, the following nodes failed with errors [{")
+    assert "not a TorchScript module" in r.body["error"]["reason"]

@@ -1,0 +1,104 @@
+"""pytorch models uploaded the Elasticsearch way: a TorchScript definition in base64 parts plus a
+vocabulary (``PUT _ml/trained_models/<id>/definition/<part>``, ``.../vocabulary``), as eland's
+``PyTorchModel.put_model`` / ``put_vocab`` send them.
+
+Like ES's ``pytorch_inference`` process, the traced module is called with the padded token ids, the
+attention mask, the token types and the positions (as many of these as its ``forward`` takes) and its
+output is read per task: ``[batch, hidden]`` for embeddings / classification / expansion,
+``[batch, tokens, x]`` for pass_through / NER / fill_mask, the stacked start and end logits for
+question answering. Tokenization is ES's WordPiece (``bert``) over the uploaded vocabulary; the task
+post-processing is the one every NLP model uses (:class:`es_infer_nb.models.nlp.model.NlpModel`).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ApiError
+from .nlp.model import DEFAULT_INPUT_FIELD, NlpModel
+from .nlp.network import pad_batch
+from .nlp.tasks import parse_task
+from .nlp.tasks.base import HEAD_HIDDEN, HEAD_MASKED_LM, HEAD_SPAN, HEAD_TOKEN
+from .nlp.tokenization import Window, build_tokenizer
+
+ARG_ORDER = ("tokens", "arg_1", "arg_2", "arg_3")
+
+
+class TorchScriptNetwork:
+    """A traced module loaded from the definition bytes, called as ES's native process calls it."""
+
+    def __init__(self, definition: bytes, head: str, device: str = "cpu") -> None:
+        import torch
+
+        try:
+            with warnings.catch_warnings():  # torch's TorchScript deprecation notice is not the user's concern
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(io.BytesIO(definition), map_location=device)
+        except Exception as exc:  # noqa: BLE001 - any unreadable definition is the model's fault
+            raise ApiError("status_exception", f"the model definition is not a TorchScript module: {exc}", 400) \
+                from None
+        self.module.eval()
+        self.head = head
+        self.device = device
+        inputs = [i for i in self.module.forward.schema.arguments if i.name != "self"]
+        self.n_args = max(1, min(len(inputs), len(ARG_ORDER)))
+
+    def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:
+        import torch
+
+        batch = pad_batch(windows, pad_id, True)
+        args = [torch.from_numpy(batch[name]).to(self.device) for name in ARG_ORDER[: self.n_args]]
+        with torch.inference_mode():
+            out = self.module(*args)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        elif isinstance(out, dict):
+            out = next(iter(out.values()))
+        arr = out.float().cpu().numpy()
+        n = len(windows)
+        if self.head == HEAD_SPAN and arr.ndim == 3 and arr.shape[0] == 2 and arr.shape[1] == n:
+            arr = arr.transpose(1, 0, 2)  # eland stacks [start, end] first
+        lengths = [len(w.token_ids) for w in windows]
+        if self.head in (HEAD_HIDDEN, HEAD_TOKEN, HEAD_MASKED_LM):
+            return [arr[i, : lengths[i]] for i in range(n)]
+        if self.head == HEAD_SPAN:
+            return [arr[i, :, : lengths[i]] for i in range(n)]
+        return [arr[i].reshape(-1) for i in range(n)]
+
+
+class TorchScriptModel(NlpModel):
+    """An :class:`NlpModel` whose network is an uploaded TorchScript definition and whose tokenizer
+    is built from the uploaded vocabulary."""
+
+    def __init__(self, model_id: str, stored: dict[str, Any], device: str, definition: bytes,
+                 vocabulary: dict[str, Any] | None) -> None:
+        if not vocabulary or not vocabulary.get("vocabulary"):
+            raise ApiError("status_exception", f"Model [{model_id}] has no vocabulary: PUT _ml/trained_models/"
+                           f"{model_id}/vocabulary before starting it", 400)
+        self.model_id = model_id
+        self.stored = stored
+        self.vocabulary = [str(v) for v in vocabulary["vocabulary"]]
+        self.device = device
+        self.task = parse_task(stored.get("inference_config") or {})
+        names = (stored.get("input") or {}).get("field_names") or [DEFAULT_INPUT_FIELD]
+        self.input_field = str(names[0])
+        self.folder = None
+        self._lock = threading.Lock()
+        self._hf_tokenizer = None
+        self.tokenizer = self.tokenizer_for(self.task)
+        self.network = TorchScriptNetwork(definition, self.task.HEAD, device)
+
+    def tokenizer_for(self, task: Any) -> Any:
+        """ES's tokenizer over the uploaded vocabulary (``bert`` WordPiece; other kinds need their files)."""
+        try:
+            return build_tokenizer(task.tokenization, vocab=self.vocabulary)
+        except ValueError as exc:
+            raise ApiError("status_exception", f"Model [{self.model_id}]: {exc}", 400) from None
+
+    def __repr__(self) -> str:
+        return f"<TorchScriptModel {self.model_id} {self.task.NAME} on {self.device}>"

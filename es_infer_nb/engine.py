@@ -84,6 +84,7 @@ class Engine:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
         self.pipelines = JsonStore(self.home, "pipelines")
+        self.inference_endpoints = JsonStore(self.home, "inference_endpoints")  # secrets: services.secrets
 
     def __repr__(self) -> str:
         where = str(self.home) if self.home is not None else "memory"

@@ -1,0 +1,83 @@
+"""Adapters for ``inference_api.json`` (tests/conformance/runners/inference_api.py), on the real code paths:
+the custom service's settings parsing, request rendering, response / error parsers and the JSON path
+extractor; ``custom_end_to_end`` PUTs and POSTs an endpoint through ``Engine.request`` against a
+loopback HTTP server answering the case's response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError
+from .base import InferenceContext
+from .custom import parse_custom_settings, parse_parameters, render_request
+from .json_path import extract
+from .loopback import LoopbackServer
+from .parsers import ErrorParser, parse_json_parser
+from .secrets import Secret
+
+_MOCK_URL = "<mock server url>"
+
+
+def _secrets(secret_settings: dict[str, Any] | None) -> dict[str, Secret]:
+    raw = (secret_settings or {}).get("secret_parameters") or {}
+    return {k: Secret(v) for k, v in raw.items()}
+
+
+def custom_render_request(task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
+                          secret_settings: dict[str, Any], input: dict[str, Any]) -> dict[str, Any]:
+    settings = parse_custom_settings(task_type, service_settings)
+    ctx = InferenceContext(task_type, dict(task_settings or {}), input.get("input_type"), input.get("query"),
+                           input.get("top_n"), input.get("return_documents"))
+    req = render_request(task_type, settings, parse_parameters(task_settings or {}), _secrets(secret_settings),
+                         list(input.get("input") or []), ctx)
+    return {"url": req.url, "headers": req.headers, "body": req.body.decode("utf-8"), "method": req.method}
+
+
+def custom_parse_response(task_type: str, json_parser: dict[str, Any], response_body: Any) -> dict[str, Any]:
+    return parse_json_parser(task_type, json_parser).parse(response_body)
+
+
+def custom_parse_error(error_parser: dict[str, Any], response_body_raw: str) -> dict[str, Any]:
+    return ErrorParser.from_settings(error_parser).message(response_body_raw)
+
+
+def custom_parser_settings(task_type: str | None = None, json_parser: dict[str, Any] | None = None,
+                           error_parser: dict[str, Any] | None = None, scope: str | None = None) -> dict[str, Any]:
+    if error_parser is not None:
+        return {"error_parser": ErrorParser.from_settings(error_parser, scope).to_settings()}
+    return {"json_parser": parse_json_parser(task_type or "", json_parser, scope).to_settings()}
+
+
+def custom_service_settings_parse(task_type: str, parse_context: str, service_settings: dict[str, Any]) -> dict[str, Any]:
+    return parse_custom_settings(task_type, service_settings, strict=parse_context == "request").to_parsed()
+
+
+def json_path_extract(input: Any, path: str) -> dict[str, Any]:
+    found = extract(input, path)
+    return {"value": found.value, "traversed_fields": found.traversed_fields}
+
+
+def custom_end_to_end(task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
+                      secret_settings: dict[str, Any], input: dict[str, Any], http_response: dict[str, Any]) -> Any:
+    from ..engine import Engine
+
+    answer = (http_response.get("status", 200), http_response.get("body"))
+    with LoopbackServer(lambda _req: answer) as server:
+        settings = {k: (server.url if v == _MOCK_URL else v) for k, v in service_settings.items()}
+        settings["secret_parameters"] = dict((secret_settings or {}).get("secret_parameters") or {})
+        engine = Engine()
+        put = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint",
+                             {"service": "custom", "service_settings": settings, "task_settings": task_settings})
+        if put.status != 200:
+            err = put.body["error"]
+            raise ApiError(err["type"], err["reason"], put.status)
+        body: dict[str, Any] = {"input": input.get("input")}
+        if input.get("query") is not None:
+            body["query"] = input["query"]
+        if input.get("input_type") is not None:
+            body["input_type"] = input["input_type"]
+        resp = engine.request("POST", f"_inference/{task_type}/conformance-endpoint", body)
+        if resp.status != 200:
+            err = resp.body["error"]
+            raise ApiError(err["type"], err["reason"], resp.status)
+        return resp.body

@@ -1,0 +1,270 @@
+"""ES's ``custom`` service (and ``alibaba-cloud-custom-model``, the same service under another name).
+
+Any HTTP model service described by a url, headers, query parameters, a JSON request template and
+JSON paths into the answer (spec §10.3). Always POST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ApiError
+from .base import Endpoint, HttpService, InferenceContext, ServiceSetting, translate_input_type
+from .json_path import java_type
+from .parsers import ErrorParser, ResponseParser, parse_json_parser
+from .secrets import Secret
+from .settings import Validation, rate_limit, reject_unknown
+from .templates import json_values, raw_string_values, substitute, with_query
+from .transport import HttpRequest
+
+DEFAULT_RPM = 10000
+DEFAULT_BATCH_SIZE = 10
+SCOPE = "service_settings"
+
+
+@dataclass
+class CustomSettings:
+    """Parsed ``service_settings`` of a custom endpoint (secrets excluded)."""
+
+    url: str
+    request: str
+    parser: ResponseParser
+    error_parser: ErrorParser | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    query_parameters: list[tuple[str, str]] | None = None
+    input_type: dict[str, Any] | None = None
+    rate_limit: dict[str, int] = field(default_factory=lambda: {"requests_per_minute": DEFAULT_RPM})
+    batch_size: int = DEFAULT_BATCH_SIZE
+    extra: dict[str, Any] = field(default_factory=dict)  # similarity, dimensions, ... (kept as given)
+
+    def to_parsed(self) -> dict[str, Any]:
+        return {"url": self.url, "headers": dict(self.headers),
+                "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
+                "request": self.request, "response": self.response_settings(),
+                "input_type": self.input_type, "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
+                **self.extra}
+
+    def response_settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"json_parser": self.parser.to_settings()}
+        if self.error_parser is not None:
+            out["error_parser"] = self.error_parser.to_settings()
+        return out
+
+    def to_public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_parsed().items() if v is not None and v != {}}
+
+
+def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool = True) -> CustomSettings:
+    """``service_settings`` as ES's ``CustomServiceSettings.fromMap`` validates them."""
+    source = dict(raw)
+    v = Validation()
+    url = v.required_string(source, "url", SCOPE)
+    headers = _headers(source.pop("headers", None), v)
+    query = _query_parameters(source.pop("query_parameters", None), v)
+    request = _request(source.pop("request", None), v)
+    response = v.required_map(source, "response", SCOPE)
+    json_parser = response.pop("json_parser", None)
+    if json_parser is None:
+        v.add(f"[{SCOPE}.response] does not contain the required setting [json_parser]")
+    error_raw = response.pop("error_parser", None)
+    input_type = _input_type(source.pop("input_type", None), v)
+    limits = rate_limit(source, DEFAULT_RPM, v)
+    batch = v.optional_positive_int(source, "batch_size", SCOPE) or DEFAULT_BATCH_SIZE
+    extra = {k: source.pop(k) for k in ("similarity", "dimensions", "max_input_tokens", "element_type",
+                                         "max_concurrent_requests") if k in source}
+    v.raise_if_any()
+    parser = parse_json_parser(task_type, json_parser)
+    error_parser = ErrorParser.from_settings(error_raw, f"{SCOPE}.response") if error_raw is not None else None
+    if strict:
+        reject_unknown(source, "custom", SCOPE)
+    return CustomSettings(url, request, parser, error_parser, headers, query, input_type, limits, batch,  # type: ignore[arg-type]
+                          extra)
+
+
+def _headers(raw: Any, v: Validation) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [headers], expected [Map]")
+        return {}
+    out = {}
+    for k, val in raw.items():
+        if val is None:
+            continue
+        if not isinstance(val, str):
+            v.add(f"[{SCOPE}] Map field [headers] has an entry that is not valid, [{k} => {val}]. Value type of "
+                  f"[{java_type(val)}] is not one of [String].")
+            continue
+        out[k] = val
+    return out
+
+
+def _query_parameters(raw: Any, v: Validation) -> list[tuple[str, str]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [query_parameters], expected [List]")
+        return None
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, list) or len(entry) != 2:
+            v.add(f"[{SCOPE}] failed to parse tuple list entry [{i}] for setting [query_parameters], the tuple must "
+                  f"have exactly 2 elements")
+            continue
+        for pos, word in ((0, "first"), (1, "second")):
+            if not isinstance(entry[pos], str):
+                v.add(f"[{SCOPE}] failed to parse tuple list entry [{i}] for setting [query_parameters], the {word} "
+                      f"element must be a string but was [{java_type(entry[pos])}]")
+                break
+        else:
+            out.append((entry[0], entry[1]))
+    return out or None
+
+
+def _request(raw: Any, v: Validation) -> str | None:
+    if isinstance(raw, dict):  # 8.19's {"content": "<template>"}
+        raw = raw.get("content")
+    if raw is None:
+        v.add(f"[{SCOPE}] does not contain the required setting [request]")
+        return None
+    if not isinstance(raw, str):
+        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [request], expected [String]")
+        return None
+    return raw
+
+
+def _input_type(raw: Any, v: Validation) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [input_type], expected [Map]")
+        return None
+    translation = raw.get("translation") or {}
+    if not isinstance(translation, dict) or any(not isinstance(x, str) for x in translation.values()):
+        v.add(f"[{SCOPE}.input_type] [translation] must map input types to strings")
+        return None
+    bad = sorted(k for k in translation if k not in ("ingest", "search", "classification", "clustering"))
+    if bad:
+        v.add(f"[{SCOPE}.input_type] Invalid input type {bad}, must be one of [classification, clustering, ingest, "
+              f"search]")
+    default = raw.get("default")
+    if default is not None and not isinstance(default, str):
+        v.add(f"[{SCOPE}.input_type] [default] must be a string")
+    return {"translation": dict(translation), "default": default}
+
+
+def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:
+    """``task_settings.parameters``: string / number / boolean values only."""
+    params = task_settings.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] [parameters] must be a map;",
+                       400)
+    for k, val in params.items():
+        if not isinstance(val, (str, int, float, bool)):
+            raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings] Map field [parameters] has "
+                           f"an entry that is not valid, [{k}]. Value type of [{java_type(val)}] is not one of "
+                           f"[Boolean, Double, Float, Integer, String].;", 400)
+    return dict(params)
+
+
+def input_type_value(settings: CustomSettings, input_type: str | None) -> str:
+    conf = settings.input_type or {}
+    name = translate_input_type(input_type)
+    translated = (conf.get("translation") or {}).get(name) if name else None
+    if translated is not None:
+        return translated
+    return conf.get("default") or ""
+
+
+def render_request(task_type: str, settings: CustomSettings, parameters: dict[str, Any],
+                   secrets: dict[str, Secret], texts: list[str], ctx: InferenceContext) -> HttpRequest:
+    """The HTTP request for ``texts`` (ES's ``CustomRequest``)."""
+    revealed = {k: s.reveal() for k, s in secrets.items()}
+    raw = raw_string_values({**parameters, **revealed})
+    url = substitute(settings.url, raw, "url")
+    pairs = [(k, substitute(val, raw, f"query parameters: [{k}]")) for k, val in settings.query_parameters or []]
+    headers = {"Content-Type": "application/json"}
+    for name, val in settings.headers.items():
+        if name.lower() == "content-type":
+            headers.pop("Content-Type", None)
+        headers[name] = substitute(val, raw, f"header.{name}")
+    body_params: dict[str, Any] = {**parameters, **revealed,
+                                   "input": texts[0] if task_type == "completion" and texts else list(texts),
+                                   "input_type": input_type_value(settings, ctx.input_type)}
+    if ctx.query is not None:
+        body_params["query"] = ctx.query
+    if ctx.top_n is not None:
+        body_params["top_n"] = ctx.top_n
+    if ctx.return_documents is not None:
+        body_params["return_documents"] = ctx.return_documents
+    body = substitute(settings.request, json_values(body_params), "request")
+    return HttpRequest(with_query(url, pairs), headers, body.encode("utf-8"))
+
+
+class CustomService(HttpService):
+    name = "custom"
+    task_types = ("text_embedding", "sparse_embedding", "rerank", "completion", "custom")
+    secret_fields = ("secret_parameters",)
+    default_rpm = DEFAULT_RPM
+
+    def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
+              secrets: dict[str, Secret]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        settings = parse_custom_settings(task_type, service_settings)
+        parameters = parse_parameters(task_settings)
+        clash = sorted(set(parameters) & set(secrets))
+        if clash:
+            raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings.parameters] keys {clash} "
+                           "are also secret_parameters; a name may be defined only once;", 400)
+        # validate every template now, with placeholder inputs, as ES does at PUT time
+        probe = InferenceContext(task_type, query="q", top_n=1, return_documents=True, input_type="ingest")
+        if task_type != "rerank":
+            probe.query = probe.top_n = probe.return_documents = None  # type: ignore[assignment]
+        try:
+            render_request(task_type, settings, parameters, {k: Secret("x") for k in secrets}, ["input"], probe)
+        except ApiError as err:
+            if task_type == "rerank" or not any(p in err.reason for p in ("${query}", "${top_n}",
+                                                                          "${return_documents}")):
+                raise
+        public = settings.to_public()
+        return public, ({"parameters": parameters} if task_settings else {}), settings
+
+    def batch_size(self, endpoint: Endpoint, ctx: InferenceContext) -> int:
+        if ctx.task_type == "completion":
+            return 1
+        if ctx.task_type == "rerank":
+            return 0
+        return endpoint.model.batch_size
+
+    def build_request(self, endpoint: Endpoint, texts: list[str], ctx: InferenceContext) -> HttpRequest:
+        params = parse_parameters(ctx.task_settings)
+        return render_request(ctx.task_type, endpoint.model, params, endpoint.secrets, texts, ctx)
+
+    def parse_response(self, endpoint: Endpoint, body: Any, ctx: InferenceContext) -> dict[str, Any]:
+        return endpoint.model.parser.parse(body)
+
+    def error_message_path(self, endpoint: Endpoint) -> str | None:
+        return endpoint.model.error_parser.path if endpoint.model.error_parser else None
+
+    def settings_table(self) -> list[ServiceSetting]:
+        return [
+            ServiceSetting("url", "The URL of the service (POST; ${name} placeholders).", required=True),
+            ServiceSetting("headers", "Request headers ({name: template}).", type="map"),
+            ServiceSetting("query_parameters", "[[key, template], ...] appended to the url.", type="list"),
+            ServiceSetting("request", "The JSON body template (values JSON-encoded).", required=True),
+            ServiceSetting("response", "json_parser paths (and error_parser.path).", required=True, type="map"),
+            ServiceSetting("secret_parameters", "Secret values usable as ${name}.", required=True, sensitive=True,
+                           type="map"),
+            ServiceSetting("input_type", "translation of input types for ${input_type}.", type="map"),
+            ServiceSetting("batch_size", "Inputs per upstream request.", type="int", default_value=DEFAULT_BATCH_SIZE),
+            ServiceSetting("rate_limit.requests_per_minute", "Requests per minute.", type="int",
+                           default_value=DEFAULT_RPM),
+            ServiceSetting("max_concurrent_requests", "Upstream requests in flight at once (es-infer-nb).",
+                           type="int", default_value=8),
+        ]
+
+
+class AlibabaCloudCustomModelService(CustomService):
+    """``alibaba-cloud-custom-model``: the custom service under the name Alibaba Cloud's docs use."""
+
+    name = "alibaba-cloud-custom-model"

@@ -1,0 +1,172 @@
+"""The services by name, and each engine's inference endpoints (configs + secrets + transports)."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError
+from .base import TASK_TYPES, Endpoint, Service
+from .chunking import parse_chunking_settings
+from .secrets import Secret, SecretStore
+from .transport import Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+
+def _services() -> dict[str, Service]:
+    from .custom import AlibabaCloudCustomModelService, CustomService
+    from .elasticsearch import ElasticsearchService
+    from .hugging_face import HuggingFaceService
+    from .openai import OpenAiService
+
+    return {s.name: s for s in (CustomService(), AlibabaCloudCustomModelService(), OpenAiService(),
+                                HuggingFaceService(), ElasticsearchService())}
+
+
+_SERVICES: dict[str, Service] | None = None
+
+
+def services() -> dict[str, Service]:
+    global _SERVICES
+    if _SERVICES is None:
+        _SERVICES = _services()
+    return _SERVICES
+
+
+def get_service(name: Any) -> Service:
+    service = services().get(name) if isinstance(name, str) else None
+    if service is None:
+        raise ApiError("status_exception", f"Unknown service [{name}]", 400)
+    return service
+
+
+def check_task_type(task_type: Any) -> str:
+    if task_type not in TASK_TYPES:
+        raise ApiError("illegal_argument_exception", f"Unknown task_type [{task_type}]", 400)
+    return task_type
+
+
+def split_secrets(service: Service, service_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Secret]]:
+    """``service_settings`` without its secret fields, and the secrets (``secret_parameters`` is a map of
+    secrets; other secret fields such as ``api_key`` are one secret each)."""
+    public = dict(service_settings)
+    secrets: dict[str, Secret] = {}
+    for name in service.secret_fields:
+        raw = public.pop(name, None)
+        if raw is None:
+            continue
+        if name == "secret_parameters":
+            if not isinstance(raw, dict):
+                raise ApiError("validation_exception",
+                               "Validation Failed: 1: [service_settings] [secret_parameters] must be a map;", 400)
+            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}") for k, v in raw.items()})
+        else:
+            secrets[name] = Secret.from_setting(raw, name)
+    return public, secrets
+
+
+def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
+                   secrets: dict[str, Secret] | None = None) -> Endpoint:
+    """Parse a PUT body (or a stored config with its secrets) into an :class:`Endpoint`."""
+    service = get_service(body.get("service"))
+    if task_type not in service.task_types:
+        raise ApiError("status_exception",
+                       f"The [{service.name}] service does not support task type [{task_type}]", 400)
+    raw_settings = body.get("service_settings")
+    if not isinstance(raw_settings, dict):
+        raise ApiError("validation_exception",
+                       "Validation Failed: 1: [service_settings] does not contain the required setting "
+                       "[service_settings];", 400)
+    public_raw, given = split_secrets(service, raw_settings)
+    all_secrets = {**(secrets or {}), **given}
+    task_settings = body.get("task_settings") or {}
+    if not isinstance(task_settings, dict):
+        raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] must be an object;", 400)
+    chunking = None
+    if task_type in service.chunked_task_types:
+        chunking = parse_chunking_settings(body.get("chunking_settings"))
+    elif body.get("chunking_settings") is not None:
+        raise ApiError("status_exception", f"Chunking settings are not supported for task type [{task_type}]", 400)
+    try:
+        public, tasks, model = service.parse(task_type, public_raw, dict(task_settings), all_secrets)
+    except ApiError as err:
+        from .secrets import redact
+
+        raise ApiError(err.type, redact(err.reason, all_secrets.values()), err.status) from None
+    return Endpoint(inference_id, task_type, service, public, tasks, chunking, all_secrets, model)
+
+
+class Endpoints:
+    """An engine's inference endpoints: configs in ``engine.inference_endpoints`` (no secret), secrets in
+    the 0600 :class:`SecretStore`, one pooled :class:`Transport` per endpoint."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = weakref.ref(engine)
+        self.configs = engine.inference_endpoints
+        self.secrets = SecretStore(engine.home)
+        self._transports: dict[str, Transport] = {}
+        self._parsed: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Endpoints {list(self.configs)}>"
+
+    def ids(self) -> list[str]:
+        return list(self.configs)
+
+    def get(self, inference_id: str) -> Endpoint:
+        with self._lock:
+            cached = self._parsed.get(inference_id)
+            if cached is not None:
+                return cached
+            stored = self.configs.get(inference_id)
+            if stored is None:
+                raise ApiError("resource_not_found_exception", f"Inference endpoint not found [{inference_id}]",
+                               404)
+            endpoint = build_endpoint(inference_id, stored["task_type"], stored, self.secrets.get(inference_id))
+            self._parsed[inference_id] = endpoint
+            return endpoint
+
+    def put(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            self.secrets.put(endpoint.inference_id, endpoint.secrets)
+            self.configs.put(endpoint.inference_id, endpoint.stored())
+            self._forget(endpoint.inference_id)
+
+    def delete(self, inference_id: str) -> None:
+        with self._lock:
+            self.configs.delete(inference_id)
+            self.secrets.delete(inference_id)
+            self._forget(inference_id)
+
+    def _forget(self, inference_id: str) -> None:
+        self._parsed.pop(inference_id, None)
+        transport = self._transports.pop(inference_id, None)
+        if transport is not None:
+            transport.close()
+
+    def transport(self, endpoint: Endpoint) -> Transport | None:
+        settings = endpoint.service.transport_settings(endpoint)
+        if settings is None:
+            return None
+        with self._lock:
+            transport = self._transports.get(endpoint.inference_id)
+            if transport is None or transport.settings != settings:
+                transport = Transport(settings, endpoint.inference_id, tuple(endpoint.secrets.values()))
+                self._transports[endpoint.inference_id] = transport
+            return transport
+
+
+_BY_ENGINE: "weakref.WeakKeyDictionary[Engine, Endpoints]" = weakref.WeakKeyDictionary()
+_BY_ENGINE_LOCK = threading.Lock()
+
+
+def endpoints(engine: "Engine") -> Endpoints:
+    with _BY_ENGINE_LOCK:
+        found = _BY_ENGINE.get(engine)
+        if found is None:
+            found = _BY_ENGINE[engine] = Endpoints(engine)
+        return found

@@ -1,0 +1,65 @@
+"""Running an inference endpoint: per-input results for pipelines and frames, ES answers for REST."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError
+from .base import Endpoint, InferenceContext, TaskOutput, merged_task_settings
+from .registry import endpoints
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+
+def is_endpoint(engine: "Engine", inference_id: str) -> bool:
+    """Whether ``inference_id`` names an inference endpoint of ``engine``."""
+    return inference_id in engine.inference_endpoints
+
+
+def resolve(engine: "Engine", inference_id: str, task_type: str | None = None) -> Endpoint:
+    endpoint = endpoints(engine).get(inference_id)
+    if task_type is not None and task_type != endpoint.task_type:
+        raise ApiError("status_exception", f"Incompatible task_type, the requested type [{task_type}] does not "
+                       f"match the model type [{endpoint.task_type}]", 400)
+    return endpoint
+
+
+def run(engine: "Engine", endpoint: Endpoint, inputs: list[str], *, query: str | None = None,
+        task_settings: dict[str, Any] | None = None, input_type: str | None = None, top_n: int | None = None,
+        return_documents: bool | None = None, timeout_s: float | None = None) -> TaskOutput:
+    if endpoint.task_type == "rerank" and query is None:
+        raise ApiError("action_request_validation_exception",
+                       "Validation Failed: 1: Field [query] cannot be null for task type [rerank];", 400)
+    ctx = InferenceContext(endpoint.task_type, merged_task_settings(endpoint.task_settings, task_settings),
+                           input_type, query, top_n, return_documents, timeout_s, engine)
+    transport = endpoints(engine).transport(endpoint)
+    return endpoint.service.infer(endpoint, list(inputs), ctx, transport)
+
+
+def infer_endpoint(engine: "Engine", inference_id: str, inputs: list[str], *, task_type: str | None = None,
+                   query: str | None = None, task_settings: dict[str, Any] | None = None,
+                   input_type: str | None = "ingest") -> list[dict[str, Any] | ApiError]:
+    """One result entry per input (``{"embedding": ...}``, ``{"result": ...}``, ``{"index", "relevance_score"}``
+    ...), an ``ApiError`` in place of an input whose upstream call failed."""
+    endpoint = resolve(engine, inference_id, task_type)
+    return run(engine, endpoint, inputs, query=query, task_settings=task_settings, input_type=input_type).per_input
+
+
+def rest_answer(output: TaskOutput, *, top_n: int | None = None, return_documents: bool | None = None,
+                inputs: list[str] | None = None) -> dict[str, Any]:
+    """ES's ``POST _inference`` answer; the first failed input's error fails the request."""
+    for entry in output.per_input:
+        if isinstance(entry, ApiError):
+            raise entry
+    if output.key == "custom":
+        return {"custom": output.whole}
+    if output.key == "rerank":
+        ranked = [dict(e) for e in (output.ranked or [])]
+        for e in ranked:
+            if return_documents and "text" not in e and inputs is not None and 0 <= e["index"] < len(inputs):
+                e["text"] = inputs[e["index"]]
+            if return_documents is False:
+                e.pop("text", None)
+        return {"rerank": ranked[:top_n] if top_n is not None else ranked}
+    return {output.key: list(output.per_input)}

@@ -1,0 +1,165 @@
+"""HTTP transport of the remote inference services (httpx).
+
+One :class:`Transport` per endpoint: a pooled ``httpx.Client`` (keep-alive connections, up to
+``max_concurrent_requests``), per-request timeouts, retries with exponential backoff on 429 / 5xx /
+connection errors (``Retry-After`` honoured), a token-bucket :class:`RateLimiter` for
+``rate_limit.requests_per_minute``, and :meth:`Transport.map`, which sends many requests at once
+with bounded concurrency and returns one outcome per request (a response or an ``ApiError``), so a
+failing call never takes the other calls down with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import httpx
+
+from ..errors import ApiError
+from .secrets import Secret, redact
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 5.0
+
+
+@dataclass
+class HttpRequest:
+    """A rendered request. ``repr`` hides headers and body (they may hold secrets)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    method: str = "POST"
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} <{len(self.body)} bytes>, headers={sorted(self.headers)})"
+
+
+class RateLimiter:
+    """Token bucket: ``requests_per_minute`` tokens a minute, bursts of up to one second's worth."""
+
+    def __init__(self, requests_per_minute: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be positive, got [{requests_per_minute}]")
+        self.rate = requests_per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if needed; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1.0
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+@dataclass
+class TransportSettings:
+    requests_per_minute: float
+    max_concurrent_requests: int = 8
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_s: float = DEFAULT_BACKOFF_S
+
+
+@dataclass
+class Transport:
+    settings: TransportSettings
+    inference_id: str = ""
+    secrets: Sequence[Secret] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        n = max(1, self.settings.max_concurrent_requests)
+        self.client = httpx.Client(
+            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+            timeout=httpx.Timeout(self.settings.timeout_s),
+        )
+        self.limiter = RateLimiter(self.settings.requests_per_minute)
+        self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"inference-{self.inference_id}")
+        self.requests_sent = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.inference_id}: {self.settings}>"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        self.client.close()
+
+    # -- one request ---------------------------------------------------------------------
+    def send(self, request: HttpRequest, timeout_s: float | None = None) -> httpx.Response:
+        """Send with retries; returns the final response (maybe an error status) or raises
+        an ``ApiError`` for a connection failure / timeout that outlived the retries."""
+        s = self.settings
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            try:
+                self.requests_sent += 1
+                resp = self.client.request(request.method, request.url, headers=request.headers,
+                                           content=request.body, timeout=timeout_s or s.timeout_s)
+            except httpx.TimeoutException as exc:
+                if attempt < s.max_retries:
+                    attempt = self._backoff(attempt, None)
+                    continue
+                raise self._failure(f"timed out after [{timeout_s or s.timeout_s}s] ({type(exc).__name__})", 408)
+            except httpx.TransportError as exc:
+                if attempt < s.max_retries:
+                    attempt = self._backoff(attempt, None)
+                    continue
+                raise self._failure(f"failed: {type(exc).__name__}: {exc}", 502)
+            if (resp.status_code == 429 or resp.status_code >= 500) and attempt < s.max_retries:
+                attempt = self._backoff(attempt, resp.headers.get("retry-after"))
+                continue
+            return resp
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> int:
+        self.retries += 1
+        delay = self.settings.backoff_s * (2**attempt)
+        if retry_after:
+            try:
+                delay = max(delay, float(retry_after))
+            except ValueError:
+                pass
+        time.sleep(min(delay, MAX_BACKOFF_S))
+        return attempt + 1
+
+    def _failure(self, what: str, status: int) -> ApiError:
+        reason = redact(f"Failed to send the request for inference endpoint [{self.inference_id}]: {what}",
+                        self.secrets)
+        return ApiError("status_exception", reason, status)
+
+    # -- many requests -------------------------------------------------------------------
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R | ApiError]:
+        """``fn`` over ``items`` with at most ``max_concurrent_requests`` at a time, in order;
+        an item whose call raises gets its ``ApiError`` (other exceptions become one)."""
+        items = list(items)
+        if len(items) <= 1:
+            return [self._guard(fn, it) for it in items]
+        return list(self._pool.map(lambda it: self._guard(fn, it), items))
+
+    def _guard(self, fn: Callable[[T], R], item: T) -> R | ApiError:
+        try:
+            return fn(item)
+        except ApiError as err:
+            return err
+        except Exception as exc:  # noqa: BLE001 - one failing call fails only its documents
+            return ApiError("status_exception", redact(f"{type(exc).__name__}: {exc}", self.secrets), 500)

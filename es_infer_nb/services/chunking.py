@@ -76,30 +76,35 @@ def _word_windows(words: list[tuple[int, int]], size: int, overlap: int) -> list
 
 def _sentence_chunks(text: str, words: list[tuple[int, int]], size: int, overlap: int) -> list[tuple[int, int]]:
     bounds = [0] + [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]
-    sentences: list[list[tuple[int, int]]] = []
+    # each sentence: its words and its end offset (punctuation kept, trailing space dropped)
+    sentences: list[tuple[list[tuple[int, int]], int]] = []
     for lo, hi in zip(bounds, bounds[1:]):
         inside = [w for w in words if lo <= w[0] < hi]
         if inside:
-            sentences.append(inside)
-    chunks: list[list[tuple[int, int]]] = []
+            sentences.append((inside, lo + len(text[lo:hi].rstrip())))
+    chunks: list[tuple[int, int]] = []
     current: list[tuple[int, int]] = []
-    last_sentence: list[tuple[int, int]] = []
-    for sentence in sentences:
+    current_end = 0
+    last: tuple[list[tuple[int, int]], int] | None = None
+    for sentence, end in sentences:
         if len(sentence) > size:  # an over-long sentence: its own word windows
             if current:
-                chunks.append(current)
-            chunks.extend(words_slice(sentence, size))
-            current, last_sentence = [], []
+                chunks.append((current[0][0], current_end))
+            windows = words_slice(sentence, size)
+            chunks.extend((w[0][0], w[-1][1]) for w in windows[:-1])
+            chunks.append((windows[-1][0][0], end))
+            current, last = [], None
             continue
         if current and len(current) + len(sentence) > size:
-            chunks.append(current)
-            carry = last_sentence if overlap and len(last_sentence) + len(sentence) <= size else []
+            chunks.append((current[0][0], current_end))
+            carry = last[0] if overlap and last is not None and len(last[0]) + len(sentence) <= size else []
             current = list(carry)
         current.extend(sentence)
-        last_sentence = sentence
+        current_end = end
+        last = (sentence, end)
     if current:
-        chunks.append(current)
-    return [(c[0][0], c[-1][1]) for c in chunks]
+        chunks.append((current[0][0], current_end))
+    return chunks
 
 
 def words_slice(words: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:

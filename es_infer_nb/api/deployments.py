@@ -107,7 +107,7 @@ def parse_start(req: Request) -> StartRequest:
         out.priority = priority
     if "wait_for" in values:
         state = str(values["wait_for"]).lower()
-        if state not in ("starting", "started", "fully_allocated", "stopping"):
+        if state not in ("starting", "started", "fully_allocated"):
             raise ApiError("illegal_argument_exception",
                            f"No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.AllocationStatus."
                            f"State.{str(values['wait_for']).upper()}", 400)

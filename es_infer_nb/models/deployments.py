@@ -32,7 +32,7 @@ import platform
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -350,9 +350,10 @@ class Deployments:
         self.node = Node()
         self._store = JsonStore(engine.home, "deployments")
         self._by_id: dict[str, Deployment] = {}
+        known = {f.name for f in fields(DeploymentParams)}
         for dep_id, raw in self._store.items():
-            if engine.models.exists(raw.get("model_id", "")):
-                self._by_id[dep_id] = self._make(DeploymentParams(**raw))
+            if isinstance(raw, dict) and engine.models.exists(raw.get("model_id", "")):
+                self._by_id[dep_id] = self._make(DeploymentParams(**{k: v for k, v in raw.items() if k in known}))
 
     def _make(self, params: DeploymentParams) -> Deployment:
         return Deployment(params, self.engine.device, self._load)

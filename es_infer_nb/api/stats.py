@@ -8,7 +8,7 @@ from ..models.deployments import Deployment, deployments, required_native_memory
 from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
 from .routing import route
-from .trained_models import _paging, pipelines_using
+from .trained_models import _paging, pipelines_using, with_deployed_builtins
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -25,6 +25,7 @@ def get_stats(engine: "Engine", req: Request) -> Any:
     ids = engine.models.expand(
         expression, allow_no_match=allow, missing_reason="No known trained model with model_id [{}]"
     )
+    ids = with_deployed_builtins(engine, expression, ids)
     entries: list[dict[str, Any]] = []
     for m in ids[start : start + size]:
         entries.extend(model_stats_entries(engine, m, only.get(m), human=human))

@@ -81,6 +81,7 @@ def get_models(engine: "Engine", req: Request) -> Any:
     include = _includes(req)
     start, size = _paging(req)
     ids = engine.models.expand(expression, allow_no_match=allow, missing_reason="Could not find trained model [{}]")
+    ids = with_deployed_builtins(engine, expression, ids)
     tags = req.list_param("tags")
     if tags:
         ids = [m for m in ids if set(tags) <= set(engine.models.config(m).get("tags", []))]
@@ -319,3 +320,19 @@ def put_vocabulary(engine: "Engine", req: Request) -> Any:
                        400)
     native_definitions(engine).put_vocabulary(model_id, vocab)
     return {"acknowledged": True}
+
+
+def with_deployed_builtins(engine: "Engine", expression: str, ids: list[str]) -> list[str]:
+    """Bundled models are listed by ``_all`` / wildcards once deployed (installed, as Elastic's packaged
+    models are listed once downloaded); before that only their explicit id finds them."""
+    import fnmatch
+
+    from ..models.builtin import BUILTIN_IDS
+
+    parts = [x.strip() for x in expression.split(",") if x.strip()] or ["_all"]
+    extra = [
+        b for b in BUILTIN_IDS
+        if b not in ids and deployments(engine).of_model(b)
+        and any(p in ("_all", "*") or ("*" in p and fnmatch.fnmatchcase(b, p)) for p in parts)
+    ]
+    return sorted([*ids, *extra]) if extra else ids

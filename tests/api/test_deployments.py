@@ -482,3 +482,15 @@ def test_pipeline_references_by_deployment_id(engine, models):
     assert r.body == {"stopped": True}
     r = engine.request("POST", "_ml/trained_models/side/deployment/_stop")
     assert error(r)[0] == 409
+
+
+def test_bundled_model_is_listed_once_deployed(engine):
+    def listed(path):
+        body = engine.request("GET", path).body
+        return [c["model_id"] for c in body.get("trained_model_configs", body.get("trained_model_stats", []))]
+
+    assert EMBEDDED not in listed("_ml/trained_models") and EMBEDDED not in listed("_ml/trained_models/_stats")
+    assert listed(f"_ml/trained_models/{EMBEDDED}") == [EMBEDDED]
+    assert engine.request("POST", f"_ml/trained_models/{EMBEDDED}/deployment/_start").status == 200
+    assert EMBEDDED in listed("_ml/trained_models") and EMBEDDED in listed("_ml/trained_models/sentence*/_stats")
+    assert EMBEDDED not in listed("_ml/trained_models/lang*")

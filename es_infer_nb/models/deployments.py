@@ -203,7 +203,7 @@ class Deployment:
         finally:
             self.counters.pending -= len(accepted)
         if overflow:
-            result = DocsResult(self.model_id, result.to_docs() + [{"error": rejected().reason}] * overflow)
+            result = DocsResult(self.model_id, result.to_docs() + [{"error": rejected().reason} for _ in range(overflow)])
         return result
 
     def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,

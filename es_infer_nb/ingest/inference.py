@@ -142,6 +142,12 @@ class InferenceProcessor(Processor):
             return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
         from .nlp_inference import run_nlp_batch, serves_nlp
 
+        from ..services.runner import is_endpoint
+
+        if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
+            from ..services.ingest_bridge import run_inference_processor
+
+            return run_inference_processor(self, docs, engine)
         if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
             return run_nlp_batch(self, docs, engine)
         try:

@@ -431,6 +431,12 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
+        from ..services.runner import is_endpoint
+
+        if function_name.lower() == "remote" and is_endpoint(engine, model_id):  # an _inference endpoint
+            from ..services.ingest_bridge import endpoint_prediction
+
+            return endpoint_prediction(engine, model_id, request)
         if isinstance(request, dict) and isinstance(request.get("docs"), list):
             docs = request["docs"]
         elif isinstance(request, dict):

@@ -152,7 +152,15 @@ class InferFrameAccessor:
             For what Elasticsearch would reject (404 ``resource_not_found_exception``
             for an unknown model, 400 for a wrong ``inference_config``, ...).
         """
-        if input_output is not None:
+        from ..services.runner import is_endpoint
+
+        if is_endpoint(_engine(engine), model_id):  # an _inference endpoint id
+            from ..services.frames import infer_frame_endpoint
+
+            results = infer_frame_endpoint(_engine(engine), model_id, self._frame, input_output=input_output,
+                                           field_map=field_map, target_field=target_field,
+                                           progress=progress if progress is not None else options.progress)
+        elif input_output is not None:
             if target_field is not None or field_map is not None:
                 raise ValueError("input_output cannot be combined with target_field or field_map; name the "
                                  "result columns with output_field")

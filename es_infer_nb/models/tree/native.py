@@ -5,10 +5,12 @@ the same canonical node (``go right iff v > t'``), the same missing-value rule (
 feature index is ``f + num_features`` reads ``-inf`` for a missing value, else ``+inf``;
 NaN and +-inf are missing, as in ES), and the weighted leaves summed tree by tree, left to
 right, starting from the first tree's value (``values[:, 0] + values[:, 1] + ...``): the answers
-are bit for bit those of the torch paths. It works on blocks of ~100 rows whose two feature
-copies stay in L1, walks 8 rows in lockstep through each tree (independent loads overlap), and
-reads the feature matrix through its strides (a column-major matrix built from a DataFrame is
-read without a copy). Rows are split across threads; ``ctypes`` releases the GIL during a call.
+are bit for bit those of the torch paths. It works on blocks of up to 1024 rows whose two
+feature copies stay in L2, takes the trees 16 at a time (their node tables stay in L1 while every
+group of 8 rows walks them), walks those 8 rows in lockstep (independent loads overlap; the level
+loop is unrolled per depth), and reads the feature matrix through its strides (the column-major
+matrix built from a DataFrame is read without a copy). Rows are split across threads in chunks;
+``ctypes`` releases the GIL during a call.
 
 The shared library is compiled with ``cc -O3`` (no fast-math, no FP contraction) into
 ``$ES_INFER_NB_NATIVE_CACHE`` (default ``~/.cache/es_infer_nb/native``), keyed by the hash of the
@@ -47,8 +49,14 @@ SOURCE = r"""
 #ifndef G
 #define G 8      /* rows walked in lockstep through a tree */
 #endif
+#ifndef TB
+#define TB 16    /* trees per block: their tables (~1.5 KiB a tree at depth 6) stay in L1 */
+#endif
+#ifndef MAXB
+#define MAXB 1024 /* rows per block at most */
+#endif
 #ifndef BUDGET
-#define BUDGET 4096  /* doubles of feature copies per row block (32 KiB: L1) */
+#define BUDGET 32768 /* doubles of feature copies per row block (256 KiB: L2) */
 #endif
 
 /* Both copies of the features of rows [r0, r0 + nb): missing (NaN, +-inf) as +inf, then as -inf.
@@ -68,6 +76,9 @@ static void fill(const double* x, int64_t r0, int64_t nb, int64_t nf, int64_t sr
         }
     }
 }
+
+/* a node is two slots: its feature copy as a byte offset into a row group, then its threshold */
+typedef union { int64_t off; double t; } slot_t;
 
 static inline __attribute__((always_inline)) void
 emit(int64_t t, int64_t row, int64_t leaf, const double* lv, int64_t k, double* sums, int64_t* rows_out,
@@ -89,39 +100,48 @@ walk_depth(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
     int64_t inner = ((int64_t)1 << depth) - 1, width = inner + 1;
     int64_t B = BUDGET / (2 * nf);
     if (B < G) B = G;
-    if (B > 256) B = 256;
+    if (B > MAXB) B = MAXB;
     B = (B / G) * G;
     double* both = (double*)malloc(sizeof(double) * B * 2 * nf);
-    int64_t* offsets = (int64_t*)malloc(sizeof(int64_t) * trees * inner);
-    if (!both || !offsets) { free(both); free(offsets); return 1; }
-    /* a node's feature as an offset into its row group (feature copy * G) */
-    for (int64_t n = 0; n < trees * inner; n++) offsets[n] = (int64_t)feat[n] * G;
+    slot_t* nodes = (slot_t*)malloc(sizeof(slot_t) * 2 * trees * inner);
+    if (!both || !nodes) { free(both); free(nodes); return 1; }
+    for (int64_t n = 0; n < trees * inner; n++) {
+        nodes[2 * n].off = (int64_t)feat[n] * G * (int64_t)sizeof(double);
+        nodes[2 * n + 1].t = thr[n];
+    }
     for (int64_t r0 = 0; r0 < rows; r0 += B) {
         int64_t nb = rows - r0 < B ? rows - r0 : B;
         fill(x, r0, nb, nf, sr, sf, both);
-        for (int64_t t = 0; t < trees; t++) {
-            const int64_t* ft = offsets + t * inner;
-            const double* tt = thr + t * inner;
+        /* trees in blocks whose tables stay in L1 while every row group of the block walks them;
+           each row still adds the trees in order 0, 1, 2, ... */
+        for (int64_t t0 = 0; t0 < trees; t0 += TB)
+        for (int64_t r = 0; r < nb; r += G)
+        for (int64_t t = t0; t < t0 + TB && t < trees; t++) {
+            const slot_t* nd = nodes + 2 * t * inner;
+            __asm__("" : "+r"(nd));  /* keep the tree's base in a register: slot address = nd + 8 j */
             int64_t base = t * width - inner;  /* leaf-table row of perfect index i: base + i */
             const double* lv = wleaf ? wleaf + base * k : 0;
-            for (int64_t r = 0; r < nb; r += G) {
-                const double* bp = both + (r / G) * 2 * nf * G;
-                int64_t idx[G];
-                for (int g = 0; g < G; g++) idx[g] = 0;
+            {
+                const char* bp = (const char*)(both + (r / G) * 2 * nf * G);
+                __asm__("" : "+r"(bp));  /* one base register: value address = bp + offset + 8 g */
+                int64_t j[G];  /* 2 * perfect index of the current node */
+                for (int g = 0; g < G; g++) j[g] = 0;
 #pragma GCC unroll 16
                 for (int64_t d = 0; d < depth; d++)
 #pragma GCC unroll 16
                     for (int g = 0; g < G; g++) {
-                        int64_t i = idx[g];
-                        idx[g] = 2 * i + 1 + (bp[ft[i] + g] > tt[i]);
+                        int64_t go = *(const double*)(bp + nd[j[g]].off + g * sizeof(double)) > nd[j[g] + 1].t;
+                        j[g] = 2 * (j[g] + 1 + go);
                     }
+                int64_t idx[G];
+                for (int g = 0; g < G; g++) idx[g] = j[g] >> 1;
                 int64_t m = nb - r < G ? nb - r : G;
                 for (int g = 0; g < m; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
             }
         }
     }
     free(both);
-    free(offsets);
+    free(nodes);
     return 0;
 }
 

@@ -131,8 +131,8 @@ class NlpModel:
         return AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
 
     def tokenizer_for(self, task: Task) -> NlpTokenizer:
-        vocab = (self.stored.get(LOCAL_MODEL_KEY) or {}).get("vocabulary")
-        return build_tokenizer(task.tokenization, vocab=vocab, hf_tokenizer=self._hf_tokenizer)
+        """The tokenizer with ``task``'s settings (a request may change truncate / span / max length)."""
+        return build_tokenizer(task.tokenization, hf_tokenizer=self._hf_tokenizer)
 
     def __repr__(self) -> str:
         return f"<NlpModel {self.model_id} {self.task.NAME} on {self.device}>"

@@ -8,6 +8,7 @@ truncation and windows (:mod:`.windows`) applied on top.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable, Sequence
 
 from ....errors import ApiError
@@ -81,13 +82,16 @@ class HfInner:
         self.hf = hf
         self.lower = lower
         self.prefix_space = prefix_space  # roberta ``add_prefix_space`` the HF tokenizer does not do itself
+        self._lock = threading.Lock()  # a Rust tokenizer object must not be entered by two threads at once
 
     def __call__(self, text: str) -> InnerTokens:
         source = java_lower(text) if self.lower else text
         shift = 0
         if self.prefix_space and source and not source[0].isspace():
             source, shift = " " + source, 1
-        enc = self.hf(source, add_special_tokens=False, return_offsets_mapping=True)
+        with self._lock:
+            enc = self.hf(source, add_special_tokens=False, return_offsets_mapping=True)
+            tokens = self.hf.convert_ids_to_tokens(list(enc["input_ids"]))
         ids: list[int] = list(enc["input_ids"])
         offsets = list(enc["offset_mapping"])
         try:
@@ -105,7 +109,6 @@ class HfInner:
             s, e = max(offsets[i][0] - shift, 0), max(offsets[i][1] - shift, 0)
             lo, hi = spans.get(pos, (s, e))
             spans[pos] = (min(lo, s), max(hi, e))
-        tokens = self.hf.convert_ids_to_tokens(ids)
         pieces = [Piece(int(i), str(t), *spans[p]) for i, t, p in zip(ids, tokens, positions)]
         return InnerTokens(pieces, positions)
 

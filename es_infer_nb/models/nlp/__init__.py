@@ -1,7 +1,15 @@
-"""NLP models (``pytorch`` trained models): the embedded all-MiniLM-L6-v2 default for now.
+"""NLP models (``pytorch`` trained models), as Elasticsearch runs them.
 
-Import :mod:`es_infer_nb.models.nlp.embedded` for the model itself; this package keeps its own
-import free of torch/transformers so that listing it costs nothing.
+* :mod:`.tokenization` — ES's tokenizers (WordPiece analyzer for bert / mpnet, HF-backed kinds),
+  truncation, span windows, sequence pairs;
+* :mod:`.tasks` — every NLP task's options and post-processing (spec §3.4-3.5);
+* :mod:`.network` — the transformers network with the head a task needs;
+* :mod:`.model` — :class:`~.model.NlpModel`, what a deployment runs;
+* :mod:`.importer` — local Hugging Face folders imported the way eland does;
+* :mod:`.embedded` — the bundled all-MiniLM-L6-v2 default;
+* :mod:`.conformance` — adapters for ``nlp.json``.
+
+This package keeps its own import free of torch/transformers so that listing it costs nothing.
 """
 
 from __future__ import annotations

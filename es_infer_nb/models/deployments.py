@@ -92,7 +92,7 @@ class AdaptiveAllocations:
         if raw.get("enabled") is not None:
             if not isinstance(raw["enabled"], bool):
                 raise ApiError("x_content_parse_exception",
-                               f"[adaptive_allocations_settings] failed to parse field [enabled]", 400)
+                               "[adaptive_allocations_settings] failed to parse field [enabled]", 400)
             out.enabled = raw["enabled"]
         for key in ("min_number_of_allocations", "max_number_of_allocations"):
             if raw.get(key) is not None:
@@ -203,7 +203,8 @@ class Deployment:
         finally:
             self.counters.pending -= len(accepted)
         if overflow:
-            result = DocsResult(self.model_id, result.to_docs() + [{"error": rejected().reason} for _ in range(overflow)])
+            refused = [{"error": rejected().reason} for _ in range(overflow)]
+            result = DocsResult(self.model_id, result.to_docs() + refused)
         return result
 
     def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,

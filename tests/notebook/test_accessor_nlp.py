@@ -3,7 +3,6 @@ input_output, deployment ids, per-row errors, Arrow columns that survive Parquet
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pandas as pd

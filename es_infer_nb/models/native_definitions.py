@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 from ..errors import ApiError, validation_failed
@@ -51,14 +55,55 @@ def part_problems(part: int, total_definition_length: int, total_parts: int) -> 
     return out
 
 
+class PartPayloads:
+    """The base64 text of each part: one file per part under ``<home>/native_definition_parts/<model>/``
+    (written once, atomically), or in memory without a home."""
+
+    def __init__(self, home: Path | None) -> None:
+        self._dir = home / "native_definition_parts" if home is not None else None
+        self._memory: dict[tuple[str, int], str] = {}
+
+    def _file(self, model_id: str, part: int) -> Path:
+        assert self._dir is not None
+        return self._dir / quote(model_id, safe="") / f"{part}.b64"
+
+    def put(self, model_id: str, part: int, text: str) -> None:
+        if self._dir is None:
+            self._memory[(model_id, part)] = text
+            return
+        path = self._file(model_id, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="ascii", errors="replace") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+
+    def get(self, model_id: str, part: int) -> str:
+        if self._dir is None:
+            return self._memory[(model_id, part)]
+        return self._file(model_id, part).read_text(encoding="ascii", errors="replace")
+
+    def delete(self, model_id: str) -> None:
+        if self._dir is None:
+            for key in [k for k in self._memory if k[0] == model_id]:
+                del self._memory[key]
+            return
+        shutil.rmtree(self._dir / quote(model_id, safe=""), ignore_errors=True)
+
+
 class NativeDefinitions:
-    """Per model id: ``{"parts": {n: {...}}, "vocabulary": {...}}``, persisted under the engine's home."""
+    """Per model id: ``{"parts": {n: lengths}, "vocabulary": {...}}`` (small JSON records) and the parts'
+    payloads (:class:`PartPayloads`), persisted under the engine's home."""
 
     def __init__(self, home: Path | None) -> None:
         self._store = JsonStore(home, "native_definitions")
+        self._payloads = PartPayloads(home)
 
     def _record(self, model_id: str) -> dict[str, Any]:
         return dict(self._store.get(model_id) or {"parts": {}})
+
+    def _parts(self, model_id: str) -> dict[str, dict[str, int]]:
+        return (self._store.get(model_id) or {}).get("parts") or {}
 
     def put_part(self, model_id: str, part: int, definition: str, total_definition_length: int,
                  total_parts: int) -> None:
@@ -71,7 +116,8 @@ class NativeDefinitions:
             raise ApiError("version_conflict_engine_exception",
                            f"[{model_id}_part_{part}]: version conflict, document already exists (current version [1])",
                            409)
-        parts[str(part)] = {"definition": definition, "definition_length": decoded_length(definition),
+        self._payloads.put(model_id, part, definition)
+        parts[str(part)] = {"definition_length": decoded_length(definition),
                             "total_definition_length": total_definition_length, "total_parts": total_parts}
         record["parts"] = parts
         self._store.put(model_id, record)
@@ -85,15 +131,15 @@ class NativeDefinitions:
         return (self._store.get(model_id) or {}).get("vocabulary")
 
     def has_parts(self, model_id: str) -> bool:
-        return bool((self._store.get(model_id) or {}).get("parts"))
+        return bool(self._parts(model_id))
 
     def total_length(self, model_id: str) -> int:
-        parts = (self._store.get(model_id) or {}).get("parts") or {}
+        parts = self._parts(model_id)
         first = parts.get(min(parts, key=int)) if parts else None
         return int(first["total_definition_length"]) if first else 0
 
     def fully_defined(self, model_id: str) -> bool:
-        parts = (self._store.get(model_id) or {}).get("parts") or {}
+        parts = self._parts(model_id)
         if not parts:
             return False
         totals = {p["total_definition_length"] for p in parts.values()}
@@ -103,10 +149,11 @@ class NativeDefinitions:
         return sum(p["definition_length"] for p in parts.values()) == next(iter(totals))
 
     def definition_bytes(self, model_id: str) -> bytes:
-        parts = (self._store.get(model_id) or {}).get("parts") or {}
-        return b"".join(decode(parts[k]["definition"]) for k in sorted(parts, key=int))
+        parts = self._parts(model_id)
+        return b"".join(decode(self._payloads.get(model_id, int(k))) for k in sorted(parts, key=int))
 
     def delete(self, model_id: str) -> None:
+        self._payloads.delete(model_id)
         self._store.delete(model_id)
 
 

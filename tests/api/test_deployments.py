@@ -494,3 +494,18 @@ def test_bundled_model_is_listed_once_deployed(engine):
     assert engine.request("POST", f"_ml/trained_models/{EMBEDDED}/deployment/_start").status == 200
     assert EMBEDDED in listed("_ml/trained_models") and EMBEDDED in listed("_ml/trained_models/sentence*/_stats")
     assert EMBEDDED not in listed("_ml/trained_models/lang*")
+
+
+def test_definition_parts_persist_one_file_each(tmp_path, models):
+    eng = Engine(tmp_path)
+    put_pytorch(eng, "parted", parts=2)
+    files = sorted(p.name for p in (tmp_path / "native_definition_parts" / "parted").iterdir())
+    assert files == ["0.b64", "1.b64"]
+    again = Engine(tmp_path)
+    from es_infer_nb.models.native_definitions import native_definitions
+
+    assert native_definitions(again).definition_bytes("parted") == b"0123401234"
+    r = again.request("GET", "_ml/trained_models/parted", params={"include": "definition_status"})
+    assert r.body["trained_model_configs"][0]["fully_defined"] is True
+    assert again.request("DELETE", "_ml/trained_models/parted").status == 200
+    assert not (tmp_path / "native_definition_parts" / "parted").exists()

@@ -212,6 +212,11 @@ class DeploymentCounters:
             if inferences:
                 self.last_access = now
 
+    def add_pending(self, count: int) -> None:
+        """Documents entering (``count`` > 0) or leaving (< 0) the deployment's queue."""
+        with self._lock:
+            self.pending += count
+
     def record_rejected(self, count: int) -> None:
         with self._lock:
             self.rejected_execution_count += count

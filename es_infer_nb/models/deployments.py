@@ -197,11 +197,11 @@ class Deployment:
         accepted, overflow = docs[:capacity], len(docs) - min(len(docs), capacity)
         if overflow:
             self.counters.record_rejected(overflow)
-        self.counters.pending += len(accepted)
+        self.counters.add_pending(len(accepted))
         try:
             result = self._infer(accepted, update, field, device) if accepted else DocsResult(self.model_id, [])
         finally:
-            self.counters.pending -= len(accepted)
+            self.counters.add_pending(-len(accepted))
         if overflow:
             refused = [{"error": rejected().reason} for _ in range(overflow)]
             result = DocsResult(self.model_id, result.to_docs() + refused)

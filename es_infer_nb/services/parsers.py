@@ -11,10 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from ..errors import ApiError
 from .json_path import Extracted, extract, illegal_argument, illegal_state, java_type
 from .settings import Validation
 
+_NUMBER_TYPES = {int, float}
 EMBEDDING_TYPES = {"float": "text_embedding", "byte": "text_embedding_bytes", "bit": "text_embedding_bits",
                    "binary": "text_embedding_bits"}
 
@@ -49,8 +52,6 @@ def to_string(value: Any, field: str) -> str:
 
 
 def _float32(x: float) -> float:
-    import numpy as np
-
     return float(np.float32(x))
 
 
@@ -83,18 +84,32 @@ class TextEmbeddingParser(ResponseParser):
     def result_key(self) -> str:
         return EMBEDDING_TYPES[self.embedding_type]
 
+    def _fast_float(self, entries: list[Any]) -> list[list[float]] | None:
+        """All entries numeric lists of one length: one float32 conversion for the whole batch."""
+        if self.embedding_type != "float" or not entries or not all(type(e) is list for e in entries):
+            return None
+        width = len(entries[0])
+        if any(len(e) != width for e in entries) or not all(set(map(type, e)) <= _NUMBER_TYPES for e in entries):
+            return None
+        return np.asarray(entries, dtype=np.float32).tolist()
+
     def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
         found = extract(body, self.text_embeddings)
         entries = _list_of(found.value, found.field_name(-1))
         inner = found.field_name(-1)
+        fast = self._fast_float(entries)
+        if fast is not None:
+            return {self.result_key: [{"embedding": v} for v in fast]}
         out = []
         for i, entry in enumerate(entries):
             try:
                 vector = _list_of(entry, inner)
+                if not set(map(type, vector)) <= _NUMBER_TYPES:  # bool, str, ...: ES's message
+                    _convert_list(vector, to_number, inner)
                 if self.embedding_type == "float":
-                    values: list[Any] = [_float32(v) for v in _convert_list(vector, to_number, inner)]
+                    values: list[Any] = np.asarray(vector, dtype=np.float32).tolist()
                 else:
-                    values = [int(v) for v in _convert_list(vector, to_number, inner)]
+                    values = [int(v) for v in vector]
             except ApiError as err:
                 raise illegal_argument(f"Failed to parse text embedding entry [{i}], error: {err.reason}") from None
             out.append({"embedding": values})

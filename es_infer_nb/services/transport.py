@@ -10,6 +10,7 @@ failing call never takes the other calls down with it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,27 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 5.0
+
+
+class _RedactSecrets(logging.Filter):
+    """Scrubs the secrets of every live transport from httpx / httpcore log records (they log URLs,
+    which may carry a secret placed in a query parameter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: dict[int, tuple[Secret, ...]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        live = [s for group in list(self.secrets.values()) for s in group]
+        if live:
+            record.msg = redact(record.getMessage(), live)
+            record.args = ()
+        return True
+
+
+_REDACT = _RedactSecrets()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACT)
 
 
 @dataclass
@@ -96,11 +118,14 @@ class Transport:
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"inference-{self.inference_id}")
         self.requests_sent = 0
         self.retries = 0
+        if self.secrets:
+            _REDACT.secrets[id(self)] = tuple(self.secrets)
 
     def __repr__(self) -> str:
         return f"<Transport {self.inference_id}: {self.settings}>"
 
     def close(self) -> None:
+        _REDACT.secrets.pop(id(self), None)
         self._pool.shutdown(wait=False)
         self.client.close()
 

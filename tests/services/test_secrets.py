@@ -82,3 +82,15 @@ def test_validation_errors_do_not_echo_secrets(engine):
                                                       "bogus": "sk-very-secret"}}
     resp = engine.request("PUT", "_inference/text_embedding/v", body)
     assert resp.status == 400 and "sk-very-secret" not in repr(resp.body) and "bogus" in repr(resp.body)
+
+
+def test_secrets_stay_out_of_logs(engine, model_server, caplog):
+    import logging
+
+    body = ali_embeddings(f"{model_server.url}/ali-embeddings", query_parameters=[["key", "${api_key}"]])
+    with caplog.at_level(logging.DEBUG):
+        ok(engine.request("PUT", "_inference/text_embedding/logged", body))
+        ok(engine.request("POST", "_inference/logged", {"input": ["x"]}))
+    assert "key=ali-secret-XYZ" in model_server.received[-1].path  # the service got it
+    assert any("HTTP Request" in r.getMessage() for r in caplog.records)  # httpx logged the call
+    assert not any(SECRET in r.getMessage() for r in caplog.records)

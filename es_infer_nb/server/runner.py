@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import uvicorn
 
 from .app import DEFAULT_MAX_CONTENT_LENGTH, EsApplication, WireSettings
+from .coalesce import DEFAULT_MAX_DOCS
 from .auth import Credentials, is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +58,7 @@ class ServerSettings:
     workers: int = 32
     access_log: bool = False
     log_level: str = "warning"
+    infer_batch_docs: int = DEFAULT_MAX_DOCS
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.credentials.enabled:
@@ -80,6 +82,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     sock.set_inheritable(True)
     return sock
 
@@ -151,7 +154,8 @@ def _prepare(engine: "Engine | None", settings: ServerSettings) -> tuple["Engine
 
     settings.check()
     engine = engine if engine is not None else default_engine()
-    wire = WireSettings(settings.credentials, settings.max_content_length, settings.workers)
+    wire = WireSettings(settings.credentials, settings.max_content_length, settings.workers,
+                        infer_batch_docs=settings.infer_batch_docs)
     app = EsApplication(engine, wire)
     return engine, app, _bind(settings.host, settings.port)
 

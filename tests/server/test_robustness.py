@@ -153,3 +153,14 @@ def test_serve_inside_a_running_event_loop(engine):
             handle.stop()
 
     assert asyncio.run(main()) == 200
+
+
+def test_top_level_serve_export(engine):
+    import es_infer_nb
+
+    handle = es_infer_nb.serve(engine, port=0, quiet=True)
+    try:
+        assert httpx.get(handle.url + "/").json()["version"]["build_flavor"] == "default"
+        assert handle.engine is engine
+    finally:
+        handle.stop()

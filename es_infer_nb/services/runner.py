@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def is_endpoint(engine: "Engine", inference_id: str) -> bool:
     """Whether ``inference_id`` names an inference endpoint of ``engine``."""
-    return inference_id in engine.inference_endpoints
+    store = getattr(engine, "inference_endpoints", None)  # stand-in engines of tests have none
+    return store is not None and isinstance(inference_id, str) and inference_id in store
 
 
 def resolve(engine: "Engine", inference_id: str, task_type: str | None = None) -> Endpoint:

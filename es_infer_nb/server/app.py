@@ -149,8 +149,9 @@ class EsApplication:
         response_type = JSON
         try:
             try:
-                raw = await _read_body(request, self.settings.max_content_length)
+                # credentials are checked on the headers, before a byte of the body is read
                 self.settings.credentials.check(request.headers.get("authorization"), uri)
+                raw = await _read_body(request, self.settings.max_content_length)
                 raw = _decode_content(raw, request.headers.get("content-encoding"), self.settings.max_content_length)
             except BodyTooLarge:
                 return self._too_large(request)

@@ -102,3 +102,13 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="port"):
         settings_from(port=70000)
     assert settings_from(max_content_length="512kb").max_content_length == 512 * 1024
+
+
+def test_credentials_are_checked_before_the_body_is_read(engine):
+    with serve(engine, port=0, api_key=ENCODED, max_content_length="1kb", quiet=True) as handle:
+        big = b'{"description": "' + b"x" * 4096 + b'"}'
+        anonymous = httpx.put(handle.url + "/_ingest/pipeline/p", content=big, headers={"content-type": "application/json"})
+        assert anonymous.status_code == 401
+        signed = httpx.put(handle.url + "/_ingest/pipeline/p", content=big,
+                           headers={"content-type": "application/json", "authorization": f"ApiKey {ENCODED}"})
+        assert signed.status_code == 413

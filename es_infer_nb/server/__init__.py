@@ -3,6 +3,24 @@
 ``es_infer_nb.serve()`` (a background thread, notebook friendly) and ``es-infer serve`` (the
 foreground command) put uvicorn + starlette in front of ``Engine.request``: the official
 ``elasticsearch`` client, eland and curl lines from the docs talk to it as to a cluster.
+
+From a shell::
+
+    es-infer serve --home ~/models            # http://127.0.0.1:9200, Ctrl-C to stop
+    curl -s localhost:9200/_ml/trained_models/_stats?pretty
+    curl -s -H 'Content-Type: application/json' -X POST localhost:9200/_ml/trained_models/m/_infer \
+         -d '{"docs": [{"x": 1.5}]}'
+
+From a notebook, with the official client (8.x or 9.x) or eland::
+
+    handle = es_infer_nb.serve(engine, port=0)           # a background thread
+    es = elasticsearch.Elasticsearch(handle.url)
+    es.ml.put_trained_model(model_id="m", **body)
+    es.ml.infer_trained_model(model_id="m", docs=[{"x": 1.5}])
+    eland.ml.MLModel.import_model(es, "m2", sklearn_model, feature_names)  # eland needs pandas < 3
+    handle.stop()                                        # drains requests, flushes stats
+
+Anything but a loopback address needs ``--api-key`` / ``--user`` (``api_key=`` / ``basic_auth=``).
 """
 
 from __future__ import annotations

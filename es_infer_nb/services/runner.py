@@ -64,3 +64,26 @@ def rest_answer(output: TaskOutput, *, top_n: int | None = None, return_document
                 e.pop("text", None)
         return {"rerank": ranked[:top_n] if top_n is not None else ranked}
     return {output.key: list(output.per_input)}
+
+
+def infer_chunked(engine: "Engine", inference_id: str, inputs: list[str], *,
+                  input_type: str | None = "ingest") -> list[list[dict[str, Any]] | ApiError]:
+    """Per input, its chunks (the endpoint's ``chunking_settings``, as semantic_text chunks them) each
+    with its result: ``[{"text", "start", "end", "embedding"}, ...]``; an ``ApiError`` for an input
+    one of whose chunks failed. All chunks of all inputs go through one batched run."""
+    endpoint = resolve(engine, inference_id)
+    if endpoint.chunking_settings is None:
+        raise ApiError("status_exception", f"Inference endpoint [{inference_id}] of task type "
+                       f"[{endpoint.task_type}] does not chunk its input", 400)
+    spans = [endpoint.chunking_settings.chunks(text) for text in inputs]
+    flat = [text[s:e] for text, sp in zip(inputs, spans) for s, e in sp]
+    results = run(engine, endpoint, flat, input_type=input_type).per_input
+    out: list[list[dict[str, Any]] | ApiError] = []
+    cursor = 0
+    for text, sp in zip(inputs, spans):
+        mine = results[cursor: cursor + len(sp)]
+        cursor += len(sp)
+        failed = next((r for r in mine if isinstance(r, ApiError)), None)
+        out.append(failed if failed is not None else [
+            {"text": text[s:e], "start": s, "end": e, **r} for (s, e), r in zip(sp, mine)])  # type: ignore[dict-item]
+    return out

@@ -180,3 +180,26 @@ def test_request_validation(engine, model_server):
     err = engine.request("PUT", "_inference/text_embedding/x", bad_template)
     assert err.status == 400
     assert err.body["error"]["reason"] == ("Found placeholder [${missing}] in field [request] after replacement call")
+
+
+def test_chunked_inference_follows_the_endpoint_chunking(engine, model_server):
+    from es_infer_nb.services.runner import infer_chunked
+
+    body = ali_embeddings(f"{model_server.url}/ali-embeddings")
+    body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 10, "overlap": 0}
+    ok(engine.request("PUT", "_inference/text_embedding/chunky", body))
+    long_text = " ".join(f"w{i}" for i in range(15))
+    out = infer_chunked(engine, "chunky", [long_text, "short"])
+    assert [c["text"] for c in out[0]] == [" ".join(f"w{i}" for i in range(10)),
+                                          " ".join(f"w{i}" for i in range(10, 15))]
+    assert out[0][1]["embedding"] == vector(out[0][1]["text"])
+    assert out[1] == [{"text": "short", "start": 0, "end": 5, "embedding": vector("short")}]
+
+
+def test_update_keeps_secrets_and_changes_settings(engine, model_server):
+    ok(engine.request("PUT", "_inference/text_embedding/upd", ali_embeddings(f"{model_server.url}/ali-embeddings")))
+    updated = ok(engine.request("PUT", "_inference/text_embedding/upd/_update",
+                                {"service_settings": {"batch_size": 3}, "task_settings": {"parameters": {"m": "x"}}}))
+    assert updated["service_settings"]["batch_size"] == 3 and updated["task_settings"] == {"parameters": {"m": "x"}}
+    ok(engine.request("POST", "_inference/upd", {"input": ["z"]}))
+    assert model_server.received[-1].headers["Authorization"] == "Bearer ali-secret-XYZ"

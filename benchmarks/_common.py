@@ -30,6 +30,18 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
     return best
 
 
+def best_of_interleaved(fns: dict[str, Callable[[], Any]], repeat: int = 5) -> dict[str, float]:
+    """Best wall time (seconds) of each function, the functions taking turns ``repeat`` times: on a
+    shared machine, a slow spell then costs every contender alike instead of only one of them."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def report(name: str, figures: dict[str, Any]) -> None:
     import torch
 

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from _common import best_of, float32_rows, model_arguments, prepare_environment, report, xgboost_model
+from _common import best_of_interleaved, float32_rows, model_arguments, prepare_environment, report, xgboost_model
 
 
 def main() -> None:
@@ -43,8 +43,8 @@ def main() -> None:
     x32 = x.astype(np.float32)
     theirs = booster.inplace_predict(x32)
     agree = float(np.max(np.abs(result["ml.inference.predicted_value"].to_numpy() - theirs)))
-    t_ours = best_of(ours)
-    t_xgb = best_of(lambda: booster.inplace_predict(x32))
+    best = best_of_interleaved({"ours": ours, "xgboost": lambda: booster.inplace_predict(x32)})
+    t_ours, t_xgb = best["ours"], best["xgboost"]
     report("trees", {
         "rows": args.rows, "features": args.features, "trees": args.trees, "depth": args.depth,
         "device": args.device, "es_infer_nb_rows_per_s": round(args.rows / t_ours),

@@ -431,6 +431,8 @@ def any_present(cols: Columns, field_names: Iterable[str], n: int) -> np.ndarray
         arr = cols.get(name)
         if arr is not None:
             present |= ~missing_mask(arr)
+            if present.all():  # the usual case: the first field settles every row
+                break
     return present
 
 

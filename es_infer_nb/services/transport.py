@@ -134,18 +134,23 @@ class Transport:
         """Send with retries; returns the final response (maybe an error status) or raises
         an ``ApiError`` for a connection failure / timeout that outlived the retries."""
         s = self.settings
+        total = timeout_s or s.timeout_s
+        deadline = time.monotonic() + total  # the call's timeout covers its retries too
         attempt = 0
         while True:
             self.limiter.acquire()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._failure(f"timed out after [{total}s]", 408)
             try:
                 self.requests_sent += 1
                 resp = self.client.request(request.method, request.url, headers=request.headers,
-                                           content=request.body, timeout=timeout_s or s.timeout_s)
+                                           content=request.body, timeout=remaining)
             except httpx.TimeoutException as exc:
-                if attempt < s.max_retries:
+                if attempt < s.max_retries and deadline - time.monotonic() > 0:
                     attempt = self._backoff(attempt, None)
                     continue
-                raise self._failure(f"timed out after [{timeout_s or s.timeout_s}s] ({type(exc).__name__})", 408)
+                raise self._failure(f"timed out after [{total}s] ({type(exc).__name__})", 408)
             except httpx.TransportError as exc:
                 if attempt < s.max_retries:
                     attempt = self._backoff(attempt, None)

@@ -242,9 +242,10 @@ def kernel() -> ctypes.CDLL | None:
 
 def _pool(threads: int) -> ThreadPoolExecutor:
     pool = _state.get("pool")
-    if pool is None or _state.get("threads") != threads:
+    owner = (threads, os.getpid())  # a forked child starts its own pool: its parent's threads are not there
+    if pool is None or _state.get("owner") != owner:
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="es-trees")
-        _state["pool"], _state["threads"] = pool, threads
+        _state["pool"], _state["owner"] = pool, owner
     return pool  # type: ignore[return-value]
 
 

@@ -352,3 +352,15 @@ def test_feature_matrix_of_one_block_frame_is_a_view_with_the_same_answers():
     want = model.run(np.ascontiguousarray(x)).values
     assert np.array_equal(model.run(view).values, want)
     assert np.array_equal(model.run(copied[:, :5]).values, want)
+
+
+def test_native_thread_pool_is_renewed_after_fork_or_thread_change(monkeypatch):
+    from es_infer_nb.models.tree import native
+
+    monkeypatch.setattr(native, "_state", {})
+    first = native._pool(2)
+    assert native._pool(2) is first
+    assert native._pool(3) is not first
+    again = native._pool(2)
+    monkeypatch.setattr(native.os, "getpid", lambda: -1)  # as in a forked child
+    assert native._pool(2) is not again

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
-from elasticsearch import ApiError, NotFoundError
+from elasticsearch import NotFoundError
 
 from es_infer_nb import Engine
 from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
@@ -130,13 +130,7 @@ def test_pytorch_upload_in_parts_the_eland_way(engine, es, tmp_path):
     stored = es.ml.get_trained_models(model_id=model_id, include="definition_status")["trained_model_configs"][0]
     assert stored["model_type"] == "pytorch"
     # eland's start / infer / stop / delete
-    try:
-        es.options(request_timeout=60).ml.start_trained_model_deployment(model_id=model_id, timeout="60s", wait_for="started")
-    except ApiError as exc:
-        if "has no local model files" in str(exc.body):
-            # the upload went through; the engine cannot run an uploaded TorchScript file yet
-            pytest.xfail(f"deployment of uploaded TorchScript not supported by the engine yet: {exc.body['error']['reason']}")
-        raise
+    es.options(request_timeout=60).ml.start_trained_model_deployment(model_id=model_id, timeout="60s", wait_for="started")
     texts = ["hello world", "The quick brown fox"]
     res = es.options(request_timeout=60).perform_request(
         "POST", f"/_ml/trained_models/{model_id}/_infer", params={"timeout": "60s"},

@@ -7,7 +7,7 @@ NaN and +-inf are missing, as in ES), and the weighted leaves summed tree by tre
 right, starting from the first tree's value (``values[:, 0] + values[:, 1] + ...``): the answers
 are bit for bit those of the torch paths. It works on blocks of up to 1024 rows whose two
 feature copies stay in L2, takes the trees 16 at a time (their node tables stay in L1 while every
-group of 8 rows walks them), walks those 8 rows in lockstep (independent loads overlap; the level
+group of 16 rows walks them), walks those 16 rows in lockstep (independent loads overlap; the level
 loop is unrolled per depth), and reads the feature matrix through its strides (the column-major
 matrix built from a DataFrame is read without a copy). Rows are split across threads in chunks;
 ``ctypes`` releases the GIL during a call.
@@ -47,7 +47,7 @@ SOURCE = r"""
 #include <math.h>
 #include <stdlib.h>
 #ifndef G
-#define G 8      /* rows walked in lockstep through a tree */
+#define G 16     /* rows walked in lockstep through a tree */
 #endif
 #ifndef TB
 #define TB 16    /* trees per block: their tables (~1.5 KiB a tree at depth 6) stay in L1 */

@@ -22,6 +22,7 @@ small ones through eager tensors. All three give bit-identical answers. Trees de
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -155,7 +156,7 @@ class PerfectTrees:
         finite = torch.isfinite(x)
         return torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
 
-    def _native(self, x: torch.Tensor):
+    def _native(self, x: torch.Tensor) -> ctypes.CDLL | None:
         """The native kernel when it applies to ``x`` (float64 on the CPU), else ``None``."""
         if self.device.type != "cpu" or x.dtype != torch.float64 or x.device.type != "cpu":
             return None

@@ -94,9 +94,18 @@ def _navigate(current: Any, remaining: str, name: str, traversed: dict[str, None
                 f"found invalid type [{java_type(current)}] instead.")
         if name:
             traversed.setdefault(name, None)
+        rest = wildcard.group(1)
+        leaf = _DOT_FIELD.match(rest)
+        if leaf and not leaf.group(2) and all(type(item) is dict and item.get(leaf.group(1)) is not None
+                                              for item in current):
+            # the common last step ``[*].field`` over maps that all have it: one comprehension
+            if current:
+                traversed.setdefault(f"{name}.{leaf.group(1)}" if name else leaf.group(1), None)
+            key = leaf.group(1)
+            return [item[key] for item in current]
         results = []
         for item in current:
-            found = _navigate(item, wildcard.group(1), name, traversed)
+            found = _navigate(item, rest, name, traversed)
             if found is not None:
                 results.append(found)
         return results

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ali_embeddings, ok, score, vector
+from endpoint_servers import ali_embeddings, ok, score, vector
 
 from es_infer_nb.services.chunking import preview_chunks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import ali_embeddings, ok, vector
+from endpoint_servers import ali_embeddings, ok, vector
 
 from es_infer_nb.errors import ApiError
 from es_infer_nb.services import infer_endpoint

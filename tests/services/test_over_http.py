@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import vector
+from endpoint_servers import vector
 
 from es_infer_nb.server import serve
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from conftest import ali_embeddings, ok
+from endpoint_servers import ali_embeddings, ok
 
 from es_infer_nb import Engine
 from es_infer_nb.services.registry import endpoints

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import ali_embeddings, ok, vector
+from endpoint_servers import ali_embeddings, ok, vector
 
 from es_infer_nb.errors import ApiError
 from es_infer_nb.services import infer_endpoint

@@ -8,7 +8,6 @@ malformed (not JSON / wrong shape), and one echoing the Authorization header in 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter

@@ -1,0 +1,145 @@
+"""Length-sorted, token-budgeted dynamic batching for transformer inference.
+
+:func:`run_batches` is the one loop every NLP model here runs its forward passes through:
+
+* items are sorted by token length and grouped so that a group's *padded* size
+  (``len(group) * longest item in it``) stays within ``token_budget`` — short texts share big
+  batches, long ones go in small ones, and almost no compute is spent on padding;
+* every group runs under ``torch.inference_mode``;
+* outputs come back in input order, whatever order the groups ran in;
+* a CUDA out-of-memory error splits the group in half and retries each half (down to one item,
+  then a clear :class:`BatchOutOfMemory` is raised);
+* a ``KeyboardInterrupt`` (Ctrl-C, the notebook's stop button) becomes
+  :class:`es_infer_nb.errors.InferenceInterrupted` whose ``partial`` keeps every finished output;
+* a ``tqdm.auto`` bar shows progress when asked, or by default for large inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence, TypeVar
+
+from ...errors import InferenceInterrupted
+
+__all__ = ["BatchOutOfMemory", "PROGRESS_THRESHOLD", "plan_batches", "run_batches"]
+
+T = TypeVar("T")
+
+#: with ``progress=None`` a bar is shown from this many items on
+PROGRESS_THRESHOLD = 512
+
+
+class BatchOutOfMemory(RuntimeError):
+    """Even a single item does not fit in the device's memory."""
+
+
+def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch: int = 256) -> list[list[int]]:
+    """Index groups, shortest items first, each padded size ``len * max length`` within budget.
+
+    A group always holds at least one item, so an item longer than the budget runs alone.
+    """
+    if token_budget < 1:
+        raise ValueError(f"token_budget must be at least 1, got [{token_budget}]")
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got [{max_batch}]")
+    order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # sorted ascending, so the newcomer is the group's longest item
+        longest = max(int(lengths[i]), 1)
+        if current and ((len(current) + 1) * longest > token_budget or len(current) >= max_batch):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _free_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _run_group(
+    group: list[int], forward: Callable[[list[int]], Sequence[T]], store: Callable[[list[int], list[T]], None]
+) -> None:
+    """``store(group, forward(group))``; on CUDA OOM split in half and retry each half."""
+    try:
+        outputs = forward(list(group))
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        del exc
+        _free_cuda_cache()
+        if len(group) == 1:
+            raise BatchOutOfMemory(
+                f"out of device memory on a single item (index {group[0]}); use a shorter input, a "
+                "smaller model, or device=cpu"
+            ) from None
+        half = len(group) // 2
+        _run_group(group[:half], forward, store)
+        _run_group(group[half:], forward, store)
+        return
+    outputs = list(outputs)
+    if len(outputs) != len(group):
+        raise RuntimeError(f"forward returned {len(outputs)} outputs for a batch of {len(group)} items")
+    store(group, outputs)
+
+
+def run_batches(
+    lengths: Sequence[int],
+    forward: Callable[[list[int]], Sequence[T]],
+    *,
+    token_budget: int = 2048,
+    max_batch: int = 256,
+    progress: bool | None = None,
+    desc: str = "",
+) -> list[T]:
+    """Run ``forward`` over token-budgeted groups of item indices; outputs in input order.
+
+    ``lengths[i]`` is item ``i``'s token count; ``forward(indices)`` returns one output per index
+    (in the order given). On interrupt, :class:`InferenceInterrupted` carries in ``partial`` the
+    list of outputs with ``None`` for the items not finished, and ``rows_done`` their count.
+    """
+    import torch
+
+    n = len(lengths)
+    groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch)
+    results: list[T | None] = [None] * n
+    show = progress if progress is not None else n >= PROGRESS_THRESHOLD
+    bar = None
+    if show and n:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=desc or None, unit="item")
+    done = 0
+
+    def store(indices: list[int], outputs: list[T]) -> None:
+        nonlocal done
+        for index, output in zip(indices, outputs):
+            results[index] = output
+        done += len(indices)
+        if bar is not None:
+            bar.update(len(indices))
+
+    try:
+        with torch.inference_mode():
+            for group in groups:
+                _run_group(group, forward, store)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, InferenceInterrupted):
+            raise
+        raise InferenceInterrupted(done, n, results) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return results  # type: ignore[return-value]

@@ -1,0 +1,161 @@
+"""run_batches: length-sorted token-budgeted groups, input order, OOM split, interrupt, progress."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from es_infer_nb.errors import InferenceInterrupted
+from es_infer_nb.models.nlp.batching import BatchOutOfMemory, plan_batches, run_batches
+
+LENGTHS = [5, 120, 3, 64, 64, 7, 300, 1, 33, 200, 12, 12, 90]
+
+
+class Recorder:
+    """A fake forward: records each call's indices, answers ``("out", index)``."""
+
+    def __init__(self, lengths, fail_above: int | None = None, interrupt_on_call: int | None = None):
+        self.lengths = lengths
+        self.calls: list[list[int]] = []
+        self.fail_above = fail_above
+        self.interrupt_on_call = interrupt_on_call
+        self.grad_enabled: list[bool] = []
+        self.inference_mode: list[bool] = []
+
+    def __call__(self, indices: list[int]):
+        self.grad_enabled.append(torch.is_grad_enabled())
+        self.inference_mode.append(torch.is_inference_mode_enabled())
+        if self.interrupt_on_call is not None and len(self.calls) == self.interrupt_on_call:
+            raise KeyboardInterrupt
+        padded = len(indices) * max(self.lengths[i] for i in indices)
+        if self.fail_above is not None and padded > self.fail_above:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.calls.append(list(indices))
+        return [("out", i) for i in indices]
+
+
+def padded(lengths, group):
+    return len(group) * max(lengths[i] for i in group)
+
+
+def test_outputs_in_input_order():
+    fwd = Recorder(LENGTHS)
+    out = run_batches(LENGTHS, fwd, token_budget=256, progress=False)
+    assert out == [("out", i) for i in range(len(LENGTHS))]
+    # every index ran exactly once
+    assert sorted(i for call in fwd.calls for i in call) == list(range(len(LENGTHS)))
+
+
+@pytest.mark.parametrize("budget", [1, 50, 128, 256, 2048])
+def test_groups_respect_the_token_budget(budget):
+    fwd = Recorder(LENGTHS)
+    run_batches(LENGTHS, fwd, token_budget=budget, progress=False)
+    for call in fwd.calls:
+        assert len(call) >= 1
+        # a single item longer than the budget runs alone
+        assert padded(LENGTHS, call) <= budget or len(call) == 1
+
+
+def test_groups_are_length_sorted_and_filled():
+    groups = plan_batches(LENGTHS, token_budget=256)
+    flat = [LENGTHS[i] for g in groups for i in g]
+    assert flat == sorted(LENGTHS)
+    # greedy: adding the next group's first item would have broken the budget
+    for group, nxt in zip(groups, groups[1:]):
+        assert (len(group) + 1) * LENGTHS[nxt[0]] > 256
+
+
+def test_max_batch_caps_group_size():
+    lengths = [4] * 50
+    fwd = Recorder(lengths)
+    run_batches(lengths, fwd, token_budget=10_000, max_batch=8, progress=False)
+    assert [len(c) for c in fwd.calls] == [8] * 6 + [2]
+
+
+def test_zero_length_items_still_batch():
+    lengths = [0, 0, 0]
+    assert run_batches(lengths, Recorder(lengths), token_budget=2, progress=False) == [("out", 0), ("out", 1), ("out", 2)]
+
+
+def test_empty_input():
+    fwd = Recorder([])
+    assert run_batches([], fwd, progress=True) == []
+    assert fwd.calls == []
+
+
+def test_forward_runs_under_inference_mode():
+    fwd = Recorder(LENGTHS)
+    run_batches(LENGTHS, fwd, progress=False)
+    assert fwd.inference_mode and all(fwd.inference_mode)
+    assert not any(fwd.grad_enabled)
+
+
+def test_cuda_oom_splits_the_batch_and_retries():
+    lengths = [10] * 16
+    fwd = Recorder(lengths, fail_above=40)  # only groups of <= 4 fit
+    out = run_batches(lengths, fwd, token_budget=160, progress=False)
+    assert out == [("out", i) for i in range(16)]
+    assert [len(c) for c in fwd.calls] == [4, 4, 4, 4]
+    assert sorted(i for c in fwd.calls for i in c) == list(range(16))
+
+
+def test_cuda_oom_on_a_single_item_is_a_clear_error():
+    lengths = [10, 500]
+    fwd = Recorder(lengths, fail_above=100)
+    with pytest.raises(BatchOutOfMemory, match="single item"):
+        run_batches(lengths, fwd, token_budget=10_000, progress=False)
+
+
+def test_other_errors_propagate_unchanged():
+    def forward(indices):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        run_batches([1, 2], forward, progress=False)
+
+
+def test_forward_must_answer_one_output_per_item():
+    with pytest.raises(RuntimeError, match="2 items"):
+        run_batches([1, 1], lambda idx: ["only one"], progress=False)
+
+
+def test_interrupt_keeps_finished_batches():
+    lengths = [10] * 12
+    fwd = Recorder(lengths, interrupt_on_call=2)
+    with pytest.raises(InferenceInterrupted) as info:
+        run_batches(lengths, fwd, token_budget=40, progress=False)  # groups of 4
+    err = info.value
+    assert isinstance(err, KeyboardInterrupt)
+    assert (err.rows_done, err.rows_total) == (8, 12)
+    finished = [i for c in fwd.calls for i in c]
+    assert len(finished) == 8
+    for i, value in enumerate(err.partial):
+        assert value == (("out", i) if i in finished else None)
+
+
+def test_interrupt_after_an_oom_split_keeps_the_finished_half():
+    lengths = [10] * 8
+    fwd = Recorder(lengths, fail_above=40, interrupt_on_call=1)
+    with pytest.raises(InferenceInterrupted) as info:
+        run_batches(lengths, fwd, token_budget=80, progress=False)
+    assert info.value.rows_done == 4
+    assert sum(v is not None for v in info.value.partial) == 4
+
+
+def test_progress_bar(capsys):
+    lengths = [3] * 20
+    run_batches(lengths, Recorder(lengths), token_budget=15, progress=True, desc="embedding")
+    err = capsys.readouterr().err
+    assert "embedding" in err and "20/20" in err
+
+
+def test_no_progress_bar_for_small_inputs_by_default(capsys):
+    run_batches([3] * 5, Recorder([3] * 5), progress=None)
+    assert capsys.readouterr().err == ""
+
+
+def test_bad_budgets():
+    with pytest.raises(ValueError, match="token_budget"):
+        run_batches([1], Recorder([1]), token_budget=0)
+    with pytest.raises(ValueError, match="max_batch"):
+        run_batches([1], Recorder([1]), max_batch=0)

@@ -8,6 +8,14 @@ sentence-transformers/all-MiniLM-L6-v2`` stores it as ``sentence-transformers__a
 bundled configuration: the BERT tokenizer truncating at ``max_seq_length`` (256, from
 ``sentence_bert_config.json``), mean pooling over the attention mask (``1_Pooling/config.json``),
 then L2 normalisation (the ``Normalize`` module in ``modules.json``).
+
+Speed: texts are tokenised once (fast tokenizer, no padding), sorted by length and run through
+:func:`.batching.run_batches` in token-budgeted batches (padding only up to the batch's longest
+text, which length sorting keeps near zero) by the lean :class:`.bert_encoder.BertEncoder`.
+Results come back in input order, moved off the GPU batch by batch.
+
+:func:`embedding_column` stores vectors as an Arrow ``fixed_size_list<float32, 384>`` column,
+which survives Parquet: read it back with ``pd.read_parquet(path, dtype_backend="pyarrow")``.
 """
 
 from __future__ import annotations
@@ -20,12 +28,19 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
+from .batching import run_batches
+from .quantize import quantize_encoder, quantize_mode
 
-__all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "es_result", "get_model", "model_path"]
+__all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_path"]
 
 DEFAULT_MAX_SEQ_LENGTH = 256
 EMBEDDING_DIM = 384
+#: padded tokens per forward pass: ~1-2k keeps a CPU's caches warm, a GPU wants far more
+DEFAULT_TOKEN_BUDGET_CPU = 2048
+DEFAULT_TOKEN_BUDGET_CUDA = 32768
+DEFAULT_MAX_BATCH = 256
 
 
 def model_path() -> Path:
@@ -63,21 +78,63 @@ def _resolve_device(device: str | None) -> str:
     raise ValueError(f"unknown device [{device}]; use cpu or cuda")
 
 
-class EmbeddedMiniLM:
-    """all-MiniLM-L6-v2 as a plain transformers model + sentence-transformers' head.
+_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
+           "half": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
 
-    Use :func:`get_model` to share one loaded instance per device.
+
+def _resolve_dtype(dtype: Any, device: str) -> Any:
+    """``None`` -> float16 on CUDA, float32 on CPU; names (fp16, float32, ...) or torch dtypes."""
+    import torch
+
+    if dtype is None:
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower().replace("torch.", ""))
+    if name is None:
+        raise ValueError(f"unknown dtype [{dtype}]; use one of {sorted(_DTYPES)}")
+    return getattr(torch, name)
+
+
+class _HFEncoder:
+    """Fallback for a bundled config :class:`BertEncoder` does not cover: the transformers model."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class EmbeddedMiniLM:
+    """all-MiniLM-L6-v2 with sentence-transformers' head, batched for speed.
+
+    ``quantize="int8"`` (or ``True``, eland's ``--quantize``) runs a CPU model whose FFN
+    layers use dynamic int8 quantization (see :mod:`.quantize`); ``dtype`` defaults to float32
+    on CPU and float16 on CUDA. Use :func:`get_model` to share one loaded instance per device.
     """
 
     model_id = EMBEDDED_MODEL_ID
     dims = EMBEDDING_DIM
 
-    def __init__(self, device: str | None = None, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        quantize: str | bool | None = None,
+        dtype: Any = None,
+    ) -> None:
         self.device = _resolve_device(device)
         self.path = Path(path) if path is not None else model_path()
+        self.quantize = quantize_mode(quantize)
+        if self.quantize is not None and self.device != "cpu":
+            raise ValueError(f"quantize=[{self.quantize}] is dynamic CPU quantization; use device=cpu")
+        self.dtype = _resolve_dtype(dtype, self.device)
         self._lock = threading.Lock()
         self._tokenizer = None
         self._model = None
+        self._encoder: Any = None
 
         st_config = _read_json(self.path / "sentence_bert_config.json") or {}
         self.max_seq_length = int(st_config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
@@ -91,10 +148,12 @@ class EmbeddedMiniLM:
         if pooling and not pooling.get("pooling_mode_mean_tokens", False):
             raise RuntimeError(f"unexpected pooling config in {self.path}: {pooling}")
         self.dims = int(pooling.get("word_embedding_dimension") or EMBEDDING_DIM)
+        self.token_budget = DEFAULT_TOKEN_BUDGET_CUDA if self.device.startswith("cuda") else DEFAULT_TOKEN_BUDGET_CPU
 
     def __repr__(self) -> str:
         state = "loaded" if self._model is not None else "not loaded"
-        return f"<EmbeddedMiniLM {self.model_id} on {self.device}, {state}>"
+        extra = f", quantize={self.quantize}" if self.quantize else ""
+        return f"<EmbeddedMiniLM {self.model_id} on {self.device} ({str(self.dtype).replace('torch.', '')}{extra}), {state}>"
 
     # -- lazy loading ---------------------------------------------------------------------
     def _load(self) -> None:
@@ -118,9 +177,25 @@ class EmbeddedMiniLM:
                 if bar_was_enabled:
                     hf_logging.enable_progress_bar()
             model.eval()
+            self._encoder = self._build_encoder(model)
             model.to(self.device)
             self._tokenizer = tokenizer
             self._model = model
+
+    def _build_encoder(self, model: Any) -> Any:
+        """The fast inference encoder: its own (copied) weights, quantized / cast as configured."""
+        import copy
+
+        from .bert_encoder import BertEncoder, supports
+
+        if not supports(model.config):
+            if self.quantize is not None:
+                raise RuntimeError(f"quantize=[{self.quantize}] needs a plain BERT model, not {model.config.model_type}")
+            return _HFEncoder(copy.deepcopy(model).to(self.device, self.dtype))
+        encoder = BertEncoder(copy.deepcopy(model))
+        if self.quantize is not None:
+            encoder = quantize_encoder(encoder, self.quantize)
+        return encoder.to(self.device, self.dtype)
 
     def load(self) -> "EmbeddedMiniLM":
         """Load the tokenizer and weights now (otherwise the first :meth:`embed` does)."""
@@ -138,63 +213,97 @@ class EmbeddedMiniLM:
 
     @property
     def model(self):
+        """The transformers ``BertModel`` (float32, on :attr:`device`) the encoder was built from."""
         self._load()
         return self._model
 
     # -- inference ------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, as sentence-transformers builds them (truncated, no padding)."""
+        prepared = [t.strip() for t in texts]
+        if self.do_lower_case:
+            prepared = [t.lower() for t in prepared]
+        encoded = self.tokenizer(
+            prepared,
+            truncation="longest_first",
+            max_length=self.max_seq_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
+
+    def _forward(self, batch_ids: Sequence[Sequence[int]], normalize: bool) -> np.ndarray:
+        """One padded batch through the encoder, mean pooling, optional L2 norm; float32 on CPU."""
+        import torch
+
+        lengths = np.fromiter((len(row) for row in batch_ids), dtype=np.int64, count=len(batch_ids))
+        padded = np.zeros((len(batch_ids), int(lengths.max())), dtype=np.int64)
+        for j, row in enumerate(batch_ids):
+            padded[j, : len(row)] = row
+        input_ids = torch.from_numpy(padded).to(self.device, non_blocking=True)
+        counts = torch.from_numpy(lengths).to(self.device, non_blocking=True)
+        mask = torch.arange(padded.shape[1], device=self.device)[None, :] < counts[:, None]
+        hidden = self._encoder(input_ids, mask).float()
+        summed = (hidden * mask.unsqueeze(-1)).sum(dim=1)
+        emb = summed / counts.unsqueeze(-1).clamp(min=1)
+        if normalize and self.normalize_output:
+            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+        return emb.cpu().numpy()
+
     def embed(
         self,
         texts: Sequence[str] | str,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         normalize: bool = True,
         progress: Any = None,
+        *,
+        token_budget: int | None = None,
     ) -> np.ndarray:
-        """Embed ``texts``; returns float32 ``(len(texts), 384)``, rows in input order.
+        """Embed ``texts``; returns float32 ``(len(texts), dims)``, rows in input order.
 
-        ``progress`` is an optional callable called with the number of texts finished after
-        each batch (e.g. ``tqdm.update``).
+        Texts are tokenised once, sorted by length and run in batches of about ``token_budget``
+        padded tokens (default 2048 on CPU, 32768 on CUDA), at most ``batch_size`` texts each
+        (default 256). ``progress``: ``True``/``False`` for a ``tqdm.auto`` bar (``None``: a bar
+        for large inputs) or a callable called with the number of texts finished after each batch
+        (e.g. ``tqdm.update``). On Ctrl-C, :class:`~es_infer_nb.errors.InferenceInterrupted` is
+        raised whose ``partial`` is the array with the unfinished rows NaN.
         """
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
         texts = [t if isinstance(t, str) else str(t) for t in texts]
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got [{batch_size}]")
         out = np.empty((len(texts), self.dims), dtype=np.float32)
         if not texts:
             return out
         self._load()
-        tokenizer, model = self._tokenizer, self._model
-        # longest first (sentence-transformers' order): similar lengths share a batch, less padding
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                idx = order[start : start + batch_size]
-                batch = [texts[i].strip() for i in idx]
-                if self.do_lower_case:
-                    batch = [t.lower() for t in batch]
-                enc = tokenizer(
-                    batch,
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self.max_seq_length,
-                    return_tensors="pt",
-                )
-                enc = {k: v.to(self.device) for k, v in enc.items()}
-                token_embeddings = model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(token_embeddings.dtype)
-                summed = (token_embeddings * mask).sum(dim=1)
-                counts = mask.sum(dim=1).clamp(min=1e-9)
-                emb = summed / counts
-                if normalize and self.normalize_output:
-                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                out[idx] = emb.float().cpu().numpy()
-                if progress is not None:
-                    progress(len(idx))
+        ids = self.tokenize(texts)
+        on_batch = progress if callable(progress) else None
+
+        def forward(indices: list[int]) -> list[np.ndarray]:
+            vectors = self._forward([ids[i] for i in indices], normalize)
+            out[indices] = vectors
+            if on_batch is not None:
+                on_batch(len(indices))
+            return list(vectors)
+
+        try:
+            run_batches(
+                [len(row) for row in ids],
+                forward,
+                token_budget=token_budget or self.token_budget,
+                max_batch=batch_size or DEFAULT_MAX_BATCH,
+                progress=False if on_batch is not None else progress,
+                desc="embedding",
+            )
+        except InferenceInterrupted as exc:
+            for i, row in enumerate(exc.partial or []):
+                if row is None:
+                    out[i] = np.nan
+            raise InferenceInterrupted(exc.rows_done, exc.rows_total, out) from None
         return out
 
-    def infer(self, texts: Iterable[str], batch_size: int = 32) -> list[dict[str, Any]]:
+    def infer(self, texts: Iterable[str], batch_size: int | None = None) -> list[dict[str, Any]]:
         """Elasticsearch ``text_embedding`` inference results, one per text."""
         return [es_result(v) for v in self.embed(list(texts), batch_size=batch_size)]
 
@@ -202,6 +311,40 @@ class EmbeddedMiniLM:
 def es_result(vector: Any) -> dict[str, Any]:
     """An Elasticsearch ``text_embedding`` inference result: ``{"predicted_value": [floats]}``."""
     return {"predicted_value": [float(x) for x in np.asarray(vector, dtype=np.float32).ravel()]}
+
+
+def embedding_column(vectors: Any, index: Any = None, name: str | None = None, dims: int | None = None) -> Any:
+    """A pandas Series of dtype ``pd.ArrowDtype(pa.list_(pa.float32(), dims))``, one vector a row.
+
+    ``vectors`` is a ``(n, dims)`` array or a sequence of vectors in which ``None`` (e.g. a
+    document that failed) becomes a null row. The column survives a Parquet round trip: read it
+    with ``pd.read_parquet(path, dtype_backend="pyarrow")`` (without it pandas turns the lists
+    into object arrays).
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
+        rows: list[Any] = list(vectors)
+    else:
+        rows = list(vectors)
+    present = [r for r in rows if r is not None]
+    if dims is None:
+        dims = len(np.asarray(present[0]).ravel()) if present else EMBEDDING_DIM
+    values = np.zeros((len(rows), dims), dtype=np.float32)
+    null = np.zeros(len(rows), dtype=bool)
+    for i, row in enumerate(rows):
+        if row is None:
+            null[i] = True
+            continue
+        flat = np.asarray(row, dtype=np.float32).ravel()
+        if flat.shape[0] != dims:
+            raise ValueError(f"embedding row {i} has {flat.shape[0]} values, expected {dims}")
+        values[i] = flat
+    array = pa.FixedSizeListArray.from_arrays(
+        pa.array(values.ravel(), type=pa.float32()), dims, mask=pa.array(null) if null.any() else None
+    )
+    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index, name=name)
 
 
 _models: dict[str, EmbeddedMiniLM] = {}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from es_infer_nb.errors import InferenceInterrupted
 from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
-from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, es_result, get_model, model_path
+from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, embedding_column, es_result, get_model, model_path
+
+CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "bench" / "corpus.jsonl"
 
 MIXED = [
     "hello world",
@@ -97,7 +101,37 @@ def test_empty_input_and_single_string(model):
 def test_progress_callback(model):
     seen: list[int] = []
     model.embed(MIXED, batch_size=3, progress=seen.append)
-    assert seen == [3, 3, 2]
+    assert sum(seen) == len(MIXED) and max(seen) <= 3
+
+
+def test_progress_bar(model, capsys):
+    model.embed(MIXED, progress=True)
+    assert "embedding" in capsys.readouterr().err
+
+
+def test_token_budget_does_not_change_results(model):
+    np.testing.assert_allclose(model.embed(MIXED, token_budget=1), model.embed(MIXED, token_budget=100_000), atol=1e-5)
+
+
+def test_interrupt_keeps_the_finished_rows(model, monkeypatch):
+    calls = []
+    original = model._forward
+
+    def forward(batch_ids, normalize):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(len(batch_ids))
+        return original(batch_ids, normalize)
+
+    monkeypatch.setattr(model, "_forward", forward)
+    with pytest.raises(InferenceInterrupted) as info:
+        model.embed(MIXED, batch_size=3)
+    monkeypatch.undo()
+    err = info.value
+    assert (err.rows_done, err.rows_total) == (3, len(MIXED))
+    done = ~np.isnan(err.partial).any(axis=1)
+    assert done.sum() == 3 and np.isnan(err.partial[~done]).all()
+    np.testing.assert_allclose(err.partial[done], model.embed(MIXED)[done], atol=1e-5)
 
 
 def test_bad_arguments():
@@ -123,3 +157,82 @@ def test_matches_sentence_transformers(model):
     reference = st.SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
     expected = reference.encode(MIXED, batch_size=32, convert_to_numpy=True)
     np.testing.assert_allclose(model.embed(MIXED), expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    st = pytest.importorskip("sentence_transformers")
+    return st.SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
+
+
+def corpus_samples(model: EmbeddedMiniLM) -> list[str]:
+    """Bench-corpus texts: the shortest, typical, the longest (> 256 tokens), plus edge cases."""
+    texts = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:3000]]
+    lengths = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    long = [texts[i] for i in order[-8:]]
+    assert any(lengths[i] > 256 for i in order[-8:]), "the corpus should hold texts longer than 256 tokens"
+    return [texts[i] for i in order[:8]] + texts[:40] + long + ["", " ", "ünïcödé 日本語のテキスト 🦊", "Ωmega ∑ ≥ ½"]
+
+
+def test_corpus_vectors_equal_sentence_transformers(model, reference):
+    if not CORPUS.is_file():
+        pytest.skip(f"{CORPUS} not present")
+    texts = corpus_samples(model)
+    expected = reference.encode(texts, batch_size=32, convert_to_numpy=True)
+    ours = model.embed(texts)
+    cosines = (ours * expected).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosines.min() >= 0.9999
+    np.testing.assert_allclose(ours, expected, atol=2e-5)
+
+
+def test_embedding_column_is_a_fixed_size_float32_list():
+    pa = pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    vectors = np.random.default_rng(0).normal(size=(4, 384)).astype(np.float32)
+    col = embedding_column(vectors, index=pd.Index([10, 11, 12, 13]), name="emb")
+    assert col.dtype == pd.ArrowDtype(pa.list_(pa.float32(), 384))
+    assert list(col.index) == [10, 11, 12, 13] and col.name == "emb"
+    np.testing.assert_array_equal(np.stack([np.asarray(v) for v in col]), vectors)
+
+
+def test_embedding_column_nulls_and_bad_rows():
+    import pandas as pd
+
+    col = embedding_column([np.ones(3), None, [1, 2, 3]])
+    assert col.isna().tolist() == [False, True, False]
+    assert len(embedding_column([])) == 0
+    with pytest.raises(ValueError, match="row 1 has 2 values"):
+        embedding_column([np.ones(3), [1.0, 2.0]])
+    assert isinstance(col, pd.Series)
+
+
+def test_embedding_column_parquet_round_trip(model, tmp_path):
+    import pandas as pd
+
+    texts = MIXED
+    df = pd.DataFrame({"text": texts})
+    vectors = model.embed(texts)
+    df["emb"] = embedding_column(vectors, index=df.index)
+    df.loc[len(df)] = {"text": "failed doc", "emb": None}
+    path = tmp_path / "emb.parquet"
+    df.to_parquet(path)
+    back = pd.read_parquet(path, dtype_backend="pyarrow")
+    assert back["emb"].dtype == df["emb"].dtype
+    assert back["emb"].isna().tolist() == df["emb"].isna().tolist()
+    pd.testing.assert_series_equal(back["emb"], df["emb"])
+    first = np.asarray(back["emb"].iloc[0], dtype=np.float32)
+    np.testing.assert_array_equal(first, vectors[0])
+
+
+def test_dtype_and_quantize_arguments():
+    import torch
+
+    assert EmbeddedMiniLM("cpu").dtype == torch.float32
+    assert EmbeddedMiniLM("cpu", dtype="bf16").dtype == torch.bfloat16
+    assert EmbeddedMiniLM("cpu", quantize=True).quantize == "int8"
+    with pytest.raises(ValueError, match="unknown dtype"):
+        EmbeddedMiniLM("cpu", dtype="fp8x")
+    with pytest.raises(ValueError, match="unknown quantize"):
+        EmbeddedMiniLM("cpu", quantize="int4")

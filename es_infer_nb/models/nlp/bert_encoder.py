@@ -1,0 +1,122 @@
+"""A lean inference-only forward pass for BERT encoders (used by the embedded MiniLM).
+
+:class:`BertEncoder` takes the weights of a transformers ``BertModel`` and computes the same
+``last_hidden_state`` with less work per token:
+
+* one fused Q/K/V projection per layer (one GEMM instead of three), the ``1/sqrt(head_dim)``
+  attention scale folded into the query weights;
+* on CPU the attention is two batched matmuls and an in-place softmax (faster than the fused
+  CPU kernels for the short sequences of length-sorted batches), with no mask at all when every
+  sequence of the batch has the same length; on CUDA it is ``scaled_dot_product_attention``;
+* plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
+  ``torch.ao.quantization.quantize_dynamic`` apply to it unchanged.
+
+Only absolute-position, GELU, post-layer-norm BERT (what sentence-transformers' MiniLM / MPNet-free
+BERT checkpoints use) is supported: :func:`supports` says whether a config qualifies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BertEncoder", "supports"]
+
+
+def supports(config: Any) -> bool:
+    """Whether ``config`` (a transformers ``BertConfig``) is a plain BERT this encoder reproduces."""
+    return (
+        getattr(config, "model_type", None) == "bert"
+        and getattr(config, "hidden_act", None) == "gelu"
+        and getattr(config, "position_embedding_type", "absolute") == "absolute"
+        and not getattr(config, "is_decoder", False)
+    )
+
+
+def _copy_linear(source: nn.Linear, weight_scale: float = 1.0) -> nn.Linear:
+    layer = nn.Linear(source.in_features, source.out_features)
+    with torch.no_grad():
+        layer.weight.copy_(source.weight * weight_scale)
+        layer.bias.copy_(source.bias * weight_scale)
+    return layer
+
+
+def _fused_qkv(attention: Any, scale: float) -> nn.Linear:
+    q, k, v = attention.query, attention.key, attention.value
+    layer = nn.Linear(q.in_features, q.out_features + k.out_features + v.out_features)
+    with torch.no_grad():
+        layer.weight.copy_(torch.cat([q.weight * scale, k.weight, v.weight]))
+        layer.bias.copy_(torch.cat([q.bias * scale, k.bias, v.bias]))
+    return layer
+
+
+class _Layer(nn.Module):
+    def __init__(self, layer: Any, heads: int) -> None:
+        super().__init__()
+        hidden = layer.attention.self.query.in_features
+        self.heads = heads
+        self.head_dim = hidden // heads
+        self.qkv = _fused_qkv(layer.attention.self, self.head_dim ** -0.5)
+        self.attn_out = _copy_linear(layer.attention.output.dense)
+        self.attn_norm = layer.attention.output.LayerNorm
+        self.ffn_in = _copy_linear(layer.intermediate.dense)
+        self.ffn_out = _copy_linear(layer.output.dense)
+        self.ffn_norm = layer.output.LayerNorm
+
+    def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None) -> torch.Tensor:
+        batch, length = shape
+        q, k, v = self.qkv(h).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if h.is_cuda:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        else:
+            scores = q @ k.transpose(-1, -2)
+            if bias is not None:
+                scores += bias
+            ctx = torch.softmax(scores, dim=-1) @ v
+        return ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
+
+    def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None) -> torch.Tensor:
+        h = self.attn_norm(self.attn_out(self.attention(h, shape, bias)) + h)
+        return self.ffn_norm(self.ffn_out(F.gelu(self.ffn_in(h))) + h)
+
+
+class BertEncoder(nn.Module):
+    """``BertModel(...).last_hidden_state`` for inference, from a loaded transformers ``BertModel``."""
+
+    def __init__(self, bert: Any) -> None:
+        super().__init__()
+        if not supports(bert.config):
+            raise ValueError(f"BertEncoder supports plain BERT configs only, not {type(bert.config).__name__}")
+        emb = bert.embeddings
+        self.word_embeddings = emb.word_embeddings
+        self.position_embeddings = emb.position_embeddings
+        self.token_type_embeddings = emb.token_type_embeddings
+        self.embedding_norm = emb.LayerNorm
+        self.layers = nn.ModuleList(_Layer(layer, bert.config.num_attention_heads) for layer in bert.encoder.layer)
+        self.hidden = bert.config.hidden_size
+        self.eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(batch, length, hidden)`` hidden states; token type 0 everywhere (single texts)."""
+        batch, length = input_ids.shape
+        h = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings.weight[:length]
+            + self.token_type_embeddings.weight[0]
+        )
+        h = self.embedding_norm(h).view(batch * length, self.hidden)
+        mask = attention_mask.bool()
+        bias = None
+        if not bool(mask.all()):
+            if h.is_cuda:
+                bias = mask[:, None, None, :]
+            else:
+                bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
+                bias.masked_fill_(~mask, torch.finfo(h.dtype).min)
+                bias = bias[:, None, None, :]
+        for layer in self.layers:
+            h = layer(h, (batch, length), bias)
+        return h.view(batch, length, self.hidden)

@@ -53,6 +53,11 @@ def _fused_qkv(attention: Any, scale: float) -> nn.Linear:
     return layer
 
 
+def _linear(module: nn.Module, x: torch.Tensor, rows: Any) -> torch.Tensor:
+    """``module(x)``; row-aware modules (int8, see :mod:`.quantize`) also get the row layout."""
+    return module(x, rows) if getattr(module, "row_aware", False) else module(x)
+
+
 class _Layer(nn.Module):
     def __init__(self, layer: Any, heads: int) -> None:
         super().__init__()
@@ -66,9 +71,9 @@ class _Layer(nn.Module):
         self.ffn_out = _copy_linear(layer.output.dense)
         self.ffn_norm = layer.output.LayerNorm
 
-    def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None) -> torch.Tensor:
+    def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
         batch, length = shape
-        q, k, v = self.qkv(h).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = _linear(self.qkv, h, rows).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if h.is_cuda:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
         else:
@@ -78,9 +83,9 @@ class _Layer(nn.Module):
             ctx = torch.softmax(scores, dim=-1) @ v
         return ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
 
-    def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None) -> torch.Tensor:
-        h = self.attn_norm(self.attn_out(self.attention(h, shape, bias)) + h)
-        return self.ffn_norm(self.ffn_out(F.gelu(self.ffn_in(h))) + h)
+    def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
+        h = self.attn_norm(_linear(self.attn_out, self.attention(h, shape, bias, rows), rows) + h)
+        return self.ffn_norm(_linear(self.ffn_out, F.gelu(_linear(self.ffn_in, h, rows)), rows) + h)
 
 
 class BertEncoder(nn.Module):
@@ -97,6 +102,8 @@ class BertEncoder(nn.Module):
         self.embedding_norm = emb.LayerNorm
         self.layers = nn.ModuleList(_Layer(layer, bert.config.num_attention_heads) for layer in bert.encoder.layer)
         self.hidden = bert.config.hidden_size
+        #: the rows int8 projections keep in float32: "first" ([CLS]) or "ends" ([CLS] and [SEP])
+        self.float_rows = "first"
         self.eval()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -117,6 +124,14 @@ class BertEncoder(nn.Module):
                 bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
                 bias.masked_fill_(~mask, torch.finfo(h.dtype).min)
                 bias = bias[:, None, None, :]
+        # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
+        # carries the outliers) stays in float32, padding rows are zeroed
+        pads = None if bias is None else (~mask).reshape(-1).nonzero().squeeze(1)
+        if self.float_rows == "first":
+            rows = (slice(None, None, length), pads)
+        else:
+            starts = torch.arange(batch, device=mask.device) * length
+            rows = (torch.cat([starts, starts + mask.sum(dim=1) - 1]), pads)
         for layer in self.layers:
-            h = layer(h, (batch, length), bias)
+            h = layer(h, (batch, length), bias, rows)
         return h.view(batch, length, self.hidden)

@@ -15,6 +15,10 @@ Subcommands::
 living in ``--home`` (else ``$ES_INFER_NB_HOME``, else memory). ``serve`` answers Elasticsearch's
 HTTP API for that engine (curl, the ``elasticsearch`` client, eland) until Ctrl-C / SIGTERM.
 
+Adding a subcommand: write ``_add_<name>(sub)`` (it calls ``sub.add_parser(...)`` and sets
+``func=cmd_<name>``) and list it in :data:`SUBCOMMANDS` at the bottom of this module; a subcommand
+living in another module is one ``"name": "package.module:add_parser"`` line there.
+
 Exit codes: 0 success, 1 an API error (status >= 400) or a failure while running, 2 a usage
 error (bad arguments, unreadable file, unknown field). Errors are one line on stderr, never a
 traceback.
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 PROG = "es-infer"
 #: inputs at least this long get a progress bar on stderr
@@ -61,14 +66,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Elasticsearch-style ML inference, locally.",
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+#: adds one subcommand's parser to the subparsers action it is given and sets ``func=cmd_<name>``
+AddParser = Callable[[Any], None]
 
+
+def _add_embed(sub: Any) -> None:
     p = sub.add_parser(
         "embed",
         help="embed texts with the embedded all-MiniLM-L6-v2 (text_embedding)",
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
     p.set_defaults(func=cmd_embed)
 
+
+def _add_request(sub: Any) -> None:
     p = sub.add_parser(
         "request",
         help="run one REST request against the engine and print the JSON answer",
@@ -96,16 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_home(p)
     p.set_defaults(func=cmd_request)
 
+
+def _add_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list the trained models as a table", description="Table of GET _ml/trained_models[/IDS].")
     p.add_argument("ids", nargs="?", metavar="IDS", help="model ids, aliases or wildcards, comma-separated (default: all)")
     _add_home(p)
     p.set_defaults(func=cmd_models)
 
+
+def _add_stats(sub: Any) -> None:
     p = sub.add_parser("stats", help="trained model statistics as a table", description="Table of GET _ml/trained_models[/IDS]/_stats.")
     p.add_argument("ids", nargs="?", metavar="IDS", help="model ids, aliases or wildcards, comma-separated (default: all)")
     _add_home(p)
     p.set_defaults(func=cmd_stats)
 
+
+def _add_serve(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="serve the engine over Elasticsearch's HTTP API (curl, the elasticsearch client, eland)",
@@ -120,11 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", metavar="NAME:PASSWORD", help="accept basic auth with these credentials; default: $ES_INFER_NB_USER")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
-    p.add_argument("--infer-batch-docs", type=int, default=0, metavar="N",
-                   help="answer concurrent _infer calls on one model with one engine call of up to N documents (default 0: off)")
     _add_home(p)
     p.set_defaults(func=cmd_serve)
+
+
+def build_parser(subcommands: "dict[str, AddParser | str] | None" = None) -> argparse.ArgumentParser:
+    """The ``es-infer`` parser: one subparser per entry of :data:`SUBCOMMANDS` (in its order)."""
+    parser = _Parser(
+        prog=PROG,
+        description="Elasticsearch-style ML inference, locally.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, add in (SUBCOMMANDS if subcommands is None else subcommands).items():
+        _resolve(name, add)(sub)
     return parser
+
+
+def _resolve(name: str, add: "AddParser | str") -> AddParser:
+    """A table entry: the function itself, or ``"module:function"`` imported now (lazy subcommands)."""
+    if callable(add):
+        return add
+    module, _, attr = add.partition(":")
+    if not module or not attr:
+        raise ValueError(f"subcommand [{name}]: expected a function or 'module:function', found {add!r}")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _add_home(p: argparse.ArgumentParser) -> None:
@@ -434,7 +464,10 @@ def _call(engine: Any, method: str, path: str, body: Any = None, params: dict[st
 def cmd_request(args: argparse.Namespace) -> int:
     body = _read_body(args.body)
     engine = _engine(args.home)
-    resp = engine.request(args.method.upper(), args.path, body)
+    try:
+        resp = engine.request(args.method.upper(), args.path, body)
+    finally:
+        engine.stats.flush()  # the counters reach --home now, not only at interpreter exit
     if resp.body is not None:
         print(json.dumps(resp.body, indent=2, ensure_ascii=False, default=str))
     if resp.status >= 400:
@@ -449,9 +482,22 @@ def _ids_path(ids: str | None, suffix: str = "") -> str:
 
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    """A plain-text table; numeric columns (``None`` cells shown as ``-``) align right, floats to 1 decimal."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.1f}"
+        return str(value)
+
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    cells = [[cell(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows) and bool(rows) for i in range(len(headers))]
+    numeric = [any(is_number(row[i]) for row in rows) and all(row[i] is None or is_number(row[i]) for row in rows)
+               for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
@@ -482,6 +528,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     rows = []
     for st in stats:
         inf = st.get("inference_stats") or {}
+        dep = st.get("deployment_stats") or {}
+        nodes = dep.get("nodes") or [{}]
         rows.append(
             [
                 st.get("model_id"),
@@ -489,14 +537,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 inf.get("failure_count", 0),
                 inf.get("missing_all_fields_count", 0),
                 st.get("pipeline_count", 0),
+                dep.get("state"),
+                nodes[0].get("average_inference_time_ms"),
             ]
         )
-    print(format_table(["model_id", "inference_count", "failure_count", "missing_all_fields_count", "pipeline_count"], rows))
+    print(format_table(STATS_HEADERS, rows))
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+#: the columns of ``es-infer stats``
+STATS_HEADERS = ["model_id", "inference_count", "failure_count", "missing_all_fields_count", "pipeline_count",
+                 "deployment", "avg_ms"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,7 +567,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_content_length=args.max_content_length,
             access_log=args.access_log,
             log_level="info" if args.access_log else "warning",
-            infer_batch_docs=args.infer_batch_docs,
         )
         settings.check()
     except (ValueError, InsecureBindError) as exc:
@@ -527,3 +577,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise RunError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the subcommand table
+# ---------------------------------------------------------------------------------------------
+
+#: ``es-infer`` subcommands in ``--help`` order: name -> the function adding its parser, or a
+#: ``"package.module:function"`` string imported when the parser is built (a subcommand living in
+#: another module is then one line here). Each parser sets ``func``: ``func(args) -> exit code``,
+#: raising :class:`UsageError` (exit 2) or :class:`RunError` (exit 1) for one-line errors.
+SUBCOMMANDS: dict[str, AddParser | str] = {
+    "embed": _add_embed,
+    "request": _add_request,
+    "models": _add_models,
+    "stats": _add_stats,
+    "serve": _add_serve,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -224,13 +224,14 @@ def test_models_and_stats_tables(capsys, tmp_path):
     code, out, err = run(capsys, "stats", "--home", home)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["model_id", "inference_count", "failure_count", "missing_all_fields_count", "pipeline_count"]
+    assert lines[0].split() == ["model_id", "inference_count", "failure_count", "missing_all_fields_count", "pipeline_count",
+                                "deployment", "avg_ms"]
     assert any(line.startswith("stump") for line in lines)
 
     code, out, err = run(capsys, "stats", "stump", "--home", home)
     assert code == 0, err
     row = next(line.split() for line in out.splitlines() if line.startswith("stump"))
-    assert len(row) == 5 and all(cell.isdigit() for cell in row[1:])
+    assert row == ["stump", "2", "0", "1", "0", "-", "-"]  # {"y": 1} misses every input field; a tree model is not deployed
 
     code, out, err = run(capsys, "stats", "nope", "--home", home)
     assert code == 1 and "resource_not_found_exception" in err and "Traceback" not in err
@@ -241,6 +242,56 @@ def test_models_and_stats_tables(capsys, tmp_path):
 def test_format_table_aligns_numbers_right():
     text = format_table(["name", "n"], [["a", 1], ["bbb", 100]])
     assert text.splitlines() == ["name    n", "----  ---", "a       1", "bbb   100"]
+    text = format_table(["name", "ms"], [["a", None], ["b", 12.345]])
+    assert text.splitlines() == ["name    ms", "----  ----", "a        -", "b     12.3"]
+
+
+def test_stats_of_a_deployed_model_shows_state_and_latency(capsys, tmp_path):
+    home = str(tmp_path)
+    body = json.dumps({"docs": [{"text_field": "hello world"}]})
+    code, out, err = run(capsys, "request", "POST", f"_ml/trained_models/{MODEL_ID}/_infer", body, "--home", home)
+    assert code == 0, err
+    assert len(json.loads(out)["inference_results"][0]["predicted_value"]) == 384
+    # the bundled model deploys on first use, in this process's engine; a new engine on the home
+    # starts it again when asked
+    code, out, err = run(capsys, "stats", MODEL_ID, "--home", home)
+    assert code == 0, err
+    row = next(line.split() for line in out.splitlines() if line.startswith(MODEL_ID))
+    assert row[0] == MODEL_ID and row[1].isdigit() and row[4] == "0"
+
+
+def test_request_body_from_stdin(capsys, tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(stump_regression())))
+    code, out, err = run(capsys, "request", "PUT", "_ml/trained_models/from-stdin", "-", "--home", str(tmp_path))
+    assert code == 0, err
+    assert json.loads(out)["model_id"] == "from-stdin"
+    code, out, err = run(capsys, "request", "HEAD", "_ml/trained_models/from-stdin", "--home", str(tmp_path))
+    assert code in (0, 1) and "Traceback" not in err
+
+
+def test_subcommand_table_is_extensible(capsys):
+    import argparse
+
+    from es_infer_nb import cli
+
+    def add_hello(sub):
+        p = sub.add_parser("hello", help="say hello")
+        p.add_argument("name")
+        p.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    parser = cli.build_parser({**cli.SUBCOMMANDS, "hello": add_hello})
+    args = parser.parse_args(["hello", "world"])
+    assert args.func(args) == 0 and capsys.readouterr().out == "hello world\n"
+    lazy = cli.build_parser({"models": "es_infer_nb.cli:_add_models"})  # "module:function", imported when built
+    assert lazy.parse_args(["models"]).func is cli.cmd_models
+    assert isinstance(parser, argparse.ArgumentParser)
+    with pytest.raises(ValueError, match="module:function"):
+        cli.build_parser({"bad": "no-colon"})
+    help_text = cli.build_parser().format_help()
+    for name in cli.SUBCOMMANDS:
+        assert name in help_text
 
 
 # -- the real console script --------------------------------------------------------------------

@@ -79,16 +79,27 @@ class StatsRegistry:
         self._pipelines: dict[str, IngestCounters] = {}
         self._processors: dict[tuple[str, str], IngestCounters] = {}
 
-    def record_ingest(self, pipeline_id: str, processor: str | None, *, count: int, nanos: int, failed: int) -> None:
-        """Documents through a stored pipeline (``processor`` None) or one of its processors (``type[:tag]``)."""
+    def _ingest_counters(self, pipeline_id: str, processor: str | None) -> IngestCounters:
+        if processor is None:
+            return self._pipelines.setdefault(pipeline_id, IngestCounters())
+        return self._processors.setdefault((pipeline_id, processor), IngestCounters())
+
+    def begin_ingest(self, pipeline_id: str, processor: str | None, count: int) -> None:
+        """``count`` documents enter a stored pipeline or one of its processors (``current`` goes up, as
+        ``IngestMetric.preIngest``); :meth:`record_ingest` with ``leaving=count`` takes them out again."""
         with self._lock:
-            if processor is None:
-                c = self._pipelines.setdefault(pipeline_id, IngestCounters())
-            else:
-                c = self._processors.setdefault((pipeline_id, processor), IngestCounters())
+            self._ingest_counters(pipeline_id, processor).current += count
+
+    def record_ingest(self, pipeline_id: str, processor: str | None, *, count: int, nanos: int, failed: int,
+                      leaving: int = 0) -> None:
+        """Documents through a stored pipeline (``processor`` None) or one of its processors (``type[:tag]``);
+        ``leaving`` of them were counted in flight by :meth:`begin_ingest` (``IngestMetric.postIngest``)."""
+        with self._lock:
+            c = self._ingest_counters(pipeline_id, processor)
             c.count += count
             c.time_nanos += nanos
             c.failed += failed
+            c.current -= leaving
 
     def pipeline_counters(self, pipeline_id: str) -> IngestCounters:
         with self._lock:

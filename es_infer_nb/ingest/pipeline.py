@@ -574,6 +574,24 @@ def _run_handlers(handlers: list[Processor], docs: list[Doc], failures: list[Fai
     return out
 
 
+def _run_counted(p: Processor, batch: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+    """``p.run_batch``; an inference processor of a counted pipeline moves its ingest stats (``current``
+    holds the batch while it runs)."""
+    if p.type != "inference" or pipeline_id not in run.counted or run.engine is None:
+        return p.run_batch(batch, run, pipeline_id)
+    stats, name, n = run.engine.stats, processor_stats_name(p), len(batch)
+    stats.begin_ingest(pipeline_id, name, n)
+    started = time.perf_counter_ns()
+    outcomes: list[BaseException | None] | None = None
+    try:
+        outcomes = p.run_batch(batch, run, pipeline_id)
+        return outcomes
+    finally:
+        failed = n if outcomes is None else sum(1 for o in outcomes if o is not None)
+        stats.record_ingest(pipeline_id, name, count=n, nanos=time.perf_counter_ns() - started, failed=failed,
+                            leaving=n)
+
+
 def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
                    pipeline_id: str | None) -> list[Failure | None]:
     """Run a processor list over a batch; the failure that escapes it, per document."""
@@ -597,12 +615,7 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
                     continue
             eligible.append(i)
         if eligible:
-            started = time.perf_counter_ns()
-            outcomes = p.run_batch([docs[i] for i in eligible], run, pipeline_id)
-            if p.type == "inference" and pipeline_id in run.counted and run.engine is not None:
-                run.engine.stats.record_ingest(
-                    pipeline_id, processor_stats_name(p), count=len(eligible),
-                    nanos=time.perf_counter_ns() - started, failed=sum(1 for o in outcomes if o is not None))
+            outcomes = _run_counted(p, [docs[i] for i in eligible], run, pipeline_id)
             for i, exc in zip(eligible, outcomes):
                 if exc is not None:
                     errors[i] = exc
@@ -645,6 +658,7 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
                and pipeline_id in run.engine.pipelines)
     if counted:
         run.counted.add(pipeline_id)
+        run.engine.stats.begin_ingest(pipeline_id, None, len(docs))  # type: ignore[union-attr]
     started = time.perf_counter_ns()
     failed: list[Failure | None] = [None] * len(docs)
     try:
@@ -661,7 +675,7 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
             run.counted.discard(pipeline_id)
             run.engine.stats.record_ingest(  # type: ignore[union-attr]
                 pipeline_id, None, count=len(docs), nanos=time.perf_counter_ns() - started,
-                failed=sum(1 for f in failed if f is not None))
+                failed=sum(1 for f in failed if f is not None), leaving=len(docs))
         run.stack.pop()
         for doc, prev in zip(docs, previous):
             if prev is None:

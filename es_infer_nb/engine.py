@@ -169,11 +169,14 @@ class Engine:
         params: dict[str, Any] | None = None,
     ) -> Response:
         from .api import dispatch  # the api package registers every route on import
+        from .api.deferred import Deferred
 
         try:
             req = self._parse(method, path, body, params)
             with self.lock:
                 status, answer, headers = dispatch(self, req)
+            if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock
+                answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:
             return Response(err.status, err.body(), dict(err.headers))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, not_found, validation_failed
 from ..models.byte_size import ByteSize
-from ..models.deployments import AdaptiveAllocations, StartRequest, deployments, iso_millis
+from ..models.deployments import AdaptiveAllocations, Deployment, StartRequest, deployments, iso_millis, model_field
+from .deferred import Deferred
 from .request import Request
 from .routing import route
 from .trained_models import pipelines_using
@@ -243,3 +244,15 @@ def clear_cache(engine: "Engine", req: Request) -> Any:
         assert dep is not None
         dep.cache.clear()
     return {"cleared": True}
+
+
+def queued_infer(engine: "Engine", dep: Deployment, docs: list[dict[str, Any]], update: Any, req: Request) -> Deferred:
+    """``_infer`` on a deployment: the documents join its queue now (ES's 429 when it is full) and the
+    answer waits for the worker outside the engine's lock, so concurrent calls share model batches.
+    ``timeout`` (query parameter) bounds the wait: ES's 408 and ``timeout_count``."""
+    timeout_text = req.params.get("timeout")
+    timeout = parse_time_seconds(str(timeout_text), "timeout") if timeout_text else None
+    if timeout is not None and timeout < 0:
+        timeout = None  # -1: wait forever
+    future = dep.submit(docs, update, model_field(engine, dep.model_id))
+    return Deferred(lambda: {"inference_results": dep.result(future, len(docs), timeout, timeout_text)})

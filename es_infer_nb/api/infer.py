@@ -10,6 +10,7 @@ from ..models.deployments import deployments
 from ..models.doc_columns import DocsResult
 from ..models.nlp_backend import input_field
 from ..models.runner import infer_docs
+from .deployments import queued_infer
 from .request import Request
 from .routing import route
 
@@ -42,6 +43,9 @@ def infer(engine: "Engine", req: Request) -> Any:
                 f"[infer_trained_model_request] failed to parse field [docs]: docs[{i}] must be an object",
                 400,
             )
+    dep = deployments(engine).for_inference(model_id)
+    if dep is not None:  # pytorch: queued on the deployment, answered outside the engine lock
+        return queued_infer(engine, dep, docs, body.get("inference_config"), req)
     result = infer_docs(engine, model_id, docs, body.get("inference_config"))
     out = result.to_docs()
     if isinstance(result, DocsResult):  # pytorch: a failed document is an error entry, the others stay

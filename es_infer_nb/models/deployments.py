@@ -7,12 +7,17 @@ model (per device) inside the engine. What ES users see is kept: one deployment 
 ``StartTrainedModelDeploymentAction.Request``, one local ML node in the routing table, the
 assignment and allocation states, and the node counters of ``_stats``.
 
-* The queue: an ``_infer`` request's documents all enter the deployment's queue at once, so the
-  documents beyond ``queue_capacity`` are rejected, each answered with ES's error entry
-  (``inference process queue is full. Unable to execute command``) and counted in
-  ``rejected_execution_count``; the others are inferred. Frames and pipelines are fed in chunks of
-  at most ``queue_capacity`` documents (a client that respects back-pressure), so they are never
-  rejected.
+* The queue: each deployment owns an :class:`~.batcher.InferenceBatcher` and one worker thread.
+  Every caller (``_infer`` over HTTP or ``Engine.request``, ``df.infer.run``, pipelines) queues its
+  documents there; the worker gathers the calls waiting (a short window, up to ``MAX_BATCH_DOCS``
+  documents with the same inference config) into one model call and hands each caller its own
+  results or error. An ``_infer`` whose documents do not fit in what is left of ``queue_capacity``
+  is refused as ES refuses it: 429 ``es_rejected_execution_exception`` (``inference process queue
+  is full. Unable to execute command``), its documents counted in ``rejected_execution_count``.
+  ``_infer`` waits for the queue outside the engine's lock, so concurrent requests really merge.
+  Frames and pipelines feed chunks of at most ``queue_capacity`` documents and wait for room
+  (back-pressure), so they are never rejected. ``_infer?timeout=`` bounds the wait (408, counted in
+  ``timeout_count``); without it the wait is unbounded (ES: 10s).
 * The cache: keyed on (input text, inference config update), bounded by ``cache_size`` in bytes
   (default: the model size, as ES; ``0b`` disables it). Hits skip the model; repeated inputs in one
   batch are computed once and count as hits, as they would in ES's one-at-a-time native process.
@@ -39,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import ApiError, not_found
 from ..stats import DeploymentCounters, now_millis
 from ..storage import JsonStore
+from .batcher import InferenceBatcher, queue_full, wait
 from .builtin import is_builtin
 from .byte_size import ByteSize
 from .doc_columns import DocsResult
@@ -48,6 +54,8 @@ from .nlp_backend import Backend, input_field, load_backend, resolve_device
 from .tree.features import dig
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
     from ..engine import Engine
 
 DEFAULT_NUM_ALLOCATIONS = 1
@@ -58,6 +66,11 @@ MAX_THREADS_PER_ALLOCATION = 32
 PRIORITIES = ("normal", "low")
 WAIT_FOR_STATES = ("started", "starting", "fully_allocated")
 MEMORY_OVERHEAD_BYTES = 240 * 1024 * 1024  # StartTrainedModelDeploymentAction.MEMORY_OVERHEAD
+#: most documents one model call gathers from waiting calls (a single larger call runs alone)
+MAX_BATCH_DOCS = 512
+#: how long the worker waits for more calls before running a batch that is not full
+GATHER_WINDOW_S = 0.002
+PROCESS_NAME = "inference process"
 
 
 def required_native_memory_bytes(model_bytes: int) -> int:
@@ -67,8 +80,22 @@ def required_native_memory_bytes(model_bytes: int) -> int:
 
 def rejected() -> ApiError:
     """``EsRejectedExecutionException`` of a full inference queue."""
-    return ApiError("es_rejected_execution_exception", "inference process queue is full. Unable to execute command",
-                    429)
+    return queue_full(PROCESS_NAME)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """What calls must share to run in one model call (the batcher's key)."""
+
+    update_key: str
+    field: str
+    device: str | None
+    update: Any = field(default=None, compare=False, hash=False)
+
+    @classmethod
+    def of(cls, update: Any, field_name: str, device: str | None) -> "CallOptions":
+        key = json.dumps(update, sort_keys=True, default=str) if update else ""
+        return cls(key, field_name, device, update)
 
 
 @dataclass
@@ -157,6 +184,9 @@ class Deployment:
         self._loader = loader
         self._backends: dict[str, Backend] = {}
         self._lock = threading.RLock()
+        self.queue: InferenceBatcher[dict[str, Any], dict[str, Any]] = InferenceBatcher(
+            self._run_batch, max_batch_size=MAX_BATCH_DOCS, queue_capacity=params.queue_capacity,
+            window_s=GATHER_WINDOW_S, name=PROCESS_NAME, split_calls=False, keyed=True)
 
     @property
     def model_id(self) -> str:
@@ -188,24 +218,52 @@ class Deployment:
             raise ApiError("status_exception",
                            f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
 
+    def submit(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
+               device: str | None = None, wait_for_room: bool = False) -> "Future[list[dict[str, Any]]]":
+        """Queue ``docs``; the future holds one ES result per document. Raises ES's 429 when the
+        queue has no room for all of them (unless ``wait_for_room``: then waits for room)."""
+        self.check_routable()
+        n = len(docs)
+        try:
+            future = self.queue.submit_async(docs, key=CallOptions.of(update, field, device),
+                                             wait_for_room=wait_for_room)
+        except ApiError as err:
+            if err.status == 429:
+                self.counters.record_rejected(n)
+            raise
+        self.counters.add_pending(n)
+        future.add_done_callback(lambda _: self.counters.add_pending(-n))
+        return future
+
+    def result(self, future: "Future[list[dict[str, Any]]]", n: int, timeout: float | None = None,
+               timeout_text: str | None = None) -> list[dict[str, Any]]:
+        """Wait for a submitted call: ES's 408 after ``timeout`` s (``timeout_count``); the model's
+        error for this call alone (``error_count``)."""
+        try:
+            return wait(future, timeout)
+        except TimeoutError:
+            self.counters.record_timeout(n)
+            raise ApiError("status_exception",
+                           f"timeout [{timeout_text or f'{timeout}s'}] waiting for inference result", 408) from None
+        except Exception:
+            self.counters.record(inferences=0, time_ms=0.0, errors=n)
+            raise
+
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
               device: str | None = None) -> DocsResult:
-        """Documents submitted at once; results in input order. Those beyond ``queue_capacity`` are
-        rejected one by one, as ES answers each with an error entry (``ErrorInferenceResults``)."""
+        """In-process callers: documents in chunks of at most ``queue_capacity``, each waiting for room
+        in the queue (never rejected); results in input order."""
         self.check_routable()
-        capacity = self.params.queue_capacity
-        accepted, overflow = docs[:capacity], len(docs) - min(len(docs), capacity)
-        if overflow:
-            self.counters.record_rejected(overflow)
-        self.counters.add_pending(len(accepted))
-        try:
-            result = self._infer(accepted, update, field, device) if accepted else DocsResult(self.model_id, [])
-        finally:
-            self.counters.add_pending(-len(accepted))
-        if overflow:
-            refused = [{"error": rejected().reason} for _ in range(overflow)]
-            result = DocsResult(self.model_id, result.to_docs() + refused)
-        return result
+        step = self.params.queue_capacity
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(docs), step):
+            chunk = docs[start:start + step]
+            out.extend(self.result(self.submit(chunk, update, field, device=device, wait_for_room=True), len(chunk)))
+        return DocsResult(self.model_id, out)
+
+    def _run_batch(self, docs: list[dict[str, Any]], options: CallOptions) -> list[dict[str, Any]]:
+        """The worker: one model call for documents of several callers sharing ``options``."""
+        return self._infer(docs, options.update, options.field, options.device).to_docs()
 
     def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,
                device: str | None) -> DocsResult:
@@ -235,11 +293,7 @@ class Deployment:
         model_ms = 0.0
         if run_rows:
             t0 = time.perf_counter()
-            try:
-                answers = self.backend(device).infer([docs[i] for i in run_rows], update, field=field).to_docs()
-            except ApiError:
-                self.counters.record(inferences=0, time_ms=0.0, errors=len(docs))
-                raise
+            answers = self.backend(device).infer([docs[i] for i in run_rows], update, field=field).to_docs()
             model_ms = (time.perf_counter() - t0) * 1000.0
             for i, answer in zip(run_rows, answers):
                 out[i] = answer
@@ -467,6 +521,7 @@ class Deployments:
     def stop(self, deployment_id: str) -> None:
         dep = self._by_id.pop(deployment_id)
         dep.state = "stopping"
+        dep.queue.close()  # the calls already queued are answered first
         dep.unload()
         self._store.delete(deployment_id)
 

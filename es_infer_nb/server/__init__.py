@@ -29,7 +29,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from .auth import Credentials
-from .coalesce import DEFAULT_MAX_DOCS
 from .runner import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -57,13 +56,10 @@ def settings_from(
     workers: int = 32,
     access_log: bool = False,
     log_level: str = "warning",
-    infer_batch_docs: int = DEFAULT_MAX_DOCS,
 ) -> ServerSettings:
     """Validated :class:`ServerSettings` from the user-facing arguments."""
     if not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got [{port}]")
-    if infer_batch_docs < 0:
-        raise ValueError(f"infer_batch_docs must not be negative, got [{infer_batch_docs}]")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got [{workers}]")
     return ServerSettings(
@@ -74,7 +70,6 @@ def settings_from(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
-        infer_batch_docs=infer_batch_docs,
     )
 
 
@@ -87,20 +82,17 @@ def serve(
     basic_auth: str | tuple[str, str] | None = None,
     max_content_length: str | int = "100mb",
     workers: int = 32,
-    infer_batch_docs: int = DEFAULT_MAX_DOCS,
     quiet: bool = False,
 ) -> ServerHandle:
     """Serve ``engine`` (default: :func:`~es_infer_nb.default_engine`) over HTTP in a background thread.
 
     ``port=0`` picks a free port; the handle's ``.url`` says which. Binding anything but a
     loopback address needs ``api_key=`` (the encoded key or ``"id:key"``) or
-    ``basic_auth=("user", "password")``. Concurrent ``_infer`` calls of up to
-    ``infer_batch_docs`` documents on one model are answered by one engine call (0: off).
-    ``handle.stop()`` finishes requests in flight and
+    ``basic_auth=("user", "password")``. Concurrent ``_infer`` calls on one deployed model
+    are gathered by the deployment's queue into shared model batches. ``handle.stop()`` finishes requests in flight and
     flushes the engine's state; the handle is also a context manager.
     """
-    settings = settings_from(host, port, api_key=api_key, basic_auth=basic_auth, max_content_length=max_content_length, workers=workers,
-                             infer_batch_docs=infer_batch_docs)
+    settings = settings_from(host, port, api_key=api_key, basic_auth=basic_auth, max_content_length=max_content_length, workers=workers)
     handle = start_background(engine, settings)
     if not quiet:
         print(f"es-infer: serving on {handle.url}; {settings.security_line()}", file=sys.stderr, flush=True)

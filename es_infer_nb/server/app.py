@@ -26,7 +26,6 @@ from starlette.types import Receive, Scope, Send
 from ..errors import ApiError
 from . import info  # noqa: F401  (registers GET /)
 from .auth import WWW_AUTHENTICATE, Credentials
-from .coalesce import DEFAULT_MAX_DOCS, INFER_PATH, InferCoalescer
 from .media import JSON, negotiate
 from .render import filter_path, to_json_bytes
 
@@ -51,8 +50,6 @@ class WireSettings:
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH  # http.max_content_length
     workers: int = 32
     compression: bool = True  # http.compression
-    #: answer concurrent small ``_infer`` calls on one model with one engine call (0: off)
-    infer_batch_docs: int = DEFAULT_MAX_DOCS
 
 
 def _is_true(params: dict[str, str], name: str) -> bool:
@@ -118,8 +115,6 @@ class EsApplication:
         self.engine = engine
         self.settings = settings or WireSettings()
         self.executor = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="es-infer-http")
-        batch = self.settings.infer_batch_docs
-        self.coalescer = InferCoalescer(engine, max_docs=batch) if batch > 0 else None
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point: every method and path goes to :meth:`handle`."""
@@ -137,8 +132,6 @@ class EsApplication:
     def close(self) -> None:
         """Finish the engine work in flight and release the worker threads."""
         self.executor.shutdown(wait=True)
-        if self.coalescer is not None:
-            self.coalescer.close()
 
     async def handle(self, request: Request) -> Response:
         method = request.method.upper()
@@ -168,22 +161,8 @@ class EsApplication:
         except ApiError as err:
             return self._write(request, method, params, err.status, err.body(), self._error_headers(err), response_type)
         loop = asyncio.get_running_loop()
-        batched = self._batchable(method, raw_path.decode("latin-1"), text)
-        if batched is not None and self.coalescer is not None:
-            answer = await loop.run_in_executor(self.executor, self.coalescer.answer, uri, batched)
-        else:
-            answer = await loop.run_in_executor(self.executor, self.engine.request, method, uri, text)
+        answer = await loop.run_in_executor(self.executor, self.engine.request, method, uri, text)
         return self._write(request, method, params, answer.status, answer.body, list(answer.headers.items()), response_type)
-
-    def _batchable(self, method: str, path: str, text: str | None) -> dict[str, Any] | None:
-        """The parsed body of an ``_infer`` call the coalescer may merge, else ``None``."""
-        if self.coalescer is None or text is None or method != "POST" or not INFER_PATH.match(path):
-            return None
-        try:
-            body = json.loads(text)
-        except ValueError:
-            return None  # the engine answers with its parse error
-        return body if self.coalescer.eligible(method, path, body) else None
 
     @staticmethod
     def _error_headers(err: ApiError) -> list[tuple[str, str]]:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Callable
 import uvicorn
 
 from .app import DEFAULT_MAX_CONTENT_LENGTH, EsApplication, WireSettings
-from .coalesce import DEFAULT_MAX_DOCS
 from .auth import Credentials, is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +57,6 @@ class ServerSettings:
     workers: int = 32
     access_log: bool = False
     log_level: str = "warning"
-    infer_batch_docs: int = DEFAULT_MAX_DOCS
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.credentials.enabled:
@@ -154,8 +152,7 @@ def _prepare(engine: "Engine | None", settings: ServerSettings) -> tuple["Engine
 
     settings.check()
     engine = engine if engine is not None else default_engine()
-    wire = WireSettings(settings.credentials, settings.max_content_length, settings.workers,
-                        infer_batch_docs=settings.infer_batch_docs)
+    wire = WireSettings(settings.credentials, settings.max_content_length, settings.workers)
     app = EsApplication(engine, wire)
     return engine, app, _bind(settings.host, settings.port)
 

@@ -274,17 +274,38 @@ def test_queue_capacity_rejects_like_es(engine, models):
     put_pytorch(engine)
     start(engine, queue_capacity=2)
     r = engine.request("POST", "_ml/trained_models/tiny/_infer", {"docs": [{"text_field": t} for t in "abc"]})
-    assert r.status == 200 and r.body["inference_results"] == [
-        {"predicted_value": [1.0, 1.0]}, {"predicted_value": [1.0, 1.0]},
-        {"error": "inference process queue is full. Unable to execute command"}]
+    assert error(r) == (429, "es_rejected_execution_exception",
+                        "inference process queue is full. Unable to execute command")
+    assert models[("tiny", "cpu")].seen == []  # nothing of a refused call runs
     dep = stats(engine, "tiny")["deployment_stats"]
-    assert dep["rejected_execution_count"] == 1 and dep["nodes"][0]["rejected_execution_count"] == 1
-    assert stats(engine, "tiny")["inference_stats"]["failure_count"] == 1
+    assert dep["rejected_execution_count"] == 3 and dep["nodes"][0]["rejected_execution_count"] == 3
+    assert stats(engine, "tiny")["inference_stats"]["failure_count"] == 3
+    assert engine.request("POST", "_ml/trained_models/tiny/_infer",
+                          {"docs": [{"text_field": t} for t in "ab"]}).status == 200  # what fits is served
     # a pipeline batch is fed in queue-sized chunks, never rejected
     r = engine.request("POST", "_ingest/pipeline/_simulate", {
         "pipeline": {"processors": [{"inference": {"model_id": "tiny"}}]},
         "docs": [{"_source": {"text_field": t}} for t in "abcde"]})
     assert [d["doc"]["_source"]["ml"]["inference"]["predicted_value"][0] for d in r.body["docs"]] == [1.0] * 5
+
+
+@pytest.mark.parametrize("wait_for", ["starting", "started", "fully_allocated", "STARTED"])
+def test_start_honours_wait_for(engine, models, wait_for):
+    """Loading is synchronous, so every state ``wait_for`` names has been reached when ``_start`` answers."""
+    put_pytorch(engine)
+    r = start(engine, wait_for=wait_for, timeout="5s")
+    assert r.status == 200, r.body
+    assert r.body["assignment"]["assignment_state"] == "started"
+    assert ("tiny", "cpu") in models  # loaded before the answer
+    dep = stats(engine, "tiny")["deployment_stats"]
+    assert dep["state"] == "started" and dep["allocation_status"]["state"] == "fully_allocated"
+
+
+def test_start_rejects_an_unknown_wait_for_state(engine, models):
+    put_pytorch(engine)
+    assert error(start(engine, wait_for="stopped")) == (
+        400, "illegal_argument_exception",
+        "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.AllocationStatus.State.STOPPED")
 
 
 def stats(engine, id_):

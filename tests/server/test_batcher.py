@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from es_infer_nb.errors import ApiError
-from es_infer_nb.server.batcher import InferenceBatcher
+from es_infer_nb.models.batcher import InferenceBatcher
 
 
 class FakeModel:

@@ -1,0 +1,23 @@
+"""Answers finished after the engine's lock is released.
+
+A handler that must wait for something other callers feed as well (a deployment's inference
+queue, which gathers concurrent ``_infer`` calls into one model call) queues its work while it
+holds the lock and returns a :class:`Deferred`; :meth:`Engine.request` resolves it once the lock
+is released, so other requests get in meanwhile and their documents can join the same batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class Deferred:
+    """An answer body still being computed elsewhere; ``resolve()`` waits for it (may raise ApiError)."""
+
+    __slots__ = ("_resolve",)
+
+    def __init__(self, resolve: Callable[[], Any]) -> None:
+        self._resolve = resolve
+
+    def resolve(self) -> Any:
+        return self._resolve()

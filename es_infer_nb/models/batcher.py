@@ -1,0 +1,326 @@
+"""Gathering concurrent inference calls into full model batches (the deployment's queue).
+
+An Elasticsearch deployment queues every document of every ``_infer`` call for its
+inference process; a full queue (``queue_capacity``) rejects with 429
+``es_rejected_execution_exception``. :class:`InferenceBatcher` does the same for a local
+model: callers on any thread :meth:`~InferenceBatcher.submit` their documents; one worker
+thread takes the first waiting call, waits a short gathering window for more, runs the model
+on up to ``max_batch_size`` documents at once (documents of several calls together) and
+hands each caller exactly its own results, in order.
+
+* Calls merge only with calls of the same ``key`` (for a deployment: the inference config
+  update, input field and device), taken in arrival order.
+* ``split_calls=False`` keeps a call's documents in one batch (a call larger than
+  ``max_batch_size`` then runs alone); ``True`` spreads a large call over several batches.
+* A batch that raises is retried call by call, so one bad call fails alone and the others
+  still get their results; a ``BaseException`` (``KeyboardInterrupt``) fails every call of
+  its batch and leaves the worker running.
+* ``wait_for_room=True`` blocks the caller until the queue has room (back-pressure, for
+  in-process callers feeding large inputs in queue-sized chunks) instead of rejecting.
+
+The batcher knows nothing about HTTP or the engine: the worker never takes the engine's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
+
+from ..errors import ApiError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_QUEUE_CAPACITY = 1024
+DEFAULT_WINDOW_S = 0.002
+#: an idle worker thread ends after this many seconds (the next call starts another)
+IDLE_EXIT_S = 30.0
+QUEUE_FULL_REASON = "queue is full. Unable to execute command"
+
+
+def queue_full(name: str) -> ApiError:
+    """``EsRejectedExecutionException`` of a full process queue (HTTP 429 too_many_requests)."""
+    return ApiError("es_rejected_execution_exception", f"{name} {QUEUE_FULL_REASON}", 429)
+
+
+@dataclass(eq=False)
+class _Call(Generic[T, R]):
+    items: Sequence[T]
+    future: "Future[list[R]]"
+    key: Hashable = None
+    results: list[R | None] = field(default_factory=list)
+    taken: int = 0
+    done: int = 0
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.items)
+
+
+@dataclass
+class _Slice(Generic[T, R]):
+    call: _Call[T, R]
+    start: int
+    stop: int
+
+
+@dataclass
+class BatcherStats:
+    batches: int = 0
+    items: int = 0
+    calls: int = 0
+    rejected: int = 0
+    largest_batch: int = 0
+    peak_queue: int = 0
+    batch_sizes: list[int] = field(default_factory=list)  # the last ``KEEP_SIZES`` model calls
+
+    KEEP_SIZES = 1000
+
+
+class InferenceBatcher(Generic[T, R]):
+    """Run ``run_batch(items[, key]) -> results`` on batches gathered from concurrent callers.
+
+    ``run_batch`` takes the key as a second argument when ``keyed=True``.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[..., Sequence[R]],
+        *,
+        max_batch_size: int = 32,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        window_s: float = DEFAULT_WINDOW_S,
+        name: str = "inference process",
+        split_calls: bool = True,
+        keyed: bool = False,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got [{max_batch_size}]")
+        if queue_capacity < 1:
+            raise ValueError(f"queue_capacity must be at least 1, got [{queue_capacity}]")
+        if window_s < 0:
+            raise ValueError(f"window_s must not be negative, got [{window_s}]")
+        self._run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.queue_capacity = queue_capacity
+        self.window_s = window_s
+        self.name = name
+        self.split_calls = split_calls
+        self.keyed = keyed
+        self.stats = BatcherStats()
+        self._pending: deque[_Call[T, R]] = deque()
+        self._queued = 0
+        self._running = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker: threading.Thread | None = None
+
+    # -- callers ---------------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Documents waiting for the model."""
+        return self._queued
+
+    @property
+    def pending(self) -> int:
+        """Documents waiting or in the model now (ES's ``number_of_pending_requests``)."""
+        return self._queued + self._running
+
+    def submit_async(self, items: Sequence[T], *, key: Hashable = None, wait_for_room: bool = False,
+                     room_timeout: float | None = None) -> "Future[list[R]]":
+        """Queue ``items``; the future holds their results in order.
+
+        Raises 429 when the queue has no room for them, unless ``wait_for_room``: then waits
+        (at most ``room_timeout`` s) for room; a call larger than the whole queue waits for an
+        empty queue.
+        """
+        future: Future[list[R]] = Future()
+        if not items:
+            future.set_result([])
+            return future
+        n = len(items)
+        with self._cond:
+            self._check_open()
+            if self._queued + n > self.queue_capacity:
+                if not wait_for_room:
+                    self.stats.rejected += 1
+                    raise queue_full(self.name)
+                deadline = None if room_timeout is None else time.monotonic() + room_timeout
+                while self._queued and self._queued + n > self.queue_capacity:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"timeout [{room_timeout}s] waiting for room in the {self.name} queue")
+                    self._cond.wait(left)
+                    self._check_open()
+            self._pending.append(_Call(items, future, key))
+            self._queued += n
+            self.stats.calls += 1
+            self.stats.peak_queue = max(self.stats.peak_queue, self._queued)
+            self._ensure_worker()
+            self._cond.notify_all()
+        return future
+
+    def submit(self, items: Sequence[T], timeout: float | None = None, *, key: Hashable = None,
+               wait_for_room: bool = False) -> list[R]:
+        """Queue ``items`` and wait for their results; ``TimeoutError`` after ``timeout`` s."""
+        future = self.submit_async(items, key=key, wait_for_room=wait_for_room)
+        return wait(future, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the batches already queued, then stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+
+    def __enter__(self) -> "InferenceBatcher[T, R]":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ApiError("status_exception", f"{self.name} is stopped", 409)
+
+    # -- the worker --------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name=f"batcher {self.name}", daemon=True)
+            self._worker.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                idle_until = time.monotonic() + IDLE_EXIT_S
+                while not self._pending and not self._closed and time.monotonic() < idle_until:
+                    self._cond.wait(max(0.0, idle_until - time.monotonic()))
+                if not self._pending:
+                    self._worker = None
+                    return
+                self._gather()
+                batch = self._take()
+                self._running = sum(s.stop - s.start for s in batch)
+                self._cond.notify_all()  # room for callers waiting to queue
+            try:
+                if batch:
+                    self._run(batch)
+            finally:
+                with self._cond:
+                    self._running = 0
+
+    def _gather(self) -> None:
+        """Wait (lock held) up to the window for a full batch."""
+        deadline = time.monotonic() + self.window_s
+        while self._queued < self.max_batch_size and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _take(self) -> list[_Slice[T, R]]:
+        slices: list[_Slice[T, R]] = []
+        size = 0
+        while self._pending and size < self.max_batch_size:
+            call = self._pending[0]
+            if call.future.cancelled():
+                self._pending.popleft()
+                self._queued -= len(call.items) - call.taken
+                continue
+            if slices and call.key != slices[0].call.key:
+                break  # another inference config: its own model call
+            n = min(len(call.items) - call.taken, self.max_batch_size - size)
+            if not self.split_calls:
+                n = len(call.items) - call.taken
+                if slices and size + n > self.max_batch_size:
+                    break  # the whole call goes into the next batch
+            slices.append(_Slice(call, call.taken, call.taken + n))
+            call.taken += n
+            size += n
+            self._queued -= n
+            if call.taken == len(call.items):
+                self._pending.popleft()
+        return slices
+
+    def _run(self, slices: list[_Slice[T, R]]) -> None:
+        items = [item for s in slices for item in s.call.items[s.start : s.stop]]
+        try:
+            results = self._call_model(items, slices[0].call.key)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing call
+            calls = list({id(s.call): s.call for s in slices}.values())
+            if len(calls) == 1:
+                self._fail(calls[0], exc)
+                return
+            for s in slices:
+                self._run([s])
+            return
+        except BaseException as exc:  # KeyboardInterrupt & co: every caller of the batch hears of it
+            for call in {id(s.call): s.call for s in slices}.values():
+                self._fail(call, exc)
+            return
+        self._count(len(items))
+        offset = 0
+        for s in slices:
+            n = s.stop - s.start
+            self._deliver(s, results[offset : offset + n])
+            offset += n
+
+    def _call_model(self, items: list[T], key: Any) -> Sequence[R]:
+        results = self._run_batch(items, key) if self.keyed else self._run_batch(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(items)}")
+        return results
+
+    def _count(self, n: int) -> None:
+        with self._cond:
+            s = self.stats
+            s.batches += 1
+            s.items += n
+            s.largest_batch = max(s.largest_batch, n)
+            s.batch_sizes.append(n)
+            if len(s.batch_sizes) > s.KEEP_SIZES:
+                del s.batch_sizes[: len(s.batch_sizes) - s.KEEP_SIZES]
+
+    def _deliver(self, s: _Slice[T, R], results: Sequence[R]) -> None:
+        call = s.call
+        if call.future.done():
+            return
+        call.results[s.start : s.stop] = list(results)
+        call.done += s.stop - s.start
+        if call.done == len(call.items):
+            try:
+                call.future.set_result(list(call.results))  # type: ignore[arg-type]
+            except InvalidStateError:  # cancelled by its caller meanwhile
+                pass
+
+    def _fail(self, call: _Call[T, R], exc: BaseException) -> None:
+        with self._cond:
+            if call.taken < len(call.items) and call in self._pending:
+                self._pending.remove(call)
+                self._queued -= len(call.items) - call.taken
+                call.taken = len(call.items)
+                self._cond.notify_all()
+        try:
+            call.future.set_exception(exc)
+        except InvalidStateError:  # cancelled by its caller meanwhile
+            pass
+
+
+def wait(future: "Future[list[R]]", timeout: float | None = None) -> list[R]:
+    """The future's results; ``TimeoutError`` after ``timeout`` s (the call is then cancelled, so
+    the worker skips it unless it already runs). An interrupted wait cancels the call too."""
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError(f"timeout [{timeout}s] waiting for inference result") from None
+    except BaseException:
+        if not future.done():
+            future.cancel()
+        raise

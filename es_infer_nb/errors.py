@@ -101,7 +101,9 @@ class InferenceInterrupted(KeyboardInterrupt):
     """Raised when a long inference is interrupted (Ctrl-C / the notebook's stop button).
 
     Finished batches are not lost: ``partial`` holds the result columns for every row, the
-    rows after ``rows_done`` carrying an ``error`` saying they were not inferred.
+    rows after ``rows_done`` carrying an ``error`` saying they were not inferred. Where the
+    run can continue (``df.infer.run``, ``series.infer.run``), ``resume()`` runs only the
+    rows not reached and returns the full result.
     """
 
     def __init__(self, rows_done: int, rows_total: int, partial: Any = None) -> None:
@@ -110,3 +112,14 @@ class InferenceInterrupted(KeyboardInterrupt):
         self.rows_done = rows_done
         self.rows_total = rows_total
         self.partial = partial
+        self._resume: Any = None  # set by the runs that can continue (df.infer.run, series.infer.run)
+
+    @property
+    def resumable(self) -> bool:
+        return self._resume is not None
+
+    def resume(self) -> Any:
+        """Run only the rows not reached and return the full result, as the uninterrupted call would."""
+        if self._resume is None:
+            raise RuntimeError("this interrupted run cannot be resumed; run it again")
+        return self._resume()

@@ -15,6 +15,10 @@ caller's index: rows are never dropped or reordered, and nested results are
 API errors (unknown model, wrong inference_config, ...) raise
 :class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
 
+A long run shows a ``tqdm.auto`` progress bar (rows/s). Ctrl-C stops it cleanly: the
+:class:`es_infer_nb.InferenceInterrupted` raised keeps the finished rows in ``.partial`` and
+``.resume()`` runs only the rest (see :mod:`es_infer_nb.notebook.resume`).
+
 Accessor instances keep no state (pandas builds a new one on every attribute access);
 notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
 :data:`es_infer_nb.notebook.options.options` (set by ``%config InferMagic.<name>``).
@@ -22,12 +26,15 @@ notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ApiError
+from ..errors import ApiError, InferenceInterrupted
 from .options import options
+from .resume import run_resumable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -45,36 +52,119 @@ def _engine(engine: "Engine | None") -> "Engine":
     return default_engine()
 
 
-def _run_frame(
-    frame: pd.DataFrame,
+def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
+    """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown."""
+    from ..models.deployments import deployments
+    from ..models.nlp_backend import input_field
+    from ..models.runner import _needed_fields
+
+    try:
+        dep = deployments(engine).get(model_id)
+        concrete = dep.model_id if dep is not None else engine.models.require(model_id)
+        stored = engine.models.config(concrete)
+    except (ApiError, AttributeError, TypeError):  # unknown model, or a stand-in engine of a test
+        return None
+    if stored.get("model_type", "tree_ensemble") == "pytorch":
+        return [input_field(stored)]
+    return _needed_fields(stored)
+
+
+def _check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:
+    """Warn (one line) when no column of the frame is an input field of the model."""
+    if frame.empty and len(frame.columns) == 0:
+        return
+    fields = model_input_fields(engine, model_id)
+    if not fields:
+        return
+    columns = [str(c) for c in frame.columns]
+    readable = set(fields) | set((field_map or {}).keys())
+    if readable & set(columns):
+        return
+    shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+    warnings.warn(
+        f"none of model [{model_id}]'s input fields ({', '.join(fields)}) is a column of the frame "
+        f"(columns: {shown or 'none'}); every row will carry a warning or an error. Rename a column "
+        "or pass field_map={column: field}.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _compute(
+    engine: "Engine",
     model_id: str,
-    engine: "Engine | None",
+    *,
     inference_config: dict[str, Any] | None,
     field_map: dict[str, str] | None,
     target_field: str | None,
     batch_size: int | None,
     device: str | None,
     progress: bool | None,
-) -> pd.DataFrame:
-    """Call ``infer_frame`` with the notebook defaults filled in; check the result's shape."""
-    from ..models.runner import infer_frame
+    input_output: dict[str, str] | list[dict[str, str]] | None,
+) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], bool]:
+    """The function mapping rows to their result columns, and whether an interrupted run's
+    finished rows are a prefix (so that a resume can skip them)."""
+    from ..services.runner import is_endpoint
 
     if not isinstance(model_id, str) or not model_id:
         raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
-    kwargs: dict[str, Any] = {
-        "inference_config": inference_config,
-        "field_map": field_map,
-        "target_field": target_field,
-        "batch_size": batch_size if batch_size is not None else options.batch_size,
-        "device": device if device is not None else options.device,
-    }
+    device = device if device is not None else options.device
+    batch_size = batch_size if batch_size is not None else options.batch_size
     progress = progress if progress is not None else options.progress
-    if progress is not None:
-        kwargs["progress"] = progress
-    results = infer_frame(_engine(engine), model_id, frame, **kwargs)
-    if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
-        raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
-    return results
+    if is_endpoint(engine, model_id):  # an _inference endpoint id
+        from ..services.frames import infer_frame_endpoint
+
+        def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
+            return infer_frame_endpoint(engine, model_id, frame, input_output=input_output, field_map=field_map,
+                                        target_field=target_field, progress=progress)
+
+        return endpoint, True
+    if input_output is not None:
+        if target_field is not None or field_map is not None:
+            raise ValueError("input_output cannot be combined with target_field or field_map; name the "
+                             "result columns with output_field")
+        from ..models.nlp_frames import infer_frame_input_output
+
+        def io(frame: pd.DataFrame) -> pd.DataFrame:
+            return infer_frame_input_output(engine, model_id, frame, input_output, inference_config=inference_config,
+                                            device=device, progress=progress)
+
+        return io, isinstance(input_output, dict) or len(input_output) == 1
+
+    def model(frame: pd.DataFrame) -> pd.DataFrame:
+        from ..models.runner import infer_frame
+
+        kwargs: dict[str, Any] = {"inference_config": inference_config, "field_map": field_map,
+                                  "target_field": target_field, "batch_size": batch_size, "device": device}
+        if progress is not None:
+            kwargs["progress"] = progress
+        results = infer_frame(engine, model_id, frame, **kwargs)
+        if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
+            raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
+        return results
+
+    return model, True
+
+
+def _is_endpoint(engine: "Engine", model_id: Any) -> bool:
+    from ..services.runner import is_endpoint
+
+    return is_endpoint(engine, model_id)
+
+
+def _endpoint_field(field_map: dict[str, str] | None) -> str:
+    from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
+
+    return next((src for src, dest in (field_map or {}).items() if dest == DEFAULT_INPUT_FIELD), DEFAULT_INPUT_FIELD)
+
+
+def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupted:
+    if not isinstance(resume, InferenceInterrupted) or not resume.resumable:
+        raise TypeError("resume= takes the es_infer_nb.InferenceInterrupted raised by an interrupted "
+                        f"df.infer.run / series.infer.run, found {type(resume).__name__}")
+    if getattr(resume, "_key", None) != (id(frame), model_id):
+        raise ValueError(f"resume=: that interrupted run was not over this object with model [{model_id}]")
+    return resume
 
 
 @pd.api.extensions.register_dataframe_accessor("infer")
@@ -103,6 +193,7 @@ class InferFrameAccessor:
         progress: bool | None = None,
         inplace: bool = False,
         input_output: dict[str, str] | list[dict[str, str]] | None = None,
+        resume: InferenceInterrupted | None = None,
     ) -> pd.DataFrame | None:
         """Run a trained model (id, alias or deployment id) over every row of the frame.
 
@@ -137,6 +228,11 @@ class InferFrameAccessor:
             ``is_truncated`` and, for the first input, ``model_id`` beside it); rows whose input
             failed get the message in ``<output_field>.error``. Not combined with
             ``target_field`` / ``field_map``.
+        resume:
+            The :class:`es_infer_nb.InferenceInterrupted` an interrupted ``run`` of this frame
+            with this model raised: only the rows it did not reach are run, with the
+            interrupted call's arguments, and the full result is returned (same as
+            ``exc.resume()``).
 
         Returns
         -------
@@ -151,34 +247,36 @@ class InferFrameAccessor:
         es_infer_nb.ApiError
             For what Elasticsearch would reject (404 ``resource_not_found_exception``
             for an unknown model, 400 for a wrong ``inference_config``, ...).
+        es_infer_nb.InferenceInterrupted
+            On Ctrl-C: ``.partial`` is the frame this call would have returned, the rows not
+            reached marked with an ``error``; ``.resume()`` finishes the run. The input frame is
+            left as it was (also with ``inplace=True``) until a run finishes.
+
+        Warns
+        -----
+        UserWarning
+            When no column of the frame is one of the model's input fields.
         """
-        from ..services.runner import is_endpoint
+        if resume is not None:
+            return _check_resume(resume, self._frame, model_id).resume()
+        eng = _engine(engine)
+        compute, prefix = _compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                   target_field=target_field, batch_size=batch_size, device=device,
+                                   progress=progress, input_output=input_output)
+        if input_output is None:
+            _check_fields(eng, model_id, self._frame, field_map)
+        source = self._frame
 
-        if is_endpoint(_engine(engine), model_id):  # an _inference endpoint id
-            from ..services.frames import infer_frame_endpoint
+        def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
+            in_place = inplace and final  # an interrupted run's partial never touches the caller's frame
+            target = source if in_place else source.copy(deep=not _PANDAS_COW)
+            for name in results.columns:
+                # positional: the runner keeps the caller's row order (duplicate labels allowed)
+                target[name] = results[name].array
+            return None if in_place else target
 
-            results = infer_frame_endpoint(_engine(engine), model_id, self._frame, input_output=input_output,
-                                           field_map=field_map, target_field=target_field,
-                                           progress=progress if progress is not None else options.progress)
-        elif input_output is not None:
-            if target_field is not None or field_map is not None:
-                raise ValueError("input_output cannot be combined with target_field or field_map; name the "
-                                 "result columns with output_field")
-            from ..models.nlp_frames import infer_frame_input_output
-
-            kwargs = {"device": device if device is not None else options.device,
-                      "progress": progress if progress is not None else options.progress}
-            results = infer_frame_input_output(_engine(engine), model_id, self._frame, input_output,
-                                               inference_config=inference_config, **kwargs)
-        else:
-            results = _run_frame(
-                self._frame, model_id, engine, inference_config, field_map, target_field, batch_size, device, progress
-            )
-        target = self._frame if inplace else self._frame.copy(deep=not _PANDAS_COW)
-        for name in results.columns:
-            # positional: the runner keeps the caller's row order (duplicate labels allowed)
-            target[name] = results[name].array
-        return None if inplace else target
+        return run_resumable(source, compute, finish, prefix=prefix, what=f"model [{model_id}]",
+                             key=(id(source), model_id))
 
     def pipeline(
         self,
@@ -279,18 +377,20 @@ class InferSeriesAccessor:
         batch_size: int | None = None,
         device: str | None = None,
         progress: bool | None = None,
+        resume: InferenceInterrupted | None = None,
     ) -> pd.DataFrame:
-        """Run a model whose input is this Series; return only the result columns.
+        """Run a model or inference endpoint whose input is this Series; return only the result columns.
 
         Parameters
         ----------
         model_id:
-            Trained model id or alias.
+            Trained model id, alias, deployment id or ``_inference`` endpoint id.
         field:
             The document field the values stand for. Default: the model's first
-            ``input.field_names`` entry (read with ``GET _ml/trained_models/<model_id>``),
-            so ``df["review"].infer.run("sentiment")`` works whatever the column's name.
-        engine, inference_config, field_map, target_field, batch_size, device, progress:
+            ``input.field_names`` entry (read with ``GET _ml/trained_models/<model_id>``;
+            ``text_field`` for an inference endpoint), so ``df["review"].infer.run("sentiment")``
+            works whatever the column's name.
+        engine, inference_config, field_map, target_field, batch_size, device, progress, resume:
             As in ``DataFrame.infer.run``.
 
         Returns
@@ -305,11 +405,18 @@ class InferSeriesAccessor:
             404 ``resource_not_found_exception`` for an unknown model, and whatever
             Elasticsearch would reject.
         """
+        if resume is not None:
+            return _check_resume(resume, self._series, model_id).resume()
         eng = _engine(engine)
+        endpoint = _is_endpoint(eng, model_id)
         if field is None:
-            field = self._model_field(eng, model_id)
+            field = _endpoint_field(field_map) if endpoint else self._model_field(eng, model_id)
         frame = self._series.to_frame(name=field)
-        return _run_frame(frame, model_id, eng, inference_config, field_map, target_field, batch_size, device, progress)
+        compute, prefix = _compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                   target_field=target_field, batch_size=batch_size, device=device,
+                                   progress=progress, input_output=None)
+        return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
+                             what=f"model [{model_id}]", key=(id(self._series), model_id))
 
     @staticmethod
     def _model_field(engine: "Engine", model_id: str) -> str:

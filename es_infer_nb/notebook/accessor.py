@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ApiError, InferenceInterrupted
-from .options import options
+from .options import device_scope, options
 from .resume import run_resumable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,6 +156,29 @@ def _endpoint_field(field_map: dict[str, str] | None) -> str:
     from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
 
     return next((src for src, dest in (field_map or {}).items() if dest == DEFAULT_INPUT_FIELD), DEFAULT_INPUT_FIELD)
+
+
+def _present(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return False
+    try:
+        return len(value) > 0
+    except TypeError:
+        return not pd.isna(value)
+
+
+def _task_and_fields(engine: "Engine", model_id: str) -> tuple[str, list[str]]:
+    """A model's inference task (``regression`` / ``classification``) and its input fields."""
+    from ..models.deployments import deployments
+
+    dep = deployments(engine).get(model_id)
+    concrete = dep.model_id if dep is not None else engine.models.require(model_id)
+    stored = engine.models.config(concrete)
+    task = next(iter(stored.get("inference_config") or {}), None)
+    if task not in ("regression", "classification"):
+        raise ApiError("status_exception", f"Model [{model_id}] is a [{task}] model; feature importance needs a "
+                       "regression or classification model", 400)
+    return task, model_input_fields(engine, model_id) or []
 
 
 def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupted:
@@ -284,6 +307,7 @@ class InferFrameAccessor:
         *,
         engine: "Engine | None" = None,
         chunk_size: int | None = None,
+        device: str | None = None,
     ) -> pd.DataFrame:
         """Run an ingest pipeline over the frame, one document per row.
 
@@ -298,6 +322,8 @@ class InferFrameAccessor:
         chunk_size:
             Documents per batch through the executor (default 50,000); every inference
             processor makes one model call per batch.
+        device:
+            Where the pipeline's models run (default: notebook option, else the engine's device).
 
         Returns
         -------
@@ -319,7 +345,9 @@ class InferFrameAccessor:
         """
         from .frame_pipeline import run_frame_pipeline
 
-        return run_frame_pipeline(_engine(engine), self._frame, pipeline, chunk_size=chunk_size)
+        eng = _engine(engine)
+        with device_scope(eng, device if device is not None else options.device):
+            return run_frame_pipeline(eng, self._frame, pipeline, chunk_size=chunk_size)
 
     def simulate(
         self,
@@ -351,6 +379,65 @@ class InferFrameAccessor:
         resp = _engine(engine).request("POST", path, body, params={"verbose": "true"} if verbose else None)
         resp.raise_for_status()
         return resp.body
+
+    # -- displays (es_infer_nb.widgets, imported when used) -------------------------------------
+    def explain(
+        self,
+        row: Any,
+        model_id: str | None = None,
+        *,
+        engine: "Engine | None" = None,
+        target_field: str | None = None,
+        num_top_feature_importance_values: int | None = None,
+    ) -> Any:
+        """The feature-importance widget of one row (``es_infer_nb.widgets.feature_importance``).
+
+        ``row`` is an index label. When the frame holds ``<target_field>.feature_importance``
+        (a ``run`` with ``num_top_feature_importance_values``), that row's values are shown;
+        otherwise the model (``model_id``, default the row's ``<target_field>.model_id``) is
+        run on that row alone with ``num_top_feature_importance_values`` (default: every input
+        field) and its answer is shown.
+        """
+        prefix = "ml.inference" if target_field is None else target_field
+        if row not in self._frame.index:
+            raise KeyError(f"row {row!r} is not in the frame's index")
+        column = f"{prefix}.feature_importance" if prefix else "feature_importance"
+        from ..widgets import feature_importance
+
+        if column in self._frame.columns and _present(self._frame.loc[[row], column].iloc[0]):
+            return feature_importance(self._frame, row=row)
+        if model_id is None:
+            id_column = f"{prefix}.model_id" if prefix else "model_id"
+            if id_column not in self._frame.columns:
+                raise ValueError(f"the frame has no [{column}] column: pass model_id= to explain the row with a model")
+            model_id = str(self._frame.loc[[row], id_column].iloc[0])
+        eng = _engine(engine)
+        task, fields = _task_and_fields(eng, model_id)
+        k = num_top_feature_importance_values or max(1, len(fields))
+        one = self._frame.loc[[row]]
+        inputs = one[[c for c in one.columns if not str(c).startswith(f"{prefix}.")]] if prefix else one
+        result = inputs.infer.run(model_id, engine=eng, target_field=target_field, progress=False,
+                                  inference_config={task: {"num_top_feature_importance_values": k}})
+        return feature_importance(result, row=row)
+
+    def top_classes(self, row: Any = None) -> Any:
+        """The top-classes widget (``es_infer_nb.widgets.top_classes``): one row's class
+        probabilities, or (``row=None``) a summary over the frame, from a classification ``run``."""
+        from ..widgets import top_classes
+
+        return top_classes(self._frame, row=row)
+
+    def stats(self, *, engine: "Engine | None" = None, target_field: str | None = None) -> Any:
+        """The model-stats dashboard (``es_infer_nb.widgets.model_stats``) of the models whose
+        results the frame holds (its ``<target_field>.model_id`` values; every model if none)."""
+        from ..widgets import model_stats
+
+        prefix = "ml.inference" if target_field is None else target_field
+        id_column = f"{prefix}.model_id" if prefix else "model_id"
+        ids = None
+        if id_column in self._frame.columns:
+            ids = [str(v) for v in pd.unique(self._frame[id_column].dropna())] or None
+        return model_stats(ids, engine=_engine(engine))
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a DataFrame of {len(self._frame)} rows>"

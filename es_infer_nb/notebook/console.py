@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConsoleError", "ConsoleRequest", "METHODS", "parse_console"]
+__all__ = ["ConsoleError", "ConsoleRequest", "METHODS", "parse_body", "parse_console"]
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD")
 
@@ -481,3 +481,32 @@ def parse_console(
         body = _parse_body(body_text, label, req_no, line_no, padded)
         requests.append(ConsoleRequest(method, path, body, line_no))
     return requests
+
+
+def parse_body(
+    text: str,
+    namespace: Mapping[str, Any] | None = None,
+    *,
+    line_offset: int = 0,
+    substitute: bool = True,
+    what: str = "the cell body",
+) -> Any:
+    """One JSON body written as in the console (comments, triple-quoted strings, ``{{name}}``), no request line.
+
+    Returns ``None`` for a text with nothing but comments and blank lines. Raises
+    :class:`ConsoleError` naming the line for what is not JSON or an unknown variable.
+    """
+    source = text.splitlines()
+    padded = [""] * line_offset + source
+    rendered = _BodyRenderer(namespace, substitute).render(text, line_offset + 1)
+    if not rendered.strip():
+        return None
+    try:
+        return json.loads(rendered)
+    except json.JSONDecodeError as exc:
+        where = line_offset + exc.lineno
+        snippet = padded[where - 1].rstrip() if 0 < where <= len(padded) else ""
+        msg = f"line {where}: {what} is not JSON: {exc.msg} (column {exc.colno})"
+        if snippet:
+            msg += f"\n{where:>5} | {snippet}"
+        raise ConsoleError(msg, where) from None

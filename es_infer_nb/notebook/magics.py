@@ -17,12 +17,23 @@ the next request (``--stop-on-error`` stops instead). ``--out NAME`` (or ``NAME 
 the magic line or the cell's first line) stores the last response body.
 
 Line mode summarises the engine's state as DataFrames: ``%infer models [ids]``,
-``%infer stats [ids]``, ``%infer pipelines [ids]``; ``%infer GET <path>`` runs one request.
+``%infer stats [ids]`` (``--widget``: the live model-stats dashboard of
+``es_infer_nb.widgets``), ``%infer pipelines [ids]``, ``%infer endpoints [ids]``;
+``%infer GET <path>`` runs one request; ``%infer resume`` continues the last interrupted
+``df.infer`` run.
+
+DataFrames (:mod:`es_infer_nb.notebook.frame_cells`)::
+
+    %%infer --df reviews --model sentiment --out scored
+    {"inference_config": {"classification": {"num_top_classes": 2}}}
+
+    %%infer --df reviews --pipeline enrich --out enriched
 
 Options (``%config InferMagic.<name> = value``; ``%config InferMagic`` lists them):
 ``home`` (engine home directory; ``None`` = :func:`es_infer_nb.default_engine`),
 ``device``, ``batch_size``, ``progress`` (defaults for ``df.infer.run`` in this notebook;
-``device`` also applies to the models the magic's requests run).
+``device`` also applies to the models the magic's requests run), ``short_errors``
+(``ApiError`` / ``InferenceInterrupted`` raised in any cell shown as one line).
 """
 
 from __future__ import annotations
@@ -34,8 +45,7 @@ import re
 import warnings
 from collections import ChainMap
 from collections.abc import Callable
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from IPython.core.error import UsageError
@@ -45,8 +55,10 @@ from IPython.display import JSON, display
 from traitlets import Bool, Integer, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
+from . import short_errors as _short_errors
 from .console import METHODS, ConsoleError, ConsoleRequest, parse_console
-from .options import options
+from .frame_cells import call_frame, run_frame_cell
+from .options import device_scope, options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine, Response
@@ -175,6 +187,12 @@ class InferMagic(Magics, Configurable):
     progress = Bool(
         None, allow_none=True, config=True, help="Progress bars for df.infer (None: only for large frames)."
     )
+    short_errors = Bool(
+        True,
+        config=True,
+        help="Show an es_infer_nb.ApiError or InferenceInterrupted raised in any cell as one line, without a "
+        "traceback (as jupysql's short_errors).",
+    )
 
     _home_engine: "Engine | None" = None  # the engine built for ``home`` (class default: none)
 
@@ -198,13 +216,16 @@ class InferMagic(Magics, Configurable):
                 setattr(self, name, value)
             except TraitError as exc:
                 warnings.warn(f"ignoring InferMagic.{name} = {value!r}: {exc}", stacklevel=2)
-        self._commands: dict[str, Callable[[str | None], pd.DataFrame]] = {
+        self._commands: dict[str, Callable[..., pd.DataFrame]] = {
             "models": self.models_frame,
             "stats": self.stats_frame,
             "pipelines": self.pipelines_frame,
+            "endpoints": self.endpoints_frame,
         }
+        self._resume_out: str | None = None  # where the last interrupted --df run stored its rows
         self._sync_options()
         self._install_home()
+        self._sync_short_errors()
 
     # -- configuration -------------------------------------------------------------------
     def _option_names(self) -> list[str]:
@@ -248,6 +269,16 @@ class InferMagic(Magics, Configurable):
     def _home_changed(self, change: Any) -> None:
         self._install_home()
 
+    @observe("short_errors")
+    def _short_errors_changed(self, change: Any) -> None:
+        self._sync_short_errors()
+
+    def _sync_short_errors(self) -> None:
+        if self.short_errors:
+            _short_errors.install()
+        else:
+            _short_errors.uninstall()
+
     def _sync_options(self) -> None:
         options.device = self.device
         options.batch_size = self.batch_size
@@ -275,17 +306,8 @@ class InferMagic(Magics, Configurable):
 
         return default_engine()
 
-    @contextmanager
-    def _device_scope(self, engine: "Engine") -> Iterator[None]:
-        if self.device is None or not hasattr(engine, "device"):
-            yield
-            return
-        old = engine.device
-        engine.device = self.device
-        try:
-            yield
-        finally:
-            engine.device = old
+    def _device_scope(self, engine: "Engine") -> Any:
+        return device_scope(engine, self.device)
 
     # -- the magic -----------------------------------------------------------------------
     @needs_local_scope
@@ -295,10 +317,26 @@ class InferMagic(Magics, Configurable):
     @argument(
         "command",
         nargs="*",
-        help="Line mode only: 'models [ids]', 'stats [ids]', 'pipelines [ids]' (a DataFrame summary), "
-        "or one request 'METHOD path'.",
+        help="Line mode only: 'models [ids]', 'stats [ids]', 'pipelines [ids]', 'endpoints [ids]' (a DataFrame "
+        "summary), 'resume' (finish the last interrupted df.infer run), or one request 'METHOD path'.",
     )
     @argument("-o", "--out", metavar="NAME", help="Store the last response body (line mode: the result) in NAME.")
+    @argument("--df", metavar="NAME", help="Run --model or --pipeline over the DataFrame in notebook variable NAME.")
+    @argument(
+        "--model",
+        metavar="ID",
+        help="With --df: the trained model, deployment or inference endpoint to run (df.infer.run); the cell may "
+        "hold {\"inference_config\": ..., \"field_map\": ..., \"target_field\": ..., \"input_output\": ...}.",
+    )
+    @argument(
+        "--pipeline",
+        metavar="ID",
+        nargs="?",
+        const="",
+        help="With --df: the stored ingest pipeline to run (df.infer.pipeline); without ID, the pipeline body "
+        "written in the cell.",
+    )
+    @argument("--widget", action="store_true", help="With 'stats': the live model-stats dashboard (ipywidgets).")
     @argument("-q", "--quiet", action="store_true", help="Do not display the responses.")
     @argument(
         "--stop-on-error",
@@ -315,9 +353,15 @@ class InferMagic(Magics, Configurable):
         work as in Kibana; ``{{name}}`` / ``${name}`` insert notebook variables. Every
         response is displayed; ``--out NAME`` (or ``NAME <<``) keeps the last body.
 
-        Line mode: ``%infer models [ids]``, ``%infer stats [ids]``,
-        ``%infer pipelines [ids]`` return a DataFrame summary; ``%infer GET path`` runs one
-        request.
+        DataFrames: ``%%infer --df NAME --model ID`` runs a model or inference endpoint over
+        the frame (the cell may hold ``inference_config`` / ``field_map`` / ``target_field`` /
+        ``input_output``), ``--pipeline ID`` a stored pipeline, ``--pipeline`` alone the
+        pipeline body in the cell; ``--out NAME`` keeps the resulting frame.
+
+        Line mode: ``%infer models [ids]``, ``%infer stats [ids]`` (``--widget``: live
+        dashboard), ``%infer pipelines [ids]``, ``%infer endpoints [ids]`` return a
+        DataFrame summary; ``%infer resume`` finishes the last interrupted ``df.infer`` run;
+        ``%infer GET path`` runs one request.
         """
         namespace = ChainMap(local_ns or {}, self.shell.user_ns)
         line, assign = self._split_assignment(line)
@@ -330,6 +374,13 @@ class InferMagic(Magics, Configurable):
         if out is not None and not out.isidentifier():
             raise UsageError(f"--out needs a Python variable name, got {out!r}")
         engine = self._pick_engine(args.engine, namespace)
+        if args.df is not None or args.model is not None or args.pipeline is not None:
+            if args.command:
+                raise UsageError(f"unexpected argument(s) with --df: {' '.join(args.command)!r}")
+            if out:
+                self._resume_out = out
+            with self._device_scope(engine):
+                return run_frame_cell(self.shell, args, cell, namespace, engine, out)
         if cell is None:
             return self._line(args, out, engine, namespace)
         if args.command:
@@ -405,19 +456,52 @@ class InferMagic(Magics, Configurable):
                 raise UsageError(str(exc)) from None
             self._run_requests([req], engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error)
             return None
+        if name.lower() == "resume":
+            if rest:
+                raise UsageError("%infer resume takes no ids; it finishes the last interrupted df.infer run")
+            return self._resume(out, args.quiet)
         command = self._commands.get(name.lower())
         if command is None:
-            close = difflib.get_close_matches(name.lower(), list(self._commands), n=1)
+            close = difflib.get_close_matches(name.lower(), [*self._commands, "resume"], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UsageError(self._usage(f"unknown %infer command {name!r}.{hint}"))
+        if args.widget:
+            if name.lower() != "stats":
+                raise UsageError(f"--widget goes with 'stats' (the model-stats dashboard), not {name!r}")
+            return self._stats_widget(rest, engine)
         with self._device_scope(engine):
             frame = command(_joined_ids(rest), engine=engine)
         if out:
             self.shell.user_ns[out] = frame
         return None if args.quiet else frame
 
+    def _resume(self, out: str | None, quiet: bool) -> Any:
+        from .resume import last_interrupted
+
+        stopped = last_interrupted()
+        if stopped is None:
+            raise UsageError("nothing to resume: no df.infer run was interrupted (or it was resumed to the end)")
+        out = out or self._resume_out
+        result = call_frame(stopped.resume, out, self.shell)
+        if out:
+            self.shell.user_ns[out] = result
+        return None if quiet else result
+
+    @staticmethod
+    def _stats_widget(words: list[str], engine: "Engine") -> Any:
+        try:
+            from ..widgets import model_stats
+        except ImportError as exc:
+            raise UsageError(f"--widget needs es_infer_nb.widgets and ipywidgets ({exc})") from None
+        ids = _joined_ids(words)
+        missing = [i for i in (ids.split(",") if ids else []) if "*" not in i and
+                   not engine.request("GET", f"_ml/trained_models/{i}").ok]
+        if missing:
+            raise UsageError(f"404 resource_not_found_exception: Could not find trained model [{missing[0]}]")
+        return model_stats(ids.split(",") if ids else None, engine=engine)
+
     def _usage(self, message: str) -> str:
-        valid = ", ".join(self._commands)
+        valid = ", ".join([*self._commands, "resume"])
         return (
             f"{message} Valid commands: {valid} (each takes optional model or pipeline ids), "
             "or one request such as 'GET _ml/trained_models'; see %infer? for options."
@@ -508,6 +592,29 @@ class InferMagic(Magics, Configurable):
         columns = ["pipeline", "description", "processors", "processor_types", "models", "version"]
         return pd.DataFrame(rows, columns=columns)
 
+    def endpoints_frame(self, ids: str | None = None, *, engine: "Engine | None" = None) -> pd.DataFrame:
+        """One row per ``_inference`` endpoint: id, task type, service, model, url, chunking (never a secret)."""
+        engine = engine or self.engine
+        rows = []
+        for inference_id in (ids.split(",") if ids else ["_all"]):
+            body = self._get(engine, f"_inference/{inference_id}")
+            for ep in body.get("endpoints", []):
+                settings = ep.get("service_settings") or {}
+                chunking = ep.get("chunking_settings") or {}
+                rows.append(
+                    {
+                        "inference_id": ep.get("inference_id"),
+                        "task_type": ep.get("task_type"),
+                        "service": ep.get("service"),
+                        "model_id": settings.get("model_id"),
+                        "url": settings.get("url"),
+                        "chunking": chunking.get("strategy"),
+                        "task_settings": json.dumps(ep["task_settings"]) if ep.get("task_settings") else None,
+                    }
+                )
+        columns = ["inference_id", "task_type", "service", "model_id", "url", "chunking", "task_settings"]
+        return pd.DataFrame(rows, columns=columns).drop_duplicates("inference_id", ignore_index=True)
+
 
 def _expand(path: str) -> Any:
     from pathlib import Path
@@ -539,3 +646,4 @@ def unload_ipython_extension(ip: Any) -> None:
         if _ours(registered):
             del ip.magics_manager.registry[key]
     options.reset()
+    _short_errors.uninstall()

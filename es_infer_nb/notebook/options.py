@@ -7,7 +7,10 @@ the accessor in the same notebook follows the magic's settings. An argument give
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -30,3 +33,17 @@ class NotebookOptions:
 
 
 options = NotebookOptions()
+
+
+@contextmanager
+def device_scope(engine: Any, device: str | None) -> Iterator[None]:
+    """Run the block with ``engine.device = device`` (models an ingest pipeline calls load there)."""
+    if device is None or not hasattr(engine, "device") or engine.device == device:
+        yield
+        return
+    old = engine.device
+    engine.device = device
+    try:
+        yield
+    finally:
+        engine.device = old

@@ -388,6 +388,7 @@ class InferFrameAccessor:
         *,
         engine: "Engine | None" = None,
         target_field: str | None = None,
+        field_map: dict[str, str] | None = None,
         num_top_feature_importance_values: int | None = None,
     ) -> Any:
         """The feature-importance widget of one row (``es_infer_nb.widgets.feature_importance``).
@@ -396,7 +397,7 @@ class InferFrameAccessor:
         (a ``run`` with ``num_top_feature_importance_values``), that row's values are shown;
         otherwise the model (``model_id``, default the row's ``<target_field>.model_id``) is
         run on that row alone with ``num_top_feature_importance_values`` (default: every input
-        field) and its answer is shown.
+        field; ``field_map`` as in ``run``) and its answer is shown.
         """
         prefix = "ml.inference" if target_field is None else target_field
         if row not in self._frame.index:
@@ -416,7 +417,7 @@ class InferFrameAccessor:
         k = num_top_feature_importance_values or max(1, len(fields))
         one = self._frame.loc[[row]]
         inputs = one[[c for c in one.columns if not str(c).startswith(f"{prefix}.")]] if prefix else one
-        result = inputs.infer.run(model_id, engine=eng, target_field=target_field, progress=False,
+        result = inputs.infer.run(model_id, engine=eng, target_field=target_field, field_map=field_map, progress=False,
                                   inference_config={task: {"num_top_feature_importance_values": k}})
         return feature_importance(result, row=row)
 

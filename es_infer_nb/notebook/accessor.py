@@ -112,11 +112,9 @@ def _compute(
     batch_size = batch_size if batch_size is not None else options.batch_size
     progress = progress if progress is not None else options.progress
     if is_endpoint(engine, model_id):  # an _inference endpoint id
-        from ..services.frames import infer_frame_endpoint
-
         def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
-            return infer_frame_endpoint(engine, model_id, frame, input_output=input_output, field_map=field_map,
-                                        target_field=target_field, progress=progress)
+            return _endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
+                                    target_field=target_field, progress=progress)
 
         return endpoint, True
     if input_output is not None:
@@ -144,6 +142,50 @@ def _compute(
         return results
 
     return model, True
+
+
+ENDPOINT_PROGRESS_MIN_ROWS = 10_000
+NOT_REACHED = "not inferred: the run was interrupted"
+
+
+def _endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *, input_output: Any,
+                     field_map: dict[str, str] | None, target_field: str | None,
+                     progress: bool | None) -> pd.DataFrame:
+    """An inference endpoint over the frame, ``CHUNK`` rows per step, with a rows/s bar; Ctrl-C
+    keeps the finished steps (``InferenceInterrupted`` with the rows done)."""
+    from ..services.frames import CHUNK, infer_frame_endpoint
+    from .resume import combine_results
+
+    n = len(frame)
+    show = progress if progress is not None else n >= ENDPOINT_PROGRESS_MIN_ROWS
+    done: pd.DataFrame | None = None
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="rows", desc=f"infer {inference_id}", leave=False)
+    try:
+        for start in range(0, max(n, 1), CHUNK):
+            part = infer_frame_endpoint(engine, inference_id, frame.iloc[start:start + CHUNK],
+                                        input_output=input_output, field_map=field_map,
+                                        target_field=target_field, progress=False)
+            done = combine_results(done, part)
+            if bar is not None:
+                bar.update(len(part))
+    except KeyboardInterrupt:
+        k = 0 if done is None else len(done)
+        if isinstance(input_output, (dict, list)) and input_output:
+            first = input_output if isinstance(input_output, dict) else input_output[0]
+            error = f"{first['output_field']}.error"
+        else:
+            error = f"{'ml.inference' if target_field is None else target_field}.predicted_value.error"
+        rest = pd.DataFrame({error: pd.Series([NOT_REACHED] * (n - k), index=frame.index[k:], dtype=object)})
+        raise InferenceInterrupted(k, n, combine_results(done, rest)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    assert done is not None
+    return done
 
 
 def _is_endpoint(engine: "Engine", model_id: Any) -> bool:

@@ -160,3 +160,37 @@ def test_combine_results_keeps_dtypes_and_column_order():
     assert out["a"].tolist() == [1.0, 2.0]
     empty_error = pd.DataFrame({"a": [1.0], "e": [None]}, index=[0])
     assert list(combine_results(empty_error, pd.DataFrame({"a": [2.0]}, index=[1])).columns) == ["a"]
+
+
+def test_inference_endpoint_runs_resume_too(monkeypatch):
+    import es_infer_nb.services.frames as frames
+
+    engine = Engine()
+    body = {"service": "openai", "service_settings": {"api_key": "sk-x", "model_id": "emb",
+                                                      "url": "http://127.0.0.1:9/v1/embeddings"}}
+    assert engine.request("PUT", "_inference/text_embedding/emb", body).ok
+    calls = {"n": 0, "stop": None, "texts": []}
+
+    def fake_infer_endpoint(engine, inference_id, texts, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise KeyboardInterrupt
+        calls["texts"] += texts
+        return [{"embedding": [float(len(t)), 1.0]} for t in texts]
+
+    monkeypatch.setattr(frames, "infer_endpoint", fake_infer_endpoint)
+    monkeypatch.setattr(frames, "CHUNK", 2)
+    df = pd.DataFrame({"text_field": ["a", "bb", None, "dddd", "eeeee", "ff", "g"]}, index=list("pqrstuv"))
+    expected = df.infer.run("emb", engine=engine)
+    assert expected["ml.inference.predicted_value.error"].notna().tolist() == [False, False, True] + [False] * 4
+    calls.update(n=0, stop=3, texts=[])
+    with pytest.raises(InferenceInterrupted) as info:
+        df.infer.run("emb", engine=engine)
+    assert (info.value.rows_done, info.value.rows_total) == (4, 7)
+    assert info.value.partial["ml.inference.predicted_value.error"].iloc[4:].str.contains("interrupted").all()
+    calls["texts"] = []
+    out = info.value.resume()
+    assert calls["texts"] == ["eeeee", "ff", "g"]  # only the rows not reached
+    pd.testing.assert_frame_equal(out, expected)
+    s = df["text_field"]
+    pd.testing.assert_frame_equal(s.infer.run("emb", engine=engine), expected.drop(columns="text_field"))

@@ -81,6 +81,7 @@ def _interrupted(exc: InferenceInterrupted, out: str | None, shell: Any) -> Usag
     where = "the finished rows are in exc.partial"
     if out:
         shell.user_ns[out] = exc.partial
+        exc._out_name = out  # type: ignore[attr-defined]  # where %infer resume puts the full result
         where = f"{out} holds the finished rows"
     again = f"%infer resume --out {out}" if out else "%infer resume --out NAME"
     return UsageError(f"interrupted after {exc.rows_done} of {exc.rows_total} rows; {where}; "

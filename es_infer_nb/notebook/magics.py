@@ -222,7 +222,6 @@ class InferMagic(Magics, Configurable):
             "pipelines": self.pipelines_frame,
             "endpoints": self.endpoints_frame,
         }
-        self._resume_out: str | None = None  # where the last interrupted --df run stored its rows
         self._sync_options()
         self._install_home()
         self._sync_short_errors()
@@ -377,8 +376,6 @@ class InferMagic(Magics, Configurable):
         if args.df is not None or args.model is not None or args.pipeline is not None:
             if args.command:
                 raise UsageError(f"unexpected argument(s) with --df: {' '.join(args.command)!r}")
-            if out:
-                self._resume_out = out
             with self._device_scope(engine):
                 return run_frame_cell(self.shell, args, cell, namespace, engine, out)
         if cell is None:
@@ -481,7 +478,7 @@ class InferMagic(Magics, Configurable):
         stopped = last_interrupted()
         if stopped is None:
             raise UsageError("nothing to resume: no df.infer run was interrupted (or it was resumed to the end)")
-        out = out or self._resume_out
+        out = out or getattr(stopped, "_out_name", None)  # an interrupted `%infer --df ... --out r`: r
         result = call_frame(stopped.resume, out, self.shell)
         if out:
             self.shell.user_ns[out] = result

@@ -93,3 +93,29 @@ def test_wrong_inference_config_update_raises(engine):
     with pytest.raises(es_infer_nb.ApiError) as err:
         pd.Series(["x"]).infer.run(EMBEDDED, engine=engine, inference_config={"ner": {}})
     assert err.value.status == 400 and "not supported by inference request of type [ner]" in err.value.reason
+
+
+def test_interrupted_embedding_run_resumes(engine, monkeypatch):
+    from es_infer_nb import InferenceInterrupted
+    from es_infer_nb.models.deployments import Deployment
+
+    texts = pd.Series([f"sentence number {i}" for i in range(7)], index=list("abcdefg"))
+    expected = texts.infer.run(EMBEDDED, engine=engine)
+    real = Deployment.infer
+    calls = {"n": 0, "docs": []}
+
+    def flaky(self, docs, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        calls["docs"] += docs
+        return real(self, docs, *args, **kwargs)
+
+    monkeypatch.setattr(Deployment, "infer", flaky)
+    with pytest.raises(InferenceInterrupted) as info:
+        texts.infer.run(EMBEDDED, engine=engine, batch_size=2)
+    assert (info.value.rows_done, info.value.rows_total) == (4, 7)
+    calls["docs"] = []
+    out = info.value.resume()
+    assert [d["text_field"] for d in calls["docs"]] == [f"sentence number {i}" for i in range(4, 7)]
+    pd.testing.assert_frame_equal(out, expected)

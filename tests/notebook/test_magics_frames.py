@@ -162,14 +162,16 @@ def test_interrupted_magic_run_keeps_rows_and_resumes(ip, eng, interrupt_third_b
 def test_interrupt_in_a_python_cell_is_one_line_and_resumable(ip, eng, interrupt_third_batch):
     ip.user_ns["big"] = pd.DataFrame({"x": np.linspace(0, 1, 10)})
     expected = ip.user_ns["big"].infer.run("stump", engine=eng)  # call 1
-    result, text = _cell(ip, "out = big.infer.run('stump', batch_size=2)")  # calls 2, 3: rows 0-1 done
+    _cell(ip, "%infer --df df --model stump --out earlier -q")  # call 2, not interrupted
+    result, text = _cell(ip, "out = big.infer.run('stump', batch_size=4)")  # calls 3: no row done
     assert isinstance(result.error_in_exec, InferenceInterrupted)
     assert "Traceback" not in text
     lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("InferenceInterrupted: model [stump] interrupted after 2 of 10")
+    assert len(lines) == 1 and lines[0].startswith("InferenceInterrupted: model [stump] interrupted after 0 of 10")
     assert "%infer resume" in lines[0]
-    _cell(ip, "%infer resume --out out -q")
-    pd.testing.assert_frame_equal(ip.user_ns["out"], expected)
+    result, _ = _cell(ip, "%infer resume")
+    pd.testing.assert_frame_equal(result.result, expected)
+    assert len(ip.user_ns["earlier"]) == 4  # the earlier --out variable is not touched
 
 
 # -- bad input: one line, the kernel and the engine usable -----------------------------------------

@@ -207,27 +207,35 @@ def _appended(old: Any, value: Any) -> list[Any]:
 _MUSTACHE = re.compile(r"\{\{\{\s*([^}]+?)\s*\}\}\}|\{\{\s*([^}]+?)\s*\}\}")
 
 
+def template_field(m: re.Match[str]) -> str:
+    """The field a mustache match names (``{{ctx.a}}`` and ``{{a}}`` both name ``a``)."""
+    name = (m.group(1) or m.group(2)).strip()
+    return name[4:] if name.startswith("ctx.") else name
+
+
+def template_text(value: Any) -> str:
+    """How a field's value reads inside a mustache template (null and missing read as empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
 def render_template(template: Any, doc: Doc) -> Any:
     """Mustache ``{{field}}`` / ``{{{field}}}`` substitution from the document (missing -> empty)."""
     if not isinstance(template, str) or "{{" not in template:
         return template
 
     def sub(m: re.Match[str]) -> str:
-        name = (m.group(1) or m.group(2)).strip()
-        if name.startswith("ctx."):
-            name = name[4:]
         try:
-            value = doc.get(name)
+            value = doc.get(template_field(m))
         except ApiError:
             return ""
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (dict, list)):
-            import json
-
-            return json.dumps(value, separators=(",", ":"))
-        return str(value)
+        return template_text(value)
 
     return _MUSTACHE.sub(sub, template)

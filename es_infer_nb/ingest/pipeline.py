@@ -648,14 +648,19 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
     return failed
 
 
+def is_counted(run: Run, pipeline_id: str) -> bool:
+    """Whether running ``pipeline_id`` now moves its ingest stats (a stored pipeline not already counting)."""
+    return (run.engine is not None and pipeline_id != SIMULATE_PIPELINE_ID and pipeline_id not in run.counted
+            and pipeline_id in run.engine.pipelines)
+
+
 def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str) -> list[Failure | None]:
     """Run a pipeline over a batch (``_ingest.pipeline`` set while it runs); failures per document."""
     previous = [doc.ingest.get("pipeline") for doc in docs]
     for doc in docs:
         doc.ingest["pipeline"] = pipeline_id
     run.stack.append(pipeline_id)
-    counted = (run.engine is not None and pipeline_id != SIMULATE_PIPELINE_ID and pipeline_id not in run.counted
-               and pipeline_id in run.engine.pipelines)
+    counted = is_counted(run, pipeline_id)
     if counted:
         run.counted.add(pipeline_id)
         run.engine.stats.begin_ingest(pipeline_id, None, len(docs))  # type: ignore[union-attr]

@@ -124,20 +124,35 @@ def resolve_pipeline(engine: "Engine", pipeline: Any) -> tuple[Any, str]:
     raise TypeError(f"pipeline must be a pipeline id (str) or a pipeline body (dict), found {type(pipeline).__name__}")
 
 
+def error_fields(failure: Any) -> dict[str, Any]:
+    """The ``_ingest.error.*`` values of a row whose failure escaped the pipeline."""
+    err = failure.error.error_object()
+    return {"_ingest.error.type": err.get("type"), "_ingest.error.reason": err.get("reason"),
+            "_ingest.error.processor_type": failure.processor_type, "_ingest.error.processor_tag": failure.tag}
+
+
 def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
-                       chunk_size: int | None = None) -> pd.DataFrame:
+                       chunk_size: int | None = None, columnar: bool = True) -> pd.DataFrame:
+    """``columnar``: run the processors column-at-a-time where they can (same result, much faster;
+    ``False`` walks every document, for comparison)."""
     from ..ingest.document import Doc, clone
     from ..ingest.pipeline import Run, run_pipeline
     from ..ingest.simulate import ingest_timestamp
 
     compiled, pipeline_id = resolve_pipeline(engine, pipeline)
+    timestamp = ingest_timestamp()
+    if columnar:
+        from ..ingest.columnar_frame import run_frame_columnar
+
+        fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp)
+        if fast is not None:
+            return fast
     sources = frame_sources(frame)
     n = len(sources)
     chunk = max(1, int(chunk_size or DEFAULT_CHUNK))
     rows: list[dict[str, Any]] = []
     dropped = [False] * n
     errors: list[dict[str, Any] | None] = [None] * n
-    timestamp = ingest_timestamp()
     keep = frozenset(str(c) for c in frame.columns)
     for start in range(0, n, chunk):
         part = sources[start:start + chunk]
@@ -153,10 +168,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
             i = start + k
             flat: dict[str, Any] = {}
             if failure is not None:
-                err = failure.error.error_object()
-                errors[i] = {"_ingest.error.type": err.get("type"), "_ingest.error.reason": err.get("reason"),
-                             "_ingest.error.processor_type": failure.processor_type,
-                             "_ingest.error.processor_tag": failure.tag}
+                errors[i] = error_fields(failure)
                 _flatten(part[k], "", flat, keep)
             else:
                 dropped[i] = doc.dropped

@@ -11,7 +11,8 @@ import pytest
 from nb_runner import NOTEBOOKS_DIR, execute, notebooks, outputs_text
 
 #: tutorials the README lists; each must exist
-EXPECTED = ("01_quickstart", "03_nlp_tasks", "04_ingest_pipelines", "05_inference_endpoints")
+EXPECTED = ("01_quickstart", "02_tabular_models", "03_nlp_tasks", "04_ingest_pipelines", "05_inference_endpoints",
+            "06_stats_monitoring")
 #: the demo API key notebook 05 gives its local service: never shown in an output
 DEMO_SECRET = "sk-demo-local-0123456789abcdef"
 

@@ -227,8 +227,9 @@ def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupte
     if not isinstance(resume, InferenceInterrupted) or not resume.resumable:
         raise TypeError("resume= takes the es_infer_nb.InferenceInterrupted raised by an interrupted "
                         f"df.infer.run / series.infer.run, found {type(resume).__name__}")
-    if getattr(resume, "_key", None) != (id(frame), model_id):
-        raise ValueError(f"resume=: that interrupted run was not over this object with model [{model_id}]")
+    key = getattr(resume, "_key", None)
+    if not (isinstance(key, tuple) and key[0] == model_id and key[1].equals(frame.index)):
+        raise ValueError(f"resume=: that interrupted run was not over these rows with model [{model_id}]")
     return resume
 
 
@@ -294,9 +295,9 @@ class InferFrameAccessor:
             failed get the message in ``<output_field>.error``. Not combined with
             ``target_field`` / ``field_map``.
         resume:
-            The :class:`es_infer_nb.InferenceInterrupted` an interrupted ``run`` of this frame
-            with this model raised: only the rows it did not reach are run, with the
-            interrupted call's arguments, and the full result is returned (same as
+            The :class:`es_infer_nb.InferenceInterrupted` an interrupted ``run`` over these rows
+            (same index) with this model raised: only the rows it did not reach are run, with
+            the interrupted call's arguments and rows, and the full result is returned (same as
             ``exc.resume()``).
 
         Returns
@@ -341,7 +342,7 @@ class InferFrameAccessor:
             return None if in_place else target
 
         return run_resumable(source, compute, finish, prefix=prefix, what=f"model [{model_id}]",
-                             key=(id(source), model_id))
+                             key=(model_id, source.index))
 
     def pipeline(
         self,
@@ -546,7 +547,7 @@ class InferSeriesAccessor:
                                    target_field=target_field, batch_size=batch_size, device=device,
                                    progress=progress, input_output=None)
         return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
-                             what=f"model [{model_id}]", key=(id(self._series), model_id))
+                             what=f"model [{model_id}]", key=(model_id, self._series.index))
 
     @staticmethod
     def _model_field(engine: "Engine", model_id: str) -> str:

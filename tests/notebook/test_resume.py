@@ -123,9 +123,10 @@ def test_resume_keyword(eng, interrupt):
     with pytest.raises(InferenceInterrupted) as info:
         df.infer.run("stump", engine=eng, batch_size=4)
     assert info.value.rows_done == 0
-    other = df.copy()
-    with pytest.raises(ValueError, match="not over this object"):
-        other.infer.run("stump", resume=info.value)
+    with pytest.raises(ValueError, match="not over these rows"):
+        df.iloc[::-1].infer.run("stump", resume=info.value)
+    with pytest.raises(ValueError, match="not over these rows"):
+        df.infer.run("churner", resume=info.value)
     with pytest.raises(TypeError, match="InferenceInterrupted"):
         df.infer.run("stump", resume=info.value.partial)
     pd.testing.assert_frame_equal(df.infer.run("stump", resume=info.value), expected)
@@ -140,7 +141,7 @@ def test_series_run_resumes(eng, interrupt):
     assert info.value.rows_done == 3
     assert set(info.value.partial.columns) == {"ml.inference.predicted_value", "ml.inference.model_id",
                                                "ml.inference.error"}
-    pd.testing.assert_frame_equal(info.value.resume(), expected)
+    pd.testing.assert_frame_equal(s.copy().infer.run("stump", resume=info.value), expected)
 
 
 def test_a_plain_interrupted_exception_is_not_resumable():

@@ -9,13 +9,14 @@ existing value rather than overwriting it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ApiError
 from ..models import inference_config as ic
 from .config import Conf
 from .document import Doc
-from .pipeline import Processor, Run
+from .pipeline import Processor, Run, as_api_error
 
 DEFAULT_TARGET_FIELD = "ml.inference"
 UPDATE_TYPES = tuple(t for t in ic.ALL_TYPES if t != "learning_to_rank")
@@ -77,6 +78,26 @@ def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
             if entry[key] in seen:
                 raise c.error(key, f"names must be unique but [{entry[key]}] is repeated")
             seen.add(entry[key])
+    return out
+
+
+def render_per_document(result: Any) -> list[dict[str, Any] | ApiError]:
+    """``TreeBatchResult.to_docs``, where a result that cannot be rendered (a class label that cannot
+    become a ``boolean``) fails its own document only, as ES infers ingest documents one at a time."""
+    try:
+        return result.to_docs()
+    except ApiError:
+        pass
+    out: list[dict[str, Any] | ApiError] = []
+    for i in range(len(result)):
+        row = slice(i, i + 1)
+        one = replace(result, values=result.values[row], warning=result.warning[row], errors=result.errors[row],
+                      probabilities=None if result.probabilities is None else result.probabilities[row],
+                      importance=None if result.importance is None else result.importance[row], extra={})
+        try:
+            out.append(one.to_docs()[0])
+        except ApiError as err:
+            out.append(err)
     return out
 
 
@@ -162,11 +183,15 @@ class InferenceProcessor(Processor):
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)
             result = _run(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
-            rendered = result.to_docs()
         except ApiError as err:
             return [err] * len(docs)
+        except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
+            return [as_api_error(exc)] * len(docs)
         out: list[BaseException | None] = []
-        for doc, res in zip(docs, rendered):
+        for doc, res in zip(docs, render_per_document(result)):
+            if isinstance(res, ApiError):
+                out.append(res)
+                continue
             if "error" in res and len(res) == 1:
                 out.append(ApiError("status_exception", str(res["error"]), 400))
                 continue

@@ -21,6 +21,8 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         return f"ApiError: {exc.status} {exc.type}: {exc.reason}"
     if isinstance(exc, InferenceInterrupted):
+        if exc.partial is None:  # a request (POST _infer) keeps no rows: it runs again as a whole
+            return f"InferenceInterrupted: stopped after {exc.rows_done} of {exc.rows_total} rows; nothing was kept"
         text = str(exc)
         if exc.resumable and "%infer resume" not in text:
             text += "; .resume() runs the remaining rows"

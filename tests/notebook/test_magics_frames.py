@@ -298,3 +298,16 @@ def test_magic_json_of_a_frame_body_is_not_a_request(ip):
     # a request written in a --df cell is reported as what it is: not the options object
     result, text = _cell(ip, "%%infer --df df --model stump\nGET _ml/trained_models")
     assert isinstance(result.error_in_exec, UsageError) and "not JSON" in text
+
+
+def test_interrupted_console_request_is_one_line(ip, monkeypatch):
+    def stop(self, x):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CompiledModel, "run", stop)
+    result, text = _cell(ip, '%%infer\nPOST _ml/trained_models/stump/_infer\n{"docs": [{"x": 1}]}')
+    assert isinstance(result.error_in_exec, InferenceInterrupted)
+    assert text.strip() == "InferenceInterrupted: stopped after 0 of 1 rows; nothing was kept"
+    monkeypatch.undo()
+    result, text = _cell(ip, '%%infer -o r -q\nPOST _ml/trained_models/stump/_infer\n{"docs": [{"x": 1}]}')
+    assert result.error_in_exec is None and ip.user_ns["r"]["inference_results"][0]["predicted_value"] == 2.0

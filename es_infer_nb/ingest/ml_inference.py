@@ -180,6 +180,56 @@ def write_new_dot_path(source: dict[str, Any], path: str) -> list[str]:
     return out
 
 
+# -- model_input templates ----------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\$\{(model_config|input_map|ml_inference)\.([^}]*)\}")
+_PARTS_CACHE: dict[str, list[tuple[str, str | None, str, bool]]] = {}
+MAX_REASON_PAYLOAD = 2000
+
+
+def _template_parts(template: str) -> list[tuple[str, str | None, str, bool]]:
+    """``(literal before, placeholder kind or None, key, inside a JSON string?)`` for each placeholder of
+    a ``model_input`` template, then the trailing literal (cached: templates are few)."""
+    parts = _PARTS_CACHE.get(template)
+    if parts is not None:
+        return parts
+    parts = []
+    in_string = False
+    escaped = False
+    pos = 0
+    for m in _PLACEHOLDER.finditer(template):
+        for ch in template[pos:m.start()]:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and in_string:
+                escaped = True
+            elif ch == '"':
+                in_string = not in_string
+        parts.append((template[pos:m.start()], m.group(1), m.group(2), in_string))
+        pos = m.end()
+    parts.append((template[pos:], None, "", False))
+    if len(_PARTS_CACHE) < 256:
+        _PARTS_CACHE[template] = parts
+    return parts
+
+
+def _fits(value: str, in_string: bool) -> bool:
+    """Whether a raw value keeps the template's JSON structure where it is inserted."""
+    try:
+        if in_string:
+            return isinstance(json.loads('"' + value + '"'), str)
+        json.loads(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_REASON_PAYLOAD:
+        return text
+    return f"{text[:MAX_REASON_PAYLOAD]}... [{len(text) - MAX_REASON_PAYLOAD} more characters]"
+
+
 # -- tensors -------------------------------------------------------------------------------------
 
 def parse_tensor_data(tensor: dict[str, Any]) -> list[Any] | None:
@@ -393,21 +443,37 @@ class MLInferenceProcessor(Processor):
             raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
 
     def _render_request(self, params: dict[str, str]) -> dict[str, Any]:
-        text = str(self.model_input)
-        for k, v in self.model_config.items():
-            text = text.replace("${model_config." + k + "}", v)
-        for k, v in params.items():
-            if k not in self.model_config:
-                text = text.replace("${input_map." + k + "}", v)
+        """``model_input`` with its placeholders filled, in one pass (a value is never scanned for more
+        placeholders). A value fills its placeholder raw, as ml-commons does, so it must fit where the
+        placeholder stands: inside a JSON string, a string's content; elsewhere, one JSON value. A value
+        that does not (a quote, a brace, ``", "x": "`` ...) fails its document with ``Invalid payload``
+        instead of changing the request's structure."""
+        values = {"model_config": self.model_config,
+                  "input_map": {k: v for k, v in params.items() if k not in self.model_config}}
         if self.is_remote:
-            text = text.replace("${ml_inference.parameters}", to_json(params))
+            values["ml_inference"] = {"parameters": to_json(params)}
         else:
-            for k, v in params.items():
-                text = text.replace("${ml_inference." + k + "}", v)
+            values["ml_inference"] = params
+        pieces: list[str] = []
+        bad: str | None = None
+        for literal, kind, key, in_string in _template_parts(str(self.model_input)):
+            pieces.append(literal)
+            if kind is None:
+                continue
+            value = values[kind].get(key)
+            if value is None:  # unknown placeholders are left as they are
+                pieces.append("${" + kind + "." + key + "}")
+                continue
+            if bad is None and not _fits(value, in_string):
+                bad = "${" + kind + "." + key + "}"
+            pieces.append(value)
+        text = "".join(pieces)
         try:
+            if bad is not None:
+                raise ValueError(bad)
             parsed = json.loads(text)
         except ValueError as exc:
-            raise _iae(f"Invalid payload: {text}") from exc
+            raise _iae(f"Invalid payload: {_clip(text)}") from exc
         if self.is_remote and isinstance(parsed, dict) and isinstance(parsed.get("parameters"), dict):
             return parsed["parameters"]
         return parsed

@@ -99,3 +99,96 @@ def test_boolean_label_error_on_failure_and_frame(tri):
     assert out["_ingest.error.type"][1] == "illegal_argument_exception"
     assert [out["ml.inference.predicted_value"][i] for i in (0, 2)] == [False, True]
     assert pd.isna(out["ml.inference.predicted_value"][1])
+
+
+# -- ml_inference model_input templates: a value never changes the request's JSON structure ---------
+
+INJECTION = 'a", "x": 0.9, "note": "b'
+TEMPLATE = '{"docs": [{"x": ${input_map.x}, "note": "${input_map.note}"}]}'
+
+
+def ml_pipeline(**extra):
+    return [{"ml_inference": {"model_id": "reg", "function_name": "text_embedding", "model_input": TEMPLATE,
+                              "input_map": [{"x": "x", "note": "note"}],
+                              "output_map": [{"score": "$.inference_results[0].output[0].dataAsMap.predicted_value"}],
+                              **extra}}]
+
+
+@pytest.fixture
+def requests_seen(eng, monkeypatch):
+    """Every request the ml_inference processors send to the engine's model."""
+    from es_infer_nb.ingest import ml_inference
+
+    seen: list[dict] = []
+    real = ml_inference._engine_predictor
+
+    def recording(engine, model_id, function_name):
+        predict = real(engine, model_id, function_name)
+
+        def wrapped(request):
+            seen.append(json.loads(json.dumps(request)))
+            return predict(request)
+        return wrapped
+
+    monkeypatch.setattr(ml_inference, "_engine_predictor", recording)
+    return seen
+
+
+NOTES = ["plain", 'he said "hi"', INJECTION, "{braces} [and] {{mustache}}", "${input_map.x} ${model_config.k}",
+         "back\\slash", "tab\tcontrol", "a\ud800b lone surrogate", "ok \\n escaped"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_values_with_quotes_and_braces_never_change_the_request(eng, requests_seen, verbose):
+    docs = simulate(eng, ml_pipeline(), [{"x": 0.1, "note": n} for n in NOTES], verbose=verbose)
+    # every request that went out has exactly the template's shape, and x is the document's own value
+    for request in requests_seen:
+        assert list(request) == ["docs"] and len(request["docs"]) == 1
+        assert set(request["docs"][0]) == {"x", "note"} and request["docs"][0]["x"] == 0.1
+    sent = [r["docs"][0]["note"] for r in requests_seen]
+    ok = {"plain", "{braces} [and] {{mustache}}", "${input_map.x} ${model_config.k}", "a\ud800b lone surrogate",
+          "ok \\n escaped"}
+    for note, entry in zip(NOTES, docs):
+        if note in ok:
+            src = entry["processor_results"][-1]["doc"]["_source"] if verbose else entry["doc"]["_source"]
+            assert src["score"] == 1.0, note
+        else:  # ml-commons inserts values raw: a quote, a backslash or a control character breaks the JSON
+            err = es_error(entry)
+            assert err["type"] == "illegal_argument_exception"
+            assert err["reason"].startswith("Invalid payload: {\"docs\"")
+    # placeholders inside values are not filled again (one pass), JSON escapes are read as JSON
+    assert sent == ["plain", "{braces} [and] {{mustache}}", "${input_map.x} ${model_config.k}",
+                    "a\ud800b lone surrogate", "ok \n escaped"]
+
+
+def test_value_outside_quotes_must_be_one_json_value(eng, requests_seen):
+    pipe = [{"ml_inference": {"model_id": "reg", "function_name": "text_embedding",
+                              "model_input": '{"docs": [{"x": ${input_map.x}}]}', "input_map": [{"x": "x"}],
+                              "output_map": [{"score": "$.inference_results[0].output[0].dataAsMap.predicted_value"}]}}]
+    docs = simulate(eng, pipe, [{"x": 0.9}, {"x": "0.1}, {\"x\": 0.9"}, {"x": "word"}, {"x": [0.1]}, {"x": 0.1}])
+    assert docs[0]["doc"]["_source"]["score"] == 2.0 and docs[4]["doc"]["_source"]["score"] == 1.0
+    for entry in docs[1:3]:
+        assert es_error(entry)["reason"].startswith("Invalid payload")
+    assert all(len(r["docs"]) == 1 for r in requests_seen)
+    assert len(requests_seen) == 3  # the list [0.1] is one JSON value: the model sees it (as a missing feature)
+
+
+def test_huge_value_error_reason_is_bounded(eng, requests_seen):
+    big = "x" * (10 * 1024 * 1024)
+    docs = simulate(eng, ml_pipeline(), [{"x": 0.1, "note": big + '"'}, {"x": 0.9, "note": big}])
+    reason = es_error(docs[0])["reason"]
+    assert reason.startswith("Invalid payload") and len(reason) < 3000 and "more characters" in reason
+    assert docs[1]["doc"]["_source"]["score"] == 2.0
+    assert len(requests_seen[0]["docs"][0]["note"]) == len(big)
+
+
+def test_ml_inference_bad_values_through_a_frame(eng, requests_seen):
+    frame = pd.DataFrame({"x": [0.1, 0.9, 0.2], "note": ["fine", INJECTION, None]}, index=["a", "b", "c"])
+    out = frame.infer.pipeline({"processors": ml_pipeline(ignore_missing=True)}, engine=eng)
+    assert list(out.index) == ["a", "b", "c"]
+    assert out.loc["a", "score"] == 1.0 and pd.isna(out.loc["b", "score"])
+    assert out.loc["b", "_ingest.error.reason"].startswith("Invalid payload")
+    assert out.loc["b", "_ingest.error.processor_type"] == "ml_inference"
+    assert out.loc["b", "note"] == INJECTION  # a failed row keeps its input
+    # a missing input left its placeholder as it is: inside quotes that is still valid JSON
+    assert out.loc["c", "score"] == 1.0 and requests_seen[-1]["docs"][0]["note"] == "${input_map.note}"

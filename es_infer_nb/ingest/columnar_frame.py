@@ -105,6 +105,17 @@ def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str
     for i in sorted(result.docs):
         if i not in flats:
             _flatten(result.docs[i].source(), "", flats.setdefault(i, {}), keep)
+    # an input column's objects stay whole: rows with fields under one leave the columns
+    whole = np.zeros(n, dtype=bool)
+    for name, col in table.cols.items():
+        if any(is_prefix(k, name) for k in keep):
+            whole |= col.present
+    if whole.any():
+        idx = np.flatnonzero(whole)
+        for i, src in zip(idx.tolist(), table.sources(idx)):
+            _flatten(src, "", flats.setdefault(i, {}), keep)
+        for col in table.cols.values():
+            col.present[idx] = False
     rows = np.asarray(sorted(flats), dtype=np.int64)
     live = {name for name, col in table.cols.items() if col.present.any()}
     seen: dict[str, None] = {}

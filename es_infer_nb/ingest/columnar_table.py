@@ -278,3 +278,40 @@ class Table:
                     node = node.setdefault(part, {})
                 node[parts[-1]] = clone(value)
         return out
+
+
+def table_from_sources(sources: list[dict[str, Any]]) -> Table | None:
+    """A table of JSON ``_source`` documents (``None`` when a key has a dot in it, is empty or starts
+    with ``_``: the columns could not tell such a key from a nested path)."""
+    leaves: dict[str, dict[int, Any]] = {}
+
+    def walk(node: dict[str, Any], prefix: str, row: int) -> bool:
+        for key, value in node.items():
+            if not isinstance(key, str) or not key or "." in key or (not prefix and key.startswith("_")):
+                return False
+            path = prefix + key
+            if isinstance(value, dict) and value:
+                if not walk(value, path + ".", row):
+                    return False
+            else:
+                leaves.setdefault(path, {})[row] = value
+        return True
+
+    for row, src in enumerate(sources):
+        if not isinstance(src, dict) or not walk(src, "", row):
+            return None
+    n = len(sources)
+    table = Table(n)
+    for path, by_row in leaves.items():
+        present = np.zeros(n, dtype=bool)
+        rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
+        present[rows] = True
+        found = typed_array(list(by_row.values()))
+        values = _empty(found.dtype.kind, n)
+        if found.dtype == object:
+            for i, v in zip(rows.tolist(), found.tolist()):
+                values[i] = v
+        else:
+            values[rows] = found
+        table.cols[path] = Column(values, present)
+    return table

@@ -47,3 +47,14 @@ def test_notebook_runs(path: Path, tmp_path: Path):
 
 def test_notebooks_dir_is_the_repos():
     assert NOTEBOOKS_DIR.is_dir() and NOTEBOOKS_DIR.parent.joinpath("pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_code_reaches_no_network(path: Path):
+    """Tutorials run offline: the only addresses their code names are on the loopback interface."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for url in re.findall(r"https?://[^\s\"'}]+", code):
+        assert re.match(r"https?://(127\.0\.0\.1|localhost)([:/]|$)", url), f"{path.name} names {url}"

@@ -30,6 +30,24 @@ def clone(value: Any) -> Any:
     return value
 
 
+#: documents nested deeper than this fail alone (ES's JSON parser refuses more than 1000 levels; Python's
+#: recursion limit, two frames a level in 3.11, leaves room for fewer)
+MAX_NESTING_DEPTH = 300
+
+
+def nesting_depth_error(value: Any, limit: int = MAX_NESTING_DEPTH) -> ApiError | None:
+    """The error of a value nested deeper than ``limit`` objects/arrays (measured without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return ApiError("x_content_parse_exception", f"Document nesting depth ({depth}) exceeds the maximum "
+                            f"allowed ({limit})", 400)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return None
+
+
 def java_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -61,11 +79,19 @@ class Doc:
             raise illegal_argument("path cannot be null nor empty")
         if path == "_ingest":
             return {"_ingest": self.ingest}, ["_ingest"]
+        root = self.data
+        rest = path
         if path.startswith("_ingest."):
-            return self.ingest, path[len("_ingest."):].split(".")
-        if path.startswith("_source."):
-            return self.data, path[len("_source."):].split(".")
-        return self.data, path.split(".")
+            root, rest = self.ingest, path[len("_ingest."):]
+        elif path.startswith("_source."):
+            rest = path[len("_source."):]
+        parts = rest.split(".")
+        if not parts[-1]:  # Java's String.split drops trailing empty strings (``a.`` is ``a``)
+            while parts and not parts[-1]:
+                parts.pop()
+            if not parts:
+                raise illegal_argument(f"path [{path}] is not valid")
+        return root, parts
 
     @staticmethod
     def _step(container: Any, part: str, path: str) -> tuple[bool, Any]:

@@ -11,6 +11,7 @@ result or its failure.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -277,8 +278,11 @@ class ConvertProcessor(_FieldValueProcessor):
                 ipaddress.ip_address(str(value))
                 return str(value)
             return _auto(value)
-        except (ValueError, TypeError):
-            raise ApiError("illegal_argument_exception", f"unable to convert [{value}] to {kind}", 400) from None
+        except (ValueError, TypeError, OverflowError):
+            shown = value
+            if isinstance(value, float) and not math.isfinite(value):  # as Java's Double prints them
+                shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            raise ApiError("illegal_argument_exception", f"unable to convert [{shown}] to {kind}", 400) from None
 
 
 def _auto(value: Any) -> Any:

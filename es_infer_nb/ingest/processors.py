@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ApiError
 from .config import Conf
-from .document import Doc, clone, java_type, render_template
+from .document import MAX_NESTING_DEPTH, Doc, clone, java_type, nesting_depth_error, render_template
 from .pipeline import Processor, Run, _CaseProcessor, _render_value
 
 
@@ -248,12 +248,18 @@ class JsonProcessor(Processor):
 
         try:
             if self.strict:
-                return json.loads(text, object_pairs_hook=pairs)
-            value, _ = json.JSONDecoder(object_pairs_hook=pairs).raw_decode(text.lstrip())
-            return value
+                value = json.loads(text, object_pairs_hook=pairs)
+            else:
+                value, _ = json.JSONDecoder(object_pairs_hook=pairs).raw_decode(text.lstrip())
         except json.JSONDecodeError as err:
             raise _illegal(f"com.fasterxml.jackson.core.JsonParseException: {err.msg} at line {err.lineno} "
                            f"column {err.colno}") from None
+        except RecursionError:
+            raise _too_deep(f"Document nesting depth exceeds the maximum allowed ({_JSON_DEPTH})") from None
+        too_deep = nesting_depth_error(value, _JSON_DEPTH) if isinstance(value, (dict, list)) else None
+        if too_deep is not None:
+            raise _too_deep(too_deep.reason)
+        return value
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         value = self._parse(doc.get(self.field))
@@ -266,6 +272,13 @@ class JsonProcessor(Processor):
             _merge(doc.data, value)
         else:
             doc.data.update(value)
+
+
+_JSON_DEPTH = MAX_NESTING_DEPTH - 1  # the parsed value goes one level down into the document, at least
+
+
+def _too_deep(reason: str) -> ApiError:
+    return _illegal(f"com.fasterxml.jackson.core.exc.StreamConstraintsException: {reason}")
 
 
 def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:

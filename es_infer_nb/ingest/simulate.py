@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, illegal_argument
-from .document import Doc, clone, java_type
+from .document import Doc, clone, java_type, nesting_depth_error
 from .pipeline import SIMULATE_PIPELINE_ID, Pipeline, Run, parse_pipeline, run_pipeline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,7 +20,8 @@ def ingest_timestamp() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000Z"
 
 
-def parse_docs(raw: Any) -> list[Doc]:
+def parse_docs(raw: Any) -> list[Doc | ApiError]:
+    """The documents of a ``_simulate`` body; one that cannot be a document (nested too deeply) is its error."""
     if raw is None:
         raise ApiError("parse_exception", "[docs] required property is missing", 400, metadata={"property_name": "docs"})
     if not isinstance(raw, list):
@@ -40,6 +41,10 @@ def parse_docs(raw: Any) -> list[Doc]:
         if not isinstance(source, dict):
             raise ApiError("parse_exception", f"[_source] property isn't a map, but of type [{java_type(source)}]", 400,
                            metadata={"property_name": "_source"})
+        too_deep = nesting_depth_error(source)
+        if too_deep is not None:
+            docs.append(too_deep)
+            continue
         data = dict(_deep(source))
         data["_index"] = str(entry.get("_index", "_index"))
         data["_id"] = str(entry.get("_id", "_id"))
@@ -71,8 +76,10 @@ def simulate(engine: "Engine", body: Any, pipeline_id: str | None = None, verbos
                            metadata={"property_name": "pipeline"})
         pipeline = parse_pipeline(raw, engine, SIMULATE_PIPELINE_ID)
         run_id = SIMULATE_PIPELINE_ID
-    docs = parse_docs(body.get("docs"))
-    return {"docs": execute(engine, pipeline, docs, run_id, verbose)}
+    parsed = parse_docs(body.get("docs"))
+    docs = [d for d in parsed if isinstance(d, Doc)]
+    answers = iter(execute(engine, pipeline, docs, run_id, verbose) if docs else [])
+    return {"docs": [next(answers) if isinstance(d, Doc) else {"error": d.error_object()} for d in parsed]}
 
 
 def execute(engine: "Engine | None", pipeline: Pipeline, docs: list[Doc], pipeline_id: str,

@@ -192,3 +192,177 @@ def test_ml_inference_bad_values_through_a_frame(eng, requests_seen):
     assert out.loc["b", "note"] == INJECTION  # a failed row keeps its input
     # a missing input left its placeholder as it is: inside quotes that is still valid JSON
     assert out.loc["c", "score"] == 1.0 and requests_seen[-1]["docs"][0]["note"] == "${input_map.note}"
+
+
+# -- configuration errors: the whole request, ES's parse_exception (no document runs) -----------------
+
+def test_unknown_processor_type_is_a_request_error(eng):
+    body = {"pipeline": {"processors": [{"set": {"field": "a", "value": 1}}, {"nope": {"tag": "t"}}]},
+            "docs": [{"_source": {}}]}
+    r = eng.request("POST", "_ingest/pipeline/_simulate", body)
+    assert r.status == 400
+    assert r.body["error"]["type"] == "parse_exception"
+    assert r.body["error"]["reason"] == "No processor type exists with name [nope]"
+    assert r.body["error"]["processor_type"] == "nope" and r.body["error"]["processor_tag"] == "t"
+    assert eng.request("PUT", "_ingest/pipeline/p", body["pipeline"]).status == 400
+    from es_infer_nb.errors import ApiError
+
+    with pytest.raises(ApiError, match=r"No processor type exists with name \[nope\]"):
+        pd.DataFrame({"a": [1]}).infer.pipeline(body["pipeline"], engine=eng)
+
+
+# -- field paths ------------------------------------------------------------------------------------
+
+PATHS = [
+    ("", "illegal_argument_exception", "path cannot be null nor empty"),
+    (".", "illegal_argument_exception", "path [.] is not valid"),
+    ("_ingest.", "illegal_argument_exception", "path [_ingest.] is not valid"),
+    ("s.x", "illegal_argument_exception", "cannot set [x] with parent object of type [java.lang.String] as part of "
+                                          "path [s.x]"),
+    ("l.x", "illegal_argument_exception", "[x] is not an integer, cannot be used as an index as part of path [l.x]"),
+    ("l.5", "illegal_argument_exception", "[5] is out of bounds for array with length [2] as part of path [l.5]"),
+]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+@pytest.mark.parametrize("path,etype,reason", PATHS)
+def test_bad_set_paths_fail_each_document(eng, path, etype, reason, verbose):
+    docs = simulate(eng, [{"set": {"field": path, "value": 1}}], [{"s": "str", "l": [1, 2]}] * 2, verbose)
+    for entry in docs:
+        err = es_error(entry)
+        assert (err["type"], err["reason"]) == (etype, reason)
+
+
+def test_java_split_paths(eng):
+    """``a.`` is ``a`` (Java's split drops trailing empty strings); ``a..b`` has an empty-named object."""
+    docs = simulate(eng, [{"set": {"field": "a.", "value": 1}}, {"set": {"field": "b..c", "value": 2}},
+                          {"rename": {"field": "s.x", "target_field": "y", "ignore_missing": True}},
+                          {"remove": {"field": "b..c"}}], [{"s": "str"}])
+    assert docs[0]["doc"]["_source"] == {"s": "str", "a": 1, "b": {"": {}}}
+
+
+def test_bad_paths_in_reads(eng):
+    docs = simulate(eng, [{"rename": {"field": "s.x", "target_field": "y"}}], [{"s": "str"}])
+    assert es_error(docs[0])["reason"] == "field [s.x] doesn't exist"
+    docs = simulate(eng, [{"uppercase": {"field": "s.x"}}], [{"s": "str"}])
+    assert es_error(docs[0])["reason"] == "cannot resolve [x] from object of type [java.lang.String] as part of path [s.x]"
+    docs = simulate(eng, [{"remove": {"field": "a..b"}}], [{"a": 1}])
+    assert es_error(docs[0])["reason"] == "cannot resolve [] from object of type [java.lang.Integer] as part of path [a..b]"
+
+
+# -- mustache templates --------------------------------------------------------------------------------
+
+def test_templates_naming_missing_keys_render_empty(eng):
+    docs = simulate(eng, [{"set": {"field": "out", "value": "[{{missing}}|{{s.x}}|{{ctx.s}}|{{{s}}}|{{l}}]"}},
+                          {"set": {"field": "{{missing}}x", "value": 1}},
+                          {"set": {"field": "{{missing}}", "value": 1, "ignore_failure": True}}],
+                    [{"s": "str", "l": [1, "a"]}])
+    assert docs[0]["doc"]["_source"]["out"] == '[||str|str|[1,"a"]]'
+    assert docs[0]["doc"]["_source"]["x"] == 1
+    docs = simulate(eng, [{"set": {"field": "{{missing}}", "value": 1}}], [{}])
+    assert es_error(docs[0])["reason"] == "path cannot be null nor empty"
+
+
+def test_values_with_quotes_braces_and_template_markers_are_data(eng):
+    tricky = 'he said "hi" {x} {{s}} ${input_map.z} \\ end'
+    docs = simulate(eng, [{"set": {"field": "copy", "value": "{{q}}"}}, {"uppercase": {"field": "q"}},
+                          {"json": {"field": "q", "target_field": "j", "ignore_failure": True}}],
+                    [{"q": tricky, "s": "S"}])
+    src = docs[0]["doc"]["_source"]
+    assert src["copy"] == tricky  # a value's own {{...}} is never rendered again
+    assert src["q"] == tricky.upper() and "j" not in src
+
+
+# -- odd values -----------------------------------------------------------------------------------------
+
+def test_lone_surrogates_and_control_characters(eng):
+    docs = simulate(eng, [{"lowercase": {"field": "t"}}, {"gsub": {"field": "t", "pattern": "a", "replacement": "b"}},
+                          {"split": {"field": "t", "separator": "\\t", "target_field": "parts"}},
+                          {"json": {"field": "t", "target_field": "j", "ignore_failure": True}},
+                          {"inference": {"model_id": "reg", "field_map": {"t": "x"}}}],
+                    [{"t": "A\ud800\tZ\x00"}, {"t": "\udfff"}])
+    assert docs[0]["doc"]["_source"]["t"] == "b\ud800\tz\x00"
+    assert docs[0]["doc"]["_source"]["parts"] == ["b\ud800", "z\x00"]
+    for entry in docs:  # a string is not a number: the model sees a missing value (not a missing field)
+        assert entry["doc"]["_source"]["ml"]["inference"] == {"predicted_value": 2.0, "model_id": "reg"}
+    json.dumps([d["doc"] for d in docs])  # the answer serializes (as \\ud800 escapes)
+
+
+def test_nan_and_infinity(eng):
+    docs = simulate(eng, [{"convert": {"field": "v", "type": "long", "ignore_failure": True}},
+                          {"convert": {"field": "v", "type": "string", "target_field": "s"}},
+                          {"inference": {"model_id": "reg", "field_map": {"v": "x"}}}],
+                    [{"v": math.nan}, {"v": math.inf}, {"v": -math.inf}, {"v": 0.9}])
+    assert [d["doc"]["_source"].get("s") for d in docs] == ["nan", "inf", "-inf", "0"]
+    r = docs[3]["doc"]["_source"]
+    assert r["v"] == 0 and r["ml"]["inference"]["predicted_value"] == 1.0
+    assert docs[1]["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 2.0
+    err = es_error(simulate(eng, [{"convert": {"field": "v", "type": "integer"}}], [{"v": math.inf}])[0])
+    assert (err["type"], err["reason"]) == ("illegal_argument_exception", "unable to convert [Infinity] to integer")
+    err = es_error(simulate(eng, [{"convert": {"field": "v", "type": "long"}}], [{"v": math.nan}], True)[0])
+    assert err["reason"] == "unable to convert [NaN] to long"
+
+
+def test_ten_megabyte_fields(eng):
+    big = "ab" * (5 * 1024 * 1024)
+    pipe = [{"uppercase": {"field": "t", "target_field": "u"}}, {"gsub": {"field": "t", "pattern": "b", "replacement": ""}},
+            {"set": {"field": "copy", "value": "{{t}}"}}, {"inference": {"model_id": "reg", "field_map": {"n": "x"}}},
+            {"fail": {"message": "too long: {{t}}", "if": "ctx.n > 0.5"}}]
+    docs = simulate(eng, pipe, [{"t": big, "n": 0.1}, {"t": big, "n": 0.9}])
+    src = docs[0]["doc"]["_source"]
+    assert len(src["u"]) == len(big) and src["t"] == "a" * (len(big) // 2)
+    assert src["copy"] == src["t"] and src["ml"]["inference"]["predicted_value"] == 1.0
+    err = es_error(docs[1])
+    assert err["type"] == "fail_processor_exception" and len(err["reason"]) == len("too long: ") + len(big) // 2
+    frame = pd.DataFrame({"t": [big, "x"], "n": [0.9, 0.1]})
+    out = frame.infer.pipeline({"processors": pipe}, engine=eng)
+    assert len(out) == 2 and out["_ingest.error.type"].tolist()[0] == "fail_processor_exception"
+    assert out["copy"].tolist()[1] == "x"
+
+
+def deep(levels):
+    value = {"leaf": 0.9}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_deeply_nested_documents_fail_alone(eng, verbose):
+    from es_infer_nb.ingest.document import MAX_NESTING_DEPTH
+
+    pipe = [{"set": {"field": "s", "value": "{{x}}"}}, {"inference": {"model_id": "reg"}},
+            {"set": {"field": "c", "copy_from": "deep", "ignore_failure": True}}]
+    docs = simulate(eng, pipe, [{"x": 0.9, "deep": deep(MAX_NESTING_DEPTH - 1)}, {"x": 0.1, "deep": deep(5000)},
+                                {"x": 0.1}], verbose)
+    ok = docs[0]["processor_results"][-1]["doc"] if verbose else docs[0]["doc"]
+    assert ok["_source"]["ml"]["inference"]["predicted_value"] == 2.0 and ok["_source"]["c"] == ok["_source"]["deep"]
+    err = es_error(docs[1])
+    assert err["type"] == "x_content_parse_exception"
+    assert err["reason"] == f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed " \
+                            f"({MAX_NESTING_DEPTH})"
+    last = docs[2]["processor_results"][-1] if verbose else docs[2]
+    assert last["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 1.0
+
+
+def test_json_processor_on_deeply_nested_text(eng):
+    docs = simulate(eng, [{"json": {"field": "j", "target_field": "t"}}],
+                    [{"j": "[" * 5000 + "]" * 5000}, {"j": "[" * 400 + "]" * 400}, {"j": "[[1]]"}])
+    for entry in docs[:2]:
+        err = es_error(entry)
+        assert err["type"] == "illegal_argument_exception"
+        assert err["reason"].startswith("com.fasterxml.jackson.core.exc.StreamConstraintsException: Document nesting "
+                                        "depth")
+    assert docs[2]["doc"]["_source"]["t"] == [[1]]
+
+
+def test_huge_arrays(eng):
+    values = list(range(50_000))
+    pipe = [{"join": {"field": "l", "separator": ",", "target_field": "joined"}},
+            {"foreach": {"field": "l", "processor": {"convert": {"field": "_ingest._value", "type": "string"}}}},
+            {"inference": {"model_id": "reg", "field_map": {"l": "x"}}}]
+    docs = simulate(eng, pipe, [{"l": values}, {"l": [0.9]}])
+    src = docs[0]["doc"]["_source"]
+    assert src["l"][:3] == ["0", "1", "2"] and len(src["l"]) == len(values)
+    assert src["joined"].startswith("0,1,2,") and src["ml"]["inference"]["model_id"] == "reg"
+    assert docs[1]["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 2.0

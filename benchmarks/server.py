@@ -4,20 +4,29 @@ Same run, same engine, same texts (``../shared/bench/corpus.jsonl``): the embedd
 all-MiniLM-L6-v2, deployed with ``_start``; 16 threads, each with its own official
 ``elasticsearch`` client, take batches of 8 texts from one work list and POST
 ``_ml/trained_models/<id>/_infer`` until it is empty. The anchor is ``df.infer.run`` over a
-DataFrame of the same texts. Prints one JSON line with both docs/s figures and the ratio
-(goal: HTTP >= 70% of ``df.infer.run``), and checks that both give the same vectors.
+DataFrame of the same texts. Both go through the deployment's queue, which gathers the
+concurrent calls into shared model batches.
 
-The server answers concurrent ``_infer`` calls on one model with one engine call of up to
-``--infer-batch-docs`` documents (0 turns that off, for comparison).
-``--model tree`` measures a tree model's ``_infer`` instead (documents of 4 features), for
-engines where the NLP deployment route is not available.
-Usage: python benchmarks/server.py [--texts N] [--clients 16] [--per-request 8] [--model minilm|tree]
+The two take turns ``--rounds`` times (a slow spell on the shared machine then costs both);
+printed: the best docs/s of each, their ratio (goal: HTTP >= 70% of ``df.infer.run``), the
+range of the per-round ratios, and where the HTTP run's time went (model calls and their
+sizes, rendering the answers to JSON, the clients parsing them). Checks that both paths
+give the same vectors.
+
+``--clients-process`` runs the clients in a child process, as real clients would be, so
+their JSON parsing does not compete with the server for this process's GIL.
+``--model tree`` measures a tree model's ``_infer`` instead (documents of 4 features).
+Usage: python benchmarks/server.py [--texts N] [--clients 16] [--per-request 8] [--rounds 5]
+       [--model minilm|tree] [--clients-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -41,7 +50,8 @@ def load_texts(n: int) -> list[str]:
     return texts
 
 
-def hammer(url: str, model_id: str, docs: list[dict[str, Any]], clients: int, per_request: int) -> tuple[float, list[Any]]:
+def hammer(url: str, model_id: str, docs: list[dict[str, Any]], clients: int, per_request: int,
+           result_field: str = "predicted_value") -> tuple[float, list[Any]]:
     """Send ``docs`` in requests of ``per_request`` from ``clients`` threads; (seconds, results in order)."""
     from elasticsearch import Elasticsearch
 
@@ -50,9 +60,12 @@ def hammer(url: str, model_id: str, docs: list[dict[str, Any]], clients: int, pe
     next_chunk = iter(chunks)
     lock = threading.Lock()
     errors: list[BaseException] = []
+    ready = threading.Barrier(clients + 1)
 
     def worker() -> None:
-        with Elasticsearch(url, request_timeout=120) as es:
+        with Elasticsearch(url, request_timeout=300) as es:
+            es.info()  # connect before the clock starts
+            ready.wait()
             while True:
                 with lock:
                     item = next(next_chunk, None)
@@ -65,18 +78,37 @@ def hammer(url: str, model_id: str, docs: list[dict[str, Any]], clients: int, pe
                     errors.append(exc)
                     return
                 for j, r in enumerate(res["inference_results"]):
-                    results[start + j] = r["predicted_value"]
+                    results[start + j] = r[result_field]
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    began = time.perf_counter()
     for t in threads:
         t.start()
+    ready.wait()
+    began = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
     if errors:
         raise errors[0]
     return elapsed, results
+
+
+def hammer_in_child(url: str, model_id: str, docs: list[dict[str, Any]], clients: int, per_request: int,
+                    result_field: str) -> tuple[float, list[Any]]:
+    """:func:`hammer` in a child process (clients as separate programs); same return."""
+    payload = json.dumps({"url": url, "model_id": model_id, "docs": docs, "clients": clients,
+                          "per_request": per_request, "result_field": result_field})
+    out = subprocess.run([sys.executable, __file__, "--child"], input=payload, capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parent)
+    answer = json.loads(out.stdout)
+    return answer["seconds"], answer["results"]
+
+
+def child_main() -> None:
+    args = json.loads(sys.stdin.read())
+    seconds, results = hammer(args["url"], args["model_id"], args["docs"], args["clients"],
+                              args["per_request"], args["result_field"])
+    json.dump({"seconds": seconds, "results": results}, sys.stdout)
 
 
 def setup_minilm(engine: Any, n: int) -> tuple[str, list[dict[str, Any]], pd.DataFrame, str]:
@@ -102,55 +134,107 @@ def setup_tree(engine: Any, n: int) -> tuple[str, list[dict[str, Any]], pd.DataF
     return "bench-tree", frame.to_dict("records"), frame, "predicted_value"
 
 
+def json_costs(engine: Any, model_id: str, docs: list[dict[str, Any]], per_request: int) -> dict[str, float]:
+    """Seconds per request to render one answer to JSON (server) and to parse it (client)."""
+    from es_infer_nb.server.render import to_json_bytes
+
+    answer = engine.request("POST", f"_ml/trained_models/{model_id}/_infer", {"docs": docs[:per_request]}).body
+    payload = to_json_bytes(answer)
+    reps = 50
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        to_json_bytes(answer)
+    render_s = (time.perf_counter() - t0) / reps
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        json.loads(payload)
+    parse_s = (time.perf_counter() - t0) / reps
+    return {"render_s": render_s, "parse_s": parse_s, "bytes": float(len(payload))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=1024, help="documents per measurement")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-request", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="turns each path takes (best of, interleaved)")
     parser.add_argument("--model", choices=["minilm", "tree"], default="minilm")
-    parser.add_argument("--infer-batch-docs", type=int, default=0,
-                        help="the server gathers concurrent _infer calls into engine calls of up to N docs (default 0: each call alone)")
+    parser.add_argument("--clients-process", action="store_true", help="run the HTTP clients in a child process")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child_main()
+        return
     prepare_environment()
 
     import es_infer_nb
+    from es_infer_nb.models.deployments import deployments
     from es_infer_nb.server import serve
 
     engine = es_infer_nb.Engine()
     setup = setup_minilm if args.model == "minilm" else setup_tree
     model_id, docs, frame, result_field = setup(engine, args.texts)
 
+    def run_http() -> tuple[float, list[Any]]:
+        if args.clients_process:
+            return hammer_in_child(handle.url, model_id, docs, args.clients, args.per_request, result_field)
+        return hammer(handle.url, model_id, docs, args.clients, args.per_request, result_field)
+
     # warm both paths up (model load, first-call allocations)
     frame.head(args.per_request * 2).infer.run(model_id, engine=engine, progress=False)
-    handle = serve(engine, port=0, quiet=True, infer_batch_docs=args.infer_batch_docs)
+    handle = serve(engine, port=0, quiet=True)
+    dep = deployments(engine).get(model_id)
+    rounds: list[dict[str, float]] = []
     try:
-        hammer(handle.url, model_id, docs[: args.per_request * args.clients], args.clients, args.per_request)
-
-        began = time.perf_counter()
-        local = frame.infer.run(model_id, engine=engine, progress=False)
-        local_s = time.perf_counter() - began
-
-        http_s, remote = hammer(handle.url, model_id, docs, args.clients, args.per_request)
+        hammer(handle.url, model_id, docs[: args.per_request * args.clients], args.clients, args.per_request, result_field)
+        local = remote = None
+        for _ in range(args.rounds):
+            began = time.perf_counter()
+            local = frame.infer.run(model_id, engine=engine, progress=False)
+            local_s = time.perf_counter() - began
+            before = (dep.queue.stats.batches, dep.counters.time_excluding_cache_hits_ms) if dep else (0, 0.0)
+            http_s, remote = run_http()
+            after = (dep.queue.stats.batches, dep.counters.time_excluding_cache_hits_ms) if dep else (0, 0.0)
+            rounds.append({"local_s": local_s, "http_s": http_s, "model_calls": after[0] - before[0],
+                           "model_s": (after[1] - before[1]) / 1000.0})
+        costs = json_costs(engine, model_id, docs, args.per_request)
     finally:
         handle.stop()
 
+    assert local is not None and remote is not None
     column = next(c for c in local.columns if c.endswith(result_field))
     want = np.asarray([np.asarray(v, dtype=np.float64) for v in local[column]])
     got = np.asarray([np.asarray(v, dtype=np.float64) for v in remote])
     max_diff = float(np.max(np.abs(want - got)))
 
-    http_rate = len(docs) / http_s
-    local_rate = len(docs) / local_s
+    n = len(docs)
+    best_local = min(r["local_s"] for r in rounds)
+    best_http = min(r["http_s"] for r in rounds)
+    ratios = sorted(r["local_s"] / r["http_s"] for r in rounds)
+    fastest = min(rounds, key=lambda r: r["http_s"])
+    requests = -(-n // args.per_request)
     report("server_infer", {
         "model": model_id,
-        "docs": len(docs),
+        "docs": n,
         "clients": args.clients,
         "docs_per_request": args.per_request,
-        "infer_batch_docs": args.infer_batch_docs,
-        "http_docs_per_s": round(http_rate, 1),
-        "df_infer_run_docs_per_s": round(local_rate, 1),
-        "ratio": round(http_rate / local_rate, 3),
+        "clients_process": args.clients_process,
+        "rounds": args.rounds,
+        "http_docs_per_s": round(n / best_http, 1),
+        "df_infer_run_docs_per_s": round(n / best_local, 1),
+        "ratio": round(best_local / best_http, 3),
+        "ratio_per_round": {"min": round(ratios[0], 3), "median": round(statistics.median(ratios), 3),
+                            "max": round(ratios[-1], 3)},
         "goal_ratio": 0.7,
+        "http_profile": {
+            "wall_s": round(fastest["http_s"], 3),
+            "model_s": round(fastest["model_s"], 3),
+            "model_calls": fastest["model_calls"],
+            "docs_per_model_call": round(n / fastest["model_calls"], 1) if fastest["model_calls"] else None,
+            "render_json_s": round(costs["render_s"] * requests, 3),
+            "client_parse_json_s": round(costs["parse_s"] * requests, 3),
+            "answer_bytes": int(costs["bytes"]),
+        },
         "max_abs_diff": max_diff,
     })
 

@@ -15,6 +15,11 @@ hands each caller exactly its own results, in order.
 * A batch that raises is retried call by call, so one bad call fails alone and the others
   still get their results; a ``BaseException`` (``KeyboardInterrupt``) fails every call of
   its batch and leaves the worker running.
+* Gathering: the worker waits ``window_s`` after the first waiting call. When the previous batch
+  held several calls (concurrent callers), it also waits for as many new calls as that batch
+  answered, at most ``RETURN_WAIT_SHARE`` of its model time: clients that just got their answers
+  send their next request within a round trip, and without this wait they would split into two
+  groups running half batches in turn. A lone caller never waits for anyone.
 * ``wait_for_room=True`` blocks the caller until the queue has room (back-pressure, for
   in-process callers feeding large inputs in queue-sized chunks) instead of rejecting.
 
@@ -40,6 +45,10 @@ DEFAULT_QUEUE_CAPACITY = 1024
 DEFAULT_WINDOW_S = 0.002
 #: an idle worker thread ends after this many seconds (the next call starts another)
 IDLE_EXIT_S = 30.0
+#: after a batch of several calls, wait for their callers' next calls at most this share of the
+#: batch's model time (and ``MAX_RETURN_WAIT_S``), so concurrent clients keep sharing full batches
+RETURN_WAIT_SHARE = 0.25
+MAX_RETURN_WAIT_S = 0.1
 QUEUE_FULL_REASON = "queue is full. Unable to execute command"
 
 
@@ -97,6 +106,8 @@ class InferenceBatcher(Generic[T, R]):
         name: str = "inference process",
         split_calls: bool = True,
         keyed: bool = False,
+        return_wait_share: float = RETURN_WAIT_SHARE,
+        max_return_wait_s: float = MAX_RETURN_WAIT_S,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got [{max_batch_size}]")
@@ -111,6 +122,8 @@ class InferenceBatcher(Generic[T, R]):
         self.name = name
         self.split_calls = split_calls
         self.keyed = keyed
+        self.return_wait_share = return_wait_share
+        self.max_return_wait_s = max_return_wait_s
         self.stats = BatcherStats()
         self._pending: deque[_Call[T, R]] = deque()
         self._queued = 0
@@ -118,6 +131,9 @@ class InferenceBatcher(Generic[T, R]):
         self._cond = threading.Condition()
         self._closed = False
         self._worker: threading.Thread | None = None
+        self._last_calls = 0  # calls the previous batch answered
+        self._last_model_s = 0.0
+        self._calls_at_done = 0  # stats.calls when the previous batch was answered
 
     # -- callers ---------------------------------------------------------------------------
     @property
@@ -216,13 +232,18 @@ class InferenceBatcher(Generic[T, R]):
                     self._running = 0
 
     def _gather(self) -> None:
-        """Wait (lock held) up to the window for a full batch."""
-        deadline = time.monotonic() + self.window_s
+        """Wait (lock held) for a full batch: the window, and the callers of the previous batch."""
+        now = time.monotonic()
+        window_end = now + self.window_s
+        expect = self._last_calls if self._last_calls > 1 else 0
+        return_end = now + min(self.max_return_wait_s, self.return_wait_share * self._last_model_s) if expect else now
         while self._queued < self.max_batch_size and not self._closed:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            returned = self.stats.calls - self._calls_at_done >= expect
+            end = window_end if returned else max(window_end, return_end)
+            if now >= end:
                 return
-            self._cond.wait(left)
+            self._cond.wait(end - now)
 
     def _take(self) -> list[_Slice[T, R]]:
         slices: list[_Slice[T, R]] = []
@@ -249,6 +270,16 @@ class InferenceBatcher(Generic[T, R]):
         return slices
 
     def _run(self, slices: list[_Slice[T, R]]) -> None:
+        started = time.monotonic()
+        try:
+            self._run_slices(slices)
+        finally:
+            with self._cond:
+                self._last_calls = len({id(s.call) for s in slices})
+                self._last_model_s = time.monotonic() - started
+                self._calls_at_done = self.stats.calls
+
+    def _run_slices(self, slices: list[_Slice[T, R]]) -> None:
         items = [item for s in slices for item in s.call.items[s.start : s.stop]]
         try:
             results = self._call_model(items, slices[0].call.key)
@@ -258,7 +289,7 @@ class InferenceBatcher(Generic[T, R]):
                 self._fail(calls[0], exc)
                 return
             for s in slices:
-                self._run([s])
+                self._run_slices([s])
             return
         except BaseException as exc:  # KeyboardInterrupt & co: every caller of the batch hears of it
             for call in {id(s.call): s.call for s in slices}.values():

@@ -129,3 +129,24 @@ def test_closed_batcher_refuses_and_arguments_are_checked():
     for kwargs in ({"max_batch_size": 0}, {"queue_capacity": 0}, {"window_s": -1}):
         with pytest.raises(ValueError):
             InferenceBatcher(FakeModel(), **kwargs)
+
+
+def test_the_callers_of_a_shared_batch_are_waited_for_when_they_come_back():
+    """After a batch of two calls, the worker waits for two new calls (within its bound) instead of
+    running the first one alone, so concurrent clients keep sharing batches."""
+    model = FakeModel()
+    model.gate.clear()
+    with InferenceBatcher(model, max_batch_size=64, window_s=0.0, return_wait_share=1000.0,
+                          max_return_wait_s=30.0) as batcher:
+        first = batcher.submit_async([0])
+        assert model.entered.wait(10)
+        a, b = batcher.submit_async([1]), batcher.submit_async([2])
+        model.gate.set()
+        assert (first.result(10), a.result(10), b.result(10)) == ([0], [2], [4])
+        c = batcher.submit_async([3])
+        d = batcher.submit_async([4])  # the worker, woken by c, waited for this second caller
+        assert (c.result(10), d.result(10)) == ([6], [8])
+        e = batcher.submit_async([5])
+        f = batcher.submit_async([6])
+        assert (e.result(10), f.result(10)) == ([10], [12])
+    assert model.batches == [[0], [1, 2], [3, 4], [5, 6]]

@@ -197,7 +197,7 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
             run.counted.discard(pipeline_id)
             run.engine.stats.record_ingest(  # type: ignore[union-attr]
                 pipeline_id, None, count=n, nanos=time.perf_counter_ns() - started,
-                failed=sum(1 for f in failures if f is not None), leaving=n)
+                failed=n - failures.count(None), leaving=n)
     return Result(table, b.docs, failures, b.dropped)
 
 
@@ -355,7 +355,11 @@ def _field_value(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     values: Any = None
     if idx.size:
         col = t.cols[f]
-        values, bad = convert_values(p, col.values[idx], col.arrow if idx.size == t.n else None)
+        fast = None
+        if idx.size == t.n and col.arrow is not None and p.type == "convert" \
+                and p.kind in ("integer", "long", "double", "float"):
+            fast = _parse_strings(None, p.kind, col.arrow)  # the frame's Arrow strings, no Python strings
+        values, bad = fast if fast is not None else convert_values(p, col.values[idx])
         trouble[idx[bad]] = True
     b.hand_off(k, trouble)
     if idx.size:
@@ -368,10 +372,9 @@ _INT_TEXT = r"^-?[0-9]{1,18}$"
 _FLOAT_TEXT = r"^[+-]?([0-9]{1,20}\.?[0-9]{0,20}|\.[0-9]{1,20})([eE][+-]?[0-9]{1,2})?$"
 
 
-def convert_values(p: Any, values: np.ndarray, arrow: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def convert_values(p: Any, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``p.convert`` of each value: (the converted values of the rows that converted, a mask of
-    those that raised). Kernels only where they give ``p.convert``'s values exactly; ``arrow``: the
-    same values as an Arrow string array, when there is one."""
+    those that raised). Kernels only where they give ``p.convert``'s values exactly."""
     kind = values.dtype.kind
     m = values.shape[0]
     none_bad = np.zeros(m, dtype=bool)
@@ -387,7 +390,7 @@ def convert_values(p: Any, values: np.ndarray, arrow: Any = None) -> tuple[np.nd
         if to == "string" and kind == "i":
             return values.astype(str).astype(object), none_bad
         if kind == "O" and to in ("integer", "long", "double", "float"):
-            fast = _parse_strings(values, to, arrow)
+            fast = _parse_strings(values, to, None)
             if fast is not None:
                 return fast
     return _each(p.convert, values)
@@ -404,7 +407,7 @@ def _each(fn: Callable[[Any], Any], values: np.ndarray) -> tuple[np.ndarray, np.
     return typed_array(out), bad
 
 
-def _parse_strings(values: np.ndarray, to: str, arrow: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """Plain decimal strings parsed by Arrow (same numbers as Python's ``int`` / ``float``); the rest
     through ``convert`` one by one. ``None`` when the values are not all strings."""
     import pyarrow as pa
@@ -427,7 +430,7 @@ def _parse_strings(values: np.ndarray, to: str, arrow: Any) -> tuple[np.ndarray,
         parsed = parsed[inside]
         simple = ok
     if simple.all():
-        return parsed, np.zeros(values.shape[0], dtype=bool)
+        return parsed, np.zeros(len(arr), dtype=bool)
     return None  # a few odd strings: the caller's one-by-one path is exact and simple
 
 
@@ -510,9 +513,13 @@ def _write_results(result: Any, t: Table, idx: np.ndarray, target: str, model_id
     if plain:
         results_field = result.config.results_field
         warn = np.asarray(result.warning, dtype=bool)
-        ok = idx[~warn]
+        predicted = np.array(result.values, dtype=np.float64)  # our own copy: it becomes the column
+        if warn.any():
+            ok, predicted = idx[~warn], predicted[~warn]
+        else:
+            ok = idx
         if ok.size:
-            t.write(f"{target}.{results_field}", _mask(n, ok), np.asarray(result.values, dtype=np.float64)[~warn])
+            t.write(f"{target}.{results_field}", _mask(n, ok), predicted)
         if warn.any():
             from ..models.results import warning_message
 

@@ -56,12 +56,12 @@ def _column(s: pd.Series) -> Column:
             return Column(s.to_numpy(dtype=bool), np.ones(n, dtype=bool), owned=False)
     elif isinstance(dtype, pd.StringDtype):
         missing = s.isna().to_numpy(dtype=bool)
-        arrow = None
-        if getattr(dtype, "storage", None) == "pyarrow":
+        if getattr(dtype, "storage", None) == "pyarrow" and not missing.any():
             import pyarrow as pa
 
-            arrow = pa.chunked_array(pa.array(s.array)) if not missing.any() else None
-        return Column(s.to_numpy(dtype=object, na_value=None), ~missing, strings=True, arrow=arrow)
+            arrow = pa.array(s.array)  # the frame's own buffers; Python strings only when asked for
+            return Column(None, ~missing, strings=True, arrow=arrow)
+        return Column(s.to_numpy(dtype=object, na_value=None), ~missing, strings=True)
     raw = s.tolist()
     present = np.fromiter((not _is_missing(v) for v in raw), dtype=bool, count=n)
     return Column(object_array([_plain(v) if p else None for v, p in zip(raw, present.tolist())]), present)
@@ -75,8 +75,7 @@ def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline
     if table is None:
         return None
     originals = dict(table.cols)
-    initial = {name: Column(col.values.copy() if col.owned else col.values, col.present.copy())
-               for name, col in table.cols.items()}
+    initial = {name: _snapshot(col) for name, col in table.cols.items()}
     labels = frame.index
 
     def metadata(idx: np.ndarray) -> list[dict[str, Any]]:
@@ -87,7 +86,11 @@ def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline
     return _output(frame, initial, originals, result)
 
 
-_ABSENT = object()
+def _snapshot(col: Column) -> Column:
+    """The column as the input had it (values copied where the run may change them in place)."""
+    if col.kind == "O" and col.owned and col.arrow is None:
+        return Column(col.values.copy(), col.present.copy())
+    return Column(col._values, col.present.copy(), arrow=col.arrow)
 
 
 def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str, Column],
@@ -206,7 +209,16 @@ def _constants(values: np.ndarray, present: np.ndarray, consts: frozenset[str]) 
     import pyarrow as pa
 
     texts = sorted(consts)
-    codes = np.full(values.shape[0], -1, dtype=np.int64)
+    n = values.shape[0]
+    if len(texts) == 1:  # one string where present: the Arrow buffers directly
+        data = texts[0].encode("utf-8")
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(present * len(data), out=offsets[1:])
+        validity = None if present.all() else pa.array(present).buffers()[1]
+        arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * int(present.sum())),
+                                               validity, n - int(present.sum()))
+        return pd.array(arr, dtype=_STR)
+    codes = np.full(n, -1, dtype=np.int64)
     for k, text in enumerate(texts):
         codes[present & (values == text)] = k
     taken = pa.array(texts, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
@@ -226,10 +238,15 @@ def _same(values: np.ndarray, present: np.ndarray, init: Column, untouched: bool
         before = _objects(init.values[rows], init.present[rows]).tolist() if rows.size else []
         return before == over
     shown = present & ~(np.equal(values, None) if values.dtype == object else False)
-    if values.dtype.kind == init.values.dtype.kind and values.dtype.kind != "O":
+    if values.dtype.kind == init.kind and values.dtype.kind != "O":
         return bool(np.array_equal(shown, init.present) and np.array_equal(values[shown], init.values[shown]))
-    after, before = _objects(values, present), _objects(init.values, init.present)
-    for start in range(0, after.shape[0], 4096):  # stops at the first difference
-        if after[start:start + 4096].tolist() != before[start:start + 4096].tolist():
+    for start in range(0, values.shape[0], 4096):  # stops at the first difference
+        stop = start + 4096
+        after = _objects(values[start:stop], present[start:stop]).tolist()
+        if init._values is None:  # Arrow strings, every row present
+            before = init.arrow.slice(start, stop - start).to_pylist()
+        else:
+            before = _objects(init.values[start:stop], init.present[start:stop]).tolist()
+        if after != before:
             return False
     return True

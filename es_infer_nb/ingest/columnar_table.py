@@ -28,23 +28,40 @@ from .document import clone
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-@dataclass
 class Column:
-    """Values (typed ``float64`` / ``int64`` / ``bool`` or Python ``object``) and where they exist."""
+    """Values (typed ``float64`` / ``int64`` / ``bool`` or Python ``object``) and where they exist.
 
-    values: np.ndarray
-    present: np.ndarray
-    owned: bool = True  # False: ``values`` is shared (a DataFrame's), copied before the first change
-    #: every present value is a ``str`` (no dict or list to look into)
-    strings: bool = False
-    #: the only values ever written, when the column holds nothing but these strings (cheap output)
-    consts: frozenset[str] | None = None
-    #: the values as an Arrow string array (a DataFrame's), while unchanged
-    arrow: Any = None
+    ``owned`` False: ``values`` is shared (a DataFrame's), copied before the first change.
+    ``strings``: every present value is a ``str`` (no dict or list to look into). ``consts``: the only
+    values ever written, when the column holds nothing but these strings (cheap output). ``arrow``: the
+    values as an Arrow string array (a DataFrame's); the Python ``values`` are made from it only when
+    something asks for them.
+    """
+
+    __slots__ = ("_values", "present", "owned", "strings", "consts", "arrow")
+
+    def __init__(self, values: np.ndarray | None, present: np.ndarray, owned: bool = True, strings: bool = False,
+                 consts: frozenset[str] | None = None, arrow: Any = None) -> None:
+        self._values = values
+        self.present = present
+        self.owned = owned
+        self.strings = strings
+        self.consts = consts
+        self.arrow = arrow
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            self._values = self.arrow.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        return self._values
+
+    @values.setter
+    def values(self, values: np.ndarray) -> None:
+        self._values = values
 
     @property
     def kind(self) -> str:
-        return self.values.dtype.kind
+        return "O" if self._values is None else self._values.dtype.kind
 
     def python(self, idx: np.ndarray) -> list[Any]:
         """The Python values at ``idx`` (``float`` / ``int`` / ``bool`` / objects as stored)."""

@@ -9,7 +9,7 @@
 * anchor: the way a cluster's ingest node walks documents: each document (the row's ``_source``, as
   a bulk request carries it) through each processor in turn, one model call per document
   (``run_pipeline`` with a batch of one). It is timed on the first ``--anchor-docs`` rows (default
-  10,000) and its rate taken per document; the same rows' results of both are compared.
+  5,000) and its rate taken per document; the same rows' results of both are compared.
 
 Prints one JSON line: both docs/s figures, the ratio, the largest prediction difference, and for
 reference the rate of the model call alone over the same columns (the bound for any pipeline
@@ -69,7 +69,7 @@ def doc_at_a_time(engine: object, sources: list[dict], labels: list[str]) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--anchor-docs", type=int, default=10_000)
+    parser.add_argument("--anchor-docs", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     model_arguments(parser)
     args = parser.parse_args()

@@ -31,9 +31,9 @@ def table_from_frame(frame: pd.DataFrame) -> Table | None:
     if len(set(names)) != len(names) or any(not name or name.startswith("_") or not all(name.split("."))
                                             for name in names):
         return None
-    ordered = sorted(names)
-    if any(is_prefix(a, b) for a, b in zip(ordered, ordered[1:])):
-        return None
+    known = set(names)
+    if any(".".join(name.split(".")[:j]) in known for name in names for j in range(1, name.count(".") + 1)):
+        return None  # ``a`` and ``a.b``: the per-document path decides what a row of both means
     table = Table(len(frame))
     for name, label in zip(names, frame.columns):
         table.cols[name] = _column(frame[label])
@@ -69,7 +69,7 @@ def _column(s: pd.Series) -> Column:
 
 def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline, pipeline_id: str,
                        timestamp: str) -> pd.DataFrame | None:
-    if not worth_it(compiled):
+    if not worth_it(compiled) or len(frame) == 0:
         return None
     table = table_from_frame(frame)
     if table is None:
@@ -174,7 +174,7 @@ def _assemble(name: str, col: Column | None, init: Column | None, untouched: boo
             for i, v in zip(rows.tolist(), over):
                 values[i] = v
                 present[i] = v is not None
-    if init is not None and _same(values, present, init, untouched, rows, over):
+    if init is not None and name in frame.columns and _same(values, present, init, untouched, rows, over):
         return frame[name].array
     kind = values.dtype.kind
     if kind == "f":

@@ -194,7 +194,7 @@ class Table:
         if full and (isinstance(values, np.ndarray) or kind != "O"):
             # every row: the values become the column (arrays handed to write are the caller's own)
             data = values if isinstance(values, np.ndarray) else np.full(self.n, values, dtype=_DTYPES[kind])
-            new = Column(data, np.ones(self.n, dtype=bool), strings=strings, consts=consts)
+            new = Column(data, np.ones(self.n, dtype=bool), owned=data.flags.writeable, strings=strings, consts=consts)
             if col is None:
                 self._insert(path, new)
             else:

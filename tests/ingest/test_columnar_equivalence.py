@@ -362,3 +362,51 @@ def test_typed_columns_stay_typed_through_the_columns(eng):
     assert out["count"].dtype == np.int64 and out["x"].dtype == np.float64
     assert out["ml.inference.predicted_value"].dtype == np.float64
     assert out["ml.inference.model_id"].tolist() == ["reg"] * 50
+
+
+# -- hand-picked shapes ------------------------------------------------------------------------------------
+
+def odd_frames() -> dict[str, pd.DataFrame]:
+    return {
+        "dtypes": pd.DataFrame({
+            "x": np.array([0.2, 0.9, np.nan], dtype=np.float32), "n": pd.array([1, None, 3], dtype="Int64"),
+            "u": np.array([1, 2, 3], dtype=np.uint8), "b": [True, False, True],
+            "c": pd.Categorical(["a", None, "b"]), "t": pd.to_datetime(["2024-01-01", None, "2024-03-01"]),
+            "s": pd.array(["x", "y", None], dtype="string"), "o": [[1, 2], {"k": 1}, None]}),
+        "int_labels": pd.DataFrame({0: [1.0, 2.0], 1: ["a", "b"]}),
+        "names": pd.DataFrame({"a": [1, 2], "a-b": [3, 4], "a.b": [5, None], "x.y.z": ["p", "q"]}),
+        "empty": pd.DataFrame({"x": pd.Series([], dtype=float), "s": pd.Series([], dtype=object)}),
+        "nested": pd.DataFrame({"user.name": ["Ann", None, "Bo"], "user.age": [3.0, 4.0, None],
+                                "x": [0.1, 0.7, 0.9]}, index=[5, 5, 7]),
+    }
+
+
+ODD_PIPELINES = [
+    {"processors": [{"set": {"field": "z", "value": "{{n}}/{{t}}/{{c}}/{{o}}"}}, {"convert": {"field": "u", "type": "string"}}]},
+    {"processors": [{"rename": {"field": "user.name", "target_field": "who", "ignore_missing": True}},
+                    {"remove": {"field": "user.age", "ignore_missing": True}}, {"set": {"field": "user.k", "value": 1}}]},
+    {"processors": [{"remove": {"field": ["x", "a.b"], "ignore_missing": True}}, {"set": {"field": "x.y.w", "value": True}}]},
+    {"processors": [{"inference": {"model_id": "reg"}}, {"set": {"if": "ctx.ml.inference.predicted_value == 2.0",
+                                                                  "field": "hi", "value": 1.5}}]},
+    {"processors": [{"convert": {"field": "x", "type": "integer", "ignore_missing": True}},
+                    {"convert": {"field": "b", "type": "string", "ignore_missing": True}}, {"drop": {"if": "ctx.x == 0"}}]},
+    {"processors": [{"set": {"field": "user", "value": "flat"}}, {"uppercase": {"field": "s", "ignore_missing": True}}]},
+    {"processors": [{"set": {"field": "1", "value": 2}}, {"remove": {"keep": ["x", "user"]}}]},
+]
+
+
+@pytest.mark.parametrize("frame_name", list(odd_frames()))
+@pytest.mark.parametrize("k", range(len(ODD_PIPELINES)))
+def test_odd_frames(eng, frame_name, k):
+    df = odd_frames()[frame_name]
+    body = ODD_PIPELINES[k]
+    answers = []
+    for columnar in (False, True):
+        try:
+            answers.append(run_frame_pipeline(eng, df, copy.deepcopy(body), columnar=columnar))
+        except ValueError as err:  # a frame neither path can read (``a`` and ``a.b`` in one row)
+            answers.append(str(err))
+    if isinstance(answers[0], str):
+        assert answers[1] == answers[0]
+        return
+    pd.testing.assert_frame_equal(answers[0], answers[1], check_like=True)

@@ -67,17 +67,15 @@ def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
     if not items:
         raise c.error("input_output", "property cannot be empty at least one is required")
     out = []
-    for item in items:
+    seen: dict[str, set[str]] = {"input_field": set(), "output_field": set()}
+    for item in items:  # other keys of an entry are kept by ES (InputConfig's extra map) and unused
         sub = Conf(c.type, c.tag, dict(item))
         entry = {"input_field": sub.string("input_field"), "output_field": sub.string("output_field")}
-        sub.finish()
-        out.append(entry)
-    for key in ("input_field", "output_field"):
-        seen: set[str] = set()
-        for entry in out:
-            if entry[key] in seen:
+        for key, names in seen.items():
+            if entry[key] in names:
                 raise c.error(key, f"names must be unique but [{entry[key]}] is repeated")
-            seen.add(entry[key])
+            names.add(entry[key])
+        out.append(entry)
     return out
 
 

@@ -87,24 +87,30 @@ def _target_field(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine",
 
 
 def _inputs_of(proc: "InferenceProcessor", doc: Doc) -> list[str] | None | ApiError:
-    """The texts of one document (None: skip it, as ES does when its first input is missing)."""
+    """The texts of one document, as ``InferenceProcessor.buildRequest`` reads them
+    (``getFieldValue(input_field, String.class, ignore_missing)``): a missing field fails the document
+    unless ``ignore_missing``; a missing or null input is sent as ``""``; None (skip the document,
+    no error) when the *first* input is missing or null, as ES checks after each input."""
     assert proc.inputs is not None
     texts: list[str] = []
     for io in proc.inputs:
         name = io["input_field"]
-        if not doc.has(name) or doc.get(name) is None:
-            if not proc.ignore_missing:
-                return ApiError("illegal_argument_exception", f"field [{name.split('.')[-1]}] not present as part "
-                                f"of path [{name}]", 400)
-            if not texts:
-                return None
-            texts.append("")
-            continue
-        value = doc.get(name)
-        if not isinstance(value, str):
+        if doc.has(name):
+            value = doc.get(name)
+        elif proc.ignore_missing:
+            value = None
+        else:
+            try:
+                doc.get(name)  # ES's message: the first path element not present, or what it cannot resolve
+            except ApiError as err:
+                return err
+            value = None  # pragma: no cover - has() and get() agree
+        if value is not None and not isinstance(value, str):
             return ApiError("illegal_argument_exception",
                             f"input field [{name}] cannot be processed because it is not a text field", 400)
-        texts.append(value)
+        if value is None and not texts:
+            return None
+        texts.append("" if value is None else value)
     return texts
 
 

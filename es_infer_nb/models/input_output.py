@@ -34,9 +34,10 @@ def as_map(task: str, result: dict[str, Any], output_field: str, results_field: 
         for key in ("start_offset", "end_offset", "top_classes", "prediction_probability"):
             if key in result:
                 out[key] = result[key]
-    elif task == "fill_mask":
-        if "predicted_sequence" in result:
-            out[f"{leaf}_sequence"] = result["predicted_sequence"]
+    elif task == "fill_mask":  # the result carries it as ``<results_field>_sequence``
+        sequence = f"{results_field}_sequence"
+        if sequence in result:
+            out[f"{leaf}_sequence"] = result[sequence]
     return out
 
 

@@ -165,8 +165,13 @@ def worth_it(pipeline: Pipeline) -> bool:
 # -- the run ----------------------------------------------------------------------------------------
 
 def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *,
-                 metadata: Callable[[np.ndarray], list[dict[str, Any]]], ingest: dict[str, Any]) -> Result:
-    """Run ``pipeline`` over the rows of ``table`` (changed in place); see the module docstring."""
+                 metadata: Callable[[np.ndarray], list[dict[str, Any]]], ingest: dict[str, Any],
+                 chunk_size: int | None = None) -> Result:
+    """Run ``pipeline`` over the rows of ``table`` (changed in place); see the module docstring.
+
+    ``metadata(rows)``: each row's metadata fields (``_index``, ``_id``...); ``ingest``: the
+    ``_ingest`` map every document starts with; ``chunk_size``: documents per batch of the
+    per-document continuation."""
     n = table.n
     b = _Batch(table, run, pipeline_id, metadata, ingest, np.ones(n, dtype=bool), np.zeros(n, dtype=bool))
     counted = is_counted(run, pipeline_id)
@@ -191,7 +196,7 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
                 eligible = _mask(n, idx[ok])
             if eligible.any():
                 _STEPS[p.type if p.type in _STEPS else "field_value"](p, b, eligible, k)
-        failures = _finish(pipeline, b, failures)
+        failures = _finish(pipeline, b, failures, chunk_size or HANDOFF_CHUNK)
     finally:
         if counted:
             run.counted.discard(pipeline_id)
@@ -207,7 +212,7 @@ def _mask(n: int, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _finish(pipeline: Pipeline, b: _Batch, failures: list[Failure | None]) -> list[Failure | None]:
+def _finish(pipeline: Pipeline, b: _Batch, failures: list[Failure | None], chunk: int) -> list[Failure | None]:
     """The handed-off documents, per document from where they left (pipeline ``on_failure`` included)."""
     procs = pipeline.processors
     groups: list[tuple[list[Processor], list[int]]] = [(procs[k:], rows) for k, rows in b.handed.items()]
@@ -216,8 +221,8 @@ def _finish(pipeline: Pipeline, b: _Batch, failures: list[Failure | None]) -> li
         groups.append(([_Decided(procs[k], by_doc), *procs[k + 1:]], sorted(outcomes)))
     for rest, rows in groups:
         sub = Pipeline(rest, pipeline.on_failure, pipeline.description)
-        for start in range(0, len(rows), HANDOFF_CHUNK):
-            part = rows[start:start + HANDOFF_CHUNK]
+        for start in range(0, len(rows), max(1, chunk)):
+            part = rows[start:start + max(1, chunk)]
             outs = run_pipeline(sub, [b.docs[i] for i in part], b.run, b.pipeline_id)
             for i, out in zip(part, outs):
                 failures[i] = out

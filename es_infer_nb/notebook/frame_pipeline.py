@@ -101,7 +101,10 @@ def _column(values: list[Any]) -> Any:
     """A column from Python values: plain pandas inference for scalars, Arrow for lists/objects."""
     nested = any(isinstance(v, (list, dict)) for v in values)
     if not nested:
-        return pd.Series(values).array
+        try:
+            return pd.Series(values).array
+        except UnicodeEncodeError:  # a lone surrogate: Arrow strings cannot hold it, Python objects can
+            return pd.array(values, dtype=object)
     try:
         import pyarrow as pa
 
@@ -144,7 +147,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
     if columnar:
         from ..ingest.columnar_frame import run_frame_columnar
 
-        fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp)
+        fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp, chunk_size)
         if fast is not None:
             return fast
     sources = frame_sources(frame)

@@ -76,7 +76,12 @@ def random_frame(r: random.Random, rows: int) -> pd.DataFrame:
         cols["plan"] = [maybe(r.choice(["pro", "basic", "other"])) for _ in range(rows)]
     if r.random() < 0.3:
         cols["f"] = [maybe(r.choice([1.5, -2.0, 1e30, 7.0])) for _ in range(rows)]
-    return pd.DataFrame(cols, index=[f"r{i}" for i in range(rows)])
+    df = pd.DataFrame(cols, index=[f"r{i}" for i in range(rows)])
+    if "n" in df and r.random() < 0.3:  # the other dtypes frames come with
+        df["n"] = df["n"].astype(r.choice(["Int64", "float32", "int8"]))
+    if "s" in df and r.random() < 0.2:
+        df["s"] = df["s"].astype("category")
+    return df
 
 
 def random_path(r: random.Random) -> str:
@@ -203,11 +208,11 @@ def test_random_pipelines_exercise_both_paths(eng):
     kept = handed = 0
     original = columnar._finish
 
-    def spy(pipeline, b, failures):
+    def spy(pipeline, b, failures, chunk):
         nonlocal kept, handed
         handed += len(b.docs)
         kept += int(b.table.n - len(b.docs))
-        return original(pipeline, b, failures)
+        return original(pipeline, b, failures, chunk)
 
     columnar._finish = spy
     try:

@@ -104,7 +104,7 @@ def _column(values: list[Any]) -> Any:
         try:
             return pd.Series(values).array
         except UnicodeEncodeError:  # a lone surrogate: Arrow strings cannot hold it, Python objects can
-            return pd.array(values, dtype=object)
+            return np.array(values, dtype=object)
     try:
         import pyarrow as pa
 
@@ -112,6 +112,13 @@ def _column(values: list[Any]) -> Any:
         return pd.array(values, dtype=pd.ArrowDtype(arr.type)) if arr.type != pa.null() else values
     except Exception:  # noqa: BLE001 - mixed shapes stay Python objects
         return pd.array(values, dtype=object)
+
+
+def _series(values: Any, index: pd.Index) -> pd.Series:
+    try:
+        return pd.Series(values, index=index)
+    except UnicodeEncodeError:
+        return pd.Series(list(values), index=index, dtype=object)
 
 
 def resolve_pipeline(engine: "Engine", pipeline: Any) -> tuple[Any, str]:
@@ -203,7 +210,10 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
     if any(e is not None for e in errors):
         for col in ERROR_COLUMNS:
             out[col] = _column([e[col] if e is not None else None for e in errors])
-    result = pd.DataFrame(out, index=frame.index)
+    try:
+        result = pd.DataFrame(out, index=frame.index)
+    except UnicodeEncodeError:  # lone surrogates: those columns stay Python objects
+        result = pd.DataFrame({name: _series(values, frame.index) for name, values in out.items()})
     return result
 
 

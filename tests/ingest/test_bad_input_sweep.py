@@ -366,3 +366,60 @@ def test_huge_arrays(eng):
     assert src["l"][:3] == ["0", "1", "2"] and len(src["l"]) == len(values)
     assert src["joined"].startswith("0,1,2,") and src["ml"]["inference"]["model_id"] == "reg"
     assert docs[1]["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 2.0
+
+
+# -- the same through df.infer.pipeline: one output row per input row, failures per row -----------------
+
+SWEEP_PIPELINE = {"processors": [
+    {"set": {"field": "copy", "value": "{{t}}|{{missing}}"}},
+    {"uppercase": {"field": "t", "ignore_missing": True}},
+    {"convert": {"field": "x", "type": "long", "target_field": "xl", "ignore_failure": True}},
+    {"inference": {"model_id": "reg"}},
+    {"set": {"field": "o.deep", "value": 1, "ignore_failure": True}},
+    {"ml_inference": {"model_id": "reg", "function_name": "text_embedding", "ignore_missing": True,
+                      "model_input": '{"docs": [{"x": ${input_map.x}, "n": "${input_map.t}"}]}',
+                      "input_map": [{"x": "x", "t": "t"}],
+                      "output_map": [{"mli": "$.inference_results[0].output[0].dataAsMap.predicted_value"}]}},
+]}
+
+
+def sweep_frame(text_two: str) -> pd.DataFrame:
+    texts = pd.Series(['say "hi" {x} {{t}} ${input_map.t}', text_two, None, "plain", "x" * (10 * 1024 * 1024), "k"],
+                      dtype=object, index=list("uvwxyz"))
+    return pd.DataFrame({"t": texts, "x": [0.1, math.nan, math.inf, -math.inf, 0.9, 0.3],
+                         "o": [{"a": 1}, [1, 2], b"\xff\xfe", None, "s", {"a": {"b": [1, {"c": 2}]}}]},
+                        index=list("uvwxyz"))
+
+
+def check_sweep(out: pd.DataFrame, frame: pd.DataFrame) -> None:
+    assert list(out.index) == list(frame.index) and not out["_ingest.dropped"].any()
+    reasons = {k: out.loc[k, "_ingest.error.reason"] for k in out.index}
+    # u: a quote in a string placeholder; v: x is NaN (missing) so ${input_map.x} stays, outside quotes
+    for k in "uv":
+        assert reasons[k].startswith("Invalid payload: {\"docs\"")
+        assert out.loc[k, "_ingest.error.processor_type"] == "ml_inference"
+        assert out.loc[k, "t"] == frame.loc[k, "t"]  # a failed row keeps its input values
+    for k in "wxyz":
+        assert pd.isna(reasons[k])
+    assert out.loc["w", "copy"] == "|" and out.loc["x", "copy"] == "plain|" and out.loc["z", "copy"] == "k|"
+    assert len(out.loc["y", "copy"]) == 10 * 1024 * 1024 + 1
+    assert [out.loc[k, "ml.inference.predicted_value"] for k in "wxyz"] == [2.0, 2.0, 2.0, 1.0]
+    assert [out.loc[k, "mli"] for k in "wxyz"] == [2.0, 2.0, 2.0, 1.0]
+    assert pd.isna(out.loc["w", "xl"]) and pd.isna(out.loc["x", "xl"])  # infinities do not convert to long
+    assert out.loc["w", "o"] == b"\xff\xfe"  # an opaque value stays as it was; set below it failed (ignored)
+    assert out.loc["z", "o"] == {"a": {"b": [1, {"c": 2}]}, "deep": 1}
+
+
+def test_frame_sweep(eng):
+    frame = sweep_frame("tab\there")
+    check_sweep(frame.infer.pipeline(SWEEP_PIPELINE, engine=eng), frame)
+
+
+def test_frame_sweep_lone_surrogate_per_document_path(eng):
+    """Lone surrogates cannot be Arrow (pandas' ``str``) strings: those output columns stay Python objects."""
+    from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+
+    frame = sweep_frame("a\ud800b")
+    out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=False)
+    check_sweep(out, frame)
+    assert out.loc["v", "t"] == "a\ud800b"

@@ -325,3 +325,19 @@ def test_bundled_minilm_input_output(engine):
     src = source(docs[0])
     assert len(src["title_embedding"]) == 384 and src["model_id"] == EMBEDDED_MODEL_ID
     assert error(docs[1])[1] == "input field [title] cannot be processed because it is not a text field"
+
+
+def test_deployment_id_and_alias_as_model_id(eng):
+    r = eng.request("POST", "_ml/trained_models/emb/deployment/_start", params={"deployment_id": "emb-search"})
+    assert r.status == 200, r.body
+    assert eng.request("PUT", "_ml/trained_models/emb/model_aliases/emb-current").status == 200
+    docs = simulate(eng, [{"inference": {"model_id": "emb-search", "tag": "dep"}},
+                          {"inference": {"model_id": "emb-current", "tag": "alias"}},
+                          {"inference": {"model_id": "emb-current", "input_output": {"input_field": "text_field",
+                                                                                     "output_field": "io.v"}}}],
+                    [{"text_field": "paris"}])
+    src = source(docs[0])
+    assert src["ml"]["inference"]["dep"]["model_id"] == "emb-search"  # a deployment id is reported as given
+    assert src["ml"]["inference"]["alias"]["model_id"] == "emb"  # an alias resolves to its model
+    assert src["io"]["model_id"] == "emb"
+    assert src["ml"]["inference"]["dep"]["predicted_value"] == pytest.approx(src["io"]["v"], abs=1e-6)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ApiError
+from ..ingest.document import MAX_NESTING_DEPTH, nesting_depth_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -42,15 +43,25 @@ def _is_missing(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """numpy / pandas scalars and arrays as JSON-like Python values."""
+    """numpy / pandas scalars and arrays as JSON-like Python values (a cell nested deeper than a document
+    may be is a ``ValueError``)."""
+    if isinstance(value, (dict, list)):  # a cell sits one level down in its document
+        too_deep = nesting_depth_error(value, MAX_NESTING_DEPTH - 1)
+        if too_deep is not None:
+            raise ValueError(f"a value nested deeper than {MAX_NESTING_DEPTH - 1} levels cannot be a document "
+                             "field; flatten it or leave it out of the frame")
+    return _plain_value(value)
+
+
+def _plain_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [_plain_value(v) for v in value.tolist()]
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items() if not _is_missing(v)}
+        return {str(k): _plain_value(v) for k, v in value.items() if not _is_missing(v)}
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
@@ -82,7 +93,10 @@ def frame_sources(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 node = nxt
             if not ok:
                 raise ValueError(f"column [{name}] nests under [{'.'.join(parts[:-1])}], which is not an object")
-            node[parts[-1]] = _plain(value)
+            try:
+                node[parts[-1]] = _plain(value)
+            except ValueError as err:
+                raise ValueError(f"column [{name}], row [{frame.index[row]}]: {err}") from None
         sources.append(src)
     return sources
 

@@ -423,3 +423,15 @@ def test_frame_sweep_lone_surrogate_per_document_path(eng):
     out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=False)
     check_sweep(out, frame)
     assert out.loc["v", "t"] == "a\ud800b"
+
+
+def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):
+    frame = pd.DataFrame({"x": [0.1, 0.9], "o": [{"a": 1}, deep(5000)]}, index=["ok", "deep"])
+    pipe = {"processors": [{"inference": {"model_id": "reg"}}]}
+    for columnar in (True, False):
+        from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+
+        with pytest.raises(ValueError, match=r"nested deeper than 299 levels cannot be a document field"):
+            run_frame_pipeline(eng, frame, pipe, columnar=columnar)
+    out = pd.DataFrame({"x": [0.9], "o": [deep(250)]}).infer.pipeline(pipe, engine=eng)
+    assert out["ml.inference.predicted_value"].tolist() == [2.0]

@@ -239,7 +239,7 @@ def _same(values: np.ndarray, present: np.ndarray, init: Column, untouched: bool
     if untouched:  # only the per-document rows can differ
         before = _objects(init.values[rows], init.present[rows]).tolist() if rows.size else []
         return before == over
-    shown = present & ~(np.equal(values, None) if values.dtype == object else False)
+    shown = present & ~np.equal(values, None) if values.dtype == object else present
     if values.dtype.kind == init.kind and values.dtype.kind != "O":
         return bool(np.array_equal(shown, init.present) and np.array_equal(values[shown], init.values[shown]))
     for start in range(0, values.shape[0], 4096):  # stops at the first difference

@@ -122,7 +122,10 @@ def _plain_path(path: Any) -> bool:
 
 
 def _template_fields(value: str) -> list[str] | None:
+    """The source fields a template reads (``None`` when it reads metadata); ``_ingest.*`` is the same
+    for every document of the batch and does not count."""
     names = [template_field(m) for m in _MUSTACHE.finditer(value)]
+    names = [n for n in names if not n.startswith("_ingest.")]
     return names if all(_plain_path(n) for n in names) else None
 
 
@@ -258,7 +261,7 @@ def _set(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
         if values.dtype == object:
             values = values.copy()
     elif isinstance(p.value, str) and "{{" in p.value:
-        values = _render(p.value, t, idx)
+        values = _render(p.value, t, idx, {**b.ingest, "pipeline": b.pipeline_id})
     else:
         values = p.value
     if p.ignore_empty_value:
@@ -271,14 +274,17 @@ def _set(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     t.write(path, _mask(t.n, idx), values)
 
 
-def _render(template: str, t: Table, idx: np.ndarray) -> np.ndarray:
-    """``render_template`` for rows ``idx`` (no trouble among them)."""
+def _render(template: str, t: Table, idx: np.ndarray, ingest: dict[str, Any]) -> np.ndarray:
+    """``render_template`` for rows ``idx`` (no trouble among them); ``ingest``: the batch's ``_ingest``."""
     pieces: list[list[str] | str] = []
     pos = 0
     for m in _MUSTACHE.finditer(template):
         pieces.append(template[pos:m.start()])
-        col = t.cols.get(template_field(m))
-        if col is None:
+        name = template_field(m)
+        col = t.cols.get(name)
+        if name.startswith("_ingest."):
+            pieces.append(template_text(ingest.get(name[len("_ingest."):])))
+        elif col is None:
             pieces.append("")
         else:
             here = col.present[idx]

@@ -34,6 +34,15 @@ CONFORMANCE = Path(os.environ.get("ES_INFER_NB_CONFORMANCE", Path(__file__).pare
                                   "conformance"))
 
 
+@pytest.fixture(autouse=True)
+def same_timestamp(monkeypatch):
+    """Both executors' documents get one ``_ingest.timestamp`` (templates read it)."""
+    import importlib
+
+    module = importlib.import_module("es_infer_nb.ingest.simulate")  # the package exports a function of that name
+    monkeypatch.setattr(module, "ingest_timestamp", lambda: "2024-05-06T07:08:09.123Z")
+
+
 @pytest.fixture(scope="module")
 def eng():
     engine = es_infer_nb.Engine()
@@ -121,7 +130,8 @@ def random_processor(r: random.Random, depth: int = 0) -> dict[str, Any]:
             conf["copy_from"] = random_path(r)
         else:
             conf["value"] = r.choice(["v", 3, 2.5, True, None, "", "{{s}}-{{n}}", "{{user.name}}", "{{missing}}",
-                                      "{{x}}", "{{tags}}", "{{b}}"])
+                                      "{{x}}", "{{tags}}", "{{b}}", "{{_ingest.timestamp}}", "{{{_ingest.pipeline}}}",
+                                      "{{_ingest.nope}}/{{ctx.s}}", "{{_id}}"])
         if r.random() < 0.3:
             conf["override"] = False
         if r.random() < 0.2:

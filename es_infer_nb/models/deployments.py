@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import ApiError, not_found
 from ..stats import DeploymentCounters, now_millis
 from ..storage import JsonStore
-from .batcher import InferenceBatcher, queue_full, wait
+from .batcher import InferenceBatcher, wait
 from .builtin import is_builtin
 from .byte_size import ByteSize
 from .doc_columns import DocsResult
@@ -76,11 +76,6 @@ PROCESS_NAME = "inference process"
 def required_native_memory_bytes(model_bytes: int) -> int:
     """``StartTrainedModelDeploymentAction.estimateMemoryUsageBytes`` without per-allocation figures."""
     return MEMORY_OVERHEAD_BYTES + 2 * model_bytes if model_bytes > 0 else 0
-
-
-def rejected() -> ApiError:
-    """``EsRejectedExecutionException`` of a full inference queue."""
-    return queue_full(PROCESS_NAME)
 
 
 @dataclass(frozen=True)

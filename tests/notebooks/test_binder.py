@@ -1,0 +1,112 @@
+"""binder/ builds a working environment the way repo2docker does, and notebook 01 runs in it.
+
+repo2docker copies the repository, installs ``binder/requirements.txt`` with pip into the image's
+Python, then runs ``binder/postBuild`` from the repository root. This test does the same in a fresh
+venv (no system site-packages). It reuses pip's cache and, when pip's configuration finds one, a
+local ``torch==2.13.0`` wheel: ``ES_INFER_NB_TORCH_INDEX_URL=""`` tells postBuild to let pip's own
+configuration resolve torch instead of PyTorch's CPU index (unreachable offline). ``PIP_NO_COMPILE``
+skips byte-compiling, which is most of an install's time on a small machine.
+
+Bounded: every step has a timeout out of one overall budget, and the venv lives in a temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nb_runner import NOTEBOOKS_DIR, ROOT
+
+BUDGET_S = 480  # building the environment (requirements + postBuild); ~3 min on an idle 2-core machine
+NOTEBOOK_TIMEOUT_S = 150  # running notebook 01 in it (cold imports, model load)
+SKIP_PARTS = {".venv", ".git", "__pycache__", ".pytest_cache", "build", "dist", ".ipynb_checkpoints"}
+
+RUN_NOTEBOOK = """
+import sys
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+codes = [c for c in nb.cells if c.cell_type == "code"]
+assert all(c.execution_count is not None for c in codes)
+print("executed", len(codes), "code cells")
+"""
+
+
+def _copy_repo(dest: Path) -> None:
+    """The repository's files as repo2docker would see them (no venv, caches or build output)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in SKIP_PARTS or n.endswith(".egg-info")}
+
+    shutil.copytree(ROOT, dest, ignore=ignore)
+
+
+def _env(venv: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "ES_INFER_NB_HOME", "JUPYTER_PATH", "PIP_REQUIRE_VIRTUALENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PIP_NO_COMPILE"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["ES_INFER_NB_TORCH_INDEX_URL"] = ""  # pip's own configuration finds torch==2.13.0 (see module docstring)
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+#: seconds each step took, shown with any failure (and with -s)
+TIMINGS: dict[str, float] = {}
+
+
+def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], deadline: float, what: str) -> str:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        pytest.fail(f"binder build ran out of its {BUDGET_S} s budget before: {what} (steps so far: {TIMINGS})")
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=left)
+    except subprocess.TimeoutExpired as exc:
+        tail = exc.stdout[-2000:] if isinstance(exc.stdout, str) else (exc.stdout or b"")[-2000:].decode(errors="replace")
+        pytest.fail(f"{what}: still running when the {BUDGET_S} s budget ran out (steps so far: {TIMINGS})\n{tail}")
+    TIMINGS[what] = round(time.monotonic() - started, 1)
+    print(f"{what}: {TIMINGS[what]} s")
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def test_binder_environment_runs_the_quickstart(tmp_path: Path):
+    assert (ROOT / "binder" / "requirements.txt").is_file() and os.access(ROOT / "binder" / "postBuild", os.X_OK)
+    repo = tmp_path / "repo"
+    _copy_repo(repo)
+    venv = tmp_path / "venv"
+    deadline = time.monotonic() + BUDGET_S
+    base_python = getattr(sys, "_base_executable", None) or sys.executable
+    _run([base_python, "-m", "venv", str(venv)], cwd=repo, env=dict(os.environ), deadline=deadline, what="python -m venv")
+    env = _env(venv)
+    py = str(venv / "bin" / "python")
+    _run([py, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], cwd=repo, env=env, deadline=deadline,
+         what="pip install -r binder/requirements.txt")
+    out = _run(["bash", "binder/postBuild"], cwd=repo, env=env, deadline=deadline, what="binder/postBuild")
+    assert "es_infer_nb 0.1.0 with torch 2.13.0" in out and "CUDA build: no" in out
+
+    # the package is the copied checkout, installed editable, in the venv (run outside the checkout)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    where = subprocess.run([py, "-c", "import es_infer_nb, sys; print(es_infer_nb.__file__); print(sys.prefix)"],
+                           cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert Path(where[0]).is_relative_to(repo), where
+    assert Path(where[1]) == venv, where
+
+    notebook = repo / "notebooks" / "01_quickstart.ipynb"
+    assert notebook.is_file() and (NOTEBOOKS_DIR / notebook.name).is_file()
+    proc = subprocess.run([py, "-c", RUN_NOTEBOOK, str(notebook), str(workdir)], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "executed" in proc.stdout

@@ -51,6 +51,11 @@ class Response:
     def _repr_json_(self) -> Any:
         return self.body
 
+    def _repr_html_(self) -> str:
+        from .widgets.reprs import response_html  # rendering lives with the widgets
+
+        return response_html(self)
+
     def __repr__(self) -> str:
         text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
         return f"Response(status={self.status})\n{text}"

@@ -1,0 +1,266 @@
+"""The model-stats dashboard: ``GET _ml/trained_models/<ids>/_stats``, refreshed while a run proceeds.
+
+``model_stats(model_ids=None, engine=None, interval=2.0)`` shows per model the inference
+counters (inferences, failures, cache misses, missing-all-fields), the throughput since the
+previous refresh, the deployment stats of NLP deployments (average / last-minute latency, cache
+hits, throughput last minute, pending, errors) and ingest per pipeline and processor.
+
+A daemon thread calls :meth:`ModelStatsWidget.refresh` every ``interval`` seconds (``0``: no
+thread); ``.stop()`` ends it (also the "live" toggle, ``close()``, and ``idle_stop`` seconds
+without any counter moving). Marks: ``.esinb-ms-model[data-model-id]`` with
+``td[data-stat=<name>]`` cells, ``.esinb-ms-deployment``, ``.esinb-ms-pipeline[data-pipeline]``,
+``.esinb-ms-processor[data-processor]`` (ES's ``type:tag`` key).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ._base import DisplayWidget
+from ._html import attrs, box, esc, num, text_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+__all__ = ["ModelStatsWidget", "model_stats"]
+
+_INFERENCE = ("inference_count", "failure_count", "cache_miss_count", "missing_all_fields_count")
+_DEPLOYMENT = ("state", "inference_count", "average_inference_time_ms", "average_inference_time_ms_last_minute",
+               "inference_cache_hit_count", "inference_cache_hit_count_last_minute", "throughput_last_minute",
+               "peak_throughput_per_minute", "number_of_pending_requests", "error_count", "rejected_execution_count",
+               "timeout_count")
+
+
+def _cells(values: dict[str, Any], names: Sequence[str]) -> str:
+    return "".join(f'<td class="num"{attrs(data_stat=n, data_value=values.get(n))}>{esc(num(values.get(n)))}</td>'
+                   for n in names)
+
+
+def _heads(names: Sequence[str]) -> str:
+    return "".join(f"<th>{esc(n.replace('_', ' '))}</th>" for n in names)
+
+
+def _deployment_totals(dep: dict[str, Any]) -> dict[str, Any]:
+    """One line per deployment: the node counters added up, averages weighted by inference count."""
+    nodes = dep.get("nodes") or []
+    out: dict[str, Any] = {"state": dep.get("state")}
+    count = sum(int(n.get("inference_count") or 0) for n in nodes)
+    out["inference_count"] = dep.get("inference_count", count)
+    for key in ("inference_cache_hit_count", "inference_cache_hit_count_last_minute", "throughput_last_minute",
+                "number_of_pending_requests", "error_count", "rejected_execution_count", "timeout_count"):
+        values = [n.get(key) for n in nodes if isinstance(n.get(key), (int, float))]
+        if values or key in dep:
+            out[key] = dep.get(key, sum(values))
+    for key, weight in (("average_inference_time_ms", "inference_count"),
+                        ("average_inference_time_ms_last_minute", "throughput_last_minute")):
+        pairs = [(float(n[key]), float(n.get(weight) or 0)) for n in nodes if isinstance(n.get(key), (int, float))]
+        total = sum(wt for _, wt in pairs)
+        if pairs:
+            out[key] = sum(v * wt for v, wt in pairs) / total if total else pairs[0][0]
+    out["peak_throughput_per_minute"] = dep.get("peak_throughput_per_minute")
+    return out
+
+
+class ModelStatsWidget(DisplayWidget):
+    """A live ``_stats`` table; see the module doc."""
+
+    def __init__(self, model_ids: Sequence[str] | str | None = None, engine: "Engine | None" = None, *,
+                 interval: float = 2.0, idle_stop: float | None = 600.0) -> None:
+        if isinstance(model_ids, str):
+            model_ids = [m for m in model_ids.split(",") if m]
+        self.model_ids = list(model_ids) if model_ids else None
+        if engine is None:
+            from ..engine import default_engine
+
+            engine = default_engine()
+        self.engine = engine
+        self.interval = float(interval)
+        self.idle_stop = idle_stop
+        self.stats: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self.refresh_count = 0
+        self.throughput: dict[str, float] = {}  # inferences / s between the last two refreshes
+        self._previous: dict[str, tuple[float, int]] = {}
+        self._last_change = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.live = w.ToggleButton(value=False, description="live", tooltip="refresh every interval seconds",
+                                   icon="refresh")
+        self.refresh_button = w.Button(description="refresh now")
+        self.status = w.Label()
+        self.view = w.HTML()
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.live.observe(self._on_live, names="value")
+        super().__init__(children=[w.HBox([self.live, self.refresh_button, self.status]), self.view])
+        self.add_class("esinb-model-stats")
+        self.refresh()
+        if self.interval > 0:
+            self.start()
+
+    # -- refreshing -------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return f"_ml/trained_models/{','.join(self.model_ids) if self.model_ids else '_all'}/_stats"
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Read ``_stats`` now and redraw; returns the ``trained_model_stats`` entries."""
+        with self._lock:
+            resp = self.engine.request("GET", self.path, params={"size": 10000, "allow_no_match": "true"})
+            now = time.monotonic()
+            if resp.ok:
+                self.stats = list((resp.body or {}).get("trained_model_stats") or [])
+                self.error = None
+            else:
+                err = (resp.body or {}).get("error") if isinstance(resp.body, dict) else None
+                self.error = f"{resp.status} {err.get('type')}: {err.get('reason')}" if isinstance(err, dict) \
+                    else f"{resp.status}"
+            changed = False
+            for stat in self.stats:
+                mid = str(stat.get("model_id"))
+                count = int((stat.get("inference_stats") or {}).get("inference_count") or 0)
+                before = self._previous.get(mid)
+                if before is not None and now > before[0]:
+                    self.throughput[mid] = (count - before[1]) / (now - before[0])
+                    changed = changed or count != before[1]
+                self._previous[mid] = (now, count)
+            if changed:
+                self._last_change = now
+            self.refresh_count += 1
+            self.view.value = self.static_html()
+            self.status.value = self._status_text()
+            return self.stats
+
+    def start(self, interval: float | None = None) -> None:
+        """Refresh every ``interval`` seconds in a daemon thread (until :meth:`stop`)."""
+        if interval is not None:
+            self.interval = float(interval)
+        if self.interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds to refresh in the background, found {self.interval}")
+        if self.running:
+            return
+        self._stop_event = threading.Event()
+        self._last_change = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop_event,), daemon=True,
+                                        name="es-infer-nb-model-stats")
+        self._thread.start()
+        self._sync_toggle(True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background refresh and wait for the thread to end."""
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+        self._sync_toggle(False)
+        self.status.value = self._status_text()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop_event.is_set()
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a dashboard must not kill the kernel's thread
+                self.error = f"refresh failed: {type(exc).__name__}: {exc}"
+                self.status.value = self._status_text()
+            if self.idle_stop is not None and time.monotonic() - self._last_change > self.idle_stop:
+                stop.set()
+                self._sync_toggle(False)
+                self.status.value = self._status_text() + " · stopped (no change)"
+
+    def _sync_toggle(self, value: bool) -> None:
+        if self.live.value != value:
+            self._syncing = True
+            try:
+                self.live.value = value
+            finally:
+                self._syncing = False
+
+    def _on_live(self, change: dict[str, Any]) -> None:
+        if getattr(self, "_syncing", False):
+            return
+        if change["new"]:
+            self.start(self.interval if self.interval > 0 else 2.0)
+        else:
+            self.stop()
+
+    def _status_text(self) -> str:
+        state = f"every {self.interval:g} s" if self.running else "paused"
+        text = f"{len(self.stats)} models · refresh #{self.refresh_count} · {state}"
+        return f"{text} · {self.error}" if self.error else text
+
+    # -- rendering --------------------------------------------------------------------------
+    def static_html(self) -> str:
+        parts = [f'<div class="esinb-title">model stats ({esc(self.path)})</div>']
+        if self.error:
+            parts.append(f'<div class="esinb-ms-error">{esc(self.error)}</div>')
+        heads = ["model_id", *_INFERENCE, "inferences/s", "pipeline_count"]
+        rows = []
+        for stat in self.stats:
+            mid = str(stat.get("model_id"))
+            inf = stat.get("inference_stats") or {}
+            rows.append(
+                f"<tr{attrs(class_='esinb-ms-model', data_model_id=mid)}><td>{esc(mid)}</td>{_cells(inf, _INFERENCE)}"
+                f"{_cells({'throughput': self.throughput.get(mid)}, ['throughput'])}"
+                f"{_cells(stat, ['pipeline_count'])}</tr>")
+        parts.append(f'<table class="esinb-ms-models"><thead><tr>{_heads(heads)}</tr></thead>'
+                     f'<tbody>{"".join(rows)}</tbody></table>')
+        deployments = [(str(s.get("model_id")), s["deployment_stats"]) for s in self.stats if s.get("deployment_stats")]
+        if deployments:
+            body = "".join(
+                f"<tr{attrs(class_='esinb-ms-deployment', data_model_id=mid, data_deployment_id=d.get('deployment_id'))}>"
+                f"<td>{esc(d.get('deployment_id') or mid)}</td>{_cells(_deployment_totals(d), _DEPLOYMENT)}</tr>"
+                for mid, d in deployments)
+            parts.append('<div class="esinb-title">deployments</div>'
+                         f'<table class="esinb-ms-deployments"><thead><tr>{_heads(["deployment", *_DEPLOYMENT])}</tr>'
+                         f"</thead><tbody>{body}</tbody></table>")
+        ingest_rows = []
+        for stat in self.stats:
+            mid = str(stat.get("model_id"))
+            for pid, p in ((stat.get("ingest") or {}).get("pipelines") or {}).items():
+                ingest_rows.append(f"<tr{attrs(class_='esinb-ms-pipeline', data_model_id=mid, data_pipeline=pid)}>"
+                                   f"<td>{esc(mid)}</td><td>{esc(pid)}</td><td></td>"
+                                   f"{_cells(p, ['count', 'time_in_millis', 'current', 'failed'])}</tr>")
+                for proc in p.get("processors") or []:
+                    for name, entry in proc.items():
+                        ingest_rows.append(
+                            f"<tr{attrs(class_='esinb-ms-processor', data_model_id=mid, data_pipeline=pid, data_processor=name, data_type=entry.get('type'))}>"
+                            f"<td></td><td></td><td>{esc(name)}</td>"
+                            f"{_cells(entry.get('stats') or {}, ['count', 'time_in_millis', 'current', 'failed'])}</tr>")
+        if ingest_rows:
+            heads_i = ["model", "pipeline", "processor", "count", "time_in_millis", "current", "failed"]
+            parts.append('<div class="esinb-title">ingest</div>'
+                         f'<table class="esinb-ms-ingest"><thead><tr>{_heads(heads_i)}</tr></thead>'
+                         f'<tbody>{"".join(ingest_rows)}</tbody></table>')
+        return box("".join(parts), "esinb-ms", data_refresh_count=self.refresh_count)
+
+    def text(self) -> str:
+        rows = [[str(s.get("model_id")), *[(s.get("inference_stats") or {}).get(n) for n in _INFERENCE],
+                 self.throughput.get(str(s.get("model_id")))] for s in self.stats]
+        table = text_table(["model_id", *_INFERENCE, "inferences/s"], rows)
+        return f"model stats ({self.path}, {'live' if self.running else 'paused'})\n{table}" + \
+            (f"\n{self.error}" if self.error else "")
+
+
+def model_stats(model_ids: Sequence[str] | str | None = None, engine: "Engine | None" = None, *,
+                interval: float = 2.0, idle_stop: float | None = 600.0) -> ModelStatsWidget:
+    """The model-stats dashboard of ``model_ids`` (None: every model; wildcards allowed).
+
+    Refreshes every ``interval`` seconds in a background thread (``0``: only on
+    ``.refresh()`` / the button); ``.stop()`` ends the refreshing, and it ends by itself after
+    ``idle_stop`` seconds without any inference counter moving (``None``: never).
+    """
+    return ModelStatsWidget(model_ids, engine, interval=interval, idle_stop=idle_stop)

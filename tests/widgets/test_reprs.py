@@ -1,0 +1,43 @@
+"""Rich HTML reprs of responses, models, pipelines and endpoints; secrets masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_infer_nb.engine import Response
+from es_infer_nb.widgets.reprs import MASK, endpoint_html, redact, response_html
+
+
+def test_models_and_stats(eng):
+    html = eng.request("GET", "_ml/trained_models/reg,cls")._repr_html_()
+    assert 'data-status="200"' in html
+    assert 'class="esinb-model" data-model-id="cls" data-task="classification"' in html
+    assert 'data-model-id="reg" data-task="regression"' in html
+    stats = eng.request("GET", "_ml/trained_models/reg/_stats")._repr_html_()
+    assert 'class="esinb-stats-row" data-model-id="reg"' in stats
+
+
+def test_pipelines_and_errors(eng):
+    assert eng.request("PUT", "_ingest/pipeline/p1", {"description": "score <it>", "processors": [
+        {"inference": {"model_id": "reg", "tag": "t1"}}, {"set": {"field": "x", "value": 1}}]}).ok
+    html = response_html(eng.request("GET", "_ingest/pipeline/p1"))
+    assert 'class="esinb-pipeline" data-pipeline="p1"' in html and "score &lt;it&gt;" in html
+    assert 'data-processor="inference" data-position="0"' in html and 'data-processor="set" data-position="1"' in html
+    err = eng.request("GET", "_ml/trained_models/missing")._repr_html_()
+    assert 'data-status="404"' in err and 'class="esinb-error" data-type="resource_not_found_exception"' in err
+
+
+@pytest.mark.parametrize("secret_key", ["api_key", "secret_parameters", "Authorization", "client_secret", "password"])
+def test_secrets_are_masked(secret_key):
+    endpoint = {"inference_id": "e1", "task_type": "text_embedding", "service": "custom",
+                "service_settings": {"url": "http://127.0.0.1:1/x", secret_key: {"k": "sk-SECRET"},
+                                     "headers": {"Authorization": "Bearer sk-SECRET"}, "with_special_tokens": True}}
+    for html in (endpoint_html(endpoint), response_html(Response(200, {"endpoints": [endpoint]}))):
+        assert "sk-SECRET" not in html and MASK in html
+        assert 'class="esinb-endpoint" data-inference-id="e1"' in html and "with_special_tokens" in html
+    assert redact({"a": [{"token": "t0k", "max_tokens": 3}]}) == {"a": [{"token": MASK, "max_tokens": 3}]}
+
+
+def test_other_bodies_are_json():
+    html = Response(200, {"acknowledged": True})._repr_html_()
+    assert 'class="esinb-json"' in html and "acknowledged" in html

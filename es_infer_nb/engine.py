@@ -48,13 +48,17 @@ class Response:
     def __getitem__(self, key: str) -> Any:
         return self.body[key]
 
-    def _repr_json_(self) -> Any:
-        return self.body
-
     def _repr_html_(self) -> str:
         from .widgets.reprs import response_html  # rendering lives with the widgets
 
         return response_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # text/html and text/plain only: JupyterLab would rank an application/json tree above the HTML
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        if include and "application/json" in include:
+            bundle["application/json"] = self.body
+        return bundle
 
     def __repr__(self) -> str:
         text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)

@@ -41,3 +41,14 @@ def test_secrets_are_masked(secret_key):
 def test_other_bodies_are_json():
     html = Response(200, {"acknowledged": True})._repr_html_()
     assert 'class="esinb-json"' in html and "acknowledged" in html
+
+
+def test_response_bundle_prefers_html_over_a_json_tree(eng):
+    from IPython.core.formatters import DisplayFormatter
+
+    resp = eng.request("GET", "_ml/trained_models/reg")
+    data, _ = DisplayFormatter().format(resp)
+    assert set(data) == {"text/plain", "text/html"}  # JupyterLab would rank application/json first
+    assert 'class="esinb-model" data-model-id="reg"' in data["text/html"]
+    assert data["text/plain"].startswith("Response(status=200)")
+    assert resp._repr_mimebundle_(include=["application/json"])["application/json"] == resp.body

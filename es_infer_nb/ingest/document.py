@@ -63,6 +63,8 @@ def java_type(value: Any) -> str:
         return "java.util.HashMap"
     if isinstance(value, list):
         return "java.util.ArrayList"
+    if isinstance(value, (bytes, bytearray)):
+        return "[B"  # byte[]
     return type(value).__name__
 
 

@@ -112,6 +112,10 @@ def _pretty(value: Any, depth: int) -> str:
 
 def to_json_bytes(body: Any, *, pretty: bool = False) -> bytes:
     """Serialise an answer; ``pretty`` as ES's ``?pretty``."""
-    if pretty:
-        return (_pretty(body, 0) + "\n").encode("utf-8")
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
+    try:
+        if pretty:
+            return (_pretty(body, 0) + "\n").encode("utf-8")
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a JSON "\\ud800" escape came in): send it escaped again
+        return json.dumps(body, indent=2 if pretty else None, separators=None if pretty else (",", ":"),
+                          default=_plain).encode("ascii")

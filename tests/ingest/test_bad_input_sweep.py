@@ -435,3 +435,41 @@ def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):
             run_frame_pipeline(eng, frame, pipe, columnar=columnar)
     out = pd.DataFrame({"x": [0.9], "o": [deep(250)]}).infer.pipeline(pipe, engine=eng)
     assert out["ml.inference.predicted_value"].tolist() == [2.0]
+
+
+def test_http_simulate_with_a_lone_surrogate_escape(eng):
+    """``"\\ud800"`` in a JSON body is a lone surrogate once parsed: the answer escapes it again."""
+    import httpx
+
+    from es_infer_nb.server import serve
+
+    handle = serve(eng, port=0, quiet=True)
+    try:
+        body = ('{"pipeline": {"processors": [{"uppercase": {"field": "t"}}, {"set": {"field": "c", "value": "{{t}}"}}]},'
+                ' "docs": [{"_source": {"t": "a\\ud800b"}}, {"_source": {"t": 5}}]}')
+        for params in ({}, {"pretty": "true"}, {"verbose": "true"}):
+            r = httpx.post(f"{handle.url}/_ingest/pipeline/_simulate", content=body, params=params,
+                           headers={"content-type": "application/json"}, timeout=30)
+            assert r.status_code == 200, r.text
+            docs = r.json()["docs"]
+            assert len(docs) == 2
+            if "verbose" not in params:
+                assert docs[0]["doc"]["_source"] == {"t": "A\ud800B", "c": "A\ud800B"}
+                assert docs[1]["error"]["type"] == "illegal_argument_exception"
+    finally:
+        handle.stop()
+
+
+def test_bytes_values_from_python(eng):
+    """Only the Python API can hand in bytes (JSON cannot): opaque values, ES's byte[] type in messages."""
+    docs = simulate(eng, [{"uppercase": {"field": "b", "ignore_failure": True}},
+                          {"set": {"field": "b.x", "value": 1, "ignore_failure": True}},
+                          {"inference": {"model_id": "reg", "field_map": {"b": "x"}}},
+                          {"lowercase": {"field": "b"}}], [{"b": b"\xff\xfe"}])
+    err = es_error(docs[0])
+    assert err["reason"] == "field [b] of type [[B] cannot be cast to [java.lang.String]"
+    verbose = simulate(eng, [{"uppercase": {"field": "b", "ignore_failure": True}},
+                             {"inference": {"model_id": "reg", "field_map": {"b": "x"}}}], [{"b": b"\xff"}], True)
+    results = verbose[0]["processor_results"]
+    assert [r["status"] for r in results] == ["error_ignored", "success"]
+    assert results[1]["doc"]["_source"]["b"] == b"\xff"

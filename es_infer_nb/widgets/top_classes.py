@@ -29,24 +29,46 @@ def class_summary(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     counts: dict[str, int] = {}
     predicted = column(prefix, "predicted_value")
     if predicted in frame.columns:
-        for value in frame[predicted].dropna():
-            counts[str(value)] = counts.get(str(value), 0) + 1
+        counts = {str(k): int(v) for k, v in frame[predicted].dropna().astype(str).value_counts(sort=False).items()}
     sums: dict[str, float] = {}
     seen: dict[str, int] = {}
     top = column(prefix, "top_classes")
     if top in frame.columns:
-        for i in range(len(frame)):
-            for c in cell(frame, i, top) or []:
-                name, p = str(c.get("class_name")), c.get("class_probability")
-                if isinstance(p, (int, float)):
-                    sums[name] = sums.get(name, 0.0) + float(p)
-                    seen[name] = seen.get(name, 0) + 1
+        listed = _listed_classes(frame[top])
+        valid = listed.dropna(subset=["class_probability"])
+        for name, group in valid.groupby("class_name", sort=False)["class_probability"]:
+            sums[str(name)] = float(group.sum())
+            seen[str(name)] = int(group.count())
     names = list(dict.fromkeys([*counts, *sums]))
     total = sum(counts.values())
     rows = [{"class_name": n, "count": counts.get(n, 0), "share": counts.get(n, 0) / total if total else 0.0,
              "mean_probability": sums[n] / seen[n] if seen.get(n) else float("nan")} for n in names]
     out = pd.DataFrame(rows, columns=["class_name", "count", "share", "mean_probability"])
     return out.sort_values(["count", "mean_probability"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _listed_classes(series: pd.Series) -> pd.DataFrame:
+    """Every ``(class_name, class_probability)`` listed in a top_classes column, all rows together."""
+    if isinstance(series.dtype, pd.ArrowDtype):  # vectorised: flatten the Arrow list<struct> column
+        try:
+            chunks = series.array.__arrow_array__().chunks
+            flat = [c.flatten() for c in chunks]
+            names = [f.field("class_name").to_pandas() for f in flat]
+            probabilities = [f.field("class_probability").to_pandas() for f in flat]
+            if names:
+                return pd.DataFrame({"class_name": pd.concat(names, ignore_index=True).astype(str),
+                                     "class_probability": pd.concat(probabilities, ignore_index=True).astype(float)})
+        except (KeyError, AttributeError, TypeError, ValueError):
+            pass  # another struct layout: the Python path below
+    pairs = []
+    for entries in series.tolist():
+        if hasattr(entries, "tolist") and not isinstance(entries, (list, tuple)):
+            entries = entries.tolist()
+        for c in entries if isinstance(entries, (list, tuple)) else []:
+            if isinstance(c, dict):
+                p = c.get("class_probability")
+                pairs.append((str(c.get("class_name")), float(p) if isinstance(p, (int, float)) else float("nan")))
+    return pd.DataFrame(pairs, columns=["class_name", "class_probability"])
 
 
 class TopClassesWidget(DisplayWidget):

@@ -68,3 +68,20 @@ def test_predicted_value_only_and_bad_input(eng, rows, reg_result):
 def test_accessor_top_classes(cls_result):
     widget = cls_result.infer.top_classes(row="r3")
     assert isinstance(widget, TopClassesWidget) and widget.row == "r3"
+
+
+def test_summary_of_arrow_and_object_columns_agree(eng, rows):
+    from es_infer_nb.widgets.top_classes import class_summary
+
+    big = rows.sample(200, replace=True, random_state=1).reset_index(drop=True)
+    two = big.infer.run("cls", engine=eng, progress=False, inference_config={"classification": {"num_top_classes": 2}})
+    arrow = class_summary(two, "ml.inference")
+    plain = class_summary(two.astype({"ml.inference.top_classes": object}), "ml.inference")
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(arrow, plain)
+    assert int(arrow["count"].sum()) == 200
+    listed = [c for tc in two["ml.inference.top_classes"] for c in tc]
+    for r in arrow.itertuples():
+        probs = [c["class_probability"] for c in listed if c["class_name"] == r.class_name]
+        assert r.mean_probability == pytest.approx(sum(probs) / len(probs))  # over the rows listing the class

@@ -425,3 +425,22 @@ def test_odd_frames(eng, frame_name, k):
         assert answers[1] == answers[0]
         return
     pd.testing.assert_frame_equal(answers[0], answers[1], check_like=True)
+
+
+def test_clean_rows_never_leave_the_columns(eng):
+    """The benchmark's shape: every processor runs over columns, no document is rebuilt."""
+    from es_infer_nb.ingest.columnar_frame import table_from_frame
+
+    df = pd.DataFrame({"raw_x": np.linspace(0, 1, 200), "count": [str(i) for i in range(200)], "note": "n"})
+    body = {"processors": [
+        {"set": {"field": "src", "value": "bench"}}, {"rename": {"field": "raw_x", "target_field": "x"}},
+        {"convert": {"field": "count", "type": "integer"}}, {"inference": {"model_id": "reg", "target_field": "ml.p"}},
+        {"remove": {"field": "note"}}, {"set": {"if": "ctx.ml?.p?.predicted_value > 1.5", "field": "flag", "value": "hi"}},
+    ]}
+    table = table_from_frame(df)
+    result = run_columnar(parse_pipeline(body, eng), table, Run(eng), SIMULATE_PIPELINE_ID,
+                          metadata=lambda idx: [{} for _ in idx], ingest={"timestamp": "t"})
+    assert result.docs == {} and result.failures == [None] * 200
+    assert table.cols["flag"].present.sum() == (df["raw_x"] > 0.5).sum()
+    assert table.cols["count"].values.dtype == np.int64
+    assert "note" not in table.cols and "raw_x" not in table.cols

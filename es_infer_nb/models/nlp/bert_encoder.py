@@ -5,9 +5,14 @@
 
 * one fused Q/K/V projection per layer (one GEMM instead of three), the ``1/sqrt(head_dim)``
   attention scale folded into the query weights;
-* on CPU the attention is two batched matmuls and an in-place softmax (faster than the fused
-  CPU kernels for the short sequences of length-sorted batches), with no mask at all when every
-  sequence of the batch has the same length; on CUDA it is ``scaled_dot_product_attention``;
+* the biases of the two output projections (attention output, FFN output) folded away: each is
+  added once to the ``beta`` of the layer norm that produces the residual, and subtracted (times
+  the weights) from the bias of the projection that reads that layer norm's output; the output
+  projections then accumulate straight into the residual (``h.addmm_(x, W^T)``: no bias pass, no
+  separate residual add);
+* attention is ``scaled_dot_product_attention`` (its CPU kernel reads Q/K/V in place from the
+  fused projection's output and writes the context in token-major order: no head transposes),
+  with no mask at all when every sequence of the batch has the same length;
 * plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
   ``torch.ao.quantization.quantize_dynamic`` apply to it unchanged.
 
@@ -44,6 +49,12 @@ def _copy_linear(source: nn.Linear, weight_scale: float = 1.0) -> nn.Linear:
     return layer
 
 
+def _copy_norm(source: nn.LayerNorm) -> nn.LayerNorm:
+    norm = nn.LayerNorm(source.normalized_shape, eps=source.eps)
+    norm.load_state_dict(source.state_dict())
+    return norm
+
+
 def _fused_qkv(attention: Any, scale: float) -> nn.Linear:
     q, k, v = attention.query, attention.key, attention.value
     layer = nn.Linear(q.in_features, q.out_features + k.out_features + v.out_features)
@@ -58,6 +69,34 @@ def _linear(module: nn.Module, x: torch.Tensor, rows: Any) -> torch.Tensor:
     return module(x, rows) if getattr(module, "row_aware", False) else module(x)
 
 
+def _accumulate(module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any) -> torch.Tensor:
+    """``h + module(x)``, written into ``h`` (a residual nobody else reads any more)."""
+    if type(module) is nn.Linear and module.bias is None:
+        return h.addmm_(x, module.weight.t())
+    accumulate = getattr(module, "accumulate", None)
+    if accumulate is not None:
+        return accumulate(x, h, rows)
+    return h.add_(_linear(module, x, rows))
+
+
+def _fold_output_biases(layers: Any, first_norm: nn.LayerNorm) -> None:
+    """Move each output projection's bias into the layer norm feeding its residual (see above).
+
+    ``norm(z) + b`` is ``norm`` with ``beta + b``; the projection reading that shifted output
+    gets ``bias - W b`` so that its result is unchanged.
+    """
+    with torch.no_grad():
+        norm = first_norm
+        for layer in layers:
+            for out, reader, next_norm in ((layer.attn_out, layer.qkv, layer.attn_norm),
+                                           (layer.ffn_out, layer.ffn_in, layer.ffn_norm)):
+                shift = out.bias.detach().clone()
+                norm.bias += shift
+                reader.bias -= reader.weight @ shift
+                out.bias = None
+                norm = next_norm
+
+
 class _Layer(nn.Module):
     def __init__(self, layer: Any, heads: int) -> None:
         super().__init__()
@@ -66,26 +105,20 @@ class _Layer(nn.Module):
         self.head_dim = hidden // heads
         self.qkv = _fused_qkv(layer.attention.self, self.head_dim ** -0.5)
         self.attn_out = _copy_linear(layer.attention.output.dense)
-        self.attn_norm = layer.attention.output.LayerNorm
+        self.attn_norm = _copy_norm(layer.attention.output.LayerNorm)
         self.ffn_in = _copy_linear(layer.intermediate.dense)
         self.ffn_out = _copy_linear(layer.output.dense)
-        self.ffn_norm = layer.output.LayerNorm
+        self.ffn_norm = _copy_norm(layer.output.LayerNorm)
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
         batch, length = shape
         q, k, v = _linear(self.qkv, h, rows).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if h.is_cuda:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
-        else:
-            scores = q @ k.transpose(-1, -2)
-            if bias is not None:
-                scores += bias
-            ctx = torch.softmax(scores, dim=-1) @ v
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
         return ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
 
     def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
-        h = self.attn_norm(_linear(self.attn_out, self.attention(h, shape, bias, rows), rows) + h)
-        return self.ffn_norm(_linear(self.ffn_out, F.gelu(_linear(self.ffn_in, h, rows)), rows) + h)
+        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows), h, rows))
+        return self.ffn_norm(_accumulate(self.ffn_out, F.gelu(_linear(self.ffn_in, h, rows)), h, rows))
 
 
 class BertEncoder(nn.Module):
@@ -99,8 +132,9 @@ class BertEncoder(nn.Module):
         self.word_embeddings = emb.word_embeddings
         self.position_embeddings = emb.position_embeddings
         self.token_type_embeddings = emb.token_type_embeddings
-        self.embedding_norm = emb.LayerNorm
+        self.embedding_norm = _copy_norm(emb.LayerNorm)
         self.layers = nn.ModuleList(_Layer(layer, bert.config.num_attention_heads) for layer in bert.encoder.layer)
+        _fold_output_biases(self.layers, self.embedding_norm)
         self.hidden = bert.config.hidden_size
         #: the rows int8 projections keep in float32: "first" ([CLS]) or "ends" ([CLS] and [SEP])
         self.float_rows = "first"

@@ -31,7 +31,7 @@ import numpy as np
 from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
 from .batching import run_batches
-from .quantize import quantize_encoder, quantize_mode
+from .quantize import int8_options, quantize_encoder, quantize_mode
 
 __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_path"]
 
@@ -109,8 +109,9 @@ class _HFEncoder:
 class EmbeddedMiniLM:
     """all-MiniLM-L6-v2 with sentence-transformers' head, batched for speed.
 
-    ``quantize="int8"`` (or ``True``, eland's ``--quantize``) runs a CPU model whose FFN
-    layers use dynamic int8 quantization (see :mod:`.quantize`); ``dtype`` defaults to float32
+    ``quantize="int8"`` (or ``True``, eland's ``--quantize``) runs a CPU model whose Linear
+    layers use dynamic int8 quantization with per-token activation scales, [CLS] rows in float32
+    and SmoothQuant-scaled FFN inputs (see :mod:`.quantize`); ``dtype`` defaults to float32
     on CPU and float16 on CUDA. Use :func:`get_model` to share one loaded instance per device.
     """
 
@@ -177,12 +178,12 @@ class EmbeddedMiniLM:
                 if bar_was_enabled:
                     hf_logging.enable_progress_bar()
             model.eval()
-            self._encoder = self._build_encoder(model)
+            self._encoder = self._build_encoder(model, tokenizer)
             model.to(self.device)
             self._tokenizer = tokenizer
             self._model = model
 
-    def _build_encoder(self, model: Any) -> Any:
+    def _build_encoder(self, model: Any, tokenizer: Any = None) -> Any:
         """The fast inference encoder: its own (copied) weights, quantized / cast as configured."""
         import copy
 
@@ -194,7 +195,7 @@ class EmbeddedMiniLM:
             return _HFEncoder(copy.deepcopy(model).to(self.device, self.dtype))
         encoder = BertEncoder(copy.deepcopy(model))
         if self.quantize is not None:
-            encoder = quantize_encoder(encoder, self.quantize)
+            encoder = quantize_encoder(encoder, self.quantize, **int8_options(model.config, tokenizer))
         return encoder.to(self.device, self.dtype)
 
     def load(self) -> "EmbeddedMiniLM":

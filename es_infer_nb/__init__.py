@@ -9,6 +9,9 @@ from __future__ import annotations
 from .engine import Engine, Response, default_engine, set_default_engine
 from .errors import ApiError, InferenceInterrupted
 from .notebook import accessor as _accessor  # noqa: F401  (registers df.infer)
+from .dask import install_hook as _dask_hook
+
+_dask_hook()  # ddf.infer on Dask DataFrames, registered when dask.dataframe is imported
 
 __version__ = "0.1.0"
 

@@ -163,12 +163,17 @@ class InferenceProcessor(Processor):
 
         from ..services.runner import is_endpoint
 
-        if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
-            from ..services.ingest_bridge import run_inference_processor
+        try:
+            if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
+                from ..services.ingest_bridge import run_inference_processor
 
-            return run_inference_processor(self, docs, engine)
-        if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
-            return run_nlp_batch(self, docs, engine)
+                return run_inference_processor(self, docs, engine)
+            if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
+                return run_nlp_batch(self, docs, engine)
+        except ApiError as err:
+            return [err] * len(docs)
+        except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
+            return [as_api_error(exc)] * len(docs)
         try:
             model_id = engine.models.require(self.model_id)
             stored = engine.models.config(model_id)

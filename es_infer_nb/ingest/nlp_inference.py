@@ -138,13 +138,17 @@ def _input_output(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine",
         if failed is not None:
             out.append(ApiError("status_exception", str(failed["error"]), 400))
             continue
-        for i, (io, answer) in enumerate(zip(proc.inputs, mine)):
-            base, _leaf = split_output(io["output_field"])
-            values = as_map(task, answer, io["output_field"], results_field)
-            if i == 0:
-                values["model_id"] = reported
-            for key, value in values.items():
-                path = f"{base}.{key}" if base else key
-                doc.set(path, value, append=doc.has(path))
+        try:
+            for i, (io, answer) in enumerate(zip(proc.inputs, mine)):
+                base, _leaf = split_output(io["output_field"])
+                values = as_map(task, answer, io["output_field"], results_field)
+                if i == 0:
+                    values["model_id"] = reported
+                for key, value in values.items():
+                    path = f"{base}.{key}" if base else key
+                    doc.set(path, value, append=doc.has(path))
+        except ApiError as err:  # an output path through a non-object: this document fails
+            out.append(err)
+            continue
         out.append(None)
     return out

@@ -341,3 +341,29 @@ def test_deployment_id_and_alias_as_model_id(eng):
     assert src["ml"]["inference"]["alias"]["model_id"] == "emb"  # an alias resolves to its model
     assert src["io"]["model_id"] == "emb"
     assert src["ml"]["inference"]["dep"]["predicted_value"] == pytest.approx(src["io"]["v"], abs=1e-6)
+
+
+def test_output_path_through_a_non_object_fails_its_document_only(eng):
+    docs = simulate(eng, [{"inference": {"model_id": "emb", "input_output": {"input_field": "t",
+                                                                              "output_field": "out.vec"}}}],
+                    [{"t": "paris", "out": "a string"}, {"t": "london"}])
+    assert error(docs[0]) == ("illegal_argument_exception",
+                              "cannot set [vec] with parent object of type [java.lang.String] as part of path [out.vec]")
+    assert len(source(docs[1])["out"]["vec"]) == 32
+    docs = simulate(eng, [{"inference": {"model_id": "emb", "target_field": "out.ml"}}],
+                    [{"text_field": "paris", "out": 3}, {"text_field": "london"}])
+    assert error(docs[0])[1] == "cannot set [ml] with parent object of type [java.lang.Integer] as part of path [out.ml]"
+    assert source(docs[1])["out"]["ml"]["model_id"] == "emb"
+
+
+def test_unexpected_model_errors_fail_the_documents_not_the_request(eng, monkeypatch):
+    from es_infer_nb.models.nlp.model import NlpModel
+
+    def broken(self, batch, update=None, **kw):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(NlpModel, "infer", broken)
+    docs = simulate(eng, [{"inference": {"model_id": "cls", "on_failure": [
+        {"set": {"field": "why", "value": "{{_ingest.on_failure_message}}"}}]}}],
+        [{"text_field": "a new text"}, {"text_field": "another new text"}])
+    assert [source(d)["why"] for d in docs] == ["RuntimeError: device lost"] * 2

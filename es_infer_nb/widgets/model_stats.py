@@ -166,7 +166,12 @@ class ModelStatsWidget(DisplayWidget):
         return self._thread is not None and self._thread.is_alive() and not self._stop_event.is_set()
 
     def close(self) -> None:
-        self.stop()
+        try:
+            self.stop()
+        except Exception:  # noqa: BLE001 - close() also runs from __del__, at interpreter exit
+            event = getattr(self, "_stop_event", None)
+            if event is not None:
+                event.set()
         super().close()
 
     def _loop(self, stop: threading.Event) -> None:

@@ -15,7 +15,7 @@ _dask_hook()  # ddf.infer on Dask DataFrames, registered when dask.dataframe is 
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "serve", "set_default_engine", "__version__"]
+__all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "run_files", "serve", "set_default_engine", "__version__"]
 
 
 def serve(engine: Engine | None = None, port: int = 9200, host: str = "127.0.0.1", **options):  # type: ignore[no-untyped-def]
@@ -23,6 +23,13 @@ def serve(engine: Engine | None = None, port: int = 9200, host: str = "127.0.0.1
     from .server import serve as _serve
 
     return _serve(engine, port, host, **options)
+
+
+def run_files(inputs, output, **options):  # type: ignore[no-untyped-def]
+    """Stream Parquet / CSV / JSONL files through a model or pipeline (see :func:`es_infer_nb.files.run_files`)."""
+    from .files import run_files as _run_files
+
+    return _run_files(inputs, output, **options)
 
 
 def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised through IPython

@@ -593,6 +593,7 @@ SUBCOMMANDS: dict[str, AddParser | str] = {
     "models": _add_models,
     "stats": _add_stats,
     "serve": _add_serve,
+    "run": "es_infer_nb.files.cli:add_parser",
 }
 
 

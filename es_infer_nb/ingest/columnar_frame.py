@@ -98,7 +98,7 @@ def _snapshot(col: Column) -> Column:
 def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str, Column],
             result: Any) -> pd.DataFrame:
     from ..notebook.frame_pipeline import DROPPED, ERROR_COLUMNS, _column as list_column, _flatten, error_fields, \
-        frame_sources
+        frame_from_columns, frame_sources
 
     n = len(frame)
     table: Table = result.table
@@ -145,7 +145,7 @@ def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str
             errors[i] = error_fields(result.failures[i])
         for col in ERROR_COLUMNS:
             out[col] = list_column([e[col] if e is not None else None for e in errors])
-    return pd.DataFrame(out, index=frame.index, copy=False)  # arrays are ours or the input's (copy on write)
+    return frame_from_columns(out, frame.index)  # arrays are ours or the input's (copy on write)
 
 
 def keep_order(frame: pd.DataFrame) -> list[str]:
@@ -190,7 +190,10 @@ def _assemble(name: str, col: Column | None, init: Column | None, untouched: boo
     objects = _objects(values, present)
     inferred = pd.api.types.infer_dtype(objects, skipna=True)
     if inferred == "string" and _STR is not None:
-        return pd.array(objects, dtype=_STR)
+        try:
+            return pd.array(objects, dtype=_STR)
+        except UnicodeEncodeError:  # a lone surrogate: Arrow strings cannot hold it
+            return objects
     if inferred in ("floating", "integer", "mixed-integer-float", "boolean", "decimal"):
         return pd.Series(objects.tolist()).array  # ``_column``'s own inference, without its list/dict scan
     return list_column(objects.tolist())

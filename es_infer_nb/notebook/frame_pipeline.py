@@ -128,6 +128,14 @@ def _column(values: list[Any]) -> Any:
         return pd.array(values, dtype=object)
 
 
+def frame_from_columns(columns: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """The output frame; a column holding lone surrogates (which Arrow strings cannot) stays Python objects."""
+    try:
+        return pd.DataFrame(columns, index=index, copy=False)
+    except UnicodeEncodeError:
+        return pd.DataFrame({name: _series(values, index) for name, values in columns.items()})
+
+
 def _series(values: Any, index: pd.Index) -> pd.Series:
     try:
         return pd.Series(values, index=index)
@@ -224,10 +232,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
     if any(e is not None for e in errors):
         for col in ERROR_COLUMNS:
             out[col] = _column([e[col] if e is not None else None for e in errors])
-    try:
-        result = pd.DataFrame(out, index=frame.index)
-    except UnicodeEncodeError:  # lone surrogates: those columns stay Python objects
-        result = pd.DataFrame({name: _series(values, frame.index) for name, values in out.items()})
+    result = frame_from_columns(out, frame.index)
     return result
 
 

@@ -415,14 +415,19 @@ def test_frame_sweep(eng):
     check_sweep(frame.infer.pipeline(SWEEP_PIPELINE, engine=eng), frame)
 
 
-def test_frame_sweep_lone_surrogate_per_document_path(eng):
+@pytest.mark.parametrize("columnar", [True, False])
+def test_frame_sweep_lone_surrogates(eng, columnar):
     """Lone surrogates cannot be Arrow (pandas' ``str``) strings: those output columns stay Python objects."""
     from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
 
     frame = sweep_frame("a\ud800b")
-    out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=False)
+    out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=columnar)
     check_sweep(out, frame)
     assert out.loc["v", "t"] == "a\ud800b"
+    upper = pd.DataFrame({"t": pd.Series(["a\ud800b", "c"], dtype=object), "x": [0.1, 0.9]})
+    out = run_frame_pipeline(eng, upper, {"processors": [{"uppercase": {"field": "t", "target_field": "u"}},
+                                                         {"inference": {"model_id": "reg"}}]}, columnar=columnar)
+    assert out["u"].tolist() == ["A\ud800B", "C"] and out["ml.inference.predicted_value"].tolist() == [1.0, 2.0]
 
 
 def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):

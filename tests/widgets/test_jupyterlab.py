@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from _lab import CHROMIUM, Lab, jupyter_lab
 
@@ -26,10 +27,13 @@ HERE = Path(__file__).resolve().parent
 DONE = "ES_INFER_NB_WIDGETS_DONE"
 #: one bound for the whole page work (kernel start, imports, model fits, rendering)
 PAGE_TIMEOUT_MS = 90_000
+#: for each DOM check once the notebook has run (redraws come from the kernel)
+CHECK_TIMEOUT_MS = 20_000
 
 CELLS = [
-    # the fixtures of the widget tests: xgboost regression + 3-class models with importance metadata
-    f"import sys\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
+    # the fixtures of the widget tests: xgboost regression + 3-class models with importance metadata,
+    # and a pipeline whose inference processor the dashboard lists under ingest
+    f"import sys, time\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
     "from conftest import fitted_engine, training_frame\n"
     "from es_infer_nb import widgets\n"
     "eng = fitted_engine()\n"
@@ -37,7 +41,10 @@ CELLS = [
     "reg = rows.infer.run('reg', engine=eng, progress=False,\n"
     "    inference_config={'regression': {'num_top_feature_importance_values': 3}})\n"
     "cls = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
-    "    'num_top_classes': -1, 'num_top_feature_importance_values': 3}})",
+    "    'num_top_classes': -1, 'num_top_feature_importance_values': 3}})\n"
+    "eng.request('PUT', '_ingest/pipeline/score',\n"
+    "    {'processors': [{'inference': {'model_id': 'reg', 'tag': 'reg-score'}}]}).raise_for_status()\n"
+    "piped = rows.infer.pipeline('score', engine=eng)",
     "widgets.feature_importance(reg, engine=eng)",
     "widgets.feature_importance(cls, row='r2', engine=eng)",
     "widgets.top_classes(cls)",
@@ -45,7 +52,16 @@ CELLS = [
     # more rows run after the dashboard is shown: its thread redraws the counts
     "more = training_frame().head(40).infer.run('reg', engine=eng, progress=False)",
     "eng.request('GET', '_ml/trained_models/cls')",
-    f"print({DONE!r})",
+    # the same widgets from the accessor and the magic
+    "rows.infer.explain('r1', 'reg', engine=eng)",
+    "%load_ext es_infer_nb\n%infer stats reg --widget -e eng",
+    # two more refreshes by the thread, then stop it; print the count the dashboard must show
+    "n = dash.refresh_count\nt = time.monotonic()\n"
+    "while dash.refresh_count < n + 2 and time.monotonic() - t < 30:\n    time.sleep(0.05)\n"
+    "dash.stop()\n"
+    "count = eng.request('GET', '_ml/trained_models/reg/_stats').body['trained_model_stats'][0]"
+    "['inference_stats']['inference_count']\n"
+    f"print({DONE!r}, 'reg', count, 'running', dash.running)",
 ]
 
 
@@ -69,20 +85,22 @@ def lab(tmp_path_factory) -> Lab:
 
 
 def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed (apt-get install chromium)"
+    expect.set_options(timeout=CHECK_TIMEOUT_MS)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     started = time.monotonic()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 2400})
+            page = browser.new_page(viewport={"width": 1280, "height": 3000})
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             try:
-                _run_notebook(page, lab)
-                _check_widgets(page)
+                count = _run_notebook(page, lab)
+                _check_feature_importance(page)
+                _check_top_classes(page)
+                _check_model_stats(page, count)
+                _check_response(page)
                 _element_shots(page, shots)
                 _check_interaction(page)
             finally:
@@ -91,10 +109,15 @@ def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
             browser.close()
     shot = shots / "notebook.png"
     assert shot.stat().st_size > 10_000, "the screenshot is empty"
-    print(f"screenshot: {shot} ({time.monotonic() - started:.0f}s in the browser)")
+    print(f"screenshots in {shots} ({time.monotonic() - started:.0f}s in the browser)")
 
 
-def _run_notebook(page, lab: Lab) -> None:
+def _stderr(page) -> list[str]:
+    return page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+
+
+def _run_notebook(page, lab: Lab) -> int:
+    """Open the notebook, run all cells in JupyterLab; the regression model's inference_count at the end."""
     page.goto(lab.notebook_url("widgets.ipynb"))
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext")
@@ -103,62 +126,99 @@ def _run_notebook(page, lab: Lab) -> None:
         "() => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
         " return s.session && s.session.kernel && s.session.kernel.connectionStatus === 'connected'; }")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    done = page.locator(".jp-OutputArea-output", has_text=DONE)
     try:
-        page.locator(".jp-OutputArea-output", has_text=DONE).wait_for()
+        done.wait_for()
     except Exception:
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
-        raise AssertionError(f"the notebook did not finish; errors shown: {errors}\nserver log:\n{lab.log_tail()}")
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
-    assert not [e for e in errors if "Error" in e], errors
+        raise AssertionError(f"the notebook did not finish; errors shown: {_stderr(page)}\n"
+                             f"server log:\n{lab.log_tail()}") from None
+    assert not [e for e in _stderr(page) if "Error" in e], _stderr(page)
+    words = done.inner_text().split()
+    assert words[3:] == ["running", "False"], words  # dash.stop() ended the refresh thread
+    return int(words[2])
 
 
-def _check_widgets(page) -> None:
+def _check_feature_importance(page) -> None:
     fi = page.locator(_live("esinb-feature-importance"))
-    assert fi.count() == 2  # regression (row selector) and classification (one row)
-    reg, cls = fi.nth(0), fi.nth(1)
+    expect(fi).to_have_count(3)  # regression (row selector), classification (one row), df.infer.explain
+    reg, cls, explained = fi.nth(0), fi.nth(1), fi.nth(2)
 
-    # regression waterfall: baseline -> one bar per feature -> prediction, and the model totals
-    # live ipywidgets views: the row dropdown (the class one is hidden for a regression)
-    assert reg.locator(".widget-dropdown select").first.is_visible()
-    assert reg.locator(".widget-dropdown select").first.locator("option").all_inner_texts() == [
-        "r0", "r1", "r2", "r3", "r4"]
-    assert reg.locator(".esinb-fi-row").get_attribute("data-row") == "r0"
-    assert reg.locator(".esinb-waterfall .esinb-fi-baseline").count() == 1
-    assert reg.locator(".esinb-waterfall .esinb-fi-prediction").count() == 1
-    features = {reg.locator(".esinb-fi-bar").nth(i).get_attribute("data-feature")
-                for i in range(reg.locator(".esinb-fi-bar").count())}
-    assert features == {"a", "b", "c"}
-    assert reg.locator(".esinb-fi-bar rect").first.is_visible()
-    assert reg.locator(".esinb-fi-totals .esinb-fi-total").count() == 3
+    # regression: live ipywidgets views (the row dropdown; the class one is hidden for a regression),
+    # the waterfall baseline -> one bar per feature -> prediction, and the model's totals
+    row_select = reg.locator(".widget-dropdown select").first
+    expect(row_select).to_be_visible()
+    assert row_select.locator("option").all_inner_texts() == ["r0", "r1", "r2", "r3", "r4"]
+    expect(reg.locator(".esinb-fi-row")).to_have_attribute("data-row", "r0")
+    expect(reg.locator(".esinb-waterfall .esinb-fi-baseline")).to_have_count(1)
+    expect(reg.locator(".esinb-waterfall .esinb-fi-prediction")).to_have_count(1)
+    assert _features(reg) == {"a", "b", "c"}
+    expect(reg.locator(".esinb-fi-bar rect").first).to_be_visible()
+    expect(reg.locator(".esinb-fi-totals .esinb-fi-total")).to_have_count(3)
 
-    # classification: one row, the waterfall of a class, a class selector and per-class totals
-    row = cls.locator(".esinb-fi-row")
-    assert row.get_attribute("data-row") == "r2"
-    assert row.get_attribute("data-class") in {"hi", "lo", "mid"}
-    assert cls.locator(".esinb-fi-bar").count() == 3
-    class_options = cls.locator(".widget-dropdown select option").all_inner_texts()
-    assert sorted(class_options) == ["hi", "lo", "mid"]
-    assert cls.locator(".esinb-fi-total").count() == 3
+    # classification: one row (no row selector), the waterfall of a class, the class selector, class totals
+    expect(cls.locator(".esinb-fi-row")).to_have_attribute("data-row", "r2")
+    assert cls.locator(".esinb-fi-row").get_attribute("data-class") in {"hi", "lo", "mid"}
+    assert _features(cls) == {"a", "b", "c"}
+    class_select = cls.locator(".widget-dropdown select")
+    expect(class_select).to_have_count(1)
+    assert sorted(class_select.locator("option").all_inner_texts()) == ["hi", "lo", "mid"]
+    expect(cls.locator(".esinb-fi-total")).to_have_count(3)
 
-    # top classes: the row's probabilities and the frame's summary
+    # df.infer.explain on a frame without importance: the model ran on that row
+    expect(explained.locator(".esinb-fi-row")).to_have_attribute("data-row", "r1")
+    assert _features(explained) == {"a", "b", "c"}
+
+
+def _features(widget) -> set[str | None]:
+    bars = widget.locator(".esinb-waterfall .esinb-fi-bar")
+    return {bars.nth(i).get_attribute("data-feature") for i in range(bars.count())}
+
+
+def _check_top_classes(page) -> None:
     tc = page.locator(_live("esinb-top-classes"))
-    assert tc.count() == 1
-    assert tc.locator(".esinb-tc-bar").count() >= 3
-    assert tc.locator(".esinb-tc-summary-row").count() >= 1
+    expect(tc).to_have_count(1)
+    bars = tc.locator(".esinb-tc-bar")
+    expect(bars).to_have_count(3)  # num_top_classes -1: every class of the row
+    probabilities = [float(bars.nth(i).get_attribute("data-probability") or "nan") for i in range(3)]
+    assert abs(sum(probabilities) - 1.0) < 1e-6 and probabilities == sorted(probabilities, reverse=True)
+    summary = tc.locator(".esinb-tc-summary-row")
+    expect(summary.first).to_be_visible()
+    assert sum(int(summary.nth(i).get_attribute("data-count") or 0) for i in range(summary.count())) == 5
 
-    # the stats dashboard, redrawn by its refresh thread after 40 more regression rows
+
+def _check_model_stats(page, count: int) -> None:
     ms = page.locator(_live("esinb-model-stats"))
-    assert ms.count() == 1
-    assert ms.locator(".esinb-ms-model").count() == 2
-    ms.locator(".esinb-ms-model[data-model-id='reg'] td[data-stat='inference_count'][data-value='45']").wait_for()
-    assert ms.locator(".esinb-ms-model[data-model-id='cls'] td[data-stat='inference_count']").get_attribute(
-        "data-value") == "5"
-    assert ms.locator("button").count() >= 2  # live toggle and refresh now
+    expect(ms).to_have_count(2)  # widgets.model_stats and %infer stats --widget
+    dash, magic = ms.nth(0), ms.nth(1)
 
-    # the rich repr of a response (text/html output, not a widget)
-    model = page.locator(".jp-OutputArea-output .esinb-response .esinb-model")
-    assert model.count() == 1
-    assert "cls" in model.inner_text()
+    # redrawn by its own thread after the 40 + 1 more rows (it showed 10 when it was made)
+    assert count > 10
+    expect(dash.locator(".esinb-ms-model")).to_have_count(2)
+    expect(dash.locator(".esinb-ms-model[data-model-id='reg'] td[data-stat='inference_count']")).to_have_attribute(
+        "data-value", str(count))
+    expect(dash.locator(".esinb-ms-model[data-model-id='cls'] td[data-stat='inference_count']")).to_have_attribute(
+        "data-value", "5")
+    # ingest per pipeline and processor
+    expect(dash.locator(".esinb-ms-pipeline[data-pipeline='score']")).to_have_count(1)
+    processor = dash.locator(".esinb-ms-processor[data-pipeline='score']")
+    expect(processor).to_have_count(1)
+    assert "inference" in (processor.get_attribute("data-processor") or "")
+    # stopped: the live toggle is off in the page
+    expect(dash.locator(".widget-toggle-button")).to_have_count(1)
+    expect(dash.locator(".widget-toggle-button.mod-active")).to_have_count(0)
+    expect(dash.locator("div.widget-label")).to_contain_text("paused")
+
+    # the magic's dashboard: one model, still refreshing
+    expect(magic.locator(".esinb-ms-model")).to_have_count(1)
+    expect(magic.locator("td[data-stat='inference_count']")).to_have_attribute("data-value", str(count))
+    expect(magic.locator(".widget-toggle-button.mod-active")).to_have_count(1)
+
+
+def _check_response(page) -> None:
+    """The rich repr of a Response (text/html output, not a widget)."""
+    model = page.locator(".jp-OutputArea-output .esinb-response .esinb-model[data-model-id='cls']")
+    expect(model).to_have_count(1)
+    expect(model).to_contain_text("classification")
 
 
 def _element_shots(page, shots: Path) -> None:
@@ -171,5 +231,5 @@ def _check_interaction(page) -> None:
     """Pick another row in the regression widget's dropdown: the kernel redraws the waterfall."""
     reg = page.locator(_live("esinb-feature-importance")).nth(0)
     reg.locator(".widget-dropdown select").first.select_option(label="r3")
-    reg.locator(".esinb-fi-row[data-row='r3']").wait_for()
-    assert reg.locator(".esinb-fi-bar").count() == 3
+    expect(reg.locator(".esinb-fi-row")).to_have_attribute("data-row", "r3")
+    assert _features(reg) == {"a", "b", "c"}

@@ -125,31 +125,30 @@ class Int8Linear(nn.Module):
         unit, peak = self._scaled_rows(x)
         return torch.ops.quantized.linear_dynamic(unit, self._packed, True), peak
 
-    def _fix_float_rows(self, out: torch.Tensor, x: torch.Tensor, rows: Any, accumulate: bool) -> None:
-        float_rows = rows[0]
-        exact = F.linear(x[float_rows], self.weight, None if accumulate else self.bias)
-        if accumulate:
-            out[float_rows] += exact
-        else:
-            out[float_rows] = exact
-
     def forward(self, x: torch.Tensor, rows: tuple[Any, Any] | None = None) -> torch.Tensor:
         if self.activation == "token":
             y, peak = self._token_product(x)
             out = torch.addcmul(self.bias, y, peak) if self.bias is not None else y.mul_(peak)
             if rows is not None and self.keep_float_rows:
-                self._fix_float_rows(out, x, rows, accumulate=False)
+                out[rows[0]] = F.linear(x[rows[0]], self.weight, self.bias)
             return out
         return self._tensor_forward(x, rows)
 
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: tuple[Any, Any] | None = None) -> torch.Tensor:
-        """``h += self(x)``, in place (the residual of an encoder layer)."""
+        """``h += self(x)``, in place (the residual of an encoder layer); ``x`` is a temporary
+        (the attention context, the FFN activation) and may be overwritten."""
         if self.activation != "token":
             return h.add_(self._tensor_forward(x, rows))
-        y, peak = self._token_product(x)
+        exact = None
         if rows is not None and self.keep_float_rows:
-            y[rows[0]] = 0  # replaced by the exact product below
-            self._fix_float_rows(h, x, rows, accumulate=True)
+            exact = F.linear(x[rows[0]], self.weight)
+        if self.input_scale is not None:
+            x = x * self.input_scale
+        peak = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)
+        y = torch.ops.quantized.linear_dynamic(x.div_(peak), self._packed, True)
+        if exact is not None:
+            y[rows[0]] = 0  # replaced by the exact product
+            h[rows[0]] += exact
         h.addcmul_(y, peak)
         if self.bias is not None:
             h.add_(self.bias)

@@ -146,12 +146,13 @@ def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     if extra:
         raise ValueError(f"the partition has columns the Dask frame does not declare: {extra}; pass "
                          "meta={column: dtype} to ddf.infer.run / ddf.infer.pipeline to declare them")
+    if list(frame.columns) == list(meta.columns) and (frame.dtypes == meta.dtypes).all():
+        return frame
     out: dict[str, Any] = {}
     for name in meta.columns:
         dtype = meta[name].dtype
         if name not in frame.columns:
-            out[name] = pd.Series(pd.array([None] * len(frame), dtype=dtype if dtype != bool else object),
-                                  index=frame.index)
+            out[name] = _nulls(len(frame), dtype, frame.index)
             continue
         col = frame[name]
         if col.dtype != dtype:
@@ -160,4 +161,12 @@ def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
             except (TypeError, ValueError, pa.ArrowException):
                 pass  # kept as the pandas path made it
         out[name] = col
-    return pd.DataFrame(out, index=frame.index)
+    return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def _nulls(n: int, dtype: Any, index: pd.Index) -> pd.Series:
+    if isinstance(dtype, pd.ArrowDtype):
+        return pd.Series(pa.nulls(n, dtype.pyarrow_dtype), index=index, dtype=dtype)
+    if dtype == bool or dtype == object:
+        return pd.Series(np.full(n, None, dtype=object), index=index)
+    return pd.Series(pd.array([None] * n, dtype=dtype), index=index)

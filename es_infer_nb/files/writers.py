@@ -49,7 +49,9 @@ class ParquetOut:
         if self._writer is None:
             self._schema = table.schema.remove_metadata()
             table = table.cast(self._schema)
-            self._writer = pq.ParquetWriter(self.path, self._schema)
+            # dictionary pages only for text: trying them on every float column costs more than the model
+            text = [f.name for f in self._schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=text)
         self._writer.write_table(table)
 
     def close(self) -> None:

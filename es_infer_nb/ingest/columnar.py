@@ -419,8 +419,8 @@ def _each(fn: Callable[[Any], Any], values: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """Plain decimal strings parsed by Arrow (same numbers as Python's ``int`` / ``float``); the rest
-    through ``convert`` one by one. ``None`` when the values are not all strings."""
+    """Plain decimal strings parsed by Arrow (same numbers as Python's ``int`` / ``float``). ``None``
+    when some value is not such a string: the caller then converts one by one, exactly."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -431,8 +431,18 @@ def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.n
     if arr.null_count:
         return None
     integer = to in ("integer", "long")
-    simple = pc.match_substring_regex(arr, _INT_TEXT if integer else _FLOAT_TEXT).to_numpy(zero_copy_only=False)
-    parsed = pc.cast(arr.filter(pa.array(simple)), pa.int64() if integer else pa.float64())
+    parsed = None
+    if integer and not pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py():
+        # Arrow's integer parser takes only ``-?digits`` (and hex, ruled out above): Python's int()
+        # reads every string it takes to the same number; one pass, no regex
+        try:
+            parsed = pc.cast(arr, pa.int64())
+            simple = np.ones(len(arr), dtype=bool)
+        except pa.ArrowInvalid:
+            parsed = None
+    if parsed is None:
+        simple = pc.match_substring_regex(arr, _INT_TEXT if integer else _FLOAT_TEXT).to_numpy(zero_copy_only=False)
+        parsed = pc.cast(arr.filter(pa.array(simple)), pa.int64() if integer else pa.float64())
     parsed = np.asarray(parsed.to_numpy() if hasattr(parsed, "to_numpy") else parsed)
     if to == "integer":
         inside = (parsed >= -(2**31)) & (parsed < 2**31)

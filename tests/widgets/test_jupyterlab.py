@@ -7,6 +7,10 @@ elements the widgets must show: waterfall steps per feature, model totals, class
 the frame summary, the stats table (refreshed by its thread after more rows ran) and the HTML repr
 of a response. Changing the row dropdown in the page redraws the waterfall through the kernel.
 Screenshots land in the test's tmp dir (elements are checked, not pixels).
+
+A second test loads each widget's static ``_repr_html_`` (what nbviewer or an exported page shows
+without a widget manager) into a bare Chromium page with JavaScript off and checks its marks are
+drawn to scale.
 """
 
 from __future__ import annotations
@@ -233,3 +237,56 @@ def _check_interaction(page) -> None:
     reg.locator(".widget-dropdown select").first.select_option(label="r3")
     expect(reg.locator(".esinb-fi-row")).to_have_attribute("data-row", "r3")
     assert _features(reg) == {"a", "b", "c"}
+
+
+def test_static_html_renders_without_jupyter(eng, reg_result, cls_result, tmp_path: Path) -> None:
+    """The fallback a page without a widget manager shows (nbviewer, exported HTML): each widget's
+    ``_repr_html_`` in a bare Chromium page draws its marks with real boxes, and no script runs."""
+    from es_infer_nb import widgets
+
+    dash = widgets.model_stats(["reg", "cls"], engine=eng, interval=0)
+    parts = {
+        "fi-reg": widgets.feature_importance(reg_result, row="r1", engine=eng)._repr_html_(),
+        "fi-cls": widgets.feature_importance(cls_result, row="r2", engine=eng)._repr_html_(),
+        "tc": widgets.top_classes(cls_result)._repr_html_(),
+        "ms": dash._repr_html_(),
+        "response": eng.request("GET", "_ml/trained_models/reg")._repr_html_(),
+    }
+    for name, html_text in parts.items():
+        assert "<script" not in html_text.lower(), name
+    page_html = "<!doctype html><html><body>" + "".join(
+        f'<section id="{name}">{html_text}</section>' for name, html_text in parts.items()) + "</body></html>"
+    (tmp_path / "static.html").write_text(page_html)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1600}, java_script_enabled=False)
+            page.goto((tmp_path / "static.html").as_uri())
+            # regression waterfall: baseline, one bar per feature largest first, prediction
+            bars = page.locator("#fi-reg .esinb-waterfall .esinb-fi-bar")
+            assert bars.count() == 3
+            importances = [abs(float(bars.nth(i).get_attribute("data-importance") or "nan")) for i in range(3)]
+            widths = [bars.nth(i).locator("rect").bounding_box()["width"] for i in range(3)]
+            assert importances == sorted(importances, reverse=True)
+            assert widths == sorted(widths, reverse=True) and widths[0] > 10  # drawn to scale
+            assert page.locator("#fi-reg .esinb-fi-baseline rect").bounding_box()["width"] > 0
+            assert page.locator("#fi-reg .esinb-fi-totals .esinb-fi-total").count() == 3
+            # classification: the class's waterfall, labelled with its class
+            assert page.locator("#fi-cls .esinb-fi-row").get_attribute("data-class") in {"hi", "lo", "mid"}
+            assert page.locator("#fi-cls .esinb-fi-bar").count() == 3
+            # top classes and the summary; the stats table; the response card
+            assert page.locator("#tc .esinb-tc-bar").count() == 3
+            assert page.locator("#tc .esinb-tc-summary-row").count() >= 1
+            assert page.locator("#ms .esinb-ms-model").count() == 2
+            assert page.locator("#ms .esinb-ms-model[data-model-id='reg'] td[data-stat='inference_count']") \
+                .get_attribute("data-value") == str(reg_stats_count(eng))
+            assert page.locator("#response .esinb-model[data-model-id='reg']").is_visible()
+            page.screenshot(path=str(tmp_path / "static.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "static.png").stat().st_size > 10_000
+
+
+def reg_stats_count(eng) -> int:
+    body = eng.request("GET", "_ml/trained_models/reg/_stats").raise_for_status().body
+    return int(body["trained_model_stats"][0]["inference_stats"]["inference_count"])

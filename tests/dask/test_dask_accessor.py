@@ -131,3 +131,18 @@ def test_make_predict_fn_is_the_pandas_path():
     frame = _frame(50)
     predict = make_predict_fn(job_config(engine, "run", {"model_id": "reg"}))
     pd.testing.assert_frame_equal(predict(frame), frame.infer.run("reg", engine=engine))
+
+
+def test_local_scheduler_merges_stats_and_meta_declares_dynamic_fields():
+    engine = _engine()
+    ddf = dd.from_pandas(_frame(60), npartitions=3)
+    out = ddf.infer.run("reg", engine=engine).compute(scheduler="sync")
+    assert len(out) == 60
+    assert _inference_count(engine, "reg")["inference_count"] == 60  # merged in this process, no cluster
+    body = {"processors": [{"set": {"field": "{{plan}}_seen", "value": True}}]}
+    with pytest.raises(ValueError, match="meta="):
+        ddf.infer.pipeline(body, engine=engine).compute(scheduler="sync")
+    declared = ddf.infer.pipeline(body, engine=engine, meta={"basic_seen": object, "pro_seen": object,
+                                                              "_seen": object})
+    got = declared.compute(scheduler="sync")
+    assert got["basic_seen"].notna().sum() == (ddf["plan"] == "basic").sum().compute()

@@ -95,6 +95,8 @@ def merge(engine: "Engine", delta: dict[str, Any]) -> None:
 def register_job(job: str, engine: "Engine") -> None:
     """Route the job's counter differences to ``engine``; subscribe the current distributed client."""
     with _lock:
+        for dead in [j for j, ref in _jobs.items() if ref() is None]:
+            del _jobs[dead]
         _jobs[job] = weakref.ref(engine)
     try:
         from distributed import default_client

@@ -64,7 +64,13 @@ def _column(s: pd.Series) -> Column:
         return Column(s.to_numpy(dtype=object, na_value=None), ~missing, strings=True)
     raw = s.tolist()
     present = np.fromiter((not _is_missing(v) for v in raw), dtype=bool, count=n)
-    return Column(object_array([_plain(v) if p else None for v, p in zip(raw, present.tolist())]), present)
+    plain: list[Any] = []
+    for row, (v, p) in enumerate(zip(raw, present.tolist())):
+        try:
+            plain.append(_plain(v) if p else None)
+        except ValueError as err:  # as ``frame_sources`` says it
+            raise ValueError(f"column [{s.name}], row [{s.index[row]}]: {err}") from None
+    return Column(object_array(plain), present)
 
 
 def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline, pipeline_id: str,

@@ -74,7 +74,8 @@ def _frame(batch: pa.RecordBatch | pa.Table) -> pd.DataFrame:
 def _parquet(path: Path, size: int) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as fh:
+    # pre_buffer off: the pre-buffered reads of every row group stay cached, and memory would grow with the file
+    with pq.ParquetFile(path, pre_buffer=False) as fh:
         for batch in fh.iter_batches(batch_size=size):
             yield _frame(batch)
 

@@ -449,7 +449,7 @@ class InferFrameAccessor:
         from ..widgets import feature_importance
 
         if column in self._frame.columns and _present(self._frame.loc[[row], column].iloc[0]):
-            return feature_importance(self._frame, row=row)
+            return feature_importance(self._frame, row=row, engine=engine)
         if model_id is None:
             id_column = f"{prefix}.model_id" if prefix else "model_id"
             if id_column not in self._frame.columns:
@@ -462,7 +462,7 @@ class InferFrameAccessor:
         inputs = one[[c for c in one.columns if not str(c).startswith(f"{prefix}.")]] if prefix else one
         result = inputs.infer.run(model_id, engine=eng, target_field=target_field, field_map=field_map, progress=False,
                                   inference_config={task: {"num_top_feature_importance_values": k}})
-        return feature_importance(result, row=row)
+        return feature_importance(result, row=row, engine=eng)  # the baseline and totals of that engine
 
     def top_classes(self, row: Any = None) -> Any:
         """The top-classes widget (``es_infer_nb.widgets.top_classes``): one row's class

@@ -47,7 +47,7 @@ def test_explain_runs_the_model_on_the_row_when_the_frame_has_no_importance(eng,
     df = _churn()
     assert df.infer.explain("b", "churner", engine=eng) == "<feature_importance>"
     (name, (result,), kwargs) = widgets[-1]
-    assert name == "feature_importance" and kwargs == {"row": "b"}
+    assert name == "feature_importance" and kwargs == {"row": "b", "engine": eng}
     assert list(result.index) == ["b"]  # only that row ran
     importance = result.loc["b", "ml.inference.feature_importance"]
     assert {f["feature_name"] for f in importance} == {"tenure", "plan"}  # every input field by default
@@ -67,7 +67,7 @@ def test_explain_uses_the_model_id_column_and_existing_importance(eng, widgets):
                                    inference_config={"classification": {"num_top_feature_importance_values": 2}})
     explained.infer.explain("a")
     (_, (frame,), kwargs) = widgets[-1]
-    assert frame is explained and kwargs == {"row": "a"}  # shown from the frame, nothing re-run
+    assert frame is explained and kwargs == {"row": "a", "engine": None}  # shown from the frame, nothing re-run
 
 
 def test_explain_errors(eng, widgets):

@@ -171,6 +171,10 @@ def _check_feature_importance(page) -> None:
     # df.infer.explain on a frame without importance: the model ran on that row
     expect(explained.locator(".esinb-fi-row")).to_have_attribute("data-row", "r1")
     assert _features(explained) == {"a", "b", "c"}
+    # ... and the waterfall starts at that engine's baseline for the model, with its totals below
+    baseline = explained.locator(".esinb-fi-row").get_attribute("data-baseline")
+    assert baseline is not None and baseline == reg.locator(".esinb-fi-row").get_attribute("data-baseline")
+    expect(explained.locator(".esinb-fi-total")).to_have_count(3)
 
 
 def _features(widget) -> set[str | None]:

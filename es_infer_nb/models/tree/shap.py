@@ -226,13 +226,17 @@ class PathTable:
         both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
         cmp = both.T.contiguous()[self.inner_feat] > self.inner_thr[:, None]  # [inner, rows]
         outcomes = torch.cat([cmp, ~cmp, torch.ones((1, rows), dtype=torch.bool, device=x.device)], dim=0)
-        pattern = torch.sparse.mm(self._pattern_matrix, outcomes.to(torch.float32)).T.to(torch.int64)  # [rows, paths]
+        counts = torch.sparse.mm(self._pattern_matrix, outcomes.to(torch.float32))  # [paths, rows]
         if not self.tabulated:
-            return self._direct(pattern)
-        index = pattern + self.offsets[None, :]
+            return self._direct(counts.T.to(torch.int64))
+        # one pass transposes and converts to row-major int64 table rows, the offsets added in place
+        index = torch.empty((rows, self.num_paths), dtype=torch.int64, device=x.device)
+        index.copy_(counts.T)
+        index += self.offsets[None, :]
         bag_starts = torch.arange(rows, device=x.device)[:, None] * self.num_paths + self.path_starts[None, :]
-        per_tree = torch.nn.functional.embedding_bag(index.reshape(-1), self.table, bag_starts.reshape(-1), mode="sum")
-        phi = per_tree.reshape(rows, self.num_trees, 2, -1).to(torch.float64).sum(dim=(1, 2))
+        per_tree = torch.nn.functional.embedding_bag(index.view(-1), self.table, bag_starts.view(-1), mode="sum")
+        # hi/lo float32 halves summed straight into float64 (no float64 copy of every bag)
+        phi = per_tree.view(rows, self.num_trees * 2, -1).sum(dim=1, dtype=torch.float64)
         return phi.reshape(rows, self.num_features, self.num_outputs)
 
     def _direct(self, pattern: torch.Tensor) -> torch.Tensor:

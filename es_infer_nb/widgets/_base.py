@@ -7,9 +7,28 @@ terminal or a plain ``repr``). Subclasses implement :meth:`static_html` and :met
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets as w
+import pandas as pd
+
+from ._frames import row_options
+
+#: more rows than this: an IntSlider instead of a Dropdown
+SELECT_LIMIT = 1000
+
+
+def row_selector(frame: pd.DataFrame, row: Any, on_change: Callable[[dict[str, Any]], None]) -> w.Dropdown | w.IntSlider | None:
+    """The row picker of a per-row widget: none for one given row or a one-row frame, a Dropdown of
+    the index labels up to :data:`SELECT_LIMIT` rows, an IntSlider of positions beyond."""
+    if row is not None or len(frame) <= 1:
+        return None
+    if len(frame) <= SELECT_LIMIT:
+        selector: w.Dropdown | w.IntSlider = w.Dropdown(options=row_options(frame), value=0, description="row")
+    else:
+        selector = w.IntSlider(value=0, min=0, max=len(frame) - 1, description="row position")
+    selector.observe(on_change, names="value")
+    return selector
 
 
 class DisplayWidget(w.VBox):

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
-import pandas as pd
 
-from ._base import DisplayWidget
-from ._frames import as_frame, cell, column, find_prefix, position_of, row_options
+from ._base import DisplayWidget, row_selector
+from ._frames import as_frame, cell, column, find_prefix, position_of
 from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, text_table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["FeatureImportanceWidget", "feature_importance", "model_importance_metadata"]
 
-_SELECT_LIMIT = 1000  # more rows than this: an IntSlider instead of a Dropdown
 
 
 @dataclass
@@ -207,13 +205,7 @@ class FeatureImportanceWidget(DisplayWidget):
         positions = [position_of(self.frame, row)] if row is not None else list(range(len(self.frame)))
         if not positions:
             raise ValueError("the result has no rows")
-        self.row_selector: w.Dropdown | w.IntSlider | None = None
-        if row is None and len(self.frame) > 1:
-            if len(self.frame) <= _SELECT_LIMIT:
-                self.row_selector = w.Dropdown(options=row_options(self.frame), value=0, description="row")
-            else:
-                self.row_selector = w.IntSlider(value=0, min=0, max=len(self.frame) - 1, description="row position")
-            self.row_selector.observe(self._on_row, names="value")
+        self.row_selector = row_selector(self.frame, row, self._on_row)
         self._position = positions[0]
         self.class_selector = w.Dropdown(options=[], description="class")
         self._wanted_class = class_name

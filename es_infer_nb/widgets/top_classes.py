@@ -15,13 +15,12 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
-from ._base import DisplayWidget
-from ._frames import as_frame, cell, column, find_prefix, position_of, row_options
+from ._base import DisplayWidget, row_selector
+from ._frames import as_frame, cell, column, find_prefix, position_of
 from ._html import POSITIVE, Raw, attrs, bar, box, esc, num, table, text_table
 
 __all__ = ["TopClassesWidget", "class_summary", "top_classes"]
 
-_SELECT_LIMIT = 1000
 
 
 def class_summary(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -87,13 +86,7 @@ class TopClassesWidget(DisplayWidget):
         if len(self.frame) == 0:
             raise ValueError("the result has no rows")
         self._position = position_of(self.frame, row) if row is not None else 0
-        self.row_selector: w.Dropdown | w.IntSlider | None = None
-        if row is None and len(self.frame) > 1:
-            if len(self.frame) <= _SELECT_LIMIT:
-                self.row_selector = w.Dropdown(options=row_options(self.frame), value=0, description="row")
-            else:
-                self.row_selector = w.IntSlider(value=0, min=0, max=len(self.frame) - 1, description="row position")
-            self.row_selector.observe(self._on_row, names="value")
+        self.row_selector = row_selector(self.frame, row, self._on_row)
         self.summary = class_summary(self.frame, prefix)
         self.row_view = w.HTML(self.row_html())
         self.summary_view = w.HTML(self.summary_html())

@@ -73,3 +73,21 @@ def obj(*values: Any) -> np.ndarray:
 def same(a: np.ndarray, b: list) -> bool:
     """Equal as float64 arrays, NaN equal to NaN."""
     return np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), equal_nan=True)
+
+
+def ipython_shell():
+    """The test IPython shell (IPython's own ``globalipapp``) with ``%load_ext es_infer_nb`` done."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "es_infer_nb")
+    return ip
+
+
+def infer_magic(ip):
+    """The shell's ``InferMagic`` instance (its traitlets options)."""
+    from es_infer_nb.notebook.magics import InferMagic
+
+    (magic,) = [c for c in ip.configurables if isinstance(c, InferMagic)]
+    return magic

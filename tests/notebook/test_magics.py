@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import stump_regression
+from helpers import infer_magic, ipython_shell, stump_regression
 from IPython.core.error import UsageError
 from IPython.core.formatters import DisplayFormatter
 from IPython.utils.capture import capture_output
@@ -21,17 +21,10 @@ STUMP = json.dumps(stump_regression())
 
 @pytest.fixture(scope="module")
 def shell():
-    from IPython.testing import globalipapp
-
-    globalipapp.start_ipython()
-    ip = globalipapp.get_ipython()
-    ip.run_line_magic("load_ext", "es_infer_nb")
-    return ip
+    return ipython_shell()
 
 
-def _magic(ip) -> InferMagic:
-    (magic,) = [c for c in ip.configurables if isinstance(c, InferMagic)]
-    return magic
+_magic = infer_magic
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import churn_model, stump_regression
+from helpers import churn_model, infer_magic, ipython_shell, stump_regression
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -17,7 +17,6 @@ from es_infer_nb import ApiError, Engine, InferenceInterrupted, set_default_engi
 from es_infer_nb.models.tree.evaluate import CompiledModel
 from es_infer_nb.notebook import resume as resume_module
 from es_infer_nb.notebook import short_errors
-from es_infer_nb.notebook.magics import InferMagic
 from es_infer_nb.notebook.options import options
 
 PIPELINE = {"description": "score", "processors": [{"inference": {"model_id": "stump"}}]}
@@ -25,17 +24,10 @@ PIPELINE = {"description": "score", "processors": [{"inference": {"model_id": "s
 
 @pytest.fixture(scope="module")
 def shell():
-    from IPython.testing import globalipapp
-
-    globalipapp.start_ipython()
-    ip = globalipapp.get_ipython()
-    ip.run_line_magic("load_ext", "es_infer_nb")
-    return ip
+    return ipython_shell()
 
 
-def _magic(ip) -> InferMagic:
-    (magic,) = [c for c in ip.configurables if isinstance(c, InferMagic)]
-    return magic
+_magic = infer_magic
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@
 * attention is ``scaled_dot_product_attention`` (its CPU kernel reads Q/K/V in place from the
   fused projection's output and writes the context in token-major order: no head transposes),
   with no mask at all when every sequence of the batch has the same length;
+* a batch with more than 10% padding runs its projections, GELUs and layer norms on the real
+  tokens only (packed), attention alone on the padded layout (CPU);
 * plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
   ``torch.ao.quantization.quantize_dynamic`` apply to it unchanged.
 
@@ -29,6 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["BertEncoder", "supports"]
+
+#: pack the real tokens (skip padding in the projections) when they are fewer than this share of a batch
+PACK_BELOW = 0.9
 
 
 def supports(config: Any) -> bool:
@@ -110,14 +115,22 @@ class _Layer(nn.Module):
         self.ffn_out = _copy_linear(layer.output.dense)
         self.ffn_norm = _copy_norm(layer.output.LayerNorm)
 
-    def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
+    def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
+                  keep: torch.Tensor | None) -> torch.Tensor:
         batch, length = shape
-        q, k, v = _linear(self.qkv, h, rows).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = _linear(self.qkv, h, rows)
+        if keep is not None:  # packed tokens: back into the padded layout for attention only
+            padded = qkv.new_zeros((batch * length, qkv.shape[1]))
+            padded[keep] = qkv
+            qkv = padded
+        q, k, v = qkv.view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
-        return ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
+        ctx = ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
+        return ctx if keep is None else ctx[keep]
 
-    def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any) -> torch.Tensor:
-        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows), h, rows))
+    def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows, keep), h, rows))
         return self.ffn_norm(_accumulate(self.ffn_out, F.gelu(_linear(self.ffn_in, h, rows)), h, rows))
 
 
@@ -158,14 +171,29 @@ class BertEncoder(nn.Module):
                 bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
                 bias.masked_fill_(~mask, torch.finfo(h.dtype).min)
                 bias = bias[:, None, None, :]
+        keep = None
+        if bias is not None and not h.is_cuda and int(mask.sum()) < PACK_BELOW * mask.numel():
+            # enough padding to matter: every projection and layer norm runs on the real tokens only
+            # (packed), attention alone on the padded layout
+            keep = mask.reshape(-1).nonzero().squeeze(1)
+            h = h[keep]
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
-        pads = None if bias is None else (~mask).reshape(-1).nonzero().squeeze(1)
-        if self.float_rows == "first":
-            rows = (slice(None, None, length), pads)
+        lengths = mask.sum(dim=1)
+        if keep is not None:
+            starts = lengths.cumsum(0) - lengths
+            pads = None
         else:
             starts = torch.arange(batch, device=mask.device) * length
-            rows = (torch.cat([starts, starts + mask.sum(dim=1) - 1]), pads)
+            pads = None if bias is None else (~mask).reshape(-1).nonzero().squeeze(1)
+        if self.float_rows == "first":
+            rows = (slice(None, None, length) if keep is None else starts, pads)
+        else:
+            rows = (torch.cat([starts, starts + lengths - 1]), pads)
         for layer in self.layers:
-            h = layer(h, (batch, length), bias, rows)
+            h = layer(h, (batch, length), bias, rows, keep)
+        if keep is not None:
+            out = h.new_zeros((batch * length, self.hidden))
+            out[keep] = h
+            h = out
         return h.view(batch, length, self.hidden)

@@ -236,3 +236,15 @@ def test_dtype_and_quantize_arguments():
         EmbeddedMiniLM("cpu", dtype="fp8x")
     with pytest.raises(ValueError, match="unknown quantize"):
         EmbeddedMiniLM("cpu", quantize="int4")
+
+
+def test_packed_projections_equal_the_padded_layout(model, monkeypatch):
+    """A batch with heavy padding runs its projections on the real tokens only: same vectors."""
+    from es_infer_nb.models.nlp import bert_encoder
+
+    texts = ["short", "The quick brown fox jumps over the lazy dog. " * 12, "a b", "Stock markets fell."]
+    packed = model.embed(texts, token_budget=100_000)
+    monkeypatch.setattr(bert_encoder, "PACK_BELOW", 0.0)  # never pack
+    padded = model.embed(texts, token_budget=100_000)
+    np.testing.assert_allclose(packed, padded, atol=1e-5)
+    np.testing.assert_allclose(packed, model.embed(texts, token_budget=1), atol=1e-5)

@@ -8,17 +8,8 @@ import types
 
 import pandas as pd
 import pytest
-from helpers import churn_model, stump_regression
 
-from es_infer_nb import ApiError, Engine
-
-
-@pytest.fixture
-def eng():
-    engine = Engine()
-    assert engine.request("PUT", "_ml/trained_models/stump", stump_regression()).ok
-    assert engine.request("PUT", "_ml/trained_models/churner", churn_model()).ok
-    return engine
+from es_infer_nb import ApiError
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import churn_model, stump_regression
 
 from es_infer_nb import Engine, InferenceInterrupted
 from es_infer_nb.models.tree.evaluate import CompiledModel
@@ -14,14 +13,6 @@ from es_infer_nb.notebook import resume as resume_module
 from es_infer_nb.notebook.resume import combine_results, last_interrupted
 
 CHURN_CONFIG = {"classification": {"num_top_classes": 2, "num_top_feature_importance_values": 2}}
-
-
-@pytest.fixture
-def eng():
-    engine = Engine()
-    assert engine.request("PUT", "_ml/trained_models/stump", stump_regression()).ok
-    assert engine.request("PUT", "_ml/trained_models/churner", churn_model()).ok
-    return engine
 
 
 @pytest.fixture

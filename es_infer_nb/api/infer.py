@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError
 from ..models.parsing import reject_unknown
 from ..models.deployments import deployments
-from ..models.doc_columns import DocsResult
 from ..models.nlp_backend import input_field
 from ..models.runner import infer_docs
 from .deployments import queued_infer
@@ -48,8 +47,6 @@ def infer(engine: "Engine", req: Request) -> Any:
         return queued_infer(engine, dep, docs, body.get("inference_config"), req)
     result = infer_docs(engine, model_id, docs, body.get("inference_config"))
     out = result.to_docs()
-    if isinstance(result, DocsResult):  # pytorch: a failed document is an error entry, the others stay
-        return {"inference_results": out}
     for doc in out:
         if "error" in doc:
             raise ApiError("status_exception", str(doc["error"]), 400)

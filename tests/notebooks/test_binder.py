@@ -4,10 +4,9 @@ repo2docker copies the repository, installs ``binder/requirements.txt`` with pip
 Python, then runs ``binder/postBuild`` from the repository root. This test does the same in a fresh
 venv (no system site-packages). It reuses pip's cache and, when pip's configuration finds one, a
 local ``torch==2.13.0`` wheel: ``ES_INFER_NB_TORCH_INDEX_URL=""`` tells postBuild to let pip's own
-configuration resolve torch instead of PyTorch's CPU index (unreachable offline). ``PIP_NO_COMPILE``
-skips byte-compiling, which is most of an install's time on a small machine.
+configuration resolve torch instead of PyTorch's CPU index (unreachable offline).
 
-Bounded: every step has a timeout out of one overall budget, and the venv lives in a temp folder.
+Bounded (tests/venvs.py): every step has a timeout out of one overall budget, and the venv lives in a temp folder.
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import pytest
 
 from nb_runner import NOTEBOOKS_DIR, ROOT
+from venvs import VenvBuild
 
 BUDGET_S = 600  # building the environment (requirements + postBuild): ~3-5 min on an idle 2-core machine, 6-8 min under heavy load
 NOTEBOOK_TIMEOUT_S = 300  # running notebook 01 in it: ~130 s on a loaded machine (first imports compile, model load)
@@ -48,52 +45,19 @@ def _copy_repo(dest: Path) -> None:
     shutil.copytree(ROOT, dest, ignore=ignore)
 
 
-def _env(venv: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "ES_INFER_NB_HOME", "JUPYTER_PATH", "PIP_REQUIRE_VIRTUALENV")}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PIP_NO_COMPILE"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["ES_INFER_NB_TORCH_INDEX_URL"] = ""  # pip's own configuration finds torch==2.13.0 (see module docstring)
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
-
-
-#: seconds each step took, shown with any failure (and with -s)
-TIMINGS: dict[str, float] = {}
-
-
-def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], deadline: float, what: str) -> str:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        pytest.fail(f"binder build ran out of its {BUDGET_S} s budget before: {what} (steps so far: {TIMINGS})")
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=left)
-    except subprocess.TimeoutExpired as exc:
-        tail = exc.stdout[-2000:] if isinstance(exc.stdout, str) else (exc.stdout or b"")[-2000:].decode(errors="replace")
-        pytest.fail(f"{what}: still running when the {BUDGET_S} s budget ran out (steps so far: {TIMINGS})\n{tail}")
-    TIMINGS[what] = round(time.monotonic() - started, 1)
-    print(f"{what}: {TIMINGS[what]} s")
-    if proc.returncode != 0:
-        pytest.fail(f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
 def test_binder_environment_runs_the_quickstart(tmp_path: Path):
     assert (ROOT / "binder" / "requirements.txt").is_file() and os.access(ROOT / "binder" / "postBuild", os.X_OK)
     repo = tmp_path / "repo"
     _copy_repo(repo)
     venv = tmp_path / "venv"
-    deadline = time.monotonic() + BUDGET_S
-    base_python = getattr(sys, "_base_executable", None) or sys.executable
-    _run([base_python, "-m", "venv", str(venv)], cwd=repo, env=dict(os.environ), deadline=deadline, what="python -m venv")
-    env = _env(venv)
-    py = str(venv / "bin" / "python")
-    _run([py, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], cwd=repo, env=env, deadline=deadline,
-         what="pip install -r binder/requirements.txt")
-    out = _run(["bash", "binder/postBuild"], cwd=repo, env=env, deadline=deadline, what="binder/postBuild")
+    build = VenvBuild(venv, BUDGET_S, "binder build")
+    build.create(repo)
+    env = build.env
+    env["ES_INFER_NB_TORCH_INDEX_URL"] = ""  # pip's own configuration finds torch==2.13.0 (see module docstring)
+    py = build.python
+    build.run([py, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], cwd=repo,
+              what="pip install -r binder/requirements.txt")
+    out = build.run(["bash", "binder/postBuild"], cwd=repo, what="binder/postBuild")
     assert "es_infer_nb 0.1.0 with torch 2.13.0" in out and "CUDA build: no" in out
 
     # the package is the copied checkout, installed editable, in the venv (run outside the checkout)

@@ -1,7 +1,7 @@
 """eland's wire calls, replayed through the official client.
 
-eland 9.x pins ``pandas<3`` and this environment runs pandas 3, so eland itself cannot be
-installed alongside. These tests make exactly the requests eland's ``MLModel`` makes (read
+eland 9.x pins ``pandas<3`` and this environment runs pandas 3, so eland itself runs in a venv of
+its own (test_eland.py). These tests, in this process, make exactly the requests eland's ``MLModel`` makes (read
 from eland/ml/ml_model.py): the version check through ``info()``, ``exists_model`` (a GET that
 raises NotFoundError), ``import_model`` (PUT with a gzip+base64 ``compressed_definition``,
 ``input.field_names`` and ``inference_config: {<type>: {}}``), ``predict`` (an inline

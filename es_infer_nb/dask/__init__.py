@@ -4,10 +4,11 @@
 not import Dask itself: the ``.infer`` accessor is registered on Dask DataFrames when
 ``dask.dataframe`` is (or already was) imported. The pieces:
 
-* :mod:`.config`: the job config (engine state JSON + the call) and :func:`make_predict_fn`, the one
-  factory that builds a partition function from it (cached engine per worker process);
-* :mod:`.meta`: result columns declared from the configs;
-* :mod:`.stats`: worker counters gathered back into the engine's ``_stats``;
+* :mod:`.config`: the job config (engine state JSON + the call), the definitions of pytorch models
+  uploaded in parts that travel beside it, and :func:`make_predict_fn`, the one factory that builds
+  a partition function from them (cached engine per worker process);
+* :mod:`.meta`: result columns declared from the model, task and endpoint configs;
+* :mod:`.stats`: worker counters gathered back into the engine's ``_stats`` (once per partition);
 * :mod:`.accessor`: the accessor itself.
 """
 
@@ -23,11 +24,11 @@ __all__ = ["install_hook", "make_predict_fn"]
 _TARGET = "dask.dataframe"
 
 
-def make_predict_fn(config: Any, key: str | None = None) -> Any:
+def make_predict_fn(config: Any, key: str | None = None, definitions: Any = None) -> Any:
     """See :func:`es_infer_nb.dask.config.make_predict_fn`."""
     from .config import make_predict_fn as make
 
-    return make(config, key)
+    return make(config, key, definitions)
 
 
 def _register() -> None:

@@ -7,6 +7,10 @@ one task of the graph (``dask.delayed``), so it travels to each worker once; eac
 builds the engine and loads the model once (cached by the config's hash) and runs one partition at
 a time through it. The result columns are declared from the configs (:mod:`.meta`): no model runs
 while the graph is built.
+
+The definitions of pytorch models uploaded in parts travel beside the config: on a ``distributed``
+client each is scattered to every worker once (kept per client and checksum, so later jobs send
+nothing); a frame built while a client is current is computed on that client.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
 from . import stats as _stats
-from .config import cached_engine, job_config, make_predict_fn, state_key
+from .config import Definition, cached_engine, definitions, job_config, make_predict_fn, state_key
 from .meta import conform, pipeline_meta, run_meta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,14 +41,15 @@ _fns: "OrderedDict[str, _Job]" = OrderedDict()
 _fns_lock = threading.Lock()
 
 
-def _predict_fn(config_text: str, key: str, job: str) -> _Job:
+def _predict_fn(config_text: str, key: str, job: str, shipped: tuple[Definition, ...]) -> _Job:
     """The job's predict function and worker engine in this process (the config parsed once per job)."""
     with _fns_lock:
         found = _fns.get(job)
     if found is None:
         config = json.loads(config_text)
-        engine, lock = cached_engine(config, key)
-        found = (make_predict_fn(config, key), engine, lock)
+        by_id = {d.model_id: d for d in shipped}
+        engine, lock = cached_engine(config, key, by_id)
+        found = (make_predict_fn(config, key, by_id), engine, lock)
         with _fns_lock:
             _fns[job] = found
             while len(_fns) > 16:
@@ -52,17 +57,56 @@ def _predict_fn(config_text: str, key: str, job: str) -> _Job:
     return found
 
 
-def run_partition(partition: pd.DataFrame, config_text: str, key: str, job: str, meta: pd.DataFrame) -> pd.DataFrame:
-    """One partition on a worker: the job's predict function, counters sent home, columns as declared."""
+def run_partition(partition: pd.DataFrame, config_text: str, key: str, job: str, meta: pd.DataFrame,
+                  shipped: tuple[Definition, ...] = (), partition_info: dict[str, Any] | None = None
+                  ) -> pd.DataFrame:
+    """One partition on a worker: the job's predict function, counters sent home (with the partition's
+    number, so that a partition Dask runs again counts once), columns as declared."""
     if len(partition) == 0:
         return meta.iloc[:0].set_axis(partition.index[:0], axis=0)
-    fn, engine, lock = _predict_fn(config_text, key, job)
+    fn, engine, lock = _predict_fn(config_text, key, job, shipped)
     with lock:  # one partition at a time per worker engine: exact counter differences
         before = _stats.snapshot(engine)
         out = fn(partition)
         delta = _stats.difference(_stats.snapshot(engine), before)
-    _stats.report(job, delta)
+    _stats.report(job, delta, (partition_info or {}).get("number"))
     return conform(out, meta)
+
+
+_scattered: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
+_scattered_lock = threading.Lock()
+
+
+def _ship(parts: dict[str, Definition]) -> Any:
+    """The definitions of models uploaded in parts, as one graph dependency. On a distributed client
+    each definition is scattered to every worker once and its future kept (keyed by the client and
+    the checksum), so later jobs over the same model send nothing; without one (local schedulers),
+    the definitions are a task of the graph."""
+    if not parts:
+        return ()
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # the local schedulers: in this process (or pickled to a pool)
+        client = None
+    items: list[Any] = []
+    for d in parts.values():
+        if client is None:
+            items.append(d)
+            continue
+        cache_key = (client.id, d.sha256)
+        with _scattered_lock:
+            future = _scattered.get(cache_key)
+        if future is None or future.status != "finished":
+            future = client.scatter([d], broadcast=True, hash=False)[0]
+            with _scattered_lock:
+                _scattered[cache_key] = future
+                while len(_scattered) > 8:
+                    _scattered.popitem(last=False)
+        items.append(future)
+    name = "es-infer-definitions-" + hashlib.sha256("".join(d.sha256 for d in parts.values()).encode()).hexdigest()[:24]
+    return dask.delayed(tuple, pure=True)(items, dask_key_name=name)
 
 
 def _engine(engine: "Engine | None") -> "Engine":
@@ -82,14 +126,15 @@ class DaskInferAccessor:
 
     def _submit(self, engine: "Engine", method: str, args: dict[str, Any], device: str | None,
                 meta: pd.DataFrame) -> Any:
-        config = job_config(engine, method, args, device)
+        parts = definitions(engine)
+        config = job_config(engine, method, args, device, parts)
         text = json.dumps(config, separators=(",", ":"))
         key = state_key(config)
         job = uuid.uuid4().hex
         _stats.register_job(job, engine)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
         shipped = dask.delayed(text, pure=True, name=f"es-infer-config-{digest}")  # one task: shipped once
-        return self._frame.map_partitions(run_partition, shipped, key, job, meta, meta=meta,
+        return self._frame.map_partitions(run_partition, shipped, key, job, meta, _ship(parts), meta=meta,
                                           token=f"es-infer-{method}-{job}")
 
     def run(
@@ -106,9 +151,9 @@ class DaskInferAccessor:
         meta: Any = None,
     ) -> Any:
         """``df.infer.run`` on every partition; returns a lazy Dask DataFrame (input columns then
-        result columns, every row, same index and order). ``meta`` (``{column: dtype}``) declares the
-        result columns of a model whose columns are not known from its config (pytorch models,
-        ``_inference`` endpoints, ``input_output``)."""
+        result columns, every row, same index and order). The result columns and dtypes are declared
+        from the model's or endpoint's config (:mod:`es_infer_nb.dask.meta`), as the pandas path
+        types them; ``meta`` (``{column: dtype}``) declares them instead."""
         if not isinstance(model_id, str) or not model_id:
             raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
         eng = _engine(engine)

@@ -11,6 +11,12 @@ function that maps a pandas partition to its result partition, in the shape of S
 
 The engine it builds is cached per process, keyed by the hash of the state and the device, so each
 worker loads a model once however many partitions (and jobs over the same state) it runs.
+
+pytorch models uploaded in definition parts (``PUT _ml/trained_models/<id>/definition/<part>``) live
+in the engine's part store, not in the JSON: the state names each one by the SHA-256 of its
+definition and vocabulary, and the bytes travel beside the config as :class:`Definition` objects
+(:func:`definitions`; the accessor scatters each once per client, keyed by that checksum). A worker
+engine reads them through :class:`ShippedDefinitions`, so the model loads as on the engine.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from ..models.native_definitions import NativeDefinitions, native_definitions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -35,14 +43,65 @@ _cache: "OrderedDict[str, tuple[Engine, threading.Lock]]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def engine_state(engine: "Engine") -> dict[str, Any]:
-    """The engine's models, aliases, pipelines, endpoints (with their secrets) and deployments as JSON.
+@dataclass(frozen=True)
+class Definition:
+    """A pytorch model's uploaded definition (TorchScript bytes) and vocabulary, and their checksum."""
+
+    model_id: str
+    sha256: str
+    definition: bytes
+    vocabulary: dict[str, Any] | None
+
+
+def definitions(engine: "Engine") -> dict[str, Definition]:
+    """Every model of the engine uploaded in definition parts (all parts present), read and hashed now."""
+    parts = native_definitions(engine)
+    out = {}
+    for model_id in engine.models.configs:
+        if not parts.fully_defined(model_id):
+            continue
+        data, vocabulary = parts.definition_bytes(model_id), parts.vocabulary(model_id)
+        digest = hashlib.sha256(data)
+        digest.update(json.dumps(vocabulary, sort_keys=True).encode("utf-8"))
+        out[model_id] = Definition(model_id, digest.hexdigest(), data, vocabulary)
+    return out
+
+
+class ShippedDefinitions(NativeDefinitions):
+    """A worker engine's part store: the definitions shipped with the job (read-only, in memory)."""
+
+    def __init__(self, shipped: dict[str, Definition]) -> None:
+        super().__init__(None)
+        self._shipped = dict(shipped)
+
+    def has_parts(self, model_id: str) -> bool:
+        return model_id in self._shipped
+
+    def fully_defined(self, model_id: str) -> bool:
+        return model_id in self._shipped
+
+    def total_length(self, model_id: str) -> int:
+        found = self._shipped.get(model_id)
+        return len(found.definition) if found is not None else 0
+
+    def definition_bytes(self, model_id: str) -> bytes:
+        return self._shipped[model_id].definition
+
+    def vocabulary(self, model_id: str) -> dict[str, Any] | None:
+        found = self._shipped.get(model_id)
+        return found.vocabulary if found is not None else None
+
+
+def engine_state(engine: "Engine", shipped: dict[str, Definition] | None = None) -> dict[str, Any]:
+    """The engine's models, aliases, pipelines, endpoints (with their secrets) and deployments as JSON,
+    and the checksum of each definition in ``shipped`` (default: :func:`definitions`).
 
     Secrets given as ``{"env": "NAME"}`` stay references: the worker reads its own environment."""
     from ..models.deployments import deployments
     from ..services.registry import endpoints
 
     eps = endpoints(engine)
+    shipped = definitions(engine) if shipped is None else shipped
     return {
         "models": dict(engine.models.configs.items()),
         "aliases": dict(engine.models.aliases.items()),
@@ -50,14 +109,17 @@ def engine_state(engine: "Engine") -> dict[str, Any]:
         "endpoints": {i: {"config": c, "secrets": {k: s.stored() for k, s in eps.secrets.get(i).items()}}
                       for i, c in engine.inference_endpoints.items()},
         "deployments": {d.deployment_id: asdict(d.params) for d in deployments(engine).all()},
+        "definitions": {model_id: d.sha256 for model_id, d in shipped.items()},
     }
 
 
-def job_config(engine: "Engine", method: str, args: dict[str, Any], device: str | None = None) -> dict[str, Any]:
-    """``{"state", "device", "method", "args"}``: everything a worker needs to run the call."""
+def job_config(engine: "Engine", method: str, args: dict[str, Any], device: str | None = None,
+               shipped: dict[str, Definition] | None = None) -> dict[str, Any]:
+    """``{"state", "device", "method", "args"}``: everything a worker needs to run the call, besides
+    the definitions of models uploaded in parts (``shipped``, default :func:`definitions`)."""
     if method not in ("run", "pipeline"):
         raise ValueError(f"method must be 'run' or 'pipeline', found {method!r}")
-    return {"state": engine_state(engine), "device": device if device is not None else engine.device,
+    return {"state": engine_state(engine, shipped), "device": device if device is not None else engine.device,
             "method": method, "args": args}
 
 
@@ -67,14 +129,18 @@ def state_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_engine(state: dict[str, Any], device: str | None = None) -> "Engine":
-    """A fresh in-memory engine holding ``state`` (models load on first use)."""
+def build_engine(state: dict[str, Any], device: str | None = None,
+                 shipped: dict[str, Definition] | None = None) -> "Engine":
+    """A fresh in-memory engine holding ``state`` (models load on first use); the definitions the state
+    names come from ``shipped`` (their checksums must match)."""
     from ..engine import Engine
     from ..models.deployments import DeploymentParams, deployments
     from ..services.registry import build_endpoint, endpoints
     from ..services.secrets import Secret
 
     engine = Engine(device=device)
+    # the part store native_definitions(engine) answers with: the shipped definitions the state names
+    engine._native_definitions = ShippedDefinitions(_checked(state.get("definitions") or {}, shipped or {}))
     for model_id, stored in state.get("models", {}).items():
         engine.models.put(model_id, stored)
     for alias, target in state.get("aliases", {}).items():
@@ -93,15 +159,31 @@ def build_engine(state: dict[str, Any], device: str | None = None) -> "Engine":
     return engine
 
 
-def cached_engine(config: dict[str, Any], key: str | None = None) -> "tuple[Engine, threading.Lock]":
-    """This process's engine for the config's state (built once), and the lock partitions run under."""
+def _checked(wanted: dict[str, str], shipped: dict[str, Definition]) -> dict[str, Definition]:
+    """The shipped definitions the state names, each with the checksum the state gives."""
+    out = {}
+    for model_id, digest in wanted.items():
+        found = shipped.get(model_id)
+        if found is None or found.sha256 != digest:
+            raise ValueError(f"the job names the definition of model [{model_id}] (sha256 {digest[:12]}...) but "
+                             f"{'another one' if found is not None else 'none'} was shipped with it; build the job "
+                             "with ddf.infer.run / ddf.infer.pipeline, or pass make_predict_fn(config, "
+                             "definitions=es_infer_nb.dask.config.definitions(engine))")
+        out[model_id] = found
+    return out
+
+
+def cached_engine(config: dict[str, Any], key: str | None = None,
+                  shipped: dict[str, Definition] | None = None) -> "tuple[Engine, threading.Lock]":
+    """This process's engine for the config's state (built once), and the lock partitions run under;
+    ``shipped``: the definitions of models uploaded in parts the state names."""
     key = key or state_key(config)
     with _cache_lock:
         found = _cache.get(key)
         if found is not None:
             _cache.move_to_end(key)
             return found
-    built = (build_engine(config["state"], config.get("device")), threading.Lock())
+    built = (build_engine(config["state"], config.get("device"), shipped), threading.Lock())
     with _cache_lock:
         found = _cache.setdefault(key, built)
         _cache.move_to_end(key)
@@ -110,15 +192,17 @@ def cached_engine(config: dict[str, Any], key: str | None = None) -> "tuple[Engi
     return found
 
 
-def make_predict_fn(config: dict[str, Any] | str, key: str | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """partition -> result partition for a job config (a dict, or its JSON text).
+def make_predict_fn(config: dict[str, Any] | str, key: str | None = None,
+                    definitions: dict[str, Definition] | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """partition -> result partition for a job config (a dict, or its JSON text); ``definitions``: those
+    of the models uploaded in parts the config names (:func:`definitions` on the engine).
 
     ``run``: the input columns followed by the model's result columns (``df.infer.run``);
     ``pipeline``: the documents after the pipeline (``df.infer.pipeline``). Progress bars are off
     (a worker has no notebook); errors are the pandas path's."""
     if isinstance(config, str):
         config = json.loads(config)
-    engine, _ = cached_engine(config, key)
+    engine, _ = cached_engine(config, key, definitions)
     method, args = config["method"], dict(config["args"])
     device = config.get("device")
     if method == "run":

@@ -1,10 +1,21 @@
 """Result columns and dtypes of a job, declared from the model and pipeline configs (no model runs).
 
-Dask needs every partition's columns up front. They come from the stored model config: the
-inference config (after the call's update) names the result fields, the definition gives the
-class labels; the pandas path's own renderer (:meth:`TreeBatchResult.to_columns`) is run on zero
-rows to get the dtypes. Columns that only some rows produce (``warning``, ``error``) are always
-declared; a partition without them gets them as nulls (:func:`conform`).
+Dask needs every partition's columns up front. They come from the stored configs, and the dtypes
+from the pandas path's own renderers run on a stand-in result of the right shape:
+
+* tree models: the inference config (after the call's update) names the result fields, the
+  definition gives the class labels; :meth:`TreeBatchResult.to_columns` runs on zero rows;
+* pytorch (NLP) models: the task (after the update) gives the keys of a result and their shapes
+  (``text_embedding``: one vector of ``embedding_size``; ``text_classification``: the label,
+  ``top_classes`` when asked, ``prediction_probability``; ...); :func:`docs_to_columns` renders one
+  stand-in result, as ``df.infer.run`` renders the real ones. With ``input_output`` the keys are
+  those :func:`~es_infer_nb.models.input_output.as_map` writes;
+* ``_inference`` endpoints: the task type gives the value (a list or object for embeddings, text
+  for completions), typed as pandas types the endpoint path's columns.
+
+Columns that only some rows produce (``warning``, ``error``, ``is_truncated``, ``top_classes``
+when ``num_top_classes`` is set) are always declared; a partition without them gets them as nulls
+and every column is cast to its declared dtype (:func:`conform`).
 """
 
 from __future__ import annotations
@@ -29,19 +40,26 @@ def _importance_type(classification: bool, label: pa.DataType) -> pa.DataType:
     return pa.list_(pa.struct([("feature_name", pa.string()), ("classes", classes)]))
 
 
+def _stored(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]:
+    """The model id (for a model id, alias or deployment id) and its stored config."""
+    from ..models.deployments import deployments
+
+    dep = deployments(engine).get(model_id)
+    concrete = dep.model_id if dep is not None else engine.models.require(model_id)
+    return concrete, engine.models.config(concrete)
+
+
 def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
                   target_field: str | None = None) -> dict[str, Any]:
-    """``{column: dtype}`` of ``df.infer.run(model_id, ...)``'s result columns, in the pandas path's order."""
+    """``{column: dtype}`` of a tree model's ``df.infer.run(model_id, ...)`` result columns, in the
+    pandas path's order."""
     from ..errors import ApiError
-    from ..models.deployments import deployments
     from ..models.inference_config import ClassificationConfig, apply_update, parse_config
     from ..models.results import TreeBatchResult
     from ..models.config import decompress_definition
     from ..models.tree.definition import parse_definition
 
-    dep = deployments(engine).get(model_id)
-    concrete = dep.model_id if dep is not None else engine.models.require(model_id)
-    stored = engine.models.config(concrete)
+    concrete, stored = _stored(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
         raise ApiError("illegal_argument_exception",
                        f"the result columns of [{stored.get('model_type')}] model [{model_id}] are not known before it "
@@ -74,12 +92,156 @@ def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
     return out
 
 
+#: the stand-in of each class list entry (``top_classes``) of classification-like NLP results
+_CLASS = {"class_name": "", "class_probability": 0.0, "class_score": 0.0}
+#: the stand-in result of each NLP task, keyed as the task writes them; ``{rf}`` is the results field
+_NLP_RESULTS: dict[str, Any] = {
+    "pass_through": lambda rf, k: {rf: [[0.0]]},
+    "text_expansion": lambda rf, k: {rf: {"": 0.0}},
+    "text_classification": lambda rf, k: {rf: "", **({"top_classes": [_CLASS]} if k else {}),
+                                          "prediction_probability": 0.0},
+    "zero_shot_classification": lambda rf, k: {rf: "", "top_classes": [_CLASS], "prediction_probability": 0.0},
+    "ner": lambda rf, k: {rf: "", "entities": [{"entity": "", "class_name": "", "class_probability": 0.0,
+                                                 "start_pos": 0, "end_pos": 0}]},
+    "fill_mask": lambda rf, k: {rf: "", **({"top_classes": [_CLASS]} if k else {}), "prediction_probability": 0.0,
+                                f"{rf}_sequence": ""},
+    "question_answering": lambda rf, k: {
+        rf: "", "start_offset": 0, "end_offset": 0,
+        **({"top_classes": [{"answer": "", "score": 0.0, "start_offset": 0, "end_offset": 0}]} if k > 0 else {}),
+        "prediction_probability": 0.0},
+    "text_similarity": lambda rf, k: {rf: 0.0},
+}
+#: an embedding whose size the config does not give: a variable-size list of the same floats
+VECTOR = pd.ArrowDtype(pa.list_(pa.float32()))
+
+
+def _nlp_result(stored: dict[str, Any], update: Any) -> tuple[dict[str, Any], bool]:
+    """A stand-in result of the model's task after the call's update (as the model would write one
+    that was truncated), and whether its vector size is unknown."""
+    from ..models.nlp.tasks import parse_task
+
+    task = parse_task(stored.get("inference_config") or {})
+    if isinstance(update, dict) and len(update) == 1 and next(iter(update)) == task.NAME:
+        task = task.updated(next(iter(update.values())) or {})  # a wrong update fails here as in the model
+    rf = task.results_field
+    if task.NAME == "text_embedding":
+        size = task.options.get("embedding_size")
+        result: dict[str, Any] = {rf: [0.0] * int(size or 1)}
+    else:
+        result = _NLP_RESULTS[task.NAME](rf, int(task.options.get("num_top_classes", 0) or 0))
+    result["is_truncated"] = True
+    return result, task.NAME == "text_embedding" and not task.options.get("embedding_size")
+
+
+def _dtypes(columns: dict[str, pd.Series], vector_size_unknown: bool) -> dict[str, Any]:
+    """The columns' dtypes; a fixed-size vector is :data:`VECTOR` when its size is not known."""
+    out: dict[str, Any] = {}
+    for name, series in columns.items():
+        arrow = getattr(series.dtype, "pyarrow_dtype", None)
+        unknown = vector_size_unknown and arrow is not None and pa.types.is_fixed_size_list(arrow)
+        out[name] = VECTOR if unknown else series.dtype
+    return out
+
+
+def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
+                target_field: str | None = None) -> dict[str, Any]:
+    """``{column: dtype}`` of a pytorch model's ``df.infer.run`` result columns: the task's result keys,
+    ``is_truncated``, ``error`` and ``model_id`` under the target field. A ``text_embedding`` vector is
+    ``fixed_size_list<float32>[embedding_size]`` as the pandas path types it when the config gives
+    ``embedding_size`` (the importer records it), else ``list<float32>`` (:data:`VECTOR`)."""
+    from ..models.doc_columns import docs_to_columns
+
+    concrete, stored = _stored(engine, model_id)
+    result, unknown = _nlp_result(stored, inference_config)
+    target = DEFAULT_TARGET if target_field is None else target_field
+    return _dtypes(docs_to_columns([{**result, "error": ""}], target, pd.RangeIndex(1), concrete), unknown)
+
+
+def _pairs(input_output: Any) -> list[dict[str, str]]:
+    pairs = [input_output] if isinstance(input_output, dict) else list(input_output)
+    for pair in pairs:
+        if not isinstance(pair, dict) or set(pair) != {"input_field", "output_field"}:
+            raise ValueError(f"each input_output entry must be {{'input_field': ..., 'output_field': ...}}, "
+                             f"got {pair!r}")
+    return pairs
+
+
+def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
+                         inference_config: Any = None) -> dict[str, Any]:
+    """``{column: dtype}`` of ``df.infer.run(model_id, input_output=...)`` on a pytorch model: per pair,
+    what :func:`~es_infer_nb.models.input_output.as_map` writes under the output field's base path,
+    ``<output_field>.error``, and ``model_id`` beside the first."""
+    from ..errors import ApiError
+    from ..models.doc_columns import column
+    from ..models.input_output import as_map, split_output, task_of
+
+    _, stored = _stored(engine, model_id)
+    if stored.get("model_type", "tree_ensemble") != "pytorch":
+        raise ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
+                       "is not a pytorch model", 400)
+    result, unknown = _nlp_result(stored, inference_config)
+    task, results_field = task_of(stored)
+    one = pd.RangeIndex(1)
+    cols: dict[str, pd.Series] = {}
+    for i, pair in enumerate(_pairs(input_output)):
+        base, _ = split_output(pair["output_field"])
+        for key, value in as_map(task, result, pair["output_field"], results_field).items():
+            cols[f"{base}.{key}" if base else key] = column([value], one)
+        cols[f"{pair['output_field']}.error"] = column([""], one)
+        if i == 0:
+            cols[f"{base}.model_id" if base else "model_id"] = column([model_id], one)
+    return _dtypes(cols, unknown)
+
+
+#: a stand-in value of each endpoint task type's result (``predicted_value`` of its entry); others: object
+_ENDPOINT_VALUES: dict[str, Any] = {"text_embedding": [0.0], "sparse_embedding": {"": 0.0}, "completion": "",
+                                    "rerank": 0.0}
+
+
+def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = None,
+                     target_field: str | None = None) -> dict[str, Any]:
+    """``{column: dtype}`` of ``df.infer.run(<inference_id>)``: per output field its value (as pandas types
+    the endpoint's results: ``object`` for embeddings, text for completions), ``.error``, and
+    ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
+    task_type = (engine.inference_endpoints.get(inference_id) or {}).get("task_type")
+    if input_output is not None:
+        outputs = [pair["output_field"] for pair in _pairs(input_output)]
+    else:
+        outputs = [f"{DEFAULT_TARGET if target_field is None else target_field}.predicted_value"]
+    value = _ENDPOINT_VALUES.get(task_type)
+    typed = pd.DataFrame({"value": [value], "text": [inference_id]}).dtypes
+    out: dict[str, Any] = {}
+    for i, name in enumerate(outputs):
+        out[name] = typed["value"] if value is not None else np.dtype(object)
+        if i == 0:
+            base = name.rsplit(".", 1)[0] if "." in name else ""
+            out[f"{base}.model_id" if base else "model_id"] = typed["text"]
+        out[f"{name}.error"] = typed["text"]
+    return out
+
+
+def run_columns(engine: "Engine", model_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``{column: dtype}`` of ``df.infer.run(model_id, **args)``'s result columns, from the configs: an
+    ``_inference`` endpoint, a pytorch model (with or without ``input_output``) or a tree model."""
+    from ..services.runner import is_endpoint
+
+    if is_endpoint(engine, model_id):
+        return endpoint_columns(engine, model_id, args.get("input_output"), args.get("target_field"))
+    if args.get("input_output") is not None:
+        return input_output_columns(engine, model_id, args["input_output"], args.get("inference_config"))
+    _, stored = _stored(engine, model_id)
+    if stored.get("model_type", "tree_ensemble") == "pytorch":
+        return nlp_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
+    return model_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
+
+
 def run_meta(engine: "Engine", meta: pd.DataFrame, model_id: str, args: dict[str, Any],
              given: Any = None) -> pd.DataFrame:
-    """The empty frame ``ddf.infer.run`` declares: the input columns then the result columns."""
+    """The empty frame ``ddf.infer.run`` declares: the input columns then the result columns (from the
+    configs, or ``given``, ``{column: dtype}``, instead)."""
     columns: dict[str, Any] = {str(c): meta[c].dtype for c in meta.columns}
     if given is None:
-        results = model_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
+        results = run_columns(engine, model_id, args)
     else:
         results = _given(given)
     columns.update(results)

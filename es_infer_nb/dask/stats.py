@@ -7,8 +7,14 @@ worker event (``Worker.log_event`` on :data:`TOPIC`); the client that was curren
 was built subscribes to the topic and merges each difference into the job's engine as the
 partition finishes, so the engine's ``_stats`` is complete when ``compute()`` returns. On the
 local threaded / synchronous schedulers the partition merges straight into the engine.
-A partition killed before it finished sends nothing; a partition Dask runs again counts again
-(its model really ran again), as a node would count it.
+A partition killed before it finished sends nothing. Each difference is sent with its partition
+(the partition number and, on a ``distributed`` worker, the id of the compute's span), and the
+engine keeps per job and partition what it merged: a partition Dask runs again within one compute
+(its worker died after it finished, its result was lost) replaces its earlier counts instead of
+adding to them, counter by counter (the engine gets the larger of the two, counters never go back),
+so every partition counts once per compute. Computing the same lazy frame again is a new span and
+counts again, as the models really ran again. On the local schedulers, which never re-run a
+partition (and on a worker whose tasks carry no span id), every difference adds.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ _DEPLOYMENT_FIELDS = ("inference_count", "error_count", "cache_hit_count", "tota
                       "time_excluding_cache_hits_ms", "rejected_execution_count", "timeout_count")
 
 _jobs: "dict[str, weakref.ref[Engine]]" = {}
+#: per job: (partition, run) -> the counters merged for it so far
+_merged: "dict[str, dict[tuple[Any, ...], dict[str, Any]]]" = {}
 _subscribed: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -47,14 +55,15 @@ def snapshot(engine: "Engine") -> dict[str, Any]:
     return {"models": models, "pipelines": pipes, "processors": procs, "deployments": deps}
 
 
-def difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """``after - before``, keeping only the entries that moved."""
+def difference(after: dict[str, Any], before: dict[str, Any], *, floor: bool = False) -> dict[str, Any]:
+    """``after - before``, keeping only the entries that moved; ``floor``: a counter that went down
+    counts 0 (what ``after`` counts beyond ``before``)."""
     out: dict[str, Any] = {}
     for section, entries in after.items():
         moved = {}
         for key, values in entries.items():
             old = before.get(section, {}).get(key, {})
-            delta = {f: v - old.get(f, 0) for f, v in values.items()}
+            delta = {f: max(v - old.get(f, 0), 0) if floor else v - old.get(f, 0) for f, v in values.items()}
             if any(delta.values()):
                 moved[key] = delta
         if moved:
@@ -97,6 +106,7 @@ def register_job(job: str, engine: "Engine") -> None:
     with _lock:
         for dead in [j for j, ref in _jobs.items() if ref() is None]:
             del _jobs[dead]
+            _merged.pop(dead, None)
         _jobs[job] = weakref.ref(engine)
     try:
         from distributed import default_client
@@ -115,30 +125,64 @@ def register_job(job: str, engine: "Engine") -> None:
 
 def _on_event(event: Any) -> None:
     _, message = event
-    deliver(message.get("job", ""), message.get("delta", {}))
+    part = message.get("partition")
+    deliver(message.get("job", ""), message.get("delta", {}), tuple(part) if part is not None else None)
 
 
-def deliver(job: str, delta: dict[str, Any]) -> bool:
-    """Merge ``delta`` into the job's engine if this process holds it; False otherwise."""
+def _add(merged: dict[str, Any], more: dict[str, Any]) -> None:
+    for section, entries in more.items():
+        for key, values in entries.items():
+            target = merged.setdefault(section, {}).setdefault(key, {})
+            for f, v in values.items():
+                target[f] = target.get(f, 0) + v
+
+
+def deliver(job: str, delta: dict[str, Any], part: tuple[Any, ...] | None = None) -> bool:
+    """Merge ``delta`` into the job's engine if this process holds it; False otherwise.
+
+    ``part`` (partition number, run): a difference for a partition already merged in the same run
+    adds only what it counts beyond the earlier one; ``None`` always adds."""
     with _lock:
         ref = _jobs.get(job)
-    engine = ref() if ref is not None else None
-    if engine is None:
-        return False
+        engine = ref() if ref is not None else None
+        if engine is None:
+            return False
+        if part is not None:
+            merged = _merged.setdefault(job, {}).setdefault(part, {})
+            delta = difference(delta, merged, floor=True)
+            _add(merged, delta)
     merge(engine, delta)
     return True
 
 
-def report(job: str, delta: dict[str, Any]) -> None:
-    """Send a partition's counter difference home (a worker event, or straight into this process's engine)."""
-    if not delta:
-        return
-    if deliver(job, delta):
-        return
+def _worker() -> Any:
     try:
         from distributed import get_worker
 
-        worker = get_worker()
-    except (ImportError, ValueError):
+        return get_worker()
+    except (ImportError, ValueError):  # not in a task of a distributed worker
+        return None
+
+
+def run_id(worker: Any) -> str | None:
+    """The compute the task running on ``worker`` belongs to (its span id); None if unknown."""
+    try:
+        span = worker.state.tasks[worker.get_current_task()].span_id
+    except (AttributeError, KeyError):  # a distributed without spans
+        return None
+    return None if span is None else str(span)
+
+
+def report(job: str, delta: dict[str, Any], partition: int | None = None) -> None:
+    """Send a partition's counter difference home (a worker event, or straight into this process's engine),
+    with the partition number and the run it belongs to, so that a re-run partition counts once."""
+    if not delta:
+        return
+    worker = _worker()
+    run = run_id(worker) if worker is not None else None
+    part = (partition, run) if partition is not None and run is not None else None
+    if deliver(job, delta, part):
+        return
+    if worker is None:
         return  # a local process pool: the counters stay with the pool's process
-    worker.log_event(TOPIC, {"job": job, "delta": delta})
+    worker.log_event(TOPIC, {"job": job, "delta": delta, "partition": list(part) if part is not None else None})

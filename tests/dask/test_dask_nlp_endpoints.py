@@ -165,7 +165,7 @@ def _upload_traced_bert(engine: Engine, model_id: str, folder: Path) -> None:
     engine.request("POST", f"_ml/trained_models/{model_id}/deployment/_start").raise_for_status()
 
 
-def test_model_uploaded_in_parts_runs_on_workers(client, tmp_path):
+def test_model_uploaded_in_parts_runs_on_workers(client, tmp_path, no_inference_here):
     from es_infer_nb.dask import accessor
 
     engine = Engine()  # in memory: the workers cannot read its parts, they get them shipped
@@ -175,16 +175,34 @@ def test_model_uploaded_in_parts_runs_on_workers(client, tmp_path):
     # no embedding_size in the config: a variable-size list of the same float32 values
     assert out["ml.inference.predicted_value"].dtype == pd.ArrowDtype(pa.list_(pa.float32()))
     got = out.compute()
+    assert no_inference_here == []  # neither the graph nor the partitions ran the model in this process
     reference = Engine()
     _upload_traced_bert(reference, "parts-bert", tmp_path)
     expected = ddf.compute().infer.run("parts-bert", engine=reference)
     vector = expected["ml.inference.predicted_value"].dtype
     _check(out, got, expected, cast={"ml.inference.predicted_value": vector})
+    assert _deployment_count(engine, "parts-bert") == _deployment_count(reference, "parts-bert") > 0
     # shipped once per client: a second job over the same model sends nothing new
     shipped = dict(accessor._scattered)
     again = ddf.infer.run("parts-bert", engine=engine).compute()
     assert dict(accessor._scattered) == shipped and len(shipped) == 1
     pd.testing.assert_frame_equal(again, got)
+
+
+def test_model_uploaded_in_parts_on_a_local_scheduler(tmp_path, monkeypatch):
+    import distributed
+
+    def no_client():
+        raise ValueError("No clients found")
+
+    monkeypatch.setattr(distributed, "default_client", no_client)  # as without a distributed client
+    engine = Engine()
+    _upload_traced_bert(engine, "parts-bert", tmp_path)
+    ddf = dd.from_pandas(_frame(12), npartitions=3)
+    got = ddf.infer.run("parts-bert", engine=engine).compute(scheduler="sync")
+    expected = ddf.compute().infer.run("parts-bert", engine=engine)
+    vector = expected["ml.inference.predicted_value"]
+    pd.testing.assert_series_equal(got["ml.inference.predicted_value"].astype(vector.dtype), vector)
 
 
 def test_shipped_definitions_must_match_the_state(tmp_path):

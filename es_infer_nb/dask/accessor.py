@@ -28,7 +28,8 @@ import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
 from . import stats as _stats
-from .config import Definition, cached_engine, definitions, job_config, make_predict_fn, state_key
+from .config import (Definition, cached_engine, definitions, job_config, make_predict_fn, referenced_models,
+                     state_key)
 from .meta import conform, pipeline_meta, run_meta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +127,7 @@ class DaskInferAccessor:
 
     def _submit(self, engine: "Engine", method: str, args: dict[str, Any], device: str | None,
                 meta: pd.DataFrame) -> Any:
-        parts = definitions(engine)
+        parts = definitions(engine, referenced_models(engine, args))
         config = job_config(engine, method, args, device, parts)
         text = json.dumps(config, separators=(",", ":"))
         key = state_key(config)

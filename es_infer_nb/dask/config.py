@@ -13,10 +13,11 @@ The engine it builds is cached per process, keyed by the hash of the state and t
 worker loads a model once however many partitions (and jobs over the same state) it runs.
 
 pytorch models uploaded in definition parts (``PUT _ml/trained_models/<id>/definition/<part>``) live
-in the engine's part store, not in the JSON: the state names each one by the SHA-256 of its
-definition and vocabulary, and the bytes travel beside the config as :class:`Definition` objects
-(:func:`definitions`; the accessor scatters each once per client, keyed by that checksum). A worker
-engine reads them through :class:`ShippedDefinitions`, so the model loads as on the engine.
+in the engine's part store, not in the JSON: the state names each one the call may run
+(:func:`referenced_models`) by the SHA-256 of its definition and vocabulary, and the bytes travel
+beside the config as :class:`Definition` objects (:func:`definitions`; the accessor scatters each
+once per client, keyed by that checksum). A worker engine reads them through
+:class:`ShippedDefinitions`, so the model loads as on the engine.
 """
 
 from __future__ import annotations
@@ -53,12 +54,42 @@ class Definition:
     vocabulary: dict[str, Any] | None
 
 
-def definitions(engine: "Engine") -> dict[str, Definition]:
-    """Every model of the engine uploaded in definition parts (all parts present), read and hashed now."""
+def referenced_models(engine: "Engine", value: Any) -> set[str]:
+    """The model ids a call may run: every string in ``value`` (the call's arguments) that names a model,
+    alias or deployment, following the pipelines and ``_inference`` endpoints it names (every stored
+    pipeline when a string is a template, as a ``pipeline`` processor's ``name`` may be)."""
+    from ..models.deployments import deployments
+
+    deps = deployments(engine)
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str) and item not in seen:
+            seen.add(item)
+            dep = deps.get(item)
+            model_id = dep.model_id if dep is not None else engine.models.resolve(item)
+            if model_id is not None:
+                found.add(model_id)
+            todo.append(engine.pipelines.get(item))
+            todo.append(engine.inference_endpoints.get(item))
+            if "{{" in item:
+                todo.extend(engine.pipelines.get(p) for p in engine.pipelines if p not in seen)
+    return found
+
+
+def definitions(engine: "Engine", models: set[str] | None = None) -> dict[str, Definition]:
+    """The models of the engine uploaded in definition parts (all parts present), of ``models`` if given,
+    read and hashed now."""
     parts = native_definitions(engine)
     out = {}
     for model_id in engine.models.configs:
-        if not parts.fully_defined(model_id):
+        if (models is not None and model_id not in models) or not parts.fully_defined(model_id):
             continue
         data, vocabulary = parts.definition_bytes(model_id), parts.vocabulary(model_id)
         digest = hashlib.sha256(data)

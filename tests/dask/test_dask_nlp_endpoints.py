@@ -20,6 +20,7 @@ dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "nlp"))
+from helpers import stump_regression  # noqa: E402
 from tiny_models import VOCAB, bert_config, build  # noqa: E402
 
 TEXTS = ["the capital of france is paris", None, "my little red car", " ".join(["paris"] * 200),
@@ -189,6 +190,21 @@ def test_model_uploaded_in_parts_runs_on_workers(client, tmp_path, no_inference_
     pd.testing.assert_frame_equal(again, got)
 
 
+def test_pipeline_over_a_model_uploaded_in_parts_ships_it(client, tmp_path):
+    engine = Engine()
+    _upload_traced_bert(engine, "parts-bert", tmp_path)
+    body = {"processors": [{"inference": {"model_id": "parts-bert", "target_field": "emb"}}]}
+    engine.request("PUT", "_ingest/pipeline/embed", body).raise_for_status()
+    ddf = dd.from_pandas(_frame(), npartitions=3)
+    declared = {"emb.predicted_value": pd.ArrowDtype(pa.list_(pa.float64())), "emb.model_id": object,
+                "emb.is_truncated": object}  # a pipeline's pytorch results are declared by the caller
+    got = ddf.infer.pipeline("embed", engine=engine, meta=declared).compute()
+    expected = ddf.compute().infer.pipeline(body, engine=engine)
+    names = ["text_field", "k", "emb.predicted_value", "emb.model_id"]
+    pd.testing.assert_frame_equal(got[names], expected[names], check_dtype=False)
+    assert list(got["_ingest.error.type"].notna()) == list(expected["_ingest.error.type"].notna())
+
+
 def test_model_uploaded_in_parts_on_a_local_scheduler(tmp_path, monkeypatch):
     import distributed
 
@@ -206,12 +222,22 @@ def test_model_uploaded_in_parts_on_a_local_scheduler(tmp_path, monkeypatch):
 
 
 def test_shipped_definitions_must_match_the_state(tmp_path):
-    from es_infer_nb.dask.config import Definition, definitions, job_config, make_predict_fn, state_key
+    from es_infer_nb.dask.config import (Definition, definitions, job_config, make_predict_fn, referenced_models,
+                                         state_key)
 
     engine = Engine()
     _upload_traced_bert(engine, "parts-bert", tmp_path)
     parts = definitions(engine)
     assert list(parts) == ["parts-bert"] and len(parts["parts-bert"].sha256) == 64
+    # only what the call may run is shipped: not for a tree model, yes through a pipeline that names it
+    engine.request("PUT", "_ml/trained_models/reg", stump_regression()).raise_for_status()
+    engine.request("PUT", "_ingest/pipeline/inner", {"processors": [{"inference": {"model_id": "parts-bert"}}]}
+                   ).raise_for_status()
+    assert definitions(engine, referenced_models(engine, {"model_id": "reg", "field_map": {"a": "b"}})) == {}
+    assert referenced_models(engine, {"pipeline": {"processors": [{"pipeline": {"name": "inner"}}]}}) == {
+        "parts-bert"}
+    assert referenced_models(engine, {"pipeline": {"processors": [{"pipeline": {"name": "{{which}}"}}]}}) == {
+        "parts-bert"}  # a templated pipeline name: every stored pipeline's models
     config = job_config(engine, "run", {"model_id": "parts-bert"}, shipped=parts)
     assert config["state"]["definitions"] == {"parts-bert": parts["parts-bert"].sha256}
     frame = _frame(6)

@@ -9,7 +9,8 @@ partition finishes, so the engine's ``_stats`` is complete when ``compute()`` re
 local threaded / synchronous schedulers the partition merges straight into the engine.
 A partition killed before it finished sends nothing. Each difference is sent with its partition
 (the partition number and, on a ``distributed`` worker, the id of the compute's span), and the
-engine keeps per job and partition what it merged: a partition Dask runs again within one compute
+client keeps what it merged per job, run and partition (for the :data:`MAX_TRACKED_RUNS` most
+recent job runs, as a retry comes while its compute runs): a partition Dask runs again within one compute
 (its worker died after it finished, its result was lost) replaces its earlier counts instead of
 adding to them, counter by counter (the engine gets the larger of the two, counters never go back),
 so every partition counts once per compute. Computing the same lazy frame again is a new span and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,8 +36,10 @@ _DEPLOYMENT_FIELDS = ("inference_count", "error_count", "cache_hit_count", "tota
                       "time_excluding_cache_hits_ms", "rejected_execution_count", "timeout_count")
 
 _jobs: "dict[str, weakref.ref[Engine]]" = {}
-#: per job: (partition, run) -> the counters merged for it so far
-_merged: "dict[str, dict[tuple[Any, ...], dict[str, Any]]]" = {}
+#: (job, run) -> partition -> the counters merged for it so far; the most recent runs only (a retry
+#: comes while its compute runs)
+_merged: "OrderedDict[tuple[str, Any], dict[Any, dict[str, Any]]]" = OrderedDict()
+MAX_TRACKED_RUNS = 64
 _subscribed: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -106,7 +110,6 @@ def register_job(job: str, engine: "Engine") -> None:
     with _lock:
         for dead in [j for j, ref in _jobs.items() if ref() is None]:
             del _jobs[dead]
-            _merged.pop(dead, None)
         _jobs[job] = weakref.ref(engine)
     try:
         from distributed import default_client
@@ -148,7 +151,12 @@ def deliver(job: str, delta: dict[str, Any], part: tuple[Any, ...] | None = None
         if engine is None:
             return False
         if part is not None:
-            merged = _merged.setdefault(job, {}).setdefault(part, {})
+            partition, run = part
+            runs = _merged.setdefault((job, run), {})
+            _merged.move_to_end((job, run))
+            while len(_merged) > MAX_TRACKED_RUNS:
+                _merged.popitem(last=False)
+            merged = runs.setdefault(partition, {})
             delta = difference(delta, merged, floor=True)
             _add(merged, delta)
     merge(engine, delta)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import torch
 from torch import nn
 
 from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, get_model
-from es_infer_nb.models.nlp.quantize import Int8Linear, calibration_ids, int8_options, quantize_mode
+from es_infer_nb.models.nlp.quantize import Int8Linear, calibration_ids, full_range_safe, int8_options, quantize_mode
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "bench" / "corpus.jsonl"
 
@@ -60,7 +63,10 @@ def test_int8_model_uses_int8_layers_everywhere(int8_model):
     kinds = {type(module) for layer in encoder.layers for module in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)}
     assert kinds == {Int8Linear}
     layer = encoder.layers[0]
-    assert layer.ffn_in.activation == "token" and layer.ffn_in.keep_float_rows
+    # 8-bit per-tensor activations where the int8 kernel cannot saturate, 7-bit per-token ones where it can
+    full = full_range_safe()
+    assert layer.ffn_in.activation == ("tensor" if full else "token") and layer.ffn_in.keep_float_rows
+    assert layer.ffn_in.reduce_range is not full
     assert layer.ffn_in.input_scale is not None  # SmoothQuant calibrated
     assert "int8" in repr(int8_model)
 
@@ -79,13 +85,16 @@ def _outlier_input(rows: int = 24, features: int = 64, seed: int = 0) -> torch.T
     return x
 
 
+@pytest.mark.parametrize("reduce_range", [True, False])
 @pytest.mark.parametrize("activation", ["token", "tensor"])
 @pytest.mark.parametrize("keep_float_rows", [False, True])
-def test_int8_linear_matches_float(activation, keep_float_rows):
+def test_int8_linear_matches_float(activation, keep_float_rows, reduce_range):
+    if not reduce_range and not full_range_safe():
+        pytest.skip("this CPU's int8 kernel saturates 8-bit activations (tested in a subprocess below)")
     torch.manual_seed(1)
     linear = nn.Linear(64, 48)
     x = _outlier_input()
-    layer = Int8Linear(linear, activation=activation, keep_float_rows=keep_float_rows)
+    layer = Int8Linear(linear, activation=activation, keep_float_rows=keep_float_rows, reduce_range=reduce_range)
     rows = (slice(None, None, 12), None)
     with torch.inference_mode():
         expected = linear(x)
@@ -137,6 +146,36 @@ def test_options_and_errors():
         cls_token_id, sep_token_id = 101, 102
 
     options = int8_options(Config(), Tokenizer())
-    assert options["activation"] == "token" and options["keep_float_rows"] and options["smooth"] == ("ffn_in",)
+    assert options["keep_float_rows"] and options["smooth"] == ("ffn_in",)
+    if full_range_safe():
+        assert options["activation"] == "tensor" and options["reduce_range"] is False
+    else:
+        assert options["activation"] == "token" and options["reduce_range"] is True
     assert "calibration" not in int8_options(Config(), None)
 
+
+
+def test_full_range_probe_agrees_with_the_kernel():
+    # the worst case for a saturating kernel: every activation 255 (u8), every weight 127 (s8)
+    weight = torch.quantize_per_tensor(torch.ones(32, 128), 1.0 / 127.0, 0, torch.qint8)
+    packed = torch.ops.quantized.linear_prepack(weight, None)
+    with torch.inference_mode():
+        full = torch.ops.quantized.linear_dynamic(torch.ones(4, 128), packed, False)
+    exact = bool(torch.allclose(full, torch.full_like(full, 128.0), rtol=1e-3))
+    assert full_range_safe() is exact
+
+
+def test_saturating_kernel_keeps_7_bit_per_token_scales():
+    # fbgemm limited to AVX2 (vpmaddubsw, int16 pair sums): what an AVX2-only CPU runs
+    code = (
+        "import torch\n"
+        "from es_infer_nb.models.nlp.quantize import full_range_safe, int8_options\n"
+        "class C: vocab_size = 30522\n"
+        "class T: cls_token_id, sep_token_id = 101, 102\n"
+        "o = int8_options(C(), T())\n"
+        "print(full_range_safe(), o['activation'], o['reduce_range'])\n"
+    )
+    env = {**os.environ, "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "token", "True"]

@@ -248,3 +248,50 @@ def test_packed_projections_equal_the_padded_layout(model, monkeypatch):
     padded = model.embed(texts, token_budget=100_000)
     np.testing.assert_allclose(packed, padded, atol=1e-5)
     np.testing.assert_allclose(packed, model.embed(texts, token_budget=1), atol=1e-5)
+
+
+def test_float32_cpu_projections_run_through_onednn(model):
+    import torch
+    from torch import nn
+
+    from es_infer_nb.models.nlp.bert_encoder import BertEncoder, OneDNNLinear, onednn_available
+
+    if not onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    layer = model._encoder.layers[0]
+    assert {type(m) for m in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)} == {OneDNNLinear}
+    # the same vectors as the plain nn.Linear encoder (MKL), padded and packed batches alike
+    plain = BertEncoder(model.model).eval()
+    assert type(plain.layers[0].qkv) is nn.Linear
+    ids = model.tokenize(MIXED)
+    length = max(len(row) for row in ids)
+    input_ids = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row)
+    mask = input_ids != 0
+    with torch.inference_mode():
+        torch.testing.assert_close(model._encoder(input_ids, mask)[mask], plain(input_ids, mask)[mask],
+                                   atol=2e-5, rtol=1e-4)
+
+
+def test_onednn_linear_equals_linear():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from es_infer_nb.models.nlp.bert_encoder import OneDNNLinear, onednn_available
+
+    if not onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    torch.manual_seed(0)
+    linear = nn.Linear(48, 80)
+    fast = OneDNNLinear(linear)
+    x = torch.randn(37, 48)
+    h = torch.randn(37, 80)
+    with torch.inference_mode():
+        expected = linear(x)
+        torch.testing.assert_close(fast(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast.gelu(x), F.gelu(expected), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast.accumulate(x, h.clone()), h + expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast(x[::2]), expected[::2], atol=1e-5, rtol=1e-5)  # strided rows
+    assert "oneDNN" in repr(fast)

@@ -67,6 +67,10 @@ def test_int8_model_uses_int8_layers_everywhere(int8_model):
     full = full_range_safe()
     assert layer.ffn_in.activation == ("tensor" if full else "token") and layer.ffn_in.keep_float_rows
     assert layer.ffn_in.reduce_range is not full
+    from es_infer_nb.models.nlp.bert_encoder import onednn_available
+
+    # the float32 [CLS] rows run through oneDNN where it is there (test_int8_linear_matches_float: exact)
+    assert (layer.ffn_in._float_packed is not None) is onednn_available()
     assert layer.ffn_in.input_scale is not None  # SmoothQuant calibrated
     assert "int8" in repr(int8_model)
 

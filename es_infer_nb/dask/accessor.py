@@ -173,8 +173,10 @@ class DaskInferAccessor:
         meta: Any = None,
     ) -> Any:
         """``df.infer.pipeline`` on every partition; returns a lazy Dask DataFrame. Ingest stats of a
-        stored pipeline move in the engine as the partitions finish. ``meta`` declares columns that
-        processors other than ``inference`` write (e.g. a ``script``)."""
+        stored pipeline move in the engine as the partitions finish. The columns and dtypes are declared
+        from the pipeline definition and the model configs (:mod:`es_infer_nb.dask.pipeline_meta`), as the
+        pandas path types them; ``meta`` (``{column: dtype}``) declares the columns whose names depend on
+        the data (a mustache ``field``, ``text_expansion`` tokens, ...) or another dtype."""
         eng = _engine(engine)
         if isinstance(pipeline, str):
             if pipeline not in eng.pipelines:

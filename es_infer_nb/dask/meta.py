@@ -12,6 +12,9 @@ from the pandas path's own renderers run on a stand-in result of the right shape
   those :func:`~es_infer_nb.models.input_output.as_map` writes;
 * ``_inference`` endpoints: the task type gives the value (a list or object for embeddings, text
   for completions), typed as pandas types the endpoint path's columns.
+* pipelines (``ddf.infer.pipeline``): :mod:`.pipeline_meta` walks the compiled pipeline's processors
+  over stand-in values (what each one writes, from the same configs) and types them as the pandas
+  pipeline path types its columns (``list<double>`` embeddings, ``str`` labels, ...).
 
 Columns that only some rows produce (``warning``, ``error``, ``is_truncated``, ``top_classes``
 when ``num_top_classes`` is set) are always declared; a partition without them gets them as nulls
@@ -40,7 +43,7 @@ def _importance_type(classification: bool, label: pa.DataType) -> pa.DataType:
     return pa.list_(pa.struct([("feature_name", pa.string()), ("classes", classes)]))
 
 
-def _stored(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]:
+def stored_config(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]:
     """The model id (for a model id, alias or deployment id) and its stored config."""
     from ..models.deployments import deployments
 
@@ -49,25 +52,32 @@ def _stored(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]:
     return concrete, engine.models.config(concrete)
 
 
-def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
-                  target_field: str | None = None) -> dict[str, Any]:
-    """``{column: dtype}`` of a tree model's ``df.infer.run(model_id, ...)`` result columns, in the
-    pandas path's order."""
+def tree_config(engine: "Engine", model_id: str, update: Any = None) -> tuple[str, Any, list[str] | None]:
+    """A tree model's concrete id, inference config after ``update`` and class labels (from its definition)."""
     from ..errors import ApiError
-    from ..models.inference_config import ClassificationConfig, apply_update, parse_config
-    from ..models.results import TreeBatchResult
     from ..models.config import decompress_definition
+    from ..models.inference_config import apply_update, parse_config
     from ..models.tree.definition import parse_definition
 
-    concrete, stored = _stored(engine, model_id)
+    concrete, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
         raise ApiError("illegal_argument_exception",
                        f"the result columns of [{stored.get('model_type')}] model [{model_id}] are not known before it "
                        "runs; pass meta={column: dtype} to ddf.infer.run", 400)
-    config = apply_update(concrete, parse_config(stored["inference_config"]), inference_config)
+    config = apply_update(concrete, parse_config(stored["inference_config"]), update)
     raw = stored.get("definition")
     definition = parse_definition(raw if raw is not None else decompress_definition(stored["compressed_definition"]))
-    labels = definition.classification_labels
+    return concrete, config, definition.classification_labels
+
+
+def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
+                  target_field: str | None = None) -> dict[str, Any]:
+    """``{column: dtype}`` of a tree model's ``df.infer.run(model_id, ...)`` result columns, in the
+    pandas path's order."""
+    from ..models.inference_config import ClassificationConfig
+    from ..models.results import TreeBatchResult
+
+    concrete, config, labels = tree_config(engine, model_id, inference_config)
     classification = isinstance(config, ClassificationConfig)
     n_classes = len(labels) if labels else 2
     result = TreeBatchResult(
@@ -115,7 +125,7 @@ _NLP_RESULTS: dict[str, Any] = {
 VECTOR = pd.ArrowDtype(pa.list_(pa.float32()))
 
 
-def _nlp_result(stored: dict[str, Any], update: Any) -> tuple[dict[str, Any], bool]:
+def nlp_result(stored: dict[str, Any], update: Any) -> tuple[dict[str, Any], bool]:
     """A stand-in result of the model's task after the call's update (as the model would write one
     that was truncated), and whether its vector size is unknown."""
     from ..models.nlp.tasks import parse_task
@@ -151,8 +161,8 @@ def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
     ``embedding_size`` (the importer records it), else ``list<float32>`` (:data:`VECTOR`)."""
     from ..models.doc_columns import docs_to_columns
 
-    concrete, stored = _stored(engine, model_id)
-    result, unknown = _nlp_result(stored, inference_config)
+    concrete, stored = stored_config(engine, model_id)
+    result, unknown = nlp_result(stored, inference_config)
     target = DEFAULT_TARGET if target_field is None else target_field
     return _dtypes(docs_to_columns([{**result, "error": ""}], target, pd.RangeIndex(1), concrete), unknown)
 
@@ -175,11 +185,11 @@ def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
     from ..models.doc_columns import column
     from ..models.input_output import as_map, split_output, task_of
 
-    _, stored = _stored(engine, model_id)
+    _, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "pytorch":
         raise ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
                        "is not a pytorch model", 400)
-    result, unknown = _nlp_result(stored, inference_config)
+    result, unknown = nlp_result(stored, inference_config)
     task, results_field = task_of(stored)
     one = pd.RangeIndex(1)
     cols: dict[str, pd.Series] = {}
@@ -193,22 +203,20 @@ def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
     return _dtypes(cols, unknown)
 
 
-#: a stand-in value of each endpoint task type's result (``predicted_value`` of its entry); others: object
-_ENDPOINT_VALUES: dict[str, Any] = {"text_embedding": [0.0], "sparse_embedding": {"": 0.0}, "completion": "",
-                                    "rerank": 0.0}
-
-
 def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = None,
                      target_field: str | None = None) -> dict[str, Any]:
     """``{column: dtype}`` of ``df.infer.run(<inference_id>)``: per output field its value (as pandas types
     the endpoint's results: ``object`` for embeddings, text for completions), ``.error``, and
     ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
-    task_type = (engine.inference_endpoints.get(inference_id) or {}).get("task_type")
+    from ..services.ingest_bridge import predicted_value
+    from .pipeline_meta import endpoint_entry
+
+    entry = endpoint_entry(engine, inference_id)  # a stand-in entry of the task type; None for ``custom``
     if input_output is not None:
         outputs = [pair["output_field"] for pair in _pairs(input_output)]
     else:
         outputs = [f"{DEFAULT_TARGET if target_field is None else target_field}.predicted_value"]
-    value = _ENDPOINT_VALUES.get(task_type)
+    value = None if entry is None else predicted_value(entry)
     typed = pd.DataFrame({"value": [value], "text": [inference_id]}).dtypes
     out: dict[str, Any] = {}
     for i, name in enumerate(outputs):
@@ -229,7 +237,7 @@ def run_columns(engine: "Engine", model_id: str, args: dict[str, Any]) -> dict[s
         return endpoint_columns(engine, model_id, args.get("input_output"), args.get("target_field"))
     if args.get("input_output") is not None:
         return input_output_columns(engine, model_id, args["input_output"], args.get("inference_config"))
-    _, stored = _stored(engine, model_id)
+    _, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") == "pytorch":
         return nlp_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
     return model_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
@@ -249,42 +257,15 @@ def run_meta(engine: "Engine", meta: pd.DataFrame, model_id: str, args: dict[str
 
 
 def pipeline_meta(engine: "Engine", meta: pd.DataFrame, pipeline: Any, given: Any = None) -> pd.DataFrame:
-    """The empty frame ``ddf.infer.pipeline`` declares: input columns, every inference processor's result
-    columns, the fields other processors name (Python objects), ``_ingest.dropped`` and ``_ingest.error.*``."""
-    from ..notebook.frame_pipeline import DROPPED, ERROR_COLUMNS
+    """The empty frame ``ddf.infer.pipeline`` declares: the input columns, the fields the processors write
+    (from the pipeline definition and the model configs, :mod:`.pipeline_meta`), ``_ingest.dropped`` and
+    ``_ingest.error.*``; ``given`` (``{column: dtype}``) declares columns on top (or instead)."""
+    from .pipeline_meta import pipeline_columns
 
-    body = engine.pipelines.get(pipeline) if isinstance(pipeline, str) else pipeline
-    columns: dict[str, Any] = {str(c): meta[c].dtype for c in meta.columns}
-    for kind, options in _processors((body or {}).get("processors") or []):
-        if kind == "inference" and "input_output" not in options:
-            tag = options.get("tag")
-            target = options.get("target_field", DEFAULT_TARGET if tag is None else f"{DEFAULT_TARGET}.{tag}")
-            try:
-                columns.update(model_columns(engine, options["model_id"], options.get("inference_config"), target))
-            except Exception:  # noqa: BLE001 - the pipeline itself reports a bad processor when it runs
-                pass
-            continue
-        for key in ("target_field", "field"):
-            name = options.get(key)
-            if isinstance(name, str) and "{{" not in name and name not in columns:
-                columns[name] = object
-    columns[DROPPED] = np.dtype(bool)
-    for name in ERROR_COLUMNS:
-        columns[name] = STRING
+    columns = pipeline_columns(engine, meta, pipeline)
     if given is not None:
         columns.update(_given(given))
     return empty(columns, meta.index)
-
-
-def _processors(processors: list[Any]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for entry in processors:
-        if isinstance(entry, dict) and len(entry) == 1:
-            kind, options = next(iter(entry.items()))
-            if isinstance(options, dict):
-                out.append((kind, options))
-                out.extend(_processors(options.get("on_failure") or []))
-    return out
 
 
 def _given(given: Any) -> dict[str, Any]:
@@ -317,13 +298,26 @@ def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
             out[name] = _nulls(len(frame), dtype, frame.index)
             continue
         col = frame[name]
-        if col.dtype != dtype:
+        if col.dtype != dtype and _lossless(col, dtype):
             try:
                 col = col.astype(dtype)
+                if dtype == object and col.hasnans:  # missing as the pandas path has it in Python objects
+                    col = col.where(col.notna(), None)
             except (TypeError, ValueError, pa.ArrowException):
                 pass  # kept as the pandas path made it
         out[name] = col
     return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def _lossless(col: pd.Series, dtype: Any) -> bool:
+    """Whether casting keeps every value: never nulls into numpy booleans or integers (None would become
+    False), never numbers or objects into text (1.5 would become "1.5")."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return not col.hasnans
+    text = isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+    if text or isinstance(dtype, pd.StringDtype):
+        return pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty")
+    return True
 
 
 def _nulls(n: int, dtype: Any, index: pd.Index) -> pd.Series:

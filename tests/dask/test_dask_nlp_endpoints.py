@@ -21,7 +21,7 @@ pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "nlp"))
 from helpers import stump_regression  # noqa: E402
-from tiny_models import VOCAB, bert_config, build  # noqa: E402
+from tiny_models import VOCAB, bert_config  # noqa: E402
 
 TEXTS = ["the capital of france is paris", None, "my little red car", " ".join(["paris"] * 200),
          "many use elasticsearch", "who lives in new york", "the dog and the cat", "hi"]
@@ -30,21 +30,6 @@ TEXTS = ["the capital of france is paris", None, "my little red car", " ".join([
 def _frame(n: int = 40) -> pd.DataFrame:
     return pd.DataFrame({"text_field": [TEXTS[i % len(TEXTS)] for i in range(n)], "k": np.arange(n)},
                         index=np.arange(n) * 2)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("dask_nlp")
-    return {"base": build(root / "base", "base", seed=0), "sequence": build(root / "sequence", "sequence", seed=1)}
-
-
-def _nlp_engine(tiny: dict[str, Path]) -> Engine:
-    engine = Engine()
-    engine.import_hf_model(tiny["base"], "text_embedding", "emb")
-    engine.import_hf_model(tiny["sequence"], "text_classification", "cls")
-    for model_id in ("emb", "cls"):
-        engine.request("POST", f"_ml/trained_models/{model_id}/deployment/_start").raise_for_status()
-    return engine
 
 
 @pytest.fixture
@@ -85,9 +70,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("model_id,kwargs", CASES)
-def test_pytorch_run_declares_columns_from_config_and_equals_pandas(client, tiny, no_inference_here,
+def test_pytorch_run_declares_columns_from_config_and_equals_pandas(client, nlp_engine, no_inference_here,
                                                                      model_id, kwargs):
-    engine = _nlp_engine(tiny)
+    engine = nlp_engine()
     ddf = dd.from_pandas(_frame(), npartitions=4)
     out = ddf.infer.run(model_id, engine=engine, **kwargs)
     assert no_inference_here == []  # the columns came from the config
@@ -97,14 +82,14 @@ def test_pytorch_run_declares_columns_from_config_and_equals_pandas(client, tiny
         assert [str(out[c].dtype) for c in vector] == ["fixed_size_list<item: float>[32][pyarrow]"]
     got = out.compute()
     assert no_inference_here == []  # the partitions ran on the workers
-    reference = _nlp_engine(tiny)
+    reference = nlp_engine()
     expected = ddf.compute().infer.run(model_id, engine=reference, **kwargs)
     _check(out, got, expected)
     assert _deployment_count(engine, model_id) == _deployment_count(reference, model_id) > 0  # stats came home
 
 
-def test_text_classification_meta_lists_every_result_column(tiny):
-    engine = _nlp_engine(tiny)
+def test_text_classification_meta_lists_every_result_column(nlp_engine):
+    engine = nlp_engine()
     ddf = dd.from_pandas(_frame(8), npartitions=2)
     out = ddf.infer.run("cls", engine=engine, inference_config={"text_classification": {"num_top_classes": 2}})
     names = [c for c in out.columns if c.startswith("ml.inference.")]
@@ -196,12 +181,11 @@ def test_pipeline_over_a_model_uploaded_in_parts_ships_it(client, tmp_path):
     body = {"processors": [{"inference": {"model_id": "parts-bert", "target_field": "emb"}}]}
     engine.request("PUT", "_ingest/pipeline/embed", body).raise_for_status()
     ddf = dd.from_pandas(_frame(), npartitions=3)
-    declared = {"emb.predicted_value": pd.ArrowDtype(pa.list_(pa.float64())), "emb.model_id": object,
-                "emb.is_truncated": object}  # a pipeline's pytorch results are declared by the caller
-    got = ddf.infer.pipeline("embed", engine=engine, meta=declared).compute()
+    out = ddf.infer.pipeline("embed", engine=engine)  # the columns from the configs: no meta= needed
+    assert out["emb.predicted_value"].dtype == pd.ArrowDtype(pa.list_(pa.float64()))
+    got = out.compute()
     expected = ddf.compute().infer.pipeline(body, engine=engine)
-    names = ["text_field", "k", "emb.predicted_value", "emb.model_id"]
-    pd.testing.assert_frame_equal(got[names], expected[names], check_dtype=False)
+    pd.testing.assert_frame_equal(got[expected.columns], expected)
     assert list(got["_ingest.error.type"].notna()) == list(expected["_ingest.error.type"].notna())
 
 
@@ -252,41 +236,15 @@ def test_shipped_definitions_must_match_the_state(tmp_path):
 
 # -- _inference endpoints -----------------------------------------------------------------------------------------
 
-def _service(req):
-    body = req.json()
-    if req.path.endswith("/embeddings"):
-        data = [{"index": i, "embedding": [float(len(t)), float(sum(map(ord, t)) % 97)]}
-                for i, t in enumerate(body["input"])]
-        return 200, {"object": "list", "data": data}
-    return 200, {"choices": [{"index": 0, "message": {"role": "assistant",
-                                                      "content": body["messages"][0]["content"].upper()}}]}
-
-
-@pytest.fixture(scope="module")
-def service():
-    from es_infer_nb.services.loopback import LoopbackServer
-
-    with LoopbackServer(_service) as server:
-        yield server
-
-
-def _endpoint_engine(url: str) -> Engine:
-    engine = Engine()
-    for task, inference_id, path in (("text_embedding", "emb-ep", "embeddings"), ("completion", "chat-ep",
-                                                                                  "chat/completions")):
-        engine.request("PUT", f"_inference/{task}/{inference_id}", {"service": "openai", "service_settings": {
-            "api_key": "sk-test", "model_id": "m", "url": f"{url}/v1/{path}"}}).raise_for_status()
-    return engine
-
-
 @pytest.mark.parametrize("inference_id,kwargs", [
     ("emb-ep", {}),
     ("chat-ep", {"target_field": "answer"}),
     ("emb-ep", {"input_output": [{"input_field": "text_field", "output_field": "vec.v"},
                                  {"input_field": "word", "output_field": "w"}]}),
 ])
-def test_endpoint_run_declares_columns_from_config_and_equals_pandas(client, service, inference_id, kwargs):
-    engine = _endpoint_engine(service.url)
+def test_endpoint_run_declares_columns_from_config_and_equals_pandas(client, service, endpoint_engine, inference_id,
+                                                                      kwargs):
+    engine = endpoint_engine()
     frame = _frame(30).assign(word=lambda f: [f"w{i}" for i in range(len(f))])
     ddf = dd.from_pandas(frame, npartitions=3)
     calls = len(service.received)
@@ -294,5 +252,5 @@ def test_endpoint_run_declares_columns_from_config_and_equals_pandas(client, ser
     assert len(service.received) == calls  # nothing sent to the service while the graph was built
     got = out.compute()
     assert len(service.received) > calls
-    expected = ddf.compute().infer.run(inference_id, engine=_endpoint_engine(service.url), **kwargs)
+    expected = ddf.compute().infer.run(inference_id, engine=endpoint_engine(), **kwargs)
     _check(out, got, expected)

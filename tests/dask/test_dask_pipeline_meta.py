@@ -150,6 +150,39 @@ def test_pipeline_dtypes_are_the_pipeline_path_types(make_engine):
     assert mixed["text_field"].dtype == ddf["text_field"].dtype  # renamed away: declared, null where it went
 
 
+MORE = {
+    "foreach": [{"split": {"field": "text_field", "separator": " ", "target_field": "words", "ignore_missing": True}},
+                {"foreach": {"field": "words", "ignore_missing": True, "processor": {"uppercase": {
+                    "field": "_ingest._value"}}}}],
+    "foreach_convert": [{"set": {"field": "nums", "value": ["1", "2"]}},
+                        {"foreach": {"field": "nums", "processor": {"convert": {"field": "_ingest._value",
+                                                                                "type": "integer"}}}}],
+    "append": [{"append": {"field": "tags", "value": ["a", "{{k}}"]}}, {"append": {"field": "tags", "value": "z"}}],
+    "remove": [{"remove": {"field": ["x"]}}, {"set": {"field": "obj", "value": {"a": 1, "b": "s"}}},
+               {"remove": {"field": "obj.a"}}],
+    "copy_from": [{"set": {"field": "k2", "copy_from": "k"}}, {"set": {"field": "t", "copy_from": "text_field"}},
+                  {"lowercase": {"field": "t", "ignore_missing": True}}],
+    "on_failure": [{"inference": {"model_id": "cls", "on_failure": [
+        {"set": {"field": "err", "value": "{{_ingest.on_failure_message}}"}}]}}],
+    "input_output_classification": [{"inference": {"model_id": "cls", "input_output": {
+        "input_field": "text_field", "output_field": "o.c"}}}],
+    "ml_inference_whole_result": [{"ml_inference": {"model_id": "emb", "input_map": [{"text_field": "text_field"}],
+                                                    "ignore_failure": True}}],
+}
+
+
+@pytest.mark.parametrize("name", list(MORE))
+def test_declared_dtypes_are_the_pandas_path_dtypes(make_engine, name):
+    from es_infer_nb.dask.meta import pipeline_meta
+
+    engine = make_engine()
+    ddf = dd.from_pandas(_frame(16), npartitions=2)
+    body = {"processors": MORE[name]}
+    declared = pipeline_meta(engine, ddf._meta, body).dtypes
+    expected = ddf.compute().infer.pipeline(body, engine=engine).dtypes
+    assert {c: str(declared[c]) for c in expected.index} == {c: str(t) for c, t in expected.items()}
+
+
 def test_values_the_configs_do_not_type_and_names_they_do_not_give(make_engine):
     engine = make_engine()
     ddf = dd.from_pandas(_frame(8), npartitions=2)

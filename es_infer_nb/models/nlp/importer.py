@@ -12,6 +12,10 @@
   the tokenizer's ``model_max_length`` when reasonable (<= 8192), else the model's position
   embeddings; ``classification_labels`` from ``id2label`` (``-`` -> ``_``); eland's task defaults
   (question answering: 386 tokens, span 128, truncate none; text similarity: truncate second).
+  Unlike eland, ``max_sequence_length`` never exceeds what the network takes: the config's
+  ``max_position_embeddings`` (less ``padding_idx + 1`` for roberta-style models); question
+  answering on a shorter model gets that limit and span ``limit // 3``; a ``max_model_input_length``
+  above the limit is refused.
 * the config is PUT through the REST layer (validated like any PUT), then the vocabulary
   (``PUT _ml/trained_models/<id>/vocabulary``, with BPE merges when the tokenizer has them).
 * the files: an engine with a home gets a copy under ``<home>/nlp_models/<id>/`` (so a new Engine
@@ -33,6 +37,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...engine import Engine
 
 REASONABLE_MAX_LENGTH = 8192
+#: eland's question answering defaults (SQuAD): 386 tokens, windows overlapping by 128
+QA_MAX_SEQUENCE_LENGTH, QA_SPAN = 386, 128
+#: model types whose position ids start at ``padding_idx + 1`` (``create_position_ids_from_input_ids``)
+OFFSET_POSITION_MODELS = frozenset({
+    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "data2vec-text", "longformer", "ibert",
+    "roberta-prelayernorm", "xmod", "markuplm", "luke", "mluke",
+})
 QUANTIZE = (None, "int8")
 MODEL_DIR = "nlp_models"
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
@@ -78,19 +89,64 @@ def tokenizer_kind(tokenizer: Any, model_type: str) -> str:
 
 
 def max_sequence_length(tokenizer: Any, config: Any, kind: str) -> int:
+    """eland's ``_find_max_sequence_length``: the tokenizer's ``model_max_length`` when reasonable,
+    else the model's own limit (:func:`model_input_limit`), else 512 for BERT tokenizers."""
     value = getattr(tokenizer, "model_max_length", None)
     if isinstance(value, int) and 0 < value <= REASONABLE_MAX_LENGTH:
         return value
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and 0 < positions <= REASONABLE_MAX_LENGTH:
-        return positions - 2 if kind in ("roberta", "xlm_roberta") else positions
+    limit = model_input_limit(config)
+    if limit is not None and limit <= REASONABLE_MAX_LENGTH:
+        return limit
     if kind == "bert":
         return 512
     raise ValueError("Cannot determine model max input length; pass max_model_input_length=")
 
 
+def position_offset(config: Any) -> int:
+    """Position ids of roberta-style models (RoBERTa, XLM-R, MPNet, CamemBERT...) start after the
+    padding index (``padding_idx + 1``), so that many position embeddings are never usable."""
+    if str(getattr(config, "model_type", "")) not in OFFSET_POSITION_MODELS:
+        return 0
+    pad = getattr(config, "pad_token_id", None)
+    return int(pad) + 1 if isinstance(pad, int) and pad >= 0 else 2
+
+
+def model_input_limit(config: Any) -> int | None:
+    """The most tokens (special tokens included) the network can take: ``max_position_embeddings``,
+    less the roberta-style offset; ``None`` when positions are relative or unknown (DeBERTa-v2 without
+    absolute positions, models without the field)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions <= 0:
+        return None
+    if getattr(config, "position_biased_input", True) is False:  # DeBERTa: relative positions only
+        return None
+    limit = positions - position_offset(config)
+    return limit if limit > 0 else None
+
+
+def _limit_reason(config: Any, limit: int) -> str:
+    positions = getattr(config, "max_position_embeddings", None)
+    offset = position_offset(config)
+    if offset:
+        return (f"max_position_embeddings [{positions}] of the model's config.json, less [{offset}] for its "
+                f"roberta-style position ids")
+    return f"max_position_embeddings [{limit}] of the model's config.json"
+
+
 def tokenization_config(tokenizer: Any, config: Any, task_type: str, max_length: int | None) -> dict[str, Any]:
+    """eland's tokenization config, never longer than the network can take: eland's value (the
+    tokenizer's length, or question answering's 386) is capped at :func:`model_input_limit`, and a
+    capped question answering span keeps eland's ratio (386 tokens, span 128: ``max // 3``). A
+    ``max_length`` given by the caller above that limit is refused (ValueError naming it)."""
     kind = tokenizer_kind(tokenizer, str(getattr(config, "model_type", "")))
+    limit = model_input_limit(config)
+    if max_length is not None:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_model_input_length must be a positive integer, got [{max_length!r}]")
+        if limit is not None and max_length > limit:
+            raise ValueError(f"max_model_input_length [{max_length}] is greater than the model's maximum input "
+                             f"length [{limit}] ({_limit_reason(config, limit)}); pass a value <= {limit} or "
+                             "leave it out")
     inner: dict[str, Any] = {}
     if kind in ("bert", "mpnet", "deberta_v2", "bert_ja"):
         lower = getattr(tokenizer, "do_lower_case", None)
@@ -98,9 +154,14 @@ def tokenization_config(tokenizer: Any, config: Any, task_type: str, max_length:
             inner["do_lower_case"] = bool(lower)
     if kind == "roberta" and getattr(tokenizer, "add_prefix_space", None) is not None:
         inner["add_prefix_space"] = bool(tokenizer.add_prefix_space)
-    inner["max_sequence_length"] = int(max_length or max_sequence_length(tokenizer, config, kind))
     if task_type == "question_answering":
-        inner.update({"max_sequence_length": 386, "span": 128, "truncate": "none"})
+        length, span = QA_MAX_SEQUENCE_LENGTH, QA_SPAN
+        if limit is not None and limit < length:
+            length, span = limit, min(QA_SPAN, limit // 3)
+        inner.update({"max_sequence_length": length, "span": span, "truncate": "none"})
+    else:
+        length = int(max_length or max_sequence_length(tokenizer, config, kind))
+        inner["max_sequence_length"] = min(length, limit) if limit is not None else length
     if task_type == "text_similarity":
         inner["truncate"] = "second"
     return {kind: inner}

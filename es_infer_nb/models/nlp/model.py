@@ -17,6 +17,12 @@ length-sorted, token-budgeted batches, and the task's post-processing. A documen
 input, not a string, too long with ``truncate: none``, no mask token...) gets its ES error alone;
 the others are unaffected. A bad ``update`` (``inference_config`` of the request) fails the whole
 request with :class:`~es_infer_nb.errors.ApiError`, as ES does.
+
+The network itself may fail on a batch (a torch ``RuntimeError``: an input longer than the model's
+position embeddings, an out-of-range id...). Such a batch is split in halves and retried down to
+single windows (:func:`isolate_failures`), so only the documents whose windows fail alone get an
+error, ES's ``status_exception`` (500) ``"Error in inference process: [<message>]"``; every other
+document of the batch gets its result. CUDA out-of-memory is left to :mod:`.batching`'s own split.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from .tokenization import NlpTokenizer, Window, build_tokenizer
 LOCAL_MODEL_KEY = "_local_model"
 DEFAULT_INPUT_FIELD = "text_field"
 
-__all__ = ["LOCAL_MODEL_KEY", "NlpBatchResult", "NlpModel", "model_folder"]
+__all__ = ["LOCAL_MODEL_KEY", "ModelFailure", "NlpBatchResult", "NlpModel", "isolate_failures", "model_folder"]
 
 
 class NlpBatchResult(DocsResult):
@@ -96,6 +102,63 @@ def _simple_batches(lengths: Sequence[int], forward: Callable[[list[int]], list[
         for j, value in zip(batch, forward(batch)):
             out[j] = value
     return out
+
+
+class ModelFailure:
+    """The output of a window the network failed on, alone: ``reason`` is the error's message."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"ModelFailure({self.reason!r})"
+
+
+def _is_model_error(exc: BaseException) -> bool:
+    """An error of the network on its input (torch raises RuntimeError / IndexError / ValueError),
+    not a CUDA out-of-memory (split by :mod:`.batching`) nor one of our ES errors."""
+    if isinstance(exc, ApiError) or not isinstance(exc, (RuntimeError, IndexError, ValueError)):
+        return False
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is what raises these
+        return True
+    return not isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def model_error_reason(exc: BaseException) -> str:
+    """The message of a model error, without any (TorchScript) traceback: the last
+    ``SomeError: message`` line when the text has several lines, else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1:
+        for line in reversed(lines):
+            head, sep, rest = line.partition(": ")
+            if sep and rest and head.replace(".", "").isidentifier() and head.endswith(("Error", "Exception")):
+                return rest
+    return lines[0]
+
+
+def isolate_failures(run: Callable[[list[int]], Sequence[Any]], indices: list[int]) -> list[Any]:
+    """``run(indices)``; when the model fails on the batch, split it in halves and retry each, down to
+    single items: an item that fails alone gets a :class:`ModelFailure`, the others their output."""
+    try:
+        return list(run(list(indices)))
+    except Exception as exc:
+        if not _is_model_error(exc):
+            raise
+        if len(indices) == 1:
+            return [ModelFailure(model_error_reason(exc))]
+    half = len(indices) // 2
+    return isolate_failures(run, indices[:half]) + isolate_failures(run, indices[half:])
+
+
+def inference_process_error(reason: str) -> ApiError:
+    """ES's error for a document the model failed on (``AbstractPyTorchAction.onFailure``)."""
+    return ApiError("status_exception", f"Error in inference process: [{reason}]", 500)
 
 
 def _run_batches() -> Callable[..., list[Any]]:
@@ -158,6 +221,10 @@ class NlpModel:
         outputs = self._forward([w for _, w in items], tokenizer, progress)
         per_doc: list[list[np.ndarray]] = [[] for _ in range(n)]
         for (i, _w), out in zip(items, outputs):
+            if isinstance(out, ModelFailure):
+                if errors[i] is None:  # the document's first failing window names the error
+                    errors[i] = inference_process_error(out.reason)
+                continue
             per_doc[i].append(out)
         results: list[dict[str, Any]] = []
         for i in range(n):
@@ -188,13 +255,17 @@ class NlpModel:
         task.check_request()
         return task
 
-    def _forward(self, windows: list[Window], tokenizer: NlpTokenizer, progress: Any) -> list[np.ndarray]:
+    def _forward(self, windows: list[Window], tokenizer: NlpTokenizer, progress: Any
+                 ) -> list[np.ndarray | ModelFailure]:
         if not windows:
             return []
         lengths = [len(w.token_ids) for w in windows]
 
-        def forward(indices: list[int]) -> list[np.ndarray]:
+        def network(indices: list[int]) -> list[np.ndarray]:
             return self.network([windows[i] for i in indices], tokenizer.pad_id)
+
+        def forward(indices: list[int]) -> list[np.ndarray | ModelFailure]:
+            return isolate_failures(network, indices)
 
         with self._lock:
             return _run_batches()(lengths, forward, progress=progress, desc=self.model_id)

@@ -15,6 +15,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 _MISSING = object()
 
 Pattern = tuple[str, ...]
@@ -110,11 +112,27 @@ def _pretty(value: Any, depth: int) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _fast_json(body: Any) -> bytes | None:
+    """``orjson`` bytes of ``body`` (~10x the standard library on float vectors), or ``None`` where they
+    could differ in meaning from ``json.dumps``: orjson refuses non-string keys, lone surrogates and
+    integers past 64 bits (it raises) and writes NaN/Infinity as ``null`` (an answer holding ``null``
+    is therefore written again by the standard library). Number spellings may differ (``1e-5`` for
+    ``1e-05``), never values."""
+    try:
+        out = orjson.dumps(body, default=_plain)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return None if b"null" in out else out
+
+
 def to_json_bytes(body: Any, *, pretty: bool = False) -> bytes:
     """Serialise an answer; ``pretty`` as ES's ``?pretty``."""
     try:
         if pretty:
             return (_pretty(body, 0) + "\n").encode("utf-8")
+        fast = _fast_json(body)
+        if fast is not None:
+            return fast
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a JSON "\\ud800" escape came in): send it escaped again
         return json.dumps(body, indent=2 if pretty else None, separators=None if pretty else (",", ":"),

@@ -76,3 +76,26 @@ def test_compact_and_numpy_values():
     assert to_json_bytes({"a": [1, 2], "b": "x"}) == b'{"a":[1,2],"b":"x"}'
     assert to_json_bytes({"v": np.float32(0.5), "w": np.arange(2)}) == b'{"v":0.5,"w":[0,1]}'
     assert to_json_bytes({"v": np.float32(0.5)}, pretty=True) == b'{\n  "v" : 0.5\n}\n'
+
+
+def test_json_bytes_mean_what_the_standard_library_writes():
+    """orjson writes the common answers; where it could change a meaning (NaN, non-string keys,
+    huge integers, lone surrogates) the standard library writes them, as before."""
+    import json
+
+    import numpy as np
+
+    from es_infer_nb.server.render import _fast_json, to_json_bytes
+
+    vectors = {"inference_results": [{"predicted_value": [float(x) for x in np.random.default_rng(0).random(384, dtype=np.float32)]}
+                                     for _ in range(4)]}
+    assert _fast_json(vectors) is not None
+    odd = [{"a": [1e-05, 1e16, -0.0, 3.0]}, {"a": float("nan")}, {"x": float("inf")}, {1: 2}, {"x": 2**70},
+           {"n": None}, {"v": np.float32(0.5), "w": np.arange(3)}, {"u": "héllo ✓"}]
+    for body in [vectors, *odd]:
+        std = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=lambda v: v.tolist() if hasattr(v, "tolist") else v.item())
+        assert json.loads(to_json_bytes(body)) == json.loads(std) or body is odd[1] or body is odd[2], body
+    assert to_json_bytes({"a": float("nan")}) == b'{"a":NaN}'
+    assert to_json_bytes({"x": float("inf")}) == b'{"x":Infinity}'
+    assert to_json_bytes({1: 2}) == b'{"1":2}'
+    assert to_json_bytes({"s": "\ud800"}) == b'{"s":"\\ud800"}'

@@ -58,6 +58,11 @@ def gemm_gflops(device: str, dtype: Any, seconds: float = 1.0) -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    return _best_gflops(pair, sync, flops, seconds)
+
+
+def _best_gflops(pair: Any, sync: Any, flops: float, seconds: float) -> float:
+    """Best GFLOP/s of ``pair()`` (``flops`` each) over blocks of 10 calls for ``seconds``, after 3 warm-ups."""
     for _ in range(3):
         pair()
     sync()
@@ -91,16 +96,7 @@ def onednn_gemm_gflops(seconds: float = 1.0) -> float | None:
         torch.ops.mkldnn._linear_pointwise(a, b_packed, None, "none", [], "")
         torch.ops.mkldnn._linear_pointwise(c, d_packed, None, "none", [], "")
 
-    for _ in range(3):
-        pair()
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        for _ in range(10):
-            pair()
-        best = max(best, 10 * flops / (time.perf_counter() - start) / 1e9)
-    return best
+    return _best_gflops(pair, lambda: None, flops, seconds)
 
 
 def flops_per_token(encoder: Any, lengths: list[int]) -> float:

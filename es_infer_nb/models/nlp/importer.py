@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,12 @@ def _limit_reason(config: Any, limit: int) -> str:
     return f"max_position_embeddings [{limit}] of the model's config.json"
 
 
+def _warn_capped(length: int, limit: int, config: Any) -> None:
+    warnings.warn(f"max_sequence_length [{length}] (eland's value for this tokenizer/task) is more than the network "
+                  f"can take: set to [{limit}] ({_limit_reason(config, limit)}); pass max_model_input_length= to choose "
+                  "a smaller one", UserWarning, stacklevel=3)
+
+
 def tokenization_config(tokenizer: Any, config: Any, task_type: str, max_length: int | None) -> dict[str, Any]:
     """eland's tokenization config, never longer than the network can take: eland's value (the
     tokenizer's length, or question answering's 386) is capped at :func:`model_input_limit`, and a
@@ -157,11 +164,15 @@ def tokenization_config(tokenizer: Any, config: Any, task_type: str, max_length:
     if task_type == "question_answering":
         length, span = QA_MAX_SEQUENCE_LENGTH, QA_SPAN
         if limit is not None and limit < length:
+            _warn_capped(length, limit, config)
             length, span = limit, min(QA_SPAN, limit // 3)
         inner.update({"max_sequence_length": length, "span": span, "truncate": "none"})
     else:
         length = int(max_length or max_sequence_length(tokenizer, config, kind))
-        inner["max_sequence_length"] = min(length, limit) if limit is not None else length
+        if limit is not None and length > limit:
+            _warn_capped(length, limit, config)
+            length = limit
+        inner["max_sequence_length"] = length
     if task_type == "text_similarity":
         inner["truncate"] = "second"
     return {kind: inner}

@@ -191,7 +191,9 @@ def test_bert_max_sequence_length_capped_at_its_position_embeddings(tmp_path, ta
     tok.model_max_length = 512
     tok.save_pretrained(str(folder))
     engine = Engine()
-    kind, inner = tokenization(engine.import_hf_model(folder, task, "m"), task)
+    with pytest.warns(UserWarning, match=r"max_sequence_length \[(512|386)\] .* set to \[128\] \(max_position_embeddings \[128\]"):
+        stored = engine.import_hf_model(folder, task, "m")
+    kind, inner = tokenization(stored, task)
     assert kind == "bert" and inner["max_sequence_length"] == 128
     if task == "question_answering":
         assert inner["span"] == 128 // 3 and inner["truncate"] == "none"

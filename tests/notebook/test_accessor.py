@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import churn_model, stump_regression
 
 import es_infer_nb
-from es_infer_nb import ApiError, Engine, set_default_engine
+from es_infer_nb import ApiError, set_default_engine
 from es_infer_nb.notebook.options import options
-
-
-@pytest.fixture
-def eng():
-    engine = Engine()
-    assert engine.request("PUT", "_ml/trained_models/stump", stump_regression()).ok
-    assert engine.request("PUT", "_ml/trained_models/churner", churn_model()).ok
-    return engine
 
 
 @pytest.fixture(autouse=True)

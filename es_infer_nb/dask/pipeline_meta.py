@@ -374,13 +374,19 @@ def _inference(w: Walk, p: Any, partial: bool) -> None:
         return
 
 
+def _nlp_stand_ins(engine: "Engine", model_id: str, update: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the stored config, a stand-in result, the same result of a truncated text)."""
+    from .meta import nlp_result, stored_config
+
+    stored = stored_config(engine, model_id)[1]
+    truncated, _ = nlp_result(stored, update)
+    return stored, {k: v for k, v in truncated.items() if k != "is_truncated"}, truncated
+
+
 def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
     from ..models.input_output import as_map, split_output, task_of
-    from .meta import stored_config, nlp_result
 
-    stored = stored_config(w.engine, p.model_id)[1]
-    truncated, _ = nlp_result(stored, p.update)
-    result = {k: v for k, v in truncated.items() if k != "is_truncated"}
+    stored, result, truncated = _nlp_stand_ins(w.engine, p.model_id, p.update)
     if p.inputs is None:  # written as one object, ``model_id`` last; ``is_truncated`` only for truncated rows
         w.fields.write(p.target_field, [{**result, "model_id": TEXT}, {**result, "model_id": TEXT, **truncated}],
                        partial, append=True)
@@ -396,6 +402,7 @@ def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
 
 
 def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
+    from ..models.input_output import split_output
     from ..services.ingest_bridge import predicted_value
 
     entry = endpoint_entry(w.engine, p.model_id)
@@ -407,7 +414,7 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
         output = io["output_field"]
         w.fields.write(output, [value], partial, append=True)
         if i == 0:
-            base = output.rsplit(".", 1)[0] if "." in output else ""
+            base, _ = split_output(output)
             w.fields.write(f"{base}.model_id" if base else "model_id", [TEXT], partial)
 
 
@@ -455,11 +462,8 @@ def _ml_outputs(w: Walk, p: Any) -> list[dict[str, Any]]:
             task = engine.inference_endpoints.get(p.model_id)["task_type"]
             answers = [rest_answer(TaskOutput(task, [entry], ranked=[entry]))]
         elif serves_nlp(engine, p.model_id):
-            from .meta import stored_config, nlp_result
-
-            result, _ = nlp_result(stored_config(engine, p.model_id)[1], None)
-            plain = {k: v for k, v in result.items() if k != "is_truncated"}
-            answers = _as_infer(w, p, [plain, result])
+            _stored, plain, truncated = _nlp_stand_ins(engine, p.model_id, None)
+            answers = _as_infer(w, p, [plain, truncated])
         elif engine.models.resolve(p.model_id) is not None:
             answers = _as_infer(w, p, tree_docs(engine, p.model_id, None))
         else:
@@ -473,7 +477,7 @@ def _as_infer(w: Walk, p: Any, docs: list[dict[str, Any]]) -> list[Any]:
     """What ``_engine_predictor`` hands back for each stand-in result: the result itself for a request
     of one document, else ``{"response": [...]}`` (the number of documents from the rendered request)."""
     n = 1
-    names = list(p.input_maps[0]) if p.input_maps else list(dict.fromkeys(n.split(".")[0] for n in w.fields.cols))
+    names = list(p.input_maps[0]) if p.input_maps else list(dict.fromkeys(c.split(".")[0] for c in w.fields.cols))
     try:
         request = p._render_request({**p.model_config, **{k: "0" for k in names}})
         if isinstance(request, dict) and isinstance(request.get("docs"), list):

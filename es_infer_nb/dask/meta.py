@@ -208,6 +208,7 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     """``{column: dtype}`` of ``df.infer.run(<inference_id>)``: per output field its value (as pandas types
     the endpoint's results: ``object`` for embeddings, text for completions), ``.error``, and
     ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
+    from ..models.input_output import split_output
     from ..services.ingest_bridge import predicted_value
     from .pipeline_meta import endpoint_entry
 
@@ -222,7 +223,7 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     for i, name in enumerate(outputs):
         out[name] = typed["value"] if value is not None else np.dtype(object)
         if i == 0:
-            base = name.rsplit(".", 1)[0] if "." in name else ""
+            base, _ = split_output(name)
             out[f"{base}.model_id" if base else "model_id"] = typed["text"]
         out[f"{name}.error"] = typed["text"]
     return out

@@ -26,6 +26,7 @@ BERT checkpoints use) is supported: :func:`supports` says whether a config quali
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -71,8 +72,10 @@ def _fused_qkv(attention: Any, scale: float) -> nn.Linear:
     return layer
 
 
+@functools.cache
 def onednn_available() -> bool:
-    """Whether oneDNN's fp32 linear (``torch.ops.mkldnn._linear_pointwise``) can run here."""
+    """Whether oneDNN's fp32 linear (``torch.ops.mkldnn._linear_pointwise``) can run here (probed
+    once per process: every :class:`~.quantize.Int8Linear` and :meth:`BertEncoder.use_onednn` asks)."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False

@@ -236,15 +236,15 @@ class BertEncoder(nn.Module):
                 bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
                 bias.masked_fill_(~mask, torch.finfo(h.dtype).min)
                 bias = bias[:, None, None, :]
+        lengths = mask.sum(dim=1)
         keep = None
-        if bias is not None and not h.is_cuda and int(mask.sum()) < PACK_BELOW * mask.numel():
+        if bias is not None and not h.is_cuda and int(lengths.sum()) < PACK_BELOW * mask.numel():
             # enough padding to matter: every projection and layer norm runs on the real tokens only
             # (packed), attention alone on the padded layout
             keep = mask.reshape(-1).nonzero().squeeze(1)
             h = h[keep]
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
-        lengths = mask.sum(dim=1)
         if keep is not None:
             starts = lengths.cumsum(0) - lengths
             pads = None

@@ -167,39 +167,27 @@ def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
     return _dtypes(docs_to_columns([{**result, "error": ""}], target, pd.RangeIndex(1), concrete), unknown)
 
 
-def _pairs(input_output: Any) -> list[dict[str, str]]:
-    pairs = [input_output] if isinstance(input_output, dict) else list(input_output)
-    for pair in pairs:
-        if not isinstance(pair, dict) or set(pair) != {"input_field", "output_field"}:
-            raise ValueError(f"each input_output entry must be {{'input_field': ..., 'output_field': ...}}, "
-                             f"got {pair!r}")
-    return pairs
-
-
 def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
                          inference_config: Any = None) -> dict[str, Any]:
     """``{column: dtype}`` of ``df.infer.run(model_id, input_output=...)`` on a pytorch model: per pair,
     what :func:`~es_infer_nb.models.input_output.as_map` writes under the output field's base path,
     ``<output_field>.error``, and ``model_id`` beside the first."""
-    from ..errors import ApiError
     from ..models.doc_columns import column
-    from ..models.input_output import as_map, split_output, task_of
+    from ..models.input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
 
     _, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "pytorch":
-        raise ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
-                       "is not a pytorch model", 400)
+        raise not_an_nlp_model(model_id)
     result, unknown = nlp_result(stored, inference_config)
     task, results_field = task_of(stored)
     one = pd.RangeIndex(1)
     cols: dict[str, pd.Series] = {}
-    for i, pair in enumerate(_pairs(input_output)):
-        base, _ = split_output(pair["output_field"])
+    for i, pair in enumerate(io_pairs(input_output)):
         for key, value in as_map(task, result, pair["output_field"], results_field).items():
-            cols[f"{base}.{key}" if base else key] = column([value], one)
+            cols[beside(pair["output_field"], key)] = column([value], one)
         cols[f"{pair['output_field']}.error"] = column([""], one)
         if i == 0:
-            cols[f"{base}.model_id" if base else "model_id"] = column([model_id], one)
+            cols[beside(pair["output_field"], "model_id")] = column([model_id], one)
     return _dtypes(cols, unknown)
 
 
@@ -208,13 +196,13 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     """``{column: dtype}`` of ``df.infer.run(<inference_id>)``: per output field its value (as pandas types
     the endpoint's results: ``object`` for embeddings, text for completions), ``.error``, and
     ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
-    from ..models.input_output import split_output
+    from ..models.input_output import beside, io_pairs
     from ..services.ingest_bridge import predicted_value
     from .pipeline_meta import endpoint_entry
 
     entry = endpoint_entry(engine, inference_id)  # a stand-in entry of the task type; None for ``custom``
     if input_output is not None:
-        outputs = [pair["output_field"] for pair in _pairs(input_output)]
+        outputs = [pair["output_field"] for pair in io_pairs(input_output)]
     else:
         outputs = [f"{DEFAULT_TARGET if target_field is None else target_field}.predicted_value"]
     value = None if entry is None else predicted_value(entry)
@@ -223,8 +211,7 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     for i, name in enumerate(outputs):
         out[name] = typed["value"] if value is not None else np.dtype(object)
         if i == 0:
-            base, _ = split_output(name)
-            out[f"{base}.model_id" if base else "model_id"] = typed["text"]
+            out[beside(name, "model_id")] = typed["text"]
         out[f"{name}.error"] = typed["text"]
     return out
 

@@ -384,7 +384,7 @@ def _nlp_stand_ins(engine: "Engine", model_id: str, update: Any) -> tuple[dict[s
 
 
 def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
-    from ..models.input_output import as_map, split_output, task_of
+    from ..models.input_output import as_map, beside, task_of
 
     stored, result, truncated = _nlp_stand_ins(w.engine, p.model_id, p.update)
     if p.inputs is None:  # written as one object, ``model_id`` last; ``is_truncated`` only for truncated rows
@@ -393,16 +393,15 @@ def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
         return
     task, results_field = task_of(stored)
     for i, io in enumerate(p.inputs):
-        base, _ = split_output(io["output_field"])
         maps = [as_map(task, answer, io["output_field"], results_field) for answer in (result, truncated)]
         keys = list(maps[0]) + (["model_id"] if i == 0 else []) + [k for k in maps[1] if k not in maps[0]]
         for key in keys:
             values = [TEXT] if key == "model_id" and i == 0 else [m[key] for m in maps if key in m]
-            w.fields.write(f"{base}.{key}" if base else key, values, partial or key not in maps[0], append=True)
+            w.fields.write(beside(io["output_field"], key), values, partial or key not in maps[0], append=True)
 
 
 def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
-    from ..models.input_output import split_output
+    from ..models.input_output import beside
     from ..services.ingest_bridge import predicted_value
 
     entry = endpoint_entry(w.engine, p.model_id)
@@ -414,8 +413,7 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
         output = io["output_field"]
         w.fields.write(output, [value], partial, append=True)
         if i == 0:
-            base, _ = split_output(output)
-            w.fields.write(f"{base}.model_id" if base else "model_id", [TEXT], partial)
+            w.fields.write(beside(output, "model_id"), [TEXT], partial)
 
 
 def _ml_inference(w: Walk, p: Any, partial: bool) -> None:

@@ -21,6 +21,29 @@ def split_output(output_field: str) -> tuple[str | None, str]:
     return (base if dot else None), leaf
 
 
+def beside(output_field: str, key: str) -> str:
+    """The path of ``key`` next to ``output_field``: under its base path, or at the document root."""
+    base, _ = split_output(output_field)
+    return f"{base}.{key}" if base else key
+
+
+def io_pairs(input_output: Any) -> list[dict[str, str]]:
+    """``input_output`` (one entry or a list) as a list, each entry checked (ValueError naming the shape)."""
+    pairs = [input_output] if isinstance(input_output, dict) else list(input_output)
+    for pair in pairs:
+        if not isinstance(pair, dict) or set(pair) != {"input_field", "output_field"}:
+            raise ValueError(f"each input_output entry must be {{'input_field': ..., 'output_field': ...}}, got {pair!r}")
+    return pairs
+
+
+def not_an_nlp_model(model_id: str) -> Any:
+    """The error for ``input_output`` on a model that is not a pytorch (NLP) model."""
+    from ..errors import ApiError
+
+    return ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
+                    "is not a pytorch model", 400)
+
+
 def as_map(task: str, result: dict[str, Any], output_field: str, results_field: str = "predicted_value"
            ) -> dict[str, Any]:
     _base, leaf = split_output(output_field)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ApiError, InferenceInterrupted
+from ..errors import InferenceInterrupted
 from .doc_columns import DocsResult
 from .nlp_backend import input_field
 
@@ -107,18 +107,15 @@ def infer_frame_input_output(
     ``input_output`` style writes it (:mod:`es_infer_nb.models.input_output`)."""
     from .deployments import deployments
     from .doc_columns import column
-    from .input_output import as_map, split_output, task_of
+    from .input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
 
-    pairs = [input_output] if isinstance(input_output, dict) else list(input_output)
+    pairs = io_pairs(input_output)
     for pair in pairs:
-        if not isinstance(pair, dict) or set(pair) != {"input_field", "output_field"}:
-            raise ValueError(f"each input_output entry must be {{'input_field': ..., 'output_field': ...}}, got {pair!r}")
         if pair["input_field"] not in df.columns:
             raise KeyError(f"input_field [{pair['input_field']}] is not a column of the frame")
     dep = deployments(engine).for_inference(model_id)
     if dep is None:
-        raise ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
-                       "is not a pytorch model", 400)
+        raise not_an_nlp_model(model_id)
     stored = engine.models.config(dep.model_id)
     field = input_field(stored)
     task, results_field = task_of(stored)
@@ -126,15 +123,14 @@ def infer_frame_input_output(
     for i, pair in enumerate(pairs):
         docs = frame_docs(df.rename(columns={pair["input_field"]: field})[[field]], field, None)
         result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress)
-        base, _ = split_output(pair["output_field"])
         rows = [as_map(task, r, pair["output_field"], results_field) if "error" not in r else {} for r in result.docs]
         keys = dict.fromkeys(k for r in rows for k in r)
         for key in keys:
-            cols[f"{base}.{key}" if base else key] = column([r.get(key) for r in rows], df.index)
+            cols[beside(pair["output_field"], key)] = column([r.get(key) for r in rows], df.index)
         if result.error_mask.any():
             cols[f"{pair['output_field']}.error"] = column([r.get("error") for r in result.docs], df.index)
         if i == 0:
-            cols[f"{base}.model_id" if base else "model_id"] = column([model_id] * len(df), df.index)
+            cols[beside(pair["output_field"], "model_id")] = column([model_id] * len(df), df.index)
         if interrupted_at is not None:
             raise InferenceInterrupted(interrupted_at, len(df), pd.DataFrame(cols, index=df.index))
     return pd.DataFrame(cols, index=df.index)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ApiError
+from ..models.input_output import beside
 from .ingest_bridge import DEFAULT_INPUT_FIELD, predicted_value
 from .runner import infer_endpoint
 
@@ -63,8 +64,7 @@ def infer_frame_endpoint(engine: "Engine", inference_id: str, df: pd.DataFrame, 
         out = io["output_field"]
         columns[out] = values
         if i == 0:
-            base = out.rsplit(".", 1)[0] if "." in out else ""
-            columns[f"{base}.model_id" if base else "model_id"] = [
+            columns[beside(out, "model_id")] = [
                 inference_id if e is None else None for e in errors]
         if any(e is not None for e in errors):
             columns[f"{out}.error"] = errors

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from ..models.input_output import beside
 from .runner import infer_endpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,8 +67,7 @@ def run_inference_processor(proc: "InferenceProcessor", docs: list["Doc"], engin
                     output = io["output_field"]
                     doc.set(output, predicted_value(answer), append=doc.has(output))
                     if i == 0:
-                        base = output.rsplit(".", 1)[0] if "." in output else ""
-                        doc.set(f"{base}.model_id" if base else "model_id", proc.model_id)
+                        doc.set(beside(output, "model_id"), proc.model_id)
             out.append(None)
         except ApiError as err:
             out.append(err)

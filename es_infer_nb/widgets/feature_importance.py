@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["FeatureImportanceWidget", "feature_importance", "model_importance_metadata"]
 
 
-
 @dataclass
 class Waterfall:
     """One row's (and one class's) importances, ready to draw."""

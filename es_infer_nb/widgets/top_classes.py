@@ -22,7 +22,6 @@ from ._html import POSITIVE, Raw, attrs, bar, box, esc, num, table, text_table
 __all__ = ["TopClassesWidget", "class_summary", "top_classes"]
 
 
-
 def class_summary(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Per class: ``count`` (rows predicted as it), ``share`` and ``mean_probability`` (rows listing it)."""
     counts: dict[str, int] = {}

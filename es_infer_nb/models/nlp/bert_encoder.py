@@ -165,11 +165,15 @@ class _Layer(nn.Module):
         self.ffn_norm = _copy_norm(layer.output.LayerNorm)
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
-                  keep: torch.Tensor | None) -> torch.Tensor:
+                  packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None) -> torch.Tensor:
         batch, length = shape
         qkv = _linear(self.qkv, h, rows)
-        if keep is not None:  # packed tokens: back into the padded layout for attention only
-            padded = qkv.new_zeros((batch * length, qkv.shape[1]))
+        keep = None
+        if packed is not None:  # packed tokens: back into the padded layout for attention only
+            keep, buffers = packed
+            padded = buffers.get(qkv.dtype)
+            if padded is None:  # zeroed once per batch: later layers only overwrite the real rows
+                padded = buffers[qkv.dtype] = qkv.new_zeros((batch * length, qkv.shape[1]))
             padded[keep] = qkv
             qkv = padded
         q, k, v = qkv.view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
@@ -178,8 +182,10 @@ class _Layer(nn.Module):
         return ctx if keep is None else ctx[keep]
 
     def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows, keep), h, rows))
+                packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None = None) -> torch.Tensor:
+        """``packed``: the real tokens' row indices and the batch's padded-layout buffers for the fused
+        projection's output (by dtype), shared by all layers."""
+        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows, packed), h, rows))
         gelu = getattr(self.ffn_in, "gelu", None)
         inner = gelu(h) if gelu is not None else F.gelu(_linear(self.ffn_in, h, rows))
         return self.ffn_norm(_accumulate(self.ffn_out, inner, h, rows))
@@ -255,8 +261,9 @@ class BertEncoder(nn.Module):
             rows = (slice(None, None, length) if keep is None else starts, pads)
         else:
             rows = (torch.cat([starts, starts + lengths - 1]), pads)
+        packed = None if keep is None else (keep, {})
         for layer in self.layers:
-            h = layer(h, (batch, length), bias, rows, keep)
+            h = layer(h, (batch, length), bias, rows, packed)
         if keep is not None:
             out = h.new_zeros((batch * length, self.hidden))
             out[keep] = h

@@ -55,6 +55,5 @@ def infer(engine: "Engine", req: Request) -> Any:
 
 def _input_field(engine: "Engine", id_or_deployment: str) -> str:
     """The field ``input`` texts stand for: the model's first input field (``text_field`` by default)."""
-    dep = deployments(engine).get(id_or_deployment)
-    model_id = dep.model_id if dep is not None else engine.models.resolve(id_or_deployment)
+    model_id = deployments(engine).model_id_of(id_or_deployment)
     return input_field(engine.models.config(model_id)) if model_id is not None else "text_field"

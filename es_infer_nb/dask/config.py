@@ -72,8 +72,7 @@ def referenced_models(engine: "Engine", value: Any) -> set[str]:
             todo.extend(item)
         elif isinstance(item, str) and item not in seen:
             seen.add(item)
-            dep = deps.get(item)
-            model_id = dep.model_id if dep is not None else engine.models.resolve(item)
+            model_id = deps.model_id_of(item)
             if model_id is not None:
                 found.add(model_id)
             todo.append(engine.pipelines.get(item))

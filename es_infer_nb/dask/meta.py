@@ -47,8 +47,7 @@ def stored_config(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]
     """The model id (for a model id, alias or deployment id) and its stored config."""
     from ..models.deployments import deployments
 
-    dep = deployments(engine).get(model_id)
-    concrete = dep.model_id if dep is not None else engine.models.require(model_id)
+    concrete = deployments(engine).require_model_id(model_id)
     return concrete, engine.models.config(concrete)
 
 

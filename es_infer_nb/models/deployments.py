@@ -421,6 +421,16 @@ class Deployments:
     def all(self) -> list[Deployment]:
         return list(self._by_id.values())
 
+    def model_id_of(self, name: str) -> str | None:
+        """The model behind a deployment id, model id or alias; None when unknown."""
+        dep = self._by_id.get(name)
+        return dep.model_id if dep is not None else self.engine.models.resolve(name)
+
+    def require_model_id(self, name: str) -> str:
+        """:meth:`model_id_of`, with ES's not-found error from the model store when unknown."""
+        dep = self._by_id.get(name)
+        return dep.model_id if dep is not None else self.engine.models.require(name)
+
     def of_model(self, model_id: str) -> list[Deployment]:
         return [d for d in self._by_id.values() if d.model_id == model_id]
 

@@ -59,9 +59,7 @@ def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
     from ..models.runner import _needed_fields
 
     try:
-        dep = deployments(engine).get(model_id)
-        concrete = dep.model_id if dep is not None else engine.models.require(model_id)
-        stored = engine.models.config(concrete)
+        stored = engine.models.config(deployments(engine).require_model_id(model_id))
     except (ApiError, AttributeError, TypeError):  # unknown model, or a stand-in engine of a test
         return None
     if stored.get("model_type", "tree_ensemble") == "pytorch":
@@ -213,9 +211,7 @@ def _task_and_fields(engine: "Engine", model_id: str) -> tuple[str, list[str]]:
     """A model's inference task (``regression`` / ``classification``) and its input fields."""
     from ..models.deployments import deployments
 
-    dep = deployments(engine).get(model_id)
-    concrete = dep.model_id if dep is not None else engine.models.require(model_id)
-    stored = engine.models.config(concrete)
+    stored = engine.models.config(deployments(engine).require_model_id(model_id))
     task = next(iter(stored.get("inference_config") or {}), None)
     if task not in ("regression", "classification"):
         raise ApiError("status_exception", f"Model [{model_id}] is a [{task}] model; feature importance needs a "

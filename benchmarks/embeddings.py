@@ -1,6 +1,6 @@
 """Embedding throughput: the embedded all-MiniLM-L6-v2 vs sentence-transformers, same run, same corpus.
 
-Embeds every text of ``../shared/bench/corpus.jsonl`` (5,515 sentences) with
+Embeds every text of ``benchmarks/data/corpus.jsonl`` (5,515 sentences) with
 ``EmbeddedMiniLM.embed`` and with ``SentenceTransformer(<the same bundled folder>).encode(
 batch_size=32)``, the two taking turns ``--repeat`` times (best time each), and prints one JSON
 line: docs/s of both and their ratio, the min / mean cosine between the two sets of vectors, and
@@ -21,7 +21,7 @@ from typing import Any
 
 from _common import best_of_interleaved, prepare_environment, report
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "corpus.jsonl"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "corpus.jsonl"
 FLOPS_FORMULA = ("flops_per_token = 2 * non_embedding_parameters + attention, attention = "
                  "layers * 4 * hidden * (sum over texts of tokens^2) / total tokens (QK^T and PV)")
 

@@ -1,6 +1,6 @@
 """The HTTP endpoint under load: 16 concurrent clients ``_infer``-ing 8 texts each vs ``df.infer.run``.
 
-Same run, same engine, same texts (``../shared/bench/corpus.jsonl``): the embedded
+Same run, same engine, same texts (``benchmarks/data/corpus.jsonl``): the embedded
 all-MiniLM-L6-v2, deployed with ``_start``; 16 threads, each with its own official
 ``elasticsearch`` client, take batches of 8 texts from one work list and POST
 ``_ml/trained_models/<id>/_infer`` until it is empty. The anchor is ``df.infer.run`` over a
@@ -37,7 +37,7 @@ import pandas as pd
 
 from _common import prepare_environment, report
 
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "corpus.jsonl"
 
 
 def load_texts(n: int) -> list[str]:

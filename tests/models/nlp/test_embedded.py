@@ -12,7 +12,7 @@ from es_infer_nb.errors import InferenceInterrupted
 from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
 from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, embedding_column, es_result, get_model, model_path
 
-CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "bench" / "corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
 
 MIXED = [
     "hello world",

@@ -16,7 +16,7 @@ from torch import nn
 from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, get_model
 from es_infer_nb.models.nlp.quantize import Int8Linear, calibration_ids, full_range_safe, int8_options, quantize_mode
 
-CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "bench" / "corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
 
 SENTENCES = [
     "Not sure what this does.",

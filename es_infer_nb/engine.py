@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ApiError
 from .models.store import ModelStore
 from .stats import StatsRegistry
-from .storage import JsonStore
+from .storage import JsonStore, clean_home, is_endpoint_config, is_object
 
 
 @dataclass
@@ -88,12 +88,29 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.lock = threading.RLock()
+        if self.home is not None:
+            clean_home(self.home)
         self.stats = StatsRegistry(self.home)
         if self.home is not None:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
-        self.pipelines = JsonStore(self.home, "pipelines")
-        self.inference_endpoints = JsonStore(self.home, "inference_endpoints")  # secrets: services.secrets
+        self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
+                                             check=is_endpoint_config)
+        if self.home is not None:
+            from .services.secrets import prune_secrets
+
+            prune_secrets(self.home, self.inference_endpoints)
+
+    def close(self) -> None:
+        """Save the counters to the home now (they are also saved every second and at exit)."""
+        self.stats.flush()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         where = str(self.home) if self.home is not None else "memory"

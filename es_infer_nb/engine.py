@@ -79,7 +79,10 @@ class Engine:
 
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
-    same path sees the same state.
+    same path sees the same state. Engines may share a path (other processes
+    included): they read through each other's writes and add up their counters
+    (:mod:`es_infer_nb.storage`). ``close()`` (or ``with Engine(path) as e:``)
+    saves the counters now.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:

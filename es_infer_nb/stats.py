@@ -113,14 +113,14 @@ class _CounterFile:
     def changed(self) -> bool:
         return stamp(self.path) != self.stamp
 
-    def merge(self, taken: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Add ``taken - synced`` to the file (under the home's lock) and return what it holds now."""
+    def merge(self, taken: dict[str, dict[str, Any]], forgotten: set[str]) -> dict[str, dict[str, Any]]:
+        """Add ``taken - synced`` to the file and drop ``forgotten`` (under the home's lock); returns what
+        the file holds now."""
         with writing(self.home):
             disk = self.read()
             write = False
-            for key in self.forgotten:
+            for key in forgotten:
                 write |= disk.pop(key, None) is not None
-            self.forgotten.clear()
             for key, values in taken.items():
                 base = self.synced.get(key)
                 entry = disk.get(key)
@@ -166,6 +166,7 @@ class StatsRegistry:
 
     def __init__(self, home: Path | None = None) -> None:
         self._lock = threading.Lock()
+        self._flush_lock = threading.RLock()  # one save at a time (each adds what it took since the last)
         self._models: dict[str, InferenceStats] = {}
         self._deployments: dict[str, DeploymentCounters] = {}
         self._model_file = _CounterFile(home, "inference_stats.json", _MODEL_SUMS, _MODEL_MAX) if home else None
@@ -244,13 +245,14 @@ class StatsRegistry:
         self._changed()
 
     def forget(self, model_id: str) -> None:
-        with self._lock:
-            self._models.pop(model_id, None)
-            if self._model_file is not None:
-                self._model_file.forgotten.add(model_id)
-                self._model_file.synced.pop(model_id, None)
-            self._dirty = True
-        self.flush()
+        with self._flush_lock:
+            with self._lock:
+                self._models.pop(model_id, None)
+                if self._model_file is not None:
+                    self._model_file.forgotten.add(model_id)
+                    self._model_file.synced.pop(model_id, None)
+                self._dirty = True
+            self.flush()
 
     # -- deployments -------------------------------------------------------------------------------------
     def deployment_counters(self, deployment_id: str) -> "DeploymentCounters":
@@ -266,13 +268,14 @@ class StatsRegistry:
 
     def forget_deployment(self, deployment_id: str) -> None:
         """A stopped deployment: its counters go (a new start counts from zero, as in ES)."""
-        with self._lock:
-            self._deployments.pop(deployment_id, None)
-            if self._deployment_file is not None:
-                self._deployment_file.forgotten.add(deployment_id)
-                self._deployment_file.synced.pop(deployment_id, None)
-            self._dirty = True
-        self.flush()
+        with self._flush_lock:
+            with self._lock:
+                self._deployments.pop(deployment_id, None)
+                if self._deployment_file is not None:
+                    self._deployment_file.forgotten.add(deployment_id)
+                    self._deployment_file.synced.pop(deployment_id, None)
+                self._dirty = True
+            self.flush()
 
     # -- persistence -------------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -305,20 +308,29 @@ class StatsRegistry:
         other engines' counts are kept) and take theirs in."""
         if self._model_file is None or self._deployment_file is None:
             return
+        with self._flush_lock:
+            self._save(force)
+
+    def _save(self, force: bool) -> None:
+        assert self._model_file is not None and self._deployment_file is not None
         with self._lock:
             if not self._dirty and not force:
                 return
             self._dirty = False
             taken_models = {m: vars(s).copy() for m, s in self._models.items()}
             deployments = dict(self._deployments)
+            forgotten_models, forgotten_deployments = set(self._model_file.forgotten), set(self._deployment_file.forgotten)
         taken_deployments = {d: c.persisted() for d, c in deployments.items()}
         try:
-            merged_models = self._model_file.merge(taken_models)
-            merged_deployments = self._deployment_file.merge(taken_deployments)
+            merged_models = self._model_file.merge(taken_models, forgotten_models)
+            merged_deployments = self._deployment_file.merge(taken_deployments, forgotten_deployments)
         except BaseException:
             with self._lock:
                 self._dirty = True
             raise
+        with self._lock:
+            self._model_file.forgotten -= forgotten_models
+            self._deployment_file.forgotten -= forgotten_deployments
         with self._lock:
             for model_id in set(self._models) | set(merged_models):
                 current = self._models.get(model_id)

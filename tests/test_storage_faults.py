@@ -197,3 +197,19 @@ def test_counters_are_saved_periodically_without_a_flush(tmp_path):
             break
         time.sleep(0.02)
     assert json.loads(path.read_text())["m"]["inference_count"] == 3
+
+
+def test_a_writer_stuck_holding_the_home_is_named(tmp_path, monkeypatch):
+    import fcntl
+
+    from es_infer_nb import storage
+
+    eng = Engine(tmp_path)
+    monkeypatch.setattr(storage, "LOCK_TIMEOUT_S", 0.2)
+    with open(tmp_path / ".lock", "r+b") as other:  # another open file: as another process would hold it
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(storage.HomeLockTimeout, match=rf"locked by process \[{os.getpid()}\]"):
+            eng.pipelines.put("p", {"processors": []})
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    eng.pipelines.put("p", {"processors": []})
+    assert Engine(tmp_path).request("GET", "_ingest/pipeline/p").ok

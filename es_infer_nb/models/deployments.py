@@ -27,7 +27,9 @@ assignment and allocation states, and the node counters of ``_stats``.
   loads the model once more on that device under the same deployment.
 
 Deployments persist under the engine's home (as ES keeps assignments in the cluster state): a new
-Engine on the same home has them started again, with fresh counters, loading the model on first use.
+Engine on the same home has them started again, loading the model on first use, and their counters
+go on from what was saved (``<home>/stats/deployment_stats.json``; a stopped deployment's go with it).
+Engines sharing a home follow each other's starts and stops.
 """
 
 from __future__ import annotations

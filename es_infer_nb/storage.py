@@ -370,7 +370,7 @@ class JsonStore:
         except FileNotFoundError:
             names = []
         for name in names:
-            if name.endswith(".json") and not name.startswith("."):
+            if name.endswith(".json") and not name.startswith(TMP_PREFIX):
                 found[unquote(name[: -len(".json")])] = self._dir / name
         changed = {k for k in self._items if k not in found}
         for key in changed:

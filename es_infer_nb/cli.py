@@ -469,7 +469,10 @@ def cmd_request(args: argparse.Namespace) -> int:
     finally:
         engine.stats.flush()  # the counters reach --home now, not only at interpreter exit
     if resp.body is not None:
-        print(json.dumps(resp.body, indent=2, ensure_ascii=False, default=str))
+        if isinstance(resp.body, str):  # a cat table
+            print(resp.body, end="")
+        else:
+            print(json.dumps(resp.body, indent=2, ensure_ascii=False, default=str))
     if resp.status >= 400:
         _fail(_error_line(resp))
         return 1

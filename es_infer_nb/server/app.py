@@ -188,7 +188,9 @@ class EsApplication:
         content_type: str,
     ) -> Response:
         payload = b""
-        if body is not None:
+        if isinstance(body, str):  # a cat table as text
+            payload, content_type = body.encode("utf-8"), "text/plain; charset=UTF-8"
+        elif body is not None:
             payload = to_json_bytes(filter_path(body, params.get("filter_path")), pretty=_is_true(params, "pretty"))
         raw_headers: list[tuple[bytes, bytes]] = [PRODUCT_HEADER]
         raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)

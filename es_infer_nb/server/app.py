@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
-import json
 import logging
 import zlib
 from concurrent.futures import ThreadPoolExecutor

@@ -79,7 +79,9 @@ class Engine:
 
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
-    same path sees the same state.
+    same path sees the same state. ``env_secrets_allow`` (names or ``fnmatch``
+    patterns such as ``"OPENAI_*"``) lists the environment variables that
+    ``{"env": ...}`` secrets of requests arriving over HTTP may name.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,

@@ -11,6 +11,7 @@ body for HEAD.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 import zlib
@@ -160,7 +161,9 @@ class EsApplication:
         except ApiError as err:
             return self._write(request, method, params, err.status, err.body(), self._error_headers(err), response_type)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.executor, self.engine.request, method, uri, text)
+        # remote=True: a request over HTTP is not the Python API (e.g. no {"env": ...} secrets)
+        call = functools.partial(self.engine.request, method, uri, text, remote=True)
+        answer = await loop.run_in_executor(self.executor, call)
         return self._write(request, method, params, answer.status, answer.body, list(answer.headers.items()), response_type)
 
     @staticmethod

@@ -50,6 +50,13 @@ def not_a_string(value: Any) -> str:
             f"[{INPUT_FIELD}] (the value [{value!r}] is not a string). Please verify that the input is a string.")
 
 
+class LangIdentBatchResult(TreeBatchResult):
+    """ES's top classes range over the 109 languages; ``zxx`` only stands in for text without letters."""
+
+    def top_k(self) -> int:
+        return min(super().top_k(), len(LANGUAGE_NAMES))
+
+
 class LangIdentModel:
     """The loaded model; same interface as ``TreeModel`` for the runner (columns in, batch result out)."""
 
@@ -124,7 +131,7 @@ class LangIdentModel:
                     errors[i] = not_a_string(value)
             if on_batch is not None:
                 on_batch(stop - start)
-        return TreeBatchResult(
+        return LangIdentBatchResult(
             model_id=self.model_id,
             config=config,
             values=np.argmax(probs, axis=1).astype(np.float64),

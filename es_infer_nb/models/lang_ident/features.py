@@ -13,6 +13,7 @@ bytes with CLD3's 32-bit Murmur variant, ``Character.isLetter`` is Unicode categ
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 
 import regex
@@ -39,7 +40,9 @@ def truncate_utf8(text: str, max_bytes: int = MAX_STRING_SIZE_IN_BYTES) -> str:
     return data[:max_bytes].decode("utf-8", "ignore")
 
 
+@lru_cache(maxsize=65536)
 def is_letter(ch: str) -> bool:
+    """Java's ``Character.isLetter``: Unicode general category L*."""
     return unicodedata.category(ch)[0] == "L"
 
 
@@ -179,7 +182,7 @@ def hash32(data: bytes, seed: int = 0xBEEF) -> int:
 
 
 def _utf16_units(text: str) -> str:
-    if all(ord(c) < 0x10000 for c in text):
+    if not text or max(text) < "\U00010000":
         return text
     out = []
     for c in text:
@@ -194,39 +197,46 @@ def _utf16_units(text: str) -> str:
 
 def _java_utf8(units: str) -> bytes:
     """Java's ``String.getBytes(UTF_8)``: surrogate pairs joined, a lone surrogate as '?'."""
+    if units.isascii():
+        return units.encode("ascii")
     joined = units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
     return joined.encode("utf-8", "replace")
+
+
+@lru_cache(maxsize=1 << 18)
+def _bucket(gram: str, buckets: int) -> int:
+    return hash32(_java_utf8(gram)) % buckets
 
 
 Features = tuple[list[int], list[float]]
 
 
+@lru_cache(maxsize=1 << 16)
+def _grams(token: str, size: int) -> tuple[str, ...]:
+    return tuple(token[i : i + size] for i in range(len(token) - size + 1))
+
+
 def ngram_features(text: str, size: int, buckets: int) -> Features:
-    marked = "^" + _utf16_units(text).replace(" ", "$ ^") + "$"
-    counts: dict[str, int] = {}
-    total = 0
-    for start in range(len(marked) - size + 1):
-        gram = marked[start : start + size]
-        if " " in gram:
-            continue
-        counts[gram] = counts.get(gram, 0) + 1
-        total += 1
-    ids, weights = [], []
-    for gram in sorted(counts):
-        ids.append(hash32(_java_utf8(gram)) % buckets)
-        weights.append(counts[gram] / total)
-    return ids, weights
+    """Share of each character n-gram of the words marked ``^word$`` (n-grams never span a space)."""
+    tokens = ("^" + _utf16_units(text).replace(" ", "$ ^") + "$").split(" ")
+    counts: Counter[str] = Counter()
+    for tok in tokens:
+        counts.update(_grams(tok, size))
+    total = sum(counts.values())
+    grams = sorted(counts)
+    return [_bucket(g, buckets) for g in grams], [counts[g] / total for g in grams]
+
+
+@lru_cache(maxsize=65536)
+def _relevant_script(ch: str) -> int:
+    """The ScriptDetector class of a letter or a non-ASCII character; -1 for anything else."""
+    return detector_script(ord(ch)) if is_letter(ch) or ord(ch) > 127 else -1
 
 
 def relevant_script_features(text: str) -> Features:
-    counts: dict[int, int] = {}
-    total = 0
-    for ch in text:
-        cp = ord(ch)
-        if is_letter(ch) or cp > 127:
-            code = detector_script(cp)
-            counts[code] = counts.get(code, 0) + 1
-            total += 1
+    counts = Counter(_relevant_script(ch) for ch in text)
+    counts.pop(-1, None)
+    total = sum(counts.values())
     codes = sorted(counts)
     return codes, [counts[c] / total for c in codes]
 

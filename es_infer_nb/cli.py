@@ -130,6 +130,9 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--user", metavar="NAME:PASSWORD", help="accept basic auth with these credentials; default: $ES_INFER_NB_USER")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="run uploaded TorchScript definitions without checking their operations first (only for "
+                   "uploads you trust); default: $ES_INFER_NB_TRUST_TORCHSCRIPT")
     _add_home(p)
     p.set_defaults(func=cmd_serve)
 
@@ -418,12 +421,12 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _engine(home: str | None):
+def _engine(home: str | None, *, trust_torchscript: bool | None = None):
     from .engine import Engine
 
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
-        return Engine(home)
+        return Engine(home, trust_torchscript=trust_torchscript)
     except OSError as exc:
         raise UsageError(f"cannot use home [{home}]: {exc.strerror or exc}") from None
 
@@ -571,7 +574,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.check()
     except (ValueError, InsecureBindError) as exc:
         raise UsageError(str(exc)) from None
-    engine = _engine(args.home)
+    engine = _engine(args.home, trust_torchscript=True if args.trust_torchscript else None)
     try:
         run_forever(engine, settings)
     except OSError as exc:

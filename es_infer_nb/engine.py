@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError
+from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .stats import StatsRegistry
 from .storage import JsonStore
@@ -80,13 +81,18 @@ class Engine:
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
     same path sees the same state.
+
+    ``trust_torchscript=True`` (default: ``$ES_INFER_NB_TRUST_TORCHSCRIPT``) runs TorchScript definitions
+    uploaded in parts without checking their operations first: only for homes whose uploads you trust.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
+                 trust_torchscript: bool | None = None) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
+        self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
         self.lock = threading.RLock()
         self.stats = StatsRegistry(self.home)
         if self.home is not None:

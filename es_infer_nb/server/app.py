@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import logging
 import zlib
 from concurrent.futures import ThreadPoolExecutor

@@ -4,8 +4,8 @@ text model needs.
 
 Two steps, the first before anything in the archive can run:
 
-1. :func:`scan_archive` reads the archive's records with torch's own zip reader (no unpickling, no
-   compiling) and refuses any record naming ``__setstate__`` / ``__getstate__`` (``torch.jit.load``
+1. :func:`scan_archive` reads the archive's records (tensor storages aside) with torch's own zip
+   reader (no unpickling, no compiling) and refuses any record naming ``__setstate__`` / ``__getstate__`` (``torch.jit.load``
    runs a module's ``__setstate__`` while it loads it), a custom class (``torch.classes``: C++ code
    run at load time) or a forbidden operator (``torch.from_file``, ``ops.<namespace>.<op>`` of a
    namespace other than ``aten`` / ``prim``). With those absent, ``torch.jit.load`` only compiles the
@@ -108,14 +108,20 @@ def trusted_from_env() -> bool:
     return os.environ.get(TRUST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: records holding tensor storages: copied into tensors as raw bytes, never parsed, so not scanned
+STORAGE_RECORDS = re.compile(r"(?:data|constants)/\d+")
+
+
 def archive_records(definition: bytes) -> Iterator[tuple[str, bytes]]:
-    """``(name, bytes)`` of each record of a TorchScript archive, read by torch's own zip reader (the
-    one ``torch.jit.load`` uses, so both see the same records); nothing is unpickled or compiled."""
+    """``(name, bytes)`` of each record of a TorchScript archive but its tensor storages, read by torch's
+    own zip reader (the one ``torch.jit.load`` uses, so both see the same records); nothing is
+    unpickled or compiled."""
     import torch
 
     reader = torch._C.PyTorchFileReader(io.BytesIO(definition))
     for name in reader.get_all_records():
-        yield name, bytes(reader.get_record(name))
+        if not STORAGE_RECORDS.fullmatch(name):
+            yield name, bytes(reader.get_record(name))
 
 
 def _operator_problems(ops: Iterable[str]) -> str | None:

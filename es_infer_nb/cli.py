@@ -83,6 +83,9 @@ def _add_embed(sub: Any) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write one row per text to FILE (.jsonl or .parquet) instead of printing")
     p.add_argument("--batch-size", "-b", type=int, default=32, metavar="N", help="texts per forward pass (default 32)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model runs (default cpu)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"], default=None,
+                   help="numeric precision: auto (default: bf16 on CPUs with AMX / AVX512-BF16, fp16 on CUDA, else "
+                   "fp32; vectors within cosine 0.9999 of fp32), fp32, bf16, fp16 or int8 (CPU)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
     p.set_defaults(func=cmd_embed)
 
@@ -236,10 +239,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise UsageError("nothing to embed: give TEXT arguments or --input FILE")
 
     from .models.nlp.embedded import get_model
+    from .models.nlp.precision import check_precision
 
     started = time.perf_counter()
     try:
-        model = get_model(args.device)
+        model = get_model(args.device, check_precision(args.precision))
     except (RuntimeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -263,7 +267,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         print_vectors(texts, vectors, model)
         if not args.quiet:
-            print(f"embedded {len(texts)} text{'s' if len(texts) != 1 else ''} in {elapsed:.2f} s on {model.device} (model load {load_s:.2f} s)", file=sys.stderr)
+            print(f"embedded {len(texts)} text{'s' if len(texts) != 1 else ''} in {elapsed:.2f} s on {model.device}, {model.precision} (model load {load_s:.2f} s)", file=sys.stderr)
     return 0
 
 

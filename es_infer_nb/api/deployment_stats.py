@@ -55,6 +55,7 @@ def deployment_stats(engine: "Engine", dep: Deployment, *, human: bool = False) 
     out["allocation_status"] = dep.allocation_status()
     out["cache_size"] = str(p.cache_bytes)
     out["priority"] = p.priority
+    out["precision"] = dep.precision  # es_infer_nb's own: what the deployment's model runs in
     out["start_time"] = p.start_time
     if human:
         out["start_time_string"] = iso_millis(p.start_time)

@@ -29,9 +29,11 @@ UPDATE_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/update"
 START_FIELDS = {
     "model_id", "deployment_id", "timeout", "wait_for", "threads_per_allocation", "inference_threads",
     "number_of_allocations", "model_threads", "queue_capacity", "cache_size", "priority", "adaptive_allocations",
+    "precision",  # es_infer_nb's own: the numeric precision the model runs in
 }
 START_PARAMS = ("deployment_id", "timeout", "wait_for", "threads_per_allocation", "inference_threads",
-                "number_of_allocations", "model_threads", "queue_capacity", "cache_size", "priority", "device")
+                "number_of_allocations", "model_threads", "queue_capacity", "cache_size", "priority", "device",
+                "precision")
 
 _TIME_UNITS = (("nanos", 1e-9), ("micros", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0),
                ("d", 86400.0))
@@ -118,7 +120,19 @@ def parse_start(req: Request) -> StartRequest:
     out.adaptive_allocations = AdaptiveAllocations.parse(values.get("adaptive_allocations"))
     if "device" in values:
         out.device = str(values["device"])
+    if values.get("precision") is not None:
+        out.precision = _precision(values["precision"])
     return out
+
+
+def _precision(value: Any) -> str:
+    """es_infer_nb's ``precision`` parameter: one of auto, fp32, bf16, fp16, int8 (400 otherwise)."""
+    from ..models.nlp.precision import check_precision
+
+    try:
+        return check_precision(value)
+    except ValueError as exc:
+        raise ApiError("illegal_argument_exception", str(exc), 400) from None
 
 
 @route("POST", "_ml/trained_models/{model_id}/deployment/_start", *START_PARAMS)

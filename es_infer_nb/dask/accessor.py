@@ -150,6 +150,7 @@ class DaskInferAccessor:
         device: str | None = None,
         input_output: dict[str, str] | list[dict[str, str]] | None = None,
         meta: Any = None,
+        precision: str | None = None,
     ) -> Any:
         """``df.infer.run`` on every partition; returns a lazy Dask DataFrame (input columns then
         result columns, every row, same index and order). The result columns and dtypes are declared
@@ -159,7 +160,8 @@ class DaskInferAccessor:
             raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
         eng = _engine(engine)
         args: dict[str, Any] = {"model_id": model_id, "inference_config": inference_config, "field_map": field_map,
-                                "target_field": target_field, "batch_size": batch_size, "input_output": input_output}
+                                "target_field": target_field, "batch_size": batch_size, "input_output": input_output,
+                                "precision": precision}
         declared = run_meta(eng, self._frame._meta, model_id, args, meta)
         return self._submit(eng, "run", args, device, declared)
 

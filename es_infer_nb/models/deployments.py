@@ -25,6 +25,10 @@ assignment and allocation states, and the node counters of ``_stats``.
 * Device: the engine's device (``Engine(device=...)``) unless ``_start`` is given the es_infer_nb
   parameter ``device`` (``cpu``, ``cuda``, ``cuda:<n>``, ``auto``); ``df.infer.run(device=...)``
   loads the model once more on that device under the same deployment.
+* Precision: ``_start``'s es_infer_nb parameter ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``,
+  ``int8``; :mod:`.nlp.precision`), else what ``import_hf_model(precision=...)`` recorded, else the
+  default (``auto``); ``df.infer.run(precision=...)`` loads the model once more in that precision
+  under the same deployment. ``_stats`` shows the deployment's as ``precision``.
 
 Deployments persist under the engine's home (as ES keeps assignments in the cluster state): a new
 Engine on the same home has them started again, loading the model on first use, and their counters
@@ -54,7 +58,7 @@ from .doc_columns import DocsResult
 from .inference_cache import InferenceCache, estimate_bytes
 from .native_definitions import check_deployable, definition_missing, native_definitions
 from .nlp.graph_check import UnsafeDefinition
-from .nlp_backend import Backend, input_field, load_backend, resolve_device
+from .nlp_backend import Backend, input_field, load_backend, resolve_device, resolve_model_precision
 from .tree.features import dig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,12 +95,13 @@ class CallOptions:
     update_key: str
     field: str
     device: str | None
+    precision: str | None = None
     update: Any = field(default=None, compare=False, hash=False)
 
     @classmethod
-    def of(cls, update: Any, field_name: str, device: str | None) -> "CallOptions":
+    def of(cls, update: Any, field_name: str, device: str | None, precision: str | None = None) -> "CallOptions":
         key = json.dumps(update, sort_keys=True, default=str) if update else ""
-        return cls(key, field_name, device, update)
+        return cls(key, field_name, device, precision, update)
 
 
 @dataclass
@@ -161,6 +166,8 @@ class DeploymentParams:
     priority: str = "normal"
     adaptive_allocations: dict[str, Any] | None = None
     device: str | None = None
+    #: as asked for at ``_start`` (``None``: the model's or the default)
+    precision: str | None = None
     start_time: int = field(default_factory=now_millis)
 
     @property
@@ -174,7 +181,7 @@ class Deployment:
     """One started deployment on the local node."""
 
     def __init__(self, params: DeploymentParams, engine_device: str | None,
-                 loader: Callable[[str, str], Backend]) -> None:
+                 loader: Callable[[str, str, str], Backend], model_precision: str | None = None) -> None:
         self.params = params
         self.state = "started"
         self.routing_state = "started"
@@ -182,8 +189,10 @@ class Deployment:
         self.counters = DeploymentCounters()
         self.cache = InferenceCache(max(0, params.cache_bytes.bytes))
         self.default_device = params.device or engine_device or "cpu"
+        #: what calls that name no precision get (``None``: the default, ``auto`` unless set otherwise)
+        self.default_precision = params.precision or model_precision
         self._loader = loader
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[tuple[str, str], Backend] = {}
         self._lock = threading.RLock()
         self.queue: InferenceBatcher[dict[str, Any], dict[str, Any]] = InferenceBatcher(
             self._run_batch, max_batch_size=MAX_BATCH_DOCS, queue_capacity=params.queue_capacity,
@@ -197,13 +206,24 @@ class Deployment:
     def deployment_id(self) -> str:
         return self.params.deployment_id
 
-    def backend(self, device: str | None = None) -> Backend:
+    def backend(self, device: str | None = None, precision: str | None = None) -> Backend:
+        """The model loaded for ``device`` and ``precision`` (each defaulting to the deployment's)."""
         dev = resolve_device(device or self.default_device)
+        key = (dev, resolve_model_precision(precision or self.default_precision, dev))
         with self._lock:
-            model = self._backends.get(dev)
+            model = self._backends.get(key)
             if model is None:
-                model = self._backends[dev] = self._loader(self.model_id, dev)
+                model = self._backends[key] = self._loader(self.model_id, *key)
             return model
+
+    @property
+    def precision(self) -> str:
+        """The precision the deployment's default model runs in (what ``_stats`` shows)."""
+        dev = resolve_device(self.default_device)
+        key = (dev, resolve_model_precision(self.default_precision, dev))
+        with self._lock:
+            model = self._backends.get(key)
+        return str(getattr(model, "precision", key[1])) if model is not None else key[1]
 
     def unload(self) -> None:
         with self._lock:
@@ -220,13 +240,14 @@ class Deployment:
                            f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
 
     def submit(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
-               device: str | None = None, wait_for_room: bool = False) -> "Future[list[dict[str, Any]]]":
+               device: str | None = None, wait_for_room: bool = False, precision: str | None = None
+               ) -> "Future[list[dict[str, Any]]]":
         """Queue ``docs``; the future holds one ES result per document. Raises ES's 429 when the
         queue has no room for all of them (unless ``wait_for_room``: then waits for room)."""
         self.check_routable()
         n = len(docs)
         try:
-            future = self.queue.submit_async(docs, key=CallOptions.of(update, field, device),
+            future = self.queue.submit_async(docs, key=CallOptions.of(update, field, device, precision),
                                              wait_for_room=wait_for_room)
         except ApiError as err:
             if err.status == 429:
@@ -251,25 +272,30 @@ class Deployment:
             raise
 
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
-              device: str | None = None) -> DocsResult:
+              device: str | None = None, precision: str | None = None) -> DocsResult:
         """In-process callers: documents in chunks of at most ``queue_capacity``, each waiting for room
         in the queue (never rejected); results in input order."""
         self.check_routable()
+        if precision is not None:  # a bad value fails the call here, not in the worker
+            resolve_model_precision(precision, resolve_device(device or self.default_device))
         step = self.params.queue_capacity
         out: list[dict[str, Any]] = []
         for start in range(0, len(docs), step):
             chunk = docs[start:start + step]
-            out.extend(self.result(self.submit(chunk, update, field, device=device, wait_for_room=True), len(chunk)))
+            out.extend(self.result(self.submit(chunk, update, field, device=device, wait_for_room=True,
+                                               precision=precision), len(chunk)))
         return DocsResult(self.model_id, out)
 
     def _run_batch(self, docs: list[dict[str, Any]], options: CallOptions) -> list[dict[str, Any]]:
         """The worker: one model call for documents of several callers sharing ``options``."""
-        return self._infer(docs, options.update, options.field, options.device).to_docs()
+        return self._infer(docs, options.update, options.field, options.device, options.precision).to_docs()
 
     def _infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str,
-               device: str | None) -> DocsResult:
+               device: str | None, precision: str | None = None) -> DocsResult:
         started = time.perf_counter()
         update_key = json.dumps(update, sort_keys=True, default=str) if update else ""
+        if precision is not None:  # results of another precision are not these
+            update_key += "\x00" + resolve_model_precision(precision, resolve_device(device or self.default_device))
         out: list[dict[str, Any] | None] = [None] * len(docs)
         misses: dict[str, list[int]] = {}  # cache key -> rows asking for it
         uncacheable: list[int] = []
@@ -294,7 +320,7 @@ class Deployment:
         model_ms = 0.0
         if run_rows:
             t0 = time.perf_counter()
-            answers = self.backend(device).infer([docs[i] for i in run_rows], update, field=field).to_docs()
+            answers = self.backend(device, precision).infer([docs[i] for i in run_rows], update, field=field).to_docs()
             model_ms = (time.perf_counter() - t0) * 1000.0
             for i, answer in zip(run_rows, answers):
                 out[i] = answer
@@ -359,6 +385,7 @@ class StartRequest:
     timeout_s: float = 30.0
     adaptive_allocations: AdaptiveAllocations | None = None
     device: str | None = None
+    precision: str | None = None
 
     def problems(self) -> list[str]:
         """``Request.validate`` in ES's order."""
@@ -445,13 +472,16 @@ class Deployments:
                 dep.params.adaptive_allocations = raw.get("adaptive_allocations", dep.params.adaptive_allocations)
 
     def _make(self, params: DeploymentParams) -> Deployment:
-        dep = Deployment(params, self.engine.device, self._load)
+        from .nlp.model import stored_precision
+
+        stored = self.engine.models.config(params.model_id) if self.engine.models.exists(params.model_id) else {}
+        dep = Deployment(params, self.engine.device, self._load, stored_precision(stored))
         dep.counters = self.engine.stats.deployment_counters(params.deployment_id)  # saved under the home
         return dep
 
-    def _load(self, model_id: str, device: str) -> Backend:
+    def _load(self, model_id: str, device: str, precision: str) -> Backend:
         return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine),
-                            trust_torchscript=self.engine.trust_torchscript)
+                            trust_torchscript=self.engine.trust_torchscript, precision=precision)
 
     # -- lookups ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -543,8 +573,9 @@ class Deployments:
                 400,
             )
         check_deployable(self.engine, model_id)
-        if req.device is not None:
-            resolve_device(req.device)  # an unusable device is the request's fault (400), not a node failure
+        if req.device is not None or req.precision is not None:
+            # an unusable device or precision is the request's fault (400), not a node failure
+            resolve_model_precision(req.precision, resolve_device(req.device or self.engine.device))
         parts = native_definitions(self.engine)
         params = DeploymentParams(
             model_id=model_id, deployment_id=req.deployment_id,
@@ -554,7 +585,7 @@ class Deployments:
             cache_size=req.cache_size.string_rep() if req.cache_size is not None else None,
             priority=req.priority,
             adaptive_allocations=req.adaptive_allocations.to_dict() if req.adaptive_allocations else None,
-            device=req.device,
+            device=req.device, precision=req.precision,
         )
         dep = self._make(params)
         try:

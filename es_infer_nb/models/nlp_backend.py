@@ -37,6 +37,18 @@ def resolve_device(device: str | None) -> str:
     raise ApiError("illegal_argument_exception", f"unknown device [{device}]; use cpu, cuda, cuda:<n> or auto", 400)
 
 
+def resolve_model_precision(precision: str | None, device: str) -> str:
+    """:func:`.nlp.precision.resolve_precision` for a request: a bad value is ES's 400
+    ``illegal_argument_exception`` naming ``precision`` and its valid values. ``None``: the default
+    (``ES_INFER_NB_PRECISION``, else ``auto``)."""
+    from .nlp.precision import resolve_precision
+
+    try:
+        return resolve_precision(precision, device)
+    except ValueError as exc:
+        raise ApiError("illegal_argument_exception", str(exc), 400) from None
+
+
 def input_field(stored: dict[str, Any]) -> str:
     names = (stored.get("input") or {}).get("field_names") or ["text_field"]
     return str(names[0])
@@ -57,12 +69,13 @@ class EmbeddedBackend:
 
     TASK = "text_embedding"
 
-    def __init__(self, model_id: str, stored: dict[str, Any], device: str) -> None:
+    def __init__(self, model_id: str, stored: dict[str, Any], device: str, precision: str | None = None) -> None:
         from .nlp.embedded import get_model
 
         self.model_id = model_id
         self.stored = stored
-        self.model = get_model(device).load()  # ES loads the model when the deployment starts
+        self.model = get_model(device, precision).load()  # ES loads the model when the deployment starts
+        self.precision = self.model.precision
         self.max_tokens = int(stored["inference_config"][self.TASK]["tokenization"]["bert"]["max_sequence_length"])
 
     def _options(self, update: dict[str, Any] | None) -> tuple[str, str]:
@@ -121,14 +134,16 @@ class EmbeddedBackend:
 
 
 def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions: Any = None, *,
-                 trust_torchscript: bool = False) -> Backend:
-    """The model that serves ``model_id`` on ``device``: the bundled MiniLM, a TorchScript definition
-    uploaded in parts (``definitions``: :class:`~.native_definitions.NativeDefinitions`; checked before it
-    runs unless ``trust_torchscript``), or the local folder the Hugging Face importer recorded."""
+                 trust_torchscript: bool = False, precision: str | None = None) -> Backend:
+    """The model that serves ``model_id`` on ``device`` in ``precision`` (a concrete one, see
+    :func:`resolve_model_precision`): the bundled MiniLM, a TorchScript definition uploaded in parts
+    (``definitions``: :class:`~.native_definitions.NativeDefinitions`; checked before it runs unless
+    ``trust_torchscript``; always float32, as traced), or the local folder the Hugging Face importer
+    recorded. Every backend says what it runs in as ``.precision``."""
     from .native_definitions import LOCAL_SOURCE_KEY
 
     if is_builtin(model_id) and stored == builtin_config(model_id):
-        return EmbeddedBackend(model_id, stored, device)
+        return EmbeddedBackend(model_id, stored, device, precision)
     if definitions is not None and definitions.has_parts(model_id) and not stored.get(LOCAL_SOURCE_KEY):
         from .torchscript import TorchScriptModel
 
@@ -138,4 +153,4 @@ def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions
         from .nlp.model import NlpModel
     except ImportError as exc:  # pragma: no cover - the NLP tasks are part of the package
         raise ApiError("status_exception", f"NLP models cannot be loaded: {exc}", 500) from None
-    return NlpModel(model_id, stored, device)
+    return NlpModel(model_id, stored, device, precision)

@@ -25,8 +25,8 @@ NOT_INFERRED = "not inferred: the run was interrupted"
 
 
 def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any, field: str, *,
-               device: str | None = None, progress: bool | None = None, batch_size: int | None = None
-               ) -> tuple[DocsResult, int | None]:
+               device: str | None = None, progress: bool | None = None, batch_size: int | None = None,
+               precision: str | None = None) -> tuple[DocsResult, int | None]:
     """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
     returns the results and, if interrupted, the rows done."""
     n = len(docs)
@@ -39,7 +39,8 @@ def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any
     out: list[dict[str, Any]] = []
     try:
         for start in range(0, n, step):
-            out.extend(deployment.infer(docs[start:start + step], update, field, device=device).to_docs())
+            out.extend(deployment.infer(docs[start:start + step], update, field, device=device,
+                                        precision=precision).to_docs())
             if bar is not None:
                 bar.update(min(step, n - start))
     except KeyboardInterrupt:
@@ -80,12 +81,13 @@ def infer_frame_nlp(
     batch_size: int | None = None,
     device: str | None = None,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> pd.DataFrame:
     """The result columns (``<target_field>.<key>``, default ``ml.inference``), indexed like ``df``."""
     field = input_field(engine.models.config(deployment.model_id))
     docs = frame_docs(df, field, field_map)
     result, interrupted_at = run_chunks(deployment, docs, inference_config, field, device=device, progress=progress,
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, precision=precision)
     target = "ml.inference" if target_field is None else target_field
     frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
     if interrupted_at is not None:
@@ -102,6 +104,7 @@ def infer_frame_input_output(
     inference_config: Any = None,
     device: str | None = None,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> pd.DataFrame:
     """``df.infer.run(model, input_output=...)``: each input column through an NLP model, written as ES's
     ``input_output`` style writes it (:mod:`es_infer_nb.models.input_output`)."""
@@ -122,7 +125,8 @@ def infer_frame_input_output(
     cols: dict[str, pd.Series] = {}
     for i, pair in enumerate(pairs):
         docs = frame_docs(df.rename(columns={pair["input_field"]: field})[[field]], field, None)
-        result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress)
+        result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress,
+                                            precision=precision)
         rows = [as_map(task, r, pair["output_field"], results_field) if "error" not in r else {} for r in result.docs]
         keys = dict.fromkeys(k for r in rows for k in r)
         for key in keys:

@@ -152,12 +152,19 @@ def infer_frame(
     batch_size: int | None = None,
     device: str | None = None,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> pd.DataFrame:
-    """Run a model over a DataFrame; return only the result columns, indexed like ``df``."""
+    """Run a model over a DataFrame; return only the result columns, indexed like ``df``.
+    ``precision`` applies to pytorch (NLP) models; other models compute as they always do."""
     deployment = deployments(engine).for_inference(model_id)
     if deployment is not None:
         return infer_frame_nlp(engine, deployment, df, inference_config=inference_config, field_map=field_map,
-                               target_field=target_field, batch_size=batch_size, device=device, progress=progress)
+                               target_field=target_field, batch_size=batch_size, device=device, progress=progress,
+                               precision=precision)
+    if precision is not None:
+        from .nlp_backend import resolve_model_precision
+
+        resolve_model_precision(precision, "cpu")  # a typo is an error whatever the model
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)
     fields = _needed_fields(stored) + list((field_map or {}).keys())

@@ -84,7 +84,10 @@ class TorchScriptNetwork:
 
 class TorchScriptModel(NlpModel):
     """An :class:`NlpModel` whose network is an uploaded TorchScript definition and whose tokenizer
-    is built from the uploaded vocabulary. ``trusted``: load the definition unchecked."""
+    is built from the uploaded vocabulary. ``trusted``: load the definition unchecked. It runs the
+    traced graph as uploaded: float32 whatever precision was asked for."""
+
+    precision = "fp32"
 
     def __init__(self, model_id: str, stored: dict[str, Any], device: str, definition: bytes,
                  vocabulary: dict[str, Any] | None, *, trusted: bool = False) -> None:

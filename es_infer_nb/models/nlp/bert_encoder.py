@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BertEncoder", "OneDNNLinear", "onednn_available", "supports"]
+__all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "supports"]
 
 #: pack the real tokens (skip padding in the projections) when they are fewer than this share of a batch
 PACK_BELOW = 0.9
@@ -116,6 +116,58 @@ class OneDNNLinear(nn.Module):
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """``h + self(x)`` (a new tensor: the caller drops ``h``)."""
         return torch.ops.mkldnn._linear_pointwise.binary(x, h, self._packed, self.bias, "add")
+
+
+class BF16Linear(nn.Module):
+    """A ``nn.Linear`` whose GEMM runs in bfloat16 (float32 accumulation) on a float32 model.
+
+    The weight is stored in bfloat16 (packed once for oneDNN where it runs: AMX / AVX512-BF16 tiles
+    on CPUs that have them); the input is cast to bfloat16 on the way in and the output is
+    bfloat16. :meth:`accumulate` adds it into the float32 residual, so layer norms and the residual
+    stream keep float32 while the projections (90% of the work) run on the bf16 units.
+    """
+
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().to(torch.bfloat16).contiguous()
+        bias = getattr(linear, "bias", None)
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).contiguous())
+        use_onednn = not weight.is_cuda and onednn_available() and _onednn_bf16()
+        self._packed = torch.ops.mkldnn._reorder_linear_weight(weight) if use_onednn else None
+
+    def extra_repr(self) -> str:
+        kernel = "oneDNN" if self._packed is not None else "aten"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bfloat16 ({kernel})"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.bfloat16)
+        if self._packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """``F.gelu(self(x))`` (exact, erf GELU), fused into the GEMM where oneDNN runs it."""
+        if self._packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self._packed, self.bias, "gelu", [],
+                                                      "none")
+        return F.gelu(self(x))
+
+    def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
+        """``h += self(x)`` in ``h``'s (float32) dtype."""
+        return h.add_(self(x))
+
+
+@functools.cache
+def _onednn_bf16() -> bool:
+    """Whether oneDNN's linear takes bfloat16 here (probed once)."""
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2, dtype=torch.bfloat16))
+        y = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2, dtype=torch.bfloat16), packed, None, "none", [], "")
+        return bool(torch.equal(y.float(), torch.full((1, 2), 2.0)))
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _linear(module: nn.Module, x: torch.Tensor, rows: Any) -> torch.Tensor:
@@ -208,7 +260,23 @@ class BertEncoder(nn.Module):
         self.hidden = bert.config.hidden_size
         #: the rows int8 projections keep in float32: "first" ([CLS]) or "ends" ([CLS] and [SEP])
         self.float_rows = "first"
+        #: the dtype attention runs in when it differs from the residual stream's (bf16 projections)
+        self.attention_dtype: torch.dtype | None = None
         self.eval()
+
+    def use_bf16(self) -> bool:
+        """Run the projections (and attention) in bfloat16 (:class:`BF16Linear`), the embeddings,
+        layer norms and residual stream staying float32; returns whether anything changed."""
+        changed = False
+        for layer in self.layers:
+            for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
+                module = getattr(layer, name)
+                if isinstance(module, (nn.Linear, OneDNNLinear)):
+                    setattr(layer, name, BF16Linear(module))
+                    changed = True
+        if changed:
+            self.attention_dtype = torch.bfloat16
+        return changed
 
     def use_onednn(self) -> bool:
         """Run the (CPU, float32, not quantized) projections through :class:`OneDNNLinear`; returns
@@ -239,8 +307,9 @@ class BertEncoder(nn.Module):
             if h.is_cuda:
                 bias = mask[:, None, None, :]
             else:
-                bias = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
-                bias.masked_fill_(~mask, torch.finfo(h.dtype).min)
+                dtype = self.attention_dtype or h.dtype
+                bias = torch.zeros(mask.shape, dtype=dtype, device=h.device)
+                bias.masked_fill_(~mask, torch.finfo(dtype).min)
                 bias = bias[:, None, None, :]
         lengths = mask.sum(dim=1)
         keep = None

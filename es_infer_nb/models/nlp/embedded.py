@@ -32,6 +32,7 @@ import numpy as np
 from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
 from .batching import run_batches
+from .precision import resolve_precision
 from .quantize import int8_options, quantize_encoder, quantize_mode
 
 __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_path"]
@@ -98,6 +99,12 @@ def _resolve_dtype(dtype: Any, device: str) -> Any:
     return getattr(torch, name)
 
 
+def _precision_of(dtype: Any) -> str:
+    import torch
+
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 class _HFEncoder:
     """Fallback for a bundled config :class:`BertEncoder` does not cover: the transformers model."""
 
@@ -111,10 +118,14 @@ class _HFEncoder:
 class EmbeddedMiniLM:
     """all-MiniLM-L6-v2 with sentence-transformers' head, batched for speed.
 
-    ``quantize="int8"`` (or ``True``, eland's ``--quantize``) runs a CPU model whose Linear
-    layers use dynamic int8 quantization with per-token activation scales, [CLS] rows in float32
-    and SmoothQuant-scaled FFN inputs (see :mod:`.quantize`); ``dtype`` defaults to float32
-    on CPU and float16 on CUDA. Use :func:`get_model` to share one loaded instance per device.
+    ``precision`` (:mod:`.precision`): ``"fp32"``, ``"bf16"`` (CPU: projections and attention in
+    bfloat16, layer norms and the residual stream in float32; CUDA: bfloat16 throughout),
+    ``"fp16"``, ``"int8"`` or ``"auto"`` (the fastest that stays within cosine 0.9999 of float32
+    on the device). Left out, the older knobs apply: ``quantize="int8"`` (or ``True``, eland's
+    ``--quantize``) runs a CPU model whose Linear layers use dynamic int8 quantization with
+    per-token activation scales, [CLS] rows in float32 and SmoothQuant-scaled FFN inputs (see
+    :mod:`.quantize`); ``dtype`` defaults to float32 on CPU and float16 on CUDA. Use
+    :func:`get_model` to share one loaded instance per device and precision.
     """
 
     model_id = EMBEDDED_MODEL_ID
@@ -127,13 +138,26 @@ class EmbeddedMiniLM:
         *,
         quantize: str | bool | None = None,
         dtype: Any = None,
+        precision: str | None = None,
     ) -> None:
         self.device = _resolve_device(device)
         self.path = Path(path) if path is not None else model_path()
-        self.quantize = quantize_mode(quantize)
+        #: bf16 projections on a float32 model (CPU bf16: oneDNN / AMX GEMMs, float32 layer norms)
+        self.mixed_bf16 = False
+        if precision is not None:
+            if quantize is not None or dtype is not None:
+                raise ValueError("pass precision alone, not with quantize= or dtype=")
+            self.precision = resolve_precision(precision, self.device)
+            self.quantize = "int8" if self.precision == "int8" else None
+            self.mixed_bf16 = self.precision == "bf16" and self.device == "cpu"
+            cast = "fp32" if self.precision == "int8" or self.mixed_bf16 else self.precision
+            self.dtype = _resolve_dtype(cast, self.device)
+        else:
+            self.quantize = quantize_mode(quantize)
+            self.dtype = _resolve_dtype(dtype, self.device)
+            self.precision = "int8" if self.quantize else _precision_of(self.dtype)
         if self.quantize is not None and self.device != "cpu":
             raise ValueError(f"quantize=[{self.quantize}] is dynamic CPU quantization; use device=cpu")
-        self.dtype = _resolve_dtype(dtype, self.device)
         self._lock = threading.Lock()
         self._tokenizer = None
         self._model = None
@@ -155,8 +179,7 @@ class EmbeddedMiniLM:
 
     def __repr__(self) -> str:
         state = "loaded" if self._model is not None else "not loaded"
-        extra = f", quantize={self.quantize}" if self.quantize else ""
-        return f"<EmbeddedMiniLM {self.model_id} on {self.device} ({str(self.dtype).replace('torch.', '')}{extra}), {state}>"
+        return f"<EmbeddedMiniLM {self.model_id} on {self.device} ({self.precision}), {state}>"
 
     # -- lazy loading ---------------------------------------------------------------------
     def _load(self) -> None:
@@ -194,6 +217,8 @@ class EmbeddedMiniLM:
         from .bert_encoder import BertEncoder, supports
 
         if not supports(model.config):
+            if self.mixed_bf16:
+                return _HFEncoder(copy.deepcopy(model).to(self.device, torch.bfloat16))
             if self.quantize is not None:
                 raise RuntimeError(f"quantize=[{self.quantize}] needs a plain BERT model, not {model.config.model_type}")
             return _HFEncoder(copy.deepcopy(model).to(self.device, self.dtype))
@@ -201,7 +226,9 @@ class EmbeddedMiniLM:
         if self.quantize is not None:
             encoder = quantize_encoder(encoder, self.quantize, **int8_options(model.config, tokenizer))
         encoder = encoder.to(self.device, self.dtype)
-        if self.device == "cpu" and self.dtype == torch.float32:
+        if self.mixed_bf16:
+            encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN), float32 norms and residuals
+        elif self.device == "cpu" and self.dtype == torch.float32:
             encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
         return encoder
 
@@ -355,15 +382,19 @@ def embedding_column(vectors: Any, index: Any = None, name: str | None = None, d
     return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index, name=name)
 
 
-_models: dict[str, EmbeddedMiniLM] = {}
+_models: dict[tuple[str, str], EmbeddedMiniLM] = {}
 _models_lock = threading.Lock()
 
 
-def get_model(device: str | None = None) -> EmbeddedMiniLM:
-    """The shared (module-level, lazily loaded) :class:`EmbeddedMiniLM` for ``device``."""
-    key = _resolve_device(device)
+def get_model(device: str | None = None, precision: str | None = None) -> EmbeddedMiniLM:
+    """The shared (module-level, lazily loaded) :class:`EmbeddedMiniLM` for ``device`` and
+    ``precision`` (:func:`.precision.resolve_precision`; left out: float32 on CPU, float16 on CUDA)."""
+    dev = _resolve_device(device)
+    if precision is None:
+        precision = "fp16" if dev.startswith("cuda") else "fp32"
+    key = (dev, resolve_precision(precision, dev))
     with _models_lock:
         model = _models.get(key)
         if model is None:
-            model = _models[key] = EmbeddedMiniLM(key)
+            model = _models[key] = EmbeddedMiniLM(dev, precision=key[1])
         return model

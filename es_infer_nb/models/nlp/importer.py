@@ -18,6 +18,9 @@
   above the limit is refused.
 * the config is PUT through the REST layer (validated like any PUT), then the vocabulary
   (``PUT _ml/trained_models/<id>/vocabulary``, with BPE merges when the tokenizer has them).
+* ``precision`` (:mod:`.precision`: auto, fp32, bf16, fp16, int8) is recorded with the model: its
+  deployments run in it unless ``_start`` or the call names another; eland's ``quantize="int8"``
+  is ``precision="int8"``. Left out, the deployment's (default ``auto``) applies.
 * the files: an engine with a home gets a copy under ``<home>/nlp_models/<id>/`` (so a new Engine
   on the same home loads it); an in-memory engine refers to the folder itself.
 """
@@ -220,12 +223,19 @@ def weights_bytes(folder: Path) -> int:
 def import_hf_model(engine: "Engine", path: str | Path, task_type: str, model_id: str | None = None, *,
                     hub_model_id: str | None = None, quantize: str | None = None, description: str | None = None,
                     ingest_prefix: str | None = None, search_prefix: str | None = None,
-                    max_model_input_length: int | None = None, copy_files: bool | None = None) -> dict[str, Any]:
+                    max_model_input_length: int | None = None, copy_files: bool | None = None,
+                    precision: str | None = None) -> dict[str, Any]:
     """Import the Hugging Face model in ``path`` for ``task_type``; returns the PUT answer."""
+    from .precision import check_precision
+
     if task_type not in TASKS:
         raise ValueError(f"Task {task_type} is not supported, must be one of: {', '.join(sorted(TASKS))}")
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {list(QUANTIZE)}, got {quantize!r}")
+    if precision is not None:
+        precision = check_precision(precision)
+        if quantize == "int8" and precision != "int8":
+            raise ValueError(f"quantize='int8' and precision={precision!r} disagree; pass precision alone")
     folder = Path(path).expanduser().resolve()
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json); nothing is fetched "
@@ -261,6 +271,8 @@ def import_hf_model(engine: "Engine", path: str | Path, task_type: str, model_id
         with engine.lock:
             stored = dict(engine.models.config(model_id))
             stored[LOCAL_MODEL_KEY] = {"path": str(files), "quantize": quantize, "source": str(folder)}
+            if precision is not None:
+                stored[LOCAL_MODEL_KEY]["precision"] = precision
             engine.models.put(model_id, stored)
     except BaseException:
         engine.request("DELETE", f"_ml/trained_models/{model_id}")

@@ -42,7 +42,8 @@ from .tokenization import NlpTokenizer, Window, build_tokenizer
 LOCAL_MODEL_KEY = "_local_model"
 DEFAULT_INPUT_FIELD = "text_field"
 
-__all__ = ["LOCAL_MODEL_KEY", "ModelFailure", "NlpBatchResult", "NlpModel", "isolate_failures", "model_folder"]
+__all__ = ["LOCAL_MODEL_KEY", "ModelFailure", "NlpBatchResult", "NlpModel", "isolate_failures", "model_folder",
+           "stored_precision"]
 
 
 class NlpBatchResult(DocsResult):
@@ -64,6 +65,17 @@ def model_folder(stored: dict[str, Any]) -> Path:
     if not (folder / "config.json").is_file():
         raise ApiError("status_exception", f"Model [{stored.get('model_id')}] files are missing under [{folder}]", 409)
     return folder
+
+
+def stored_precision(stored: dict[str, Any]) -> str | None:
+    """The precision an imported model was given (``import_hf_model(precision=...)``, or ``int8`` for
+    eland's ``quantize``); ``None`` when it left the choice to the caller."""
+    local = stored.get(LOCAL_MODEL_KEY) or {}
+    if not isinstance(local, dict):
+        return None
+    if local.get("precision"):
+        return str(local["precision"])
+    return "int8" if local.get("quantize") == "int8" else None
 
 
 def text_of(doc: dict[str, Any], field: str) -> str:
@@ -170,9 +182,12 @@ def _run_batches() -> Callable[..., list[Any]]:
 
 
 class NlpModel:
-    """One pytorch model loaded for ``device`` (``cpu`` / ``cuda[:n]``)."""
+    """One pytorch model loaded for ``device`` (``cpu`` / ``cuda[:n]``) in a concrete ``precision``
+    (``fp32`` / ``bf16`` / ``fp16`` / ``int8``; left out: what the import recorded, see
+    :func:`stored_precision`, resolved for the device)."""
 
-    def __init__(self, model_id: str, stored: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(self, model_id: str, stored: dict[str, Any], device: str = "cpu", precision: str | None = None
+                 ) -> None:
         self.model_id = model_id
         self.stored = stored
         self.device = device
@@ -185,8 +200,10 @@ class NlpModel:
         self.tokenizer = self.tokenizer_for(self.task)
         from .network import Network
 
-        quantize = (stored.get(LOCAL_MODEL_KEY) or {}).get("quantize")
-        self.network = Network(self.folder, self.task.HEAD, device, quantize)
+        from .precision import resolve_precision
+
+        self.precision = resolve_precision(precision or stored_precision(stored) or "fp32", device)
+        self.network = Network(self.folder, self.task.HEAD, device, precision=self.precision)
 
     def _load_tokenizer(self) -> Any:
         from transformers import AutoTokenizer
@@ -198,7 +215,7 @@ class NlpModel:
         return build_tokenizer(task.tokenization, hf_tokenizer=self._hf_tokenizer)
 
     def __repr__(self) -> str:
-        return f"<NlpModel {self.model_id} {self.task.NAME} on {self.device}>"
+        return f"<NlpModel {self.model_id} {self.task.NAME} on {self.device} ({self.precision})>"
 
     # -- inference ----------------------------------------------------------------------------------
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None = None, *,

@@ -75,6 +75,43 @@ def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -
     return {"tokens": ids, "arg_1": mask, "arg_2": types, "arg_3": positions}
 
 
+def bf16_linears(model: Any) -> Any:
+    """Every ``nn.Linear`` of ``model`` swapped (in place) for :class:`.bert_encoder.BF16Linear`:
+    bfloat16 GEMMs (oneDNN / AMX on CPUs that have them), everything else (embeddings, layer norms,
+    softmax, residuals) left in float32; outputs cast back to the input's dtype."""
+    import torch
+    from torch import nn
+
+    from .bert_encoder import BF16Linear
+
+    class _Float32Out(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x).to(x.dtype)
+
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                setattr(module, child_name, _Float32Out(BF16Linear(child)))
+    return model
+
+
+def cast_model(model: Any, precision: str, device: str) -> Any:
+    """``model`` (float32, eval) in a concrete precision (:mod:`.precision`) for ``device``."""
+    import torch
+
+    if precision == "int8":  # eland's --quantize: dynamic int8 Linear layers (CPU)
+        return quantize_int8(model)
+    if precision == "bf16" and device == "cpu":
+        return bf16_linears(model)
+    if precision in ("bf16", "fp16"):
+        return model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    return model
+
+
 def quantize_int8(model: Any) -> Any:
     """torch's dynamic int8 quantization of every Linear layer (what eland's ``--quantize`` does)."""
     import warnings
@@ -90,8 +127,10 @@ def quantize_int8(model: Any) -> Any:
 class Network:
     """A loaded Hugging Face model with one task head on one device."""
 
-    def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu", quantize: str | None = None
-                 ) -> None:
+    def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu", quantize: str | None = None,
+                 *, precision: str | None = None) -> None:
+        """``precision``: a concrete precision (:func:`.precision.resolve_precision`); left out,
+        ``quantize="int8"`` gives int8 and float32 otherwise."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import transformers
@@ -110,9 +149,10 @@ class Network:
                 if enabled:
                     hf_logging.enable_progress_bar()
         model.eval()
-        if quantize == "int8" and device == "cpu":  # eland's --quantize: dynamic int8 Linear layers
-            model = quantize_int8(model)
-        self.model = model.to(device)
+        if precision is None:
+            precision = "int8" if quantize == "int8" and device == "cpu" else "fp32"
+        self.precision = precision
+        self.model = cast_model(model, precision, device).to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)
 

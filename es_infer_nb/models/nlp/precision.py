@@ -1,0 +1,151 @@
+"""The numeric precision an NLP model runs in, and the one place ``"auto"`` is decided.
+
+``precision`` is a public option of every NLP entry point (``df.infer.run``, ``import_hf_model``,
+deployment ``_start``, ``es-infer embed``, the Dask accessor):
+
+* ``"fp32"``: float32 everywhere (the reference);
+* ``"bf16"``: the encoder's projections (and attention) in bfloat16 with float32 accumulation,
+  layer norms and the residual stream in float32 (on CPUs with AMX / AVX512-BF16 oneDNN runs the
+  GEMMs on the bf16 units);
+* ``"fp16"``: float16 weights and activations (what a GPU wants);
+* ``"int8"``: dynamic int8 quantization of the projections, CPU only (:mod:`.quantize`);
+* ``"auto"`` (the default): the fastest of these on the device whose vectors stay within cosine
+  0.9999 of float32: ``fp16`` on CUDA, ``bf16`` on a CPU with native bf16 (AMX or AVX512-BF16,
+  unless ``ONEDNN_MAX_CPU_ISA`` / ``ATEN_CPU_CAPABILITY`` caps the ISA below it), ``fp32`` elsewhere.
+  int8 is never picked by ``auto`` (its vectors drift to cosine ~0.996).
+
+:func:`resolve_precision` is the resolver every loader calls; :func:`cpu_capability` is the probe
+(tests replace it to simulate other CPUs).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_ENV", "PRECISIONS", "CpuCapability", "bf16_supported", "check_precision", "cpu_capability",
+           "default_precision", "resolve_precision", "torch_dtype"]
+
+#: the environment variable naming the precision used when none is given (default ``auto``)
+DEFAULT_ENV = "ES_INFER_NB_PRECISION"
+
+#: what ``precision`` accepts
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
+#: the concrete precisions ``auto`` resolves among
+CONCRETE: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+
+#: oneDNN's CPU ISA names (``ONEDNN_MAX_CPU_ISA``), weakest first; bf16 GEMMs need AVX512_CORE_BF16 or above
+ONEDNN_ISAS: tuple[str, ...] = (
+    "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
+    "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2",
+)
+BF16_MIN_ISA = "AVX512_CORE_BF16"
+#: CPU flags (``/proc/cpuinfo``) that give native bf16 dot products
+BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+@dataclass(frozen=True)
+class CpuCapability:
+    """What the CPU offers and what the process is allowed to use of it."""
+
+    flags: frozenset[str] = field(default_factory=frozenset)
+    #: ``ONEDNN_MAX_CPU_ISA`` (or the older ``DNNL_MAX_CPU_ISA``), upper-cased; ``None`` when unset
+    onednn_max_isa: str | None = None
+    #: ``torch.backends.cpu.get_cpu_capability()`` (``AVX512``, ``AVX2``, ``DEFAULT``...)
+    aten: str | None = None
+
+    def describe(self) -> str:
+        bf16 = sorted(self.flags & BF16_FLAGS) or ["no bf16 flags"]
+        isa = f", ONEDNN_MAX_CPU_ISA={self.onednn_max_isa}" if self.onednn_max_isa else ""
+        return f"{', '.join(bf16)}, ATen {self.aten or 'unknown'}{isa}"
+
+
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@functools.cache
+def _probe() -> CpuCapability:
+    aten = None
+    try:
+        import torch
+
+        aten = str(torch.backends.cpu.get_cpu_capability())
+    except (ImportError, AttributeError, RuntimeError):
+        pass
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return CpuCapability(_cpu_flags(), isa.strip().upper() if isa else None, aten)
+
+
+def cpu_capability() -> CpuCapability:
+    """This process's CPU: its flags and the ISA caps set for oneDNN / ATen (probed once)."""
+    return _probe()
+
+
+def bf16_supported(cap: CpuCapability | None = None) -> bool:
+    """Whether bf16 GEMMs run natively here: an AMX or AVX512-BF16 CPU, with neither oneDNN
+    (``ONEDNN_MAX_CPU_ISA``) nor ATen (``ATEN_CPU_CAPABILITY``) capped below it."""
+    cap = cap if cap is not None else cpu_capability()
+    if not cap.flags & BF16_FLAGS:
+        return False
+    if cap.aten is not None and not cap.aten.upper().startswith(("AVX512", "AVX10", "ZVECTOR", "SVE")):
+        return False  # ATen capped to AVX2 / DEFAULT: an AVX2-class CPU is being simulated
+    isa = cap.onednn_max_isa
+    if isa and isa not in ("ALL", "DEFAULT"):
+        if isa not in ONEDNN_ISAS:
+            return False  # an ISA name we do not know: be safe
+        return ONEDNN_ISAS.index(isa) >= ONEDNN_ISAS.index(BF16_MIN_ISA)
+    return True
+
+
+def default_precision() -> str:
+    """The precision of a call that names none: ``$ES_INFER_NB_PRECISION`` when set, else ``auto``."""
+    value = os.environ.get(DEFAULT_ENV)
+    return check_precision(value, DEFAULT_ENV) if value else "auto"
+
+
+def check_precision(value: Any, field_name: str = "precision") -> str:
+    """``value`` as one of :data:`PRECISIONS` (``None`` -> :func:`default_precision`), or a
+    ValueError naming the field and the valid values."""
+    if value is None:
+        return default_precision()
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in PRECISIONS:
+        raise ValueError(f"[{field_name}] must be one of {list(PRECISIONS)}, got [{value}]")
+    return text
+
+
+def resolve_precision(precision: Any, device: str = "cpu", *, field_name: str = "precision") -> str:
+    """The concrete precision (``fp32`` / ``bf16`` / ``fp16`` / ``int8``) a model runs in on ``device``.
+
+    ``None``: :func:`default_precision`. ``auto``: ``fp16`` on CUDA, ``bf16`` on a CPU where :func:`bf16_supported`, else ``fp32``.
+    ``int8`` is dynamic CPU quantization: asked for on CUDA it is a ValueError.
+    """
+    name = check_precision(precision, field_name)
+    cuda = str(device).startswith("cuda")
+    if name == "auto":
+        if cuda:
+            return "fp16"
+        return "bf16" if bf16_supported() else "fp32"
+    if name == "int8" and cuda:
+        raise ValueError(f"[{field_name}] int8 is dynamic CPU quantization; use device=cpu, or precision fp16 / "
+                         "auto on CUDA")
+    return name
+
+
+def torch_dtype(precision: str) -> Any:
+    """The torch dtype of a concrete precision's activations (int8 computes around float32)."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+            "int8": torch.float32}[precision]

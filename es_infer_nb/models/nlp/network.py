@@ -92,7 +92,7 @@ def bf16_linears(model: Any) -> Any:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.inner(x).to(x.dtype)
 
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is nn.Linear:
                 setattr(module, child_name, _Float32Out(BF16Linear(child)))

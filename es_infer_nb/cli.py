@@ -263,7 +263,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if out_path is not None:
         write_vectors(out_path, texts, vectors, model.model_id)
         if not args.quiet:
-            print(f"wrote {len(texts)} rows to {out_path} ({model.model_id}, {vectors.shape[1]} dims, embedding {elapsed:.2f} s, model load {load_s:.2f} s)", file=sys.stderr)
+            print(f"wrote {len(texts)} rows to {out_path} ({model.model_id}, {vectors.shape[1]} dims, {model.precision}, embedding {elapsed:.2f} s, model load {load_s:.2f} s)", file=sys.stderr)
     else:
         print_vectors(texts, vectors, model)
         if not args.quiet:

@@ -100,7 +100,7 @@ def bf16_supported(cap: CpuCapability | None = None) -> bool:
         return False
     if cap.aten is not None and not cap.aten.upper().startswith(("AVX512", "AVX10", "ZVECTOR", "SVE")):
         return False  # ATen capped to AVX2 / DEFAULT: an AVX2-class CPU is being simulated
-    isa = cap.onednn_max_isa
+    isa = (cap.onednn_max_isa or "").strip().upper()
     if isa and isa not in ("ALL", "DEFAULT"):
         if isa not in ONEDNN_ISAS:
             return False  # an ISA name we do not know: be safe

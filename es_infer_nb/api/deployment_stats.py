@@ -55,7 +55,6 @@ def deployment_stats(engine: "Engine", dep: Deployment, *, human: bool = False) 
     out["allocation_status"] = dep.allocation_status()
     out["cache_size"] = str(p.cache_bytes)
     out["priority"] = p.priority
-    out["precision"] = dep.precision  # es_infer_nb's own: what the deployment's model runs in
     out["start_time"] = p.start_time
     if human:
         out["start_time_string"] = iso_millis(p.start_time)
@@ -66,6 +65,7 @@ def deployment_stats(engine: "Engine", dep: Deployment, *, human: bool = False) 
             out[key] = value
     out["peak_throughput_per_minute"] = c.peak_throughput
     out["nodes"] = [node]
+    out["precision"] = dep.precision  # es_infer_nb's own (after ES's fields): what the model runs in
     return out
 
 

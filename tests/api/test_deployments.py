@@ -373,7 +373,8 @@ def test_deployment_stats_shape(engine, models):
     d = e1["deployment_stats"]
     assert list(d) == ["deployment_id", "model_id", "threads_per_allocation", "number_of_allocations",
                        "queue_capacity", "state", "allocation_status", "cache_size", "priority", "start_time",
-                       "start_time_string", "error_count", "inference_count", "peak_throughput_per_minute", "nodes"]
+                       "start_time_string", "error_count", "inference_count", "peak_throughput_per_minute", "nodes",
+                       "precision"]  # es_infer_nb's own, after ES's fields
     assert d["state"] == "started" and d["cache_size"] == "2kb" and d["priority"] == "normal"
     assert d["allocation_status"] == {"allocation_count": 1, "target_allocation_count": 1, "state": "fully_allocated"}
     assert d["error_count"] == 1 and d["inference_count"] == 2 and d["queue_capacity"] == 10000

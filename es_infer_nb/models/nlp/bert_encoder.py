@@ -98,13 +98,14 @@ class OneDNNLinear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = linear.weight.detach().float().contiguous()
+        weight = linear.weight.detach().contiguous()  # float32, or bfloat16 for a bf16 model
         self.register_buffer("weight", weight)
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().contiguous())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(weight.dtype).contiguous())
         self._packed = torch.ops.mkldnn._reorder_linear_weight(weight)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, float32 (oneDNN)"
+        dtype = str(self.weight.dtype).replace("torch.", "")
+        return f"in_features={self.in_features}, out_features={self.out_features}, {dtype} (oneDNN)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
@@ -279,15 +280,16 @@ class BertEncoder(nn.Module):
         return changed
 
     def use_onednn(self) -> bool:
-        """Run the (CPU, float32, not quantized) projections through :class:`OneDNNLinear`; returns
-        whether it did (``False``: oneDNN unavailable, or nothing to convert)."""
+        """Run the (CPU, float32 or bfloat16, not quantized) projections through :class:`OneDNNLinear`;
+        returns whether it did (``False``: oneDNN unavailable, or nothing to convert)."""
         if not onednn_available():
             return False
+        dtypes = (torch.float32, torch.bfloat16) if _onednn_bf16() else (torch.float32,)
         changed = False
         for layer in self.layers:
             for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
                 module = getattr(layer, name)
-                if type(module) is nn.Linear and module.weight.dtype == torch.float32 and not module.weight.is_cuda:
+                if type(module) is nn.Linear and module.weight.dtype in dtypes and not module.weight.is_cuda:
                     setattr(layer, name, OneDNNLinear(module))
                     changed = True
         return changed

@@ -230,8 +230,11 @@ def test_dask_accessor_passes_precision(started):
     dd = pytest.importorskip("dask.dataframe")
     frame = pd.DataFrame({"text_field": ["the capital of france is paris", "my little red car", "a b c"] * 4})
     ddf = dd.from_pandas(frame, npartitions=2)
-    got = ddf.infer.run("text-embedding", engine=started, precision="int8").compute(scheduler="sync")
-    want = frame.infer.run("text-embedding", engine=started, precision="int8")
-    np.testing.assert_allclose(vectors(got), vectors(want), atol=1e-6)
+    got = vectors(ddf.infer.run("text-embedding", engine=started, precision="int8").compute(scheduler="sync"))
+    want = vectors(frame.infer.run("text-embedding", engine=started, precision="int8"))
+    exact = vectors(frame.infer.run("text-embedding", engine=started, precision="fp32"))
+    # dynamic int8 scales follow the batch (partitions batch rows differently): close, not equal
+    assert cosines(got, want).min() > 0.999
+    assert np.abs(got - exact).max() > 1e-5  # the partitions really ran in int8, not fp32
     with pytest.raises(ApiError, match=r"\[precision\] must be one of"):
         ddf.infer.run("text-embedding", engine=started, precision="fp8").compute(scheduler="sync")

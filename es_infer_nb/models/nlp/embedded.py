@@ -33,7 +33,7 @@ from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
 from .batching import run_batches
 from .precision import resolve_precision
-from .quantize import int8_options, quantize_encoder, quantize_mode
+from .quantize import quantize_mode
 
 __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_path"]
 
@@ -215,6 +215,7 @@ class EmbeddedMiniLM:
         import torch
 
         from .bert_encoder import BertEncoder, supports
+        from .fast_encoder import build_encoder
 
         if not supports(model.config):
             if self.mixed_bf16:
@@ -222,15 +223,12 @@ class EmbeddedMiniLM:
             if self.quantize is not None:
                 raise RuntimeError(f"quantize=[{self.quantize}] needs a plain BERT model, not {model.config.model_type}")
             return _HFEncoder(copy.deepcopy(model).to(self.device, self.dtype))
-        encoder = BertEncoder(copy.deepcopy(model))
-        if self.quantize is not None:
-            encoder = quantize_encoder(encoder, self.quantize, **int8_options(model.config, tokenizer))
-        encoder = encoder.to(self.device, self.dtype)
-        if self.mixed_bf16:
-            encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN), float32 norms and residuals
-        elif self.device == "cpu" and self.dtype == torch.float32:
-            encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
-        return encoder
+        if self.precision == "bf16" and self.device == "cpu" and not self.mixed_bf16:
+            # dtype=bfloat16 (the older knob): bfloat16 throughout, layer norms and residuals included
+            encoder = BertEncoder(copy.deepcopy(model)).to(self.device, self.dtype)
+            encoder.use_onednn()
+            return encoder
+        return build_encoder(model, self.precision, self.device, tokenizer)
 
     def load(self) -> "EmbeddedMiniLM":
         """Load the tokenizer and weights now (otherwise the first :meth:`embed` does)."""

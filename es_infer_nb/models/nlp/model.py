@@ -203,7 +203,8 @@ class NlpModel:
         from .precision import resolve_precision
 
         self.precision = resolve_precision(precision or stored_precision(stored) or "fp32", device)
-        self.network = Network(self.folder, self.task.HEAD, device, precision=self.precision)
+        self.network = Network(self.folder, self.task.HEAD, device, precision=self.precision,
+                               tokenizer=self._hf_tokenizer)
 
     def _load_tokenizer(self) -> Any:
         from transformers import AutoTokenizer

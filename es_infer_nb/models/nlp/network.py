@@ -124,13 +124,25 @@ def quantize_int8(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+class _Hidden:
+    """What :meth:`Network._head` reads of a transformers output, from the fast encoder."""
+
+    __slots__ = ("last_hidden_state",)
+
+    def __init__(self, hidden: Any) -> None:
+        self.last_hidden_state = hidden.float()
+
+
 class Network:
     """A loaded Hugging Face model with one task head on one device."""
 
     def __init__(self, path: str | os.PathLike[str], head: str, device: str = "cpu", quantize: str | None = None,
-                 *, precision: str | None = None) -> None:
+                 *, precision: str | None = None, tokenizer: Any = None) -> None:
         """``precision``: a concrete precision (:func:`.precision.resolve_precision`); left out,
-        ``quantize="int8"`` gives int8 and float32 otherwise."""
+        ``quantize="int8"`` gives int8 and float32 otherwise. A plain BERT with the ``embedding`` or
+        ``hidden`` head runs through the embedded model's fast encoder (:mod:`.fast_encoder`; the
+        ``tokenizer`` calibrates its int8 scheme), any other model through transformers with its
+        Linear layers in that precision (:func:`cast_model`)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import transformers
@@ -152,7 +164,15 @@ class Network:
         if precision is None:
             precision = "int8" if quantize == "int8" and device == "cpu" else "fp32"
         self.precision = precision
-        self.model = cast_model(model, precision, device).to(device)
+        #: the fast encoder (plain BERT, embedding / hidden heads), else ``None``
+        self.encoder: Any = None
+        from .fast_encoder import build_encoder, supports
+
+        if head in (HEAD_EMBEDDING, HEAD_HIDDEN) and supports(model.config) and hasattr(model, "embeddings"):
+            self.encoder = build_encoder(model, precision, device, tokenizer)
+            self.model = model
+        else:
+            self.model = cast_model(model, precision, device).to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)
 
@@ -167,7 +187,10 @@ class Network:
         if self.uses_token_types:
             kwargs["token_type_ids"] = torch.from_numpy(batch["arg_2"]).to(self.device)
         with torch.inference_mode():
-            out = self.model(**kwargs)
+            if self.encoder is not None:  # single texts: token type 0, as the encoder computes
+                out = _Hidden(self.encoder(ids, mask.bool()))
+            else:
+                out = self.model(**kwargs)
             values = self._head(out, mask)
         lengths = [len(w.token_ids) for w in windows]
         arr = values.float().cpu().numpy()

@@ -1,0 +1,39 @@
+"""The fast BERT encoder in a concrete precision: one builder for the embedded MiniLM and for imported
+plain-BERT models (text_embedding / pass_through heads), so both run the same code.
+
+* ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`);
+* ``bf16``: on CPU the projections and attention in bfloat16 with float32 layer norms and residual
+  stream (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
+* ``fp16``: float16 throughout;
+* ``int8``: :func:`.quantize.quantize_encoder` with :func:`.quantize.int8_options` (CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .bert_encoder import BertEncoder, supports
+from .precision import torch_dtype
+from .quantize import int8_options, quantize_encoder
+
+__all__ = ["build_encoder", "supports"]
+
+
+def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None) -> BertEncoder:
+    """A :class:`BertEncoder` of a copy of ``model``'s weights (a transformers ``BertModel``, see
+    :func:`supports`) in ``precision`` (a concrete one) on ``device``."""
+    if not supports(model.config):
+        raise ValueError(f"the fast encoder needs a plain BERT model, not {model.config.model_type}")
+    encoder = BertEncoder(copy.deepcopy(model))
+    if precision == "int8":
+        if device != "cpu":
+            raise ValueError("precision int8 is dynamic CPU quantization; use device=cpu")
+        encoder = quantize_encoder(encoder, "int8", **int8_options(model.config, tokenizer))
+    cpu_bf16 = precision == "bf16" and device == "cpu"
+    encoder = encoder.to(device, torch_dtype("fp32" if cpu_bf16 else precision))
+    if cpu_bf16:
+        encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN), float32 norms and residuals
+    elif device == "cpu" and precision == "fp32":
+        encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
+    return encoder

@@ -117,11 +117,10 @@ class EmbeddedBackend:
         ok = [i for i, v in enumerate(inputs) if isinstance(v, str)]
         out: list[dict[str, Any]] = [{"error": v.reason} if isinstance(v, ApiError) else {} for v in inputs]
         if ok:
-            texts = [str(inputs[i]) for i in ok]
-            vectors = self.model.embed(texts)
-            lengths = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+            full = self.model.tokenize([str(inputs[i]) for i in ok], truncation=False)  # once: lengths and ids
+            vectors = self.model.embed_ids([self.model.truncate(ids) for ids in full], progress=False)
             for j, i in enumerate(ok):
-                n = len(lengths[j])
+                n = len(full[j])
                 if n > self.max_tokens and truncate == "none":
                     out[i] = {"error": f"Input too large. The tokenized input length [{n}] exceeds the maximum "
                                        f"sequence length [{self.max_tokens}]"}

@@ -251,19 +251,28 @@ class EmbeddedMiniLM:
         return self._model
 
     # -- inference ------------------------------------------------------------------------
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, as sentence-transformers builds them (truncated, no padding)."""
+    def tokenize(self, texts: Sequence[str], truncation: bool = True) -> list[list[int]]:
+        """Token ids per text, as sentence-transformers builds them (truncated unless ``truncation``
+        is off, no padding); :meth:`truncate` cuts untruncated ids as the tokenizer would."""
         prepared = [t.strip() for t in texts]
         if self.do_lower_case:
             prepared = [t.lower() for t in prepared]
         encoded = self.tokenizer(
             prepared,
-            truncation="longest_first",
-            max_length=self.max_seq_length,
+            truncation="longest_first" if truncation else False,
+            max_length=self.max_seq_length if truncation else None,
             return_attention_mask=False,
             return_token_type_ids=False,
         )
         return encoded["input_ids"]
+
+    def truncate(self, ids: Sequence[int]) -> list[int]:
+        """Ids of one text (``[CLS] ... [SEP]``) cut to ``max_seq_length`` as the tokenizer's
+        ``longest_first`` truncation cuts a single sequence: the first tokens, then ``[SEP]``."""
+        ids = list(ids)
+        if len(ids) <= self.max_seq_length:
+            return ids
+        return ids[: self.max_seq_length - 1] + ids[-1:]
 
     def _forward(self, batch_ids: Sequence[Sequence[int]], normalize: bool) -> np.ndarray:
         """One padded batch through the encoder, mean pooling, optional L2 norm; float32 on CPU."""
@@ -306,11 +315,27 @@ class EmbeddedMiniLM:
         texts = [t if isinstance(t, str) else str(t) for t in texts]
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got [{batch_size}]")
-        out = np.empty((len(texts), self.dims), dtype=np.float32)
         if not texts:
+            return np.empty((0, self.dims), dtype=np.float32)
+        self._load()
+        return self.embed_ids(self.tokenize(texts), batch_size, normalize, progress, token_budget=token_budget)
+
+    def embed_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        batch_size: int | None = None,
+        normalize: bool = True,
+        progress: Any = None,
+        *,
+        token_budget: int | None = None,
+    ) -> np.ndarray:
+        """:meth:`embed` of texts already tokenised by :meth:`tokenize` (and :meth:`truncate`)."""
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got [{batch_size}]")
+        out = np.empty((len(ids), self.dims), dtype=np.float32)
+        if not len(ids):
             return out
         self._load()
-        ids = self.tokenize(texts)
         on_batch = progress if callable(progress) else None
 
         def forward(indices: list[int]) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
-from .batching import run_batches
+from .batching import cpu_streams, run_batches
 from .precision import resolve_precision
 from .quantize import quantize_mode
 
@@ -353,6 +353,7 @@ class EmbeddedMiniLM:
                 max_batch=batch_size or DEFAULT_MAX_BATCH,
                 progress=False if on_batch is not None else progress,
                 desc="embedding",
+                streams=cpu_streams() if self.device == "cpu" else 1,
             )
         except InferenceInterrupted as exc:
             for i, row in enumerate(exc.partial or []):

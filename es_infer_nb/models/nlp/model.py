@@ -99,7 +99,7 @@ def _java_str(value: Any) -> str:
 
 
 def _simple_batches(lengths: Sequence[int], forward: Callable[[list[int]], list[Any]], *, token_budget: int = 2048,
-                    max_batch: int = 256, progress: Any = None, desc: str = "") -> list[Any]:
+                    max_batch: int = 256, progress: Any = None, desc: str = "", streams: int = 1) -> list[Any]:
     """Length-sorted batches of at most ``token_budget`` padded tokens; outputs in input order."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[Any] = [None] * len(lengths)
@@ -285,5 +285,8 @@ class NlpModel:
         def forward(indices: list[int]) -> list[np.ndarray | ModelFailure]:
             return isolate_failures(network, indices)
 
+        from .batching import cpu_streams
+
+        streams = cpu_streams() if self.device == "cpu" else 1
         with self._lock:
-            return _run_batches()(lengths, forward, progress=progress, desc=self.model_id)
+            return _run_batches()(lengths, forward, progress=progress, desc=self.model_id, streams=streams)

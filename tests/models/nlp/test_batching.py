@@ -159,3 +159,55 @@ def test_bad_budgets():
         run_batches([1], Recorder([1]), token_budget=0)
     with pytest.raises(ValueError, match="max_batch"):
         run_batches([1], Recorder([1]), max_batch=0)
+
+
+# -- CPU streams ------------------------------------------------------------------------------------
+
+
+def test_streams_run_groups_on_worker_threads_in_input_order():
+    import threading
+
+    lengths = [(i * 7) % 23 + 1 for i in range(300)]
+    seen: dict[str, tuple[int, bool]] = {}
+    lock = threading.Lock()
+
+    def forward(indices):
+        with lock:
+            seen[threading.current_thread().name] = (torch.get_num_threads(), torch.is_inference_mode_enabled())
+        return [i * 10 for i in indices]
+
+    threads_before = torch.get_num_threads()
+    out = run_batches(lengths, forward, token_budget=64, streams=2)
+    assert out == [i * 10 for i in range(300)]
+    assert seen and all(name.startswith("es-infer-stream") for name in seen)
+    assert all(inference for _threads, inference in seen.values())
+    assert all(threads == max(1, threads_before // 2) for threads, _ in seen.values())
+    assert torch.get_num_threads() == threads_before  # the caller's setting is untouched
+
+
+def test_streams_propagate_errors_and_check_output_counts():
+    def failing(indices):
+        if 5 in indices:
+            raise ValueError("bad item")
+        return list(indices)
+
+    with pytest.raises(ValueError, match="bad item"):
+        run_batches([3] * 40, failing, token_budget=6, streams=2)
+    with pytest.raises(RuntimeError, match="outputs for a batch"):
+        run_batches([3] * 40, lambda idx: [0], token_budget=6, streams=2)
+
+
+def test_streams_interrupt_keeps_finished_batches():
+    calls = []
+
+    def forward(indices):
+        calls.append(indices)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return list(indices)
+
+    with pytest.raises(InferenceInterrupted) as info:
+        run_batches([2] * 60, forward, token_budget=4, streams=2)
+    exc = info.value
+    assert exc.rows_total == 60 and 0 < exc.rows_done < 60
+    assert sum(v is not None for v in exc.partial) == exc.rows_done

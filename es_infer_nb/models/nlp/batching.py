@@ -201,6 +201,14 @@ def _run_streams(groups: list[list[int]], forward: Callable[[list[int]], Sequenc
                     following = next(todo, None)
                     if following is not None:
                         pending[pool.submit(job, following)] = following
+        except KeyboardInterrupt:
+            # keep what the batches still running finish: the interrupt's partial result has them
+            for future in pending:
+                future.cancel()
+            for future, group in pending.items():
+                if not future.cancelled() and future.exception() is None:
+                    store(group, future.result())
+            raise
         except BaseException:
             for future in pending:
                 future.cancel()

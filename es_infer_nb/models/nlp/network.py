@@ -170,7 +170,7 @@ class Network:
 
         if head in (HEAD_EMBEDDING, HEAD_HIDDEN) and supports(model.config) and hasattr(model, "embeddings"):
             self.encoder = build_encoder(model, precision, device, tokenizer)
-            self.model = model
+            self.model = None  # the encoder holds its own copy of the weights
         else:
             self.model = cast_model(model, precision, device).to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1

@@ -78,7 +78,7 @@ def main() -> None:
 
     import es_infer_nb
     from es_infer_nb.models.runner import _run
-    from es_infer_nb.notebook.frame_pipeline import frame_sources
+    from es_infer_nb.frames.pipeline import frame_sources
 
     model, names, rng = xgboost_model(args)
     engine = es_infer_nb.Engine()

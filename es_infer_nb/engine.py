@@ -15,13 +15,24 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError
 from .models.store import ModelStore
 from .stats import StatsRegistry
 from .storage import JsonStore
+
+
+#: Renders a :class:`Response` as notebook HTML. The engine sits below the widgets, so the package
+#: (``es_infer_nb/__init__.py``) hands it the widgets' renderer with :func:`set_html_renderer`.
+_html_renderer: "Callable[[Response], str] | None" = None
+
+
+def set_html_renderer(render: "Callable[[Response], str]") -> None:
+    """Install the function ``Response._repr_html_`` calls (the widgets' ``response_html``)."""
+    global _html_renderer
+    _html_renderer = render
 
 
 @dataclass
@@ -49,9 +60,11 @@ class Response:
         return self.body[key]
 
     def _repr_html_(self) -> str:
-        from .widgets.reprs import response_html  # rendering lives with the widgets
+        if _html_renderer is None:  # pragma: no cover - the package always installs one
+            import html
 
-        return response_html(self)
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        return _html_renderer(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         # text/html and text/plain only: JupyterLab would rank an application/json tree above the HTML

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError
 from ..models.parsing import reject_unknown
 from ..models.deployments import deployments
-from ..models.nlp_backend import input_field
 from ..models.runner import infer_docs
 from .deployments import queued_infer
 from .request import Request
@@ -27,7 +26,7 @@ def infer(engine: "Engine", req: Request) -> Any:
     docs = body.get("docs")
     if docs is None and "input" in body:
         raw = body["input"]
-        field = _input_field(engine, model_id)
+        field = deployments(engine).input_field_of(model_id)
         docs = [{field: t} for t in (raw if isinstance(raw, list) else [raw])]
     if docs is None:
         raise ApiError("action_request_validation_exception", "Validation Failed: 1: [docs] must not be null;", 400)
@@ -51,9 +50,3 @@ def infer(engine: "Engine", req: Request) -> Any:
         if "error" in doc:
             raise ApiError("status_exception", str(doc["error"]), 400)
     return {"inference_results": out}
-
-
-def _input_field(engine: "Engine", id_or_deployment: str) -> str:
-    """The field ``input`` texts stand for: the model's first input field (``text_field`` by default)."""
-    model_id = deployments(engine).model_id_of(id_or_deployment)
-    return input_field(engine.models.config(model_id)) if model_id is not None else "text_field"

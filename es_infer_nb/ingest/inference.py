@@ -165,7 +165,7 @@ class InferenceProcessor(Processor):
 
         try:
             if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
-                from ..services.ingest_bridge import run_inference_processor
+                from .endpoint_inference import run_inference_processor
 
                 return run_inference_processor(self, docs, engine)
             if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment

@@ -426,6 +426,12 @@ class Deployments:
         dep = self._by_id.get(name)
         return dep.model_id if dep is not None else self.engine.models.resolve(name)
 
+    def input_field_of(self, name: str) -> str:
+        """The field ``input`` texts stand for (``_infer``'s ``input``, the elasticsearch service): the
+        first input field of the model behind ``name`` (``text_field`` by default or when unknown)."""
+        model_id = self.model_id_of(name)
+        return input_field(self.engine.models.config(model_id)) if model_id is not None else "text_field"
+
     def require_model_id(self, name: str) -> str:
         """:meth:`model_id_of`, with ES's not-found error from the model store when unknown."""
         dep = self._by_id.get(name)

@@ -382,7 +382,7 @@ class InferFrameAccessor:
             For a pipeline Elasticsearch would reject (``parse_exception`` with the
             processor's type and property) or an unknown pipeline id.
         """
-        from .frame_pipeline import run_frame_pipeline
+        from ..frames.pipeline import run_frame_pipeline
 
         eng = _engine(engine)
         with device_scope(eng, device if device is not None else options.device):
@@ -404,7 +404,7 @@ class InferFrameAccessor:
         ``verbose=True``), or, with ``request_only=True``, the request body itself, ready
         to send to a cluster. Raises :class:`es_infer_nb.ApiError` for what ES rejects.
         """
-        from .frame_pipeline import simulate_body
+        from ..frames.pipeline import simulate_body
 
         body = simulate_body(self._frame, pipeline)
         if request_only:

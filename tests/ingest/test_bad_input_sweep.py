@@ -418,7 +418,7 @@ def test_frame_sweep(eng):
 @pytest.mark.parametrize("columnar", [True, False])
 def test_frame_sweep_lone_surrogates(eng, columnar):
     """Lone surrogates cannot be Arrow (pandas' ``str``) strings: those output columns stay Python objects."""
-    from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+    from es_infer_nb.frames.pipeline import run_frame_pipeline
 
     frame = sweep_frame("a\ud800b")
     out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=columnar)
@@ -434,7 +434,7 @@ def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):
     frame = pd.DataFrame({"x": [0.1, 0.9], "o": [{"a": 1}, deep(5000)]}, index=["ok", "deep"])
     pipe = {"processors": [{"inference": {"model_id": "reg"}}]}
     for columnar in (True, False):
-        from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+        from es_infer_nb.frames.pipeline import run_frame_pipeline
 
         with pytest.raises(ValueError, match=r"nested deeper than 299 levels cannot be a document field"):
             run_frame_pipeline(eng, frame, pipe, columnar=columnar)

@@ -27,7 +27,7 @@ from es_infer_nb.ingest.columnar import run_columnar
 from es_infer_nb.ingest.columnar_table import table_from_sources
 from es_infer_nb.ingest.document import META_FIELDS, Doc, clone
 from es_infer_nb.ingest.pipeline import SIMULATE_PIPELINE_ID, Run, parse_pipeline, run_pipeline
-from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+from es_infer_nb.frames.pipeline import run_frame_pipeline
 from helpers import churn_model, stump_regression
 
 CONFORMANCE = Path(os.environ.get("ES_INFER_NB_CONFORMANCE", Path(__file__).parents[2] / ".." / "shared" /
@@ -429,7 +429,7 @@ def test_odd_frames(eng, frame_name, k):
 
 def test_clean_rows_never_leave_the_columns(eng):
     """The benchmark's shape: every processor runs over columns, no document is rebuilt."""
-    from es_infer_nb.ingest.columnar_frame import table_from_frame
+    from es_infer_nb.frames.columnar import table_from_frame
 
     df = pd.DataFrame({"raw_x": np.linspace(0, 1, 200), "count": [str(i) for i in range(200)], "note": "n"})
     body = {"processors": [

@@ -20,7 +20,7 @@ config, rendered by the code the pipeline itself uses:
   ``foreach`` over the elements, ``on_failure`` handlers as writes that some rows get.
 
 Each column's dtype is then what the pandas path's own typer
-(:func:`es_infer_nb.notebook.frame_pipeline._column`) gives those values *when some rows lack the field*
+(:func:`es_infer_nb.frames.pipeline._column`) gives those values *when some rows lack the field*
 (failed rows keep only their input values, conditional processors skip rows): ``float64`` for numbers
 (integers included), ``object`` for booleans (``is_truncated``), ``str`` for text, ``pd.ArrowDtype`` for
 lists and objects (embeddings are ``list<double>``). A partition in which every row has an integer or
@@ -83,7 +83,7 @@ class Fields:
     def of(cls, meta: pd.DataFrame) -> "Fields":
         from dask.dataframe.utils import meta_nonempty
 
-        from ..notebook.frame_pipeline import _plain
+        from .pipeline import _plain
 
         fields = cls({str(c): meta[c].dtype for c in meta.columns})
         sample = meta_nonempty(meta)
@@ -190,7 +190,7 @@ def _flatten(path: str, value: Any, out: dict[str, list[Any]]) -> None:
 def dtype_of(values: list[Any], missing: bool = True) -> Any:
     """The pandas path's dtype of a column holding ``values`` in some rows (and, if ``missing``, nothing in
     others)."""
-    from ..notebook.frame_pipeline import _column
+    from .pipeline import _column
 
     if not values or any(v is UNKNOWN for v in values):
         return np.dtype(object)
@@ -533,7 +533,7 @@ _HANDLERS = {
 def pipeline_columns(engine: "Engine", meta: pd.DataFrame, pipeline: Any) -> dict[str, Any]:
     """``{column: dtype}`` of ``df.infer.pipeline(pipeline)`` over a frame like ``meta``: the input columns,
     the fields the processors write, ``_ingest.dropped`` and ``_ingest.error.*``."""
-    from ..notebook.frame_pipeline import DROPPED, ERROR_COLUMNS, resolve_pipeline
+    from .pipeline import DROPPED, ERROR_COLUMNS, resolve_pipeline
 
     compiled, pipeline_id = resolve_pipeline(engine, pipeline)  # the pandas path's parser and its errors
     fields = Fields.of(meta)

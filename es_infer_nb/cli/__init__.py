@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if args.version:
-            from . import __version__
+            from ..version import __version__
 
             print(f"{PROG} {__version__}")
             return 0
@@ -229,7 +229,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("nothing to embed: give TEXT arguments or --input FILE")
 
-    from .models.nlp.embedded import get_model
+    from ..models.nlp.embedded import get_model
 
     started = time.perf_counter()
     try:
@@ -419,7 +419,7 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 
 
 def _engine(home: str | None):
-    from .engine import Engine
+    from ..engine import Engine
 
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
@@ -556,7 +556,7 @@ STATS_HEADERS = ["model_id", "inference_count", "failure_count", "missing_all_fi
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import InsecureBindError, run_forever, settings_from
+    from ..server import InsecureBindError, run_forever, settings_from
 
     try:
         settings = settings_from(
@@ -593,9 +593,6 @@ SUBCOMMANDS: dict[str, AddParser | str] = {
     "models": _add_models,
     "stats": _add_stats,
     "serve": _add_serve,
-    "run": "es_infer_nb.files.cli:add_parser",
+    "run": "es_infer_nb.cli.run:add_parser",
 }
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""DataFrame execution: pipelines and simulate over frames (:mod:`.pipeline`, column-at-a-time in
+:mod:`.columnar`) and the result columns a job declares before it runs (:mod:`.meta`,
+:mod:`.pipeline_meta`), for pandas and Dask alike.
+
+The entry points (accessors, Dask workers, ``files/``, the magics) call this package; it calls the
+ingest executor, the backends and the models below it.
+"""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..backends import NlpBackend, resolve
 from ..errors import ApiError
-from ..models.parsing import reject_unknown
 from ..models.deployments import deployments
-from ..models.runner import infer_docs
+from ..models.parsing import reject_unknown
 from .deployments import queued_infer
 from .request import Request
 from .routing import route
@@ -41,10 +41,10 @@ def infer(engine: "Engine", req: Request) -> Any:
                 f"[infer_trained_model_request] failed to parse field [docs]: docs[{i}] must be an object",
                 400,
             )
-    dep = deployments(engine).for_inference(model_id)
-    if dep is not None:  # pytorch: queued on the deployment, answered outside the engine lock
-        return queued_infer(engine, dep, docs, body.get("inference_config"), req)
-    result = infer_docs(engine, model_id, docs, body.get("inference_config"))
+    backend = resolve(engine, model_id, endpoints=False)  # _infer names trained models only
+    if isinstance(backend, NlpBackend):  # pytorch: queued on the deployment, answered outside the engine lock
+        return queued_infer(engine, backend.deployment(), docs, body.get("inference_config"), req)
+    result = backend.infer_docs(docs, body.get("inference_config"))
     out = result.to_docs()
     for doc in out:
         if "error" in doc:

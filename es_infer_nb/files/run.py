@@ -130,10 +130,9 @@ def run_files(
 
 def _check_model(engine: "Engine", model_id: str) -> None:
     """An unknown model id fails before any output exists (deployment and endpoint ids are fine)."""
-    from ..models.deployments import deployments
-    from ..services.runner import is_endpoint
+    from ..backends import resolve
 
-    if deployments(engine).get(model_id) is None and not is_endpoint(engine, model_id):
+    if resolve(engine, model_id).kind == "tree":  # the tree runner answers unknown ids: ask it now
         engine.models.require(model_id)
 
 

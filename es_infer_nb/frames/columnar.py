@@ -103,8 +103,15 @@ def _snapshot(col: Column) -> Column:
 
 def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str, Column],
             result: Any) -> pd.DataFrame:
-    from .pipeline import DROPPED, ERROR_COLUMNS, _column as list_column, _flatten, error_fields, \
-        frame_from_columns, frame_sources
+    from .pipeline import (
+        DROPPED,
+        ERROR_COLUMNS,
+        _flatten,
+        error_fields,
+        frame_from_columns,
+        frame_sources,
+    )
+    from .pipeline import _column as list_column
 
     n = len(frame)
     table: Table = result.table

@@ -47,6 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..backends import resolve
+from ..backends.columns import endpoint_entry, nlp_result, stored_config, tree_config
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
     from ..ingest.pipeline import Processor
@@ -359,15 +362,14 @@ def _other(w: Walk, p: Any, partial: bool) -> None:
 
 def _inference(w: Walk, p: Any, partial: bool) -> None:
     from ..errors import ApiError
-    from ..ingest.nlp_inference import serves_nlp
-    from ..services.runner import is_endpoint
 
     try:
-        if is_endpoint(w.engine, p.model_id):
+        kind = resolve(w.engine, p.model_id).kind
+        if kind == "endpoint":
             _endpoint_writes(w, p, partial)
-        elif serves_nlp(w.engine, p.model_id):
+        elif kind == "nlp":
             _nlp_writes(w, p, partial)
-        elif p.inputs is None:
+        elif kind == "tree" and p.inputs is None:
             docs = tree_docs(w.engine, p.model_id, p.update)
             w.fields.write(p.target_field, [{**d, "model_id": TEXT} for d in docs], partial, append=True)
     except ApiError:  # an unknown model, a wrong update: every document fails, nothing is written
@@ -376,7 +378,6 @@ def _inference(w: Walk, p: Any, partial: bool) -> None:
 
 def _nlp_stand_ins(engine: "Engine", model_id: str, update: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(the stored config, a stand-in result, the same result of a truncated text)."""
-    from .meta import nlp_result, stored_config
 
     stored = stored_config(engine, model_id)[1]
     truncated, _ = nlp_result(stored, update)
@@ -417,7 +418,11 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
 
 
 def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
-    from ..ingest.ml_inference import _MISSING, DEFAULT_OUTPUT_FIELD_NAME, get_model_output_value
+    from ..ingest.ml_inference import (
+        _MISSING,
+        DEFAULT_OUTPUT_FIELD_NAME,
+        get_model_output_value,
+    )
 
     outputs = _ml_outputs(w, p)
     partial = partial or p.ignore_missing or not p.override or p.own_ignore_failure
@@ -446,23 +451,23 @@ def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
 def _ml_outputs(w: Walk, p: Any) -> list[dict[str, Any]]:
     """Stand-in model outputs as the processor's engine predictor returns them (none when unknown)."""
     from ..errors import ApiError
-    from ..ingest.nlp_inference import serves_nlp
     from ..services.base import TaskOutput
-    from ..services.runner import is_endpoint, rest_answer
+    from ..services.runner import rest_answer
 
     engine = w.engine
     answers: list[Any]
     try:
-        if p.function_name.lower() == "remote" and is_endpoint(engine, p.model_id):
+        kind = resolve(engine, p.model_id, endpoints=p.function_name.lower() == "remote").kind
+        if kind == "endpoint":
             entry = endpoint_entry(engine, p.model_id)
             if entry is None:
                 return []
             task = engine.inference_endpoints.get(p.model_id)["task_type"]
             answers = [rest_answer(TaskOutput(task, [entry], ranked=[entry]))]
-        elif serves_nlp(engine, p.model_id):
+        elif kind == "nlp":
             _stored, plain, truncated = _nlp_stand_ins(engine, p.model_id, None)
             answers = _as_infer(w, p, [plain, truncated])
-        elif engine.models.resolve(p.model_id) is not None:
+        elif kind == "tree":
             answers = _as_infer(w, p, tree_docs(engine, p.model_id, None))
         else:
             return []
@@ -485,20 +490,6 @@ def _as_infer(w: Walk, p: Any, docs: list[dict[str, Any]]) -> list[Any]:
     return [d if n == 1 else {"response": [d] * n} for d in docs]
 
 
-#: a stand-in result entry of each ``_inference`` task type (``custom``: unknown)
-ENDPOINT_ENTRIES: dict[str, dict[str, Any]] = {
-    "text_embedding": {"embedding": [0.0]},
-    "sparse_embedding": {"is_truncated": False, "embedding": {ANY_KEY: 0.0}},
-    "completion": {"result": TEXT},
-    "rerank": {"index": 0, "relevance_score": 0.0},
-}
-
-
-def endpoint_entry(engine: "Engine", inference_id: str) -> dict[str, Any] | None:
-    task_type = (engine.inference_endpoints.get(inference_id) or {}).get("task_type")
-    return ENDPOINT_ENTRIES.get(task_type)
-
-
 def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, Any]]:
     """The ES result documents a tree model may write: every class winning once (or one regression
     value), then the all-fields-missing warning; as :func:`render_per_document` renders them."""
@@ -506,7 +497,6 @@ def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, An
     from ..ingest.inference import render_per_document
     from ..models.inference_config import ClassificationConfig
     from ..models.results import TreeBatchResult
-    from .meta import tree_config
 
     concrete, config, labels = tree_config(engine, model_id, update)
     classification = isinstance(config, ClassificationConfig)

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backends import resolve
 from ..errors import ApiError
 from .columnar_condition import evaluate
 from .columnar_table import Table, is_prefix, typed_array
@@ -459,13 +460,11 @@ def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.n
 
 def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     from ..models.runner import _needed_fields, _run
-    from ..services.runner import is_endpoint
-    from .nlp_inference import serves_nlp
 
     t, run = b.table, b.run
     engine = run.engine
     try:
-        if engine is None or is_endpoint(engine, p.model_id) or serves_nlp(engine, p.model_id):
+        if engine is None or resolve(engine, p.model_id).kind != "tree":
             raise LookupError
         model_id = engine.models.require(p.model_id)
         stored = engine.models.config(model_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
 from .config import Conf
@@ -159,16 +160,14 @@ class InferenceProcessor(Processor):
         engine = run.engine
         if engine is None:
             return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
-        from .nlp_inference import run_nlp_batch, serves_nlp
-
-        from ..services.runner import is_endpoint
+        from .endpoint_inference import run_inference_processor
+        from .nlp_inference import run_nlp_batch
 
         try:
-            if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
-                from .endpoint_inference import run_inference_processor
-
+            kind = resolve(engine, self.model_id).kind
+            if kind == "endpoint":  # an _inference endpoint (remote service or local model)
                 return run_inference_processor(self, docs, engine)
-            if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
+            if kind == "nlp":  # pytorch models: through their deployment
                 return run_nlp_batch(self, docs, engine)
         except ApiError as err:
             return [err] * len(docs)

@@ -17,6 +17,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..backends import resolve
 from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
@@ -497,9 +498,7 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
-        from ..services.runner import is_endpoint
-
-        if function_name.lower() == "remote" and is_endpoint(engine, model_id):  # an _inference endpoint
+        if function_name.lower() == "remote" and resolve(engine, model_id).kind == "endpoint":  # _inference endpoint
             from ..services.ingest_bridge import endpoint_prediction
 
             return endpoint_prediction(engine, model_id, request)

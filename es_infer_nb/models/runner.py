@@ -14,7 +14,6 @@ import pandas as pd
 from ..errors import ApiError, InferenceInterrupted
 from .config import LANG_IDENT_ID
 from .deployments import deployments, model_field
-from .nlp_frames import infer_frame_nlp
 from .inference_config import apply_update, parse_config
 from .results import TreeBatchResult
 from .tree.features import Columns, columns_from_docs, columns_from_frame
@@ -126,6 +125,12 @@ def infer_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], u
     if deployment is not None:
         field = model_field(engine, deployment.model_id)
         return deployment.infer(docs, update, field, device=device)
+    return infer_tree_docs(engine, id_or_alias, docs, update, device=device)
+
+
+def infer_tree_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], update: Any = None,
+                    device: str | None = None) -> TreeBatchResult:
+    """A tree model over ES documents (:class:`es_infer_nb.backends.TreeBackend`)."""
     model_id = engine.models.require(id_or_alias)
     stored = engine.models.config(model_id)
     cols = columns_from_docs(docs, _needed_fields(stored))
@@ -153,11 +158,8 @@ def infer_frame(
     device: str | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """Run a model over a DataFrame; return only the result columns, indexed like ``df``."""
-    deployment = deployments(engine).for_inference(model_id)
-    if deployment is not None:
-        return infer_frame_nlp(engine, deployment, df, inference_config=inference_config, field_map=field_map,
-                               target_field=target_field, batch_size=batch_size, device=device, progress=progress)
+    """Run a tree model over a DataFrame; return only the result columns, indexed like ``df`` (pytorch
+    models run through :class:`es_infer_nb.backends.NlpBackend`)."""
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)
     fields = _needed_fields(stored) + list((field_map or {}).keys())

@@ -102,14 +102,14 @@ def _compute(
 ) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], bool]:
     """The function mapping rows to their result columns, and whether an interrupted run's
     finished rows are a prefix (so that a resume can skip them)."""
-    from ..services.runner import is_endpoint
-
     if not isinstance(model_id, str) or not model_id:
         raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
+    from ..backends import resolve
+
     device = device if device is not None else options.device
     batch_size = batch_size if batch_size is not None else options.batch_size
     progress = progress if progress is not None else options.progress
-    if is_endpoint(engine, model_id):  # an _inference endpoint id
+    if resolve(engine, model_id).kind == "endpoint":  # an _inference endpoint id
         def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
             return _endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
                                     target_field=target_field, progress=progress)
@@ -119,22 +119,20 @@ def _compute(
         if target_field is not None or field_map is not None:
             raise ValueError("input_output cannot be combined with target_field or field_map; name the "
                              "result columns with output_field")
-        from ..models.nlp_frames import infer_frame_input_output
 
         def io(frame: pd.DataFrame) -> pd.DataFrame:
-            return infer_frame_input_output(engine, model_id, frame, input_output, inference_config=inference_config,
-                                            device=device, progress=progress)
+            return resolve(engine, model_id).infer_frame(frame, input_output=input_output,
+                                                         inference_config=inference_config, device=device,
+                                                         progress=progress)
 
         return io, isinstance(input_output, dict) or len(input_output) == 1
 
     def model(frame: pd.DataFrame) -> pd.DataFrame:
-        from ..models.runner import infer_frame
-
         kwargs: dict[str, Any] = {"inference_config": inference_config, "field_map": field_map,
                                   "target_field": target_field, "batch_size": batch_size, "device": device}
         if progress is not None:
             kwargs["progress"] = progress
-        results = infer_frame(engine, model_id, frame, **kwargs)
+        results = resolve(engine, model_id).infer_frame(frame, **kwargs)
         if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
             raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
         return results
@@ -187,9 +185,9 @@ def _endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *
 
 
 def _is_endpoint(engine: "Engine", model_id: Any) -> bool:
-    from ..services.runner import is_endpoint
+    from ..backends import resolve
 
-    return is_endpoint(engine, model_id)
+    return isinstance(model_id, str) and resolve(engine, model_id).kind == "endpoint"
 
 
 def _endpoint_field(field_map: dict[str, str] | None) -> str:

@@ -25,8 +25,9 @@ import pyarrow as pa
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
+from ..models.results import target_prefix
+
 STRING = pd.ArrowDtype(pa.string())
-DEFAULT_TARGET = "ml.inference"
 
 
 def _importance_type(classification: bool, label: pa.DataType) -> pa.DataType:
@@ -79,7 +80,7 @@ def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
         importance=np.zeros((0, 1, 1)) if config.num_top_feature_importance_values else None,
         importance_names=[] if config.num_top_feature_importance_values else None,
     )
-    prefix = DEFAULT_TARGET if target_field is None else target_field
+    prefix = target_prefix(target_field)
     cols = result.to_columns(prefix, pd.RangeIndex(0))
     dot = f"{prefix}." if prefix else ""
     out: dict[str, Any] = {}
@@ -155,7 +156,7 @@ def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
 
     concrete, stored = stored_config(engine, model_id)
     result, unknown = nlp_result(stored, inference_config)
-    target = DEFAULT_TARGET if target_field is None else target_field
+    target = target_prefix(target_field)
     return _dtypes(docs_to_columns([{**result, "error": ""}], target, pd.RangeIndex(1), concrete), unknown)
 
 
@@ -201,7 +202,7 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     if input_output is not None:
         outputs = [pair["output_field"] for pair in io_pairs(input_output)]
     else:
-        outputs = [f"{DEFAULT_TARGET if target_field is None else target_field}.predicted_value"]
+        outputs = [f"{target_prefix(target_field)}.predicted_value"]
     value = None if entry is None else predicted_value(entry)
     typed = pd.DataFrame({"value": [value], "text": [inference_id]}).dtypes
     out: dict[str, Any] = {}

@@ -5,3 +5,7 @@
 The entry points (accessors, Dask workers, ``files/``, the magics) call this package; it calls the
 ingest executor, the backends and the models below it.
 """
+
+from ..models.results import DEFAULT_TARGET_FIELD, target_prefix
+
+__all__ = ["DEFAULT_TARGET_FIELD", "target_prefix"]

@@ -15,11 +15,11 @@ from typing import Any
 from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
+from ..models.results import DEFAULT_TARGET_FIELD
 from .config import Conf
 from .document import Doc
 from .pipeline import Processor, Run, as_api_error
 
-DEFAULT_TARGET_FIELD = "ml.inference"
 UPDATE_TYPES = tuple(t for t in ic.ALL_TYPES if t != "learning_to_rank")
 RESERVED_FIELDS = ("warning", "model_id")
 

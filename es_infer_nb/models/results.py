@@ -20,6 +20,15 @@ import pyarrow as pa
 from ..errors import ApiError
 from .inference_config import ClassificationConfig, InferenceConfig, RegressionConfig
 
+#: where results go when no ``target_field`` is given: the ``inference`` processor, ``df.infer.run``
+#: and the columns declared for Dask and ``es-infer run`` alike
+DEFAULT_TARGET_FIELD = "ml.inference"
+
+
+def target_prefix(target_field: str | None) -> str:
+    """The prefix of the result fields: ``target_field``, else :data:`DEFAULT_TARGET_FIELD`."""
+    return DEFAULT_TARGET_FIELD if target_field is None else target_field
+
 
 def warning_message(model_id: str) -> str:
     return f"Model [{model_id}] could not be inferred as all fields were missing"

@@ -15,7 +15,7 @@ from ..errors import ApiError, InferenceInterrupted
 from .config import LANG_IDENT_ID
 from .deployments import deployments, model_field
 from .inference_config import apply_update, parse_config
-from .results import TreeBatchResult
+from .results import TreeBatchResult, target_prefix
 from .tree.features import Columns, columns_from_docs, columns_from_frame
 from .tree.model import TreeModel
 
@@ -168,7 +168,7 @@ def infer_frame(
         engine, concrete, cols, len(df), update=inference_config, field_map=field_map,
         batch_size=batch_size, device=device, progress=progress,
     )
-    target = "ml.inference" if target_field is None else target_field
+    target = target_prefix(target_field)
     frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
     if "interrupted_at" in result.extra:
         raise InferenceInterrupted(result.extra["interrupted_at"], len(df), frame)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ApiError, InferenceInterrupted
+from ..frames import target_prefix
 from .options import device_scope, options
 from .resume import run_resumable
 
@@ -174,7 +175,7 @@ def _endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *
             first = input_output if isinstance(input_output, dict) else input_output[0]
             error = f"{first['output_field']}.error"
         else:
-            error = f"{'ml.inference' if target_field is None else target_field}.predicted_value.error"
+            error = f"{target_prefix(target_field)}.predicted_value.error"
         rest = pd.DataFrame({error: pd.Series([NOT_REACHED] * (n - k), index=frame.index[k:], dtype=object)})
         raise InferenceInterrupted(k, n, combine_results(done, rest)) from None
     finally:
@@ -436,7 +437,7 @@ class InferFrameAccessor:
         run on that row alone with ``num_top_feature_importance_values`` (default: every input
         field; ``field_map`` as in ``run``) and its answer is shown.
         """
-        prefix = "ml.inference" if target_field is None else target_field
+        prefix = target_prefix(target_field)
         if row not in self._frame.index:
             raise KeyError(f"row {row!r} is not in the frame's index")
         column = f"{prefix}.feature_importance" if prefix else "feature_importance"
@@ -470,7 +471,7 @@ class InferFrameAccessor:
         results the frame holds (its ``<target_field>.model_id`` values; every model if none)."""
         from ..widgets import model_stats
 
-        prefix = "ml.inference" if target_field is None else target_field
+        prefix = target_prefix(target_field)
         id_column = f"{prefix}.model_id" if prefix else "model_id"
         ids = None
         if id_column in self._frame.columns:

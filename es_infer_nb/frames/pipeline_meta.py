@@ -5,7 +5,7 @@ one ``df.infer.pipeline`` runs) and its processors are walked in order over a *s
 each field, the stand-in values that may land there. No model runs; what a model writes comes from its
 config, rendered by the code the pipeline itself uses:
 
-* ``inference`` on a tree model: :func:`~es_infer_nb.ingest.inference.render_per_document` of a
+* ``inference`` on a tree model: :func:`~es_infer_nb.models.results.render_per_document` of a
   stand-in result in which every class wins once (so the label type is the real one), and a warning row;
 * ``inference`` on a pytorch (NLP) model: the task's stand-in result (:func:`.meta.nlp_result`, after
   the processor's ``inference_config``), under ``target_field`` with ``model_id`` and ``is_truncated``,
@@ -494,9 +494,8 @@ def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, An
     """The ES result documents a tree model may write: every class winning once (or one regression
     value), then the all-fields-missing warning; as :func:`render_per_document` renders them."""
     from ..errors import ApiError
-    from ..ingest.inference import render_per_document
     from ..models.inference_config import ClassificationConfig
-    from ..models.results import TreeBatchResult
+    from ..models.results import TreeBatchResult, render_per_document
 
     concrete, config, labels = tree_config(engine, model_id, update)
     classification = isinstance(config, ClassificationConfig)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..backends import resolve
 from ..errors import ApiError
+from ..models.results import document_failure, render_per_document, warning_message
 from .columnar_condition import evaluate
 from .columnar_table import Table, is_prefix, typed_array
 from .document import _MUSTACHE, Doc, template_field, template_text
@@ -541,22 +542,17 @@ def _write_results(result: Any, t: Table, idx: np.ndarray, target: str, model_id
         if ok.size:
             t.write(f"{target}.{results_field}", _mask(n, ok), predicted)
         if warn.any():
-            from ..models.results import warning_message
-
             t.write(f"{target}.warning", _mask(n, idx[warn]), warning_message(model_id))
         t.write(f"{target}.model_id", _mask(n, idx), model_id)
         return {}
-    from .inference import render_per_document
-
     failed: dict[int, BaseException] = {}
     leaves: dict[str, tuple[list[int], list[Any]]] = {}
     for i, res in zip(idx.tolist(), render_per_document(result)):
-        if isinstance(res, ApiError):
-            failed[i] = res
+        failure = document_failure(res)
+        if failure is not None:
+            failed[i] = failure
             continue
-        if "error" in res and len(res) == 1:
-            failed[i] = ApiError("status_exception", str(res["error"]), 400)
-            continue
+        assert not isinstance(res, ApiError)
         value = dict(res)
         value["model_id"] = model_id
         for path, leaf in _leaves(value, target):

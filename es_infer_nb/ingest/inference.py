@@ -9,13 +9,12 @@ existing value rather than overwriting it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
-from ..models.results import DEFAULT_TARGET_FIELD
+from ..models.results import DEFAULT_TARGET_FIELD, document_failure, render_per_document
 from .config import Conf
 from .document import Doc
 from .pipeline import Processor, Run, as_api_error
@@ -77,26 +76,6 @@ def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
                 raise c.error(key, f"names must be unique but [{entry[key]}] is repeated")
             names.add(entry[key])
         out.append(entry)
-    return out
-
-
-def render_per_document(result: Any) -> list[dict[str, Any] | ApiError]:
-    """``TreeBatchResult.to_docs``, where a result that cannot be rendered (a class label that cannot
-    become a ``boolean``) fails its own document only, as ES infers ingest documents one at a time."""
-    try:
-        return result.to_docs()
-    except ApiError:
-        pass
-    out: list[dict[str, Any] | ApiError] = []
-    for i in range(len(result)):
-        row = slice(i, i + 1)
-        one = replace(result, values=result.values[row], warning=result.warning[row], errors=result.errors[row],
-                      probabilities=None if result.probabilities is None else result.probabilities[row],
-                      importance=None if result.importance is None else result.importance[row], extra={})
-        try:
-            out.append(one.to_docs()[0])
-        except ApiError as err:
-            out.append(err)
     return out
 
 
@@ -191,12 +170,11 @@ class InferenceProcessor(Processor):
             return [as_api_error(exc)] * len(docs)
         out: list[BaseException | None] = []
         for doc, res in zip(docs, render_per_document(result)):
-            if isinstance(res, ApiError):
-                out.append(res)
+            failure = document_failure(res)
+            if failure is not None:
+                out.append(failure)
                 continue
-            if "error" in res and len(res) == 1:
-                out.append(ApiError("status_exception", str(res["error"]), 400))
-                continue
+            assert not isinstance(res, ApiError)
             try:
                 self.write(doc, res, model_id)
                 out.append(None)

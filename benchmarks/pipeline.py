@@ -77,7 +77,7 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the timed runs
 
     import es_infer_nb
-    from es_infer_nb.models.runner import _run
+    from es_infer_nb.models.runner import run_tree
     from es_infer_nb.frames.pipeline import frame_sources
 
     model, names, rng = xgboost_model(args)
@@ -98,7 +98,7 @@ def main() -> None:
     features[names[-1]] = df["raw_" + names[-1]].to_numpy()
 
     def model_only() -> None:  # the bound: the model call alone over the same columns
-        _run(engine, "bench-xgb", dict(features), args.rows, progress=False)
+        run_tree(engine, "bench-xgb", dict(features), args.rows, progress=False)
 
     best_ours, best_anchor, best_model = float("inf"), float("inf"), float("inf")
     out, anchor = None, None

@@ -419,7 +419,7 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
 
 def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
     from ..ingest.ml_inference import (
-        _MISSING,
+        MISSING,
         DEFAULT_OUTPUT_FIELD_NAME,
         get_model_output_value,
     )
@@ -434,7 +434,7 @@ def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
                 value = get_model_output_value(output, model_field, True, p.full_response_path)
             except Exception:  # noqa: BLE001 - the stand-in answer lacks the path: the type is unknown
                 continue
-            if value is not _MISSING:
+            if value is not MISSING:
                 values.append(value)
         return values or [UNKNOWN]
 

@@ -460,7 +460,7 @@ def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.n
 # -- the inference processor -------------------------------------------------------------------------
 
 def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
-    from ..models.runner import _needed_fields, _run
+    from ..models.runner import needed_fields, run_tree
 
     t, run = b.table, b.run
     engine = run.engine
@@ -472,7 +472,7 @@ def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     except (ApiError, LookupError):
         b.hand_off(k, rows)  # the per-document path answers (or fails) exactly
         return
-    needed = list(dict.fromkeys(_needed_fields(stored) + list((p.field_map or {}).keys())))
+    needed = list(dict.fromkeys(needed_fields(stored) + list((p.field_map or {}).keys())))
     if any(not _plain_path(name) for name in needed):
         b.hand_off(k, rows)
         return
@@ -494,7 +494,7 @@ def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     failed: dict[int, BaseException] = {}
     try:
         try:
-            result = _run(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map)
+            result = run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
             err = as_api_error(exc)
             failed = {i: err for i in idx.tolist()}

@@ -133,7 +133,7 @@ class InferenceProcessor(Processor):
 
     # -- batch execution ----------------------------------------------------------------------------
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
-        from ..models.runner import _needed_fields, _run
+        from ..models.runner import needed_fields, run_tree
         from ..models.tree.features import columns_from_docs
 
         engine = run.engine
@@ -160,10 +160,10 @@ class InferenceProcessor(Processor):
                 raise ApiError("status_exception",
                                f"[input_output] is only supported for NLP models, but model [{model_id}] is of type "
                                f"[{kind}]; use [target_field] and [field_map] instead", 400)
-            needed = _needed_fields(stored) + list((self.field_map or {}).keys())
+            needed = needed_fields(stored) + list((self.field_map or {}).keys())
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)
-            result = _run(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
+            result = run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
         except ApiError as err:
             return [err] * len(docs)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller

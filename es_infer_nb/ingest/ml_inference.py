@@ -32,7 +32,7 @@ DEFAULT_MAX_PREDICTION_TASKS = 10
 DEFAULT_REMOTE_MODEL_INPUT = '{ "parameters": ${ml_inference.parameters} }'
 Predictor = Callable[[dict[str, Any]], Any]
 
-_MISSING = object()
+MISSING = object()
 
 
 def _iae(message: str) -> ApiError:
@@ -277,7 +277,7 @@ def _pool(value: Any, kind: str) -> list[float]:
 
 
 def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """The value an output-map entry reads from the model output (``_MISSING`` = write nothing)."""
+    """The value an output-map entry reads from the model output (``MISSING`` = write nothing)."""
     field, pool = _pooling(field)
     if not isinstance(output, dict):
         raise _iae("model inference output is null")
@@ -288,7 +288,7 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             value = json_path_read(output, field)
             if value is None or value == []:
                 if ignore_missing:
-                    return _MISSING
+                    return MISSING
                 raise _iae(f"model inference output cannot find such json path: {field}")
     else:
         results = output.get("inference_results")
@@ -310,7 +310,7 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
                 value = json_path_read(base, field)
             if value is None or value == []:
                 if ignore_missing:
-                    return _MISSING
+                    return MISSING
                 raise _iae(f"model inference output cannot find field name: {field}")
     if pool is not None:
         value = _pool(value, pool)
@@ -384,7 +384,7 @@ class MLInferenceProcessor(Processor):
     def _read_input(self, doc: Doc, path: str) -> Any:
         if not path:
             if self.ignore_missing:
-                return _MISSING
+                return MISSING
             raise _iae(f"field name in input_map [ {path}] cannot be null nor empty")
         if doc.has(path):
             return doc.get(path)
@@ -393,7 +393,7 @@ class MLInferenceProcessor(Processor):
         value = json_path_read(view, path)
         if value is None or value == []:
             if self.ignore_missing:
-                return _MISSING
+                return MISSING
             if simple:
                 raise _iae(f"field name in input_map: [{path}] doesn't exist")
             raise _iae(f"Cannot find field name defined from input map: {path}")
@@ -420,7 +420,7 @@ class MLInferenceProcessor(Processor):
             found = 0
             for model_key, doc_path in entry.items():
                 value = self._read_input(doc, str(doc_path) if doc_path is not None else "")
-                if value is _MISSING:
+                if value is MISSING:
                     continue
                 found += 1
                 params[model_key] = to_param_string(value)
@@ -435,7 +435,7 @@ class MLInferenceProcessor(Processor):
             else:
                 for new_field, model_field, paths in out_entries:
                     value = get_model_output_value(output, model_field, self.ignore_missing, self.full_response_path)
-                    if value is _MISSING:
+                    if value is MISSING:
                         continue
                     self._write(doc, new_field, model_field, value, paths)
         except ApiError as err:

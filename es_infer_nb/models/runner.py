@@ -77,7 +77,7 @@ def _missing_mask(arr: np.ndarray) -> np.ndarray:
     return np.zeros(arr.shape[0], dtype=bool)
 
 
-def _run(
+def run_tree(
     engine: "Engine",
     id_or_alias: str,
     cols: Columns,
@@ -133,14 +133,14 @@ def infer_tree_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any
     """A tree model over ES documents (:class:`es_infer_nb.backends.TreeBackend`)."""
     model_id = engine.models.require(id_or_alias)
     stored = engine.models.config(model_id)
-    cols = columns_from_docs(docs, _needed_fields(stored))
-    result = _run(engine, model_id, cols, len(docs), update=update, device=device)
+    cols = columns_from_docs(docs, needed_fields(stored))
+    result = run_tree(engine, model_id, cols, len(docs), update=update, device=device)
     if "interrupted_at" in result.extra:
         raise InferenceInterrupted(result.extra["interrupted_at"], len(docs), None)
     return result
 
 
-def _needed_fields(stored: dict[str, Any]) -> list[str]:
+def needed_fields(stored: dict[str, Any]) -> list[str]:
     fields = list(stored.get("input", {}).get("field_names", []))
     fields += [src for src in (stored.get("default_field_map") or {})]
     return fields
@@ -162,9 +162,9 @@ def infer_frame(
     models run through :class:`es_infer_nb.backends.NlpBackend`)."""
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)
-    fields = _needed_fields(stored) + list((field_map or {}).keys())
+    fields = needed_fields(stored) + list((field_map or {}).keys())
     cols = columns_from_frame(df, fields)
-    result = _run(
+    result = run_tree(
         engine, concrete, cols, len(df), update=inference_config, field_map=field_map,
         batch_size=batch_size, device=device, progress=progress,
     )

@@ -57,7 +57,7 @@ def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
     """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown."""
     from ..models.deployments import deployments
     from ..models.nlp_backend import input_field
-    from ..models.runner import _needed_fields
+    from ..models.runner import needed_fields
 
     try:
         stored = engine.models.config(deployments(engine).require_model_id(model_id))
@@ -65,7 +65,7 @@ def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
         return None
     if stored.get("model_type", "tree_ensemble") == "pytorch":
         return [input_field(stored)]
-    return _needed_fields(stored)
+    return needed_fields(stored)
 
 
 def _check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:

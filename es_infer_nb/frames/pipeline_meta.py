@@ -244,7 +244,7 @@ class Walk:
         for p in processors:
             self.tagged = self.tagged or p.tag is not None
             part = partial or p.condition is not None or p.ignore_failure or bool(p.on_failure)
-            handler = _HANDLERS.get(p.type, _other)
+            handler = DECLARED_COLUMNS.get(p.type, _other)
             handler(self, p, part)
             if p.on_failure:
                 self.processors(p.on_failure, True)
@@ -511,7 +511,8 @@ def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, An
     return [d for d in render_per_document(result) if not isinstance(d, ApiError)]
 
 
-_HANDLERS = {
+#: the declared-columns form of each registered processor type (:mod:`es_infer_nb.ingest.registry`)
+DECLARED_COLUMNS = {
     "set": _set, "rename": _rename, "remove": _remove, "convert": _convert, "split": _split, "join": _join,
     "append": _append, "json": _json, "pipeline": _nested, "foreach": _foreach, "inference": _inference,
     "ml_inference": _ml_inference, "uppercase": _text, "lowercase": _text, "trim": _text, "gsub": _text,

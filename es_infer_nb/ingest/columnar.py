@@ -37,9 +37,6 @@ from .pipeline import (Failure, Pipeline, Processor, Run, as_api_error, is_count
 
 #: per-document continuation batch size
 HANDOFF_CHUNK = 50_000
-_FIELD_VALUE_TYPES = ("convert", "uppercase", "lowercase", "trim", "gsub")
-
-
 @dataclass
 class Result:
     """What a columnar run leaves: the table (rows finished by columns), the documents handed to the
@@ -132,8 +129,11 @@ def _template_fields(value: str) -> list[str] | None:
 
 
 def supported(p: Processor) -> bool:
-    """Whether the columns run processor ``p`` (its configuration; rows may still be handed off)."""
-    t = p.type
+    """Whether the columns run processor ``p``: its class has a column form (:mod:`.registry`) and the
+    form takes its configuration (rows may still be handed off)."""
+    t = p.column_form
+    if t is None:
+        return False
     if t == "set":
         if not _plain_path(p.field):
             return False
@@ -152,7 +152,7 @@ def supported(p: Processor) -> bool:
         fields = p.fields
         return all(_plain_path(f) for f in fields) and not any(
             a == b or is_prefix(a, b) for i, a in enumerate(fields) for j, b in enumerate(fields) if i != j)
-    if t in _FIELD_VALUE_TYPES:
+    if t == "field_value":
         a, b = p.field, p.target_field
         return _plain_path(a) and _plain_path(b) and not is_prefix(a, b) and not is_prefix(b, a)
     if t == "drop":
@@ -200,7 +200,7 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
                 b.hand_off(k, _mask(n, idx[trouble]))
                 eligible = _mask(n, idx[ok])
             if eligible.any():
-                _STEPS[p.type if p.type in _STEPS else "field_value"](p, b, eligible, k)
+                COLUMN_STEPS[p.column_form](p, b, eligible, k)  # type: ignore[index]
         failures = _finish(pipeline, b, failures, chunk_size or HANDOFF_CHUNK)
     finally:
         if counted:
@@ -575,7 +575,8 @@ def _leaves(value: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
     return out
 
 
-_STEPS: dict[str, Callable[[Any, _Batch, np.ndarray, int], None]] = {
+#: the column forms, by the name a processor class gives in ``column_form`` (:mod:`.registry`)
+COLUMN_STEPS: dict[str, Callable[[Any, _Batch, np.ndarray, int], None]] = {
     "set": _set, "rename": _rename, "remove": _remove, "drop": _drop, "inference": _inference,
     "field_value": _field_value,
 }

@@ -92,6 +92,7 @@ def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict
 
 class InferenceProcessor(Processor):
     type = "inference"
+    column_form = "inference"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import ApiError
 from .condition import Condition, parse_condition
@@ -66,8 +66,13 @@ class Run:
 
 
 class Processor:
+    """One ingest processor: built from its config, run per document (:meth:`execute`, or a whole
+    batch in :meth:`run_batch`); registered once in :mod:`.registry`."""
+
     type = "processor"
     records_itself = False
+    #: the step of :mod:`.columnar` that runs this processor column-at-a-time (``None``: per document only)
+    column_form: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.tag: str | None = None
@@ -96,6 +101,7 @@ class Processor:
 
 class SetProcessor(Processor):
     type = "set"
+    column_form = "set"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -136,6 +142,7 @@ def _render_value(value: Any, doc: Doc) -> Any:
 
 class RenameProcessor(Processor):
     type = "rename"
+    column_form = "rename"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -164,6 +171,7 @@ class RenameProcessor(Processor):
 
 class RemoveProcessor(Processor):
     type = "remove"
+    column_form = "remove"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -187,6 +195,8 @@ class RemoveProcessor(Processor):
 
 class _FieldValueProcessor(Processor):
     """field / target_field / ignore_missing processors applying a function to the value(s)."""
+
+    column_form = "field_value"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -311,6 +321,7 @@ class FailProcessor(Processor):
 
 class DropProcessor(Processor):
     type = "drop"
+    column_form = "drop"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -418,21 +429,6 @@ class ForeachProcessor(Processor):
 
 # -- parsing -----------------------------------------------------------------------------------------
 
-def _factories() -> dict[str, Callable[[Conf], Processor]]:
-    from .inference import InferenceProcessor
-    from .ml_inference import MLInferenceProcessor
-    from .processors import FACTORIES as COMMON_FACTORIES
-
-    return {
-        **COMMON_FACTORIES,
-        "set": SetProcessor, "rename": RenameProcessor, "remove": RemoveProcessor,
-        "uppercase": UppercaseProcessor, "lowercase": LowercaseProcessor, "convert": ConvertProcessor,
-        "fail": FailProcessor, "drop": DropProcessor, "pipeline": PipelineProcessor,
-        "inference": InferenceProcessor, "foreach": ForeachProcessor,
-        "ml_inference": MLInferenceProcessor,
-    }
-
-
 @dataclass
 class Pipeline:
     processors: list[Processor]
@@ -453,7 +449,7 @@ def parse_processor(entry: Any, engine: "Engine | None" = None) -> Processor:
     conf = dict(raw)
     tag = conf.pop("tag", None)
     tag = None if tag is None else str(tag)
-    factories = _factories()
+    from .registry import PROCESSORS as factories  # the registry imports the processor classes of this module
     if ptype not in factories:
         raise config_error(ptype, tag, None, f"No processor type exists with name [{ptype}]")
     c = Conf(ptype, tag, conf)

@@ -2,7 +2,7 @@
 
 Same semantics and messages as the Elasticsearch ``ingest-common`` processors (AppendProcessor,
 TrimProcessor, SplitProcessor, JoinProcessor, GsubProcessor, JsonProcessor). Registered in
-:func:`es_infer_nb.ingest.pipeline._factories`.
+:mod:`es_infer_nb.ingest.registry`.
 """
 
 from __future__ import annotations
@@ -287,9 +287,3 @@ def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
             _merge(target[k], v)
         else:
             target[k] = v
-
-
-FACTORIES = {
-    "append": AppendProcessor, "trim": TrimProcessor, "split": SplitProcessor, "join": JoinProcessor,
-    "gsub": GsubProcessor, "json": JsonProcessor,
-}

@@ -132,7 +132,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     per_file: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
     counts_declared: dict[str, Any] = {}
-    for test_id, _, meta in CASES:
+    for _, _, meta in CASES:
         stem = meta["_stem"]
         totals[stem] += 1
         counts_declared[stem] = meta.get("count")

@@ -32,8 +32,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..backends import resolve
-
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
@@ -41,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def run_columns(engine: "Engine", model_id: str, args: dict[str, Any]) -> dict[str, Any]:
     """``{column: dtype}`` of ``df.infer.run(model_id, **args)``'s result columns, from the configs of
     the backend serving ``model_id`` (:mod:`es_infer_nb.backends.columns`)."""
+    from ..backends import resolve  # the model code loads when a job is declared, not with the Dask hook
+
     return resolve(engine, model_id).declared_columns(args)
 
 

@@ -104,6 +104,8 @@ class Engine:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
         self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        #: ``PUT _cluster/settings`` persistent values (key ``persistent``); see api.cluster_settings
+        self.cluster_settings = JsonStore(self.home, "cluster_settings", check=is_object)
         self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
                                              check=is_endpoint_config)
         if self.home is not None:

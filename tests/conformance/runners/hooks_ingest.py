@@ -68,10 +68,11 @@ def result_map(model_result: dict[str, Any], processor_update: dict[str, Any] | 
     ).as_map()
 
 
-def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any]) -> dict[str, Any]:
+def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any],
+                    resolved_model_id: str | None = None) -> dict[str, Any]:
     proc = _inference(processor)
     doc = Doc(copy.deepcopy(input_doc))
-    proc.write(doc, result_map(model_result, proc.update), proc.model_id)
+    proc.write(doc, result_map(model_result, proc.update), resolved_model_id or proc.model_id)
     return doc.source()
 
 

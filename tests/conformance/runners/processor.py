@@ -12,7 +12,9 @@
   ``processor_config`` (parsed options): adapter functions of the same names in
   ``hooks_ingest`` (next to this module) (see ``adapters.py`` for the contract):
 
-  - ``mutate_document(processor, model_result, input_doc) -> document`` (``_source`` afterwards)
+  - ``mutate_document(processor, model_result, input_doc, resolved_model_id) -> document``
+    (``_source`` afterwards; ``resolved_model_id``: the model id the inference response names, for
+    a processor configured with an alias; None = the processor's own ``model_id``)
   - ``build_request(processor, input_doc, ingest_metadata) -> map sent to the model``
   - ``field_map_apply(field_map, input_fields) -> fields afterwards``
   - ``result_serialization(model_result, config) -> compact JSON text (or the object)``
@@ -101,7 +103,7 @@ def run_mutate_document(case: dict[str, Any], meta: dict[str, Any]) -> None:
     tol = tolerance(case)
     diff = Diff()
     doc = hook(processor=copy.deepcopy(case.get("processor")), model_result=copy.deepcopy(case.get("model_result")),
-               input_doc=copy.deepcopy(case.get("input_doc") or {}))
+               input_doc=copy.deepcopy(case.get("input_doc") or {}), resolved_model_id=case.get("resolved_model_id"))
     for path, want in (case.get("expected_fields") or {}).items():
         diff.check(path_get(doc, path), want, tol, path)
     for path in case.get("expected_absent_fields") or []:

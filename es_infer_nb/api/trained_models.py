@@ -210,6 +210,15 @@ def put_alias(engine: "Engine", req: Request) -> Any:
                     f"from model [{current}] with type [{old}]",
                     400,
                 )
+            # ES: an alias that serves a deployed model moves only to a model that is deployed too
+            registry = deployments(engine)
+            if registry.of_model(current) and not any(d.state == "started" for d in registry.of_model(model_id)):
+                raise ApiError(
+                    "status_exception",
+                    f"cannot reassign model_alias [{alias}] to model [{model_id}] from model [{current}] as it is not "
+                    "yet deployed",
+                    400,
+                )
     engine.models.aliases.put(alias, model_id)
     return {"acknowledged": True}
 

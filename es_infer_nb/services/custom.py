@@ -11,16 +11,20 @@ from typing import Any
 
 from ..errors import ApiError
 from .base import Endpoint, HttpService, InferenceContext, ServiceSetting, translate_input_type
-from .json_path import java_type
-from .parsers import ErrorParser, ResponseParser, parse_json_parser
+from .json_path import illegal_state, java_map_string, java_type
+from .parsers import PARSER_KEYS, ErrorParser, ResponseParser, parse_json_parser
 from .secrets import Secret
 from .settings import Validation, rate_limit, reject_unknown
 from .templates import json_values, raw_string_values, substitute, with_query
 from .transport import HttpRequest
+from .uri import uri_syntax_error
 
 DEFAULT_RPM = 10000
 DEFAULT_BATCH_SIZE = 10
 SCOPE = "service_settings"
+SETTINGS_NAME = "custom_service_settings"
+#: ES's ``TextEmbeddingSettings.DEFAULT_FLOAT``: what a text_embedding endpoint has when not given
+TEXT_EMBEDDING_DEFAULTS = {"similarity": None, "dimensions": None, "max_input_tokens": None, "element_type": "float"}
 
 
 @dataclass
@@ -37,9 +41,10 @@ class CustomSettings:
     rate_limit: dict[str, int] = field(default_factory=lambda: {"requests_per_minute": DEFAULT_RPM})
     batch_size: int = DEFAULT_BATCH_SIZE
     extra: dict[str, Any] = field(default_factory=dict)  # similarity, dimensions, ... (kept as given)
+    defaults: dict[str, Any] = field(default_factory=dict)  # the task type's defaults of ``extra``'s keys
 
     def to_parsed(self) -> dict[str, Any]:
-        return {"url": self.url, "headers": dict(self.headers),
+        return {**self.defaults, "url": self.url, "headers": dict(self.headers),
                 "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
                 "request": self.request, "response": self.response_settings(),
                 "input_type": self.input_type, "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
@@ -52,7 +57,8 @@ class CustomSettings:
         return out
 
     def to_public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_parsed().items() if v is not None and v != {}}
+        parsed = {k: v for k, v in self.to_parsed().items() if k not in self.defaults or k in self.extra}
+        return {k: v for k, v in parsed.items() if v is not None and v != {}}
 
 
 def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool = True) -> CustomSettings:
@@ -62,12 +68,17 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     url = v.required_string(source, "url", SCOPE)
     headers = _headers(source.pop("headers", None), v)
     query = _query_parameters(source.pop("query_parameters", None), v)
-    request = _request(source.pop("request", None), v)
+    request = _request(source.pop("request", None), v, strict)
     response = v.required_map(source, "response", SCOPE)
     json_parser = response.pop("json_parser", None)
     if json_parser is None:
         v.add(f"[{SCOPE}.response] does not contain the required setting [json_parser]")
     error_raw = response.pop("error_parser", None)
+    if strict and isinstance(json_parser, dict) and task_type in PARSER_KEYS:
+        _reject_leftovers({k: x for k, x in json_parser.items() if k not in PARSER_KEYS[task_type]},
+                          "json_parser")
+    if strict:
+        _reject_leftovers(response, "response")
     input_type = _input_type(source.pop("input_type", None), v)
     limits = rate_limit(source, DEFAULT_RPM, v)
     batch = v.optional_positive_int(source, "batch_size", SCOPE) or DEFAULT_BATCH_SIZE
@@ -78,8 +89,16 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     error_parser = ErrorParser.from_settings(error_raw, f"{SCOPE}.response") if error_raw is not None else None
     if strict:
         reject_unknown(source, "custom", SCOPE)
+    defaults = dict(TEXT_EMBEDDING_DEFAULTS) if task_type == "text_embedding" else {}
     return CustomSettings(url, request, parser, error_parser, headers, query, input_type, limits, batch,  # type: ignore[arg-type]
-                          extra)
+                          extra, defaults)
+
+
+def _reject_leftovers(rest: dict[str, Any], field_name: str) -> None:
+    """ES's ``throwIfNotEmptyMap``: settings left over after a nested map was read."""
+    if rest:
+        raise ApiError("status_exception", f"Configuration contains unknown settings [{java_map_string(rest)}] while "
+                       f"parsing field [{field_name}] for settings [{SETTINGS_NAME}]", 400)
 
 
 def _headers(raw: Any, v: Validation) -> dict[str, str]:
@@ -93,8 +112,9 @@ def _headers(raw: Any, v: Validation) -> dict[str, str]:
         if val is None:
             continue
         if not isinstance(val, str):
-            v.add(f"[{SCOPE}] Map field [headers] has an entry that is not valid, [{k} => {val}]. Value type of "
-                  f"[{java_type(val)}] is not one of [String].")
+            shown = java_map_string({"": val})[2:-1]  # the value as Java prints it
+            v.add(f"Map field [headers] has an entry that is not valid, [{k} => {shown}]. Value type of "
+                  f"[{shown}] is not one of [String].")
             continue
         out[k] = val
     return out
@@ -122,9 +142,12 @@ def _query_parameters(raw: Any, v: Validation) -> list[tuple[str, str]] | None:
     return out or None
 
 
-def _request(raw: Any, v: Validation) -> str | None:
+def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
     if isinstance(raw, dict):  # 8.19's {"content": "<template>"}
-        raw = raw.get("content")
+        rest = dict(raw)
+        raw = rest.pop("content", None)
+        if strict:
+            _reject_leftovers(rest, "request")
     if raw is None:
         v.add(f"[{SCOPE}] does not contain the required setting [request]")
         return None
@@ -183,6 +206,9 @@ def render_request(task_type: str, settings: CustomSettings, parameters: dict[st
     revealed = {k: s.reveal() for k, s in secrets.items()}
     raw = raw_string_values({**parameters, **revealed})
     url = substitute(settings.url, raw, "url")
+    problem = uri_syntax_error(url)
+    if problem is not None:
+        raise illegal_state(f"Failed to build URI, error: {problem}")
     pairs = [(k, substitute(val, raw, f"query parameters: [{k}]")) for k, val in settings.query_parameters or []]
     headers = {"Content-Type": "application/json"}
     for name, val in settings.headers.items():

@@ -25,6 +25,10 @@ SCOPE = "service_settings"
 SETTINGS_NAME = "custom_service_settings"
 #: ES's ``TextEmbeddingSettings.DEFAULT_FLOAT``: what a text_embedding endpoint has when not given
 TEXT_EMBEDDING_DEFAULTS = {"similarity": None, "dimensions": None, "max_input_tokens": None, "element_type": "float"}
+#: the dense vector element type of each ``json_parser.embedding_type``
+ELEMENT_TYPES = {"float": "float", "byte": "byte", "bit": "bit", "binary": "bit"}
+#: ES's ``InputTypeTranslator.EMPTY_TRANSLATOR``, written when no ``input_type`` is configured
+EMPTY_INPUT_TYPE: dict[str, Any] = {"translation": {}, "default": ""}
 
 
 @dataclass
@@ -47,7 +51,8 @@ class CustomSettings:
         return {**self.defaults, "url": self.url, "headers": dict(self.headers),
                 "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
                 "request": self.request, "response": self.response_settings(),
-                "input_type": self.input_type, "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
+                "input_type": self.input_type or {"translation": {}, "default": EMPTY_INPUT_TYPE["default"]},
+                "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
                 **self.extra}
 
     def response_settings(self) -> dict[str, Any]:
@@ -89,7 +94,10 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     error_parser = ErrorParser.from_settings(error_raw, f"{SCOPE}.response") if error_raw is not None else None
     if strict:
         reject_unknown(source, "custom", SCOPE)
-    defaults = dict(TEXT_EMBEDDING_DEFAULTS) if task_type == "text_embedding" else {}
+    defaults: dict[str, Any] = {"element_type": None}  # ES: no dense vector element type but for text_embedding
+    if task_type == "text_embedding":
+        defaults = dict(TEXT_EMBEDDING_DEFAULTS)
+        defaults["element_type"] = ELEMENT_TYPES.get(getattr(parser, "embedding_type", "float"), "float")
     return CustomSettings(url, request, parser, error_parser, headers, query, input_type, limits, batch,  # type: ignore[arg-type]
                           extra, defaults)
 

@@ -52,6 +52,10 @@ def custom_service_settings_parse(task_type: str, parse_context: str, service_se
     return parse_custom_settings(task_type, service_settings, strict=parse_context == "request").to_parsed()
 
 
+def custom_service_settings_xcontent(task_type: str, service_settings: dict[str, Any]) -> dict[str, Any]:
+    return {"settings_json": parse_custom_settings(task_type, service_settings).to_public()}
+
+
 def json_path_extract(input: Any, path: str) -> dict[str, Any]:
     found = extract(input, path)
     return {"value": found.value, "traversed_fields": found.traversed_fields}

@@ -259,6 +259,10 @@ class CustomService(HttpService):
         except ApiError as err:
             if task_type == "rerank" or not any(p in err.reason for p in ("${query}", "${top_n}",
                                                                           "${return_documents}")):
+                if err.reason.startswith("Found placeholder"):
+                    raise ApiError("validation_exception", f"Validation Failed: 1: Failed to validate model "
+                                   f"configuration: {err.reason}, please check that all templates have a "
+                                   f"corresponding field definition.;", 400) from None
                 raise
         public = settings.to_public()
         return public, ({"parameters": parameters} if task_settings else {}), settings

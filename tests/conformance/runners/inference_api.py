@@ -14,7 +14,9 @@ Adapter functions named like the case kinds in ``hooks_services`` (next to this 
   the endpoint writes them back (GET), compared whole (``expected.settings_json``);
 * ``json_path_extract(input, path)`` -> ``{"value", "traversed_fields"}``;
 * ``custom_end_to_end(task_type, service_settings, task_settings, secret_settings, input,
-  http_response)`` -> the ``_inference`` answer with the remote call answered by ``http_response``.
+  http_response)`` -> the ``_inference`` answer with the remote call answered by ``http_response``;
+* ``custom_chunked_infer(task_type, service_settings, input, http_response, chunking_settings=None)`` ->
+  ``{"results": per input [{start, end, ...result}], "requests": [JSON bodies received]}`` (chunked inference).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
 KINDS = {kind: run for kind in (
     "custom_render_request", "custom_parse_response", "custom_parse_error", "custom_parser_settings",
     "custom_service_settings_parse", "custom_service_settings_xcontent", "json_path_extract", "custom_end_to_end",
+    "custom_chunked_infer",
 )}
 
 

@@ -276,7 +276,8 @@ def _pool(value: Any, kind: str) -> list[float]:
 
 
 def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """The value an output-map entry reads from the model output (``_MISSING`` = write nothing)."""
+    """The value an output-map entry reads from the model output. A path that finds nothing is an error,
+    or with ``ignore_missing`` the whole output (the tensor's map) as ml-commons' ``ModelExecutor`` does."""
     field, pool = _pooling(field)
     if not isinstance(output, dict):
         raise _iae("model inference output is null")
@@ -286,8 +287,8 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
         else:
             value = json_path_read(output, field)
             if value is None or value == []:
-                if ignore_missing:
-                    return _MISSING
+                if ignore_missing:  # ModelExecutor.getModelOutputValue: the whole output instead
+                    return output
                 raise _iae(f"model inference output cannot find such json path: {field}")
     else:
         results = output.get("inference_results")
@@ -308,8 +309,8 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             else:
                 value = json_path_read(base, field)
             if value is None or value == []:
-                if ignore_missing:
-                    return _MISSING
+                if ignore_missing:  # ModelExecutor.getModelOutputField: the tensor's whole map instead
+                    return base
                 raise _iae(f"model inference output cannot find field name: {field}")
     if pool is not None:
         value = _pool(value, pool)

@@ -240,3 +240,18 @@ def test_pipeline_factory_error_is_reported(reg):
         "model_id": "reg", "function_name": "text_embedding"}}]})
     assert r.status == 400
     assert "Please provide model input" in json.dumps(r.body)
+
+
+def test_output_path_not_found_with_ignore_missing_writes_the_whole_map():
+    # ModelExecutor: a path that finds nothing gives the tensor's dataAsMap (or, with full_response_path,
+    # the whole output) when ignore_missing is set, and an error otherwise
+    out = run({"model_id": "m", "output_map": [{"x": "r.nope"}], "ignore_missing": True}, {"a": 1},
+              Recorder(tensor_output({"r": {"k": 1}})))
+    assert out == {"a": 1, "x": {"r": {"k": 1}}}
+    mo = tensor_output({"r": [1]})
+    out = run({"model_id": "m", "output_map": [{"x": "$.inference_results[0].output[0].nope"}],
+               "ignore_missing": True, "full_response_path": True}, {"a": 1}, Recorder(mo))
+    assert out["x"] == mo
+    with pytest.raises(ApiError) as info:
+        run({"model_id": "m", "output_map": [{"x": "r.nope"}]}, {"a": 1}, Recorder(tensor_output({"r": {"k": 1}})))
+    assert info.value.reason == "An unexpected error occurred: model inference output cannot find field name: r.nope"

@@ -84,7 +84,7 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
                           "json_parser")
     if strict:
         _reject_leftovers(response, "response")
-    input_type = _input_type(source.pop("input_type", None), v)
+    input_type = _input_type(source.pop("input_type", None), v, strict)
     limits = rate_limit(source, DEFAULT_RPM, v)
     batch = v.optional_positive_int(source, "batch_size", SCOPE) or DEFAULT_BATCH_SIZE
     extra = {k: source.pop(k) for k in ("similarity", "dimensions", "max_input_tokens", "element_type",
@@ -102,11 +102,11 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
                           extra, defaults)
 
 
-def _reject_leftovers(rest: dict[str, Any], field_name: str) -> None:
+def _reject_leftovers(rest: dict[str, Any], field_name: str, settings_name: str = SETTINGS_NAME) -> None:
     """ES's ``throwIfNotEmptyMap``: settings left over after a nested map was read."""
     if rest:
         raise ApiError("status_exception", f"Configuration contains unknown settings [{java_map_string(rest)}] while "
-                       f"parsing field [{field_name}] for settings [{SETTINGS_NAME}]", 400)
+                       f"parsing field [{field_name}] for settings [{settings_name}]", 400)
 
 
 def _headers(raw: Any, v: Validation) -> dict[str, str]:
@@ -165,24 +165,41 @@ def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
     return raw
 
 
-def _input_type(raw: Any, v: Validation) -> dict[str, Any] | None:
+#: the input types a translation may name (``InputType.fromRestString``: any case, internal ones refused)
+TRANSLATABLE_INPUT_TYPES = ("classification", "clustering", "ingest", "search", "unspecified")
+
+
+def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] | None:
+    """``input_type`` as ES's ``InputTypeTranslator.fromMap``: ``translation`` keys are input types in any
+    case (written back in lower case), values non-empty strings; ``default`` a string."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
         v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [input_type], expected [Map]")
         return None
-    translation = raw.get("translation") or {}
-    if not isinstance(translation, dict) or any(not isinstance(x, str) for x in translation.values()):
-        v.add(f"[{SCOPE}.input_type] [translation] must map input types to strings")
+    rest = dict(raw)
+    translation = rest.pop("translation", None) or {}
+    if not isinstance(translation, dict):
+        v.add(f"[input_type] Invalid value type [{java_type(translation)}] for setting [translation], expected [Map]")
         return None
-    bad = sorted(k for k in translation if k not in ("ingest", "search", "classification", "clustering"))
-    if bad:
-        v.add(f"[{SCOPE}.input_type] Invalid input type {bad}, must be one of [classification, clustering, ingest, "
-              f"search]")
-    default = raw.get("default")
+    out: dict[str, str] = {}
+    for key, value in translation.items():
+        if not isinstance(value, str) or not value:
+            v.add(f"Input type translation value for key [{key}] must be a String that is not null and not empty, "
+                  f"received: [{java_type(value) if value is not None else 'null'}].")
+            v.raise_if_any()
+        name = str(key).strip().lower()
+        if name not in TRANSLATABLE_INPUT_TYPES:
+            v.add(f"Invalid input type translation for key: [{key}], is not a valid value. Must be one of "
+                  f"[classification, clustering, ingest, search]")
+            v.raise_if_any()
+        out[name] = value
+    default = rest.pop("default", None)
     if default is not None and not isinstance(default, str):
-        v.add(f"[{SCOPE}.input_type] [default] must be a string")
-    return {"translation": dict(translation), "default": default}
+        v.add(f"[input_type] Invalid value type [{java_type(default)}] for setting [default], expected [String]")
+    if strict:
+        _reject_leftovers(rest, "input_type", "input_type_translator")
+    return {"translation": out, "default": default if isinstance(default, str) else ""}
 
 
 def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:

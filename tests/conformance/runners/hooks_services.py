@@ -114,3 +114,24 @@ def custom_chunked_infer(task_type: str, service_settings: dict[str, Any], input
                 raise entry
             results.append(entry)
         return {"results": results, "requests": [r.json() for r in server.received]}
+
+
+def custom_update_settings(task_type: str, service_settings: dict[str, Any],
+                           update_service_settings: dict[str, Any]) -> dict[str, Any]:
+    """PUT an endpoint with ``service_settings``, then ``_update`` it with ``update_service_settings``:
+    ``{"settings_json"}`` = the service settings the update answers."""
+    from es_infer_nb.engine import Engine
+
+    engine = Engine()
+    settings = {**service_settings, "secret_parameters": {}}
+    put = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint", {"service": "custom",
+                                                                                  "service_settings": settings})
+    if put.status != 200:
+        err = put.body["error"]
+        raise ApiError(err["type"], err["reason"], put.status)
+    upd = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint/_update",
+                         {"service_settings": update_service_settings})
+    if upd.status != 200:
+        err = upd.body["error"]
+        raise ApiError(err["type"], err["reason"], upd.status)
+    return {"settings_json": upd.body["service_settings"]}

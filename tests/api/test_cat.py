@@ -99,3 +99,10 @@ def test_dfid_names_the_stored_analytics_job_among_the_model_tags(engine):
     assert rows["lang_ident_model_1"] == ["prepackaged", "src", "regression"]  # tagged "prepackaged"
     assert engine.request("DELETE", "_ml/data_frame/analytics/prepackaged").status == 200
     assert engine.request("GET", "_ml/data_frame/analytics/prepackaged").status == 404
+
+
+def test_a_cat_answer_shows_as_text_in_reprs(engine):
+    resp = engine.request("GET", "_cat/ml/trained_models", params={"v": "true"})
+    assert repr(resp).splitlines()[1].split()[:2] == ["id", "heap_size"]
+    html = resp._repr_html_()
+    assert '<pre class="esinb-cat">id ' in html and "&quot;" not in html.split("esinb-cat")[1]

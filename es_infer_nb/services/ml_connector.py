@@ -210,7 +210,7 @@ class Connector:
             values = dict(fixed)
             if name.lower() not in BLOCKED_DYNAMIC_HEADERS:
                 values.update(steered)
-            value = _fill(template, lambda kind, key: values.get(f"{kind}.{key}"))
+            value = _fill(template, values)
             if "${parameters." in value:
                 raise iae(f"Header '{name}' contains unresolved placeholder. Required parameter is missing.")
             if "\r" in value or "\n" in value:
@@ -298,9 +298,11 @@ class Connector:
         return [{"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [len(v)], "data": v} for v in vectors]
 
 
-def _fill(template: str, lookup: Any) -> str:
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """``${parameters.x}`` / ``${credential.x}`` filled from ``values`` (keys ``parameters.x``), one pass."""
+
     def one(m: re.Match[str]) -> str:
-        value = lookup(m.group(1), m.group(2))
+        value = values.get(f"{m.group(1)}.{m.group(2)}")
         return m.group(0) if value is None else value
 
     return _PLACEHOLDER.sub(one, template)

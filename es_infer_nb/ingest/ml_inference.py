@@ -300,8 +300,9 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             base = _tensor_value(tensors[0])
         else:
             base = [_tensor_value(t) for t in tensors]
-        if field is None:
-            value = base
+        if field is None or all(isinstance(t, dict) and t.get("dataAsMap") is None and t.get("data") is not None
+                                for t in tensors):
+            value = base  # ml-commons reads a data tensor (no dataAsMap) whole, whatever the field name
         else:
             if isinstance(base, dict) and field in base:
                 value = base[field]

@@ -275,3 +275,18 @@ def test_local_pretrained_minilm(engine, minilm_reference):
     status, err = error(engine, "POST", f"{ML}/models/_register", {"name": "huggingface/unknown/model",
                                                                    "version": "1.0.1", "model_format": "ONNX"})
     assert status == 400 and MINILM in err["reason"]
+
+
+def test_ml_inference_reads_a_post_processed_tensor_whole(engine, service):
+    """A post-processed answer is a ``data`` tensor: ml-commons' processor writes its data whatever the
+    output field's name; the request is the default ``{"parameters": ...}`` model input."""
+    model_id = remote_model(engine, service, path="/openai", request_body='{ "input": ${parameters.input} }',
+                            pre_process_function="connector.pre_process.openai.embedding",
+                            post_process_function="connector.post_process.openai.embedding")
+    ok(engine, "PUT", "_ingest/pipeline/openai-shaped", {"processors": [{"ml_inference": {
+        "model_id": model_id, "input_map": [{"input": "texts"}], "output_map": [{"embedding": "sentence_embedding"}]}}]})
+    docs = ok(engine, "POST", "_ingest/pipeline/openai-shaped/_simulate",
+              {"docs": [{"_source": {"texts": ["one text"]}}]})["docs"]
+    expected = [float(np.float32(x)) for x in vector_of("one text")]
+    assert docs[0]["doc"]["_source"]["embedding"] == expected
+    assert json.loads(service.received[-1].body) == {"input": ["one text"]}

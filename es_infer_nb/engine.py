@@ -62,6 +62,8 @@ class Response:
         return bundle
 
     def __repr__(self) -> str:
+        if isinstance(self.body, str):  # a cat table, shown as ES prints it
+            return f"Response(status={self.status})\n{self.body}"
         text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
         return f"Response(status={self.status})\n{text}"
 

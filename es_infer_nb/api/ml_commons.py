@@ -119,7 +119,10 @@ def _matches(query: Any, doc_id: str, doc: dict[str, Any]) -> bool:
     if kind == "match_all":
         return True
     if kind == "ids":
-        return doc_id in ((spec or {}).get("values") or [])
+        values = spec.get("values") if isinstance(spec, dict) else None
+        if not isinstance(values, list):
+            raise ApiError("parsing_exception", "[ids] query needs a list of [values]", 400)
+        return doc_id in values
     if kind in ("term", "match", "terms") and isinstance(spec, dict) and len(spec) == 1:
         name, wanted = next(iter(spec.items()))
         value = doc.get(name.removesuffix(".keyword"))
@@ -129,6 +132,8 @@ def _matches(query: Any, doc_id: str, doc: dict[str, Any]) -> bool:
             wanted = wanted.get("value", wanted.get("query"))
         return value == wanted
     if kind == "bool" and isinstance(spec, dict):
+        if not all(isinstance(q, dict) for key in ("must", "filter", "must_not", "should") for q in _as_list(spec.get(key))):
+            raise ApiError("parsing_exception", "[bool] clauses must be queries (objects)", 400)
         must = [*_as_list(spec.get("must")), *_as_list(spec.get("filter"))]
         return (all(_matches(q, doc_id, doc) for q in must)
                 and not any(_matches(q, doc_id, doc) for q in _as_list(spec.get("must_not")))
@@ -137,16 +142,25 @@ def _matches(query: Any, doc_id: str, doc: dict[str, Any]) -> bool:
                    "match_all, ids, term, terms, match and bool", 400)
 
 
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError("illegal_argument_exception", f"[{name}] parameter cannot be negative or other than a number, "
+                       f"found [{value}]", 400)
+    return value
+
+
 def _as_list(value: Any) -> list[Any]:
     return [] if value is None else value if isinstance(value, list) else [value]
 
 
 def _search(req: Request, index: str, items: list[tuple[str, Any]]) -> dict[str, Any]:
     body = _body(req, optional=True)
+    query = body.get("query")
+    _matches(query, "", {})  # a query es_infer_nb cannot run is an error even when there is nothing to search
     hits = [(i, d) for i, d in sorted(items, key=lambda kv: kv[1].get("created_time", kv[1].get("create_time", 0)))
-            if _matches(body.get("query"), i, d)]
-    start = int(body.get("from", req.int_param("from", 0)) or 0)
-    size = int(body.get("size", req.int_param("size", 10)))
+            if _matches(query, i, d)]
+    start = _count(body.get("from", req.int_param("from", 0)), "from")
+    size = _count(body.get("size", req.int_param("size", 10)), "size")
     page = hits[start:start + size]
     return {
         "took": 0, "timed_out": False,

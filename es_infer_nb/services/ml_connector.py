@@ -147,11 +147,17 @@ class Connector:
         client_config = body.get("client_config") or {}
         if not isinstance(client_config, dict):
             raise iae("[client_config] must be an object")
-        return cls(None if body.get("name") is None else str(body["name"]), protocol,
-                   _string_map(body.get("parameters"), "parameters"),
-                   [ConnectorAction.parse(a) for a in raw_actions or []], secrets,
-                   None if body.get("description") is None else str(body["description"]),
-                   None if body.get("version") is None else str(body["version"]), dict(client_config))
+        connector = cls(None if body.get("name") is None else str(body["name"]), protocol,
+                        _string_map(body.get("parameters"), "parameters"),
+                        [ConnectorAction.parse(a) for a in raw_actions or []], secrets,
+                        None if body.get("description") is None else str(body["description"]),
+                        None if body.get("version") is None else str(body["version"]), dict(client_config))
+        try:
+            connector.transport_settings()
+        except (TypeError, ValueError):
+            raise iae("[client_config] max_connection, read_timeout, max_retry_times and retry_backoff_millis must "
+                      "be numbers") from None
+        return connector
 
     def __repr__(self) -> str:
         return f"<Connector {self.name!r} {self.protocol}: {len(self.actions)} actions, credential hidden>"

@@ -290,3 +290,22 @@ def test_ml_inference_reads_a_post_processed_tensor_whole(engine, service):
     expected = [float(np.float32(x)) for x in vector_of("one text")]
     assert docs[0]["doc"]["_source"]["embedding"] == expected
     assert json.loads(service.received[-1].body) == {"input": ["one text"]}
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", f"{ML}/connectors/_create", []),
+    ("POST", f"{ML}/connectors/_create", {"protocol": "http", "actions": [3]}),
+    ("POST", f"{ML}/connectors/_create", {"protocol": "http", "credential": "key"}),
+    ("POST", f"{ML}/connectors/_create", {"protocol": "aws_sigv4"}),
+    ("POST", f"{ML}/connectors/_create", {"protocol": "http", "client_config": {"max_retry_times": "x"}}),
+    ("POST", f"{ML}/models/_register", {"name": "x", "function_name": "remote"}),
+    ("POST", f"{ML}/models/_register", {"name": ["x"]}),
+    ("POST", f"{ML}/models/_search", {"size": "x"}),
+    ("POST", f"{ML}/models/_search", {"from": -1}),
+    ("POST", f"{ML}/models/_search", {"query": {"range": {"created_time": {"gte": 0}}}}),
+    ("POST", f"{ML}/models/_search", {"query": {"ids": "x"}}),
+    ("POST", f"{ML}/model_groups/_register", {"name": ""}),
+])
+def test_bad_input_is_a_400(engine, method, path, body):
+    status, err = error(engine, method, path, body)
+    assert status == 400 and err["reason"]

@@ -301,8 +301,9 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             base = _tensor_value(tensors[0])
         else:
             base = [_tensor_value(t) for t in tensors]
-        if field is None:
-            value = base
+        if field is None or all(isinstance(t, dict) and t.get("dataAsMap") is None and t.get("data") is not None
+                                for t in tensors):
+            value = base  # ml-commons reads a data tensor (no dataAsMap) whole, whatever the field name
         else:
             if isinstance(base, dict) and field in base:
                 value = base[field]
@@ -499,12 +500,18 @@ def _output_value(output: Any, field: str | None, ignore_missing: bool, full_res
 
 
 def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
-    """A predictor backed by a trained model of the engine (tree models through ``_infer``)."""
+    """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
+    ``_inference`` endpoint, or a trained model (tree models through ``_infer``)."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
+        from ..services.ml_commons import predictor as opensearch_predictor
         from ..services.runner import is_endpoint
+
+        opensearch = opensearch_predictor(engine, model_id)
+        if opensearch is not None:  # a model registered under _plugins/_ml
+            return opensearch(request)
 
         if function_name.lower() == "remote" and is_endpoint(engine, model_id):  # an _inference endpoint
             from ..services.ingest_bridge import endpoint_prediction

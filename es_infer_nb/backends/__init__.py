@@ -5,11 +5,13 @@ each with the same small protocol (:class:`Backend`):
 
 * :class:`EndpointBackend`: an ``_inference`` endpoint (a remote service or a local model behind one);
 * :class:`NlpBackend`: a pytorch model, through its deployment (a deployment id names it too);
+* :class:`OpenSearchBackend`: an OpenSearch ml-commons model (``_plugins/_ml``, remote or local),
+  for the callers that take one (``resolve(..., opensearch=True)``: the ``ml_inference`` processor);
 * :class:`TreeBackend`: every other trained model (tree ensembles, and the types that cannot run,
   which fail as they do today when run).
 
 An id nothing serves goes to the tree runner, whose model store answers it with ES's 404 when it
-runs, as it always did. The OpenSearch models join here.
+runs, as it always did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pandas as pd
 
+from ..errors import ApiError
 from ..models import runner
 from ..models.deployments import deployments, model_field
 from ..models.input_output import not_an_nlp_model
@@ -26,6 +29,8 @@ from ..models.nlp_frames import infer_frame_input_output, infer_frame_nlp
 from ..models.tree.features import dig
 from ..services.frames import infer_frame_endpoint
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
+from ..services.ml_commons import is_model as is_ml_commons_model
+from ..services.ml_commons import predictor as ml_commons_predictor
 from ..services.runner import infer_endpoint, is_endpoint
 from .columns import (
     endpoint_columns,
@@ -38,9 +43,9 @@ from .columns import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["Backend", "EndpointBackend", "Kind", "NlpBackend", "TreeBackend", "resolve"]
+__all__ = ["Backend", "EndpointBackend", "Kind", "NlpBackend", "OpenSearchBackend", "TreeBackend", "resolve"]
 
-Kind = Literal["tree", "nlp", "endpoint"]
+Kind = Literal["tree", "nlp", "endpoint", "opensearch"]
 
 
 class Backend(Protocol):
@@ -144,12 +149,43 @@ class EndpointBackend:
         return endpoint_columns(self.engine, self.id, args.get("input_output"), args.get("target_field"))
 
 
-def resolve(engine: "Engine", id: str, *, endpoints: bool = True) -> Backend:
+@dataclass(frozen=True)
+class OpenSearchBackend:
+    """An OpenSearch ml-commons model: it answers Predict requests (the ``ml_inference`` processor's
+    calls); ES's trained-model paths (documents, frames) do not take it."""
+
+    engine: "Engine"
+    id: str
+    kind: Kind = "opensearch"
+
+    def predict(self, request: Any) -> dict[str, Any]:
+        predict = ml_commons_predictor(self.engine, self.id)
+        assert predict is not None  # resolve() chose this backend for a registered model
+        return predict(request)
+
+    def _unsupported(self) -> ApiError:
+        return ApiError("illegal_argument_exception", f"[{self.id}] is an OpenSearch ml-commons model: it runs in "
+                        "ml_inference processors and the _plugins/_ml Predict API, not as a trained model", 400)
+
+    def infer_docs(self, docs: list[dict[str, Any]], update: Any = None, *, device: str | None = None) -> Any:
+        raise self._unsupported()
+
+    def infer_frame(self, frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
+        raise self._unsupported()
+
+    def declared_columns(self, args: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported()
+
+
+def resolve(engine: "Engine", id: str, *, endpoints: bool = True, opensearch: bool = False) -> Backend:
     """The backend serving ``id``: an ``_inference`` endpoint (unless ``endpoints=False``: ``_infer`` and
     OpenSearch's non-remote ``ml_inference`` name trained models only), a deployment or pytorch model,
     else the tree runner, which answers an unknown id with the model store's 404 when it runs (so
-    every caller fails an unknown id exactly where and as it always did). Never raises; an engine
-    without a model store (a stand-in of a test) can only hand the id on to the tree runner."""
+    every caller fails an unknown id exactly where and as it always did). ``opensearch=True``: an
+    OpenSearch ml-commons model id comes first (the ``ml_inference`` processor). Never raises; an
+    engine without a model store (a stand-in of a test) can only hand the id on to the tree runner."""
+    if opensearch and is_ml_commons_model(engine, id):
+        return OpenSearchBackend(engine, id)
     if endpoints and is_endpoint(engine, id):
         return EndpointBackend(engine, id)
     models = getattr(engine, "models", None)

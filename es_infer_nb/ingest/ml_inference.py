@@ -17,7 +17,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..backends import resolve
+from ..backends import OpenSearchBackend, resolve
 from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
@@ -507,13 +507,10 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
-        from ..services.ml_commons import predictor as opensearch_predictor
-
-        opensearch = opensearch_predictor(engine, model_id)
-        if opensearch is not None:  # a model registered under _plugins/_ml
-            return opensearch(request)
-
-        if function_name.lower() == "remote" and resolve(engine, model_id).kind == "endpoint":  # _inference endpoint
+        backend = resolve(engine, model_id, opensearch=True, endpoints=function_name.lower() == "remote")
+        if isinstance(backend, OpenSearchBackend):  # a model registered under _plugins/_ml
+            return backend.predict(request)
+        if backend.kind == "endpoint":  # an _inference endpoint
             from ..services.ingest_bridge import endpoint_prediction
 
             return endpoint_prediction(engine, model_id, request)

@@ -7,7 +7,7 @@ import pytest
 from helpers import stump_regression
 
 from es_infer_nb import ApiError
-from es_infer_nb.backends import EndpointBackend, NlpBackend, TreeBackend, resolve
+from es_infer_nb.backends import EndpointBackend, NlpBackend, OpenSearchBackend, TreeBackend, resolve
 from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
 
 
@@ -82,3 +82,23 @@ def test_endpoint_declared_columns_match_the_dask_declaration(eng):
     declared = resolve(eng, "local").declared_columns({})
     assert declared == run_columns(eng, "local", {})
     assert list(declared) == ["ml.inference.predicted_value", "ml.inference.model_id", "ml.inference.predicted_value.error"]
+
+
+def test_an_opensearch_model_is_resolved_only_where_callers_take_one(eng):
+    from opensearch_services import connector_body, start
+
+    server = start()
+    try:
+        connector = eng.request("POST", "_plugins/_ml/connectors/_create", connector_body(server)).body["connector_id"]
+        model_id = ok(eng.request("POST", "_plugins/_ml/models/_register",
+                                  {"name": "loopback", "function_name": "remote", "connector_id": connector}))["model_id"]
+        backend = resolve(eng, model_id, opensearch=True)
+        assert isinstance(backend, OpenSearchBackend) and backend.kind == "opensearch"
+        assert isinstance(resolve(eng, model_id), TreeBackend)  # ES's paths: not a trained model, their 404
+        with pytest.raises(ApiError) as err:
+            resolve(eng, model_id).infer_docs([{"x": 1}])
+        assert err.value.status == 404
+        with pytest.raises(ApiError, match="OpenSearch ml-commons model"):
+            backend.infer_frame(pd.DataFrame({"x": [1]}))
+    finally:
+        server.stop()

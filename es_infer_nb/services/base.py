@@ -47,9 +47,7 @@ class Endpoint:
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as GET / PUT answer it: never a secret, literal credential headers masked."""
         out = self.stored()
-        headers = out["service_settings"].get("headers")
-        if isinstance(headers, dict):
-            out["service_settings"]["headers"] = mask_headers(headers)
+        out["service_settings"] = self.service.shown_settings(out["service_settings"])
         return out
 
     def stored(self) -> dict[str, Any]:
@@ -107,6 +105,9 @@ class Service(ABC):
     secret_fields: tuple[str, ...] = ()
     default_rpm: int = 3000
     chunked_task_types: tuple[str, ...] = ("text_embedding", "sparse_embedding")
+    #: whether an endpoint of a chunked task type given no ``chunking_settings`` gets (and shows) ES's
+    #: default ones; when not, it shows none and is chunked with the defaults all the same
+    chunking_by_default: bool = True
 
     @abstractmethod
     def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
@@ -120,6 +121,15 @@ class Service(ABC):
 
     def settings_table(self) -> list[ServiceSetting]:
         return []
+
+    def shown_settings(self, service_settings: dict[str, Any]) -> dict[str, Any]:
+        """``service_settings`` as GET / PUT answers and reprs show them: literal credential headers
+        masked (``${secret}`` templates kept)."""
+        out = dict(service_settings)
+        headers = out.get("headers")
+        if isinstance(headers, dict):
+            out["headers"] = mask_headers(headers)
+        return out
 
     def destination(self, endpoint: Endpoint) -> str | None:
         """Where the endpoint's requests (and so its secrets) go; ``None`` for local services.

@@ -86,16 +86,16 @@ class AlibabaService:
     def received(self) -> list[Received]:
         return self.server.received
 
-    def can(self, name: str, body: Any) -> str:
-        """Answer ``body`` on ``/canned/<name>``; returns that path."""
-        self.canned[name] = body
+    def can(self, name: str, body: Any, status: int = 200) -> str:
+        """Answer ``body`` (with ``status``) on ``/canned/<name>``; returns that path."""
+        self.canned[name] = (status, body)
         return f"/canned/{name}"
 
     def answer(self, req: Received) -> tuple[int, Any]:
         split = urlsplit(req.path)
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         if path.startswith("/canned/"):
-            return 200, self.canned[path.removeprefix("/canned/")]
+            return self.canned[path.removeprefix("/canned/")]
         if req.headers.get("Authorization") != f"Bearer {API_KEY}":
             return 401, {"request_id": "loopback", "latency": 0, "code": "InvalidApiKey",
                          "message": "The API key is missing or not valid"}

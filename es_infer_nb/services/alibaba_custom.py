@@ -215,8 +215,8 @@ def _sparse_result(parser: dict[str, Any], scope: str, v: Validation) -> SparseR
     v.raise_if_any()
     path = v.required_string(result, "path", f"{scope}.sparse_result")
     value = v.required_map(result, "value", f"{scope}.sparse_result")
-    token = v.required_string(value, "sparse_token", f"{scope}.sparse_result.value") if value else None
-    weight = v.required_string(value, "sparse_weight", f"{scope}.sparse_result.value") if value else None
+    token = v.required_string(value, "sparse_token", f"{scope}.sparse_result.value")
+    weight = v.required_string(value, "sparse_weight", f"{scope}.sparse_result.value")
     v.raise_if_any()
     for rest, name in ((result, "sparse_result"), (value, "sparse_result.value")):
         if rest:

@@ -295,7 +295,7 @@ class AlibabaCloudCustomModelService(CustomService):
         except ApiError as err:
             if err.reason.startswith("Found placeholder"):
                 raise _invalid(f"Failed to validate model configuration: {err.reason}, please check that all "
-                               "templates have a corresponding field definition") from None
+                               "templates have a corresponding field definition.") from None
             raise
         return settings.public, ({"parameters": parameters} if task_settings else {}), settings
 

@@ -67,6 +67,7 @@ class StatsRegistry:
 
     def __init__(self, home: Path | None = None) -> None:
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # snapshots are written in the order they are taken
         self._models: dict[str, InferenceStats] = {}
         self._file = home / "stats" / "inference_stats.json" if home is not None else None
         self._dirty = False
@@ -138,7 +139,7 @@ class StatsRegistry:
             self._dirty = True
             due = time.monotonic() - self._saved_at >= self.SAVE_INTERVAL_S
         if due:
-            self.flush()
+            self.flush(wait=False)  # a flush already writing (fsync) is not waited for: it stays dirty
 
     def forget(self, model_id: str) -> None:
         with self._lock:
@@ -146,17 +147,23 @@ class StatsRegistry:
             self._dirty = True
         self.flush()
 
-    def flush(self) -> None:
-        """Write the inference counters to the engine's home (atomically), if they changed."""
+    def flush(self, *, wait: bool = True) -> None:
+        """Write the inference counters to the engine's home (atomically), if they changed; without
+        ``wait``, nothing when another flush is writing now (the counters stay dirty for the next)."""
         if self._file is None:
             return
-        with self._lock:
-            if not self._dirty:
-                return
-            snapshot = {m: vars(s).copy() for m, s in self._models.items()}
-            self._dirty = False
-            self._saved_at = time.monotonic()
-        atomic_write_json(self._file, snapshot)
+        if not self._flush_lock.acquire(blocking=wait):
+            return
+        try:
+            with self._lock:
+                if not self._dirty:
+                    return
+                snapshot = {m: vars(s).copy() for m, s in self._models.items()}
+                self._dirty = False
+                self._saved_at = time.monotonic()
+            atomic_write_json(self._file, snapshot)
+        finally:
+            self._flush_lock.release()
 
 
 # -- deployment counters (pytorch models; ES: the native process's ``ResultStats`` per node) ---------

@@ -15,7 +15,7 @@ from ..errors import ApiError
 from .config import Conf
 from .document import MAX_NESTING_DEPTH, Doc, clone, java_type, nesting_depth_error, render_template
 from .pipeline import Processor, Run, _CaseProcessor, _render_value
-from .regexes import bounded, compile_pattern
+from .regexes import bounded, compile_pattern, java_split
 from .regexes import error as regex_error
 
 
@@ -163,18 +163,7 @@ class SplitProcessor(Processor):
             raise _illegal(f"field [{self.field}] is null, cannot split.")
         if not isinstance(value, str):
             raise _illegal(f"field [{self.field}] of type [{java_type(value)}] cannot be cast to [java.lang.String]")
-        parts = bounded(self.separator, self.type, self.separator.split, value) if value else [""]
-        if self.separator.pattern and parts and parts[0] == "" and len(value) > 0:
-            # Java drops a leading empty string only for a zero-width match at the start
-            m = bounded(self.separator, self.type, self.separator.match, value)
-            if m is not None and m.end() == 0:
-                parts = parts[1:]
-        if not self.preserve_trailing:
-            while len(parts) > 1 and parts[-1] == "":
-                parts.pop()
-            if parts == [""] and value:
-                parts = []
-        doc.set(self.target_field, parts)
+        doc.set(self.target_field, java_split(self.separator, value, self.type, keep_trailing=self.preserve_trailing))
 
 
 class JoinProcessor(Processor):

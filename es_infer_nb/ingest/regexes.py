@@ -99,3 +99,26 @@ def _bounded_expression(base: type) -> type:
 
         found = _BOUNDED[base] = type("BoundedRegexExpression", (base,), {"find": find})
     return found
+
+
+def java_split(compiled: "regex.Pattern[str]", value: str, processor: str, *, keep_trailing: bool) -> list[str]:
+    """``Pattern.split(value, keep_trailing ? -1 : 0)``: groups are never part of the result, a zero-width
+    match at the start gives no empty leading part, trailing empty parts go unless ``keep_trailing``."""
+    limit = time_limit(value)
+    parts: list[str] = []
+    index = 0
+    try:
+        for m in compiled.finditer(value, timeout=limit, concurrent=True):
+            if index == 0 and m.start() == 0 and m.end() == 0:
+                continue
+            parts.append(value[index:m.start()])
+            index = m.end()
+    except TimeoutError:
+        raise too_slow(compiled.pattern, processor, limit) from None
+    if index == 0:
+        return [value]
+    parts.append(value[index:])
+    if not keep_trailing:
+        while parts and parts[-1] == "":
+            parts.pop()
+    return parts

@@ -65,22 +65,22 @@ class LoopbackServer:
                 data = trickle.data if trickle is not None else (
                     body if isinstance(body, bytes) else (body.encode() if isinstance(body, str)
                                                           else json.dumps(body).encode()))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if trickle is None:
-                    self.wfile.write(data)
-                    return
                 try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    if trickle is None:
+                        self.wfile.write(data)
+                        return
                     for i in range(0, len(data), max(1, trickle.chunk)):
                         self.wfile.write(data[i:i + max(1, trickle.chunk)])
                         self.wfile.flush()
                         time.sleep(trickle.pause_s)
                 except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the client gave up
+                    self.close_connection = True  # the client gave up (a timeout): nothing to answer
 
             do_GET = do_POST
             do_PUT = do_POST

@@ -15,13 +15,13 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError
 from .models.store import ModelStore
 from .stats import StatsRegistry
-from .storage import JsonStore
+from .storage import JsonStore, clean_home, is_endpoint_config, is_object
 
 
 @dataclass
@@ -79,23 +79,49 @@ class Engine:
 
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
-    same path sees the same state.
+    same path sees the same state. Engines may share a path (other processes
+    included): they read through each other's writes and add up their counters
+    (:mod:`es_infer_nb.storage`). ``close()`` (or ``with Engine(path) as e:``)
+    saves the counters now. ``env_secrets_allow`` (names or ``fnmatch``
+    patterns such as ``"OPENAI_*"``) lists the environment variables that
+    ``{"env": ...}`` secrets of requests arriving over HTTP may name.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
+                 env_secrets_allow: Iterable[str] = ()) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
+        #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
+        #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
+        self.env_secrets_allow: tuple[str, ...] = tuple(env_secrets_allow)
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
         #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()
+        if self.home is not None:
+            clean_home(self.home)
         self.stats = StatsRegistry(self.home)
         if self.home is not None:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
-        self.pipelines = JsonStore(self.home, "pipelines")
-        self.inference_endpoints = JsonStore(self.home, "inference_endpoints")  # secrets: services.secrets
+        self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
+                                             check=is_endpoint_config)
+        if self.home is not None:
+            from .services.secrets import prune_secrets
+
+            prune_secrets(self.home, self.inference_endpoints)
+
+    def close(self) -> None:
+        """Save the counters to the home now (they are also saved every second and at exit)."""
+        self.stats.flush()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         where = str(self.home) if self.home is not None else "memory"
@@ -178,12 +204,17 @@ class Engine:
         path: str,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        *,
+        remote: bool = False,
     ) -> Response:
+        """One REST call. ``remote=True`` marks a call that arrived over HTTP (the server sets it):
+        such calls may not name environment variables as secrets unless allowlisted."""
         from .api import dispatch  # the api package registers every route on import
         from .api.deferred import Deferred
 
         try:
             req = self._parse(method, path, body, params)
+            req.remote = remote
             status, answer, headers = dispatch(self, req)  # takes the state lock where the route needs it
             if isinstance(answer, Deferred):  # e.g. a queued _infer: waits for the deployment's queue
                 answer = answer.resolve()

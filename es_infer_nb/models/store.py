@@ -13,19 +13,25 @@ from typing import Any
 
 from ..errors import ApiError, not_found
 from ..stats import StatsRegistry
-from ..storage import JsonStore
+from ..storage import JsonStore, is_object, is_string
 from .builtin import builtin_config, is_builtin
 from .config import LANG_IDENT_CONFIG, LANG_IDENT_ID
 
 
 class ModelStore:
     def __init__(self, home: Path | None, stats: StatsRegistry) -> None:
-        self.configs = JsonStore(home, "models")
-        self.aliases = JsonStore(home, "aliases")  # alias -> model id
+        self.configs = JsonStore(home, "models", check=is_object)
+        self.aliases = JsonStore(home, "aliases", check=is_string)  # alias -> model id
         self.stats = stats
         self._loaded: dict[tuple[str, str], Any] = {}
-        self._loaded_lock = threading.Lock()  # the loaded-model cache (loads themselves run outside it)
+        self._loaded_lock = threading.RLock()  # the loaded-model cache (loads themselves run outside it)
         self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self.configs.on_change(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, model_ids: set[str]) -> None:
+        """Models another engine on the home replaced or deleted: drop what was loaded from the old ones."""
+        for model_id in model_ids:
+            self.unload(model_id)
 
     def __len__(self) -> int:
         return len(self.configs)

@@ -418,6 +418,7 @@ class Deployments:
         self.node = Node()
         self._store = JsonStore(engine.home, "deployments", check=is_deployment_record)
         self._by_id: dict[str, Deployment] = {}
+        self._starting: dict[str, threading.Event] = {}  # deployment ids whose model is loading now
         for dep_id, raw in self._store.items():
             self._restart(dep_id, raw)
         self._store.on_change(self._changed_elsewhere)
@@ -525,15 +526,33 @@ class Deployments:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, req: StartRequest, *, reuse: bool = False) -> Deployment:
         """Validate, load the model (without the engine's state lock: other requests go on), then
-        register the deployment under the lock. ``reuse``: a deployment of that id started meanwhile
-        is returned instead of ES's "already exists" error."""
+        register the deployment under the lock. A second start of an id that is started or starting
+        is ES's "already exists" error; with ``reuse`` it gets that deployment instead (once started)."""
+        while True:
+            with self.engine.lock:
+                self._store.refresh()
+                existing = self._by_id.get(req.deployment_id)
+                if existing is not None:
+                    if reuse:
+                        return existing
+                    raise self._exists(req.deployment_id)
+                pending = self._starting.get(req.deployment_id)
+                if pending is None:
+                    mine = self._starting[req.deployment_id] = threading.Event()
+                    break
+                if not reuse:
+                    raise self._exists(req.deployment_id)
+            pending.wait()  # another caller is starting it: take theirs, or start it if theirs failed
+        try:
+            return self._start(req, reuse)
+        finally:
+            with self.engine.lock:
+                self._starting.pop(req.deployment_id, None)
+            mine.set()
+
+    def _start(self, req: StartRequest, reuse: bool) -> Deployment:
         models = self.engine.models
         with self.engine.lock:
-            self._store.refresh()
-            if req.deployment_id in self._by_id:
-                if reuse:
-                    return self._by_id[req.deployment_id]
-                raise self._exists(req.deployment_id)
             model_id = models.require(req.model_id)
             stored = models.config(model_id)
             kind = stored.get("model_type", "tree_ensemble")

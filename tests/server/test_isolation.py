@@ -150,3 +150,43 @@ def test_timeout_abc_is_a_400_on_every_route(engine, server, path, body):
     assert error["type"] == "illegal_argument_exception"
     assert error["reason"] == ("failed to parse setting [timeout] with value [abc] as a time value: unit is missing "
                                "or unrecognized")
+
+
+def test_a_deployment_start_loads_outside_the_state_lock(engine, server, monkeypatch):
+    from es_infer_nb.models import deployments as deployment_module
+    from es_infer_nb.models.builtin import EMBEDDED_MODEL_ID
+
+    loading = threading.Event()
+
+    def slow_load(*args: Any, **kwargs: Any) -> object:
+        loading.set()
+        time.sleep(2.0)  # a big model loading
+        return object()
+
+    monkeypatch.setattr(deployment_module, "load_backend", slow_load)
+    engine.request("PUT", "_ml/trained_models/reg", stump_regression())
+    started: dict[str, Any] = {}
+
+    def start() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            t0 = time.perf_counter()
+            started["resp"] = http.post(f"/_ml/trained_models/{EMBEDDED_MODEL_ID}/deployment/_start")
+            started["took"] = time.perf_counter() - t0
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    assert loading.wait(30)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for path in ("/", "/_ml/trained_models/_stats", "/_ingest/pipeline"):
+            status, took = timed_get(http, path)
+            assert status in (200, 404) and took < 1.0, (path, took)
+        t0 = time.perf_counter()
+        assert http.post("/_ml/trained_models/reg/_infer", json={"docs": [{"x": 0.0}]}).status_code == 200
+        assert time.perf_counter() - t0 < 1.0
+        again = http.post(f"/_ml/trained_models/{EMBEDDED_MODEL_ID}/deployment/_start")
+        assert starter.is_alive()  # all of that while the model loaded
+    starter.join(30)
+    assert started["resp"].status_code == 200 and started["took"] >= 2.0
+    assert again.status_code == 400 and "existing deployment with the same id" in again.json()["error"]["reason"]
+    stop = engine.request("POST", f"_ml/trained_models/{EMBEDDED_MODEL_ID}/deployment/_stop")
+    assert stop.status == 200 and stop.body == {"stopped": True}

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Callable
 
 import httpx
 

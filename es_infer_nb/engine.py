@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError
+from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .stats import StatsRegistry
 from .storage import JsonStore, clean_home, is_endpoint_config, is_object
@@ -61,6 +62,8 @@ class Response:
         return bundle
 
     def __repr__(self) -> str:
+        if isinstance(self.body, str):  # a cat table, shown as ES prints it
+            return f"Response(status={self.status})\n{self.body}"
         text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
         return f"Response(status={self.status})\n{text}"
 
@@ -85,10 +88,13 @@ class Engine:
     saves the counters now. ``env_secrets_allow`` (names or ``fnmatch``
     patterns such as ``"OPENAI_*"``) lists the environment variables that
     ``{"env": ...}`` secrets of requests arriving over HTTP may name.
+
+    ``trust_torchscript=True`` (default: ``$ES_INFER_NB_TRUST_TORCHSCRIPT``) runs TorchScript definitions
+    uploaded in parts without checking their operations first: only for homes whose uploads you trust.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
-                 env_secrets_allow: Iterable[str] = ()) -> None:
+                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
         #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
         #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
@@ -96,6 +102,7 @@ class Engine:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
+        self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
         #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
         #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()

@@ -160,29 +160,18 @@ def writing(home: Path | None) -> AbstractContextManager[None]:
 
 
 def atomic_write_json(path: Path, value: Any, *, mode: int | None = None) -> None:
+    """Write ``value`` as compact JSON, atomically (see :func:`atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")), mode=mode, suffix=".json")
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None, suffix: str = "") -> None:
+    """Write a file atomically: a temporary file in the same folder (``mode`` set before any byte is
+    written), flushed and fsynced, then renamed over ``path``; the temporary file never outlives a failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".json", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=path.parent)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, ensure_ascii=False, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically (same temporary-file scheme as :func:`atomic_write_json`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -53,6 +53,7 @@ from .byte_size import ByteSize
 from .doc_columns import DocsResult
 from .inference_cache import InferenceCache, estimate_bytes
 from .native_definitions import check_deployable, definition_missing, native_definitions
+from .nlp.graph_check import UnsafeDefinition
 from .nlp_backend import Backend, input_field, load_backend, resolve_device
 from .tree.features import dig
 
@@ -457,7 +458,8 @@ class Deployments:
         return dep
 
     def _load(self, model_id: str, device: str) -> Backend:
-        return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine))
+        return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine),
+                            trust_torchscript=self.engine.trust_torchscript)
 
     # -- lookups ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -586,6 +588,8 @@ class Deployments:
         dep = self._make(params)
         try:
             dep.backend()  # ES loads the model when the deployment starts
+        except UnsafeDefinition:
+            raise  # the uploaded definition is refused (400), not a node failure
         except Exception as err:  # noqa: BLE001 - any load failure fails the start, as a node failure in ES
             missing = definition_missing(self.engine, model_id)
             if missing is not None:

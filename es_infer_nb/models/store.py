@@ -138,7 +138,6 @@ def check_not_lang_ident(model_id: str, action: str) -> None:
     if model_id == LANG_IDENT_ID:
         raise ApiError(
             "status_exception",
-            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch; es_infer_nb lists it "
-            "for parity but does not run the lang_ident network",
+            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch",
             400,
         )

@@ -103,6 +103,8 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
+        #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
+        #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()
         if self.home is not None:
             clean_home(self.home)
@@ -188,22 +190,22 @@ class Engine:
         from .models.runner import load_model
         from .models.tree.metadata import baseline, total_importance
 
+        stored = self.models.config(model_id)
+        config = parse_config(stored["inference_config"])
+        model = load_model(self, model_id)  # the model work runs outside the state lock
+        extra: dict[str, Any] = {"feature_importance_baseline": baseline(model, config)}
+        if data is not None:
+            frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
+            index = {f: i for i, f in enumerate(feature_names)}
+            x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
+            for j, f in enumerate(model.compiled.features):
+                if f in index:
+                    x[:, j] = frame[:, index[f]]
+            extra["total_feature_importance"] = total_importance(model, config, x)
         with self.lock:
-            stored = dict(self.models.config(model_id))
-            config = parse_config(stored["inference_config"])
-            model = load_model(self, model_id)
-            metadata = dict(stored.get("metadata") or {})
-            metadata["feature_importance_baseline"] = baseline(model, config)
-            if data is not None:
-                frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
-                index = {f: i for i, f in enumerate(feature_names)}
-                x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
-                for j, f in enumerate(model.compiled.features):
-                    if f in index:
-                        x[:, j] = frame[:, index[f]]
-                metadata["total_feature_importance"] = total_importance(model, config, x)
-            stored["metadata"] = metadata
-            self.models.put(model_id, stored)
+            current = dict(self.models.config(model_id))
+            current["metadata"] = {**(current.get("metadata") or {}), **extra}
+            self.models.put(model_id, current)
 
     def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""
@@ -231,9 +233,8 @@ class Engine:
         try:
             req = self._parse(method, path, body, params)
             req.remote = remote
-            with self.lock:
-                status, answer, headers = dispatch(self, req)
-            if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock
+            status, answer, headers = dispatch(self, req)  # takes the state lock where the route needs it
+            if isinstance(answer, Deferred):  # e.g. a queued _infer: waits for the deployment's queue
                 answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (register routes)
 from . import cat, cluster_settings, data_frame_analytics, inference_endpoints  # noqa: F401  (register routes)
 from . import ml_commons  # noqa: F401  (register routes: OpenSearch _plugins/_ml)
-from .request import Request
+from .request import TIME_PARAMS, Request, parse_time_value
 from .routing import COMMON_PARAMS, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +28,13 @@ def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
             f"request [{req.path}] contains unrecognized {what}: [{names}]",
             400,
         )
-    result = route.handler(engine, req)
+    for name in TIME_PARAMS:  # ES parses these on every route that takes them: a bad value is a 400
+        if name in req.params:
+            parse_time_value(req.params[name], name)
+    # the state lock only around handlers that just read or write the state; the others (inference,
+    # pipelines, remote calls, deployment starts) take it themselves around their state accesses
+    with engine.lock if route.exclusive else nullcontext():
+        result = route.handler(engine, req)
     status, body = result if isinstance(result, tuple) else (200, result)
     if req.method == "HEAD":
         body = None

@@ -17,9 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout")
-@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout")
-@route("POST", "_ml/inference/{model_id}/_infer", "timeout")
+@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/inference/{model_id}/_infer", "timeout", exclusive=False)
 def infer(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("infer_trained_model_request")

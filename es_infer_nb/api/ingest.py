@@ -82,10 +82,10 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
     return {"acknowledged": True}
 
 
-@route("POST", "_ingest/pipeline/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/_simulate", "verbose")
-@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose")
+@route("POST", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
 def simulate_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("simulate")
     return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False))

@@ -80,6 +80,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    # accepted connections inherit TCP_NODELAY: an answer's head and body are two writes, and with
+    # Nagle's algorithm the body waited for the client's delayed ACK (~40 ms on every request)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     sock.set_inheritable(True)
     return sock

@@ -195,14 +195,17 @@ class Engine:
 
     def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
         from .api.request import Request
+        from .api.xcontent import check_object, decode_utf8
 
         split = urlsplit(path if path.startswith("/") else "/" + path)
         merged = dict(parse_qsl(split.query, keep_blank_values=True))
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
-            body = body.decode("utf-8")
+            body = decode_utf8(bytes(body))
         if isinstance(body, str):
             body = parse_json_body(body)
+        else:
+            check_object(body)
         uri = split.path + (f"?{split.query}" if split.query else "")
         return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
 
@@ -214,17 +217,10 @@ def _flush_stats(ref: "weakref.ref[Engine]") -> None:
 
 
 def parse_json_body(text: str) -> Any:
-    """Parse a request body the way ES reports malformed JSON."""
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[{exc.lineno}:{exc.colno}] Unexpected character or end of input: {exc.msg}",
-            400,
-        ) from None
+    """Parse a request body the way ES does: its XContent limits and its 400s (api.xcontent)."""
+    from .api.xcontent import parse_json
+
+    return parse_json(text)
 
 
 _default: Engine | None = None

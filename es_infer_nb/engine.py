@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, without_paths
 from .models.store import ModelStore
 from .stats import StatsRegistry
 from .storage import JsonStore
@@ -188,10 +188,10 @@ class Engine:
                 answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:
-            return Response(err.status, err.body(), dict(err.headers))
+            return Response(err.status, without_paths(err.body(), self.home), dict(err.headers))
         except Exception as exc:  # noqa: BLE001 - never a raw traceback for a request
             err = ApiError(_snake(type(exc).__name__) + ("" if type(exc).__name__.endswith("Exception") else "_exception"), str(exc) or type(exc).__name__, 500)
-            return Response(500, err.body())
+            return Response(500, without_paths(err.body(), self.home))
 
     def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
         from .api.request import Request

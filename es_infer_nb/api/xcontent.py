@@ -6,7 +6,7 @@ ES parses JSON with Jackson (``JsonXContentImpl``): strict duplicate detection, 
 ``x_content_parse_exception`` with Jackson's message, before anything else sees the body, so a
 rejected request stores nothing. :func:`parse_json` reads text (fast path: the standard
 library's C parser; a position-tracking scan runs only to report a breach), and
-:func:`check_object` applies the same depth and number limits to a body given as Python
+:func:`check_object` applies the depth and number-length limits to a body given as Python
 objects (``Engine.request`` with a dict), where there is no text to point into.
 """
 
@@ -235,9 +235,10 @@ def _int_digits(value: int) -> int:
 def check_object(body: Any) -> None:
     """Apply the parser's limits to a body given as Python objects (no text, so no location).
 
-    Nesting deeper than 1000, integers longer than 1000 digits and non-finite floats answer
-    the 400 Jackson would give the same body sent as JSON. Iterative: a 10,000-deep dict (or
-    one that contains itself) is a 400, never a ``RecursionError``.
+    Nesting deeper than 1000 and integers longer than 1000 digits answer the 400 Jackson would
+    give the same body sent as JSON. Iterative: a 10,000-deep dict (or one that contains
+    itself) is a 400, never a ``RecursionError``. Non-finite floats stay allowed here: from
+    Python they are doubles, as ES's own processors make them (JSON text cannot carry them).
     """
     if not isinstance(body, (dict, list, tuple)):
         _check_scalar(body)
@@ -260,11 +261,5 @@ def check_object(body: Any) -> None:
 
 
 def _check_scalar(value: Any) -> None:
-    if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, int):
-        if abs(value) >= _TEN_TO_LIMIT:
-            raise xcontent_error(_NUMBER.format(length=_int_digits(value), limit=MAX_NUMBER_LENGTH))
-    elif isinstance(value, float) and not math.isfinite(value):
-        token = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        raise xcontent_error(_NON_STANDARD.format(token=token))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _TEN_TO_LIMIT:
+        raise xcontent_error(_NUMBER.format(length=_int_digits(value), limit=MAX_NUMBER_LENGTH))

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ApiError
+from ..errors import ApiError, without_paths
 from . import info  # noqa: F401  (registers GET /)
 from .auth import WWW_AUTHENTICATE, Credentials
 from .hosts import HostPolicy
@@ -124,7 +124,8 @@ class EsApplication:
         except Exception as exc:  # noqa: BLE001 - an ES 500 body, never a traceback
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             err = ApiError("exception", f"{type(exc).__name__}: {exc}", 500)
-            response = self._write(request, request.method.upper(), {}, 500, err.body(), [], JSON)
+            body = without_paths(err.body(), getattr(self.engine, "home", None))
+            response = self._write(request, request.method.upper(), {}, 500, body, [], JSON)
         await response(scope, receive, send)
 
     def close(self) -> None:

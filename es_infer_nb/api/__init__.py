@@ -9,6 +9,7 @@ from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (
 from . import inference_endpoints  # noqa: F401  (register routes: _inference)
 from .request import Request
 from .routing import COMMON_PARAMS, resolve
+from .xcontent import lone_surrogate
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -26,6 +27,8 @@ def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
             f"request [{req.path}] contains unrecognized {what}: [{names}]",
             400,
         )
+    if req.method == "PUT" and (problem := lone_surrogate(req.body)) is not None:
+        raise problem  # a stored object must be writable (and readable) again
     result = route.handler(engine, req)
     status, body = result if isinstance(result, tuple) else (200, result)
     if req.method == "HEAD":

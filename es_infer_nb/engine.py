@@ -15,7 +15,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError, without_paths
@@ -79,11 +79,17 @@ class Engine:
 
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
-    same path sees the same state.
+    same path sees the same state. ``env_secrets_allow`` (names or ``fnmatch``
+    patterns such as ``"OPENAI_*"``) lists the environment variables that
+    ``{"env": ...}`` secrets of requests arriving over HTTP may name.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
+                 env_secrets_allow: Iterable[str] = ()) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
+        #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
+        #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
+        self.env_secrets_allow: tuple[str, ...] = tuple(env_secrets_allow)
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
@@ -176,12 +182,17 @@ class Engine:
         path: str,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        *,
+        remote: bool = False,
     ) -> Response:
+        """One REST call. ``remote=True`` marks a call that arrived over HTTP (the server sets it):
+        such calls may not name environment variables as secrets unless allowlisted."""
         from .api import dispatch  # the api package registers every route on import
         from .api.deferred import Deferred
 
         try:
             req = self._parse(method, path, body, params)
+            req.remote = remote
             with self.lock:
                 status, answer, headers = dispatch(self, req)
             if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock

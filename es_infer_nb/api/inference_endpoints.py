@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..services.base import INPUT_TYPES
-from ..services.registry import build_endpoint, check_task_type, endpoints, services
+from ..services.registry import build_endpoint, check_task_type, endpoints, services, update_endpoint
 from ..services.runner import resolve, rest_answer, run
+from ..services.secrets import EnvPolicy
 from .ids import require_inference_id
 from .request import Request
 from .routing import route
@@ -31,6 +32,11 @@ def timeout_param(req: Request, default: float) -> float:
         raise ApiError("illegal_argument_exception", f"failed to parse setting [timeout] with value [{raw}] as a "
                        "time value: unit is missing or unrecognized", 400)
     return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def env_policy(engine: "Engine", req: Request) -> EnvPolicy:
+    """``{"env": ...}`` secrets: always from the Python API, over HTTP only for allowlisted variables."""
+    return EnvPolicy(remote=req.remote, allow=tuple(getattr(engine, "env_secrets_allow", ())))
 
 
 def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any]:
@@ -57,7 +63,7 @@ def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any
     if engine.models.resolve(inference_id) is not None:
         raise ApiError("status_exception", f"Inference endpoint [{inference_id}] cannot be created: a trained model "
                        "with this id exists", 400)
-    endpoint = build_endpoint(inference_id, task_type, body)
+    endpoint = build_endpoint(inference_id, task_type, body, policy=env_policy(engine, req))
     store.put(endpoint)
     return endpoint.to_dict()
 
@@ -75,13 +81,7 @@ def put_untyped(engine: "Engine", req: Request) -> Any:
 def _update(engine: "Engine", req: Request) -> Any:
     endpoint = resolve(engine, req.path_params["inference_id"], req.path_params.get("task_type"))
     body = req.object_body("inference_endpoint_update")
-    merged = endpoint.to_dict()
-    for key in ("service_settings", "task_settings"):
-        if isinstance(body.get(key), dict):
-            merged[key] = {**merged.get(key, {}), **body[key]}
-    if "chunking_settings" in body:
-        merged["chunking_settings"] = body["chunking_settings"]
-    updated = build_endpoint(endpoint.inference_id, endpoint.task_type, merged, dict(endpoint.secrets))
+    updated = update_endpoint(endpoint, body, env_policy(engine, req))
     endpoints(engine).put(updated)
     return updated.to_dict()
 

@@ -4,8 +4,8 @@ ES parses JSON with Jackson (``JsonXContentImpl``): strict duplicate detection, 
 ``StreamReadConstraints`` defaults (nesting depth 1000, number length 1000); ``NaN`` /
 ``Infinity`` are not JSON; bytes must be UTF-8. Each breach is a 400
 ``x_content_parse_exception`` with Jackson's message, before anything else sees the body, so a
-rejected request stores nothing. :func:`parse_json` reads text (fast path: the standard
-library's C parser; a position-tracking scan runs only to report a breach), and
+rejected request stores nothing. :func:`parse_json` reads text (the standard library's C
+parser with hooks; a position-tracking scan runs only to report a breach), and
 :func:`check_object` applies the depth and number-length limits to a body given as Python
 objects (``Engine.request`` with a dict), where there is no text to point into.
 """
@@ -33,9 +33,6 @@ _DEPTH = ("Document nesting depth ({depth}) exceeds the maximum allowed ({limit}
 _NUMBER = ("Number value length ({length}) exceeds the maximum allowed ({limit}, from "
            "`StreamReadConstraints.getMaxNumberLength()`)")
 
-# a run of number characters longer than the limit, or an exponent big enough to overflow a double
-_LONG_NUMBER = re.compile(r"[0-9.eE+\-]{%d,}" % (MAX_NUMBER_LENGTH + 1))
-_BIG_EXPONENT = re.compile(r"[0-9][eE][+-]?[0-9]{3,}")
 _TOKEN = re.compile(
     r"""[ \t\r\n]*(?:
         (?P<str>"(?:[^"\\]|\\.)*")|
@@ -116,11 +113,40 @@ def _constant(token: str) -> Any:
     raise _Breach
 
 
-def _float(token: str) -> float:
-    value = float(token)
-    if math.isinf(value):
+def _int(token: str) -> int:
+    if len(token) - token.startswith("-") > MAX_NUMBER_LENGTH:  # Jackson counts the digits
         raise _Breach
-    return value
+    return int(token)
+
+
+def _float(token: str) -> float:
+    if len(token) > MAX_NUMBER_LENGTH:
+        raise _Breach
+    return float(token)  # 1e999 is Infinity, as Jackson reads it
+
+
+#: bytes -> "0" for a digit, " " otherwise: a number longer than the limit holds a run of at least
+#: a third of it in digits (at most a sign, a point, an "e" and its sign break it up)
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * ((MAX_NUMBER_LENGTH - 4) // 3)
+
+
+def _may_hold_long_numbers(text: str) -> bool:
+    return _LONG_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGITS)
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (containers only; iterative)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return deepest
 
 
 def _number_problem(token: str) -> str | None:
@@ -129,11 +155,6 @@ def _number_problem(token: str) -> str | None:
         return _NUMBER.format(length=digits, limit=MAX_NUMBER_LENGTH) if digits > MAX_NUMBER_LENGTH else None
     if len(token) > MAX_NUMBER_LENGTH:
         return _NUMBER.format(length=len(token), limit=MAX_NUMBER_LENGTH)
-    try:
-        if math.isinf(float(token)):
-            return f"Numeric value ({token}) out of range of double"
-    except ValueError:
-        return None  # malformed: the standard parser reports it
     return None
 
 
@@ -188,25 +209,36 @@ def scan(text: str) -> ApiError | None:
     return None
 
 
+#: largest body whose breach is located by the (Python-speed) scan; larger ones are reported
+#: without a line and column
+_SCAN_LIMIT = 10 * 1024 * 1024
+
+
+def _located(text: str, fallback: ApiError) -> ApiError:
+    problem = scan(text) if len(text) <= _SCAN_LIMIT else None
+    return problem or fallback
+
+
 def parse_json(text: str) -> Any:
-    """Parse a request body as ES does (limits included); ``None`` for an empty body."""
+    """Parse a request body as ES does (limits included); ``None`` for an empty body.
+
+    The standard library's C parser does the work; its hooks see every object and ``NaN`` token
+    (and every number, where the text holds a long run of digits), and a depth walk runs only
+    when the text holds more than 1000 brackets.
+    """
     if not text.strip():
         return None
     openers = text.count("{") + text.count("[")
     if openers > MAX_NESTING_DEPTH // 5:
         _ensure_recursion_headroom()
-    if openers > MAX_NESTING_DEPTH or _LONG_NUMBER.search(text):
-        problem = scan(text)
-        if problem is not None:
-            raise problem
+    too_deep = xcontent_error(_DEPTH.format(depth=MAX_NESTING_DEPTH + 1, limit=MAX_NESTING_DEPTH))
     hooks: dict[str, Any] = {"object_pairs_hook": _pairs, "parse_constant": _constant}
-    if _BIG_EXPONENT.search(text):
-        hooks["parse_float"] = _float
+    if len(text) > len(_LONG_RUN) and _may_hold_long_numbers(text):
+        hooks.update(parse_int=_int, parse_float=_float)
     try:
-        return json.loads(text, **hooks)
+        value = json.loads(text, **hooks)
     except _Breach:
-        problem = scan(text)
-        raise (problem or xcontent_error("[1:1] Unexpected character or end of input")) from None
+        raise _located(text, xcontent_error("[1:1] Unexpected character or end of input")) from None
     except json.JSONDecodeError as exc:
         raise ApiError(
             "x_content_parse_exception",
@@ -214,7 +246,10 @@ def parse_json(text: str) -> Any:
             400,
         ) from None
     except RecursionError:
-        raise xcontent_error(_DEPTH.format(depth=MAX_NESTING_DEPTH + 1, limit=MAX_NESTING_DEPTH)) from None
+        raise _located(text, too_deep) from None
+    if openers > MAX_NESTING_DEPTH and isinstance(value, (dict, list)) and _depth(value) > MAX_NESTING_DEPTH:
+        raise _located(text, too_deep)
+    return value
 
 
 # -- Python objects ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ in ``Engine.request`` (text, bytes or Python objects) and over HTTP alike, and n
 from __future__ import annotations
 
 import json
+import math
 
 import httpx
 import pytest
@@ -161,10 +162,13 @@ def test_nan_literals_are_jacksons_400(eng, token):
                              f"`JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow\n at {SOURCE.format(1, column)}")
 
 
-def test_a_double_out_of_range_is_a_400():
-    with pytest.raises(ApiError, match=r"Numeric value \(1e999\) out of range of double"):
-        parse_json('{"x": 1e999}')
-    assert parse_json('{"x": 1e300, "y": 5e-324}') == {"x": 1e300, "y": 5e-324}
+def test_a_double_past_its_range_is_infinity_as_jackson_reads_it():
+    from es_infer_nb.server.render import to_json_bytes
+
+    assert parse_json('{"x": 1e999, "y": -1e999, "z": 5e-324}') == {"x": math.inf, "y": -math.inf, "z": 5e-324}
+    assert to_json_bytes(parse_json('{"x": 1e999}')) == b'{"x":"Infinity"}'  # answered as Jackson writes it
+    with pytest.raises(ApiError, match="Number value length"):
+        parse_json('{"x": 1.' + "0" * 1000 + '1}')
 
 
 # -- bytes ----------------------------------------------------------------------------------------------

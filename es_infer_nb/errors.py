@@ -73,8 +73,9 @@ def without_paths(body: Any, *roots: Any) -> Any:
     """``body`` with absolute paths of this machine taken out of its strings.
 
     Each folder in ``roots`` (the engine's home) is written relative to itself
-    (``/data/home/pipelines/p.json`` -> ``pipelines/p.json``), the user's home folder as ``~``;
-    an error body then tells where without telling the layout of the machine.
+    (``/data/home/pipelines/p.json`` -> ``pipelines/p.json``), Python's installation as
+    ``<python>``, the user's home folder as ``~``; an error body then tells where without telling
+    the layout of the machine.
     """
     import os
     from pathlib import Path
@@ -86,6 +87,11 @@ def without_paths(body: Any, *roots: Any) -> Any:
         for form in dict.fromkeys((str(root), os.path.realpath(root))):
             folders.append((form.rstrip(os.sep) + os.sep, ""))
             folders.append((form.rstrip(os.sep), "."))
+    import sys
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):  # library paths in a message
+        if len(prefix.rstrip(os.sep)) > 1:
+            folders.append((prefix.rstrip(os.sep), "<python>"))
     user_home = str(Path.home()).rstrip(os.sep)
     if len(user_home) > 1:
         folders.append((user_home, "~"))

@@ -162,3 +162,6 @@ def test_without_paths_keeps_the_rest(tmp_path):
     out = without_paths(body, home)
     assert out == {"error": {"reason": "cannot write [pipelines/x.json] or [.]; see ~/log", "list": ["a"], "n": 1}}
     assert without_paths({"reason": "http://host/path stays"}, None) == {"reason": "http://host/path stays"}
+    import sys
+
+    assert without_paths([f"in {sys.prefix}/lib/x.py"]) == ["in <python>/lib/x.py"]

@@ -226,6 +226,8 @@ def parse_json(text: str) -> Any:
     (and every number, where the text holds a long run of digits), and a depth walk runs only
     when the text holds more than 1000 brackets.
     """
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark, which Jackson skips
+        text = text[1:]
     if not text.strip():
         return None
     openers = text.count("{") + text.count("[")

@@ -184,6 +184,11 @@ def test_invalid_utf8_is_a_400(eng, raw, reason):
     assert err["reason"].startswith(reason)
 
 
+def test_a_byte_order_mark_is_skipped_as_jackson_does(eng):
+    resp = eng.request("POST", "_ml/trained_models/keep/_infer", "\ufeff".encode() + b'{"docs": [{"x": 0.9}]}')
+    assert resp.status == 200 and resp.body["inference_results"] == [{"predicted_value": 2.0}]
+
+
 def test_valid_bodies_parse_as_before():
     text = json.dumps({"a": [1, 2.5, -3e-5, True, None, "ü\u2603"], "b": {"c": {}}, "d": "[{\"x\"}]"})
     assert parse_json(text) == json.loads(text)

@@ -136,6 +136,9 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--allowed-hosts", metavar="HOSTS", default=None,
                    help="comma-separated host names answered in Host / Origin headers, '*' for any "
                    "(default: the bound address plus localhost, 127.0.0.1 and [::1]; others get a 403)")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="run uploaded TorchScript definitions without checking their operations first (only for "
+                   "uploads you trust); default: $ES_INFER_NB_TRUST_TORCHSCRIPT")
     _add_home(p)
     p.set_defaults(func=cmd_serve)
 
@@ -424,12 +427,12 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _engine(home: str | None):
+def _engine(home: str | None, *, trust_torchscript: bool | None = None):
     from .engine import Engine
 
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
-        return Engine(home)
+        return Engine(home, trust_torchscript=trust_torchscript)
     except OSError as exc:
         raise UsageError(f"cannot use home [{home}]: {exc.strerror or exc}") from None
 
@@ -587,7 +590,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("es-infer: note: credentials given on the command line show in the process list; "
               "prefer --api-key-file / --password-file or $ES_INFER_NB_API_KEY / $ES_INFER_NB_PASSWORD",
               file=sys.stderr, flush=True)
-    engine = _engine(args.home)
+    engine = _engine(args.home, trust_torchscript=True if args.trust_torchscript else None)
     try:
         run_forever(engine, settings)
     except OSError as exc:

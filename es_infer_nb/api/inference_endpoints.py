@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from ..services.secrets import EnvPolicy
 from .ids import require_inference_id
 from .request import Request
 from .routing import route
+
+log = logging.getLogger("es_infer_nb.inference")
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -95,7 +98,12 @@ def _get(engine: "Engine", task_type: str | None, inference_id: str | None) -> d
         check_task_type(task_type)
     store = endpoints(engine)
     if inference_id in (None, "_all", "*"):
-        found = [store.get(i) for i in store.ids()]
+        found = []
+        for i in store.ids():
+            try:
+                found.append(store.get(i))
+            except ApiError as err:  # one unusable endpoint (e.g. its secrets file was lost) costs only itself
+                log.warning("es_infer_nb: inference endpoint [%s] is unusable: %s", i, err.reason)
         if task_type is not None:
             found = [e for e in found if e.task_type == task_type]
     else:
@@ -208,16 +216,23 @@ def _references(value: Any, inference_id: str) -> bool:
 
 def _delete(engine: "Engine", req: Request) -> Any:
     task_type = req.path_params.get("task_type")
-    endpoint = resolve(engine, req.path_params["inference_id"], task_type)
-    pipelines = referencing_pipelines(engine, endpoint.inference_id)
+    inference_id = req.path_params["inference_id"]
+    try:
+        inference_id = resolve(engine, inference_id, task_type).inference_id
+    except ApiError as err:
+        stored = engine.inference_endpoints.get(inference_id)
+        if err.status == 404 or stored is None or task_type not in (None, stored.get("task_type")):
+            raise
+        # stored but unusable (e.g. its secrets file was lost): it can still be deleted
+    pipelines = referencing_pipelines(engine, inference_id)
     if req.bool_param("dry_run", False):
         return {"acknowledged": False, "pipelines": pipelines}
     if pipelines and not req.bool_param("force", False):
         raise ApiError("status_exception", (
-            f"Inference endpoint {endpoint.inference_id} is referenced by pipelines: [{', '.join(pipelines)}]. "
+            f"Inference endpoint {inference_id} is referenced by pipelines: [{', '.join(pipelines)}]. "
             "Ensure that no pipelines are using this inference endpoint, or use force to ignore this warning and "
             "delete the inference endpoint."), 409)
-    endpoints(engine).delete(endpoint.inference_id)
+    endpoints(engine).delete(inference_id)
     return {"acknowledged": True, "pipelines": pipelines}
 
 

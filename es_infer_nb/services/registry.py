@@ -7,6 +7,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from ..storage import writing
 from .base import TASK_TYPES, Endpoint, Service
 from .chunking import parse_chunking_settings
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore, redact
@@ -135,7 +136,15 @@ class Endpoints:
         self.secrets = SecretStore(engine.home)
         self._transports: dict[str, Transport] = {}
         self._parsed: dict[str, Endpoint] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._home = engine.home
+        self.configs.on_change(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, inference_ids: set[str]) -> None:
+        """Endpoints another engine on the home replaced or deleted: parse them again (or not at all)."""
+        with self._lock:
+            for inference_id in inference_ids:
+                self._forget(inference_id)
 
     def __repr__(self) -> str:
         return f"<Endpoints {list(self.configs)}>"
@@ -144,6 +153,7 @@ class Endpoints:
         return list(self.configs)
 
     def get(self, inference_id: str) -> Endpoint:
+        self.configs.refresh()  # read through: deleted or replaced by another engine on the home
         with self._lock:
             cached = self._parsed.get(inference_id)
             if cached is not None:
@@ -157,7 +167,7 @@ class Endpoints:
             return endpoint
 
     def put(self, endpoint: Endpoint) -> None:
-        with self._lock:
+        with writing(self._home), self._lock:  # secrets and config together (start-up pruning sees both)
             self.secrets.put(endpoint.inference_id, endpoint.secrets)
             self.configs.put(endpoint.inference_id, endpoint.stored())
             self._forget(endpoint.inference_id)

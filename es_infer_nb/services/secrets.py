@@ -20,13 +20,13 @@ import fnmatch
 import json
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ApiError
+from ..storage import atomic_write_json, load_state_file, stamp, writing
 
 MASK = "::es_redacted::"
 SECRETS_FILE = "inference_secrets.json"
@@ -153,22 +153,44 @@ def mask_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (MASK if is_literal_credential(k, v) else v) for k, v in headers.items()}
 
 
+def _secrets_shape(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+
+
 class SecretStore:
-    """``{inference_id: {name: secret}}``, in memory and (with a home) in one 0600 JSON file."""
+    """``{inference_id: {name: secret}}``, in memory and (with a home) in one 0600 JSON file.
+
+    The file is shared by the engines of one home: each change re-reads it and is written under the
+    home's lock, and :meth:`get` re-reads it when another engine replaced it. An unreadable file is
+    moved aside (``inference_secrets.json.corrupt``) and the store starts empty."""
 
     def __init__(self, home: Path | None) -> None:
+        self._home = home
         self._file = home / SECRETS_FILE if home is not None else None
         self._lock = threading.Lock()
         self._items: dict[str, dict[str, Any]] = {}
-        if self._file is not None and self._file.is_file():
-            with open(self._file, encoding="utf-8") as fh:
-                self._items = json.load(fh)
+        self._stamp: tuple[int, int, int] | None = None
+        self._reload()
+
+    def _reload(self) -> None:
+        if self._file is None:
+            return
+        self._items = load_state_file(self._file, self._home, _secrets_shape, default={})
+        self._stamp = stamp(self._file)
+
+    def _fresh(self) -> None:
+        if self._file is not None and stamp(self._file) != self._stamp:
+            self._reload()
 
     def get(self, inference_id: str) -> dict[str, Secret]:
-        return {k: Secret.from_setting(v, k) for k, v in self._items.get(inference_id, {}).items()}
+        with self._lock:
+            self._fresh()
+            stored = dict(self._items.get(inference_id, {}))
+        return {k: Secret.from_setting(v, k) for k, v in stored.items()}
 
     def put(self, inference_id: str, secrets: Mapping[str, Secret]) -> None:
-        with self._lock:
+        with writing(self._home), self._lock:
+            self._fresh()
             if secrets:
                 self._items[inference_id] = {k: s.stored() for k, s in secrets.items()}
             else:
@@ -176,28 +198,37 @@ class SecretStore:
             self._write()
 
     def delete(self, inference_id: str) -> None:
-        with self._lock:
+        with writing(self._home), self._lock:
+            self._fresh()
             if self._items.pop(inference_id, None) is not None:
                 self._write()
+
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """Drop the secrets of endpoints that no longer exist (left by a crash between two writes)."""
+        keep = set(keep)
+        with writing(self._home), self._lock:
+            self._fresh()
+            orphans = sorted(k for k in self._items if k not in keep)
+            for key in orphans:
+                del self._items[key]
+            if orphans:
+                self._write()
+        return orphans
 
     def _write(self) -> None:
         if self._file is None:
             return
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-secrets-", dir=self._file.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._items, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._file)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write_json(self._file, self._items, mode=0o600)
+        self._stamp = stamp(self._file)
 
     def __repr__(self) -> str:
         return f"<SecretStore {len(self._items)} endpoints (values hidden)>"
+
+
+def prune_secrets(home: Path, endpoint_ids: Iterable[str]) -> list[str]:
+    """At an engine's start: remove from ``<home>/inference_secrets.json`` the secrets of endpoints
+    that are not among ``endpoint_ids`` (under the home's lock); returns their ids."""
+    if not (home / SECRETS_FILE).exists():
+        return []
+    with writing(home):
+        return SecretStore(home).prune(endpoint_ids)

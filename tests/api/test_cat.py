@@ -85,3 +85,10 @@ def test_tree_models_are_fully_defined(engine):
     _put(engine, "m1")
     config = engine.request("GET", "_ml/trained_models/m1", params={"include": "definition_status"}).body
     assert config["trained_model_configs"][0]["fully_defined"] is True
+
+
+def test_a_cat_answer_shows_as_text_in_reprs(engine):
+    resp = engine.request("GET", "_cat/ml/trained_models", params={"v": "true"})
+    assert repr(resp).splitlines()[1].split()[:2] == ["id", "heap_size"]
+    html = resp._repr_html_()
+    assert '<pre class="esinb-cat">id ' in html and "&quot;" not in html.split("esinb-cat")[1]

@@ -273,3 +273,43 @@ def test_odd_ids_on_every_kind_answer_4xx(seeded):
             resp = seeded.request(method, path.replace("{id}", odd), body)
             assert 200 <= resp.status < 300 or 400 <= resp.status < 500, (method, path, odd, resp.body)
             assert seeded.home is not None and str(seeded.home) not in json.dumps(resp.body)
+
+
+def test_mutated_requests_over_http(seeded):
+    """The same mutations through ``es-infer serve``: each answer a 2xx / 4xx with a JSON body."""
+    import httpx
+
+    from es_infer_nb.server import serve
+
+    rng = random.Random(99)
+    before = _stored(seeded)
+    failures: list[str] = []
+    requests = valid_requests()
+    with serve(seeded, port=0, quiet=True) as handle, httpx.Client(base_url=handle.url, timeout=30) as client:
+        for n in range(40):
+            method, path, body = requests[n % len(requests)]
+            what, mutated = mutate(body, rng) if body is not None else ("no body", None)
+            new_id = rng.choice(ODD_IDS) if rng.random() < 0.3 else f"web-{n}"
+            if method == "DELETE" and new_id in ("*", "_all"):
+                new_id = f"gone-{n}"
+            content: str | bytes | None = None
+            if mutated is not None:
+                try:
+                    content = json.dumps(mutated, allow_nan=True)
+                except RecursionError:  # the 1200-deep mutation: the same depth, written out
+                    content = "[" * 1200 + "]" * 1200
+                if rng.random() < 0.4:
+                    content = _text_mutation(content, rng)
+                if isinstance(content, str):
+                    content = content.encode("utf-8", "surrogatepass")
+            resp = client.request(method, "/" + path.replace("{id}", new_id), content=content,
+                                  headers={"Content-Type": "application/json"} if content else {})
+            if not (200 <= resp.status_code < 300 or 400 <= resp.status_code < 500):
+                failures.append(f"{method} {path} ({what}): {resp.status_code} {resp.text[:300]}")
+            elif method != "HEAD":
+                try:
+                    _strict_json(resp.content)
+                except ValueError as exc:
+                    failures.append(f"{method} {path} ({what}): body is not JSON: {exc}"[:400])
+    assert not failures, "\n".join(failures)
+    assert _stored(seeded) == before

@@ -113,10 +113,17 @@ class Engine:
         self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
         self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
                                              check=is_endpoint_config)
+        #: OpenSearch ml-commons objects (es_infer_nb.services.ml_commons); credentials kept apart
+        self.ml_connectors = JsonStore(self.home, "ml_connectors", check=is_object)
+        self.ml_model_groups = JsonStore(self.home, "ml_model_groups", check=is_object)
+        self.ml_models = JsonStore(self.home, "ml_models", check=is_object)
+        self.ml_tasks = JsonStore(self.home, "ml_tasks", check=is_object)
         if self.home is not None:
+            from .services.ml_commons import SECRETS_FILE as ML_SECRETS_FILE
             from .services.secrets import prune_secrets
 
             prune_secrets(self.home, self.inference_endpoints)
+            prune_secrets(self.home, [*self.ml_connectors, *(f"model:{m}" for m in self.ml_models)], ML_SECRETS_FILE)
 
     def close(self) -> None:
         """Save the counters to the home now (they are also saved every second and at exit)."""

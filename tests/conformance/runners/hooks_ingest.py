@@ -89,6 +89,18 @@ def ml_inference_process(processor: dict[str, Any], input_doc: dict[str, Any] | 
     return doc.source()
 
 
+def ml_inference_process_ingest(processor: dict[str, Any], input_doc: dict[str, Any] | None,
+                                ingest_metadata: dict[str, Any] | None, predict: Any) -> dict[str, Any]:
+    """As ``ml_inference_process`` on a document with ingest metadata (``_ingest``, e.g. ``_value`` in a
+    foreach): ``{"source", "ingest"}`` afterwards."""
+    from es_infer_nb.ingest.ml_inference import create
+
+    proc = create(processor)
+    doc = Doc(data=copy.deepcopy(input_doc or {}), ingest=copy.deepcopy(ingest_metadata or {}))
+    proc.process(doc, predict)
+    return {"source": doc.source(), "ingest": doc.ingest}
+
+
 def jsonpath_read(input_doc: Any, path_expr: str) -> Any:
     from es_infer_nb.ingest.ml_inference import json_path_read
 

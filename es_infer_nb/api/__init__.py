@@ -16,6 +16,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
+#: POST actions whose body becomes a stored object (OpenSearch ml-commons creates with POST)
+_STORING_ACTIONS = frozenset({"_create", "_register", "_update"})
+
+
+def _stores_body(req: Request) -> bool:
+    """PUTs, and the POSTs that create or update an object, keep their body."""
+    return req.method == "PUT" or (req.method == "POST" and req.path.rstrip("/").rsplit("/", 1)[-1] in _STORING_ACTIONS)
+
+
 def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
     route, captured = resolve(req.method, req.path, req.uri)
     req.path_params = captured
@@ -28,7 +37,7 @@ def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
             f"request [{req.path}] contains unrecognized {what}: [{names}]",
             400,
         )
-    if req.method == "PUT" and (problem := lone_surrogate(req.body)) is not None:
+    if _stores_body(req) and (problem := lone_surrogate(req.body)) is not None:
         raise problem  # a stored object must be writable (and readable) again
     result = route.handler(engine, req)
     status, body = result if isinstance(result, tuple) else (200, result)

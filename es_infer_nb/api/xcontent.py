@@ -315,8 +315,9 @@ def lone_surrogate(body: Any) -> ApiError | None:
     """The 400 for a string holding a lone UTF-16 surrogate (a ``"\\ud800"`` escape), else ``None``.
 
     JSON lets such escapes through and ES's parser keeps them, but they cannot be written back as
-    UTF-8: an object stored with one could never be read or answered again. A PUT holding one
-    is refused before anything is stored (other requests keep them; answers escape them).
+    UTF-8: an object stored with one could never be read or answered again. A request that
+    stores its body (PUT, ``_create``, ``_register``, ``_update``) holding one is refused before
+    anything is stored (other requests keep them; answers escape them).
     """
     stack: list[tuple[Any, list[Any]]] = [(body, [])]
     while stack:
@@ -324,13 +325,13 @@ def lone_surrogate(body: Any) -> ApiError | None:
         if isinstance(node, str):
             m = _SURROGATE.search(node) if not node.isascii() else None
             if m is not None:
-                return xcontent_error(f"[{_dotted(path)}] holds a lone surrogate [\\u{ord(m.group()):04x}]: an object "
-                                      "stored by a PUT must be valid Unicode")
+                return xcontent_error(f"[{_dotted(path)}] holds a lone surrogate [\\u{ord(m.group()):04x}]: an object that "
+                                      "is stored must be valid Unicode")
         elif isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                    return xcontent_error(f"[{_dotted(path)}] has a field name holding a lone surrogate: an object "
-                                          "stored by a PUT must be valid Unicode")
+                    return xcontent_error(f"[{_dotted(path)}] has a field name holding a lone surrogate: an object that "
+                                          "is stored must be valid Unicode")
                 if isinstance(value, (str, dict, list, tuple)):
                     stack.append((value, [*path, key]))
         elif isinstance(node, (list, tuple)):

@@ -23,6 +23,11 @@ PIPELINE = {"description": "keep", "processors": [
     {"set": {"field": "s", "value": "{{x}}", "if": "ctx.x != null"}},
     {"inference": {"model_id": "keep", "target_field": "out", "field_map": {"v": "x"}}},
 ]}
+CONNECTOR = {"name": "c", "description": "d", "version": 1, "protocol": "http",
+             "parameters": {"endpoint": "http://127.0.0.1:9"}, "credential": {"api_key": "k-123456"},
+             "actions": [{"action_type": "predict", "method": "POST", "url": "${parameters.endpoint}/embed",
+                          "headers": {"Authorization": "Bearer ${credential.api_key}"},
+                          "request_body": '{ "input": "${parameters.input}" }'}]}
 ODD_STRINGS = ["", "\x00", "a\x00b", "\ud800", "\udfff lone", "\u202eRTL\u202c", "\u200f\u05e9\u05dc\u05d5\u05dd",
                "emoji 🧪", "line\nbreak", "../../etc/passwd", "C:\\\\windows", "%00%2F", "{{x}}", "' OR 1=1 --",
                "\t", " " * 10, "ü" * 300]
@@ -59,6 +64,12 @@ def valid_requests() -> list[tuple[str, str, Any]]:
         ("DELETE", "_ml/trained_models/{id}", None),
         ("DELETE", "_ingest/pipeline/{id}", None),
         ("DELETE", "_inference/{id}", None),
+        ("POST", "_plugins/_ml/connectors/_create", CONNECTOR),
+        ("POST", "_plugins/_ml/model_groups/_register", {"name": "group", "description": "d"}),
+        ("POST", "_plugins/_ml/models/_register", {"name": "remote", "function_name": "remote", "connector": CONNECTOR}),
+        ("POST", "_plugins/_ml/connectors/_search", {"query": {"match_all": {}}, "size": 5}),
+        ("GET", "_plugins/_ml/models/{id}", None),
+        ("POST", "_plugins/_ml/models/{id}/_predict", {"parameters": {"input": "x"}}),
     ]
 
 

@@ -219,3 +219,18 @@ def test_the_same_400s_over_http(eng):
             direct = eng.request(method, path, raw)
             assert direct.status == 400 and direct.body == body
     nothing_stored(eng)
+
+
+def test_lone_surrogates_are_refused_where_the_body_is_stored(eng):
+    text = '{"processors": [{"set": {"field": "a", "value": "x\\ud800"}}]}'
+    err = error(eng.request("PUT", "_ingest/pipeline/p", text))
+    assert err["type"] == "x_content_parse_exception"
+    assert err["reason"] == ("[processors.0.set.value] holds a lone surrogate [\\ud800]: an object that is stored "
+                             "must be valid Unicode")
+    connector = {"name": "c\udfff", "protocol": "http", "parameters": {}, "actions": []}
+    assert error(eng.request("POST", "_plugins/_ml/connectors/_create", connector))["type"] == "x_content_parse_exception"
+    nothing_stored(eng)
+    # a request that only answers keeps them, and its answer escapes them
+    sim = eng.request("POST", "_ingest/pipeline/_simulate", {"pipeline": {"processors": []},
+                                                             "docs": [{"_source": {"t": "x\ud800"}}]})
+    assert sim.status == 200 and sim.body["docs"][0]["doc"]["_source"]["t"] == "x\ud800"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, without_paths
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .stats import StatsRegistry
@@ -238,21 +238,24 @@ class Engine:
                 answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:
-            return Response(err.status, err.body(), dict(err.headers))
+            return Response(err.status, without_paths(err.body(), self.home), dict(err.headers))
         except Exception as exc:  # noqa: BLE001 - never a raw traceback for a request
             err = ApiError(_snake(type(exc).__name__) + ("" if type(exc).__name__.endswith("Exception") else "_exception"), str(exc) or type(exc).__name__, 500)
-            return Response(500, err.body())
+            return Response(500, without_paths(err.body(), self.home))
 
     def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
         from .api.request import Request
+        from .api.xcontent import check_object, decode_utf8
 
         split = urlsplit(path if path.startswith("/") else "/" + path)
         merged = dict(parse_qsl(split.query, keep_blank_values=True))
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
-            body = body.decode("utf-8")
+            body = decode_utf8(bytes(body))
         if isinstance(body, str):
             body = parse_json_body(body)
+        else:
+            check_object(body)
         uri = split.path + (f"?{split.query}" if split.query else "")
         return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
 
@@ -264,17 +267,10 @@ def _flush_stats(ref: "weakref.ref[Engine]") -> None:
 
 
 def parse_json_body(text: str) -> Any:
-    """Parse a request body the way ES reports malformed JSON."""
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[{exc.lineno}:{exc.colno}] Unexpected character or end of input: {exc.msg}",
-            400,
-        ) from None
+    """Parse a request body the way ES does: its XContent limits and its 400s (api.xcontent)."""
+    from .api.xcontent import parse_json
+
+    return parse_json(text)
 
 
 _default: Engine | None = None

@@ -11,9 +11,19 @@ from . import cat, cluster_settings, data_frame_analytics, inference_endpoints  
 from . import ml_commons  # noqa: F401  (register routes: OpenSearch _plugins/_ml)
 from .request import TIME_PARAMS, Request, parse_time_value
 from .routing import COMMON_PARAMS, resolve
+from .xcontent import lone_surrogate
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
+
+
+#: POST actions whose body becomes a stored object (OpenSearch ml-commons creates with POST)
+_STORING_ACTIONS = frozenset({"_create", "_register", "_update"})
+
+
+def _stores_body(req: Request) -> bool:
+    """PUTs, and the POSTs that create or update an object, keep their body."""
+    return req.method == "PUT" or (req.method == "POST" and req.path.rstrip("/").rsplit("/", 1)[-1] in _STORING_ACTIONS)
 
 
 def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
@@ -31,6 +41,8 @@ def dispatch(engine: "Engine", req: Request) -> tuple[int, Any, dict[str, str]]:
     for name in TIME_PARAMS:  # ES parses these on every route that takes them: a bad value is a 400
         if name in req.params:
             parse_time_value(req.params[name], name)
+    if _stores_body(req) and (problem := lone_surrogate(req.body)) is not None:
+        raise problem  # a stored object must be writable (and readable) again
     # the state lock only around handlers that just read or write the state; the others (inference,
     # pipelines, remote calls, deployment starts) take it themselves around their state accesses
     with engine.lock if route.exclusive else nullcontext():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, not_found, validation_failed
 from ..models.byte_size import ByteSize
+from ..models.config import id_error
 from ..models.deployments import AdaptiveAllocations, Deployment, StartRequest, deployments, iso_millis, model_field
 from .deferred import Deferred
 from .request import Request, parse_time_value
@@ -108,6 +109,8 @@ def parse_start(req: Request) -> StartRequest:
 def start_deployment(engine: "Engine", req: Request) -> Any:
     start = parse_start(req)
     problems = start.problems()
+    if (err := id_error("deployment_id", start.deployment_id)) is not None:
+        problems.insert(0, err)
     if problems:
         raise validation_failed(problems)
     registry = deployments(engine)

@@ -10,6 +10,7 @@ from ..services.base import INPUT_TYPES
 from ..services.registry import build_endpoint, check_task_type, endpoints, services, update_endpoint
 from ..services.runner import resolve, rest_answer, run
 from ..services.secrets import EnvPolicy
+from .ids import require_inference_id
 from .request import Request
 from .routing import route
 
@@ -36,6 +37,7 @@ def env_policy(engine: "Engine", req: Request) -> EnvPolicy:
 
 def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any]:
     inference_id = req.path_params["inference_id"]
+    require_inference_id(inference_id)
     body = req.object_body("inference_endpoint")
     body_type = body.get("task_type")
     if task_type is None:

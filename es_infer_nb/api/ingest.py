@@ -9,6 +9,7 @@ from ..errors import ApiError, not_found
 from ..ingest.pipeline import parse_pipeline
 from ..ingest.simulate import simulate
 from .cluster_settings import MAX_INFERENCE_PROCESSORS, setting
+from .ids import require_pipeline_id
 from .request import Request
 from .routing import route
 
@@ -52,6 +53,7 @@ def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipe
 @route("PUT", "_ingest/pipeline/{id}", "if_version")
 def put_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("pipeline")
+    require_pipeline_id(req.path_params["id"])
     validate_pipeline(body, engine, req.path_params["id"])
     engine.pipelines.put(req.path_params["id"], body)
     return {"acknowledged": True}

@@ -111,6 +111,10 @@ class Engine:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
         self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        #: ``PUT _cluster/settings`` persistent values (key ``persistent``); see api.cluster_settings
+        self.cluster_settings = JsonStore(self.home, "cluster_settings", check=is_object)
+        #: data frame analytics job configs (stored only; see api.data_frame_analytics)
+        self.dfa_jobs = JsonStore(self.home, "data_frame_analytics", check=is_object)
         self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
                                              check=is_endpoint_config)
         #: OpenSearch ml-commons objects (es_infer_nb.services.ml_commons); credentials kept apart

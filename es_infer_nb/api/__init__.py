@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (register routes)
-from . import cat, inference_endpoints  # noqa: F401  (register routes: _cat, _inference)
+from . import cat, cluster_settings, data_frame_analytics, inference_endpoints  # noqa: F401  (register routes)
 from . import ml_commons  # noqa: F401  (register routes: OpenSearch _plugins/_ml)
 from .request import Request
 from .routing import COMMON_PARAMS, resolve

@@ -158,7 +158,7 @@ def stop_deployment(engine: "Engine", req: Request) -> Any:
     allow = req.bool_param("allow_no_match", bool(body.get("allow_no_match", True)))
     force = req.bool_param("force", bool(body.get("force", False)))
     registry = deployments(engine)
-    ids = _expand(engine, expression, allow)
+    ids = _expand(engine, expression, allow, tolerate_missing=allow)
     if not force:
         for dep_id in ids:
             dep = registry.require(dep_id)
@@ -175,8 +175,9 @@ def stop_deployment(engine: "Engine", req: Request) -> Any:
     return {"stopped": True}
 
 
-def _expand(engine: "Engine", expression: str, allow_no_match: bool) -> list[str]:
-    """Deployment ids for an id, a model id (all its deployments), a comma list or wildcards."""
+def _expand(engine: "Engine", expression: str, allow_no_match: bool, *, tolerate_missing: bool = False) -> list[str]:
+    """Deployment ids for an id, a model id (all its deployments), a comma list or wildcards.
+    ``tolerate_missing`` (stop with ``allow_no_match``): an id with no deployment is skipped, not a 404."""
     import fnmatch
 
     registry = deployments(engine)
@@ -196,7 +197,7 @@ def _expand(engine: "Engine", expression: str, allow_no_match: bool) -> list[str
             found.extend(d.deployment_id for d in registry.of_model(part))
         else:
             missing.append(part)
-    if missing:
+    if missing and not tolerate_missing:
         raise not_found(f"No known model deployment with id [{','.join(missing)}]")
     return list(dict.fromkeys(found))
 

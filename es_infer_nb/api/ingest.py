@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, not_found
 from ..ingest.pipeline import parse_pipeline
 from ..ingest.simulate import simulate
+from .cluster_settings import MAX_INFERENCE_PROCESSORS, setting
 from .request import Request
 from .routing import route
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-MAX_INFERENCE_PROCESSORS = 50  # xpack.ml.max_inference_processors
 
 
 def count_inference_processors(value: Any) -> int:
@@ -35,18 +35,18 @@ def count_inference_processors(value: Any) -> int:
 
 def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipeline_id: str | None = None) -> None:
     """Validate a pipeline body with the same parser ``_simulate`` and execution use."""
-    parse_pipeline(body, engine, pipeline_id)
     if engine is not None and count_inference_processors(body.get("processors")) + count_inference_processors(
             body.get("on_failure")):
         current = sum(count_inference_processors((engine.pipelines.get(pid) or {}).get("processors"))
                       + count_inference_processors((engine.pipelines.get(pid) or {}).get("on_failure"))
                       for pid in engine.pipelines)
-        if current >= MAX_INFERENCE_PROCESSORS:
+        limit = setting(engine, MAX_INFERENCE_PROCESSORS)
+        if current >= limit:
             raise ApiError(
                 "status_exception",
                 f"Max number of inference processors reached, total inference processors [{current}]. Adjust the "
-                f"setting [xpack.ml.max_inference_processors]: [{MAX_INFERENCE_PROCESSORS}] if a greater number is "
-                "desired.", 409)
+                f"setting [{MAX_INFERENCE_PROCESSORS}]: [{limit}] if a greater number is desired.", 409)
+    parse_pipeline(body, engine, pipeline_id)  # after the limit: ES's factory checks it before anything else
 
 
 @route("PUT", "_ingest/pipeline/{id}", "if_version")

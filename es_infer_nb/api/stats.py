@@ -79,7 +79,8 @@ def _matches_a_model(engine: "Engine", pattern: str) -> bool:
 def model_stats_entries(engine: "Engine", model_id: str, only: set[str] | None = None, *,
                         human: bool = False) -> list[dict[str, Any]]:
     """One entry for a model, or one per deployment of a deployed pytorch model (as ES answers)."""
-    deps = [d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only]
+    deps = sorted((d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only),
+                  key=lambda d: d.deployment_id)  # ES lists a model's deployments by deployment id
     if not deps:
         return [model_stats(engine, model_id)]
     out = []

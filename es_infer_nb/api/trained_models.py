@@ -91,6 +91,11 @@ def get_models(engine: "Engine", req: Request) -> Any:
             "Getting model definition is not supported when getting more than one model",
             400,
         )
+    if "definition_status" in include and len(ids) > 1:
+        raise ApiError("status_exception",
+                       "Getting the model download status is not supported when getting more than one model", 400)
+    if "definition_status" in include and ids and engine.models.config(ids[0]).get("model_type") != "pytorch":
+        raise ApiError("status_exception", "Definition status is only relevant to PyTorch model types", 400)
     decompress = req.bool_param("decompress_definition", True)
     exclude_generated = req.bool_param("exclude_generated", False)
     page = ids[start : start + size]
@@ -100,11 +105,10 @@ def get_models(engine: "Engine", req: Request) -> Any:
         for m in page
     ]
     if "definition_status" in include:
-        # a pytorch model is fully defined once every definition part and the vocabulary are there; the
-        # other kinds carry their whole definition in the PUT that created them
+        # ES (TransportGetTrainedModelsAction): one pytorch model only (checked above); it is fully
+        # defined once every definition part and the vocabulary are there
         for config in configs:
-            config["fully_defined"] = (pytorch_fully_defined(engine, config["model_id"])
-                                       if config.get("model_type") == "pytorch" else True)
+            config["fully_defined"] = pytorch_fully_defined(engine, config["model_id"])
     return {"count": len(ids), "trained_model_configs": configs}
 
 
@@ -204,6 +208,15 @@ def put_alias(engine: "Engine", req: Request) -> Any:
                     "illegal_argument_exception",
                     f"cannot reassign model_alias [{alias}] to model [{model_id}] with inference config type [{new}] "
                     f"from model [{current}] with type [{old}]",
+                    400,
+                )
+            # ES: an alias that serves a deployed model moves only to a model that is deployed too
+            registry = deployments(engine)
+            if registry.of_model(current) and not any(d.state == "started" for d in registry.of_model(model_id)):
+                raise ApiError(
+                    "status_exception",
+                    f"cannot reassign model_alias [{alias}] to model [{model_id}] from model [{current}] as it is not "
+                    "yet deployed",
                     400,
                 )
     engine.models.aliases.put(alias, model_id)

@@ -18,7 +18,6 @@ and both paths working over a service answering the name they read.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -29,8 +28,9 @@ from es_infer_nb import Engine
 from es_infer_nb.notebook.console import ConsoleError, parse_body, parse_console
 from es_infer_nb.services.registry import endpoints
 from es_infer_nb.services.secrets import MASK
+from seed_examples import DATA, assert_in_seed, same_shape
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "004_c8e271e42fad9f1e.txt"
+SEED = DATA / "004_c8e271e42fad9f1e.txt"
 
 # -- the seed's JSON, as written ---------------------------------------------------------------------
 
@@ -512,22 +512,14 @@ EXAMPLES = (GENERIC, TEXT_EMBEDDING_RESPONSE, TEXT_EMBEDDING_PARSER, SPARSE_RESP
             POST_RERANK, POST_RERANK_RESPONSE, DELETE, DELETE_RESPONSE, *GET_SYNTAX, *POST_SYNTAX, *DELETE_SYNTAX)
 
 
-def squeeze(text: str) -> str:
-    return "".join(text.split())
-
-
 def test_examples_are_the_seeds_own():
     """The examples above are copied from the seed, character for character (whitespace aside)."""
-    if not SEED.exists():
-        pytest.skip("the seed documents are not next to this checkout")
-    seed = squeeze(SEED.read_text(encoding="utf-8"))
-    for example in EXAMPLES:
-        assert squeeze(example) in seed, example[:60]
+    assert_in_seed(SEED.read_text(encoding="utf-8"), *EXAMPLES)
 
 
 # -- filling the placeholders ------------------------------------------------------------------------
 
-def fill(text: str, *pairs: tuple[str, str]) -> str:
+def fill_in(text: str, *pairs: tuple[str, str]) -> str:
     """``text`` with each ``(placeholder, value)`` pair's first occurrence replaced, in order."""
     for placeholder, value in pairs:
         assert placeholder in text, placeholder
@@ -618,8 +610,7 @@ def test_post_text_embedding_example(engine, service):
     put_get_example(engine, service)
     answer = call(engine, POST_TEXT_EMBEDDING)
     assert answer == {"text_embedding": [{"embedding": vector_of("hello world", "document")}]}
-    documented = elided(POST_TEXT_EMBEDDING_RESPONSE)
-    assert set(answer) == set(documented) and set(answer["text_embedding"][0]) == set(documented["text_embedding"][0])
+    same_shape(answer, elided(POST_TEXT_EMBEDDING_RESPONSE))
     sent = service.received[-1]
     assert sent.method == "POST" and sent.path == DEPLOYMENT
     assert json.loads(sent.body) == {"input": ["hello world"], "input_type": "document"}
@@ -629,8 +620,8 @@ def test_post_text_embedding_example(engine, service):
 @pytest.mark.parametrize("syntax", POST_SYNTAX)
 def test_post_syntax(engine, service, syntax):
     put_get_example(engine, service)
-    path = fill(syntax, ("<task_type>", "text_embedding"), ("<inference_id>", "os_deployment_emb")) \
-        if "<task_type>" in syntax else fill(syntax, ("<inference_id>", "os_deployment_emb"))
+    path = fill_in(syntax, ("<task_type>", "text_embedding"), ("<inference_id>", "os_deployment_emb")) \
+        if "<task_type>" in syntax else fill_in(syntax, ("<inference_id>", "os_deployment_emb"))
     answer = call(engine, path + '\n{"input": ["a", "b"]}')
     assert answer == {"text_embedding": [{"embedding": vector_of(t, "document")} for t in ("a", "b")]}
 
@@ -651,7 +642,7 @@ def test_get_syntax_never_shows_a_secret(engine, service):
 # -- the five PUT examples against the live (loopback) services ---------------------------------------
 
 def put_text_embedding(engine: Engine, service: AlibabaService, model_id: str = "ali-emb") -> None:
-    call(engine, fill(PUT_TEXT_EMBEDDING, ("<model_id>", model_id), ("<secret_parameters参数>", SECRETS),
+    call(engine, fill_in(PUT_TEXT_EMBEDDING, ("<model_id>", model_id), ("<secret_parameters参数>", SECRETS),
                       ("<替换为您的url>", service.url), ("<替换为您的path>", EMBEDDING), ("<query_string参数>", ""),
                       ("<header参数>", AUTH),
                       ("<替换为模型的request格式>", content('{"input":${input},"input_type":"${input_type}"}')),
@@ -697,7 +688,7 @@ def test_document_text_cannot_change_the_request(engine, service):
 
 def test_put_sparse_embedding_example(engine, service):
     parser = fragment(SPARSE_PARSER)["json_parser"]["sparse_result"]
-    text = fill(PUT_SPARSE, ("<model_id>", "ali-sparse"), ("<secret_parameters参数>", SECRETS),
+    text = fill_in(PUT_SPARSE, ("<model_id>", "ali-sparse"), ("<secret_parameters参数>", SECRETS),
                 ("<替换为您的url>", service.url), ("<替换为您的path>", SPARSE), ("<method>", "PUT"),
                 ("<query_string参数>", ""), ("<header参数>", AUTH),
                 ("<替换为模型的request格式>", content('{"input":${input},"input_type":"${input_type}"}')),
@@ -720,7 +711,7 @@ def test_put_sparse_embedding_example(engine, service):
 
 def put_rerank(engine: Engine, service: AlibabaService, model_id: str) -> None:
     parser = fragment(RERANK_PARSER)["json_parser"]
-    call(engine, fill(PUT_RERANK, ("<model_id>", model_id), ("<secret_parameters参数>", SECRETS),
+    call(engine, fill_in(PUT_RERANK, ("<model_id>", model_id), ("<secret_parameters参数>", SECRETS),
                       ("<替换为您的url>", service.url), ("<替换为您的path>", RERANK), ("<method>", "POST"),
                       ("<query_string参数>", ""), ("<header参数>", AUTH),
                       ("<替换为模型的request格式>", content('{"query":${query},"docs":${input}}')),
@@ -738,6 +729,7 @@ def test_put_rerank_example_and_its_call(engine, service):
     assert answer == {"rerank": [{"index": i, "relevance_score": score_of(query, d), "text": d}
                                  for i, d in enumerate(docs)]}
     documented = json.loads(POST_RERANK_RESPONSE)
+    same_shape(answer, documented)
     no_text = engine.request("POST", "_inference/rerank/os_deployment_custom_rerank",
                              {**body, "return_documents": False}).body
     assert [set(e) for e in no_text["rerank"]] == [set(e) for e in documented["rerank"]]
@@ -745,7 +737,7 @@ def test_put_rerank_example_and_its_call(engine, service):
 
 
 def test_put_completion_example(engine, service):
-    call(engine, fill(PUT_COMPLETION, ("<model_id>", "ali-llm"), ("<secret_parameters参数>", SECRETS),
+    call(engine, fill_in(PUT_COMPLETION, ("<model_id>", "ali-llm"), ("<secret_parameters参数>", SECRETS),
                       ("<替换为您的url>", service.url), ("<替换为您的path>", COMPLETION), ("<method>", "POST"),
                       ("<query_string参数>", ""), ("<header参数>", AUTH),
                       ("<替换为模型的request格式>", content(
@@ -763,7 +755,7 @@ def test_put_completion_example(engine, service):
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "GET"])
 def test_put_custom_example(engine, service, method):
-    call(engine, fill(PUT_CUSTOM, ("<model_id>", "ali-raw"), ("<secret_parameters参数>", SECRETS),
+    call(engine, fill_in(PUT_CUSTOM, ("<model_id>", "ali-raw"), ("<secret_parameters参数>", SECRETS),
                       ("<替换为您的url>", service.url), ("<替换为您的path>", ANALYZE), ("<method>", method),
                       ("<query_string参数>", "version=${version}&lang=zh"), ("<header参数>", AUTH),
                       ("<替换为模型的request格式>", content('{"query":${input},"note":"${version}"}')),
@@ -794,7 +786,7 @@ def put_generic(engine: Engine, service: AlibabaService, task_type: str, inferen
                 json_parser: dict[str, Any]) -> None:
     """The general template for ``task_type``, on a loopback path answering ``answer``."""
     inner = json.dumps(json_parser)[1:-1]
-    call(engine, fill(GENERIC, ("<task_type>", task_type), ("<inference_id>", inference_id),
+    call(engine, fill_in(GENERIC, ("<task_type>", task_type), ("<inference_id>", inference_id),
                       ("...", SECRETS), ("<url>", service.url), ("<path>", service.can(inference_id, answer)),
                       ("<method>", "POST"), ("<query_string>", "request_id=${request_id}"), ("...", AUTH),
                       ("<content>", content('{"input":${input},"request_id":"${request_id}"}')),

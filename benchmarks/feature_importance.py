@@ -12,17 +12,11 @@ Usage: python benchmarks/feature_importance.py [--rows N] [--shap-rows N] [--rou
 
 from __future__ import annotations
 
+import argparse
+import os
+
 import harness
-
-harness.clean_environment()  # before numpy loads
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from _common import float32_rows, model_arguments, quick_sizes, xgboost_model  # noqa: E402
+from _common import float32_rows, model_arguments, quick_sizes, xgboost_model
 
 BOUND_VS_SHAP = 1e-4  # shap and fasttreeshap add in float32 (XGBoost's leaf values), we in float64
 API_ROWS = 1000
@@ -40,6 +34,8 @@ def main() -> None:
         "rows": args.rows, "shap_rows": args.shap_rows, "features": args.features, "trees": args.trees,
         "depth": args.depth, "train_rows": args.train_rows, "device": args.device})
 
+    import numpy as np
+    import pandas as pd
     import shap
 
     import es_infer_nb
@@ -96,4 +92,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     main()

@@ -20,17 +20,16 @@ Usage: python benchmarks/pipeline.py [--rows N] [--anchor-docs N] [--rounds N] [
 
 from __future__ import annotations
 
+import argparse
+import os
+from typing import TYPE_CHECKING
+
 import harness
+from _common import float32_rows, model_arguments, quick_sizes, xgboost_model
 
-harness.clean_environment()  # before numpy loads
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from _common import float32_rows, model_arguments, quick_sizes, xgboost_model  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 BOUND_VS_DOC_AT_A_TIME = 1e-9  # the same model, one row at a time: the same float64 sums
 
@@ -48,6 +47,9 @@ PIPELINE = {
 
 
 def frame(rng: np.random.Generator, rows: int, names: list[str]) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     x = float32_rows(rng, rows, len(names))
     df = pd.DataFrame(x, columns=[*names[:-1], "raw_" + names[-1]])
     df["count"] = pd.array(rng.integers(0, 100_000, rows).astype(str), dtype="str")
@@ -84,6 +86,9 @@ def main() -> None:
     bench = harness.Bench("pipeline", args, {
         "rows": args.rows, "anchor_docs": args.anchor_docs, "processors": len(PIPELINE["processors"]),
         "trees": args.trees, "depth": args.depth, "train_rows": args.train_rows})
+
+    import numpy as np
+    import pandas as pd
 
     import es_infer_nb
     from es_infer_nb.models.runner import _run
@@ -127,4 +132,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     main()

@@ -17,22 +17,25 @@ Usage: python benchmarks/trees.py [--rows N] [--rounds N] [--quick] [--device cp
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import harness
+from _common import (
+    float32_rows,
+    lightgbm_twin,
+    model_arguments,
+    quick_sizes,
+    xgboost_model,
+)
 
-harness.clean_environment()  # before numpy loads
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from _common import float32_rows, lightgbm_twin, model_arguments, quick_sizes, xgboost_model  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
 
 # XGBoost sums leaf values in float32, Elasticsearch (and we) in float64; LightGBM and lleaves in float64
 BOUND_VS_XGBOOST = 1e-4
@@ -56,6 +59,8 @@ def compile_tl2cgen(bench: harness.Bench, booster: Any, folder: Path) -> Any | N
     except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as exc:
         bench.skip("tl2cgen", f"compile failed: {type(exc).__name__}: {exc}")
         return None
+
+    import numpy as np
 
     def predict(x32: np.ndarray) -> np.ndarray:
         return np.asarray(predictor.predict(tl2cgen.DMatrix(x32))).reshape(len(x32))
@@ -96,6 +101,9 @@ def main() -> None:
     bench = harness.Bench("trees", args, {
         "rows": args.rows, "features": args.features, "trees": args.trees, "depth": args.depth,
         "train_rows": args.train_rows, "device": args.device})
+
+    import numpy as np
+    import pandas as pd
 
     import es_infer_nb
 
@@ -157,4 +165,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     main()

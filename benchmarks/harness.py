@@ -170,6 +170,7 @@ class Bench:
         self.comparisons: list[dict[str, Any]] = []
         self.peers_skipped: dict[str, str] = {}
         self.peers_ran: list[str] = []
+        self.notes: dict[str, str] = {}
         print(f"# {name}: load average before {self.load_before}", file=sys.stderr)
 
     # -- peers ------------------------------------------------------------------------------------
@@ -257,6 +258,7 @@ class Bench:
             "ok": all(c["ok"] for c in self.checks),
             "peers_ran": self.peers_ran,
             "peers_skipped": self.peers_skipped,
+            "notes": self.notes,
             **(extra or {}),
             "machine": {**machine(), "load_average_before": self.load_before, "load_average_after": load_average()},
             "environment": environment_note(),

@@ -7,7 +7,8 @@ imported into es_infer_nb the way eland does it, timed with ``df.infer.run``, ag
 * ``tl2cgen``: the same XGBoost model through treelite, compiled by tl2cgen with ``gcc -O3`` into a
   temporary folder (compile time not timed);
 * a LightGBM twin (same size, same training data), imported into es_infer_nb the same way
-  (``ours_lightgbm``), against ``lightgbm`` (``Booster.predict``) and ``lleaves`` (compiled with LLVM).
+  (``ours_lightgbm``), against ``lightgbm`` (``Booster.predict``) and ``lleaves`` (compiled with LLVM;
+  with llvmlite >= 0.45 through a small port of its two removed llvmlite calls, noted in ``notes``).
 
 All take turns in interleaved rounds (``--rounds``); the JSON line has each one's median and best
 rows/s, the ratios of medians, and the checks: ours vs each peer, max abs difference, fatal past
@@ -68,6 +69,49 @@ def compile_tl2cgen(bench: harness.Bench, booster: Any, folder: Path) -> Any | N
     return predict
 
 
+LLEAVES_SHIM_NOTE = ("lleaves 1.3 calls llvmlite's legacy pass manager and llvm.initialize(), both gone in "
+                     "llvmlite >= 0.45: run with its O3 module pass done by llvmlite's new pass builder "
+                     "(speed level 3, inlining threshold 1, as lleaves asks) and without llvm.initialize()")
+
+
+def lleaves_shim() -> bool:
+    """Port lleaves' two llvmlite calls that newer llvmlite removed; True when the shim was needed."""
+    import llvmlite.binding as llvm
+
+    if hasattr(llvm, "PassManagerBuilder"):
+        return False
+    import llvmlite.ir
+    from lleaves import compiler, llvm_binding
+    from lleaves.compiler import tree_compiler
+
+    def initialize() -> None:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+
+    def compile_to_module(file_path: Any, fblocksize: int = 34, finline: bool = True, raw_score: bool = False,
+                          froot_func_name: str = "forest_root", use_fp64: bool = True) -> Any:
+        forest = tree_compiler.parse_to_ast(file_path)
+        forest.raw_score = raw_score
+        ir = llvmlite.ir.Module(name="forest")
+        tree_compiler.gen_forest(forest, ir, fblocksize, froot_func_name, use_fp64)
+        ir.triple = llvm.get_process_triple()
+        module = llvm.parse_assembly(str(ir))
+        module.name = str(file_path)
+        module.verify()
+        initialize()
+        tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+        if finline:
+            tuning.inlining_threshold = 1
+        builder = llvm.create_pass_builder(llvm_binding._get_target_machine(), tuning)
+        builder.getModulePassManager().run(module, builder)
+        return module
+
+    tree_compiler.compile_to_module = compile_to_module
+    compiler.compile_to_module = compile_to_module
+    llvm_binding._initialize_llvm = initialize
+    return True
+
+
 def compile_lleaves(bench: harness.Bench, lgb_model: Any, folder: Path) -> Any | None:
     lleaves = bench.peer("lleaves", "lleaves")
     if lleaves is None:
@@ -75,15 +119,12 @@ def compile_lleaves(bench: harness.Bench, lgb_model: Any, folder: Path) -> Any |
     path = folder / "lgb_model.txt"
     lgb_model.booster_.save_model(str(path))
     try:
+        if lleaves_shim():
+            bench.notes["lleaves"] = LLEAVES_SHIM_NOTE
+            print(f"# lleaves: {LLEAVES_SHIM_NOTE}", file=sys.stderr)
         compiled = lleaves.Model(model_file=str(path))
         compiled.compile(cache=str(folder / "lleaves.o"))
-    except AttributeError as exc:  # lleaves 1.3 uses llvmlite's legacy pass manager, gone in llvmlite 0.45
-        import llvmlite
-
-        bench.skip("lleaves", f"does not work with llvmlite {llvmlite.__version__} ({exc}); it needs "
-                              "llvmlite < 0.45, which numba >= 0.62 (shap) rules out in the same venv")
-        return None
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (AttributeError, ImportError, OSError, RuntimeError, ValueError) as exc:
         bench.skip("lleaves", f"compile failed: {type(exc).__name__}: {exc}")
         return None
     threads = os.cpu_count() or 1

@@ -126,10 +126,16 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9200, help="port (default 9200; 0 picks a free one)")
     p.add_argument("--api-key", metavar="KEY", help="accept 'Authorization: ApiKey KEY' (KEY: the encoded key, or id:key); "
-                   "default: $ES_INFER_NB_API_KEY")
-    p.add_argument("--user", metavar="NAME:PASSWORD", help="accept basic auth with these credentials; default: $ES_INFER_NB_USER")
+                   "default: $ES_INFER_NB_API_KEY (a value on the command line shows in the process list)")
+    p.add_argument("--api-key-file", metavar="PATH", help="read the API key from the first line of PATH")
+    p.add_argument("--user", metavar="NAME[:PASSWORD]", help="accept basic auth with these credentials; default: "
+                   "$ES_INFER_NB_USER; a NAME alone takes its password from --password-file or $ES_INFER_NB_PASSWORD")
+    p.add_argument("--password-file", metavar="PATH", help="read the --user password from the first line of PATH")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="run uploaded TorchScript definitions without checking their operations first (only for "
+                   "uploads you trust); default: $ES_INFER_NB_TRUST_TORCHSCRIPT")
     _add_home(p)
     p.set_defaults(func=cmd_serve)
 
@@ -418,12 +424,12 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _engine(home: str | None):
+def _engine(home: str | None, *, trust_torchscript: bool | None = None):
     from .engine import Engine
 
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
-        return Engine(home)
+        return Engine(home, trust_torchscript=trust_torchscript)
     except OSError as exc:
         raise UsageError(f"cannot use home [{home}]: {exc.strerror or exc}") from None
 
@@ -469,7 +475,10 @@ def cmd_request(args: argparse.Namespace) -> int:
     finally:
         engine.stats.flush()  # the counters reach --home now, not only at interpreter exit
     if resp.body is not None:
-        print(json.dumps(resp.body, indent=2, ensure_ascii=False, default=str))
+        if isinstance(resp.body, str):  # a cat table
+            print(resp.body, end="")
+        else:
+            print(json.dumps(resp.body, indent=2, ensure_ascii=False, default=str))
     if resp.status >= 400:
         _fail(_error_line(resp))
         return 1
@@ -557,13 +566,15 @@ STATS_HEADERS = ["model_id", "inference_count", "failure_count", "missing_all_fi
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import InsecureBindError, run_forever, settings_from
+    from .server.auth import credential_options
 
     try:
+        api_key, basic_auth = credential_options(args.api_key, args.api_key_file, args.user, args.password_file)
         settings = settings_from(
             args.host,
             args.port,
-            api_key=args.api_key or os.environ.get("ES_INFER_NB_API_KEY") or None,
-            basic_auth=args.user or os.environ.get("ES_INFER_NB_USER") or None,
+            api_key=api_key,
+            basic_auth=basic_auth,
             max_content_length=args.max_content_length,
             access_log=args.access_log,
             log_level="info" if args.access_log else "warning",
@@ -571,7 +582,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.check()
     except (ValueError, InsecureBindError) as exc:
         raise UsageError(str(exc)) from None
-    engine = _engine(args.home)
+    if args.api_key or (args.user and ":" in args.user):
+        print("es-infer: note: credentials given on the command line show in the process list; "
+              "prefer --api-key-file / --password-file or $ES_INFER_NB_API_KEY / $ES_INFER_NB_PASSWORD",
+              file=sys.stderr, flush=True)
+    engine = _engine(args.home, trust_torchscript=True if args.trust_torchscript else None)
     try:
         run_forever(engine, settings)
     except OSError as exc:

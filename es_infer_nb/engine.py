@@ -15,13 +15,14 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError
+from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .stats import StatsRegistry
-from .storage import JsonStore
+from .storage import JsonStore, clean_home, is_endpoint_config, is_object
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Response:
         return bundle
 
     def __repr__(self) -> str:
+        if isinstance(self.body, str):  # a cat table, shown as ES prints it
+            return f"Response(status={self.status})\n{self.body}"
         text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
         return f"Response(status={self.status})\n{text}"
 
@@ -79,21 +82,51 @@ class Engine:
 
     ``Engine()`` keeps everything in memory; ``Engine(path)`` persists models,
     aliases and pipelines under ``path`` (atomic writes), so a new Engine on the
-    same path sees the same state.
+    same path sees the same state. Engines may share a path (other processes
+    included): they read through each other's writes and add up their counters
+    (:mod:`es_infer_nb.storage`). ``close()`` (or ``with Engine(path) as e:``)
+    saves the counters now. ``env_secrets_allow`` (names or ``fnmatch``
+    patterns such as ``"OPENAI_*"``) lists the environment variables that
+    ``{"env": ...}`` secrets of requests arriving over HTTP may name.
+
+    ``trust_torchscript=True`` (default: ``$ES_INFER_NB_TRUST_TORCHSCRIPT``) runs TorchScript definitions
+    uploaded in parts without checking their operations first: only for homes whose uploads you trust.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
+                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
+        #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
+        #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
+        self.env_secrets_allow: tuple[str, ...] = tuple(env_secrets_allow)
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
+        self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
         self.lock = threading.RLock()
+        if self.home is not None:
+            clean_home(self.home)
         self.stats = StatsRegistry(self.home)
         if self.home is not None:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
-        self.pipelines = JsonStore(self.home, "pipelines")
-        self.inference_endpoints = JsonStore(self.home, "inference_endpoints")  # secrets: services.secrets
+        self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
+                                             check=is_endpoint_config)
+        if self.home is not None:
+            from .services.secrets import prune_secrets
+
+            prune_secrets(self.home, self.inference_endpoints)
+
+    def close(self) -> None:
+        """Save the counters to the home now (they are also saved every second and at exit)."""
+        self.stats.flush()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         where = str(self.home) if self.home is not None else "memory"
@@ -176,12 +209,17 @@ class Engine:
         path: str,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        *,
+        remote: bool = False,
     ) -> Response:
+        """One REST call. ``remote=True`` marks a call that arrived over HTTP (the server sets it):
+        such calls may not name environment variables as secrets unless allowlisted."""
         from .api import dispatch  # the api package registers every route on import
         from .api.deferred import Deferred
 
         try:
             req = self._parse(method, path, body, params)
+            req.remote = remote
             with self.lock:
                 status, answer, headers = dispatch(self, req)
             if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock

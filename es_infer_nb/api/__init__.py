@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (register routes)
-from . import inference_endpoints  # noqa: F401  (register routes: _inference)
+from . import cat, inference_endpoints  # noqa: F401  (register routes: _cat, _inference)
 from .request import Request
 from .routing import COMMON_PARAMS, resolve
 

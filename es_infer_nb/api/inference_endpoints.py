@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..services.base import INPUT_TYPES
-from ..services.registry import build_endpoint, check_task_type, endpoints, services
+from ..services.registry import build_endpoint, check_task_type, endpoints, services, update_endpoint
 from ..services.runner import resolve, rest_answer, run
+from ..services.secrets import EnvPolicy
 from .request import Request
 from .routing import route
+
+log = logging.getLogger("es_infer_nb.inference")
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -30,6 +34,11 @@ def timeout_param(req: Request, default: float) -> float:
         raise ApiError("illegal_argument_exception", f"failed to parse setting [timeout] with value [{raw}] as a "
                        "time value: unit is missing or unrecognized", 400)
     return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def env_policy(engine: "Engine", req: Request) -> EnvPolicy:
+    """``{"env": ...}`` secrets: always from the Python API, over HTTP only for allowlisted variables."""
+    return EnvPolicy(remote=req.remote, allow=tuple(getattr(engine, "env_secrets_allow", ())))
 
 
 def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any]:
@@ -55,7 +64,7 @@ def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any
     if engine.models.resolve(inference_id) is not None:
         raise ApiError("status_exception", f"Inference endpoint [{inference_id}] cannot be created: a trained model "
                        "with this id exists", 400)
-    endpoint = build_endpoint(inference_id, task_type, body)
+    endpoint = build_endpoint(inference_id, task_type, body, policy=env_policy(engine, req))
     store.put(endpoint)
     return endpoint.to_dict()
 
@@ -73,13 +82,7 @@ def put_untyped(engine: "Engine", req: Request) -> Any:
 def _update(engine: "Engine", req: Request) -> Any:
     endpoint = resolve(engine, req.path_params["inference_id"], req.path_params.get("task_type"))
     body = req.object_body("inference_endpoint_update")
-    merged = endpoint.to_dict()
-    for key in ("service_settings", "task_settings"):
-        if isinstance(body.get(key), dict):
-            merged[key] = {**merged.get(key, {}), **body[key]}
-    if "chunking_settings" in body:
-        merged["chunking_settings"] = body["chunking_settings"]
-    updated = build_endpoint(endpoint.inference_id, endpoint.task_type, merged, dict(endpoint.secrets))
+    updated = update_endpoint(endpoint, body, env_policy(engine, req))
     endpoints(engine).put(updated)
     return updated.to_dict()
 
@@ -93,7 +96,12 @@ def _get(engine: "Engine", task_type: str | None, inference_id: str | None) -> d
         check_task_type(task_type)
     store = endpoints(engine)
     if inference_id in (None, "_all", "*"):
-        found = [store.get(i) for i in store.ids()]
+        found = []
+        for i in store.ids():
+            try:
+                found.append(store.get(i))
+            except ApiError as err:  # one unusable endpoint (e.g. its secrets file was lost) costs only itself
+                log.warning("es_infer_nb: inference endpoint [%s] is unusable: %s", i, err.reason)
         if task_type is not None:
             found = [e for e in found if e.task_type == task_type]
     else:
@@ -206,16 +214,23 @@ def _references(value: Any, inference_id: str) -> bool:
 
 def _delete(engine: "Engine", req: Request) -> Any:
     task_type = req.path_params.get("task_type")
-    endpoint = resolve(engine, req.path_params["inference_id"], task_type)
-    pipelines = referencing_pipelines(engine, endpoint.inference_id)
+    inference_id = req.path_params["inference_id"]
+    try:
+        inference_id = resolve(engine, inference_id, task_type).inference_id
+    except ApiError as err:
+        stored = engine.inference_endpoints.get(inference_id)
+        if err.status == 404 or stored is None or task_type not in (None, stored.get("task_type")):
+            raise
+        # stored but unusable (e.g. its secrets file was lost): it can still be deleted
+    pipelines = referencing_pipelines(engine, inference_id)
     if req.bool_param("dry_run", False):
         return {"acknowledged": False, "pipelines": pipelines}
     if pipelines and not req.bool_param("force", False):
         raise ApiError("status_exception", (
-            f"Inference endpoint {endpoint.inference_id} is referenced by pipelines: [{', '.join(pipelines)}]. "
+            f"Inference endpoint {inference_id} is referenced by pipelines: [{', '.join(pipelines)}]. "
             "Ensure that no pipelines are using this inference endpoint, or use force to ignore this warning and "
             "delete the inference endpoint."), 409)
-    endpoints(engine).delete(endpoint.inference_id)
+    endpoints(engine).delete(inference_id)
     return {"acknowledged": True, "pipelines": pipelines}
 
 

@@ -25,6 +25,8 @@ class Request:
     path_params: dict[str, str] = field(default_factory=dict)
     uri: str | None = None
     consumed: set[str] = field(default_factory=set)
+    #: arrived over HTTP (``es-infer serve``), not from the Python API: less trusted (no env secrets)
+    remote: bool = False
 
     @staticmethod
     def normalise_params(raw: dict[str, Any] | None) -> dict[str, str]:

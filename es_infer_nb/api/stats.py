@@ -8,7 +8,7 @@ from ..models.deployments import Deployment, deployments, required_native_memory
 from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
 from .routing import route
-from .trained_models import _paging, pipelines_using, with_deployed_builtins
+from .trained_models import paging, pipelines_using, with_deployed_builtins
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -20,7 +20,7 @@ def get_stats(engine: "Engine", req: Request) -> Any:
     expression = req.path_params.get("model_id", "_all")
     allow = req.bool_param("allow_no_match", True)
     human = req.bool_param("human", False)
-    start, size = _paging(req)
+    start, size = paging(req)
     expression, only = _deployment_ids(engine, expression)
     ids = engine.models.expand(
         expression, allow_no_match=allow, missing_reason="No known trained model with model_id [{}]"

@@ -45,7 +45,7 @@ def put_model(engine: "Engine", req: Request) -> Any:
     return emit(stored, include=set())
 
 
-def _paging(req: Request) -> tuple[int, int]:
+def paging(req: Request) -> tuple[int, int]:
     start = req.int_param("from", 0)
     size = req.int_param("size", 100)
     if start < 0:
@@ -79,7 +79,7 @@ def get_models(engine: "Engine", req: Request) -> Any:
     expression = req.path_params.get("model_id", "_all")
     allow = req.bool_param("allow_no_match", True)
     include = _includes(req)
-    start, size = _paging(req)
+    start, size = paging(req)
     ids = engine.models.expand(expression, allow_no_match=allow, missing_reason="Could not find trained model [{}]")
     ids = with_deployed_builtins(engine, expression, ids)
     tags = req.list_param("tags")
@@ -100,9 +100,11 @@ def get_models(engine: "Engine", req: Request) -> Any:
         for m in page
     ]
     if "definition_status" in include:
+        # a pytorch model is fully defined once every definition part and the vocabulary are there; the
+        # other kinds carry their whole definition in the PUT that created them
         for config in configs:
-            if config.get("model_type") == "pytorch":
-                config["fully_defined"] = pytorch_fully_defined(engine, config["model_id"])
+            config["fully_defined"] = (pytorch_fully_defined(engine, config["model_id"])
+                                       if config.get("model_type") == "pytorch" else True)
     return {"count": len(ids), "trained_model_configs": configs}
 
 

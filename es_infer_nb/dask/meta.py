@@ -288,7 +288,7 @@ def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
         if col.dtype != dtype and _lossless(col, dtype):
             try:
                 col = col.astype(dtype)
-                if dtype == object and col.hasnans:  # missing as the pandas path has it in Python objects
+                if dtype == np.dtype(object) and col.hasnans:  # missing as the pandas path has it in Python objects
                     col = col.where(col.notna(), None)
             except (TypeError, ValueError, pa.ArrowException):
                 pass  # kept as the pandas path made it
@@ -310,6 +310,6 @@ def _lossless(col: pd.Series, dtype: Any) -> bool:
 def _nulls(n: int, dtype: Any, index: pd.Index) -> pd.Series:
     if isinstance(dtype, pd.ArrowDtype):
         return pd.Series(pa.nulls(n, dtype.pyarrow_dtype), index=index, dtype=dtype)
-    if dtype == bool or dtype == object:
+    if dtype in (np.dtype(bool), np.dtype(object)):
         return pd.Series(np.full(n, None, dtype=object), index=index)
     return pd.Series(pd.array([None] * n, dtype=dtype), index=index)

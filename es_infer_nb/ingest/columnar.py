@@ -394,10 +394,10 @@ def convert_values(p: Any, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if to in ("double", "float") and kind in "fi":
             return values.astype(np.float64), none_bad
         if to in ("integer", "long"):
-            if kind == "i":
+            if kind == "i" and (to == "long" or bool(np.all((values >= -(2**31)) & (values < 2**31)))):
                 return values.copy(), none_bad
-            if kind == "f" and np.all(np.isfinite(values)) and np.all(np.abs(values) < 2.0**63):
-                return values.astype(np.int64), none_bad
+            if kind == "f":  # a double's text ("1.0") never parses as an integer: every row fails, as in ES
+                return np.zeros(0, dtype=np.int64), np.ones(m, dtype=bool)
         if to == "string" and kind == "i":
             return values.astype(str).astype(object), none_bad
         if kind == "O" and to in ("integer", "long", "double", "float"):

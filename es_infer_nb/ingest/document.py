@@ -105,7 +105,8 @@ class Doc:
             try:
                 i = int(part)
             except ValueError:
-                raise illegal_argument(f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]")
+                raise illegal_argument(
+                    f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]") from None
             if i < 0 or i >= len(container):
                 raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(container)}] as part of path [{path}]")
             return True, container[i]
@@ -163,7 +164,8 @@ class Doc:
             try:
                 i = int(leaf)
             except ValueError:
-                raise illegal_argument(f"[{leaf}] is not an integer, cannot be used as an index as part of path [{path}]")
+                raise illegal_argument(
+                    f"[{leaf}] is not an integer, cannot be used as an index as part of path [{path}]") from None
             if i < 0 or i >= len(current):
                 raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(current)}] as part of path [{path}]")
             current[i] = _appended(current[i], value) if append else value

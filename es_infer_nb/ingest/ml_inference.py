@@ -356,7 +356,7 @@ class MLInferenceProcessor(Processor):
         try:
             self.max_prediction_tasks = int(mpt)
         except (TypeError, ValueError):
-            raise c.error("max_prediction_tasks", "property isn't an integer")
+            raise c.error("max_prediction_tasks", "property isn't an integer") from None
         n_in = len(self.input_maps or [])
         if n_in > self.max_prediction_tasks:
             raise _iae(f"The number of prediction task setting in this process is {n_in}. It exceeds the "

@@ -11,12 +11,13 @@ result or its failure.
 
 from __future__ import annotations
 
-import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError
+from ..models.tree.features import java_string, parse_java_double
 from .condition import Condition, parse_condition
 from .config import Conf, config_error
 from .document import Doc, clone, java_type, render_template
@@ -243,59 +244,67 @@ class ConvertProcessor(_FieldValueProcessor):
         self.kind = kind.lower()
 
     def convert(self, value: Any) -> Any:
+        """ES's ``ConvertProcessor.Type.convert``: every type reads ``value.toString()`` (Java's text of
+        the value: ``1.0`` for a double, so a double never converts to an integer)."""
         kind = self.kind
-        try:
-            if kind in ("integer", "long"):
-                if isinstance(value, bool):
-                    raise ValueError
-                if isinstance(value, (int, float)):
-                    return int(value)
-                text = str(value).strip()
-                if text.lower().startswith(("0x", "-0x")):
-                    return int(text, 16)
-                result = int(text)
-                if kind == "integer" and not -(2**31) <= result < 2**31:
-                    raise ValueError
-                return result
-            if kind in ("float", "double"):
-                if isinstance(value, bool):
-                    raise ValueError
-                return float(value)
-            if kind == "boolean":
-                if isinstance(value, bool):
-                    return value
-                text = str(value).lower()
-                if text in ("true", "false"):
-                    return text == "true"
-                raise ValueError
-            if kind == "string":
-                if isinstance(value, bool):
-                    return "true" if value else "false"
-                return str(value)
-            if kind == "ip":
-                import ipaddress
-
-                ipaddress.ip_address(str(value))
-                return str(value)
+        text = java_string(value)
+        if kind == "auto":
             return _auto(value)
-        except (ValueError, TypeError, OverflowError):
-            shown = value
-            if isinstance(value, float) and not math.isfinite(value):  # as Java's Double prints them
-                shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-            raise ApiError("illegal_argument_exception", f"unable to convert [{shown}] to {kind}", 400) from None
+        if kind == "string":
+            return text
+        if kind == "boolean":
+            if text.lower() in ("true", "false"):
+                return text.lower() == "true"
+            raise ApiError("illegal_argument_exception",
+                           f"[{text}] is not a boolean value, cannot convert to boolean", 400)
+        if kind == "ip":
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(text)
+            except ValueError:
+                raise ApiError("illegal_argument_exception", f"'{text}' is not a valid ip address", 400) from None
+            return text
+        number = (parse_java_integer(text, 32 if kind == "integer" else 64) if kind in ("integer", "long")
+                  else parse_java_double(text))
+        if number is None:
+            raise ApiError("illegal_argument_exception", f"unable to convert [{text}] to {kind}", 400)
+        return number
+
+
+_DECIMAL_DIGITS = re.compile(r"[+-]?\d+")
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
+
+
+def parse_java_integer(text: str, bits: int) -> int | None:
+    """ES's integer / long conversion: ``Integer.decode`` for ``0x`` / ``-0x`` text, ``Integer.parseInt``
+    otherwise (no surrounding whitespace, no ``_``, no decimal point); ``None`` where Java throws."""
+    if text.startswith(("0x", "-0x")):
+        negative = text.startswith("-")
+        digits = text[3:] if negative else text[2:]
+        if not _HEX_DIGITS.fullmatch(digits):
+            return None
+        number = -int(digits, 16) if negative else int(digits, 16)
+    elif _DECIMAL_DIGITS.fullmatch(text):
+        number = int(text)
+    else:
+        return None
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1)
+    return number if low <= number < high else None
 
 
 def _auto(value: Any) -> Any:
+    """``AUTO``: a string becomes a boolean, an integer, a long or a double where it parses as one."""
     if not isinstance(value, str):
         return value
-    for fn in (int, float):
-        try:
-            return fn(value)
-        except ValueError:
-            pass
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
-    return value
+    for bits in (32, 64):
+        number = parse_java_integer(value, bits)
+        if number is not None:
+            return number
+    parsed = parse_java_double(value)
+    return value if parsed is None else parsed
 
 
 class FailProcessor(Processor):

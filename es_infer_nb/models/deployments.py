@@ -27,12 +27,15 @@ assignment and allocation states, and the node counters of ``_stats``.
   loads the model once more on that device under the same deployment.
 
 Deployments persist under the engine's home (as ES keeps assignments in the cluster state): a new
-Engine on the same home has them started again, with fresh counters, loading the model on first use.
+Engine on the same home has them started again, loading the model on first use, and their counters
+go on from what was saved (``<home>/stats/deployment_stats.json``; a stopped deployment's go with it).
+Engines sharing a home follow each other's starts and stops.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import threading
 import time
@@ -50,6 +53,7 @@ from .byte_size import ByteSize
 from .doc_columns import DocsResult
 from .inference_cache import InferenceCache, estimate_bytes
 from .native_definitions import check_deployable, definition_missing, native_definitions
+from .nlp.graph_check import UnsafeDefinition
 from .nlp_backend import Backend, input_field, load_backend, resolve_device
 from .tree.features import dig
 
@@ -57,6 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future
 
     from ..engine import Engine
+
+log = logging.getLogger("es_infer_nb.deployments")
 
 DEFAULT_NUM_ALLOCATIONS = 1
 DEFAULT_NUM_THREADS = 1
@@ -392,49 +398,92 @@ class StartRequest:
         return lo if lo else DEFAULT_NUM_ALLOCATIONS
 
 
+def is_deployment_record(value: Any) -> bool:
+    """What a saved deployment looks like (``<home>/deployments/<id>.json``)."""
+    return (isinstance(value, dict) and isinstance(value.get("model_id"), str)
+            and isinstance(value.get("deployment_id"), str))
+
+
 class Deployments:
     """Every deployment of an engine, by deployment id (insertion order kept per model)."""
 
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine
         self.node = Node()
-        self._store = JsonStore(engine.home, "deployments")
+        self._store = JsonStore(engine.home, "deployments", check=is_deployment_record)
         self._by_id: dict[str, Deployment] = {}
-        known = {f.name for f in fields(DeploymentParams)}
         for dep_id, raw in self._store.items():
-            if isinstance(raw, dict) and engine.models.exists(raw.get("model_id", "")):
-                self._by_id[dep_id] = self._make(DeploymentParams(**{k: v for k, v in raw.items() if k in known}))
+            self._restart(dep_id, raw)
+        self._store.on_change(self._changed_elsewhere)
+
+    def _restart(self, dep_id: str, raw: dict[str, Any]) -> None:
+        """A deployment saved under the home (by this engine before, or another engine now)."""
+        if not self.engine.models.exists(raw["model_id"]):
+            return
+        known = {f.name for f in fields(DeploymentParams)}
+        try:
+            self._by_id[dep_id] = self._make(DeploymentParams(**{k: v for k, v in raw.items() if k in known}))
+        except Exception as exc:  # noqa: BLE001 - a damaged record costs only its own deployment
+            log.warning("es_infer_nb: deployment [%s] saved under the home is unusable (%s); skipped", dep_id, exc)
+
+    def _changed_elsewhere(self, deployment_ids: set[str]) -> None:
+        """Another engine on the home started, updated or stopped deployments: follow it."""
+        for dep_id in deployment_ids:
+            raw = self._store.get(dep_id)
+            dep = self._by_id.get(dep_id)
+            if raw is None:
+                if dep is not None:
+                    self._by_id.pop(dep_id, None)
+                    dep.state = "stopping"
+                    dep.queue.close()
+                    dep.unload()
+                    self.engine.stats.forget_deployment(dep_id)
+            elif dep is None:
+                self._restart(dep_id, raw)
+            else:
+                dep.params.number_of_allocations = raw.get("number_of_allocations", dep.params.number_of_allocations)
+                dep.params.adaptive_allocations = raw.get("adaptive_allocations", dep.params.adaptive_allocations)
 
     def _make(self, params: DeploymentParams) -> Deployment:
-        return Deployment(params, self.engine.device, self._load)
+        dep = Deployment(params, self.engine.device, self._load)
+        dep.counters = self.engine.stats.deployment_counters(params.deployment_id)  # saved under the home
+        return dep
 
     def _load(self, model_id: str, device: str) -> Backend:
-        return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine))
+        return load_backend(model_id, self.engine.models.config(model_id), device, native_definitions(self.engine),
+                            trust_torchscript=self.engine.trust_torchscript)
 
     # -- lookups ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
+        self._store.refresh()
         return len(self._by_id)
 
     def get(self, deployment_id: str) -> Deployment | None:
+        self._store.refresh()
         return self._by_id.get(deployment_id)
 
     def all(self) -> list[Deployment]:
+        self._store.refresh()
         return list(self._by_id.values())
 
     def model_id_of(self, name: str) -> str | None:
         """The model behind a deployment id, model id or alias; None when unknown."""
+        self._store.refresh()
         dep = self._by_id.get(name)
         return dep.model_id if dep is not None else self.engine.models.resolve(name)
 
     def require_model_id(self, name: str) -> str:
         """:meth:`model_id_of`, with ES's not-found error from the model store when unknown."""
+        self._store.refresh()
         dep = self._by_id.get(name)
         return dep.model_id if dep is not None else self.engine.models.require(name)
 
     def of_model(self, model_id: str) -> list[Deployment]:
+        self._store.refresh()
         return [d for d in self._by_id.values() if d.model_id == model_id]
 
     def require(self, deployment_id: str) -> Deployment:
+        self._store.refresh()
         dep = self._by_id.get(deployment_id)
         if dep is None:
             raise not_found(f"No known model deployment with id [{deployment_id}]")
@@ -444,6 +493,7 @@ class Deployments:
         """The deployment that serves ``id_or_alias`` (deployment id, model id or alias); None for a
         model that is not pytorch. Raises ES's 409 when a pytorch model has no deployment; the
         built-in embedding model gets a default deployment on first use."""
+        self._store.refresh()
         dep = self._by_id.get(id_or_alias)
         if dep is not None:
             dep.check_routable()
@@ -470,6 +520,7 @@ class Deployments:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, req: StartRequest) -> Deployment:
         models = self.engine.models
+        self._store.refresh()
         if req.deployment_id in self._by_id:
             raise ApiError(
                 "status_exception",
@@ -508,6 +559,8 @@ class Deployments:
         dep = self._make(params)
         try:
             dep.backend()  # ES loads the model when the deployment starts
+        except UnsafeDefinition:
+            raise  # the uploaded definition is refused (400), not a node failure
         except Exception as err:  # noqa: BLE001 - any load failure fails the start, as a node failure in ES
             missing = definition_missing(self.engine, model_id)
             if missing is not None:
@@ -529,6 +582,7 @@ class Deployments:
         dep.queue.close()  # the calls already queued are answered first
         dep.unload()
         self._store.delete(deployment_id)
+        self.engine.stats.forget_deployment(deployment_id)
 
     def update(self, deployment_id: str, number_of_allocations: int | None,
                adaptive: AdaptiveAllocations | None) -> Deployment:

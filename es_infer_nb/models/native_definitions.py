@@ -20,7 +20,7 @@ from urllib.parse import quote
 from typing import Any
 
 from ..errors import ApiError, validation_failed
-from ..storage import JsonStore
+from ..storage import JsonStore, is_object, writing
 
 MAX_NUM_NATIVE_DEFINITION_PARTS = 10_000
 
@@ -60,6 +60,7 @@ class PartPayloads:
     (written once, atomically), or in memory without a home."""
 
     def __init__(self, home: Path | None) -> None:
+        self._home = home
         self._dir = home / "native_definition_parts" if home is not None else None
         self._memory: dict[tuple[str, int], str] = {}
 
@@ -73,10 +74,11 @@ class PartPayloads:
             return
         path = self._file(model_id, part)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="ascii", errors="replace") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        with writing(self._home):  # a starting engine removes .tmp-* files only while it holds the home
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="ascii", errors="replace") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
 
     def get(self, model_id: str, part: int) -> str:
         if self._dir is None:
@@ -96,7 +98,7 @@ class NativeDefinitions:
     payloads (:class:`PartPayloads`), persisted under the engine's home."""
 
     def __init__(self, home: Path | None) -> None:
-        self._store = JsonStore(home, "native_definitions")
+        self._store = JsonStore(home, "native_definitions", check=is_object)
         self._payloads = PartPayloads(home)
 
     def _record(self, model_id: str) -> dict[str, Any]:

@@ -120,10 +120,11 @@ class EmbeddedBackend:
         return DocsResult(self.model_id, out)
 
 
-def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions: Any = None) -> Backend:
+def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions: Any = None, *,
+                 trust_torchscript: bool = False) -> Backend:
     """The model that serves ``model_id`` on ``device``: the bundled MiniLM, a TorchScript definition
-    uploaded in parts (``definitions``: :class:`~.native_definitions.NativeDefinitions`), or the local
-    folder the Hugging Face importer recorded."""
+    uploaded in parts (``definitions``: :class:`~.native_definitions.NativeDefinitions`; checked before it
+    runs unless ``trust_torchscript``), or the local folder the Hugging Face importer recorded."""
     from .native_definitions import LOCAL_SOURCE_KEY
 
     if is_builtin(model_id) and stored == builtin_config(model_id):
@@ -132,7 +133,7 @@ def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions
         from .torchscript import TorchScriptModel
 
         return TorchScriptModel(model_id, stored, device, definitions.definition_bytes(model_id),
-                                definitions.vocabulary(model_id))
+                                definitions.vocabulary(model_id), trusted=trust_torchscript)
     try:
         from .nlp.model import NlpModel
     except ImportError as exc:  # pragma: no cover - the NLP tasks are part of the package

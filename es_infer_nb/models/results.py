@@ -35,7 +35,7 @@ def _parses_as_long(text: str) -> bool:
     return -(2**63) <= int(text) < 2**63
 
 
-def transform_label(label: str | None, index: int, field_type: str) -> Any:
+def transform_label(label: str | None, index: float, field_type: str) -> Any:
     """``PredictionFieldType.transformPredictedValue`` for one class."""
     if field_type == "number":
         if label is not None and _parses_as_long(label):
@@ -52,6 +52,94 @@ def transform_label(label: str | None, index: int, field_type: str) -> Any:
             400,
         )
     return label if label is not None else str(index)
+
+
+def _total_importance(entry: dict[str, Any]) -> float:
+    """``FeatureImportance.getTotalImportance`` of one rendered entry (binary: the first class's |value|)."""
+    classes = entry.get("classes")
+    if classes is not None:
+        if len(classes) == 2:
+            return abs(float(classes[0]["importance"]))
+        return float(sum(abs(float(c["importance"])) for c in classes))
+    return abs(float(entry.get("importance", 0.0)))
+
+
+def top_feature_importance(items: list[dict[str, Any]] | None, n: int) -> list[dict[str, Any]]:
+    """``InferenceResults.takeTopFeatureImportances``: the ``n`` entries of largest total |importance|."""
+    if not items or n <= 0:
+        return []
+    order = sorted(range(len(items)), key=lambda i: -_total_importance(items[i]))
+    return [items[i] for i in order[:n]]
+
+
+@dataclass(frozen=True)
+class RegressionResult:
+    """ES's ``RegressionInferenceResults``: one document's regression value, rendered by :meth:`as_map`."""
+
+    value: float
+    config: RegressionConfig
+    feature_importance: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, value: float, config: RegressionConfig,
+               feature_importance: list[dict[str, Any]] | None = None) -> RegressionResult:
+        """As ES's constructor: the feature importance cut to the config's top values."""
+        return cls(float(value), config, top_feature_importance(feature_importance,
+                                                                config.num_top_feature_importance_values))
+
+    def as_map(self) -> dict[str, Any]:
+        out: dict[str, Any] = {self.config.results_field: self.value}
+        if self.feature_importance:
+            out["feature_importance"] = self.feature_importance
+        return out
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """ES's ``ClassificationInferenceResults``: one document's class, rendered by :meth:`as_map`.
+
+    ``predicted_value`` is already what ``prediction_field_type`` makes of the winning class
+    (:meth:`create` computes it from the class index and label as ES does)."""
+
+    predicted_value: Any
+    config: ClassificationConfig
+    top_classes: list[dict[str, Any]] = field(default_factory=list)
+    prediction_probability: float | None = None
+    prediction_score: float | None = None
+    feature_importance: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, value: float, classification_label: str | None, config: ClassificationConfig, *,
+               top_classes: list[dict[str, Any]] | None = None, prediction_probability: float | None = None,
+               prediction_score: float | None = None,
+               feature_importance: list[dict[str, Any]] | None = None) -> ClassificationResult:
+        """As ES's constructor: ``transformPredictedValue(value, valueAsString)`` (no label: the value's
+        double text, ``"1.0"``) and the feature importance cut to the config's top values."""
+        predicted = transform_label(classification_label, float(value), config.prediction_field_type)
+        return cls(predicted, config, list(top_classes or []), prediction_probability, prediction_score,
+                   top_feature_importance(feature_importance, config.num_top_feature_importance_values))
+
+    def as_map(self) -> dict[str, Any]:
+        out: dict[str, Any] = {self.config.results_field: self.predicted_value}
+        if self.top_classes:
+            out[self.config.top_classes_results_field] = self.top_classes
+        if self.prediction_probability is not None:
+            out["prediction_probability"] = self.prediction_probability
+        if self.prediction_score is not None:
+            out["prediction_score"] = self.prediction_score
+        if self.feature_importance:
+            out["feature_importance"] = self.feature_importance
+        return out
+
+
+def warning_result(message: str) -> dict[str, Any]:
+    """ES's ``WarningInferenceResults.asMap``."""
+    return {"warning": message}
+
+
+def error_result(message: str) -> dict[str, Any]:
+    """An error result's map (``ErrorInferenceResults``' message under ``error``)."""
+    return {"error": message}
 
 
 @dataclass
@@ -160,21 +248,19 @@ class TreeBatchResult:
 
     # -- rendering: one ES object per document -------------------------------------------
     def to_docs(self) -> list[dict[str, Any]]:
+        """One ES result map per document, through the result objects' ``as_map``."""
         out: list[dict[str, Any]] = []
         if not self.is_classification:
             cfg = self.config
             assert isinstance(cfg, RegressionConfig)
             for i in range(len(self)):
                 if self.errors[i] is not None:
-                    out.append({"error": self.errors[i]})
+                    out.append(error_result(self.errors[i]))
                 elif self.warning[i]:
-                    out.append({"warning": warning_message(self.model_id)})
+                    out.append(warning_result(warning_message(self.model_id)))
                 else:
-                    doc = {cfg.results_field: float(self.values[i])}
-                    fi = self.feature_importance(i)
-                    if fi is not None:
-                        doc["feature_importance"] = fi
-                    out.append(doc)
+                    out.append(RegressionResult(float(self.values[i]), cfg,
+                                                self.feature_importance(i) or []).as_map())
             return out
         cfg = self.config
         assert isinstance(cfg, ClassificationConfig) and self.probabilities is not None
@@ -184,19 +270,18 @@ class TreeBatchResult:
         order = self.order() if k else None
         for i in range(len(self)):
             if self.errors[i] is not None:
-                out.append({"error": self.errors[i]})
+                out.append(error_result(self.errors[i]))
                 continue
             if self.warning[i]:
-                out.append({"warning": warning_message(self.model_id)})
+                out.append(warning_result(warning_message(self.model_id)))
                 continue
             win = int(self.values[i])
             name = names[win]
             if isinstance(name, ApiError):
                 raise name
-            doc: dict[str, Any] = {cfg.results_field: name}
+            top = []
             if k:
                 assert order is not None
-                top = []
                 for c in order[i, :k]:
                     cname = names[int(c)]
                     if isinstance(cname, ApiError):
@@ -208,13 +293,8 @@ class TreeBatchResult:
                             "class_score": float(scores[i, c]),
                         }
                     )
-                doc[cfg.top_classes_results_field] = top
-            doc["prediction_probability"] = float(self.probabilities[i, win])
-            doc["prediction_score"] = float(scores[i, win])
-            fi = self.feature_importance(i)
-            if fi is not None:
-                doc["feature_importance"] = fi
-            out.append(doc)
+            out.append(ClassificationResult(name, cfg, top, float(self.probabilities[i, win]),
+                                            float(scores[i, win]), self.feature_importance(i) or []).as_map())
         return out
 
     # -- rendering: DataFrame columns -----------------------------------------------------

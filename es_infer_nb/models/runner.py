@@ -16,6 +16,7 @@ from .config import LANG_IDENT_ID
 from .deployments import deployments, model_field
 from .nlp_frames import infer_frame_nlp
 from .inference_config import apply_update, parse_config
+from .lang_ident import LangIdentModel
 from .results import TreeBatchResult
 from .tree.features import Columns, columns_from_docs, columns_from_frame
 from .tree.model import TreeModel
@@ -26,18 +27,17 @@ if TYPE_CHECKING:  # pragma: no cover
 PROGRESS_MIN_ROWS = 200_000
 
 
-def load_model(engine: "Engine", model_id: str, device: str | None = None) -> TreeModel:
+def load_model(engine: "Engine", model_id: str, device: str | None = None) -> TreeModel | LangIdentModel:
     """The loaded model for ``model_id`` on ``device`` (cached; a load counts as a cache miss)."""
     dev = device or engine.device or "cpu"
     cached = engine.models.loaded(model_id, dev)
     if cached is not None:
         return cached
     if model_id == LANG_IDENT_ID:
-        raise ApiError(
-            "status_exception",
-            f"Model [{model_id}] of type [lang_ident] cannot be run by es_infer_nb (the CLD3 network is not bundled)",
-            400,
-        )
+        lang_ident = LangIdentModel(model_id)  # CLD3's network, the same on every device
+        engine.models.remember(model_id, dev, lang_ident)
+        engine.stats.record(model_id, cache_misses=1)
+        return lang_ident
     stored = engine.models.config(model_id)
     if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
         raise ApiError(

@@ -12,17 +12,23 @@ from typing import Any
 
 from ..errors import ApiError, not_found
 from ..stats import StatsRegistry
-from ..storage import JsonStore
+from ..storage import JsonStore, is_object, is_string
 from .builtin import builtin_config, is_builtin
 from .config import LANG_IDENT_CONFIG, LANG_IDENT_ID
 
 
 class ModelStore:
     def __init__(self, home: Path | None, stats: StatsRegistry) -> None:
-        self.configs = JsonStore(home, "models")
-        self.aliases = JsonStore(home, "aliases")  # alias -> model id
+        self.configs = JsonStore(home, "models", check=is_object)
+        self.aliases = JsonStore(home, "aliases", check=is_string)  # alias -> model id
         self.stats = stats
         self._loaded: dict[tuple[str, str], Any] = {}
+        self.configs.on_change(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, model_ids: set[str]) -> None:
+        """Models another engine on the home replaced or deleted: drop what was loaded from the old ones."""
+        for model_id in model_ids:
+            self.unload(model_id)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -106,7 +112,7 @@ class ModelStore:
         self._loaded[(model_id, device)] = model
 
     def unload(self, model_id: str) -> None:
-        for key in [k for k in self._loaded if k[0] == model_id]:
+        for key in [k for k in list(self._loaded) if k[0] == model_id]:
             del self._loaded[key]
 
 
@@ -114,7 +120,6 @@ def check_not_lang_ident(model_id: str, action: str) -> None:
     if model_id == LANG_IDENT_ID:
         raise ApiError(
             "status_exception",
-            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch; es_infer_nb lists it "
-            "for parity but does not run the lang_ident network",
+            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch",
             400,
         )

@@ -8,6 +8,10 @@ output is read per task: ``[batch, hidden]`` for embeddings / classification / e
 ``[batch, tokens, x]`` for pass_through / NER / fill_mask, the stacked start and end logits for
 question answering. Tokenization is ES's WordPiece (``bert``) over the uploaded vocabulary; the task
 post-processing is the one every NLP model uses (:class:`es_infer_nb.models.nlp.model.NlpModel`).
+
+Unless the engine trusts TorchScript (``Engine(trust_torchscript=True)``), the definition is checked
+before it is loaded and again once loaded, before it runs (:mod:`es_infer_nb.models.nlp.graph_check`):
+only the operations a text model needs, nothing run at load time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ApiError
+from .nlp.graph_check import check_module, scan_archive
 from .nlp.model import DEFAULT_INPUT_FIELD, NlpModel
 from .nlp.network import pad_batch
 from .nlp.tasks import parse_task
@@ -30,11 +35,15 @@ ARG_ORDER = ("tokens", "arg_1", "arg_2", "arg_3")
 
 
 class TorchScriptNetwork:
-    """A traced module loaded from the definition bytes, called as ES's native process calls it."""
+    """A traced module loaded from the definition bytes, called as ES's native process calls it.
+    ``trusted``: skip the check of :mod:`.nlp.graph_check` (``model_id`` names the model in its errors)."""
 
-    def __init__(self, definition: bytes, head: str, device: str = "cpu") -> None:
+    def __init__(self, definition: bytes, head: str, device: str = "cpu", *, trusted: bool = False,
+                 model_id: str = "") -> None:
         import torch
 
+        if not trusted:
+            scan_archive(model_id, definition)  # before torch.jit.load, which runs __setstate__
         try:
             with warnings.catch_warnings():  # torch's TorchScript deprecation notice is not the user's concern
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -42,6 +51,8 @@ class TorchScriptNetwork:
         except Exception as exc:  # noqa: BLE001 - any unreadable definition is the model's fault
             raise ApiError("status_exception", f"the model definition is not a TorchScript module: {exc}", 400) \
                 from None
+        if not trusted:
+            check_module(model_id, self.module)
         self.module.eval()
         self.head = head
         self.device = device
@@ -73,10 +84,10 @@ class TorchScriptNetwork:
 
 class TorchScriptModel(NlpModel):
     """An :class:`NlpModel` whose network is an uploaded TorchScript definition and whose tokenizer
-    is built from the uploaded vocabulary."""
+    is built from the uploaded vocabulary. ``trusted``: load the definition unchecked."""
 
     def __init__(self, model_id: str, stored: dict[str, Any], device: str, definition: bytes,
-                 vocabulary: dict[str, Any] | None) -> None:
+                 vocabulary: dict[str, Any] | None, *, trusted: bool = False) -> None:
         if not vocabulary or not vocabulary.get("vocabulary"):
             raise ApiError("status_exception", f"Model [{model_id}] has no vocabulary: PUT _ml/trained_models/"
                            f"{model_id}/vocabulary before starting it", 400)
@@ -91,7 +102,7 @@ class TorchScriptModel(NlpModel):
         self._lock = threading.Lock()
         self._hf_tokenizer = None
         self.tokenizer = self.tokenizer_for(self.task)
-        self.network = TorchScriptNetwork(definition, self.task.HEAD, device)
+        self.network = TorchScriptNetwork(definition, self.task.HEAD, device, trusted=trusted, model_id=model_id)
 
     def tokenizer_for(self, task: Any) -> Any:
         """ES's tokenizer over the uploaded vocabulary (``bert`` WordPiece; other kinds need their files)."""

@@ -43,7 +43,7 @@ from .runner import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["InsecureBindError", "ServerHandle", "ServerSettings", "serve", "settings_from"]
+__all__ = ["InsecureBindError", "ServerHandle", "ServerSettings", "run_forever", "serve", "settings_from"]
 
 
 def settings_from(

@@ -11,8 +11,8 @@ body for HEAD.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
-import json
 import logging
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -161,7 +161,9 @@ class EsApplication:
         except ApiError as err:
             return self._write(request, method, params, err.status, err.body(), self._error_headers(err), response_type)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.executor, self.engine.request, method, uri, text)
+        # remote=True: a request over HTTP is not the Python API (e.g. no {"env": ...} secrets)
+        call = functools.partial(self.engine.request, method, uri, text, remote=True)
+        answer = await loop.run_in_executor(self.executor, call)
         return self._write(request, method, params, answer.status, answer.body, list(answer.headers.items()), response_type)
 
     @staticmethod
@@ -189,7 +191,9 @@ class EsApplication:
         content_type: str,
     ) -> Response:
         payload = b""
-        if body is not None:
+        if isinstance(body, str):  # a cat table as text
+            payload, content_type = body.encode("utf-8"), "text/plain; charset=UTF-8"
+        elif body is not None:
             payload = to_json_bytes(filter_path(body, params.get("filter_path")), pretty=_is_true(params, "pretty"))
         raw_headers: list[tuple[bytes, bytes]] = [PRODUCT_HEADER]
         raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)

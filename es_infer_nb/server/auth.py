@@ -12,9 +12,17 @@ import base64
 import binascii
 import hmac
 import ipaddress
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
 
 from ..errors import ApiError
+
+#: environment variables the server's credentials may come from (kept out of the process list)
+API_KEY_VARIABLE = "ES_INFER_NB_API_KEY"
+USER_VARIABLE = "ES_INFER_NB_USER"
+PASSWORD_VARIABLE = "ES_INFER_NB_PASSWORD"
 
 #: the challenges ES answers a 401 with (one header line each)
 WWW_AUTHENTICATE = ('Basic realm="security", charset="UTF-8"', 'Bearer realm="security"', "ApiKey")
@@ -100,3 +108,55 @@ def _unauthorized(reason: str) -> ApiError:
         401,
         metadata={"header": {"WWW-Authenticate": list(WWW_AUTHENTICATE)}},
     )
+
+
+def read_secret_file(path: str | os.PathLike[str], option: str) -> str:
+    """The secret in ``path``: its first line, surrounding whitespace removed (``ValueError`` naming
+    ``option`` when it cannot be read or is empty; the value itself is never in a message)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{option}: cannot read [{path}]: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    lines = text.splitlines()
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise ValueError(f"{option}: [{path}] is empty; write the secret on its first line")
+    return value
+
+
+def credential_options(
+    api_key: str | None = None,
+    api_key_file: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str | None, str | None]:
+    """``(api_key, "user:password")`` from command-line values, files and the environment, so
+    that no secret has to appear in the process list.
+
+    The API key: ``--api-key``, else ``--api-key-file``, else ``$ES_INFER_NB_API_KEY``. The user:
+    ``--user NAME[:PASSWORD]``, else ``$ES_INFER_NB_USER``; a NAME without a password takes it from
+    ``--password-file``, else ``$ES_INFER_NB_PASSWORD``.
+    """
+    env = os.environ if environ is None else environ
+    if api_key and api_key_file:
+        raise ValueError("give either --api-key or --api-key-file, not both")
+    key = api_key or (read_secret_file(api_key_file, "--api-key-file") if api_key_file else None)
+    key = key or env.get(API_KEY_VARIABLE) or None
+    name = user or env.get(USER_VARIABLE) or None
+    if name is None:
+        if password_file:
+            raise ValueError("--password-file needs --user NAME (or $ES_INFER_NB_USER)")
+        return key, None
+    if ":" in name:
+        if password_file:
+            raise ValueError("give the password either in --user NAME:PASSWORD or in --password-file, not both")
+        return key, name
+    if password_file:
+        password = read_secret_file(password_file, "--password-file")
+    else:
+        password = env.get(PASSWORD_VARIABLE) or ""
+    if not password:
+        raise ValueError(f"no password for user [{name}]: use --password-file PATH or ${PASSWORD_VARIABLE} "
+                         "(or --user NAME:PASSWORD)")
+    return key, f"{name}:{password}"

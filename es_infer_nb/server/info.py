@@ -7,15 +7,13 @@ in-memory engine; it has ES's form (22 characters of URL-safe base64).
 from __future__ import annotations
 
 import base64
-import os
 import socket
-import tempfile
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..api.request import Request
 from ..api.routing import ROUTES, route
+from ..storage import atomic_write_text, quarantine, writing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -40,26 +38,31 @@ def _new_uuid() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _valid_uuid(text: str) -> bool:
+    return len(text) == 22 and all(c.isalnum() or c in "-_" for c in text)
 
 
 def cluster_uuid(engine: "Engine") -> str:
-    """The engine's cluster UUID, created on first use and kept under its home."""
+    """The engine's cluster UUID, created on first use and kept under its home (an unreadable file is
+    moved aside, ``cluster_uuid.corrupt``, and a new UUID made)."""
     known = getattr(engine, "_cluster_uuid", None)
     if known:
         return known
     value = None
     if engine.home is not None:
         path = engine.home / UUID_FILE
-        if path.is_file():
-            value = path.read_text(encoding="utf-8").strip() or None
-        if value is None:
-            value = _new_uuid()
-            _write_atomic(path, value)
+        with writing(engine.home):  # two engines starting together agree on one UUID
+            if path.is_file():
+                try:
+                    value = path.read_text(encoding="utf-8").strip()
+                except (OSError, UnicodeDecodeError):
+                    value = ""
+                if not _valid_uuid(value):
+                    quarantine(path, engine.home, "not a cluster UUID")
+                    value = None
+            if value is None:
+                value = _new_uuid()
+                atomic_write_text(path, value)
     engine._cluster_uuid = value or _new_uuid()  # type: ignore[attr-defined]
     return engine._cluster_uuid  # type: ignore[attr-defined]
 

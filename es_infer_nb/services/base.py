@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from ..errors import ApiError
 from .chunking import ChunkingSettings
-from .secrets import Secret, redact
+from .secrets import Secret, mask_headers, redact
 from .transport import HttpRequest, Transport, TransportSettings
 
 TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion", "custom")
@@ -45,7 +45,15 @@ class Endpoint:
     model: Any = field(default=None, repr=False)  # the service's parsed settings object
 
     def to_dict(self) -> dict[str, Any]:
-        """The endpoint as GET / PUT answer it: never a secret."""
+        """The endpoint as GET / PUT answer it: never a secret, literal credential headers masked."""
+        out = self.stored()
+        headers = out["service_settings"].get("headers")
+        if isinstance(headers, dict):
+            out["service_settings"]["headers"] = mask_headers(headers)
+        return out
+
+    def stored(self) -> dict[str, Any]:
+        """What the endpoint store keeps (secrets live elsewhere): the settings as given."""
         out: dict[str, Any] = {"inference_id": self.inference_id, "task_type": self.task_type,
                                "service": self.service.name, "service_settings": dict(self.service_settings)}
         if self.task_settings:
@@ -54,9 +62,11 @@ class Endpoint:
             out["chunking_settings"] = self.chunking_settings.to_dict()
         return out
 
-    def stored(self) -> dict[str, Any]:
-        """What the (clear-text) endpoint store keeps: :meth:`to_dict`, secrets live elsewhere."""
-        return self.to_dict()
+    def __repr__(self) -> str:
+        shown = self.to_dict()
+        return (f"Endpoint(inference_id={self.inference_id!r}, task_type={self.task_type!r}, "
+                f"service={self.service.name!r}, service_settings={shown['service_settings']!r}, "
+                f"task_settings={self.task_settings!r}, secrets={sorted(self.secrets)!r})")
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets.values())
@@ -110,6 +120,12 @@ class Service(ABC):
 
     def settings_table(self) -> list[ServiceSetting]:
         return []
+
+    def destination(self, endpoint: Endpoint) -> str | None:
+        """Where the endpoint's requests (and so its secrets) go; ``None`` for local services.
+        An ``_update`` that changes it must give the secrets again."""
+        url = endpoint.service_settings.get("url")
+        return url if isinstance(url, str) else None
 
     def transport_settings(self, endpoint: Endpoint) -> TransportSettings | None:
         """``None`` for services that never call out (local models)."""

@@ -15,7 +15,7 @@ from .json_path import java_type
 from .parsers import ErrorParser, ResponseParser, parse_json_parser
 from .secrets import Secret
 from .settings import Validation, rate_limit, reject_unknown
-from .templates import json_values, raw_string_values, substitute, with_query
+from .templates import PLACEHOLDER, json_values, raw_string_values, render_url, substitute, with_query
 from .transport import HttpRequest
 
 DEFAULT_RPM = 10000
@@ -178,11 +178,16 @@ def input_type_value(settings: CustomSettings, input_type: str | None) -> str:
 
 
 def render_request(task_type: str, settings: CustomSettings, parameters: dict[str, Any],
-                   secrets: dict[str, Secret], texts: list[str], ctx: InferenceContext) -> HttpRequest:
-    """The HTTP request for ``texts`` (ES's ``CustomRequest``)."""
+                   secrets: dict[str, Secret], texts: list[str], ctx: InferenceContext,
+                   call_parameters: dict[str, Any] | None = None) -> HttpRequest:
+    """The HTTP request for ``texts`` (ES's ``CustomRequest``). ``parameters`` are the endpoint's own,
+    ``call_parameters`` those given with the call (over them): these never steer the url."""
     revealed = {k: s.reveal() for k, s in secrets.items()}
+    fixed = raw_string_values({**parameters, **revealed})
+    call = {k: v for k, v in raw_string_values(call_parameters or {}).items() if k not in revealed}
+    url = render_url(settings.url, fixed, call)
+    parameters = {**parameters, **(call_parameters or {})}
     raw = raw_string_values({**parameters, **revealed})
-    url = substitute(settings.url, raw, "url")
     pairs = [(k, substitute(val, raw, f"query parameters: [{k}]")) for k, val in settings.query_parameters or []]
     headers = {"Content-Type": "application/json"}
     for name, val in settings.headers.items():
@@ -229,6 +234,12 @@ class CustomService(HttpService):
         public = settings.to_public()
         return public, ({"parameters": parameters} if task_settings else {}), settings
 
+    def destination(self, endpoint: Endpoint) -> str | None:
+        """The url with the endpoint's own parameters (secrets stand as their names: never revealed)."""
+        values = raw_string_values({**parse_parameters(endpoint.task_settings),
+                                    **{k: f"${{{k}}}" for k in endpoint.secrets}})
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), endpoint.model.url)
+
     def batch_size(self, endpoint: Endpoint, ctx: InferenceContext) -> int:
         if ctx.task_type == "completion":
             return 1
@@ -237,8 +248,10 @@ class CustomService(HttpService):
         return endpoint.model.batch_size
 
     def build_request(self, endpoint: Endpoint, texts: list[str], ctx: InferenceContext) -> HttpRequest:
+        own = parse_parameters(endpoint.task_settings)
         params = parse_parameters(ctx.task_settings)
-        return render_request(ctx.task_type, endpoint.model, params, endpoint.secrets, texts, ctx)
+        call = {k: v for k, v in params.items() if k not in own or own[k] != v}
+        return render_request(ctx.task_type, endpoint.model, own, endpoint.secrets, texts, ctx, call)
 
     def parse_response(self, endpoint: Endpoint, body: Any, ctx: InferenceContext) -> dict[str, Any]:
         return endpoint.model.parser.parse(body)

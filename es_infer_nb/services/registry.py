@@ -7,9 +7,10 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from ..storage import writing
 from .base import TASK_TYPES, Endpoint, Service
 from .chunking import parse_chunking_settings
-from .secrets import Secret, SecretStore
+from .secrets import LOCAL, EnvPolicy, Secret, SecretStore, redact
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,9 +50,11 @@ def check_task_type(task_type: Any) -> str:
     return task_type
 
 
-def split_secrets(service: Service, service_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Secret]]:
+def split_secrets(service: Service, service_settings: dict[str, Any],
+                  policy: EnvPolicy = LOCAL) -> tuple[dict[str, Any], dict[str, Secret]]:
     """``service_settings`` without its secret fields, and the secrets (``secret_parameters`` is a map of
-    secrets; other secret fields such as ``api_key`` are one secret each)."""
+    secrets; other secret fields such as ``api_key`` are one secret each). ``policy`` says whether
+    ``{"env": ...}`` references are accepted (not from remote requests unless allowlisted)."""
     public = dict(service_settings)
     secrets: dict[str, Secret] = {}
     for name in service.secret_fields:
@@ -62,14 +65,14 @@ def split_secrets(service: Service, service_settings: dict[str, Any]) -> tuple[d
             if not isinstance(raw, dict):
                 raise ApiError("validation_exception",
                                "Validation Failed: 1: [service_settings] [secret_parameters] must be a map;", 400)
-            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}") for k, v in raw.items()})
+            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}", policy) for k, v in raw.items()})
         else:
-            secrets[name] = Secret.from_setting(raw, name)
+            secrets[name] = Secret.from_setting(raw, name, policy)
     return public, secrets
 
 
 def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
-                   secrets: dict[str, Secret] | None = None) -> Endpoint:
+                   secrets: dict[str, Secret] | None = None, policy: EnvPolicy = LOCAL) -> Endpoint:
     """Parse a PUT body (or a stored config with its secrets) into an :class:`Endpoint`."""
     service = get_service(body.get("service"))
     if task_type not in service.task_types:
@@ -80,7 +83,7 @@ def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
         raise ApiError("validation_exception",
                        "Validation Failed: 1: [service_settings] does not contain the required setting "
                        "[service_settings];", 400)
-    public_raw, given = split_secrets(service, raw_settings)
+    public_raw, given = split_secrets(service, raw_settings, policy)
     all_secrets = {**(secrets or {}), **given}
     task_settings = body.get("task_settings") or {}
     if not isinstance(task_settings, dict):
@@ -93,10 +96,34 @@ def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
     try:
         public, tasks, model = service.parse(task_type, public_raw, dict(task_settings), all_secrets)
     except ApiError as err:
-        from .secrets import redact
-
         raise ApiError(err.type, redact(err.reason, all_secrets.values()), err.status) from None
     return Endpoint(inference_id, task_type, service, public, tasks, chunking, all_secrets, model)
+
+
+def update_endpoint(endpoint: Endpoint, body: dict[str, Any], policy: EnvPolicy = LOCAL) -> Endpoint:
+    """``PUT _inference/<id>/_update``: ``body``'s settings over the stored ones. An update that sends
+    the requests somewhere else (a new ``url``, or parameters rendering a new one) must give the
+    secrets again: the stored ones are never sent to a new destination."""
+    merged = endpoint.stored()
+    for key in ("service_settings", "task_settings"):
+        if isinstance(body.get(key), dict):
+            merged[key] = {**merged.get(key, {}), **body[key]}
+    if "chunking_settings" in body:
+        merged["chunking_settings"] = body["chunking_settings"]
+    updated = build_endpoint(endpoint.inference_id, endpoint.task_type, merged, dict(endpoint.secrets), policy)
+    service = endpoint.service
+    moved = service.destination(updated) != service.destination(endpoint)
+    if not moved or not endpoint.secrets:
+        return updated
+    fields = service.secret_fields
+    given = any(name in (body.get("service_settings") or {}) for name in fields)
+    if not given:
+        names = " / ".join(fields)
+        raise ApiError("validation_exception",
+                       f"Validation Failed: 1: [service_settings] [{names}] must be given again when an update "
+                       f"changes the service url: the stored secrets are never sent to a new url;", 400)
+    # only the secrets given with the update go to the new destination
+    return build_endpoint(endpoint.inference_id, endpoint.task_type, merged, None, policy)
 
 
 class Endpoints:
@@ -109,7 +136,15 @@ class Endpoints:
         self.secrets = SecretStore(engine.home)
         self._transports: dict[str, Transport] = {}
         self._parsed: dict[str, Endpoint] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._home = engine.home
+        self.configs.on_change(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, inference_ids: set[str]) -> None:
+        """Endpoints another engine on the home replaced or deleted: parse them again (or not at all)."""
+        with self._lock:
+            for inference_id in inference_ids:
+                self._forget(inference_id)
 
     def __repr__(self) -> str:
         return f"<Endpoints {list(self.configs)}>"
@@ -118,6 +153,7 @@ class Endpoints:
         return list(self.configs)
 
     def get(self, inference_id: str) -> Endpoint:
+        self.configs.refresh()  # read through: deleted or replaced by another engine on the home
         with self._lock:
             cached = self._parsed.get(inference_id)
             if cached is not None:
@@ -131,7 +167,7 @@ class Endpoints:
             return endpoint
 
     def put(self, endpoint: Endpoint) -> None:
-        with self._lock:
+        with writing(self._home), self._lock:  # secrets and config together (start-up pruning sees both)
             self.secrets.put(endpoint.inference_id, endpoint.secrets)
             self.configs.put(endpoint.inference_id, endpoint.stored())
             self._forget(endpoint.inference_id)

@@ -150,12 +150,12 @@ class Transport:
                 if attempt < s.max_retries and deadline - time.monotonic() > 0:
                     attempt = self._backoff(attempt, None)
                     continue
-                raise self._failure(f"timed out after [{total}s] ({type(exc).__name__})", 408)
+                raise self._failure(f"timed out after [{total}s] ({type(exc).__name__})", 408) from exc
             except httpx.TransportError as exc:
                 if attempt < s.max_retries:
                     attempt = self._backoff(attempt, None)
                     continue
-                raise self._failure(f"failed: {type(exc).__name__}: {exc}", 502)
+                raise self._failure(f"failed: {type(exc).__name__}: {exc}", 502) from exc
             if (resp.status_code == 429 or resp.status_code >= 500) and attempt < s.max_retries:
                 attempt = self._backoff(attempt, resp.headers.get("retry-after"))
                 continue

@@ -127,6 +127,8 @@ def body_html(body: Any) -> str:
                 '<div class="esinb-note">no endpoints</div>'
         if _is_pipelines(body):
             return "".join(pipeline_html(k, v) for k, v in body.items())
+    if isinstance(body, str):  # a cat table: ES's text, as it prints it
+        return f'<pre class="esinb-cat">{esc(body)}</pre>'
     return _json(body)
 
 

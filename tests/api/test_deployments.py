@@ -46,7 +46,7 @@ def models(monkeypatch):
     """Loaded models by (model id, device), created by the deployments' loader."""
     loaded: dict[tuple[str, str], CountingModel] = {}
 
-    def load(model_id, stored, device, definitions=None):
+    def load(model_id, stored, device, definitions=None, **options):
         if not stored.get("model_size_bytes"):
             raise FileNotFoundError(f"no definition for [{model_id}]")
         loaded[(model_id, device)] = CountingModel(model_id)

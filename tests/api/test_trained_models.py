@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 
-import pytest
 
 from es_infer_nb import Engine
 from es_infer_nb.models.config import compress_definition

@@ -293,9 +293,11 @@ def test_nan_and_infinity(eng):
                           {"convert": {"field": "v", "type": "string", "target_field": "s"}},
                           {"inference": {"model_id": "reg", "field_map": {"v": "x"}}}],
                     [{"v": math.nan}, {"v": math.inf}, {"v": -math.inf}, {"v": 0.9}])
-    assert [d["doc"]["_source"].get("s") for d in docs] == ["nan", "inf", "-inf", "0"]
+    # every conversion reads Java's text of the value: NaN / Infinity, and "0.9" is no long (the
+    # failure is ignored, the value stays)
+    assert [d["doc"]["_source"].get("s") for d in docs] == ["NaN", "Infinity", "-Infinity", "0.9"]
     r = docs[3]["doc"]["_source"]
-    assert r["v"] == 0 and r["ml"]["inference"]["predicted_value"] == 1.0
+    assert r["v"] == 0.9 and r["ml"]["inference"]["predicted_value"] == 2.0
     assert docs[1]["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 2.0
     err = es_error(simulate(eng, [{"convert": {"field": "v", "type": "integer"}}], [{"v": math.inf}])[0])
     assert (err["type"], err["reason"]) == ("illegal_argument_exception", "unable to convert [Infinity] to integer")
@@ -405,7 +407,7 @@ def check_sweep(out: pd.DataFrame, frame: pd.DataFrame) -> None:
     assert len(out.loc["y", "copy"]) == 10 * 1024 * 1024 + 1
     assert [out.loc[k, "ml.inference.predicted_value"] for k in "wxyz"] == [2.0, 2.0, 2.0, 1.0]
     assert [out.loc[k, "mli"] for k in "wxyz"] == [2.0, 2.0, 2.0, 1.0]
-    assert pd.isna(out.loc["w", "xl"]) and pd.isna(out.loc["x", "xl"])  # infinities do not convert to long
+    assert "xl" not in out.columns  # a double's text ("0.9", "Infinity") is never a long: no row converts
     assert out.loc["w", "o"] == b"\xff\xfe"  # an opaque value stays as it was; set below it failed (ignored)
     assert out.loc["z", "o"] == {"a": {"b": [1, {"c": 2}]}, "deep": 1}
 
@@ -478,3 +480,22 @@ def test_bytes_values_from_python(eng):
     results = verbose[0]["processor_results"]
     assert [r["status"] for r in results] == ["error_ignored", "success"]
     assert results[1]["doc"]["_source"]["b"] == b"\xff"
+
+
+def test_convert_reads_the_values_java_text(eng):
+    """``ConvertProcessor``: ``Integer.parseInt`` / ``Integer.decode`` of ``value.toString()``."""
+    docs = simulate(eng, [{"convert": {"field": "v", "type": "integer", "on_failure": [
+        {"set": {"field": "err", "value": "{{_ingest.on_failure_message}}"}}]}}],
+        [{"v": "1.5"}, {"v": 1.5}, {"v": 3.0}, {"v": " 7"}, {"v": "1_000"}, {"v": "+7"}, {"v": "-0x1F"},
+         {"v": "2147483648"}, {"v": 12}])
+    got = [d["doc"]["_source"].get("err", d["doc"]["_source"]["v"]) for d in docs]
+    assert got == ["unable to convert [1.5] to integer", "unable to convert [1.5] to integer",
+                   "unable to convert [3.0] to integer", "unable to convert [ 7] to integer",
+                   "unable to convert [1_000] to integer", 7, -31,
+                   "unable to convert [2147483648] to integer", 12]
+    docs = simulate(eng, [{"convert": {"field": "v", "type": "boolean", "ignore_failure": False}}], [{"v": "yes"}])
+    err = es_error(docs[0])
+    assert err["reason"] == "[yes] is not a boolean value, cannot convert to boolean"
+    docs = simulate(eng, [{"convert": {"field": "v", "type": "auto"}}],
+                    [{"v": "TRUE"}, {"v": "12"}, {"v": "9999999999"}, {"v": "1.5"}, {"v": " 7"}, {"v": "inf"}])
+    assert [d["doc"]["_source"]["v"] for d in docs] == [True, 12, 9999999999, 1.5, 7.0, "inf"]

@@ -30,8 +30,7 @@ from es_infer_nb.ingest.pipeline import SIMULATE_PIPELINE_ID, Run, parse_pipelin
 from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
 from helpers import churn_model, stump_regression
 
-CONFORMANCE = Path(os.environ.get("ES_INFER_NB_CONFORMANCE", Path(__file__).parents[2] / ".." / "shared" /
-                                  "conformance"))
+CONFORMANCE = Path(os.environ.get("ES_INFER_NB_CONFORMANCE", Path(__file__).parents[1] / "conformance" / "cases"))
 
 
 @pytest.fixture(autouse=True)
@@ -316,7 +315,6 @@ def _simulate_requests() -> list[tuple[str, dict[str, Any], list[dict[str, Any]]
 SIMULATE_CASES = _simulate_requests() if (CONFORMANCE / "processor.json").exists() else []
 
 
-@pytest.mark.skipif(not SIMULATE_CASES, reason="conformance cases not found")
 @pytest.mark.parametrize("case", SIMULATE_CASES, ids=[c[0] for c in SIMULATE_CASES])
 def test_conformance_simulate_docs(case):
     _, body, docs, models = case

@@ -239,10 +239,10 @@ def test_foreach_rewrites_values(engine):
 
 
 def test_field_map_never_overwrites_an_existing_field(models):
-    from es_infer_nb.ingest.conformance import field_map_apply
+    from es_infer_nb.ingest.inference import map_fields
 
-    assert field_map_apply({"a": "x"}, {"a": 1, "x": 2}) == {"a": 1, "x": 2}
-    assert field_map_apply({"a": "x"}, {"a": 1, "x": None}) == {"a": 1, "x": 1}
+    assert map_fields({"a": 1, "x": 2}, {"a": "x"}) == {"a": 1, "x": 2}
+    assert map_fields({"a": 1, "x": None}, {"a": "x"}) == {"a": 1, "x": 1}
     pipe = {"processors": [{"inference": {"model_id": "reg", "field_map": {"a": "x"}}}]}
     r = simulate(models, pipe, [{"a": 0.9, "x": 0.1}, {"a": 0.9}])
     assert [d["doc"]["_source"]["ml"]["inference"]["predicted_value"] for d in r.body["docs"]] == [1.0, 2.0]

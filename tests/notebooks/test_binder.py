@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 from nb_runner import NOTEBOOKS_DIR, ROOT
+from external import need, registry_available
 from venvs import VenvBuild
 
 BUDGET_S = 600  # building the environment (requirements + postBuild): ~3-5 min on an idle 2-core machine, 6-8 min under heavy load
@@ -46,6 +47,7 @@ def _copy_repo(dest: Path) -> None:
 
 
 def test_binder_environment_runs_the_quickstart(tmp_path: Path):
+    need("registry", registry_available())
     assert (ROOT / "binder" / "requirements.txt").is_file() and os.access(ROOT / "binder" / "postBuild", os.X_OK)
     repo = tmp_path / "repo"
     _copy_repo(repo)

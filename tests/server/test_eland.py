@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from external import need, registry_available
 from venvs import VenvBuild
 
 BUDGET_S = 600
@@ -42,6 +43,7 @@ SCRIPT = Path(__file__).with_name("eland_session.py")
 
 @pytest.fixture(scope="module")
 def eland_venv(tmp_path_factory: pytest.TempPathFactory) -> VenvBuild:
+    need("registry", registry_available())
     build = VenvBuild(tmp_path_factory.mktemp("eland") / "venv", BUDGET_S, "eland venv")
     build.create(SCRIPT.parent)
     build.run([build.python, "-m", "pip", "install", "-q", *ELAND_REQUIREMENTS], cwd=SCRIPT.parent,

@@ -1,10 +1,8 @@
 """NLP model APIs through the official client: deployments, definition parts, vocabulary, _inference.
 
-These APIs are built by other parts of the engine. Each test first probes the engine's routing
-table for its route (without running it: resolving an unknown route raises ES's ``no handler
-found`` 400, a known path with the wrong method a 405); where the route is not there yet the
-test is skipped and says so.
-Where it is, the test drives it for real through the client, the way eland does.
+Each test first checks the engine's routing table for its route (without running it: resolving an
+unknown route raises ES's ``no handler found`` 400, a known path with the wrong method a 405) and
+fails when it is missing, then drives it for real through the client, the way eland does.
 """
 
 from __future__ import annotations
@@ -35,8 +33,7 @@ def has_route(engine: Engine, method: str, path: str) -> bool:
 
 
 def need(engine: Engine, method: str, path: str) -> None:
-    if not has_route(engine, method, path):
-        pytest.skip(f"the engine has no route {method} {path} yet")
+    assert has_route(engine, method, path), f"the engine has no route {method} {path}"
 
 
 def test_deploy_infer_stop_the_embedded_model(engine, es):

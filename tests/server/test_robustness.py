@@ -94,11 +94,11 @@ class HeldEngine(Engine):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def request(self, method, path, body=None, params=None):  # type: ignore[override]
+    def request(self, method, path, body=None, params=None, **options):  # type: ignore[override]
         if method == "GET" and path.startswith("/_ml/trained_models/held"):
             self.entered.set()
             self.release.wait(30)
-        return super().request(method, path, body, params)
+        return super().request(method, path, body, params, **options)
 
 
 def test_stop_finishes_requests_in_flight_and_keeps_state(tmp_path):

@@ -24,8 +24,15 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from _lab import CHROMIUM, Lab, jupyter_lab
+from external import browser_available, need
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def needs_browser() -> None:
+    """Chromium must be there: skipped with how to get it, or failed where ES_INFER_NB_REQUIRE asks for it."""
+    need("browser", browser_available())
 
 HERE = Path(__file__).resolve().parent
 DONE = "ES_INFER_NB_WIDGETS_DONE"
@@ -89,7 +96,6 @@ def lab(tmp_path_factory) -> Lab:
 
 
 def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed (apt-get install chromium)"
     expect.set_options(timeout=CHECK_TIMEOUT_MS)
     shots = tmp_path / "screenshots"
     shots.mkdir()

@@ -193,7 +193,7 @@ def embedding_size(folder: Path, config: Any) -> int:
             return int(dense_config["out_features"])
     pooling = next((m.get("path") for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
     dim = _read_json(folder / (pooling or "1_Pooling") / "config.json").get("word_embedding_dimension")
-    return int(dim or getattr(config, "hidden_size"))
+    return int(dim or config.hidden_size)
 
 
 def vocabulary_body(tokenizer: Any) -> dict[str, Any]:

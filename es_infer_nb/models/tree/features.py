@@ -465,7 +465,7 @@ def feature_matrix(cols: Columns, feature_names: list[str], n: int) -> np.ndarra
 _FILL_CHUNK = 4096
 
 
-_byte_bounds = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) or getattr(np, "byte_bounds")
+_byte_bounds = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) or np.byte_bounds
 
 
 def _root(arr: np.ndarray) -> np.ndarray:

@@ -6,8 +6,7 @@ Contract for the module that will own a feature: an adapter module (e.g.
 keys as keyword arguments (every key except id/source/notes/tolerance/kind and the
 ``expected*``/``derived*`` ones; vocabulary names are resolved to their lists) and compares what
 it returns with the case's expectations; an expected error must be raised (an ``ApiError``, or any
-exception whose message is compared). Until the function exists the case xfails with
-"not implemented yet: <feature> (issue N)".
+exception whose message is compared). A missing module or function fails the case.
 
 The answer: a case's ``expected`` is compared with the whole answer; each other
 ``expected_<name>`` key with ``answer[<name>]`` (so ``expected_value`` with ``answer["value"]``);
@@ -26,12 +25,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pytest
 
 from .compare import MISSING, Diff
-from .support import check_exception, find_hook, not_implemented, tolerance
+from .support import check_exception, hook, tolerance
 
 NOT_INPUTS = {"id", "source", "upstream_commit", "kind", "notes", "tolerance", "source_note", "assert_strength",
               "derived", "derived_from_source", "disabled_upstream"}
@@ -105,15 +104,14 @@ def check_answer(diff: Diff, answer: Any, expected: Any, tol: float, where: str,
         diff.check(answer, expected, tol, where)
 
 
-def run_adapter(case: dict[str, Any], meta: dict[str, Any], *, modules: Iterable[str], feature: str, issue: int,
-                function: str | None = None, inputs: dict[str, Any] | None = None,
-                expected_key: str = "expected") -> None:
+def run_adapter(case: dict[str, Any], meta: dict[str, Any], *, module: str, function: str | None = None,
+                inputs: dict[str, Any] | None = None, expected_key: str = "expected") -> None:
     """Call the kind's adapter function and compare every expectation of the case."""
     name = function or case.get("kind")
-    hook = find_hook(modules, [name]) if name else None
-    if hook is None:
-        not_implemented(f"{feature} [{name}]", issue)
-    _run_hook(case, meta, hook, inputs if inputs is not None else case_inputs(case, meta), expected_key)
+    if not name:
+        pytest.fail("case has no kind", pytrace=False)
+    fn = hook(module, name)
+    _run_hook(case, meta, fn, inputs if inputs is not None else case_inputs(case, meta), expected_key)
 
 
 def _run_hook(case: dict[str, Any], meta: dict[str, Any], hook: Callable[..., Any], inputs: dict[str, Any],

@@ -1,6 +1,6 @@
-"""inference_api.json: the Elasticsearch ``_inference`` ``custom`` service (issue 7).
+"""inference_api.json: the Elasticsearch ``_inference`` ``custom`` service .
 
-Adapter functions named like the case kinds in ``es_infer_nb.services.conformance`` (contract in
+Adapter functions named like the case kinds in ``hooks_services`` (next to this module) (contract in
 ``adapters.py``), called with the case's inputs as keyword arguments:
 
 * ``custom_render_request(task_type, service_settings, task_settings, secret_settings, input)``
@@ -20,14 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from .adapters import run_adapter
-from .support import ISSUE_INFERENCE_API
 
-ADAPTERS = ["es_infer_nb.services.conformance"]
-FEATURE = "_inference API custom service"
+HOOKS = f"{__package__}.hooks_services"
 
 
 def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
-    run_adapter(case, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_INFERENCE_API)
+    run_adapter(case, meta, module=HOOKS)
 
 
 KINDS = {kind: run for kind in (

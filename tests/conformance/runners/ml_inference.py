@@ -24,17 +24,13 @@ from typing import Any
 import pytest
 
 from .compare import Diff
-from .support import ISSUE_INGEST, check_exception, find_hook, not_implemented, tolerance
+from .support import check_exception, hook, tolerance
 
-ADAPTERS = ["es_infer_nb.ingest.conformance"]
-FEATURE = "OpenSearch ml_inference processor"
+HOOKS = f"{__package__}.hooks_ingest"
 
 
 def _hook(name: str) -> Any:
-    hook = find_hook(ADAPTERS, [name])
-    if hook is None:
-        not_implemented(f"{FEATURE} [{name}]", ISSUE_INGEST)
-    return hook
+    return hook(HOOKS, name)
 
 
 def _error_expectation(case: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +65,6 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
     if "expected_error" in case:
         diff.add(f"expected error {case['expected_error']}, got document {doc!r}"[:600])
     if "expected_doc" in case:
-        _xfail_if_default_output_only_differs_by_list(case, doc)
         diff.check(doc, case["expected_doc"], tol, "doc", full=True)
     for key in ("expected_model_parameters", "expected_model_parameters_json"):
         if key in case:
@@ -82,22 +77,6 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
                                    "expected_model_parameters_json")):
         diff.add("case has no expectation the harness knows")
     diff.done()
-
-
-def _xfail_if_default_output_only_differs_by_list(case: dict[str, Any], doc: Any) -> None:
-    """The upstream tests disagree on the default output's shape (conformance README, ambiguity 8):
-    the first tensor's ``dataAsMap`` in some, a one-element list of it in another (whose upstream
-    assertion compares the document with itself). This project writes the map (spec §9.3). A case
-    that differs from it only by that wrapping is xfailed with the reason, never passed."""
-    want = case["expected_doc"]
-    if not isinstance(doc, dict) or not isinstance(want, dict) or "output_map" in str(case.get("processor")):
-        return
-    field = "inference_results"
-    got_value, want_value = doc.get(field), want.get(field)
-    same_rest = {k: v for k, v in doc.items() if k != field} == {k: v for k, v in want.items() if k != field}
-    if same_rest and isinstance(want_value, list) and len(want_value) == 1 and want_value[0] == got_value:
-        pytest.xfail("upstream cases contradict each other on the default output shape (list vs map, "
-                     "conformance README ambiguity 8); es_infer_nb writes the map as spec §9.3 says")
 
 
 def run_jsonpath_read(case: dict[str, Any], meta: dict[str, Any]) -> None:

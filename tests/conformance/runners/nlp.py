@@ -1,6 +1,6 @@
-"""nlp.json: BERT tokenisation and NLP post-processing without model weights (issue 6).
+"""nlp.json: BERT tokenisation and NLP post-processing without model weights.
 
-Adapter functions named like the case kinds in ``es_infer_nb.models.nlp.conformance`` (contract
+Adapter functions named like the case kinds in ``hooks_nlp`` (next to this module) (contract
 in ``adapters.py``), called with the case's inputs as keyword arguments (``vocab`` resolved from
 the file's ``vocabularies``):
 
@@ -19,19 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 from .adapters import run_adapter
-from .support import ISSUE_NLP
 
-ADAPTERS = ["es_infer_nb.models.nlp.conformance"]
-FEATURE = "NLP tokenization and post-processing"
+HOOKS = f"{__package__}.hooks_nlp"
 
 
 def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
     if isinstance(case.get("runs"), list):  # one call per run: the run's inputs and expectations over the case's
         base = {k: v for k, v in case.items() if k != "runs"}
         for run_ in case["runs"]:
-            run_adapter({**base, **run_}, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_NLP)
+            run_adapter({**base, **run_}, meta, module=HOOKS)
         return
-    run_adapter(case, meta, modules=ADAPTERS, feature=FEATURE, issue=ISSUE_NLP)
+    run_adapter(case, meta, module=HOOKS)
 
 
 KINDS = {kind: run for kind in (

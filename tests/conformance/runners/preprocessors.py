@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from .compare import MISSING, Diff
-from .support import find_hook, not_implemented, tolerance
+from .support import hook, tolerance
 
 MODULE = "es_infer_nb.models.tree.preprocessors"
 EXPECTATIONS = ("expected_fields", "expected_absent_fields", "expected_unchanged", "expected_input_fields",
@@ -26,10 +26,8 @@ EXPECTATIONS = ("expected_fields", "expected_absent_fields", "expected_unchanged
 
 
 def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
-    parse = find_hook([MODULE], ["parse_preprocessors"])
-    apply = find_hook([MODULE], ["apply_to_doc"])
-    if parse is None or apply is None:
-        not_implemented("tree preprocessors (parse_preprocessors / apply_to_doc)")
+    parse = hook(MODULE, "parse_preprocessors")
+    apply = hook(MODULE, "apply_to_doc")
     if not any(k in case for k in EXPECTATIONS):
         pytest.fail("case has no expectation the harness knows", pytrace=False)
     tol = tolerance(case)

@@ -1,16 +1,14 @@
-"""processor.json: the Elasticsearch ``inference`` ingest processor (issue 5).
+"""processor.json: the Elasticsearch ``inference`` ingest processor.
 
 * ``simulate`` (REST): the case's ``models`` are PUT, then ``POST _ingest/pipeline/_simulate``
   with its pipeline and docs. ``expected_response_contains`` are substrings of the compact JSON
   answer (doubles written as Java does), ``expected_fields`` / ``derived_expected_fields`` dotted
-  paths in the answer. xfails while the route is missing; feature-importance substrings xfail
-  while answers carry no ``feature_importance`` (issue 4).
+  paths in the answer.
 * ``processor_config`` (REST): an expected error is checked on ``PUT _ingest/pipeline/<id>`` with
-  the processor (while ``_simulate`` is missing, i.e. ingest has not landed, a mismatch xfails);
-  ``expected_ok`` needs the PUT to succeed and the parsed options from the adapter.
+  the processor; ``expected_ok`` needs the PUT to succeed and the parsed options from the adapter.
 * ``mutate_document``, ``build_request``, ``field_map_apply``, ``result_serialization``,
   ``processor_config`` (parsed options): adapter functions of the same names in
-  ``es_infer_nb.ingest.conformance`` (see ``adapters.py`` for the contract):
+  ``hooks_ingest`` (next to this module) (see ``adapters.py`` for the contract):
 
   - ``mutate_document(processor, model_result, input_doc) -> document`` (``_source`` afterwards)
   - ``build_request(processor, input_doc, ingest_metadata) -> map sent to the model``
@@ -29,23 +27,14 @@ import pytest
 
 from .adapters import check_answer
 from .compare import MISSING, Diff, java_json, path_get
-from .support import (FI_REASON, ISSUE_INGEST, check_error, engine, find_hook, not_implemented, route_exists,
-                      route_missing, tolerance)
+from .support import check_error, engine, hook, route_missing, tolerance
 
-ADAPTERS = ["es_infer_nb.ingest.conformance"]
+HOOKS = f"{__package__}.hooks_ingest"
 SIMULATE = "_ingest/pipeline/_simulate"
-FEATURE = "ES inference ingest processor"
-
-
-def _ingest_landed() -> bool:
-    return route_exists("POST", SIMULATE, {})
 
 
 def _hook(name: str) -> Any:
-    hook = find_hook(ADAPTERS, [name])
-    if hook is None:
-        not_implemented(f"{FEATURE} [{name}]", ISSUE_INGEST)
-    return hook
+    return hook(HOOKS, name)
 
 
 def run_simulate(case: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -62,7 +51,7 @@ def run_simulate(case: dict[str, Any], meta: dict[str, Any]) -> None:
             diff.add(f"PUT model {model_id}: HTTP {resp.status}: {resp.body}")
     resp = eng.request("POST", SIMULATE, {"pipeline": case.get("pipeline"), "docs": case.get("docs")})
     if route_missing(resp):
-        not_implemented(f"{FEATURE}: POST {SIMULATE}", ISSUE_INGEST)
+        pytest.fail(f"the engine has no route POST {SIMULATE}: {resp.body}", pytrace=False)
     text = java_json(resp.body)
     contains = case.get("expected_response_contains") or []
     if resp.status != 200:
@@ -76,11 +65,6 @@ def run_simulate(case: dict[str, Any], meta: dict[str, Any]) -> None:
                 diff.check(path_get(resp.body, path), want, tol, f"{key}: {path}")
         if diff:
             diff.note(f"response: {text[:800]}")
-    wants_fi = any("importance" in p or "feature_name" in p for p in contains)
-    if wants_fi and '"feature_importance"' not in text:
-        pytest.xfail(FI_REASON + (f"; other mismatches: {diff.problems}" if diff else ""))
-    if diff and case.get("requires"):
-        pytest.xfail(f"requires {case['requires']}: {diff.problems}")
     diff.done()
 
 
@@ -91,19 +75,13 @@ def run_processor_config(case: dict[str, Any], meta: dict[str, Any]) -> None:
     resp = eng.request("PUT", "_ingest/pipeline/conformance-processor-config", {"processors": [processor]})
     if "expected_error" in case:
         check_error(diff, resp, case["expected_error"], "PUT pipeline error")
-        if diff and not _ingest_landed():
-            not_implemented(f"{FEATURE} factory validation", ISSUE_INGEST, "; ".join(diff.problems)[:300])
         diff.done()
         return
     if "expected_ok" not in case:
         pytest.fail("processor_config case with neither expected_error nor expected_ok", pytrace=False)
     if resp.status != 200:
         diff.add(f"PUT pipeline: expected 200, got {resp.status}: {resp.body}")
-    hook = find_hook(ADAPTERS, ["processor_config"])
-    if hook is None:
-        not_implemented(f"{FEATURE} [processor_config: parsed options]", ISSUE_INGEST,
-                        "; ".join(diff.problems)[:300])
-    check_answer(diff, hook(processor=copy.deepcopy(processor)), case["expected_ok"], 0.0, "expected_ok", {})
+    check_answer(diff, _hook("processor_config")(processor=copy.deepcopy(processor)), case["expected_ok"], 0.0, "expected_ok", {})
     diff.done()
 
 

@@ -6,10 +6,8 @@ JSON of the answer), and ``expect`` items as the ES YAML runner reads them: ``ma
 equality; a string ``/.../`` is a regex), ``length``, ``is_true``, ``is_false``, ``body_regex``.
 
 An answer "no handler found" / "Incorrect HTTP method" never satisfies a step: the route is
-recorded as a missing API. When a case fails, it xfails instead if it carries a ``scope`` or
-``requires_processors`` (features beyond tree models), or if it used an API the engine lacks
-(named in the reason, e.g. the index, bulk or data frame analytics APIs of a setup); otherwise it
-fails with the step and the difference.
+named as a missing API in the failure. A case that fails fails, whatever its ``scope``; the cases
+the project knowingly cannot pass are listed, with why, in ``tests/conformance/known_failures.json``.
 """
 
 from __future__ import annotations
@@ -136,15 +134,8 @@ def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
             break
     if failure is None:
         return
-    reasons = []
-    if case.get("scope"):
-        reasons.append(f"scope {case['scope']} not supported")
-    if case.get("requires_processors"):
-        reasons.append(f"requires ingest processors {case['requires_processors']}")
     if missing:
-        reasons.append("missing API: " + ", ".join(dict.fromkeys(missing)))
-    if reasons:
-        pytest.xfail("; ".join(reasons) + f" [{failure[:300]}]")
+        failure += "; routes the engine does not have: " + ", ".join(dict.fromkeys(missing))
     pytest.fail(failure, pytrace=False)
 
 

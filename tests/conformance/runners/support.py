@@ -1,31 +1,17 @@
-"""What every runner needs: a fresh engine, capability probes and the ES error checks.
+"""What every runner needs: a fresh engine, the hooks of a case kind and the ES error checks.
 
-The package is imported lazily, inside the runners, so the harness collects cleanly while the
-engine is being written; a capability that is missing makes the case xfail with the reason.
+The package is imported inside the runners, case by case, so that a package that does not import
+fails each case that needs it (with the ImportError) instead of the collection of the whole suite.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pytest
 
 from .compare import Diff, is_number
-
-# issues that will bring the features the pending runners need
-ISSUE_FEATURE_IMPORTANCE = 4
-ISSUE_INGEST = 5
-ISSUE_NLP = 6
-ISSUE_INFERENCE_API = 7
-
-FI_REASON = "feature importance (TreeSHAP) lands with issue 4"
-
-
-def not_implemented(feature: str, issue: int | None = None, detail: str = "") -> None:
-    where = f" (issue {issue})" if issue is not None else ""
-    pytest.xfail(f"not implemented yet: {feature}{where}" + (f" - {detail}" if detail else ""))
-
 
 def engine() -> Any:
     from es_infer_nb import Engine
@@ -48,35 +34,17 @@ def route_missing(resp: Any) -> bool:
     )
 
 
-_ROUTE_PROBES: dict[tuple[str, str], bool] = {}
-
-
-def route_exists(method: str, path: str, body: Any = None) -> bool:
-    """Whether a fresh engine routes ``method path`` (answers anything but no-handler/405)."""
-    key = (method, path)
-    if key not in _ROUTE_PROBES:
-        try:
-            resp = engine().request(method, path, body)
-        except Exception:  # noqa: BLE001 - an engine that cannot even answer has no such route
-            _ROUTE_PROBES[key] = False
-        else:
-            _ROUTE_PROBES[key] = not route_missing(resp)
-    return _ROUTE_PROBES[key]
-
-
-def find_hook(modules: Iterable[str], names: Iterable[str]) -> Callable[..., Any] | None:
-    """The first attribute called one of ``names`` in the first importable module that has it."""
-    names = list(names)
-    for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name in names:
-            hook = getattr(module, name, None)
-            if callable(hook):
-                return hook
-    return None
+def hook(module_name: str, name: str) -> Callable[..., Any]:
+    """``module_name.name``, imported now. A module that does not import or a missing function is a
+    failure of the case (never an xfail): the harness has no notion of a feature still to come."""
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks the import is the case's failure
+        pytest.fail(f"cannot import {module_name}: {type(exc).__name__}: {exc}", pytrace=False)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        pytest.fail(f"{module_name} has no function {name!r} for this case kind", pytrace=False)
+    return fn
 
 
 def error_of(resp: Any) -> dict[str, Any] | None:

@@ -61,7 +61,7 @@ def test_labels_with_dashes_become_underscores(tmp_path):
 
     labels = ["O", "B-PER", "I-PER"]
     model = transformers.BertForTokenClassification(bert_config(id2label=dict(enumerate(labels)),
-                                                                label2id={l: i for i, l in enumerate(labels)}))
+                                                                label2id={label: i for i, label in enumerate(labels)}))
     model.save_pretrained(str(tmp_path / "dashes"))
     write_tokenizer(tmp_path / "dashes")
     answer = Engine().import_hf_model(tmp_path / "dashes", "ner", hub_model_id="Org/Dashes-NER")

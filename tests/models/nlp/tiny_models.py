@@ -42,7 +42,7 @@ def build(folder: Path, kind: str, seed: int = 0) -> Path:
     labels = {"token": NER_LABELS, "sequence": CLASS_LABELS, "nli": NLI_LABELS, "similarity": ["score"]}.get(kind)
     extra = {}
     if labels is not None:
-        extra = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}
+        extra = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
     cls = {"base": "BertModel", "token": "BertForTokenClassification", "sequence": "BertForSequenceClassification",
            "nli": "BertForSequenceClassification", "similarity": "BertForSequenceClassification",
            "masked_lm": "BertForMaskedLM", "qa": "BertForQuestionAnswering"}[kind]

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import es_infer_nb
 
 sklearn = pytest.importorskip("sklearn")
 xgb = pytest.importorskip("xgboost")
@@ -197,7 +196,7 @@ def test_feature_importance_equals_shap_tree_explainer(engine, name, factory, ki
         docs = [dict(zip(NAMES, map(float, row))) for row in x[:5]]
         res = engine.infer(name, docs, {"regression": {"num_top_feature_importance_values": len(NAMES)}})
         base = stored["feature_importance_baseline"]["baseline"]
-        for doc, r in zip(docs, res):
+        for r in res:
             total = base + sum(f["importance"] for f in r["feature_importance"])
             if name == "rf-reg":
                 total /= len(model.estimators_)

@@ -1,4 +1,4 @@
-"""Adapters for ``../shared/conformance/nlp.json``: one function per case kind, each calling the real
+"""Adapters for ``nlp.json`` (tests/conformance/cases): one function per case kind, each calling the real
 tokenization and task code (contract in ``tests/conformance/runners/adapters.py``)."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from .network import pad_batch
-from .tasks import classification, expansion, fill_mask, helpers, ner, parse_task, qa
-from .tasks.classification import ZeroShotClassification
-from .tasks.expansion import TextExpansion
-from .tasks.ner import Ner
-from .tasks.qa import QuestionAnswering
-from .tokenization import Window, build_tokenizer, parse
-from .tokenization.wordpiece import BasicTokenizer
+from es_infer_nb.models.nlp.network import pad_batch
+from es_infer_nb.models.nlp.tasks import classification, expansion, fill_mask, helpers, ner, parse_task, qa
+from es_infer_nb.models.nlp.tasks.classification import ZeroShotClassification
+from es_infer_nb.models.nlp.tasks.expansion import TextExpansion
+from es_infer_nb.models.nlp.tasks.ner import Ner
+from es_infer_nb.models.nlp.tasks.qa import QuestionAnswering
+from es_infer_nb.models.nlp.tokenization import Window, build_tokenizer, parse
+from es_infer_nb.models.nlp.tokenization.wordpiece import BasicTokenizer
 
 
 def _tokenizer(vocab: list[str], tokenization: dict[str, Any] | None, never_split: list[str] | None = None):

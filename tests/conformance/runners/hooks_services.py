@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ApiError
-from .base import InferenceContext
-from .custom import parse_custom_settings, parse_parameters, render_request
-from .json_path import extract
-from .loopback import LoopbackServer
-from .parsers import ErrorParser, parse_json_parser
-from .secrets import Secret
+from es_infer_nb.errors import ApiError
+from es_infer_nb.services.base import InferenceContext
+from es_infer_nb.services.custom import parse_custom_settings, parse_parameters, render_request
+from es_infer_nb.services.json_path import extract
+from es_infer_nb.services.loopback import LoopbackServer
+from es_infer_nb.services.parsers import ErrorParser, parse_json_parser
+from es_infer_nb.services.secrets import Secret
 
 _MOCK_URL = "<mock server url>"
 
@@ -59,7 +59,7 @@ def json_path_extract(input: Any, path: str) -> dict[str, Any]:
 
 def custom_end_to_end(task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
                       secret_settings: dict[str, Any], input: dict[str, Any], http_response: dict[str, Any]) -> Any:
-    from ..engine import Engine
+    from es_infer_nb.engine import Engine
 
     answer = (http_response.get("status", 200), http_response.get("body"))
     with LoopbackServer(lambda _req: answer) as server:

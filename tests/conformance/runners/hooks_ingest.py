@@ -1,0 +1,113 @@
+"""Hooks the conformance harness calls for processor.json and ml_inference.json cases.
+
+``mutate_document`` and ``result_serialization`` cases hand over a finished upstream result object
+(``model_result``, the fields of ``ClassificationInferenceResults`` & co.), not a model: it is built
+as the product's own result object (:mod:`es_infer_nb.models.results`) and rendered by the same
+``as_map`` that renders every ``_infer`` answer. Nothing here computes a result itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from es_infer_nb.models import inference_config as ic
+from es_infer_nb.models.results import ClassificationResult, RegressionResult, error_result, warning_result
+from es_infer_nb.ingest.document import Doc
+from es_infer_nb.ingest.inference import InferenceProcessor, map_fields
+from es_infer_nb.ingest.pipeline import parse_processor
+
+
+def _inference(processor: dict[str, Any]) -> InferenceProcessor:
+    proc = parse_processor(copy.deepcopy(processor))
+    if not isinstance(proc, InferenceProcessor):
+        raise TypeError(f"expected an inference processor, got [{proc.type}]")
+    return proc
+
+
+def processor_config(processor: dict[str, Any]) -> dict[str, Any]:
+    proc = _inference(processor)
+    return {
+        "configured_with_input_fields": proc.inputs is not None,
+        "model_id": proc.model_id,
+        "target_field": proc.target_field,
+        "inputs": proc.inputs,
+        "field_map": proc.field_map,
+    }
+
+
+def build_request(processor: dict[str, Any], input_doc: dict[str, Any], ingest_metadata: dict[str, Any]) -> dict[str, Any]:
+    proc = _inference(processor)
+    doc = Doc(copy.deepcopy(input_doc), copy.deepcopy(ingest_metadata or {}))
+    return map_fields(proc.model_input(doc), proc.field_map)
+
+
+def field_map_apply(field_map: dict[str, str], input_fields: dict[str, Any]) -> dict[str, Any]:
+    return map_fields(dict(input_fields), field_map)
+
+
+def result_map(model_result: dict[str, Any], processor_update: dict[str, Any] | None) -> dict[str, Any]:
+    """The upstream result object (its fields as the case gives them) built as the product's result
+    object and rendered by the product's renderer, the one ``_infer`` and the processors use."""
+    kind = model_result.get("type")
+    if kind == "warning":
+        return warning_result(model_result.get("warning"))
+    if kind == "error":
+        return error_result(model_result.get("error"))
+    config = ic.apply_update("conformance", ic.parse_config({kind: model_result.get("config") or {}}),
+                             (processor_update or {}) if kind in (processor_update or {}) else None)
+    if kind == "regression":
+        return RegressionResult.create(model_result["value"], config,
+                                       model_result.get("feature_importance")).as_map()
+    return ClassificationResult.create(
+        model_result["value"], model_result.get("classification_label"), config,
+        top_classes=model_result.get("top_classes"), prediction_probability=model_result.get("prediction_probability"),
+        prediction_score=model_result.get("prediction_score"),
+        feature_importance=model_result.get("feature_importance"),
+    ).as_map()
+
+
+def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any]) -> dict[str, Any]:
+    proc = _inference(processor)
+    doc = Doc(copy.deepcopy(input_doc))
+    proc.write(doc, result_map(model_result, proc.update), proc.model_id)
+    return doc.source()
+
+
+def result_serialization(model_result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    return result_map(model_result, config)
+
+
+# -- OpenSearch ml_inference ------------------------------------------------------------------------
+
+def ml_inference_process(processor: dict[str, Any], input_doc: dict[str, Any] | None, predict: Any) -> dict[str, Any]:
+    from es_infer_nb.ingest.ml_inference import create
+
+    proc = create(processor)
+    doc = Doc(data=copy.deepcopy(input_doc or {}))
+    proc.process(doc, predict)
+    return doc.source()
+
+
+def jsonpath_read(input_doc: Any, path_expr: str) -> Any:
+    from es_infer_nb.ingest.ml_inference import json_path_read
+
+    return json_path_read(input_doc, path_expr)
+
+
+def parse_tensor_data(tensor: dict[str, Any]) -> Any:
+    from es_infer_nb.ingest.ml_inference import parse_tensor_data as parse
+
+    return parse(tensor)
+
+
+def write_new_dot_path(input_doc: dict[str, Any], path: str) -> list[str]:
+    from es_infer_nb.ingest.ml_inference import write_new_dot_path as expand
+
+    return expand(input_doc or {}, path)
+
+
+def ml_inference_factory(processor: dict[str, Any]) -> str:
+    from es_infer_nb.ingest.ml_inference import create
+
+    return create(processor).type

@@ -19,7 +19,10 @@ from .document import Doc
 from .pipeline import Processor, Run, as_api_error
 
 DEFAULT_TARGET_FIELD = "ml.inference"
-UPDATE_TYPES = tuple(t for t in ic.ALL_TYPES if t != "learning_to_rank")
+#: the processor's inference types, in the order ES lists them ("Supported types [...]"): the two
+#: tree types, then the NLP types by name
+UPDATE_TYPES = ("classification", "regression") + tuple(
+    sorted(t for t in ic.ALL_TYPES if t not in ("learning_to_rank", "classification", "regression")))
 RESERVED_FIELDS = ("warning", "model_id")
 
 
@@ -108,6 +111,19 @@ def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict
         if value is not None and fields.get(dest) is None:
             fields[dest] = value
     return fields
+
+
+def split_output_path(path: str) -> tuple[str | None, str]:
+    """ES ``extractBasePathAndFinalElement``: ``foo.bar.result`` -> (``foo.bar``, ``result``);
+    ``result`` -> (None, ``result``)."""
+    base, dot, last = path.rpartition(".")
+    return (base, last) if dot else (None, path)
+
+
+def input_config(entry: dict[str, str]) -> dict[str, str | None]:
+    """One ``input_output`` entry as ES's ``InputConfig``: input field, output base path, final element."""
+    base, last = split_output_path(entry["output_field"])
+    return {"input_field": entry["input_field"], "output_base_path": base, "output_field": last}
 
 
 class InferenceProcessor(Processor):

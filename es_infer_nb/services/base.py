@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -172,11 +173,13 @@ class HttpService(Service):
         assert transport is not None
         size = self.batch_size(endpoint, ctx) or max(1, len(inputs))
         batches = [list(range(i, min(i + size, len(inputs)))) for i in range(0, len(inputs), size)]
+        timeout_s = ctx.timeout_s or transport.settings.timeout_s
+        deadline = time.monotonic() + timeout_s  # one deadline for the whole call, all its batches
 
         def call(batch: list[int]) -> dict[str, Any]:
             texts = [inputs[i] for i in batch]
             request = self.build_request(endpoint, texts, ctx)
-            response = transport.send(request, ctx.timeout_s)
+            response = transport.send(request, timeout_s, deadline=deadline)
             return self._read(endpoint, response, ctx)
 
         outcomes = transport.map(call, batches)

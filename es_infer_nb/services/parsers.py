@@ -137,11 +137,22 @@ class SparseEmbeddingParser(ResponseParser):
                 wts = _list_of(wts, weights.field_name(-1))
                 _same_size(len(toks), len(wts))
                 names = [str(t) if not isinstance(t, float) or not t.is_integer() else str(int(t)) for t in toks]
-                values = [_float32(w) for w in _convert_list(wts, to_number, weights.field_name(-1))]
+                values = [_float32(w) for w in _weights(wts, weights.field_name(-1))]
             except ApiError as err:
                 raise illegal_state(f"Failed to parse sparse embedding entry [{i}], error: {err.reason}") from None
             out.append({"is_truncated": False, "embedding": dict(zip(names, values))})
         return {"sparse_embedding": out}
+
+
+def _weights(values: list[Any], field: str) -> list[float | int]:
+    """Each weight a number (ES: ``Failed to parse weight item: [i] of array, error: ...``)."""
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(to_number(v, field))
+        except ApiError as err:
+            raise illegal_state(f"Failed to parse weight item: [{i}] of array, error: {err.reason}") from None
+    return out
 
 
 def _same_size(tokens: int, weights: int) -> None:
@@ -223,6 +234,16 @@ class CustomParser(ResponseParser):
         return {"custom": body}
 
 
+#: the settings each task type's ``json_parser`` reads (anything else is unknown)
+PARSER_KEYS: dict[str, tuple[str, ...]] = {
+    "text_embedding": ("text_embeddings", "embedding_type"),
+    "sparse_embedding": ("token_path", "weight_path"),
+    "rerank": ("relevance_score", "reranked_index", "document_text"),
+    "completion": ("completion_result",),
+    "custom": (),
+}
+
+
 def parse_json_parser(task_type: str, raw: Any, scope: str | None = None) -> ResponseParser:
     """The ``json_parser`` settings of ``task_type`` (ES's ``fromMap`` of each parser)."""
     v = Validation()
@@ -255,7 +276,7 @@ def parse_json_parser(task_type: str, raw: Any, scope: str | None = None) -> Res
     elif task_type == "custom":
         parser = CustomParser(task_type)
     else:
-        raise ApiError("status_exception", f"The [custom] service does not support task type [{task_type}]", 400)
+        raise illegal_argument(f"Invalid task type received [{task_type}] while constructing response parser")
     return parser
 
 

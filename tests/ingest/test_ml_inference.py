@@ -115,12 +115,13 @@ def test_fan_out_size_mismatch_and_non_array():
     with pytest.raises(ApiError) as info:
         run({"model_id": "m", "input_map": [{"input": "book.*.chunk.text.*.context"}],
              "output_map": [{"book.*.chunk.text.*.emb": "r"}]}, BOOKS, Recorder(tensor_output({"r": [1, 2]})))
-    assert info.value.reason == ("An unexpected error occurred: the prediction field: r is an array in size of 2 but "
+    # written outside ModelExecutor's output reading, so not wrapped in "An unexpected error occurred: "
+    assert info.value.reason == ("the prediction field: r is an array in size of 2 but "
                                  "the document field array from field book.*.chunk.text.*.emb is in size of 3")
     with pytest.raises(ApiError) as info:
         run({"model_id": "m", "input_map": [{"input": "book.*.chunk.text.*.context"}],
              "output_map": [{"book.*.chunk.text.*.emb": "r"}]}, BOOKS, Recorder(tensor_output({"r": 5})))
-    assert info.value.reason.endswith("Model output is not an array, cannot assign to array in documents.")
+    assert info.value.reason == "Model output is not an array, cannot assign to array in documents."
 
 
 def test_override_false_skips_model_call_when_all_targets_exist():
@@ -134,10 +135,21 @@ def test_override_false_skips_model_call_when_all_targets_exist():
 def test_missing_input_errors_and_ignore_missing():
     with pytest.raises(ApiError) as info:
         run({"model_id": "m", "input_map": [{"i": "nope"}]}, {"a": 1}, Recorder(tensor_output({"r": 1})))
-    assert info.value.reason == "field name in input_map: [nope] doesn't exist"
+    assert info.value.reason == "Cannot find field name defined from input map: nope"
     rec = Recorder(tensor_output({"r": 1}))
     assert run({"model_id": "m", "input_map": [{"i": "nope"}], "ignore_missing": True}, {"a": 1}, rec) == {"a": 1}
     assert rec.calls == []
+
+
+def test_no_model_input_from_an_empty_document():
+    for function_name in ("remote", "text_embedding"):
+        for ignore_missing in (True, False):
+            rec = Recorder(tensor_output({"r": 1}))
+            with pytest.raises(ApiError) as info:
+                run({"model_id": "m", "function_name": function_name, "ignore_missing": ignore_missing,
+                     "model_input": '{ "parameters": ${ml_inference.parameters} }'}, {}, rec)
+            assert info.value.reason == "wrong input. The model input cannot be empty."
+            assert rec.calls == []
 
 
 def test_default_output_field_and_full_response():
@@ -228,3 +240,18 @@ def test_pipeline_factory_error_is_reported(reg):
         "model_id": "reg", "function_name": "text_embedding"}}]})
     assert r.status == 400
     assert "Please provide model input" in json.dumps(r.body)
+
+
+def test_output_path_not_found_with_ignore_missing_writes_the_whole_map():
+    # ModelExecutor: a path that finds nothing gives the tensor's dataAsMap (or, with full_response_path,
+    # the whole output) when ignore_missing is set, and an error otherwise
+    out = run({"model_id": "m", "output_map": [{"x": "r.nope"}], "ignore_missing": True}, {"a": 1},
+              Recorder(tensor_output({"r": {"k": 1}})))
+    assert out == {"a": 1, "x": {"r": {"k": 1}}}
+    mo = tensor_output({"r": [1]})
+    out = run({"model_id": "m", "output_map": [{"x": "$.inference_results[0].output[0].nope"}],
+               "ignore_missing": True, "full_response_path": True}, {"a": 1}, Recorder(mo))
+    assert out["x"] == mo
+    with pytest.raises(ApiError) as info:
+        run({"model_id": "m", "output_map": [{"x": "r.nope"}]}, {"a": 1}, Recorder(tensor_output({"r": {"k": 1}})))
+    assert info.value.reason == "An unexpected error occurred: model inference output cannot find field name: r.nope"

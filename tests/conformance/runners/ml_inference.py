@@ -7,7 +7,9 @@ Adapter functions in ``es_infer_nb.ingest.conformance`` (see ``adapters.py``):
   and returns the case's ``mocked_model_output`` (the ModelTensorOutput JSON), or raises
   ``RuntimeError(mocked_model_failure)``. Compared: ``expected_doc`` (the whole ``_source``),
   ``expected_model_parameters`` / ``expected_model_parameters_json`` (the map sent), and
-  ``expected_error.message`` (raised) / ``expected_no_error``.
+  ``expected_error.message`` (raised) / ``expected_no_error``. A case with ``input_ingest_metadata``
+  runs ``ml_inference_process_ingest(processor, input_doc, ingest_metadata, predict) -> {"source",
+  "ingest"}`` instead, and may also expect ``expected_ingest_metadata`` (the whole ``_ingest`` map).
 * ``jsonpath_read(input_doc, path_expr) -> value``; ``parse_tensor_data(tensor) -> list``
   (``expected_value_type: float32`` = values rounded to float32); ``write_new_dot_path(input_doc,
   path) -> list of concrete paths`` per run; ``ml_inference_factory(processor) -> processor type``
@@ -42,7 +44,8 @@ def _error_expectation(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
-    hook = _hook("ml_inference_process")
+    with_ingest = "input_ingest_metadata" in case or "expected_ingest_metadata" in case
+    hook = _hook("ml_inference_process_ingest" if with_ingest else "ml_inference_process")
     tol = tolerance(case)
     diff = Diff()
     sent: list[Any] = []
@@ -53,9 +56,10 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
             raise RuntimeError(case["mocked_model_failure"])
         return copy.deepcopy(case.get("mocked_model_output"))
 
+    extra = {"ingest_metadata": copy.deepcopy(case.get("input_ingest_metadata"))} if with_ingest else {}
     try:
         doc = hook(processor=copy.deepcopy(case["processor"]), input_doc=copy.deepcopy(case.get("input_doc")),
-                   predict=predict)
+                   predict=predict, **extra)
     except Exception as exc:  # noqa: BLE001 - compared with the case's expected error
         if "expected_error" not in case:
             pytest.fail(f"ml_inference_process raised {type(exc).__name__}: {exc}", pytrace=False)
@@ -64,8 +68,13 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
         return
     if "expected_error" in case:
         diff.add(f"expected error {case['expected_error']}, got document {doc!r}"[:600])
+    ingest = None
+    if with_ingest:
+        doc, ingest = doc["source"], doc["ingest"]
     if "expected_doc" in case:
         diff.check(doc, case["expected_doc"], tol, "doc", full=True)
+    if "expected_ingest_metadata" in case:
+        diff.check(ingest, case["expected_ingest_metadata"], tol, "ingest metadata", full=True)
     for key in ("expected_model_parameters", "expected_model_parameters_json"):
         if key in case:
             want = json.loads(case[key]) if key.endswith("_json") else case[key]
@@ -73,7 +82,8 @@ def run_process(case: dict[str, Any], meta: dict[str, Any]) -> None:
                 diff.add(f"{key}: the model was never called")
             else:
                 diff.check(sent[0], want, tol, key, full=True)
-    if not any(k in case for k in ("expected_doc", "expected_error", "expected_no_error", "expected_model_parameters",
+    if not any(k in case for k in ("expected_doc", "expected_ingest_metadata", "expected_error", "expected_no_error",
+                                   "expected_model_parameters",
                                    "expected_model_parameters_json")):
         diff.add("case has no expectation the harness knows")
     diff.done()

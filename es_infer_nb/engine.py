@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, without_paths
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .stats import StatsRegistry
@@ -116,6 +116,8 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
+        #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
+        #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()
         if self.home is not None:
             clean_home(self.home)
@@ -201,22 +203,22 @@ class Engine:
         from .models.runner import load_model
         from .models.tree.metadata import baseline, total_importance
 
+        stored = self.models.config(model_id)
+        config = parse_config(stored["inference_config"])
+        model = load_model(self, model_id)  # the model work runs outside the state lock
+        extra: dict[str, Any] = {"feature_importance_baseline": baseline(model, config)}
+        if data is not None:
+            frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
+            index = {f: i for i, f in enumerate(feature_names)}
+            x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
+            for j, f in enumerate(model.compiled.features):
+                if f in index:
+                    x[:, j] = frame[:, index[f]]
+            extra["total_feature_importance"] = total_importance(model, config, x)
         with self.lock:
-            stored = dict(self.models.config(model_id))
-            config = parse_config(stored["inference_config"])
-            model = load_model(self, model_id)
-            metadata = dict(stored.get("metadata") or {})
-            metadata["feature_importance_baseline"] = baseline(model, config)
-            if data is not None:
-                frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
-                index = {f: i for i, f in enumerate(feature_names)}
-                x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
-                for j, f in enumerate(model.compiled.features):
-                    if f in index:
-                        x[:, j] = frame[:, index[f]]
-                metadata["total_feature_importance"] = total_importance(model, config, x)
-            stored["metadata"] = metadata
-            self.models.put(model_id, stored)
+            current = dict(self.models.config(model_id))
+            current["metadata"] = {**(current.get("metadata") or {}), **extra}
+            self.models.put(model_id, current)
 
     def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""
@@ -244,27 +246,29 @@ class Engine:
         try:
             req = self._parse(method, path, body, params)
             req.remote = remote
-            with self.lock:
-                status, answer, headers = dispatch(self, req)
-            if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock
+            status, answer, headers = dispatch(self, req)  # takes the state lock where the route needs it
+            if isinstance(answer, Deferred):  # e.g. a queued _infer: waits for the deployment's queue
                 answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:
-            return Response(err.status, err.body(), dict(err.headers))
+            return Response(err.status, without_paths(err.body(), self.home), dict(err.headers))
         except Exception as exc:  # noqa: BLE001 - never a raw traceback for a request
             err = ApiError(_snake(type(exc).__name__) + ("" if type(exc).__name__.endswith("Exception") else "_exception"), str(exc) or type(exc).__name__, 500)
-            return Response(500, err.body())
+            return Response(500, without_paths(err.body(), self.home))
 
     def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
         from .api.request import Request
+        from .api.xcontent import check_object, decode_utf8
 
         split = urlsplit(path if path.startswith("/") else "/" + path)
         merged = dict(parse_qsl(split.query, keep_blank_values=True))
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
-            body = body.decode("utf-8")
+            body = decode_utf8(bytes(body))
         if isinstance(body, str):
             body = parse_json_body(body)
+        else:
+            check_object(body)
         uri = split.path + (f"?{split.query}" if split.query else "")
         return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
 
@@ -276,17 +280,10 @@ def _flush_stats(ref: "weakref.ref[Engine]") -> None:
 
 
 def parse_json_body(text: str) -> Any:
-    """Parse a request body the way ES reports malformed JSON."""
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[{exc.lineno}:{exc.colno}] Unexpected character or end of input: {exc.msg}",
-            400,
-        ) from None
+    """Parse a request body the way ES does: its XContent limits and its 400s (api.xcontent)."""
+    from .api.xcontent import parse_json
+
+    return parse_json(text)
 
 
 _default: Engine | None = None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends import NlpBackend, resolve
 from ..errors import ApiError
 from ..models.deployments import deployments
+from ..models.inference_config import ALL_TYPES
 from ..models.parsing import reject_unknown
 from .deployments import queued_infer
 from .request import Request
@@ -16,9 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout")
-@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout")
-@route("POST", "_ml/inference/{model_id}/_infer", "timeout")
+@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/inference/{model_id}/_infer", "timeout", exclusive=False)
 def infer(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("infer_trained_model_request")
@@ -41,6 +42,7 @@ def infer(engine: "Engine", req: Request) -> Any:
                 f"[infer_trained_model_request] failed to parse field [docs]: docs[{i}] must be an object",
                 400,
             )
+    _check_config_names(body.get("inference_config"))
     backend = resolve(engine, model_id, endpoints=False)  # _infer names trained models only
     if isinstance(backend, NlpBackend):  # pytorch: queued on the deployment, answered outside the engine lock
         return queued_infer(engine, backend.deployment(), docs, body.get("inference_config"), req)
@@ -50,3 +52,19 @@ def infer(engine: "Engine", req: Request) -> Any:
         if "error" in doc:
             raise ApiError("status_exception", str(doc["error"]), 400)
     return {"inference_results": out}
+
+
+def _check_config_names(update: Any) -> None:
+    """``inference_config`` is a named object of the request parser: an unknown name is ES's
+    ``x_content_parse_exception`` caused by ``named_object_not_found_exception`` (the ingest
+    processor's "unrecognized inference configuration type" is its own parser's message)."""
+    if not isinstance(update, dict):
+        return
+    for name in update:
+        if name not in ALL_TYPES:
+            raise ApiError(
+                "x_content_parse_exception",
+                "[infer_trained_model_request] failed to parse field [inference_config]",
+                400,
+                caused_by=ApiError("named_object_not_found_exception", f"unknown field [{name}]", 400),
+            )

@@ -9,6 +9,7 @@ from ..errors import ApiError, not_found
 from ..ingest.pipeline import parse_pipeline
 from ..ingest.simulate import simulate
 from .cluster_settings import MAX_INFERENCE_PROCESSORS, setting
+from .ids import require_pipeline_id
 from .request import Request
 from .routing import route
 
@@ -52,6 +53,7 @@ def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipe
 @route("PUT", "_ingest/pipeline/{id}", "if_version")
 def put_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("pipeline")
+    require_pipeline_id(req.path_params["id"])
     validate_pipeline(body, engine, req.path_params["id"])
     engine.pipelines.put(req.path_params["id"], body)
     return {"acknowledged": True}
@@ -82,10 +84,10 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
     return {"acknowledged": True}
 
 
-@route("POST", "_ingest/pipeline/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/_simulate", "verbose")
-@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose")
+@route("POST", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
 def simulate_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("simulate")
     return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False))

@@ -97,12 +97,12 @@ def get_task(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).task_doc(req.path_params["task_id"])
 
 
-@route("POST", f"{BASE}/models/{{model_id}}/_predict")
+@route("POST", f"{BASE}/models/{{model_id}}/_predict", exclusive=False)
 def predict(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).predict(req.path_params["model_id"], _body(req))
 
 
-@route("POST", f"{BASE}/_predict/{{algorithm}}/{{model_id}}")
+@route("POST", f"{BASE}/_predict/{{algorithm}}/{{model_id}}", exclusive=False)
 def predict_algorithm(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).predict(req.path_params["model_id"], _body(req), req.path_params["algorithm"])
 

@@ -25,23 +25,26 @@ GET_PARAMS = ("include", "decompress_definition", "exclude_generated", "allow_no
               "include_model_definition")
 
 
-@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion")
+@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion",
+       exclusive=False)
 def put_model(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("trained_model_config")
     defer = req.bool_param("defer_definition_decompression", False)
     req.bool_param("wait_for_completion", False)
     check_no_vocabulary(body)
-    stored, _definition = validate_put(model_id, body, defer)
-    stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
-    if stored_here or engine.models.aliases.get(model_id) is not None:
-        raise already_exists(f"Trained machine learning model [{model_id}] already exists")
-    if deployments(engine).get(model_id) is not None:
-        raise ApiError("status_exception",
-                       f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+    stored, _definition = validate_put(model_id, body, defer)  # parsing a definition: outside the state lock
     if stored.get("model_type") == "pytorch":
         stored = with_native_location(stored)
-    engine.models.put(model_id, stored)
+    registry = deployments(engine)
+    with engine.lock:
+        stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
+        if stored_here or engine.models.aliases.get(model_id) is not None:
+            raise already_exists(f"Trained machine learning model [{model_id}] already exists")
+        if registry.get(model_id) is not None:
+            raise ApiError("status_exception",
+                           f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+        engine.models.put(model_id, stored)
     return emit(stored, include=set())
 
 
@@ -132,10 +135,18 @@ def _references(node: Any, ids: set[str]) -> bool:
     return False
 
 
-@route("DELETE", "_ml/trained_models/{model_id}", "force")
+@route("DELETE", "_ml/trained_models/{model_id}", "force", exclusive=False)
 def delete_model(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     force = req.bool_param("force", False)
+    with engine.lock:  # checks and deletion together; the deployments' queues drain outside the lock
+        detached = _delete_model(engine, model_id, force)
+    for dep in detached:
+        dep.shutdown()
+    return {"acknowledged": True}
+
+
+def _delete_model(engine: "Engine", model_id: str, force: bool) -> list[Any]:
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
     check_not_lang_ident(model_id, "delete")
@@ -164,10 +175,10 @@ def delete_model(engine: "Engine", req: Request) -> Any:
                     "by ingest processors; use force to delete the model",
                     409,
                 )
-    deployments(engine).forget_model(model_id)
+    detached = deployments(engine).forget_model(model_id)
     native_definitions(engine).delete(model_id)
     engine.models.delete(model_id)
-    return {"acknowledged": True}
+    return detached
 
 
 @route("PUT", "_ml/trained_models/{model_id}/model_aliases/{model_alias}", "reassign")

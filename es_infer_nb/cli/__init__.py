@@ -133,6 +133,9 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--password-file", metavar="PATH", help="read the --user password from the first line of PATH")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    p.add_argument("--allowed-hosts", metavar="HOSTS", default=None,
+                   help="comma-separated host names answered in Host / Origin headers, '*' for any "
+                   "(default: the bound address plus localhost, 127.0.0.1 and [::1]; others get a 403)")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="run uploaded TorchScript definitions without checking their operations first (only for "
                    "uploads you trust); default: $ES_INFER_NB_TRUST_TORCHSCRIPT")
@@ -578,6 +581,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_content_length=args.max_content_length,
             access_log=args.access_log,
             log_level="info" if args.access_log else "warning",
+            allowed_hosts=args.allowed_hosts,
         )
         settings.check()
     except (ValueError, InsecureBindError) as exc:

@@ -22,6 +22,7 @@ from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
 from .pipeline import Processor, Run
+from .regexes import bound_json_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -141,7 +142,9 @@ def _jsonpath_ng_read(root: Any, path: str) -> Any:
 
     expr = path if path.startswith("$") else "$." + path
     try:
-        matches = [m.value for m in parse(expr).find(root)]
+        matches = [m.value for m in bound_json_path(parse(expr), "ml_inference").find(root)]
+    except ApiError:
+        raise  # a =~ filter over the regex time limit: this document's error
     except Exception:  # noqa: BLE001 - an invalid path reads as missing
         return None
     if not matches:

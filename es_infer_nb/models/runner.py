@@ -32,23 +32,28 @@ def load_model(engine: "Engine", model_id: str, device: str | None = None) -> Tr
     cached = engine.models.loaded(model_id, dev)
     if cached is not None:
         return cached
-    if model_id == LANG_IDENT_ID:
-        lang_ident = LangIdentModel(model_id)  # CLD3's network, the same on every device
-        engine.models.remember(model_id, dev, lang_ident)
+    with engine.models.load_lock(model_id, dev):  # one load per model and device; the state lock is not held
+        cached = engine.models.loaded(model_id, dev)
+        if cached is not None:
+            return cached
+        if model_id == LANG_IDENT_ID:
+            lang_ident = LangIdentModel(model_id)  # CLD3's network, the same on every device
+            engine.models.remember(model_id, dev, lang_ident)
+            engine.stats.record(model_id, cache_misses=1)
+            return lang_ident
+        stored = engine.models.config(model_id)
+        if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
+            raise ApiError(
+                "status_exception",
+                f"Model [{model_id}] must be deployed to use. Please deploy with the start trained model deployment "
+                "API.",
+                409,
+            )
+        if stored.get("definition") is None and stored.get("compressed_definition") is None:
+            raise ApiError("status_exception", f"Model [{model_id}] has no definition to run", 400)
+        model = TreeModel(model_id, stored, dev)
+        engine.models.remember(model_id, dev, model, stored)  # not cached when the model changed meanwhile
         engine.stats.record(model_id, cache_misses=1)
-        return lang_ident
-    stored = engine.models.config(model_id)
-    if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
-        raise ApiError(
-            "status_exception",
-            f"Model [{model_id}] must be deployed to use. Please deploy with the start trained model deployment API.",
-            409,
-        )
-    if stored.get("definition") is None and stored.get("compressed_definition") is None:
-        raise ApiError("status_exception", f"Model [{model_id}] has no definition to run", 400)
-    model = TreeModel(model_id, stored, dev)
-    engine.models.remember(model_id, dev, model)
-    engine.stats.record(model_id, cache_misses=1)
     return model
 
 

@@ -1,4 +1,5 @@
-"""ES's ``custom`` service (and ``alibaba-cloud-custom-model``, the same service under another name).
+"""ES's ``custom`` service (its flat layout is also read by ``alibaba-cloud-custom-model``, see
+:mod:`.alibaba_custom`).
 
 Any HTTP model service described by a url, headers, query parameters, a JSON request template and
 JSON paths into the answer (spec §10.3). Always POST.
@@ -330,9 +331,3 @@ class CustomService(HttpService):
             ServiceSetting("max_concurrent_requests", "Upstream requests in flight at once (es-infer-nb).",
                            type="int", default_value=8),
         ]
-
-
-class AlibabaCloudCustomModelService(CustomService):
-    """``alibaba-cloud-custom-model``: the custom service under the name Alibaba Cloud's docs use."""
-
-    name = "alibaba-cloud-custom-model"

@@ -65,6 +65,7 @@ class MlCommons:
 
     def __init__(self, engine: "Engine") -> None:
         self._engine = weakref.ref(engine)
+        self.state_lock = engine.lock  # the engine's state lock (a predict call holds it only to read state)
         self.home = engine.home
         self.connectors = engine.ml_connectors
         self.groups = engine.ml_model_groups
@@ -269,11 +270,12 @@ class MlCommons:
                 timeout_s: float | None = None) -> dict[str, Any]:
         """The Predict API: ``parameters`` for a remote model, ``text_docs`` (and ``return_number``,
         ``target_response``) for a text embedding model or a remote one with an embedding pre-process."""
-        doc = self.model_doc(model_id)
-        if doc.get("model_state") != "DEPLOYED":
-            self.deploy(model_id)  # ml-commons' model_auto_deploy
-        if doc["algorithm"] == "REMOTE":
-            connector = self._model_connector(model_id, doc)
+        with self.state_lock:  # the state this call reads (and an auto-deploy) under the state lock only
+            doc = self.model_doc(model_id)
+            if doc.get("model_state") != "DEPLOYED":
+                self.deploy(model_id)  # ml-commons' model_auto_deploy
+            connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
+        if connector is not None:  # the remote call runs outside the lock: a slow service stops no one else
             if "text_docs" in body and (algorithm or "remote").lower() != "remote":
                 call = connector.text_docs_parameters(_text_docs(body))
             else:

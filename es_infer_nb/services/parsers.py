@@ -144,6 +144,47 @@ class SparseEmbeddingParser(ResponseParser):
         return {"sparse_embedding": out}
 
 
+@dataclass
+class SparseResultParser(ResponseParser):
+    """Alibaba's ``sparse_result``: ``path`` finds one entry per input, ``value.sparse_token`` and
+    ``value.sparse_weight`` (paths from that entry) its tokens and their weights."""
+
+    path: str
+    sparse_token: str
+    sparse_weight: str
+
+    def to_settings(self) -> dict[str, Any]:
+        return {"sparse_result": {"path": self.path, "value": {"sparse_token": self.sparse_token,
+                                                                "sparse_weight": self.sparse_weight}}}
+
+    def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
+        found = extract(body, self.path)
+        entries = [found.value] if isinstance(found.value, dict) else _list_of(found.value, found.field_name(-1))
+        out = []
+        for i, entry in enumerate(entries):
+            try:
+                tokens = extract(entry, self.sparse_token)
+                weights = extract(entry, self.sparse_weight)
+                toks = _list_of(tokens.value, tokens.field_name(-1))
+                wts = _list_of(weights.value, weights.field_name(-1))
+                _same_size(len(toks), len(wts))
+                names = [_token_name(t, tokens.field_name(-1)) for t in toks]
+                values = [_float32(w) for w in _weights(wts, weights.field_name(-1))]
+            except ApiError as err:
+                raise illegal_state(f"Failed to parse sparse embedding entry [{i}], error: {err.reason}") from None
+            out.append({"is_truncated": False, "embedding": dict(zip(names, values))})
+        return {"sparse_embedding": out}
+
+
+def _token_name(token: Any, field: str) -> str:
+    """A token as the key of a sparse embedding: a string as it is, an integer id (``6``, ``6.0``) as ``"6"``."""
+    if isinstance(token, str):
+        return token
+    if isinstance(token, bool) or not isinstance(token, (int, float)):
+        raise illegal_state(f"Unable to convert field [{field}] of type [{java_type(token)}] to [String]")
+    return str(int(token)) if isinstance(token, float) and token.is_integer() else str(token)
+
+
 def _weights(values: list[Any], field: str) -> list[float | int]:
     """Each weight a number (ES: ``Failed to parse weight item: [i] of array, error: ...``)."""
     out = []

@@ -11,7 +11,6 @@ seed has just created and whose documented response it shows.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -21,8 +20,9 @@ from es_infer_nb import Engine
 from es_infer_nb.services.loopback import LoopbackServer
 from es_infer_nb.services.ml_commons import MINILM
 from opensearch_services import connector_body, start, vector_of
+from seed_examples import DATA, assert_in_seed, fill, ok
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "002_a3ea9caa80214394.txt"
+SEED = DATA / "002_a3ea9caa80214394.txt"
 
 # -- the seed's JSON, as written ---------------------------------------------------------------------
 
@@ -178,21 +178,10 @@ LOCAL_SIMULATE = """{
 }"""
 
 
-def fill(text: str, **values: str) -> Any:
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return json.loads(text)
-
-
 def test_examples_are_the_seeds_own():
     """The JSON above is copied from the seed, character for character (whitespace aside)."""
-    if not SEED.exists():
-        pytest.skip("the seed documents are not next to this checkout")
-    squeeze = "".join
-    seed = squeeze(SEED.read_text(encoding="utf-8").split())
-    for example in (SYNTAX, REMOTE_PIPELINE, REMOTE_PREDICT, INPUT_MAP_REMOTE, REMOTE_SIMULATE, LOCAL_PREDICT,
-                    MODEL_INPUT, LOCAL_PIPELINE, LOCAL_SIMULATE):
-        assert squeeze(example.replace('\\"', '"').split()) in seed.replace('\\"', '"')
+    assert_in_seed(SEED.read_text(encoding="utf-8"), SYNTAX, REMOTE_PIPELINE, REMOTE_PREDICT, INPUT_MAP_REMOTE,
+                   REMOTE_SIMULATE, LOCAL_PREDICT, MODEL_INPUT, LOCAL_PIPELINE, LOCAL_SIMULATE)
 
 
 # -- the remote example ------------------------------------------------------------------------------
@@ -204,12 +193,6 @@ def service() -> Iterator[LoopbackServer]:
         yield server
     finally:
         server.stop()
-
-
-def ok(engine: Engine, method: str, path: str, body: Any = None) -> Any:
-    resp = engine.request(method, path, body)
-    assert resp.status == 200, resp
-    return resp.body
 
 
 @pytest.fixture

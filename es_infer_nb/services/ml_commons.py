@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import ApiError
 from ..storage import writing
 from .ml_connector import Connector, iae, parameter_text
+from .ml_local import LocalModel, registration
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
 from .transport import Transport
 
@@ -73,6 +74,9 @@ class MlCommons:
         self.tasks = engine.ml_tasks
         self.secrets = SecretStore(engine.home, SECRETS_FILE)
         self.device = engine.device
+        self.model_roots = tuple(getattr(engine, "ml_model_paths", ()))
+        self.trust_torchscript = bool(getattr(engine, "trust_torchscript", False))
+        self._local: dict[str, tuple[str, LocalModel]] = {}  # model id -> (content hash, deployed model)
         self._transports: dict[str, tuple[Transport, tuple[Any, ...]]] = {}
         self._lock = threading.RLock()
 
@@ -162,6 +166,7 @@ class MlCommons:
             raise iae("model name is null")
         function = str(body.get("function_name") or "").upper()
         inline: Connector | None = None
+        local: dict[str, Any] | None = None
         if function == "REMOTE":
             connector_id = body.get("connector_id")
             if connector_id is not None:
@@ -170,6 +175,9 @@ class MlCommons:
                 inline = Connector.parse(body["connector"], policy=policy)
             else:
                 raise iae("The connector ID field and the connector field can't be null at the same time.")
+        elif body.get("url") is not None:  # a TorchScript / ONNX model from a local path (services.ml_local)
+            local = registration(body, self.model_roots)
+            function = local.pop("function")
         else:
             pretrained = PRETRAINED.get(name)
             if pretrained is None:
@@ -190,6 +198,8 @@ class MlCommons:
                 doc["connector"] = inline.public()
             else:
                 doc["connector_id"] = str(body["connector_id"])
+        elif local is not None:
+            doc.update(local)
         else:
             doc["model_format"] = str(body.get("model_format") or "TORCH_SCRIPT").upper()
             doc["model_config"] = dict(PRETRAINED[name][1])
@@ -217,7 +227,7 @@ class MlCommons:
     def deploy(self, model_id: str) -> dict[str, Any]:
         doc = dict(self.model_doc(model_id))
         if doc["algorithm"] != "REMOTE":
-            local_model(doc, self.device).load()
+            self._local_model(model_id, doc)
         stamp = now_ms()
         doc.update({"model_state": "DEPLOYED", "last_updated_time": stamp, "last_deployed_time": stamp,
                     "planning_worker_node_count": 1, "current_worker_node_count": 1,
@@ -284,7 +294,27 @@ class MlCommons:
                     raise iae("Input data set should be a map of parameters: [parameters] is missing")
                 call = {str(k): parameter_text(v) for k, v in raw.items() if v is not None}
             return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
-        return local_predict(local_model(doc, self.device), body)
+        model = self._local_model(model_id, doc)
+        if isinstance(model, LocalModel):
+            return model.predict(body)
+        return local_predict(model, body)
+
+    def _local_model(self, model_id: str, doc: dict[str, Any]) -> Any:
+        """The loaded local model of ``doc``: one registered from a path (kept until undeployed), or a
+        pretrained one es_infer_nb carries."""
+        if doc.get("url") is None:
+            model = local_model(doc, self.device)
+            model.load()
+            return model
+        key = str(doc.get("model_content_hash_value"))
+        with self._lock:
+            found = self._local.get(model_id)
+        if found is not None and found[0] == key:
+            return found[1]
+        loaded = LocalModel(model_id, doc, self.model_roots, self.device, self.trust_torchscript)
+        with self._lock:
+            self._local[model_id] = (key, loaded)
+        return loaded
 
     def _model_connector(self, model_id: str, doc: dict[str, Any]) -> Connector:
         if "connector" in doc:
@@ -308,6 +338,7 @@ class MlCommons:
 
     def _forget(self, key: str) -> None:
         with self._lock:
+            self._local.pop(key.removeprefix("model:"), None)
             found = self._transports.pop(key, None)
         if found is not None:
             found[0].close()

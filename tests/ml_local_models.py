@@ -81,7 +81,7 @@ def mean_embedding(module: Any, folder: Path, text: str) -> np.ndarray:
 
     ids = torch.tensor([tokenizer(folder).encode(text).ids])
     with torch.no_grad():
-        hidden = module(ids, torch.ones_like(ids))[0][0]
+        hidden = module(ids, torch.ones_like(ids))[0]
     return hidden.mean(dim=0).numpy()
 
 

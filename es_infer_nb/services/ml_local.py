@@ -74,12 +74,14 @@ def resolve_url(url: Any, roots: Sequence[Path]) -> Path:
         raise iae(f"model url [{url}]: no directory is configured for local models: {PATH_HINT}")
     candidate = Path(raw).expanduser()
     tries = [candidate] if candidate.is_absolute() else [root / candidate for root in roots]
-    for path in tries:
-        real = path.resolve()
-        if any(real == r or real.is_relative_to(r) for r in (root.resolve() for root in roots)):
-            if not real.exists():
-                raise iae(f"model url [{url}]: no such file or folder")
+    real_roots = [root.resolve() for root in roots]
+    inside = [real for real in (path.resolve() for path in tries)
+              if any(real == r or real.is_relative_to(r) for r in real_roots)]
+    for real in inside:
+        if real.exists():
             return real
+    if inside:
+        raise iae(f"model url [{url}]: no such file or folder")
     raise iae(f"model url [{url}] is not under a directory es_infer_nb may read models from: {PATH_HINT}")
 
 

@@ -74,9 +74,7 @@ def resolve_url(url: Any, roots: Sequence[Path]) -> Path:
         raise iae(f"model url [{url}]: no directory is configured for local models: {PATH_HINT}")
     candidate = Path(raw).expanduser()
     tries = [candidate] if candidate.is_absolute() else [root / candidate for root in roots]
-    real_roots = [root.resolve() for root in roots]
-    inside = [real for real in (path.resolve() for path in tries)
-              if any(real == r or real.is_relative_to(r) for r in real_roots)]
+    inside = [path.resolve() for path in tries if _inside(path, roots)]
     for real in inside:
         if real.exists():
             return real
@@ -113,9 +111,23 @@ def _pick(names: Iterable[str], fmt: str) -> dict[str, str]:
     return found
 
 
-def read_files(path: Path, fmt: str) -> ModelFiles:
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    real = path.resolve()
+    return any(real == r or real.is_relative_to(r) for r in (root.resolve() for root in roots))
+
+
+def read_files(path: Path, fmt: str, roots: Sequence[Path]) -> ModelFiles:
     """The model file, ``tokenizer.json`` and ``idf.json`` of a zip or a folder (a single model file
-    takes the tokenizer beside it)."""
+    takes the tokenizer beside it); a file of a folder that links outside ``roots`` is refused."""
+    try:
+        return _read_files(path, fmt, roots)
+    except OSError as exc:
+        raise iae(f"cannot read the model content: {exc.strerror or exc}") from None
+    except zipfile.BadZipFile as exc:
+        raise iae(f"the model zip cannot be read: {exc}") from None
+
+
+def _read_files(path: Path, fmt: str, roots: Sequence[Path]) -> ModelFiles:
     picked: dict[str, bytes] = {}
     digest = hashlib.sha256()
     if path.is_dir() or not zipfile.is_zipfile(path):
@@ -123,6 +135,8 @@ def read_files(path: Path, fmt: str) -> ModelFiles:
         names = [p.name for p in folder.iterdir() if p.is_file()] if path.is_dir() else \
             [path.name] + [n for n in ("tokenizer.json", "idf.json") if (folder / n).is_file()]
         for key, name in _pick(names, fmt).items():
+            if not _inside(folder / name, roots):
+                raise iae(f"model file [{name}] links outside the directories of ml_model_paths")
             picked[key] = (folder / name).read_bytes()
         whole = picked.get("model", b"") + picked.get("tokenizer.json", b"") + picked.get("idf.json", b"")
         digest.update(whole)
@@ -164,7 +178,7 @@ def registration(body: dict[str, Any], roots: Sequence[Path]) -> dict[str, Any]:
         raise iae(f"[pooling_mode] must be one of {list(POOLING)}, found [{config.get('pooling_mode')}]")
     if "all_config" in config and not isinstance(config["all_config"], str):
         config["all_config"] = json.dumps(config["all_config"])
-    files = read_files(resolve_url(body.get("url"), roots), fmt)
+    files = read_files(resolve_url(body.get("url"), roots), fmt, roots)
     check_files(files, function, fmt, str(body.get("url")))
     wanted = body.get("model_content_hash_value")
     if wanted is not None and str(wanted).lower() != files.sha256:
@@ -239,16 +253,23 @@ class LocalModel:
         self.function = str(doc["algorithm"])
         self.config = dict(doc.get("model_config") or {})
         fmt = str(doc.get("model_format") or "TORCH_SCRIPT")
-        files = read_files(resolve_url(doc.get("url"), roots), fmt)
+        files = read_files(resolve_url(doc.get("url"), roots), fmt, roots)
         if files.sha256 != doc.get("model_content_hash_value"):
             raise iae(f"model content changed since model [{model_id}] was registered: register it again")
         check_files(files, self.function, fmt, str(doc.get("url")))
         assert files.tokenizer is not None
-        self.tokenizer = Tokenizer.from_str(files.tokenizer.decode("utf-8"))
+        try:
+            self.tokenizer = Tokenizer.from_str(files.tokenizer.decode("utf-8"))
+        except Exception:  # noqa: BLE001 - whatever the file holds, it is not a tokenizer
+            raise iae(f"the tokenizer.json of model [{model_id}] is not a Hugging Face tokenizer") from None
         self.tokenizer.no_padding()
         if self.tokenizer.truncation is None:
             self.tokenizer.enable_truncation(self._max_length())
-        self.idf: dict[str, float] = {str(k): float(v) for k, v in json.loads(files.idf).items()} if files.idf else {}
+        try:
+            self.idf: dict[str, float] = ({str(k): float(v) for k, v in json.loads(files.idf).items()}
+                                          if files.idf else {})
+        except (ValueError, TypeError, AttributeError):
+            raise iae(f"the idf.json of model [{model_id}] must be an object of token weights") from None
         self.network: Network | None = None
         if self.function != "SPARSE_TOKENIZE":
             self.network = _onnx(files) if fmt == "ONNX" else _torchscript(files, model_id, device or "cpu", trusted)
@@ -270,8 +291,13 @@ class LocalModel:
             n = len(e.ids)
             ids[i, :n], mask[i, :n], types[i, :n] = e.ids, e.attention_mask, e.type_ids
         assert self.network is not None
-        with self._lock:
-            outputs = self.network({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        try:
+            with self._lock:
+                outputs = self.network({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model's own failure, named without a traceback
+            raise ApiError("status_exception", f"the local model failed to run: {str(exc)[:500]}", 500) from None
         if not outputs:
             raise ApiError("status_exception", "the model returned no tensor", 500)
         return outputs, mask

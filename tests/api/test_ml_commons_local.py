@@ -34,12 +34,18 @@ def built(tmp_path_factory) -> dict[str, Any]:
     found: dict[str, Any] = {"root": root}
     for kind in ("embedding", "sparse", "similarity", "qa"):
         found[kind] = build(root, kind)
-    found["embedding_onnx"] = build(root, "embedding", "ONNX")
     folder = found["embedding"][0]
     with zipfile.ZipFile(root / "embedding.zip", "w") as archive:  # OpenSearch's model zip
         for name in ("model.pt", "tokenizer.json"):
             archive.write(folder / name, name)
     return found
+
+
+@pytest.fixture(scope="module")
+def onnx_embedding(built) -> Any:
+    pytest.importorskip("onnx")  # the exporter's (the `test` extra installs both)
+    pytest.importorskip("onnxruntime")
+    return build(built["root"], "embedding", "ONNX")
 
 
 @pytest.fixture()
@@ -80,10 +86,10 @@ TEXTS = ["the capital of france is paris", "my little red car"]
 
 
 @pytest.mark.parametrize("source", ["file_url", "plain_path", "zip", "onnx"])
-def test_text_embedding_from_a_local_path(engine, built, source):
+def test_text_embedding_from_a_local_path(engine, built, source, request):
     folder, module = built["embedding"]
-    url = {"file_url": folder.as_uri(), "plain_path": str(folder), "zip": str(built["root"] / "embedding.zip"),
-           "onnx": str(built["embedding_onnx"][0])}[source]
+    url = {"file_url": folder.as_uri(), "plain_path": str(folder), "zip": str(built["root"] / "embedding.zip")}.get(
+        source) or str(request.getfixturevalue("onnx_embedding")[0])
     fmt = "ONNX" if source == "onnx" else "TORCH_SCRIPT"
     model_id = register(engine, url, "text_embedding", fmt)
     model = ok(engine, "GET", f"{ML}/models/{model_id}")
@@ -255,8 +261,8 @@ def test_changed_content_and_bad_registrations(engine, built, tmp_path):
         assert status == 400 and reason in err["reason"], (change, err)
 
 
-def test_onnx_without_onnxruntime_is_a_clear_error(engine, built, monkeypatch):
-    model_id = register(engine, str(built["embedding_onnx"][0]), "text_embedding", "ONNX", deploy=False)
+def test_onnx_without_onnxruntime_is_a_clear_error(engine, onnx_embedding, monkeypatch):
+    model_id = register(engine, str(onnx_embedding[0]), "text_embedding", "ONNX", deploy=False)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     status, err = error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"text_docs": ["x"]})
     assert status == 400 and "pip install" in err["reason"] and "onnxruntime" in err["reason"]
@@ -272,3 +278,23 @@ def test_undeploy_forgets_the_loaded_model(engine, built):
     ok(engine, "POST", f"{ML}/models/{model_id}/_undeploy")
     assert ok(engine, "DELETE", f"{ML}/models/{model_id}")["result"] == "deleted"
 
+
+
+def test_a_linked_file_outside_the_paths_and_a_bad_tokenizer_are_refused(engine, built, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"not": "a tokenizer"}')
+    linked = built["root"] / "linked-tokenizer"
+    linked.mkdir(exist_ok=True)
+    shutil.copy(built["embedding"][0] / "model.pt", linked / "model.pt")
+    if not (linked / "tokenizer.json").exists():
+        (linked / "tokenizer.json").symlink_to(secret)
+    body = {"name": "x", "function_name": "text_embedding", "model_format": "TORCH_SCRIPT",
+            "model_config": EMBEDDING_CONFIG, "url": str(linked)}
+    status, err = error(engine, "POST", f"{ML}/models/_register", body)
+    assert status == 400 and "links outside the directories of ml_model_paths" in err["reason"]
+    bad = built["root"] / "bad-tokenizer"
+    bad.mkdir(exist_ok=True)
+    shutil.copy(built["embedding"][0] / "model.pt", bad / "model.pt")
+    (bad / "tokenizer.json").write_text('{"not": "a tokenizer"}')
+    status, err = error(engine, "POST", f"{ML}/models/_register", {**body, "url": str(bad)}, {"deploy": "true"})
+    assert status == 400 and err["reason"].endswith("is not a Hugging Face tokenizer")

@@ -8,7 +8,8 @@ connector id (``model:<id>`` for a model's inline connector), and are never show
 Remote models call their connector's predict action (:mod:`.ml_connector`) through a pooled
 :class:`~.transport.Transport`; local models are OpenSearch's pretrained names that es_infer_nb
 carries: ``huggingface/sentence-transformers/all-MiniLM-L6-v2`` is the bundled MiniLM
-(:mod:`es_infer_nb.models.nlp.embedded`). Registration and deployment finish at once (tasks are
+(:mod:`es_infer_nb.models.nlp.embedded`), or TorchScript / ONNX files registered from a local path
+(:mod:`.ml_local`). Registration and deployment finish at once (tasks are
 ``COMPLETED``); a model that is not deployed is deployed by its first prediction, as ml-commons'
 ``model_auto_deploy`` does. :func:`predictor` is what the ``ml_inference`` processor calls for an
 OpenSearch model id.
@@ -182,7 +183,8 @@ class MlCommons:
             pretrained = PRETRAINED.get(name)
             if pretrained is None:
                 raise iae(f"Model [{name}] is not one es_infer_nb can run: register a remote model (function_name "
-                          f"remote with a connector), or the bundled pretrained model [{MINILM}]")
+                          f"remote with a connector), a TorchScript or ONNX model from a local path (url), or "
+                          f"the bundled pretrained model [{MINILM}]")
             if function and function != pretrained[0]:
                 raise iae(f"Wrong function name [{function}] for the pretrained model [{name}]: {pretrained[0]}")
             function = pretrained[0]

@@ -205,6 +205,7 @@ class MlCommons:
         else:
             doc["model_format"] = str(body.get("model_format") or "TORCH_SCRIPT").upper()
             doc["model_config"] = dict(PRETRAINED[name][1])
+            doc["model_config"].update(prefixes(body.get("model_config")))
         doc.update({"model_state": "REGISTERED", "created_time": stamp, "last_updated_time": stamp,
                     "last_registered_time": stamp, "is_hidden": False})
         with writing(self.home):
@@ -298,8 +299,12 @@ class MlCommons:
             return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
         model = self._local_model(model_id, doc)
         if isinstance(model, LocalModel):
+            if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
+                prefix = _asymmetric_prefix(body, doc.get("model_config"))
+                if prefix:
+                    body = {**body, "text_docs": [prefix + d for d in _text_docs(body)]}
             return model.predict(body)
-        return local_predict(model, body)
+        return local_predict(model, body, doc.get("model_config"))
 
     def _local_model(self, model_id: str, doc: dict[str, Any]) -> Any:
         """The loaded local model of ``doc``: one registered from a path (kept until undeployed), or a
@@ -369,11 +374,53 @@ def _text_docs(body: dict[str, Any]) -> list[str]:
     return [d if isinstance(d, str) else parameter_text(d) for d in docs]
 
 
-def local_predict(model: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc."""
+PREFIX_KEYS = ("query_prefix", "passage_prefix")
+
+
+def prefixes(model_config: Any) -> dict[str, str]:
+    """The asymmetric prefixes (``query_prefix``, ``passage_prefix``) of a registration's ``model_config``."""
+    if model_config is None:
+        return {}
+    if not isinstance(model_config, dict):
+        raise iae("[model_config] must be an object")
+    found: dict[str, str] = {}
+    for key in PREFIX_KEYS:
+        value = model_config.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise iae(f"[model_config.{key}] must be a string")
+            found[key] = value
+    return found
+
+
+def _asymmetric_prefix(body: dict[str, Any], model_config: dict[str, Any] | None) -> str:
+    """The prefix ml-commons' TextEmbeddingModel puts before each text: ``parameters.content_type``
+    (``query`` / ``passage``) picks the model's ``query_prefix`` / ``passage_prefix``."""
+    config = model_config or {}
+    has_prefix = any(config.get(k) is not None for k in PREFIX_KEYS)
+    params = body.get("parameters")
+    content_type = params.get("content_type") if isinstance(params, dict) else None
+    if content_type is None:
+        if has_prefix:
+            raise iae("The embedding model chosen is asymmetric. To use it, you must declare whether the input is "
+                      "of type `QUERY` or of type `PASSAGE`.")
+        return ""
+    kind = str(content_type).upper()
+    if kind not in ("QUERY", "PASSAGE"):
+        raise iae(f"Invalid content_type [{content_type}]: QUERY or PASSAGE")
+    if not has_prefix:
+        raise iae("When passing AsymmetricTextEmbeddingParameters, the model requires to be registered with at "
+                  "least one of `query_prefix` or `passage_prefix`.")
+    return str(config.get("passage_prefix" if kind == "PASSAGE" else "query_prefix") or "")
+
+
+def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc (each
+    text after the asymmetric prefix that ``parameters.content_type`` picks, as ml-commons)."""
     if not isinstance(body, dict):
         raise iae("The input of a local model must be an object")
-    docs = _text_docs(body)
+    prefix = _asymmetric_prefix(body, model_config)
+    docs = [prefix + d for d in _text_docs(body)]
     return_number = body.get("return_number", True) is not False
     target = body.get("target_response")
     if target is not None and (not isinstance(target, list) or not all(isinstance(t, str) for t in target)):

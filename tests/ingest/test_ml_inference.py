@@ -348,3 +348,90 @@ def test_local_question_answering(local_models):
     assert source["answer"] == direct["inference_results"][0]["output"][0]["result"] and source["answer"]
     bad = simulate(engine, {"processors": [{"ml_inference": processor}]}, [{"q": 'a "quote', "c": "x"}])
     assert "Invalid payload" in json.dumps(bad.body["docs"][0])
+
+
+# -- NaN / Infinity model outputs, as OpenSearch writes them -------------------------------------------
+
+NON_FINITE_ANSWERS = {
+    # post-processed (connector.post_process.openai.embedding): ml-commons reads the answer with
+    # Jayway JsonPath's permissive json-smart parser (NaN accepted), makes a FLOAT32 data tensor
+    "/post": b'{"object":"list","data":[{"index":0,"embedding":[NaN,1e400,-1e400,0.5]}]}',
+    # no post-process: ml-commons' Jackson mapper reads the answer into dataAsMap; a number beyond a
+    # double parses to +-Infinity
+    "/map": b'{"scores":[1e400,-1e400,0.25]}',
+}
+
+
+def _non_finite_service(req):
+    return 200, NON_FINITE_ANSWERS[req.path]
+
+
+def _non_finite_pipeline(engine, url):
+    """Two remote models on a loopback service answering NaN / out-of-range numbers, one pipeline."""
+    ids = []
+    for path, extra in (("/post", {"pre_process_function": "connector.pre_process.openai.embedding",
+                                   "post_process_function": "connector.post_process.openai.embedding"}),
+                        ("/map", {})):
+        action = {"action_type": "predict", "method": "POST", "url": url + path,
+                  "request_body": '{ "input": ${parameters.input} }', **extra}
+        connector = engine.request("POST", "_plugins/_ml/connectors/_create", {
+            "name": path, "version": 1, "protocol": "http", "parameters": {}, "actions": [action]})
+        assert connector.status == 200, connector.body
+        model = engine.request("POST", "_plugins/_ml/models/_register", {
+            "name": path, "function_name": "remote", "connector_id": connector.body["connector_id"]})
+        assert model.status == 200, model.body
+        ids.append(model.body["model_id"])
+    put = engine.request("PUT", "_ingest/pipeline/non_finite", {"processors": [
+        {"ml_inference": {"model_id": ids[0], "input_map": [{"input": "text"}],
+                          "output_map": [{"embedding": "$.embedding"}]}},
+        {"ml_inference": {"model_id": ids[1], "input_map": [{"input": "text"}],
+                          "output_map": [{"scores": "scores"}]}}]})
+    assert put.status == 200, put.body
+
+
+SIMULATE = {"docs": [{"_source": {"text": ["a text"]}}]}
+
+
+def test_non_finite_model_output_through_simulate():
+    """OpenSearch keeps NaN / Infinity in the document (the FLOAT32 tensor's floats, dataAsMap's
+    doubles): ``Engine.request`` answers them as floats, ``_simulate`` over HTTP as Jackson writes
+    them (``"NaN"``, ``"Infinity"``, ``"-Infinity"``, its ``QUOTE_NON_NUMERIC_NUMBERS`` default)."""
+    import math
+
+    from es_infer_nb import Engine
+    from es_infer_nb.services.loopback import LoopbackServer
+
+    with LoopbackServer(_non_finite_service) as service:
+        engine = Engine()
+        _non_finite_pipeline(engine, service.url)
+        resp = engine.request("POST", "_ingest/pipeline/non_finite/_simulate", SIMULATE)
+        assert resp.status == 200, resp.body
+        source = resp.body["docs"][0]["doc"]["_source"]
+        nan, inf, minus_inf, half = source["embedding"]
+        assert math.isnan(nan) and inf == math.inf and minus_inf == -math.inf and half == 0.5
+        assert source["scores"] == [math.inf, -math.inf, 0.25]
+        assert source["text"] == ["a text"]
+
+
+def test_non_finite_model_output_over_http():
+    import httpx
+
+    from es_infer_nb import Engine
+    from es_infer_nb.server import serve
+    from es_infer_nb.services.loopback import LoopbackServer
+
+    with LoopbackServer(_non_finite_service) as service:
+        engine = Engine()
+        _non_finite_pipeline(engine, service.url)
+        with serve(engine, port=0, quiet=True) as handle:
+            raw = httpx.post(f"{handle.url}/_ingest/pipeline/non_finite/_simulate", json=SIMULATE, timeout=30)
+    assert raw.status_code == 200, raw.text
+    assert '"embedding":["NaN","Infinity","-Infinity",0.5]' in raw.text
+    assert '"scores":["Infinity","-Infinity",0.25]' in raw.text
+
+    def strict(token):
+        raise AssertionError(f"a bare {token} token in the answer: not JSON")
+
+    source = json.loads(raw.text, parse_constant=strict)["docs"][0]["doc"]["_source"]
+    assert source["embedding"] == ["NaN", "Infinity", "-Infinity", 0.5]
+    assert source["scores"] == ["Infinity", "-Infinity", 0.25]

@@ -177,6 +177,7 @@ class MlCommons:
             else:
                 raise iae("The connector ID field and the connector field can't be null at the same time.")
         elif body.get("url") is not None:  # a TorchScript / ONNX model from a local path (services.ml_local)
+            prefixes(body.get("model_config"))  # checked as for a pretrained model
             local = registration(body, self.model_roots)
             function = local.pop("function")
         else:

@@ -298,3 +298,16 @@ def test_a_linked_file_outside_the_paths_and_a_bad_tokenizer_are_refused(engine,
     (bad / "tokenizer.json").write_text('{"not": "a tokenizer"}')
     status, err = error(engine, "POST", f"{ML}/models/_register", {**body, "url": str(bad)}, {"deploy": "true"})
     assert status == 400 and err["reason"].endswith("is not a Hugging Face tokenizer")
+
+
+def test_asymmetric_prefixes_of_a_path_model(engine, built):
+    folder, module = built["embedding"]
+    config = {**EMBEDDING_CONFIG, "query_prefix": "the ", "passage_prefix": "my "}
+    model_id = register(engine, str(folder), "text_embedding", model_config=config)
+    for kind, prefix in (("query", "the "), ("passage", "my ")):
+        answer = ok(engine, "POST", f"{ML}/models/{model_id}/_predict",
+                    {"text_docs": ["paris"], "parameters": {"content_type": kind}})
+        vector = answer["inference_results"][0]["output"][0]["data"]
+        np.testing.assert_allclose(vector, mean_embedding(module, folder, prefix + "paris"), rtol=1e-4, atol=1e-4)
+    status, err = error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"text_docs": ["paris"]})
+    assert status == 400 and "asymmetric" in err["reason"]

@@ -1,53 +1,8 @@
-"""Shared helpers for the benchmarks: environment note, timing, one JSON line of results."""
+"""Shared model and data for the tree benchmarks (timing, checks and the JSON line live in harness.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
-import time
-from typing import Any, Callable
-
-UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def prepare_environment() -> list[str]:
-    """Unset the OpenBLAS overrides that slow a current numpy (for this process only) and say so."""
-    removed = [name for name in UNSET if os.environ.pop(name, None) is not None]
-    if removed:
-        print(f"# benchmark process: unset {', '.join(removed)} (they slow current numpy/OpenBLAS)", file=sys.stderr)
-    return removed
-
-
-def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` runs (seconds)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def best_of_interleaved(fns: dict[str, Callable[[], Any]], repeat: int = 5) -> dict[str, float]:
-    """Best wall time (seconds) of each function, the functions taking turns ``repeat`` times: on a
-    shared machine, a slow spell then costs every contender alike instead of only one of them."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def report(name: str, figures: dict[str, Any]) -> None:
-    import torch
-
-    figures = {"benchmark": name, **figures, "torch_threads": torch.get_num_threads(),
-               "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    print(json.dumps(figures))
+from typing import Any
 
 
 def model_arguments(parser: Any) -> None:
@@ -55,21 +10,53 @@ def model_arguments(parser: Any) -> None:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--train-rows", type=int, default=50_000)
     parser.add_argument("--device", default="cpu")
 
 
-def xgboost_model(args: Any) -> tuple[Any, list[str], Any]:
-    """(fitted XGBRegressor, feature names, rng): 50,000 training rows, fixed seed."""
+def quick_sizes(args: Any, **sizes: int) -> None:
+    """With ``--quick``: the given sizes (e.g. rows=2000) and a small model, for a smoke run."""
+    if not getattr(args, "quick", False):
+        return
+    for name, value in sizes.items():
+        setattr(args, name, value)
+    for name, value in {"trees": 20, "depth": 4, "train_rows": 3_000}.items():
+        if hasattr(args, name):
+            setattr(args, name, value)
+
+
+def training_data(args: Any) -> tuple[Any, Any, list[str], Any]:
+    """(x_train, y_train, feature names, rng): ``--train-rows`` rows, fixed seed."""
     import numpy as np
-    import xgboost as xgb
 
     rng = np.random.default_rng(42)
     names = [f"f{i}" for i in range(args.features)]
-    x_train = rng.normal(size=(50_000, args.features))
-    y_train = x_train[:, 0] * 2 + np.sin(x_train[:, 1]) * x_train[:, 2] + rng.normal(scale=0.1, size=50_000)
+    x_train = rng.normal(size=(args.train_rows, args.features))
+    y_train = (x_train[:, 0] * 2 + np.sin(x_train[:, 1]) * x_train[:, 2]
+               + rng.normal(scale=0.1, size=args.train_rows))
+    return x_train, y_train, names, rng
+
+
+def xgboost_model(args: Any) -> tuple[Any, list[str], Any]:
+    """(fitted XGBRegressor, feature names, rng)."""
+    import xgboost as xgb
+
+    x_train, y_train, names, rng = training_data(args)
     model = xgb.XGBRegressor(n_estimators=args.trees, max_depth=args.depth, learning_rate=0.1, tree_method="hist")
     model.fit(x_train, y_train)
     return model, names, rng
+
+
+def lightgbm_twin(args: Any) -> Any:
+    """A LightGBM regressor of the same size trained on the same data as :func:`xgboost_model`."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    x_train, y_train, names, _ = training_data(args)
+    model = lgb.LGBMRegressor(n_estimators=args.trees, max_depth=args.depth, num_leaves=2 ** args.depth,
+                              learning_rate=0.1, verbose=-1)
+    model.fit(pd.DataFrame(x_train, columns=names), y_train)
+    return model
 
 
 def float32_rows(rng: Any, rows: int, features: int) -> Any:

@@ -2,12 +2,19 @@
 
 Embeds every text of ``benchmarks/data/corpus.jsonl`` (5,515 sentences) with
 ``EmbeddedMiniLM.embed`` and with ``SentenceTransformer(<the same bundled folder>).encode(
-batch_size=32)``, the two taking turns ``--repeat`` times (best time each), and prints one JSON
-line: docs/s of both and their ratio, the min / mean cosine between the two sets of vectors, and
-our share of this machine's limit: achieved FLOP/s (tokens/s x the model's FLOPs per token) over
-a torch GEMM's FLOP/s measured in the same run.
+batch_size=32)`` (float32, the anchor), the two taking turns in interleaved rounds (``--rounds``),
+and prints one JSON line: the median and best docs/s of both, the ratio of medians, the min / mean
+cosine between the two sets of vectors (fatal below the printed bound: 0.9999 for float32, 0.99
+for int8), and our share of this machine's limit: achieved FLOP/s (median tokens/s x the model's
+FLOPs per token) over a torch GEMM's FLOP/s measured in the same run.
+Peers (CPU, where installed: ``pip install -e '.[bench]'``): the same bundled model exported once to
+ONNX (opset 17, into a temporary folder) and run by ONNX Runtime (float32) and OpenVINO (inference
+precision f32, or bf16 when ours runs bf16), each with the sentence-transformers recipe around it:
+the model's tokenizer, batches of ``--st-batch-size`` padded to their longest text, mean pooling,
+L2 normalisation; each checked against sentence-transformers by min cosine like ours.
 
-Usage: python benchmarks/embeddings.py [--quantize int8] [--device cuda] [--repeat N] [--limit N]
+Usage: python benchmarks/embeddings.py [--quantize int8] [--dtype bf16] [--device cuda] [--rounds N]
+       [--limit N] [--quick]
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import best_of_interleaved, prepare_environment, report
+import harness
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "corpus.jsonl"
+MIN_COSINE = {"float32": 0.9999, "int8": 0.99, "bfloat16": 0.995, "float16": 0.999}
 FLOPS_FORMULA = ("flops_per_token = 2 * non_embedding_parameters + attention, attention = "
                  "layers * 4 * hidden * (sum over texts of tokens^2) / total tokens (QK^T and PV)")
 
@@ -122,18 +131,94 @@ def flops_per_token(encoder: Any, lengths: list[int]) -> float:
     return 2 * params + attention
 
 
+def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size: int, max_length: int,
+               dtype: str) -> dict[str, harness.Contender]:
+    """ONNX Runtime and OpenVINO running the bundled model exported to ONNX; {} when neither is installed."""
+    ort = bench.peer("onnxruntime", "onnxruntime")
+    ov = bench.peer("openvino", "openvino")
+    if ort is None and ov is None:
+        return {}
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from es_infer_nb.models.nlp.embedded import model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path()))
+    batches = [dict(tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="np")) for i in range(0, len(texts), batch_size)]
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    onnx_file = folder / "minilm.onnx"
+    try:
+        class Encoder(torch.nn.Module):  # positional inputs for the exporter, the last hidden state out
+            def __init__(self) -> None:
+                super().__init__()
+                self.bert = AutoModel.from_pretrained(str(model_path())).eval().requires_grad_(False)
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                                 token_type_ids=token_type_ids).last_hidden_state
+
+        example = tuple(torch.from_numpy(batches[0][n]) for n in names)
+        axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+        with torch.no_grad():
+            torch.onnx.export(Encoder(), example, str(onnx_file), input_names=names, output_names=["last_hidden_state"],
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
+    except Exception as exc:  # noqa: BLE001 - no ONNX file: both peers are skipped, noted
+        for name, module in (("onnxruntime", ort), ("openvino", ov)):
+            if module is not None:
+                bench.skip(name, f"ONNX export failed: {type(exc).__name__}: {exc}")
+        return {}
+
+    def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        weights = mask[..., None].astype(np.float32)
+        mean = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
+
+    threads = torch.get_num_threads()
+    contenders: dict[str, harness.Contender] = {}
+    if ort is not None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+        def run_ort(part: list[dict[str, Any]] = batches) -> np.ndarray:
+            return np.concatenate([pooled(session.run(None, {n: b[n] for n in names})[0], b["attention_mask"])
+                                   for b in part])
+
+        run_ort(batches[:2])  # warm-up: first-call allocations
+        contenders["onnxruntime"] = harness.Contender(run_ort, len(texts), "docs")
+    if ov is not None:
+        precision = "bf16" if dtype == "bfloat16" else "f32"
+        compiled = ov.Core().compile_model(str(onnx_file), "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
+        request = compiled.create_infer_request()
+
+        def run_ov(part: list[dict[str, Any]] = batches) -> np.ndarray:
+            return np.concatenate([pooled(request.infer({n: b[n] for n in names})[0], b["attention_mask"])
+                                   for b in part])
+
+        run_ov(batches[:2])  # warm-up: first-call allocations, graph compilation
+        contenders["openvino"] = harness.Contender(run_ov, len(texts), "docs")
+        bench.notes["openvino"] = f"inference precision {precision}"
+    return contenders
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--field", default=None, help="the JSON field holding the text (default: text)")
     parser.add_argument("--limit", type=int, default=None, help="embed only the first N texts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quantize", default=None, choices=[None, "int8"])
+    parser.add_argument("--dtype", default=None, help="ours: float32 (CPU default), bf16, fp16 (CUDA default)")
     parser.add_argument("--token-budget", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each, taking turns (best counts)")
     parser.add_argument("--st-batch-size", type=int, default=32)
+    harness.add_arguments(parser)
     args = parser.parse_args()
-    removed = prepare_environment()
+    if args.quick:
+        args.limit = min(args.limit or 64, 64)
+    bench = harness.Bench("embeddings", args)
 
     import numpy as np
     import torch
@@ -142,7 +227,7 @@ def main() -> None:
     from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, model_path
 
     texts = read_texts(args.corpus.resolve(), args.field, args.limit)
-    ours = EmbeddedMiniLM(args.device, quantize=args.quantize).load()
+    ours = EmbeddedMiniLM(args.device, quantize=args.quantize, dtype=args.dtype).load()
     reference = SentenceTransformer(str(model_path()), device=args.device, local_files_only=True)
 
     def run_ours() -> np.ndarray:
@@ -153,40 +238,53 @@ def main() -> None:
 
     ours.embed(texts[:64], progress=False)  # first-call allocations, lazy initialisation
     reference.encode(texts[:64], batch_size=args.st_batch_size, show_progress_bar=False)
+    dtype = str(ours.dtype).replace("torch.", "")
+    contenders = {"ours": harness.Contender(run_ours, len(texts), "docs"),
+                  "sentence_transformers": harness.Contender(run_reference, len(texts), "docs")}
+    with tempfile.TemporaryDirectory(prefix="bench-embeddings-") as tmp:
+        if ours.device == "cpu":
+            contenders.update(onnx_peers(bench, texts, Path(tmp), args.st_batch_size, reference.max_seq_length,
+                                         dtype))
+        else:
+            for peer in ("onnxruntime", "openvino"):
+                bench.skip(peer, "CPU peers; this run is on " + ours.device)
+        t = bench.rounds(contenders)
 
-    outputs: dict[str, np.ndarray] = {}
-    times = best_of_interleaved(
-        {"ours": lambda: outputs.__setitem__("ours", run_ours()),
-         "sentence_transformers": lambda: outputs.__setitem__("st", run_reference())},
-        repeat=args.repeat,
-    )
-    a, b = outputs["ours"].astype(np.float64), outputs["st"].astype(np.float64)
-    cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    def cosines(name: str) -> np.ndarray:
+        a, b = t.last[name].astype(np.float64), t.last["sentence_transformers"].astype(np.float64)
+        return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    cosine = cosines("ours")
+    bound = MIN_COSINE["int8" if args.quantize else dtype]
+    bench.check(f"min cosine ours ({args.quantize or dtype}) vs sentence_transformers (float32)",
+                round(float(cosine.min()), 7), bound, at_least=True)
+    bench.compare("ours", "sentence_transformers")
+    for peer in ("onnxruntime", "openvino"):
+        if peer in t.last:
+            peer_bound = MIN_COSINE["bfloat16" if peer == "openvino" and dtype == "bfloat16" else "float32"]
+            bench.check(f"min cosine {peer} vs sentence_transformers", round(float(cosines(peer).min()), 7),
+                        peer_bound, at_least=True)
+            bench.compare("ours", peer)
 
     lengths = [len(ids) for ids in ours.tokenize(texts)]
     tokens = sum(lengths)
     per_token = flops_per_token(ours._encoder, lengths)
-    tokens_per_s = tokens / times["ours"]
+    tokens_per_s = tokens / t.median("ours")
     gemm_dtype = ours.dtype if not args.quantize else torch.float32
     gemm = gemm_gflops(ours.device, gemm_dtype)
     achieved = tokens_per_s * per_token / 1e9
     onednn = onednn_gemm_gflops() if ours.device == "cpu" else None
-    report("embeddings", {
+    bench.report({
         "model": ours.model_id,
         "device": ours.device,
-        "dtype": str(ours.dtype).replace("torch.", ""),
+        "dtype": dtype,
         "quantize": args.quantize,
         "docs": len(texts),
         "tokens": tokens,
-        "ours_docs_per_s": round(len(texts) / times["ours"], 1),
-        "sentence_transformers_docs_per_s": round(len(texts) / times["sentence_transformers"], 1),
-        "ratio": round(times["sentence_transformers"] / times["ours"], 3),
-        "ours_s": round(times["ours"], 3),
-        "sentence_transformers_s": round(times["sentence_transformers"], 3),
         "st_batch_size": args.st_batch_size,
         "cosine_min": round(float(cosine.min()), 7),
         "cosine_mean": round(float(cosine.mean()), 7),
-        "tokens_per_s": round(tokens_per_s, 1),
+        "median_tokens_per_s": round(tokens_per_s, 1),
         "flops_per_token_m": round(per_token / 1e6, 3),
         "flops_formula": FLOPS_FORMULA,
         "achieved_gflops": round(achieved, 1),
@@ -198,12 +296,10 @@ def main() -> None:
         "onednn_gemm_gflops": None if onednn is None else round(onednn, 1),
         "share_of_onednn_gemm": None if onednn is None else round(achieved / onednn, 3),
         "token_budget": args.token_budget or ours.token_budget,
-        "repeat": args.repeat,
-        "unset_env": removed,
-        "env_note": "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for this process only",
     })
     sys.stdout.flush()
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     main()

@@ -5,9 +5,13 @@ answers every
 request after ``--latency-ms`` (20 ms) with one embedding per input, in Alibaba Cloud OpenSearch's
 format. 20,000 texts go through a ``custom`` endpoint with ``batch_size`` inputs per request and
 ``max_concurrent_requests`` requests in flight; the service's own limit for that configuration is
-``concurrency * batch_size / latency``. Prints one JSON line; the goal is >= 80% of the limit.
+``concurrency * batch_size / latency`` (the ``service_limit`` contender: computed, not timed).
+The run repeats in rounds (``--rounds``); one JSON line gives the median and best docs/s and the
+median's fraction of the limit (the goal is >= 80%). Checked (fatal): no input failed, and every
+embedding is the one the service sent for that input's place in its request.
 
     python benchmarks/endpoints.py [--texts 20000] [--batch-size 100] [--concurrency 4] [--latency-ms 20]
+                                   [--rounds N] [--quick]
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import argparse
 import gc
 import json
 import multiprocessing as mp
-import os
-import time
 from typing import Any
+
+import harness
 
 DIMS = 16
 
@@ -72,7 +76,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--no-gc-freeze", action="store_true",
                         help="keep the startup heap (torch, transformers: ~1M objects) in the cyclic GC's full passes")
+    harness.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.texts = min(args.texts, 2000)
+    bench = harness.Bench("inference_endpoint_text_embedding", args, {
+        "texts": args.texts, "batch_size": args.batch_size, "concurrency": args.concurrency,
+        "latency_ms": args.latency_ms, "gc_freeze": not args.no_gc_freeze})
 
     from es_infer_nb import Engine
     from es_infer_nb.services import infer_endpoint
@@ -99,23 +109,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # so keep them out of the full collections that every ~25 parsed responses would trigger
             gc.collect()
             gc.freeze()
-        start = time.perf_counter()
-        results = infer_endpoint(engine, "bench", texts)
-        elapsed = time.perf_counter() - start
-        failed = sum(1 for r in results if not isinstance(r, dict))
-        docs_per_s = args.texts / elapsed
         limit = args.concurrency * args.batch_size / (args.latency_ms / 1000.0)
-        out = {"benchmark": "inference_endpoint_text_embedding", "texts": args.texts,
-               "batch_size": args.batch_size, "concurrency": args.concurrency, "latency_ms": args.latency_ms,
-               "seconds": round(elapsed, 3), "docs_per_s": round(docs_per_s, 1), "limit_docs_per_s": round(limit, 1),
-               "fraction_of_limit": round(docs_per_s / limit, 3), "failed": failed,
-               "gc_freeze": not args.no_gc_freeze, "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
-        print(json.dumps(out))
-        return out
+        t = bench.rounds({
+            "ours": harness.Contender(lambda: infer_endpoint(engine, "bench", texts), args.texts, "docs"),
+            "service_limit": harness.Contender(lambda: harness.Timed(args.texts / limit), args.texts, "docs"),
+        })
     finally:
         proc.terminate()
         proc.join(5)
+    results = t.last["ours"]
+    bench.check("failed inputs", sum(1 for r in results if not isinstance(r, dict)), 0)
+    wrong = sum(1 for i, r in enumerate(results)
+                if not isinstance(r, dict) or r.get("embedding") != [0.5 + (i % args.batch_size) % 7] * DIMS)
+    bench.check("inputs whose embedding is not the service's answer for them", wrong, 0)
+    bench.compare("ours", "service_limit", note="fraction of the service's limit "
+                  "(concurrency x batch_size / latency); goal >= 0.8")
+    return bench.report({"limit_docs_per_s": round(limit, 1)})
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     main()

@@ -12,9 +12,12 @@ processor (an XGBoost regressor of 100 trees of depth 6, imported as eland does 
   ``--in-memory-rows`` rows (2,000,000: a frame of all 10M rows plus its results would need several
   GB on this shared machine); throughput is compared per row.
 
-The two children take turns ``--repeat`` times; the JSON line gives the best throughput of each, the
-range over the rounds, the ratio and both peak RSS figures, plus how long generating the input took.
-Usage: python benchmarks/out_of_core.py [--rows N] [--batch-size N] [--in-memory-rows N] [--repeat N]
+The two children take turns in interleaved rounds (``--rounds``, each a fresh process timing its own
+work); the JSON line gives the median and best rows/s of each, the ratio of medians, both peak RSS
+figures and how long generating the input took. Checked (fatal past the printed bound): every row
+written, ours' peak RSS within 1.5 GB, and the written predictions of the first rows equal to the
+in-memory path's.
+Usage: python benchmarks/out_of_core.py [--rows N] [--batch-size N] [--in-memory-rows N] [--rounds N] [--quick]
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import harness
+from _common import model_arguments, quick_sizes, xgboost_model
 
-from _common import model_arguments, prepare_environment, report, xgboost_model
-
+RSS_BOUND_MB = 1536
+CHECKED_ROWS = 10_000
 PIPELINE = {"description": "benchmarks/out_of_core.py",
             "processors": [{"inference": {"model_id": "bench-ooc-xgb", "target_field": "ml.price"}}]}
 
@@ -52,19 +56,23 @@ CHILD_MEM = """
 import json, sys, time
 import pyarrow.parquet as pq
 import es_infer_nb
-home, src, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import numpy as np
+home, src, rows, check = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 engine = es_infer_nb.Engine(home)
 fh = pq.ParquetFile(src)
 frame = next(fh.iter_batches(batch_size=rows)).to_pandas()
 frame.head(1000).infer.pipeline("bench-ooc", engine=engine)  # the model loads outside the timing
 start = time.perf_counter()
 out = frame.infer.pipeline("bench-ooc", engine=engine)
-print(json.dumps({"rows": len(out), "seconds": time.perf_counter() - start}))
+seconds = time.perf_counter() - start
+np.save(check, out["ml.price.predicted_value"].to_numpy()[:10000])
+print(json.dumps({"rows": len(out), "seconds": seconds}))
 """
 
 
 def generate(path: Path, rows: int, features: int, chunk: int = 500_000) -> float:
     """The input Parquet file, written ``chunk`` rows at a time; returns the seconds it took."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -98,9 +106,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch-size", type=int, default=250_000)
     parser.add_argument("--in-memory-rows", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=2)
+    harness.add_arguments(parser)
     args = parser.parse_args()
-    removed = prepare_environment()
+    quick_sizes(args, rows=60_000, batch_size=20_000, in_memory_rows=20_000)
+    mem_rows = min(args.in_memory_rows, args.rows)
+    bench = harness.Bench("out_of_core", args, {
+        "rows": args.rows, "features": args.features, "trees": args.trees, "depth": args.depth,
+        "batch_size": args.batch_size, "anchor": "df.infer.pipeline in memory", "anchor_rows": mem_rows})
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
     import es_infer_nb
 
     with tempfile.TemporaryDirectory(prefix="es-infer-ooc-") as tmp:
@@ -110,39 +126,41 @@ def main() -> None:
         engine.import_model("bench-ooc-xgb", model, names)
         engine.request("PUT", "_ingest/pipeline/bench-ooc", PIPELINE).raise_for_status()
         del engine
-        src = folder / "input.parquet"
+        src, dst, check = folder / "input.parquet", folder / "output.parquet", folder / "in_memory.npy"
         gen_s = generate(src, args.rows, args.features)
         print(f"# generated {args.rows:,} rows x {args.features} features in {gen_s:.1f} s "
               f"({src.stat().st_size / 2**20:.0f} MiB)", file=sys.stderr)
-        mem_rows = min(args.in_memory_rows, args.rows)
-        ooc_rates, mem_rates = [], []
-        ooc_rss = mem_rss = 0.0
         home = str(folder / "home")
-        for round_ in range(args.repeat):
-            # the in-memory child first: RUSAGE_CHILDREN keeps the max, so the out-of-core figure is read
-            # from a fresh measurement process below
-            got, _ = child(CHILD_MEM, home, str(src), str(mem_rows))
-            mem_rates.append(got["rows"] / got["seconds"])
-            out, rss = _measured(CHILD_OOC, home, str(src), str(folder / "output.parquet"), str(args.batch_size))
-            ooc_rates.append(out["rows"] / out["seconds"])
-            ooc_rss = max(ooc_rss, rss)
-            print(f"# round {round_ + 1}: out-of-core {ooc_rates[-1]:,.0f} rows/s ({out['seconds']:.1f} s, "
-                  f"{out['batches']} batches, peak RSS {rss:.0f} MB); in-memory {mem_rates[-1]:,.0f} rows/s "
-                  f"({got['seconds']:.1f} s over {mem_rows:,} rows)", file=sys.stderr)
-        _, mem_rss = _measured(CHILD_MEM, home, str(src), str(mem_rows))
-        import pyarrow.parquet as pq
+        rss: dict[str, list[float]] = {"ours": [], "in_memory": []}
 
-        written = pq.ParquetFile(folder / "output.parquet").metadata.num_rows
-    report("out_of_core", {
-        "rows": args.rows, "features": args.features, "trees": args.trees, "depth": args.depth,
-        "batch_size": args.batch_size, "generate_s": round(gen_s, 1), "rows_written": written,
-        "ours_rows_per_s": round(max(ooc_rates)), "ours_range": [round(min(ooc_rates)), round(max(ooc_rates))],
-        "ours_peak_rss_mb": round(ooc_rss), "rss_bound_mb": 1536,
-        "anchor": "df.infer.pipeline in memory", "anchor_rows": mem_rows,
-        "anchor_rows_per_s": round(max(mem_rates)), "anchor_range": [round(min(mem_rates)), round(max(mem_rates))],
-        "anchor_peak_rss_mb": round(mem_rss),
-        "ratio": round(max(ooc_rates) / max(mem_rates), 3), "unset_env": removed,
-    })
+        def measured(name: str, code: str, *argv: str) -> harness.Timed:
+            # each child inside a fresh measuring process, so that its own ru_maxrss is read alone
+            out, peak = _measured(code, *argv)
+            rss[name].append(peak)
+            return harness.Timed(out["seconds"], out)
+
+        t = bench.rounds({
+            "ours": harness.Contender(
+                lambda: measured("ours", CHILD_OOC, home, str(src), str(dst), str(args.batch_size)), args.rows),
+            "in_memory": harness.Contender(
+                lambda: measured("in_memory", CHILD_MEM, home, str(src), str(mem_rows), str(check)), mem_rows),
+        })
+        written = pq.ParquetFile(dst).metadata.num_rows
+        first = pq.ParquetFile(dst).read_row_group(0)
+        while any(str(f.type).startswith("struct") for f in first.schema):
+            first = first.flatten()
+        column = next(n for n in first.column_names if n.endswith("predicted_value"))
+        ours_values = first.column(column).to_numpy()[:CHECKED_ROWS]
+        theirs = np.load(check)
+    n = min(len(ours_values), len(theirs))
+    bench.check("rows written", written == args.rows == t.last["ours"]["rows"])
+    bench.check("ours peak RSS MB", round(max(rss["ours"])), RSS_BOUND_MB)
+    bench.check(f"max_abs_diff ours vs in_memory (first {n:,} rows)",
+                float(np.max(np.abs(ours_values[:n] - theirs[:n]))), 1e-9)
+    bench.compare("ours", "in_memory", note="per row; the anchor runs over anchor_rows in memory, no I/O")
+    bench.report({"generate_s": round(gen_s, 1), "rows_written": written,
+                  "ours_peak_rss_mb": round(max(rss["ours"])), "anchor_peak_rss_mb": round(max(rss["in_memory"])),
+                  "rss_bound_mb": RSS_BOUND_MB})
 
 
 def _measured(code: str, *args: str) -> tuple[dict, float]:
@@ -157,5 +175,6 @@ def _measured(code: str, *args: str) -> tuple[dict, float]:
 
 
 if __name__ == "__main__":
+    harness.clean_environment()  # before numpy loads: re-executes without the OPENBLAS overrides
     os.environ.setdefault("TQDM_DISABLE", "1")
     main()

@@ -6,14 +6,23 @@ Series; ``%load_ext es_infer_nb`` adds the ``%%infer`` / ``%infer`` magics.
 
 from __future__ import annotations
 
-from .engine import Engine, Response, default_engine, set_default_engine
+from .engine import Engine, Response, default_engine, set_default_engine, set_html_renderer
 from .errors import ApiError, InferenceInterrupted
 from .notebook import accessor as _accessor  # noqa: F401  (registers df.infer)
 from .dask import install_hook as _dask_hook
+from .version import __version__
 
 _dask_hook()  # ddf.infer on Dask DataFrames, registered when dask.dataframe is imported
 
-__version__ = "0.1.0"
+
+def _response_html(response: Response) -> str:
+    from .widgets.reprs import response_html  # rendering lives with the widgets, imported when first shown
+
+    return response_html(response)
+
+
+set_html_renderer(_response_html)  # Response._repr_html_: the engine sits below the widgets
+
 
 __all__ = ["ApiError", "Engine", "InferenceInterrupted", "Response", "default_engine", "run_files", "serve", "set_default_engine", "__version__"]
 

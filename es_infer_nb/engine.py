@@ -15,14 +15,26 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ApiError
+from .errors import ApiError, without_paths
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
+from .services.ml_local import model_roots
 from .stats import StatsRegistry
 from .storage import JsonStore, clean_home, is_endpoint_config, is_object
+
+
+#: Renders a :class:`Response` as notebook HTML. The engine sits below the widgets, so the package
+#: (``es_infer_nb/__init__.py``) hands it the widgets' renderer with :func:`set_html_renderer`.
+_html_renderer: "Callable[[Response], str] | None" = None
+
+
+def set_html_renderer(render: "Callable[[Response], str]") -> None:
+    """Install the function ``Response._repr_html_`` calls (the widgets' ``response_html``)."""
+    global _html_renderer
+    _html_renderer = render
 
 
 @dataclass
@@ -50,9 +62,11 @@ class Response:
         return self.body[key]
 
     def _repr_html_(self) -> str:
-        from .widgets.reprs import response_html  # rendering lives with the widgets
+        if _html_renderer is None:  # pragma: no cover - the package always installs one
+            import html
 
-        return response_html(self)
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        return _html_renderer(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         # text/html and text/plain only: JupyterLab would rank an application/json tree above the HTML
@@ -91,10 +105,15 @@ class Engine:
 
     ``trust_torchscript=True`` (default: ``$ES_INFER_NB_TRUST_TORCHSCRIPT``) runs TorchScript definitions
     uploaded in parts without checking their operations first: only for homes whose uploads you trust.
+
+    ``ml_model_paths`` (default: ``$ES_INFER_NB_ML_MODEL_PATHS``, ``os.pathsep``-separated) lists the
+    directories OpenSearch ml-commons local models may be registered from (``POST
+    _plugins/_ml/models/_register`` with a ``url``); a path outside them is refused.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
-                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None) -> None:
+                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None,
+                 ml_model_paths: Iterable[str | os.PathLike[str]] | None = None) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
         #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
         #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
@@ -103,6 +122,10 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
+        #: directories OpenSearch local models may be read from (es_infer_nb.services.ml_local)
+        self.ml_model_paths: tuple[Path, ...] = model_roots(ml_model_paths)
+        #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
+        #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()
         if self.home is not None:
             clean_home(self.home)
@@ -111,12 +134,23 @@ class Engine:
             atexit.register(_flush_stats, weakref.ref(self))
         self.models = ModelStore(self.home, self.stats)
         self.pipelines = JsonStore(self.home, "pipelines", check=is_object)
+        #: ``PUT _cluster/settings`` persistent values (key ``persistent``); see api.cluster_settings
+        self.cluster_settings = JsonStore(self.home, "cluster_settings", check=is_object)
+        #: data frame analytics job configs (stored only; see api.data_frame_analytics)
+        self.dfa_jobs = JsonStore(self.home, "data_frame_analytics", check=is_object)
         self.inference_endpoints = JsonStore(self.home, "inference_endpoints",  # secrets: services.secrets
                                              check=is_endpoint_config)
+        #: OpenSearch ml-commons objects (es_infer_nb.services.ml_commons); credentials kept apart
+        self.ml_connectors = JsonStore(self.home, "ml_connectors", check=is_object)
+        self.ml_model_groups = JsonStore(self.home, "ml_model_groups", check=is_object)
+        self.ml_models = JsonStore(self.home, "ml_models", check=is_object)
+        self.ml_tasks = JsonStore(self.home, "ml_tasks", check=is_object)
         if self.home is not None:
+            from .services.ml_commons import SECRETS_FILE as ML_SECRETS_FILE
             from .services.secrets import prune_secrets
 
             prune_secrets(self.home, self.inference_endpoints)
+            prune_secrets(self.home, [*self.ml_connectors, *(f"model:{m}" for m in self.ml_models)], ML_SECRETS_FILE)
 
     def close(self) -> None:
         """Save the counters to the home now (they are also saved every second and at exit)."""
@@ -177,22 +211,22 @@ class Engine:
         from .models.runner import load_model
         from .models.tree.metadata import baseline, total_importance
 
+        stored = self.models.config(model_id)
+        config = parse_config(stored["inference_config"])
+        model = load_model(self, model_id)  # the model work runs outside the state lock
+        extra: dict[str, Any] = {"feature_importance_baseline": baseline(model, config)}
+        if data is not None:
+            frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
+            index = {f: i for i, f in enumerate(feature_names)}
+            x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
+            for j, f in enumerate(model.compiled.features):
+                if f in index:
+                    x[:, j] = frame[:, index[f]]
+            extra["total_feature_importance"] = total_importance(model, config, x)
         with self.lock:
-            stored = dict(self.models.config(model_id))
-            config = parse_config(stored["inference_config"])
-            model = load_model(self, model_id)
-            metadata = dict(stored.get("metadata") or {})
-            metadata["feature_importance_baseline"] = baseline(model, config)
-            if data is not None:
-                frame = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else np.asarray(data, dtype=np.float64)
-                index = {f: i for i, f in enumerate(feature_names)}
-                x = np.full((frame.shape[0], len(model.compiled.features)), np.nan)
-                for j, f in enumerate(model.compiled.features):
-                    if f in index:
-                        x[:, j] = frame[:, index[f]]
-                metadata["total_feature_importance"] = total_importance(model, config, x)
-            stored["metadata"] = metadata
-            self.models.put(model_id, stored)
+            current = dict(self.models.config(model_id))
+            current["metadata"] = {**(current.get("metadata") or {}), **extra}
+            self.models.put(model_id, current)
 
     def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""
@@ -220,27 +254,29 @@ class Engine:
         try:
             req = self._parse(method, path, body, params)
             req.remote = remote
-            with self.lock:
-                status, answer, headers = dispatch(self, req)
-            if isinstance(answer, Deferred):  # e.g. a queued _infer: wait without holding the lock
+            status, answer, headers = dispatch(self, req)  # takes the state lock where the route needs it
+            if isinstance(answer, Deferred):  # e.g. a queued _infer: waits for the deployment's queue
                 answer = answer.resolve()
             return Response(status, answer, headers)
         except ApiError as err:
-            return Response(err.status, err.body(), dict(err.headers))
+            return Response(err.status, without_paths(err.body(), self.home), dict(err.headers))
         except Exception as exc:  # noqa: BLE001 - never a raw traceback for a request
             err = ApiError(_snake(type(exc).__name__) + ("" if type(exc).__name__.endswith("Exception") else "_exception"), str(exc) or type(exc).__name__, 500)
-            return Response(500, err.body())
+            return Response(500, without_paths(err.body(), self.home))
 
     def _parse(self, method: str, path: str, body: Any, params: dict[str, Any] | None):
         from .api.request import Request
+        from .api.xcontent import check_object, decode_utf8
 
         split = urlsplit(path if path.startswith("/") else "/" + path)
         merged = dict(parse_qsl(split.query, keep_blank_values=True))
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
-            body = body.decode("utf-8")
+            body = decode_utf8(bytes(body))
         if isinstance(body, str):
             body = parse_json_body(body)
+        else:
+            check_object(body)
         uri = split.path + (f"?{split.query}" if split.query else "")
         return Request(method=method.upper(), path=split.path, params=merged, body=body, uri=uri)
 
@@ -252,17 +288,10 @@ def _flush_stats(ref: "weakref.ref[Engine]") -> None:
 
 
 def parse_json_body(text: str) -> Any:
-    """Parse a request body the way ES reports malformed JSON."""
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[{exc.lineno}:{exc.colno}] Unexpected character or end of input: {exc.msg}",
-            400,
-        ) from None
+    """Parse a request body the way ES does: its XContent limits and its 400s (api.xcontent)."""
+    from .api.xcontent import parse_json
+
+    return parse_json(text)
 
 
 _default: Engine | None = None

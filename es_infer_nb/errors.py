@@ -69,6 +69,49 @@ class ApiError(Exception):
         return {"error": self.error_object(), "status": self.status}
 
 
+def without_paths(body: Any, *roots: Any) -> Any:
+    """``body`` with absolute paths of this machine taken out of its strings.
+
+    Each folder in ``roots`` (the engine's home) is written relative to itself
+    (``/data/home/pipelines/p.json`` -> ``pipelines/p.json``), Python's installation as
+    ``<python>``, the user's home folder as ``~``; an error body then tells where without telling
+    the layout of the machine.
+    """
+    import os
+    from pathlib import Path
+
+    folders: list[tuple[str, str]] = []
+    for root in roots:
+        if root is None:
+            continue
+        for form in dict.fromkeys((str(root), os.path.realpath(root))):
+            folders.append((form.rstrip(os.sep) + os.sep, ""))
+            folders.append((form.rstrip(os.sep), "."))
+    import sys
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):  # library paths in a message
+        if len(prefix.rstrip(os.sep)) > 1:
+            folders.append((prefix.rstrip(os.sep), "<python>"))
+    user_home = str(Path.home()).rstrip(os.sep)
+    if len(user_home) > 1:
+        folders.append((user_home, "~"))
+    folders.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for folder, replacement in folders:
+                if folder in value:
+                    value = value.replace(folder, replacement)
+            return value
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return scrub(body)
+
+
 # -- constructors for the errors Elasticsearch uses most -----------------------------------
 
 def not_found(reason: str) -> ApiError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .cat_table import CAT_PARAMS, Bytes, Column, Millis, Timestamp, render_table
+from .data_frame_analytics import job_for_model
 from .request import Request
 from .routing import route
 from .stats import model_stats
@@ -63,11 +64,18 @@ def _row(engine: "Engine", model_id: str) -> list[Any]:
         Millis(int(ingest.get("time_in_millis", 0))),
         int(ingest.get("current", 0)),
         int(ingest.get("failed", 0)),
-        "__none__",  # no data frame analytics jobs here: ES writes __none__ and leaves the others empty
-        None,
-        None,
-        None,
+        *_job_columns(job_for_model(engine, config)),
     ]
+
+
+def _job_columns(job: dict[str, Any] | None) -> list[Any]:
+    """data_frame.id / create_time / source_index / analysis; ES writes ``__none__`` and leaves the
+    others empty when no stored job trained the model."""
+    if job is None:
+        return ["__none__", None, None, None]
+    source = (job.get("source") or {}).get("index")
+    return [job.get("id"), Timestamp(int(job["create_time"])) if job.get("create_time") is not None else None,
+            ",".join(source) if isinstance(source, list) else source, next(iter(job.get("analysis") or {}), None)]
 
 
 @route("GET", "_cat/ml/trained_models", "allow_no_match", "from", "size", *CAT_PARAMS)

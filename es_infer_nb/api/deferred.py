@@ -1,10 +1,9 @@
-"""Answers finished after the engine's lock is released.
+"""Answers finished after the handler returned.
 
 A handler that must wait for something other callers feed as well (a deployment's inference
-queue, which gathers concurrent ``_infer`` calls into one model call) queues its work while it
-holds the lock and returns a :class:`Deferred`; :meth:`Engine.request` resolves it once the lock
-is released, so other requests get in meanwhile and their documents can join the same batch.
-"""
+queue, which gathers concurrent ``_infer`` calls into one model call) queues its work and returns
+a :class:`Deferred`; :meth:`Engine.request` resolves it after the dispatch (and any state lock the
+route held), so other requests get in meanwhile and their documents can join the same batch."""
 
 from __future__ import annotations
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, not_found, validation_failed
 from ..models.byte_size import ByteSize
+from ..models.config import id_error
 from ..models.deployments import AdaptiveAllocations, Deployment, StartRequest, deployments, iso_millis, model_field
 from .deferred import Deferred
-from .request import Request
+from .request import Request, parse_time_value
 from .routing import route
 from .trained_models import pipelines_using
 
@@ -35,26 +36,9 @@ START_PARAMS = ("deployment_id", "timeout", "wait_for", "threads_per_allocation"
                 "number_of_allocations", "model_threads", "queue_capacity", "cache_size", "priority", "device",
                 "precision")
 
-_TIME_UNITS = (("nanos", 1e-9), ("micros", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0),
-               ("d", 86400.0))
-
-
 def parse_time_seconds(text: str, setting: str) -> float:
-    """``TimeValue.parseTimeValue``: ``30s``, ``500ms``, ``1m``...; ``-1`` / ``0`` without a unit."""
-    lower = text.strip().lower()
-    if lower in ("-1", "0"):
-        return float(lower)
-    for suffix, scale in sorted(_TIME_UNITS, key=lambda u: -len(u[0])):
-        if lower.endswith(suffix):
-            number = lower[: -len(suffix)].strip()
-            try:
-                return float(int(number)) * scale
-            except ValueError:
-                raise ApiError("illegal_argument_exception",
-                               f"failed to parse [{text}]", 400) from None
-    raise ApiError("illegal_argument_exception",
-                   f"failed to parse setting [{setting}] with value [{text}] as a time value: unit is missing or "
-                   "unrecognized", 400)
+    """``TimeValue.parseTimeValue`` (:func:`~.request.parse_time_value`)."""
+    return parse_time_value(text, setting)
 
 
 def _int(value: Any, name: str, where: str) -> int:
@@ -135,10 +119,12 @@ def _precision(value: Any) -> str:
         raise ApiError("illegal_argument_exception", str(exc), 400) from None
 
 
-@route("POST", "_ml/trained_models/{model_id}/deployment/_start", *START_PARAMS)
+@route("POST", "_ml/trained_models/{model_id}/deployment/_start", *START_PARAMS, exclusive=False)
 def start_deployment(engine: "Engine", req: Request) -> Any:
     start = parse_start(req)
     problems = start.problems()
+    if (err := id_error("deployment_id", start.deployment_id)) is not None:
+        problems.insert(0, err)
     if problems:
         raise validation_failed(problems)
     registry = deployments(engine)
@@ -161,7 +147,7 @@ def assignment(dep: Any, node_id: str) -> dict[str, Any]:
     return out
 
 
-@route("POST", "_ml/trained_models/{deployment_id}/deployment/_stop", "allow_no_match", "force", "id")
+@route("POST", "_ml/trained_models/{deployment_id}/deployment/_stop", "allow_no_match", "force", "id", exclusive=False)
 def stop_deployment(engine: "Engine", req: Request) -> Any:
     expression = req.path_params["deployment_id"]
     body = _body(req, "stop_trained_model_deployment_request", {"id", "allow_no_match", "force"})
@@ -172,25 +158,28 @@ def stop_deployment(engine: "Engine", req: Request) -> Any:
     allow = req.bool_param("allow_no_match", bool(body.get("allow_no_match", True)))
     force = req.bool_param("force", bool(body.get("force", False)))
     registry = deployments(engine)
-    ids = _expand(engine, expression, allow)
-    if not force:
-        for dep_id in ids:
-            dep = registry.require(dep_id)
-            referenced = {dep_id, *(engine.models.aliases_of(dep.model_id) if dep_id == dep.model_id else [])}
-            if pipelines_using(engine, referenced):
-                raise ApiError(
-                    "status_exception",
-                    f"Cannot stop deployment [{dep_id}] as it is referenced by ingest processors; use force to stop "
-                    "the deployment",
-                    409,
-                )
-    for dep_id in ids:
-        registry.stop(dep_id)
+    with engine.lock:  # the checks and the routing table change together; the queues drain outside
+        ids = _expand(engine, expression, allow, tolerate_missing=allow)
+        if not force:
+            for dep_id in ids:
+                dep = registry.require(dep_id)
+                referenced = {dep_id, *(engine.models.aliases_of(dep.model_id) if dep_id == dep.model_id else [])}
+                if pipelines_using(engine, referenced):
+                    raise ApiError(
+                        "status_exception",
+                        f"Cannot stop deployment [{dep_id}] as it is referenced by ingest processors; use force to "
+                        "stop the deployment",
+                        409,
+                    )
+        detached = [registry.detach(dep_id) for dep_id in ids]
+    for dep in detached:
+        dep.shutdown()
     return {"stopped": True}
 
 
-def _expand(engine: "Engine", expression: str, allow_no_match: bool) -> list[str]:
-    """Deployment ids for an id, a model id (all its deployments), a comma list or wildcards."""
+def _expand(engine: "Engine", expression: str, allow_no_match: bool, *, tolerate_missing: bool = False) -> list[str]:
+    """Deployment ids for an id, a model id (all its deployments), a comma list or wildcards.
+    ``tolerate_missing`` (stop with ``allow_no_match``): an id with no deployment is skipped, not a 404."""
     import fnmatch
 
     registry = deployments(engine)
@@ -210,7 +199,7 @@ def _expand(engine: "Engine", expression: str, allow_no_match: bool) -> list[str
             found.extend(d.deployment_id for d in registry.of_model(part))
         else:
             missing.append(part)
-    if missing:
+    if missing and not tolerate_missing:
         raise not_found(f"No known model deployment with id [{','.join(missing)}]")
     return list(dict.fromkeys(found))
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..backends import NlpBackend, resolve
 from ..errors import ApiError
-from ..models.parsing import reject_unknown
 from ..models.deployments import deployments
-from ..models.nlp_backend import input_field
-from ..models.runner import infer_docs
+from ..models.inference_config import ALL_TYPES
+from ..models.parsing import reject_unknown
 from .deployments import queued_infer
 from .request import Request
 from .routing import route
@@ -17,9 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout")
-@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout")
-@route("POST", "_ml/inference/{model_id}/_infer", "timeout")
+@route("POST", "_ml/trained_models/{model_id}/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/trained_models/{model_id}/deployment/_infer", "timeout", exclusive=False)
+@route("POST", "_ml/inference/{model_id}/_infer", "timeout", exclusive=False)
 def infer(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("infer_trained_model_request")
@@ -27,7 +27,7 @@ def infer(engine: "Engine", req: Request) -> Any:
     docs = body.get("docs")
     if docs is None and "input" in body:
         raw = body["input"]
-        field = _input_field(engine, model_id)
+        field = deployments(engine).input_field_of(model_id)
         docs = [{field: t} for t in (raw if isinstance(raw, list) else [raw])]
     if docs is None:
         raise ApiError("action_request_validation_exception", "Validation Failed: 1: [docs] must not be null;", 400)
@@ -42,10 +42,11 @@ def infer(engine: "Engine", req: Request) -> Any:
                 f"[infer_trained_model_request] failed to parse field [docs]: docs[{i}] must be an object",
                 400,
             )
-    dep = deployments(engine).for_inference(model_id)
-    if dep is not None:  # pytorch: queued on the deployment, answered outside the engine lock
-        return queued_infer(engine, dep, docs, body.get("inference_config"), req)
-    result = infer_docs(engine, model_id, docs, body.get("inference_config"))
+    _check_config_names(body.get("inference_config"))
+    backend = resolve(engine, model_id, endpoints=False)  # _infer names trained models only
+    if isinstance(backend, NlpBackend):  # pytorch: queued on the deployment, answered outside the engine lock
+        return queued_infer(engine, backend.deployment(), docs, body.get("inference_config"), req)
+    result = backend.infer_docs(docs, body.get("inference_config"))
     out = result.to_docs()
     for doc in out:
         if "error" in doc:
@@ -53,7 +54,17 @@ def infer(engine: "Engine", req: Request) -> Any:
     return {"inference_results": out}
 
 
-def _input_field(engine: "Engine", id_or_deployment: str) -> str:
-    """The field ``input`` texts stand for: the model's first input field (``text_field`` by default)."""
-    model_id = deployments(engine).model_id_of(id_or_deployment)
-    return input_field(engine.models.config(model_id)) if model_id is not None else "text_field"
+def _check_config_names(update: Any) -> None:
+    """``inference_config`` is a named object of the request parser: an unknown name is ES's
+    ``x_content_parse_exception`` caused by ``named_object_not_found_exception`` (the ingest
+    processor's "unrecognized inference configuration type" is its own parser's message)."""
+    if not isinstance(update, dict):
+        return
+    for name in update:
+        if name not in ALL_TYPES:
+            raise ApiError(
+                "x_content_parse_exception",
+                "[infer_trained_model_request] failed to parse field [inference_config]",
+                400,
+                caused_by=ApiError("named_object_not_found_exception", f"unknown field [{name}]", 400),
+            )

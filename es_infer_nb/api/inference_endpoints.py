@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
@@ -11,6 +10,7 @@ from ..services.base import INPUT_TYPES
 from ..services.registry import build_endpoint, check_task_type, endpoints, services, update_endpoint
 from ..services.runner import resolve, rest_answer, run
 from ..services.secrets import EnvPolicy
+from .ids import require_inference_id
 from .request import Request
 from .routing import route
 
@@ -20,20 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 DEFAULT_TIMEOUT_S = 30.0
-_TIME = re.compile(r"^(\d+(?:\.\d+)?)(nanos|micros|ms|s|m|h|d)$")
-_UNIT_S = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 INFERENCE_BODY_KEYS = {"input", "query", "task_settings", "input_type", "top_n", "return_documents"}
 
 
 def timeout_param(req: Request, default: float) -> float:
-    raw = req.str_param("timeout")
-    if raw is None:
-        return default
-    m = _TIME.match(raw.strip())
-    if not m:
-        raise ApiError("illegal_argument_exception", f"failed to parse setting [timeout] with value [{raw}] as a "
-                       "time value: unit is missing or unrecognized", 400)
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+    """``?timeout`` in seconds (``-1``: no limit, taken as a day); ``default`` when absent."""
+    seconds = req.time_param("timeout", default)
+    assert seconds is not None
+    return 86400.0 if seconds < 0 else seconds
 
 
 def env_policy(engine: "Engine", req: Request) -> EnvPolicy:
@@ -43,6 +37,7 @@ def env_policy(engine: "Engine", req: Request) -> EnvPolicy:
 
 def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any]:
     inference_id = req.path_params["inference_id"]
+    require_inference_id(inference_id)
     body = req.object_body("inference_endpoint")
     body_type = body.get("task_type")
     if task_type is None:
@@ -129,12 +124,12 @@ def get_typed(engine: "Engine", req: Request) -> Any:
     return _get(engine, req.path_params["task_type"], req.path_params["inference_id"])
 
 
-@route("GET", "_inference/_services")
+@route("GET", "_inference/_services", exclusive=False)
 def get_services(engine: "Engine", req: Request) -> Any:
     return [s.describe() for s in services().values()]
 
 
-@route("GET", "_inference/_services/{task_type}")
+@route("GET", "_inference/_services/{task_type}", exclusive=False)
 def get_services_for(engine: "Engine", req: Request) -> Any:
     task_type = check_task_type(req.path_params["task_type"])
     return [s.describe() for s in services().values() if task_type in s.task_types]
@@ -185,12 +180,12 @@ def _infer(engine: "Engine", req: Request, task_type: str | None) -> Any:
     return rest_answer(output, top_n=top_n, return_documents=return_documents, inputs=inputs)
 
 
-@route("POST", "_inference/{inference_id}", "timeout")
+@route("POST", "_inference/{inference_id}", "timeout", exclusive=False)
 def infer_untyped(engine: "Engine", req: Request) -> Any:
     return _infer(engine, req, None)
 
 
-@route("POST", "_inference/{task_type}/{inference_id}", "timeout")
+@route("POST", "_inference/{task_type}/{inference_id}", "timeout", exclusive=False)
 def infer_typed(engine: "Engine", req: Request) -> Any:
     return _infer(engine, req, req.path_params["task_type"])
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, not_found
 from ..ingest.pipeline import parse_pipeline
 from ..ingest.simulate import simulate
+from .cluster_settings import MAX_INFERENCE_PROCESSORS, setting
+from .ids import require_pipeline_id
 from .request import Request
 from .routing import route
 
@@ -15,7 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 
-MAX_INFERENCE_PROCESSORS = 50  # xpack.ml.max_inference_processors
 
 
 def count_inference_processors(value: Any) -> int:
@@ -35,23 +36,24 @@ def count_inference_processors(value: Any) -> int:
 
 def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipeline_id: str | None = None) -> None:
     """Validate a pipeline body with the same parser ``_simulate`` and execution use."""
-    parse_pipeline(body, engine, pipeline_id)
     if engine is not None and count_inference_processors(body.get("processors")) + count_inference_processors(
             body.get("on_failure")):
         current = sum(count_inference_processors((engine.pipelines.get(pid) or {}).get("processors"))
                       + count_inference_processors((engine.pipelines.get(pid) or {}).get("on_failure"))
                       for pid in engine.pipelines)
-        if current >= MAX_INFERENCE_PROCESSORS:
+        limit = setting(engine, MAX_INFERENCE_PROCESSORS)
+        if current >= limit:
             raise ApiError(
                 "status_exception",
                 f"Max number of inference processors reached, total inference processors [{current}]. Adjust the "
-                f"setting [xpack.ml.max_inference_processors]: [{MAX_INFERENCE_PROCESSORS}] if a greater number is "
-                "desired.", 409)
+                f"setting [{MAX_INFERENCE_PROCESSORS}]: [{limit}] if a greater number is desired.", 409)
+    parse_pipeline(body, engine, pipeline_id)  # after the limit: ES's factory checks it before anything else
 
 
 @route("PUT", "_ingest/pipeline/{id}", "if_version")
 def put_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("pipeline")
+    require_pipeline_id(req.path_params["id"])
     validate_pipeline(body, engine, req.path_params["id"])
     engine.pipelines.put(req.path_params["id"], body)
     return {"acknowledged": True}
@@ -82,10 +84,10 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
     return {"acknowledged": True}
 
 
-@route("POST", "_ingest/pipeline/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/_simulate", "verbose")
-@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose")
-@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose")
+@route("POST", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/_simulate", "verbose", exclusive=False)
+@route("POST", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
+@route("GET", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
 def simulate_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("simulate")
     return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False))

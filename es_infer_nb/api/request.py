@@ -7,6 +7,41 @@ from typing import Any
 
 from ..errors import ApiError, illegal_argument
 
+#: ``TimeValue.parseTimeValue``'s suffixes, in the order it tries them
+_TIME_UNITS = (("nanos", 1e-9), ("micros", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0),
+               ("d", 86400.0))
+#: parameters every route parses as a time value when given (ES: ``paramAsTime``)
+TIME_PARAMS = ("timeout", "master_timeout")
+
+
+def parse_time_value(text: str, setting: str) -> float:
+    """Seconds for an ES time value (``TimeValue.parseTimeValue``): ``30s``, ``500ms``, ``2m``...;
+    ``-1`` (no limit: -1.0) and ``0`` without a unit. ES's 400s otherwise: a missing or unknown unit,
+    a fraction, a negative duration."""
+    lower = text.lower().strip()
+    for suffix, scale in _TIME_UNITS:
+        if lower.endswith(suffix):
+            number = lower[: -len(suffix)].strip()
+            try:
+                value = int(number, 10)
+            except ValueError:
+                try:
+                    float(number)
+                except ValueError:
+                    raise ApiError("parse_exception", f"failed to parse [{text}]", 400) from None
+                raise ApiError("parse_exception",
+                               f"failed to parse [{text}], fractional time values are not supported", 400) from None
+            if value < -1:
+                raise ApiError("illegal_argument_exception", f"failed to parse setting [{setting}] with value "
+                               f"[{text}] as a time value: negative durations are not supported", 400)
+            return value * scale
+    if lower.startswith("-") and lower[1:].lstrip("0") == "1":
+        return -1.0
+    if lower and lower.strip("0") == "":
+        return 0.0
+    raise ApiError("illegal_argument_exception", f"failed to parse setting [{setting}] with value [{text}] as a "
+                   "time value: unit is missing or unrecognized", 400)
+
 
 def _param_text(value: Any) -> str:
     if isinstance(value, bool):
@@ -63,6 +98,11 @@ class Request:
                 f"Failed to parse int parameter [{name}] with value [{raw}]",
                 400,
             ) from None
+
+    def time_param(self, name: str, default: float | None) -> float | None:
+        """Seconds for a time-valued parameter (:func:`parse_time_value`); ``default`` when absent."""
+        raw = self.params.get(name)
+        return default if raw is None else parse_time_value(raw, name)
 
     def list_param(self, name: str) -> list[str]:
         raw = self.params.get(name)

@@ -29,6 +29,10 @@ class Route:
     pattern: str
     handler: Handler
     params: frozenset[str] = field(default_factory=frozenset)
+    #: the handler runs holding the engine's state lock (a short read or write of the state); a
+    #: handler that does work (model calls, remote calls, pipelines, model loads) is registered with
+    #: ``exclusive=False`` and takes the lock itself around the state it reads or changes
+    exclusive: bool = True
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -53,11 +57,12 @@ class Route:
         return sum(1 for s in self.segments if not s.startswith("{"))
 
 
-def route(method: str, pattern: str, *params: str) -> Callable[[Handler], Handler]:
-    """Decorator used by the ``api`` modules to register a handler in :data:`ROUTES`."""
+def route(method: str, pattern: str, *params: str, exclusive: bool = True) -> Callable[[Handler], Handler]:
+    """Decorator used by the ``api`` modules to register a handler in :data:`ROUTES`
+    (``exclusive=False``: the handler runs without the engine's state lock, see :class:`Route`)."""
 
     def deco(fn: Handler) -> Handler:
-        ROUTES.append(Route(method.upper(), pattern, fn, frozenset(params)))
+        ROUTES.append(Route(method.upper(), pattern, fn, frozenset(params), exclusive))
         return fn
 
     return deco

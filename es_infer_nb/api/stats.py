@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ApiError
 from ..models.deployments import Deployment, deployments, required_native_memory_bytes
 from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
@@ -33,24 +35,52 @@ def get_stats(engine: "Engine", req: Request) -> Any:
 
 
 def _deployment_ids(engine: "Engine", expression: str) -> tuple[str, dict[str, set[str]]]:
-    """Replace deployment ids (that are not model ids) by their model id; remember which were asked for."""
+    """Replace deployment ids (that are not model ids) by their model id; remember which were asked for.
+
+    A wildcard matches deployment ids too (``my-dep*``: the model of every matching deployment, with
+    only those deployments), as ES adds the models of the deployments an expression matches. A model
+    that the expression names itself (its id, an alias or a wildcard over its id) shows all its
+    deployments."""
     registry = deployments(engine)
     parts: list[str] = []
     only: dict[str, set[str]] = {}
+    named: list[str] = []  # the parts that name models themselves
     for part in [p.strip() for p in expression.split(",") if p.strip()]:
         dep = registry.get(part)
-        if dep is not None and "*" not in part and engine.models.resolve(part) is None:
+        if "*" in part and part not in ("*", "_all"):
+            matched = [d for d in registry.all() if fnmatch.fnmatchcase(d.deployment_id, part)
+                       and not fnmatch.fnmatchcase(d.model_id, part)]
+            for d in matched:
+                only.setdefault(d.model_id, set()).add(d.deployment_id)
+                parts.append(d.model_id)
+            if not matched or _matches_a_model(engine, part):
+                parts.append(part)
+                named.append(part)
+        elif dep is not None and engine.models.resolve(part) is None:
             only.setdefault(dep.model_id, set()).add(part)
             parts.append(dep.model_id)
         else:
             parts.append(part)
-    return ",".join(parts) or "_all", only
+            named.append(part)
+    for model_id in list(only):
+        if any(p in ("*", "_all") or fnmatch.fnmatchcase(model_id, p) or engine.models.resolve(p) == model_id
+               for p in named):
+            del only[model_id]
+    return ",".join(dict.fromkeys(parts)) or "_all", only
+
+
+def _matches_a_model(engine: "Engine", pattern: str) -> bool:
+    try:
+        return bool(engine.models.expand(pattern, allow_no_match=False, missing_reason="{}"))
+    except ApiError:
+        return False
 
 
 def model_stats_entries(engine: "Engine", model_id: str, only: set[str] | None = None, *,
                         human: bool = False) -> list[dict[str, Any]]:
     """One entry for a model, or one per deployment of a deployed pytorch model (as ES answers)."""
-    deps = [d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only]
+    deps = sorted((d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only),
+                  key=lambda d: d.deployment_id)  # ES lists a model's deployments by deployment id
     if not deps:
         return [model_stats(engine, model_id)]
     out = []

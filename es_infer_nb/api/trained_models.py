@@ -25,23 +25,26 @@ GET_PARAMS = ("include", "decompress_definition", "exclude_generated", "allow_no
               "include_model_definition")
 
 
-@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion")
+@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion",
+       exclusive=False)
 def put_model(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("trained_model_config")
     defer = req.bool_param("defer_definition_decompression", False)
     req.bool_param("wait_for_completion", False)
     check_no_vocabulary(body)
-    stored, _definition = validate_put(model_id, body, defer)
-    stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
-    if stored_here or engine.models.aliases.get(model_id) is not None:
-        raise already_exists(f"Trained machine learning model [{model_id}] already exists")
-    if deployments(engine).get(model_id) is not None:
-        raise ApiError("status_exception",
-                       f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+    stored, _definition = validate_put(model_id, body, defer)  # parsing a definition: outside the state lock
     if stored.get("model_type") == "pytorch":
         stored = with_native_location(stored)
-    engine.models.put(model_id, stored)
+    registry = deployments(engine)
+    with engine.lock:
+        stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
+        if stored_here or engine.models.aliases.get(model_id) is not None:
+            raise already_exists(f"Trained machine learning model [{model_id}] already exists")
+        if registry.get(model_id) is not None:
+            raise ApiError("status_exception",
+                           f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+        engine.models.put(model_id, stored)
     return emit(stored, include=set())
 
 
@@ -91,6 +94,11 @@ def get_models(engine: "Engine", req: Request) -> Any:
             "Getting model definition is not supported when getting more than one model",
             400,
         )
+    if "definition_status" in include and len(ids) > 1:
+        raise ApiError("status_exception",
+                       "Getting the model download status is not supported when getting more than one model", 400)
+    if "definition_status" in include and ids and engine.models.config(ids[0]).get("model_type") != "pytorch":
+        raise ApiError("status_exception", "Definition status is only relevant to PyTorch model types", 400)
     decompress = req.bool_param("decompress_definition", True)
     exclude_generated = req.bool_param("exclude_generated", False)
     page = ids[start : start + size]
@@ -100,11 +108,10 @@ def get_models(engine: "Engine", req: Request) -> Any:
         for m in page
     ]
     if "definition_status" in include:
-        # a pytorch model is fully defined once every definition part and the vocabulary are there; the
-        # other kinds carry their whole definition in the PUT that created them
+        # ES (TransportGetTrainedModelsAction): one pytorch model only (checked above); it is fully
+        # defined once every definition part and the vocabulary are there
         for config in configs:
-            config["fully_defined"] = (pytorch_fully_defined(engine, config["model_id"])
-                                       if config.get("model_type") == "pytorch" else True)
+            config["fully_defined"] = pytorch_fully_defined(engine, config["model_id"])
     return {"count": len(ids), "trained_model_configs": configs}
 
 
@@ -128,10 +135,18 @@ def _references(node: Any, ids: set[str]) -> bool:
     return False
 
 
-@route("DELETE", "_ml/trained_models/{model_id}", "force")
+@route("DELETE", "_ml/trained_models/{model_id}", "force", exclusive=False)
 def delete_model(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     force = req.bool_param("force", False)
+    with engine.lock:  # checks and deletion together; the deployments' queues drain outside the lock
+        detached = _delete_model(engine, model_id, force)
+    for dep in detached:
+        dep.shutdown()
+    return {"acknowledged": True}
+
+
+def _delete_model(engine: "Engine", model_id: str, force: bool) -> list[Any]:
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
     check_not_lang_ident(model_id, "delete")
@@ -160,10 +175,10 @@ def delete_model(engine: "Engine", req: Request) -> Any:
                     "by ingest processors; use force to delete the model",
                     409,
                 )
-    deployments(engine).forget_model(model_id)
+    detached = deployments(engine).forget_model(model_id)
     native_definitions(engine).delete(model_id)
     engine.models.delete(model_id)
-    return {"acknowledged": True}
+    return detached
 
 
 @route("PUT", "_ml/trained_models/{model_id}/model_aliases/{model_alias}", "reassign")
@@ -204,6 +219,15 @@ def put_alias(engine: "Engine", req: Request) -> Any:
                     "illegal_argument_exception",
                     f"cannot reassign model_alias [{alias}] to model [{model_id}] with inference config type [{new}] "
                     f"from model [{current}] with type [{old}]",
+                    400,
+                )
+            # ES: an alias that serves a deployed model moves only to a model that is deployed too
+            registry = deployments(engine)
+            if registry.of_model(current) and not any(d.state == "started" for d in registry.of_model(model_id)):
+                raise ApiError(
+                    "status_exception",
+                    f"cannot reassign model_alias [{alias}] to model [{model_id}] from model [{current}] as it is not "
+                    "yet deployed",
                     400,
                 )
     engine.models.aliases.put(alias, model_id)

@@ -30,7 +30,7 @@ from dask.dataframe.extensions import register_dataframe_accessor
 from . import stats as _stats
 from .config import (Definition, cached_engine, definitions, job_config, make_predict_fn, referenced_models,
                      state_key)
-from .meta import conform, pipeline_meta, run_meta
+from ..frames.meta import conform, pipeline_meta, run_meta
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -154,7 +154,7 @@ class DaskInferAccessor:
     ) -> Any:
         """``df.infer.run`` on every partition; returns a lazy Dask DataFrame (input columns then
         result columns, every row, same index and order). The result columns and dtypes are declared
-        from the model's or endpoint's config (:mod:`es_infer_nb.dask.meta`), as the pandas path
+        from the model's or endpoint's config (:mod:`es_infer_nb.frames.meta`), as the pandas path
         types them; ``meta`` (``{column: dtype}``) declares them instead."""
         if not isinstance(model_id, str) or not model_id:
             raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
@@ -176,7 +176,7 @@ class DaskInferAccessor:
     ) -> Any:
         """``df.infer.pipeline`` on every partition; returns a lazy Dask DataFrame. Ingest stats of a
         stored pipeline move in the engine as the partitions finish. The columns and dtypes are declared
-        from the pipeline definition and the model configs (:mod:`es_infer_nb.dask.pipeline_meta`), as the
+        from the pipeline definition and the model configs (:mod:`es_infer_nb.frames.pipeline_meta`), as the
         pandas path types them; ``meta`` (``{column: dtype}``) declares the columns whose names depend on
         the data (a mustache ``field``, ``text_expansion`` tokens, ...) or another dtype."""
         eng = _engine(engine)

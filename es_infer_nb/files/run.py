@@ -3,7 +3,7 @@
 Rows are read ``batch_size`` at a time (pyarrow), go through the same code as ``df.infer.run`` /
 ``df.infer.pipeline`` and are written before the next batch is read, so memory stays bounded by a
 few batches whatever the input's size. The result columns are declared from the model / pipeline
-configs before the first batch (:mod:`es_infer_nb.dask.meta`), so every batch of the output has the
+configs before the first batch (:mod:`es_infer_nb.frames.meta`), so every batch of the output has the
 same columns. Ctrl-C closes the output with the finished batches in it (a valid file) and raises
 :class:`FilesInterrupted`.
 """
@@ -73,7 +73,7 @@ def run_files(
     and :class:`FilesInterrupted` on Ctrl-C (the finished batches stay written).
     """
     from ..engine import default_engine
-    from ..notebook.frame_pipeline import resolve_pipeline
+    from ..frames.pipeline import resolve_pipeline
 
     if (model is None) == (pipeline is None):
         raise ValueError("give exactly one of model= (a trained model id) or pipeline= (a pipeline id or body)")
@@ -130,10 +130,9 @@ def run_files(
 
 def _check_model(engine: "Engine", model_id: str) -> None:
     """An unknown model id fails before any output exists (deployment and endpoint ids are fine)."""
-    from ..models.deployments import deployments
-    from ..services.runner import is_endpoint
+    from ..backends import resolve
 
-    if deployments(engine).get(model_id) is None and not is_endpoint(engine, model_id):
+    if resolve(engine, model_id).kind == "tree":  # the tree runner answers unknown ids: ask it now
         engine.models.require(model_id)
 
 
@@ -149,7 +148,7 @@ def _apply(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline: A
 def _declared(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline: Any,
               options: dict[str, Any]) -> pd.DataFrame | None:
     """The output's columns from the configs; ``None`` where they are only known from a first batch."""
-    from ..dask.meta import pipeline_meta, run_meta
+    from ..frames.meta import pipeline_meta, run_meta
 
     try:
         if model is not None:
@@ -160,6 +159,6 @@ def _declared(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline
 
 
 def _shape(result: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
-    from ..dask.meta import conform
+    from ..frames.meta import conform
 
     return result if meta is None else conform(result, meta)

@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backends import resolve
 from ..errors import ApiError
+from ..models.results import document_failure, render_per_document, warning_message
 from .columnar_condition import evaluate
 from .columnar_table import Table, is_prefix, typed_array
 from .document import _MUSTACHE, Doc, template_field, template_text
@@ -35,9 +37,6 @@ from .pipeline import (Failure, Pipeline, Processor, Run, as_api_error, is_count
 
 #: per-document continuation batch size
 HANDOFF_CHUNK = 50_000
-_FIELD_VALUE_TYPES = ("convert", "uppercase", "lowercase", "trim", "gsub")
-
-
 @dataclass
 class Result:
     """What a columnar run leaves: the table (rows finished by columns), the documents handed to the
@@ -130,8 +129,11 @@ def _template_fields(value: str) -> list[str] | None:
 
 
 def supported(p: Processor) -> bool:
-    """Whether the columns run processor ``p`` (its configuration; rows may still be handed off)."""
-    t = p.type
+    """Whether the columns run processor ``p``: its class has a column form (:mod:`.registry`) and the
+    form takes its configuration (rows may still be handed off)."""
+    t = p.column_form
+    if t is None:
+        return False
     if t == "set":
         if not _plain_path(p.field):
             return False
@@ -150,7 +152,7 @@ def supported(p: Processor) -> bool:
         fields = p.fields
         return all(_plain_path(f) for f in fields) and not any(
             a == b or is_prefix(a, b) for i, a in enumerate(fields) for j, b in enumerate(fields) if i != j)
-    if t in _FIELD_VALUE_TYPES:
+    if t == "field_value":
         a, b = p.field, p.target_field
         return _plain_path(a) and _plain_path(b) and not is_prefix(a, b) and not is_prefix(b, a)
     if t == "drop":
@@ -198,7 +200,7 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
                 b.hand_off(k, _mask(n, idx[trouble]))
                 eligible = _mask(n, idx[ok])
             if eligible.any():
-                _STEPS[p.type if p.type in _STEPS else "field_value"](p, b, eligible, k)
+                COLUMN_STEPS[p.column_form](p, b, eligible, k)  # type: ignore[index]
         failures = _finish(pipeline, b, failures, chunk_size or HANDOFF_CHUNK)
     finally:
         if counted:
@@ -458,21 +460,19 @@ def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.n
 # -- the inference processor -------------------------------------------------------------------------
 
 def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
-    from ..models.runner import _needed_fields, _run
-    from ..services.runner import is_endpoint
-    from .nlp_inference import serves_nlp
+    from ..models.runner import needed_fields, run_tree
 
     t, run = b.table, b.run
     engine = run.engine
     try:
-        if engine is None or is_endpoint(engine, p.model_id) or serves_nlp(engine, p.model_id):
+        if engine is None or resolve(engine, p.model_id).kind != "tree":
             raise LookupError
         model_id = engine.models.require(p.model_id)
         stored = engine.models.config(model_id)
     except (ApiError, LookupError):
         b.hand_off(k, rows)  # the per-document path answers (or fails) exactly
         return
-    needed = list(dict.fromkeys(_needed_fields(stored) + list((p.field_map or {}).keys())))
+    needed = list(dict.fromkeys(needed_fields(stored) + list((p.field_map or {}).keys())))
     if any(not _plain_path(name) for name in needed):
         b.hand_off(k, rows)
         return
@@ -494,7 +494,7 @@ def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     failed: dict[int, BaseException] = {}
     try:
         try:
-            result = _run(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map)
+            result = run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
             err = as_api_error(exc)
             failed = {i: err for i in idx.tolist()}
@@ -542,22 +542,17 @@ def _write_results(result: Any, t: Table, idx: np.ndarray, target: str, model_id
         if ok.size:
             t.write(f"{target}.{results_field}", _mask(n, ok), predicted)
         if warn.any():
-            from ..models.results import warning_message
-
             t.write(f"{target}.warning", _mask(n, idx[warn]), warning_message(model_id))
         t.write(f"{target}.model_id", _mask(n, idx), model_id)
         return {}
-    from .inference import render_per_document
-
     failed: dict[int, BaseException] = {}
     leaves: dict[str, tuple[list[int], list[Any]]] = {}
     for i, res in zip(idx.tolist(), render_per_document(result)):
-        if isinstance(res, ApiError):
-            failed[i] = res
+        failure = document_failure(res)
+        if failure is not None:
+            failed[i] = failure
             continue
-        if "error" in res and len(res) == 1:
-            failed[i] = ApiError("status_exception", str(res["error"]), 400)
-            continue
+        assert not isinstance(res, ApiError)
         value = dict(res)
         value["model_id"] = model_id
         for path, leaf in _leaves(value, target):
@@ -580,7 +575,8 @@ def _leaves(value: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
     return out
 
 
-_STEPS: dict[str, Callable[[Any, _Batch, np.ndarray, int], None]] = {
+#: the column forms, by the name a processor class gives in ``column_form`` (:mod:`.registry`)
+COLUMN_STEPS: dict[str, Callable[[Any, _Batch, np.ndarray, int], None]] = {
     "set": _set, "rename": _rename, "remove": _remove, "drop": _drop, "inference": _inference,
     "field_value": _field_value,
 }

@@ -59,7 +59,11 @@ class Condition:
     tree: Any
 
     def evaluate(self, ctx: dict[str, Any]) -> bool:
-        value = _eval(self.tree, ctx, self.source)
+        try:
+            value = _eval(self.tree, ctx, self.source)
+        except RecursionError:
+            raise _runtime_error(self.source, "expression too deeply nested to evaluate",
+                                 "illegal_argument_exception") from None
         if not isinstance(value, bool):
             raise ApiError("illegal_argument_exception",
                            f"condition [{self.source}] did not return a boolean, but [{value!r}]", 400)
@@ -230,7 +234,10 @@ def parse_condition(source: Any) -> Condition:
         source = source.get("source")
     if not isinstance(source, str):
         raise ApiError("parse_exception", "[if] property isn't a string or a script object", 400)
-    return Condition(source, _Parser(source).parse())
+    try:
+        return Condition(source, _Parser(source).parse())
+    except RecursionError:  # thousands of nested parentheses: refused like any other bad script
+        raise _compile_error(source, "expression too deeply nested") from None
 
 
 def _eval(node: Any, ctx: dict[str, Any], source: str) -> Any:

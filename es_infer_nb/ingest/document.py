@@ -212,7 +212,8 @@ class Doc:
         if with_pipeline and self.ingest.get("pipeline") is not None:
             ingest["pipeline"] = self.ingest["pipeline"]
         for key, value in self.ingest.items():
-            if key in ("pipeline",) or key.startswith("on_failure_"):
+            # a verbose step of an on_failure processor shows the failure metadata it runs with, as ES
+            if key in ("pipeline",) or (key.startswith("on_failure_") and not with_pipeline):
                 continue
             ingest[key] = cp(value)
         out["_ingest"] = ingest

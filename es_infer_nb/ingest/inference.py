@@ -9,17 +9,20 @@ existing value rather than overwriting it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
+from ..models.results import DEFAULT_TARGET_FIELD, document_failure, render_per_document
 from .config import Conf
 from .document import Doc
 from .pipeline import Processor, Run, as_api_error
 
-DEFAULT_TARGET_FIELD = "ml.inference"
-UPDATE_TYPES = tuple(t for t in ic.ALL_TYPES if t != "learning_to_rank")
+#: the processor's inference types, in the order ES lists them ("Supported types [...]"): the two
+#: tree types, then the NLP types by name
+UPDATE_TYPES = ("classification", "regression") + tuple(
+    sorted(t for t in ic.ALL_TYPES if t not in ("learning_to_rank", "classification", "regression")))
 RESERVED_FIELDS = ("warning", "model_id")
 
 
@@ -79,26 +82,6 @@ def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
     return out
 
 
-def render_per_document(result: Any) -> list[dict[str, Any] | ApiError]:
-    """``TreeBatchResult.to_docs``, where a result that cannot be rendered (a class label that cannot
-    become a ``boolean``) fails its own document only, as ES infers ingest documents one at a time."""
-    try:
-        return result.to_docs()
-    except ApiError:
-        pass
-    out: list[dict[str, Any] | ApiError] = []
-    for i in range(len(result)):
-        row = slice(i, i + 1)
-        one = replace(result, values=result.values[row], warning=result.warning[row], errors=result.errors[row],
-                      probabilities=None if result.probabilities is None else result.probabilities[row],
-                      importance=None if result.importance is None else result.importance[row], extra={})
-        try:
-            out.append(one.to_docs()[0])
-        except ApiError as err:
-            out.append(err)
-    return out
-
-
 def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict[str, Any]:
     """``LocalModel.mapFieldsIfNecessary``: for each ``src -> dest``, ``putIfAbsent(dest, dig(src))`` when non-null."""
     from ..models.tree.features import dig
@@ -110,8 +93,22 @@ def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict
     return fields
 
 
+def split_output_path(path: str) -> tuple[str | None, str]:
+    """ES ``extractBasePathAndFinalElement``: ``foo.bar.result`` -> (``foo.bar``, ``result``);
+    ``result`` -> (None, ``result``)."""
+    base, dot, last = path.rpartition(".")
+    return (base, last) if dot else (None, path)
+
+
+def input_config(entry: dict[str, str]) -> dict[str, str | None]:
+    """One ``input_output`` entry as ES's ``InputConfig``: input field, output base path, final element."""
+    base, last = split_output_path(entry["output_field"])
+    return {"input_field": entry["input_field"], "output_base_path": base, "output_field": last}
+
+
 class InferenceProcessor(Processor):
     type = "inference"
+    column_form = "inference"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -153,22 +150,20 @@ class InferenceProcessor(Processor):
 
     # -- batch execution ----------------------------------------------------------------------------
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
-        from ..models.runner import _needed_fields, _run
+        from ..models.runner import needed_fields, run_tree
         from ..models.tree.features import columns_from_docs
 
         engine = run.engine
         if engine is None:
             return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
-        from .nlp_inference import run_nlp_batch, serves_nlp
-
-        from ..services.runner import is_endpoint
+        from .endpoint_inference import run_inference_processor
+        from .nlp_inference import run_nlp_batch
 
         try:
-            if is_endpoint(engine, self.model_id):  # an _inference endpoint (remote service or local model)
-                from ..services.ingest_bridge import run_inference_processor
-
+            kind = resolve(engine, self.model_id).kind
+            if kind == "endpoint":  # an _inference endpoint (remote service or local model)
                 return run_inference_processor(self, docs, engine)
-            if serves_nlp(engine, self.model_id):  # pytorch models: through their deployment
+            if kind == "nlp":  # pytorch models: through their deployment
                 return run_nlp_batch(self, docs, engine)
         except ApiError as err:
             return [err] * len(docs)
@@ -182,22 +177,21 @@ class InferenceProcessor(Processor):
                 raise ApiError("status_exception",
                                f"[input_output] is only supported for NLP models, but model [{model_id}] is of type "
                                f"[{kind}]; use [target_field] and [field_map] instead", 400)
-            needed = _needed_fields(stored) + list((self.field_map or {}).keys())
+            needed = needed_fields(stored) + list((self.field_map or {}).keys())
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)
-            result = _run(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
+            result = run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
         except ApiError as err:
             return [err] * len(docs)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
             return [as_api_error(exc)] * len(docs)
         out: list[BaseException | None] = []
         for doc, res in zip(docs, render_per_document(result)):
-            if isinstance(res, ApiError):
-                out.append(res)
+            failure = document_failure(res)
+            if failure is not None:
+                out.append(failure)
                 continue
-            if "error" in res and len(res) == 1:
-                out.append(ApiError("status_exception", str(res["error"]), 400))
-                continue
+            assert not isinstance(res, ApiError)
             try:
                 self.write(doc, res, model_id)
                 out.append(None)

@@ -17,10 +17,12 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..backends import OpenSearchBackend, resolve
 from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
 from .pipeline import Processor, Run
+from .regexes import bound_json_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -31,7 +33,7 @@ DEFAULT_MAX_PREDICTION_TASKS = 10
 DEFAULT_REMOTE_MODEL_INPUT = '{ "parameters": ${ml_inference.parameters} }'
 Predictor = Callable[[dict[str, Any]], Any]
 
-_MISSING = object()
+MISSING = object()
 
 
 def _iae(message: str) -> ApiError:
@@ -140,7 +142,9 @@ def _jsonpath_ng_read(root: Any, path: str) -> Any:
 
     expr = path if path.startswith("$") else "$." + path
     try:
-        matches = [m.value for m in parse(expr).find(root)]
+        matches = [m.value for m in bound_json_path(parse(expr), "ml_inference").find(root)]
+    except ApiError:
+        raise  # a =~ filter over the regex time limit: this document's error
     except Exception:  # noqa: BLE001 - an invalid path reads as missing
         return None
     if not matches:
@@ -276,7 +280,8 @@ def _pool(value: Any, kind: str) -> list[float]:
 
 
 def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """The value an output-map entry reads from the model output (``_MISSING`` = write nothing)."""
+    """The value an output-map entry reads from the model output. A path that finds nothing is an error,
+    or with ``ignore_missing`` the whole output (the tensor's map) as ml-commons' ``ModelExecutor`` does."""
     field, pool = _pooling(field)
     if not isinstance(output, dict):
         raise _iae("model inference output is null")
@@ -286,8 +291,8 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
         else:
             value = json_path_read(output, field)
             if value is None or value == []:
-                if ignore_missing:
-                    return _MISSING
+                if ignore_missing:  # ModelExecutor.getModelOutputValue: the whole output instead
+                    return output
                 raise _iae(f"model inference output cannot find such json path: {field}")
     else:
         results = output.get("inference_results")
@@ -300,16 +305,17 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             base = _tensor_value(tensors[0])
         else:
             base = [_tensor_value(t) for t in tensors]
-        if field is None:
-            value = base
+        if field is None or all(isinstance(t, dict) and t.get("dataAsMap") is None and t.get("data") is not None
+                                for t in tensors):
+            value = base  # ml-commons reads a data tensor (no dataAsMap) whole, whatever the field name
         else:
             if isinstance(base, dict) and field in base:
                 value = base[field]
             else:
                 value = json_path_read(base, field)
             if value is None or value == []:
-                if ignore_missing:
-                    return _MISSING
+                if ignore_missing:  # ModelExecutor.getModelOutputField: the tensor's whole map instead
+                    return base
                 raise _iae(f"model inference output cannot find field name: {field}")
     if pool is not None:
         value = _pool(value, pool)
@@ -383,18 +389,15 @@ class MLInferenceProcessor(Processor):
     def _read_input(self, doc: Doc, path: str) -> Any:
         if not path:
             if self.ignore_missing:
-                return _MISSING
+                return MISSING
             raise _iae(f"field name in input_map [ {path}] cannot be null nor empty")
         if doc.has(path):
             return doc.get(path)
-        simple = not any(ch in path for ch in "*$[")
         view = doc.ctx()
         value = json_path_read(view, path)
         if value is None or value == []:
             if self.ignore_missing:
-                return _MISSING
-            if simple:
-                raise _iae(f"field name in input_map: [{path}] doesn't exist")
+                return MISSING
             raise _iae(f"Cannot find field name defined from input map: {path}")
         return value
 
@@ -412,14 +415,17 @@ class MLInferenceProcessor(Processor):
             if not out_entries:
                 return
         if self.input_maps is None:
-            for key in list(doc.source().keys()):
+            keys = list(doc.source().keys())
+            if not keys:  # ModelExecutor.getMLModelInferenceRequest: nothing to send
+                raise _iae("wrong input. The model input cannot be empty.")
+            for key in keys:
                 params[key] = to_param_string(doc.get(key))
         else:
             entry = self.input_maps[index]
             found = 0
             for model_key, doc_path in entry.items():
                 value = self._read_input(doc, str(doc_path) if doc_path is not None else "")
-                if value is _MISSING:
+                if value is MISSING:
                     continue
                 found += 1
                 params[model_key] = to_param_string(value)
@@ -427,20 +433,15 @@ class MLInferenceProcessor(Processor):
                 return  # ignore_missing and no input of this entry is present: nothing to predict
         request = self._render_request(params)
         output = predict(request)
-        try:
-            if out_entries is None:
-                value = get_model_output_value(output, None, self.ignore_missing, self.full_response_path)
-                self._write(doc, DEFAULT_OUTPUT_FIELD_NAME, None, value, [DEFAULT_OUTPUT_FIELD_NAME])
-            else:
-                for new_field, model_field, paths in out_entries:
-                    value = get_model_output_value(output, model_field, self.ignore_missing, self.full_response_path)
-                    if value is _MISSING:
-                        continue
-                    self._write(doc, new_field, model_field, value, paths)
-        except ApiError as err:
-            raise ApiError(err.type, f"An unexpected error occurred: {err.reason}", err.status) from err
-        except Exception as err:  # noqa: BLE001 - upstream wraps every output-phase error
-            raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
+        if out_entries is None:
+            value = _output_value(output, None, self.ignore_missing, self.full_response_path)
+            self._write(doc, DEFAULT_OUTPUT_FIELD_NAME, None, value, [DEFAULT_OUTPUT_FIELD_NAME])
+        else:
+            for new_field, model_field, paths in out_entries:
+                value = _output_value(output, model_field, self.ignore_missing, self.full_response_path)
+                if value is MISSING:
+                    continue
+                self._write(doc, new_field, model_field, value, paths)
 
     def _render_request(self, params: dict[str, str]) -> dict[str, Any]:
         """``model_input`` with its placeholders filled, in one pass (a value is never scanned for more
@@ -491,15 +492,28 @@ class MLInferenceProcessor(Processor):
             doc.set(path, clone(item))
 
 
+def _output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
+    """``get_model_output_value`` with ml-commons' wrapping of every error of that phase (``An unexpected
+    error occurred: ...``); writing the value into the document is outside it, as upstream."""
+    try:
+        return get_model_output_value(output, field, ignore_missing, full_response_path)
+    except ApiError as err:
+        raise ApiError(err.type, f"An unexpected error occurred: {err.reason}", err.status) from err
+    except Exception as err:  # noqa: BLE001 - upstream wraps every error of reading the output
+        raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
+
+
 def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
-    """A predictor backed by a trained model of the engine (tree models through ``_infer``)."""
+    """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
+    ``_inference`` endpoint, or a trained model (tree models through ``_infer``)."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
-        from ..services.runner import is_endpoint
-
-        if function_name.lower() == "remote" and is_endpoint(engine, model_id):  # an _inference endpoint
+        backend = resolve(engine, model_id, opensearch=True, endpoints=function_name.lower() == "remote")
+        if isinstance(backend, OpenSearchBackend):  # a model registered under _plugins/_ml
+            return backend.predict(request)
+        if backend.kind == "endpoint":  # an _inference endpoint
             from ..services.ingest_bridge import endpoint_prediction
 
             return endpoint_prediction(engine, model_id, request)

@@ -22,14 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference import InferenceProcessor
 
 
-def serves_nlp(engine: "Engine", model_id: str) -> bool:
-    """Whether ``model_id`` (a deployment id, model id or alias) names a pytorch model."""
-    if deployments(engine).get(model_id) is not None:
-        return True
-    concrete = engine.models.resolve(model_id)
-    return concrete is not None and engine.models.config(concrete).get("model_type") == "pytorch"
-
-
 def _reported_id(engine: "Engine", given: str) -> str:
     """The id written as ``model_id``: an alias resolves to its model; other ids are kept as given."""
     if deployments(engine).get(given) is None and engine.models.aliases.get(given) is not None:

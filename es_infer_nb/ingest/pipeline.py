@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ApiError
 from ..models.tree.features import java_string, parse_java_double
@@ -67,8 +67,13 @@ class Run:
 
 
 class Processor:
+    """One ingest processor: built from its config, run per document (:meth:`execute`, or a whole
+    batch in :meth:`run_batch`); registered once in :mod:`.registry`."""
+
     type = "processor"
     records_itself = False
+    #: the step of :mod:`.columnar` that runs this processor column-at-a-time (``None``: per document only)
+    column_form: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.tag: str | None = None
@@ -97,6 +102,7 @@ class Processor:
 
 class SetProcessor(Processor):
     type = "set"
+    column_form = "set"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -137,6 +143,7 @@ def _render_value(value: Any, doc: Doc) -> Any:
 
 class RenameProcessor(Processor):
     type = "rename"
+    column_form = "rename"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -165,6 +172,7 @@ class RenameProcessor(Processor):
 
 class RemoveProcessor(Processor):
     type = "remove"
+    column_form = "remove"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -188,6 +196,8 @@ class RemoveProcessor(Processor):
 
 class _FieldValueProcessor(Processor):
     """field / target_field / ignore_missing processors applying a function to the value(s)."""
+
+    column_form = "field_value"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -320,6 +330,7 @@ class FailProcessor(Processor):
 
 class DropProcessor(Processor):
     type = "drop"
+    column_form = "drop"
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -427,21 +438,6 @@ class ForeachProcessor(Processor):
 
 # -- parsing -----------------------------------------------------------------------------------------
 
-def _factories() -> dict[str, Callable[[Conf], Processor]]:
-    from .inference import InferenceProcessor
-    from .ml_inference import MLInferenceProcessor
-    from .processors import FACTORIES as COMMON_FACTORIES
-
-    return {
-        **COMMON_FACTORIES,
-        "set": SetProcessor, "rename": RenameProcessor, "remove": RemoveProcessor,
-        "uppercase": UppercaseProcessor, "lowercase": LowercaseProcessor, "convert": ConvertProcessor,
-        "fail": FailProcessor, "drop": DropProcessor, "pipeline": PipelineProcessor,
-        "inference": InferenceProcessor, "foreach": ForeachProcessor,
-        "ml_inference": MLInferenceProcessor,
-    }
-
-
 @dataclass
 class Pipeline:
     processors: list[Processor]
@@ -462,7 +458,7 @@ def parse_processor(entry: Any, engine: "Engine | None" = None) -> Processor:
     conf = dict(raw)
     tag = conf.pop("tag", None)
     tag = None if tag is None else str(tag)
-    factories = _factories()
+    from .registry import PROCESSORS as factories  # the registry imports the processor classes of this module
     if ptype not in factories:
         raise config_error(ptype, tag, None, f"No processor type exists with name [{ptype}]")
     c = Conf(ptype, tag, conf)

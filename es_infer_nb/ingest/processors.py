@@ -2,7 +2,7 @@
 
 Same semantics and messages as the Elasticsearch ``ingest-common`` processors (AppendProcessor,
 TrimProcessor, SplitProcessor, JoinProcessor, GsubProcessor, JsonProcessor). Registered in
-:func:`es_infer_nb.ingest.pipeline._factories`.
+:mod:`es_infer_nb.ingest.registry`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from ..errors import ApiError
 from .config import Conf
 from .document import MAX_NESTING_DEPTH, Doc, clone, java_type, nesting_depth_error, render_template
 from .pipeline import Processor, Run, _CaseProcessor, _render_value
+from .regexes import bounded, compile_pattern, java_split
+from .regexes import error as regex_error
 
 
 def _illegal(message: str) -> ApiError:
     return ApiError("illegal_argument_exception", message, 400)
 
 
-def _java_regex(c: Conf, prop: str, pattern: str) -> re.Pattern[str]:
+def _java_regex(c: Conf, prop: str, pattern: str) -> Any:
     try:
-        return re.compile(pattern)
-    except re.error as err:
+        return compile_pattern(pattern)
+    except regex_error as err:
         raise c.error(prop, f"Invalid regex pattern. {err}") from None
 
 
@@ -135,8 +137,8 @@ class GsubProcessor(_StringProcessor):
         if not isinstance(value, str):
             raise _illegal(f"field [{self.field}] of type [{java_type(value)}] cannot be cast to [java.lang.String]")
         try:
-            return self.pattern.sub(self.replacement, value)
-        except (re.error, IndexError) as err:
+            return bounded(self.pattern, self.type, self.pattern.sub, self.replacement, value)
+        except (regex_error, IndexError) as err:
             raise _illegal(f"No group {err}") from None
 
 
@@ -161,18 +163,7 @@ class SplitProcessor(Processor):
             raise _illegal(f"field [{self.field}] is null, cannot split.")
         if not isinstance(value, str):
             raise _illegal(f"field [{self.field}] of type [{java_type(value)}] cannot be cast to [java.lang.String]")
-        parts = self.separator.split(value) if value else [""]
-        if self.separator.pattern and parts and parts[0] == "" and len(value) > 0:
-            # Java drops a leading empty string only for a zero-width match at the start
-            m = self.separator.match(value)
-            if m is not None and m.end() == 0:
-                parts = parts[1:]
-        if not self.preserve_trailing:
-            while len(parts) > 1 and parts[-1] == "":
-                parts.pop()
-            if parts == [""] and value:
-                parts = []
-        doc.set(self.target_field, parts)
+        doc.set(self.target_field, java_split(self.separator, value, self.type, keep_trailing=self.preserve_trailing))
 
 
 class JoinProcessor(Processor):
@@ -287,9 +278,3 @@ def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
             _merge(target[k], v)
         else:
             target[k] = v
-
-
-FACTORIES = {
-    "append": AppendProcessor, "trim": TrimProcessor, "split": SplitProcessor, "join": JoinProcessor,
-    "gsub": GsubProcessor, "json": JsonProcessor,
-}

@@ -67,8 +67,9 @@ class ByteSize:
         return cls(size, suffix, unit)
 
     def string_rep(self) -> str:
-        """``getStringRep``: the size in the unit it was given in (``10mb``, ``1630b``)."""
-        return f"{self.size}{self.suffix}"
+        """``getStringRep``: the size in the unit it was given in (``10mb``, ``1630b``); ``0`` / ``-1``
+        without a unit."""
+        return str(self.size) if self.size <= 0 else f"{self.size}{self.suffix}"
 
     def __str__(self) -> str:
         """``toString``: the largest unit with a whole part, one truncated decimal (``438mb``, ``1.5kb``)."""

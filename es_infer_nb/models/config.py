@@ -16,8 +16,8 @@ from .tree.definition import Definition, parse_definition
 
 CONFIG_VERSION = "12.0.0"
 MAX_ID_LENGTH = 64
-_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?$")
-_ALIAS_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z_\-.])?$")
+_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?")  # MlStrings.VALID_ID_CHAR_PATTERN (fullmatch)
+_ALIAS_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z_\-.])?")
 
 PUT_FIELDS = frozenset(
     {
@@ -44,7 +44,7 @@ def id_error(kind: str, value: str) -> str | None:
     """The ES message for an invalid id, or None when ``value`` is valid."""
     if len(value) > MAX_ID_LENGTH:
         return f"Invalid {kind}; '{value}' cannot contain more than {MAX_ID_LENGTH} characters."
-    if not _ID_RE.match(value) or value.startswith("."):
+    if not _ID_RE.fullmatch(value):
         return (
             f"Invalid {kind}; '{value}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
             "underscores; must start and end with alphanumeric"
@@ -53,7 +53,7 @@ def id_error(kind: str, value: str) -> str | None:
 
 
 def alias_error(alias: str) -> str | None:
-    if len(alias) > MAX_ID_LENGTH or not _ALIAS_RE.match(alias) or alias[-1].isdigit():
+    if len(alias) > MAX_ID_LENGTH or not _ALIAS_RE.fullmatch(alias) or alias[-1].isdigit():
         return (
             f"Invalid model_alias; '{alias}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
             "underscores; must start with alphanumeric and cannot end with numbers"

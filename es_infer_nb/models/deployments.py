@@ -230,6 +230,13 @@ class Deployment:
             self._backends.clear()
         self.cache.clear()
 
+    def shutdown(self) -> None:
+        """Answer the calls already queued, stop the worker, drop the loaded model. Call it without the
+        engine's state lock: it waits for the worker."""
+        self.state = "stopping"
+        self.queue.close()
+        self.unload()
+
     # -- inference -----------------------------------------------------------------------------------
     def check_routable(self) -> None:
         """``TransportInternalInferModelAction``'s checks before a request goes to a node."""
@@ -439,6 +446,7 @@ class Deployments:
         self.node = Node()
         self._store = JsonStore(engine.home, "deployments", check=is_deployment_record)
         self._by_id: dict[str, Deployment] = {}
+        self._starting: dict[str, threading.Event] = {}  # deployment ids whose model is loading now
         for dep_id, raw in self._store.items():
             self._restart(dep_id, raw)
         self._store.on_change(self._changed_elsewhere)
@@ -502,6 +510,12 @@ class Deployments:
         dep = self._by_id.get(name)
         return dep.model_id if dep is not None else self.engine.models.resolve(name)
 
+    def input_field_of(self, name: str) -> str:
+        """The field ``input`` texts stand for (``_infer``'s ``input``, the elasticsearch service): the
+        first input field of the model behind ``name`` (``text_field`` by default or when unknown)."""
+        model_id = self.model_id_of(name)
+        return input_field(self.engine.models.config(model_id)) if model_id is not None else "text_field"
+
     def require_model_id(self, name: str) -> str:
         """:meth:`model_id_of`, with ES's not-found error from the model store when unknown."""
         self._store.refresh()
@@ -534,7 +548,7 @@ class Deployments:
             return None
         candidates = self.of_model(model_id)
         if not candidates and is_builtin(model_id):
-            candidates = [self.start(StartRequest(model_id, model_id))]
+            candidates = [self.start(StartRequest(model_id, model_id), reuse=True)]
         if not candidates:
             raise ApiError(
                 "status_exception",
@@ -548,38 +562,59 @@ class Deployments:
         return chosen
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self, req: StartRequest) -> Deployment:
+    def start(self, req: StartRequest, *, reuse: bool = False) -> Deployment:
+        """Validate, load the model (without the engine's state lock: other requests go on), then
+        register the deployment under the lock. A second start of an id that is started or starting
+        is ES's "already exists" error; with ``reuse`` it gets that deployment instead (once started)."""
+        while True:
+            with self.engine.lock:
+                self._store.refresh()
+                existing = self._by_id.get(req.deployment_id)
+                if existing is not None:
+                    if reuse:
+                        return existing
+                    raise self._exists(req.deployment_id)
+                pending = self._starting.get(req.deployment_id)
+                if pending is None:
+                    mine = self._starting[req.deployment_id] = threading.Event()
+                    break
+                if not reuse:
+                    raise self._exists(req.deployment_id)
+            pending.wait()  # another caller is starting it: take theirs, or start it if theirs failed
+        try:
+            return self._start(req, reuse)
+        finally:
+            with self.engine.lock:
+                self._starting.pop(req.deployment_id, None)
+            mine.set()
+
+    def _start(self, req: StartRequest, reuse: bool) -> Deployment:
         models = self.engine.models
-        self._store.refresh()
-        if req.deployment_id in self._by_id:
-            raise ApiError(
-                "status_exception",
-                "Could not start model deployment because an existing deployment with the same id "
-                f"[{req.deployment_id}] exist",
-                400,
-            )
-        model_id = models.require(req.model_id)
-        stored = models.config(model_id)
-        kind = stored.get("model_type", "tree_ensemble")
-        if kind != "pytorch":
-            raise ApiError("status_exception",
-                           f"model [{model_id}] of type [{kind}] cannot be deployed. Only PyTorch models can be deployed",
-                           400)
-        if req.deployment_id != model_id and models.exists(req.deployment_id):
-            raise ApiError(
-                "status_exception",
-                f"Deployment id [{req.deployment_id}] is the same as an another model which is not the model being "
-                "deployed. Deployment id can be the same as the model being deployed but cannot match a different model",
-                400,
-            )
-        check_deployable(self.engine, model_id)
+        with self.engine.lock:
+            model_id = models.require(req.model_id)
+            stored = models.config(model_id)
+            kind = stored.get("model_type", "tree_ensemble")
+            if kind != "pytorch":
+                raise ApiError("status_exception",
+                               f"model [{model_id}] of type [{kind}] cannot be deployed. Only PyTorch models can be "
+                               "deployed", 400)
+            if req.deployment_id != model_id and models.exists(req.deployment_id):
+                raise ApiError(
+                    "status_exception",
+                    f"Deployment id [{req.deployment_id}] is the same as an another model which is not the model "
+                    "being deployed. Deployment id can be the same as the model being deployed but cannot match a "
+                    "different model",
+                    400,
+                )
+            check_deployable(self.engine, model_id)
+            parts = native_definitions(self.engine)
+            model_bytes = parts.total_length(model_id) or int(stored.get("model_size_bytes") or 0)
         if req.device is not None or req.precision is not None:
             # an unusable device or precision is the request's fault (400), not a node failure
             resolve_model_precision(req.precision, resolve_device(req.device or self.engine.device))
-        parts = native_definitions(self.engine)
         params = DeploymentParams(
             model_id=model_id, deployment_id=req.deployment_id,
-            model_bytes=parts.total_length(model_id) or int(stored.get("model_size_bytes") or 0),
+            model_bytes=model_bytes,
             number_of_allocations=req.allocations(), threads_per_allocation=req.threads_per_allocation,
             queue_capacity=req.queue_capacity,
             cache_size=req.cache_size.string_rep() if req.cache_size is not None else None,
@@ -603,17 +638,41 @@ class Deployments:
                 f"[{{{self.node.id}={reason}}}]",
                 500,
             ) from None
-        self._by_id[params.deployment_id] = dep
-        self._store.put(params.deployment_id, asdict(params))
-        return dep
+        with self.engine.lock:
+            winner = self._by_id.get(params.deployment_id)
+            if winner is None and not models.exists(model_id):
+                dep.shutdown()
+                raise not_found(f"Could not find trained model [{req.model_id}]")  # deleted while it loaded
+            if winner is None:
+                self._by_id[params.deployment_id] = dep
+                self._store.put(params.deployment_id, asdict(params))
+                return dep
+        dep.shutdown()  # a concurrent start of the same id won
+        if reuse:
+            return winner
+        raise self._exists(params.deployment_id)
+
+    @staticmethod
+    def _exists(deployment_id: str) -> ApiError:
+        return ApiError(
+            "status_exception",
+            "Could not start model deployment because an existing deployment with the same id "
+            f"[{deployment_id}] exist",
+            400,
+        )
+
+    def detach(self, deployment_id: str) -> Deployment:
+        """Take a deployment out of the routing table and the home (under the engine's state lock);
+        the caller then calls :meth:`Deployment.shutdown` outside the lock."""
+        with self.engine.lock:
+            dep = self._by_id.pop(deployment_id)
+            dep.state = "stopping"
+            self._store.delete(deployment_id)
+            self.engine.stats.forget_deployment(deployment_id)
+            return dep
 
     def stop(self, deployment_id: str) -> None:
-        dep = self._by_id.pop(deployment_id)
-        dep.state = "stopping"
-        dep.queue.close()  # the calls already queued are answered first
-        dep.unload()
-        self._store.delete(deployment_id)
-        self.engine.stats.forget_deployment(deployment_id)
+        self.detach(deployment_id).shutdown()
 
     def update(self, deployment_id: str, number_of_allocations: int | None,
                adaptive: AdaptiveAllocations | None) -> Deployment:
@@ -628,9 +687,9 @@ class Deployments:
         self._store.put(deployment_id, asdict(dep.params))
         return dep
 
-    def forget_model(self, model_id: str) -> None:
-        for dep in self.of_model(model_id):
-            self.stop(dep.deployment_id)
+    def forget_model(self, model_id: str) -> list[Deployment]:
+        """Detach every deployment of ``model_id``; the caller shuts them down outside the state lock."""
+        return [self.detach(dep.deployment_id) for dep in self.of_model(model_id)]
 
 
 def deployments(engine: "Engine") -> Deployments:

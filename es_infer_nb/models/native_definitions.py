@@ -15,6 +15,7 @@ import binascii
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote
 from typing import Any
@@ -159,10 +160,16 @@ class NativeDefinitions:
         self._store.delete(model_id)
 
 
+_CREATE_LOCK = threading.Lock()
+
+
 def native_definitions(engine: Any) -> NativeDefinitions:
     found = getattr(engine, "_native_definitions", None)
     if found is None:
-        found = engine._native_definitions = NativeDefinitions(engine.home)
+        with _CREATE_LOCK:  # not the engine's lock: deployment workers get here while loading a model
+            found = getattr(engine, "_native_definitions", None)
+            if found is None:
+                found = engine._native_definitions = NativeDefinitions(engine.home)
     return found
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import InferenceInterrupted
 from .doc_columns import DocsResult
 from .nlp_backend import input_field
+from .results import target_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -88,7 +89,7 @@ def infer_frame_nlp(
     docs = frame_docs(df, field, field_map)
     result, interrupted_at = run_chunks(deployment, docs, inference_config, field, device=device, progress=progress,
                                         batch_size=batch_size, precision=precision)
-    target = "ml.inference" if target_field is None else target_field
+    target = target_prefix(target_field)
     frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
     if interrupted_at is not None:
         raise InferenceInterrupted(interrupted_at, len(df), frame)

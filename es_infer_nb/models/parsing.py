@@ -77,7 +77,10 @@ def to_float(value: Any, obj: str, field: str) -> float:
     if isinstance(value, bool) or value is None:
         raise field_error(obj, field, f"expected a number for [{field}] but found [{_json_type(value)}]")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise field_error(obj, field, f"[{field}] value out of range of double") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -86,16 +89,27 @@ def to_float(value: Any, obj: str, field: str) -> float:
     raise field_error(obj, field, f"expected a number for [{field}] but found [{_json_type(value)}]")
 
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _in_long_range(value: int, obj: str, field: str) -> int:
+    """Jackson's coercion check: integer fields are at most Java longs."""
+    if not _LONG_MIN <= value <= _LONG_MAX:
+        shown = str(value) if abs(value) < 10**100 else f"{str(value)[:20]}..."
+        raise field_error(obj, field, f"Numeric value ({shown}) out of range of long ({_LONG_MIN} - {_LONG_MAX})")
+    return value
+
+
 def to_int(value: Any, obj: str, field: str) -> int:
     if isinstance(value, bool) or value is None:
         raise field_error(obj, field, f"expected an integer for [{field}] but found [{_json_type(value)}]")
     if isinstance(value, int):
-        return value
+        return _in_long_range(value, obj, field)
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        return int(value)
+        return _in_long_range(int(value), obj, field)
     if isinstance(value, str):
         try:
-            return int(value)
+            return _in_long_range(int(value), obj, field)
         except ValueError:
             pass
     raise field_error(obj, field, f"expected an integer for [{field}] but found [{_json_type(value)}]")

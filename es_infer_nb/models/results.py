@@ -9,7 +9,7 @@ Both renderings share the same label and top-classes logic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +19,15 @@ import pyarrow as pa
 
 from ..errors import ApiError
 from .inference_config import ClassificationConfig, InferenceConfig, RegressionConfig
+
+#: where results go when no ``target_field`` is given: the ``inference`` processor, ``df.infer.run``
+#: and the columns declared for Dask and ``es-infer run`` alike
+DEFAULT_TARGET_FIELD = "ml.inference"
+
+
+def target_prefix(target_field: str | None) -> str:
+    """The prefix of the result fields: ``target_field``, else :data:`DEFAULT_TARGET_FIELD`."""
+    return DEFAULT_TARGET_FIELD if target_field is None else target_field
 
 
 def warning_message(model_id: str) -> str:
@@ -390,3 +399,32 @@ def _arrow_type(values: list[Any]) -> pa.DataType:
 
 def nan_to_none(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def render_per_document(result: "TreeBatchResult") -> list[dict[str, Any] | ApiError]:
+    """The ``inference`` processor's rendering of a batch: :meth:`TreeBatchResult.to_docs`, where a result that cannot be rendered (a class label that cannot
+    become a ``boolean``) fails its own document only, as ES infers ingest documents one at a time."""
+    try:
+        return result.to_docs()
+    except ApiError:
+        pass
+    out: list[dict[str, Any] | ApiError] = []
+    for i in range(len(result)):
+        row = slice(i, i + 1)
+        one = replace(result, values=result.values[row], warning=result.warning[row], errors=result.errors[row],
+                      probabilities=None if result.probabilities is None else result.probabilities[row],
+                      importance=None if result.importance is None else result.importance[row], extra={})
+        try:
+            out.append(one.to_docs()[0])
+        except ApiError as err:
+            out.append(err)
+    return out
+
+
+def document_failure(rendered: dict[str, Any] | ApiError) -> ApiError | None:
+    """The error a rendered document fails its ingest document with (``None`` when it is a result)."""
+    if isinstance(rendered, ApiError):
+        return rendered
+    if "error" in rendered and len(rendered) == 1:
+        return ApiError("status_exception", str(rendered["error"]), 400)
+    return None

@@ -14,10 +14,9 @@ import pandas as pd
 from ..errors import ApiError, InferenceInterrupted
 from .config import LANG_IDENT_ID
 from .deployments import deployments, model_field
-from .nlp_frames import infer_frame_nlp
 from .inference_config import apply_update, parse_config
 from .lang_ident import LangIdentModel
-from .results import TreeBatchResult
+from .results import TreeBatchResult, target_prefix
 from .tree.features import Columns, columns_from_docs, columns_from_frame
 from .tree.model import TreeModel
 
@@ -33,23 +32,28 @@ def load_model(engine: "Engine", model_id: str, device: str | None = None) -> Tr
     cached = engine.models.loaded(model_id, dev)
     if cached is not None:
         return cached
-    if model_id == LANG_IDENT_ID:
-        lang_ident = LangIdentModel(model_id)  # CLD3's network, the same on every device
-        engine.models.remember(model_id, dev, lang_ident)
+    with engine.models.load_lock(model_id, dev):  # one load per model and device; the state lock is not held
+        cached = engine.models.loaded(model_id, dev)
+        if cached is not None:
+            return cached
+        if model_id == LANG_IDENT_ID:
+            lang_ident = LangIdentModel(model_id)  # CLD3's network, the same on every device
+            engine.models.remember(model_id, dev, lang_ident)
+            engine.stats.record(model_id, cache_misses=1)
+            return lang_ident
+        stored = engine.models.config(model_id)
+        if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
+            raise ApiError(
+                "status_exception",
+                f"Model [{model_id}] must be deployed to use. Please deploy with the start trained model deployment "
+                "API.",
+                409,
+            )
+        if stored.get("definition") is None and stored.get("compressed_definition") is None:
+            raise ApiError("status_exception", f"Model [{model_id}] has no definition to run", 400)
+        model = TreeModel(model_id, stored, dev)
+        engine.models.remember(model_id, dev, model, stored)  # not cached when the model changed meanwhile
         engine.stats.record(model_id, cache_misses=1)
-        return lang_ident
-    stored = engine.models.config(model_id)
-    if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
-        raise ApiError(
-            "status_exception",
-            f"Model [{model_id}] must be deployed to use. Please deploy with the start trained model deployment API.",
-            409,
-        )
-    if stored.get("definition") is None and stored.get("compressed_definition") is None:
-        raise ApiError("status_exception", f"Model [{model_id}] has no definition to run", 400)
-    model = TreeModel(model_id, stored, dev)
-    engine.models.remember(model_id, dev, model)
-    engine.stats.record(model_id, cache_misses=1)
     return model
 
 
@@ -78,7 +82,7 @@ def _missing_mask(arr: np.ndarray) -> np.ndarray:
     return np.zeros(arr.shape[0], dtype=bool)
 
 
-def _run(
+def run_tree(
     engine: "Engine",
     id_or_alias: str,
     cols: Columns,
@@ -126,16 +130,22 @@ def infer_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], u
     if deployment is not None:
         field = model_field(engine, deployment.model_id)
         return deployment.infer(docs, update, field, device=device)
+    return infer_tree_docs(engine, id_or_alias, docs, update, device=device)
+
+
+def infer_tree_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], update: Any = None,
+                    device: str | None = None) -> TreeBatchResult:
+    """A tree model over ES documents (:class:`es_infer_nb.backends.TreeBackend`)."""
     model_id = engine.models.require(id_or_alias)
     stored = engine.models.config(model_id)
-    cols = columns_from_docs(docs, _needed_fields(stored))
-    result = _run(engine, model_id, cols, len(docs), update=update, device=device)
+    cols = columns_from_docs(docs, needed_fields(stored))
+    result = run_tree(engine, model_id, cols, len(docs), update=update, device=device)
     if "interrupted_at" in result.extra:
         raise InferenceInterrupted(result.extra["interrupted_at"], len(docs), None)
     return result
 
 
-def _needed_fields(stored: dict[str, Any]) -> list[str]:
+def needed_fields(stored: dict[str, Any]) -> list[str]:
     fields = list(stored.get("input", {}).get("field_names", []))
     fields += [src for src in (stored.get("default_field_map") or {})]
     return fields
@@ -154,26 +164,21 @@ def infer_frame(
     progress: bool | None = None,
     precision: str | None = None,
 ) -> pd.DataFrame:
-    """Run a model over a DataFrame; return only the result columns, indexed like ``df``.
-    ``precision`` applies to pytorch (NLP) models; other models compute as they always do."""
-    deployment = deployments(engine).for_inference(model_id)
-    if deployment is not None:
-        return infer_frame_nlp(engine, deployment, df, inference_config=inference_config, field_map=field_map,
-                               target_field=target_field, batch_size=batch_size, device=device, progress=progress,
-                               precision=precision)
-    if precision is not None:
+    """Run a tree model over a DataFrame; return only the result columns, indexed like ``df`` (pytorch
+    models run through :class:`es_infer_nb.backends.NlpBackend`)."""
+    if precision is not None:  # NLP only; a typo is an error whatever the model
         from .nlp_backend import resolve_model_precision
 
-        resolve_model_precision(precision, "cpu")  # a typo is an error whatever the model
+        resolve_model_precision(precision, "cpu")
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)
-    fields = _needed_fields(stored) + list((field_map or {}).keys())
+    fields = needed_fields(stored) + list((field_map or {}).keys())
     cols = columns_from_frame(df, fields)
-    result = _run(
+    result = run_tree(
         engine, concrete, cols, len(df), update=inference_config, field_map=field_map,
         batch_size=batch_size, device=device, progress=progress,
     )
-    target = "ml.inference" if target_field is None else target_field
+    target = target_prefix(target_field)
     frame = pd.DataFrame(result.to_columns(target, df.index), index=df.index)
     if "interrupted_at" in result.extra:
         raise InferenceInterrupted(result.extra["interrupted_at"], len(df), frame)

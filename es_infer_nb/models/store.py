@@ -7,6 +7,7 @@ loaded model is cached per (model id, device) and dropped when the model is dele
 from __future__ import annotations
 
 import fnmatch
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ class ModelStore:
         self.aliases = JsonStore(home, "aliases", check=is_string)  # alias -> model id
         self.stats = stats
         self._loaded: dict[tuple[str, str], Any] = {}
+        self._loaded_lock = threading.RLock()  # the loaded-model cache (loads themselves run outside it)
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
         self.configs.on_change(self._changed_elsewhere)
 
     def _changed_elsewhere(self, model_ids: set[str]) -> None:
@@ -108,12 +111,27 @@ class ModelStore:
     def loaded(self, model_id: str, device: str) -> Any:
         return self._loaded.get((model_id, device))
 
-    def remember(self, model_id: str, device: str, model: Any) -> None:
-        self._loaded[(model_id, device)] = model
+    def load_lock(self, model_id: str, device: str) -> threading.Lock:
+        """The lock one load of ``model_id`` on ``device`` holds, so concurrent callers load it once
+        (other models, and everything else, go on meanwhile)."""
+        with self._loaded_lock:
+            return self._loading.setdefault((model_id, device), threading.Lock())
+
+    def remember(self, model_id: str, device: str, model: Any, stored: Any = None) -> bool:
+        """Cache a loaded model; with ``stored`` (the config it was built from) only while that config
+        is still the stored one, so a load that raced a DELETE / PUT never serves a stale model."""
+        with self._loaded_lock:
+            if stored is not None and self.configs.get(model_id) is not stored:
+                return False
+            self._loaded[(model_id, device)] = model
+            return True
 
     def unload(self, model_id: str) -> None:
-        for key in [k for k in list(self._loaded) if k[0] == model_id]:
-            del self._loaded[key]
+        with self._loaded_lock:
+            for key in [k for k in self._loaded if k[0] == model_id]:
+                del self._loaded[key]
+            for key in [k for k in self._loading if k[0] == model_id]:
+                del self._loading[key]
 
 
 def check_not_lang_ident(model_id: str, action: str) -> None:

@@ -17,7 +17,7 @@ API errors (unknown model, wrong inference_config, ...) raise
 
 A long run shows a ``tqdm.auto`` progress bar (rows/s). Ctrl-C stops it cleanly: the
 :class:`es_infer_nb.InferenceInterrupted` raised keeps the finished rows in ``.partial`` and
-``.resume()`` runs only the rest (see :mod:`es_infer_nb.notebook.resume`).
+``.resume()`` runs only the rest (see :mod:`es_infer_nb.frames.resume`).
 
 Accessor instances keep no state (pandas builds a new one on every attribute access);
 notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
@@ -26,15 +26,14 @@ notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ApiError, InferenceInterrupted
+from ..errors import InferenceInterrupted
+from ..frames import target_prefix
+from ..frames.resume import run_resumable
 from .options import device_scope, options
-from .resume import run_resumable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -52,154 +51,6 @@ def _engine(engine: "Engine | None") -> "Engine":
     return default_engine()
 
 
-def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
-    """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown."""
-    from ..models.deployments import deployments
-    from ..models.nlp_backend import input_field
-    from ..models.runner import _needed_fields
-
-    try:
-        stored = engine.models.config(deployments(engine).require_model_id(model_id))
-    except (ApiError, AttributeError, TypeError):  # unknown model, or a stand-in engine of a test
-        return None
-    if stored.get("model_type", "tree_ensemble") == "pytorch":
-        return [input_field(stored)]
-    return _needed_fields(stored)
-
-
-def _check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:
-    """Warn (one line) when no column of the frame is an input field of the model."""
-    if frame.empty and len(frame.columns) == 0:
-        return
-    fields = model_input_fields(engine, model_id)
-    if not fields:
-        return
-    columns = [str(c) for c in frame.columns]
-    readable = set(fields) | set((field_map or {}).keys())
-    if readable & set(columns):
-        return
-    shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
-    warnings.warn(
-        f"none of model [{model_id}]'s input fields ({', '.join(fields)}) is a column of the frame "
-        f"(columns: {shown or 'none'}); every row will carry a warning or an error. Rename a column "
-        "or pass field_map={column: field}.",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def _compute(
-    engine: "Engine",
-    model_id: str,
-    *,
-    inference_config: dict[str, Any] | None,
-    field_map: dict[str, str] | None,
-    target_field: str | None,
-    batch_size: int | None,
-    device: str | None,
-    progress: bool | None,
-    input_output: dict[str, str] | list[dict[str, str]] | None,
-    precision: str | None = None,
-) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], bool]:
-    """The function mapping rows to their result columns, and whether an interrupted run's
-    finished rows are a prefix (so that a resume can skip them)."""
-    from ..services.runner import is_endpoint
-
-    if not isinstance(model_id, str) or not model_id:
-        raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
-    device = device if device is not None else options.device
-    batch_size = batch_size if batch_size is not None else options.batch_size
-    progress = progress if progress is not None else options.progress
-    if is_endpoint(engine, model_id):  # an _inference endpoint id
-        def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
-            return _endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
-                                    target_field=target_field, progress=progress)
-
-        return endpoint, True
-    if input_output is not None:
-        if target_field is not None or field_map is not None:
-            raise ValueError("input_output cannot be combined with target_field or field_map; name the "
-                             "result columns with output_field")
-        from ..models.nlp_frames import infer_frame_input_output
-
-        def io(frame: pd.DataFrame) -> pd.DataFrame:
-            return infer_frame_input_output(engine, model_id, frame, input_output, inference_config=inference_config,
-                                            device=device, progress=progress, precision=precision)
-
-        return io, isinstance(input_output, dict) or len(input_output) == 1
-
-    def model(frame: pd.DataFrame) -> pd.DataFrame:
-        from ..models.runner import infer_frame
-
-        kwargs: dict[str, Any] = {"inference_config": inference_config, "field_map": field_map,
-                                  "target_field": target_field, "batch_size": batch_size, "device": device,
-                                  "precision": precision}
-        if progress is not None:
-            kwargs["progress"] = progress
-        results = infer_frame(engine, model_id, frame, **kwargs)
-        if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
-            raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
-        return results
-
-    return model, True
-
-
-ENDPOINT_PROGRESS_MIN_ROWS = 10_000
-NOT_REACHED = "not inferred: the run was interrupted"
-
-
-def _endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *, input_output: Any,
-                     field_map: dict[str, str] | None, target_field: str | None,
-                     progress: bool | None) -> pd.DataFrame:
-    """An inference endpoint over the frame, ``CHUNK`` rows per step, with a rows/s bar; Ctrl-C
-    keeps the finished steps (``InferenceInterrupted`` with the rows done)."""
-    from ..services.frames import CHUNK, infer_frame_endpoint
-    from .resume import combine_results
-
-    n = len(frame)
-    show = progress if progress is not None else n >= ENDPOINT_PROGRESS_MIN_ROWS
-    done: pd.DataFrame | None = None
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, unit="rows", desc=f"infer {inference_id}", leave=False)
-    try:
-        for start in range(0, max(n, 1), CHUNK):
-            part = infer_frame_endpoint(engine, inference_id, frame.iloc[start:start + CHUNK],
-                                        input_output=input_output, field_map=field_map,
-                                        target_field=target_field, progress=False)
-            done = combine_results(done, part)
-            if bar is not None:
-                bar.update(len(part))
-    except KeyboardInterrupt:
-        k = 0 if done is None else len(done)
-        if isinstance(input_output, (dict, list)) and input_output:
-            first = input_output if isinstance(input_output, dict) else input_output[0]
-            error = f"{first['output_field']}.error"
-        else:
-            error = f"{'ml.inference' if target_field is None else target_field}.predicted_value.error"
-        rest = pd.DataFrame({error: pd.Series([NOT_REACHED] * (n - k), index=frame.index[k:], dtype=object)})
-        raise InferenceInterrupted(k, n, combine_results(done, rest)) from None
-    finally:
-        if bar is not None:
-            bar.close()
-    assert done is not None
-    return done
-
-
-def _is_endpoint(engine: "Engine", model_id: Any) -> bool:
-    from ..services.runner import is_endpoint
-
-    return is_endpoint(engine, model_id)
-
-
-def _endpoint_field(field_map: dict[str, str] | None) -> str:
-    from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
-
-    return next((src for src, dest in (field_map or {}).items() if dest == DEFAULT_INPUT_FIELD), DEFAULT_INPUT_FIELD)
-
-
 def _present(value: Any) -> bool:
     if value is None or value is pd.NA:
         return False
@@ -209,16 +60,11 @@ def _present(value: Any) -> bool:
         return not pd.isna(value)
 
 
-def _task_and_fields(engine: "Engine", model_id: str) -> tuple[str, list[str]]:
-    """A model's inference task (``regression`` / ``classification``) and its input fields."""
-    from ..models.deployments import deployments
-
-    stored = engine.models.config(deployments(engine).require_model_id(model_id))
-    task = next(iter(stored.get("inference_config") or {}), None)
-    if task not in ("regression", "classification"):
-        raise ApiError("status_exception", f"Model [{model_id}] is a [{task}] model; feature importance needs a "
-                       "regression or classification model", 400)
-    return task, model_input_fields(engine, model_id) or []
+def _defaults(batch_size: int | None, device: str | None, progress: bool | None) -> dict[str, Any]:
+    """The call's batch size, device and progress, else the notebook's defaults (``%config InferMagic``)."""
+    return {"batch_size": batch_size if batch_size is not None else options.batch_size,
+            "device": device if device is not None else options.device,
+            "progress": progress if progress is not None else options.progress}
 
 
 def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupted:
@@ -329,11 +175,13 @@ class InferFrameAccessor:
         if resume is not None:
             return _check_resume(resume, self._frame, model_id).resume()
         eng = _engine(engine)
-        compute, prefix = _compute(eng, model_id, inference_config=inference_config, field_map=field_map,
-                                   target_field=target_field, batch_size=batch_size, device=device,
-                                   progress=progress, input_output=input_output, precision=precision)
+        from ..frames import run as frames_run  # the model code loads on first use
+
+        compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                             target_field=target_field, input_output=input_output,
+                                             precision=precision, **_defaults(batch_size, device, progress))
         if input_output is None:
-            _check_fields(eng, model_id, self._frame, field_map)
+            frames_run.check_fields(eng, model_id, self._frame, field_map)
         source = self._frame
 
         def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
@@ -389,7 +237,7 @@ class InferFrameAccessor:
             For a pipeline Elasticsearch would reject (``parse_exception`` with the
             processor's type and property) or an unknown pipeline id.
         """
-        from .frame_pipeline import run_frame_pipeline
+        from ..frames.pipeline import run_frame_pipeline
 
         eng = _engine(engine)
         with device_scope(eng, device if device is not None else options.device):
@@ -411,7 +259,7 @@ class InferFrameAccessor:
         ``verbose=True``), or, with ``request_only=True``, the request body itself, ready
         to send to a cluster. Raises :class:`es_infer_nb.ApiError` for what ES rejects.
         """
-        from .frame_pipeline import simulate_body
+        from ..frames.pipeline import simulate_body
 
         body = simulate_body(self._frame, pipeline)
         if request_only:
@@ -445,7 +293,7 @@ class InferFrameAccessor:
         run on that row alone with ``num_top_feature_importance_values`` (default: every input
         field; ``field_map`` as in ``run``) and its answer is shown.
         """
-        prefix = "ml.inference" if target_field is None else target_field
+        prefix = target_prefix(target_field)
         if row not in self._frame.index:
             raise KeyError(f"row {row!r} is not in the frame's index")
         column = f"{prefix}.feature_importance" if prefix else "feature_importance"
@@ -459,7 +307,9 @@ class InferFrameAccessor:
                 raise ValueError(f"the frame has no [{column}] column: pass model_id= to explain the row with a model")
             model_id = str(self._frame.loc[[row], id_column].iloc[0])
         eng = _engine(engine)
-        task, fields = _task_and_fields(eng, model_id)
+        from ..frames import run as frames_run  # the model code loads on first use
+
+        task, fields = frames_run.task_and_fields(eng, model_id)
         k = num_top_feature_importance_values or max(1, len(fields))
         one = self._frame.loc[[row]]
         inputs = one[[c for c in one.columns if not str(c).startswith(f"{prefix}.")]] if prefix else one
@@ -479,7 +329,7 @@ class InferFrameAccessor:
         results the frame holds (its ``<target_field>.model_id`` values; every model if none)."""
         from ..widgets import model_stats
 
-        prefix = "ml.inference" if target_field is None else target_field
+        prefix = target_prefix(target_field)
         id_column = f"{prefix}.model_id" if prefix else "model_id"
         ids = None
         if id_column in self._frame.columns:
@@ -543,36 +393,17 @@ class InferSeriesAccessor:
         if resume is not None:
             return _check_resume(resume, self._series, model_id).resume()
         eng = _engine(engine)
-        endpoint = _is_endpoint(eng, model_id)
+        from ..frames import run as frames_run  # the model code loads on first use
+
+        endpoint = frames_run.is_endpoint(eng, model_id)
         if field is None:
-            field = _endpoint_field(field_map) if endpoint else self._model_field(eng, model_id)
+            field = frames_run.endpoint_field(field_map) if endpoint else frames_run.series_field(eng, model_id)
         frame = self._series.to_frame(name=field)
-        compute, prefix = _compute(eng, model_id, inference_config=inference_config, field_map=field_map,
-                                   target_field=target_field, batch_size=batch_size, device=device,
-                                   progress=progress, input_output=None, precision=precision)
+        compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                             target_field=target_field, input_output=None,
+                                             precision=precision, **_defaults(batch_size, device, progress))
         return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
                              what=f"model [{model_id}]", key=(model_id, self._series.index))
-
-    @staticmethod
-    def _model_field(engine: "Engine", model_id: str) -> str:
-        from ..models.deployments import deployments
-
-        dep = deployments(engine).get(model_id)  # a deployment id names its model's input field
-        if dep is not None:
-            model_id = dep.model_id
-        resp = engine.request("GET", f"_ml/trained_models/{model_id}")
-        resp.raise_for_status()
-        configs = (resp.body or {}).get("trained_model_configs") or []
-        if not configs:
-            raise ApiError("resource_not_found_exception", f"Could not find trained model [{model_id}]", 404)
-        fields = (configs[0].get("input") or {}).get("field_names") or []
-        if not fields:
-            raise ApiError(
-                "illegal_argument_exception",
-                f"Model [{model_id}] declares no input.field_names; pass field= to name the Series' field",
-                400,
-            )
-        return str(fields[0])
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

@@ -473,7 +473,7 @@ class InferMagic(Magics, Configurable):
         return None if args.quiet else frame
 
     def _resume(self, out: str | None, quiet: bool) -> Any:
-        from .resume import last_interrupted
+        from ..frames.resume import last_interrupted
 
         stopped = last_interrupted()
         if stopped is None:

@@ -21,6 +21,8 @@ From a notebook, with the official client (8.x or 9.x) or eland::
     handle.stop()                                        # drains requests, flushes stats
 
 Anything but a loopback address needs ``--api-key`` / ``--user`` (``api_key=`` / ``basic_auth=``).
+Requests naming another host in ``Host`` or ``Origin`` get a 403 (DNS rebinding); ``--allowed-hosts``
+/ ``allowed_hosts=`` says which hosts to answer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .auth import Credentials
+from .hosts import HostPolicy
 from .runner import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -56,12 +59,14 @@ def settings_from(
     workers: int = 32,
     access_log: bool = False,
     log_level: str = "warning",
+    allowed_hosts: str | list[str] | None = None,
 ) -> ServerSettings:
     """Validated :class:`ServerSettings` from the user-facing arguments."""
     if not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got [{port}]")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got [{workers}]")
+    hosts = HostPolicy.build(host, allowed_hosts).hosts if allowed_hosts is not None else None
     return ServerSettings(
         host=host,
         port=int(port),
@@ -70,6 +75,7 @@ def settings_from(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
+        allowed_hosts=hosts,
     )
 
 
@@ -83,6 +89,7 @@ def serve(
     max_content_length: str | int = "100mb",
     workers: int = 32,
     quiet: bool = False,
+    allowed_hosts: str | list[str] | None = None,
 ) -> ServerHandle:
     """Serve ``engine`` (default: :func:`~es_infer_nb.default_engine`) over HTTP in a background thread.
 
@@ -91,8 +98,14 @@ def serve(
     ``basic_auth=("user", "password")``. Concurrent ``_infer`` calls on one deployed model
     are gathered by the deployment's queue into shared model batches. ``handle.stop()`` finishes requests in flight and
     flushes the engine's state; the handle is also a context manager.
+
+    Requests must name this server in ``Host`` (and ``Origin``, when sent): by default the
+    loopback names (``localhost``, ``127.0.0.1``, ``[::1]``) and the bound address; others get
+    a 403 (DNS-rebinding protection). ``allowed_hosts`` ("a,b" or a list; ``"*"``: any) replaces
+    that list.
     """
-    settings = settings_from(host, port, api_key=api_key, basic_auth=basic_auth, max_content_length=max_content_length, workers=workers)
+    settings = settings_from(host, port, api_key=api_key, basic_auth=basic_auth, max_content_length=max_content_length,
+                             workers=workers, allowed_hosts=allowed_hosts)
     handle = start_background(engine, settings)
     if not quiet:
         print(f"es-infer: serving on {handle.url}; {settings.security_line()}", file=sys.stderr, flush=True)

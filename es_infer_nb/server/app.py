@@ -23,9 +23,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ApiError
+from ..errors import ApiError, without_paths
 from . import info  # noqa: F401  (registers GET /)
 from .auth import WWW_AUTHENTICATE, Credentials
+from .hosts import HostPolicy
 from .media import JSON, negotiate
 from .render import filter_path, to_json_bytes
 
@@ -50,6 +51,8 @@ class WireSettings:
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH  # http.max_content_length
     workers: int = 32
     compression: bool = True  # http.compression
+    #: the Host / Origin names answered (DNS-rebinding protection); default: the loopback names
+    hosts: HostPolicy = field(default_factory=HostPolicy)
 
 
 def _is_true(params: dict[str, str], name: str) -> bool:
@@ -91,14 +94,9 @@ def _decode_content(raw: bytes, encoding: str | None, limit: int) -> bytes:
 def _body_text(raw: bytes) -> str | None:
     if not raw:
         return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            "x_content_parse_exception",
-            f"[1:{exc.start + 1}] Invalid UTF-8 start byte 0x{raw[exc.start]:02x}",
-            400,
-        ) from None
+    from ..api.xcontent import decode_utf8
+
+    return decode_utf8(raw)
 
 
 def _require_route(method: str, path: str, uri: str) -> None:
@@ -126,7 +124,8 @@ class EsApplication:
         except Exception as exc:  # noqa: BLE001 - an ES 500 body, never a traceback
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             err = ApiError("exception", f"{type(exc).__name__}: {exc}", 500)
-            response = self._write(request, request.method.upper(), {}, 500, err.body(), [], JSON)
+            body = without_paths(err.body(), getattr(self.engine, "home", None))
+            response = self._write(request, request.method.upper(), {}, 500, body, [], JSON)
         await response(scope, receive, send)
 
     def close(self) -> None:
@@ -142,7 +141,8 @@ class EsApplication:
         response_type = JSON
         try:
             try:
-                # credentials are checked on the headers, before a byte of the body is read
+                # Host / Origin, then credentials, are checked on the headers, before a byte of the body is read
+                self.settings.hosts.check(request.headers.get("host"), request.headers.get("origin"))
                 self.settings.credentials.check(request.headers.get("authorization"), uri)
                 raw = await _read_body(request, self.settings.max_content_length)
                 raw = _decode_content(raw, request.headers.get("content-encoding"), self.settings.max_content_length)

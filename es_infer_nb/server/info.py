@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ VERSION = {
 CLUSTER_NAME = "elasticsearch"
 TAGLINE = "You Know, for Search"
 UUID_FILE = "cluster_uuid"
+_UUID_LOCK = threading.Lock()
 
 
 def _new_uuid() -> str:
@@ -48,6 +50,12 @@ def cluster_uuid(engine: "Engine") -> str:
     known = getattr(engine, "_cluster_uuid", None)
     if known:
         return known
+    with _UUID_LOCK:  # GET / runs without the engine's state lock: one uuid even for concurrent first calls
+        known = getattr(engine, "_cluster_uuid", None)
+        return known or _create_uuid(engine)
+
+
+def _create_uuid(engine: "Engine") -> str:
     value = None
     if engine.home is not None:
         path = engine.home / UUID_FILE
@@ -82,7 +90,7 @@ def register() -> None:
     if any(r.method == "GET" and not r.segments for r in ROUTES):
         return
 
-    @route("GET", "/")
+    @route("GET", "/", exclusive=False)
     def _main(engine: "Engine", req: Request) -> Any:
         return cluster_info(engine)
 

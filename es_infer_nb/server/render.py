@@ -11,6 +11,7 @@ spaces, ``{ }`` / ``[ ]`` for empty containers, a final newline).
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -125,14 +126,31 @@ def _fast_json(body: Any) -> bytes | None:
     return None if b"null" in out else out
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN / Infinity as the strings Jackson writes for them (``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"``: ``WRITE_NAN_AS_STRINGS``), so an answer is always JSON."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _finite(value.tolist())
+    return value
+
+
 def to_json_bytes(body: Any, *, pretty: bool = False) -> bytes:
     """Serialise an answer; ``pretty`` as ES's ``?pretty``."""
     try:
         if pretty:
-            return (_pretty(body, 0) + "\n").encode("utf-8")
+            return (_pretty(_finite(body), 0) + "\n").encode("utf-8")
         fast = _fast_json(body)
         if fast is not None:
             return fast
+        body = _finite(body)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a JSON "\\ud800" escape came in): send it escaped again
         return json.dumps(body, indent=2 if pretty else None, separators=None if pretty else (",", ":"),

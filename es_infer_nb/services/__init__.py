@@ -10,9 +10,11 @@ REST (``Engine.request``, the HTTP server, ``%%infer``)::
     PUT    _inference[/<task_type>]/<id>/_update
     GET    _inference/_services[/<task_type>]     (each service's settings, ``sensitive`` marks the secrets)
 
-Services: ``custom`` / ``alibaba-cloud-custom-model`` (url, headers, query_parameters, a JSON ``request``
-template with JSON-escaped ``${...}`` values, ``response.json_parser`` / ``error_parser`` paths, task
-types text_embedding, sparse_embedding, rerank, completion and ``custom`` = the whole response),
+Services: ``custom`` (url, headers, query_parameters, a JSON ``request`` template with JSON-escaped
+``${...}`` values, ``response.json_parser`` / ``error_parser`` paths, task types text_embedding,
+sparse_embedding, rerank, completion and ``custom`` = the whole response), ``alibaba-cloud-custom-model``
+(Alibaba's ``path.<path>.<POST|PUT|GET>`` layout with ``query_string``, ``headers``, ``request.content``
+and ``json_parser`` incl. ``sparse_result``; ES's flat layout too; see :mod:`.alibaba_custom`),
 ``openai`` (and OpenAI-compatible servers by ``url``), ``hugging_face`` (text-embeddings-inference),
 ``elasticsearch`` (the bundled MiniLM or any model of the engine).
 

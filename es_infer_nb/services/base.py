@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -47,9 +48,7 @@ class Endpoint:
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as GET / PUT answer it: never a secret, literal credential headers masked."""
         out = self.stored()
-        headers = out["service_settings"].get("headers")
-        if isinstance(headers, dict):
-            out["service_settings"]["headers"] = mask_headers(headers)
+        out["service_settings"] = self.service.shown_settings(out["service_settings"])
         return out
 
     def stored(self) -> dict[str, Any]:
@@ -107,6 +106,9 @@ class Service(ABC):
     secret_fields: tuple[str, ...] = ()
     default_rpm: int = 3000
     chunked_task_types: tuple[str, ...] = ("text_embedding", "sparse_embedding")
+    #: whether an endpoint of a chunked task type given no ``chunking_settings`` gets (and shows) ES's
+    #: default ones; when not, it shows none and is chunked with the defaults all the same
+    chunking_by_default: bool = True
 
     @abstractmethod
     def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
@@ -120,6 +122,15 @@ class Service(ABC):
 
     def settings_table(self) -> list[ServiceSetting]:
         return []
+
+    def shown_settings(self, service_settings: dict[str, Any]) -> dict[str, Any]:
+        """``service_settings`` as GET / PUT answers and reprs show them: literal credential headers
+        masked (``${secret}`` templates kept)."""
+        out = dict(service_settings)
+        headers = out.get("headers")
+        if isinstance(headers, dict):
+            out["headers"] = mask_headers(headers)
+        return out
 
     def destination(self, endpoint: Endpoint) -> str | None:
         """Where the endpoint's requests (and so its secrets) go; ``None`` for local services.
@@ -172,11 +183,13 @@ class HttpService(Service):
         assert transport is not None
         size = self.batch_size(endpoint, ctx) or max(1, len(inputs))
         batches = [list(range(i, min(i + size, len(inputs)))) for i in range(0, len(inputs), size)]
+        timeout_s = ctx.timeout_s or transport.settings.timeout_s
+        deadline = time.monotonic() + timeout_s  # one deadline for the whole call, all its batches
 
         def call(batch: list[int]) -> dict[str, Any]:
             texts = [inputs[i] for i in batch]
             request = self.build_request(endpoint, texts, ctx)
-            response = transport.send(request, ctx.timeout_s)
+            response = transport.send(request, timeout_s, deadline=deadline)
             return self._read(endpoint, response, ctx)
 
         outcomes = transport.map(call, batches)

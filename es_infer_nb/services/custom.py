@@ -1,4 +1,5 @@
-"""ES's ``custom`` service (and ``alibaba-cloud-custom-model``, the same service under another name).
+"""ES's ``custom`` service (its flat layout is also read by ``alibaba-cloud-custom-model``, see
+:mod:`.alibaba_custom`).
 
 Any HTTP model service described by a url, headers, query parameters, a JSON request template and
 JSON paths into the answer (spec §10.3). Always POST.
@@ -11,16 +12,24 @@ from typing import Any
 
 from ..errors import ApiError
 from .base import Endpoint, HttpService, InferenceContext, ServiceSetting, translate_input_type
-from .json_path import java_type
-from .parsers import ErrorParser, ResponseParser, parse_json_parser
+from .json_path import illegal_state, java_map_string, java_type
+from .parsers import PARSER_KEYS, ErrorParser, ResponseParser, parse_json_parser
 from .secrets import Secret
 from .settings import Validation, rate_limit, reject_unknown
 from .templates import PLACEHOLDER, json_values, raw_string_values, render_url, substitute, with_query
 from .transport import HttpRequest
+from .uri import uri_syntax_error
 
 DEFAULT_RPM = 10000
 DEFAULT_BATCH_SIZE = 10
 SCOPE = "service_settings"
+SETTINGS_NAME = "custom_service_settings"
+#: ES's ``TextEmbeddingSettings.DEFAULT_FLOAT``: what a text_embedding endpoint has when not given
+TEXT_EMBEDDING_DEFAULTS = {"similarity": None, "dimensions": None, "max_input_tokens": None, "element_type": "float"}
+#: the dense vector element type of each ``json_parser.embedding_type``
+ELEMENT_TYPES = {"float": "float", "byte": "byte", "bit": "bit", "binary": "bit"}
+#: ES's ``InputTypeTranslator.EMPTY_TRANSLATOR``, written when no ``input_type`` is configured
+EMPTY_INPUT_TYPE: dict[str, Any] = {"translation": {}, "default": ""}
 
 
 @dataclass
@@ -37,12 +46,14 @@ class CustomSettings:
     rate_limit: dict[str, int] = field(default_factory=lambda: {"requests_per_minute": DEFAULT_RPM})
     batch_size: int = DEFAULT_BATCH_SIZE
     extra: dict[str, Any] = field(default_factory=dict)  # similarity, dimensions, ... (kept as given)
+    defaults: dict[str, Any] = field(default_factory=dict)  # the task type's defaults of ``extra``'s keys
 
     def to_parsed(self) -> dict[str, Any]:
-        return {"url": self.url, "headers": dict(self.headers),
+        return {**self.defaults, "url": self.url, "headers": dict(self.headers),
                 "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
                 "request": self.request, "response": self.response_settings(),
-                "input_type": self.input_type, "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
+                "input_type": self.input_type or {"translation": {}, "default": EMPTY_INPUT_TYPE["default"]},
+                "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
                 **self.extra}
 
     def response_settings(self) -> dict[str, Any]:
@@ -52,7 +63,8 @@ class CustomSettings:
         return out
 
     def to_public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_parsed().items() if v is not None and v != {}}
+        parsed = {k: v for k, v in self.to_parsed().items() if k not in self.defaults or k in self.extra}
+        return {k: v for k, v in parsed.items() if v is not None and v != {}}
 
 
 def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool = True) -> CustomSettings:
@@ -62,13 +74,18 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     url = v.required_string(source, "url", SCOPE)
     headers = _headers(source.pop("headers", None), v)
     query = _query_parameters(source.pop("query_parameters", None), v)
-    request = _request(source.pop("request", None), v)
+    request = _request(source.pop("request", None), v, strict)
     response = v.required_map(source, "response", SCOPE)
     json_parser = response.pop("json_parser", None)
     if json_parser is None:
         v.add(f"[{SCOPE}.response] does not contain the required setting [json_parser]")
     error_raw = response.pop("error_parser", None)
-    input_type = _input_type(source.pop("input_type", None), v)
+    if strict and isinstance(json_parser, dict) and task_type in PARSER_KEYS:
+        _reject_leftovers({k: x for k, x in json_parser.items() if k not in PARSER_KEYS[task_type]},
+                          "json_parser")
+    if strict:
+        _reject_leftovers(response, "response")
+    input_type = _input_type(source.pop("input_type", None), v, strict)
     limits = rate_limit(source, DEFAULT_RPM, v)
     batch = v.optional_positive_int(source, "batch_size", SCOPE) or DEFAULT_BATCH_SIZE
     extra = {k: source.pop(k) for k in ("similarity", "dimensions", "max_input_tokens", "element_type",
@@ -78,8 +95,19 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     error_parser = ErrorParser.from_settings(error_raw, f"{SCOPE}.response") if error_raw is not None else None
     if strict:
         reject_unknown(source, "custom", SCOPE)
+    defaults: dict[str, Any] = {"element_type": None}  # ES: no dense vector element type but for text_embedding
+    if task_type == "text_embedding":
+        defaults = dict(TEXT_EMBEDDING_DEFAULTS)
+        defaults["element_type"] = ELEMENT_TYPES.get(getattr(parser, "embedding_type", "float"), "float")
     return CustomSettings(url, request, parser, error_parser, headers, query, input_type, limits, batch,  # type: ignore[arg-type]
-                          extra)
+                          extra, defaults)
+
+
+def _reject_leftovers(rest: dict[str, Any], field_name: str, settings_name: str = SETTINGS_NAME) -> None:
+    """ES's ``throwIfNotEmptyMap``: settings left over after a nested map was read."""
+    if rest:
+        raise ApiError("status_exception", f"Configuration contains unknown settings [{java_map_string(rest)}] while "
+                       f"parsing field [{field_name}] for settings [{settings_name}]", 400)
 
 
 def _headers(raw: Any, v: Validation) -> dict[str, str]:
@@ -93,8 +121,9 @@ def _headers(raw: Any, v: Validation) -> dict[str, str]:
         if val is None:
             continue
         if not isinstance(val, str):
-            v.add(f"[{SCOPE}] Map field [headers] has an entry that is not valid, [{k} => {val}]. Value type of "
-                  f"[{java_type(val)}] is not one of [String].")
+            shown = java_map_string({"": val})[2:-1]  # the value as Java prints it
+            v.add(f"Map field [headers] has an entry that is not valid, [{k} => {shown}]. Value type of "
+                  f"[{shown}] is not one of [String].")
             continue
         out[k] = val
     return out
@@ -122,9 +151,12 @@ def _query_parameters(raw: Any, v: Validation) -> list[tuple[str, str]] | None:
     return out or None
 
 
-def _request(raw: Any, v: Validation) -> str | None:
+def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
     if isinstance(raw, dict):  # 8.19's {"content": "<template>"}
-        raw = raw.get("content")
+        rest = dict(raw)
+        raw = rest.pop("content", None)
+        if strict:
+            _reject_leftovers(rest, "request")
     if raw is None:
         v.add(f"[{SCOPE}] does not contain the required setting [request]")
         return None
@@ -134,24 +166,41 @@ def _request(raw: Any, v: Validation) -> str | None:
     return raw
 
 
-def _input_type(raw: Any, v: Validation) -> dict[str, Any] | None:
+#: the input types a translation may name (``InputType.fromRestString``: any case, internal ones refused)
+TRANSLATABLE_INPUT_TYPES = ("classification", "clustering", "ingest", "search", "unspecified")
+
+
+def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] | None:
+    """``input_type`` as ES's ``InputTypeTranslator.fromMap``: ``translation`` keys are input types in any
+    case (written back in lower case), values non-empty strings; ``default`` a string."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
         v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [input_type], expected [Map]")
         return None
-    translation = raw.get("translation") or {}
-    if not isinstance(translation, dict) or any(not isinstance(x, str) for x in translation.values()):
-        v.add(f"[{SCOPE}.input_type] [translation] must map input types to strings")
+    rest = dict(raw)
+    translation = rest.pop("translation", None) or {}
+    if not isinstance(translation, dict):
+        v.add(f"[input_type] Invalid value type [{java_type(translation)}] for setting [translation], expected [Map]")
         return None
-    bad = sorted(k for k in translation if k not in ("ingest", "search", "classification", "clustering"))
-    if bad:
-        v.add(f"[{SCOPE}.input_type] Invalid input type {bad}, must be one of [classification, clustering, ingest, "
-              f"search]")
-    default = raw.get("default")
+    out: dict[str, str] = {}
+    for key, value in translation.items():
+        if not isinstance(value, str) or not value:
+            v.add(f"Input type translation value for key [{key}] must be a String that is not null and not empty, "
+                  f"received: [{java_type(value) if value is not None else 'null'}].")
+            v.raise_if_any()
+        name = str(key).strip().lower()
+        if name not in TRANSLATABLE_INPUT_TYPES:
+            v.add(f"Invalid input type translation for key: [{key}], is not a valid value. Must be one of "
+                  f"[classification, clustering, ingest, search]")
+            v.raise_if_any()
+        out[name] = value
+    default = rest.pop("default", None)
     if default is not None and not isinstance(default, str):
-        v.add(f"[{SCOPE}.input_type] [default] must be a string")
-    return {"translation": dict(translation), "default": default}
+        v.add(f"[input_type] Invalid value type [{java_type(default)}] for setting [default], expected [String]")
+    if strict:
+        _reject_leftovers(rest, "input_type", "input_type_translator")
+    return {"translation": out, "default": default if isinstance(default, str) else ""}
 
 
 def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +235,9 @@ def render_request(task_type: str, settings: CustomSettings, parameters: dict[st
     fixed = raw_string_values({**parameters, **revealed})
     call = {k: v for k, v in raw_string_values(call_parameters or {}).items() if k not in revealed}
     url = render_url(settings.url, fixed, call)
+    problem = uri_syntax_error(url)
+    if problem is not None:
+        raise illegal_state(f"Failed to build URI, error: {problem}")
     parameters = {**parameters, **(call_parameters or {})}
     raw = raw_string_values({**parameters, **revealed})
     pairs = [(k, substitute(val, raw, f"query parameters: [{k}]")) for k, val in settings.query_parameters or []]
@@ -230,6 +282,10 @@ class CustomService(HttpService):
         except ApiError as err:
             if task_type == "rerank" or not any(p in err.reason for p in ("${query}", "${top_n}",
                                                                           "${return_documents}")):
+                if err.reason.startswith("Found placeholder"):
+                    raise ApiError("validation_exception", f"Validation Failed: 1: Failed to validate model "
+                                   f"configuration: {err.reason}, please check that all templates have a "
+                                   f"corresponding field definition.;", 400) from None
                 raise
         public = settings.to_public()
         return public, ({"parameters": parameters} if task_settings else {}), settings
@@ -275,9 +331,3 @@ class CustomService(HttpService):
             ServiceSetting("max_concurrent_requests", "Upstream requests in flight at once (es-infer-nb).",
                            type="int", default_value=8),
         ]
-
-
-class AlibabaCloudCustomModelService(CustomService):
-    """``alibaba-cloud-custom-model``: the custom service under the name Alibaba Cloud's docs use."""
-
-    name = "alibaba-cloud-custom-model"

@@ -64,10 +64,10 @@ class ElasticsearchService(Service):
         return self._engine_model(engine, model_id, inputs, ctx)
 
     def _engine_model(self, engine: Any, model_id: str, inputs: list[str], ctx: InferenceContext) -> TaskOutput:
-        from ..api.infer import _input_field
+        from ..models.deployments import deployments
         from ..models.runner import infer_docs
 
-        field = _input_field(engine, model_id)
+        field = deployments(engine).input_field_of(model_id)
         if ctx.task_type == "rerank":
             docs = [{field: t} for t in inputs]
             config = {"text_similarity": {"text": ctx.query}}

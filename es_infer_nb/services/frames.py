@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import ApiError
 from ..models.input_output import beside
+from ..models.results import target_prefix
 from .ingest_bridge import DEFAULT_INPUT_FIELD, predicted_value
 from .runner import infer_endpoint
 
@@ -53,7 +54,7 @@ def infer_frame_endpoint(engine: "Engine", inference_id: str, df: pd.DataFrame, 
     else:
         source = next((col for col, dest in (field_map or {}).items() if dest == DEFAULT_INPUT_FIELD),
                       DEFAULT_INPUT_FIELD)
-        prefix = "ml.inference" if target_field is None else target_field
+        prefix = target_prefix(target_field)
         pairs = [{"input_field": source, "output_field": f"{prefix}.predicted_value"}]
     columns: dict[str, Any] = {}
     for i, io in enumerate(pairs):

@@ -35,6 +35,19 @@ def java_type(value: Any) -> str:
     return type(value).__name__
 
 
+def java_map_string(value: dict[str, Any]) -> str:
+    """A map as Java's ``AbstractMap.toString`` writes it (``{key=value, other=1}``)."""
+    def one(v: Any) -> str:
+        if isinstance(v, dict):
+            return java_map_string(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(one(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return "null" if v is None else str(v)
+    return "{" + ", ".join(f"{k}={one(v)}" for k, v in value.items()) + "}"
+
+
 def illegal_argument(reason: str) -> ApiError:
     return ApiError("illegal_argument_exception", reason, 400)
 
@@ -109,4 +122,4 @@ def _navigate(current: Any, remaining: str, name: str, traversed: dict[str, None
             if found is not None:
                 results.append(found)
         return results
-    raise illegal_argument(f"Invalid path received [{remaining}], unable to extract a value from it.")
+    raise illegal_argument(f"Invalid path received [{remaining}], unable to extract a field name.")

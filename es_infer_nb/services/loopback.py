@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -26,7 +27,18 @@ class Received:
         return json.loads(self.body)
 
 
-#: a handler answers (status, body) or (status, body, headers); a dict/list body is sent as JSON
+@dataclass(frozen=True)
+class Trickle:
+    """A body sent ``chunk`` bytes at a time with ``pause_s`` between writes (a slow or hostile service):
+    its whole length is announced, its bytes arrive over ``len(data) / chunk * pause_s`` seconds."""
+
+    data: bytes
+    chunk: int = 1
+    pause_s: float = 0.1
+
+
+#: a handler answers (status, body) or (status, body, headers); a dict/list body is sent as JSON, a
+#: :class:`Trickle` slowly
 Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
@@ -49,15 +61,26 @@ class LoopbackServer:
                 answer = outer.handler(req)
                 status, body = answer[0], answer[1]
                 headers = answer[2] if len(answer) > 2 else {}  # type: ignore[misc]
-                data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str)
-                                                             else json.dumps(body).encode())
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                trickle = body if isinstance(body, Trickle) else None
+                data = trickle.data if trickle is not None else (
+                    body if isinstance(body, bytes) else (body.encode() if isinstance(body, str)
+                                                          else json.dumps(body).encode()))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    if trickle is None:
+                        self.wfile.write(data)
+                        return
+                    for i in range(0, len(data), max(1, trickle.chunk)):
+                        self.wfile.write(data[i:i + max(1, trickle.chunk)])
+                        self.wfile.flush()
+                        time.sleep(trickle.pause_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (a timeout): nothing to answer
 
             do_GET = do_POST
             do_PUT = do_POST

@@ -137,11 +137,63 @@ class SparseEmbeddingParser(ResponseParser):
                 wts = _list_of(wts, weights.field_name(-1))
                 _same_size(len(toks), len(wts))
                 names = [str(t) if not isinstance(t, float) or not t.is_integer() else str(int(t)) for t in toks]
-                values = [_float32(w) for w in _convert_list(wts, to_number, weights.field_name(-1))]
+                values = [_float32(w) for w in _weights(wts, weights.field_name(-1))]
             except ApiError as err:
                 raise illegal_state(f"Failed to parse sparse embedding entry [{i}], error: {err.reason}") from None
             out.append({"is_truncated": False, "embedding": dict(zip(names, values))})
         return {"sparse_embedding": out}
+
+
+@dataclass
+class SparseResultParser(ResponseParser):
+    """Alibaba's ``sparse_result``: ``path`` finds one entry per input, ``value.sparse_token`` and
+    ``value.sparse_weight`` (paths from that entry) its tokens and their weights."""
+
+    path: str
+    sparse_token: str
+    sparse_weight: str
+
+    def to_settings(self) -> dict[str, Any]:
+        return {"sparse_result": {"path": self.path, "value": {"sparse_token": self.sparse_token,
+                                                                "sparse_weight": self.sparse_weight}}}
+
+    def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
+        found = extract(body, self.path)
+        entries = [found.value] if isinstance(found.value, dict) else _list_of(found.value, found.field_name(-1))
+        out = []
+        for i, entry in enumerate(entries):
+            try:
+                tokens = extract(entry, self.sparse_token)
+                weights = extract(entry, self.sparse_weight)
+                toks = _list_of(tokens.value, tokens.field_name(-1))
+                wts = _list_of(weights.value, weights.field_name(-1))
+                _same_size(len(toks), len(wts))
+                names = [_token_name(t, tokens.field_name(-1)) for t in toks]
+                values = [_float32(w) for w in _weights(wts, weights.field_name(-1))]
+            except ApiError as err:
+                raise illegal_state(f"Failed to parse sparse embedding entry [{i}], error: {err.reason}") from None
+            out.append({"is_truncated": False, "embedding": dict(zip(names, values))})
+        return {"sparse_embedding": out}
+
+
+def _token_name(token: Any, field: str) -> str:
+    """A token as the key of a sparse embedding: a string as it is, an integer id (``6``, ``6.0``) as ``"6"``."""
+    if isinstance(token, str):
+        return token
+    if isinstance(token, bool) or not isinstance(token, (int, float)):
+        raise illegal_state(f"Unable to convert field [{field}] of type [{java_type(token)}] to [String]")
+    return str(int(token)) if isinstance(token, float) and token.is_integer() else str(token)
+
+
+def _weights(values: list[Any], field: str) -> list[float | int]:
+    """Each weight a number (ES: ``Failed to parse weight item: [i] of array, error: ...``)."""
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(to_number(v, field))
+        except ApiError as err:
+            raise illegal_state(f"Failed to parse weight item: [{i}] of array, error: {err.reason}") from None
+    return out
 
 
 def _same_size(tokens: int, weights: int) -> None:
@@ -223,6 +275,16 @@ class CustomParser(ResponseParser):
         return {"custom": body}
 
 
+#: the settings each task type's ``json_parser`` reads (anything else is unknown)
+PARSER_KEYS: dict[str, tuple[str, ...]] = {
+    "text_embedding": ("text_embeddings", "embedding_type"),
+    "sparse_embedding": ("token_path", "weight_path"),
+    "rerank": ("relevance_score", "reranked_index", "document_text"),
+    "completion": ("completion_result",),
+    "custom": (),
+}
+
+
 def parse_json_parser(task_type: str, raw: Any, scope: str | None = None) -> ResponseParser:
     """The ``json_parser`` settings of ``task_type`` (ES's ``fromMap`` of each parser)."""
     v = Validation()
@@ -255,7 +317,7 @@ def parse_json_parser(task_type: str, raw: Any, scope: str | None = None) -> Res
     elif task_type == "custom":
         parser = CustomParser(task_type)
     else:
-        raise ApiError("status_exception", f"The [custom] service does not support task type [{task_type}]", 400)
+        raise illegal_argument(f"Invalid task type received [{task_type}] while constructing response parser")
     return parser
 
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _services() -> dict[str, Service]:
-    from .custom import AlibabaCloudCustomModelService, CustomService
+    from .alibaba_custom import AlibabaCloudCustomModelService
+    from .custom import CustomService
     from .elasticsearch import ElasticsearchService
     from .hugging_face import HuggingFaceService
     from .openai import OpenAiService
@@ -90,7 +91,8 @@ def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
         raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] must be an object;", 400)
     chunking = None
     if task_type in service.chunked_task_types:
-        chunking = parse_chunking_settings(body.get("chunking_settings"))
+        if body.get("chunking_settings") is not None or service.chunking_by_default:
+            chunking = parse_chunking_settings(body.get("chunking_settings"))
     elif body.get("chunking_settings") is not None:
         raise ApiError("status_exception", f"Chunking settings are not supported for task type [{task_type}]", 400)
     try:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from .base import Endpoint, InferenceContext, TaskOutput, merged_task_settings
+from .chunking import parse_chunking_settings
 from .registry import endpoints
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,10 +73,11 @@ def infer_chunked(engine: "Engine", inference_id: str, inputs: list[str], *,
     with its result: ``[{"text", "start", "end", "embedding"}, ...]``; an ``ApiError`` for an input
     one of whose chunks failed. All chunks of all inputs go through one batched run."""
     endpoint = resolve(engine, inference_id)
-    if endpoint.chunking_settings is None:
-        raise ApiError("status_exception", f"Inference endpoint [{inference_id}] of task type "
-                       f"[{endpoint.task_type}] does not chunk its input", 400)
-    spans = [endpoint.chunking_settings.chunks(text) for text in inputs]
+    # ES chunks with its default settings when the endpoint has none of its own
+    chunking = endpoint.chunking_settings or parse_chunking_settings(None)
+    if not inputs:
+        return []
+    spans = [chunking.chunks(text) for text in inputs]
     flat = [text[s:e] for text, sp in zip(inputs, spans) for s, e in sp]
     results = run(engine, endpoint, flat, input_type=input_type).per_input
     out: list[list[dict[str, Any]] | ApiError] = []

@@ -164,9 +164,9 @@ class SecretStore:
     home's lock, and :meth:`get` re-reads it when another engine replaced it. An unreadable file is
     moved aside (``inference_secrets.json.corrupt``) and the store starts empty."""
 
-    def __init__(self, home: Path | None) -> None:
+    def __init__(self, home: Path | None, filename: str = SECRETS_FILE) -> None:
         self._home = home
-        self._file = home / SECRETS_FILE if home is not None else None
+        self._file = home / filename if home is not None else None
         self._lock = threading.Lock()
         self._items: dict[str, dict[str, Any]] = {}
         self._stamp: tuple[int, int, int] | None = None
@@ -225,10 +225,10 @@ class SecretStore:
         return f"<SecretStore {len(self._items)} endpoints (values hidden)>"
 
 
-def prune_secrets(home: Path, endpoint_ids: Iterable[str]) -> list[str]:
-    """At an engine's start: remove from ``<home>/inference_secrets.json`` the secrets of endpoints
-    that are not among ``endpoint_ids`` (under the home's lock); returns their ids."""
-    if not (home / SECRETS_FILE).exists():
+def prune_secrets(home: Path, endpoint_ids: Iterable[str], filename: str = SECRETS_FILE) -> list[str]:
+    """At an engine's start: remove from ``<home>/<filename>`` (``inference_secrets.json``) the secrets
+    of objects that are not among ``endpoint_ids`` (under the home's lock); returns their ids."""
+    if not (home / filename).exists():
         return []
     with writing(home):
-        return SecretStore(home).prune(endpoint_ids)
+        return SecretStore(home, filename).prune(endpoint_ids)

@@ -83,3 +83,76 @@ def render_url(template: str, fixed: Mapping[str, str], call: Mapping[str, str])
                        f"Validation Failed: 1: [task_settings.parameters] {sorted(used)} given with the request may "
                        "not change the scheme, host, port or path segments of the service url;", 400)
     return url
+
+
+def text_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Values for url / query string / headers of the ``path`` layout: strings as they are, numbers and
+    booleans as their JSON text (``3``, ``true``); lists and maps are not text and stay unavailable."""
+    out: dict[str, str] = {}
+    for k, v in params.items():
+        if isinstance(v, str):
+            out[k] = v
+        elif isinstance(v, (bool, int, float)):
+            out[k] = json.dumps(v)
+    return out
+
+
+class JsonTemplate:
+    """A JSON body template whose ``${name}`` placeholders are filled by where they stand.
+
+    Inside a JSON string literal (``"input_type":"${input_type}"``) a value's text goes in JSON-escaped,
+    without quotes of its own (a string as it is, any other value as its JSON text); anywhere else
+    (``"input":${input}``) the value goes in as JSON. Either way a value can never end a string or
+    open a new member: a document's text stays one JSON value. The template is scanned once, when it
+    is built; substituted text is never scanned again (a document containing ``${api_key}`` stays
+    literal)."""
+
+    def __init__(self, template: str, field: str) -> None:
+        self.template = template
+        self.field = field
+        #: literal text and placeholders: (text, None) or (name, in_string)
+        self.parts: list[tuple[str, bool | None]] = []
+        in_string = escaped = False
+        start = i = 0
+        while i < len(template):
+            ch = template[i]
+            if ch == "$" and template.startswith("${", i):
+                m = PLACEHOLDER.match(template, i)
+                if m is not None:
+                    self.parts.append((template[start:i], None))
+                    self.parts.append((m.group(1), in_string))
+                    i = start = m.end()
+                    escaped = False
+                    continue
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            i += 1
+        self.parts.append((template[start:], None))
+
+    def names(self) -> list[str]:
+        return [text for text, in_string in self.parts if in_string is not None]
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """The body with ``values``; a placeholder without a value is an ``illegal_state_exception``."""
+        for name in self.names():
+            if name not in values:
+                raise illegal_state(f"Found placeholder [${{{name}}}] in field [{self.field}] after replacement call")
+        out = []
+        for text, in_string in self.parts:
+            if in_string is None:
+                out.append(text)
+                continue
+            value = values[text]
+            if in_string:
+                raw = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                out.append(json.dumps(raw, ensure_ascii=False)[1:-1])
+            else:
+                out.append(json.dumps(value, ensure_ascii=False))
+        return "".join(out)

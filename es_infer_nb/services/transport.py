@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence, TypeVar
 
@@ -29,6 +30,17 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 5.0
+
+
+class _DeadlinePassed(Exception):
+    """The call's deadline passed while its response was still arriving."""
+
+
+def _seconds(total: float) -> str:
+    """``2s``, ``500ms``, ``1.5s``: the call's timeout as it reads in an error."""
+    if total < 1:
+        return f"{round(total * 1000)}ms"
+    return f"{total:g}s"
 
 
 class _RedactSecrets(logging.Filter):
@@ -116,6 +128,8 @@ class Transport:
         )
         self.limiter = RateLimiter(self.settings.requests_per_minute)
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"inference-{self.inference_id}")
+        # the exchanges themselves (:meth:`send` waits for them with the call's deadline)
+        self._calls = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"inference-call-{self.inference_id}")
         self.requests_sent = 0
         self.retries = 0
         if self.secrets:
@@ -127,30 +141,48 @@ class Transport:
     def close(self) -> None:
         _REDACT.secrets.pop(id(self), None)
         self._pool.shutdown(wait=False)
+        self._calls.shutdown(wait=False)
         self.client.close()
 
     # -- one request ---------------------------------------------------------------------
-    def send(self, request: HttpRequest, timeout_s: float | None = None) -> httpx.Response:
-        """Send with retries; returns the final response (maybe an error status) or raises
-        an ``ApiError`` for a connection failure / timeout that outlived the retries."""
+    def send(self, request: HttpRequest, timeout_s: float | None = None, *,
+             deadline: float | None = None) -> httpx.Response:
+        """Send with retries; returns the final response (maybe an error status) or raises an ``ApiError``
+        for a connection failure that outlived the retries, or ES's 408 once the call's deadline passes.
+
+        One deadline per call (``timeout_s`` from now, or ``deadline`` on ``time.monotonic()``) covers the
+        retries, the waits and the whole response body: the exchange runs on a worker thread that reads
+        the body as it streams in and gives up at the deadline, and the caller stops waiting at the
+        deadline whatever the worker is doing (a service trickling its body cannot hold the call)."""
+        total = timeout_s or self.settings.timeout_s
+        if deadline is None:
+            deadline = time.monotonic() + total
+        abandoned = threading.Event()
+        future = self._calls.submit(self._send, request, total, deadline, abandoned)
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            abandoned.set()  # the worker stops at its next chunk; its read timeout bounds a silent wait
+            raise self._failure(f"timed out after [{_seconds(total)}]", 408) from None
+
+    def _send(self, request: HttpRequest, total: float, deadline: float, abandoned: threading.Event) -> httpx.Response:
         s = self.settings
-        total = timeout_s or s.timeout_s
-        deadline = time.monotonic() + total  # the call's timeout covers its retries too
         attempt = 0
         while True:
             self.limiter.acquire()
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._failure(f"timed out after [{total}s]", 408)
+            if remaining <= 0 or abandoned.is_set():
+                raise self._failure(f"timed out after [{_seconds(total)}]", 408)
             try:
                 self.requests_sent += 1
-                resp = self.client.request(request.method, request.url, headers=request.headers,
-                                           content=request.body, timeout=remaining)
+                resp = self._exchange(request, remaining, deadline, abandoned)
+            except _DeadlinePassed:
+                raise self._failure(f"timed out after [{_seconds(total)}] (reading the response)", 408) from None
             except httpx.TimeoutException as exc:
                 if attempt < s.max_retries and deadline - time.monotonic() > 0:
                     attempt = self._backoff(attempt, None)
                     continue
-                raise self._failure(f"timed out after [{total}s] ({type(exc).__name__})", 408) from exc
+                raise self._failure(f"timed out after [{_seconds(total)}] ({type(exc).__name__})", 408) from exc
             except httpx.TransportError as exc:
                 if attempt < s.max_retries:
                     attempt = self._backoff(attempt, None)
@@ -160,6 +192,20 @@ class Transport:
                 attempt = self._backoff(attempt, resp.headers.get("retry-after"))
                 continue
             return resp
+
+    def _exchange(self, request: HttpRequest, remaining: float, deadline: float,
+                  abandoned: threading.Event) -> httpx.Response:
+        """One HTTP exchange, the body read chunk by chunk with the deadline checked after each."""
+        with self.client.stream(request.method, request.url, headers=request.headers, content=request.body,
+                                timeout=remaining) as streamed:
+            raw = bytearray()
+            for chunk in streamed.iter_raw():
+                raw += chunk
+                if abandoned.is_set() or time.monotonic() > deadline:
+                    raise _DeadlinePassed
+            # a complete response (decoded as the original would be: gzip, deflate...)
+            return httpx.Response(streamed.status_code, headers=streamed.headers, content=bytes(raw),
+                                  request=streamed.request)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> int:
         self.retries += 1

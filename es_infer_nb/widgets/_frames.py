@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-DEFAULT_PREFIX = "ml.inference"
+from ..frames import DEFAULT_TARGET_FIELD as DEFAULT_PREFIX
 
 
 def as_frame(result: Any) -> pd.DataFrame:

@@ -81,10 +81,24 @@ def test_value_renderings_follow_es():
     assert instant_text(1575548914594) == "2019-12-05T12:28:34.594Z"
 
 
-def test_tree_models_are_fully_defined(engine):
+def test_definition_status_is_for_pytorch_models_only(engine):
     _put(engine, "m1")
-    config = engine.request("GET", "_ml/trained_models/m1", params={"include": "definition_status"}).body
-    assert config["trained_model_configs"][0]["fully_defined"] is True
+    resp = engine.request("GET", "_ml/trained_models/m1", params={"include": "definition_status"})
+    assert resp.status == 400
+    assert resp.body["error"]["reason"] == "Definition status is only relevant to PyTorch model types"
+
+
+def test_dfid_names_the_stored_analytics_job_among_the_model_tags(engine):
+    body = {"source": {"index": "src"}, "dest": {"index": "dst"}, "analysis": {"regression": {"dependent_variable": "y"}}}
+    assert engine.request("PUT", "_ml/data_frame/analytics/prepackaged", body).status == 200
+    assert engine.request("PUT", "_ml/data_frame/analytics/prepackaged", body).status == 400  # already exists
+    _put(engine, "m1")
+    text = engine.request("GET", "_cat/ml/trained_models", params={"h": "id,dfid,dfsi,dfa"}).body
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()}
+    assert rows["m1"] == ["__none__"]
+    assert rows["lang_ident_model_1"] == ["prepackaged", "src", "regression"]  # tagged "prepackaged"
+    assert engine.request("DELETE", "_ml/data_frame/analytics/prepackaged").status == 200
+    assert engine.request("GET", "_ml/data_frame/analytics/prepackaged").status == 404
 
 
 def test_a_cat_answer_shows_as_text_in_reprs(engine):

@@ -531,3 +531,22 @@ def test_definition_parts_persist_one_file_each(tmp_path, models):
     assert r.body["trained_model_configs"][0]["fully_defined"] is True
     assert again.request("DELETE", "_ml/trained_models/parted").status == 200
     assert not (tmp_path / "native_definition_parts" / "parted").exists()
+
+
+def test_3rd_party_deployment_yaml_rules(engine, models):
+    put_pytorch(engine)
+    put_pytorch(engine, "other")
+    r = start(engine, cache_size="0", deployment_id="b-dep")
+    assert r.body["assignment"]["task_parameters"]["cache_size"] == "0"  # ByteSizeValue.getStringRep
+    assert start(engine, deployment_id="a-dep").status == 200
+    entries = engine.request("GET", "_ml/trained_models/tiny/_stats").body["trained_model_stats"]
+    assert [e["deployment_stats"]["deployment_id"] for e in entries] == ["a-dep", "b-dep"]
+    assert engine.request("PUT", "_ml/trained_models/tiny/model_aliases/al").status == 200
+    r = engine.request("PUT", "_ml/trained_models/other/model_aliases/al", params={"reassign": "true"})
+    assert error(r)[2] == "cannot reassign model_alias [al] to model [other] from model [tiny] as it is not yet deployed"
+    for dep in ("a-dep", "b-dep"):
+        assert engine.request("POST", f"_ml/trained_models/{dep}/deployment/_stop").body == {"stopped": True}
+    assert error(engine.request("POST", "_ml/trained_models/a-dep/deployment/_stop",
+                                params={"allow_no_match": "false"}))[0] == 404
+    assert engine.request("POST", "_ml/trained_models/a-dep/deployment/_stop",
+                          params={"allow_no_match": "true"}).body == {"stopped": True}

@@ -77,7 +77,9 @@ def test_infer_errors(engine):
     r = engine.request("POST", "_ml/trained_models/r/_infer", {"docs": [{"x": 1}], "inference_config": {"classification": {}}})
     assert r.status == 400 and "not supported by inference request of type [classification]" in error_of(r)["reason"]
     r = engine.request("POST", "_ml/trained_models/r/_infer", {"docs": [{"x": 1}], "inference_config": {"bogus": {}}})
-    assert r.status == 400 and "unrecognized inference configuration type [bogus]" in error_of(r)["reason"]
+    assert r.status == 400 and error_of(r)["type"] == "x_content_parse_exception"
+    assert error_of(r)["reason"] == "[infer_trained_model_request] failed to parse field [inference_config]"
+    assert error_of(r)["caused_by"] == {"type": "named_object_not_found_exception", "reason": "unknown field [bogus]"}
     r = engine.request("POST", "_ml/trained_models/r/_infer", {"docs": [{"x": 1}], "extra": 1})
     assert r.status == 400 and "unknown field [extra]" in error_of(r)["reason"]
     r = engine.request("POST", "_ml/trained_models/r/_infer")

@@ -154,11 +154,19 @@ def test_include_metadata_parts(engine):
     plain = engine.request("GET", "_ml/trained_models/m").body["trained_model_configs"][0]
     assert plain["metadata"] == {"other": 1}
     full = engine.request(
-        "GET", "_ml/trained_models/m", params={"include": "feature_importance_baseline,hyperparameters,definition_status"}
+        "GET", "_ml/trained_models/m", params={"include": "feature_importance_baseline,hyperparameters"}
     ).body["trained_model_configs"][0]
     assert full["metadata"]["feature_importance_baseline"] == {"baseline": 1.5}
     assert full["metadata"]["hyperparameters"][0]["name"] == "eta"
-    assert full["fully_defined"] is True
+    assert "fully_defined" not in full
+    # ES: definition status is a pytorch notion (400 for other model types, and for several models)
+    status = engine.request("GET", "_ml/trained_models/m", params={"include": "definition_status"})
+    assert status.status == 400
+    assert status.body["error"]["reason"] == "Definition status is only relevant to PyTorch model types"
+    several = engine.request("GET", "_ml/trained_models/_all", params={"include": "definition_status"})
+    assert several.status == 400
+    assert several.body["error"]["reason"] == ("Getting the model download status is not supported when getting "
+                                               "more than one model")
     bad = engine.request("GET", "_ml/trained_models/m", params={"include": "everything"})
     assert bad.status == 400
 

@@ -173,7 +173,7 @@ MORE = {
 
 @pytest.mark.parametrize("name", list(MORE))
 def test_declared_dtypes_are_the_pandas_path_dtypes(make_engine, name):
-    from es_infer_nb.dask.meta import pipeline_meta
+    from es_infer_nb.frames.meta import pipeline_meta
 
     engine = make_engine()
     ddf = dd.from_pandas(_frame(16), npartitions=2)

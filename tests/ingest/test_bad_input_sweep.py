@@ -335,7 +335,7 @@ def test_deeply_nested_documents_fail_alone(eng, verbose):
 
     pipe = [{"set": {"field": "s", "value": "{{x}}"}}, {"inference": {"model_id": "reg"}},
             {"set": {"field": "c", "copy_from": "deep", "ignore_failure": True}}]
-    docs = simulate(eng, pipe, [{"x": 0.9, "deep": deep(MAX_NESTING_DEPTH - 1)}, {"x": 0.1, "deep": deep(5000)},
+    docs = simulate(eng, pipe, [{"x": 0.9, "deep": deep(MAX_NESTING_DEPTH - 1)}, {"x": 0.1, "deep": deep(900)},
                                 {"x": 0.1}], verbose)
     ok = docs[0]["processor_results"][-1]["doc"] if verbose else docs[0]["doc"]
     assert ok["_source"]["ml"]["inference"]["predicted_value"] == 2.0 and ok["_source"]["c"] == ok["_source"]["deep"]
@@ -345,6 +345,11 @@ def test_deeply_nested_documents_fail_alone(eng, verbose):
                             f"({MAX_NESTING_DEPTH})"
     last = docs[2]["processor_results"][-1] if verbose else docs[2]
     assert last["doc"]["_source"]["ml"]["inference"]["predicted_value"] == 1.0
+    # past the request parser's own limit (1000, Jackson's) the whole request is ES's 400
+    whole = eng.request("POST", "_ingest/pipeline/_simulate", {"pipeline": {"processors": pipe},
+                        "docs": [{"_source": {"x": 0.1}}, {"_source": {"deep": deep(5000)}}]})
+    assert whole.status == 400 and whole.body["error"]["type"] == "x_content_parse_exception"
+    assert whole.body["error"]["reason"].startswith("Document nesting depth (1001) exceeds the maximum allowed (1000")
 
 
 def test_json_processor_on_deeply_nested_text(eng):
@@ -420,7 +425,7 @@ def test_frame_sweep(eng):
 @pytest.mark.parametrize("columnar", [True, False])
 def test_frame_sweep_lone_surrogates(eng, columnar):
     """Lone surrogates cannot be Arrow (pandas' ``str``) strings: those output columns stay Python objects."""
-    from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+    from es_infer_nb.frames.pipeline import run_frame_pipeline
 
     frame = sweep_frame("a\ud800b")
     out = run_frame_pipeline(eng, frame, SWEEP_PIPELINE, columnar=columnar)
@@ -436,7 +441,7 @@ def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):
     frame = pd.DataFrame({"x": [0.1, 0.9], "o": [{"a": 1}, deep(5000)]}, index=["ok", "deep"])
     pipe = {"processors": [{"inference": {"model_id": "reg"}}]}
     for columnar in (True, False):
-        from es_infer_nb.notebook.frame_pipeline import run_frame_pipeline
+        from es_infer_nb.frames.pipeline import run_frame_pipeline
 
         with pytest.raises(ValueError, match=r"nested deeper than 299 levels cannot be a document field"):
             run_frame_pipeline(eng, frame, pipe, columnar=columnar)

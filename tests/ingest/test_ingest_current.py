@@ -33,14 +33,14 @@ def test_current_counts_documents_in_flight(eng, monkeypatch):
     from es_infer_nb.models import runner
 
     entered, release = threading.Event(), threading.Event()
-    real = runner._run
+    real = runner.run_tree
 
     def slow(*args, **kw):
         entered.set()
         assert release.wait(30)
         return real(*args, **kw)
 
-    monkeypatch.setattr(runner, "_run", slow)
+    monkeypatch.setattr(runner, "run_tree", slow)
     frame = pd.DataFrame({"x": [0.1, 0.9, 0.5, 0.2], "skip": [False, False, True, False]})
     out: list[pd.DataFrame] = []
     worker = threading.Thread(target=lambda: out.append(frame.infer.pipeline("p", engine=eng)))
@@ -65,7 +65,7 @@ def test_current_back_to_zero_when_the_run_is_interrupted(eng, monkeypatch):
     def interrupted(*args, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "_run", interrupted)
+    monkeypatch.setattr(runner, "run_tree", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pd.DataFrame({"x": [0.1, 0.9]}).infer.pipeline("p", engine=eng)
     assert ingest(eng) == (0, 0, 0)
@@ -77,13 +77,13 @@ def test_nested_pipeline_current(eng, monkeypatch):
 
     eng.request("PUT", "_ingest/pipeline/outer", {"processors": [{"pipeline": {"name": "p"}}]})
     seen: list[tuple[int, int, int]] = []
-    real = runner._run
+    real = runner.run_tree
 
     def peek(*args, **kw):
         seen.append(ingest(eng))
         return real(*args, **kw)
 
-    monkeypatch.setattr(runner, "_run", peek)
+    monkeypatch.setattr(runner, "run_tree", peek)
     pd.DataFrame({"x": [0.1, 0.9]}).infer.pipeline("outer", engine=eng)
     assert seen == [(2, 2, 2)]
     assert ingest(eng) == (0, 0, 0)

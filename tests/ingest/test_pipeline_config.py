@@ -145,3 +145,32 @@ def test_max_inference_processors(engine):
     assert r.status == 409
     assert error_of(r)["reason"].startswith("Max number of inference processors reached, total inference processors [50]")
     assert engine.request("PUT", "_ingest/pipeline/more", {"processors": [{"set": {"field": "a", "value": 1}}]}).status == 200
+
+
+def test_input_output_entries_as_es_input_config():
+    from es_infer_nb.ingest.inference import input_config, split_output_path
+
+    assert split_output_path("foo.bar.result") == ("foo.bar", "result")
+    assert split_output_path("result") == (None, "result")
+    assert input_config({"input_field": "in", "output_field": "out.0"}) == {
+        "input_field": "in", "output_base_path": "out", "output_field": "0"}
+
+
+def test_unknown_inference_type_lists_es_order(engine):
+    resp = put(engine, [{"inference": {"model_id": "m", "inference_config": {"unknown_type": {}}}}])
+    assert error_of(resp)["reason"] == (
+        "unrecognized inference configuration type [unknown_type]. Supported types [classification, regression, "
+        "fill_mask, ner, pass_through, question_answering, text_classification, text_embedding, text_expansion, "
+        "text_similarity, zero_shot_classification]")
+
+
+def test_verbose_on_failure_step_shows_the_failure_metadata(engine):
+    body = {"pipeline": {"processors": [{"rename": {"tag": "r", "field": "missing", "target_field": "x",
+                                                     "on_failure": [{"set": {"field": "f", "value": 1}}]}}]},
+            "docs": [{"_source": {}}]}
+    results = engine.request("POST", "_ingest/pipeline/_simulate", body, params={"verbose": "true"}).body
+    steps = results["docs"][0]["processor_results"]
+    assert steps[1]["doc"]["_ingest"]["on_failure_processor_tag"] == "r"
+    assert steps[1]["doc"]["_ingest"]["on_failure_processor_type"] == "rename"
+    plain = engine.request("POST", "_ingest/pipeline/_simulate", body).body
+    assert not any(k.startswith("on_failure") for k in plain["docs"][0]["doc"]["_ingest"])

@@ -72,13 +72,13 @@ def test_one_batched_model_call_and_stats(models, monkeypatch):
     from es_infer_nb.models import runner
 
     calls = []
-    real = runner._run
+    real = runner.run_tree
 
     def counting(engine, model_id, cols, n, **kw):
         calls.append(n)
         return real(engine, model_id, cols, n, **kw)
 
-    monkeypatch.setattr(runner, "_run", counting)
+    monkeypatch.setattr(runner, "run_tree", counting)
     pipe = {"processors": [{"inference": {"model_id": "reg", "if": "ctx.skip != true"}}]}
     docs = [{"x": i / 10} for i in range(10)] + [{"x": 1, "skip": True}]
     r = simulate(models, pipe, docs)
@@ -213,13 +213,13 @@ def test_foreach_inference_one_call_for_all_elements(models, monkeypatch):
     from es_infer_nb.models import runner
 
     calls = []
-    real = runner._run
+    real = runner.run_tree
 
     def counting(engine, model_id, cols, n, **kw):
         calls.append(n)
         return real(engine, model_id, cols, n, **kw)
 
-    monkeypatch.setattr(runner, "_run", counting)
+    monkeypatch.setattr(runner, "run_tree", counting)
     pipe = {"processors": [{"foreach": {"field": "items", "ignore_missing": True, "processor": {
         "inference": {"model_id": "reg", "field_map": {"_ingest._value.v": "x"}}}}}]}
     r = simulate(models, pipe, [{"items": [{"v": 0.1}, {"v": 0.9}]}, {"items": [{"v": 0.2}]}, {"other": 1},

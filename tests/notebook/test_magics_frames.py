@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 
 from es_infer_nb import ApiError, Engine, InferenceInterrupted, set_default_engine
 from es_infer_nb.models.tree.evaluate import CompiledModel
-from es_infer_nb.notebook import resume as resume_module
+from es_infer_nb.frames import resume as resume_module
 from es_infer_nb.notebook import short_errors
 from es_infer_nb.notebook.options import options
 

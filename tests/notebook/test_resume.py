@@ -9,8 +9,8 @@ import pytest
 
 from es_infer_nb import Engine, InferenceInterrupted
 from es_infer_nb.models.tree.evaluate import CompiledModel
-from es_infer_nb.notebook import resume as resume_module
-from es_infer_nb.notebook.resume import combine_results, last_interrupted
+from es_infer_nb.frames import resume as resume_module
+from es_infer_nb.frames.resume import combine_results, last_interrupted
 
 CHURN_CONFIG = {"classification": {"num_top_classes": 2, "num_top_feature_importance_values": 2}}
 

@@ -95,7 +95,9 @@ def test_json_bytes_mean_what_the_standard_library_writes():
     for body in [vectors, *odd]:
         std = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=lambda v: v.tolist() if hasattr(v, "tolist") else v.item())
         assert json.loads(to_json_bytes(body)) == json.loads(std) or body is odd[1] or body is odd[2], body
-    assert to_json_bytes({"a": float("nan")}) == b'{"a":NaN}'
-    assert to_json_bytes({"x": float("inf")}) == b'{"x":Infinity}'
+    # Jackson's WRITE_NAN_AS_STRINGS: an answer stays JSON (issue 19: never a body that is not JSON)
+    assert to_json_bytes({"a": float("nan")}) == b'{"a":"NaN"}'
+    assert to_json_bytes({"x": [float("inf"), -float("inf")]}) == b'{"x":["Infinity","-Infinity"]}'
+    assert to_json_bytes({"a": np.float32("nan")}, pretty=True) == b'{\n  "a" : "NaN"\n}\n'
     assert to_json_bytes({1: 2}) == b'{"1":2}'
     assert to_json_bytes({"s": "\ud800"}) == b'{"s":"\\ud800"}'

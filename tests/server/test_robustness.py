@@ -53,7 +53,7 @@ def test_a_slow_client_does_not_stall_the_others(server):
     slow = socket.create_connection((host, port))
     try:
         slow.sendall(
-            b"PUT /_ingest/pipeline/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"PUT /_ingest/pipeline/slow HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body[: len(body) // 2]
         )
@@ -77,7 +77,7 @@ def test_a_client_vanishing_mid_body_changes_nothing(server):
     for _ in range(3):
         gone = socket.create_connection((host, port))
         gone.sendall(
-            b"PUT /_ingest/pipeline/gone HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"PUT /_ingest/pipeline/gone HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Content-Length: 1000\r\n\r\n{\"processors\": ["
         )
         gone.close()

@@ -180,7 +180,10 @@ def test_request_validation(engine, model_server):
     bad_template = ali_embeddings("http://127.0.0.1:1", request='{"input": ${input}, "m": ${missing}}')
     err = engine.request("PUT", "_inference/text_embedding/x", bad_template)
     assert err.status == 400
-    assert err.body["error"]["reason"] == ("Found placeholder [${missing}] in field [request] after replacement call")
+    assert err.body["error"]["type"] == "validation_exception"  # ES: the PUT's model configuration check
+    assert err.body["error"]["reason"] == (
+        "Validation Failed: 1: Failed to validate model configuration: Found placeholder [${missing}] in field "
+        "[request] after replacement call, please check that all templates have a corresponding field definition.;")
 
 
 def test_chunked_inference_follows_the_endpoint_chunking(engine, model_server):

@@ -186,8 +186,11 @@ def test_call_time_parameters_cannot_change_the_host(engine, model_server):
 
 def test_inputs_never_reach_the_url(engine, model_server):
     resp = engine.request("PUT", "_inference/text_embedding/i", ali_embeddings(f"{model_server.url}/${{input}}"))
-    assert resp.status == 400 and resp.body["error"]["type"] == "illegal_state_exception"
-    assert resp.body["error"]["reason"] == "Found placeholder [${input}] in field [url] after replacement call"
+    # refused at PUT with ES's model configuration check (CustomServiceTests#testParseRequestConfig_...)
+    assert resp.status == 400 and resp.body["error"]["type"] == "validation_exception"
+    assert resp.body["error"]["reason"] == (
+        "Validation Failed: 1: Failed to validate model configuration: Found placeholder [${input}] in field [url] "
+        "after replacement call, please check that all templates have a corresponding field definition.;")
 
 
 # -- D. short secrets and literal credential headers are masked --------------------------------------------------

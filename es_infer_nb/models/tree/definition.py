@@ -102,6 +102,16 @@ class AggregatorDef:
             return target_type == "classification"
         return True
 
+    def aggregate_raw(self, values: list[float]) -> float:
+        """ES ``OutputAggregator.aggregate(double[])`` on already processed values."""
+        if self.name == "weighted_sum":
+            return float(sum(values))  # left to right, as Java
+        if self.name == "exponent":
+            return math.exp(sum(values))
+        if self.name == "logistic_regression" and len(values) == 2:
+            return 1.0 if values[1] >= values[0] else 0.0
+        return float(int(np.argmax(values))) if values else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         inner: dict[str, Any] = {}
         if self.weights is not None:
@@ -125,16 +135,14 @@ class EnsembleDef:
         return int(math.ceil(sum(ops) / len(ops))) + 2 * (len(self.models) - 1)
 
     def bounds(self) -> tuple[float, float]:
-        """Prediction bounds of a regression ensemble (used by learning-to-rank score normalisation)."""
+        """ES ``EnsembleInferenceModel`` bounds: the output aggregator's ``aggregate`` over the
+        sub-models' minimums, and over their maximums. ``aggregate`` is the step after
+        ``processValues`` (which applies the weights), so the weights do not enter: a weighted sum
+        adds the bounds, exponent is ``exp`` of that sum, the classification aggregators give the
+        index of the largest value."""
         parts = [m.bounds() for m in self.models]
-        w = self.aggregator.weights if self.aggregator.weights is not None else np.ones(len(parts))
-        lows = [min(wi * lo, wi * hi) for wi, (lo, hi) in zip(w, parts)]
-        highs = [max(wi * lo, wi * hi) for wi, (lo, hi) in zip(w, parts)]
-        if self.aggregator.name == "exponent":
-            return math.exp(sum(lows)), math.exp(sum(highs))
-        if self.aggregator.name == "weighted_sum":
-            return sum(lows), sum(highs)
-        return 0.0, 1.0
+        return (self.aggregator.aggregate_raw([lo for lo, _ in parts]),
+                self.aggregator.aggregate_raw([hi for _, hi in parts]))
 
     def trees(self) -> list[TreeDef]:
         out: list[TreeDef] = []

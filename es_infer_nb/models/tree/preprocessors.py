@@ -30,7 +30,7 @@ import pandas as pd
 from pandas.api.types import infer_dtype
 
 from ...errors import ApiError
-from .features import Columns, java_double_string, java_string, parse_java_double
+from .features import Columns, dig, java_double_string, java_string, parse_java_double
 
 __all__ = [
     "FrequencyEncoding",
@@ -533,10 +533,19 @@ class MultiEncoding(Preprocessor):
             proc.process(cols, n)
 
     def reverse_lookup(self) -> dict[str, str]:
-        if len(self._inputs) != 1:
-            # upstream throws here; ES never asks (custom is required then), so nothing to decode
-            return {}
+        """Each final output -> the one original input field; with several inputs ES throws."""
+        if len(self._inputs) > 1:
+            raise ApiError(
+                "illegal_argument_exception",
+                f"[{self.name}] is unable to accurately determine field reverse encoding for input fields "
+                f"[{','.join(self._inputs)}] and output fields [{', '.join(self._outputs)}]",
+                400,
+            )
         return {f: self._inputs[0] for f in self._outputs}
+
+    def reverse_map(self) -> dict[str, str]:
+        # custom chains are never decoded, and a non-custom chain has one input (checked at parse time)
+        return {} if self.custom or len(self._inputs) != 1 else self.reverse_lookup()
 
     def _body(self) -> dict[str, Any]:
         return {"processors": [p.to_dict() for p in self.processors], "custom": self.custom}
@@ -882,6 +891,12 @@ def apply_to_doc(preprocessors: list[Preprocessor], doc: dict[str, Any]) -> dict
         arr = np.empty(1, dtype=object)
         arr[0] = value
         cols[key] = arr
+    for pre in preprocessors:  # a dotted input read from nested objects (ES MapHelper.dig)
+        for field in pre.input_fields():
+            if field not in cols and "." in field and (value := dig(doc, field)) is not None:
+                arr = np.empty(1, dtype=object)
+                arr[0] = value
+                cols[field] = arr
     originals = dict(cols)
     for pre in preprocessors:
         pre.process(cols, 1)

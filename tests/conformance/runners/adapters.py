@@ -16,7 +16,9 @@ Expected keys are read from the answer directly, or with these generic readings:
 ``X_count`` = len(answer[X]); ``X_class_names_at`` = {i: answer[X][i].class_name};
 ``X[i]`` = answer[X][i]; ``X_non_empty`` = answer[X] is non-empty; ``key_count`` = len(answer);
 ``tokens_from_vocab`` = the vocabulary entries of ``token_ids``; ``body_json`` = the JSON of
-``answer["body"]``, ``body_whitespace_stripped`` = that JSON re-written compactly. A case with a
+``answer["body"]``, ``body_whitespace_stripped`` = that JSON re-written compactly. When the answer is a list (the windows
+of a tokenisation, say): ``count`` = its length and ``<n>`` (``expected_0``, ``expected_1``) = its entry
+``n``, so a case can assert the number of entries and some of them only. A case with a
 single ``expected_<name>`` key is compared with the whole answer when the answer has no
 ``<name>``.
 """
@@ -50,6 +52,12 @@ _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
 
 def resolve(answer: Any, key: str, context: dict[str, Any]) -> Any:
     """An expected key read from an answer object (see the module docstring)."""
+    if isinstance(answer, list):
+        if key == "count":
+            return len(answer)
+        if key.isdigit():
+            return answer[int(key)] if int(key) < len(answer) else MISSING
+        return MISSING
     if isinstance(answer, dict) and key in answer:
         return answer[key]
     if not isinstance(answer, dict):

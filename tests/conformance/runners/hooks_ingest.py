@@ -14,7 +14,7 @@ from typing import Any
 from es_infer_nb.models import inference_config as ic
 from es_infer_nb.models.results import ClassificationResult, RegressionResult, error_result, warning_result
 from es_infer_nb.ingest.document import Doc
-from es_infer_nb.ingest.inference import InferenceProcessor, map_fields
+from es_infer_nb.ingest.inference import InferenceProcessor, input_config, map_fields
 from es_infer_nb.ingest.pipeline import parse_processor
 
 
@@ -33,6 +33,7 @@ def processor_config(processor: dict[str, Any]) -> dict[str, Any]:
         "target_field": proc.target_field,
         "inputs": proc.inputs,
         "field_map": proc.field_map,
+        "input_configs": None if proc.inputs is None else [input_config(e) for e in proc.inputs],
     }
 
 
@@ -67,10 +68,11 @@ def result_map(model_result: dict[str, Any], processor_update: dict[str, Any] | 
     ).as_map()
 
 
-def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any]) -> dict[str, Any]:
+def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any],
+                    resolved_model_id: str | None = None) -> dict[str, Any]:
     proc = _inference(processor)
     doc = Doc(copy.deepcopy(input_doc))
-    proc.write(doc, result_map(model_result, proc.update), proc.model_id)
+    proc.write(doc, result_map(model_result, proc.update), resolved_model_id or proc.model_id)
     return doc.source()
 
 
@@ -87,6 +89,18 @@ def ml_inference_process(processor: dict[str, Any], input_doc: dict[str, Any] | 
     doc = Doc(data=copy.deepcopy(input_doc or {}))
     proc.process(doc, predict)
     return doc.source()
+
+
+def ml_inference_process_ingest(processor: dict[str, Any], input_doc: dict[str, Any] | None,
+                                ingest_metadata: dict[str, Any] | None, predict: Any) -> dict[str, Any]:
+    """As ``ml_inference_process`` on a document with ingest metadata (``_ingest``, e.g. ``_value`` in a
+    foreach): ``{"source", "ingest"}`` afterwards."""
+    from es_infer_nb.ingest.ml_inference import create
+
+    proc = create(processor)
+    doc = Doc(data=copy.deepcopy(input_doc or {}), ingest=copy.deepcopy(ingest_metadata or {}))
+    proc.process(doc, predict)
+    return {"source": doc.source(), "ingest": doc.ingest}
 
 
 def jsonpath_read(input_doc: Any, path_expr: str) -> Any:

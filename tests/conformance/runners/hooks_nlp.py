@@ -45,8 +45,8 @@ def _window(token_ids: list[int], pieces: list | None = None) -> Window:
     return Window(list(token_ids), list(range(len(token_ids))), False, pieces or [])
 
 
-def softmax(input: list[float]) -> list[float]:
-    return [float(x) for x in helpers.softmax(input)]
+def softmax(input: list[Any]) -> list[Any]:
+    return helpers.softmax(input).tolist()
 
 
 def top_k(k: int, input: list[float]) -> dict[str, Any]:
@@ -64,11 +64,13 @@ def ner_iob_map(classification_labels: list[str] | None = None) -> dict[str, Any
 
 
 def ner_postprocess(vocab: list[str], tokenization: dict[str, Any], classification_labels: list[str], input: str,
-                    token_logits: list[list[float]]) -> dict[str, Any]:
+                    token_logits: list[list[float]] | None) -> dict[str, Any]:
+    """``token_logits`` None: the model gave no output at all."""
     task = Ner.parse({"classification_labels": classification_labels, "tokenization": tokenization})
     tok = build_tokenizer(task.tokenization, vocab=vocab)
     windows = task.windows(input, tok)
-    return task.result(input, windows, [np.asarray(token_logits, dtype=np.float64)], tok)
+    outputs = [] if token_logits is None else [np.asarray(token_logits, dtype=np.float64)]
+    return task.result(input, windows, outputs, tok)
 
 
 def ner_group_tagged_tokens(input: str, basic_token_tags: list[str]) -> dict[str, Any]:
@@ -82,10 +84,11 @@ def ner_annotated_text(input: str, entities: list[dict[str, Any]]) -> dict[str, 
     return {"annotated_text": ner.annotated_text(input, entities)}
 
 
-def fill_mask_postprocess(vocab: list[str], input: str, token_ids: list[int], mask_token_id: int,
-                          token_logits: list[list[float]], num_top_classes: int, results_field: str | None = None
-                          ) -> dict[str, Any]:
-    mask_token = vocab[mask_token_id]
+def fill_mask_postprocess(vocab: list[str], input: str, token_ids: list[int], mask_token_id: int | None,
+                          token_logits: list[list[float]], num_top_classes: int, results_field: str | None = None,
+                          mask_token: str | None = None) -> dict[str, Any]:
+    """``mask_token_id`` None: the vocabulary has no mask token (``mask_token`` names it)."""
+    mask_token = mask_token or vocab[mask_token_id]
     out = fill_mask.fill_mask_result("predicted_value", input, token_ids, np.asarray(token_logits), mask_token_id,
                                      mask_token, vocab, num_top_classes)
     out["predicted_sequence"] = out["predicted_value_sequence"]
@@ -97,11 +100,17 @@ def fill_mask_validate_input(input: str, mask_token: str) -> dict[str, Any]:
     return {"valid": True}
 
 
-def text_expansion_postprocess(vocab: list[str], token_logits: list[float], results_field: str | None = None
-                               ) -> dict[str, Any]:
+def text_expansion_postprocess(vocab: list[str], token_logits: list[float], results_field: str | None = None,
+                               replacements: dict[str, str] | None = None) -> dict[str, Any]:
+    """``replacements`` (vocabulary id -> token) given to the result processor instead of the map built
+    from the vocabulary."""
     task = TextExpansion.parse({"results_field": results_field} if results_field else {})
+    weights = np.asarray(token_logits, dtype=np.float64)
+    if replacements is not None:
+        tokens = expansion.weighted_tokens(weights, vocab, {int(k): v for k, v in replacements.items()})
+        return {"results_field": task.results_field, "weighted_tokens": [[t, w] for t, w in tokens]}
     tok = _FixedVocab(vocab)
-    result = task.result("", [_window([])], [np.asarray(token_logits, dtype=np.float64)], tok)  # type: ignore[arg-type]
+    result = task.result("", [_window([])], [weights], tok)  # type: ignore[arg-type]
     return {"results_field": task.results_field, "weighted_tokens": [[t, w] for t, w in result[task.results_field].items()]}
 
 

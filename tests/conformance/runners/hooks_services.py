@@ -52,6 +52,10 @@ def custom_service_settings_parse(task_type: str, parse_context: str, service_se
     return parse_custom_settings(task_type, service_settings, strict=parse_context == "request").to_parsed()
 
 
+def custom_service_settings_xcontent(task_type: str, service_settings: dict[str, Any]) -> dict[str, Any]:
+    return {"settings_json": parse_custom_settings(task_type, service_settings).to_public()}
+
+
 def json_path_extract(input: Any, path: str) -> dict[str, Any]:
     found = extract(input, path)
     return {"value": found.value, "traversed_fields": found.traversed_fields}
@@ -81,3 +85,53 @@ def custom_end_to_end(task_type: str, service_settings: dict[str, Any], task_set
             err = resp.body["error"]
             raise ApiError(err["type"], err["reason"], resp.status)
         return resp.body
+
+
+def custom_chunked_infer(task_type: str, service_settings: dict[str, Any], input: list[str],
+                         http_response: dict[str, Any], chunking_settings: dict[str, Any] | None = None,
+                         secret_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Chunked inference (the semantic_text path) on a custom endpoint answered by ``http_response``:
+    per input its chunks (``start``, ``end`` and the result), and the JSON bodies the service received."""
+    from es_infer_nb.engine import Engine
+    from es_infer_nb.services.runner import infer_chunked
+
+    answer = (http_response.get("status", 200), http_response.get("body"))
+    with LoopbackServer(lambda _req: answer) as server:
+        settings = {k: (server.url if v == _MOCK_URL else v) for k, v in service_settings.items()}
+        settings["secret_parameters"] = dict((secret_settings or {}).get("secret_parameters") or {})
+        body: dict[str, Any] = {"service": "custom", "service_settings": settings}
+        if chunking_settings is not None:
+            body["chunking_settings"] = chunking_settings
+        engine = Engine()
+        put = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint", body)
+        if put.status != 200:
+            err = put.body["error"]
+            raise ApiError(err["type"], err["reason"], put.status)
+        out = infer_chunked(engine, "conformance-endpoint", list(input))
+        results = []
+        for entry in out:
+            if isinstance(entry, ApiError):
+                raise entry
+            results.append(entry)
+        return {"results": results, "requests": [r.json() for r in server.received]}
+
+
+def custom_update_settings(task_type: str, service_settings: dict[str, Any],
+                           update_service_settings: dict[str, Any]) -> dict[str, Any]:
+    """PUT an endpoint with ``service_settings``, then ``_update`` it with ``update_service_settings``:
+    ``{"settings_json"}`` = the service settings the update answers."""
+    from es_infer_nb.engine import Engine
+
+    engine = Engine()
+    settings = {**service_settings, "secret_parameters": {}}
+    put = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint", {"service": "custom",
+                                                                                  "service_settings": settings})
+    if put.status != 200:
+        err = put.body["error"]
+        raise ApiError(err["type"], err["reason"], put.status)
+    upd = engine.request("PUT", f"_inference/{task_type}/conformance-endpoint/_update",
+                         {"service_settings": update_service_settings})
+    if upd.status != 200:
+        err = upd.body["error"]
+        raise ApiError(err["type"], err["reason"], upd.status)
+    return {"settings_json": upd.body["service_settings"]}

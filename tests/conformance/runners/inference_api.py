@@ -10,9 +10,15 @@ Adapter functions named like the case kinds in ``hooks_services`` (next to this 
 * ``custom_parse_error(error_parser, response_body_raw)`` -> ``{"error_message"}``;
 * ``custom_parser_settings(...)`` -> the settings as serialised (or raises);
 * ``custom_service_settings_parse(task_type, parse_context, service_settings)`` -> parsed settings;
+* ``custom_service_settings_xcontent(task_type, service_settings)`` -> ``{"settings_json"}``: the settings as
+  the endpoint writes them back (GET), compared whole (``expected.settings_json``);
 * ``json_path_extract(input, path)`` -> ``{"value", "traversed_fields"}``;
 * ``custom_end_to_end(task_type, service_settings, task_settings, secret_settings, input,
-  http_response)`` -> the ``_inference`` answer with the remote call answered by ``http_response``.
+  http_response)`` -> the ``_inference`` answer with the remote call answered by ``http_response``;
+* ``custom_chunked_infer(task_type, service_settings, input, http_response, chunking_settings=None)`` ->
+  ``{"results": per input [{start, end, ...result}], "requests": [JSON bodies received]}`` (chunked inference);
+* ``custom_update_settings(task_type, service_settings, update_service_settings)`` -> ``{"settings_json"}``:
+  the service settings after ``PUT _inference/<task>/<id>/_update``, compared whole.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
 
 KINDS = {kind: run for kind in (
     "custom_render_request", "custom_parse_response", "custom_parse_error", "custom_parser_settings",
-    "custom_service_settings_parse", "json_path_extract", "custom_end_to_end",
+    "custom_service_settings_parse", "custom_service_settings_xcontent", "json_path_extract", "custom_end_to_end",
+    "custom_chunked_infer", "custom_update_settings",
 )}
 
 

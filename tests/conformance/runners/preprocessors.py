@@ -7,7 +7,13 @@
 * ``expected_absent_fields``: not present afterwards;
 * ``expected_unchanged``: the output equals the input;
 * ``expected_input_fields`` == ``ps[0].input_fields()``; ``expected_output_fields_in_order`` ==
-  ``ps[0].output_fields()``; ``expected_output_fields_any_order`` the same as sets.
+  ``ps[0].output_fields()``; ``expected_output_fields_any_order`` the same as sets;
+* ``expected_output_field_types``: ``ps[0].output_field_type(name)`` for each listed output;
+* ``expected_reverse_lookup_entries``: entries that ``ps[0].reverse_lookup()`` (processed feature ->
+  original field) must hold (upstream ``hasEntry``); ``expected_reverse_lookup_error``: calling it
+  raises that error (``{type, reason?}``, as ``expected_error``);
+* ``expected_roundtrip_same_fields``: ``parse_preprocessors([ps[0].to_dict()])[0]`` has the same
+  ``input_fields()`` and ``output_fields()``, in the same order.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from typing import Any
 import pytest
 
 from .compare import MISSING, Diff
-from .support import hook, tolerance
+from .support import check_exception, hook, tolerance
 
 MODULE = "es_infer_nb.models.tree.preprocessors"
 EXPECTATIONS = ("expected_fields", "expected_absent_fields", "expected_unchanged", "expected_input_fields",
-                "expected_output_fields_in_order", "expected_output_fields_any_order")
+                "expected_output_fields_in_order", "expected_output_fields_any_order", "expected_output_field_types",
+                "expected_reverse_lookup_entries", "expected_reverse_lookup_error", "expected_roundtrip_same_fields")
 
 
 def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -61,6 +68,23 @@ def run(case: dict[str, Any], meta: dict[str, Any]) -> None:
         want = case["expected_output_fields_any_order"]
         if sorted(got) != sorted(want) or len(set(got)) != len(got):
             diff.add(f"output_fields() (any order): expected {sorted(want)}, got {sorted(got)}")
+    for name, want in (case.get("expected_output_field_types") or {}).items():
+        diff.check(first.output_field_type(name), want, 0.0, f"output_field_type({name!r})")
+    if "expected_reverse_lookup_entries" in case:
+        lookup = first.reverse_lookup()
+        for name, want in case["expected_reverse_lookup_entries"].items():
+            diff.check(lookup.get(name, MISSING), want, 0.0, f"reverse_lookup()[{name!r}]")
+    if "expected_reverse_lookup_error" in case:
+        raised: BaseException | None = None
+        try:
+            first.reverse_lookup()
+        except Exception as exc:  # noqa: BLE001 - the error is what the case checks
+            raised = exc
+        check_exception(diff, raised, case["expected_reverse_lookup_error"], "reverse_lookup() error")
+    if case.get("expected_roundtrip_same_fields"):
+        again = parse([first.to_dict()])[0]
+        diff.check(list(again.input_fields()), list(first.input_fields()), 0.0, "input_fields() after round trip")
+        diff.check(list(again.output_fields()), list(first.output_fields()), 0.0, "output_fields() after round trip")
     diff.done()
 
 

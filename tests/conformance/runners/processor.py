@@ -6,16 +6,21 @@
   paths in the answer.
 * ``processor_config`` (REST): an expected error is checked on ``PUT _ingest/pipeline/<id>`` with
   the processor; ``expected_ok`` needs the PUT to succeed and the parsed options from the adapter.
+  Optional set-up first: ``cluster_settings`` (a ``PUT _cluster/settings`` body) and
+  ``existing_pipelines`` (``{id: pipeline body}``, each PUT and required to succeed).
 * ``mutate_document``, ``build_request``, ``field_map_apply``, ``result_serialization``,
   ``processor_config`` (parsed options): adapter functions of the same names in
   ``hooks_ingest`` (next to this module) (see ``adapters.py`` for the contract):
 
-  - ``mutate_document(processor, model_result, input_doc) -> document`` (``_source`` afterwards)
+  - ``mutate_document(processor, model_result, input_doc, resolved_model_id) -> document``
+    (``_source`` afterwards; ``resolved_model_id``: the model id the inference response names, for
+    a processor configured with an alias; None = the processor's own ``model_id``)
   - ``build_request(processor, input_doc, ingest_metadata) -> map sent to the model``
   - ``field_map_apply(field_map, input_fields) -> fields afterwards``
   - ``result_serialization(model_result, config) -> compact JSON text (or the object)``
   - ``processor_config(processor) -> {configured_with_input_fields, model_id, target_field,
-    inputs, field_map}``
+    inputs, field_map, input_configs}`` (``input_configs``: the ``input_output`` entries as ES's
+    ``InputConfig``: ``input_field``, ``output_base_path``, ``output_field`` = last path element)
 """
 
 from __future__ import annotations
@@ -72,6 +77,14 @@ def run_processor_config(case: dict[str, Any], meta: dict[str, Any]) -> None:
     diff = Diff()
     eng = engine()
     processor = case.get("processor")
+    if "cluster_settings" in case:
+        resp = eng.request("PUT", "_cluster/settings", copy.deepcopy(case["cluster_settings"]))
+        if resp.status != 200:
+            pytest.fail(f"set-up PUT _cluster/settings: HTTP {resp.status}: {resp.body}", pytrace=False)
+    for pid, body in (case.get("existing_pipelines") or {}).items():
+        resp = eng.request("PUT", f"_ingest/pipeline/{pid}", copy.deepcopy(body))
+        if resp.status != 200:
+            pytest.fail(f"set-up PUT pipeline {pid}: HTTP {resp.status}: {resp.body}", pytrace=False)
     resp = eng.request("PUT", "_ingest/pipeline/conformance-processor-config", {"processors": [processor]})
     if "expected_error" in case:
         check_error(diff, resp, case["expected_error"], "PUT pipeline error")
@@ -90,7 +103,7 @@ def run_mutate_document(case: dict[str, Any], meta: dict[str, Any]) -> None:
     tol = tolerance(case)
     diff = Diff()
     doc = hook(processor=copy.deepcopy(case.get("processor")), model_result=copy.deepcopy(case.get("model_result")),
-               input_doc=copy.deepcopy(case.get("input_doc") or {}))
+               input_doc=copy.deepcopy(case.get("input_doc") or {}), resolved_model_id=case.get("resolved_model_id"))
     for path, want in (case.get("expected_fields") or {}).items():
         diff.check(path_get(doc, path), want, tol, path)
     for path in case.get("expected_absent_fields") or []:

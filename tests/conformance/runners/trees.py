@@ -6,7 +6,9 @@ Kinds:
   ``expected_error`` the PUT must fail like that; otherwise ``POST .../_infer`` (one call for all
   docs, or one per doc for ``{"per_doc": [...]}``) and every key of ``expected[i]`` (and of the
   per-doc lists in ``derived``) is compared for ``docs[i]``. ``expected_stats`` is read from
-  ``_stats`` afterwards; ``checks: ["bounds"]`` asks the tree module for the model's bounds.
+  ``_stats`` afterwards; ``checks: ["bounds"]`` asks the tree module for the model's bounds;
+  ``expected_model_config`` = dotted paths in the stored config (``GET _ml/trained_models/<id>``,
+  ``trained_model_configs.0``), e.g. ``estimated_operations``.
 * ``aggregator``: the supplied leaf-only ensemble end to end (regression -> the value;
   classification -> the class index and, when given, the probabilities by class index).
 * ``aggregator_compatibility``: a small leaf-only ensemble with that aggregator is PUT for each
@@ -27,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from .compare import MISSING, Diff, java_str
+from .compare import MISSING, Diff, java_str, path_get
 from .support import check_error, engine, hook, tolerance
 
 #: Elasticsearch rejects ``input.field_names: []`` at PUT ("[input.field_names] must not be empty",
@@ -304,6 +306,15 @@ def run_model(case: dict[str, Any], meta: dict[str, Any]) -> None:
 
     if "bounds" in checks:
         _check_bounds(diff, case, tol)
+
+    if "expected_model_config" in case:
+        resp = eng.request("GET", f"_ml/trained_models/{model_id}")
+        configs = resp.body.get("trained_model_configs") if isinstance(resp.body, dict) else None
+        if resp.status != 200 or not configs:
+            diff.add(f"GET model: HTTP {resp.status}: {resp.body}")
+        else:
+            for path, want in case["expected_model_config"].items():
+                diff.check(path_get(configs[0], path), want, tol, f"model config {path}")
 
     diff.done()
 

@@ -569,3 +569,24 @@ def test_error_body_renders():
     assert body["error"]["type"] == "x_content_parse_exception"
     assert body["error"]["root_cause"] == [{"type": "illegal_argument_exception", "reason": "Required [hot_map]"}]
     assert body["error"]["caused_by"]["reason"] == "Required [hot_map]"
+
+
+def test_multi_reverse_lookup_one_input_and_several_inputs():
+    chain = [{"n_gram_encoding": {"field": "text", "n_grams": [1], "start": 0, "length": 2, "feature_prefix": "f"}},
+             {"one_hot_encoding": {"field": "f.10", "hot_map": {"a": "has_a"}, "custom": True}}]
+    multi = parse_preprocessors([{"multi_encoding": {"custom": True, "processors": chain}}])[0]
+    assert multi.reverse_lookup() == {"f.11": "text", "has_a": "text"}
+    chain.append({"one_hot_encoding": {"field": "other", "hot_map": {"a": "has_3_a"}, "custom": True}})
+    multi = parse_preprocessors([{"multi_encoding": {"custom": True, "processors": chain}}])[0]
+    with pytest.raises(ApiError) as err:
+        multi.reverse_lookup()
+    assert err.value.reason == ("[multi_encoding] is unable to accurately determine field reverse encoding for input "
+                                "fields [text,other] and output fields [f.11, has_a, has_3_a]")
+    assert multi.reverse_map() == {}  # custom: never decoded for feature importance
+
+
+def test_dotted_input_reads_a_nested_object():
+    pre = parse_preprocessors([{"frequency_encoding": {"field": "a.b", "feature_name": "enc",
+                                                       "frequency_map": {"x": 0.5}}}])
+    out = apply_to_doc(pre, {"a": {"b": "x"}})
+    assert out == {"a": {"b": "x"}, "enc": 0.5}

@@ -81,13 +81,25 @@ class TextClassification(Task):
                                                      int(self.options.get("num_top_classes", 0))), windows)
 
 
-def zero_shot_scores(logits_per_label: list[np.ndarray], classification_labels: list[str], multi_label: bool
-                     ) -> np.ndarray:
+def zero_shot_scores(logits_per_label: list[np.ndarray], classification_labels: list[str], multi_label: bool,
+                     n_labels: int | None = None) -> np.ndarray:
     """Entailment math: softmax over the entailment logits of all labels, or per label
-    ``softmax([entailment, contradiction])[0]`` with ``multi_label``."""
+    ``softmax([entailment, contradiction])[0]`` with ``multi_label``. The result must hold one row of 3
+    values per candidate label (``n_labels``), as ES checks it."""
     lowered = [c.lower() for c in classification_labels]
     e, c = lowered.index("entailment"), lowered.index("contradiction")
-    rows = np.stack([np.asarray(r, dtype=np.float64).reshape(-1) for r in logits_per_label])
+    if not logits_per_label:
+        raise ApiError("status_exception", "Zero shot classification result has no data", 500)
+    if n_labels is not None and len(logits_per_label) != n_labels:
+        # ES prints the length of the batch (one input text) after "got", not the number of rows
+        raise ApiError("status_exception", f"Expected exactly [{n_labels}] values in zero shot classification "
+                       f"result; got [1]", 500)
+    flat = [np.asarray(r, dtype=np.float64).reshape(-1) for r in logits_per_label]
+    for row in flat:
+        if row.size != 3:
+            raise ApiError("status_exception", f"Expected exactly [3] values in inner zero shot classification "
+                           f"result; got [{row.size}]", 500)
+    rows = np.stack(flat)
     if multi_label:
         return np.array([softmax([row[e], row[c]])[0] for row in rows])
     return softmax(rows[:, e])
@@ -141,5 +153,5 @@ class ZeroShotClassification(Task):
                ) -> dict[str, Any]:
         labels = self.candidate_labels
         scores = zero_shot_scores(outputs, list(self.options["classification_labels"]),
-                                  bool(self.options.get("multi_label", False)))
+                                  bool(self.options.get("multi_label", False)), len(labels))
         return with_truncation(classification_result(self.results_field, labels, scores, -1), windows)

@@ -174,7 +174,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
     compiled, pipeline_id = resolve_pipeline(engine, pipeline)
     timestamp = ingest_timestamp()
     if columnar:
-        from ..ingest.columnar_frame import run_frame_columnar
+        from .columnar import run_frame_columnar
 
         fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp, chunk_size)
         if fast is not None:

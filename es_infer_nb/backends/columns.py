@@ -1,7 +1,7 @@
-"""Result columns and dtypes of a job, declared from the model and pipeline configs (no model runs).
+"""The result columns a run over a frame writes, per backend kind, declared from the stored configs
+(no model runs): Dask needs every partition's columns up front, and ``es-infer run`` every batch's.
 
-Dask needs every partition's columns up front. They come from the stored configs, and the dtypes
-from the pandas path's own renderers run on a stand-in result of the right shape:
+The dtypes come from the pandas path's own renderers run on a stand-in result of the right shape:
 
 * tree models: the inference config (after the call's update) names the result fields, the
   definition gives the class labels; :meth:`TreeBatchResult.to_columns` runs on zero rows;
@@ -12,13 +12,6 @@ from the pandas path's own renderers run on a stand-in result of the right shape
   those :func:`~es_infer_nb.models.input_output.as_map` writes;
 * ``_inference`` endpoints: the task type gives the value (a list or object for embeddings, text
   for completions), typed as pandas types the endpoint path's columns.
-* pipelines (``ddf.infer.pipeline``): :mod:`.pipeline_meta` walks the compiled pipeline's processors
-  over stand-in values (what each one writes, from the same configs) and types them as the pandas
-  pipeline path types its columns (``list<double>`` embeddings, ``str`` labels, ...).
-
-Columns that only some rows produce (``warning``, ``error``, ``is_truncated``, ``top_classes``
-when ``num_top_classes`` is set) are always declared; a partition without them gets them as nulls
-and every column is cast to its declared dtype (:func:`conform`).
 """
 
 from __future__ import annotations
@@ -32,8 +25,9 @@ import pyarrow as pa
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
+from ..models.results import target_prefix
+
 STRING = pd.ArrowDtype(pa.string())
-DEFAULT_TARGET = "ml.inference"
 
 
 def _importance_type(classification: bool, label: pa.DataType) -> pa.DataType:
@@ -86,7 +80,7 @@ def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
         importance=np.zeros((0, 1, 1)) if config.num_top_feature_importance_values else None,
         importance_names=[] if config.num_top_feature_importance_values else None,
     )
-    prefix = DEFAULT_TARGET if target_field is None else target_field
+    prefix = target_prefix(target_field)
     cols = result.to_columns(prefix, pd.RangeIndex(0))
     dot = f"{prefix}." if prefix else ""
     out: dict[str, Any] = {}
@@ -162,7 +156,7 @@ def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
 
     concrete, stored = stored_config(engine, model_id)
     result, unknown = nlp_result(stored, inference_config)
-    target = DEFAULT_TARGET if target_field is None else target_field
+    target = target_prefix(target_field)
     return _dtypes(docs_to_columns([{**result, "error": ""}], target, pd.RangeIndex(1), concrete), unknown)
 
 
@@ -172,7 +166,13 @@ def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
     what :func:`~es_infer_nb.models.input_output.as_map` writes under the output field's base path,
     ``<output_field>.error``, and ``model_id`` beside the first."""
     from ..models.doc_columns import column
-    from ..models.input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
+    from ..models.input_output import (
+        as_map,
+        beside,
+        io_pairs,
+        not_an_nlp_model,
+        task_of,
+    )
 
     _, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "pytorch":
@@ -197,13 +197,12 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
     from ..models.input_output import beside, io_pairs
     from ..services.ingest_bridge import predicted_value
-    from .pipeline_meta import endpoint_entry
 
     entry = endpoint_entry(engine, inference_id)  # a stand-in entry of the task type; None for ``custom``
     if input_output is not None:
         outputs = [pair["output_field"] for pair in io_pairs(input_output)]
     else:
-        outputs = [f"{DEFAULT_TARGET if target_field is None else target_field}.predicted_value"]
+        outputs = [f"{target_prefix(target_field)}.predicted_value"]
     value = None if entry is None else predicted_value(entry)
     typed = pd.DataFrame({"value": [value], "text": [inference_id]}).dtypes
     out: dict[str, Any] = {}
@@ -215,101 +214,15 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     return out
 
 
-def run_columns(engine: "Engine", model_id: str, args: dict[str, Any]) -> dict[str, Any]:
-    """``{column: dtype}`` of ``df.infer.run(model_id, **args)``'s result columns, from the configs: an
-    ``_inference`` endpoint, a pytorch model (with or without ``input_output``) or a tree model."""
-    from ..services.runner import is_endpoint
-
-    if is_endpoint(engine, model_id):
-        return endpoint_columns(engine, model_id, args.get("input_output"), args.get("target_field"))
-    if args.get("input_output") is not None:
-        return input_output_columns(engine, model_id, args["input_output"], args.get("inference_config"))
-    _, stored = stored_config(engine, model_id)
-    if stored.get("model_type", "tree_ensemble") == "pytorch":
-        return nlp_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
-    return model_columns(engine, model_id, args.get("inference_config"), args.get("target_field"))
+#: a stand-in result entry of each ``_inference`` task type (``custom``: unknown)
+ENDPOINT_ENTRIES: dict[str, dict[str, Any]] = {
+    "text_embedding": {"embedding": [0.0]},
+    "sparse_embedding": {"is_truncated": False, "embedding": {"": 0.0}},
+    "completion": {"result": ""},
+    "rerank": {"index": 0, "relevance_score": 0.0},
+}
 
 
-def run_meta(engine: "Engine", meta: pd.DataFrame, model_id: str, args: dict[str, Any],
-             given: Any = None) -> pd.DataFrame:
-    """The empty frame ``ddf.infer.run`` declares: the input columns then the result columns (from the
-    configs, or ``given``, ``{column: dtype}``, instead)."""
-    columns: dict[str, Any] = {str(c): meta[c].dtype for c in meta.columns}
-    if given is None:
-        results = run_columns(engine, model_id, args)
-    else:
-        results = _given(given)
-    columns.update(results)
-    return empty(columns, meta.index)
-
-
-def pipeline_meta(engine: "Engine", meta: pd.DataFrame, pipeline: Any, given: Any = None) -> pd.DataFrame:
-    """The empty frame ``ddf.infer.pipeline`` declares: the input columns, the fields the processors write
-    (from the pipeline definition and the model configs, :mod:`.pipeline_meta`), ``_ingest.dropped`` and
-    ``_ingest.error.*``; ``given`` (``{column: dtype}``) declares columns on top (or instead)."""
-    from .pipeline_meta import pipeline_columns
-
-    columns = pipeline_columns(engine, meta, pipeline)
-    if given is not None:
-        columns.update(_given(given))
-    return empty(columns, meta.index)
-
-
-def _given(given: Any) -> dict[str, Any]:
-    if isinstance(given, pd.DataFrame):
-        return {str(c): given[c].dtype for c in given.columns}
-    if isinstance(given, dict):
-        return {str(k): v for k, v in given.items()}
-    raise TypeError(f"meta must be a dict {{column: dtype}} or an empty DataFrame, found {type(given).__name__}")
-
-
-def empty(columns: dict[str, Any], index: pd.Index) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series([], dtype=dtype, index=index[:0]) for name, dtype in columns.items()},
-                        index=index[:0])
-
-
-def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with exactly ``meta``'s columns, order and dtypes (missing columns as nulls).
-
-    A column the partition has that ``meta`` does not declare is an error naming it (never dropped)."""
-    extra = [str(c) for c in frame.columns if c not in meta.columns]
-    if extra:
-        raise ValueError(f"the partition has columns the Dask frame does not declare: {extra}; pass "
-                         "meta={column: dtype} to ddf.infer.run / ddf.infer.pipeline to declare them")
-    if list(frame.columns) == list(meta.columns) and (frame.dtypes == meta.dtypes).all():
-        return frame
-    out: dict[str, Any] = {}
-    for name in meta.columns:
-        dtype = meta[name].dtype
-        if name not in frame.columns:
-            out[name] = _nulls(len(frame), dtype, frame.index)
-            continue
-        col = frame[name]
-        if col.dtype != dtype and _lossless(col, dtype):
-            try:
-                col = col.astype(dtype)
-                if dtype == np.dtype(object) and col.hasnans:  # missing as the pandas path has it in Python objects
-                    col = col.where(col.notna(), None)
-            except (TypeError, ValueError, pa.ArrowException):
-                pass  # kept as the pandas path made it
-        out[name] = col
-    return pd.DataFrame(out, index=frame.index, copy=False)
-
-
-def _lossless(col: pd.Series, dtype: Any) -> bool:
-    """Whether casting keeps every value: never nulls into numpy booleans or integers (None would become
-    False), never numbers or objects into text (1.5 would become "1.5")."""
-    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
-        return not col.hasnans
-    text = isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
-    if text or isinstance(dtype, pd.StringDtype):
-        return pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty")
-    return True
-
-
-def _nulls(n: int, dtype: Any, index: pd.Index) -> pd.Series:
-    if isinstance(dtype, pd.ArrowDtype):
-        return pd.Series(pa.nulls(n, dtype.pyarrow_dtype), index=index, dtype=dtype)
-    if dtype in (np.dtype(bool), np.dtype(object)):
-        return pd.Series(np.full(n, None, dtype=object), index=index)
-    return pd.Series(pd.array([None] * n, dtype=dtype), index=index)
+def endpoint_entry(engine: "Engine", inference_id: str) -> dict[str, Any] | None:
+    task_type = (engine.inference_endpoints.get(inference_id) or {}).get("task_type")
+    return ENDPOINT_ENTRIES.get(task_type)

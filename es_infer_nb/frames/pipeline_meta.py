@@ -5,7 +5,7 @@ one ``df.infer.pipeline`` runs) and its processors are walked in order over a *s
 each field, the stand-in values that may land there. No model runs; what a model writes comes from its
 config, rendered by the code the pipeline itself uses:
 
-* ``inference`` on a tree model: :func:`~es_infer_nb.ingest.inference.render_per_document` of a
+* ``inference`` on a tree model: :func:`~es_infer_nb.models.results.render_per_document` of a
   stand-in result in which every class wins once (so the label type is the real one), and a warning row;
 * ``inference`` on a pytorch (NLP) model: the task's stand-in result (:func:`.meta.nlp_result`, after
   the processor's ``inference_config``), under ``target_field`` with ``model_id`` and ``is_truncated``,
@@ -20,7 +20,7 @@ config, rendered by the code the pipeline itself uses:
   ``foreach`` over the elements, ``on_failure`` handlers as writes that some rows get.
 
 Each column's dtype is then what the pandas path's own typer
-(:func:`es_infer_nb.notebook.frame_pipeline._column`) gives those values *when some rows lack the field*
+(:func:`es_infer_nb.frames.pipeline._column`) gives those values *when some rows lack the field*
 (failed rows keep only their input values, conditional processors skip rows): ``float64`` for numbers
 (integers included), ``object`` for booleans (``is_truncated``), ``str`` for text, ``pd.ArrowDtype`` for
 lists and objects (embeddings are ``list<double>``). A partition in which every row has an integer or
@@ -46,6 +46,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from ..backends import resolve
+from ..backends.columns import endpoint_entry, nlp_result, stored_config, tree_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -83,7 +86,7 @@ class Fields:
     def of(cls, meta: pd.DataFrame) -> "Fields":
         from dask.dataframe.utils import meta_nonempty
 
-        from ..notebook.frame_pipeline import _plain
+        from .pipeline import _plain
 
         fields = cls({str(c): meta[c].dtype for c in meta.columns})
         sample = meta_nonempty(meta)
@@ -190,7 +193,7 @@ def _flatten(path: str, value: Any, out: dict[str, list[Any]]) -> None:
 def dtype_of(values: list[Any], missing: bool = True) -> Any:
     """The pandas path's dtype of a column holding ``values`` in some rows (and, if ``missing``, nothing in
     others)."""
-    from ..notebook.frame_pipeline import _column
+    from .pipeline import _column
 
     if not values or any(v is UNKNOWN for v in values):
         return np.dtype(object)
@@ -241,7 +244,7 @@ class Walk:
         for p in processors:
             self.tagged = self.tagged or p.tag is not None
             part = partial or p.condition is not None or p.ignore_failure or bool(p.on_failure)
-            handler = _HANDLERS.get(p.type, _other)
+            handler = DECLARED_COLUMNS.get(p.type, _other)
             handler(self, p, part)
             if p.on_failure:
                 self.processors(p.on_failure, True)
@@ -359,15 +362,14 @@ def _other(w: Walk, p: Any, partial: bool) -> None:
 
 def _inference(w: Walk, p: Any, partial: bool) -> None:
     from ..errors import ApiError
-    from ..ingest.nlp_inference import serves_nlp
-    from ..services.runner import is_endpoint
 
     try:
-        if is_endpoint(w.engine, p.model_id):
+        kind = resolve(w.engine, p.model_id).kind
+        if kind == "endpoint":
             _endpoint_writes(w, p, partial)
-        elif serves_nlp(w.engine, p.model_id):
+        elif kind == "nlp":
             _nlp_writes(w, p, partial)
-        elif p.inputs is None:
+        elif kind == "tree" and p.inputs is None:
             docs = tree_docs(w.engine, p.model_id, p.update)
             w.fields.write(p.target_field, [{**d, "model_id": TEXT} for d in docs], partial, append=True)
     except ApiError:  # an unknown model, a wrong update: every document fails, nothing is written
@@ -376,7 +378,6 @@ def _inference(w: Walk, p: Any, partial: bool) -> None:
 
 def _nlp_stand_ins(engine: "Engine", model_id: str, update: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(the stored config, a stand-in result, the same result of a truncated text)."""
-    from .meta import nlp_result, stored_config
 
     stored = stored_config(engine, model_id)[1]
     truncated, _ = nlp_result(stored, update)
@@ -417,7 +418,11 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
 
 
 def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
-    from ..ingest.ml_inference import _MISSING, DEFAULT_OUTPUT_FIELD_NAME, get_model_output_value
+    from ..ingest.ml_inference import (
+        MISSING,
+        DEFAULT_OUTPUT_FIELD_NAME,
+        get_model_output_value,
+    )
 
     outputs = _ml_outputs(w, p)
     partial = partial or p.ignore_missing or not p.override or p.own_ignore_failure
@@ -429,7 +434,7 @@ def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
                 value = get_model_output_value(output, model_field, True, p.full_response_path)
             except Exception:  # noqa: BLE001 - the stand-in answer lacks the path: the type is unknown
                 continue
-            if value is not _MISSING:
+            if value is not MISSING:
                 values.append(value)
         return values or [UNKNOWN]
 
@@ -446,23 +451,23 @@ def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
 def _ml_outputs(w: Walk, p: Any) -> list[dict[str, Any]]:
     """Stand-in model outputs as the processor's engine predictor returns them (none when unknown)."""
     from ..errors import ApiError
-    from ..ingest.nlp_inference import serves_nlp
     from ..services.base import TaskOutput
-    from ..services.runner import is_endpoint, rest_answer
+    from ..services.runner import rest_answer
 
     engine = w.engine
     answers: list[Any]
     try:
-        if p.function_name.lower() == "remote" and is_endpoint(engine, p.model_id):
+        kind = resolve(engine, p.model_id, endpoints=p.function_name.lower() == "remote").kind
+        if kind == "endpoint":
             entry = endpoint_entry(engine, p.model_id)
             if entry is None:
                 return []
             task = engine.inference_endpoints.get(p.model_id)["task_type"]
             answers = [rest_answer(TaskOutput(task, [entry], ranked=[entry]))]
-        elif serves_nlp(engine, p.model_id):
+        elif kind == "nlp":
             _stored, plain, truncated = _nlp_stand_ins(engine, p.model_id, None)
             answers = _as_infer(w, p, [plain, truncated])
-        elif engine.models.resolve(p.model_id) is not None:
+        elif kind == "tree":
             answers = _as_infer(w, p, tree_docs(engine, p.model_id, None))
         else:
             return []
@@ -485,28 +490,12 @@ def _as_infer(w: Walk, p: Any, docs: list[dict[str, Any]]) -> list[Any]:
     return [d if n == 1 else {"response": [d] * n} for d in docs]
 
 
-#: a stand-in result entry of each ``_inference`` task type (``custom``: unknown)
-ENDPOINT_ENTRIES: dict[str, dict[str, Any]] = {
-    "text_embedding": {"embedding": [0.0]},
-    "sparse_embedding": {"is_truncated": False, "embedding": {ANY_KEY: 0.0}},
-    "completion": {"result": TEXT},
-    "rerank": {"index": 0, "relevance_score": 0.0},
-}
-
-
-def endpoint_entry(engine: "Engine", inference_id: str) -> dict[str, Any] | None:
-    task_type = (engine.inference_endpoints.get(inference_id) or {}).get("task_type")
-    return ENDPOINT_ENTRIES.get(task_type)
-
-
 def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, Any]]:
     """The ES result documents a tree model may write: every class winning once (or one regression
     value), then the all-fields-missing warning; as :func:`render_per_document` renders them."""
     from ..errors import ApiError
-    from ..ingest.inference import render_per_document
     from ..models.inference_config import ClassificationConfig
-    from ..models.results import TreeBatchResult
-    from .meta import tree_config
+    from ..models.results import TreeBatchResult, render_per_document
 
     concrete, config, labels = tree_config(engine, model_id, update)
     classification = isinstance(config, ClassificationConfig)
@@ -522,7 +511,8 @@ def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, An
     return [d for d in render_per_document(result) if not isinstance(d, ApiError)]
 
 
-_HANDLERS = {
+#: the declared-columns form of each registered processor type (:mod:`es_infer_nb.ingest.registry`)
+DECLARED_COLUMNS = {
     "set": _set, "rename": _rename, "remove": _remove, "convert": _convert, "split": _split, "join": _join,
     "append": _append, "json": _json, "pipeline": _nested, "foreach": _foreach, "inference": _inference,
     "ml_inference": _ml_inference, "uppercase": _text, "lowercase": _text, "trim": _text, "gsub": _text,
@@ -533,7 +523,7 @@ _HANDLERS = {
 def pipeline_columns(engine: "Engine", meta: pd.DataFrame, pipeline: Any) -> dict[str, Any]:
     """``{column: dtype}`` of ``df.infer.pipeline(pipeline)`` over a frame like ``meta``: the input columns,
     the fields the processors write, ``_ingest.dropped`` and ``_ingest.error.*``."""
-    from ..notebook.frame_pipeline import DROPPED, ERROR_COLUMNS, resolve_pipeline
+    from .pipeline import DROPPED, ERROR_COLUMNS, resolve_pipeline
 
     compiled, pipeline_id = resolve_pipeline(engine, pipeline)  # the pandas path's parser and its errors
     fields = Fields.of(meta)

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _pipeline(value: str, engine: Any) -> Any:
-    from ..cli import UsageError
+    from . import UsageError
 
     path = Path(value)
     if value in engine.pipelines and not path.is_file():
@@ -57,8 +57,8 @@ def _pipeline(value: str, engine: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..cli import RunError, UsageError, _engine, _one_line
-    from .run import FilesInterrupted, run_files
+    from ..files.run import FilesInterrupted, run_files
+    from . import RunError, UsageError, _engine, _one_line
 
     engine = _engine(args.home)
     options: dict[str, Any] = {}

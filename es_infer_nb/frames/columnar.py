@@ -1,6 +1,6 @@
 """``df.infer.pipeline`` column-at-a-time: DataFrame columns in, DataFrame columns out.
 
-:func:`run_frame_columnar` gives exactly the frame :func:`es_infer_nb.notebook.frame_pipeline.run_frame_pipeline`
+:func:`run_frame_columnar` gives exactly the frame :func:`es_infer_nb.frames.pipeline.run_frame_pipeline`
 gives document by document (same values, dtypes, failure and ``_ingest.dropped`` columns; new
 columns in the order the pipeline creates them), without building a dict per row: the frame's
 columns become a :class:`~.columnar_table.Table` (numeric columns shared, not copied), the
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .columnar import run_columnar, worth_it
-from .columnar_table import Column, Table, is_prefix, object_array, scalar_kind
-from .pipeline import Pipeline, Run
+from ..ingest.columnar import run_columnar, worth_it
+from ..ingest.columnar_table import Column, Table, is_prefix, object_array, scalar_kind
+from ..ingest.pipeline import Pipeline, Run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -42,7 +42,7 @@ def table_from_frame(frame: pd.DataFrame) -> Table | None:
 
 def _column(s: pd.Series) -> Column:
     """One frame column as ``frame_sources`` reads it (``tolist`` values, missing -> absent)."""
-    from ..notebook.frame_pipeline import _is_missing, _plain
+    from .pipeline import _is_missing, _plain
 
     dtype = s.dtype
     n = len(s)
@@ -103,8 +103,15 @@ def _snapshot(col: Column) -> Column:
 
 def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str, Column],
             result: Any) -> pd.DataFrame:
-    from ..notebook.frame_pipeline import DROPPED, ERROR_COLUMNS, _column as list_column, _flatten, error_fields, \
-        frame_from_columns, frame_sources
+    from .pipeline import (
+        DROPPED,
+        ERROR_COLUMNS,
+        _flatten,
+        error_fields,
+        frame_from_columns,
+        frame_sources,
+    )
+    from .pipeline import _column as list_column
 
     n = len(frame)
     table: Table = result.table

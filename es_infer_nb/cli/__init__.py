@@ -136,6 +136,9 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--password-file", metavar="PATH", help="read the --user password from the first line of PATH")
     p.add_argument("--max-content-length", default="100mb", metavar="SIZE", help="largest request body (http.max_content_length, default 100mb)")
     p.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    p.add_argument("--allowed-hosts", metavar="HOSTS", default=None,
+                   help="comma-separated host names answered in Host / Origin headers, '*' for any "
+                   "(default: the bound address plus localhost, 127.0.0.1 and [::1]; others get a 403)")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="run uploaded TorchScript definitions without checking their operations first (only for "
                    "uploads you trust); default: $ES_INFER_NB_TRUST_TORCHSCRIPT")
@@ -179,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if args.version:
-            from . import __version__
+            from ..version import __version__
 
             print(f"{PROG} {__version__}")
             return 0
@@ -238,8 +241,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("nothing to embed: give TEXT arguments or --input FILE")
 
-    from .models.nlp.embedded import get_model
-    from .models.nlp.precision import check_precision
+    from ..models.nlp.embedded import get_model
+    from ..models.nlp.precision import check_precision
 
     started = time.perf_counter()
     try:
@@ -429,7 +432,7 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 
 
 def _engine(home: str | None, *, trust_torchscript: bool | None = None):
-    from .engine import Engine
+    from ..engine import Engine
 
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
@@ -569,8 +572,8 @@ STATS_HEADERS = ["model_id", "inference_count", "failure_count", "missing_all_fi
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import InsecureBindError, run_forever, settings_from
-    from .server.auth import credential_options
+    from ..server import InsecureBindError, run_forever, settings_from
+    from ..server.auth import credential_options
 
     try:
         api_key, basic_auth = credential_options(args.api_key, args.api_key_file, args.user, args.password_file)
@@ -582,6 +585,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_content_length=args.max_content_length,
             access_log=args.access_log,
             log_level="info" if args.access_log else "warning",
+            allowed_hosts=args.allowed_hosts,
         )
         settings.check()
     except (ValueError, InsecureBindError) as exc:
@@ -612,9 +616,6 @@ SUBCOMMANDS: dict[str, AddParser | str] = {
     "models": _add_models,
     "stats": _add_stats,
     "serve": _add_serve,
-    "run": "es_infer_nb.files.cli:add_parser",
+    "run": "es_infer_nb.cli.run:add_parser",
 }
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,194 @@
+"""``df.infer.run`` over a frame: the function mapping rows to their result columns, for the pandas
+accessors (and through them ``files/`` and the Dask partitions).
+
+:func:`compute` asks :func:`es_infer_nb.backends.resolve` which backend serves the id and returns the
+function running it: ``_inference`` endpoints ``services.frames.CHUNK`` rows per step with a rows/s bar
+(:func:`endpoint_chunks`, Ctrl-C keeps the finished steps), NLP models with or without
+``input_output``, tree models. Device, batch size and progress are parameters (the notebook's
+defaults are the accessor's business); :mod:`.resume` makes a run interruptible and resumable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..backends import resolve
+from ..errors import ApiError, InferenceInterrupted
+from ..models.deployments import deployments
+from ..models.nlp_backend import input_field
+from ..models.results import target_prefix
+from ..models.runner import needed_fields
+from ..services import frames as endpoint_frames
+from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
+from .resume import combine_results
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+__all__ = ["ENDPOINT_PROGRESS_MIN_ROWS", "NOT_REACHED", "check_fields", "compute", "endpoint_chunks",
+           "endpoint_field", "is_endpoint", "model_input_fields", "series_field", "task_and_fields"]
+
+
+def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
+    """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown."""
+    try:
+        stored = engine.models.config(deployments(engine).require_model_id(model_id))
+    except (ApiError, AttributeError, TypeError):  # unknown model, or a stand-in engine of a test
+        return None
+    if stored.get("model_type", "tree_ensemble") == "pytorch":
+        return [input_field(stored)]
+    return needed_fields(stored)
+
+
+def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:
+    """Warn (one line) when no column of the frame is an input field of the model."""
+    if frame.empty and len(frame.columns) == 0:
+        return
+    fields = model_input_fields(engine, model_id)
+    if not fields:
+        return
+    columns = [str(c) for c in frame.columns]
+    readable = set(fields) | set((field_map or {}).keys())
+    if readable & set(columns):
+        return
+    shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+    warnings.warn(
+        f"none of model [{model_id}]'s input fields ({', '.join(fields)}) is a column of the frame "
+        f"(columns: {shown or 'none'}); every row will carry a warning or an error. Rename a column "
+        "or pass field_map={column: field}.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def compute(
+    engine: "Engine",
+    model_id: str,
+    *,
+    inference_config: dict[str, Any] | None,
+    field_map: dict[str, str] | None,
+    target_field: str | None,
+    batch_size: int | None,
+    device: str | None,
+    progress: bool | None,
+    input_output: dict[str, str] | list[dict[str, str]] | None,
+    precision: str | None = None,
+) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], bool]:
+    """The function mapping rows to their result columns, and whether an interrupted run's
+    finished rows are a prefix (so that a resume can skip them)."""
+    if not isinstance(model_id, str) or not model_id:
+        raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
+    if resolve(engine, model_id).kind == "endpoint":  # an _inference endpoint id
+        def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
+            return endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
+                                    target_field=target_field, progress=progress)
+
+        return endpoint, True
+    if input_output is not None:
+        if target_field is not None or field_map is not None:
+            raise ValueError("input_output cannot be combined with target_field or field_map; name the "
+                             "result columns with output_field")
+
+        def io(frame: pd.DataFrame) -> pd.DataFrame:
+            return resolve(engine, model_id).infer_frame(frame, input_output=input_output,
+                                                         inference_config=inference_config, device=device,
+                                                         progress=progress, precision=precision)
+
+        return io, isinstance(input_output, dict) or len(input_output) == 1
+
+    def model(frame: pd.DataFrame) -> pd.DataFrame:
+        kwargs: dict[str, Any] = {"inference_config": inference_config, "field_map": field_map,
+                                  "target_field": target_field, "batch_size": batch_size, "device": device,
+                                  "precision": precision}
+        if progress is not None:
+            kwargs["progress"] = progress
+        results = resolve(engine, model_id).infer_frame(frame, **kwargs)
+        if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
+            raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
+        return results
+
+    return model, True
+
+
+ENDPOINT_PROGRESS_MIN_ROWS = 10_000
+NOT_REACHED = "not inferred: the run was interrupted"
+
+
+def endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *, input_output: Any,
+                     field_map: dict[str, str] | None, target_field: str | None,
+                     progress: bool | None) -> pd.DataFrame:
+    """An inference endpoint over the frame, ``CHUNK`` rows per step, with a rows/s bar; Ctrl-C
+    keeps the finished steps (``InferenceInterrupted`` with the rows done)."""
+    backend = resolve(engine, inference_id)
+    n = len(frame)
+    show = progress if progress is not None else n >= ENDPOINT_PROGRESS_MIN_ROWS
+    done: pd.DataFrame | None = None
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="rows", desc=f"infer {inference_id}", leave=False)
+    try:
+        chunk = endpoint_frames.CHUNK
+        for start in range(0, max(n, 1), chunk):
+            part = backend.infer_frame(frame.iloc[start:start + chunk], input_output=input_output,
+                                       field_map=field_map, target_field=target_field, progress=False)
+            done = combine_results(done, part)
+            if bar is not None:
+                bar.update(len(part))
+    except KeyboardInterrupt:
+        k = 0 if done is None else len(done)
+        if isinstance(input_output, (dict, list)) and input_output:
+            first = input_output if isinstance(input_output, dict) else input_output[0]
+            error = f"{first['output_field']}.error"
+        else:
+            error = f"{target_prefix(target_field)}.predicted_value.error"
+        rest = pd.DataFrame({error: pd.Series([NOT_REACHED] * (n - k), index=frame.index[k:], dtype=object)})
+        raise InferenceInterrupted(k, n, combine_results(done, rest)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    assert done is not None
+    return done
+
+
+def is_endpoint(engine: "Engine", model_id: Any) -> bool:
+    return isinstance(model_id, str) and resolve(engine, model_id).kind == "endpoint"
+
+
+def endpoint_field(field_map: dict[str, str] | None) -> str:
+    return next((src for src, dest in (field_map or {}).items() if dest == DEFAULT_INPUT_FIELD), DEFAULT_INPUT_FIELD)
+
+
+def task_and_fields(engine: "Engine", model_id: str) -> tuple[str, list[str]]:
+    """A model's inference task (``regression`` / ``classification``) and its input fields."""
+    stored = engine.models.config(deployments(engine).require_model_id(model_id))
+    task = next(iter(stored.get("inference_config") or {}), None)
+    if task not in ("regression", "classification"):
+        raise ApiError("status_exception", f"Model [{model_id}] is a [{task}] model; feature importance needs a "
+                       "regression or classification model", 400)
+    return task, model_input_fields(engine, model_id) or []
+
+
+def series_field(engine: "Engine", model_id: str) -> str:
+    """The field a Series stands for in ``series.infer.run(model_id)``: the model's first input field."""
+    dep = deployments(engine).get(model_id)  # a deployment id names its model's input field
+    if dep is not None:
+        model_id = dep.model_id
+    resp = engine.request("GET", f"_ml/trained_models/{model_id}")
+    resp.raise_for_status()
+    configs = (resp.body or {}).get("trained_model_configs") or []
+    if not configs:
+        raise ApiError("resource_not_found_exception", f"Could not find trained model [{model_id}]", 404)
+    fields = (configs[0].get("input") or {}).get("field_names") or []
+    if not fields:
+        raise ApiError(
+            "illegal_argument_exception",
+            f"Model [{model_id}] declares no input.field_names; pass field= to name the Series' field",
+            400,
+        )
+    return str(fields[0])

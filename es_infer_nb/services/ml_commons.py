@@ -1,0 +1,486 @@
+"""OpenSearch ml-commons state of one engine: connectors, model groups, models, tasks, predictions.
+
+Documents live in the engine's stores (``<home>/ml_connectors``, ``ml_model_groups``, ``ml_models``,
+``ml_tasks``; atomic JSON files, read through by other engines on the home) in the shape GET answers
+with; connector credentials live apart, in ``<home>/ml_connector_secrets.json`` (mode 0600), keyed by
+connector id (``model:<id>`` for a model's inline connector), and are never shown.
+
+Remote models call their connector's predict action (:mod:`.ml_connector`) through a pooled
+:class:`~.transport.Transport`; local models are OpenSearch's pretrained names that es_infer_nb
+carries: ``huggingface/sentence-transformers/all-MiniLM-L6-v2`` is the bundled MiniLM
+(:mod:`es_infer_nb.models.nlp.embedded`), or TorchScript / ONNX files registered from a local path
+(:mod:`.ml_local`). Registration and deployment finish at once (tasks are
+``COMPLETED``); a model that is not deployed is deployed by its first prediction, as ml-commons'
+``model_auto_deploy`` does. :func:`predictor` is what the ``ml_inference`` processor calls for an
+OpenSearch model id.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from secrets import token_urlsafe
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ApiError
+from ..storage import writing
+from .ml_connector import Connector, iae, parameter_text
+from .ml_local import LocalModel, registration
+from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
+from .transport import Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+
+SECRETS_FILE = "ml_connector_secrets.json"
+NODE_ID = "es-infer-nb-local-node"
+CONNECTOR_INDEX = ".plugins-ml-connector"
+MODEL_INDEX = ".plugins-ml-model"
+MODEL_GROUP_INDEX = ".plugins-ml-model-group"
+TASK_INDEX = ".plugins-ml-task"
+MINILM = "huggingface/sentence-transformers/all-MiniLM-L6-v2"
+#: pretrained names es_infer_nb carries -> (function name, model_config)
+PRETRAINED: dict[str, tuple[str, dict[str, Any]]] = {
+    MINILM: ("TEXT_EMBEDDING", {"model_type": "bert", "embedding_dimension": 384,
+                                "framework_type": "SENTENCE_TRANSFORMERS"}),
+}
+LOCAL_FUNCTIONS = ("TEXT_EMBEDDING",)
+Predictor = Callable[[Any], dict[str, Any]]
+
+
+def new_id() -> str:
+    """A 20-character id like OpenSearch's auto-generated document ids."""
+    return token_urlsafe(15)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError("status_exception", f"Failed to find {what}", 404)
+
+
+class MlCommons:
+    """One engine's ml-commons objects (see the module docstring)."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = weakref.ref(engine)
+        self.state_lock = engine.lock  # the engine's state lock (a predict call holds it only to read state)
+        self.home = engine.home
+        self.connectors = engine.ml_connectors
+        self.groups = engine.ml_model_groups
+        self.models = engine.ml_models
+        self.tasks = engine.ml_tasks
+        self.secrets = SecretStore(engine.home, SECRETS_FILE)
+        self.device = engine.device
+        self.model_roots = tuple(getattr(engine, "ml_model_paths", ()))
+        self.trust_torchscript = bool(getattr(engine, "trust_torchscript", False))
+        self._local: dict[str, tuple[str, LocalModel]] = {}  # model id -> (content hash, deployed model)
+        self._transports: dict[str, tuple[Transport, tuple[Any, ...]]] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"<MlCommons {len(self.connectors)} connectors, {len(self.models)} models (credentials hidden)>"
+
+    # -- connectors ------------------------------------------------------------------------
+    def create_connector(self, body: dict[str, Any], policy: EnvPolicy = LOCAL) -> str:
+        connector = Connector.parse(body, policy=policy)
+        connector_id = new_id()
+        doc = connector.public()
+        doc["created_time"] = doc["last_updated_time"] = now_ms()
+        with writing(self.home):
+            self.secrets.put(connector_id, connector.credential)
+            self.connectors.put(connector_id, doc)
+        return connector_id
+
+    def connector_doc(self, connector_id: str) -> dict[str, Any]:
+        self.connectors.refresh()
+        doc = self.connectors.get(connector_id)
+        if doc is None:
+            raise not_found("connector")
+        return doc
+
+    def connector(self, key: str, doc: dict[str, Any]) -> Connector:
+        return Connector.parse(doc, self.secrets.get(key))
+
+    def delete_connector(self, connector_id: str) -> dict[str, Any]:
+        self.connector_doc(connector_id)
+        users = [mid for mid, m in self.models.items() if m.get("connector_id") == connector_id]
+        if users:
+            raise ApiError("status_exception", f"{len(users)} models are still using this connector, please delete or "
+                           f"update the models first: {users}", 409)
+        with writing(self.home):
+            self.connectors.delete(connector_id)
+            self.secrets.delete(connector_id)
+        self._forget(connector_id)
+        return deleted(CONNECTOR_INDEX, connector_id)
+
+    # -- model groups ----------------------------------------------------------------------
+    def register_group(self, body: dict[str, Any]) -> str:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise iae("model group name is required")
+        for gid, group in self.groups.items():
+            if group.get("name") == name:
+                raise iae(f"The name you provided is already being used by a model group with ID: {gid}.")
+        group_id = new_id()
+        stamp = now_ms()
+        doc: dict[str, Any] = {"name": name, "latest_version": 0}
+        if body.get("description") is not None:
+            doc["description"] = str(body["description"])
+        doc["access"] = str(body.get("access_mode") or "public").lower()
+        doc.update({"created_time": stamp, "last_updated_time": stamp})
+        self.groups.put(group_id, doc)
+        return group_id
+
+    def group_doc(self, group_id: str) -> dict[str, Any]:
+        self.groups.refresh()
+        doc = self.groups.get(group_id)
+        if doc is None:
+            raise not_found("model group")
+        return doc
+
+    def delete_group(self, group_id: str) -> dict[str, Any]:
+        self.group_doc(group_id)
+        if any(m.get("model_group_id") == group_id for _, m in self.models.items()):
+            raise ApiError("status_exception", "Cannot delete the model group when it has associated model versions",
+                           409)
+        self.groups.delete(group_id)
+        return deleted(MODEL_GROUP_INDEX, group_id)
+
+    def _next_version(self, group_id: str | None, name: str, description: Any) -> tuple[str, str]:
+        if group_id is None:  # ml-commons creates a group named after the model
+            existing = next((gid for gid, g in self.groups.items() if g.get("name") == name), None)
+            group_id = existing or self.register_group({"name": name, "description": description})
+        group = dict(self.group_doc(group_id))
+        group["latest_version"] = int(group.get("latest_version", 0)) + 1
+        group["last_updated_time"] = now_ms()
+        self.groups.put(group_id, group)
+        return group_id, str(group["latest_version"])
+
+    # -- models ----------------------------------------------------------------------------
+    def register_model(self, body: dict[str, Any], deploy: bool, policy: EnvPolicy = LOCAL) -> dict[str, Any]:
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise iae("model name is null")
+        function = str(body.get("function_name") or "").upper()
+        inline: Connector | None = None
+        local: dict[str, Any] | None = None
+        if function == "REMOTE":
+            connector_id = body.get("connector_id")
+            if connector_id is not None:
+                self.connector_doc(str(connector_id))
+            elif isinstance(body.get("connector"), dict):
+                inline = Connector.parse(body["connector"], policy=policy)
+            else:
+                raise iae("The connector ID field and the connector field can't be null at the same time.")
+        elif body.get("url") is not None:  # a TorchScript / ONNX model from a local path (services.ml_local)
+            prefixes(body.get("model_config"))  # checked as for a pretrained model
+            local = registration(body, self.model_roots)
+            function = local.pop("function")
+        else:
+            pretrained = PRETRAINED.get(name)
+            if pretrained is None:
+                raise iae(f"Model [{name}] is not one es_infer_nb can run: register a remote model (function_name "
+                          f"remote with a connector), a TorchScript or ONNX model from a local path (url), or "
+                          f"the bundled pretrained model [{MINILM}]")
+            if function and function != pretrained[0]:
+                raise iae(f"Wrong function name [{function}] for the pretrained model [{name}]: {pretrained[0]}")
+            function = pretrained[0]
+        model_id = new_id()
+        group_id, version = self._next_version(body.get("model_group_id"), name, body.get("description"))
+        stamp = now_ms()
+        doc: dict[str, Any] = {"name": name, "model_group_id": group_id, "algorithm": function,
+                               "model_version": version}
+        if body.get("description") is not None:
+            doc["description"] = str(body["description"])
+        if function == "REMOTE":
+            if inline is not None:
+                doc["connector"] = inline.public()
+            else:
+                doc["connector_id"] = str(body["connector_id"])
+        elif local is not None:
+            doc.update(local)
+        else:
+            doc["model_format"] = str(body.get("model_format") or "TORCH_SCRIPT").upper()
+            doc["model_config"] = dict(PRETRAINED[name][1])
+            doc["model_config"].update(prefixes(body.get("model_config")))
+        doc.update({"model_state": "REGISTERED", "created_time": stamp, "last_updated_time": stamp,
+                    "last_registered_time": stamp, "is_hidden": False})
+        with writing(self.home):
+            if inline is not None:
+                self.secrets.put(f"model:{model_id}", inline.credential)
+            self.models.put(model_id, doc)
+        task_id = self._task("REGISTER_MODEL", model_id, function)
+        if deploy:
+            self.deploy(model_id)
+        answer: dict[str, Any] = {"task_id": task_id, "status": "CREATED"}
+        if function == "REMOTE":
+            answer["model_id"] = model_id
+        return answer
+
+    def model_doc(self, model_id: str) -> dict[str, Any]:
+        self.models.refresh()
+        doc = self.models.get(model_id)
+        if doc is None:
+            raise not_found("model")
+        return doc
+
+    def deploy(self, model_id: str) -> dict[str, Any]:
+        doc = dict(self.model_doc(model_id))
+        if doc["algorithm"] != "REMOTE":
+            self._local_model(model_id, doc)
+        stamp = now_ms()
+        doc.update({"model_state": "DEPLOYED", "last_updated_time": stamp, "last_deployed_time": stamp,
+                    "planning_worker_node_count": 1, "current_worker_node_count": 1,
+                    "planning_worker_nodes": [NODE_ID], "deploy_to_all_nodes": True})
+        self.models.put(model_id, doc)
+        task_id = self._task("DEPLOY_MODEL", model_id, doc["algorithm"])
+        return {"task_id": task_id, "task_type": "DEPLOY_MODEL", "status": "COMPLETED"}
+
+    def undeploy(self, model_id: str) -> dict[str, Any]:
+        doc = dict(self.model_doc(model_id))
+        if doc.get("model_state") != "DEPLOYED":
+            return {}
+        doc["model_state"] = "UNDEPLOYED"
+        doc["last_updated_time"] = doc["last_undeployed_time"] = now_ms()
+        doc["current_worker_node_count"] = 0
+        doc.pop("planning_worker_nodes", None)
+        doc["planning_worker_node_count"] = 0
+        self.models.put(model_id, doc)
+        self._forget(f"model:{model_id}")
+        return {NODE_ID: {"stats": {model_id: "UNDEPLOYED"}}}
+
+    def delete_model(self, model_id: str) -> dict[str, Any]:
+        doc = self.model_doc(model_id)
+        if doc.get("model_state") in ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED"):
+            raise ApiError("status_exception", "Model cannot be deleted in deploying or deployed state. Try undeploy "
+                           "model first then delete", 400)
+        with writing(self.home):
+            self.models.delete(model_id)
+            self.secrets.delete(f"model:{model_id}")
+        self._forget(f"model:{model_id}")
+        return deleted(MODEL_INDEX, model_id)
+
+    def task_doc(self, task_id: str) -> dict[str, Any]:
+        self.tasks.refresh()
+        doc = self.tasks.get(task_id)
+        if doc is None:
+            raise not_found("task")
+        return doc
+
+    def _task(self, task_type: str, model_id: str, function: str) -> str:
+        task_id = new_id()
+        stamp = now_ms()
+        self.tasks.put(task_id, {"model_id": model_id, "task_type": task_type, "function_name": function,
+                                 "state": "COMPLETED", "worker_node": [NODE_ID], "create_time": stamp,
+                                 "last_update_time": stamp, "is_async": task_type == "REGISTER_MODEL"})
+        return task_id
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict(self, model_id: str, body: dict[str, Any], algorithm: str | None = None,
+                timeout_s: float | None = None) -> dict[str, Any]:
+        """The Predict API: ``parameters`` for a remote model, ``text_docs`` (and ``return_number``,
+        ``target_response``) for a text embedding model or a remote one with an embedding pre-process."""
+        with self.state_lock:  # the state this call reads (and an auto-deploy) under the state lock only
+            doc = self.model_doc(model_id)
+            if doc.get("model_state") != "DEPLOYED":
+                self.deploy(model_id)  # ml-commons' model_auto_deploy
+            connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
+        if connector is not None:  # the remote call runs outside the lock: a slow service stops no one else
+            if "text_docs" in body and (algorithm or "remote").lower() != "remote":
+                call = connector.text_docs_parameters(_text_docs(body))
+            else:
+                raw = body.get("parameters")
+                if not isinstance(raw, dict):
+                    raise iae("Input data set should be a map of parameters: [parameters] is missing")
+                call = {str(k): parameter_text(v) for k, v in raw.items() if v is not None}
+            return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
+        model = self._local_model(model_id, doc)
+        if isinstance(model, LocalModel):
+            if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
+                prefix = _asymmetric_prefix(body, doc.get("model_config"))
+                if prefix:
+                    body = {**body, "text_docs": [prefix + d for d in _text_docs(body)]}
+            return model.predict(body)
+        return local_predict(model, body, doc.get("model_config"))
+
+    def _local_model(self, model_id: str, doc: dict[str, Any]) -> Any:
+        """The loaded local model of ``doc``: one registered from a path (kept until undeployed), or a
+        pretrained one es_infer_nb carries."""
+        if doc.get("url") is None:
+            model = local_model(doc, self.device)
+            model.load()
+            return model
+        key = str(doc.get("model_content_hash_value"))
+        with self._lock:
+            found = self._local.get(model_id)
+        if found is not None and found[0] == key:
+            return found[1]
+        loaded = LocalModel(model_id, doc, self.model_roots, self.device, self.trust_torchscript)
+        with self._lock:
+            self._local[model_id] = (key, loaded)
+        return loaded
+
+    def _model_connector(self, model_id: str, doc: dict[str, Any]) -> Connector:
+        if "connector" in doc:
+            return self.connector(f"model:{model_id}", doc["connector"])
+        connector_id = doc.get("connector_id")
+        return self.connector(str(connector_id), self.connector_doc(str(connector_id)))
+
+    def _transport(self, connector: Connector, model_id: str, doc: dict[str, Any]) -> Transport:
+        key = f"model:{model_id}" if "connector" in doc else str(doc.get("connector_id"))
+        settings = connector.transport_settings()
+        shape = (settings, tuple(sorted(connector.credential.items(), key=lambda kv: kv[0])))
+        with self._lock:
+            found = self._transports.get(key)
+            if found is None or found[1] != shape:
+                if found is not None:
+                    found[0].close()
+                transport = Transport(settings, key, tuple(connector.credential.values()))
+                self._transports[key] = (transport, shape)
+                return transport
+            return found[0]
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._local.pop(key.removeprefix("model:"), None)
+            found = self._transports.pop(key, None)
+        if found is not None:
+            found[0].close()
+
+
+def deleted(index: str, doc_id: str) -> dict[str, Any]:
+    """OpenSearch's answer to a deleted document."""
+    return {"_index": index, "_id": doc_id, "_version": 2, "result": "deleted", "forced_refresh": True,
+            "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": 1, "_primary_term": 1}
+
+
+# -- local models ------------------------------------------------------------------------------
+
+def local_model(doc: dict[str, Any], device: str | None) -> Any:
+    from ..models.nlp.embedded import get_model
+
+    if doc.get("name") != MINILM:  # only the bundled model can be registered today
+        raise iae(f"Model [{doc.get('name')}] cannot run locally")
+    return get_model(device)
+
+
+def _text_docs(body: dict[str, Any]) -> list[str]:
+    docs = body.get("text_docs")
+    if not isinstance(docs, list) or not docs:
+        raise iae("Empty text docs")
+    return [d if isinstance(d, str) else parameter_text(d) for d in docs]
+
+
+PREFIX_KEYS = ("query_prefix", "passage_prefix")
+
+
+def prefixes(model_config: Any) -> dict[str, str]:
+    """The asymmetric prefixes (``query_prefix``, ``passage_prefix``) of a registration's ``model_config``."""
+    if model_config is None:
+        return {}
+    if not isinstance(model_config, dict):
+        raise iae("[model_config] must be an object")
+    found: dict[str, str] = {}
+    for key in PREFIX_KEYS:
+        value = model_config.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise iae(f"[model_config.{key}] must be a string")
+            found[key] = value
+    return found
+
+
+def _asymmetric_prefix(body: dict[str, Any], model_config: dict[str, Any] | None) -> str:
+    """The prefix ml-commons' TextEmbeddingModel puts before each text: ``parameters.content_type``
+    (``query`` / ``passage``) picks the model's ``query_prefix`` / ``passage_prefix``."""
+    config = model_config or {}
+    has_prefix = any(config.get(k) is not None for k in PREFIX_KEYS)
+    params = body.get("parameters")
+    content_type = params.get("content_type") if isinstance(params, dict) else None
+    if content_type is None:
+        if has_prefix:
+            raise iae("The embedding model chosen is asymmetric. To use it, you must declare whether the input is "
+                      "of type `QUERY` or of type `PASSAGE`.")
+        return ""
+    kind = str(content_type).upper()
+    if kind not in ("QUERY", "PASSAGE"):
+        raise iae(f"Invalid content_type [{content_type}]: QUERY or PASSAGE")
+    if not has_prefix:
+        raise iae("When passing AsymmetricTextEmbeddingParameters, the model requires to be registered with at "
+                  "least one of `query_prefix` or `passage_prefix`.")
+    return str(config.get("passage_prefix" if kind == "PASSAGE" else "query_prefix") or "")
+
+
+def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc (each
+    text after the asymmetric prefix that ``parameters.content_type`` picks, as ml-commons)."""
+    if not isinstance(body, dict):
+        raise iae("The input of a local model must be an object")
+    prefix = _asymmetric_prefix(body, model_config)
+    docs = [prefix + d for d in _text_docs(body)]
+    return_number = body.get("return_number", True) is not False
+    target = body.get("target_response")
+    if target is not None and (not isinstance(target, list) or not all(isinstance(t, str) for t in target)):
+        raise iae("[target_response] must be a list of strings")
+    vectors = model.embed(docs)
+    results = []
+    for vector in vectors:
+        tensor: dict[str, Any] = {"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [int(vector.shape[0])]}
+        if return_number:
+            tensor["data"] = [float(x) for x in vector]
+        tensors = [tensor] if not target or "sentence_embedding" in target else []
+        results.append({"output": tensors})
+    return {"inference_results": results}
+
+
+# -- per engine --------------------------------------------------------------------------------
+
+_BY_ENGINE: "weakref.WeakKeyDictionary[Engine, MlCommons]" = weakref.WeakKeyDictionary()
+_BY_ENGINE_LOCK = threading.Lock()
+
+
+def ml_commons(engine: "Engine") -> MlCommons:
+    with _BY_ENGINE_LOCK:
+        found = _BY_ENGINE.get(engine)
+        if found is None:
+            found = _BY_ENGINE[engine] = MlCommons(engine)
+        return found
+
+
+def is_model(engine: "Engine", model_id: str) -> bool:
+    """Whether ``model_id`` names an OpenSearch ml-commons model of the engine."""
+    store = getattr(engine, "ml_models", None)
+    if store is None:
+        return False
+    store.refresh()
+    return model_id in store
+
+
+def predictor(engine: "Engine", model_id: str) -> Predictor | None:
+    """The ``ml_inference`` processor's call for an OpenSearch model id (None when it is not one):
+    a remote model takes the rendered ``parameters``, a local one the rendered ``model_input``."""
+    if not is_model(engine, model_id):
+        return None
+    state = ml_commons(engine)
+
+    def predict(request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            raise iae(f"Invalid payload: {request!r}"[:2000])
+        doc = state.model_doc(model_id)
+        if doc["algorithm"] == "REMOTE":
+            body = request if isinstance(request.get("parameters"), dict) else {"parameters": request}
+            return state.predict(model_id, body, "remote")
+        return state.predict(model_id, request, doc["algorithm"])
+
+    return predict
+
+
+def secret_values(engine: "Engine") -> list[Secret]:
+    """Every connector credential of the engine (for tests and redaction)."""
+    state = ml_commons(engine)
+    keys = list(state.connectors) + [f"model:{m}" for m in state.models]
+    return [s for k in keys for s in state.secrets.get(k).values()]

@@ -241,12 +241,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("nothing to embed: give TEXT arguments or --input FILE")
 
-    from ..models.nlp.embedded import get_model
-    from ..models.nlp.precision import check_precision
+    from ..models.nlp.embedded import model_for
 
     started = time.perf_counter()
     try:
-        model = get_model(args.device, check_precision(args.precision))
+        model = model_for(args.device, args.precision)
     except (RuntimeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -35,7 +35,8 @@ from .batching import cpu_streams, run_batches
 from .precision import resolve_precision
 from .quantize import quantize_mode
 
-__all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_path"]
+__all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_for",
+           "model_path"]
 
 DEFAULT_MAX_SEQ_LENGTH = 256
 EMBEDDING_DIM = 384
@@ -422,3 +423,11 @@ def get_model(device: str | None = None, precision: str | None = None) -> Embedd
         if model is None:
             model = _models[key] = EmbeddedMiniLM(dev, precision=key[1])
         return model
+
+
+def model_for(device: str | None = None, precision: str | None = None) -> EmbeddedMiniLM:
+    """:func:`get_model` for a caller's ``precision`` (``None``: the default, ``$ES_INFER_NB_PRECISION``
+    else ``auto``; see :mod:`.precision`)."""
+    from .precision import check_precision
+
+    return get_model(device, check_precision(precision))

@@ -226,9 +226,7 @@ class EmbeddedMiniLM:
             return _HFEncoder(copy.deepcopy(model).to(self.device, self.dtype))
         if self.precision == "bf16" and self.device == "cpu" and not self.mixed_bf16:
             # dtype=bfloat16 (the older knob): bfloat16 throughout, layer norms and residuals included
-            encoder = BertEncoder(copy.deepcopy(model)).to(self.device, self.dtype)
-            encoder.use_onednn()
-            return encoder
+            return BertEncoder(copy.deepcopy(model)).to(self.device, self.dtype)
         return build_encoder(model, self.precision, self.device, tokenizer)
 
     def load(self) -> "EmbeddedMiniLM":

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..backends import Backend, OpenSearchBackend, call_concurrency, resolve
+from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
@@ -455,14 +455,13 @@ class MLInferenceProcessor(Processor):
         return out
 
     def _batch_predictor(self, run: Run) -> tuple[Predictor, int]:
-        """The batch's predictor and how many of its calls may be in flight at once (the backend is
-        resolved once for the batch)."""
+        """The batch's predictor and how many of its calls may be in flight at once."""
         if self.predictor is not None:
             return self.predictor, 1
         if run.engine is None:
             return _engine_predictor(None, self.model_id, self.function_name), 1
-        backend = resolve(run.engine, self.model_id, opensearch=True, endpoints=self.is_remote)
-        return _engine_predictor(run.engine, self.model_id, self.function_name, backend), call_concurrency(backend)
+        width = call_concurrency(resolve(run.engine, self.model_id, opensearch=True, endpoints=self.is_remote))
+        return _engine_predictor(run.engine, self.model_id, self.function_name), width
 
     def _plan(self, doc: Doc, n: int) -> list["_Call | None | Exception"]:
         """Every entry's call (None: nothing to predict); an entry whose request cannot be built ends the
@@ -624,16 +623,14 @@ def _output_value(output: Any, field: str | None, ignore_missing: bool, full_res
         raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
 
 
-def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str,
-                      resolved: Backend | None = None) -> Predictor:
+def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
     """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
-    ``_inference`` endpoint, or a trained model (tree models through ``_infer``); the backend is
-    ``resolved`` or resolved at each call."""
+    ``_inference`` endpoint, or a trained model (tree models through ``_infer``)."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
-        backend = resolved or resolve(engine, model_id, opensearch=True, endpoints=function_name.lower() == "remote")
+        backend = resolve(engine, model_id, opensearch=True, endpoints=function_name.lower() == "remote")
         if isinstance(backend, OpenSearchBackend):  # a model registered under _plugins/_ml
             return backend.predict(request)
         if backend.kind == "endpoint":  # an _inference endpoint

@@ -163,7 +163,7 @@ class Engine:
         self,
         model_id: str,
         model: Any,
-        feature_names: list[str],
+        feature_names: list[str] | None = None,
         classification_labels: list[str] | None = None,
         classification_weights: list[float] | None = None,
         *,
@@ -174,6 +174,10 @@ class Engine:
 
         The stored JSON is an ordinary Elasticsearch ``tree_ensemble`` config, so it can be
         PUT to a cluster unchanged (``GET _ml/trained_models/<id>?include=definition``).
+        ``feature_names`` defaults to the estimator's ``feature_names_in_`` and
+        ``classification_labels`` to its ``classes_`` (integer / boolean classes keep their type,
+        through ``prediction_field_type``), so ``predicted_value`` equals ``model.predict``;
+        explicit arguments win.
         ``metadata.feature_importance_baseline`` is filled from the trees; pass ``data`` (a
         DataFrame or array of training rows, columns in ``feature_names`` order) to fill
         ``metadata.total_feature_importance`` as well.
@@ -184,7 +188,7 @@ class Engine:
         if description is not None:
             body["description"] = description
         answer = self.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
-        self._fill_importance_metadata(model_id, feature_names, data)
+        self._fill_importance_metadata(model_id, list(body["input"]["field_names"]), data)
         return answer
 
     def import_hf_model(self, path: str | os.PathLike[str], task_type: str, model_id: str | None = None,

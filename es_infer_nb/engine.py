@@ -229,8 +229,15 @@ class Engine:
         body: dict[str, Any] = {"docs": docs}
         if inference_config is not None:
             body["inference_config"] = inference_config
-        resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+        try:
+            resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+        except ApiError as exc:
+            raise exc.suggest(model_id, self.known_ids()) from None
         return resp.body["inference_results"]
+
+    def known_ids(self) -> list[str]:
+        """Every id a model call can name: trained models, their aliases, ``_inference`` endpoints."""
+        return sorted({*self.models.all_ids(), *self.models.aliases, *self.inference_endpoints})
 
     # -- the REST entry point --------------------------------------------------------------
     def request(

@@ -77,8 +77,13 @@ class Response:
     def __repr__(self) -> str:
         if isinstance(self.body, str):  # a cat table, shown as ES prints it
             return f"Response(status={self.status})\n{self.body}"
-        text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
+        text = json.dumps(self.body, indent=2, ensure_ascii=False, default=_plain)
         return f"Response(status={self.status})\n{text}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what slipped into a body: numpy scalars / arrays as numbers and lists, else str."""
+    return value.tolist() if hasattr(value, "tolist") and not isinstance(value, str) else str(value)
 
 
 def _snake(name: str) -> str:

@@ -310,7 +310,8 @@ class InferFrameAccessor:
         """
         prefix = target_prefix(target_field)
         if row not in self._frame.index:
-            raise KeyError(f"row {row!r} is not in the frame's index")
+            shown = row.item() if hasattr(row, "item") else row
+            raise KeyError(f"row {shown!r} is not in the frame's index")
         column = f"{prefix}.feature_importance" if prefix else "feature_importance"
         from ..widgets import feature_importance
 

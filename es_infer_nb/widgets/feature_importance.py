@@ -24,7 +24,7 @@ import pandas as pd
 
 from ._base import DisplayWidget, row_selector
 from ._frames import as_frame, cell, column, find_prefix, position_of
-from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, text_table
+from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, plain, text_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -492,7 +492,7 @@ class FeatureImportanceWidget(DisplayWidget):
 
     def text(self) -> str:
         fall = self.waterfall()
-        head = f"feature importance of row {self.row!r}" + (f", model {self.trained_model_id}" if self.trained_model_id else "")
+        head = f"feature importance of row {plain(self.row)!r}" + (f", model {self.trained_model_id}" if self.trained_model_id else "")
         if fall.class_name is not None:
             head += f", class {fall.class_name}"
         rows = [(name, stop - start if kind in ("bar", "other") else stop) for kind, name, start, stop in fall.steps]

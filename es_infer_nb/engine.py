@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ApiError, without_paths
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
+from .services.ml_local import model_roots
 from .stats import StatsRegistry
 from .storage import JsonStore, clean_home, is_endpoint_config, is_object
 
@@ -109,10 +110,15 @@ class Engine:
 
     ``trust_torchscript=True`` (default: ``$ES_INFER_NB_TRUST_TORCHSCRIPT``) runs TorchScript definitions
     uploaded in parts without checking their operations first: only for homes whose uploads you trust.
+
+    ``ml_model_paths`` (default: ``$ES_INFER_NB_ML_MODEL_PATHS``, ``os.pathsep``-separated) lists the
+    directories OpenSearch ml-commons local models may be registered from (``POST
+    _plugins/_ml/models/_register`` with a ``url``); a path outside them is refused.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
-                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None) -> None:
+                 env_secrets_allow: Iterable[str] = (), trust_torchscript: bool | None = None,
+                 ml_model_paths: Iterable[str | os.PathLike[str]] | None = None) -> None:
         self.home: Path | None = Path(path).expanduser() if path is not None else None
         #: variables (names or fnmatch patterns) that ``{"env": ...}`` secrets of requests arriving
         #: over HTTP may name; the Python API may name any (see es_infer_nb.services.secrets)
@@ -121,6 +127,8 @@ class Engine:
             self.home.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.trust_torchscript = trusted_from_env() if trust_torchscript is None else bool(trust_torchscript)
+        #: directories OpenSearch local models may be read from (es_infer_nb.services.ml_local)
+        self.ml_model_paths: tuple[Path, ...] = model_roots(ml_model_paths)
         #: guards the state (models, aliases, pipelines, endpoints, deployments) and its persistence:
         #: held for short reads and writes only, never around inference, pipelines or remote calls
         self.lock = threading.RLock()

@@ -8,7 +8,8 @@ connector id (``model:<id>`` for a model's inline connector), and are never show
 Remote models call their connector's predict action (:mod:`.ml_connector`) through a pooled
 :class:`~.transport.Transport`; local models are OpenSearch's pretrained names that es_infer_nb
 carries: ``huggingface/sentence-transformers/all-MiniLM-L6-v2`` is the bundled MiniLM
-(:mod:`es_infer_nb.models.nlp.embedded`). Registration and deployment finish at once (tasks are
+(:mod:`es_infer_nb.models.nlp.embedded`), or TorchScript / ONNX files registered from a local path
+(:mod:`.ml_local`). Registration and deployment finish at once (tasks are
 ``COMPLETED``); a model that is not deployed is deployed by its first prediction, as ml-commons'
 ``model_auto_deploy`` does. :func:`predictor` is what the ``ml_inference`` processor calls for an
 OpenSearch model id.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import ApiError
 from ..storage import writing
 from .ml_connector import Connector, iae, parameter_text
+from .ml_local import LocalModel, registration
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
 from .transport import Transport
 
@@ -73,6 +75,9 @@ class MlCommons:
         self.tasks = engine.ml_tasks
         self.secrets = SecretStore(engine.home, SECRETS_FILE)
         self.device = engine.device
+        self.model_roots = tuple(getattr(engine, "ml_model_paths", ()))
+        self.trust_torchscript = bool(getattr(engine, "trust_torchscript", False))
+        self._local: dict[str, tuple[str, LocalModel]] = {}  # model id -> (content hash, deployed model)
         self._transports: dict[str, tuple[Transport, tuple[Any, ...]]] = {}
         self._lock = threading.RLock()
 
@@ -162,6 +167,7 @@ class MlCommons:
             raise iae("model name is null")
         function = str(body.get("function_name") or "").upper()
         inline: Connector | None = None
+        local: dict[str, Any] | None = None
         if function == "REMOTE":
             connector_id = body.get("connector_id")
             if connector_id is not None:
@@ -170,11 +176,16 @@ class MlCommons:
                 inline = Connector.parse(body["connector"], policy=policy)
             else:
                 raise iae("The connector ID field and the connector field can't be null at the same time.")
+        elif body.get("url") is not None:  # a TorchScript / ONNX model from a local path (services.ml_local)
+            prefixes(body.get("model_config"))  # checked as for a pretrained model
+            local = registration(body, self.model_roots)
+            function = local.pop("function")
         else:
             pretrained = PRETRAINED.get(name)
             if pretrained is None:
                 raise iae(f"Model [{name}] is not one es_infer_nb can run: register a remote model (function_name "
-                          f"remote with a connector), or the bundled pretrained model [{MINILM}]")
+                          f"remote with a connector), a TorchScript or ONNX model from a local path (url), or "
+                          f"the bundled pretrained model [{MINILM}]")
             if function and function != pretrained[0]:
                 raise iae(f"Wrong function name [{function}] for the pretrained model [{name}]: {pretrained[0]}")
             function = pretrained[0]
@@ -190,9 +201,12 @@ class MlCommons:
                 doc["connector"] = inline.public()
             else:
                 doc["connector_id"] = str(body["connector_id"])
+        elif local is not None:
+            doc.update(local)
         else:
             doc["model_format"] = str(body.get("model_format") or "TORCH_SCRIPT").upper()
             doc["model_config"] = dict(PRETRAINED[name][1])
+            doc["model_config"].update(prefixes(body.get("model_config")))
         doc.update({"model_state": "REGISTERED", "created_time": stamp, "last_updated_time": stamp,
                     "last_registered_time": stamp, "is_hidden": False})
         with writing(self.home):
@@ -217,7 +231,7 @@ class MlCommons:
     def deploy(self, model_id: str) -> dict[str, Any]:
         doc = dict(self.model_doc(model_id))
         if doc["algorithm"] != "REMOTE":
-            local_model(doc, self.device).load()
+            self._local_model(model_id, doc)
         stamp = now_ms()
         doc.update({"model_state": "DEPLOYED", "last_updated_time": stamp, "last_deployed_time": stamp,
                     "planning_worker_node_count": 1, "current_worker_node_count": 1,
@@ -284,7 +298,31 @@ class MlCommons:
                     raise iae("Input data set should be a map of parameters: [parameters] is missing")
                 call = {str(k): parameter_text(v) for k, v in raw.items() if v is not None}
             return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
-        return local_predict(local_model(doc, self.device), body)
+        model = self._local_model(model_id, doc)
+        if isinstance(model, LocalModel):
+            if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
+                prefix = _asymmetric_prefix(body, doc.get("model_config"))
+                if prefix:
+                    body = {**body, "text_docs": [prefix + d for d in _text_docs(body)]}
+            return model.predict(body)
+        return local_predict(model, body, doc.get("model_config"))
+
+    def _local_model(self, model_id: str, doc: dict[str, Any]) -> Any:
+        """The loaded local model of ``doc``: one registered from a path (kept until undeployed), or a
+        pretrained one es_infer_nb carries."""
+        if doc.get("url") is None:
+            model = local_model(doc, self.device)
+            model.load()
+            return model
+        key = str(doc.get("model_content_hash_value"))
+        with self._lock:
+            found = self._local.get(model_id)
+        if found is not None and found[0] == key:
+            return found[1]
+        loaded = LocalModel(model_id, doc, self.model_roots, self.device, self.trust_torchscript)
+        with self._lock:
+            self._local[model_id] = (key, loaded)
+        return loaded
 
     def _model_connector(self, model_id: str, doc: dict[str, Any]) -> Connector:
         if "connector" in doc:
@@ -308,6 +346,7 @@ class MlCommons:
 
     def _forget(self, key: str) -> None:
         with self._lock:
+            self._local.pop(key.removeprefix("model:"), None)
             found = self._transports.pop(key, None)
         if found is not None:
             found[0].close()
@@ -336,11 +375,53 @@ def _text_docs(body: dict[str, Any]) -> list[str]:
     return [d if isinstance(d, str) else parameter_text(d) for d in docs]
 
 
-def local_predict(model: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc."""
+PREFIX_KEYS = ("query_prefix", "passage_prefix")
+
+
+def prefixes(model_config: Any) -> dict[str, str]:
+    """The asymmetric prefixes (``query_prefix``, ``passage_prefix``) of a registration's ``model_config``."""
+    if model_config is None:
+        return {}
+    if not isinstance(model_config, dict):
+        raise iae("[model_config] must be an object")
+    found: dict[str, str] = {}
+    for key in PREFIX_KEYS:
+        value = model_config.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise iae(f"[model_config.{key}] must be a string")
+            found[key] = value
+    return found
+
+
+def _asymmetric_prefix(body: dict[str, Any], model_config: dict[str, Any] | None) -> str:
+    """The prefix ml-commons' TextEmbeddingModel puts before each text: ``parameters.content_type``
+    (``query`` / ``passage``) picks the model's ``query_prefix`` / ``passage_prefix``."""
+    config = model_config or {}
+    has_prefix = any(config.get(k) is not None for k in PREFIX_KEYS)
+    params = body.get("parameters")
+    content_type = params.get("content_type") if isinstance(params, dict) else None
+    if content_type is None:
+        if has_prefix:
+            raise iae("The embedding model chosen is asymmetric. To use it, you must declare whether the input is "
+                      "of type `QUERY` or of type `PASSAGE`.")
+        return ""
+    kind = str(content_type).upper()
+    if kind not in ("QUERY", "PASSAGE"):
+        raise iae(f"Invalid content_type [{content_type}]: QUERY or PASSAGE")
+    if not has_prefix:
+        raise iae("When passing AsymmetricTextEmbeddingParameters, the model requires to be registered with at "
+                  "least one of `query_prefix` or `passage_prefix`.")
+    return str(config.get("passage_prefix" if kind == "PASSAGE" else "query_prefix") or "")
+
+
+def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc (each
+    text after the asymmetric prefix that ``parameters.content_type`` picks, as ml-commons)."""
     if not isinstance(body, dict):
         raise iae("The input of a local model must be an object")
-    docs = _text_docs(body)
+    prefix = _asymmetric_prefix(body, model_config)
+    docs = [prefix + d for d in _text_docs(body)]
     return_number = body.get("return_number", True) is not False
     target = body.get("target_response")
     if target is not None and (not isinstance(target, list) or not all(isinstance(t, str) for t in target)):

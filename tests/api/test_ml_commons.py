@@ -309,3 +309,30 @@ def test_ml_inference_reads_a_post_processed_tensor_whole(engine, service):
 def test_bad_input_is_a_400(engine, method, path, body):
     status, err = error(engine, method, path, body)
     assert status == 400 and err["reason"]
+
+
+def test_local_asymmetric_prefixes(engine, minilm_reference):
+    """A text embedding model registered with ``query_prefix`` / ``passage_prefix`` embeds
+    ``prefix + text`` for ``parameters.content_type``; ml-commons' errors when either side is missing."""
+    config = {"model_type": "bert", "embedding_dimension": 384, "framework_type": "SENTENCE_TRANSFORMERS",
+              "query_prefix": "query >>", "passage_prefix": "passage >> "}
+    task = ok(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "version": "1.0.1",
+                                                         "model_format": "TORCH_SCRIPT", "model_config": config})
+    model_id = ok(engine, "GET", f"{ML}/tasks/{task['task_id']}")["model_id"]
+    model = ok(engine, "GET", f"{ML}/models/{model_id}")
+    assert model["model_config"]["passage_prefix"] == "passage >> "
+    assert model["model_config"]["query_prefix"] == "query >>"
+    for kind, prefix in (("passage", "passage >> "), ("QUERY", "query >>")):
+        answer = ok(engine, "POST", f"{ML}/_predict/text_embedding/{model_id}",
+                    {"text_docs": ["a park"], "parameters": {"content_type": kind}})
+        (expected,) = minilm_reference.encode([prefix + "a park"])
+        assert cos(answer["inference_results"][0]["output"][0]["data"], expected) >= 0.9999
+    status, err = error(engine, "POST", f"{ML}/_predict/text_embedding/{model_id}", {"text_docs": ["a park"]})
+    assert status == 400 and "asymmetric" in err["reason"] and "`PASSAGE`" in err["reason"]
+    plain = ok(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "version": "1.0.1", "model_format": "TORCH_SCRIPT"})
+    plain_id = ok(engine, "GET", f"{ML}/tasks/{plain['task_id']}")["model_id"]
+    status, err = error(engine, "POST", f"{ML}/_predict/text_embedding/{plain_id}",
+                        {"text_docs": ["a park"], "parameters": {"content_type": "passage"}})
+    assert status == 400 and "`query_prefix` or `passage_prefix`" in err["reason"]
+    status, err = error(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "model_config": {"query_prefix": 3}})
+    assert status == 400 and "query_prefix" in err["reason"]

@@ -255,3 +255,183 @@ def test_output_path_not_found_with_ignore_missing_writes_the_whole_map():
     with pytest.raises(ApiError) as info:
         run({"model_id": "m", "output_map": [{"x": "r.nope"}]}, {"a": 1}, Recorder(tensor_output({"r": {"k": 1}})))
     assert info.value.reason == "An unexpected error occurred: model inference output cannot find field name: r.nope"
+
+
+# -- local ml-commons models registered from a path (tests/ml_local_models.py) ----------------------------
+
+@pytest.fixture(scope="module")
+def local_models(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from ml_local_models import build
+
+    from es_infer_nb import Engine
+
+    root = tmp_path_factory.mktemp("ml_local")
+    built = {kind: build(root, kind) for kind in ("embedding", "sparse", "similarity", "qa")}
+    engine = Engine(ml_model_paths=[root])
+    ids = {}
+    for kind, function in [("embedding", "text_embedding"), ("sparse", "sparse_encoding"),
+                           ("similarity", "text_similarity"), ("qa", "question_answering")]:
+        r = engine.request("POST", "_plugins/_ml/models/_register", {
+            "name": kind, "function_name": function, "model_format": "TORCH_SCRIPT", "url": str(built[kind][0]),
+            "model_config": {"model_type": "bert", "embedding_dimension": 32,
+                             "framework_type": "huggingface_transformers"}}, {"deploy": "true"})
+        assert r.status == 200, r.body
+        ids[kind] = engine.request("GET", f"_plugins/_ml/tasks/{r.body['task_id']}").body["model_id"]
+    return engine, ids, built
+
+
+def local_source(engine, processor, source):
+    r = simulate(engine, {"processors": [{"ml_inference": processor}]}, [source])
+    assert "doc" in r.body["docs"][0], r.body
+    return r.body["docs"][0]["doc"]["_source"]
+
+
+def test_local_text_embedding_beside_each_context(local_models):
+    import numpy as np
+    from ml_local_models import mean_embedding
+
+    engine, ids, built = local_models
+    source = local_source(engine, {
+        "model_id": ids["embedding"], "function_name": "text_embedding", "full_response_path": True,
+        "model_input": '{ "text_docs": ${input_map.text_docs}, "return_number": ${model_config.return_number}, '
+                       '"target_response": ${model_config.target_response} }',
+        "model_config": {"return_number": True, "target_response": ["sentence_embedding"]},
+        "input_map": [{"text_docs": "passages.*.context"}],
+        "output_map": [{"passages.*.context_embedding": "$.inference_results.*.output.*.data"}]},
+        {"passages": [{"context": "the capital of france is paris"}, {"context": "my little red car"}]})
+    folder, module = built["embedding"]
+    for passage in source["passages"]:
+        expected = mean_embedding(module, folder, passage["context"])
+        np.testing.assert_allclose(passage["context_embedding"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_local_sparse_encoding_both_output_paths(local_models):
+    engine, ids, _ = local_models
+    base = {"model_id": ids["sparse"], "function_name": "sparse_encoding",
+            "model_input": '{ "text_docs": ["${input_map.text}"] }', "input_map": [{"text": "body"}]}
+    full = local_source(engine, {**base, "output_map": [
+        {"body_sparse": "$.inference_results[0].output[0].dataAsMap.response[0]"}]}, {"body": "paris is big"})
+    assert isinstance(full["body_sparse"], dict) and {"paris", "big"} <= set(full["body_sparse"])
+    assert all(isinstance(w, float) and w > 0 for w in full["body_sparse"].values())
+    short = local_source(engine, {**base, "full_response_path": False, "output_map": [{"body_sparse": "response"}]},
+                         {"body": "paris is big"})
+    assert short["body_sparse"] == [full["body_sparse"]]
+
+
+def test_local_text_similarity_with_a_model_config_query(local_models):
+    from ml_local_models import outputs
+
+    engine, ids, built = local_models
+    docs = ["paris is the capital", "my little red car"]
+    source = local_source(engine, {
+        "model_id": ids["similarity"], "function_name": "text_similarity",
+        "model_config": {"query": "the capital of france"},
+        "model_input": '{ "query_text": "${model_config.query}", "text_docs": ${input_map.docs} }',
+        "input_map": [{"docs": "passages"}],
+        "output_map": [{"scores": "$.inference_results[*].output[0].data[0]"}]}, {"passages": docs})
+    folder, module = built["similarity"]
+    expected = [float(outputs(module, folder, "the capital of france", d)[0][0]) for d in docs]
+    assert source["scores"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_local_question_answering(local_models):
+    engine, ids, _ = local_models
+    processor = {"model_id": ids["qa"], "function_name": "question_answering",
+                 "model_input": '{ "question": "${input_map.question}", "context": "${input_map.context}" }',
+                 "input_map": [{"question": "q", "context": "c"}],
+                 "output_map": [{"answer": "$.inference_results[0].output[0].result"}]}
+    doc = {"q": "where lives ana", "c": "ana lives in new york city"}
+    source = local_source(engine, processor, doc)
+    direct = engine.request("POST", f"_plugins/_ml/models/{ids['qa']}/_predict",
+                            {"question": doc["q"], "context": doc["c"]}).body
+    assert source["answer"] == direct["inference_results"][0]["output"][0]["result"] and source["answer"]
+    bad = simulate(engine, {"processors": [{"ml_inference": processor}]}, [{"q": 'a "quote', "c": "x"}])
+    assert "Invalid payload" in json.dumps(bad.body["docs"][0])
+
+
+# -- NaN / Infinity model outputs, as OpenSearch writes them -------------------------------------------
+
+NON_FINITE_ANSWERS = {
+    # post-processed (connector.post_process.openai.embedding): ml-commons reads the answer with
+    # Jayway JsonPath's permissive json-smart parser (NaN accepted), makes a FLOAT32 data tensor
+    "/post": b'{"object":"list","data":[{"index":0,"embedding":[NaN,1e400,-1e400,0.5]}]}',
+    # no post-process: ml-commons' Jackson mapper reads the answer into dataAsMap; a number beyond a
+    # double parses to +-Infinity
+    "/map": b'{"scores":[1e400,-1e400,0.25]}',
+}
+
+
+def _non_finite_service(req):
+    return 200, NON_FINITE_ANSWERS[req.path]
+
+
+def _non_finite_pipeline(engine, url):
+    """Two remote models on a loopback service answering NaN / out-of-range numbers, one pipeline."""
+    ids = []
+    for path, extra in (("/post", {"pre_process_function": "connector.pre_process.openai.embedding",
+                                   "post_process_function": "connector.post_process.openai.embedding"}),
+                        ("/map", {})):
+        action = {"action_type": "predict", "method": "POST", "url": url + path,
+                  "request_body": '{ "input": ${parameters.input} }', **extra}
+        connector = engine.request("POST", "_plugins/_ml/connectors/_create", {
+            "name": path, "version": 1, "protocol": "http", "parameters": {}, "actions": [action]})
+        assert connector.status == 200, connector.body
+        model = engine.request("POST", "_plugins/_ml/models/_register", {
+            "name": path, "function_name": "remote", "connector_id": connector.body["connector_id"]})
+        assert model.status == 200, model.body
+        ids.append(model.body["model_id"])
+    put = engine.request("PUT", "_ingest/pipeline/non_finite", {"processors": [
+        {"ml_inference": {"model_id": ids[0], "input_map": [{"input": "text"}],
+                          "output_map": [{"embedding": "$.embedding"}]}},
+        {"ml_inference": {"model_id": ids[1], "input_map": [{"input": "text"}],
+                          "output_map": [{"scores": "scores"}]}}]})
+    assert put.status == 200, put.body
+
+
+SIMULATE = {"docs": [{"_source": {"text": ["a text"]}}]}
+
+
+def test_non_finite_model_output_through_simulate():
+    """OpenSearch keeps NaN / Infinity in the document (the FLOAT32 tensor's floats, dataAsMap's
+    doubles): ``Engine.request`` answers them as floats, ``_simulate`` over HTTP as Jackson writes
+    them (``"NaN"``, ``"Infinity"``, ``"-Infinity"``, its ``QUOTE_NON_NUMERIC_NUMBERS`` default)."""
+    import math
+
+    from es_infer_nb import Engine
+    from es_infer_nb.services.loopback import LoopbackServer
+
+    with LoopbackServer(_non_finite_service) as service:
+        engine = Engine()
+        _non_finite_pipeline(engine, service.url)
+        resp = engine.request("POST", "_ingest/pipeline/non_finite/_simulate", SIMULATE)
+        assert resp.status == 200, resp.body
+        source = resp.body["docs"][0]["doc"]["_source"]
+        nan, inf, minus_inf, half = source["embedding"]
+        assert math.isnan(nan) and inf == math.inf and minus_inf == -math.inf and half == 0.5
+        assert source["scores"] == [math.inf, -math.inf, 0.25]
+        assert source["text"] == ["a text"]
+
+
+def test_non_finite_model_output_over_http():
+    import httpx
+
+    from es_infer_nb import Engine
+    from es_infer_nb.server import serve
+    from es_infer_nb.services.loopback import LoopbackServer
+
+    with LoopbackServer(_non_finite_service) as service:
+        engine = Engine()
+        _non_finite_pipeline(engine, service.url)
+        with serve(engine, port=0, quiet=True) as handle:
+            raw = httpx.post(f"{handle.url}/_ingest/pipeline/non_finite/_simulate", json=SIMULATE, timeout=30)
+    assert raw.status_code == 200, raw.text
+    assert '"embedding":["NaN","Infinity","-Infinity",0.5]' in raw.text
+    assert '"scores":["Infinity","-Infinity",0.25]' in raw.text
+
+    def strict(token):
+        raise AssertionError(f"a bare {token} token in the answer: not JSON")
+
+    source = json.loads(raw.text, parse_constant=strict)["docs"][0]["doc"]["_source"]
+    assert source["embedding"] == ["NaN", "Infinity", "-Infinity", 0.5]
+    assert source["scores"] == ["Infinity", "-Infinity", 0.25]

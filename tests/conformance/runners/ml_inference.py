@@ -14,6 +14,19 @@ Adapter functions in ``es_infer_nb.ingest.conformance`` (see ``adapters.py``):
   (``expected_value_type: float32`` = values rounded to float32); ``write_new_dot_path(input_doc,
   path) -> list of concrete paths`` per run; ``ml_inference_factory(processor) -> processor type``
   (an invalid config raises).
+* ``pipeline_with_remote_model`` / ``pipeline_with_local_model`` (the REST ITs): the whole flow through
+  ``Engine.request`` on a fresh engine, nothing mocked inside the product. A remote case starts a
+  loopback service on 127.0.0.1 that answers every call with ``mocked_service_response`` (the raw
+  JSON of the third-party service, e.g. OpenAI's ``/v1/embeddings``), creates ``connector`` (every
+  ``${loopback}`` in it is the service's URL), registers and deploys a ``remote`` model on it; a
+  local case registers ``register_model`` (a pretrained name es_infer_nb carries) and deploys it.
+  Then ``PUT _ingest/pipeline/<pipeline_id>`` with ``pipeline`` (every ``${model_id}`` is the model's
+  id) and ``POST .../_simulate`` with ``docs``. Compared: ``expected_sources`` (each answered doc's
+  whole ``_source``), ``expected_lengths`` ({dotted path into the list of answered ``_source``s:
+  length}), ``expected_service_requests`` (the JSON bodies the service received, in order),
+  ``expected_reference_embeddings`` ([{path, text}]: the value at ``path`` equals the
+  ``sentence_embedding`` that a plain (symmetric) registration of the same pretrained model
+  answers through the Predict API for ``text``; float32 tolerance).
 """
 
 from __future__ import annotations
@@ -25,8 +38,8 @@ from typing import Any
 
 import pytest
 
-from .compare import Diff
-from .support import check_exception, hook, tolerance
+from .compare import MISSING, Diff, path_get
+from .support import check_exception, engine, hook, tolerance
 
 HOOKS = f"{__package__}.hooks_ingest"
 
@@ -140,12 +153,95 @@ def run_factory(case: dict[str, Any], meta: dict[str, Any]) -> None:
     diff.done()
 
 
+ML = "_plugins/_ml"
+
+
+def _substitute(value: Any, name: str, text: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("${" + name + "}", text)
+    if isinstance(value, list):
+        return [_substitute(v, name, text) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, name, text) for k, v in value.items()}
+    return value
+
+
+def _ok(eng: Any, method: str, path: str, body: Any = None) -> Any:
+    resp = eng.request(method, path, body)
+    if resp.status != 200:
+        pytest.fail(f"{method} {path} answered {resp.status}: {json.dumps(resp.body)[:600]}", pytrace=False)
+    return resp.body
+
+
+def _local_model(eng: Any, body: dict[str, Any]) -> str:
+    task = _ok(eng, "POST", f"{ML}/models/_register", body)["task_id"]
+    model_id = _ok(eng, "GET", f"{ML}/tasks/{task}")["model_id"]
+    _ok(eng, "POST", f"{ML}/models/{model_id}/_deploy")
+    return model_id
+
+
+def _run_pipeline(case: dict[str, Any], eng: Any, model_id: str) -> None:
+    diff = Diff()
+    tol = tolerance(case)
+    pipeline_id = case.get("pipeline_id", "conformance_pipeline")
+    _ok(eng, "PUT", f"_ingest/pipeline/{pipeline_id}", _substitute(copy.deepcopy(case["pipeline"]), "model_id", model_id))
+    answer = _ok(eng, "POST", f"_ingest/pipeline/{pipeline_id}/_simulate", {"docs": copy.deepcopy(case["docs"])})
+    answered = answer.get("docs") or []
+    sources = [(d.get("doc") or {}).get("_source") if "doc" in d else d for d in answered]
+    if "expected_sources" in case:
+        diff.check(sources, case["expected_sources"], tol, "_simulate sources", full=True)
+    for path, length in (case.get("expected_lengths") or {}).items():
+        got = path_get(sources, path)
+        if got is MISSING or not isinstance(got, list) or len(got) != length:
+            diff.add(f"length of {path}: expected {length}, got {'missing' if got is MISSING else got!r}"[:400])
+    refs = case.get("expected_reference_embeddings") or []
+    if refs:
+        plain = _local_model(eng, {k: v for k, v in case["register_model"].items() if k != "model_config"})
+        for ref in refs:
+            want = _ok(eng, "POST", f"{ML}/_predict/text_embedding/{plain}", {"text_docs": [ref["text"]]})
+            vector = want["inference_results"][0]["output"][0]["data"]
+            diff.check(path_get(sources, ref["path"]), vector, max(tol, 1e-5), f"reference embedding {ref['path']}")
+    if not any(k in case for k in ("expected_sources", "expected_lengths", "expected_reference_embeddings")):
+        diff.add("case has no expectation the harness knows")
+    diff.done()
+
+
+def run_pipeline_with_remote_model(case: dict[str, Any], meta: dict[str, Any]) -> None:
+    from es_infer_nb.services.loopback import LoopbackServer
+
+    canned = case["mocked_service_response"]
+    server = LoopbackServer(lambda req: (200, copy.deepcopy(canned))).start()
+    try:
+        eng = engine()
+        connector = _substitute(copy.deepcopy(case["connector"]), "loopback", server.url)
+        connector_id = _ok(eng, "POST", f"{ML}/connectors/_create", connector)["connector_id"]
+        model_id = _ok(eng, "POST", f"{ML}/models/_register", {"name": case.get("model_name", "remote model"),
+                                                                  "function_name": "remote",
+                                                                  "connector_id": connector_id})["model_id"]
+        _ok(eng, "POST", f"{ML}/models/{model_id}/_deploy")
+        _run_pipeline(case, eng, model_id)
+        received = [r.json() for r in server.received]
+    finally:
+        server.stop()
+    if "expected_service_requests" in case:
+        diff = Diff()
+        diff.check(received, case["expected_service_requests"], 0.0, "service requests", full=True)
+        diff.done()
+
+
+def run_pipeline_with_local_model(case: dict[str, Any], meta: dict[str, Any]) -> None:
+    eng = engine()
+    _run_pipeline(case, eng, _local_model(eng, copy.deepcopy(case["register_model"])))
+
+
 KINDS = {
     "process": run_process,
     "jsonpath_read": run_jsonpath_read,
     "parse_tensor_data": run_parse_tensor_data,
     "write_new_dot_path": run_write_new_dot_path,
     "factory": run_factory,
+    "pipeline_with_remote_model": run_pipeline_with_remote_model,
+    "pipeline_with_local_model": run_pipeline_with_local_model,
 }
 
 

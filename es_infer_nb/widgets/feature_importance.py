@@ -347,6 +347,9 @@ class FeatureImportanceWidget(DisplayWidget):
         if len(classes) == 2 and isinstance(probability, (int, float)) and 0.0 < float(probability) < 1.0:
             p = float(probability)
             return math.log(p) - math.log1p(-p)
+        base = _class_baseline(self.metadata(), klass)
+        if base is not None and len(features) >= self._input_field_count():
+            return base + sum(v for _, v in features)  # every feature listed: nothing to run again
         full = self._full_importance([self._position])
         if full is None or full[0] is None:
             return None
@@ -354,6 +357,23 @@ class FeatureImportanceWidget(DisplayWidget):
         if base is None:
             return None
         return base + sum(v for _, v in _features(full[0], klass))
+
+    def _input_field_count(self) -> int:
+        """How many input fields the model has (a large number when unknown)."""
+        key = f"fields:{self.trained_model_id or ''}"
+        if key not in self._meta:
+            count = _ALL_FEATURES
+            if self.trained_model_id:
+                if self._engine is None:
+                    from ..engine import default_engine
+
+                    self._engine = default_engine()
+                resp = self._engine.request("GET", f"_ml/trained_models/{self.trained_model_id}")
+                configs = (resp.body or {}).get("trained_model_configs") or [] if resp.ok else []
+                if configs:
+                    count = len((configs[0].get("input") or {}).get("field_names") or []) or _ALL_FEATURES
+            self._meta[key] = {"count": count}
+        return int(self._meta[key]["count"])
 
     def _input_docs(self, positions: list[int]) -> list[dict[str, Any]]:
         docs = []

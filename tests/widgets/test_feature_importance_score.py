@@ -126,3 +126,17 @@ def test_to_shap_gives_an_explanation(cancer):
     reference = shap.TreeExplainer(clf).shap_values(rows)
     np.testing.assert_allclose(explanation.values[:, col], reference[:, list(x.columns).index("worst_texture")],
                                atol=1e-4)
+
+
+def test_multiclass_with_every_feature_listed_runs_nothing_again(eng, cls_result):
+    def count() -> int:
+        return eng.request("GET", "_ml/trained_models/cls/_stats").body[
+            "trained_model_stats"][0]["inference_stats"]["inference_count"]
+
+    before = count()
+    widget = feature_importance(cls_result, row="r1", engine=eng)
+    for klass in widget.class_selector.options:
+        widget.class_selector.value = klass
+        fall = widget.waterfall()
+        assert fall.end == pytest.approx(fall.baseline + sum(v for _, v in fall.features))
+    assert count() == before

@@ -78,8 +78,13 @@ class Response:
     def __repr__(self) -> str:
         if isinstance(self.body, str):  # a cat table, shown as ES prints it
             return f"Response(status={self.status})\n{self.body}"
-        text = json.dumps(self.body, indent=2, ensure_ascii=False, default=str)
+        text = json.dumps(self.body, indent=2, ensure_ascii=False, default=_plain)
         return f"Response(status={self.status})\n{text}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what slipped into a body: numpy scalars / arrays as numbers and lists, else str."""
+    return value.tolist() if hasattr(value, "tolist") and not isinstance(value, str) else str(value)
 
 
 def _snake(name: str) -> str:
@@ -171,7 +176,7 @@ class Engine:
         self,
         model_id: str,
         model: Any,
-        feature_names: list[str],
+        feature_names: list[str] | None = None,
         classification_labels: list[str] | None = None,
         classification_weights: list[float] | None = None,
         *,
@@ -182,6 +187,10 @@ class Engine:
 
         The stored JSON is an ordinary Elasticsearch ``tree_ensemble`` config, so it can be
         PUT to a cluster unchanged (``GET _ml/trained_models/<id>?include=definition``).
+        ``feature_names`` defaults to the estimator's ``feature_names_in_`` and
+        ``classification_labels`` to its ``classes_`` (integer / boolean classes keep their type,
+        through ``prediction_field_type``), so ``predicted_value`` equals ``model.predict``;
+        explicit arguments win.
         ``metadata.feature_importance_baseline`` is filled from the trees; pass ``data`` (a
         DataFrame or array of training rows, columns in ``feature_names`` order) to fill
         ``metadata.total_feature_importance`` as well.
@@ -192,7 +201,7 @@ class Engine:
         if description is not None:
             body["description"] = description
         answer = self.request("PUT", f"_ml/trained_models/{model_id}", body).raise_for_status().body
-        self._fill_importance_metadata(model_id, feature_names, data)
+        self._fill_importance_metadata(model_id, list(body["input"]["field_names"]), data)
         return answer
 
     def import_hf_model(self, path: str | os.PathLike[str], task_type: str, model_id: str | None = None,
@@ -233,8 +242,15 @@ class Engine:
         body: dict[str, Any] = {"docs": docs}
         if inference_config is not None:
             body["inference_config"] = inference_config
-        resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+        try:
+            resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+        except ApiError as exc:
+            raise exc.suggest(model_id, self.known_ids()) from None
         return resp.body["inference_results"]
+
+    def known_ids(self) -> list[str]:
+        """Every id a model call can name: trained models, their aliases, ``_inference`` endpoints."""
+        return sorted({*self.models.all_ids(), *self.models.aliases, *self.inference_endpoints})
 
     # -- the REST entry point --------------------------------------------------------------
     def request(

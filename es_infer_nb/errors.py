@@ -35,12 +35,27 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         #: ES answers some REST-layer errors with a bare ``{"error": "<reason>"}`` string body
         self.simple = simple
+        #: a Python-side hint (``did you mean [x]?``): in ``str()`` and the notebook's one line,
+        #: never in :meth:`body` (the REST answer keeps Elasticsearch's exact reason)
+        self.hint: str | None = None
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.type!r}, {self.reason!r})"
 
     def __str__(self) -> str:
-        return f"[{self.status}] {self.type}: {self.reason}"
+        text = f"[{self.status}] {self.type}: {self.reason}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def suggest(self, name: str, candidates: Any) -> "ApiError":
+        """Set :attr:`hint` to the ids closest to ``name`` (difflib) when this is a 404 naming
+        ``[name]``; returns self (to ``raise exc.suggest(...)``)."""
+        import difflib
+
+        if self.status == 404 and self.hint is None and f"[{name}]" in self.reason:
+            close = difflib.get_close_matches(name, sorted({str(c) for c in candidates} - {name}), n=3, cutoff=0.6)
+            if close:
+                self.hint = "did you mean " + " or ".join(f"[{c}]" for c in close) + "?"
+        return self
 
     def _cause_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, "reason": self.reason}

@@ -29,8 +29,10 @@ from ..models.nlp_frames import infer_frame_input_output, infer_frame_nlp
 from ..models.tree.features import dig
 from ..services.frames import infer_frame_endpoint
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
+from ..services.ml_commons import call_concurrency as ml_commons_concurrency
 from ..services.ml_commons import is_model as is_ml_commons_model
 from ..services.ml_commons import predictor as ml_commons_predictor
+from ..services.runner import call_concurrency as endpoint_concurrency
 from ..services.runner import infer_endpoint, is_endpoint
 from .columns import (
     endpoint_columns,
@@ -43,7 +45,8 @@ from .columns import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["Backend", "EndpointBackend", "Kind", "NlpBackend", "OpenSearchBackend", "TreeBackend", "resolve"]
+__all__ = ["Backend", "EndpointBackend", "Kind", "NlpBackend", "OpenSearchBackend", "TreeBackend", "call_concurrency",
+           "resolve"]
 
 Kind = Literal["tree", "nlp", "endpoint", "opensearch"]
 
@@ -198,3 +201,14 @@ def resolve(engine: "Engine", id: str, *, endpoints: bool = True, opensearch: bo
     if model_id is not None and models.config(model_id).get("model_type") == "pytorch":
         return NlpBackend(engine, id)
     return TreeBackend(engine, id)
+
+
+def call_concurrency(backend: Backend) -> int:
+    """How many single calls of ``backend`` may run side by side: a remote service's connection count
+    (an OpenSearch remote model's ``max_connection``, an endpoint's ``max_concurrent_requests``); 1 for
+    everything that runs here (local models gain nothing from it and are called one at a time)."""
+    if isinstance(backend, OpenSearchBackend):
+        return ml_commons_concurrency(backend.engine, backend.id)
+    if isinstance(backend, EndpointBackend):
+        return endpoint_concurrency(backend.engine, backend.id)
+    return 1

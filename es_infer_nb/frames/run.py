@@ -10,6 +10,7 @@ defaults are the accessor's business); :mod:`.resume` makes a run interruptible 
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 __all__ = ["ENDPOINT_PROGRESS_MIN_ROWS", "NOT_REACHED", "check_fields", "compute", "endpoint_chunks",
-           "endpoint_field", "is_endpoint", "model_input_fields", "series_field", "task_and_fields"]
+           "endpoint_field", "is_endpoint", "model_input_fields", "series_field", "task_and_fields", "text_field_map"]
 
 
 def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
@@ -44,8 +45,21 @@ def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
     return needed_fields(stored)
 
 
+def _column_present(columns: set[str], name: str) -> bool:
+    """Whether a document built from these columns has field ``name`` (a column of that name, a
+    parent object column ``a`` for ``a.b``, or dotted columns below it)."""
+    if name in columns:
+        return True
+    parts = name.split(".")
+    if any(".".join(parts[:i]) in columns for i in range(1, len(parts))):
+        return True
+    return any(c.startswith(name + ".") for c in columns)
+
+
 def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:
-    """Warn (one line) when no column of the frame is an input field of the model."""
+    """Warn (one line) when no column of the frame is an input field of the model, or when some of
+    the model's input fields are not columns (naming them and the closest column names). A Python
+    warning only: the rows' results are Elasticsearch's, missing fields and all."""
     if frame.empty and len(frame.columns) == 0:
         return
     fields = model_input_fields(engine, model_id)
@@ -53,16 +67,93 @@ def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map
         return
     columns = [str(c) for c in frame.columns]
     readable = set(fields) | set((field_map or {}).keys())
-    if readable & set(columns):
+    if not readable & set(columns):
+        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        warnings.warn(
+            f"none of model [{model_id}]'s input fields ({', '.join(fields)}) is a column of the frame "
+            f"(columns: {shown or 'none'}); every row will carry a warning or an error. Rename a column "
+            "or pass field_map={column: field}.",
+            UserWarning,
+            stacklevel=3,
+        )
         return
-    shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+    missing = _missing_fields(engine, model_id, set(columns), field_map)
+    if not missing:
+        return
+    used = set(fields) | set((field_map or {}).keys())
+    spare = [c for c in columns if c not in used]
+    hints = []
+    for name in missing[:10]:
+        close = difflib.get_close_matches(name, spare, n=3, cutoff=0.5)
+        hints.append(f"{name} (closest: {', '.join(close)})" if close else name)
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
     warnings.warn(
-        f"none of model [{model_id}]'s input fields ({', '.join(fields)}) is a column of the frame "
-        f"(columns: {shown or 'none'}); every row will carry a warning or an error. Rename a column "
-        "or pass field_map={column: field}.",
+        f"{len(missing)} of model [{model_id}]'s input fields are not columns of the frame: "
+        f"{'; '.join(hints)}{more}. Those fields are missing from every row (the model treats them as "
+        "missing values). Rename the columns or pass field_map={column: field}.",
         UserWarning,
         stacklevel=3,
     )
+
+
+def _missing_fields(engine: "Engine", model_id: str, columns: set[str], field_map: dict[str, str] | None) -> list[str]:
+    """The model's ``input.field_names`` that no column (directly or through a field map) provides."""
+    try:
+        stored = engine.models.config(deployments(engine).require_model_id(model_id))
+    except (ApiError, AttributeError, TypeError):
+        return []
+    if stored.get("model_type", "tree_ensemble") == "pytorch":
+        return []  # one text field: the "none" warning covers it
+    names = [str(f) for f in (stored.get("input") or {}).get("field_names") or []]
+    maps = {**(stored.get("default_field_map") or {}), **(field_map or {})}
+    missing = []
+    for name in names:
+        sources = [src for src, dest in maps.items() if dest == name]
+        if not _column_present(columns, name) and not any(_column_present(columns, src) for src in sources):
+            missing.append(name)
+    return missing
+
+
+def text_field_map(engine: "Engine", model_id: str, frame: pd.DataFrame,
+                   field_map: dict[str, str] | None) -> dict[str, str] | None:
+    """The ``field_map`` a text model's run uses: the given one; else, when the model's text field
+    is not a column and the frame has exactly one text column, ``{that column: field}``. Several text
+    columns raise a ValueError naming them; for other models the map is returned unchanged."""
+    if field_map is not None:
+        return field_map
+    resolved = resolve(engine, model_id)
+    if resolved.kind == "endpoint":
+        field = DEFAULT_INPUT_FIELD
+    else:
+        try:
+            stored = engine.models.config(deployments(engine).require_model_id(model_id))
+        except (ApiError, AttributeError, TypeError):
+            return None
+        if stored.get("model_type", "tree_ensemble") != "pytorch":
+            return None
+        field = input_field(stored)
+    columns = [str(c) for c in frame.columns]
+    if _column_present(set(columns), field):
+        return None
+    texts = [str(c) for c in frame.columns if _is_text(frame[c])]
+    if len(texts) == 1:
+        return {texts[0]: field}
+    if len(texts) > 1:
+        raise ValueError(
+            f"model [{model_id}] reads the text field [{field}], which is not a column, and the frame has "
+            f"{len(texts)} text columns ({', '.join(texts)}): pick one with field_map={{'{texts[0]}': '{field}'}}")
+    return None
+
+
+def _is_text(column: pd.Series) -> bool:
+    """A column of strings (object / string dtype whose non-missing values are all str)."""
+    if isinstance(column, pd.DataFrame):  # duplicated column names
+        return False
+    if not (pd.api.types.is_string_dtype(column.dtype) or column.dtype == object):
+        return False
+    values = column.dropna()
+    sample = values.iloc[:1000]
+    return len(sample) > 0 and all(isinstance(v, str) for v in sample)
 
 
 def compute(

@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import re
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..backends import OpenSearchBackend, resolve
+from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
 from .config import Conf
 from .document import Doc, clone
@@ -335,7 +337,58 @@ def _read_maps(c: Conf, key: str) -> list[dict[str, str]] | None:
     return [{str(k): v for k, v in m.items()} for m in raw]
 
 
+def _root(path: Any) -> str | None:
+    """The top-level field a read or write path starts at (``a`` for ``a.b``, ``$.a[0]``, ``_source.a``,
+    ``books.*.title``); None when a path cannot be told (wildcards or filters at the top)."""
+    if not isinstance(path, str):
+        return None
+    tokens = _tokens(path)
+    if not tokens or not isinstance(tokens[0], str) or tokens[0] == "*":
+        return None
+    first = tokens[0]
+    if first == "_source" and len(tokens) > 1:
+        if not isinstance(tokens[1], str) or tokens[1] == "*":
+            return None
+        first = tokens[1]
+    return first.split(".")[0] or None
+
+
+def entries_independent(input_maps: list[dict[str, Any]] | None, output_maps: list[dict[str, Any]] | None) -> bool:
+    """Whether no ``input_map`` entry reads (or checks before writing) a field that an earlier entry writes:
+    then every entry's request can be built before any answer is written, and the entries' calls run
+    side by side with the same document coming out as when they run one after the other."""
+    n = len(input_maps or [])
+    if n <= 1:
+        return True
+    written: set[str] = set()
+    for i in range(n):
+        outputs = list(output_maps[i]) if output_maps is not None else [DEFAULT_OUTPUT_FIELD_NAME]
+        reads = [str(v) for v in (input_maps or [])[i].values() if v is not None and str(v)] + outputs
+        roots = [_root(p) for p in reads]
+        if any(r is None for r in roots) or written.intersection(roots):  # type: ignore[arg-type]
+            return False
+        for field_path in outputs:
+            root = _root(field_path)
+            if root is None:
+                return False
+            written.add(root)
+    return True
+
+
+@dataclass
+class _Call:
+    """One model call of a document: the rendered request and the output entries it fills."""
+
+    request: Any
+    out_entries: list[tuple[str, Any, list[str]]] | None
+
+
 class MLInferenceProcessor(Processor):
+    """See the module docstring. A batch (:meth:`run_batch`) keeps the calls of a remote model in flight
+    side by side: every ``input_map`` entry of a document (at most ``max_prediction_tasks``) and the
+    documents of the batch together, up to the service's connection count; answers are written back in
+    document order and a failing call fails only its document."""
+
     type = TYPE
 
     def __init__(self, c: Conf, predictor: Predictor | None = None) -> None:
@@ -371,10 +424,68 @@ class MLInferenceProcessor(Processor):
         if self.output_maps is not None and self.input_maps is not None and len(self.output_maps) != n_in:
             raise _iae("The length of output_map and the length of input_map do no match.")
         self.predictor = predictor
+        self.independent_entries = entries_independent(self.input_maps, self.output_maps)
 
     # -- execution -------------------------------------------------------------------------
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name))
+
+    def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
+        """The batch's calls side by side when the model is a remote service (an OpenSearch remote model,
+        an ``_inference`` endpoint that calls out); one at a time for everything else (a predictor given
+        to :func:`create`, local models, entries that read what an earlier entry writes)."""
+        predict, width = self._batch_predictor(run)
+        n = max(len(self.input_maps or []), 1)
+        if width <= 1 or len(docs) * n <= 1 or not self.independent_entries:
+            return super().run_batch(docs, run, pipeline_id)
+        # threads start as calls are submitted: each document's calls go out as soon as its plan is made
+        pool = ThreadPoolExecutor(max_workers=min(width, len(docs) * n),
+                                  thread_name_prefix=f"ml_inference-{self.model_id}")
+        try:
+            plans = []
+            for doc in docs:
+                plan = self._plan(doc, n)
+                plans.append((plan, [pool.submit(predict, step.request) if isinstance(step, _Call) else None
+                                     for step in plan]))
+            out = [self._finish(doc, plan, futures) for doc, (plan, futures) in zip(docs, plans)]
+        except BaseException:  # Ctrl-C: the calls not started are dropped, those in flight end at their deadline
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return out
+
+    def _batch_predictor(self, run: Run) -> tuple[Predictor, int]:
+        """The batch's predictor and how many of its calls may be in flight at once."""
+        if self.predictor is not None:
+            return self.predictor, 1
+        if run.engine is None:
+            return _engine_predictor(None, self.model_id, self.function_name), 1
+        width = call_concurrency(resolve(run.engine, self.model_id, opensearch=True, endpoints=self.is_remote))
+        return _engine_predictor(run.engine, self.model_id, self.function_name), width
+
+    def _plan(self, doc: Doc, n: int) -> list["_Call | None | Exception"]:
+        """Every entry's call (None: nothing to predict); an entry whose request cannot be built ends the
+        plan with its error, raised after the calls of the entries before it, as one at a time."""
+        plan: list[_Call | None | Exception] = []
+        try:
+            for i in range(n):
+                plan.append(self._prepare(doc, i))
+        except Exception as exc:  # noqa: BLE001 - the document's own failure
+            plan.append(exc)
+        return plan
+
+    def _finish(self, doc: Doc, plan: list["_Call | None | Exception"],
+                futures: list["Future[Any] | None"]) -> BaseException | None:
+        """Write the document's answers in entry order; its outcome as :meth:`process` would end."""
+        try:
+            for step, future in zip(plan, futures):
+                if isinstance(step, Exception):
+                    raise step
+                if step is not None and future is not None:
+                    self._apply(doc, step, future.result())
+        except Exception as exc:  # noqa: BLE001 - one failing document never stops the others
+            return None if self.own_ignore_failure else exc
+        return None
 
     def process(self, doc: Doc, predict: Predictor) -> None:
         try:
@@ -402,6 +513,12 @@ class MLInferenceProcessor(Processor):
         return value
 
     def _predict_one(self, doc: Doc, predict: Predictor, index: int) -> None:
+        call = self._prepare(doc, index)
+        if call is not None:
+            self._apply(doc, call, predict(call.request))
+
+    def _prepare(self, doc: Doc, index: int) -> "_Call | None":
+        """Entry ``index``'s request and where its answer goes (None: nothing to predict for it)."""
         params: dict[str, str] = dict(self.model_config)
         out_entries: list[tuple[str, Any, list[str]]] | None = None
         if self.output_maps is not None:
@@ -413,7 +530,7 @@ class MLInferenceProcessor(Processor):
                     continue
                 out_entries.append((new_field, model_field, paths))
             if not out_entries:
-                return
+                return None
         if self.input_maps is None:
             keys = list(doc.source().keys())
             if not keys:  # ModelExecutor.getMLModelInferenceRequest: nothing to send
@@ -430,9 +547,12 @@ class MLInferenceProcessor(Processor):
                 found += 1
                 params[model_key] = to_param_string(value)
             if entry and not found:
-                return  # ignore_missing and no input of this entry is present: nothing to predict
-        request = self._render_request(params)
-        output = predict(request)
+                return None  # ignore_missing and no input of this entry is present: nothing to predict
+        return _Call(self._render_request(params), out_entries)
+
+    def _apply(self, doc: Doc, call: "_Call", output: Any) -> None:
+        """Write a model answer into the document as the entry's output map says."""
+        out_entries = call.out_entries
         if out_entries is None:
             value = _output_value(output, None, self.ignore_missing, self.full_response_path)
             self._write(doc, DEFAULT_OUTPUT_FIELD_NAME, None, value, [DEFAULT_OUTPUT_FIELD_NAME])

@@ -459,8 +459,9 @@ def parse_processor(entry: Any, engine: "Engine | None" = None) -> Processor:
     tag = conf.pop("tag", None)
     tag = None if tag is None else str(tag)
     from .registry import PROCESSORS as factories  # the registry imports the processor classes of this module
+    from .registry import unknown_type_reason
     if ptype not in factories:
-        raise config_error(ptype, tag, None, f"No processor type exists with name [{ptype}]")
+        raise config_error(ptype, tag, None, unknown_type_reason(ptype))
     c = Conf(ptype, tag, conf)
     description = c.string("description", None)
     if_source = c.raw("if")

@@ -17,7 +17,7 @@ from .pipeline import (ConvertProcessor, DropProcessor, FailProcessor, ForeachPr
                        UppercaseProcessor)
 from .processors import AppendProcessor, GsubProcessor, JoinProcessor, JsonProcessor, SplitProcessor, TrimProcessor
 
-__all__ = ["PROCESSORS", "column_form_types"]
+__all__ = ["ELASTICSEARCH_ONLY", "PROCESSORS", "column_form_types", "unknown_type_reason"]
 
 _CLASSES: tuple[type[Processor], ...] = (
     AppendProcessor, TrimProcessor, SplitProcessor, JoinProcessor, GsubProcessor, JsonProcessor,
@@ -32,3 +32,23 @@ PROCESSORS: dict[str, type[Processor]] = {cls.type: cls for cls in _CLASSES}
 def column_form_types() -> list[str]:
     """The processor types with a column form, in registry order."""
     return [name for name, cls in PROCESSORS.items() if cls.column_form is not None]
+
+
+#: Elasticsearch ingest processor types es_infer_nb does not run (a pipeline with one is valid on a
+#: cluster but refused here, with a reason that says so rather than "no such processor")
+ELASTICSEARCH_ONLY: frozenset[str] = frozenset({
+    "attachment", "bytes", "circle", "community_id", "csv", "date", "date_index_name", "dissect",
+    "dot_expander", "enrich", "fingerprint", "geo_grid", "geoip", "grok", "html_strip", "ip_location", "kv",
+    "network_direction", "redact", "registered_domain", "reroute", "script", "set_security_user", "sort",
+    "terminate", "uri_parts", "urldecode", "user_agent",
+} - set(PROCESSORS))
+
+
+def unknown_type_reason(processor_type: str) -> str:
+    """The ``parse_exception`` reason for a processor type not in :data:`PROCESSORS` (ES's own words,
+    plus, for a type Elasticsearch has, that es_infer_nb does not run it)."""
+    reason = f"No processor type exists with name [{processor_type}]"
+    if processor_type in ELASTICSEARCH_ONLY:
+        reason += (f": [{processor_type}] is valid in Elasticsearch, not supported by es_infer_nb "
+                   f"(supported here: {', '.join(sorted(PROCESSORS))})")
+    return reason

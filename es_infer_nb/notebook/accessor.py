@@ -26,11 +26,13 @@ notebook-wide defaults for ``device``, ``batch_size`` and ``progress`` live in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import InferenceInterrupted
+from ..errors import ApiError, InferenceInterrupted
 from ..frames import target_prefix
 from ..frames.resume import run_resumable
 from .options import device_scope, options
@@ -41,6 +43,17 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["InferFrameAccessor", "InferSeriesAccessor"]
 
 _PANDAS_COW = int(pd.__version__.split(".")[0]) >= 3
+
+
+@contextmanager
+def _suggest_ids(engine: "Engine", model_id: Any) -> Iterator[None]:
+    """A 404 for ``model_id`` raised inside gets the closest known ids as its Python-side hint."""
+    try:
+        yield
+    except ApiError as exc:
+        known = getattr(engine, "known_ids", None)
+        exc.suggest(str(model_id), known() if callable(known) else [])
+        raise
 
 
 def _engine(engine: "Engine | None") -> "Engine":
@@ -170,30 +183,37 @@ class InferFrameAccessor:
         Warns
         -----
         UserWarning
-            When no column of the frame is one of the model's input fields.
+            When no column of the frame is one of the model's input fields, or when some of
+            them are not columns (naming them and the closest column names).
+        ValueError
+            A text model (or ``_inference`` endpoint) whose text field is not a column, on a
+            frame with several text columns and no ``field_map`` (one text column is used).
         """
         if resume is not None:
             return _check_resume(resume, self._frame, model_id).resume()
         eng = _engine(engine)
-        from ..frames import run as frames_run  # the model code loads on first use
+        with _suggest_ids(eng, model_id):
+            from ..frames import run as frames_run  # the model code loads on first use
 
-        compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
-                                             target_field=target_field, input_output=input_output,
-                                             precision=precision, **_defaults(batch_size, device, progress))
-        if input_output is None:
-            frames_run.check_fields(eng, model_id, self._frame, field_map)
-        source = self._frame
+            if input_output is None:
+                field_map = frames_run.text_field_map(eng, model_id, self._frame, field_map)
+            compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                                 target_field=target_field, input_output=input_output,
+                                                 precision=precision, **_defaults(batch_size, device, progress))
+            if input_output is None:
+                frames_run.check_fields(eng, model_id, self._frame, field_map)
+            source = self._frame
 
-        def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
-            in_place = inplace and final  # an interrupted run's partial never touches the caller's frame
-            target = source if in_place else source.copy(deep=not _PANDAS_COW)
-            for name in results.columns:
-                # positional: the runner keeps the caller's row order (duplicate labels allowed)
-                target[name] = results[name].array
-            return None if in_place else target
+            def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
+                in_place = inplace and final  # an interrupted run's partial never touches the caller's frame
+                target = source if in_place else source.copy(deep=not _PANDAS_COW)
+                for name in results.columns:
+                    # positional: the runner keeps the caller's row order (duplicate labels allowed)
+                    target[name] = results[name].array
+                return None if in_place else target
 
-        return run_resumable(source, compute, finish, prefix=prefix, what=f"model [{model_id}]",
-                             key=(model_id, source.index))
+            return run_resumable(source, compute, finish, prefix=prefix, what=f"model [{model_id}]",
+                                 key=(model_id, source.index))
 
     def pipeline(
         self,
@@ -295,7 +315,8 @@ class InferFrameAccessor:
         """
         prefix = target_prefix(target_field)
         if row not in self._frame.index:
-            raise KeyError(f"row {row!r} is not in the frame's index")
+            shown = row.item() if hasattr(row, "item") else row
+            raise KeyError(f"row {shown!r} is not in the frame's index")
         column = f"{prefix}.feature_importance" if prefix else "feature_importance"
         from ..widgets import feature_importance
 
@@ -393,17 +414,18 @@ class InferSeriesAccessor:
         if resume is not None:
             return _check_resume(resume, self._series, model_id).resume()
         eng = _engine(engine)
-        from ..frames import run as frames_run  # the model code loads on first use
+        with _suggest_ids(eng, model_id):
+            from ..frames import run as frames_run  # the model code loads on first use
 
-        endpoint = frames_run.is_endpoint(eng, model_id)
-        if field is None:
-            field = frames_run.endpoint_field(field_map) if endpoint else frames_run.series_field(eng, model_id)
-        frame = self._series.to_frame(name=field)
-        compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
-                                             target_field=target_field, input_output=None,
-                                             precision=precision, **_defaults(batch_size, device, progress))
-        return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
-                             what=f"model [{model_id}]", key=(model_id, self._series.index))
+            endpoint = frames_run.is_endpoint(eng, model_id)
+            if field is None:
+                field = frames_run.endpoint_field(field_map) if endpoint else frames_run.series_field(eng, model_id)
+            frame = self._series.to_frame(name=field)
+            compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
+                                                 target_field=target_field, input_output=None,
+                                                 precision=precision, **_defaults(batch_size, device, progress))
+            return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
+                                 what=f"model [{model_id}]", key=(model_id, self._series.index))
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

@@ -120,7 +120,8 @@ class ConsoleResult(JSON):
     def text(self) -> str:
         lines = [f"# {self.header}"]
         if self.body is not None:
-            lines.append(json.dumps(self.body, indent=2, ensure_ascii=False, default=str))
+            lines.append(json.dumps(self.body, indent=2, ensure_ascii=False,
+                                    default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
         return "\n".join(lines)
 
     def _repr_json_(self) -> Any:

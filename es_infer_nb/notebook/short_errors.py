@@ -19,7 +19,8 @@ _CLASSES = (ApiError, InferenceInterrupted)
 def one_line(exc: BaseException) -> str:
     """The line shown for ``exc``."""
     if isinstance(exc, ApiError):
-        return f"ApiError: {exc.status} {exc.type}: {exc.reason}"
+        line = f"ApiError: {exc.status} {exc.type}: {exc.reason}"
+        return f"{line} ({exc.hint})" if exc.hint else line
     if isinstance(exc, InferenceInterrupted):
         if exc.partial is None:  # a request (POST _infer) keeps no rows: it runs again as a whole
             return f"InferenceInterrupted: stopped after {exc.rows_done} of {exc.rows_total} rows; nothing was kept"

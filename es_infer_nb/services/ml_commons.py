@@ -324,6 +324,19 @@ class MlCommons:
             self._local[model_id] = (key, loaded)
         return loaded
 
+    def call_concurrency(self, model_id: str) -> int:
+        """How many Predict calls of ``model_id`` may be in flight at once: its connector's
+        ``max_connection`` for a remote model, 1 for a local one (or an id that is not a model)."""
+        try:
+            with self.state_lock:
+                doc = self.model_doc(model_id)
+                if doc.get("algorithm") != "REMOTE":
+                    return 1
+                connector = self._model_connector(model_id, doc)
+        except ApiError:
+            return 1
+        return max(1, connector.transport_settings().max_concurrent_requests)
+
     def _model_connector(self, model_id: str, doc: dict[str, Any]) -> Connector:
         if "connector" in doc:
             return self.connector(f"model:{model_id}", doc["connector"])
@@ -477,6 +490,11 @@ def predictor(engine: "Engine", model_id: str) -> Predictor | None:
         return state.predict(model_id, request, doc["algorithm"])
 
     return predict
+
+
+def call_concurrency(engine: "Engine", model_id: str) -> int:
+    """How many ``ml_inference`` calls of an OpenSearch model may run side by side (1: one at a time)."""
+    return ml_commons(engine).call_concurrency(model_id) if is_model(engine, model_id) else 1
 
 
 def secret_values(engine: "Engine") -> list[Secret]:

@@ -46,6 +46,7 @@ BLOCKED_DYNAMIC_HEADERS = frozenset({"authorization", "proxy-authorization", "co
                                      "x-auth-header", "host", "forwarded", "x-forwarded-for", "x-forwarded-host"})
 _PLACEHOLDER = re.compile(r"\$\{(parameters|credential)\.([^}]+)\}")
 DEFAULT_TIMEOUT_S = 30.0
+MAX_CONNECTION_DEFAULT = 30  # ml-commons' ConnectorClientConfig.MAX_CONNECTION_DEFAULT_VALUE
 MAX_REASON = 2000
 
 
@@ -188,7 +189,8 @@ class Connector:
         cfg = self.client_config
         retries = int(cfg.get("max_retry_times", 0) or 0)
         timeout = cfg.get("read_timeout")
-        return TransportSettings(requests_per_minute=1e9, max_concurrent_requests=int(cfg.get("max_connection", 8) or 8),
+        connections = int(cfg.get("max_connection", MAX_CONNECTION_DEFAULT) or MAX_CONNECTION_DEFAULT)
+        return TransportSettings(requests_per_minute=1e9, max_concurrent_requests=connections,
                                  timeout_s=float(timeout) if timeout else DEFAULT_TIMEOUT_S,
                                  max_retries=10 if retries < 0 else min(retries, 10),
                                  backoff_s=float(cfg.get("retry_backoff_millis", 50) or 50) / 1000.0)

@@ -27,6 +27,17 @@ def resolve(engine: "Engine", inference_id: str, task_type: str | None = None) -
     return endpoint
 
 
+def call_concurrency(engine: "Engine", inference_id: str) -> int:
+    """How many calls of an endpoint may be in flight at once: its ``max_concurrent_requests`` for a
+    service that calls out, 1 for a local one (or an id that is not an endpoint)."""
+    try:
+        endpoint = endpoints(engine).get(inference_id)
+    except ApiError:
+        return 1
+    settings = endpoint.service.transport_settings(endpoint)
+    return 1 if settings is None else max(1, settings.max_concurrent_requests)
+
+
 def run(engine: "Engine", endpoint: Endpoint, inputs: list[str], *, query: str | None = None,
         task_settings: dict[str, Any] | None = None, input_type: str | None = None, top_n: int | None = None,
         return_documents: bool | None = None, timeout_s: float | None = None) -> TaskOutput:

@@ -45,7 +45,8 @@ def column(prefix: str, leaf: str) -> str:
 def position_of(frame: pd.DataFrame, row: Any) -> int:
     """The position of index label ``row`` (the first one when labels repeat)."""
     if row not in frame.index:
-        raise KeyError(f"row {row!r} is not in the frame's index")
+        shown = row.item() if hasattr(row, "item") else row
+        raise KeyError(f"row {shown!r} is not in the frame's index")
     loc = frame.index.get_loc(row)
     if isinstance(loc, slice):
         return int(loc.start)

@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 POSITIVE = "#d6604d"  # pushes the prediction up
 NEGATIVE = "#4393c3"  # pushes it down
 NEUTRAL = "#878787"
@@ -33,8 +35,23 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``np.int64(362)`` -> ``362``); others unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)``: numpy scalars and arrays as plain numbers / lists, else ``str``."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)
+
+
 def num(value: Any, digits: int = 4) -> str:
     """A short human number: ints as ints, floats with ``digits`` significant digits."""
+    value = plain(value)
     if value is None:
         return "–"
     if isinstance(value, bool):

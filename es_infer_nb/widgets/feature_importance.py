@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
+import pandas as pd
 
 from ._base import DisplayWidget, row_selector
 from ._frames import as_frame, cell, column, find_prefix, position_of
-from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, text_table
+from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, plain, text_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -37,10 +38,12 @@ class Waterfall:
 
     features: list[tuple[str, float]]  # largest |importance| first
     baseline: float | None
-    end: float | None  # the prediction (regression) or None (classification margin = baseline + sum)
+    end: float | None  # the model's score: the prediction (regression), the class's log-odds/margin
+    # (classification); None when unknown (the bars then stop at baseline + the features shown)
     class_name: str | None = None
     probability: float | None = None
     predicted: Any = None
+    values: dict[str, Any] = field(default_factory=dict)  # the row's input value of each feature, where known
     steps: list[tuple[str, str, float, float]] = field(default_factory=list)  # (kind, name, start, stop)
 
     def build(self) -> "Waterfall":
@@ -57,6 +60,28 @@ class Waterfall:
                 at = self.end
         self.steps.append(("prediction", "prediction" if self.class_name is None else "score (log-odds)", 0.0, at))
         return self
+
+
+_ALL_FEATURES = 1_000_000
+_RESULT_LEAVES = {"predicted_value", "top_classes", "prediction_probability", "prediction_score",
+                  "feature_importance", "model_id", "is_truncated", "warning"}
+
+
+def _agrees(shown: list[dict[str, Any]], full: list[dict[str, Any]]) -> bool:
+    """Whether every importance shown appears, with the same value, in ``full``."""
+    index = {str(f.get("feature_name")): f for f in full}
+    for entry in shown:
+        other = index.get(str(entry.get("feature_name")))
+        if other is None:
+            return False
+        mine = [entry.get("importance")] + [c.get("importance") for c in entry.get("classes") or []]
+        theirs = [other.get("importance")] + [c.get("importance") for c in other.get("classes") or []]
+        if len(mine) != len(theirs):
+            return False
+        for a, b in zip(mine, theirs):
+            if (a is None) != (b is None) or (a is not None and abs(float(a) - float(b)) > 1e-6 * max(1.0, abs(float(a)))):
+                return False
+    return True
 
 
 def model_importance_metadata(engine: "Engine | None", model_id: str | None) -> dict[str, Any]:
@@ -115,13 +140,39 @@ def _probability(top_classes: Any, class_name: str) -> float | None:
     return None
 
 
-def waterfall_svg(fall: Waterfall, width: int = 560) -> str:
-    """The horizontal waterfall: one line per step, bars placed on a shared value axis."""
-    lo = min(min(s[2], s[3]) for s in fall.steps)
-    hi = max(max(s[2], s[3]) for s in fall.steps)
+def _label(kind: str, name: str, values: dict[str, Any]) -> str:
+    """A bar's label: ``feature = value`` (as shap draws it) when the row's value is known."""
+    if kind == "bar" and name in values:
+        return f"{name} = {num(values[name])}"
+    return name
+
+
+def axis_range(fall: Waterfall) -> tuple[float, float]:
+    """The value axis of the waterfall: the span of the steps (baseline and score included, 0 only
+    when a step reaches it), padded by 5% on each side."""
+    points = []
+    for kind, _, start, stop in fall.steps:
+        points.extend((stop,) if kind in ("baseline", "prediction") else (start, stop))
+    lo, hi = min(points), max(points)
     if hi - lo < 1e-12:
         lo, hi = lo - 1.0, hi + 1.0
-    label_w, value_w, line_h = 170, 80, 20
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    raw = (hi - lo) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1) if first + i * step <= hi]
+
+
+def waterfall_svg(fall: Waterfall, width: int = 600) -> str:
+    """The horizontal waterfall: one line per step, bars placed on a value axis zoomed to the steps;
+    the baseline and the score are markers at their value, each bar is labelled ``feature = value``."""
+    lo, hi = axis_range(fall)
+    label_w, value_w, line_h, axis_h = 210, 80, 20, 22
     plot_w = width - label_w - value_w
 
     def x(v: float) -> float:
@@ -130,27 +181,37 @@ def waterfall_svg(fall: Waterfall, width: int = 560) -> str:
     rows = []
     for i, (kind, name, start, stop) in enumerate(fall.steps):
         y = i * line_h
+        label = _label(kind, name, fall.values)
         if kind in ("baseline", "prediction"):
             color, mark, value = NEUTRAL, f"esinb-fi-{kind}", stop
             data = attrs(class_=mark, data_value=repr(float(stop)))
+            x0 = x(stop) - 1.5
+            x1 = x(stop) + 1.5
         else:
             value = stop - start
             color = POSITIVE if value >= 0 else NEGATIVE
             mark = "esinb-fi-bar" if kind == "bar" else "esinb-fi-other"
-            data = attrs(class_=mark, data_feature=name if kind == "bar" else None, data_importance=repr(float(value)))
-        x0, x1 = sorted((x(start), x(stop)))
+            feature_value = fall.values.get(name) if kind == "bar" else None
+            data = attrs(class_=mark, data_feature=name if kind == "bar" else None, data_importance=repr(float(value)),
+                         data_feature_value=None if feature_value is None else str(feature_value))
+            x0, x1 = sorted((x(start), x(stop)))
         rows.append(
-            f"<g{data}><title>{esc(name)}: {esc(num(value))}</title>"
-            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">{esc(name)}</text>'
+            f"<g{data}><title>{esc(label)}: {esc(num(value))}</title>"
+            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">{esc(label)}</text>'
             f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1.0):.1f}" height="{line_h - 6}" fill="{color}"></rect>'
             f'<text x="{width - value_w + 6}" y="{y + 14}" font-size="12">'
             f'{"+" if kind in ("bar", "other") and value >= 0 else ""}{esc(num(value))}</text></g>'
         )
-    zero = f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="0" y2="{len(fall.steps) * line_h}" stroke="#bbb"></line>' \
-        if lo <= 0 <= hi else ""
     height = len(fall.steps) * line_h
-    return (f'<svg class="esinb-waterfall" width="{width}" height="{height}" role="img" '
-            f'xmlns="http://www.w3.org/2000/svg">{zero}{"".join(rows)}</svg>')
+    zero = f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="0" y2="{height}" stroke="#bbb"></line>' if lo <= 0 <= hi else ""
+    ticks = "".join(
+        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height}" y2="{height + 4}" stroke="#777"></line>'
+        f'<text x="{x(t):.1f}" y="{height + 16}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
+        for t in _ticks(lo, hi))
+    axis = (f'<g{attrs(class_="esinb-fi-axis", data_lo=repr(lo), data_hi=repr(hi))}>'
+            f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{height}" y2="{height}" stroke="#777"></line>{ticks}</g>')
+    return (f'<svg class="esinb-waterfall" width="{width}" height="{height + axis_h}" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg">{zero}{"".join(rows)}{axis}</svg>')
 
 
 def totals_svg(meta: dict[str, Any], class_name: str | None, width: int = 560) -> str:
@@ -249,10 +310,109 @@ class FeatureImportanceWidget(DisplayWidget):
         klass = self.class_name
         if klass is None:
             end = float(predicted) if isinstance(predicted, (int, float)) and not isinstance(predicted, bool) else None
-            return Waterfall(_features(importance, None), _class_baseline(meta, None), end, predicted=predicted).build()
+            features = _features(importance, None)
+            return Waterfall(features, _class_baseline(meta, None), end, predicted=predicted,
+                             values=self._feature_values(features)).build()
         top = cell(self.frame, self._position, column(self.prefix, "top_classes"))
-        return Waterfall(_features(importance, klass), _class_baseline(meta, klass), None, class_name=klass,
-                         probability=_probability(top, klass), predicted=predicted).build()
+        probability = _probability(top, klass)
+        if probability is None and str(predicted) == klass:
+            probability = cell(self.frame, self._position, column(self.prefix, "prediction_probability"))
+        classes = _classes_of(importance)
+        if probability is None and len(classes) == 2 and predicted is not None:
+            other = cell(self.frame, self._position, column(self.prefix, "prediction_probability"))
+            if isinstance(other, (int, float)) and str(predicted) != klass:
+                probability = 1.0 - float(other)
+        features = _features(importance, klass)
+        return Waterfall(features, _class_baseline(meta, klass), self._class_score(klass, classes, features, probability),
+                         class_name=klass, probability=probability, predicted=predicted,
+                         values=self._feature_values(features)).build()
+
+    def _feature_values(self, features: list[tuple[str, float]]) -> dict[str, Any]:
+        out = {}
+        for name, _ in features:
+            value = cell(self.frame, self._position, name)
+            if value is not None and (self.prefix == "" or not name.startswith(self.prefix + ".")):
+                out[name] = value
+        return out
+
+    def _class_score(self, klass: str, classes: list[str], features: list[tuple[str, float]],
+                     probability: Any) -> float | None:
+        """The class's score in the importance's units (log-odds / raw margin).
+
+        Binary models: the log-odds of the class's probability (exact: the two classes'
+        importances are opposite). Otherwise the row is run again through ``_infer`` with every
+        feature's importance (baseline + their sum is the margin), when the frame holds the
+        row's inputs and that answer agrees with the importances shown; else None.
+        """
+        if len(classes) == 2 and isinstance(probability, (int, float)) and 0.0 < float(probability) < 1.0:
+            p = float(probability)
+            return math.log(p) - math.log1p(-p)
+        base = _class_baseline(self.metadata(), klass)
+        if base is not None and len(features) >= self._input_field_count():
+            return base + sum(v for _, v in features)  # every feature listed: nothing to run again
+        full = self._full_importance([self._position])
+        if full is None or full[0] is None:
+            return None
+        base = _class_baseline(self.metadata(), klass)
+        if base is None:
+            return None
+        return base + sum(v for _, v in _features(full[0], klass))
+
+    def _input_field_count(self) -> int:
+        """How many input fields the model has (a large number when unknown)."""
+        key = f"fields:{self.trained_model_id or ''}"
+        if key not in self._meta:
+            count = _ALL_FEATURES
+            if self.trained_model_id:
+                if self._engine is None:
+                    from ..engine import default_engine
+
+                    self._engine = default_engine()
+                resp = self._engine.request("GET", f"_ml/trained_models/{self.trained_model_id}")
+                configs = (resp.body or {}).get("trained_model_configs") or [] if resp.ok else []
+                if configs:
+                    count = len((configs[0].get("input") or {}).get("field_names") or []) or _ALL_FEATURES
+            self._meta[key] = {"count": count}
+        return int(self._meta[key]["count"])
+
+    def _input_docs(self, positions: list[int]) -> list[dict[str, Any]]:
+        docs = []
+        result_cols = {str(c) for c in self.frame.columns if self.prefix and str(c).startswith(self.prefix + ".")}
+        for pos in positions:
+            doc = {}
+            for c in self.frame.columns:
+                name = str(c)
+                if name in result_cols or (not self.prefix and name in _RESULT_LEAVES):
+                    continue
+                value = cell(self.frame, pos, name)
+                if value is not None:
+                    doc[name] = value.item() if hasattr(value, "item") else value
+            docs.append(doc)
+        return docs
+
+    def _full_importance(self, positions: list[int]) -> list[list[dict[str, Any]] | None] | None:
+        """Every feature's importance for the rows at ``positions``, from the model run again on the
+        frame's input columns; a row whose answer disagrees with the importances shown is None."""
+        model_id = self.trained_model_id
+        if not model_id:
+            return None
+        if self._engine is None:
+            from ..engine import default_engine
+
+            self._engine = default_engine()
+        kind = "classification" if _classes_of(self._importance()) else "regression"
+        resp = self._engine.request("POST", f"_ml/trained_models/{model_id}/_infer", {
+            "docs": self._input_docs(positions),
+            "inference_config": {kind: {"num_top_feature_importance_values": _ALL_FEATURES}}})
+        if not resp.ok:
+            return None
+        answers = (resp.body or {}).get("inference_results") or []
+        out: list[list[dict[str, Any]] | None] = []
+        for pos, answer in zip(positions, answers):
+            full = list(answer.get("feature_importance") or [])
+            shown = list(cell(self.frame, pos, column(self.prefix, "feature_importance")) or [])
+            out.append(full if _agrees(shown, full) else None)
+        return out if len(out) == len(positions) else None
 
     # -- events / rendering -----------------------------------------------------------------
     def _on_row(self, change: dict[str, Any]) -> None:
@@ -294,6 +454,9 @@ class FeatureImportanceWidget(DisplayWidget):
         note = "" if fall.baseline is not None else (
             '<div class="esinb-note">the model\'s feature_importance_baseline is unknown to this engine: '
             "the waterfall starts at 0</div>")
+        if fall.baseline is not None and fall.class_name is not None and fall.end is None:
+            note += ('<div class="esinb-note esinb-fi-score-unknown">the class\'s score is unknown (the frame lacks '
+                     "the row's inputs): the bars stop at the baseline plus the features shown</div>")
         inner = f'<div class="esinb-title">{title}</div>{note}{waterfall_svg(fall)}'
         return box(inner, "esinb-fi-row", data_row=self.row, data_model_id=self.trained_model_id, data_class=fall.class_name,
                    data_baseline=fall.baseline)
@@ -309,9 +472,47 @@ class FeatureImportanceWidget(DisplayWidget):
     def static_html(self) -> str:
         return self.row_html() + self.model_html()
 
+    def to_shap(self, class_name: str | None = None) -> Any:
+        """The frame's importances as a ``shap.Explanation`` (``values`` rows x features,
+        ``base_values``, ``data``: the rows' feature values, ``feature_names``), for ``class_name``
+        (classification; default the class shown), so shap's plots draw them.
+
+        Where the frame holds only the top features and the row's inputs, the model is run again
+        with every feature's importance, so each row's values sum to its score minus the baseline.
+        """
+        try:
+            import shap
+        except ImportError as exc:  # pragma: no cover - shap is optional
+            raise ImportError("to_shap() needs the shap package: pip install shap") from exc
+        import numpy as np
+
+        klass = class_name if class_name is not None else self.class_name
+        positions = list(range(len(self.frame)))
+        rows = [list(cell(self.frame, p, column(self.prefix, "feature_importance")) or []) for p in positions]
+        full = self._full_importance(positions)
+        if full is not None:
+            rows = [f if f is not None else r for f, r in zip(full, rows)]
+        names: list[str] = []
+        for r in rows:
+            for entry in r:
+                if str(entry.get("feature_name")) not in names:
+                    names.append(str(entry.get("feature_name")))
+        where = {n: i for i, n in enumerate(names)}
+        values = np.zeros((len(rows), len(names)))
+        for i, r in enumerate(rows):
+            for name, v in _features(r, klass):
+                values[i, where[name]] = v
+        base = _class_baseline(self.metadata(), klass)
+        data = np.full((len(rows), len(names)), np.nan)
+        for j, name in enumerate(names):
+            if name in self.frame.columns:
+                data[:, j] = pd.to_numeric(self.frame[name], errors="coerce").to_numpy(dtype=float)
+        return shap.Explanation(values=values, base_values=np.full(len(rows), 0.0 if base is None else base),
+                                data=data, feature_names=names)
+
     def text(self) -> str:
         fall = self.waterfall()
-        head = f"feature importance of row {self.row!r}" + (f", model {self.trained_model_id}" if self.trained_model_id else "")
+        head = f"feature importance of row {plain(self.row)!r}" + (f", model {self.trained_model_id}" if self.trained_model_id else "")
         if fall.class_name is not None:
             head += f", class {fall.class_name}"
         rows = [(name, stop - start if kind in ("bar", "other") else stop) for kind, name, start, stop in fall.steps]

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from ._html import attrs, box, esc, table
+from ._html import attrs, box, esc, json_default, table
 
 __all__ = ["endpoint_html", "model_html", "pipeline_html", "redact", "response_html"]
 
@@ -38,7 +38,7 @@ def redact(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    text = json.dumps(redact(value), indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(redact(value), indent=2, ensure_ascii=False, default=json_default)
     return f'<pre class="esinb-json">{esc(text)}</pre>'
 
 
@@ -86,7 +86,7 @@ def endpoint_html(endpoint: dict[str, Any]) -> str:
     settings = redact(endpoint.get("service_settings") or {})
     rows = [("", [k, v]) for k, v in (("task_type", endpoint.get("task_type")), ("service", endpoint.get("service")))
             if v is not None]
-    rows += [("", [f"service_settings.{k}", json.dumps(v, default=str) if isinstance(v, (dict, list)) else v])
+    rows += [("", [f"service_settings.{k}", json.dumps(v, default=json_default) if isinstance(v, (dict, list)) else v])
              for k, v in settings.items()]
     inner = (f'<div class="esinb-title">endpoint {esc(eid)}</div>' + table(["", ""], rows, "esinb-kv")
              + _details("config", _json(endpoint)))
@@ -142,6 +142,6 @@ def response_html(response: Any) -> str:
 
 def response_text(response: Any) -> str:
     """The plain-text counterpart (status line + redacted JSON)."""
-    body = json.dumps(redact(getattr(response, "body", None)), indent=2, ensure_ascii=False, default=str)
+    body = json.dumps(redact(getattr(response, "body", None)), indent=2, ensure_ascii=False, default=json_default)
     return f"Response(status={getattr(response, 'status', '?')})\n{body}"
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._base import DisplayWidget, row_selector
 from ._frames import as_frame, cell, column, find_prefix, position_of
-from ._html import POSITIVE, Raw, attrs, bar, box, esc, num, table, text_table
+from ._html import POSITIVE, Raw, attrs, bar, box, esc, num, plain, table, text_table
 
 __all__ = ["TopClassesWidget", "class_summary", "top_classes"]
 
@@ -143,7 +143,7 @@ class TopClassesWidget(DisplayWidget):
                                                    for c in self.classes()])
         summary = text_table(["class", "rows", "mean probability"],
                              [(r.class_name, int(r.count), r.mean_probability) for r in self.summary.itertuples()])
-        return f"top classes of row {self.row!r}\n{row}\n\nover {len(self.frame)} rows\n{summary}"
+        return f"top classes of row {plain(self.row)!r}\n{row}\n\nover {len(self.frame)} rows\n{summary}"
 
 
 def top_classes(result: Any, row: Any = None) -> TopClassesWidget:

@@ -52,3 +52,24 @@ def test_response_bundle_prefers_html_over_a_json_tree(eng):
     assert 'class="esinb-model" data-model-id="reg"' in data["text/html"]
     assert data["text/plain"].startswith("Response(status=200)")
     assert resp._repr_mimebundle_(include=["application/json"])["application/json"] == resp.body
+
+
+def test_numpy_scalars_print_as_plain_numbers(eng, rows):
+    import numpy as np
+
+    from es_infer_nb.widgets import feature_importance, top_classes
+    from es_infer_nb.widgets.reprs import response_text
+
+    frame = rows.reset_index(drop=True).set_axis(np.arange(360, 365, dtype=np.int64))
+    result = frame.infer.run("cls", engine=eng, progress=False, inference_config={
+        "classification": {"num_top_classes": -1, "num_top_feature_importance_values": 2}})
+    label = result.index[2]
+    assert isinstance(label, np.integer)
+    for text in (repr(feature_importance(result, row=label, engine=eng)), repr(top_classes(result, row=label))):
+        assert "np.int64" not in text and " 362" in text
+    with pytest.raises(KeyError) as info:
+        feature_importance(result, row=np.int64(999), engine=eng)
+    assert "np.int64" not in str(info.value) and "row 999 is not" in str(info.value)
+    body = {"count": np.int64(123456), "score": np.float32(0.5), "vec": np.arange(2)}
+    for text in (response_text(Response(200, body)), repr(Response(200, body))):
+        assert '"count": 123456' in text and '"score": 0.5' in text and "np." not in text

@@ -50,3 +50,12 @@ def _private_imports_across_packages() -> list[str]:
 
 def test_no_private_names_are_imported_across_packages():
     assert _private_imports_across_packages() == []
+
+
+def test_no_contract_ignores_an_import():
+    """Every contract holds for every import: none lists ``ignore_imports`` (issue 18)."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    assert contracts
+    assert [c.get("name") for c in contracts if c.get("ignore_imports")] == []

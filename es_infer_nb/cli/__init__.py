@@ -241,11 +241,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("nothing to embed: give TEXT arguments or --input FILE")
 
-    from ..models.nlp.embedded import model_for
+    from ..frames.embed import embed_texts, embedded_model  # torch and the tokenizer: loaded for embed only
 
     started = time.perf_counter()
     try:
-        model = model_for(args.device, args.precision)
+        model = embedded_model(args.device, args.precision)
     except (RuntimeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -259,7 +259,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     show_bar = not args.quiet and len(texts) >= PROGRESS_MIN_TEXTS
     with tqdm(total=len(texts), unit="text", desc="embedding", file=sys.stderr, disable=not show_bar, dynamic_ncols=True) as bar:
-        vectors = model.embed(texts, batch_size=args.batch_size, progress=bar.update)
+        vectors = embed_texts(model, texts, batch_size=args.batch_size, progress=bar.update)
     elapsed = time.perf_counter() - started
 
     if out_path is not None:
@@ -362,13 +362,16 @@ def write_vectors(path: Path, texts: list[str], vectors: Any, model_id: str) -> 
     """One row per text: ``text``, ``ml.inference.predicted_value`` (list), ``ml.inference.model_id``."""
     import numpy as np
 
+    from ..frames import DEFAULT_TARGET_FIELD
+
     vectors = np.asarray(vectors, dtype=np.float32)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         if path.suffix.lower() == ".jsonl":
             with tmp.open("w", encoding="utf-8") as fh:
                 for text, vec in zip(texts, vectors):
-                    row = {"text": text, "ml.inference.predicted_value": vec.tolist(), "ml.inference.model_id": model_id}
+                    row = {"text": text, f"{DEFAULT_TARGET_FIELD}.predicted_value": vec.tolist(),
+                           f"{DEFAULT_TARGET_FIELD}.model_id": model_id}
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             import pyarrow as pa
@@ -380,8 +383,8 @@ def write_vectors(path: Path, texts: list[str], vectors: Any, model_id: str) -> 
             table = pa.table(
                 {
                     "text": pa.array(texts, type=pa.string()),
-                    "ml.inference.predicted_value": values,
-                    "ml.inference.model_id": pa.array([model_id] * n, type=pa.string()),
+                    f"{DEFAULT_TARGET_FIELD}.predicted_value": values,
+                    f"{DEFAULT_TARGET_FIELD}.model_id": pa.array([model_id] * n, type=pa.string()),
                 }
             )
             pq.write_table(table, tmp)

@@ -25,15 +25,14 @@ import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from ..frames.counters import merge, snapshot
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 TOPIC = "es-infer-nb-stats"
 
-_MODEL_FIELDS = ("inference_count", "failure_count", "cache_miss_count", "missing_all_fields_count")
-_INGEST_FIELDS = ("count", "time_nanos", "failed")
-_DEPLOYMENT_FIELDS = ("inference_count", "error_count", "cache_hit_count", "total_time_ms",
-                      "time_excluding_cache_hits_ms", "rejected_execution_count", "timeout_count")
+__all__ = ["TOPIC", "deliver", "difference", "merge", "register_job", "report", "snapshot"]
 
 _jobs: "dict[str, weakref.ref[Engine]]" = {}
 #: (job, run) -> partition -> the counters merged for it so far; the most recent runs only (a retry
@@ -42,21 +41,6 @@ _merged: "OrderedDict[tuple[str, Any], dict[Any, dict[str, Any]]]" = OrderedDict
 MAX_TRACKED_RUNS = 64
 _subscribed: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _lock = threading.Lock()
-
-
-def snapshot(engine: "Engine") -> dict[str, Any]:
-    """The engine's counters as plain JSON."""
-    from ..models.deployments import deployments
-
-    stats = engine.stats
-    with stats._lock:  # noqa: SLF001 - a consistent read of the registry's own counters
-        models = {m: {f: getattr(s, f) for f in _MODEL_FIELDS} for m, s in stats._models.items()}  # noqa: SLF001
-        pipes = {p: {f: getattr(c, f) for f in _INGEST_FIELDS} for p, c in stats._pipelines.items()}  # noqa: SLF001
-        procs = {f"{p}\u0000{n}": {f: getattr(c, f) for f in _INGEST_FIELDS}
-                 for (p, n), c in stats._processors.items()}  # noqa: SLF001
-    deps = {d.deployment_id: {f: getattr(d.counters, f) for f in _DEPLOYMENT_FIELDS}
-            for d in deployments(engine).all()}
-    return {"models": models, "pipelines": pipes, "processors": procs, "deployments": deps}
 
 
 def difference(after: dict[str, Any], before: dict[str, Any], *, floor: bool = False) -> dict[str, Any]:
@@ -73,36 +57,6 @@ def difference(after: dict[str, Any], before: dict[str, Any], *, floor: bool = F
         if moved:
             out[section] = moved
     return out
-
-
-def merge(engine: "Engine", delta: dict[str, Any]) -> None:
-    """Add a worker's counter difference to ``engine``'s counters."""
-    from ..models.deployments import deployments
-
-    for model_id, d in delta.get("models", {}).items():
-        engine.stats.record(model_id, inferences=d.get("inference_count", 0), failures=d.get("failure_count", 0),
-                            missing_all_fields=d.get("missing_all_fields_count", 0),
-                            cache_misses=d.get("cache_miss_count", 0))
-    for pipeline_id, d in delta.get("pipelines", {}).items():
-        engine.stats.record_ingest(pipeline_id, None, count=d.get("count", 0), nanos=d.get("time_nanos", 0),
-                                   failed=d.get("failed", 0))
-    for key, d in delta.get("processors", {}).items():
-        pipeline_id, name = key.split("\u0000", 1)
-        engine.stats.record_ingest(pipeline_id, name, count=d.get("count", 0), nanos=d.get("time_nanos", 0),
-                                   failed=d.get("failed", 0))
-    deps = deployments(engine)
-    for dep_id, d in delta.get("deployments", {}).items():
-        dep = deps.get(dep_id)
-        if dep is None:
-            continue
-        excl = d.get("time_excluding_cache_hits_ms", 0.0)
-        dep.counters.record(inferences=d.get("inference_count", 0), time_ms=excl,
-                            cache_hits=d.get("cache_hit_count", 0), hit_time_ms=d.get("total_time_ms", 0.0) - excl,
-                            errors=d.get("error_count", 0))
-        if d.get("rejected_execution_count"):
-            dep.counters.record_rejected(d["rejected_execution_count"])
-        if d.get("timeout_count"):
-            dep.counters.record_timeout(d["timeout_count"])
 
 
 def register_job(job: str, engine: "Engine") -> None:

@@ -74,9 +74,10 @@ def _column(s: pd.Series) -> Column:
 
 
 def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline, pipeline_id: str,
-                       timestamp: str, chunk_size: int | None = None) -> pd.DataFrame | None:
+                       timestamp: str, chunk_size: int | None = None, device: str | None = None) -> pd.DataFrame | None:
     """The whole frame goes through the columns at once; ``chunk_size`` documents at a time go
-    through the per-document path, for rows handed to it."""
+    through the per-document path, for rows handed to it; models run on ``device`` where the
+    engine's would apply (:class:`~es_infer_nb.ingest.pipeline.Run`)."""
     if not worth_it(compiled) or len(frame) == 0:
         return None
     table = table_from_frame(frame)
@@ -89,7 +90,7 @@ def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline
     def metadata(idx: np.ndarray) -> list[dict[str, Any]]:
         return [{"_index": "_index", "_id": str(labels[i]), "_version": "-3"} for i in idx.tolist()]
 
-    result = run_columnar(compiled, table, Run(engine), pipeline_id, metadata=metadata,
+    result = run_columnar(compiled, table, Run(engine, device=device), pipeline_id, metadata=metadata,
                           ingest={"timestamp": timestamp}, chunk_size=chunk_size)
     return _output(frame, initial, originals, result)
 

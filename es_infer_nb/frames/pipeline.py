@@ -164,9 +164,11 @@ def error_fields(failure: Any) -> dict[str, Any]:
 
 
 def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
-                       chunk_size: int | None = None, columnar: bool = True) -> pd.DataFrame:
-    """``columnar``: run the processors column-at-a-time where they can (same result, much faster;
-    ``False`` walks every document, for comparison)."""
+                       chunk_size: int | None = None, columnar: bool = True, device: str | None = None) -> pd.DataFrame:
+    """``df.infer.pipeline``. ``columnar``: run the processors column-at-a-time where they can (same
+    result, much faster; ``False`` walks every document, for comparison). ``device``: where the
+    pipeline's models run when the engine's device would apply (``None``: the engine's); the engine
+    itself is left as it is."""
     from ..ingest.document import Doc, clone
     from ..ingest.pipeline import Run, run_pipeline
     from ..ingest.simulate import ingest_timestamp
@@ -176,7 +178,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
     if columnar:
         from .columnar import run_frame_columnar
 
-        fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp, chunk_size)
+        fast = run_frame_columnar(engine, frame, compiled, pipeline_id, timestamp, chunk_size, device)
         if fast is not None:
             return fast
     sources = frame_sources(frame)
@@ -195,7 +197,7 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
             data["_id"] = str(frame.index[start + k])
             data["_version"] = "-3"
             docs.append(Doc(data, {"timestamp": timestamp}))
-        failures = run_pipeline(compiled, docs, Run(engine), pipeline_id)
+        failures = run_pipeline(compiled, docs, Run(engine, device=device), pipeline_id)
         for k, (doc, failure) in enumerate(zip(docs, failures)):
             i = start + k
             flat: dict[str, Any] = {}

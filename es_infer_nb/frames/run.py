@@ -25,13 +25,13 @@ from ..models.results import target_prefix
 from ..models.runner import needed_fields
 from ..services import frames as endpoint_frames
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
-from .resume import combine_results
+from .resume import combine_results, run_resumable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 __all__ = ["ENDPOINT_PROGRESS_MIN_ROWS", "NOT_REACHED", "check_fields", "compute", "endpoint_chunks",
-           "endpoint_field", "is_endpoint", "model_input_fields", "series_field", "task_and_fields", "text_field_map"]
+           "endpoint_field", "is_endpoint", "model_input_fields", "run_frame", "series_field", "task_and_fields", "text_field_map"]
 
 
 def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
@@ -56,7 +56,8 @@ def _column_present(columns: set[str], name: str) -> bool:
     return any(c.startswith(name + ".") for c in columns)
 
 
-def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None) -> None:
+def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map: dict[str, str] | None,
+                 stacklevel: int = 3) -> None:
     """Warn (one line) when no column of the frame is an input field of the model, or when some of
     the model's input fields are not columns (naming them and the closest column names). A Python
     warning only: the rows' results are Elasticsearch's, missing fields and all."""
@@ -92,7 +93,7 @@ def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map
         f"{'; '.join(hints)}{more}. Those fields are missing from every row (the model treats them as "
         "missing values). Rename the columns or pass field_map={column: field}.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -193,10 +194,11 @@ def compute(
 
     def model(frame: pd.DataFrame) -> pd.DataFrame:
         kwargs: dict[str, Any] = {"inference_config": inference_config, "field_map": field_map,
-                                  "target_field": target_field, "batch_size": batch_size, "device": device,
-                                  "precision": precision}
+                                  "target_field": target_field, "batch_size": batch_size, "device": device}
         if progress is not None:
             kwargs["progress"] = progress
+        if precision is not None:  # the backend's default otherwise
+            kwargs["precision"] = precision
         results = resolve(engine, model_id).infer_frame(frame, **kwargs)
         if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
             raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
@@ -205,6 +207,46 @@ def compute(
     return model, True
 
 
+def run_frame(
+    engine: "Engine",
+    frame: pd.DataFrame,
+    model_id: str,
+    *,
+    inference_config: dict[str, Any] | None = None,
+    field_map: dict[str, str] | None = None,
+    target_field: str | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    input_output: dict[str, str] | list[dict[str, str]] | None = None,
+    precision: str | None = None,
+    inplace: bool = False,
+    stacklevel: int = 2,
+) -> pd.DataFrame | None:
+    """``df.infer.run``: the frame with the model's result columns (``None`` with ``inplace``),
+    interruptible and resumable (:mod:`.resume`). Warnings about the frame's columns point
+    ``stacklevel`` frames up, as :func:`warnings.warn`'s (2: the caller)."""
+    if input_output is None:
+        field_map = text_field_map(engine, model_id, frame, field_map)
+    rows_to_results, prefix = compute(engine, model_id, inference_config=inference_config, field_map=field_map,
+                                      target_field=target_field, input_output=input_output, precision=precision,
+                                      batch_size=batch_size, device=device, progress=progress)
+    if input_output is None:
+        check_fields(engine, model_id, frame, field_map, stacklevel=stacklevel + 1)
+
+    def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
+        in_place = inplace and final  # an interrupted run's partial never touches the caller's frame
+        target = frame if in_place else frame.copy(deep=not _PANDAS_COW)
+        for name in results.columns:
+            # positional: the runner keeps the caller's row order (duplicate labels allowed)
+            target[name] = results[name].array
+        return None if in_place else target
+
+    return run_resumable(frame, rows_to_results, finish, prefix=prefix, what=f"model [{model_id}]",
+                         key=(model_id, frame.index))
+
+
+_PANDAS_COW = int(pd.__version__.split(".")[0]) >= 3
 ENDPOINT_PROGRESS_MIN_ROWS = 10_000
 NOT_REACHED = "not inferred: the run was interrupted"
 

@@ -494,7 +494,8 @@ def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     failed: dict[int, BaseException] = {}
     try:
         try:
-            result = run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map)
+            result = run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map,
+                              device=run.device)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
             err = as_api_error(exc)
             failed = {i: err for i in idx.tolist()}

@@ -24,7 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference import InferenceProcessor
 
 
-def run_inference_processor(proc: "InferenceProcessor", docs: list["Doc"], engine: "Engine") -> list[BaseException | None]:
+def run_inference_processor(proc: "InferenceProcessor", docs: list["Doc"], engine: "Engine", *,
+                            device: str | None = None) -> list[BaseException | None]:
+    """The processor over a batch through an ``_inference`` endpoint; ``device``: where the engine's
+    own models behind the endpoint run when the engine's device would apply."""
     if proc.inputs is not None:
         per_doc: list[Any] = [_inputs_of(proc, d) for d in docs]
     else:
@@ -35,7 +38,7 @@ def run_inference_processor(proc: "InferenceProcessor", docs: list["Doc"], engin
                 "status_exception", f"Input field [{DEFAULT_INPUT_FIELD}] does not exist in the source document", 400))
     flat = [t for texts in per_doc if isinstance(texts, list) for t in texts]
     try:
-        answers = infer_endpoint(engine, proc.model_id, flat) if flat else []
+        answers = infer_endpoint(engine, proc.model_id, flat, device=device) if flat else []
     except ApiError as err:
         return [err] * len(docs)
     out: list[BaseException | None] = []

@@ -162,9 +162,9 @@ class InferenceProcessor(Processor):
         try:
             kind = resolve(engine, self.model_id).kind
             if kind == "endpoint":  # an _inference endpoint (remote service or local model)
-                return run_inference_processor(self, docs, engine)
+                return run_inference_processor(self, docs, engine, device=run.device)
             if kind == "nlp":  # pytorch models: through their deployment
-                return run_nlp_batch(self, docs, engine)
+                return run_nlp_batch(self, docs, engine, device=run.device)
         except ApiError as err:
             return [err] * len(docs)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
@@ -180,7 +180,8 @@ class InferenceProcessor(Processor):
             needed = needed_fields(stored) + list((self.field_map or {}).keys())
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)
-            result = run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map)
+            result = run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map,
+                              device=run.device)
         except ApiError as err:
             return [err] * len(docs)
         except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller

@@ -29,9 +29,12 @@ def _reported_id(engine: "Engine", given: str) -> str:
     return given
 
 
-def run_nlp_batch(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine") -> list[BaseException | None]:
+def run_nlp_batch(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine", *,
+                  device: str | None = None) -> list[BaseException | None]:
+    """The processor over a batch through the deployment serving its model; ``device``: where a
+    deployment started on first use here runs (``None``: the engine's device)."""
     try:
-        dep = deployments(engine).for_inference(proc.model_id)
+        dep = deployments(engine).for_inference(proc.model_id, device=device)
         assert dep is not None
         stored = engine.models.config(dep.model_id)
     except ApiError as err:

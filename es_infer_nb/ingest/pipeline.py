@@ -58,12 +58,15 @@ def as_api_error(exc: BaseException) -> ApiError:
 
 @dataclass
 class Run:
-    """The state of one execution: the engine, verbose tracking, the pipelines being run."""
+    """The state of one execution: the engine, verbose tracking, the pipelines being run, and the
+    device its models run on where the engine's would apply (``None``: the engine's): a model loaded
+    by this run, a deployment started on first use by it, the embedded model of an endpoint."""
 
     engine: "Engine | None"
     verbose: bool = False
     stack: list[str] = field(default_factory=list)
     counted: set[str] = field(default_factory=set)  # stored pipelines whose ingest stats move
+    device: str | None = None
 
 
 class Processor:

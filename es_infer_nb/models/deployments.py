@@ -479,11 +479,12 @@ class Deployments:
                 dep.params.number_of_allocations = raw.get("number_of_allocations", dep.params.number_of_allocations)
                 dep.params.adaptive_allocations = raw.get("adaptive_allocations", dep.params.adaptive_allocations)
 
-    def _make(self, params: DeploymentParams) -> Deployment:
+    def _make(self, params: DeploymentParams, engine_device: str | None = None) -> Deployment:
+        """A deployment of ``params``; one that names no device runs on ``engine_device``, else the engine's."""
         from .nlp.model import stored_precision
 
         stored = self.engine.models.config(params.model_id) if self.engine.models.exists(params.model_id) else {}
-        dep = Deployment(params, self.engine.device, self._load, stored_precision(stored))
+        dep = Deployment(params, engine_device or self.engine.device, self._load, stored_precision(stored))
         dep.counters = self.engine.stats.deployment_counters(params.deployment_id)  # saved under the home
         return dep
 
@@ -533,10 +534,11 @@ class Deployments:
             raise not_found(f"No known model deployment with id [{deployment_id}]")
         return dep
 
-    def for_inference(self, id_or_alias: str) -> Deployment | None:
+    def for_inference(self, id_or_alias: str, *, device: str | None = None) -> Deployment | None:
         """The deployment that serves ``id_or_alias`` (deployment id, model id or alias); None for a
         model that is not pytorch. Raises ES's 409 when a pytorch model has no deployment; the
-        built-in embedding model gets a default deployment on first use."""
+        built-in embedding model gets a default deployment on first use, on ``device`` (``None``: the
+        engine's)."""
         self._store.refresh()
         dep = self._by_id.get(id_or_alias)
         if dep is not None:
@@ -548,7 +550,7 @@ class Deployments:
             return None
         candidates = self.of_model(model_id)
         if not candidates and is_builtin(model_id):
-            candidates = [self.start(StartRequest(model_id, model_id), reuse=True)]
+            candidates = [self.start(StartRequest(model_id, model_id), reuse=True, engine_device=device)]
         if not candidates:
             raise ApiError(
                 "status_exception",
@@ -562,10 +564,11 @@ class Deployments:
         return chosen
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self, req: StartRequest, *, reuse: bool = False) -> Deployment:
+    def start(self, req: StartRequest, *, reuse: bool = False, engine_device: str | None = None) -> Deployment:
         """Validate, load the model (without the engine's state lock: other requests go on), then
         register the deployment under the lock. A second start of an id that is started or starting
-        is ES's "already exists" error; with ``reuse`` it gets that deployment instead (once started)."""
+        is ES's "already exists" error; with ``reuse`` it gets that deployment instead (once started).
+        ``engine_device``: the device a request that names none runs on (``None``: the engine's)."""
         while True:
             with self.engine.lock:
                 self._store.refresh()
@@ -582,13 +585,13 @@ class Deployments:
                     raise self._exists(req.deployment_id)
             pending.wait()  # another caller is starting it: take theirs, or start it if theirs failed
         try:
-            return self._start(req, reuse)
+            return self._start(req, reuse, engine_device)
         finally:
             with self.engine.lock:
                 self._starting.pop(req.deployment_id, None)
             mine.set()
 
-    def _start(self, req: StartRequest, reuse: bool) -> Deployment:
+    def _start(self, req: StartRequest, reuse: bool, engine_device: str | None = None) -> Deployment:
         models = self.engine.models
         with self.engine.lock:
             model_id = models.require(req.model_id)
@@ -611,7 +614,7 @@ class Deployments:
             model_bytes = parts.total_length(model_id) or int(stored.get("model_size_bytes") or 0)
         if req.device is not None or req.precision is not None:
             # an unusable device or precision is the request's fault (400), not a node failure
-            resolve_model_precision(req.precision, resolve_device(req.device or self.engine.device))
+            resolve_model_precision(req.precision, resolve_device(req.device or engine_device or self.engine.device))
         params = DeploymentParams(
             model_id=model_id, deployment_id=req.deployment_id,
             model_bytes=model_bytes,
@@ -622,7 +625,7 @@ class Deployments:
             adaptive_allocations=req.adaptive_allocations.to_dict() if req.adaptive_allocations else None,
             device=req.device, precision=req.precision,
         )
-        dep = self._make(params)
+        dep = self._make(params, engine_device)
         try:
             dep.backend()  # ES loads the model when the deployment starts
         except UnsafeDefinition:

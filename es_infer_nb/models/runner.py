@@ -124,13 +124,16 @@ def run_tree(
 
 
 def infer_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], update: Any = None,
-               device: str | None = None) -> TreeBatchResult:
-    """Run a model over ES documents (``_infer``); pytorch models through their deployment."""
-    deployment = deployments(engine).for_inference(id_or_alias)
+               device: str | None = None, *, engine_device: str | None = None) -> TreeBatchResult:
+    """Run a model over ES documents (``_infer``); pytorch models through their deployment.
+
+    ``device``: where the model runs (a deployment's own device otherwise); ``engine_device``: the
+    device standing for the engine's in this call (a tree model's load, a deployment started here)."""
+    deployment = deployments(engine).for_inference(id_or_alias, device=engine_device)
     if deployment is not None:
         field = model_field(engine, deployment.model_id)
         return deployment.infer(docs, update, field, device=device)
-    return infer_tree_docs(engine, id_or_alias, docs, update, device=device)
+    return infer_tree_docs(engine, id_or_alias, docs, update, device=device or engine_device)
 
 
 def infer_tree_docs(engine: "Engine", id_or_alias: str, docs: list[dict[str, Any]], update: Any = None,

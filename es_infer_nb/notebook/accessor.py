@@ -35,14 +35,12 @@ import pandas as pd
 from ..errors import ApiError, InferenceInterrupted
 from ..frames import target_prefix
 from ..frames.resume import run_resumable
-from .options import device_scope, options
+from .options import options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 __all__ = ["InferFrameAccessor", "InferSeriesAccessor"]
-
-_PANDAS_COW = int(pd.__version__.split(".")[0]) >= 3
 
 
 @contextmanager
@@ -193,27 +191,11 @@ class InferFrameAccessor:
             return _check_resume(resume, self._frame, model_id).resume()
         eng = _engine(engine)
         with _suggest_ids(eng, model_id):
-            from ..frames import run as frames_run  # the model code loads on first use
+            from ..frames.run import run_frame  # the model code loads on first use
 
-            if input_output is None:
-                field_map = frames_run.text_field_map(eng, model_id, self._frame, field_map)
-            compute, prefix = frames_run.compute(eng, model_id, inference_config=inference_config, field_map=field_map,
-                                                 target_field=target_field, input_output=input_output,
-                                                 precision=precision, **_defaults(batch_size, device, progress))
-            if input_output is None:
-                frames_run.check_fields(eng, model_id, self._frame, field_map)
-            source = self._frame
-
-            def finish(results: pd.DataFrame, final: bool) -> pd.DataFrame | None:
-                in_place = inplace and final  # an interrupted run's partial never touches the caller's frame
-                target = source if in_place else source.copy(deep=not _PANDAS_COW)
-                for name in results.columns:
-                    # positional: the runner keeps the caller's row order (duplicate labels allowed)
-                    target[name] = results[name].array
-                return None if in_place else target
-
-            return run_resumable(source, compute, finish, prefix=prefix, what=f"model [{model_id}]",
-                                 key=(model_id, source.index))
+            return run_frame(eng, self._frame, model_id, inference_config=inference_config, field_map=field_map,
+                             target_field=target_field, input_output=input_output, precision=precision,
+                             inplace=inplace, stacklevel=3, **_defaults(batch_size, device, progress))
 
     def pipeline(
         self,
@@ -259,9 +241,8 @@ class InferFrameAccessor:
         """
         from ..frames.pipeline import run_frame_pipeline
 
-        eng = _engine(engine)
-        with device_scope(eng, device if device is not None else options.device):
-            return run_frame_pipeline(eng, self._frame, pipeline, chunk_size=chunk_size)
+        return run_frame_pipeline(_engine(engine), self._frame, pipeline, chunk_size=chunk_size,
+                                  device=device if device is not None else options.device)
 
     def simulate(
         self,

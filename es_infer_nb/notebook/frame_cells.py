@@ -12,7 +12,9 @@
 
 With ``--model`` the cell may hold the ``inference`` processor's options, named as in its
 JSON (``inference_config``, ``field_map``, ``target_field``, ``input_output``); the rows run
-through ``df.infer.run``. With ``--pipeline`` the rows run through ``df.infer.pipeline``.
+through ``frames.run.run_frame`` (as ``df.infer.run``). With ``--pipeline`` the rows run through
+``frames.pipeline.run_frame_pipeline`` (as ``df.infer.pipeline``); the notebook's device, batch size
+and progress (``%config InferMagic``) are their parameters.
 Every mistake (unknown variable, not a DataFrame, a body that is not JSON, what
 Elasticsearch would reject) is one line (an IPython ``UsageError``); the engine and the
 notebook's variables are left as they were.
@@ -30,6 +32,7 @@ from IPython.core.error import UsageError
 
 from ..errors import ApiError, InferenceInterrupted
 from .console import ConsoleError, parse_body
+from .options import options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -88,6 +91,11 @@ def _interrupted(exc: InferenceInterrupted, out: str | None, shell: Any) -> Usag
                       f"{again} runs the remaining rows")
 
 
+def _run_options() -> dict[str, Any]:
+    """The notebook's defaults for a run (``%config InferMagic``): batch size, device, progress."""
+    return {"batch_size": options.batch_size, "device": options.device, "progress": options.progress}
+
+
 def call_frame(run: Any, out: str | None, shell: Any) -> Any:
     """``run()`` with user mistakes as one-line ``UsageError``s and warnings as one line each."""
     with warnings.catch_warnings(record=True) as caught:
@@ -120,22 +128,27 @@ def run_frame_cell(
         raise UsageError("--model / --pipeline run over a DataFrame: add --df NAME")
     if (args.model is None) == (args.pipeline is None):
         raise UsageError("give one of --model ID (a trained model or inference endpoint) or --pipeline [ID]")
+    from ..frames import pipeline as frames_pipeline  # the model code loads on first use
+    from ..frames import run as frames_run
+
     frame = lookup_frame(args.df, namespace)
     body = frame_body(cell, namespace, substitute=not args.no_vars)
     if args.model is not None:
         opts = _model_options(body)
-        result = call_frame(lambda: frame.infer.run(args.model, engine=engine, **opts), out, shell)
+        result = call_frame(lambda: frames_run.run_frame(engine, frame, args.model, **opts, **_run_options()), out, shell)
     elif args.pipeline:
         if body is not None:
             raise UsageError(f"--pipeline {args.pipeline} runs the stored pipeline; leave the cell empty, or give "
                              "--pipeline without an id to run the pipeline body written in the cell")
-        result = call_frame(lambda: frame.infer.pipeline(args.pipeline, engine=engine), out, shell)
+        result = call_frame(lambda: frames_pipeline.run_frame_pipeline(engine, frame, args.pipeline, device=options.device),
+                            out, shell)
     else:
         if not isinstance(body, dict):
             raise UsageError("--pipeline without an id runs the pipeline body in the cell: "
                              '{"processors": [...]}; the cell is empty' if body is None else
                              f"a pipeline body is a JSON object, got a {type(body).__name__}")
-        result = call_frame(lambda: frame.infer.pipeline(body, engine=engine), out, shell)
+        result = call_frame(lambda: frames_pipeline.run_frame_pipeline(engine, frame, body, device=options.device),
+                            out, shell)
     if out:
         shell.user_ns[out] = result
     return None if args.quiet else result

@@ -377,8 +377,8 @@ class InferMagic(Magics, Configurable):
         if args.df is not None or args.model is not None or args.pipeline is not None:
             if args.command:
                 raise UsageError(f"unexpected argument(s) with --df: {' '.join(args.command)!r}")
-            with self._device_scope(engine):
-                return run_frame_cell(self.shell, args, cell, namespace, engine, out)
+            # the device, batch size and progress reach frames/ as parameters (the notebook options)
+            return run_frame_cell(self.shell, args, cell, namespace, engine, out)
         if cell is None:
             return self._line(args, out, engine, namespace)
         if args.command:

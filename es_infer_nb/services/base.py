@@ -30,6 +30,8 @@ class InferenceContext:
     return_documents: bool | None = None
     timeout_s: float | None = None
     engine: Any = field(default=None, repr=False)  # for services backed by the engine's own models
+    #: where those models run when the engine's device would apply (``None``: the engine's)
+    device: str | None = None
 
 
 @dataclass

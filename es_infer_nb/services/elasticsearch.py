@@ -57,7 +57,7 @@ class ElasticsearchService(Service):
                                f"[{ctx.task_type}]", 400)
             from ..models.nlp.embedded import get_model
 
-            vectors = get_model(getattr(engine, "device", None)).embed(inputs)
+            vectors = get_model(ctx.device or getattr(engine, "device", None)).embed(inputs)
             return TaskOutput("text_embedding", [{"embedding": [float(x) for x in v]} for v in vectors])
         if engine is None:
             raise ApiError("status_exception", "the elasticsearch service needs an engine", 500)
@@ -71,9 +71,9 @@ class ElasticsearchService(Service):
         if ctx.task_type == "rerank":
             docs = [{field: t} for t in inputs]
             config = {"text_similarity": {"text": ctx.query}}
-            results = infer_docs(engine, model_id, docs, config).to_docs()
+            results = infer_docs(engine, model_id, docs, config, engine_device=ctx.device).to_docs()
         else:
-            results = infer_docs(engine, model_id, [{field: t} for t in inputs]).to_docs()
+            results = infer_docs(engine, model_id, [{field: t} for t in inputs], engine_device=ctx.device).to_docs()
         per_input: list[Any] = []
         for i, r in enumerate(results):
             if "error" in r:

@@ -40,23 +40,25 @@ def call_concurrency(engine: "Engine", inference_id: str) -> int:
 
 def run(engine: "Engine", endpoint: Endpoint, inputs: list[str], *, query: str | None = None,
         task_settings: dict[str, Any] | None = None, input_type: str | None = None, top_n: int | None = None,
-        return_documents: bool | None = None, timeout_s: float | None = None) -> TaskOutput:
+        return_documents: bool | None = None, timeout_s: float | None = None, device: str | None = None) -> TaskOutput:
     if endpoint.task_type == "rerank" and query is None:
         raise ApiError("action_request_validation_exception",
                        "Validation Failed: 1: Field [query] cannot be null for task type [rerank];", 400)
     ctx = InferenceContext(endpoint.task_type, merged_task_settings(endpoint.task_settings, task_settings),
-                           input_type, query, top_n, return_documents, timeout_s, engine)
+                           input_type, query, top_n, return_documents, timeout_s, engine, device)
     transport = endpoints(engine).transport(endpoint)
     return endpoint.service.infer(endpoint, list(inputs), ctx, transport)
 
 
 def infer_endpoint(engine: "Engine", inference_id: str, inputs: list[str], *, task_type: str | None = None,
                    query: str | None = None, task_settings: dict[str, Any] | None = None,
-                   input_type: str | None = "ingest") -> list[dict[str, Any] | ApiError]:
+                   input_type: str | None = "ingest", device: str | None = None) -> list[dict[str, Any] | ApiError]:
     """One result entry per input (``{"embedding": ...}``, ``{"result": ...}``, ``{"index", "relevance_score"}``
-    ...), an ``ApiError`` in place of an input whose upstream call failed."""
+    ...), an ``ApiError`` in place of an input whose upstream call failed. ``device``: where the engine's
+    own models behind the endpoint run when the engine's device would apply."""
     endpoint = resolve(engine, inference_id, task_type)
-    return run(engine, endpoint, inputs, query=query, task_settings=task_settings, input_type=input_type).per_input
+    return run(engine, endpoint, inputs, query=query, task_settings=task_settings, input_type=input_type,
+               device=device).per_input
 
 
 def rest_answer(output: TaskOutput, *, top_n: int | None = None, return_documents: bool | None = None,

@@ -243,24 +243,25 @@ def test_help_lists_the_frame_options(ip):
     assert "InferMagic.short_errors" in captured.stdout
 
 
-def test_config_device_reaches_pipeline_runs(ip, eng):
+def test_config_device_reaches_pipeline_runs(ip, eng, monkeypatch):
+    # the device is a parameter of the frames/ pipeline run; the engine's own device is never changed
     seen = []
-    import es_infer_nb.notebook.accessor as accessor
+    import es_infer_nb.frames.pipeline as frames_pipeline
 
-    original = accessor.device_scope
+    original = frames_pipeline.run_frame_pipeline
 
-    def spy(engine, device):
-        seen.append(device)
-        return original(engine, device)
+    def spy(engine, frame, pipeline, **kwargs):
+        seen.append(kwargs.get("device"))
+        devices.append(engine.device)
+        return original(engine, frame, pipeline, **kwargs)
 
-    accessor.device_scope = spy
-    try:
-        ip.run_line_magic("config", "InferMagic.device = 'cpu'")
-        _cell(ip, "%infer --df df --pipeline score -q")
-        ip.user_ns["df"].infer.pipeline("score")
-    finally:
-        accessor.device_scope = original
+    devices: list = []
+    monkeypatch.setattr(frames_pipeline, "run_frame_pipeline", spy)
+    ip.run_line_magic("config", "InferMagic.device = 'cpu'")
+    _cell(ip, "%infer --df df --pipeline score -q")
+    ip.user_ns["df"].infer.pipeline("score")
     assert seen == ["cpu", "cpu"]
+    assert devices == [None, None]  # not mutated for the call
     assert eng.device is None  # restored
 
 

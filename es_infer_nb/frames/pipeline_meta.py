@@ -41,6 +41,7 @@ What the configs cannot tell:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,11 @@ from ..backends.columns import endpoint_entry, nlp_result, stored_config, tree_c
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
-    from ..ingest.pipeline import Processor
+    from ..ingest.inference import InferenceProcessor
+    from ..ingest.ml_inference import MLInferenceProcessor
+    from ..ingest.pipeline import (ConvertProcessor, FieldValueProcessor, ForeachProcessor, Pipeline, PipelineProcessor,
+                                   Processor, RemoveProcessor, RenameProcessor, SetProcessor)
+    from ..ingest.processors import AppendProcessor, JoinProcessor, JsonProcessor, SplitProcessor
 
 #: a stand-in value whose type the configs do not give (its column is ``object``)
 UNKNOWN = object()
@@ -235,7 +240,7 @@ class Walk:
     stack: list[str] = field(default_factory=list)
     tagged: bool = False  # a processor with a tag: a failure's processor_tag may be text
 
-    def pipeline(self, compiled: Any, partial: bool) -> None:
+    def pipeline(self, compiled: "Pipeline", partial: bool) -> None:
         self.processors(compiled.processors, partial)
         if compiled.on_failure:
             self.processors(compiled.on_failure, True)
@@ -250,14 +255,14 @@ class Walk:
                 self.processors(p.on_failure, True)
 
 
-def _set(w: Walk, p: Any, partial: bool) -> None:
+def _set(w: Walk, p: "SetProcessor", partial: bool) -> None:
     if _templated(p.field):
         return
     values = w.fields.read(p.copy_from) if p.copy_from is not None else [_stand_in(p.value)]
     w.fields.write(p.field, values or [UNKNOWN], partial or not p.override or p.ignore_empty_value)
 
 
-def _rename(w: Walk, p: Any, partial: bool) -> None:
+def _rename(w: Walk, p: "RenameProcessor", partial: bool) -> None:
     if _templated(p.field, p.target_field):
         return
     values = w.fields.read(p.field)
@@ -265,7 +270,7 @@ def _rename(w: Walk, p: Any, partial: bool) -> None:
     w.fields.write(p.target_field, values or [UNKNOWN], partial or p.ignore_missing)
 
 
-def _remove(w: Walk, p: Any, partial: bool) -> None:
+def _remove(w: Walk, p: "RemoveProcessor", partial: bool) -> None:
     if p.keep is not None:
         if partial or _templated(*p.keep):
             return
@@ -279,7 +284,7 @@ def _remove(w: Walk, p: Any, partial: bool) -> None:
             w.fields.remove(f, partial or p.ignore_missing)
 
 
-def _per_value(w: Walk, p: Any, partial: bool, convert: Any) -> None:
+def _per_value(w: Walk, p: "FieldValueProcessor", partial: bool, convert: Any) -> None:
     """field -> target_field processors mapping a value (or each value of a list)."""
     if _templated(p.field, p.target_field):
         return
@@ -289,11 +294,11 @@ def _per_value(w: Walk, p: Any, partial: bool, convert: Any) -> None:
     w.fields.write(p.target_field, out, partial or skips)
 
 
-def _text(w: Walk, p: Any, partial: bool) -> None:
+def _text(w: Walk, p: "FieldValueProcessor", partial: bool) -> None:
     _per_value(w, p, partial, lambda v: TEXT)
 
 
-def _convert(w: Walk, p: Any, partial: bool) -> None:
+def _convert(w: Walk, p: "ConvertProcessor", partial: bool) -> None:
     def convert(v: Any) -> Any:
         if p.kind in _CONVERTED:
             return _CONVERTED[p.kind]
@@ -302,17 +307,17 @@ def _convert(w: Walk, p: Any, partial: bool) -> None:
     _per_value(w, p, partial, convert)
 
 
-def _split(w: Walk, p: Any, partial: bool) -> None:
+def _split(w: Walk, p: "SplitProcessor", partial: bool) -> None:
     if not _templated(p.target_field):
         w.fields.write(p.target_field, [[TEXT]], partial or p.ignore_missing and p.target_field != p.field)
 
 
-def _join(w: Walk, p: Any, partial: bool) -> None:
+def _join(w: Walk, p: "JoinProcessor", partial: bool) -> None:
     if not _templated(p.target_field):
         w.fields.write(p.target_field, [TEXT], partial)
 
 
-def _append(w: Walk, p: Any, partial: bool) -> None:
+def _append(w: Walk, p: "AppendProcessor", partial: bool) -> None:
     if _templated(p.field):
         return
     value = _stand_in(p.value)
@@ -322,12 +327,12 @@ def _append(w: Walk, p: Any, partial: bool) -> None:
     w.fields.write(p.field, values, partial)
 
 
-def _json(w: Walk, p: Any, partial: bool) -> None:
+def _json(w: Walk, p: "JsonProcessor", partial: bool) -> None:
     if not p.add_to_root and not _templated(p.target_field):
         w.fields.write(p.target_field, [UNKNOWN], partial)
 
 
-def _nested(w: Walk, p: Any, partial: bool) -> None:
+def _nested(w: Walk, p: "PipelineProcessor", partial: bool) -> None:
     from ..ingest.pipeline import parse_pipeline
 
     name = p.name
@@ -340,7 +345,7 @@ def _nested(w: Walk, p: Any, partial: bool) -> None:
         w.stack.pop()
 
 
-def _foreach(w: Walk, p: Any, partial: bool) -> None:
+def _foreach(w: Walk, p: "ForeachProcessor", partial: bool) -> None:
     if _templated(p.field):
         return
     lists = w.fields.read(p.field) or []
@@ -353,14 +358,14 @@ def _foreach(w: Walk, p: Any, partial: bool) -> None:
         w.fields.write(p.field, [[e] for e in after], partial or p.ignore_missing)
 
 
-def _other(w: Walk, p: Any, partial: bool) -> None:
+def _other(w: Walk, p: "Processor", partial: bool) -> None:
     """A processor this walk does not model: the field it writes, if it names one, holds ``object``."""
     name = getattr(p, "target_field", None) or getattr(p, "field", None)
     if isinstance(name, str) and not _templated(name):
         w.fields.write(name, [UNKNOWN], True)
 
 
-def _inference(w: Walk, p: Any, partial: bool) -> None:
+def _inference(w: Walk, p: "InferenceProcessor", partial: bool) -> None:
     from ..errors import ApiError
 
     try:
@@ -369,7 +374,7 @@ def _inference(w: Walk, p: Any, partial: bool) -> None:
             _endpoint_writes(w, p, partial)
         elif kind == "nlp":
             _nlp_writes(w, p, partial)
-        elif kind == "tree" and p.inputs is None:
+        elif kind == "tree" and p.target_field is not None:  # no input_output
             docs = tree_docs(w.engine, p.model_id, p.update)
             w.fields.write(p.target_field, [{**d, "model_id": TEXT} for d in docs], partial, append=True)
     except ApiError:  # an unknown model, a wrong update: every document fails, nothing is written
@@ -384,11 +389,12 @@ def _nlp_stand_ins(engine: "Engine", model_id: str, update: Any) -> tuple[dict[s
     return stored, {k: v for k, v in truncated.items() if k != "is_truncated"}, truncated
 
 
-def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
+def _nlp_writes(w: Walk, p: "InferenceProcessor", partial: bool) -> None:
     from ..models.input_output import as_map, beside, task_of
 
     stored, result, truncated = _nlp_stand_ins(w.engine, p.model_id, p.update)
     if p.inputs is None:  # written as one object, ``model_id`` last; ``is_truncated`` only for truncated rows
+        assert p.target_field is not None
         w.fields.write(p.target_field, [{**result, "model_id": TEXT}, {**result, "model_id": TEXT, **truncated}],
                        partial, append=True)
         return
@@ -401,13 +407,14 @@ def _nlp_writes(w: Walk, p: Any, partial: bool) -> None:
             w.fields.write(beside(io["output_field"], key), values, partial or key not in maps[0], append=True)
 
 
-def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
+def _endpoint_writes(w: Walk, p: "InferenceProcessor", partial: bool) -> None:
     from ..models.input_output import beside
     from ..services.ingest_bridge import predicted_value
 
     entry = endpoint_entry(w.engine, p.model_id)
     value = UNKNOWN if entry is None else predicted_value(entry)
     if p.inputs is None:
+        assert p.target_field is not None
         w.fields.write(p.target_field, [{"predicted_value": value, "model_id": TEXT}], partial, append=True)
         return
     for i, io in enumerate(p.inputs):
@@ -417,7 +424,7 @@ def _endpoint_writes(w: Walk, p: Any, partial: bool) -> None:
             w.fields.write(beside(output, "model_id"), [TEXT], partial)
 
 
-def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
+def _ml_inference(w: Walk, p: "MLInferenceProcessor", partial: bool) -> None:
     from ..ingest.ml_inference import (
         MISSING,
         DEFAULT_OUTPUT_FIELD_NAME,
@@ -448,7 +455,7 @@ def _ml_inference(w: Walk, p: Any, partial: bool) -> None:
             w.fields.write(new_field, read(model_field), partial)
 
 
-def _ml_outputs(w: Walk, p: Any) -> list[dict[str, Any]]:
+def _ml_outputs(w: Walk, p: "MLInferenceProcessor") -> list[dict[str, Any]]:
     """Stand-in model outputs as the processor's engine predictor returns them (none when unknown)."""
     from ..errors import ApiError
     from ..services.base import TaskOutput
@@ -476,7 +483,7 @@ def _ml_outputs(w: Walk, p: Any) -> list[dict[str, Any]]:
     return [{"inference_results": [{"output": [{"name": "response", "dataAsMap": a}]}]} for a in answers]
 
 
-def _as_infer(w: Walk, p: Any, docs: list[dict[str, Any]]) -> list[Any]:
+def _as_infer(w: Walk, p: "MLInferenceProcessor", docs: list[dict[str, Any]]) -> list[Any]:
     """What ``_engine_predictor`` hands back for each stand-in result: the result itself for a request
     of one document, else ``{"response": [...]}`` (the number of documents from the rendered request)."""
     n = 1
@@ -512,7 +519,7 @@ def tree_docs(engine: "Engine", model_id: str, update: Any) -> list[dict[str, An
 
 
 #: the declared-columns form of each registered processor type (:mod:`es_infer_nb.ingest.registry`)
-DECLARED_COLUMNS = {
+DECLARED_COLUMNS: dict[str, Callable[[Walk, Any, bool], None]] = {
     "set": _set, "rename": _rename, "remove": _remove, "convert": _convert, "split": _split, "join": _join,
     "append": _append, "json": _json, "pipeline": _nested, "foreach": _foreach, "inference": _inference,
     "ml_inference": _ml_inference, "uppercase": _text, "lowercase": _text, "trim": _text, "gsub": _text,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -32,8 +32,12 @@ from ..models.results import document_failure, render_per_document, warning_mess
 from .columnar_condition import evaluate
 from .columnar_table import Table, is_prefix, typed_array
 from .document import _MUSTACHE, Doc, template_field, template_text
-from .pipeline import (Failure, Pipeline, Processor, Run, as_api_error, is_counted, processor_stats_name,
-                       run_pipeline)
+from .pipeline import (ConvertProcessor, DropProcessor, Failure, FieldValueProcessor, Pipeline, Processor,
+                       RemoveProcessor, RenameProcessor, Run, SetProcessor, as_api_error, is_counted,
+                       processor_stats_name, run_pipeline)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inference import InferenceProcessor
 
 #: per-document continuation batch size
 HANDOFF_CHUNK = 50_000
@@ -236,7 +240,7 @@ def _finish(pipeline: Pipeline, b: _Batch, failures: list[Failure | None], chunk
 
 # -- steps --------------------------------------------------------------------------------------------
 
-def _set(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _set(p: SetProcessor, b: _Batch, rows: np.ndarray, k: int) -> None:
     t = b.table
     path = p.field
     trouble = t.prefix_present(path)
@@ -300,7 +304,7 @@ def _render(template: str, t: Table, idx: np.ndarray, ingest: dict[str, Any]) ->
     return out
 
 
-def _rename(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _rename(p: RenameProcessor, b: _Batch, rows: np.ndarray, k: int) -> None:
     t = b.table
     src, dst = p.field, p.target_field
     found = t.exists(src)
@@ -329,7 +333,7 @@ def _dicts(t: Table, path: str) -> np.ndarray:
     return out
 
 
-def _remove(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _remove(p: RemoveProcessor, b: _Batch, rows: np.ndarray, k: int) -> None:
     t = b.table
     if p.keep is not None:
         keep = {name.split(".")[0] for name in p.keep}
@@ -348,11 +352,11 @@ def _remove(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
         t.remove(f, todo & t.exists(f))
 
 
-def _drop(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _drop(p: DropProcessor, b: _Batch, rows: np.ndarray, k: int) -> None:
     b.dropped |= rows & b.alive
 
 
-def _field_value(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _field_value(p: FieldValueProcessor, b: _Batch, rows: np.ndarray, k: int) -> None:
     t = b.table
     f = p.field
     missing = ~t.exists(f) | t.none_values(f)
@@ -369,7 +373,7 @@ def _field_value(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
     if idx.size:
         col = t.cols[f]
         fast = None
-        if idx.size == t.n and col.arrow is not None and p.type == "convert" \
+        if idx.size == t.n and col.arrow is not None and isinstance(p, ConvertProcessor) \
                 and p.kind in ("integer", "long", "double", "float"):
             fast = _parse_strings(None, p.kind, col.arrow)  # the frame's Arrow strings, no Python strings
         values, bad = fast if fast is not None else convert_values(p, col.values[idx])
@@ -385,13 +389,13 @@ _INT_TEXT = r"^-?[0-9]{1,18}$"
 _FLOAT_TEXT = r"^[+-]?([0-9]{1,20}\.?[0-9]{0,20}|\.[0-9]{1,20})([eE][+-]?[0-9]{1,2})?$"
 
 
-def convert_values(p: Any, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def convert_values(p: FieldValueProcessor, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``p.convert`` of each value: (the converted values of the rows that converted, a mask of
     those that raised). Kernels only where they give ``p.convert``'s values exactly."""
     kind = values.dtype.kind
     m = values.shape[0]
     none_bad = np.zeros(m, dtype=bool)
-    if p.type == "convert":
+    if isinstance(p, ConvertProcessor):
         to = p.kind
         if to in ("double", "float") and kind in "fi":
             return values.astype(np.float64), none_bad
@@ -459,7 +463,7 @@ def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.n
 
 # -- the inference processor -------------------------------------------------------------------------
 
-def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
+def _inference(p: "InferenceProcessor", b: _Batch, rows: np.ndarray, k: int) -> None:
     from ..models.runner import needed_fields, run_tree
 
     t, run = b.table, b.run
@@ -477,6 +481,7 @@ def _inference(p: Any, b: _Batch, rows: np.ndarray, k: int) -> None:
         b.hand_off(k, rows)
         return
     target = p.target_field
+    assert target is not None  # supported(): no input_output, so a target field
     trouble = t.exists(target) | t.prefix_present(target)
     for name in needed:
         trouble |= t.prefix_present(name) | t.sub_present(name)
@@ -576,7 +581,8 @@ def _leaves(value: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
     return out
 
 
-#: the column forms, by the name a processor class gives in ``column_form`` (:mod:`.registry`)
+#: the column forms, by the name a processor class gives in ``column_form`` (:mod:`.registry`); each
+#: takes the processor class that names it (``Any`` here: a step's parameter is its own class)
 COLUMN_STEPS: dict[str, Callable[[Any, _Batch, np.ndarray, int], None]] = {
     "set": _set, "rename": _rename, "remove": _remove, "drop": _drop, "inference": _inference,
     "field_value": _field_value,

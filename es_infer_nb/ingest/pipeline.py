@@ -197,7 +197,7 @@ class RemoveProcessor(Processor):
             doc.remove(path)
 
 
-class _FieldValueProcessor(Processor):
+class FieldValueProcessor(Processor):
     """field / target_field / ignore_missing processors applying a function to the value(s)."""
 
     column_form = "field_value"
@@ -224,7 +224,7 @@ class _FieldValueProcessor(Processor):
         doc.set(self.target_field, new)
 
 
-class _CaseProcessor(_FieldValueProcessor):
+class _CaseProcessor(FieldValueProcessor):
     upper = True
 
     def convert(self, value: Any) -> Any:
@@ -246,7 +246,7 @@ class LowercaseProcessor(_CaseProcessor):
 CONVERT_TYPES = ("integer", "long", "float", "double", "string", "boolean", "ip", "auto")
 
 
-class ConvertProcessor(_FieldValueProcessor):
+class ConvertProcessor(FieldValueProcessor):
     type = "convert"
 
     def __init__(self, c: Conf) -> None:

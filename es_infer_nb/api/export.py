@@ -27,11 +27,18 @@ from ..services.secrets import MASK
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["KINDS", "Export", "export"]
+__all__ = ["KINDS", "ConsoleSnippet", "Export", "export"]
 
 KINDS = ("model", "pipeline", "endpoint")
 _PIPELINE_GENERATED = ("created_date", "created_date_millis", "modified_date", "modified_date_millis")
 _NOT_SETTABLE_METADATA = ("model_aliases", "total_feature_importance")
+
+
+class ConsoleSnippet(str):
+    """Kibana Dev Tools console text (a ``str``) that a notebook shows as it is, ready to copy."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
 
 
 class Export(dict):
@@ -47,12 +54,12 @@ class Export(dict):
         self.extra = extra or []
         self.note = note
 
-    def console(self) -> str:
+    def console(self) -> ConsoleSnippet:
         """``PUT <path>`` and the indented JSON body, as Kibana Dev Tools takes them."""
         lines = [f"# {self.note}"] if self.note else []
         lines.append(f"{self.method} {self.path}\n{json.dumps(dict(self), indent=2, ensure_ascii=False)}")
         lines.extend(self.extra)
-        return "\n\n".join(lines) + "\n"
+        return ConsoleSnippet("\n\n".join(lines) + "\n")
 
 
 def _kinds_of(engine: "Engine", resource_id: str) -> list[str]:

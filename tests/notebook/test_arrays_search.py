@@ -182,3 +182,20 @@ def test_knn_then_rerank_chain(embedded, rerank_server):
         "log in to my account", "rr2", "text", engine=engine)
     assert top.iloc[0]["text"] == "I cannot log in to my account"
     assert {"score", "relevance_score"} <= set(top.columns)
+
+
+def test_knn_scores_on_the_requested_device(engine):
+    torch = pytest.importorskip("torch")
+    vecs = pd.Series([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=pd.ArrowDtype(pa.list_(pa.float32(), 2)))
+    df = pd.DataFrame({"v": vecs})
+    cpu = df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine, device="cpu")
+    assert list(cpu.index) == [2, 1, 0]
+    if torch.cuda.is_available():
+        gpu = df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine, device="cuda")
+        assert list(gpu.index) == [2, 1, 0]
+        np.testing.assert_allclose(gpu["score"], cpu["score"], atol=1e-6)
+    else:
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine, device="cuda")
+    engine.device = "cpu"  # the engine's device is the default
+    np.testing.assert_array_equal(df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine)["score"], cpu["score"])

@@ -54,6 +54,9 @@ class Export(dict):
         self.extra = extra or []
         self.note = note
 
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # a notebook shows JSON, ready to paste
+        p.text(json.dumps(dict(self), indent=2, ensure_ascii=False))
+
     def console(self) -> ConsoleSnippet:
         """``PUT <path>`` and the indented JSON body, as Kibana Dev Tools takes them."""
         lines = [f"# {self.note}"] if self.note else []

@@ -15,6 +15,11 @@ caller's index: rows are never dropped or reordered, and nested results are
 API errors (unknown model, wrong inference_config, ...) raise
 :class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
 
+Plain arrays and search over result frames: ``out.infer.vectors()`` (an ``(n, d)`` float32
+matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x features),
+``.knn(query, k)`` and ``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
+:mod:`es_infer_nb.frames.search`).
+
 A long run shows a ``tqdm.auto`` progress bar (rows/s). Ctrl-C stops it cleanly: the
 :class:`es_infer_nb.InferenceInterrupted` raised keeps the finished rows in ``.partial`` and
 ``.resume()`` runs only the rest (see :mod:`es_infer_nb.frames.resume`).

@@ -34,6 +34,8 @@ def ip(shell):
 def test_export_json_and_out(ip):
     body = ip.run_line_magic("infer", "export stump")
     assert body["model_type"] == "tree_ensemble" and "create_time" not in body and "model_id" not in body
+    shown = ip.display_formatter.format(body)[0]["text/plain"]
+    assert json.loads(shown) == body  # shown as JSON, ready to paste
     assert ip.run_line_magic("infer", "export score --out body -q") is None
     assert ip.user_ns["body"] == {"processors": [{"inference": {"model_id": "stump"}}]}
 

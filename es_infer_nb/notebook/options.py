@@ -37,7 +37,8 @@ options = NotebookOptions()
 
 @contextmanager
 def device_scope(engine: Any, device: str | None) -> Iterator[None]:
-    """Run the block with ``engine.device = device`` (models an ingest pipeline calls load there)."""
+    """Run the block with ``engine.device = device``: the magic's REST requests, which take no device of
+    their own (DataFrame runs get theirs as a parameter of :mod:`es_infer_nb.frames`)."""
     if device is None or not hasattr(engine, "device") or engine.device == device:
         yield
         return

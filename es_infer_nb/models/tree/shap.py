@@ -146,6 +146,8 @@ class PathTable:
         self._native: native_shap.ShapArrays | None = None
         self.tabulated = depth <= MAX_TABLE_DEPTH  # the torch path looks contributions up in a table
         self._torch_ready = False
+        #: which path computed the last batch: "native" (the C kernel) or "torch"
+        self.last_path = ""
 
     def _native_arrays(self) -> native_shap.ShapArrays | None:
         """The C kernel's tables (built once), or ``None`` where paths are too long or tables too big."""
@@ -300,7 +302,9 @@ class PathTable:
             lib = native_shap.kernel()
             arrays = self._native_arrays() if lib is not None else None
             if lib is not None and arrays is not None:
+                self.last_path = "native"
                 return native_shap.contributions(lib, arrays, x, self.num_features, self.num_outputs)
+        self.last_path = "torch"
         finite = torch.isfinite(x)
         both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
         cmp = both.T.contiguous()[self.inner_feat] > self.inner_thr[:, None]  # [inner, rows]

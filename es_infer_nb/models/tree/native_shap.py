@@ -25,8 +25,9 @@ import torch
 
 from . import native
 
-#: the longest path (in splits) the kernel takes: its pattern is a 16-bit index
-MAX_DEPTH = 16
+#: the longest path (in splits) the kernel takes (its table has ``2**splits`` rows; longer paths
+#: use the torch path's Shapley polynomial)
+MAX_DEPTH = 12
 
 SOURCE = r"""
 #include <stdint.h>

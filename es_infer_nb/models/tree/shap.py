@@ -298,12 +298,13 @@ class PathTable:
         rows = x.shape[0]
         if self.num_paths == 0 or self.num_inner == 0:
             return torch.zeros((rows, self.num_features, self.num_outputs), dtype=torch.float64, device=x.device)
-        if x.device.type == "cpu" and x.dtype == torch.float64 and x.shape[1] == self.num_features:
+        if x.device.type == "cpu" and x.shape[1] == self.num_features:
             lib = native_shap.kernel()
             arrays = self._native_arrays() if lib is not None else None
             if lib is not None and arrays is not None:
                 self.last_path = "native"
-                return native_shap.contributions(lib, arrays, x, self.num_features, self.num_outputs)
+                x64 = x if x.dtype == torch.float64 else x.to(torch.float64)  # exact widening
+                return native_shap.contributions(lib, arrays, x64, self.num_features, self.num_outputs)
         self.last_path = "torch"
         finite = torch.isfinite(x)
         both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
@@ -355,6 +356,10 @@ class PathTable:
         return out
 
     def rows_per_batch(self, budget: int = 4_000_000) -> int:
+        """Rows per :meth:`contributions` call: the torch path holds [rows, paths] indices, the C kernel
+        only its answer [rows, features, outputs]."""
+        if self.device.type == "cpu" and native_shap.kernel() is not None and self._native_arrays() is not None:
+            return max(1, budget // max(1, self.num_features * self.num_outputs))
         return max(1, budget // max(1, self.num_paths))
 
 

@@ -35,7 +35,10 @@ SOURCE = r"""
 #include <stdlib.h>
 #include <string.h>
 #ifndef MAXB
-#define MAXB 512 /* rows per block */
+#define MAXB 2048 /* rows per block at most */
+#endif
+#ifndef BUDGET
+#define BUDGET 131072 /* doubles of feature copies per row block (1 MiB: L2) */
 #endif
 
 /* phi[rows, nf, k] = sum over trees and paths of table[path][pattern(row, path)][slot] * value[path]
@@ -47,7 +50,9 @@ int es_shap(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
             const int64_t* path_slot, const int32_t* slot_feat,
             const int64_t* path_table, const double* table,
             const double* values, int64_t k, int64_t max_inner, double* phi) {
-    int64_t B = MAXB;
+    int64_t B = BUDGET / (2 * (nf > 0 ? nf : 1));
+    if (B > MAXB) B = MAXB;
+    if (B < 64) B = 64;
     double* both = (double*)malloc(sizeof(double) * B * 2 * nf);
     uint16_t* cmp = (uint16_t*)malloc(sizeof(uint16_t) * B * (max_inner > 0 ? max_inner : 1));
     uint16_t* pat = (uint16_t*)malloc(sizeof(uint16_t) * B);

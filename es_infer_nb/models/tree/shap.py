@@ -15,8 +15,14 @@ module computes the same numbers in the path-wise formulation (as GPUTreeShap do
 
 Because ``o`` is binary, a path of ``m`` unique features has only ``2**m`` patterns:
 the contributions ``(o_i - z_i) W_i`` are tabulated once per model for every pattern
-(as FastTreeSHAP v2 does), and a batch then only computes each row's pattern per path,
-gathers, and reduces onto features with one matrix product.
+(as FastTreeSHAP v2 does), and a batch then only computes each row's pattern per path and
+looks its contributions up.
+
+Which path runs: on CPU with a C compiler, the kernel of :mod:`.native_shap` (per-path tables
+``[2**splits, unique features]`` in float64, paths of up to ``native_shap.MAX_DEPTH`` splits, tables
+up to :data:`NATIVE_TABLE_BYTES`); otherwise (CUDA, no compiler, ``ES_INFER_NB_NO_NATIVE``, longer
+paths) the torch path below: a sparse product for the patterns and embedding bags over a padded table
+(paths up to :data:`MAX_TABLE_DEPTH` splits), or the Shapley polynomial per row for longer paths.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ root-to-leaf path of ``d`` splits and ``m`` unique features, a table ``[2**d, m]
 feature's contribution ``(o_i - z_i) * W_i`` for every pattern of followed splits. Per block of rows
 and per tree, the kernel evaluates the tree's splits once (``go right iff v > t'`` on the feature
 copy that reads missing values as ``+inf`` or ``-inf``, as the tree walk does), builds each path's
-pattern from them, looks the path's row up and adds ``contribution * leaf value`` onto the row's
-features, all in float64. The table of a tree stays in cache while a block of rows reads it.
+pattern from them, looks the path's row up and adds it onto the row's features, all in float64.
+Two sibling leaves are one entry (their patterns differ only in the last bit), its table holding
+both leaves' contributions times their leaf values: half the lookups of one entry per leaf. The table of a tree stays in cache while a block of rows reads it.
 Rows are split across threads in chunks; ``ctypes`` releases the GIL during a call.
 
 Built and cached by :func:`.native.compile_library`; :func:`kernel` is ``None`` (callers use the
@@ -41,15 +42,15 @@ SOURCE = r"""
 #define BUDGET 131072 /* doubles of feature copies per row block (1 MiB: L2) */
 #endif
 
-/* phi[rows, nf, k] = sum over trees and paths of table[path][pattern(row, path)][slot] * value[path]
-   on feature slot_feat[slot]; phi is overwritten. Returns 0, or 1 when out of memory. */
+/* phi[rows, nf, k] = sum over trees and paths of table[path][pattern(row, path)][slot][0..k) on feature
+   slot_feat[slot] (the table holds contributions times leaf values); phi is overwritten.
+   Returns 0, or 1 when out of memory. */
 int es_shap(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
             int64_t trees, const int64_t* tree_inner, const int64_t* tree_paths,
             const int32_t* feat, const double* thr,
             const int64_t* path_split, const int32_t* split_node, const uint16_t* split_flip,
             const int64_t* path_slot, const int32_t* slot_feat,
-            const int64_t* path_table, const double* table,
-            const double* values, int64_t k, int64_t max_inner, double* phi) {
+            const int64_t* path_table, const double* table, int64_t k, int64_t max_inner, double* phi) {
     int64_t B = BUDGET / (2 * (nf > 0 ? nf : 1));
     if (B > MAXB) B = MAXB;
     if (B < 64) B = 64;
@@ -92,21 +93,19 @@ int es_shap(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
                 }
                 const double* tab = table + path_table[p];
                 const int32_t* fs = slot_feat + s0;
-                const double* v = values + p * k;
                 if (k == 1) {
-                    double v0 = v[0];
                     for (int64_t r = 0; r < nb; r++) {
                         const double* w = tab + (int64_t)pat[r] * m;
                         double* o = out + r * nf;
-                        for (int64_t s = 0; s < m; s++) o[fs[s]] += w[s] * v0;
+                        for (int64_t s = 0; s < m; s++) o[fs[s]] += w[s];
                     }
                 } else {
                     for (int64_t r = 0; r < nb; r++) {
-                        const double* w = tab + (int64_t)pat[r] * m;
+                        const double* w = tab + (int64_t)pat[r] * m * k;
                         double* o = out + r * nf * k;
                         for (int64_t s = 0; s < m; s++) {
                             double* a = o + (int64_t)fs[s] * k;
-                            for (int64_t c = 0; c < k; c++) a[c] += w[s] * v[c];
+                            for (int64_t c = 0; c < k; c++) a[c] += w[s * k + c];
                         }
                     }
                 }
@@ -127,7 +126,7 @@ _state: dict[str, object] = {}
 def _bind(lib: ctypes.CDLL) -> None:
     fn = lib.es_shap
     p, i = ctypes.c_void_p, ctypes.c_int64
-    fn.argtypes = [p, i, i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
+    fn.argtypes = [p, i, i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
     fn.restype = ctypes.c_int
 
 
@@ -154,9 +153,8 @@ class ShapArrays:
     split_flip: np.ndarray  # uint16 [splits]: pattern bit = (value > thr) ^ flip
     path_slot: np.ndarray  # int64 [paths + 1]
     slot_feat: np.ndarray  # int32 [slots]: model feature of each unique-feature slot
-    path_table: np.ndarray  # int64 [paths]: offset of the path's [2**d, m] table
-    table: np.ndarray  # float64
-    values: np.ndarray  # float64 [paths, k]
+    path_table: np.ndarray  # int64 [paths]: offset of the path's [2**d, m, k] table
+    table: np.ndarray  # float64: contributions times leaf values
     max_inner: int
 
 
@@ -177,7 +175,7 @@ def contributions(lib: ctypes.CDLL, arrays: ShapArrays, x: torch.Tensor, num_fea
     def run(lo: int, hi: int) -> int:
         return lib.es_shap(x_ptr + lo * sr * 8, hi - lo, nf, sr, sf, trees, ptr(a.tree_inner), ptr(a.tree_paths),
                            ptr(a.feat), ptr(a.thr), ptr(a.path_split), ptr(a.split_node), ptr(a.split_flip),
-                           ptr(a.path_slot), ptr(a.slot_feat), ptr(a.path_table), ptr(a.table), ptr(a.values),
+                           ptr(a.path_slot), ptr(a.slot_feat), ptr(a.path_table), ptr(a.table),
                            num_outputs, a.max_inner, o_ptr + lo * row_bytes)
 
     codes = native.parallel_rows(rows, run, min_rows=512)

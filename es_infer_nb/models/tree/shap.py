@@ -156,49 +156,69 @@ class PathTable:
         self.last_path = ""
 
     def _native_arrays(self) -> native_shap.ShapArrays | None:
-        """The C kernel's tables (built once), or ``None`` where paths are too long or tables too big."""
+        """The C kernel's tables (built once), or ``None`` where paths are too long or tables too big.
+
+        Two sibling leaves share their path but the last split's outcome, so they are one entry: its
+        pattern is the left leaf's, the right leaf's is the same with the last bit flipped, and its
+        table holds both leaves' contributions times their values ``[2**splits, features, outputs]``.
+        """
         if self._native is not None:
             return self._native
         paths = self._paths
+        k_out = self.num_outputs
         if self.depth > native_shap.MAX_DEPTH:
             return None
-        size = sum(2 ** len(p.nodes) * len(p.features) for p in paths)
+        size = sum(2 ** len(p.nodes) * len(p.features) for p in paths) * k_out
         if size * 8 > NATIVE_TABLE_BYTES:
             return None
-        tree_of = np.searchsorted(np.asarray(self._starts), np.arange(len(paths)), side="right") - 1
         split_node: list[int] = []
         split_flip: list[int] = []
         path_split = [0]
         path_slot = [0]
         slot_feat: list[int] = []
         path_table: list[int] = []
+        tree_paths = [0]
         chunks: list[np.ndarray] = []
         offset = 0
-        for pi, pth in enumerate(paths):
-            base = self._tree_inner[int(tree_of[pi])]
-            for node, left in zip(pth.nodes, pth.go_left):
-                want_true = left != self._inner_right[node]
-                split_node.append(node - base)
-                split_flip.append(0 if want_true else 1)
-            path_split.append(len(split_node))
-            slot_feat.extend(pth.features)
-            path_slot.append(len(slot_feat))
-            path_table.append(offset)
-            if pth.features:
-                rows = self._path_rows_cached(pi)
-                chunks.append(rows.reshape(-1))
-                offset += rows.size
-        ti = np.asarray(self._tree_inner, dtype=np.int64)
+        bounds = self._starts + [len(paths)]
+        for ti in range(len(self._starts)):
+            base = self._tree_inner[ti]
+            pi = bounds[ti]
+            while pi < bounds[ti + 1]:
+                pth = paths[pi]
+                sibling = paths[pi + 1] if pi + 1 < bounds[ti + 1] else None
+                paired = (sibling is not None and len(pth.nodes) > 0 and sibling.nodes == pth.nodes
+                          and sibling.go_left[:-1] == pth.go_left[:-1] and pth.go_left[-1] and not sibling.go_left[-1]
+                          and sibling.features == pth.features)
+                pi += 2 if paired else 1
+                if not pth.features:
+                    continue
+                rows = self._path_rows_cached(pi - (2 if paired else 1))  # [2**d, m]
+                table = rows[:, :, None] * pth.value[None, None, :]
+                if paired and sibling is not None:
+                    flip = 1 << (len(pth.nodes) - 1)  # the sibling's pattern: the last bit flipped
+                    other = self._path_rows_cached(pi - 1)
+                    table = table + other[np.arange(len(other)) ^ flip][:, :, None] * sibling.value[None, None, :]
+                for node, left in zip(pth.nodes, pth.go_left):
+                    want_true = left != self._inner_right[node]
+                    split_node.append(node - base)
+                    split_flip.append(0 if want_true else 1)
+                path_split.append(len(split_node))
+                slot_feat.extend(pth.features)
+                path_slot.append(len(slot_feat))
+                path_table.append(offset)
+                chunks.append(table.reshape(-1))
+                offset += table.size
+            tree_paths.append(len(path_table))
+        ti_arr = np.asarray(self._tree_inner, dtype=np.int64)
         self._native = native_shap.ShapArrays(
-            tree_inner=ti,
-            tree_paths=np.asarray(self._starts + [len(paths)], dtype=np.int64),
+            tree_inner=ti_arr, tree_paths=np.asarray(tree_paths, dtype=np.int64),
             feat=np.ascontiguousarray(self._inner_feat), thr=np.ascontiguousarray(self._inner_thr),
             path_split=np.asarray(path_split, dtype=np.int64), split_node=np.asarray(split_node, dtype=np.int32),
             split_flip=np.asarray(split_flip, dtype=np.uint16), path_slot=np.asarray(path_slot, dtype=np.int64),
             slot_feat=np.asarray(slot_feat, dtype=np.int32), path_table=np.asarray(path_table, dtype=np.int64),
             table=np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(1)),
-            values=np.ascontiguousarray(np.stack([p.value for p in paths]).astype(np.float64)),
-            max_inner=int(np.max(np.diff(ti))) if len(ti) > 1 else 0,
+            max_inner=int(np.max(np.diff(ti_arr))) if len(ti_arr) > 1 else 0,
         )
         return self._native
 

@@ -226,3 +226,26 @@ def test_native_kernel_takes_paths_deeper_than_the_torch_table():
     assert table.last_path == "native"
     for r in range(len(x)):
         np.testing.assert_allclose(phi[r], _brute_force(trees, x[r], features), atol=1e-9)
+
+
+def test_native_build_failure_falls_back_to_the_torch_path(monkeypatch, tmp_path, caplog):
+    from es_infer_nb.models.tree import native_shap
+
+    rng = np.random.default_rng(13)
+    features = 4
+    trees = [_with_covers(rng, random_tree(rng, features, 4)) for _ in range(3)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, 1, torch.device("cpu"))
+    x = rng.normal(size=(5, features)).round(2)
+    monkeypatch.setattr(native_shap, "_state", {})
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    with caplog.at_level("WARNING"):
+        assert native_shap.kernel() is None
+    assert "building the native es_shap kernel failed" in caplog.text
+    assert list(tmp_path.glob("*.so")) == []
+    phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    assert table.last_path == "torch"
+    for r in range(len(x)):
+        np.testing.assert_allclose(phi[r], _brute_force(trees, x[r], features), atol=1e-6)

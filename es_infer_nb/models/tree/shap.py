@@ -220,6 +220,7 @@ class PathTable:
             table=np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(1)),
             max_inner=int(np.max(np.diff(ti_arr))) if len(ti_arr) > 1 else 0,
         )
+        self._rows_cache = None  # the kernel's tables hold what it needs; the torch path rebuilds on demand
         return self._native
 
     @staticmethod

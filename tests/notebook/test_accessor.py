@@ -147,7 +147,7 @@ def test_arguments_and_notebook_options_reach_the_runner(monkeypatch):
     engine, model_id, _, kwargs = calls[-1]
     assert engine is sentinel and model_id == "m"
     assert kwargs == {"inference_config": {"regression": {}}, "field_map": {"x": "y"}, "target_field": "t",
-                      "batch_size": 7, "device": "cpu", "progress": False}
+                      "batch_size": 7, "device": "cpu", "progress": False, "precision": None}
 
     options.batch_size, options.device, options.progress = 1000, "cuda:1", True
     out = df.infer.run("m", engine=sentinel)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROGRESS_MIN_ROWS = 10_000
 #: documents per queued call of a frame run: what an interrupt may lose, and a progress step
-FRAME_CHUNK = 512
+FRAME_CHUNK = 1024
 NOT_INFERRED = "not inferred: the run was interrupted"
 
 

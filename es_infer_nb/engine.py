@@ -248,6 +248,18 @@ class Engine:
             raise exc.suggest(model_id, self.known_ids()) from None
         return resp.body["inference_results"]
 
+    def export(self, resource_id: str, *, console: bool = False, kind: str | None = None) -> Any:
+        """A model, pipeline or ``_inference`` endpoint as a cluster takes it: the ``PUT`` body (a
+        dict; ``.path`` is where it goes), the ``exclude_generated`` form of GET without what a PUT
+        rejects, secrets as placeholders such as ``"<api_key>"``; with ``console=True``, a Kibana
+        Dev Tools snippet (``PUT _ml/trained_models/<id>`` and the JSON). ``kind`` (``"model"``,
+        ``"pipeline"``, ``"endpoint"``) picks one when several share the id. See
+        :mod:`es_infer_nb.api.export`."""
+        from .api.export import export
+
+        found = export(self, resource_id, kind)
+        return found.console() if console else found
+
     def known_ids(self) -> list[str]:
         """Every id a model call can name: trained models, their aliases, ``_inference`` endpoints."""
         return sorted({*self.models.all_ids(), *self.models.aliases, *self.inference_endpoints})

@@ -237,10 +237,13 @@ def run_frame_pipeline(engine: "Engine", frame: pd.DataFrame, pipeline: Any, *,
 
 
 def simulate_body(frame: pd.DataFrame, pipeline: Any = None, *, ids: bool = True) -> dict[str, Any]:
-    """The ``_simulate`` request body for the frame: ``{"pipeline": ..., "docs": [{"_id", "_source"}]}``."""
+    """The ``_simulate`` request body for the frame: ``{"pipeline": ..., "docs": [{"_id", "_source"}]}``.
+
+    No ``_index`` is written: Elasticsearch's ``_simulate`` defaults it (to ``"_index"``), and a
+    request taken to a cluster should not carry a placeholder index name."""
     docs = []
     for label, src in zip(frame.index, frame_sources(frame)):
-        entry: dict[str, Any] = {"_index": "_index", "_id": str(label)} if ids else {}
+        entry: dict[str, Any] = {"_id": str(label)} if ids else {}
         entry["_source"] = src
         docs.append(entry)
     body: dict[str, Any] = {}

@@ -15,6 +15,11 @@ caller's index: rows are never dropped or reordered, and nested results are
 API errors (unknown model, wrong inference_config, ...) raise
 :class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
 
+Plain arrays and search over result frames: ``out.infer.vectors()`` (an ``(n, d)`` float32
+matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x features),
+``.knn(query, k)`` and ``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
+:mod:`es_infer_nb.frames.search`).
+
 A run that lasts more than ~2 s shows one ``tqdm.auto`` progress bar (rows/s; ``progress=False``:
 none). Ctrl-C stops the work in flight within about a second: the
 :class:`es_infer_nb.InferenceInterrupted` raised keeps the finished rows in ``.partial`` and
@@ -31,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import ApiError, InferenceInterrupted
@@ -275,7 +281,7 @@ class InferFrameAccessor:
     ) -> dict[str, Any]:
         """``POST _ingest/pipeline[/<id>]/_simulate`` with the frame's rows as ``docs``.
 
-        Each row becomes ``{"_index": "_index", "_id": "<index label>", "_source": {...}}``
+        Each row becomes ``{"_id": "<index label>", "_source": {...}}`` (no ``_index``: ES defaults it)
         (dotted columns nested, missing values left out). Returns the ``_simulate`` answer
         as Elasticsearch shapes it (``{"docs": [...]}``; ``processor_results`` with
         ``verbose=True``), or, with ``request_only=True``, the request body itself, ready
@@ -295,6 +301,105 @@ class InferFrameAccessor:
         resp = _engine(engine).request("POST", path, body, params={"verbose": "true"} if verbose else None)
         resp.raise_for_status()
         return resp.body
+
+    # -- arrays and search (es_infer_nb.frames.arrays / .search) --------------------------------
+    def vectors(self, column: str | None = None, *, target_field: str | None = None) -> np.ndarray:
+        """The embeddings of a result column as an ``(n, d)`` float32 array, one row per frame row
+        (NaN rows where a row has none: a missing text, an error).
+
+        ``column`` defaults to ``<target_field>.predicted_value`` (``ml.inference.predicted_value``),
+        else the frame's one embedding column (an ``input_output`` run's ``output_field``)."""
+        from ..frames.arrays import embedding_column, to_vectors
+
+        return to_vectors(self._frame[embedding_column(self._frame, target_field, column)])
+
+    def proba(self, column: str | None = None, *, target_field: str | None = None,
+              score: str = "class_probability") -> pd.DataFrame:
+        """Class probabilities as a frame: one column per class, rows aligned to the frame (same
+        index), from a classification run's ``top_classes`` (run with ``num_top_classes=-1`` to get
+        every class). NaN for a row without a result and for a class a row did not list;
+        ``score="class_score"`` reads the scores instead."""
+        from ..frames.arrays import proba_frame, result_column
+
+        return proba_frame(self._frame[result_column(self._frame, "top_classes", target_field, column)], score=score)
+
+    def importance_frame(self, column: str | None = None, *, target_field: str | None = None,
+                         class_name: Any = None) -> pd.DataFrame:
+        """Feature importance as rows x features, from a run with ``num_top_feature_importance_values``.
+
+        Regression: each feature's ``importance``. Classification: the importance toward each row's
+        predicted class (its ``predicted_value``), or toward ``class_name`` for every row. NaN for a
+        row without a result and for a feature a row did not report (below the top-k). Columns are
+        ordered by mean ``|importance|``, largest first."""
+        from ..frames.arrays import importance_frame, result_column
+
+        name = result_column(self._frame, "feature_importance", target_field, column)
+        prefix = name.rsplit(".", 1)[0] if "." in name else ""
+        predicted = f"{prefix}.predicted_value" if prefix else "predicted_value"
+        return importance_frame(self._frame[name], class_name=class_name,
+                                predicted=self._frame[predicted] if predicted in self._frame.columns else None)
+
+    def knn(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        column: str | None = None,
+        target_field: str | None = None,
+        metric: str = "cosine",
+        model_id: str | None = None,
+        engine: "Engine | None" = None,
+        device: str | None = None,
+        score_column: str = "score",
+    ) -> pd.DataFrame:
+        """The ``k`` rows whose embedding is nearest to ``query``, best first, with a ``score`` column.
+
+        ``query`` is a text, embedded by the model that wrote the column (its ``model_id`` column,
+        or ``model_id=``), or a vector of the column's dimension. ``metric``: ``"cosine"`` or
+        ``"dot"``. Scores are computed with torch on ``device`` (default: notebook option, else the
+        engine's device). Rows without an embedding are never returned. ``column`` /
+        ``target_field`` as in :meth:`vectors`."""
+        from ..frames import search
+        from ..frames.arrays import embedding_column, to_vectors
+
+        eng = _engine(engine)
+        name = embedding_column(self._frame, target_field, column)
+        matrix = to_vectors(self._frame[name])
+        dev = device if device is not None else options.device
+        if isinstance(query, str):
+            model = model_id or search.column_model_id(self._frame, name)
+            if model is None:
+                raise ValueError(f"no model_id column beside [{name}]: pass model_id= to embed the query text")
+            with _suggest_ids(eng, model):
+                vector = search.embed_query(eng, model, query, dev)
+        else:
+            vector = np.asarray(query, dtype=np.float32)
+        where, scores = search.nearest(matrix, vector, k, metric=metric, engine=eng, device=dev)
+        return self._frame.iloc[where].assign(**{score_column: scores})
+
+    def rerank(
+        self,
+        query: str,
+        endpoint_id: str,
+        text_column: str | None = None,
+        *,
+        top_n: int | None = None,
+        engine: "Engine | None" = None,
+        score_column: str = "relevance_score",
+    ) -> pd.DataFrame:
+        """The rows ordered by an ``_inference`` ``rerank`` endpoint's relevance to ``query``
+        (``POST _inference/rerank/<endpoint_id>`` with the texts of ``text_column``, default the
+        frame's one text column), best first, with a ``relevance_score`` column; ``top_n`` keeps the
+        first n. Rows without a text get NaN and go last. Raises :class:`es_infer_nb.ApiError` for
+        what the endpoint or ES rejects."""
+        from ..frames import search
+
+        eng = _engine(engine)
+        name = search.text_column(self._frame, text_column)
+        with _suggest_ids(eng, endpoint_id):
+            order, scores = search.rerank_order(eng, self._frame[name], query, endpoint_id)
+        out = self._frame.iloc[order].assign(**{score_column: scores})
+        return out if top_n is None else out.head(top_n)
 
     # -- displays (es_infer_nb.widgets, imported when used) -------------------------------------
     def explain(
@@ -428,6 +533,12 @@ class InferSeriesAccessor:
                                                  precision=precision, **_defaults(batch_size, device, progress))
             return run_resumable(frame, compute, lambda results, final: results, prefix=prefix,
                                  what=f"model [{model_id}]", key=(model_id, self._series.index))
+
+    def vectors(self) -> np.ndarray:
+        """This embedding column as an ``(n, d)`` float32 array (NaN rows for missing values)."""
+        from ..frames.arrays import to_vectors
+
+        return to_vectors(self._series)
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

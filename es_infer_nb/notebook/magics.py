@@ -20,7 +20,8 @@ Line mode summarises the engine's state as DataFrames: ``%infer models [ids]``,
 ``%infer stats [ids]`` (``--widget``: the live model-stats dashboard of
 ``es_infer_nb.widgets``), ``%infer pipelines [ids]``, ``%infer endpoints [ids]``;
 ``%infer GET <path>`` runs one request; ``%infer resume`` continues the last interrupted
-``df.infer`` run.
+``df.infer`` run; ``%infer export ID [--console]`` gives the PUT body (or Kibana console snippet) that
+takes a model, pipeline or endpoint to a cluster, secrets as placeholders.
 
 DataFrames (:mod:`es_infer_nb.notebook.frame_cells`)::
 
@@ -318,7 +319,8 @@ class InferMagic(Magics, Configurable):
         "command",
         nargs="*",
         help="Line mode only: 'models [ids]', 'stats [ids]', 'pipelines [ids]', 'endpoints [ids]' (a DataFrame "
-        "summary), 'resume' (finish the last interrupted df.infer run), or one request 'METHOD path'.",
+        "summary), 'resume' (finish the last interrupted df.infer run), 'export ID' (the PUT that takes a model, "
+        "pipeline or endpoint to a cluster; --console: as a Kibana console snippet), or one request 'METHOD path'.",
     )
     @argument("-o", "--out", metavar="NAME", help="Store the last response body (line mode: the result) in NAME.")
     @argument("--df", metavar="NAME", help="Run --model or --pipeline over the DataFrame in notebook variable NAME.")
@@ -337,6 +339,10 @@ class InferMagic(Magics, Configurable):
         "written in the cell.",
     )
     @argument("--widget", action="store_true", help="With 'stats': the live model-stats dashboard (ipywidgets).")
+    @argument("--console", action="store_true",
+              help="With 'export ID': a Kibana Dev Tools console snippet instead of the JSON body.")
+    @argument("--kind", choices=("model", "pipeline", "endpoint"),
+              help="With 'export ID': which one, when a model, pipeline or endpoint share the id.")
     @argument("-q", "--quiet", action="store_true", help="Do not display the responses.")
     @argument(
         "--stop-on-error",
@@ -361,6 +367,7 @@ class InferMagic(Magics, Configurable):
         Line mode: ``%infer models [ids]``, ``%infer stats [ids]`` (``--widget``: live
         dashboard), ``%infer pipelines [ids]``, ``%infer endpoints [ids]`` return a
         DataFrame summary; ``%infer resume`` finishes the last interrupted ``df.infer`` run;
+        ``%infer export ID [--console]`` the cluster-ready PUT of a model, pipeline or endpoint;
         ``%infer GET path`` runs one request.
         """
         namespace = ChainMap(local_ns or {}, self.shell.user_ns)
@@ -454,13 +461,17 @@ class InferMagic(Magics, Configurable):
                 raise UsageError(str(exc)) from None
             self._run_requests([req], engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error)
             return None
+        if name.lower() == "export":
+            return self._export(rest, args, out, engine)
+        if args.console or args.kind:
+            raise UsageError("--console and --kind go with 'export ID'")
         if name.lower() == "resume":
             if rest:
                 raise UsageError("%infer resume takes no ids; it finishes the last interrupted df.infer run")
             return self._resume(out, args.quiet)
         command = self._commands.get(name.lower())
         if command is None:
-            close = difflib.get_close_matches(name.lower(), [*self._commands, "resume"], n=1)
+            close = difflib.get_close_matches(name.lower(), [*self._commands, "resume", "export"], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UsageError(self._usage(f"unknown %infer command {name!r}.{hint}"))
         if args.widget:
@@ -472,6 +483,23 @@ class InferMagic(Magics, Configurable):
         if out:
             self.shell.user_ns[out] = frame
         return None if args.quiet else frame
+
+    def _export(self, words: list[str], args: Any, out: str | None, engine: "Engine") -> Any:
+        """``%infer export ID [--console] [--kind K]``: the cluster-ready PUT of a model, pipeline or
+        endpoint (:meth:`es_infer_nb.Engine.export`)."""
+        from ..errors import ApiError
+
+        if len(words) != 1:
+            raise UsageError("%infer export takes one model, pipeline or endpoint id: %infer export ID [--console]")
+        try:
+            found = engine.export(words[0], console=args.console, kind=args.kind)
+        except ApiError as exc:
+            raise UsageError(f"export {words[0]}: {short_error(exc.status, exc.body())}") from None
+        except ValueError as exc:
+            raise UsageError(f"export {words[0]}: {exc}") from None
+        if out:
+            self.shell.user_ns[out] = found
+        return None if args.quiet else found
 
     def _resume(self, out: str | None, quiet: bool) -> Any:
         from ..frames.resume import last_interrupted
@@ -499,7 +527,7 @@ class InferMagic(Magics, Configurable):
         return model_stats(ids.split(",") if ids else None, engine=engine)
 
     def _usage(self, message: str) -> str:
-        valid = ", ".join([*self._commands, "resume"])
+        valid = ", ".join([*self._commands, "resume", "export"])
         return (
             f"{message} Valid commands: {valid} (each takes optional model or pipeline ids), "
             "or one request such as 'GET _ml/trained_models'; see %infer? for options."

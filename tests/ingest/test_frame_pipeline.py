@@ -123,11 +123,12 @@ def test_simulate_runs_and_request_only(models):
     pipe = {"processors": [{"inference": {"model_id": "reg"}}]}
     req = df.infer.simulate(pipe, request_only=True)
     assert req == {"pipeline": pipe, "docs": [
-        {"_index": "_index", "_id": "7", "_source": {"x": 0.1, "meta": {"k": "a"}}},
-        {"_index": "_index", "_id": "8", "_source": {"x": 0.9, "meta": {"k": "b"}}}]}
+        {"_id": "7", "_source": {"x": 0.1, "meta": {"k": "a"}}},
+        {"_id": "8", "_source": {"x": 0.9, "meta": {"k": "b"}}}]}
     body = df.infer.simulate(pipe, engine=models)
     docs = [d["doc"] for d in body["docs"]]
     assert [d["_id"] for d in docs] == ["7", "8"]
+    assert all("_index" not in d for d in req["docs"]) and docs[0]["_index"] == "_index"  # ES's default
     assert docs[1]["_source"]["ml"]["inference"] == {"predicted_value": 2.0, "model_id": "reg"}
     verbose = df.infer.simulate(pipe, engine=models, verbose=True)
     assert verbose["docs"][0]["processor_results"][0]["processor_type"] == "inference"

@@ -146,6 +146,8 @@ def test_arguments_and_notebook_options_reach_the_runner(monkeypatch):
                  target_field="t", batch_size=7, device="cpu", progress=False)
     engine, model_id, _, kwargs = calls[-1]
     assert engine is sentinel and model_id == "m"
+    assert dict(kwargs).pop("precision", None) is None  # no precision asked: the backend's default
+    kwargs = {k: v for k, v in kwargs.items() if k != "precision"}
     assert kwargs == {"inference_config": {"regression": {}}, "field_map": {"x": "y"}, "target_field": "t",
                       "batch_size": 7, "device": "cpu", "progress": False, "precision": None}
 

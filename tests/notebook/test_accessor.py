@@ -149,7 +149,7 @@ def test_arguments_and_notebook_options_reach_the_runner(monkeypatch):
     assert dict(kwargs).pop("precision", None) is None  # no precision asked: the backend's default
     kwargs = {k: v for k, v in kwargs.items() if k != "precision"}
     assert kwargs == {"inference_config": {"regression": {}}, "field_map": {"x": "y"}, "target_field": "t",
-                      "batch_size": 7, "device": "cpu", "progress": False, "precision": None}
+                      "batch_size": 7, "device": "cpu", "progress": False}
 
     options.batch_size, options.device, options.progress = 1000, "cuda:1", True
     out = df.infer.run("m", engine=sentinel)

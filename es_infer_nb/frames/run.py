@@ -2,10 +2,13 @@
 accessors (and through them ``files/`` and the Dask partitions).
 
 :func:`compute` asks :func:`es_infer_nb.backends.resolve` which backend serves the id and returns the
-function running it: ``_inference`` endpoints ``services.frames.CHUNK`` rows per step with a rows/s bar
+function running it: ``_inference`` endpoints ``services.frames.CHUNK`` rows per step
 (:func:`endpoint_chunks`, Ctrl-C keeps the finished steps), NLP models with or without
-``input_output``, tree models. Device, batch size and progress are parameters (the notebook's
-defaults are the accessor's business); :mod:`.resume` makes a run interruptible and resumable.
+``input_output``, tree models. Each run makes the call's one progress bar
+(:class:`~es_infer_nb.models.run_control.RunProgress`: shown after ~2 s, at once with
+``progress=True``, never with ``progress=False``) that every backend feeds with its rows. Device,
+batch size and progress are parameters (the notebook's defaults are the accessor's business);
+:mod:`.resume` makes a run interruptible and resumable.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..errors import ApiError, InferenceInterrupted
 from ..models.deployments import deployments
 from ..models.nlp_backend import input_field
 from ..models.results import target_prefix
+from ..models.run_control import RunProgress, current_progress, reporting
 from ..models.runner import needed_fields
 from ..services import frames as endpoint_frames
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
@@ -174,10 +178,12 @@ def compute(
     finished rows are a prefix (so that a resume can skip them)."""
     if not isinstance(model_id, str) or not model_id:
         raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
+    desc = f"infer {model_id}"
     if resolve(engine, model_id).kind == "endpoint":  # an _inference endpoint id
         def endpoint(frame: pd.DataFrame) -> pd.DataFrame:
-            return endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
-                                    target_field=target_field, progress=progress)
+            with reporting(RunProgress(len(frame), desc, show=progress)):
+                return endpoint_chunks(engine, model_id, frame, input_output=input_output, field_map=field_map,
+                                        target_field=target_field, progress=progress)
 
         return endpoint, True
     if input_output is not None:
@@ -186,9 +192,10 @@ def compute(
                              "result columns with output_field")
 
         def io(frame: pd.DataFrame) -> pd.DataFrame:
-            return resolve(engine, model_id).infer_frame(frame, input_output=input_output,
-                                                         inference_config=inference_config, device=device,
-                                                         progress=progress, precision=precision)
+            with reporting(RunProgress(len(frame), desc, show=progress)):
+                return resolve(engine, model_id).infer_frame(frame, input_output=input_output,
+                                                             inference_config=inference_config, device=device,
+                                                             progress=progress, precision=precision)
 
         return io, isinstance(input_output, dict) or len(input_output) == 1
 
@@ -199,7 +206,8 @@ def compute(
             kwargs["progress"] = progress
         if precision is not None:  # the backend's default otherwise
             kwargs["precision"] = precision
-        results = resolve(engine, model_id).infer_frame(frame, **kwargs)
+        with reporting(RunProgress(len(frame), desc, show=progress)):
+            results = resolve(engine, model_id).infer_frame(frame, **kwargs)
         if len(results) != len(frame):  # pragma: no cover - a runner bug, never the user's
             raise RuntimeError(f"model [{model_id}] returned {len(results)} rows for {len(frame)} input rows")
         return results
@@ -258,13 +266,8 @@ def endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *,
     keeps the finished steps (``InferenceInterrupted`` with the rows done)."""
     backend = resolve(engine, inference_id)
     n = len(frame)
-    show = progress if progress is not None else n >= ENDPOINT_PROGRESS_MIN_ROWS
     done: pd.DataFrame | None = None
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, unit="rows", desc=f"infer {inference_id}", leave=False)
+    bar = current_progress() if progress is not False else None
     try:
         chunk = endpoint_frames.CHUNK
         for start in range(0, max(n, 1), chunk):
@@ -272,7 +275,7 @@ def endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *,
                                        field_map=field_map, target_field=target_field, progress=False)
             done = combine_results(done, part)
             if bar is not None:
-                bar.update(len(part))
+                bar.advance(len(part))
     except KeyboardInterrupt:
         k = 0 if done is None else len(done)
         if isinstance(input_output, (dict, list)) and input_output:
@@ -282,9 +285,6 @@ def endpoint_chunks(engine: "Engine", inference_id: str, frame: pd.DataFrame, *,
             error = f"{target_prefix(target_field)}.predicted_value.error"
         rest = pd.DataFrame({error: pd.Series([NOT_REACHED] * (n - k), index=frame.index[k:], dtype=object)})
         raise InferenceInterrupted(k, n, combine_results(done, rest)) from None
-    finally:
-        if bar is not None:
-            bar.close()
     assert done is not None
     return done
 

@@ -20,6 +20,10 @@ hands each caller exactly its own results, in order.
   answered, at most ``RETURN_WAIT_SHARE`` of its model time: clients that just got their answers
   send their next request within a round trip, and without this wait they would split into two
   groups running half batches in turn. A lone caller never waits for anyone.
+* A caller that stops waiting (Ctrl-C: :func:`wait` calls :meth:`InferenceBatcher.abandon`) has its
+  documents still queued dropped, and the batch it is in stops between forward passes once every
+  caller of that batch has gone (:func:`es_infer_nb.models.run_control.stop_when`); the caller
+  returns when the worker has let go of its documents, so nothing runs on for it.
 * ``wait_for_room=True`` blocks the caller until the queue has room (back-pressure, for
   in-process callers feeding large inputs in queue-sized chunks) instead of rejecting.
 
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 from ..errors import ApiError
+from .run_control import Cancelled, stop_when
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,6 +50,8 @@ DEFAULT_QUEUE_CAPACITY = 1024
 DEFAULT_WINDOW_S = 0.002
 #: an idle worker thread ends after this many seconds (the next call starts another)
 IDLE_EXIT_S = 30.0
+#: how long an abandoned call waits for the worker to stop its batch
+ABANDON_WAIT_S = 5.0
 #: after a batch of several calls, wait for their callers' next calls at most this share of the
 #: batch's model time (and ``MAX_RETURN_WAIT_S``), so concurrent clients keep sharing full batches
 RETURN_WAIT_SHARE = 0.25
@@ -65,9 +72,16 @@ class _Call(Generic[T, R]):
     results: list[R | None] = field(default_factory=list)
     taken: int = 0
     done: int = 0
+    #: set when the caller stopped waiting (Ctrl-C)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: slices of this call in the model now; ``idle`` is set whenever that is 0
+    running: int = 0
+    idle: threading.Event = field(default_factory=threading.Event)
+    batcher: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.items)
+        self.idle.set()
 
 
 @dataclass
@@ -172,7 +186,9 @@ class InferenceBatcher(Generic[T, R]):
                         raise TimeoutError(f"timeout [{room_timeout}s] waiting for room in the {self.name} queue")
                     self._cond.wait(left)
                     self._check_open()
-            self._pending.append(_Call(items, future, key))
+            call: _Call[T, R] = _Call(items, future, key, batcher=self)
+            future.es_call = call  # type: ignore[attr-defined]  # for abandon()
+            self._pending.append(call)
             self._queued += n
             self.stats.calls += 1
             self.stats.peak_queue = max(self.stats.peak_queue, self._queued)
@@ -185,6 +201,25 @@ class InferenceBatcher(Generic[T, R]):
         """Queue ``items`` and wait for their results; ``TimeoutError`` after ``timeout`` s."""
         future = self.submit_async(items, key=key, wait_for_room=wait_for_room)
         return wait(future, timeout)
+
+    def abandon(self, future: "Future[list[R]]", timeout: float = ABANDON_WAIT_S) -> None:
+        """The caller of ``future`` stopped waiting: drop its queued documents, ask the batch it is
+        in to stop (it does once all its callers have gone) and wait (at most ``timeout`` s) until the
+        worker no longer runs any of them."""
+        call = getattr(future, "es_call", None)
+        if not isinstance(call, _Call):
+            future.cancel()
+            return
+        call.cancel.set()
+        with self._cond:
+            if call in self._pending:
+                self._pending.remove(call)
+                self._queued -= len(call.items) - call.taken
+                call.taken = len(call.items)
+                self._cond.notify_all()
+        future.cancel()
+        if timeout > 0 and threading.current_thread() is not self._worker:
+            call.idle.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Finish the batches already queued, then stop the worker."""
@@ -263,6 +298,8 @@ class InferenceBatcher(Generic[T, R]):
                     break  # the whole call goes into the next batch
             slices.append(_Slice(call, call.taken, call.taken + n))
             call.taken += n
+            call.running += 1
+            call.idle.clear()
             size += n
             self._queued -= n
             if call.taken == len(call.items):
@@ -275,14 +312,24 @@ class InferenceBatcher(Generic[T, R]):
             self._run_slices(slices)
         finally:
             with self._cond:
+                for s in slices:
+                    s.call.running -= 1
+                    if s.call.running <= 0:
+                        s.call.idle.set()
                 self._last_calls = len({id(s.call) for s in slices})
                 self._last_model_s = time.monotonic() - started
                 self._calls_at_done = self.stats.calls
 
     def _run_slices(self, slices: list[_Slice[T, R]]) -> None:
         items = [item for s in slices for item in s.call.items[s.start : s.stop]]
+        calls = [s.call for s in slices]
+        if all(c.cancel.is_set() for c in calls):
+            for call in {id(c): c for c in calls}.values():
+                self._fail(call, _cancelled())
+            return
         try:
-            results = self._call_model(items, slices[0].call.key)
+            with stop_when(lambda: all(c.cancel.is_set() for c in calls)):
+                results = self._call_model(items, slices[0].call.key)
         except Exception as exc:  # noqa: BLE001 - isolate the failing call
             calls = list({id(s.call): s.call for s in slices}.values())
             if len(calls) == 1:
@@ -343,15 +390,29 @@ class InferenceBatcher(Generic[T, R]):
             pass
 
 
+def _cancelled() -> BaseException:
+    return Cancelled("the caller stopped waiting")
+
+
+def _abandon(future: "Future[Any]", wait_s: float) -> None:
+    call = getattr(future, "es_call", None)
+    batcher = getattr(call, "batcher", None)
+    if batcher is not None:
+        batcher.abandon(future, wait_s)
+    else:
+        future.cancel()
+
+
 def wait(future: "Future[list[R]]", timeout: float | None = None) -> list[R]:
-    """The future's results; ``TimeoutError`` after ``timeout`` s (the call is then cancelled, so
-    the worker skips it unless it already runs). An interrupted wait cancels the call too."""
+    """The future's results; ``TimeoutError`` after ``timeout`` s (the call is then abandoned, so
+    the worker skips it, or stops its batch if it already runs). An interrupted wait (Ctrl-C)
+    abandons the call too, and returns once the worker has let go of it."""
     try:
         return future.result(timeout)
     except FutureTimeout:
-        future.cancel()
+        _abandon(future, 0.0)
         raise TimeoutError(f"timeout [{timeout}s] waiting for inference result") from None
     except BaseException:
         if not future.done():
-            future.cancel()
+            _abandon(future, ABANDON_WAIT_S)
         raise

@@ -1,8 +1,10 @@
 """pytorch (NLP) models over many documents or a DataFrame, through their deployment.
 
-Documents go to the deployment in chunks of at most its ``queue_capacity`` (so a large frame or
-pipeline batch is never rejected), with a progress bar on large inputs; interrupting keeps the
-finished chunks (:class:`~es_infer_nb.errors.InferenceInterrupted`).
+Documents go to the deployment in chunks of :data:`FRAME_CHUNK` (at most its ``queue_capacity``, so
+a large frame or pipeline batch is never rejected), each counted on the call's progress bar
+(:mod:`.run_control`); interrupting keeps the finished chunks
+(:class:`~es_infer_nb.errors.InferenceInterrupted` with exactly their rows): the deployment's queue
+drops the call's waiting documents and stops the batch in the model before the interrupt returns.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from ..errors import InferenceInterrupted
 from .doc_columns import DocsResult
 from .nlp_backend import input_field
 from .results import target_prefix
+from .run_control import current_progress, progress_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
     from .deployments import Deployment
 
 PROGRESS_MIN_ROWS = 10_000
+#: documents per queued call of a frame run: what an interrupt may lose, and a progress step
+FRAME_CHUNK = 1024
 NOT_INFERRED = "not inferred: the run was interrupted"
 
 
@@ -31,26 +36,19 @@ def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any
     """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
     returns the results and, if interrupted, the rows done."""
     n = len(docs)
-    step = max(1, min(deployment.params.queue_capacity, batch_size or deployment.params.queue_capacity))
-    bar = None
-    if progress or (progress is None and n >= PROGRESS_MIN_ROWS):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, unit="docs", desc=f"infer {deployment.deployment_id}", leave=False)
+    step = max(1, min(deployment.params.queue_capacity, batch_size or FRAME_CHUNK))
     out: list[dict[str, Any]] = []
-    try:
-        for start in range(0, n, step):
-            out.extend(deployment.infer(docs[start:start + step], update, field, device=device,
-                                        precision=precision).to_docs())
-            if bar is not None:
-                bar.update(min(step, n - start))
-    except KeyboardInterrupt:
-        done = len(out)
-        out.extend({"error": NOT_INFERRED} for _ in range(n - done))
-        return DocsResult(deployment.model_id, out), done
-    finally:
-        if bar is not None:
-            bar.close()
+    with progress_for(n, f"infer {deployment.deployment_id}", progress, min_rows=PROGRESS_MIN_ROWS) as bar:
+        try:
+            for start in range(0, n, step):
+                part = deployment.infer(docs[start:start + step], update, field, device=device,
+                                        precision=precision).to_docs()
+                out.extend(part)
+                bar.advance(len(part))
+        except KeyboardInterrupt:
+            done = len(out)
+            out.extend({"error": NOT_INFERRED} for _ in range(n - done))
+            return DocsResult(deployment.model_id, out), done
     return DocsResult(deployment.model_id, out), None
 
 
@@ -124,6 +122,9 @@ def infer_frame_input_output(
     field = input_field(stored)
     task, results_field = task_of(stored)
     cols: dict[str, pd.Series] = {}
+    bar = current_progress()
+    if bar is not None and progress is not False and len(pairs) > 1:
+        bar.set_total(len(df) * len(pairs))  # one pass over the rows per pair
     for i, pair in enumerate(pairs):
         docs = frame_docs(df.rename(columns={pair["input_field"]: field})[[field]], field, None)
         result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress,

@@ -17,6 +17,7 @@ from .deployments import deployments, model_field
 from .inference_config import apply_update, parse_config
 from .lang_ident import LangIdentModel
 from .results import TreeBatchResult, target_prefix
+from .run_control import progress_for
 from .tree.features import Columns, columns_from_docs, columns_from_frame
 from .tree.model import TreeModel
 
@@ -100,19 +101,12 @@ def run_tree(
     model = load_model(engine, model_id, device)
     apply_field_map(cols, n, field_map)
     apply_field_map(cols, n, model.default_field_map)
-    bar = None
-    if progress or (progress is None and n >= PROGRESS_MIN_ROWS):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, unit="rows", desc=f"infer {model_id}", leave=False)
-    try:
-        result = model.infer_columns(cols, n, config, batch_size=batch_size, on_batch=bar.update if bar else None)
-    except ApiError:
-        engine.stats.record(model_id, inferences=n, failures=n)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    with progress_for(n, f"infer {model_id}", progress, min_rows=PROGRESS_MIN_ROWS) as bar:
+        try:
+            result = model.infer_columns(cols, n, config, batch_size=batch_size, on_batch=bar.advance)
+        except ApiError:
+            engine.stats.record(model_id, inferences=n, failures=n)
+            raise
     done = result.extra.get("interrupted_at", n)
     engine.stats.record(
         model_id,

@@ -20,7 +20,8 @@ matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x featu
 ``.knn(query, k)`` and ``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
 :mod:`es_infer_nb.frames.search`).
 
-A long run shows a ``tqdm.auto`` progress bar (rows/s). Ctrl-C stops it cleanly: the
+A run that lasts more than ~2 s shows one ``tqdm.auto`` progress bar (rows/s; ``progress=False``:
+none). Ctrl-C stops the work in flight within about a second: the
 :class:`es_infer_nb.InferenceInterrupted` raised keeps the finished rows in ``.partial`` and
 ``.resume()`` runs only the rest (see :mod:`es_infer_nb.frames.resume`).
 
@@ -146,7 +147,8 @@ class InferFrameAccessor:
             ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: notebook option, else the
             engine's device).
         progress:
-            Show a progress bar (default: notebook option, else only for large frames).
+            The call's one progress bar: ``True`` at once, ``False`` none at all (default: notebook
+            option, else shown once the call has run for ~2 s).
         inplace:
             Add the result columns to this frame and return ``None``.
         input_output:

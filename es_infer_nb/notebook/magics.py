@@ -187,7 +187,7 @@ class InferMagic(Magics, Configurable):
         None, allow_none=True, config=True, help="Rows per model call for df.infer (None: the model's choice)."
     )
     progress = Bool(
-        None, allow_none=True, config=True, help="Progress bars for df.infer (None: only for large frames)."
+        None, allow_none=True, config=True, help="The progress bar of df.infer calls (None: shown after ~2 s; False: never)."
     )
     short_errors = Bool(
         True,

@@ -19,7 +19,7 @@ class NotebookOptions:
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (``None``: the engine's device).
     ``batch_size``: rows per model call (``None``: the model's choice).
-    ``progress``: show a progress bar (``None``: only for large frames).
+    ``progress``: ``True`` shows the progress bar at once, ``False`` never (``None``: after ~2 s).
     """
 
     device: str | None = None

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import ApiError
 from ..models.input_output import beside
 from ..models.results import target_prefix
+from ..models.run_control import progress_for
 from .ingest_bridge import DEFAULT_INPUT_FIELD, predicted_value
 from .runner import infer_endpoint
 
@@ -25,14 +26,11 @@ CHUNK = 2048
 
 
 def _infer_column(engine: "Engine", inference_id: str, values: pd.Series, progress: bool | None) -> tuple[list, list]:
-    from tqdm.auto import tqdm
-
     texts = [v if isinstance(v, str) else None for v in values]
     todo = [i for i, t in enumerate(texts) if t is not None]
     results: list[Any] = [None] * len(texts)
     errors: list[Any] = [None if t is not None else "input is not a text" for t in texts]
-    show = progress if progress is not None else len(todo) > 10 * CHUNK
-    with tqdm(total=len(todo), desc=inference_id, disable=not show) as bar:
+    with progress_for(len(todo), inference_id, progress, min_rows=10 * CHUNK + 1) as bar:
         for start in range(0, len(todo), CHUNK):
             rows = todo[start: start + CHUNK]
             for row, answer in zip(rows, infer_endpoint(engine, inference_id, [texts[i] for i in rows])):
@@ -40,7 +38,7 @@ def _infer_column(engine: "Engine", inference_id: str, values: pd.Series, progre
                     errors[row] = answer.reason
                 else:
                     results[row] = predicted_value(answer)
-            bar.update(len(rows))
+            bar.advance(len(rows))
     return results, errors
 
 

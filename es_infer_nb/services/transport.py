@@ -164,6 +164,10 @@ class Transport:
         except FutureTimeout:
             abandoned.set()  # the worker stops at its next chunk; its read timeout bounds a silent wait
             raise self._failure(f"timed out after [{_seconds(total)}]", 408) from None
+        except BaseException:  # Ctrl-C: no retry, and the worker stops reading at its next chunk
+            abandoned.set()
+            future.cancel()
+            raise
 
     def _send(self, request: HttpRequest, total: float, deadline: float, abandoned: threading.Event) -> httpx.Response:
         s = self.settings

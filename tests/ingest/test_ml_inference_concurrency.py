@@ -229,7 +229,7 @@ def test_a_call_past_its_deadline_fails_its_document_alone():
         elapsed = time.perf_counter() - started
     finally:
         service.server.stop()
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 2.9, elapsed  # the slow call answers after 3 s: the document gave up at its 1 s deadline
     assert "timed out" in out[2]["error"]["reason"], out[2]
     for i in (0, 1, 3, 4, 5):
         assert out[i]["doc"]["_source"]["title_vector"] == f32(vector_of(f"doc {i} title"))

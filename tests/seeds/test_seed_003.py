@@ -273,7 +273,9 @@ def test_documented_fields(deployed):
     assert stats["model_size_stats"]["model_size_bytes"] > 0
     assert stats["model_size_stats"]["required_native_memory_bytes"] > 0
     deployment = stats["deployment_stats"]
-    assert set(deployment) == DEPLOYMENT_FIELDS
+    # ES's documented fields, plus es_infer_nb's one extension: the precision the deployment runs at
+    assert set(deployment) == DEPLOYMENT_FIELDS | {"precision"}
+    assert deployment["precision"] in ("fp32", "bf16", "fp16", "int8")
     assert (deployment["deployment_id"], deployment["model_id"]) == ("my-deployment", MINILM)
     assert (deployment["state"], deployment["priority"], deployment["inference_count"]) == ("started", "normal", 1)
     assert deployment["allocation_status"] == {"allocation_count": 1, "target_allocation_count": 1,

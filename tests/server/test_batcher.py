@@ -150,3 +150,64 @@ def test_the_callers_of_a_shared_batch_are_waited_for_when_they_come_back():
         f = batcher.submit_async([6])
         assert (e.result(10), f.result(10)) == ([10], [12])
     assert model.batches == [[0], [1, 2], [3, 4], [5, 6]]
+
+
+class StoppableModel:
+    """Works in steps of 10 ms, checking between steps whether its callers all gave up (as the NLP
+    batch loop does between forward passes)."""
+
+    def __init__(self, steps: int = 100) -> None:
+        self.steps = steps
+        self.entered = threading.Event()
+        self.stopped_after: list[int] = []
+        self.batches: list[list[int]] = []
+
+    def __call__(self, items: list[int]) -> list[int]:
+        import time
+
+        from es_infer_nb.models.run_control import Cancelled, stop_requested
+
+        self.batches.append(list(items))
+        self.entered.set()
+        for step in range(self.steps):
+            if stop_requested():
+                self.stopped_after.append(step)
+                raise Cancelled("stopped")
+            time.sleep(0.01)
+        return [2 * i for i in items]
+
+
+def test_an_abandoned_call_stops_its_batch_and_drops_what_it_queued():
+    import time
+
+    model = StoppableModel()
+    with InferenceBatcher(model, max_batch_size=4, window_s=0.0) as batcher:
+        running = batcher.submit_async([1, 2, 3, 4])
+        assert model.entered.wait(2)
+        queued = batcher.submit_async([5, 6, 7, 8])
+        assert batcher.queued == 4
+        t0 = time.monotonic()
+        batcher.abandon(queued)
+        batcher.abandon(running)
+        assert time.monotonic() - t0 < 0.5  # the batch stopped at its next step
+        assert model.stopped_after and model.stopped_after[0] < 50
+        assert batcher.pending == 0 and running.cancelled() and queued.cancelled()
+        assert model.batches == [[1, 2, 3, 4]]  # the queued call never ran
+        assert batcher.submit([9], timeout=5) == [18]  # the worker is free for the next caller
+
+
+def test_a_shared_batch_runs_on_while_one_of_its_callers_stays():
+    model = StoppableModel(steps=20)
+    model_calls = []
+
+    def run(items: list[int]) -> list[int]:
+        model_calls.append(len(items))
+        return model(items)
+
+    with InferenceBatcher(run, max_batch_size=8, window_s=0.1) as batcher:
+        first = batcher.submit_async([1, 2])
+        second = batcher.submit_async([3, 4])
+        assert model.entered.wait(2)
+        batcher.abandon(first, timeout=0)
+        assert second.result(timeout=5) == [6, 8]  # the other caller still gets its answer
+        assert first.cancelled() and not model.stopped_after and model_calls == [4]

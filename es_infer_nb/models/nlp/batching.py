@@ -11,7 +11,12 @@
   then a clear :class:`BatchOutOfMemory` is raised);
 * a ``KeyboardInterrupt`` (Ctrl-C, the notebook's stop button) becomes
   :class:`es_infer_nb.errors.InferenceInterrupted` whose ``partial`` keeps every finished output;
-* a ``tqdm.auto`` bar shows progress when asked, or by default for large inputs;
+* a ``tqdm.auto`` bar shows progress when asked, or by default for large inputs called directly
+  (after ``run_control.DELAY_S``); never inside a deployment's queue worker or under a
+  ``df.infer`` call's own bar (:mod:`es_infer_nb.models.run_control`);
+* a stop request (every caller of the queue's batch gave up: ``run_control.stop_requested``) is
+  checked between groups: the groups in flight finish, no new one starts, and
+  :class:`~es_infer_nb.models.run_control.Cancelled` is raised;
 * on CPU, ``streams`` (:func:`cpu_streams`) groups run at once, each on its own thread with its
   share of torch's threads (one each on a 2-core machine), as OpenVINO's THROUGHPUT streams do:
   small transformer GEMMs and the element-wise passes between them scale far better across
@@ -25,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from ...errors import InferenceInterrupted
+from ..run_control import Cancelled, RunProgress, current_progress, in_worker, stop_requested
 
 __all__ = ["BatchOutOfMemory", "MAX_STREAMS", "PROGRESS_THRESHOLD", "cpu_streams", "plan_batches", "run_batches"]
 
@@ -133,12 +139,12 @@ def run_batches(
     n = len(lengths)
     groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch)
     results: list[T | None] = [None] * n
-    show = progress if progress is not None else n >= PROGRESS_THRESHOLD
-    bar = None
-    if show and n:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc=desc or None, unit="item")
+    if progress is None:
+        show: bool | None = None if n >= PROGRESS_THRESHOLD and not in_worker() and current_progress() is None \
+            else False
+    else:
+        show = progress
+    bar = RunProgress(n, desc or "", show=show, unit="item", leave=True) if show is not False and n else None
     done = 0
 
     def store(indices: list[int], outputs: list[T]) -> None:
@@ -147,7 +153,7 @@ def run_batches(
             results[index] = output
         done += len(indices)
         if bar is not None:
-            bar.update(len(indices))
+            bar.advance(len(indices))
 
     try:
         if streams > 1 and len(groups) > 1:
@@ -155,6 +161,8 @@ def run_batches(
         else:
             with torch.inference_mode():
                 for group in groups:
+                    if stop_requested():
+                        raise Cancelled(f"stopped after {done} of {n} items: the caller gave up")
                     _run_group(group, forward, store)
     except KeyboardInterrupt as exc:
         if isinstance(exc, InferenceInterrupted):
@@ -193,14 +201,18 @@ def _run_streams(groups: list[list[int]], forward: Callable[[list[int]], Sequenc
                 pending[pool.submit(job, group)] = group
                 if len(pending) >= 2 * streams:
                     break
+            stopped = False
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                stopped = stopped or stop_requested()
                 for future in finished:
                     group = pending.pop(future)
                     store(group, future.result())
-                    following = next(todo, None)
+                    following = None if stopped else next(todo, None)
                     if following is not None:
                         pending[pool.submit(job, following)] = following
+            if stopped:
+                raise Cancelled("stopped between batches: the caller gave up")
         except KeyboardInterrupt:
             # keep what the batches still running finish: the interrupt's partial result has them
             for future in pending:

@@ -16,6 +16,8 @@ from .features import Columns, any_present, feature_matrix
 from .shap import PathTable
 
 DEFAULT_BATCH_SIZE = 65536
+#: rows per step with feature importance (TreeSHAP): a progress step, and what Ctrl-C waits for
+IMPORTANCE_BATCH_SIZE = 8192
 INTERRUPTED = "inference was interrupted before this row was inferred"
 
 
@@ -90,7 +92,8 @@ class TreeModel:
         for pre in self.definition.preprocessors:
             pre.process(work, n)
         x = feature_matrix(work, self.compiled.features, n)
-        size = max(1, int(batch_size or DEFAULT_BATCH_SIZE))
+        default = DEFAULT_BATCH_SIZE if config.num_top_feature_importance_values <= 0 else IMPORTANCE_BATCH_SIZE
+        size = max(1, int(batch_size or default))
         values = np.zeros(n)
         probs: np.ndarray | None = None
         errors: list[str | None] = [None] * n

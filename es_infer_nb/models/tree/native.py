@@ -32,6 +32,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -190,17 +191,17 @@ def cache_dir() -> Path:
     return Path(base) / "es_infer_nb" / "native"
 
 
-def _build(cc: str, march: bool) -> Path:
+def _build(cc: str, march: bool, source: str = SOURCE, stem: str = "es_trees") -> Path:
     flags = _FLAGS + (("-march=native",) if march else ())
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256("\0".join([SOURCE, " ".join(flags), version, _cpu_signature()]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"es_trees_{key}.so"
+    key = hashlib.sha256("\0".join([source, " ".join(flags), version, _cpu_signature()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"{stem}_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / "trees.c"
-        src.write_text(SOURCE)
+        src = Path(tmp) / f"{stem}.c"
+        src.write_text(source)
         out = Path(tmp) / target.name
         done = subprocess.run([cc, "-x", "c", *flags, str(src), "-o", str(out), "-lm"],
                               capture_output=True, text=True, timeout=120)
@@ -208,6 +209,32 @@ def _build(cc: str, march: bool) -> Path:
             raise RuntimeError(done.stderr.strip()[-2000:] or f"{cc} exited with {done.returncode}")
         os.replace(out, target)  # atomic: a concurrent process sees the whole library or none
     return target
+
+
+def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str) -> ctypes.CDLL | None:
+    """Build (or find in the cache) and load the C ``source`` as ``{stem}_{hash}.so``; ``bind`` sets its
+    functions' signatures. ``None``, with a warning naming ``what`` falls back, when that fails."""
+    cc = _compiler()
+    if cc is None:
+        log.warning("no C compiler found; %s use the torch path", what)
+        return None
+    errors = []
+    for march in (True, False):
+        try:
+            lib = ctypes.CDLL(str(_build(cc, march, source, stem)))
+            bind(lib)
+            return lib
+        except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
+            errors.append(str(exc))
+    log.warning("building the native %s kernel failed (%s); %s use the torch path", stem, errors[-1], what)
+    return None
+
+
+def _bind_walk(lib: ctypes.CDLL) -> None:
+    fn = lib.es_walk
+    p, i = ctypes.c_void_p, ctypes.c_int64
+    fn.argtypes = [p, i, i, i, i, p, p, i, i, p, i, p, p]
+    fn.restype = ctypes.c_int
 
 
 def _load() -> ctypes.CDLL | None:
@@ -219,10 +246,7 @@ def _load() -> ctypes.CDLL | None:
     for march in (True, False):
         try:
             lib = ctypes.CDLL(str(_build(cc, march)))
-            fn = lib.es_walk
-            p, i = ctypes.c_void_p, ctypes.c_int64
-            fn.argtypes = [p, i, i, i, i, p, p, i, i, p, i, p, p]
-            fn.restype = ctypes.c_int
+            _bind_walk(lib)
             return lib
         except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
             errors.append(str(exc))
@@ -277,13 +301,18 @@ def walk(lib: ctypes.CDLL, x: torch.Tensor, feat: torch.Tensor, thr: torch.Tenso
         return lib.es_walk(x_ptr + lo * sr * 8, hi - lo, nf, sr, sf, feat.data_ptr(), thr.data_ptr(), trees,
                            depth, leaf_ptr, k, o if k else None, None if k else o)
 
-    threads = max(1, torch.get_num_threads())
-    if threads == 1 or rows < PARALLEL_MIN_ROWS:
-        codes = [run(0, rows)]
-    else:
-        # a few chunks per thread: a thread slowed by other work on its core takes fewer of them
-        step = max(PARALLEL_MIN_ROWS, -(-rows // (threads * CHUNKS_PER_THREAD)))
-        codes = list(_pool(threads).map(lambda lo: run(lo, min(rows, lo + step)), range(0, rows, step)))
+    codes = parallel_rows(rows, run)
     if any(codes):
         raise MemoryError("the native tree kernel could not allocate its row buffer")
     return out
+
+
+def parallel_rows(rows: int, run: Callable[[int, int], int], min_rows: int = PARALLEL_MIN_ROWS) -> list[int]:
+    """``run(lo, hi)`` over chunks of ``[0, rows)`` on the shared pool (one call below ``min_rows``
+    rows or with one torch thread); the return codes in order."""
+    threads = max(1, torch.get_num_threads())
+    if threads == 1 or rows < min_rows:
+        return [run(0, rows)]
+    # a few chunks per thread: a thread slowed by other work on its core takes fewer of them
+    step = max(min_rows, -(-rows // (threads * CHUNKS_PER_THREAD)))
+    return list(_pool(threads).map(lambda lo: run(lo, min(rows, lo + step)), range(0, rows, step)))

@@ -15,8 +15,14 @@ module computes the same numbers in the path-wise formulation (as GPUTreeShap do
 
 Because ``o`` is binary, a path of ``m`` unique features has only ``2**m`` patterns:
 the contributions ``(o_i - z_i) W_i`` are tabulated once per model for every pattern
-(as FastTreeSHAP v2 does), and a batch then only computes each row's pattern per path,
-gathers, and reduces onto features with one matrix product.
+(as FastTreeSHAP v2 does), and a batch then only computes each row's pattern per path and
+looks its contributions up.
+
+Which path runs: on CPU with a C compiler, the kernel of :mod:`.native_shap` (per-path tables
+``[2**splits, unique features]`` in float64, paths of up to ``native_shap.MAX_DEPTH`` splits, tables
+up to :data:`NATIVE_TABLE_BYTES`); otherwise (CUDA, no compiler, ``ES_INFER_NB_NO_NATIVE``, longer
+paths) the torch path below: a sparse product for the patterns and embedding bags over a padded table
+(paths up to :data:`MAX_TABLE_DEPTH` splits), or the Shapley polynomial per row for longer paths.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import native_shap
 from .definition import TreeDef
 
 #: paths with more splits than this are computed per row instead of looked up in a table
 MAX_TABLE_DEPTH = 8
+#: the C kernel's tables (float64, ``2**splits * unique features`` per path) at most this large
+NATIVE_TABLE_BYTES = 1 << 30
 
 
 @dataclass
@@ -86,7 +95,9 @@ class PathTable:
         inner_right: list[bool] = []  # the canonical comparison being true means "go right"
         paths: list[_Path] = []
         starts: list[int] = []
+        tree_inner: list[int] = []
         for tree in trees:
+            tree_inner.append(len(inner_feat))
             local_to_inner: dict[int, int] = {}
             for n in range(tree.num_nodes):
                 if tree.left[n] < 0:
@@ -132,31 +143,122 @@ class PathTable:
                 size=(p_count, 2 * n_inner + 1), check_invariants=True,
             ).coalesce().to_sparse_csr().to(device)
         self._paths = paths
-        self._build_tables(paths, depth, starts)
+        self._starts = starts
+        self._inner_right = inner_right
+        self._inner_feat = np.asarray(inner_feat, dtype=np.int32)
+        self._inner_thr = np.asarray(inner_thr, dtype=np.float64)
+        self._tree_inner = tree_inner + [n_inner]
+        self._rows_cache: list[np.ndarray] | None = None
+        self._native: native_shap.ShapArrays | None = None
+        self.tabulated = depth <= MAX_TABLE_DEPTH  # the torch path looks contributions up in a table
+        self._torch_ready = False
+        #: which path computed the last batch: "native" (the C kernel) or "torch"
+        self.last_path = ""
 
-    def _build_tables(self, paths: list[_Path], depth: int, starts: list[int]) -> None:
+    def _native_arrays(self) -> native_shap.ShapArrays | None:
+        """The C kernel's tables (built once), or ``None`` where paths are too long or tables too big.
+
+        Two sibling leaves share their path but the last split's outcome, so they are one entry: its
+        pattern is the left leaf's, the right leaf's is the same with the last bit flipped, and its
+        table holds both leaves' contributions times their values ``[2**splits, features, outputs]``.
+        """
+        if self._native is not None:
+            return self._native
+        paths = self._paths
+        k_out = self.num_outputs
+        if self.depth > native_shap.MAX_DEPTH:
+            return None
+        size = sum(2 ** len(p.nodes) * len(p.features) for p in paths) * k_out
+        if size * 8 > NATIVE_TABLE_BYTES:
+            return None
+        split_node: list[int] = []
+        split_flip: list[int] = []
+        path_split = [0]
+        path_slot = [0]
+        slot_feat: list[int] = []
+        path_table: list[int] = []
+        tree_paths = [0]
+        chunks: list[np.ndarray] = []
+        offset = 0
+        bounds = self._starts + [len(paths)]
+        for ti in range(len(self._starts)):
+            base = self._tree_inner[ti]
+            pi = bounds[ti]
+            while pi < bounds[ti + 1]:
+                pth = paths[pi]
+                sibling = paths[pi + 1] if pi + 1 < bounds[ti + 1] else None
+                paired = (sibling is not None and len(pth.nodes) > 0 and sibling.nodes == pth.nodes
+                          and sibling.go_left[:-1] == pth.go_left[:-1] and pth.go_left[-1] and not sibling.go_left[-1]
+                          and sibling.features == pth.features)
+                pi += 2 if paired else 1
+                if not pth.features:
+                    continue
+                rows = self._path_rows_cached(pi - (2 if paired else 1))  # [2**d, m]
+                table = rows[:, :, None] * pth.value[None, None, :]
+                if paired and sibling is not None:
+                    flip = 1 << (len(pth.nodes) - 1)  # the sibling's pattern: the last bit flipped
+                    other = self._path_rows_cached(pi - 1)
+                    table = table + other[np.arange(len(other)) ^ flip][:, :, None] * sibling.value[None, None, :]
+                for node, left in zip(pth.nodes, pth.go_left):
+                    want_true = left != self._inner_right[node]
+                    split_node.append(node - base)
+                    split_flip.append(0 if want_true else 1)
+                path_split.append(len(split_node))
+                slot_feat.extend(pth.features)
+                path_slot.append(len(slot_feat))
+                path_table.append(offset)
+                chunks.append(table.reshape(-1))
+                offset += table.size
+            tree_paths.append(len(path_table))
+        ti_arr = np.asarray(self._tree_inner, dtype=np.int64)
+        self._native = native_shap.ShapArrays(
+            tree_inner=ti_arr, tree_paths=np.asarray(tree_paths, dtype=np.int64),
+            feat=np.ascontiguousarray(self._inner_feat), thr=np.ascontiguousarray(self._inner_thr),
+            path_split=np.asarray(path_split, dtype=np.int64), split_node=np.asarray(split_node, dtype=np.int32),
+            split_flip=np.asarray(split_flip, dtype=np.uint16), path_slot=np.asarray(path_slot, dtype=np.int64),
+            slot_feat=np.asarray(slot_feat, dtype=np.int32), path_table=np.asarray(path_table, dtype=np.int64),
+            table=np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(1)),
+            max_inner=int(np.max(np.diff(ti_arr))) if len(ti_arr) > 1 else 0,
+        )
+        self._rows_cache = None  # the kernel's tables hold what it needs; the torch path rebuilds on demand
+        return self._native
+
+    @staticmethod
+    def _path_rows(pth: _Path) -> np.ndarray:
+        """``(o_i - z_i) * W_i`` [2**splits, unique features] for every pattern of followed splits."""
+        m = len(pth.features)
+        patterns = 2 ** len(pth.nodes)
+        weights = _shapley_table(np.asarray(pth.zero))  # [2**m, m] over per-feature patterns
+        ext = np.arange(patterns)
+        merged = np.zeros(patterns, dtype=np.int64)
+        for s in range(m):
+            follows = np.ones(patterns, dtype=bool)
+            for d, slot in enumerate(pth.slots):
+                if slot == s:
+                    follows &= ((ext >> d) & 1).astype(bool)
+            merged |= follows.astype(np.int64) << s
+        return weights[merged]
+
+    def _path_rows_cached(self, pi: int) -> np.ndarray:
+        if self._rows_cache is None:
+            self._rows_cache = [self._path_rows(p) if p.features else np.zeros((2 ** len(p.nodes), 0))
+                                for p in self._paths]
+        return self._rows_cache[pi]
+
+    def _build_tables(self) -> None:
+        paths, depth, starts = self._paths, self.depth, self._starts
         k_out = self.num_outputs
         width = self.num_features * k_out
         p_count = len(paths)
-        self.tabulated = depth <= MAX_TABLE_DEPTH
-        if not self.tabulated:
-            return
         patterns = 2**depth
         table = np.zeros((p_count, patterns, width))
-        ext = np.arange(patterns)
         for pi, pth in enumerate(paths):
             m = len(pth.features)
             if not m:
                 continue
-            weights = _shapley_table(np.asarray(pth.zero))  # [2**m, m] over per-feature patterns
-            merged = np.zeros(patterns, dtype=np.int64)
-            for s in range(m):
-                follows = np.ones(patterns, dtype=bool)
-                for d, slot in enumerate(pth.slots):
-                    if slot == s:
-                        follows &= ((ext >> d) & 1).astype(bool)
-                merged |= follows.astype(np.int64) << s
-            rows = weights[merged]  # [patterns, m]
+            rows = self._path_rows_cached(pi)  # [2**len(nodes), m]
+            if len(rows) < patterns:  # bits past the path's splits are zero
+                rows = np.concatenate([rows, np.zeros((patterns - len(rows), m))])
             for slot, f in enumerate(pth.features):
                 for k in range(k_out):
                     table[pi, :, f * k_out + k] += rows[:, slot] * pth.value[k]
@@ -182,6 +284,7 @@ class PathTable:
         self.patterns = patterns
         self.table = torch.as_tensor(np.concatenate([hi, lo], axis=1), device=self.device)
         self.offsets = torch.as_tensor(np.arange(p_count, dtype=np.int64) * patterns, device=self.device)
+        self._torch_ready = True
 
     @staticmethod
     def _collect(tree: TreeDef, local_to_inner: dict[int, int], feature_index: dict[str, int], k_out: int,
@@ -222,6 +325,14 @@ class PathTable:
         rows = x.shape[0]
         if self.num_paths == 0 or self.num_inner == 0:
             return torch.zeros((rows, self.num_features, self.num_outputs), dtype=torch.float64, device=x.device)
+        if x.device.type == "cpu" and x.shape[1] == self.num_features:
+            lib = native_shap.kernel()
+            arrays = self._native_arrays() if lib is not None else None
+            if lib is not None and arrays is not None:
+                self.last_path = "native"
+                x64 = x if x.dtype == torch.float64 else x.to(torch.float64)  # exact widening
+                return native_shap.contributions(lib, arrays, x64, self.num_features, self.num_outputs)
+        self.last_path = "torch"
         finite = torch.isfinite(x)
         both = torch.cat([torch.where(finite, x, torch.inf), torch.where(finite, x, -torch.inf)], dim=1)
         cmp = both.T.contiguous()[self.inner_feat] > self.inner_thr[:, None]  # [inner, rows]
@@ -229,6 +340,8 @@ class PathTable:
         counts = torch.sparse.mm(self._pattern_matrix, outcomes.to(torch.float32))  # [paths, rows]
         if not self.tabulated:
             return self._direct(counts.T.to(torch.int64))
+        if not self._torch_ready:
+            self._build_tables()
         # one pass transposes and converts to row-major int64 table rows, the offsets added in place
         index = torch.empty((rows, self.num_paths), dtype=torch.int64, device=x.device)
         index.copy_(counts.T)
@@ -270,6 +383,10 @@ class PathTable:
         return out
 
     def rows_per_batch(self, budget: int = 4_000_000) -> int:
+        """Rows per :meth:`contributions` call: the torch path holds [rows, paths] indices, the C kernel
+        only its answer [rows, features, outputs]."""
+        if self.device.type == "cpu" and native_shap.kernel() is not None and self._native_arrays() is not None:
+            return max(1, budget // max(1, self.num_features * self.num_outputs))
         return max(1, budget // max(1, self.num_paths))
 
 

@@ -57,8 +57,13 @@ def _brute_force(trees: list[dict], row: np.ndarray, features: int) -> np.ndarra
     return want
 
 
+@pytest.mark.parametrize("path", ["native", "torch"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_equals_brute_force_shapley(seed):
+def test_equals_brute_force_shapley(seed, path, monkeypatch):
+    if path == "torch":
+        monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
+    else:
+        _native_or_skip()
     rng = np.random.default_rng(seed)
     features = 4
     trees = [_with_covers(rng, random_tree(rng, features, 4)) for _ in range(3)]
@@ -68,6 +73,7 @@ def test_equals_brute_force_shapley(seed):
     x = rng.normal(size=(6, features)).round(2)
     x[1, 2] = np.nan
     phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    assert table.last_path == path
     base = expected_value(definition.all_trees(), 1)[0]
     for r in range(len(x)):
         want = _brute_force(trees, x[r], features)
@@ -131,8 +137,10 @@ def test_negative_importance_count_is_rejected(engine):
     assert r.body["error"]["reason"] == "[num_top_feature_importance_values] must be greater than or equal to 0"
 
 
-def test_deep_trees_use_the_direct_polynomial_and_agree():
+def test_deep_trees_use_the_direct_polynomial_and_agree(monkeypatch):
     from es_infer_nb.models.tree.shap import MAX_TABLE_DEPTH
+
+    monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")  # the torch path (CUDA, no compiler)
 
     rng = np.random.default_rng(9)
     features = 3
@@ -143,9 +151,101 @@ def test_deep_trees_use_the_direct_polynomial_and_agree():
     assert table.depth > MAX_TABLE_DEPTH and not table.tabulated
     x = rng.normal(size=(4, features)).round(2)
     phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    assert table.last_path == "torch"
     base = expected_value(definition.all_trees(), 1)[0]
     for r in range(len(x)):
         prediction = sum(_conditional(t, x[r], set(range(features))) for t in trees)
         assert phi[r].sum() + base == pytest.approx(prediction, abs=1e-9)
         want = _brute_force(trees, x[r], features)
         np.testing.assert_allclose(phi[r], want, atol=1e-9)
+
+
+def _native_or_skip():
+    from es_infer_nb.models.tree import native, native_shap
+
+    if native._compiler() is None:
+        pytest.skip("no C compiler on this machine: the torch path is the only CPU path")
+    lib = native_shap.kernel()
+    assert lib is not None, "a C compiler is present, so the native TreeSHAP kernel must build"
+
+
+@pytest.mark.parametrize("leaf_size", [1, 3])
+def test_native_kernel_equals_the_torch_path(monkeypatch, leaf_size):
+    _native_or_skip()
+    rng = np.random.default_rng(40 + leaf_size)
+    features = 7
+    trees = [_with_covers(rng, random_tree(rng, features, int(rng.integers(1, 8)), leaf_size=leaf_size))
+             for _ in range(30)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, leaf_size, torch.device("cpu"))
+    x = rng.normal(size=(5000, features)).round(1)  # thresholds are 2-decimal: many ties
+    x[rng.random(size=x.shape) < 0.05] = np.nan
+    x[rng.random(size=x.shape) < 0.03] = np.inf
+    x[rng.random(size=x.shape) < 0.03] = -np.inf
+    layouts = {"rows": x, "columns": np.asfortranarray(x), "strided": np.repeat(x, 3, axis=1)[:, ::3]}
+    native = {k: table.contributions(torch.as_tensor(v)).numpy() for k, v in layouts.items()}
+    assert table.last_path == "native"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = table.contributions(torch.as_tensor(x)).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
+    eager = table.contributions(torch.as_tensor(x)).numpy()
+    assert table.last_path == "torch"
+    assert eager.shape == (len(x), features, leaf_size)
+    for name, phi in native.items():
+        assert np.array_equal(phi, native["rows"]), name
+        np.testing.assert_allclose(phi, eager, atol=1e-9, rtol=0)
+    assert np.array_equal(single, native["rows"])
+    # local accuracy: the contributions add up to the prediction minus the baseline
+    base = expected_value(definition.all_trees(), leaf_size)
+    finite = np.isfinite(x).all(axis=1)
+    for r in np.nonzero(finite)[0][:20]:
+        for k in range(leaf_size):
+            prediction = sum(_conditional({**t, "tree_structure": [
+                {**n, "leaf_value": n["leaf_value"][k]} if "leaf_value" in n and isinstance(n["leaf_value"], list)
+                else n for n in t["tree_structure"]]}, x[r], set(range(features))) for t in trees)
+            assert native["rows"][r, :, k].sum() + base[k] == pytest.approx(prediction, abs=1e-9)
+
+
+def test_native_kernel_takes_paths_deeper_than_the_torch_table():
+    from es_infer_nb.models.tree.shap import MAX_TABLE_DEPTH
+
+    _native_or_skip()
+    rng = np.random.default_rng(12)
+    features = 3
+    trees = [_with_covers(rng, random_tree(rng, features, MAX_TABLE_DEPTH + 2)) for _ in range(2)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, 1, torch.device("cpu"))
+    x = rng.normal(size=(4, features)).round(2)
+    phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    assert table.last_path == "native"
+    for r in range(len(x)):
+        np.testing.assert_allclose(phi[r], _brute_force(trees, x[r], features), atol=1e-9)
+
+
+def test_native_build_failure_falls_back_to_the_torch_path(monkeypatch, tmp_path, caplog):
+    from es_infer_nb.models.tree import native_shap
+
+    rng = np.random.default_rng(13)
+    features = 4
+    trees = [_with_covers(rng, random_tree(rng, features, 4)) for _ in range(3)]
+    definition = parse_definition({"trained_model": {"ensemble": {
+        "feature_names": [f"f{i}" for i in range(features)], "trained_models": [{"tree": t} for t in trees]}}})
+    table = PathTable(definition.all_trees(), {f"f{i}": i for i in range(features)}, 1, torch.device("cpu"))
+    x = rng.normal(size=(5, features)).round(2)
+    monkeypatch.setattr(native_shap, "_state", {})
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    with caplog.at_level("WARNING"):
+        assert native_shap.kernel() is None
+    assert "building the native es_shap kernel failed" in caplog.text
+    assert list(tmp_path.glob("*.so")) == []
+    phi = table.contributions(torch.as_tensor(x)).numpy()[:, :, 0]
+    assert table.last_path == "torch"
+    for r in range(len(x)):
+        np.testing.assert_allclose(phi[r], _brute_force(trees, x[r], features), atol=1e-6)

@@ -29,8 +29,10 @@ import numpy as np
 from ..backends import resolve
 from ..errors import ApiError
 from ..models.results import document_failure, render_per_document, warning_message
+from .column_paths import plain_path as _plain_path
+from .column_paths import template_fields as _template_fields
 from .columnar_condition import evaluate
-from .columnar_table import Table, is_prefix, typed_array
+from .columnar_table import Table, typed_array
 from .document import _MUSTACHE, Doc, template_field, template_text
 from .pipeline import (ConvertProcessor, DropProcessor, Failure, FieldValueProcessor, Pipeline, Processor,
                        RemoveProcessor, RenameProcessor, Run, SetProcessor, as_api_error, is_counted,
@@ -119,51 +121,10 @@ class _Decided(Processor):
 
 # -- which processors run here ------------------------------------------------------------------
 
-def _plain_path(path: Any) -> bool:
-    return isinstance(path, str) and bool(path) and "{{" not in path and not path.startswith("_") \
-        and all(path.split("."))
-
-
-def _template_fields(value: str) -> list[str] | None:
-    """The source fields a template reads (``None`` when it reads metadata); ``_ingest.*`` is the same
-    for every document of the batch and does not count."""
-    names = [template_field(m) for m in _MUSTACHE.finditer(value)]
-    names = [n for n in names if not n.startswith("_ingest.")]
-    return names if all(_plain_path(n) for n in names) else None
-
-
 def supported(p: Processor) -> bool:
     """Whether the columns run processor ``p``: its class has a column form (:mod:`.registry`) and the
-    form takes its configuration (rows may still be handed off)."""
-    t = p.column_form
-    if t is None:
-        return False
-    if t == "set":
-        if not _plain_path(p.field):
-            return False
-        if p.copy_from is not None:
-            return _plain_path(p.copy_from)
-        v = p.value
-        if isinstance(v, str):
-            return _template_fields(v) is not None
-        return v is None or isinstance(v, (bool, int, float))
-    if t == "rename":
-        a, b = p.field, p.target_field
-        return _plain_path(a) and _plain_path(b) and a != b and not is_prefix(a, b) and not is_prefix(b, a)
-    if t == "remove":
-        if p.keep is not None:
-            return all(_plain_path(k) for k in p.keep)
-        fields = p.fields
-        return all(_plain_path(f) for f in fields) and not any(
-            a == b or is_prefix(a, b) for i, a in enumerate(fields) for j, b in enumerate(fields) if i != j)
-    if t == "field_value":
-        a, b = p.field, p.target_field
-        return _plain_path(a) and _plain_path(b) and not is_prefix(a, b) and not is_prefix(b, a)
-    if t == "drop":
-        return True
-    if t == "inference":
-        return getattr(p, "inputs", None) is None and _plain_path(p.target_field)
-    return False
+    form takes its configuration (:meth:`~.pipeline.Processor.columns_take`; rows may still be handed off)."""
+    return p.column_form is not None and p.columns_take()
 
 
 def worth_it(pipeline: Pipeline) -> bool:

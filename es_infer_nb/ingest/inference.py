@@ -15,6 +15,7 @@ from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
 from ..models.results import DEFAULT_TARGET_FIELD, document_failure, render_per_document
+from .column_paths import plain_path
 from .config import Conf
 from .document import Doc
 from .pipeline import Processor, Run, as_api_error
@@ -109,6 +110,10 @@ def input_config(entry: dict[str, str]) -> dict[str, str | None]:
 class InferenceProcessor(Processor):
     type = "inference"
     column_form = "inference"
+
+    def columns_take(self) -> bool:
+        """Tree models column-at-a-time (others are handed off row by row): ``target_field`` only."""
+        return self.inputs is None and plain_path(self.target_field)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ApiError
 from ..models.tree.features import java_string, parse_java_double
+from .column_paths import is_prefix, plain_path, template_fields
 from .condition import Condition, parse_condition
 from .config import Conf, config_error
 from .document import Doc, clone, java_type, render_template
@@ -78,6 +79,11 @@ class Processor:
     #: the step of :mod:`.columnar` that runs this processor column-at-a-time (``None``: per document only)
     column_form: ClassVar[str | None] = None
 
+    def columns_take(self) -> bool:
+        """Whether this processor's column form takes its configuration (plain field paths, values the
+        columns hold); rows may still be handed to the per-document path. ``False`` without a column form."""
+        return False
+
     def __init__(self) -> None:
         self.tag: str | None = None
         self.description: str | None = None
@@ -106,6 +112,16 @@ class Processor:
 class SetProcessor(Processor):
     type = "set"
     column_form = "set"
+
+    def columns_take(self) -> bool:
+        if not plain_path(self.field):
+            return False
+        if self.copy_from is not None:
+            return plain_path(self.copy_from)
+        v = self.value
+        if isinstance(v, str):
+            return template_fields(v) is not None
+        return v is None or isinstance(v, (bool, int, float))
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -148,6 +164,10 @@ class RenameProcessor(Processor):
     type = "rename"
     column_form = "rename"
 
+    def columns_take(self) -> bool:
+        a, b = self.field, self.target_field
+        return plain_path(a) and plain_path(b) and a != b and not is_prefix(a, b) and not is_prefix(b, a)
+
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.field = c.string("field")
@@ -177,6 +197,13 @@ class RemoveProcessor(Processor):
     type = "remove"
     column_form = "remove"
 
+    def columns_take(self) -> bool:
+        if self.keep is not None:
+            return all(plain_path(k) for k in self.keep)
+        fields = self.fields
+        return all(plain_path(f) for f in fields) and not any(
+            a == b or is_prefix(a, b) for i, a in enumerate(fields) for j, b in enumerate(fields) if i != j)
+
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.fields = c.string_or_list("field") if c.has("field") or not c.has("keep") else []
@@ -201,6 +228,10 @@ class FieldValueProcessor(Processor):
     """field / target_field / ignore_missing processors applying a function to the value(s)."""
 
     column_form = "field_value"
+
+    def columns_take(self) -> bool:
+        a, b = self.field, self.target_field
+        return plain_path(a) and plain_path(b) and not is_prefix(a, b) and not is_prefix(b, a)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -334,6 +365,9 @@ class FailProcessor(Processor):
 class DropProcessor(Processor):
     type = "drop"
     column_form = "drop"
+
+    def columns_take(self) -> bool:
+        return True
 
     def __init__(self, c: Conf) -> None:
         super().__init__()

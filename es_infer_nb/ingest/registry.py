@@ -3,7 +3,7 @@
 A class carries its ``type`` (the name in a pipeline body), parses its own config (its constructor
 takes a :class:`~.config.Conf`), has its per-document form (``execute`` / ``run_batch``) and names
 its column form (``column_form``: the step of :mod:`.columnar` that runs it column-at-a-time, or
-``None``). The pipeline parser, the columnar executor and the declared columns of
+``None``; ``columns_take()``: whether that form takes its configuration). The pipeline parser, the columnar executor and the declared columns of
 :mod:`es_infer_nb.frames.pipeline_meta` all read this table; the tests check that the column forms
 and the declared columns cover it, and the doc-vs-column equivalence test iterates it.
 """

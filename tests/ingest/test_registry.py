@@ -43,3 +43,22 @@ def test_every_column_form_is_a_step_of_the_columnar_executor():
 
 def test_every_registered_processor_declares_its_columns():
     assert set(DECLARED_COLUMNS) == set(PROCESSORS)
+
+
+def test_a_class_with_a_column_form_says_which_configs_its_form_takes():
+    from es_infer_nb.ingest.columnar import supported
+    from es_infer_nb.ingest.pipeline import Processor
+
+    for name, cls in PROCESSORS.items():
+        parsed = parse_processor({name: BODIES[name]})
+        if cls.column_form is None:
+            assert not supported(parsed), name
+            continue
+        assert cls.columns_take is not Processor.columns_take, f"{name}: a column form without columns_take"
+        assert supported(parsed) == parsed.columns_take(), name
+        assert supported(parsed), name  # the plain configs above all run column-at-a-time
+    # a templated field goes to the per-document path
+    assert not supported(parse_processor({"set": {"field": "{{f}}", "value": 1}}))
+    assert not supported(parse_processor({"rename": {"field": "a", "target_field": "a.b"}}))
+    assert not supported(parse_processor({"inference": {"model_id": "m", "input_output": {"input_field": "a",
+                                                                                          "output_field": "b"}}}))

@@ -217,11 +217,11 @@ def test_ignore_failure_and_on_failure_unchanged(service):
 
 
 def test_a_call_past_its_deadline_fails_its_document_alone():
-    service = CountingService(slow={"doc 2 title": 3.0})
+    service = CountingService(slow={"doc 2 title": 6.0})
     service.server.start()
     try:
         engine = Engine()
-        model_id = remote_model(engine, service.server.url, read_timeout=1)
+        model_id = remote_model(engine, service.server.url, read_timeout=2)
         docs = [{"_source": s} for s in sources()[:6]]
         started = time.perf_counter()
         out = ok(engine, "POST", "_ingest/pipeline/_simulate",
@@ -229,7 +229,9 @@ def test_a_call_past_its_deadline_fails_its_document_alone():
         elapsed = time.perf_counter() - started
     finally:
         service.server.stop()
-    assert elapsed < 2.9, elapsed  # the slow call answers after 3 s: the document gave up at its 1 s deadline
+    # the slow call answers after 6 s: its document gave up at its 2 s deadline (room for a loaded machine,
+    # where the 50 ms calls of the other documents must still finish well inside theirs)
+    assert elapsed < 5.0, elapsed
     assert "timed out" in out[2]["error"]["reason"], out[2]
     for i in (0, 1, 3, 4, 5):
         assert out[i]["doc"]["_source"]["title_vector"] == f32(vector_of(f"doc {i} title"))

@@ -64,3 +64,50 @@ def float32_rows(rng: Any, rows: int, features: int) -> Any:
     import numpy as np
 
     return rng.normal(size=(rows, features)).astype(np.float32).astype(np.float64)
+
+
+def serve_with_latency(latency_s: float, port_out: Any, answer_body: Any, count: Any = None,
+                       backlog: int = 512) -> None:
+    """A minimal asyncio HTTP/1.1 keep-alive service on 127.0.0.1 (run in its own process): every request
+    answered after ``latency_s`` with ``answer_body(n)`` for a body of ``n`` inputs (built once per n: the
+    service's work is its latency); ``count`` (a ``multiprocessing.Value``) counts the requests. The URL
+    goes back through ``port_out``."""
+    import asyncio
+    import json
+
+    answers: dict[int, bytes] = {}
+
+    def answer(n: int) -> bytes:
+        if n not in answers:
+            body = json.dumps(answer_body(n)).encode()
+            answers[n] = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+        return answers[n]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = json.loads(await reader.readexactly(length))
+                if count is not None:
+                    with count.get_lock():
+                        count.value += 1
+                inputs = body.get("input")
+                await asyncio.sleep(latency_s)
+                writer.write(answer(len(inputs) if isinstance(inputs, list) else 1))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=backlog)
+        port_out.send(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        port_out.close()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(run())

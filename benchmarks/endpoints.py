@@ -18,54 +18,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import multiprocessing as mp
 from typing import Any
 
 import harness
+from _common import serve_with_latency
 
 DIMS = 16
 
 
-def _serve(latency_s: float, port_out: Any) -> None:
-    """A minimal asyncio HTTP/1.1 keep-alive service: every request answered after ``latency_s`` with one
-    embedding per input (the answer for n inputs is built once: the service's work is its latency)."""
-    import asyncio
-
-    answers: dict[int, bytes] = {}
-
-    def answer(n: int) -> bytes:
-        if n not in answers:
-            body = json.dumps({"request_id": "bench", "result": {"embeddings": [
-                {"index": i, "embedding": [0.5 + i % 7] * DIMS} for i in range(n)]}}).encode()
-            answers[n] = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body)
-        return answers[n]
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length)
-                n = len(json.loads(body)["input"])
-                await asyncio.sleep(latency_s)
-                writer.write(answer(n))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def run() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=256)
-        port_out.send(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-        port_out.close()
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(run())
+def _answer_body(n: int) -> dict[str, Any]:
+    """One embedding per input."""
+    return {"request_id": "bench", "result": {"embeddings": [
+        {"index": i, "embedding": [0.5 + i % 7] * DIMS} for i in range(n)]}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -89,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_serve, args=(args.latency_ms / 1000.0, send), daemon=True)
+    proc = ctx.Process(target=serve_with_latency, args=(args.latency_ms / 1000.0, send, _answer_body, None, 256),
+                       daemon=True)
     proc.start()
     try:
         url = recv.recv()

@@ -27,59 +27,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import multiprocessing as mp
 from typing import Any
 
 import harness
+from _common import serve_with_latency
 
 DIMS = 16
 GOAL_DOCS_PER_S = 400.0
 VECTOR = [0.25 * (i % 5) for i in range(DIMS)]
 
 
-def _serve(latency_s: float, port_out: Any, count: Any) -> None:
-    """A minimal asyncio HTTP/1.1 keep-alive service: every request answered after ``latency_s`` with one
-    embedding per input, in two shapes at once (``data`` for the ml-commons connector, ``result.embeddings``
-    for the custom endpoint); ``count`` counts the requests."""
-    import asyncio
-
-    answers: dict[int, bytes] = {}
-
-    def answer(n: int) -> bytes:
-        if n not in answers:
-            body = json.dumps({"data": VECTOR, "result": {"embeddings": [
-                {"index": i, "embedding": VECTOR} for i in range(n)]}}).encode()
-            answers[n] = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body)
-        return answers[n]
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = json.loads(await reader.readexactly(length))
-                with count.get_lock():
-                    count.value += 1
-                inputs = body.get("input")
-                await asyncio.sleep(latency_s)
-                writer.write(answer(len(inputs) if isinstance(inputs, list) else 1))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def run() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=512)
-        port_out.send(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-        port_out.close()
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(run())
+def _answer_body(n: int) -> dict[str, Any]:
+    """One embedding per input, in two shapes at once: ``data`` for the ml-commons connector,
+    ``result.embeddings`` for the custom endpoint."""
+    return {"data": VECTOR, "result": {"embeddings": [{"index": i, "embedding": VECTOR} for i in range(n)]}}
 
 
 def setup(engine: Any, url: str, concurrency: int) -> dict[str, dict[str, Any]]:
@@ -138,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     count = ctx.Value("q", 0)
-    proc = ctx.Process(target=_serve, args=(args.latency_ms / 1000.0, send, count), daemon=True)
+    proc = ctx.Process(target=serve_with_latency, args=(args.latency_ms / 1000.0, send, _answer_body, count),
+                       daemon=True)
     proc.start()
     calls: dict[str, list[int]] = {}
     try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
+from ..services.templates import json_placeholders
 from .config import Conf
 from .document import Doc, clone
 from .pipeline import Processor, Run
@@ -199,21 +200,8 @@ def _template_parts(template: str) -> list[tuple[str, str | None, str, bool]]:
     parts = _PARTS_CACHE.get(template)
     if parts is not None:
         return parts
-    parts = []
-    in_string = False
-    escaped = False
-    pos = 0
-    for m in _PLACEHOLDER.finditer(template):
-        for ch in template[pos:m.start()]:
-            if escaped:
-                escaped = False
-            elif ch == "\\" and in_string:
-                escaped = True
-            elif ch == '"':
-                in_string = not in_string
-        parts.append((template[pos:m.start()], m.group(1), m.group(2), in_string))
-        pos = m.end()
-    parts.append((template[pos:], None, "", False))
+    parts = [(literal, m.group(1) if m else None, m.group(2) if m else "", in_string)
+             for literal, m, in_string in json_placeholders(template, _PLACEHOLDER)]
     if len(_PARTS_CACHE) < 256:
         _PARTS_CACHE[template] = parts
     return parts

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ..errors import ApiError
 from .secrets import LOCAL, EnvPolicy, Secret, redact
-from .templates import render_url
+from .templates import json_placeholders, render_url
 from .transport import HttpRequest, Transport, TransportSettings
 
 PROTOCOLS = ("http", "aws_sigv4")
@@ -239,18 +239,10 @@ class Connector:
         pieces: list[str] = []
         missing: list[str] = []
         bad = False
-        pos = 0
-        in_string = escaped = False
-        for m in _PLACEHOLDER.finditer(template):
-            for ch in template[pos:m.start()]:
-                if escaped:
-                    escaped = False
-                elif ch == "\\" and in_string:
-                    escaped = True
-                elif ch == '"':
-                    in_string = not in_string
-            pieces.append(template[pos:m.start()])
-            pos = m.end()
+        for literal, m, in_string in json_placeholders(template, _PLACEHOLDER):
+            pieces.append(literal)
+            if m is None:
+                continue
             kind, key = m.group(1), m.group(2)
             value = (params if kind == "parameters" else secrets).get(key)
             if value is None:
@@ -263,7 +255,6 @@ class Connector:
             else:
                 bad = bad or not _one_json_value(value)
                 pieces.append(value)
-        pieces.append(template[pos:])
         text = "".join(pieces)
         if missing:
             raise iae(f"Some parameter placeholder not filled in payload: {', '.join(missing)}")

@@ -97,6 +97,27 @@ def text_values(params: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def json_placeholders(template: str, pattern: re.Pattern[str]) -> list[tuple[str, re.Match[str] | None, bool]]:
+    """``(literal before, placeholder match, inside a JSON string literal?)`` for each match of ``pattern``
+    in a JSON body template, then ``(trailing literal, None, False)``: where each placeholder stands
+    decides how a value is inserted (escaped text inside a string, one JSON value elsewhere)."""
+    parts: list[tuple[str, re.Match[str] | None, bool]] = []
+    in_string = escaped = False
+    pos = 0
+    for m in pattern.finditer(template):
+        for ch in template[pos:m.start()]:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and in_string:
+                escaped = True
+            elif ch == '"':
+                in_string = not in_string
+        parts.append((template[pos:m.start()], m, in_string))
+        pos = m.end()
+    parts.append((template[pos:], None, False))
+    return parts
+
+
 class JsonTemplate:
     """A JSON body template whose ``${name}`` placeholders are filled by where they stand.
 

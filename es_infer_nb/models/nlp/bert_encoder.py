@@ -314,14 +314,14 @@ class BertEncoder(nn.Module):
                     changed = True
         return changed
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``(batch, length, hidden)`` hidden states; token type 0 everywhere (single texts)."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, length, hidden)`` hidden states; ``token_type_ids`` left out: type 0 everywhere
+        (single texts)."""
         batch, length = input_ids.shape
-        h = (
-            self.word_embeddings(input_ids)
-            + self.position_embeddings.weight[:length]
-            + self.token_type_embeddings.weight[0]
-        )
+        types = (self.token_type_embeddings.weight[0] if token_type_ids is None
+                 else self.token_type_embeddings(token_type_ids))
+        h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types
         h = self.embedding_norm(h).view(batch * length, self.hidden)
         mask = attention_mask.bool()
         bias = None

@@ -1,6 +1,6 @@
 """NLP tasks through our path vs transformers' ``pipeline(task, batch_size=32)``: text_classification and ner.
 
-A local random-weight BERT (6 layers, hidden 384, 12 heads, FFN 1536: MiniLM's shape; the
+A local random-weight BERT (6 layers (2 with ``--quick``), hidden 384, 12 heads, FFN 1536: MiniLM's shape; the
 vocabulary and tokenizer of the bundled all-MiniLM-L6-v2; seeded, saved into a temporary folder,
 nothing downloaded) with a sequence-classification head (3 labels) and a token-classification
 head (IOB tags ``O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC``), its classifier weights scaled up so
@@ -39,7 +39,7 @@ SCORE_TOLERANCE = 1e-4
 LOGIT_SCALE = 8.0
 
 
-def build_model(folder: Path, task: str, seed: int = 0) -> Path:
+def build_model(folder: Path, task: str, seed: int = 0, layers: int = 6) -> Path:
     """A random-weight MiniLM-shaped BERT with ``task``'s head and the bundled MiniLM tokenizer."""
     import torch
     import transformers
@@ -50,7 +50,7 @@ def build_model(folder: Path, task: str, seed: int = 0) -> Path:
     labels = CLASS_LABELS if task == "text_classification" else NER_LABELS
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_path()))
     config = transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+        vocab_size=tokenizer.vocab_size, hidden_size=384, num_hidden_layers=layers, num_attention_heads=12,
         intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2,
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     cls = transformers.BertForSequenceClassification if task == "text_classification" \
@@ -120,8 +120,10 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     harness.add_arguments(parser)
     args = parser.parse_args()
-    if args.quick:
-        args.limit = min(args.limit or 64, 64)
+    layers = 6
+    if args.quick:  # a smoke run: 32 texts (one pipeline batch), a 2-layer model
+        args.limit = min(args.limit or 32, 32)
+        layers = 2
     tasks = [t for t in args.tasks.split(",") if t]
     bench = harness.Bench("nlp_tasks", args, {"tasks": tasks, "precision": args.precision})
 
@@ -136,7 +138,7 @@ def main() -> None:
     contenders: dict[str, harness.Contender] = {}
     with tempfile.TemporaryDirectory(prefix="bench-nlp-tasks-") as tmp:
         for task in tasks:
-            folder = build_model(Path(tmp), task)
+            folder = build_model(Path(tmp), task, layers=layers)
             _, run = ours_runner(engine, folder, task, args.precision)
             options = {"aggregation_strategy": "average"} if task == "ner" else {}
             pipe = transformers.pipeline(PIPELINE_TASK[task], model=str(folder), tokenizer=str(folder), device="cpu",
@@ -154,7 +156,7 @@ def main() -> None:
         bench.check(f"{task}: max abs probability diff vs the pipeline", round(worst, 8), SCORE_TOLERANCE)
         bench.compare(f"ours_{task}", f"pipeline_{task}")
     entities = sum(len(row) for row in ours_answers("ner", t.last["ours_ner"])) if "ner" in tasks else None
-    bench.report({"docs": len(texts), "model": "random-weight BERT, 6 layers, hidden 384, 12 heads, MiniLM vocabulary",
+    bench.report({"docs": len(texts), "model": f"random-weight BERT, {layers} layers, hidden 384, 12 heads, MiniLM vocabulary",
                   "pipeline_batch_size": 32, "entities_found": entities,
                   "transformers": transformers.__version__})
     sys.stdout.flush()

@@ -20,12 +20,16 @@ ES's inference cache across rounds); tokenization, batching, pooling and the Arr
 Usage: python benchmarks/embeddings.py [--precision auto|fp32|bf16|int8] [--quantize int8] [--dtype bf16]
        [--device cuda] [--rounds N]
        [--limit N] [--quick]
+An AVX2-class CPU on a newer one: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+python benchmarks/embeddings.py --precision auto (auto then resolves to fp32; OpenVINO's oneDNN honours
+the first; ONNX Runtime has no such switch and keeps its AVX-512 kernels: noted in the JSON line).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +43,8 @@ MIN_COSINE = {"float32": 0.9999, "int8": 0.99, "bfloat16": 0.995, "float16": 0.9
 #: bounds of the public ``precision`` (issue goals: bf16 within 0.9999 of fp32, int8 within 0.995)
 PRECISION_MIN_COSINE = {"fp32": 0.9999, "bf16": 0.9999, "fp16": 0.999, "int8": 0.995}
 PRECISION_PEER_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+#: the environment variables that cap the ISA of oneDNN, ATen's kernels and MKL (ONNX Runtime's MLAS has none)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 EMBEDDING_DIM = 384
 FLOPS_FORMULA = ("flops_per_token = 2 * non_embedding_parameters + attention, attention = "
@@ -321,6 +327,7 @@ def main() -> None:
     import es_infer_nb  # noqa: F401 - registers the .infer accessor
     from es_infer_nb.engine import default_engine
     from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, get_model, model_path
+    from es_infer_nb.models.nlp.precision import cpu_capability
 
     texts = read_texts(args.corpus.resolve(), args.field, args.limit)
     if args.precision is not None:  # the instance Series.infer.run uses
@@ -415,6 +422,9 @@ def main() -> None:
         "onednn_gemm_gflops": None if onednn is None else round(onednn, 1),
         "share_of_onednn_gemm": None if onednn is None else round(achieved / onednn, 3),
         "token_budget": args.token_budget or ours.token_budget,
+        # ISA caps (an AVX2-class CPU simulated on a newer one) and what precision "auto" saw
+        "isa_caps": {name: os.environ.get(name) for name in ISA_CAPS},
+        "precision_probe": cpu_capability().describe(),
     })
     sys.stdout.flush()
 

@@ -105,8 +105,10 @@ class NlpBackend:
     id: str
     kind: Kind = "nlp"
 
-    def deployment(self) -> Any:
-        dep = deployments(self.engine).for_inference(self.id)
+    def deployment(self, engine_device: str | None = None) -> Any:
+        """The deployment serving the id; ``engine_device``: where one started on first use runs
+        (``None``: the engine's device)."""
+        dep = deployments(self.engine).for_inference(self.id, device=engine_device)
         assert dep is not None  # resolve() chose this backend for a deployment or a pytorch model
         return dep
 

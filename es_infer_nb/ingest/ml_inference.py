@@ -416,7 +416,7 @@ class MLInferenceProcessor(Processor):
 
     # -- execution -------------------------------------------------------------------------
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
-        self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name))
+        self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name, run.device))
 
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
         """The batch's calls side by side when the model is a remote service (an OpenSearch remote model,
@@ -447,9 +447,9 @@ class MLInferenceProcessor(Processor):
         if self.predictor is not None:
             return self.predictor, 1
         if run.engine is None:
-            return _engine_predictor(None, self.model_id, self.function_name), 1
+            return _engine_predictor(None, self.model_id, self.function_name, run.device), 1
         width = call_concurrency(resolve(run.engine, self.model_id, opensearch=True, endpoints=self.is_remote))
-        return _engine_predictor(run.engine, self.model_id, self.function_name), width
+        return _engine_predictor(run.engine, self.model_id, self.function_name, run.device), width
 
     def _plan(self, doc: Doc, n: int) -> list["_Call | None | Exception"]:
         """Every entry's call (None: nothing to predict); an entry whose request cannot be built ends the
@@ -611,9 +611,12 @@ def _output_value(output: Any, field: str | None, ignore_missing: bool, full_res
         raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
 
 
-def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
+def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str,
+                      device: str | None = None) -> Predictor:
     """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
-    ``_inference`` endpoint, or a trained model (tree models through ``_infer``)."""
+    ``_inference`` endpoint, or a trained model (through ``_infer``). ``device``: the run's device,
+    where a trained model or an endpoint's local model runs when the engine's device would apply
+    (an ml-commons model runs where it was deployed)."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
@@ -624,7 +627,7 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
         if backend.kind == "endpoint":  # an _inference endpoint
             from ..services.ingest_bridge import endpoint_prediction
 
-            return endpoint_prediction(engine, model_id, request)
+            return endpoint_prediction(engine, model_id, request, device=device)
         if isinstance(request, dict) and isinstance(request.get("docs"), list):
             docs = request["docs"]
         elif isinstance(request, dict):
@@ -632,7 +635,7 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
             docs = [{k: _decode(v) for k, v in params.items()}]
         else:
             raise _iae(f"Invalid payload: {request!r}")
-        results = engine.infer(model_id, docs)
+        results = engine.infer(model_id, docs, device=device)
         data = results[0] if len(results) == 1 else {"response": results}
         return {"inference_results": [{"output": [{"name": "response", "dataAsMap": data}]}]}
 

@@ -29,11 +29,13 @@ def predicted_value(entry: dict[str, Any]) -> Any:
 INPUT_KEYS = ("input", "inputs", "texts", "text", "text_docs")
 
 
-def endpoint_prediction(engine: "Engine", inference_id: str, request: Any) -> dict[str, Any]:
+def endpoint_prediction(engine: "Engine", inference_id: str, request: Any, *,
+                        device: str | None = None) -> dict[str, Any]:
     """OpenSearch ``ml_inference`` with ``function_name: remote`` on an endpoint: the request's
     parameters give the input (``input``/``inputs``/``texts``/``text``, a string or a JSON list) and,
     for rerank, ``query``; the ``_inference`` answer comes back as the ``response`` tensor's
-    ``dataAsMap`` (e.g. output path ``text_embedding[0].embedding``)."""
+    ``dataAsMap`` (e.g. output path ``text_embedding[0].embedding``). ``device``: where the engine's own
+    models behind the endpoint run when the engine's device would apply."""
     import json
 
     from .runner import resolve, rest_answer, run
@@ -53,6 +55,6 @@ def endpoint_prediction(engine: "Engine", inference_id: str, request: Any) -> di
             pass
     texts = [raw] if isinstance(raw, str) else [t if isinstance(t, str) else json.dumps(t) for t in raw]
     endpoint = resolve(engine, inference_id)
-    output = run(engine, endpoint, texts, query=params.get("query"), input_type="ingest")
+    output = run(engine, endpoint, texts, query=params.get("query"), input_type="ingest", device=device)
     answer = rest_answer(output, inputs=texts)
     return {"inference_results": [{"output": [{"name": "response", "dataAsMap": answer}]}]}

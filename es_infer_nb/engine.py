@@ -348,6 +348,12 @@ def default_engine() -> Engine:
         return _default
 
 
+def current_default_engine() -> Engine | None:
+    """The default engine if one was made or set, else None (this makes none)."""
+    with _default_lock:
+        return _default
+
+
 def set_default_engine(engine: Engine | None) -> None:
     """Replace (or with ``None`` forget) the default engine."""
     global _default

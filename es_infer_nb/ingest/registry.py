@@ -31,7 +31,7 @@ PROCESSORS: dict[str, type[Processor]] = {cls.type: cls for cls in _CLASSES}
 
 def column_form_types() -> list[str]:
     """The processor types with a column form, in registry order."""
-    return [name for name, cls in PROCESSORS.items() if cls.column_form is not None]
+    return [name for name, cls in PROCESSORS.items() if cls.has_column_form()]
 
 
 #: Elasticsearch ingest processor types es_infer_nb does not run (a pipeline with one is valid on a

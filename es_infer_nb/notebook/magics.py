@@ -289,7 +289,7 @@ class InferMagic(Magics, Configurable):
         from .. import engine as engine_module
 
         if self.home is None:
-            if self._home_engine is not None and engine_module._default is self._home_engine:
+            if self._home_engine is not None and engine_module.current_default_engine() is self._home_engine:
                 engine_module.set_default_engine(None)
             self._home_engine = None
             return

@@ -9,9 +9,11 @@ answer as a Predict API answer (:func:`endpoint_prediction`).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from .runner import resolve, rest_answer, run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -36,10 +38,6 @@ def endpoint_prediction(engine: "Engine", inference_id: str, request: Any, *,
     for rerank, ``query``; the ``_inference`` answer comes back as the ``response`` tensor's
     ``dataAsMap`` (e.g. output path ``text_embedding[0].embedding``). ``device``: where the engine's own
     models behind the endpoint run when the engine's device would apply."""
-    import json
-
-    from .runner import resolve, rest_answer, run
-
     params = request.get("parameters", request) if isinstance(request, dict) else None
     if not isinstance(params, dict):
         raise ApiError("illegal_argument_exception", f"Invalid payload for inference endpoint [{inference_id}]", 400)

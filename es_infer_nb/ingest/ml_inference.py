@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from jsonpath_ng.ext import parse
+
 from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
 from ..services.ingest_bridge import endpoint_prediction
@@ -144,8 +146,6 @@ def json_path_read(root: Any, path: str) -> Any:
 
 
 def _jsonpath_ng_read(root: Any, path: str) -> Any:
-    from jsonpath_ng.ext import parse
-
     expr = path if path.startswith("$") else "$." + path
     try:
         matches = [m.value for m in bound_json_path(parse(expr), "ml_inference").find(root)]

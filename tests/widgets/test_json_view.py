@@ -42,7 +42,7 @@ def test_scalars_are_typed_and_escaped():
 def test_console_html_and_text():
     html = console_html("GET x", 404, {"error": {"type": "t"}}, note="t: r")
     assert 'data-status="404" data-status-class="4xx"' in html and STATUS_COLORS["4xx"] in html and "t: r" in html
-    assert "esinb-jv-row" not in console_html("HEAD x", 200, None)
+    assert 'class="esinb-jv-row"' not in console_html("HEAD x", 200, None)
     text = console_text("GET x  200 OK", {"l": list(range(100))}, max_lines=10, more_hint=" (see _)")
     lines = text.splitlines()
     assert lines[0] == "# GET x  200 OK" and len(lines) == 12 and lines[-1] == "… 93 more lines (see _)"

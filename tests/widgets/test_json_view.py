@@ -45,7 +45,7 @@ def test_console_html_and_text():
     assert 'class="esinb-jv-row"' not in console_html("HEAD x", 200, None)
     text = console_text("GET x  200 OK", {"l": list(range(100))}, max_lines=10, more_hint=" (see _)")
     lines = text.splitlines()
-    assert lines[0] == "# GET x  200 OK" and len(lines) == 12 and lines[-1] == "… 93 more lines (see _)"
+    assert lines[0] == "# GET x  200 OK" and len(lines) == 12 and lines[-1] == "… 94 more lines (see _)"
 
 
 def test_response_repr_uses_the_same_status_colours():

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from ..errors import ApiError
 from ..models.tree.features import java_string
 from .document import MAX_NESTING_DEPTH
-from .painless_syntax import CompileError, Node, Parser, script_error, writes_of
+from .painless_syntax import CompileError, Long, Node, Parser, script_error, writes_of
 from .painless_values import (ANY_METHODS, MAX_CTX_NODES, METHODS, NEWABLE, STATICS, PainlessRuntimeError, arith, cast,
                               cast_error, check_size, declare_default, equal, hashable, is_num, map_key,
                               type_of)
@@ -83,22 +83,32 @@ class Program:
 
 
 def _check_ctx(ctx: dict[str, Any]) -> None:
-    """What the script leaves in ``ctx``: nested at most MAX_DEPTH levels, at most MAX_CTX_NODES values."""
+    """What the script leaves in ``ctx``: nested at most MAX_DEPTH levels, at most MAX_CTX_NODES values,
+    and plain Python ints where the script computed a Java ``long`` (JSON encoders want ``int``)."""
     count = 0
     stack: list[tuple[Any, int]] = [(ctx, 1)]
     while stack:
         node, depth = stack.pop()
         count += 1
         if count > MAX_CTX_NODES:
-            raise PainlessRuntimeError("illegal_argument_exception", f"the script left more than {MAX_CTX_NODES} values in "
-                                "ctx (es_infer_nb's limit)")
+            raise PainlessRuntimeError("illegal_argument_exception",
+                                       f"the script left more than {MAX_CTX_NODES} values in ctx (es_infer_nb's limit)")
         if depth > _MAX_DEPTH:
-            raise PainlessRuntimeError("illegal_argument_exception", f"the script left ctx nested deeper than {_MAX_DEPTH} "
-                                "levels (a list or map that contains itself?)")
+            raise PainlessRuntimeError("illegal_argument_exception",
+                                       f"the script left ctx nested deeper than {_MAX_DEPTH} levels (a list or map "
+                                       "that contains itself?)")
         if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
+            for key, value in node.items():
+                if isinstance(value, Long):
+                    node[key] = int(value)
+                else:
+                    stack.append((value, depth + 1))
         elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+            for i, value in enumerate(node):
+                if isinstance(value, Long):
+                    node[i] = int(value)
+                else:
+                    stack.append((value, depth + 1))
 
 
 def _run(node: Node, f: _Frame) -> None:
@@ -334,7 +344,7 @@ def _call(node: Node, f: _Frame) -> Any:
                             f"[{name}] is called on is null")
     if node[2][0] == "var" and node[2][2] == "params" and name in ("put", "remove", "clear"):
         raise PainlessRuntimeError("unsupported_operation_exception", "params are read-only")
-    table = METHODS.get(type(target), {})
+    table = next((t for cls, t in METHODS.items() if isinstance(target, cls) and not isinstance(target, bool)), {})
     entry = table.get(name) or ANY_METHODS.get(name)
     if entry is None or len(args) not in entry[0]:
         raise PainlessRuntimeError("illegal_argument_exception",

@@ -5,7 +5,8 @@ script: es_infer_nb keeps no stored scripts, so ES's 404 for a script it cannot 
 ``lang`` (``painless`` only), ``params`` (read-only, as ``params.x`` / ``params['x']``), ``options``.
 The script is compiled when the pipeline is parsed (a ``script_exception`` "compile error" carrying the
 processor's type and tag, as ES's factory answers) and runs per document on its ``ctx`` (source and
-metadata fields); a runtime error fails that document alone (``on_failure`` / ``ignore_failure`` apply).
+metadata fields, and ``_ingest`` as the ``if`` conditions see it: ``timestamp``, ``_value`` inside
+``foreach``; it never lands in the source); a runtime error fails that document alone (``on_failure`` / ``ignore_failure`` apply).
 """
 
 from __future__ import annotations
@@ -77,4 +78,13 @@ class ScriptProcessor(Processor):
         return list(self.program.writes)
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
-        self.program.execute(doc.data, clone(self.params))
+        if "_ingest" in doc.data:  # a source field of that name: ctx is the document as it is
+            self.program.execute(doc.data, clone(self.params))
+            return
+        doc.data["_ingest"] = doc.ingest  # ctx._ingest (timestamp, foreach's _value), as the `if` conditions see it
+        try:
+            self.program.execute(doc.data, clone(self.params))
+        finally:
+            ingest = doc.data.pop("_ingest", None)
+            if isinstance(ingest, dict):
+                doc.ingest = ingest

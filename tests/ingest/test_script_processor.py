@@ -400,3 +400,22 @@ def test_loop_limit_error_names_painless_s_message(monkeypatch):
     assert err["caused_by"] == {"type": "painless_error", "reason": "The maximum number of statements that can be "
                                 "executed in a loop has been reached."}
     assert run("def n = 0; while (n < 999) { n++ } ctx.n = n")["n"] == 999
+
+
+def test_long_results_are_plain_ints_over_http_encoders():
+    import orjson
+
+    out = run("ctx.big = 2147483647L * 4; ctx.l = [1L, ctx.big]")
+    assert type(out["big"]) is int and out["big"] == 8589934588
+    assert [type(v) for v in out["l"]] == [int, int]
+    assert orjson.dumps(out) == b'{"big":8589934588,"l":[1,8589934588]}'
+
+
+def test_ctx_ingest_in_foreach_and_never_in_the_source():
+    resp = simulate({"foreach": {"field": "names", "processor": {"script": {
+        "source": "ctx._ingest._value = ctx._ingest._value.toUpperCase() + '!'"}}}},
+        [{"_source": {"names": ["ann", "bob"]}}])
+    doc = resp.body["docs"][0]["doc"]
+    assert doc["_source"] == {"names": ["ANN!", "BOB!"]}
+    out = run("ctx.has_ts = ctx._ingest.timestamp != null")
+    assert out == {"has_ts": True}

@@ -3,7 +3,7 @@
 ``console_html(title, status, body)`` is what ``%%infer`` shows for each request: a header line
 (``GET _ml/...  200 OK``) whose colour says the status class (2xx green, 3xx blue, 4xx amber,
 5xx red), then the body as nested ``<details>`` elements: objects and arrays open up to
-``open_levels`` deep when they are small (at most ``collapse_over`` entries), bigger ones closed;
+``open_levels`` (3) deep when they are small (at most ``collapse_over`` entries), bigger ones closed;
 at most ``max_items`` entries of one object or array and ``max_rows`` rows in all are drawn, the
 rest said as ``… N more``. Plain ``<details>`` work in JupyterLab, classic Notebook, nbviewer and
 exported HTML alike. ``console_text`` is the plain-text counterpart: indented JSON cut at
@@ -110,7 +110,7 @@ def _node(key: Any, value: Any, path: str, depth: int, opts: dict[str, int], bud
             f'{"".join(rows)}</details>')
 
 
-def json_tree_html(value: Any, *, open_levels: int = 2, collapse_over: int = 20, max_items: int = 100,
+def json_tree_html(value: Any, *, open_levels: int = 3, collapse_over: int = 20, max_items: int = 100,
                    max_rows: int = 500, max_string: int = 2000) -> str:
     """``value`` as a collapsible tree (see the module doc); the root is always open, whatever its size."""
     opts = {"open_levels": max(open_levels, 1), "collapse_over": collapse_over, "max_items": max_items,

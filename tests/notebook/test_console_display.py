@@ -58,7 +58,12 @@ def test_big_arrays_are_collapsed_and_small_objects_open():
     by_path = {p: (int(n), bool(o)) for p, n, o in nodes}
     assert by_path[""] == (2, True)  # the root is open
     assert by_path["trained_model_stats"] == (40, False)  # 40 items > 20: closed
-    assert by_path["trained_model_stats.0"][1] is False  # below the open levels
+    assert by_path["trained_model_stats.0"] == (3, True)  # small, but inside the closed array
+    assert by_path["trained_model_stats.0.inference_stats"][1] is False  # below the open levels
+    infer = result(200, {"inference_results": [{"predicted_value": 1.5, "top_classes": [{"class_name": "a"}]}]},
+                   "POST", "_ml/trained_models/m/_infer")._repr_html_()
+    assert 'data-path="inference_results.0" data-size="2" open' in infer  # a one-document answer shows its value
+    assert 'data-path="inference_results.0.top_classes" data-size="1">' in infer
     small = result(200, {"a": {"b": 1}, "l": [1, 2]})._repr_html_()
     assert 'data-path="a" data-size="1" open' in small and 'data-path="l" data-size="2" open' in small
 

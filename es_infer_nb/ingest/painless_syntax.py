@@ -50,7 +50,10 @@ def _stack(source: str, offset: int) -> tuple[list[str], dict[str, int]]:
 
 
 def script_error(reason: str, source: str, offset: int, cause: ApiError) -> ApiError:
+    """ES's ``ScriptException`` (``compile error`` / ``runtime error``) over a Java exception ``cause``: the
+    ``root_cause`` ES lists is the script_exception itself, with its stack and position."""
     stack, position = _stack(source, offset)
+    cause.es_exception = False
     return ApiError("script_exception", reason, 400, caused_by=cause,
                     metadata={"script_stack": stack, "script": source, "lang": "painless", "position": position})
 

@@ -258,6 +258,8 @@ def test_compile_error_is_a_script_exception_with_its_position():
     assert err["position"] == {"offset": 15, "start": 0, "end": 16}
     assert err["script_stack"] == ["ctx.a = ctx.b +;", " " * 15 + "^---- HERE"]
     assert err["caused_by"]["type"] == "illegal_argument_exception"
+    assert err["root_cause"][0]["type"] == "script_exception"
+    assert err["root_cause"][0]["position"] == err["position"]
 
 
 def test_compile_error_stack_is_cut_around_the_offset_like_painless():
@@ -306,7 +308,9 @@ def test_runtime_errors(source, doc, cause):
     err = run_error(source, doc)
     assert err["type"] == "script_exception" and err["reason"] == "runtime error"
     assert err["caused_by"]["type"] == cause
-    assert err["root_cause"][0]["type"] == cause
+    # as ES: the root cause is the script_exception (the Java exception under it is no ES exception)
+    assert err["root_cause"][0]["type"] == "script_exception" and err["root_cause"][0]["script"] == source
+    assert err["root_cause"][0]["script_stack"] == err["script_stack"]
     assert err["lang"] == "painless" and err["script"] == source
     assert set(err["position"]) == {"offset", "start", "end"}
 

@@ -175,7 +175,8 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
                 400,
             )
     if model_type == "pytorch" and field_names is None:
-        field_names = ["text_field"]
+        # TrainedModelType.PYTORCH's default input (TrainedModelConfig.handleDefaultInput)
+        field_names = ["input"]
 
     stored: dict[str, Any] = {"model_id": model_id, "model_type": model_type}
     if platform is not None:

@@ -12,6 +12,7 @@ from ..errors import ApiError, validation_failed
 from ..stats import now_millis
 from . import parsing as p
 from .inference_config import TREE_TYPES, parse_config
+from .nlp.tasks import TASKS, parse_task
 from .tree.definition import Definition, parse_definition
 
 CONFIG_VERSION = "12.0.0"
@@ -88,6 +89,17 @@ def estimate_size(definition: Definition) -> int:
         size += 96 + t.num_nodes * (72 + 8 * t.leaf_size) + sum(40 + 2 * len(f) for f in t.feature_names)
     size += 128 * len(definition.preprocessors)
     return size
+
+
+def nlp_config_at_creation(config_json: dict[str, Any]) -> dict[str, Any]:
+    """An NLP ``inference_config`` checked as ES's config constructors check it at PUT (unknown fields,
+    types, task rules such as fill_mask's mask token), with what ES fills in and shows on GET:
+    fill_mask's ``mask_token`` (the tokenizer's)."""
+    task = parse_task(config_json)
+    ((name, inner),) = config_json.items()
+    if name == "fill_mask" and (inner or {}).get("mask_token") is None:
+        return {name: {**(inner or {}), "mask_token": task.tokenization.mask_token}}
+    return config_json
 
 
 def _model_id_errors(model_id: str) -> list[str]:
@@ -226,6 +238,9 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     if model_type == "pytorch" and field_names is None:
         # TrainedModelType.PYTORCH's default input (TrainedModelConfig.handleDefaultInput)
         field_names = ["input"]
+    config_json = config.to_dict()
+    if model_type == "pytorch" and config.name in TASKS:
+        config_json = nlp_config_at_creation(config_json)
 
     stored: dict[str, Any] = {"model_id": model_id, "model_type": model_type}
     if platform is not None:
@@ -254,7 +269,7 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     stored["input"] = {"field_names": field_names or []}
     if body.get("default_field_map"):
         stored["default_field_map"] = p.as_object(body["default_field_map"], "trained_model_config", "default_field_map")
-    stored["inference_config"] = config.to_dict()
+    stored["inference_config"] = config_json
     if body.get("prefix_strings") is not None:
         prefix = p.as_object(body["prefix_strings"], "trained_model_config", "prefix_strings")
         p.reject_unknown(prefix, "prefix_strings", {"ingest", "search"})

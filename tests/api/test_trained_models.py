@@ -292,3 +292,23 @@ def test_estimated_operations_may_be_set_without_a_definition(engine):
         "model_type": "pytorch", "inference_config": {"pass_through": {}}, "estimated_operations": 7})
     assert r.status == 200, r.body
     assert r.body["estimated_operations"] == 7
+
+
+def test_fill_mask_mask_token_defaults_to_the_tokenizers_and_must_match_it(engine):
+    """FillMaskConfig: mask_token is the tokenization's ([MASK] for bert, <mask> for roberta)."""
+    def put(model_id, kind, mask=None):
+        inner = {"tokenization": {kind: {"with_special_tokens": False}}}
+        if mask is not None:
+            inner["mask_token"] = mask
+        return engine.request("PUT", f"_ml/trained_models/{model_id}",
+                              {"model_type": "pytorch", "inference_config": {"fill_mask": inner}})
+
+    assert put("b", "bert").body["inference_config"]["fill_mask"]["mask_token"] == "[MASK]"
+    assert put("r", "roberta").status == 200
+    got = engine.request("GET", "_ml/trained_models/r").body["trained_model_configs"][0]
+    assert got["inference_config"]["fill_mask"]["mask_token"] == "<mask>"
+    bad = put("x", "bert", "<mask>")
+    assert bad.status == 400
+    assert error_of(bad) == {"type": "illegal_argument_exception",
+                             "reason": "Mask token requested was [<mask>] but must be [[MASK]] for this model"}
+    assert engine.request("GET", "_ml/trained_models/x").status == 404

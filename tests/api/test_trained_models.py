@@ -309,6 +309,6 @@ def test_fill_mask_mask_token_defaults_to_the_tokenizers_and_must_match_it(engin
     assert got["inference_config"]["fill_mask"]["mask_token"] == "<mask>"
     bad = put("x", "bert", "<mask>")
     assert bad.status == 400
-    assert error_of(bad) == {"type": "illegal_argument_exception",
-                             "reason": "Mask token requested was [<mask>] but must be [[MASK]] for this model"}
+    assert (error_of(bad)["type"], error_of(bad)["reason"]) == (
+        "illegal_argument_exception", "Mask token requested was [<mask>] but must be [[MASK]] for this model")
     assert engine.request("GET", "_ml/trained_models/x").status == 404

@@ -11,13 +11,14 @@ counter, list and map literals (``[1, 2]``, ``['a': 1]``, ``[:]``), ``new ArrayL
 
 Untrusted input stays data: the script is parsed to tuples and walked by this interpreter; no
 Python ``eval``/``exec``, no attribute lookup on Python objects (every method is an entry of
-:data:`METHODS`), a loop counter (Painless's 1,000,000), a cap on string and list sizes and on the
+:data:`METHODS`), a loop counter (Painless's 1,000,000 statements), a time limit per document, a cap on string and list sizes and on the
 size of what the script leaves in ``ctx``. Errors are ES's ``script_exception`` (``compile error`` /
 ``runtime error``) with ``script_stack``, ``script``, ``lang`` and ``position``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,8 +32,10 @@ from .painless_values import (ANY_METHODS, MAX_CTX_NODES, METHODS, NEWABLE, STAT
 
 __all__ = ["MAX_LOOP_COUNTER", "Program", "compile_script"]
 
-#: Painless's ``max_loop_counter`` default: loop iterations a script may run
+#: Painless's ``max_loop_counter`` default: statements a script may run in loops
 MAX_LOOP_COUNTER = 1_000_000
+#: the wall-clock limit of one script on one document (es_infer_nb's; checked as loops run)
+MAX_SECONDS = 10.0
 _MAX_DEPTH = MAX_NESTING_DEPTH
 
 
@@ -56,6 +59,7 @@ class _Frame:
     params: dict[str, Any]
     local: dict[str, Any] = field(default_factory=dict)
     loops: int = 0
+    deadline: float = 0.0
 
 
 @dataclass
@@ -67,7 +71,7 @@ class Program:
     writes: list[str]
 
     def execute(self, ctx: dict[str, Any], params: dict[str, Any]) -> None:
-        frame = _Frame(ctx, params)
+        frame = _Frame(ctx, params, deadline=time.monotonic() + MAX_SECONDS)
         try:
             try:
                 _run(self.tree, frame)
@@ -129,7 +133,7 @@ def _run(node: Node, f: _Frame) -> None:
                 _run(node[4], f)
         elif kind == "while":
             while _truth(_eval(node[2], f), "while"):
-                _tick(f)
+                _tick(f, node[3])
                 try:
                     _run(node[3], f)
                 except _Break:
@@ -140,7 +144,7 @@ def _run(node: Node, f: _Frame) -> None:
             if node[2] is not None:
                 _run(node[2], f)
             while node[3] is None or _truth(_eval(node[3], f), "for"):
-                _tick(f)
+                _tick(f, node[5])
                 try:
                     _run(node[5], f)
                 except _Break:
@@ -158,7 +162,7 @@ def _run(node: Node, f: _Frame) -> None:
             if not isinstance(items, list):
                 raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(items)} to java.lang.Iterable")
             for item in list(items):
-                _tick(f)
+                _tick(f, node[5])
                 f.local[node[3]] = cast(node[2], item)
                 try:
                     _run(node[5], f)
@@ -182,11 +186,17 @@ def _run(node: Node, f: _Frame) -> None:
         raise
 
 
-def _tick(f: _Frame) -> None:
-    f.loops += 1
+def _tick(f: _Frame, body: Node) -> None:
+    """One loop iteration: Painless counts the statements of the loop's body against ``max_loop_counter``;
+    every 4096 of them the wall clock is checked against :data:`MAX_SECONDS`."""
+    before = f.loops
+    f.loops += max(len(body[2]), 1) if body[0] == "block" else 1
     if f.loops > MAX_LOOP_COUNTER:
-        raise PainlessRuntimeError("painless_error", "The maximum number of statements that can be executed in a loop has "
-                            "been reached.")
+        raise PainlessRuntimeError("painless_error", "The maximum number of statements that can be executed in a loop "
+                                   "has been reached.")
+    if f.loops // 4096 != before // 4096 and time.monotonic() > f.deadline:
+        raise PainlessRuntimeError("painless_error", f"the script ran longer than {MAX_SECONDS:g} s on one document "
+                                   "(es_infer_nb's limit)")
 
 
 def _truth(value: Any, where: str) -> bool:

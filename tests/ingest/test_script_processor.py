@@ -423,3 +423,20 @@ def test_ctx_ingest_in_foreach_and_never_in_the_source():
     assert doc["_source"] == {"names": ["ANN!", "BOB!"]}
     out = run("ctx.has_ts = ctx._ingest.timestamp != null")
     assert out == {"has_ts": True}
+
+
+def test_loops_count_the_statements_of_their_body_like_painless(monkeypatch):
+    monkeypatch.setattr(painless, "MAX_LOOP_COUNTER", 1000)
+    assert run("def n = 0; while (n < 500) { n++; ctx.x = n; }")["x"] == 500  # 2 statements x 500
+    err = run_error("def n = 0; while (n < 501) { n++; ctx.x = n; }")
+    assert err["caused_by"]["type"] == "painless_error"
+
+
+def test_a_slow_script_stops_at_the_time_limit(monkeypatch):
+    monkeypatch.setattr(painless, "MAX_SECONDS", 0.2)
+    monkeypatch.setattr(painless, "MAX_LOOP_COUNTER", 10**9)
+    started = time.monotonic()
+    err = run_error("def s = 'x'; for (int i = 0; i < 100000000; i++) { s = s.toUpperCase().toLowerCase() }")
+    assert time.monotonic() - started < 10
+    assert err["caused_by"] == {"type": "painless_error",
+                                "reason": "the script ran longer than 0.2 s on one document (es_infer_nb's limit)"}

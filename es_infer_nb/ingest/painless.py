@@ -11,9 +11,10 @@ counter, list and map literals (``[1, 2]``, ``['a': 1]``, ``[:]``), ``new ArrayL
 
 Untrusted input stays data: the script is parsed to tuples and walked by this interpreter; no
 Python ``eval``/``exec``, no attribute lookup on Python objects (every method is an entry of
-:data:`METHODS`), a loop counter (Painless's 1,000,000 statements), a time limit per document, a cap on string and list sizes and on the
-size of what the script leaves in ``ctx``. Errors are ES's ``script_exception`` (``compile error`` /
-``runtime error``) with ``script_stack``, ``script``, ``lang`` and ``position``.
+:data:`METHODS`), a loop counter (Painless's 1,000,000 statements), a time limit per document, a
+cap on string and list sizes and on the size of what the script leaves in ``ctx``. Errors are ES's
+``script_exception`` (``compile error`` / ``runtime error``) with ``script_stack``, ``script``,
+``lang`` and ``position``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,24 @@ from ..errors import ApiError
 from ..models.tree.features import java_string
 from .document import MAX_NESTING_DEPTH
 from .painless_syntax import CompileError, Long, Node, Parser, script_error, writes_of
-from .painless_values import (ANY_METHODS, MAX_CTX_NODES, METHODS, NEWABLE, STATICS, PainlessRuntimeError, arith, cast,
-                              cast_error, check_size, declare_default, equal, hashable, is_num, map_key,
-                              type_of)
+from .painless_values import (
+    ANY_METHODS,
+    MAX_CTX_NODES,
+    METHODS,
+    NEWABLE,
+    STATICS,
+    PainlessRuntimeError,
+    arith,
+    cast,
+    cast_error,
+    check_size,
+    declare_default,
+    equal,
+    hashable,
+    is_num,
+    map_key,
+    type_of,
+)
 
 __all__ = ["MAX_LOOP_COUNTER", "Program", "compile_script"]
 
@@ -40,6 +56,7 @@ _MAX_DEPTH = MAX_NESTING_DEPTH
 
 
 # -- execution -------------------------------------------------------------------------------------
+
 
 class _Return(Exception):
     pass
@@ -79,11 +96,16 @@ class Program:
                 pass
             _check_ctx(ctx)
         except PainlessRuntimeError as err:
-            raise script_error("runtime error", self.source, err.offset if err.offset is not None else 0,
-                                ApiError(err.kind, err.message, 400)) from None
+            raise script_error(
+                "runtime error",
+                self.source,
+                err.offset if err.offset is not None else 0,
+                ApiError(err.kind, err.message, 400),
+            ) from None
         except RecursionError:
-            raise script_error("runtime error", self.source, 0,
-                                ApiError("stack_overflow_error", "the script nests too deeply", 400)) from None
+            raise script_error(
+                "runtime error", self.source, 0, ApiError("stack_overflow_error", "the script nests too deeply", 400)
+            ) from None
 
 
 def _check_ctx(ctx: dict[str, Any]) -> None:
@@ -95,12 +117,15 @@ def _check_ctx(ctx: dict[str, Any]) -> None:
         node, depth = stack.pop()
         count += 1
         if count > MAX_CTX_NODES:
-            raise PainlessRuntimeError("illegal_argument_exception",
-                                       f"the script left more than {MAX_CTX_NODES} values in ctx (es_infer_nb's limit)")
+            raise PainlessRuntimeError(
+                "illegal_argument_exception",
+                f"the script left more than {MAX_CTX_NODES} values in ctx (es_infer_nb's limit)",
+            )
         if depth > _MAX_DEPTH:
-            raise PainlessRuntimeError("illegal_argument_exception",
-                                       f"the script left ctx nested deeper than {_MAX_DEPTH} levels (a list or map "
-                                       "that contains itself?)")
+            raise PainlessRuntimeError(
+                "illegal_argument_exception",
+                f"the script left ctx nested deeper than {_MAX_DEPTH} levels (a list or map that contains itself?)",
+            )
         if isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(value, Long):
@@ -160,7 +185,9 @@ def _run(node: Node, f: _Frame) -> None:
             if isinstance(items, dict):
                 items = list(items)
             if not isinstance(items, list):
-                raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(items)} to java.lang.Iterable")
+                raise PainlessRuntimeError(
+                    "class_cast_exception", f"Cannot cast {type_of(items)} to java.lang.Iterable"
+                )
             for item in list(items):
                 _tick(f, node[5])
                 f.local[node[3]] = cast(node[2], item)
@@ -192,11 +219,13 @@ def _tick(f: _Frame, body: Node) -> None:
     before = f.loops
     f.loops += max(len(body[2]), 1) if body[0] == "block" else 1
     if f.loops > MAX_LOOP_COUNTER:
-        raise PainlessRuntimeError("painless_error", "The maximum number of statements that can be executed in a loop "
-                                   "has been reached.")
+        raise PainlessRuntimeError(
+            "painless_error", "The maximum number of statements that can be executed in a loop has been reached."
+        )
     if f.loops // 4096 != before // 4096 and time.monotonic() > f.deadline:
-        raise PainlessRuntimeError("painless_error", f"the script ran longer than {MAX_SECONDS:g} s on one document "
-                                   "(es_infer_nb's limit)")
+        raise PainlessRuntimeError(
+            "painless_error", f"the script ran longer than {MAX_SECONDS:g} s on one document (es_infer_nb's limit)"
+        )
 
 
 def _truth(value: Any, where: str) -> bool:
@@ -209,8 +238,10 @@ def _get(base: Any, key: Any, null_safe: bool) -> Any:
     if base is None:
         if null_safe:
             return None
-        raise PainlessRuntimeError("null_pointer_exception", f"Cannot invoke \"Object.getClass()\" because the value "
-                            f"holding [{_key_text(key)}] is null")
+        raise PainlessRuntimeError(
+            "null_pointer_exception",
+            f'Cannot invoke "Object.getClass()" because the value holding [{_key_text(key)}] is null',
+        )
     if isinstance(base, dict):
         return base.get(key) if hashable(key) else None
     if isinstance(base, list):
@@ -218,10 +249,13 @@ def _get(base: Any, key: Any, null_safe: bool) -> Any:
             raise PainlessRuntimeError("illegal_argument_exception", f"Illegal list shortcut value [{_key_text(key)}].")
         idx = key + len(base) if key < 0 else key
         if not 0 <= idx < len(base):
-            raise PainlessRuntimeError("index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}")
+            raise PainlessRuntimeError(
+                "index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}"
+            )
         return base[idx]
-    raise PainlessRuntimeError("illegal_argument_exception",
-                        f"dynamic getter [{type_of(base)}, {_key_text(key)}] not found")
+    raise PainlessRuntimeError(
+        "illegal_argument_exception", f"dynamic getter [{type_of(base)}, {_key_text(key)}] not found"
+    )
 
 
 def _key_text(key: Any) -> str:
@@ -230,8 +264,10 @@ def _key_text(key: Any) -> str:
 
 def _put(base: Any, key: Any, value: Any) -> None:
     if base is None:
-        raise PainlessRuntimeError("null_pointer_exception", f"Cannot invoke \"Object.getClass()\" because the value "
-                            f"holding [{_key_text(key)}] is null")
+        raise PainlessRuntimeError(
+            "null_pointer_exception",
+            f'Cannot invoke "Object.getClass()" because the value holding [{_key_text(key)}] is null',
+        )
     if isinstance(base, dict):
         base[map_key(key)] = value
         return
@@ -240,11 +276,14 @@ def _put(base: Any, key: Any, value: Any) -> None:
             raise PainlessRuntimeError("illegal_argument_exception", f"Illegal list shortcut value [{_key_text(key)}].")
         idx = key + len(base) if key < 0 else key
         if not 0 <= idx < len(base):
-            raise PainlessRuntimeError("index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}")
+            raise PainlessRuntimeError(
+                "index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}"
+            )
         base[idx] = value
         return
-    raise PainlessRuntimeError("illegal_argument_exception",
-                        f"dynamic setter [{type_of(base)}, {_key_text(key)}] not found")
+    raise PainlessRuntimeError(
+        "illegal_argument_exception", f"dynamic setter [{type_of(base)}, {_key_text(key)}] not found"
+    )
 
 
 def _read(target: Node, f: _Frame) -> tuple[Callable[[], Any], Callable[[Any], None]]:
@@ -298,8 +337,9 @@ def _eval(node: Node, f: _Frame) -> Any:
             if node[2] == "!":
                 return not _truth(value, "!")
             if not is_num(value):
-                raise PainlessRuntimeError("class_cast_exception",
-                                    f"Cannot apply [{node[2]}] operation to type [{type_of(value)}].")
+                raise PainlessRuntimeError(
+                    "class_cast_exception", f"Cannot apply [{node[2]}] operation to type [{type_of(value)}]."
+                )
             return arith("-", 0, value) if node[2] == "-" else value
         if kind == "cond":
             return _eval(node[3], f) if _truth(_eval(node[2], f), "?") else _eval(node[4], f)
@@ -327,8 +367,9 @@ def _eval(node: Node, f: _Frame) -> Any:
             arity, fn = STATICS[node[2]][node[3]]
             args = [_eval(a, f) for a in node[4]]
             if len(args) not in arity:
-                raise PainlessRuntimeError("illegal_argument_exception",
-                                    f"static method [{node[2]}, {node[3]}/{len(args)}] not found")
+                raise PainlessRuntimeError(
+                    "illegal_argument_exception", f"static method [{node[2]}, {node[3]}/{len(args)}] not found"
+                )
             return fn(*args)
         if kind == "new":
             return NEWABLE[node[2]]()
@@ -350,30 +391,36 @@ def _call(node: Node, f: _Frame) -> Any:
     if target is None:
         if node[5]:
             return None
-        raise PainlessRuntimeError("null_pointer_exception", f"Cannot invoke \"Object.getClass()\" because the value "
-                            f"[{name}] is called on is null")
+        raise PainlessRuntimeError(
+            "null_pointer_exception",
+            f'Cannot invoke "Object.getClass()" because the value [{name}] is called on is null',
+        )
     if node[2][0] == "var" and node[2][2] == "params" and name in ("put", "remove", "clear"):
         raise PainlessRuntimeError("unsupported_operation_exception", "params are read-only")
     table = next((t for cls, t in METHODS.items() if isinstance(target, cls) and not isinstance(target, bool)), {})
     entry = table.get(name) or ANY_METHODS.get(name)
     if entry is None or len(args) not in entry[0]:
-        raise PainlessRuntimeError("illegal_argument_exception",
-                            f"dynamic method [{type_of(target)}, {name}/{len(args)}] not found")
+        raise PainlessRuntimeError(
+            "illegal_argument_exception", f"dynamic method [{type_of(target)}, {name}/{len(args)}] not found"
+        )
     return entry[1](target, *args)
 
 
 # -- entry -----------------------------------------------------------------------------------------
+
 
 def compile_script(source: str) -> Program:
     """Parse ``source``; a ``script_exception`` ("compile error") with the position where it fails."""
     try:
         tree = Parser(source, STATICS).script()
     except CompileError as err:
-        raise script_error("compile error", source, err.offset,
-                            ApiError("illegal_argument_exception", err.message, 400)) from None
+        raise script_error(
+            "compile error", source, err.offset, ApiError("illegal_argument_exception", err.message, 400)
+        ) from None
     except RecursionError:
-        raise script_error("compile error", source, 0,
-                            ApiError("illegal_argument_exception", "the script nests too deeply", 400)) from None
+        raise script_error(
+            "compile error", source, 0, ApiError("illegal_argument_exception", "the script nests too deeply", 400)
+        ) from None
     writes: list[str] = []
     try:
         writes_of(tree, writes)

@@ -14,25 +14,81 @@ from typing import Any, Callable
 
 from ..errors import ApiError
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+|//[^\n]*|/\*.*?\*/)|
     (?P<num>0[xX][0-9a-fA-F]+[lL]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[lLdDfF]?)|
     (?P<str>'(?:[^'\\]|\\['\\])*'|"(?:[^"\\]|\\["\\])*")|
-    (?P<op>>>>=|<<=|>>=|>>>|\?\.|\?:|==|!=|<=|>=|&&|\|\||\+\+|--|\+=|-=|\*=|/=|%=|->|::|=~|==~|[<>!().,\[\]{};=+\-*/%?:&|^~])|
+    (?P<op>>>>=|<<=|>>=|>>>|==~|\?\.|\?:|==|!=|<=|>=|&&|\|\||\+\+|--|\+=|-=|\*=|/=|%=|->|::|=~|
+        [<>!().,\[\]{};=+\-*/%?:&|^~])|
     (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 
-_TYPES = {"def", "Object", "String", "int", "long", "double", "float", "short", "byte", "boolean", "char",
-          "Integer", "Long", "Double", "Float", "Boolean", "Number", "List", "ArrayList", "Map", "HashMap",
-          "Collection"}
+_TYPES = {
+    "def",
+    "Object",
+    "String",
+    "int",
+    "long",
+    "double",
+    "float",
+    "short",
+    "byte",
+    "boolean",
+    "char",
+    "Integer",
+    "Long",
+    "Double",
+    "Float",
+    "Boolean",
+    "Number",
+    "List",
+    "ArrayList",
+    "Map",
+    "HashMap",
+    "Collection",
+}
 NEWABLE = ("ArrayList", "HashMap")
-_KEYWORDS = {"if", "else", "while", "for", "do", "return", "break", "continue", "new", "true", "false", "null",
-             "try", "catch", "throw", "instanceof", "in"}
-_UNSUPPORTED = {"do": "do-while loops", "try": "try/catch", "catch": "try/catch", "throw": "throw",
-                "instanceof": "instanceof", "->": "lambdas", "::": "method references", "=~": "regexes",
-                "==~": "regexes", "<<=": "bitwise operators", ">>=": "bitwise operators",
-                ">>>=": "bitwise operators", ">>>": "bitwise operators", "&": "bitwise operators",
-                "|": "bitwise operators", "^": "bitwise operators", "~": "bitwise operators"}
+_KEYWORDS = {
+    "if",
+    "else",
+    "while",
+    "for",
+    "do",
+    "return",
+    "break",
+    "continue",
+    "new",
+    "true",
+    "false",
+    "null",
+    "try",
+    "catch",
+    "throw",
+    "instanceof",
+    "in",
+}
+_UNSUPPORTED = {
+    "do": "do-while loops",
+    "try": "try/catch",
+    "catch": "try/catch",
+    "throw": "throw",
+    "instanceof": "instanceof",
+    "->": "lambdas",
+    "::": "method references",
+    "=~": "regexes",
+    "==~": "regexes",
+    "<<=": "bitwise operators",
+    ">>=": "bitwise operators",
+    ">>>=": "bitwise operators",
+    ">>>": "bitwise operators",
+    "&": "bitwise operators",
+    "|": "bitwise operators",
+    "^": "bitwise operators",
+    "~": "bitwise operators",
+}
 
 
 def _stack(source: str, offset: int) -> tuple[list[str], dict[str, int]]:
@@ -54,8 +110,13 @@ def script_error(reason: str, source: str, offset: int, cause: ApiError) -> ApiE
     ``root_cause`` ES lists is the script_exception itself, with its stack and position."""
     stack, position = _stack(source, offset)
     cause.es_exception = False
-    return ApiError("script_exception", reason, 400, caused_by=cause,
-                    metadata={"script_stack": stack, "script": source, "lang": "painless", "position": position})
+    return ApiError(
+        "script_exception",
+        reason,
+        400,
+        caused_by=cause,
+        metadata={"script_stack": stack, "script": source, "lang": "painless", "position": position},
+    )
 
 
 class CompileError(Exception):
@@ -82,8 +143,11 @@ def _tokens(source: str) -> list[tuple[str, str, int]]:
         if kind != "ws":
             text = m.group(kind)
             if text in _UNSUPPORTED:
-                raise CompileError(pos, f"{_UNSUPPORTED[text]} ([{text}]) are valid painless but not supported by "
-                                    "es_infer_nb's painless subset")
+                raise CompileError(
+                    pos,
+                    f"{_UNSUPPORTED[text]} ([{text}]) are valid painless but not supported by "
+                    "es_infer_nb's painless subset",
+                )
             out.append((kind, text, pos))
         pos = m.end()
     return out
@@ -204,10 +268,15 @@ class Parser:
                 node = self.declaration()
                 self.end()
                 return node
-            if (text in ("String", "int", "long", "double", "boolean", "float", "void", "def")
-                    and self.peek(1) and self.peek(1)[0] == "name" and self.at("(", 2)):  # type: ignore[index]
-                raise CompileError(off, "functions are valid painless but not supported by es_infer_nb's painless "
-                                    "subset")
+            if (
+                text in ("String", "int", "long", "double", "boolean", "float", "void", "def")
+                and self.peek(1)
+                and self.peek(1)[0] == "name"
+                and self.at("(", 2)
+            ):  # type: ignore[index]
+                raise CompileError(
+                    off, "functions are valid painless but not supported by es_infer_nb's painless subset"
+                )
         expr = self.expression()
         if expr[0] not in ("assign", "incdec", "call", "static", "new"):
             raise CompileError(off, "not a statement: result not used from expression")
@@ -439,22 +508,32 @@ class Parser:
         if text == "new":
             type_ = self.take()[1]
             if self.at("["):
-                raise CompileError(off, "arrays (new T[n]) are valid painless but not supported by es_infer_nb's "
-                                    "painless subset; use a list ([] or new ArrayList())")
+                raise CompileError(
+                    off,
+                    "arrays (new T[n]) are valid painless but not supported by es_infer_nb's "
+                    "painless subset; use a list ([] or new ArrayList())",
+                )
             if type_ not in NEWABLE:
-                raise CompileError(off, f"new [{type_}] is not supported by es_infer_nb's painless subset "
-                                    f"(supported: {', '.join(NEWABLE)})")
+                raise CompileError(
+                    off,
+                    f"new [{type_}] is not supported by es_infer_nb's painless subset "
+                    f"(supported: {', '.join(NEWABLE)})",
+                )
             if self.args():
-                raise CompileError(off, f"new {type_}(...) with arguments is not supported by es_infer_nb's "
-                                    "painless subset")
+                raise CompileError(
+                    off, f"new {type_}(...) with arguments is not supported by es_infer_nb's painless subset"
+                )
             return ("new", off, type_)
         if text in self.statics:
             self.take(".")
             method = self.take()[1]
             table = self.statics[text]
             if method not in table:
-                raise CompileError(off, f"unknown call [{method}] on type [{text}] (es_infer_nb's painless subset has "
-                                    f"{', '.join(sorted(table))})")
+                raise CompileError(
+                    off,
+                    f"unknown call [{method}] on type [{text}] (es_infer_nb's painless subset has "
+                    f"{', '.join(sorted(table))})",
+                )
             return ("static", off, text, method, self.args())
         if text in ("ctx", "params") or self.known(text):
             return ("var", off, text)
@@ -511,10 +590,8 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: m.group(1), body)
 
 
-
 class Long(int):
     """A Java ``long`` (an ``L`` literal, a ``(long)`` cast, or arithmetic on one): wraps at 64 bits."""
-
 
 
 def writes_of(node: Any, out: list[str]) -> None:

@@ -22,6 +22,7 @@ MAX_CTX_NODES = 1_000_000
 #: what ``new T()`` makes
 NEWABLE: dict[str, Callable[[], Any]] = {"ArrayList": list, "HashMap": dict}
 
+
 class PainlessRuntimeError(Exception):
     """A runtime error of a script: the Java exception type, its message, and where (set on the way out)."""
 
@@ -51,8 +52,9 @@ def type_of(v: Any) -> str:
 
 
 def cast_error(op: str, a: Any, b: Any) -> PainlessRuntimeError:
-    return PainlessRuntimeError("class_cast_exception",
-                         f"Cannot apply [{op}] operation to types [{type_of(a)}] and [{type_of(b)}].")
+    return PainlessRuntimeError(
+        "class_cast_exception", f"Cannot apply [{op}] operation to types [{type_of(a)}] and [{type_of(b)}]."
+    )
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -64,8 +66,10 @@ def equal(a: Any, b: Any) -> bool:
         x, y = stack.pop()
         budget -= 1
         if budget < 0:
-            raise PainlessRuntimeError("illegal_argument_exception", f"comparing more than {MAX_CTX_NODES} values "
-                                "(es_infer_nb's limit for scripts)")
+            raise PainlessRuntimeError(
+                "illegal_argument_exception",
+                f"comparing more than {MAX_CTX_NODES} values (es_infer_nb's limit for scripts)",
+            )
         if x is y:
             continue
         if is_num(x) and is_num(y):
@@ -100,8 +104,9 @@ def to_string(value: Any) -> str:
             text = java_string(v)
         budget[0] -= len(text)
         if budget[0] < 0:
-            raise PainlessRuntimeError("illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit "
-                                "for scripts)")
+            raise PainlessRuntimeError(
+                "illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+            )
         return text
 
     return walk(value)
@@ -109,8 +114,9 @@ def to_string(value: Any) -> str:
 
 def check_size(value: Any) -> Any:
     if isinstance(value, (str, list)) and len(value) > MAX_SIZE:
-        raise PainlessRuntimeError("illegal_argument_exception", f"a string or list longer than {MAX_SIZE} (es_infer_nb's "
-                            "limit for scripts)")
+        raise PainlessRuntimeError(
+            "illegal_argument_exception", f"a string or list longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+        )
     return value
 
 
@@ -204,6 +210,7 @@ def declare_default(type_: str) -> Any:
 
 # -- methods ---------------------------------------------------------------------------------------
 
+
 def _str_arg(name: str, v: Any) -> str:
     if v is None:
         raise PainlessRuntimeError("null_pointer_exception", f"cannot pass null to [{name}]")
@@ -241,15 +248,18 @@ def _split_on_token(s: str, token: Any, limit: Any = 0) -> list[str]:
 def _index(items: list[Any] | str, i: Any) -> int:
     idx = _int_arg("get", i)
     if not 0 <= idx < len(items):
-        raise PainlessRuntimeError("index_out_of_bounds_exception", f"Index {idx} out of bounds for length {len(items)}")
+        raise PainlessRuntimeError(
+            "index_out_of_bounds_exception", f"Index {idx} out of bounds for length {len(items)}"
+        )
     return idx
 
 
 def _replace(s: str, old: str, new: str) -> str:
     hits = s.count(old) if old else len(s) + 1
     if len(s) + hits * (len(new) - len(old)) > MAX_SIZE:
-        raise PainlessRuntimeError("illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit for "
-                            "scripts)")
+        raise PainlessRuntimeError(
+            "illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+        )
     return s.replace(old, new)
 
 
@@ -286,8 +296,10 @@ def hashable(k: Any) -> bool:
 
 def map_key(k: Any) -> Any:
     if not hashable(k):
-        raise PainlessRuntimeError("illegal_argument_exception", f"a map key of type [{type_of(k)}] is not supported by "
-                            "es_infer_nb's painless subset")
+        raise PainlessRuntimeError(
+            "illegal_argument_exception",
+            f"a map key of type [{type_of(k)}] is not supported by es_infer_nb's painless subset",
+        )
     return k
 
 
@@ -383,8 +395,13 @@ def _parse_int(s: Any, bits: int) -> int:
 def _parse_double(s: Any) -> float:
     text = _str_arg("parseDouble", s).strip()
     try:
-        return float(text.rstrip("dDfF") if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[dDfF]?", text)
-                     else text if text in ("NaN", "Infinity", "-Infinity", "+Infinity") else "x")
+        return float(
+            text.rstrip("dDfF")
+            if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[dDfF]?", text)
+            else text
+            if text in ("NaN", "Infinity", "-Infinity", "+Infinity")
+            else "x"
+        )
     except ValueError:
         raise PainlessRuntimeError("number_format_exception", f'For input string: "{text}"') from None
 
@@ -429,8 +446,11 @@ STATICS: dict[str, dict[str, _Method]] = {
         "log": ((1,), lambda a: math.log(_num_arg(a)) if _num_arg(a) > 0 else (-math.inf if a == 0 else math.nan)),
         "log10": ((1,), lambda a: math.log10(_num_arg(a)) if _num_arg(a) > 0 else (-math.inf if a == 0 else math.nan)),
     },
-    "Integer": {"parseInt": ((1,), lambda s: _parse_int(s, 32)), "toString": ((1,), to_string),
-                "valueOf": ((1,), lambda s: _parse_int(s, 32) if isinstance(s, str) else cast("int", s))},
+    "Integer": {
+        "parseInt": ((1,), lambda s: _parse_int(s, 32)),
+        "toString": ((1,), to_string),
+        "valueOf": ((1,), lambda s: _parse_int(s, 32) if isinstance(s, str) else cast("int", s)),
+    },
     "Long": {"parseLong": ((1,), lambda s: _parse_int(s, 64)), "toString": ((1,), to_string)},
     "Double": {"parseDouble": ((1,), _parse_double), "toString": ((1,), to_string)},
     "Boolean": {"parseBoolean": ((1,), lambda s: isinstance(s, str) and s.lower() == "true")},

@@ -6,7 +6,8 @@ script: es_infer_nb keeps no stored scripts, so ES's 404 for a script it cannot 
 The script is compiled when the pipeline is parsed (a ``script_exception`` "compile error" carrying the
 processor's type and tag, as ES's factory answers) and runs per document on its ``ctx`` (source and
 metadata fields, and ``_ingest`` as the ``if`` conditions see it: ``timestamp``, ``_value`` inside
-``foreach``; it never lands in the source); a runtime error fails that document alone (``on_failure`` / ``ignore_failure`` apply).
+``foreach``; it never lands in the source); a runtime error fails that document alone (``on_failure`` /
+``ignore_failure`` apply).
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ class ScriptProcessor(Processor):
         if script_id is not None:
             if lang is not None:
                 raise _illegal("[lang] cannot be specified for stored scripts")
-            raise ApiError("resource_not_found_exception",
-                           f"unable to find script [{script_id}] in cluster state: stored scripts (PUT _scripts) are "
-                           "valid in Elasticsearch, not supported by es_infer_nb; give the script inline as [source]",
-                           404, metadata=self._where(c))
+            raise ApiError(
+                "resource_not_found_exception",
+                f"unable to find script [{script_id}] in cluster state: stored scripts (PUT _scripts) are "
+                "valid in Elasticsearch, not supported by es_infer_nb; give the script inline as [source]",
+                404,
+                metadata=self._where(c),
+            )
         if not isinstance(source, str):
             raise _illegal(f"[source] must be a string, but was [{java_type(source)}]")
         lang = "painless" if lang is None else lang

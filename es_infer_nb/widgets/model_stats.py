@@ -212,6 +212,9 @@ class ModelStatsWidget(DisplayWidget):
         column = 1 if metric == "rate" else 2
         return [sample[column] for sample in self.history.get(model_id, ())]
 
+    def _spark(self, model_id: str, metric: str, color: str) -> str:
+        return sparkline(self.series(model_id, metric), color=color, data_metric=metric, data_model_id=model_id)
+
     def start(self, interval: float | None = None) -> None:
         """Refresh every ``interval`` seconds in a daemon thread (until :meth:`stop`)."""
         if interval is not None:
@@ -298,10 +301,9 @@ class ModelStatsWidget(DisplayWidget):
                 f"<tr{attrs(class_='esinb-ms-model', data_model_id=mid)}>"
                 f'<td class="esinb-ms-id" title="{esc(mid)}">{esc(mid)}</td>{_cells(inf, _INFERENCE)}'
                 f"{_cells({'throughput': self.throughput.get(mid)}, ['throughput'])}"
-                f"<td>{sparkline(self.series(mid, 'rate'), color='#1a7f37', data_metric='rate', data_model_id=mid)}</td>"
+                f"<td>{self._spark(mid, 'rate', '#1a7f37')}</td>"
                 f"{_cells({'latency_ms': self.latency.get(mid)}, ['latency_ms'])}"
-                f"<td>{sparkline(self.series(mid, 'latency'), color='#8250df', data_metric='latency', data_model_id=mid)}"
-                f"</td>{_cells(stat, ['pipeline_count'])}</tr>")
+                f"<td>{self._spark(mid, 'latency', '#8250df')}</td>{_cells(stat, ['pipeline_count'])}</tr>")
         parts.append(f'<table class="esinb-ms-models"><thead><tr>{_heads(heads)}</tr></thead>'
                      f'<tbody>{"".join(rows)}</tbody></table>')
         deployments = [(str(s.get("model_id")), s["deployment_stats"]) for s in self.stats if s.get("deployment_stats")]

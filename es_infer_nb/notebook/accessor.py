@@ -17,7 +17,8 @@ API errors (unknown model, wrong inference_config, ...) raise
 
 Plain arrays and search over result frames: ``out.infer.vectors()`` (an ``(n, d)`` float32
 matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x features),
-``.knn(query, k)`` and ``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
+``.knn(query, k)`` (also ``series.infer.knn`` on a Series of embeddings) and
+``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
 :mod:`es_infer_nb.frames.search`).
 
 A run that lasts more than ~2 s shows one ``tqdm.auto`` progress bar (rows/s; ``progress=False``:
@@ -93,6 +94,27 @@ def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupte
     if not (isinstance(key, tuple) and key[0] == model_id and key[1].equals(frame.index)):
         raise ValueError(f"resume=: that interrupted run was not over these rows with model [{model_id}]")
     return resume
+
+
+def _nearest(values: pd.Series, query: Any, k: int, *, metric: str, model_id: str | None,
+             engine: "Engine | None", device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of the ``k`` embeddings of ``values`` nearest to ``query`` (a text, embedded
+    by ``model_id``, or a vector), best first (:func:`es_infer_nb.frames.search.nearest`)."""
+    from ..frames import search
+    from ..frames.arrays import to_vectors
+
+    eng = _engine(engine)
+    matrix = to_vectors(values)
+    dev = device if device is not None else options.device
+    if isinstance(query, str):
+        if model_id is None:
+            raise ValueError("a text query needs the model that wrote the embeddings: pass model_id= "
+                             "(or pass the query's vector)")
+        with _suggest_ids(eng, model_id):
+            vector = search.embed_query(eng, model_id, query, dev)
+    else:
+        vector = np.asarray(query, dtype=np.float32)
+    return search.nearest(matrix, vector, k, metric=metric, engine=eng, device=dev)
 
 
 @pd.api.extensions.register_dataframe_accessor("infer")
@@ -341,21 +363,15 @@ class InferFrameAccessor:
         engine's device). Rows without an embedding are never returned. ``column`` /
         ``target_field`` as in :meth:`vectors`."""
         from ..frames import search
-        from ..frames.arrays import embedding_column, to_vectors
+        from ..frames.arrays import embedding_column
 
-        eng = _engine(engine)
         name = embedding_column(self._frame, target_field, column)
-        matrix = to_vectors(self._frame[name])
-        dev = device if device is not None else options.device
-        if isinstance(query, str):
-            model = model_id or search.column_model_id(self._frame, name)
-            if model is None:
-                raise ValueError(f"no model_id column beside [{name}]: pass model_id= to embed the query text")
-            with _suggest_ids(eng, model):
-                vector = search.embed_query(eng, model, query, dev)
-        else:
-            vector = np.asarray(query, dtype=np.float32)
-        where, scores = search.nearest(matrix, vector, k, metric=metric, engine=eng, device=dev)
+        model = model_id if model_id is not None or not isinstance(query, str) else \
+            search.column_model_id(self._frame, name)
+        if isinstance(query, str) and model is None:
+            raise ValueError(f"no model_id column beside [{name}]: pass model_id= to embed the query text")
+        where, scores = _nearest(self._frame[name], query, k, metric=metric, model_id=model, engine=engine,
+                                 device=device)
         return self._frame.iloc[where].assign(**{score_column: scores})
 
     def rerank(
@@ -520,6 +536,28 @@ class InferSeriesAccessor:
         from ..frames.arrays import to_vectors
 
         return to_vectors(self._series)
+
+    def knn(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        metric: str = "cosine",
+        model_id: str | None = None,
+        engine: "Engine | None" = None,
+        device: str | None = None,
+        score_column: str = "score",
+    ) -> pd.DataFrame:
+        """The ``k`` values of this embedding Series nearest to ``query``, best first: a frame of this
+        column (same index labels) and a ``score`` column. ``query`` is a vector of the embeddings'
+        dimension, or a text embedded by ``model_id`` (the model that wrote the embeddings). ``metric``,
+        ``device`` as in ``DataFrame.infer.knn`` (torch on the device). Missing values are never
+        returned."""
+        where, scores = _nearest(self._series, query, k, metric=metric, model_id=model_id, engine=engine,
+                                 device=device)
+        name = self._series.name if self._series.name is not None else "embedding"
+        out = self._series.iloc[where].to_frame(name=name)
+        return out.assign(**{score_column: scores})
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

@@ -442,6 +442,19 @@ class InferFrameAccessor:
                                   inference_config={task: {"num_top_feature_importance_values": k}})
         return feature_importance(result, row=row, engine=eng)  # the baseline and totals of that engine
 
+    def importance_summary(self, *, class_name: Any = None, max_display: int = 20, max_points: int = 1000,
+                           engine: "Engine | None" = None) -> Any:
+        """Feature importance across the rows (``es_infer_nb.widgets.importance_summary``): a beeswarm of
+        the signed values (a line per feature, by mean |importance|, dots coloured by the feature's value)
+        and the mean |importance| bars, from a ``run`` with ``num_top_feature_importance_values``.
+        ``.importance`` / ``.mean_abs`` hold the numbers, ``.to_shap()`` gives a ``shap.Explanation``.
+        Classification: toward ``class_name`` (default: the second of two classes, else each row's
+        predicted class)."""
+        from ..widgets import importance_summary
+
+        return importance_summary(self._frame, class_name=class_name, max_display=max_display,
+                                  max_points=max_points, engine=engine)
+
     def top_classes(self, row: Any = None) -> Any:
         """The top-classes widget (``es_infer_nb.widgets.top_classes``): one row's class
         probabilities, or (``row=None``) a summary over the frame, from a classification ``run``."""

@@ -15,6 +15,10 @@ caller's index: rows are never dropped or reordered, and nested results are
 API errors (unknown model, wrong inference_config, ...) raise
 :class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
 
+Evaluation against the true values: ``out.infer.evaluate(y_test)`` (classification or regression
+metrics, confusion matrix, calibration / residuals; :mod:`es_infer_nb.frames.evaluate`); feature
+importance over the rows: ``out.infer.importance_summary()`` (beeswarm and mean |importance| bars).
+
 Plain arrays and search over result frames: ``out.infer.vectors()`` (an ``(n, d)`` float32
 matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x features),
 ``.knn(query, k)`` (also ``series.infer.knn`` on a Series of embeddings) and
@@ -462,6 +466,35 @@ class InferFrameAccessor:
 
         return top_classes(self._frame, row=row)
 
+    def evaluate(self, y_true: Any, *, column: str | None = None, target_field: str | None = None,
+                 task: str | None = None, positive_class: Any = None, n_bins: int = 10) -> Any:
+        """The predictions of a ``run`` against the true values, as a widget holding the numbers
+        (``es_infer_nb.widgets.evaluation``: ``.metrics`` dict, ``.per_class``, ``.confusion``,
+        ``.calibration``, ``.residuals`` frames; static HTML without a widget front-end).
+
+        ``y_true``: a Series (same index labels, or the frame's length, read in order), a list / array
+        of the frame's length, or the name of a column of the frame. Classification (the frame has
+        ``prediction_probability`` / ``top_classes``, or the predictions are not floats; ``task=``
+        decides otherwise): accuracy, per-class precision / recall / F1, the confusion matrix, a
+        calibration curve of ``positive_class`` (default: the second of two classes) or, for more
+        classes, of the top label, in ``n_bins`` bins. Regression: MAE, MSE, RMSE, R², residuals.
+        Rows without a prediction or a true value are left out (``metrics["rows_skipped"]``).
+        ``column`` / ``target_field`` name the predictions as in :meth:`proba`."""
+        from ..frames.arrays import proba_frame, result_column
+        from ..frames.evaluate import align_truth, evaluate
+        from ..widgets import evaluation
+
+        name = result_column(self._frame, "predicted_value", target_field, column)
+        prefix = name.rsplit(".", 1)[0] if "." in name else ""
+        truth = align_truth(y_true, self._frame.index, self._frame)
+        top = f"{prefix}.top_classes" if prefix else "top_classes"
+        probability = f"{prefix}.prediction_probability" if prefix else "prediction_probability"
+        columns = set(self._frame.columns)
+        return evaluation(evaluate(
+            truth, self._frame[name], task=task, positive_class=positive_class, n_bins=n_bins,
+            probabilities=proba_frame(self._frame[top]) if top in columns else None,
+            prediction_probability=self._frame[probability] if probability in columns else None))
+
     def stats(self, *, engine: "Engine | None" = None, target_field: str | None = None) -> Any:
         """The model-stats dashboard (``es_infer_nb.widgets.model_stats``) of the models whose
         results the frame holds (its ``<target_field>.model_id`` values; every model if none)."""
@@ -549,6 +582,18 @@ class InferSeriesAccessor:
         from ..frames.arrays import to_vectors
 
         return to_vectors(self._series)
+
+    def evaluate(self, y_true: Any, *, task: str | None = None, positive_class: Any = None,
+                 n_bins: int = 10) -> Any:
+        """These predictions (a ``predicted_value`` column) against ``y_true`` (a Series, list or array of
+        the same length): the evaluation widget of ``DataFrame.infer.evaluate``. Integer, boolean and text
+        predictions are classes, floats a regression (``task=`` decides otherwise); a calibration curve
+        needs the probabilities: evaluate the result frame for it."""
+        from ..frames.evaluate import align_truth, evaluate
+        from ..widgets import evaluation
+
+        truth = align_truth(y_true, self._series.index)
+        return evaluation(evaluate(truth, self._series, task=task, positive_class=positive_class, n_bins=n_bins))
 
     def knn(
         self,

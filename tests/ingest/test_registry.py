@@ -9,6 +9,7 @@ import pandas as pd
 
 from es_infer_nb import ApiError, Engine
 from es_infer_nb.frames import pipeline_meta
+from es_infer_nb.frames.meta import pipeline_meta as pipeline_meta_frame
 from es_infer_nb.frames.pipeline import run_frame_pipeline
 from es_infer_nb.frames.pipeline_meta import pipeline_columns
 from es_infer_nb.ingest import columnar
@@ -108,8 +109,10 @@ def test_a_newly_registered_processor_is_run_by_columns_and_declared_with_no_oth
     assert out["_ingest.error.type"].tolist()[2] == "illegal_argument_exception"  # row 3, per document
     per_document = run_frame_pipeline(engine, frame, body, columnar=False)
     assert per_document["b"].tolist()[:2] == ["X!", "Y!"]
-    declared = pipeline_columns(engine, frame.iloc[:0], body)  # what ddf.infer.pipeline declares
+    declared = pipeline_columns(engine, frame.iloc[:0], body)
     assert "b" in declared and declared["b"] == out["b"].dtype
+    dask_meta = pipeline_meta_frame(engine, frame.iloc[:0], body)  # the empty frame ddf.infer.pipeline declares
+    assert dask_meta["b"].dtype == out["b"].dtype
 
 
 def test_a_class_with_a_column_form_says_which_configs_its_form_takes():

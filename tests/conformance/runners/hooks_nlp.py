@@ -129,6 +129,9 @@ def text_expansion_chunked(vocab: list[str], tokenization: dict[str, Any], input
 
 def text_classification_postprocess(classification_labels: list[str], logits: list[float],
                                     num_top_classes: int = -1) -> dict[str, Any]:
+    """The labels and ``num_top_classes`` go through the task's config parsing (its create-time checks)."""
+    classification.TextClassification.parse({"classification_labels": classification_labels,
+                                              "num_top_classes": num_top_classes})
     scores = classification.text_classification_scores([np.asarray(logits)], classification_labels)
     return classification.classification_result("predicted_value", classification_labels, scores, num_top_classes)
 

@@ -28,6 +28,7 @@ from ..storage import writing
 from .ml_connector import Connector, iae, parameter_text
 from .ml_local import LocalModel, registration
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
+from .per_engine import PerEngine
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -452,16 +453,11 @@ def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any]
 
 # -- per engine --------------------------------------------------------------------------------
 
-_BY_ENGINE: "weakref.WeakKeyDictionary[Engine, MlCommons]" = weakref.WeakKeyDictionary()
-_BY_ENGINE_LOCK = threading.Lock()
+_BY_ENGINE: PerEngine[MlCommons] = PerEngine(MlCommons)
 
 
 def ml_commons(engine: "Engine") -> MlCommons:
-    with _BY_ENGINE_LOCK:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = MlCommons(engine)
-        return found
+    return _BY_ENGINE.get(engine)
 
 
 def is_model(engine: "Engine", model_id: str) -> bool:

@@ -7,14 +7,16 @@ NaN and +-inf are missing, as in ES), and the weighted leaves summed tree by tre
 right, starting from the first tree's value (``values[:, 0] + values[:, 1] + ...``): the answers
 are bit for bit those of the torch paths. It works on blocks of up to 1024 rows whose two
 feature copies stay in L2, takes the trees 16 at a time (their node tables stay in L1 while every
-group of 16 rows walks them), walks those 16 rows in lockstep (independent loads overlap; the level
-loop is unrolled per depth), and reads the feature matrix through its strides (the column-major
-matrix built from a DataFrame is read without a copy). Rows are split across threads in chunks;
-``ctypes`` releases the GIL during a call.
+group of rows walks them) and walks a group of rows in lockstep, the level loop unrolled per depth.
+Where the compiler targets AVX-512 (``-march=native`` on such a CPU), a group is 64 rows, eight
+vectors of eight, each walking with gathers and in-register node tables (the tree's top five levels);
+elsewhere a group is 16 rows walked one by one in lockstep (independent loads overlap). Both read
+the feature matrix through its strides (the column-major matrix built from a DataFrame is read
+without a copy). Rows are split across threads in chunks; ``ctypes`` releases the GIL during a call.
 
-The shared library is compiled with ``cc -O3`` (no fast-math, no FP contraction) into
-``$ES_INFER_NB_NATIVE_CACHE`` (default ``~/.cache/es_infer_nb/native``), keyed by the hash of the
-source, flags, compiler and CPU; later processes load it in milliseconds. When no compiler is
+The shared library is compiled with ``cc -O3 -march=native`` (plain ``-O3`` when that fails; no
+fast-math, no FP contraction) into ``$ES_INFER_NB_NATIVE_CACHE`` (default
+``~/.cache/es_infer_nb/native``), keyed by the hash of the source, flags, compiler and CPU; later processes load it in milliseconds. When no compiler is
 present, the build fails, the device is not the CPU, or ``ES_INFER_NB_NO_NATIVE`` is set,
 :func:`kernel` returns ``None`` and callers use the torch paths.
 """
@@ -47,8 +49,16 @@ SOURCE = r"""
 #include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
+#if defined(__AVX512F__) && !defined(ES_NO_SIMD)
+#include <immintrin.h>
+#define ES_SIMD 1
+#endif
 #ifndef G
+#ifdef ES_SIMD
+#define G 64     /* rows walked in lockstep through a tree: eight vectors of eight */
+#else
 #define G 16     /* rows walked in lockstep through a tree */
+#endif
 #endif
 #ifndef TB
 #define TB 16    /* trees per block: their tables (~1.5 KiB a tree at depth 6) stay in L1 */
@@ -146,16 +156,131 @@ walk_depth(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
     return 0;
 }
 
+#ifdef ES_SIMD
+/* The same walk with AVX-512: the G rows of a group are four vectors of eight rows, each walking the
+   tree in lockstep. At the root every row reads one feature (a plain load); the nodes of levels 1-3
+   (15) and of level 4 (16) sit in registers (two each for the feature offsets and the thresholds) and
+   are picked with a permute; deeper levels are gathered. The feature value of each row is gathered
+   from the row group's copies. The comparison is the scalar one (v > t, false when either is NaN); a
+   row's leaves are still added tree by tree, in order, from the first tree's value. */
+#define NV (G / 8)
+static inline __attribute__((always_inline)) int
+walk_depth_simd(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
+                const int32_t* feat, const double* thr, int64_t trees, const int64_t depth,
+                const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
+    int64_t inner = ((int64_t)1 << depth) - 1, width = inner + 1;
+    int64_t S = ((inner < 31 ? 31 : inner) + 8) & ~(int64_t)7;  /* per-tree stride: loads up to node 30 */
+    int64_t B = BUDGET / (2 * nf);
+    if (B < G) B = G;
+    if (B > MAXB) B = MAXB;
+    B = (B / G) * G;
+    double* both = (double*)aligned_alloc(64, sizeof(double) * B * 2 * nf);
+    int64_t* offs = (int64_t*)aligned_alloc(64, sizeof(int64_t) * S * trees);
+    double* thrs = (double*)aligned_alloc(64, sizeof(double) * S * trees);
+    if (!both || !offs || !thrs) { free(both); free(offs); free(thrs); return 1; }
+    for (int64_t t = 0; t < trees; t++)
+        for (int64_t n = 0; n < S; n++) {
+            offs[t * S + n] = n < inner ? (int64_t)feat[t * inner + n] * G * (int64_t)sizeof(double) : 0;
+            thrs[t * S + n] = n < inner ? thr[t * inner + n] : INFINITY;
+        }
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i lane[NV];
+    for (int v = 0; v < NV; v++)
+        lane[v] = _mm512_slli_epi64(_mm512_add_epi64(_mm512_set1_epi64(8 * v),
+                                    _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0)), 3);  /* byte offset of the row */
+    int fast_sum = sums && k == 1 && !rows_out;
+    for (int64_t r0 = 0; r0 < rows; r0 += B) {
+        int64_t nb = rows - r0 < B ? rows - r0 : B;
+        fill(x, r0, nb, nf, sr, sf, both);
+        for (int64_t t0 = 0; t0 < trees; t0 += TB)
+        for (int64_t r = 0; r < nb; r += G) {
+            const char* bp = (const char*)(both + (r / G) * 2 * nf * G);
+            int64_t m = nb - r < G ? nb - r : G;
+            __mmask8 valid[NV];
+            __m512d acc[NV];
+            for (int v = 0; v < NV; v++) {
+                int64_t c = m - 8 * v;
+                c = c < 0 ? 0 : (c > 8 ? 8 : c);
+                valid[v] = (__mmask8)((1u << c) - 1);
+                acc[v] = (fast_sum && t0 > 0) ? _mm512_maskz_loadu_pd(valid[v], sums + r0 + r + 8 * v)
+                                              : _mm512_setzero_pd();
+            }
+            for (int64_t t = t0; t < t0 + TB && t < trees; t++) {
+                const int64_t* ot = offs + t * S;
+                const double* tt = thrs + t * S;
+                __m512i o0 = _mm512_load_si512(ot), o1 = _mm512_load_si512(ot + 8);
+                __m512d h0 = _mm512_load_pd(tt), h1 = _mm512_load_pd(tt + 8);
+                __m512i o2 = _mm512_loadu_si512(ot + 15), o3 = _mm512_loadu_si512(ot + 23);
+                __m512d h2 = _mm512_loadu_pd(tt + 15), h3 = _mm512_loadu_pd(tt + 23);
+                __m512i j[NV];
+                for (int v = 0; v < NV; v++) j[v] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+                for (int64_t d = 0; d < depth; d++)
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++) {
+                        __m512i off;
+                        __m512d th;
+                        if (d == 0) {  /* every row at the root: its feature's values are contiguous */
+                            __m512d val = _mm512_load_pd((const double*)(bp + ot[0]) + 8 * v);
+                            __mmask8 go = _mm512_cmp_pd_mask(val, _mm512_set1_pd(tt[0]), _CMP_GT_OQ);
+                            j[v] = _mm512_mask_add_epi64(one, go, one, one);
+                            continue;
+                        }
+                        if (d < 4) {
+                            off = _mm512_permutex2var_epi64(o0, j[v], o1);
+                            th = _mm512_permutex2var_pd(h0, j[v], h1);
+                        } else if (d == 4) {
+                            __m512i jj = _mm512_sub_epi64(j[v], _mm512_set1_epi64(15));
+                            off = _mm512_permutex2var_epi64(o2, jj, o3);
+                            th = _mm512_permutex2var_pd(h2, jj, h3);
+                        } else {
+                            off = _mm512_i64gather_epi64(j[v], (const void*)ot, 8);
+                            th = _mm512_i64gather_pd(j[v], (const void*)tt, 8);
+                        }
+                        __m512d val = _mm512_i64gather_pd(_mm512_add_epi64(off, lane[v]), (const void*)bp, 1);
+                        __mmask8 go = _mm512_cmp_pd_mask(val, th, _CMP_GT_OQ);
+                        j[v] = _mm512_add_epi64(_mm512_add_epi64(j[v], j[v]), one);
+                        j[v] = _mm512_mask_add_epi64(j[v], go, j[v], one);
+                    }
+                int64_t base = t * width - inner;  /* leaf-table row of perfect index i: base + i */
+                if (fast_sum) {
+                    __m512i lb = _mm512_set1_epi64(base);
+                    for (int v = 0; v < NV; v++) {
+                        __m512d lvv = _mm512_i64gather_pd(_mm512_add_epi64(j[v], lb), (const void*)wleaf, 8);
+                        acc[v] = t == 0 ? lvv : _mm512_add_pd(acc[v], lvv);
+                    }
+                } else {
+                    int64_t idx[G];
+                    for (int v = 0; v < NV; v++)
+                        _mm512_storeu_si512(idx + 8 * v, j[v]);  /* perfect index: leaf row base + i */
+                    const double* lv = wleaf ? wleaf + base * k : 0;
+                    for (int g = 0; g < m; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
+                }
+            }
+            if (fast_sum)
+                for (int v = 0; v < NV; v++) _mm512_mask_storeu_pd(sums + r0 + r + 8 * v, valid[v], acc[v]);
+        }
+    }
+    free(both);
+    free(offs);
+    free(thrs);
+    return 0;
+}
+#define WALK walk_depth_simd
+#else
+#define WALK walk_depth
+#endif
+
 /* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
    rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory.
    Each depth up to 10 gets its own copy with the level loop unrolled. */
 int es_walk(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
             const int32_t* feat, const double* thr, int64_t trees, int64_t depth,
             const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
-#define AT(D) case D: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, D, wleaf, k, sums, rows_out);
+#define AT(D) case D: return WALK(x, rows, nf, sr, sf, feat, thr, trees, D, wleaf, k, sums, rows_out);
     switch (depth) {
         AT(1) AT(2) AT(3) AT(4) AT(5) AT(6) AT(7) AT(8) AT(9) AT(10)
-        default: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, depth, wleaf, k, sums, rows_out);
+        default: return WALK(x, rows, nf, sr, sf, feat, thr, trees, depth, wleaf, k, sums, rows_out);
     }
 #undef AT
 }

@@ -271,6 +271,15 @@ walk_depth_simd(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t s
 #define WALK walk_depth
 #endif
 
+/* 1 when this build walks with AVX-512, else 0 */
+int es_walk_simd(void) {
+#ifdef ES_SIMD
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
    rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory.
    Each depth up to 10 gets its own copy with the level loop unrolled. */
@@ -306,6 +315,11 @@ def _compiler() -> str | None:
         if name and shutil.which(name):
             return shutil.which(name)
     return None
+
+
+def compiler_path() -> str | None:
+    """The C compiler the kernels are built with (``$CC``, else cc, gcc or clang), or ``None``."""
+    return _compiler()
 
 
 def cache_dir() -> Path:
@@ -355,11 +369,19 @@ def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None],
     return None
 
 
-def _bind_walk(lib: ctypes.CDLL) -> None:
+def bind_walk(lib: ctypes.CDLL) -> None:
+    """Set the signatures of a library built from :data:`SOURCE`."""
     fn = lib.es_walk
     p, i = ctypes.c_void_p, ctypes.c_int64
     fn.argtypes = [p, i, i, i, i, p, p, i, i, p, i, p, p]
     fn.restype = ctypes.c_int
+    lib.es_walk_simd.argtypes = []
+    lib.es_walk_simd.restype = ctypes.c_int
+
+
+def uses_simd(lib: ctypes.CDLL) -> bool:
+    """Whether ``lib`` walks with AVX-512 (built with ``-march=native`` on a CPU that has it)."""
+    return bool(lib.es_walk_simd())
 
 
 def _load() -> ctypes.CDLL | None:
@@ -371,7 +393,7 @@ def _load() -> ctypes.CDLL | None:
     for march in (True, False):
         try:
             lib = ctypes.CDLL(str(_build(cc, march)))
-            _bind_walk(lib)
+            bind_walk(lib)
             return lib
         except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
             errors.append(str(exc))

@@ -9,7 +9,7 @@ are bit for bit those of the torch paths. It works on blocks of up to 1024 rows 
 feature copies stay in L2, takes the trees 16 at a time (their node tables stay in L1 while every
 group of rows walks them) and walks a group of rows in lockstep, the level loop unrolled per depth.
 Where the compiler targets AVX-512 (``-march=native`` on such a CPU), a group is 64 rows, eight
-vectors of eight, each walking with gathers and in-register node tables (the tree's top five levels);
+vectors of eight, each walking with gathers and in-register node tables (the tree's top six levels);
 elsewhere a group is 16 rows walked one by one in lockstep (independent loads overlap). Both read
 the feature matrix through its strides (the column-major matrix built from a DataFrame is read
 without a copy). Rows are split across threads in chunks; ``ctypes`` releases the GIL during a call.
@@ -157,11 +157,11 @@ walk_depth(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
 }
 
 #ifdef ES_SIMD
-/* The same walk with AVX-512: the G rows of a group are four vectors of eight rows, each walking the
+/* The same walk with AVX-512: the G rows of a group are eight vectors of eight rows, each walking the
    tree in lockstep. At the root every row reads one feature (a plain load); the nodes of levels 1-3
    (15) and of level 4 (16) sit in registers (two each for the feature offsets and the thresholds) and
-   are picked with a permute; deeper levels are gathered. The feature value of each row is gathered
-   from the row group's copies. The comparison is the scalar one (v > t, false when either is NaN); a
+   are picked with a permute, those of level 5 (32) with two permutes and a blend; deeper levels are
+   gathered. The feature value of each row is gathered from the row group's copies. The comparison is the scalar one (v > t, false when either is NaN); a
    row's leaves are still added tree by tree, in order, from the first tree's value. */
 #define NV (G / 8)
 static inline __attribute__((always_inline)) int
@@ -233,6 +233,16 @@ walk_depth_simd(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t s
                             __m512i jj = _mm512_sub_epi64(j[v], _mm512_set1_epi64(15));
                             off = _mm512_permutex2var_epi64(o2, jj, o3);
                             th = _mm512_permutex2var_pd(h2, jj, h3);
+                        }
+                        else if (d == 5) {  /* depth > 5: the tree has nodes 31..62 */
+                            __m512i jj = _mm512_sub_epi64(j[v], _mm512_set1_epi64(31));
+                            __mmask8 upper = _mm512_test_epi64_mask(jj, _mm512_set1_epi64(16));
+                            off = _mm512_mask_blend_epi64(upper,
+                                _mm512_permutex2var_epi64(_mm512_loadu_si512(ot + 31), jj, _mm512_loadu_si512(ot + 39)),
+                                _mm512_permutex2var_epi64(_mm512_loadu_si512(ot + 47), jj, _mm512_loadu_si512(ot + 55)));
+                            th = _mm512_mask_blend_pd(upper,
+                                _mm512_permutex2var_pd(_mm512_loadu_pd(tt + 31), jj, _mm512_loadu_pd(tt + 39)),
+                                _mm512_permutex2var_pd(_mm512_loadu_pd(tt + 47), jj, _mm512_loadu_pd(tt + 55)));
                         } else {
                             off = _mm512_i64gather_epi64(j[v], (const void*)ot, 8);
                             th = _mm512_i64gather_pd(j[v], (const void*)tt, 8);

@@ -340,8 +340,22 @@ def cache_dir() -> Path:
     return Path(base) / "es_infer_nb" / "native"
 
 
+#: ``$ES_INFER_NB_NATIVE_ISA``: the instruction set the native kernels are built for — ``native`` (the
+#: default: this CPU's), ``avx2`` (x86-64-v3: simulates an AVX2-only machine on an AVX-512 one, as
+#: ``ONEDNN_MAX_CPU_ISA`` does for oneDNN) or ``portable`` (no ``-march``)
+ISA_FLAGS = {"native": ("-march=native",), "avx2": ("-march=x86-64-v3",), "portable": ()}
+
+
+def target_isa() -> str:
+    """The instruction set the native kernels are built for (``$ES_INFER_NB_NATIVE_ISA``, default native)."""
+    isa = os.environ.get("ES_INFER_NB_NATIVE_ISA", "native").strip().lower() or "native"
+    if isa not in ISA_FLAGS:
+        raise ValueError(f"ES_INFER_NB_NATIVE_ISA={isa!r}: use one of {', '.join(ISA_FLAGS)}")
+    return isa
+
+
 def _build(cc: str, march: bool, source: str = SOURCE, stem: str = "es_trees") -> Path:
-    flags = _FLAGS + (("-march=native",) if march else ())
+    flags = _FLAGS + (ISA_FLAGS[target_isa()] if march else ())
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     key = hashlib.sha256("\0".join([source, " ".join(flags), version, _cpu_signature()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{stem}_{key}.so"
@@ -360,7 +374,8 @@ def _build(cc: str, march: bool, source: str = SOURCE, stem: str = "es_trees") -
     return target
 
 
-def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str) -> ctypes.CDLL | None:
+def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str,
+                    name: str | None = None) -> ctypes.CDLL | None:
     """Build (or find in the cache) and load the C ``source`` as ``{stem}_{hash}.so``; ``bind`` sets its
     functions' signatures. ``None``, with a warning naming ``what`` falls back, when that fails."""
     cc = _compiler()
@@ -375,7 +390,7 @@ def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None],
             return lib
         except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
             errors.append(str(exc))
-    log.warning("building the native %s kernel failed (%s); %s use the torch path", stem, errors[-1], what)
+    log.warning("building the native %s kernel failed (%s); %s use the torch path", name or stem, errors[-1], what)
     return None
 
 
@@ -395,20 +410,7 @@ def uses_simd(lib: ctypes.CDLL) -> bool:
 
 
 def _load() -> ctypes.CDLL | None:
-    cc = _compiler()
-    if cc is None:
-        log.warning("no C compiler found; tree ensembles use the torch walk")
-        return None
-    errors = []
-    for march in (True, False):
-        try:
-            lib = ctypes.CDLL(str(_build(cc, march)))
-            bind_walk(lib)
-            return lib
-        except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
-            errors.append(str(exc))
-    log.warning("building the native tree kernel failed (%s); tree ensembles use the torch walk", errors[-1])
-    return None
+    return compile_library(SOURCE, "es_trees", bind_walk, "tree ensembles", name="tree")
 
 
 def kernel() -> ctypes.CDLL | None:

@@ -5,6 +5,7 @@ layout takes, NaN / +-inf / -0.0, default_left, every aggregator and output tran
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,18 @@ def test_repeated_calls_reuse_one_library_and_grow_no_cache(monkeypatch, tmp_pat
     assert native.kernel() is lib
     assert sorted(tmp_path.iterdir()) == built
     assert isinstance(model.packed, PerfectTrees) and model.packed._compiled == {}  # no torch.compile either
+
+
+def test_the_isa_cap_builds_a_kernel_without_avx512(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``ES_INFER_NB_NATIVE_ISA=avx2`` builds for x86-64-v3 (an AVX2-only machine simulated here): the
+    AVX-512 walk is compiled out; an unknown value names the choices."""
+    if native.compiler_path() is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "avx2")
+    assert native.target_isa() == "avx2"
+    lib = native.compile_library(native.SOURCE, "es_trees", native.bind_walk, "tree ensembles", name="tree")
+    assert lib is not None and native.uses_simd(lib) is False
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "sse9")
+    with pytest.raises(ValueError, match="native, avx2, portable"):
+        native.target_isa()

@@ -159,23 +159,15 @@ def _run(node: Node, f: _Frame) -> None:
         elif kind == "while":
             while _truth(_eval(node[2], f), "while"):
                 _tick(f, node[3])
-                try:
-                    _run(node[3], f)
-                except _Break:
+                if _body_breaks(f, node[3]):
                     break
-                except _Continue:
-                    continue
         elif kind == "for":
             if node[2] is not None:
                 _run(node[2], f)
             while node[3] is None or _truth(_eval(node[3], f), "for"):
                 _tick(f, node[5])
-                try:
-                    _run(node[5], f)
-                except _Break:
+                if _body_breaks(f, node[5]):
                     break
-                except _Continue:
-                    pass
                 if node[4] is not None:
                     _eval(node[4], f)
         elif kind == "foreach":
@@ -191,12 +183,8 @@ def _run(node: Node, f: _Frame) -> None:
             for item in list(items):
                 _tick(f, node[5])
                 f.local[node[3]] = cast(node[2], item)
-                try:
-                    _run(node[5], f)
-                except _Break:
+                if _body_breaks(f, node[5]):
                     break
-                except _Continue:
-                    continue
         elif kind == "return":
             if node[2] is not None:
                 _eval(node[2], f)
@@ -211,6 +199,17 @@ def _run(node: Node, f: _Frame) -> None:
         if err.offset is None:
             err.offset = node[1]
         raise
+
+
+def _body_breaks(f: _Frame, body: Node) -> bool:
+    """Run a loop's body once (after :func:`_tick`); whether it ended in ``break``."""
+    try:
+        _run(body, f)
+    except _Break:
+        return True
+    except _Continue:
+        pass
+    return False
 
 
 def _tick(f: _Frame, body: Node) -> None:

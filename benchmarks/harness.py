@@ -241,6 +241,25 @@ class Bench:
               file=sys.stderr)
         return ok
 
+    def drift(self, name: str) -> float:
+        """Median seconds of the last half of ``name``'s rounds over the first half's (1.0: steady)."""
+        seconds = self.timings.seconds[name]
+        half = len(seconds) // 2
+        if half == 0:
+            return 1.0
+        return statistics.median(seconds[-half:]) / statistics.median(seconds[:half])
+
+    def check_steady(self, ours: str, peers: list[str], tolerance: float) -> bool:
+        """Fatal check that ``ours``' later rounds are not slower than its first ones beyond the noise:
+        its drift (:meth:`drift`) at most ``tolerance`` times the larger of 1 and the peers' median
+        drift (a machine that slows down slows every contender). Every drift is printed."""
+        drifts = {n: self.drift(n) for n in [ours, *peers] if n in self.timings.seconds}
+        for n, d in drifts.items():
+            print(f"# drift {n}: last-half median / first-half median = {d:.3f}", file=sys.stderr)
+        peer_drift = statistics.median([drifts[n] for n in peers if n in drifts] or [1.0])
+        bound = round(tolerance * max(1.0, peer_drift), 3)
+        return self.check(f"{ours} later rounds / first rounds (median seconds)", drifts[ours], bound)
+
     # -- the JSON line ----------------------------------------------------------------------------
     def report(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Print the one JSON line; exit 1 when a check failed (after printing it)."""

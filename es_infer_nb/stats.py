@@ -214,6 +214,15 @@ class StatsRegistry:
         with self._lock:
             return IngestCounters(**vars(self._processors.get((pipeline_id, processor), IngestCounters())))
 
+    def counters(self) -> tuple[dict[str, InferenceStats], dict[str, IngestCounters],
+                                dict[tuple[str, str], IngestCounters]]:
+        """Copies of every model's, pipeline's and (pipeline, processor)'s counters, read at one moment
+        (this engine's own counts, as :func:`es_infer_nb.frames.counters.snapshot` takes them)."""
+        with self._lock:
+            return ({m: InferenceStats(**vars(s)) for m, s in self._models.items()},
+                    {p: IngestCounters(**vars(c)) for p, c in self._pipelines.items()},
+                    {k: IngestCounters(**vars(c)) for k, c in self._processors.items()})
+
     def forget_pipeline(self, pipeline_id: str) -> None:
         with self._lock:
             self._pipelines.pop(pipeline_id, None)
@@ -245,14 +254,7 @@ class StatsRegistry:
         self._changed()
 
     def forget(self, model_id: str) -> None:
-        with self._flush_lock:
-            with self._lock:
-                self._models.pop(model_id, None)
-                if self._model_file is not None:
-                    self._model_file.forgotten.add(model_id)
-                    self._model_file.synced.pop(model_id, None)
-                self._dirty = True
-            self.flush()
+        self._forget(self._models, self._model_file, model_id)
 
     # -- deployments -------------------------------------------------------------------------------------
     def deployment_counters(self, deployment_id: str) -> "DeploymentCounters":
@@ -268,12 +270,16 @@ class StatsRegistry:
 
     def forget_deployment(self, deployment_id: str) -> None:
         """A stopped deployment: its counters go (a new start counts from zero, as in ES)."""
+        self._forget(self._deployments, self._deployment_file, deployment_id)
+
+    def _forget(self, counters: dict[str, Any], file: _CounterFile | None, key: str) -> None:
+        """Drop ``key``'s counters here and, at the next flush (run now), from ``file``."""
         with self._flush_lock:
             with self._lock:
-                self._deployments.pop(deployment_id, None)
-                if self._deployment_file is not None:
-                    self._deployment_file.forgotten.add(deployment_id)
-                    self._deployment_file.synced.pop(deployment_id, None)
+                counters.pop(key, None)
+                if file is not None:
+                    file.forgotten.add(key)
+                    file.synced.pop(key, None)
                 self._dirty = True
             self.flush()
 

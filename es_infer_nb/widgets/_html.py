@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,27 @@ def attrs(**values: Any) -> str:
     return "".join(parts)
 
 
+def ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values (1, 2, 2.5 or 5 times a power of ten apart) from ``lo`` to ``hi``."""
+    raw = (hi - lo) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1) if first + i * step <= hi]
+
+
+def value_axis(cls: str, lo: float, hi: float, x: Callable[[float], float], left: float, width: float,
+               y: float) -> str:
+    """A horizontal SVG value axis at height ``y`` from ``left`` to ``left + width``, with labelled
+    ticks at round values of ``[lo, hi]`` (``x``: value -> pixel), as ``<g class=cls data-lo data-hi>``."""
+    marks = "".join(
+        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y}" y2="{y + 4}" stroke="#777"></line>'
+        f'<text x="{x(t):.1f}" y="{y + 16}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
+        for t in ticks(lo, hi))
+    return (f'<g{attrs(class_=cls, data_lo=repr(lo), data_hi=repr(hi))}>'
+            f'<line x1="{left}" x2="{left + width}" y1="{y}" y2="{y}" stroke="#777"></line>{marks}</g>')
+
+
 def box(inner: str, cls: str, **data: Any) -> str:
     """The outer ``<div class="esinb ...">`` of a rendering, with its style sheet."""
     return f'<div class="esinb {esc(cls)}"{attrs(**data)}>{STYLE}{inner}</div>'
@@ -120,3 +141,32 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
+
+
+def sparkline(values: Sequence[float | None], *, width: int = 120, height: int = 24, color: str = "#0969da",
+              **data: Any) -> str:
+    """An inline SVG line of ``values`` (``None``: a gap), scaled to its own min..max, the last point
+    marked; ``data-values`` carries the numbers (empty for a gap) so tests and tools can read them."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    raw = ",".join("" if v is None or not math.isfinite(float(v)) else f"{float(v):.6g}" for v in values)
+    head = f'<svg class="esinb-spark" width="{width}" height="{height}" role="img"{attrs(data_values=raw, **data)}>'
+    if not finite:
+        return head + "</svg>"
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    n = len(values)
+    step = (width - 4) / max(n - 1, 1)
+    segments: list[list[str]] = [[]]
+    last: tuple[float, float] | None = None
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(float(v)):
+            segments.append([])
+            continue
+        x = 2 + i * step
+        y = height - 2 - (float(v) - lo) / span * (height - 4)
+        segments[-1].append(f"{x:.1f},{y:.1f}")
+        last = (x, y)
+    lines = "".join(f'<polyline points="{" ".join(s)}" fill="none" stroke="{color}" stroke-width="1.5"></polyline>'
+                    for s in segments if len(s) > 1)
+    dot = f'<circle cx="{last[0]:.1f}" cy="{last[1]:.1f}" r="2" fill="{color}"></circle>' if last else ""
+    return f"{head}{lines}{dot}</svg>"

@@ -66,6 +66,8 @@ CELLS = [
     # the same widgets from the accessor and the magic
     "rows.infer.explain('r1', 'reg', engine=eng)",
     "%load_ext es_infer_nb\n%infer stats reg --widget -e eng",
+    # %%infer's answers: a 200 and a 404, status-coloured, collapsed
+    "%%infer -e eng\nGET _ml/trained_models/reg/_stats\n\nGET _ml/trained_models/nope",
     # two more refreshes by the thread, then stop it; print the count the dashboard must show
     "n = dash.refresh_count\nt = time.monotonic()\n"
     "while dash.refresh_count < n + 2 and time.monotonic() - t < 30:\n    time.sleep(0.05)\n"
@@ -111,6 +113,7 @@ def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
                 _check_top_classes(page)
                 _check_model_stats(page, count)
                 _check_response(page)
+                _check_console(page)
                 _element_shots(page, shots)
                 _check_interaction(page)
             finally:
@@ -235,10 +238,27 @@ def _check_response(page) -> None:
     expect(model).to_contain_text("classification")
 
 
+def _check_console(page) -> None:
+    """``%%infer``'s answers render as the coloured, collapsed HTML (not JupyterLab's JSON tree)."""
+    ok = page.locator(".jp-OutputArea-output .esinb-console[data-status-class='2xx']")
+    bad = page.locator(".jp-OutputArea-output .esinb-console[data-status-class='4xx']")
+    expect(ok).to_have_count(1)
+    expect(bad).to_have_count(1)
+    assert ok.locator(".esinb-console-head").evaluate("el => getComputedStyle(el).color") == "rgb(26, 127, 55)"
+    assert bad.locator(".esinb-console-head").evaluate("el => getComputedStyle(el).color") == "rgb(191, 135, 0)"
+    expect(bad.locator(".esinb-console-head")).to_contain_text("Could not find trained model [nope]")
+    # the dashboard stays within 900 px in a 1280 px page
+    box = page.locator(_live("esinb-model-stats")).first.bounding_box()
+    assert box is not None and box["width"] <= 900
+
+
 def _element_shots(page, shots: Path) -> None:
     """One picture per widget (for a person to look at; the assertions are on the DOM)."""
     for name in ("esinb-feature-importance", "esinb-top-classes", "esinb-model-stats"):
         page.locator(_live(name)).first.screenshot(path=str(shots / f"{name}.png"))
+    for status in ("2xx", "4xx"):
+        page.locator(f".jp-OutputArea-output .esinb-console[data-status-class='{status}']").screenshot(
+            path=str(shots / f"console-{status}.png"))
 
 
 def _check_interaction(page) -> None:

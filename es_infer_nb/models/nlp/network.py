@@ -153,8 +153,9 @@ class Network:
                  *, precision: str | None = None, tokenizer: Any = None) -> None:
         """``precision``: a concrete precision (:func:`.precision.resolve_precision`); left out,
         ``quantize="int8"`` gives int8 and float32 otherwise. A plain BERT with the ``embedding`` or
-        ``hidden`` head runs through the embedded model's fast encoder (:mod:`.fast_encoder`; the
-        ``tokenizer`` calibrates its int8 scheme), any other model through transformers with its
+        ``hidden`` head, or a ``BertForSequenceClassification`` / ``BertForTokenClassification``
+        (its pooler and classifier then run after it, float32), runs through the embedded model's
+        fast encoder (:mod:`.fast_encoder`; the ``tokenizer`` calibrates its int8 scheme), any other model through transformers with its
         Linear layers in that precision (:func:`cast_model`)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

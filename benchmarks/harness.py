@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures to quote")
 
 
+#: environment variables that cap the instruction set a run uses (oneDNN, ATen, FBGEMM, our native kernels)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "FBGEMM_ENABLE_INSTRUCTIONS",
+            "ES_INFER_NB_NATIVE_ISA")
+
+
 def machine() -> dict[str, Any]:
     """CPU model, the vector / matrix flags it has, thread counts, load average now."""
     model, flags = "", set()
@@ -100,6 +105,9 @@ def machine() -> dict[str, Any]:
     model = model or platform.processor() or platform.machine()
     info: dict[str, Any] = {"cpu": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
                             "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
+    if caps:  # a simulated smaller CPU: say so beside the flags the CPU really has
+        info["isa_caps"] = caps
     try:
         import torch
 

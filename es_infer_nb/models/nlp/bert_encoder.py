@@ -40,6 +40,8 @@ __all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "sup
 PACK_BELOW = 0.9
 #: bfloat16 CPU batches of at most this many tokens per text run attention as two matmuls (see :func:`_attend`)
 SHORT_BF16_ATTENTION = 64
+#: float32 CPU batches of at most this many tokens per text run attention as two matmuls too
+SHORT_FP32_ATTENTION = 0
 
 
 def supports(config: Any) -> bool:
@@ -127,8 +129,8 @@ class BF16Linear(nn.Module):
 
     The weight is stored in bfloat16 (packed once for oneDNN where it runs: AMX / AVX512-BF16 tiles
     on CPUs that have them); the input is cast to bfloat16 on the way in and the output is
-    bfloat16. :meth:`accumulate` adds it into the float32 residual, so layer norms and the residual
-    stream keep float32 while the projections (90% of the work) run on the bf16 units.
+    bfloat16. :meth:`accumulate` adds it into the residual: fused into the GEMM for a bfloat16
+    residual stream (what :meth:`BertEncoder.use_bf16` sets up), in place for a float32 one.
     """
 
     def __init__(self, linear: nn.Module) -> None:
@@ -159,7 +161,10 @@ class BF16Linear(nn.Module):
         return F.gelu(self(x))
 
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
-        """``h += self(x)`` in ``h``'s (float32) dtype."""
+        """``h + self(x)`` in ``h``'s dtype: a bfloat16 ``h`` gets it fused into the GEMM (a new
+        tensor), a float32 one in place."""
+        if h.dtype is torch.bfloat16 and self._packed is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x.to(torch.bfloat16), h, self._packed, self.bias, "add")
         return h.add_(self(x))
 
 
@@ -198,7 +203,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
     (measured on the bench corpus with AMX; the softmax in float32 keeps the result as close to
     float32 as the kernel's).
     """
-    if q.dtype is torch.bfloat16 and not q.is_cuda and q.shape[-2] <= SHORT_BF16_ATTENTION:
+    short = SHORT_BF16_ATTENTION if q.dtype is torch.bfloat16 else SHORT_FP32_ATTENTION if q.dtype is torch.float32 else 0
+    if not q.is_cuda and q.shape[-2] <= short:
         scores = torch.matmul(q, k.transpose(-1, -2)).float()
         if bias is not None:
             scores += bias
@@ -283,11 +289,16 @@ class BertEncoder(nn.Module):
         self.float_rows = "first"
         #: the dtype attention runs in when it differs from the residual stream's (bf16 projections)
         self.attention_dtype: torch.dtype | None = None
+        #: the dtype of the residual stream between layers when it differs from the weights' (bf16 projections)
+        self.residual_dtype: torch.dtype | None = None
         self.eval()
 
     def use_bf16(self) -> bool:
-        """Run the projections (and attention) in bfloat16 (:class:`BF16Linear`), the embeddings,
-        layer norms and residual stream staying float32; returns whether anything changed."""
+        """Run the projections, attention and residual stream in bfloat16 (:class:`BF16Linear`: the
+        residual add fused into the output projections' GEMM), the embeddings, softmax and the
+        layer norms' statistics and weights in float32 (torch's mixed-type layer norm reads and
+        writes bfloat16); returns whether anything changed. Measured on the bench corpus (AMX):
+        ~15% faster than a float32 residual stream, min cosine vs float32 0.99995."""
         changed = False
         for layer in self.layers:
             for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
@@ -297,6 +308,7 @@ class BertEncoder(nn.Module):
                     changed = True
         if changed:
             self.attention_dtype = torch.bfloat16
+            self.residual_dtype = torch.bfloat16
         return changed
 
     def use_onednn(self) -> bool:
@@ -323,6 +335,8 @@ class BertEncoder(nn.Module):
                  else self.token_type_embeddings(token_type_ids))
         h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types
         h = self.embedding_norm(h).view(batch * length, self.hidden)
+        if self.residual_dtype is not None:
+            h = h.to(self.residual_dtype)
         mask = attention_mask.bool()
         bias = None
         if not bool(mask.all()):

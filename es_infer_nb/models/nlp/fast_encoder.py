@@ -2,8 +2,8 @@
 plain-BERT models (text_embedding / pass_through heads), so both run the same code.
 
 * ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`);
-* ``bf16``: on CPU the projections and attention in bfloat16 with float32 layer norms and residual
-  stream (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
+* ``bf16``: on CPU the projections, attention and residual stream in bfloat16 with float32 softmax
+  and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
 * ``fp16``: float16 throughout;
 * ``int8``: :func:`.quantize.quantize_encoder` with :func:`.quantize.int8_options` (CPU).
 """
@@ -33,7 +33,7 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
     cpu_bf16 = precision == "bf16" and device == "cpu"
     encoder = encoder.to(device, torch_dtype("fp32" if cpu_bf16 else precision))
     if cpu_bf16:
-        encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN), float32 norms and residuals
+        encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN) and residuals
     elif device == "cpu" and precision == "fp32":
         encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
     return encoder

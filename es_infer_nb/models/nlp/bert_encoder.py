@@ -205,10 +205,13 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
     """
     short = SHORT_BF16_ATTENTION if q.dtype is torch.bfloat16 else SHORT_FP32_ATTENTION if q.dtype is torch.float32 else 0
     if not q.is_cuda and q.shape[-2] <= short:
-        scores = torch.matmul(q, k.transpose(-1, -2)).float()
-        if bias is not None:
-            scores += bias
-        return torch.matmul(scores.softmax(-1).to(q.dtype), v)
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        # float32 scores (with the mask's float32 bias added in the same pass)
+        scores = scores.float() if bias is None else torch.add(scores, bias.float())
+        batch, heads, length, head_dim = q.shape
+        # written token-major (the layout the output projection reads: no transpose copy after)
+        ctx = q.new_empty((batch, length, heads, head_dim)).transpose(1, 2)
+        return torch.matmul(scores.softmax(-1).to(q.dtype), v, out=ctx)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
 
 

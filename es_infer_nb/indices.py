@@ -46,6 +46,11 @@ def validate_index_name(name: str) -> None:
         raise invalid(f"index name is too long, ({len(name.encode('utf-8'))} > {_MAX_NAME_BYTES})")
 
 
+def new_id() -> str:
+    """An auto-generated document id (20 characters, as ES's are)."""
+    return uuid.uuid4().hex[:20]
+
+
 def index_not_found(name: str) -> ApiError:
     return ApiError("index_not_found_exception", f"no such index [{name}]", 404,
                     metadata={"resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_",
@@ -87,7 +92,7 @@ class Index:
     def put(self, doc_id: str | None, source: dict[str, Any], *, create: bool = False) -> tuple[str, str, int, int]:
         """Write a document: ``(id, result, version, seq_no)``; ``create`` refuses an existing id (409)."""
         if doc_id is None:
-            doc_id = uuid.uuid4().hex[:20]
+            doc_id = new_id()
         existed = doc_id in self.docs
         if create and existed:
             raise ApiError("version_conflict_engine_exception",

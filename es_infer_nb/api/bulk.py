@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
-from ..indices import NUMERIC_TYPES, Index
+from ..indices import NUMERIC_TYPES, Index, new_id
 from ..ingest.document import Doc
 from ..ingest.pipeline import Run, parse_pipeline, run_pipeline
 from ..ingest.simulate import ingest_timestamp
@@ -103,6 +103,8 @@ def write_documents(engine: "Engine", pairs: list[tuple[dict[str, Any], dict[str
         ((verb, meta),) = action.items()
         index = meta.get("_index", default_index)
         doc_id = None if meta.get("_id") is None else str(meta["_id"])
+        if doc_id is None and verb in ("index", "create"):
+            doc_id = new_id()  # ES names an auto-generated id before the document is parsed or ingested
         prepared.append((verb, index, doc_id, source))
         if index is None:
             items[n] = _item_error(verb, None, doc_id, ApiError("action_request_validation_exception",

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 _BODY_KEYS = frozenset({"query", "size", "from", "aggs", "aggregations", "track_total_hits", "_source"})
+#: ``index.max_result_window``'s default
+MAX_RESULT_WINDOW = 10_000
 _PARAMS = ("size", "from", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "track_total_hits",
            "rest_total_hits_as_int", "typed_keys")
 
@@ -39,6 +41,11 @@ def search(engine: "Engine", req: Request) -> Any:
     for name, value in (("size", size), ("from", start)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ApiError("illegal_argument_exception", f"[{name}] parameter cannot be negative, found [{value}]", 400)
+    if start + size > MAX_RESULT_WINDOW:
+        raise ApiError("illegal_argument_exception", "Result window is too large, from + size must be less than or "
+                       f"equal to: [{MAX_RESULT_WINDOW}] but was [{start + size}]. See the scroll api for a more "
+                       "efficient way to request large data sets. This limit can be set by changing the "
+                       "[index.max_result_window] index level setting.", 400)
     raw_aggs = body.get("aggs", body.get("aggregations"))
     specs = parse_aggs(raw_aggs) if raw_aggs is not None else []
     with engine.lock:

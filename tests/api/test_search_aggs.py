@@ -152,6 +152,8 @@ def test_hits_size_from_and_match_all_only(eng: Engine) -> None:
     body = search(eng, {"query": {"match_all": {}}, "size": 2, "from": 1})
     assert body["hits"]["total"] == {"value": 5, "relation": "eq"}
     assert [h["_source"]["cost"] for h in body["hits"]["hits"]] == [400, 150]
+    window = eng.request("POST", "/store/_search", {"from": 9999, "size": 2})
+    assert window.status == 400 and "Result window is too large" in window.body["error"]["reason"]
     resp = eng.request("POST", "/store/_search", {"query": {"term": {"product": "TV"}}})
     assert resp.status == 400 and "match_all" in resp.body["error"]["reason"]
     resp = eng.request("POST", "/store/_search", {"aggs": {"x": {"percentiles": {"field": "cost"}}}})

@@ -81,6 +81,30 @@ def test_a_check_past_its_bound_is_fatal(capsys: pytest.CaptureFixture[str], mon
     assert "bound <= 1e-06): FAILED" in err
 
 
+def test_nlp_tasks_quick_run_checks_answers_against_the_pipeline() -> None:
+    """text_classification and ner through Series.infer.run vs transformers' pipeline: the answers are
+    compared (labels / entity spans equal, probabilities within 1e-4) and a mismatch is fatal."""
+    pytest.importorskip("transformers")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nlp_tasks.py"), "--quick", "--rounds", "3"],
+                          capture_output=True, text=True, cwd=BENCHMARKS, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert line["ok"] is True and line["docs"] == 32 and line["rounds"] == 3
+    checks = {c["check"]: c for c in line["checks"]}
+    for task in ("text_classification", "ner"):
+        differ = next(c for name, c in checks.items() if name.startswith(f"{task}: texts whose"))
+        assert differ["value"] == 0 and differ["bound"] == "<= 0" and differ["ok"]
+        diff = checks[f"{task}: max abs probability diff vs the pipeline"]
+        assert diff["bound"] == "<= 0.0001" and 0 <= diff["value"] <= 1e-4
+        ratio = next(c for c in line["comparisons"] if c["ours"] == f"ours_{task}")
+        assert ratio["peer"] == f"pipeline_{task}" and ratio["ratio_of_medians"] > 0
+        for name in (f"ours_{task}", f"pipeline_{task}"):
+            assert len(line["contenders"][name]["rounds_s"]) == 3
+    assert line["entities_found"] > 0  # the ner comparison compared entities, not empty lists
+
+
 def load_harness(monkeypatch: pytest.MonkeyPatch):
     spec = importlib.util.spec_from_file_location("benchmarks_harness", BENCHMARKS / "harness.py")
     assert spec is not None and spec.loader is not None

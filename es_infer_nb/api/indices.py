@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
@@ -88,3 +89,28 @@ def get_document(engine: "Engine", req: Request) -> Any:
 
 def _missing(name: str) -> Index:
     raise index_not_found(name)
+
+
+_HEALTH_PARAMS = ("wait_for_status", "wait_for_nodes", "wait_for_events", "wait_for_no_relocating_shards",
+                  "wait_for_no_initializing_shards", "wait_for_active_shards", "level", "local", "expand_wildcards")
+
+
+@route("GET", "_cluster/health", *_HEALTH_PARAMS)
+@route("GET", "_cluster/health/{index}", *_HEALTH_PARAMS)
+def cluster_health(engine: "Engine", req: Request) -> Any:
+    """One node holding every in-memory index's one shard: always ``green``, so a ``wait_for_status``
+    is met at once (``wait_for_status`` must still be one of ES's three colours)."""
+    wanted = req.str_param("wait_for_status")
+    if wanted is not None and wanted not in ("green", "yellow", "red"):
+        raise ApiError("illegal_argument_exception", f"unknown cluster health status [{wanted}]", 400)
+    names = engine.indices.names()
+    if "index" in req.path_params:
+        patterns = _names(req.path_params["index"])
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    shards = len(names)
+    return {"cluster_name": "es_infer_nb", "status": "green", "timed_out": False, "number_of_nodes": 1,
+            "number_of_data_nodes": 1, "active_primary_shards": shards, "active_shards": shards,
+            "relocating_shards": 0, "initializing_shards": 0, "unassigned_shards": 0,
+            "unassigned_primary_shards": 0, "delayed_unassigned_shards": 0, "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": 100.0}

@@ -260,3 +260,14 @@ def test_inference_errors(eng: Engine) -> None:
     bad_path = eng.request("POST", "/store/_search", _inference_aggs({"model_id": "reg",
                                                                        "buckets_path": {"avg_cost": "nothing"}}))
     assert bad_path.status == 400 and "Cannot find an aggregation named [nothing]" in bad_path.body["error"]["reason"]
+
+
+def test_cluster_health_and_indices_stay_in_memory(tmp_path) -> None:
+    e = Engine(tmp_path / "home")
+    assert e.request("PUT", "/kept", {}).status == 200
+    assert e.request("POST", "/kept/_bulk", ndjson([{"a": 1}])).body["errors"] is False
+    health = e.request("GET", "/_cluster/health/.ml-inference-*,kept", params={"wait_for_status": "green"})
+    assert health.status == 200 and health.body["status"] == "green" and health.body["active_primary_shards"] == 1
+    assert e.request("GET", "/_cluster/health", params={"wait_for_status": "blue"}).status == 400
+    assert not any("kept" in p.name for p in (tmp_path / "home").rglob("*"))
+    assert "kept" not in Engine(tmp_path / "home").indices  # documents are never persisted

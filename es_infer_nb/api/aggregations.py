@@ -197,6 +197,8 @@ class Context:
     engine: "Engine"
     index: Index
     device: str | None = None
+    #: ``id()`` of the inference results written into buckets (``InternalInferenceAggregation``s)
+    inference_results: set[int] = field(default_factory=set)
 
 
 def compute(ctx: Context, specs: list[AggSpec], docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -379,7 +381,7 @@ class _TermsBucket:
         self.key = _bucket_key_string(bucket)
 
 
-def _property(agg_name: str, bucket: dict[str, Any], path: list[str]) -> Any:
+def _property(ctx: Context, agg_name: str, bucket: dict[str, Any], path: list[str]) -> Any:
     """``InternalBucket.getProperty``: ``_count``, ``_key``, a sub-aggregation and then its own path."""
     if not path:
         return _TermsBucket(bucket)
@@ -399,9 +401,16 @@ def _property(agg_name: str, bucket: dict[str, Any], path: list[str]) -> Any:
             wanted = rest[0][1:-1]
             for inner in sub["buckets"]:
                 if _bucket_key_string(inner) == wanted:
-                    return _property(head, inner, rest[1:])
+                    return _property(ctx, head, inner, rest[1:])
             raise ApiError("invalid_aggregation_path_exception", f"Cannot find an key [{rest[0]}] in [{head}]", 400)
-        return [_property(head, inner, rest) for inner in sub["buckets"]]
+        return [_property(ctx, head, inner, rest) for inner in sub["buckets"]]
+    if id(sub) in ctx.inference_results:  # ``InternalInferenceAggregation.getProperty``: only ``value``
+        if not rest:
+            return sub
+        if rest == ["value"]:
+            return sub.get("value")  # a warning has none
+        raise ApiError("invalid_aggregation_path_exception", f"unknown property [{', '.join(rest)}] for inference "
+                       f"aggregation [{head}]", 400)
     if not rest:
         return _SingleValue(sub) if set(sub) <= {"value", "value_as_string"} else sub
     value = sub
@@ -449,7 +458,7 @@ def _inference(ctx: Context, parent: str, spec: AggSpec, buckets: list[dict[str,
             continue  # an empty bucket is left as it is unless the doc count is an input
         fields: dict[str, Any] = {}
         for name, path in paths.items():
-            value = _input_value(path, _property(parent, bucket, parsed[name]))
+            value = _input_value(path, _property(ctx, parent, bucket, parsed[name]))
             if value is not None:
                 fields[name] = value
         todo.append((bucket, fields))
@@ -462,7 +471,8 @@ def _inference(ctx: Context, parent: str, spec: AggSpec, buckets: list[dict[str,
             raise
         results = [{"warning": exc.reason}] * len(todo)
     for (bucket, _), result in zip(todo, results):
-        bucket[spec.name] = {"warning": str(result["error"])} if "error" in result else result
+        bucket[spec.name] = {"warning": str(result["error"])} if "error" in result else dict(result)
+        ctx.inference_results.add(id(bucket[spec.name]))
 
 
 def _update_for(ctx: Context, model_id: str, config: dict[str, Any] | None) -> dict[str, Any]:

@@ -271,3 +271,16 @@ def test_cluster_health_and_indices_stay_in_memory(tmp_path) -> None:
     assert e.request("GET", "/_cluster/health", params={"wait_for_status": "blue"}).status == 400
     assert not any("kept" in p.name for p in (tmp_path / "home").rglob("*"))
     assert "kept" not in Engine(tmp_path / "home").indices  # documents are never persisted
+
+
+def test_an_inference_result_is_readable_by_path_value_only(eng: Engine) -> None:
+    first = {"model_id": "reg", "buckets_path": {"avg_cost": "avg_cost_agg"}}
+    body = _inference_aggs(first)
+    inner = body["aggs"]["good"]["aggs"]
+    inner["chained"] = {"inference": {"model_id": "cls", "buckets_path": {"avg_cost": "inf.value"}}}
+    buckets = search(eng, body)["aggregations"]["good"]["buckets"]
+    assert all(b["chained"]["value"] == "cheap" for b in buckets)  # the regression's 2.0 read as avg_cost
+    inner["chained"]["inference"]["buckets_path"] = {"avg_cost": "inf.feature_importance"}
+    resp = eng.request("POST", "/store/_search", body)
+    assert resp.status == 400
+    assert resp.body["error"]["reason"] == "unknown property [feature_importance] for inference aggregation [inf]"

@@ -284,3 +284,19 @@ def test_an_inference_result_is_readable_by_path_value_only(eng: Engine) -> None
     resp = eng.request("POST", "/store/_search", body)
     assert resp.status == 400
     assert resp.body["error"]["reason"] == "unknown property [feature_importance] for inference aggregation [inf]"
+
+
+def test_single_documents(eng: Engine) -> None:
+    created = eng.request("PUT", "/store/_doc/d1", {"product": "Radio", "cost": 20}, params={"refresh": "true"})
+    assert created.status == 201 and created.body["result"] == "created" and created.body["forced_refresh"] is True
+    updated = eng.request("PUT", "/store/_doc/d1", {"product": "Radio", "cost": 25})
+    assert updated.status == 200 and (updated.body["result"], updated.body["_version"]) == ("updated", 2)
+    again = eng.request("PUT", "/store/_create/d1", {"product": "Radio"})
+    assert again.status == 409 and again.body["error"]["type"] == "version_conflict_engine_exception"
+    auto = eng.request("POST", "/store/_doc", {"product": "Radio", "cost": 30})
+    assert auto.status == 201 and len(auto.body["_id"]) == 20
+    got = eng.request("GET", "/store/_doc/d1")
+    assert got.body["found"] is True and got.body["_source"] == {"product": "Radio", "cost": 25}
+    assert eng.request("GET", "/store/_doc/nope").body == {"_index": "store", "_id": "nope", "found": False}
+    refused = eng.request("POST", "/store/_doc", {"cost": {"a": 1}})
+    assert refused.status == 400 and refused.body["error"]["type"] == "document_parsing_exception"

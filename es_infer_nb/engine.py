@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiError, without_paths
+from .indices import IndexStore
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .services.ml_local import model_roots
@@ -150,6 +151,8 @@ class Engine:
         self.ml_model_groups = JsonStore(self.home, "ml_model_groups", check=is_object)
         self.ml_models = JsonStore(self.home, "ml_models", check=is_object)
         self.ml_tasks = JsonStore(self.home, "ml_tasks", check=is_object)
+        #: indices for ``_bulk`` / ``_search``: documents in memory only, never written under the home
+        self.indices = IndexStore()
         if self.home is not None:
             from .services.ml_commons import SECRETS_FILE as ML_SECRETS_FILE
             from .services.secrets import prune_secrets
@@ -310,7 +313,11 @@ class Engine:
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
             body = decode_utf8(bytes(body))
-        if isinstance(body, str):
+        if isinstance(body, str) and split.path.rstrip("/").rsplit("/", 1)[-1] == "_bulk":
+            from .api.bulk import parse_ndjson
+
+            body = parse_ndjson(body)  # NDJSON: one action or document per line
+        elif isinstance(body, str):
             body = parse_json_body(body)
         else:
             check_object(body)

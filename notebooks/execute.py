@@ -46,7 +46,13 @@ _MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]{32})")
 
 
 def execute(path: Path, workdir: Path | None = None) -> nbformat.NotebookNode:
-    """Run ``path`` in a fresh kernel (cwd ``workdir`` or a temporary folder); raise on a failing cell."""
+    """:func:`run`, then :func:`tidy`: the notebook as this script writes it."""
+    return tidy(run(path, workdir))
+
+
+def run(path: Path, workdir: Path | None = None) -> nbformat.NotebookNode:
+    """Run ``path`` in a fresh kernel (cwd ``workdir`` or a temporary folder), the outputs as they came;
+    raise nbclient's ``CellExecutionError`` on a failing cell."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -69,7 +75,7 @@ def execute(path: Path, workdir: Path | None = None) -> nbformat.NotebookNode:
             resources={"metadata": {"path": str(workdir or tmp)}},
         )
         client.execute(env=env)  # passed to the kernel manager's start_kernel
-    return tidy(nb)
+    return nb
 
 
 def tidy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -137,7 +143,7 @@ def shown_models(nb: nbformat.NotebookNode) -> list[str]:
     return ids
 
 
-def _reachable(state: dict[str, Any], roots: Iterable[str]) -> Iterator[str]:
+def reachable(state: dict[str, Any], roots: Iterable[str]) -> Iterator[str]:
     seen: set[str] = set()
     stack = list(roots)[::-1]
     while stack:
@@ -157,7 +163,7 @@ def _prune_widget_state(nb: nbformat.NotebookNode) -> None:
         nb.metadata.pop("widgets", None)
         return
     state = widgets.get("state", {})
-    order = list(_reachable(state, shown_models(nb)))
+    order = list(reachable(state, shown_models(nb)))
     if not order:
         nb.metadata.pop("widgets", None)
         return

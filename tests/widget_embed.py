@@ -7,7 +7,8 @@ and :func:`open_exported` answers the page's requests from there (Playwright ``p
 the page itself, the manager and its fonts, RequireJS. Every other request (MathJax, ...) is
 refused and listed.
 
-The cache is ``$ES_INFER_NB_TEST_CACHE`` or ``~/.cache/es_infer_nb-tests``.
+The cache is ``$ES_INFER_NB_TEST_CACHE`` or ``~/.cache/es_infer_nb-tests``. Screenshots go to the
+test's tmp dir, or under ``$ES_INFER_NB_SCREENSHOTS`` when set (to keep them, e.g. as CI artifacts).
 """
 
 from __future__ import annotations
@@ -119,6 +120,14 @@ def open_exported(page, html_text: str, manager: Manager) -> Requests:
     page.route(re.compile(r"^https?://"), answer)
     page.goto(PAGE_URL)
     return seen
+
+
+def screenshot_dir(tmp_path: Path, test: str) -> Path:
+    """Where a test writes its screenshots: ``$ES_INFER_NB_SCREENSHOTS/<test>`` or ``tmp_path/screenshots``."""
+    root = os.environ.get("ES_INFER_NB_SCREENSHOTS")
+    folder = Path(root) / test if root else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @dataclass(frozen=True)

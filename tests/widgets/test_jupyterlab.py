@@ -6,7 +6,8 @@ views (``@jupyter-widgets/jupyterlab-manager``, not the static ``text/html`` fal
 elements the widgets must show: waterfall steps per feature, model totals, class probabilities,
 the frame summary, the stats table (refreshed by its thread after more rows ran) and the HTML repr
 of a response. Changing the row dropdown in the page redraws the waterfall through the kernel.
-Screenshots land in the test's tmp dir (elements are checked, not pixels).
+Each view is photographed (the test's tmp dir, or ``$ES_INFER_NB_SCREENSHOTS/jupyterlab``) and the picture checked: the
+size of the element, something drawn (not blank), several colours (tests/widget_embed.pixels).
 
 A second test loads each widget's static ``_repr_html_`` (what nbviewer or an exported page shows
 without a widget manager) into a bare Chromium page with JavaScript off and checks its marks are
@@ -25,6 +26,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from _lab import CHROMIUM, Lab, jupyter_lab
 from external import browser_available, need
+from widget_embed import pixels, screenshot_dir
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +75,11 @@ CELLS = [
     "count = eng.request('GET', '_ml/trained_models/reg/_stats').body['trained_model_stats'][0]"
     "['inference_stats']['inference_count']\n"
     f"print({DONE!r}, 'reg', count, 'running', dash.running)",
+    # one feature of three asked: the "other" step carries the rest up to the class's score
+    # (after the counts above: its rows would change them)
+    "cls1 = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
+    "    'num_top_classes': -1, 'num_top_feature_importance_values': 1}})\n"
+    "widgets.feature_importance(cls1, row='r2', class_name='mid', engine=eng)",
 ]
 
 
@@ -97,8 +104,7 @@ def lab(tmp_path_factory) -> Lab:
 
 def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     expect.set_options(timeout=CHECK_TIMEOUT_MS)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = screenshot_dir(tmp_path, "jupyterlab")
     started = time.monotonic()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -108,6 +114,7 @@ def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
             try:
                 count = _run_notebook(page, lab)
                 _check_feature_importance(page)
+                _check_waterfall_steps(page)
                 _check_top_classes(page)
                 _check_model_stats(page, count)
                 _check_response(page)
@@ -150,7 +157,8 @@ def _run_notebook(page, lab: Lab) -> int:
 
 def _check_feature_importance(page) -> None:
     fi = page.locator(_live("esinb-feature-importance"))
-    expect(fi).to_have_count(3)  # regression (row selector), classification (one row), df.infer.explain
+    # regression (row selector), classification (one row), df.infer.explain, one feature of three
+    expect(fi).to_have_count(4)
     reg, cls, explained = fi.nth(0), fi.nth(1), fi.nth(2)
 
     # regression: live ipywidgets views (the row dropdown; the class one is hidden for a regression),
@@ -181,6 +189,40 @@ def _check_feature_importance(page) -> None:
     baseline = explained.locator(".esinb-fi-row").get_attribute("data-baseline")
     assert baseline is not None and baseline == reg.locator(".esinb-fi-row").get_attribute("data-baseline")
     expect(explained.locator(".esinb-fi-total")).to_have_count(3)
+
+
+def _check_waterfall_steps(page) -> None:
+    """The waterfall ends at the model's score: with 1 of 3 features shown, an "other" step carries
+    the rest (classification as regression); each bar names its feature's value; the axis is zoomed
+    to the steps (not from 0)."""
+    fi = page.locator(_live("esinb-feature-importance"))
+    one = fi.nth(3)
+    expect(one.locator(".esinb-fi-row")).to_have_attribute("data-class", "mid")
+    expect(one.locator(".esinb-waterfall .esinb-fi-bar")).to_have_count(1)
+    expect(one.locator(".esinb-waterfall .esinb-fi-other")).to_have_count(1)
+    for widget in (one, fi.nth(1), fi.nth(0)):
+        baseline = float(widget.locator(".esinb-fi-baseline").get_attribute("data-value") or "nan")
+        steps = [float(v or "nan") for v in widget.locator(
+            ".esinb-waterfall .esinb-fi-bar, .esinb-waterfall .esinb-fi-other").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-importance'))")]
+        score = float(widget.locator(".esinb-fi-prediction").get_attribute("data-value") or "nan")
+        assert abs(baseline + sum(steps) - score) < 1e-6 * max(1.0, abs(score)), (baseline, steps, score)
+        # the feature's value on its bar: "a = 0.00123"
+        bar = widget.locator(".esinb-waterfall .esinb-fi-bar").first
+        value = bar.get_attribute("data-feature-value")
+        assert value is not None
+        name, shown = (bar.locator("text").first.text_content() or "").split(" = ")
+        assert name == bar.get_attribute("data-feature") and abs(float(shown) - float(value)) <= 1e-3 * abs(float(value))
+        # zoomed: the axis spans the steps with a margin, not a fixed 0
+        axis = widget.locator(".esinb-fi-axis")
+        lo, hi = float(axis.get_attribute("data-lo") or "nan"), float(axis.get_attribute("data-hi") or "nan")
+        ends = [baseline, score]
+        at = baseline
+        for step in steps:
+            at += step
+            ends.append(at)
+        span = max(ends) - min(ends)
+        assert lo <= min(ends) and hi >= max(ends) and hi - lo <= 2 * span + 1e-9, (lo, hi, ends)
 
 
 def _features(widget) -> set[str | None]:
@@ -235,10 +277,29 @@ def _check_response(page) -> None:
     expect(model).to_contain_text("classification")
 
 
+#: each view photographed: file name -> its element
+VIEWS = {
+    "feature-importance-regression": _live("esinb-feature-importance") + " >> nth=0",
+    "feature-importance-classification": _live("esinb-feature-importance") + " >> nth=1",
+    "feature-importance-other-step": _live("esinb-feature-importance") + " >> nth=3",
+    "top-classes": _live("esinb-top-classes"),
+    "model-stats": _live("esinb-model-stats") + " >> nth=0",
+    "response": ".jp-OutputArea-output .esinb-response >> nth=0",
+}
+
+
 def _element_shots(page, shots: Path) -> None:
-    """One picture per widget (for a person to look at; the assertions are on the DOM)."""
-    for name in ("esinb-feature-importance", "esinb-top-classes", "esinb-model-stats"):
-        page.locator(_live(name)).first.screenshot(path=str(shots / f"{name}.png"))
+    """One picture per view, checked: the element's size, drawn (not blank), in several colours."""
+    for name, selector in VIEWS.items():
+        element = page.locator(selector)
+        element.scroll_into_view_if_needed()
+        box = element.bounding_box()
+        assert box is not None, f"{name}: {selector} is not on the page"
+        png = element.screenshot(path=str(shots / f"{name}.png"))
+        shot = pixels(page, png)
+        assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (name, shot, box)
+        assert shot.width >= 200 and shot.height >= 40, (name, shot)
+        assert 0.005 < shot.ink < 0.9 and shot.colours >= 4, f"{name} looks blank or flat: {shot}"
 
 
 def _check_interaction(page) -> None:

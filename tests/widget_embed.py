@@ -66,8 +66,10 @@ def html_manager() -> Manager | None:
             name = "requirejs" if tarball.name.startswith("requirejs") else "html-manager"
             with tarfile.open(tarball) as archive:
                 archive.extractall(staging / name, filter="data")
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
+    try:
+        staging.rename(root)  # atomic; fails when another test process got there first
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
     return found if (found.dist / "embed-amd.js").is_file() and found.requirejs.is_file() else None
 
 

@@ -270,8 +270,12 @@ def _pool(value: Any, kind: str) -> list[float]:
 
 
 def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """The value an output-map entry reads from the model output. A path that finds nothing is an error,
-    or with ``ignore_missing`` the whole output (the tensor's map) as ml-commons' ``ModelExecutor`` does."""
+    """The value an output-map entry reads from the model output. A path that finds nothing is an error;
+    with ``ignore_missing`` it is skipped (``MISSING``: the field is not written), as OpenSearch documents
+    ``ignore_missing`` and as ``testExecute_getModelOutputFieldWithInvalidDotPathSuccess`` (conformance case
+    ``mlinf-output-invalid-dot-path-ignored``) expects. ml-commons' ``ModelExecutor.getModelOutputField``
+    itself returns the tensor's whole map there; with ``full_response_path`` the whole output is returned,
+    as ``testExecute_localModelSuccess`` asserts."""
     field, pool = _pooling(field)
     if not isinstance(output, dict):
         raise _iae("model inference output is null")
@@ -304,8 +308,8 @@ def get_model_output_value(output: Any, field: str | None, ignore_missing: bool,
             else:
                 value = json_path_read(base, field)
             if value is None or value == []:
-                if ignore_missing:  # ModelExecutor.getModelOutputField: the tensor's whole map instead
-                    return base
+                if ignore_missing:  # the field is not written (see the docstring)
+                    return MISSING
                 raise _iae(f"model inference output cannot find field name: {field}")
     if pool is not None:
         value = _pool(value, pool)

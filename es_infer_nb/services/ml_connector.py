@@ -281,12 +281,16 @@ class Connector:
     def tensors(self, text: str) -> list[dict[str, Any]]:
         post = self.action().post_process_function
         try:
-            answer = json.loads(text)
+            answer = json.loads(text, parse_constant=None if post is not None else _non_numeric)
+        except NonNumericToken as bare:  # ml-commons reads the answer with Jackson's defaults
+            raise iae(f"Invalid JSON format: {bare.jackson_message(text)}") from None
         except ValueError:
             if post is not None:
                 raise iae("The remote model's answer is not JSON") from None
             return [{"name": "response", "dataAsMap": {"response": text}}]
         if post is None:
+            if not isinstance(answer, (dict, list)):  # only an object or an array is JSON to ml-commons' isJson
+                return [{"name": "response", "dataAsMap": {"response": text}}]
             data = answer if isinstance(answer, dict) else {"response": answer}
             return [{"name": "response", "dataAsMap": data}]
         path, single = POST_PROCESS[post]
@@ -295,6 +299,50 @@ class Connector:
         if not isinstance(vectors, list) or not all(_is_vector(v) for v in vectors):
             raise iae("The embedding should be a non-empty List containing Float values.")
         return [{"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [len(v)], "data": v} for v in vectors]
+
+
+class NonNumericToken(ValueError):
+    """A bare ``NaN``, ``Infinity`` or ``-Infinity`` in a remote model's JSON answer. ml-commons
+    (``StringUtils.fromJson``, Jackson with its defaults) rejects the answer; the message is Jackson's."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+    def jackson_message(self, text: str) -> str:
+        line, column = _bare_token_end(text, self.token)
+        return (f"Non-standard token '{self.token}': enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow\n"
+                f" at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {line}, "
+                f"column: {column}]")
+
+
+def _non_numeric(token: str) -> Any:
+    raise NonNumericToken(token)
+
+
+def _bare_token_end(text: str, token: str) -> tuple[int, int]:
+    """Line and column (1-based, Jackson's: the character after the token) where the first ``token``
+    outside a JSON string ends."""
+    line, row_start, in_string, escaped = 1, 0, False, False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "\n":
+            line, row_start = line + 1, i + 1
+        elif text.startswith(token, i):
+            end = i + len(token)
+            return line, end - row_start + 1
+        i += 1
+    return line, len(text) - row_start + 1
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

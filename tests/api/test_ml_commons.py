@@ -336,3 +336,55 @@ def test_local_asymmetric_prefixes(engine, minilm_reference):
     assert status == 400 and "`query_prefix` or `passage_prefix`" in err["reason"]
     status, err = error(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "model_config": {"query_prefix": 3}})
     assert status == 400 and "query_prefix" in err["reason"]
+
+
+RAW_ANSWERS = {"/nan": '{"data": [0.5, NaN]}', "/neg-inf": '{"score":\n  -Infinity}',
+               "/quoted": '{"data": "NaN", "note": "Infinity"}', "/number": "42", "/text": "not json"}
+
+
+@pytest.fixture(scope="module")
+def raw_service() -> Iterator[LoopbackServer]:
+    """Answers a fixed raw body per path, whatever the request (bodies no JSON encoder would write)."""
+    server = LoopbackServer(lambda req: (200, RAW_ANSWERS[req.path])).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def raw_model(engine: Engine, server: LoopbackServer, path: str, **action: Any) -> str:
+    body = {"name": "raw", "protocol": "http", "parameters": {"endpoint": server.url},
+            "actions": [{"action_type": "predict", "method": "POST", "url": "${parameters.endpoint}" + path,
+                         "request_body": '{ "input": "${parameters.input}" }', **action}]}
+    connector_id = ok(engine, "POST", f"{ML}/connectors/_create", body)["connector_id"]
+    return ok(engine, "POST", f"{ML}/models/_register",
+              {"name": "raw", "function_name": "remote", "connector_id": connector_id})["model_id"]
+
+
+JACKSON_NAN = "Non-standard token '{}': enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow\n at [Source: " \
+              "REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {}, column: {}]"
+
+
+@pytest.mark.parametrize("path, token, line, column", [("/nan", "NaN", 1, 19), ("/neg-inf", "-Infinity", 2, 12)])
+def test_a_bare_nan_in_the_answer_is_rejected_as_ml_commons_does(engine, raw_service, path, token, line, column):
+    """Without a post-process function ml-commons reads the answer with Jackson's defaults
+    (``StringUtils.fromJson``), which refuse NaN and the infinities: the predict call is a 400 with
+    Jackson's message, and an ``ml_inference`` document fails with it."""
+    model_id = raw_model(engine, raw_service, path)
+    status, err = error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"parameters": {"input": "x"}})
+    assert (status, err["type"]) == (400, "illegal_argument_exception")
+    assert err["reason"] == "Invalid JSON format: " + JACKSON_NAN.format(token, line, column)
+    ok(engine, "PUT", "_ingest/pipeline/raw-nan", {"processors": [{"ml_inference": {
+        "model_id": model_id, "input_map": [{"input": "text"}], "output_map": [{"out": "data"}]}}]})
+    docs = ok(engine, "POST", "_ingest/pipeline/raw-nan/_simulate", {"docs": [{"_source": {"text": "x"}}]})["docs"]
+    assert docs[0]["error"]["reason"].endswith(JACKSON_NAN.format(token, line, column))
+
+
+def test_answers_that_are_not_an_object_or_array_stay_text(engine, raw_service):
+    """NaN inside a string is text; a bare number or non-JSON text is not JSON to ml-commons' ``isJson``
+    (an object or an array only): the answer is kept as the text ``response``."""
+    answers = {path: ok(engine, "POST", f"{ML}/models/{raw_model(engine, raw_service, path)}/_predict",
+                        {"parameters": {"input": "x"}})["inference_results"][0]["output"][0]["dataAsMap"]
+               for path in ("/quoted", "/number", "/text")}
+    assert answers == {"/quoted": {"data": "NaN", "note": "Infinity"}, "/number": {"response": "42"},
+                       "/text": {"response": "not json"}}

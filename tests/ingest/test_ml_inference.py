@@ -242,12 +242,13 @@ def test_pipeline_factory_error_is_reported(reg):
     assert "Please provide model input" in json.dumps(r.body)
 
 
-def test_output_path_not_found_with_ignore_missing_writes_the_whole_map():
-    # ModelExecutor: a path that finds nothing gives the tensor's dataAsMap (or, with full_response_path,
-    # the whole output) when ignore_missing is set, and an error otherwise
-    out = run({"model_id": "m", "output_map": [{"x": "r.nope"}], "ignore_missing": True}, {"a": 1},
+def test_output_path_not_found_with_ignore_missing():
+    # a tensor path that finds nothing is not written when ignore_missing is set (the conformance case of
+    # testExecute_getModelOutputFieldWithInvalidDotPathSuccess); with full_response_path the whole output is
+    # written (testExecute_localModelSuccess); an error otherwise
+    out = run({"model_id": "m", "output_map": [{"x": "r.nope", "y": "r.k"}], "ignore_missing": True}, {"a": 1},
               Recorder(tensor_output({"r": {"k": 1}})))
-    assert out == {"a": 1, "x": {"r": {"k": 1}}}
+    assert out == {"a": 1, "y": 1}
     mo = tensor_output({"r": [1]})
     out = run({"model_id": "m", "output_map": [{"x": "$.inference_results[0].output[0].nope"}],
                "ignore_missing": True, "full_response_path": True}, {"a": 1}, Recorder(mo))

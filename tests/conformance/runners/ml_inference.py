@@ -23,7 +23,9 @@ Adapter functions in ``es_infer_nb.ingest.conformance`` (see ``adapters.py``):
   Then ``PUT _ingest/pipeline/<pipeline_id>`` with ``pipeline`` (every ``${model_id}`` is the model's
   id) and ``POST .../_simulate`` with ``docs``. Compared: ``expected_sources`` (each answered doc's
   whole ``_source``), ``expected_lengths`` ({dotted path into the list of answered ``_source``s:
-  length}), ``expected_service_requests`` (the JSON bodies the service received, in order),
+  length}), ``expected_service_requests`` (the JSON bodies the service received, in order; or
+  ``expected_service_requests_any_order``: the same bodies in whatever order they arrived, for calls
+  that es_infer_nb makes side by side, e.g. a ``foreach`` over a remote model),
   ``expected_reference_embeddings`` ([{path, text}]: the value at ``path`` equals the
   ``sentence_embedding`` that a plain (symmetric) registration of the same pretrained model
   answers through the Predict API for ``text``; float32 tolerance).
@@ -223,9 +225,16 @@ def run_pipeline_with_remote_model(case: dict[str, Any], meta: dict[str, Any]) -
         received = [r.json() for r in server.received]
     finally:
         server.stop()
-    if "expected_service_requests" in case:
+    if "expected_service_requests" in case or "expected_service_requests_any_order" in case:
         diff = Diff()
-        diff.check(received, case["expected_service_requests"], 0.0, "service requests", full=True)
+        if "expected_service_requests" in case:
+            diff.check(received, case["expected_service_requests"], 0.0, "service requests", full=True)
+        else:
+            def canonical(bodies: list[Any]) -> list[Any]:
+                return sorted(bodies, key=lambda body: json.dumps(body, sort_keys=True))
+
+            diff.check(canonical(received), canonical(case["expected_service_requests_any_order"]), 0.0,
+                       "service requests (any order)", full=True)
         diff.done()
 
 

@@ -1,7 +1,7 @@
 """Execute the tutorials in fresh kernels and write them back with their outputs and widget state.
 
     python notebooks/execute.py                 # every notebooks/*.ipynb
-    python notebooks/execute.py 02_tabular_models.ipynb --check   # run, compare, write nothing
+    python notebooks/execute.py 02_tabular_models.ipynb --check   # run, compare, write nothing (exit 1: differs)
 
 Each notebook runs top to bottom in a new ``python3`` kernel of this interpreter (cwd: a temporary
 folder, ``ES_INFER_NB_HOME`` unset, ``TQDM_DISABLE`` set) through nbclient with
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 nbformat.write(nb, path)
     print(("would change: " if args.check else "written: ") + (", ".join(changed) or "nothing"), file=sys.stderr)
-    return 0
+    return 1 if args.check and changed else 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class ApiError(Exception):
         metadata: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         simple: bool = False,
+        es_exception: bool = True,
     ) -> None:
         super().__init__(reason)
         self.type = type
@@ -35,6 +36,9 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         #: ES answers some REST-layer errors with a bare ``{"error": "<reason>"}`` string body
         self.simple = simple
+        #: ``False`` for a plain Java exception (``IllegalArgumentException`` under a ``script_exception``):
+        #: ES's ``root_cause`` stops at the innermost Elasticsearch exception above it
+        self.es_exception = es_exception
         #: a Python-side hint (``did you mean [x]?``): in ``str()`` and the notebook's one line,
         #: never in :meth:`body` (the REST answer keeps Elasticsearch's exact reason)
         self.hint: str | None = None
@@ -67,7 +71,7 @@ class ApiError(Exception):
     def root_causes(self) -> list[dict[str, Any]]:
         """The innermost causes, as ES lists them in ``root_cause``."""
         inner = self
-        while inner.caused_by is not None:
+        while inner.caused_by is not None and inner.caused_by.es_exception:
             inner = inner.caused_by
         body = {"type": inner.type, "reason": inner.reason}
         body.update(inner.metadata)

@@ -155,10 +155,16 @@ class DaskInferAccessor:
         """``df.infer.run`` on every partition; returns a lazy Dask DataFrame (input columns then
         result columns, every row, same index and order). The result columns and dtypes are declared
         from the model's or endpoint's config (:mod:`es_infer_nb.frames.meta`), as the pandas path
-        types them; ``meta`` (``{column: dtype}``) declares them instead."""
+        types them; ``meta`` (``{column: dtype}``) declares them instead. A text model whose text field
+        is not a column reads the frame's one string column (several: a ValueError naming them), as
+        ``df.infer.run`` does, chosen once here from the frame's dtypes."""
         if not isinstance(model_id, str) or not model_id:
             raise TypeError(f"model_id must be a non-empty str, found {type(model_id).__name__}")
         eng = _engine(engine)
+        if input_output is None:  # a text model on a frame with one text column reads it: one choice for all partitions
+            from ..frames.run import text_field_map
+
+            field_map = text_field_map(eng, model_id, self._frame._meta, field_map, from_dtypes=True)
         args: dict[str, Any] = {"model_id": model_id, "inference_config": inference_config, "field_map": field_map,
                                 "target_field": target_field, "batch_size": batch_size, "input_output": input_output,
                                 "precision": precision}

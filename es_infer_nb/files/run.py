@@ -99,15 +99,18 @@ def run_files(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="rows", desc=f"es-infer {model or 'pipeline'}", leave=False)
-    writer = open_writer(out_path)
+    writer = None  # opened once the first batch has decided the text column (a ValueError writes no file)
     done = batches = 0
     meta: pd.DataFrame | None = None
     started = time.perf_counter()
     try:
         for frame in source.batches():
             frame.index = pd.RangeIndex(done, done + len(frame))
-            if meta is None:
+            if writer is None:
+                if model is not None and run_options.get("input_output") is None:
+                    run_options = _with_text_column(eng, model, frame, run_options)
                 meta = _declared(eng, frame, model, pipeline, run_options)
+                writer = open_writer(out_path)
             result = _apply(eng, frame, model, pipeline, run_options, device)
             writer.write(_shape(result, meta))
             done += len(frame)
@@ -115,14 +118,19 @@ def run_files(
             if bar is not None:
                 bar.update(len(frame))
     except KeyboardInterrupt:
+        if writer is None:
+            writer = open_writer(out_path)
         writer.close()
         raise FilesInterrupted(done, total, out_path) from None
     except BaseException:
-        writer.close()
+        if writer is not None:
+            writer.close()
         raise
     finally:
         if bar is not None:
             bar.close()
+    if writer is None:
+        writer = open_writer(out_path)
     writer.close()
     eng.stats.flush()
     return RunSummary(out_path, done, batches, time.perf_counter() - started)
@@ -134,6 +142,15 @@ def _check_model(engine: "Engine", model_id: str) -> None:
 
     if resolve(engine, model_id).kind == "tree":  # the tree runner answers unknown ids: ask it now
         engine.models.require(model_id)
+
+
+def _with_text_column(engine: "Engine", model_id: str, first: pd.DataFrame, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the ``field_map`` of ``df.infer.run``'s one-text-column rule, decided once from the
+    first batch so that every batch reads the same column (several text columns: a ValueError naming them)."""
+    from ..frames.run import text_field_map
+
+    chosen = text_field_map(engine, model_id, first, options.get("field_map"))
+    return options if chosen is None else {**options, "field_map": chosen}
 
 
 def _apply(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline: Any, options: dict[str, Any],

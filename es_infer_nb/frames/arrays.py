@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from ..models.results import target_prefix
 
-__all__ = ["embedding_column", "importance_frame", "proba_frame", "result_column", "to_vectors"]
+__all__ = ["embedding_column", "importance_classes", "importance_frame", "proba_frame", "result_column",
+           "to_vectors"]
 
 
 def result_column(frame: pd.DataFrame, name: str, target_field: str | None, column: str | None) -> str:
@@ -213,6 +214,19 @@ def importance_frame(values: pd.Series, *, predicted: pd.Series | None = None,
         frame = frame.iloc[:, order]
     frame.columns.name = "feature_name"
     return frame
+
+
+def importance_classes(values: pd.Series) -> list[str]:
+    """The classes a classification ``feature_importance`` column reports (sorted; ``[]`` for regression)."""
+    got = _flat_structs(values, "feature_importance")
+    if got is None:
+        return []
+    flat, _ = got
+    if "classes" not in [f.name for f in flat.type]:
+        return []
+    inner = pc.list_flatten(flat.field("classes"))
+    names = {str(v) for v in inner.field("class_name").to_pylist() if v is not None}
+    return sorted(names)
 
 
 def _missing(value: Any) -> bool:

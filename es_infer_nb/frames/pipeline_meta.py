@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..ingest.pipeline import (ConvertProcessor, FieldValueProcessor, ForeachProcessor, Pipeline, PipelineProcessor,
                                    Processor, RemoveProcessor, RenameProcessor, SetProcessor)
     from ..ingest.processors import AppendProcessor, JoinProcessor, JsonProcessor, SplitProcessor
+    from ..ingest.script import ScriptProcessor
 
 #: a stand-in value whose type the configs do not give (its column is ``object``)
 UNKNOWN = object()
@@ -332,6 +333,11 @@ def _json(w: Walk, p: "JsonProcessor", partial: bool) -> None:
         w.fields.write(p.target_field, [UNKNOWN], partial)
 
 
+def _script(w: Walk, p: "ScriptProcessor", partial: bool) -> None:
+    for path in p.writes:  # what the script computes is known when it runs: an unknown value, on some rows
+        w.fields.write(path, [UNKNOWN], True)
+
+
 def _nested(w: Walk, p: "PipelineProcessor", partial: bool) -> None:
     from ..ingest.pipeline import parse_pipeline
 
@@ -523,7 +529,7 @@ DECLARED_COLUMNS: dict[str, Callable[[Walk, Any, bool], None]] = {
     "set": _set, "rename": _rename, "remove": _remove, "convert": _convert, "split": _split, "join": _join,
     "append": _append, "json": _json, "pipeline": _nested, "foreach": _foreach, "inference": _inference,
     "ml_inference": _ml_inference, "uppercase": _text, "lowercase": _text, "trim": _text, "gsub": _text,
-    "fail": lambda w, p, partial: None, "drop": lambda w, p, partial: None,
+    "fail": lambda w, p, partial: None, "drop": lambda w, p, partial: None, "script": _script,
 }
 
 

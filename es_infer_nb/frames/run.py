@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 __all__ = ["ENDPOINT_PROGRESS_MIN_ROWS", "NOT_REACHED", "check_fields", "compute", "endpoint_chunks",
-           "endpoint_field", "is_endpoint", "model_input_fields", "run_frame", "series_field", "task_and_fields", "text_field_map"]
+           "endpoint_field", "is_endpoint", "model_input_fields", "run_frame", "series_field", "task_and_fields", "text_columns",
+           "text_field_map"]
 
 
 def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
@@ -120,10 +121,15 @@ def _missing_fields(engine: "Engine", model_id: str, columns: set[str], field_ma
 
 
 def text_field_map(engine: "Engine", model_id: str, frame: pd.DataFrame,
-                   field_map: dict[str, str] | None) -> dict[str, str] | None:
+                   field_map: dict[str, str] | None, *, from_dtypes: bool = False) -> dict[str, str] | None:
     """The ``field_map`` a text model's run uses: the given one; else, when the model's text field
     is not a column and the frame has exactly one text column, ``{that column: field}``. Several text
-    columns raise a ValueError naming them; for other models the map is returned unchanged."""
+    columns raise a ValueError naming them; for other models the map is returned unchanged.
+
+    The one rule of ``df.infer.run``, ``ddf.infer.run`` (decided once on the client from the Dask
+    frame's ``_meta``, ``from_dtypes=True``: see :func:`text_columns`) and ``run_files`` /
+    ``es-infer run`` (decided once from the first batch), so every partition and batch reads the
+    same column."""
     if field_map is not None:
         return field_map
     resolved = resolve(engine, model_id)
@@ -140,7 +146,7 @@ def text_field_map(engine: "Engine", model_id: str, frame: pd.DataFrame,
     columns = [str(c) for c in frame.columns]
     if _column_present(set(columns), field):
         return None
-    texts = [str(c) for c in frame.columns if _is_text(frame[c])]
+    texts = text_columns(frame, from_dtypes=from_dtypes)
     if len(texts) == 1:
         return {texts[0]: field}
     if len(texts) > 1:
@@ -148,6 +154,24 @@ def text_field_map(engine: "Engine", model_id: str, frame: pd.DataFrame,
             f"model [{model_id}] reads the text field [{field}], which is not a column, and the frame has "
             f"{len(texts)} text columns ({', '.join(texts)}): pick one with field_map={{'{texts[0]}': '{field}'}}")
     return None
+
+
+def text_columns(frame: pd.DataFrame, *, from_dtypes: bool = False) -> list[str]:
+    """The frame's columns of strings. From the values (a sample of 1,000), or, ``from_dtypes=True``
+    (an empty Dask ``_meta``), from the dtypes alone: the string-typed columns, else (no string
+    dtype: dask's ``dataframe.convert-string`` off) the object columns."""
+    if not from_dtypes:
+        return [str(c) for c in frame.columns if _is_text(frame[c])]
+    typed = [str(c) for c in frame.columns if _string_typed(frame[c])]
+    if typed:
+        return typed
+    return [str(c) for c in frame.columns if not isinstance(frame[c], pd.DataFrame) and frame[c].dtype == object]
+
+
+def _string_typed(column: pd.Series) -> bool:
+    if isinstance(column, pd.DataFrame) or column.dtype == object:
+        return False
+    return bool(pd.api.types.is_string_dtype(column.dtype))
 
 
 def _is_text(column: pd.Series) -> bool:

@@ -16,6 +16,7 @@ from .pipeline import (ConvertProcessor, DropProcessor, FailProcessor, ForeachPr
                        PipelineProcessor, Processor, RemoveProcessor, RenameProcessor, SetProcessor,
                        UppercaseProcessor)
 from .processors import AppendProcessor, GsubProcessor, JoinProcessor, JsonProcessor, SplitProcessor, TrimProcessor
+from .script import ScriptProcessor
 
 __all__ = ["ELASTICSEARCH_ONLY", "PROCESSORS", "column_form_types", "unknown_type_reason"]
 
@@ -23,6 +24,7 @@ _CLASSES: tuple[type[Processor], ...] = (
     AppendProcessor, TrimProcessor, SplitProcessor, JoinProcessor, GsubProcessor, JsonProcessor,
     SetProcessor, RenameProcessor, RemoveProcessor, UppercaseProcessor, LowercaseProcessor, ConvertProcessor,
     FailProcessor, DropProcessor, PipelineProcessor, InferenceProcessor, ForeachProcessor, MLInferenceProcessor,
+    ScriptProcessor,
 )
 
 #: processor type (as written in a pipeline) -> its class

@@ -12,6 +12,7 @@ from ..errors import ApiError, validation_failed
 from ..stats import now_millis
 from . import parsing as p
 from .inference_config import TREE_TYPES, parse_config
+from .nlp.tasks import TASKS, parse_task
 from .tree.definition import Definition, parse_definition
 
 CONFIG_VERSION = "12.0.0"
@@ -27,7 +28,8 @@ PUT_FIELDS = frozenset(
         "estimated_operations", "default_field_map", "model_package",
     }
 )
-SERVER_FIELDS = ("created_by", "create_time", "version", "license_level", "location", "estimated_operations")
+#: TrainedModelConfig.Builder.validate(forCreation): settings only the server writes, in its order
+SERVER_FIELDS = ("version", "created_by", "create_time", "license_level", "location")
 MODEL_TYPES = ("tree_ensemble", "pytorch", "lang_ident")
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "darwin-aarch64", "windows-x86_64")
 
@@ -89,48 +91,90 @@ def estimate_size(definition: Definition) -> int:
     return size
 
 
+def nlp_config_at_creation(config_json: dict[str, Any]) -> dict[str, Any]:
+    """An NLP ``inference_config`` checked as ES's config constructors check it at PUT (unknown fields,
+    types, task rules such as fill_mask's mask token), with what ES fills in and shows on GET:
+    fill_mask's ``mask_token`` (the tokenizer's)."""
+    task = parse_task(config_json)
+    ((name, inner),) = config_json.items()
+    if name == "fill_mask" and (inner or {}).get("mask_token") is None:
+        return {name: {**(inner or {}), "mask_token": task.tokenization.mask_token}}
+    return config_json
+
+
+def _model_id_errors(model_id: str) -> list[str]:
+    """``MlStrings.isValidId`` then ``hasValidLengthForId`` (both can fail)."""
+    out = []
+    if not _ID_RE.fullmatch(model_id):
+        out.append(f"Invalid model_id; '{model_id}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
+                   "underscores; must start and end with alphanumeric")
+    if len(model_id) > MAX_ID_LENGTH:
+        out.append(f"Invalid model_id; '{model_id}' cannot contain more than {MAX_ID_LENGTH} characters.")
+    return out
+
+
+def _java_list(items: list[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def _build_errors(body: dict[str, Any], model_type: str | None) -> None:
+    """The checks of ES's ``TrainedModelConfig`` constructor (``Builder.build()``): IllegalArgumentException."""
+    if body.get("input") is None and model_type != "pytorch":  # only PYTORCH has a default input
+        raise ApiError("illegal_argument_exception", "[input] must not be null.", 400)
+    for name in ("model_size_bytes", "estimated_operations"):
+        value = body.get(name)
+        if name == "model_size_bytes" and value is None:
+            value = body.get("estimated_heap_memory_usage_bytes")
+        if value is not None and p.to_int(value, "trained_model_config", name) < 0:
+            raise ApiError("illegal_argument_exception", f"[{name}] must be greater than or equal to 0", 400)
+
+
 def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str, Any], Definition | None]:
-    """Validate a PUT body; return the stored config (without server fields) and the parsed definition."""
+    """Validate a PUT body; return the stored config (without server fields) and the parsed definition.
+
+    In ES's order (``PutTrainedModelAction.Request.parseRequest``): a body ``model_id`` other than the
+    URL's; the config's constructor checks (run there first when the body has no ``model_id``);
+    ``Builder.validate(true)``; then the request's own ``validate()``."""
     body = p.as_object(body, "trained_model_config")
     p.reject_unknown(body, "trained_model_config", PUT_FIELDS)
-    problems: list[str] = []
-    if (err := id_error("model_id", model_id)) is not None:
-        problems.append(err)
-    if body.get("model_id") not in (None, model_id):
-        problems.append(f"model_id [{body['model_id']}] in the body does not match the id [{model_id}] in the URL")
-    for name in SERVER_FIELDS:
-        if body.get(name) is not None:
-            problems.append(f"illegal to set [{name}] at inference model creation")
-    metadata = body.get("metadata")
-    if metadata is not None:
-        metadata = p.as_object(metadata, "trained_model_config", "metadata")
-        for name in ("total_feature_importance", "model_aliases"):
-            if metadata.get(name) is not None:
-                problems.append(f"illegal to set [metadata.{name}] at inference model creation")
-    has_def = body.get("definition") is not None
-    has_compressed = body.get("compressed_definition") is not None
-    if has_def and has_compressed:
-        problems.append("both [compressed_definition] and [definition] cannot be set.")
     model_type = body.get("model_type")
     if model_type is not None:
         model_type = p.to_str(model_type, "trained_model_config", "model_type").lower()
         if model_type not in MODEL_TYPES:
             raise p.field_error("trained_model_config", "model_type", f"unknown model_type [{model_type}]; expected one of {list(MODEL_TYPES)}")
+    body_id = body.get("model_id")
+    if body_id is not None and body_id != model_id:
+        raise ApiError(
+            "illegal_argument_exception",
+            f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument",
+            400,
+        )
+    if body_id is None:
+        _build_errors(body, model_type)
+    problems: list[str] = []
+    metadata = body.get("metadata")
+    if metadata is not None:
+        metadata = p.as_object(metadata, "trained_model_config", "metadata")
+    has_def = body.get("definition") is not None
+    has_compressed = body.get("compressed_definition") is not None
+    if has_def and has_compressed:
+        problems.append("both [compressed_definition] and [definition] cannot be set.")
+    if has_def and body.get("location") is not None:
+        problems.append("[definition] and [location] are both defined but only one can be used.")
     if not has_def and not has_compressed and model_type is None:
         problems.append("[model_type] must be set if [definition] is not defined.")
     if body.get("inference_config") is None:
         problems.append("[inference_config] must not be null.")
-    if params_defer and has_compressed and body.get("model_size_bytes") is None:
-        problems.append(
-            "when [defer_definition_decompression] is true and a compressed definition is provided, "
-            "model_size_bytes must be set"
-        )
+    problems.extend(_model_id_errors(model_id))
     tags = p.str_list(body.get("tags", []), "trained_model_config", "tags")
-    for tag in tags:
-        if tag == model_id:
-            problems.append(f"Invalid tags; '{tag}' cannot be the same as the model_id")
-        elif (err := id_error("tags", tag)) is not None:
-            problems.append(err)
+    bad_tags = [t for t in tags if not _ID_RE.fullmatch(t) or len(t) > MAX_ID_LENGTH]
+    if bad_tags:
+        problems.append(
+            f"Invalid tags {_java_list(bad_tags)}; must only can contain lowercase alphanumeric (a-z and 0-9), hyphens "
+            f"or underscores, must start and end with alphanumeric, and must be less than {MAX_ID_LENGTH} characters."
+        )
+    if model_id in tags:
+        problems.append("none of the tags must equal the model_id")
     input_obj = body.get("input")
     field_names: list[str] | None = None
     if input_obj is not None:
@@ -139,13 +183,32 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         if input_obj.get("field_names") is None:
             raise ApiError("x_content_parse_exception", "[input] required field [field_names] is missing", 400)
         field_names = p.str_list(input_obj["field_names"], "input", "field_names")
-        if not field_names and (model_type or "tree_ensemble") != "pytorch":
+        if not field_names:
             problems.append("[input.field_names] must not be empty")
+        if any("" in name.split(".") for name in field_names if "." in name):
+            problems.append("[input.field_names] must only contain valid dot delimited field names")
+    for name in SERVER_FIELDS:
+        if body.get(name) is not None:
+            problems.append(f"illegal to set [{name}] at inference model creation")
+    if metadata is not None:
+        for name in ("total_feature_importance", "model_aliases"):
+            if metadata.get(name) is not None:
+                problems.append(f"illegal to set [metadata.{name}] at inference model creation")
+    if body.get("model_package") is not None:
+        problems.append("illegal to set [model_package] at inference model creation")
     platform = body.get("platform_architecture")
     if platform is not None and platform not in PLATFORMS:
         problems.append(f"[platform_architecture] must be one of {list(PLATFORMS)}")
     if problems:
         raise validation_failed(problems)
+    if body_id is not None:
+        _build_errors(body, model_type)
+    size = body.get("model_size_bytes", body.get("estimated_heap_memory_usage_bytes"))
+    if params_defer and has_compressed and (size is None or p.to_int(size, "trained_model_config", "model_size_bytes") == 0):
+        raise validation_failed([
+            "when [defer_definition_decompression] is true and a compressed definition is provided, "
+            "model_size_bytes must be set"
+        ])
 
     config = parse_config(body["inference_config"])
     definition_json: Any = None
@@ -159,8 +222,6 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         model_type = model_type or "tree_ensemble"
     model_type = model_type or "tree_ensemble"
     if model_type == "tree_ensemble":
-        if field_names is None:
-            raise validation_failed(["[input] must not be null."])
         if config.name not in TREE_TYPES:
             raise ApiError(
                 "status_exception",
@@ -175,7 +236,11 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
                 400,
             )
     if model_type == "pytorch" and field_names is None:
-        field_names = ["text_field"]
+        # TrainedModelType.PYTORCH's default input (TrainedModelConfig.handleDefaultInput)
+        field_names = ["input"]
+    config_json = config.to_dict()
+    if model_type == "pytorch" and config.name in TASKS:
+        config_json = nlp_config_at_creation(config_json)
 
     stored: dict[str, Any] = {"model_id": model_id, "model_type": model_type}
     if platform is not None:
@@ -189,7 +254,8 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     else:
         size = body.get("model_size_bytes", body.get("estimated_heap_memory_usage_bytes", 0))
         stored["model_size_bytes"] = p.to_int(size, "trained_model_config", "model_size_bytes")
-        stored["estimated_operations"] = 0
+        stored["estimated_operations"] = p.to_int(body.get("estimated_operations", 0), "trained_model_config",
+                                                  "estimated_operations")
     stored["license_level"] = "platinum"
     if body.get("description") is not None:
         stored["description"] = p.to_str(body["description"], "trained_model_config", "description")
@@ -203,7 +269,7 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     stored["input"] = {"field_names": field_names or []}
     if body.get("default_field_map"):
         stored["default_field_map"] = p.as_object(body["default_field_map"], "trained_model_config", "default_field_map")
-    stored["inference_config"] = config.to_dict()
+    stored["inference_config"] = config_json
     if body.get("prefix_strings") is not None:
         prefix = p.as_object(body["prefix_strings"], "trained_model_config", "prefix_strings")
         p.reject_unknown(prefix, "prefix_strings", {"ingest", "search"})

@@ -15,9 +15,14 @@ caller's index: rows are never dropped or reordered, and nested results are
 API errors (unknown model, wrong inference_config, ...) raise
 :class:`es_infer_nb.ApiError` with the Elasticsearch ``type``, ``reason`` and ``status``.
 
+Evaluation against the true values: ``out.infer.evaluate(y_test)`` (classification or regression
+metrics, confusion matrix, calibration / residuals; :mod:`es_infer_nb.frames.evaluate`); feature
+importance over the rows: ``out.infer.importance_summary()`` (beeswarm and mean |importance| bars).
+
 Plain arrays and search over result frames: ``out.infer.vectors()`` (an ``(n, d)`` float32
 matrix), ``.proba()`` (a frame per class), ``.importance_frame()`` (rows x features),
-``.knn(query, k)`` and ``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
+``.knn(query, k)`` (also ``series.infer.knn`` on a Series of embeddings) and
+``.rerank(query, endpoint_id, text_column)`` (:mod:`es_infer_nb.frames.arrays`,
 :mod:`es_infer_nb.frames.search`).
 
 A run that lasts more than ~2 s shows one ``tqdm.auto`` progress bar (rows/s; ``progress=False``:
@@ -93,6 +98,27 @@ def _check_resume(resume: Any, frame: Any, model_id: str) -> InferenceInterrupte
     if not (isinstance(key, tuple) and key[0] == model_id and key[1].equals(frame.index)):
         raise ValueError(f"resume=: that interrupted run was not over these rows with model [{model_id}]")
     return resume
+
+
+def _nearest(values: pd.Series, query: Any, k: int, *, metric: str, model_id: str | None,
+             engine: "Engine | None", device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of the ``k`` embeddings of ``values`` nearest to ``query`` (a text, embedded
+    by ``model_id``, or a vector), best first (:func:`es_infer_nb.frames.search.nearest`)."""
+    from ..frames import search
+    from ..frames.arrays import to_vectors
+
+    eng = _engine(engine)
+    matrix = to_vectors(values)
+    dev = device if device is not None else options.device
+    if isinstance(query, str):
+        if model_id is None:
+            raise ValueError("a text query needs the model that wrote the embeddings: pass model_id= "
+                             "(or pass the query's vector)")
+        with _suggest_ids(eng, model_id):
+            vector = search.embed_query(eng, model_id, query, dev)
+    else:
+        vector = np.asarray(query, dtype=np.float32)
+    return search.nearest(matrix, vector, k, metric=metric, engine=eng, device=dev)
 
 
 @pd.api.extensions.register_dataframe_accessor("infer")
@@ -341,21 +367,15 @@ class InferFrameAccessor:
         engine's device). Rows without an embedding are never returned. ``column`` /
         ``target_field`` as in :meth:`vectors`."""
         from ..frames import search
-        from ..frames.arrays import embedding_column, to_vectors
+        from ..frames.arrays import embedding_column
 
-        eng = _engine(engine)
         name = embedding_column(self._frame, target_field, column)
-        matrix = to_vectors(self._frame[name])
-        dev = device if device is not None else options.device
-        if isinstance(query, str):
-            model = model_id or search.column_model_id(self._frame, name)
-            if model is None:
-                raise ValueError(f"no model_id column beside [{name}]: pass model_id= to embed the query text")
-            with _suggest_ids(eng, model):
-                vector = search.embed_query(eng, model, query, dev)
-        else:
-            vector = np.asarray(query, dtype=np.float32)
-        where, scores = search.nearest(matrix, vector, k, metric=metric, engine=eng, device=dev)
+        model = model_id if model_id is not None or not isinstance(query, str) else \
+            search.column_model_id(self._frame, name)
+        if isinstance(query, str) and model is None:
+            raise ValueError(f"no model_id column beside [{name}]: pass model_id= to embed the query text")
+        where, scores = _nearest(self._frame[name], query, k, metric=metric, model_id=model, engine=engine,
+                                 device=device)
         return self._frame.iloc[where].assign(**{score_column: scores})
 
     def rerank(
@@ -426,12 +446,54 @@ class InferFrameAccessor:
                                   inference_config={task: {"num_top_feature_importance_values": k}})
         return feature_importance(result, row=row, engine=eng)  # the baseline and totals of that engine
 
+    def importance_summary(self, *, class_name: Any = None, max_display: int = 20, max_points: int = 1000,
+                           engine: "Engine | None" = None) -> Any:
+        """Feature importance across the rows (``es_infer_nb.widgets.importance_summary``): a beeswarm of
+        the signed values (a line per feature, by mean |importance|, dots coloured by the feature's value)
+        and the mean |importance| bars, from a ``run`` with ``num_top_feature_importance_values``.
+        ``.importance`` / ``.mean_abs`` hold the numbers, ``.to_shap()`` gives a ``shap.Explanation``.
+        Classification: toward ``class_name`` (default: the second of two classes, else each row's
+        predicted class)."""
+        from ..widgets import importance_summary
+
+        return importance_summary(self._frame, class_name=class_name, max_display=max_display,
+                                  max_points=max_points, engine=engine)
+
     def top_classes(self, row: Any = None) -> Any:
         """The top-classes widget (``es_infer_nb.widgets.top_classes``): one row's class
         probabilities, or (``row=None``) a summary over the frame, from a classification ``run``."""
         from ..widgets import top_classes
 
         return top_classes(self._frame, row=row)
+
+    def evaluate(self, y_true: Any, *, column: str | None = None, target_field: str | None = None,
+                 task: str | None = None, positive_class: Any = None, n_bins: int = 10) -> Any:
+        """The predictions of a ``run`` against the true values, as a widget holding the numbers
+        (``es_infer_nb.widgets.evaluation``: ``.metrics`` dict, ``.per_class``, ``.confusion``,
+        ``.calibration``, ``.residuals`` frames; static HTML without a widget front-end).
+
+        ``y_true``: a Series (same index labels, or the frame's length, read in order), a list / array
+        of the frame's length, or the name of a column of the frame. Classification (the frame has
+        ``prediction_probability`` / ``top_classes``, or the predictions are not floats; ``task=``
+        decides otherwise): accuracy, per-class precision / recall / F1, the confusion matrix, a
+        calibration curve of ``positive_class`` (default: the second of two classes) or, for more
+        classes, of the top label, in ``n_bins`` bins. Regression: MAE, MSE, RMSE, R², residuals.
+        Rows without a prediction or a true value are left out (``metrics["rows_skipped"]``).
+        ``column`` / ``target_field`` name the predictions as in :meth:`proba`."""
+        from ..frames.arrays import proba_frame, result_column
+        from ..frames.evaluate import align_truth, evaluate
+        from ..widgets import evaluation
+
+        name = result_column(self._frame, "predicted_value", target_field, column)
+        prefix = name.rsplit(".", 1)[0] if "." in name else ""
+        truth = align_truth(y_true, self._frame.index, self._frame)
+        top = f"{prefix}.top_classes" if prefix else "top_classes"
+        probability = f"{prefix}.prediction_probability" if prefix else "prediction_probability"
+        columns = set(self._frame.columns)
+        return evaluation(evaluate(
+            truth, self._frame[name], task=task, positive_class=positive_class, n_bins=n_bins,
+            probabilities=proba_frame(self._frame[top]) if top in columns else None,
+            prediction_probability=self._frame[probability] if probability in columns else None))
 
     def stats(self, *, engine: "Engine | None" = None, target_field: str | None = None) -> Any:
         """The model-stats dashboard (``es_infer_nb.widgets.model_stats``) of the models whose
@@ -520,6 +582,40 @@ class InferSeriesAccessor:
         from ..frames.arrays import to_vectors
 
         return to_vectors(self._series)
+
+    def evaluate(self, y_true: Any, *, task: str | None = None, positive_class: Any = None,
+                 n_bins: int = 10) -> Any:
+        """These predictions (a ``predicted_value`` column) against ``y_true`` (a Series, list or array of
+        the same length): the evaluation widget of ``DataFrame.infer.evaluate``. Integer, boolean and text
+        predictions are classes, floats a regression (``task=`` decides otherwise); a calibration curve
+        needs the probabilities: evaluate the result frame for it."""
+        from ..frames.evaluate import align_truth, evaluate
+        from ..widgets import evaluation
+
+        truth = align_truth(y_true, self._series.index)
+        return evaluation(evaluate(truth, self._series, task=task, positive_class=positive_class, n_bins=n_bins))
+
+    def knn(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        metric: str = "cosine",
+        model_id: str | None = None,
+        engine: "Engine | None" = None,
+        device: str | None = None,
+        score_column: str = "score",
+    ) -> pd.DataFrame:
+        """The ``k`` values of this embedding Series nearest to ``query``, best first: a frame of this
+        column (same index labels) and a ``score`` column. ``query`` is a vector of the embeddings'
+        dimension, or a text embedded by ``model_id`` (the model that wrote the embeddings). ``metric``,
+        ``device`` as in ``DataFrame.infer.knn`` (torch on the device). Missing values are never
+        returned."""
+        where, scores = _nearest(self._series, query, k, metric=metric, model_id=model_id, engine=engine,
+                                 device=device)
+        name = self._series.name if self._series.name is not None else "embedding"
+        out = self._series.iloc[where].to_frame(name=name)
+        return out.assign(**{score_column: scores})
 
     def __repr__(self) -> str:
         return f"<es_infer_nb .infer accessor on a Series of {len(self._series)} rows>"

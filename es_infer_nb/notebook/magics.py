@@ -10,11 +10,13 @@ also a traitlets ``Configurable``, built the way jupysql builds ``%sql``)::
     POST _ml/trained_models/{{model_id}}/_infer
     {"docs": [{"x": 0.2}]}
 
-Every request goes through the engine's ``request()`` and its answer is displayed as
-JSON (a collapsible tree in JupyterLab, pretty text elsewhere). A failing request shows
-``status type: reason`` and its error body, never a traceback, and the cell goes on with
-the next request (``--stop-on-error`` stops instead). ``--out NAME`` (or ``NAME <<`` on
-the magic line or the cell's first line) stores the last response body.
+Every request goes through the engine's ``request()`` and its answer is displayed as a
+status-coloured header (2xx green, 4xx amber, 5xx red) over the body as a collapsed JSON tree
+(HTML, big objects and arrays closed, a row limit with "… N more"), indented text elsewhere. A
+failing request shows ``status type: reason`` and its error body, never a traceback, and the
+cell goes on with the next request (``--stop-on-error`` stops instead). ``--out NAME`` (or
+``NAME <<`` on the magic line or the cell's first line) stores the last response body, and
+``_`` holds it after the cell (the displays cut long bodies; ``_`` never does).
 
 Line mode summarises the engine's state as DataFrames: ``%infer models [ids]``,
 ``%infer stats [ids]`` (``--widget``: the live model-stats dashboard of
@@ -52,10 +54,11 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import JSON, display
+from IPython.display import display
 from traitlets import Bool, Integer, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
+from ..widgets.json_view import console_html, console_text
 from . import short_errors as _short_errors
 from .console import METHODS, ConsoleError, ConsoleRequest, parse_console
 from .frame_cells import call_frame, run_frame_cell
@@ -67,7 +70,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ConsoleResult", "InferMagic", "load_ipython_extension", "unload_ipython_extension", "short_error"]
 
 _ASSIGN = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(?P<rest>.*)$", re.DOTALL)
-_EXPAND_LIMIT = 4000  # bodies whose JSON is shorter than this are shown expanded
+#: the most lines of a body's plain-text display / rows of its HTML tree (the rest: "… N more")
+TEXT_LINES = 60
+TREE_ROWS = 400
 
 
 def short_error(status: int, body: Any) -> str:
@@ -88,11 +93,15 @@ def short_error(status: int, body: Any) -> str:
     return f"{status} {phrase}"
 
 
-class ConsoleResult(JSON):
-    """One answered console request, shown like Kibana: a header line and the JSON body.
+class ConsoleResult:
+    """One answered console request, shown like Kibana: a status-coloured header and the JSON body.
 
-    Displays as ``application/json`` (JupyterLab's tree, the header as its root label) and
-    as ``text/plain`` (``# GET path  200 OK`` then the indented JSON) for other frontends.
+    Displays as ``text/html`` (:func:`es_infer_nb.widgets.json_view.console_html`: the header
+    coloured by status class, 2xx green / 4xx amber / 5xx red, and the body as a collapsed tree,
+    big objects and arrays closed, at most :data:`TREE_ROWS` rows drawn) and ``text/plain``
+    (``# GET path  200 OK`` then the indented JSON, cut after :data:`TEXT_LINES` lines). The full
+    body stays whole in :attr:`body`, in ``_`` after the cell, and in ``--out NAME``.
+    ``application/json`` (JupyterLab's own tree) only when a front-end asks for it by name.
     """
 
     def __init__(self, request: ConsoleRequest, response: "Response") -> None:
@@ -100,35 +109,40 @@ class ConsoleResult(JSON):
         self.status = response.status
         self.body = response.body
         self.ok = response.ok
-        container = self.body if isinstance(self.body, (dict, list)) else None
-        text = json.dumps(container, default=str) if container is not None else ""
-        super().__init__(container, expanded=len(text) < _EXPAND_LIMIT, root=self.header)
-
-    def _check_data(self) -> None:  # scalar or empty bodies (HEAD) are shown as text only
-        return None
 
     @property
     def header(self) -> str:
         what = f"{self.request.method} {self.request.path}"
+        return f"{what}  {self.status_text}".rstrip()
+
+    @property
+    def status_text(self) -> str:
+        """``200 OK`` / ``404 resource_not_found_exception: ...``."""
         if self.ok:
             try:
                 phrase = http.HTTPStatus(self.status).phrase
             except ValueError:
                 phrase = ""
-            return f"{what}  {self.status} {phrase}".rstrip()
-        return f"{what}  {short_error(self.status, self.body)}"
+            return f"{self.status} {phrase}".rstrip()
+        return short_error(self.status, self.body)
 
     def text(self) -> str:
-        lines = [f"# {self.header}"]
-        if self.body is not None:
-            lines.append(json.dumps(self.body, indent=2, ensure_ascii=False,
-                                    default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-        return "\n".join(lines)
+        return console_text(self.header, self.body, max_lines=TEXT_LINES,
+                            more_hint=" (the whole body: _ after the cell, or --out NAME)")
 
-    def _repr_json_(self) -> Any:
-        if self.data is None:
-            return None
-        return self.data, self.metadata
+    def html(self) -> str:
+        note = self.status_text.split(" ", 1)[1] if " " in self.status_text else ""
+        return console_html(f"{self.request.method} {self.request.path}", self.status, self.body, note=note,
+                            max_rows=TREE_ROWS)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": self.text(), "text/html": self.html()}
+        if include and "application/json" in include and isinstance(self.body, (dict, list)):
+            bundle["application/json"] = self.body
+        return bundle
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.text())
@@ -397,7 +411,8 @@ class InferMagic(Magics, Configurable):
             requests = parse_console(cell, namespace, line_offset=1, substitute=not args.no_vars)
         except ConsoleError as exc:
             raise UsageError(str(exc)) from None
-        self._run_requests(requests, engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error)
+        results = self._run_requests(requests, engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error)
+        self._keep_last(results)
         return None
 
     @staticmethod
@@ -447,6 +462,12 @@ class InferMagic(Magics, Configurable):
                     )
         return results
 
+    def _keep_last(self, results: list[ConsoleResult]) -> None:
+        """The last answer's whole body as ``_`` (what the displays cut stays at hand), as if the cell returned it."""
+        hook = getattr(self.shell, "displayhook", None)
+        if results and hook is not None and hasattr(hook, "update_user_ns"):
+            hook.update_user_ns(results[-1].body)
+
     # -- line mode -----------------------------------------------------------------------
     def _line(self, args: Any, out: str | None, engine: "Engine", namespace: Any) -> Any:
         if not args.command:
@@ -459,7 +480,7 @@ class InferMagic(Magics, Configurable):
                 (req,) = parse_console(f"{name} {rest[0]}", namespace, substitute=not args.no_vars)
             except ConsoleError as exc:
                 raise UsageError(str(exc)) from None
-            self._run_requests([req], engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error)
+            self._keep_last(self._run_requests([req], engine, out, quiet=args.quiet, stop_on_error=args.stop_on_error))
             return None
         if name.lower() == "export":
             return self._export(rest, args, out, engine)

@@ -120,3 +120,32 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
+
+
+def sparkline(values: Sequence[float | None], *, width: int = 120, height: int = 24, color: str = "#0969da",
+              **data: Any) -> str:
+    """An inline SVG line of ``values`` (``None``: a gap), scaled to its own min..max, the last point
+    marked; ``data-values`` carries the numbers (empty for a gap) so tests and tools can read them."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    raw = ",".join("" if v is None or not math.isfinite(float(v)) else f"{float(v):.6g}" for v in values)
+    head = f'<svg class="esinb-spark" width="{width}" height="{height}" role="img"{attrs(data_values=raw, **data)}>'
+    if not finite:
+        return head + "</svg>"
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    n = len(values)
+    step = (width - 4) / max(n - 1, 1)
+    segments: list[list[str]] = [[]]
+    last: tuple[float, float] | None = None
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(float(v)):
+            segments.append([])
+            continue
+        x = 2 + i * step
+        y = height - 2 - (float(v) - lo) / span * (height - 4)
+        segments[-1].append(f"{x:.1f},{y:.1f}")
+        last = (x, y)
+    lines = "".join(f'<polyline points="{" ".join(s)}" fill="none" stroke="{color}" stroke-width="1.5"></polyline>'
+                    for s in segments if len(s) > 1)
+    dot = f'<circle cx="{last[0]:.1f}" cy="{last[1]:.1f}" r="2" fill="{color}"></circle>' if last else ""
+    return f"{head}{lines}{dot}</svg>"

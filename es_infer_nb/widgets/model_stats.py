@@ -5,29 +5,51 @@ counters (inferences, failures, cache misses, missing-all-fields), the throughpu
 previous refresh, the deployment stats of NLP deployments (average / last-minute latency, cache
 hits, throughput last minute, pending, errors) and ingest per pipeline and processor.
 
+Each refresh samples, per model, the rate (inferences/s since the previous refresh) and the
+latency (ms per inference over that interval: from the deployment's counters for an NLP
+deployment, else from the ingest time of the model's inference processors; none when nothing
+ran) into a bounded history (``history`` samples) drawn as two SVG sparklines per model. The
+dashboard fits 900 px (the widget's ``layout.max_width`` and the HTML's ``max-width``; wide
+tables scroll inside it); the same HTML, sparklines included, is the static fallback.
+
 A daemon thread calls :meth:`ModelStatsWidget.refresh` every ``interval`` seconds (``0``: no
 thread); ``.stop()`` ends it (also the "live" toggle, ``close()``, and ``idle_stop`` seconds
 without any counter moving). Marks: ``.esinb-ms-model[data-model-id]`` with
-``td[data-stat=<name>]`` cells, ``.esinb-ms-deployment``, ``.esinb-ms-pipeline[data-pipeline]``,
-``.esinb-ms-processor[data-processor]`` (ES's ``type:tag`` key).
+``td[data-stat=<name>]`` cells, ``svg.esinb-spark[data-metric=rate|latency][data-values]``,
+``.esinb-ms-deployment``, ``.esinb-ms-pipeline[data-pipeline]``, ``.esinb-ms-processor[data-processor]``
+(ES's ``type:tag`` key).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from ._base import DisplayWidget
-from ._html import attrs, box, esc, num, text_table
+from ._html import attrs, box, esc, num, sparkline, text_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-__all__ = ["ModelStatsWidget", "model_stats"]
+__all__ = ["MAX_WIDTH", "ModelStatsWidget", "model_stats"]
+
+#: the dashboard's width limit (a laptop-width JupyterLab cell)
+MAX_WIDTH = "900px"
+_STYLE = (
+    "<style>"
+    f".esinb-ms{{max-width:{MAX_WIDTH};overflow-x:auto;box-sizing:border-box}}"
+    ".esinb-ms table{width:100%;font-size:11px}"
+    ".esinb-ms th{white-space:normal;vertical-align:bottom;font-weight:600}"
+    ".esinb-ms td.esinb-ms-id{max-width:180px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    "</style>"
+)
+_LABELS = {"inference_count": "inferences", "failure_count": "failures", "cache_miss_count": "cache misses",
+           "missing_all_fields_count": "missing all fields", "pipeline_count": "pipelines"}
 
 _INFERENCE = ("inference_count", "failure_count", "cache_miss_count", "missing_all_fields_count")
 _DEPLOYMENT = ("state", "inference_count", "average_inference_time_ms", "average_inference_time_ms_last_minute",
@@ -42,7 +64,31 @@ def _cells(values: dict[str, Any], names: Sequence[str]) -> str:
 
 
 def _heads(names: Sequence[str]) -> str:
-    return "".join(f"<th>{esc(n.replace('_', ' '))}</th>" for n in names)
+    return "".join(f"<th>{esc(_LABELS.get(n, n.replace('_', ' ')))}</th>" for n in names)
+
+
+def _latency_sources(stat: dict[str, Any]) -> tuple[float, int]:
+    """(total ms, inferences) the model's ``_stats`` account for: the deployment's nodes (average time x
+    count), else the ingest time of its inference processors (``time_in_millis`` over ``count``)."""
+    dep = stat.get("deployment_stats") or {}
+    nodes = dep.get("nodes") or []
+    total, count = 0.0, 0
+    for node in nodes:
+        n = int(node.get("inference_count") or 0)
+        avg = node.get("average_inference_time_ms")
+        if n and isinstance(avg, (int, float)):
+            total += float(avg) * n
+            count += n
+    if count:
+        return total, count
+    for pipeline in ((stat.get("ingest") or {}).get("pipelines") or {}).values():
+        for proc in pipeline.get("processors") or []:
+            for entry in proc.values():
+                if entry.get("type") in ("inference", "ml_inference"):
+                    st = entry.get("stats") or {}
+                    total += float(st.get("time_in_millis") or 0)
+                    count += int(st.get("count") or 0)
+    return total, count
 
 
 def _deployment_totals(dep: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +116,7 @@ class ModelStatsWidget(DisplayWidget):
     """A live ``_stats`` table; see the module doc."""
 
     def __init__(self, model_ids: Sequence[str] | str | None = None, engine: "Engine | None" = None, *,
-                 interval: float = 2.0, idle_stop: float | None = 600.0) -> None:
+                 interval: float = 2.0, idle_stop: float | None = 600.0, history: int = 60) -> None:
         if isinstance(model_ids, str):
             model_ids = [m for m in model_ids.split(",") if m]
         self.model_ids = list(model_ids) if model_ids else None
@@ -85,7 +131,14 @@ class ModelStatsWidget(DisplayWidget):
         self.error: str | None = None
         self.refresh_count = 0
         self.throughput: dict[str, float] = {}  # inferences / s between the last two refreshes
+        self.latency: dict[str, float | None] = {}  # ms per inference between the last two refreshes
+        if history < 2:
+            raise ValueError(f"history must keep at least 2 samples to draw a line, found {history}")
+        #: per model, the last ``history`` samples of (monotonic time, rate /s, latency ms or None)
+        self.history: dict[str, deque[tuple[float, float, float | None]]] = {}
+        self.history_size = int(history)
         self._previous: dict[str, tuple[float, int]] = {}
+        self._previous_latency: dict[str, tuple[float, int]] = {}
         self._last_change = time.monotonic()
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -97,7 +150,10 @@ class ModelStatsWidget(DisplayWidget):
         self.view = w.HTML()
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.live.observe(self._on_live, names="value")
-        super().__init__(children=[w.HBox([self.live, self.refresh_button, self.status]), self.view])
+        super().__init__(children=[w.HBox([self.live, self.refresh_button, self.status],
+                                          layout=w.Layout(flex_flow="row wrap")), self.view],
+                         layout=w.Layout(width="100%", max_width=MAX_WIDTH, overflow="auto"))
+        self.view.layout = w.Layout(width="100%", max_width=MAX_WIDTH)
         self.add_class("esinb-model-stats")
         self.refresh()
         if self.interval > 0:
@@ -129,12 +185,35 @@ class ModelStatsWidget(DisplayWidget):
                     self.throughput[mid] = (count - before[1]) / (now - before[0])
                     changed = changed or count != before[1]
                 self._previous[mid] = (now, count)
+                self._sample_latency(mid, stat)
+                if mid in self.throughput:
+                    samples = self.history.setdefault(mid, deque(maxlen=self.history_size))
+                    samples.append((now, self.throughput[mid], self.latency.get(mid)))
             if changed:
                 self._last_change = now
             self.refresh_count += 1
             self.view.value = self.static_html()
             self.status.value = self._status_text()
             return self.stats
+
+    def _sample_latency(self, mid: str, stat: dict[str, Any]) -> None:
+        total, count = _latency_sources(stat)
+        before = self._previous_latency.get(mid)
+        self._previous_latency[mid] = (total, count)
+        if before is None:
+            return
+        done = count - before[1]
+        self.latency[mid] = (total - before[0]) / done if done > 0 else None
+
+    def series(self, model_id: str, metric: str) -> list[float | None]:
+        """The sampled ``"rate"`` (inferences/s) or ``"latency"`` (ms) of a model, oldest first."""
+        if metric not in ("rate", "latency"):
+            raise ValueError(f"metric must be 'rate' or 'latency', found {metric!r}")
+        column = 1 if metric == "rate" else 2
+        return [sample[column] for sample in self.history.get(model_id, ())]
+
+    def _spark(self, model_id: str, metric: str, color: str) -> str:
+        return sparkline(self.series(model_id, metric), color=color, data_metric=metric, data_model_id=model_id)
 
     def start(self, interval: float | None = None) -> None:
         """Refresh every ``interval`` seconds in a daemon thread (until :meth:`stop`)."""
@@ -212,15 +291,19 @@ class ModelStatsWidget(DisplayWidget):
         parts = [f'<div class="esinb-title">model stats ({esc(self.path)})</div>']
         if self.error:
             parts.append(f'<div class="esinb-ms-error">{esc(self.error)}</div>')
-        heads = ["model_id", *_INFERENCE, "inferences/s", "pipeline_count"]
+        heads = ["model_id", *_INFERENCE, "inferences/s", "rate over time", "latency ms", "latency over time",
+                 "pipeline_count"]
         rows = []
         for stat in self.stats:
             mid = str(stat.get("model_id"))
             inf = stat.get("inference_stats") or {}
             rows.append(
-                f"<tr{attrs(class_='esinb-ms-model', data_model_id=mid)}><td>{esc(mid)}</td>{_cells(inf, _INFERENCE)}"
+                f"<tr{attrs(class_='esinb-ms-model', data_model_id=mid)}>"
+                f'<td class="esinb-ms-id" title="{esc(mid)}">{esc(mid)}</td>{_cells(inf, _INFERENCE)}'
                 f"{_cells({'throughput': self.throughput.get(mid)}, ['throughput'])}"
-                f"{_cells(stat, ['pipeline_count'])}</tr>")
+                f"<td>{self._spark(mid, 'rate', '#1a7f37')}</td>"
+                f"{_cells({'latency_ms': self.latency.get(mid)}, ['latency_ms'])}"
+                f"<td>{self._spark(mid, 'latency', '#8250df')}</td>{_cells(stat, ['pipeline_count'])}</tr>")
         parts.append(f'<table class="esinb-ms-models"><thead><tr>{_heads(heads)}</tr></thead>'
                      f'<tbody>{"".join(rows)}</tbody></table>')
         deployments = [(str(s.get("model_id")), s["deployment_stats"]) for s in self.stats if s.get("deployment_stats")]
@@ -250,7 +333,9 @@ class ModelStatsWidget(DisplayWidget):
             parts.append('<div class="esinb-title">ingest</div>'
                          f'<table class="esinb-ms-ingest"><thead><tr>{_heads(heads_i)}</tr></thead>'
                          f'<tbody>{"".join(ingest_rows)}</tbody></table>')
-        return box("".join(parts), "esinb-ms", data_refresh_count=self.refresh_count)
+        inner = box(_STYLE + "".join(parts), "esinb-ms", data_refresh_count=self.refresh_count)
+        # inline too: renderers that drop <style> (GitHub, some exporters) keep the width
+        return f'<div class="esinb-ms-frame" style="max-width:{MAX_WIDTH};overflow-x:auto">{inner}</div>'
 
     def text(self) -> str:
         rows = [[str(s.get("model_id")), *[(s.get("inference_stats") or {}).get(n) for n in _INFERENCE],
@@ -261,11 +346,12 @@ class ModelStatsWidget(DisplayWidget):
 
 
 def model_stats(model_ids: Sequence[str] | str | None = None, engine: "Engine | None" = None, *,
-                interval: float = 2.0, idle_stop: float | None = 600.0) -> ModelStatsWidget:
+                interval: float = 2.0, idle_stop: float | None = 600.0, history: int = 60) -> ModelStatsWidget:
     """The model-stats dashboard of ``model_ids`` (None: every model; wildcards allowed).
 
     Refreshes every ``interval`` seconds in a background thread (``0``: only on
     ``.refresh()`` / the button); ``.stop()`` ends the refreshing, and it ends by itself after
-    ``idle_stop`` seconds without any inference counter moving (``None``: never).
+    ``idle_stop`` seconds without any inference counter moving (``None``: never). ``history``: how
+    many samples of rate and latency the sparklines keep.
     """
-    return ModelStatsWidget(model_ids, engine, interval=interval, idle_stop=idle_stop)
+    return ModelStatsWidget(model_ids, engine, interval=interval, idle_stop=idle_stop, history=history)

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from ._html import attrs, box, esc, json_default, table
+from .json_view import status_class, status_color
 
 __all__ = ["endpoint_html", "model_html", "pipeline_html", "redact", "response_html"]
 
@@ -135,9 +136,10 @@ def body_html(body: Any) -> str:
 def response_html(response: Any) -> str:
     """``Response`` (status + body) as HTML; the status shows as a badge."""
     status = int(getattr(response, "status", 0))
-    color = "#1a7f37" if 200 <= status < 300 else "#cf222e"
+    color = status_color(status)  # 2xx green, 4xx amber, 5xx red
     badge = f'<span class="esinb-status" style="color:{color};font-weight:bold">{status}</span>'
-    return box(badge + body_html(getattr(response, "body", None)), "esinb-response", data_status=status)
+    return box(badge + body_html(getattr(response, "body", None)), "esinb-response", data_status=status,
+               data_status_class=status_class(status))
 
 
 def response_text(response: Any) -> str:

@@ -58,7 +58,7 @@ def models(monkeypatch):
 
 def put_pytorch(engine: Engine, model_id: str = "tiny", parts: int = 1) -> None:
     r = engine.request("PUT", f"_ml/trained_models/{model_id}", {
-        "model_type": "pytorch", "model_size_bytes": 10,
+        "model_type": "pytorch", "model_size_bytes": 10, "input": {"field_names": ["text_field"]},
         "inference_config": {"pass_through": {"tokenization": {"bert": {"with_special_tokens": False}}}}})
     assert r.status == 200, r.body
     assert r.body["location"] == {"index": {"name": ".ml-inference-native-000002"}}
@@ -441,7 +441,7 @@ def test_embedded_model_needs_no_setup_and_caches(engine, monkeypatch):
 def test_pipelines_prefix_ingest_strings_and_report_the_id_used(engine, models):
     r = engine.request("PUT", "_ml/trained_models/prefixed", {
         "model_type": "pytorch", "inference_config": {"text_embedding": {}}, "model_size_bytes": 10,
-        "prefix_strings": {"ingest": "passage: ", "search": "query: "}})
+        "input": {"field_names": ["text_field"]}, "prefix_strings": {"ingest": "passage: ", "search": "query: "}})
     assert r.status == 200, r.body
     engine.request("PUT", "_ml/trained_models/prefixed/definition/0",
                    {"definition": DEFINITION, "total_definition_length": 10, "total_parts": 1})

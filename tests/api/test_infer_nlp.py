@@ -130,7 +130,8 @@ def put_local(engine, model_id, folder, inference_config):
     from es_infer_nb.models.nlp.model import LOCAL_MODEL_KEY
 
     r = engine.request("PUT", f"_ml/trained_models/{model_id}", {
-        "model_type": "pytorch", "inference_config": inference_config, "model_size_bytes": 1000})
+        "model_type": "pytorch", "inference_config": inference_config, "model_size_bytes": 1000,
+        "input": {"field_names": ["text_field"]}})
     assert r.status == 200, r.body
     engine.models.put(model_id, {**engine.models.config(model_id), LOCAL_MODEL_KEY: {"path": str(folder)}})
 
@@ -215,7 +216,8 @@ def test_torchscript_uploaded_in_parts_runs_like_the_local_folder(engine, tiny):
     torch.jit.save(traced, buf)
     raw = buf.getvalue()
     config = {"text_embedding": {"tokenization": {"bert": {"do_lower_case": True}}}}
-    engine.request("PUT", "_ml/trained_models/ts-emb", {"model_type": "pytorch", "inference_config": config})
+    engine.request("PUT", "_ml/trained_models/ts-emb", {"model_type": "pytorch", "inference_config": config,
+                                                        "input": {"field_names": ["text_field"]}})
     half = len(raw) // 2
     for part, chunk in enumerate((raw[:half], raw[half:])):
         r = engine.request("PUT", f"_ml/trained_models/ts-emb/definition/{part}", {
@@ -246,3 +248,13 @@ def test_start_without_vocabulary_or_with_a_bad_definition_fails(engine):
     assert r.status == 500 and r.body["error"]["reason"].startswith(
         "Could not start trained model deployment, the following nodes failed with errors [{")
     assert "not a TorchScript module" in r.body["error"]["reason"]
+
+
+def test_pytorch_model_without_input_reads_the_input_field(engine):
+    """TrainedModelType.PYTORCH's default input is [input] (TrainedModelConfig.handleDefaultInput)."""
+    r = engine.request("PUT", "_ml/trained_models/no-input", {
+        "model_type": "pytorch", "inference_config": {"pass_through": {}}})
+    assert r.status == 200, r.body
+    assert r.body["input"] == {"field_names": ["input"]}
+    got = engine.request("GET", "_ml/trained_models/no-input").body["trained_model_configs"][0]
+    assert got["input"] == {"field_names": ["input"]}

@@ -246,3 +246,69 @@ def test_default_engine_uses_home(tmp_path, monkeypatch):
         assert es_infer_nb.default_engine().home is None
     finally:
         es_infer_nb.set_default_engine(None)
+
+
+def _reason(engine, url_id, **changes):
+    body = stump_regression()
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    r = engine.request("PUT", f"_ml/trained_models/{url_id}", body)
+    assert r.status == 400, r.body
+    return error_of(r)["type"], error_of(r)["reason"]
+
+
+def test_put_validation_follows_trained_model_config_builder(engine):
+    """TrainedModelConfig.Builder.validate(true) / the constructor / PutTrainedModelAction.Request, in ES's words."""
+    vf = "action_request_validation_exception"
+    assert _reason(engine, "m", tags=["Bad Tag", "ok", "x!"]) == (vf, (
+        "Validation Failed: 1: Invalid tags [Bad Tag, x!]; must only can contain lowercase alphanumeric (a-z and 0-9), "
+        "hyphens or underscores, must start and end with alphanumeric, and must be less than 64 characters.;"))
+    assert _reason(engine, "m", tags=["m"]) == (vf, "Validation Failed: 1: none of the tags must equal the model_id;")
+    assert _reason(engine, "m", input={"field_names": ["a..b"]}) == (
+        vf, "Validation Failed: 1: [input.field_names] must only contain valid dot delimited field names;")
+    assert _reason(engine, "m", model_package={"packaged_model_id": "x"}) == (
+        vf, "Validation Failed: 1: illegal to set [model_package] at inference model creation;")
+    assert _reason(engine, "m", input=None) == ("illegal_argument_exception", "[input] must not be null.")
+    assert _reason(engine, "m", model_size_bytes=-1) == (
+        "illegal_argument_exception", "[model_size_bytes] must be greater than or equal to 0")
+    assert _reason(engine, "m", model_id="other") == (
+        "illegal_argument_exception",
+        "Inconsistent model_id; 'other' specified in the body differs from 'm' specified as a URL argument")
+    # several problems: ES's order (type, config, id, tags, input, illegal settings)
+    assert _reason(engine, "Bad", inference_config=None, tags=["Bad"], version="8.0.0") == (vf, (
+        "Validation Failed: 1: [inference_config] must not be null.;2: Invalid model_id; 'Bad' can contain lowercase "
+        "alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with alphanumeric;3: Invalid tags [Bad]; "
+        "must only can contain lowercase alphanumeric (a-z and 0-9), hyphens or underscores, must start and end with "
+        "alphanumeric, and must be less than 64 characters.;4: none of the tags must equal the model_id;"
+        "5: illegal to set [version] at inference model creation;"))
+    assert engine.request("GET", "_ml/trained_models/m").status == 404  # nothing stored
+
+
+def test_estimated_operations_may_be_set_without_a_definition(engine):
+    r = engine.request("PUT", "_ml/trained_models/pt", {
+        "model_type": "pytorch", "inference_config": {"pass_through": {}}, "estimated_operations": 7})
+    assert r.status == 200, r.body
+    assert r.body["estimated_operations"] == 7
+
+
+def test_fill_mask_mask_token_defaults_to_the_tokenizers_and_must_match_it(engine):
+    """FillMaskConfig: mask_token is the tokenization's ([MASK] for bert, <mask> for roberta)."""
+    def put(model_id, kind, mask=None):
+        inner = {"tokenization": {kind: {"with_special_tokens": False}}}
+        if mask is not None:
+            inner["mask_token"] = mask
+        return engine.request("PUT", f"_ml/trained_models/{model_id}",
+                              {"model_type": "pytorch", "inference_config": {"fill_mask": inner}})
+
+    assert put("b", "bert").body["inference_config"]["fill_mask"]["mask_token"] == "[MASK]"
+    assert put("r", "roberta").status == 200
+    got = engine.request("GET", "_ml/trained_models/r").body["trained_model_configs"][0]
+    assert got["inference_config"]["fill_mask"]["mask_token"] == "<mask>"
+    bad = put("x", "bert", "<mask>")
+    assert bad.status == 400
+    assert (error_of(bad)["type"], error_of(bad)["reason"]) == (
+        "illegal_argument_exception", "Mask token requested was [<mask>] but must be [[MASK]] for this model")
+    assert engine.request("GET", "_ml/trained_models/x").status == 404

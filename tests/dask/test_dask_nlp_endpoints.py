@@ -254,3 +254,26 @@ def test_endpoint_run_declares_columns_from_config_and_equals_pandas(client, ser
     assert len(service.received) > calls
     expected = ddf.compute().infer.run(inference_id, engine=endpoint_engine(), **kwargs)
     _check(out, got, expected)
+
+
+# -- the one-text-column rule of df.infer.run, decided once for every partition -------------------------------------
+
+def test_text_model_reads_the_one_string_column_in_every_partition(client, nlp_engine):
+    frame = pd.DataFrame({"review": [None] * 10 + [TEXTS[i % len(TEXTS)] for i in range(30)], "k": np.arange(40)},
+                         index=np.arange(40) * 2)
+    ddf = dd.from_pandas(frame, npartitions=4)  # the first partition has no review text at all
+    out = ddf.infer.run("emb", engine=nlp_engine())
+    got = out.compute()
+    expected = frame.infer.run("emb", engine=nlp_engine(), field_map={"review": "text_field"})
+    vectors = got["ml.inference.predicted_value"]
+    assert vectors.notna().tolist() == frame["review"].notna().tolist()
+    np.testing.assert_allclose(np.stack(vectors.dropna().to_numpy()),
+                               np.stack(expected["ml.inference.predicted_value"].dropna().to_numpy()), atol=1e-6)
+
+
+def test_text_model_on_several_string_columns_names_them_before_computing(nlp_engine):
+    ddf = dd.from_pandas(pd.DataFrame({"title": ["a", "b"], "body": ["c", "d"], "k": [1, 2]}), npartitions=1)
+    with pytest.raises(ValueError, match=r"2 text columns \(title, body\).*field_map=\{'title': 'text_field'\}"):
+        ddf.infer.run("emb", engine=nlp_engine())
+    out = ddf.infer.run("emb", engine=nlp_engine(), field_map={"body": "text_field"}).compute()
+    assert out["ml.inference.predicted_value"].notna().all()

@@ -180,3 +180,43 @@ def test_cli_run_subprocess_is_listed(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "es_infer_nb.cli", "run", "--help"], capture_output=True, text=True,
                           env=env, check=False)
     assert proc.returncode == 0 and "--batch-size" in proc.stdout
+
+
+# -- a text model on files with one text column (df.infer.run's rule, decided once) --------------------------------
+
+EMBEDDED = "sentence-transformers__all-minilm-l6-v2"
+
+
+def test_text_model_reads_the_one_text_column_of_every_batch(tmp_path):
+    # batch 1: only [review] holds text; batch 2: only [note] does. The first batch decides: [review] for all.
+    frame = pd.DataFrame({"review": ["the quick brown fox", "a lazy dog", None, None],
+                          "note": [None, None, "not read", "nor this"], "n": [1, 2, 3, 4]})
+    src = tmp_path / "in.parquet"
+    frame.to_parquet(src, index=False)
+    engine = Engine()
+    out = es_infer_nb.run_files(src, tmp_path / "o.parquet", model=EMBEDDED, engine=engine, batch_size=2,
+                                progress=False)
+    assert out.batches == 2
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    expected = frame.infer.run(EMBEDDED, engine=engine, progress=False, field_map={"review": "text_field"})
+    vectors = got["ml.inference.predicted_value"]
+    assert vectors[:2].notna().all() and vectors[2:].isna().all()  # rows 3-4 have no review: never [note]
+    np.testing.assert_allclose(np.stack(vectors[:2].to_numpy()),
+                               np.stack(expected["ml.inference.predicted_value"][:2].to_numpy()), atol=1e-6)
+
+
+def test_text_model_on_files_with_several_text_columns_names_them(tmp_path, capsys):
+    src = _write(pd.DataFrame({"title": ["a", "b"], "body": ["c", "d"]}), tmp_path / "in.csv")
+    with pytest.raises(ValueError, match=r"2 text columns \(title, body\).*field_map=\{'title': 'text_field'\}"):
+        es_infer_nb.run_files(src, tmp_path / "o.parquet", model=EMBEDDED, engine=Engine(), progress=False)
+    assert not (tmp_path / "o.parquet").exists()  # decided before any output is written
+    home = tmp_path / "home"
+    assert main(["run", "--model", EMBEDDED, "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+                 "--home", str(home), "--quiet"]) == 2
+    assert "2 text columns (title, body)" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+    single = _write(pd.DataFrame({"title": ["a red car", None], "n": [1, 2]}), tmp_path / "one.jsonl")
+    assert main(["run", "--model", EMBEDDED, "--input", str(single), "--output", str(tmp_path / "o.parquet"),
+                 "--home", str(home), "--quiet"]) == 0
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    assert got["ml.inference.predicted_value"].notna().tolist() == [True, False]

@@ -34,11 +34,16 @@ def test_es_only_processor_error(ptype):
     assert error["processor_type"] == ptype and error["processor_tag"] == "t1"
 
 
-def test_script_shorthand_and_simulate_say_so_too():
+def test_simulate_says_so_too():
     engine = Engine()
     resp = engine.request("POST", "_ingest/pipeline/_simulate", {
-        "pipeline": {"processors": [{"script": "ctx.a = 1"}]}, "docs": [{"_source": {}}]})
+        "pipeline": {"processors": [{"date": {"field": "a", "formats": ["ISO8601"]}}]}, "docs": [{"_source": {}}]})
     assert resp.status == 400 and "valid in Elasticsearch, not supported by es_infer_nb" in resp.body["error"]["reason"]
+
+
+def test_script_is_supported_now_and_the_others_remain():
+    assert "script" in PROCESSORS and "script" not in ELASTICSEARCH_ONLY
+    assert {"date", "grok", "dissect", "kv", "csv"} <= ELASTICSEARCH_ONLY
 
 
 def test_a_typo_keeps_es_reason_exactly():

@@ -18,7 +18,7 @@ BODIES = {
     "convert": {"field": "a", "type": "integer"}, "fail": {"message": "m"}, "drop": {},
     "pipeline": {"name": "p"}, "inference": {"model_id": "m"},
     "foreach": {"field": "a", "processor": {"uppercase": {"field": "_ingest._value"}}},
-    "ml_inference": {"model_id": "m"},
+    "ml_inference": {"model_id": "m"}, "script": {"source": "ctx.a = 1"},
 }
 
 

@@ -74,6 +74,16 @@ def test_cleaning_and_sections_follow_es() -> None:
     assert script_sections(clean_and_lower("!!!")) == []
 
 
+def test_sections_split_as_custom_word_embedding_process() -> None:
+    """ES's CustomWordEmbedding.process, traced by hand: a run ends before a letter of another script
+    only when the code point after it confirms the switch (neither Common nor the run's script)."""
+    assert script_sections(clean_and_lower("abc 한국어")) == [(" abc ", 3), (" 한국어 ", 9)]
+    # the lone Hangul letter is followed by a space (Common): no switch, one section
+    assert script_sections(clean_and_lower("ab 한")) == [(" ab 한 ", 6)]
+    # marks only: the last code point starts a section of its own (ES's loop stops at length - 1)
+    assert script_sections(clean_and_lower("\u0301")) == [(" ", 0)]
+
+
 def test_infer_predicts_iso_codes_with_ranked_top_classes(eng: Engine) -> None:
     results = _infer(eng, list(SAMPLES.values()))
     assert [r["predicted_value"] for r in results] == list(SAMPLES)

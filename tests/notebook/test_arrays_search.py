@@ -199,3 +199,36 @@ def test_knn_scores_on_the_requested_device(engine):
             df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine, device="cuda")
     engine.device = "cpu"  # the engine's device is the default
     np.testing.assert_array_equal(df.infer.knn([0.0, 1.0], k=3, column="v", engine=engine)["score"], cpu["score"])
+
+
+def test_knn_on_a_series_of_embeddings_equals_the_frame_column(embedded):
+    engine, out = embedded
+    column = out["ml.inference.predicted_value"]
+    by_series = column.infer.knn("I am locked out, my login fails", k=3, model_id=EMBEDDED, engine=engine)
+    by_frame = out.infer.knn("I am locked out, my login fails", k=3, engine=engine)
+    assert list(by_series.index) == list(by_frame.index)
+    np.testing.assert_allclose(by_series["score"], by_frame["score"], atol=1e-6)
+    assert list(by_series.columns) == ["ml.inference.predicted_value", "score"]
+    with pytest.raises(ValueError, match="model_id="):
+        column.infer.knn("a text", engine=engine)
+
+
+def test_knn_on_a_series_vector_query_dot_and_cosine_against_numpy(engine):
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((30, 8)).astype(np.float32)
+    rows = [list(r) for r in matrix]
+    rows[4] = None
+    series = pd.Series(rows, index=[f"r{i}" for i in range(30)], name="vec")  # an object column of lists
+    q = rng.standard_normal(8).astype(np.float32)
+    valid = np.array([i != 4 for i in range(30)])
+    cos = matrix @ q / np.linalg.norm(matrix, axis=1) / np.linalg.norm(q)
+    dot = matrix @ q
+    for metric, expected in (("cosine", cos), ("dot", dot)):
+        got = series.infer.knn(q, k=5, metric=metric, engine=engine, device="cpu")
+        order = [i for i in np.argsort(-np.where(valid, expected, -np.inf), kind="stable")[:5]]
+        assert list(got.index) == [f"r{i}" for i in order]
+        np.testing.assert_allclose(got["score"], expected[order], rtol=1e-5, atol=1e-5)
+    every = series.infer.knn(q, k=100, engine=engine)
+    assert len(every) == 29 and "r4" not in every.index
+    with pytest.raises(ValueError, match="query vector has 3 dimensions, the column's vectors 8"):
+        series.infer.knn(np.zeros(3), engine=engine)

@@ -372,10 +372,11 @@ def test_unload_removes_the_magic(shell):
 def test_console_result_mimebundle():
     req = ConsoleRequest("GET", "_ml/trained_models/m1", None, 1)
     ok = ConsoleResult(req, Response(200, {"count": 0, "trained_model_configs": []}))
-    data, metadata = DisplayFormatter().format(ok)
-    assert data["application/json"] == {"count": 0, "trained_model_configs": []}
-    assert metadata["application/json"]["root"] == "GET _ml/trained_models/m1  200 OK"
+    data, _ = DisplayFormatter().format(ok)
+    assert set(data) == {"text/plain", "text/html"}  # JupyterLab would rank application/json above the HTML
+    assert 'data-status="200"' in data["text/html"] and 'data-status-class="2xx"' in data["text/html"]
     assert data["text/plain"].startswith("# GET _ml/trained_models/m1  200 OK\n{")
+    assert ok._repr_mimebundle_(include=["application/json"])["application/json"] == ok.body
 
     err_body = {"error": {"root_cause": [{"type": "t", "reason": "r"}], "type": "t", "reason": "r"}, "status": 404}
     bad = ConsoleResult(req, Response(404, err_body))

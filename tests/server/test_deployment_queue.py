@@ -56,7 +56,7 @@ def model(monkeypatch) -> HeldModel:
 
 def deploy(engine: Engine, **params: Any) -> None:
     r = engine.request("PUT", f"_ml/trained_models/{MODEL}", {
-        "model_type": "pytorch", "model_size_bytes": 10,
+        "model_type": "pytorch", "model_size_bytes": 10, "input": {"field_names": ["text_field"]},
         "inference_config": {"pass_through": {"tokenization": {"bert": {}}}}})
     assert r.status == 200, r.body
     r = engine.request("POST", f"_ml/trained_models/{MODEL}/deployment/_start", params={"cache_size": "0b", **params})

@@ -67,6 +67,9 @@ def jupyter_lab(root: Path, state: Path) -> Iterator[Lab]:
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "JUPYTER_PLATFORM_DIRS": "1",
         "PYTHONUNBUFFERED": "1",
+        # the kernel imports this checkout's es_infer_nb, not whichever one the environment installed
+        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
+                                                  os.environ.get("PYTHONPATH")) if p),
     })
     log = state / "jupyter-lab.log"
     cmd = [

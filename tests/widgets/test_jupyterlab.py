@@ -46,7 +46,7 @@ CHECK_TIMEOUT_MS = 20_000
 CELLS = [
     # the fixtures of the widget tests: xgboost regression + 3-class models with importance metadata,
     # and a pipeline whose inference processor the dashboard lists under ingest
-    f"import sys, time\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
+    f"import sys, time\nimport numpy as np\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
     "from conftest import fitted_engine, training_frame\n"
     "from es_infer_nb import widgets\n"
     "eng = fitted_engine()\n"
@@ -68,6 +68,8 @@ CELLS = [
     # the same widgets from the accessor and the magic
     "rows.infer.explain('r1', 'reg', engine=eng)",
     "%load_ext es_infer_nb\n%infer stats reg --widget -e eng",
+    # %%infer's answers: a 200 and a 404, status-coloured, collapsed
+    "%%infer -e eng\nGET _ml/trained_models/reg/_stats\n\nGET _ml/trained_models/nope",
     # two more refreshes by the thread, then stop it; print the count the dashboard must show
     "n = dash.refresh_count\nt = time.monotonic()\n"
     "while dash.refresh_count < n + 2 and time.monotonic() - t < 30:\n    time.sleep(0.05)\n"
@@ -80,6 +82,11 @@ CELLS = [
     "cls1 = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
     "    'num_top_classes': -1, 'num_top_feature_importance_values': 1}})\n"
     "widgets.feature_importance(cls1, row='r2', class_name='mid', engine=eng)",
+    # this turn's views that run nothing: the importance summary (beeswarm + mean |importance|) and
+    # the evaluation of both models against the rule their labels / targets came from
+    "widgets.importance_summary(reg)",
+    "truth = np.where(rows.a > 0.3, 'hi', np.where(rows.b > 0, 'mid', 'lo'))\ncls.infer.evaluate(truth)",
+    "reg.infer.evaluate(2 * rows.a + rows.b)",
 ]
 
 
@@ -115,9 +122,13 @@ def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
                 count = _run_notebook(page, lab)
                 _check_feature_importance(page)
                 _check_waterfall_steps(page)
+                _check_importance_summary(page)
+                _check_evaluation(page)
                 _check_top_classes(page)
                 _check_model_stats(page, count)
+                _check_sparklines(page)
                 _check_response(page)
+                _check_console(page)
                 _element_shots(page, shots)
                 _check_interaction(page)
             finally:
@@ -225,6 +236,59 @@ def _check_waterfall_steps(page) -> None:
         assert lo <= min(ends) and hi >= max(ends) and hi - lo <= 2 * span + 1e-9, (lo, hi, ends)
 
 
+def _check_importance_summary(page) -> None:
+    """The beeswarm: one line per feature (by mean |importance|), a dot per row of the 5, coloured by the
+    feature's value; the mean |importance| bars in the same order."""
+    summary = page.locator(_live("esinb-importance-summary"))
+    expect(summary).to_have_count(1)
+    lines = summary.locator(".esinb-fis-beeswarm .esinb-fis-feature")
+    expect(lines).to_have_count(3)
+    means = [float(m or "nan") for m in lines.evaluate_all("els => els.map(e => e.getAttribute('data-mean-abs'))")]
+    assert means == sorted(means, reverse=True), means
+    dots = summary.locator(".esinb-fis-beeswarm .esinb-fis-dot")
+    expect(dots.first).to_be_visible()
+    assert 5 <= dots.count() <= 15  # a dot per row and feature reported (a zero importance may be left out)
+    assert len(set(dots.evaluate_all("els => els.map(e => e.getAttribute('fill'))"))) > 1  # coloured by value
+    bars = summary.locator(".esinb-fis-bars .esinb-fis-bar")
+    expect(bars).to_have_count(3)
+    assert [b.get_attribute("data-feature") for b in bars.all()] == \
+        [li.get_attribute("data-feature") for li in lines.all()]
+
+
+def _check_evaluation(page) -> None:
+    """df.infer.evaluate: classification (metrics, per class, confusion matrix over the 5 rows,
+    calibration) and regression (metrics, one residual per row)."""
+    ev = page.locator(_live("esinb-evaluation"))
+    expect(ev).to_have_count(2)
+    cls, reg = ev.nth(0), ev.nth(1)
+    expect(cls.locator(".esinb-ev[data-task='classification']")).to_have_count(1)
+    accuracy = float(cls.locator(".esinb-ev-metric[data-name='accuracy']").get_attribute("data-value") or "nan")
+    assert 0.0 <= accuracy <= 1.0
+    cells = cls.locator(".esinb-ev-confusion .esinb-ev-cell")
+    counts = [int(c or 0) for c in cells.evaluate_all("els => els.map(e => e.getAttribute('data-count'))")]
+    assert sum(counts) == 5
+    right = sum(int(c.get_attribute("data-count") or 0) for c in cells.all()
+                if c.get_attribute("data-true") == c.get_attribute("data-predicted"))
+    assert abs(right / 5 - accuracy) < 1e-9, (right, accuracy)
+    expect(cls.locator(".esinb-ev-class").first).to_be_visible()
+    expect(cls.locator(".esinb-ev-calibration-point").first).to_be_visible()
+    expect(reg.locator(".esinb-ev[data-task='regression']")).to_have_count(1)
+    expect(reg.locator(".esinb-ev-residual")).to_have_count(5)
+    rmse = float(reg.locator(".esinb-ev-metric[data-name='rmse']").get_attribute("data-value") or "nan")
+    assert rmse > 0
+
+
+def _check_sparklines(page) -> None:
+    """The dashboard's rate and latency sparklines, one of each per model, fed by the refreshes."""
+    dash = page.locator(_live("esinb-model-stats")).first
+    for metric in ("rate", "latency"):
+        sparks = dash.locator(f"svg.esinb-spark[data-metric='{metric}']")
+        expect(sparks).to_have_count(2)
+        reg = dash.locator(f"svg.esinb-spark[data-metric='{metric}'][data-model-id='reg']")
+        assert len((reg.get_attribute("data-values") or "").split(",")) >= 2  # a sample per refresh
+    expect(dash.locator("svg.esinb-spark[data-model-id='reg'] polyline").first).to_be_visible()
+
+
 def _features(widget) -> set[str | None]:
     bars = widget.locator(".esinb-waterfall .esinb-fi-bar")
     return {bars.nth(i).get_attribute("data-feature") for i in range(bars.count())}
@@ -277,6 +341,20 @@ def _check_response(page) -> None:
     expect(model).to_contain_text("classification")
 
 
+def _check_console(page) -> None:
+    """``%%infer``'s answers render as the coloured, collapsed HTML (not JupyterLab's JSON tree)."""
+    ok = page.locator(".jp-OutputArea-output .esinb-console[data-status-class='2xx']")
+    bad = page.locator(".jp-OutputArea-output .esinb-console[data-status-class='4xx']")
+    expect(ok).to_have_count(1)
+    expect(bad).to_have_count(1)
+    assert ok.locator(".esinb-console-head").evaluate("el => getComputedStyle(el).color") == "rgb(26, 127, 55)"
+    assert bad.locator(".esinb-console-head").evaluate("el => getComputedStyle(el).color") == "rgb(191, 135, 0)"
+    expect(bad.locator(".esinb-console-head")).to_contain_text("Could not find trained model [nope]")
+    # the dashboard stays within 900 px in a 1280 px page
+    box = page.locator(_live("esinb-model-stats")).first.bounding_box()
+    assert box is not None and box["width"] <= 900
+
+
 #: each view photographed: file name -> its element
 VIEWS = {
     "feature-importance-regression": _live("esinb-feature-importance") + " >> nth=0",
@@ -285,6 +363,11 @@ VIEWS = {
     "top-classes": _live("esinb-top-classes"),
     "model-stats": _live("esinb-model-stats") + " >> nth=0",
     "response": ".jp-OutputArea-output .esinb-response >> nth=0",
+    "console-2xx": ".jp-OutputArea-output .esinb-console[data-status-class='2xx']",
+    "console-4xx": ".jp-OutputArea-output .esinb-console[data-status-class='4xx']",
+    "importance-summary": _live("esinb-importance-summary"),
+    "evaluation-classification": _live("esinb-evaluation") + " >> nth=0",
+    "evaluation-regression": _live("esinb-evaluation") + " >> nth=1",
 }
 
 

@@ -123,7 +123,12 @@ def script_sections(text: str) -> list[tuple[str, int]]:
     ES's ``CustomWordEmbedding.process``: a run starts at a letter and ends before a letter of
     another Unicode script (not Inherited) that the next code point confirms (it is neither Common
     nor the run's script); non-letters stay with the run they follow. Scripts here are Unicode's
-    (Hangul, Han, Hiragana and Katakana are separate runs, though all are CLD3's Hani)."""
+    (Hangul, Han, Hiragana and Katakana are separate runs, though all are CLD3's Hani). The loop is
+    ES's own, step for step, including its edges: it stops one code point before the end, so a
+    text whose letters are all consumed leaves nothing, and one ending in non-letters after the
+    scan gives a last section of its own. Scripts ES knows but :data:`SCRIPT_CODES` does not list
+    read as one ``Unknown`` script here (Java tells them apart): only runs of two such scripts
+    side by side could split differently."""
     cps = list(text)
     n = len(cps)
     out: list[tuple[str, int]] = []

@@ -210,7 +210,8 @@ def test_torchscript_upload_fails_the_row_with_the_error_not_the_traceback(engin
     raw = base64.b64encode(buf.getvalue()).decode()
     config = {"pass_through": {"tokenization": {"bert": {"do_lower_case": True, "max_sequence_length": 386,
                                                          "truncate": "none"}}}}
-    engine.request("PUT", "_ml/trained_models/ts-over", {"model_type": "pytorch", "inference_config": config})
+    engine.request("PUT", "_ml/trained_models/ts-over", {"model_type": "pytorch", "inference_config": config,
+                                                         "input": {"field_names": ["text_field"]}})
     engine.request("PUT", "_ml/trained_models/ts-over/definition/0", {
         "definition": raw, "total_definition_length": len(buf.getvalue()), "total_parts": 1})
     engine.request("PUT", "_ml/trained_models/ts-over/vocabulary", {"vocabulary": VOCAB})

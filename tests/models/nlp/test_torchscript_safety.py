@@ -180,7 +180,7 @@ def archive(module: torch.nn.Module) -> bytes:
 def upload(engine: Engine, model_id: str, raw: bytes, config: dict[str, Any] | None = None) -> Any:
     """eland's PyTorchModel.put_config / put_model (two base64 parts) / put_vocab, then _start."""
     r = engine.request("PUT", f"_ml/trained_models/{model_id}",
-                       {"model_type": "pytorch", "inference_config": config or EMBEDDING})
+                       {"model_type": "pytorch", "inference_config": config or EMBEDDING, "input": {"field_names": ["text_field"]}})
     assert r.status == 200, r.body
     half = len(raw) // 2
     for part, chunk in enumerate((raw[:half], raw[half:])):

@@ -1,0 +1,458 @@
+"""Values of the Painless subset of :mod:`.painless`: Java's arithmetic, casts and equality, and the
+one table of callable methods (String, List, Map) and static calls (``Math``, ``Integer`` ...).
+
+Nothing outside :data:`METHODS` / :data:`STATICS` is callable; strings and lists are capped at
+:data:`MAX_SIZE`, comparisons and ``toString`` at a bounded amount of work.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+from ..models.tree.features import java_string
+from .document import java_type
+from .painless_syntax import Long
+
+#: the longest string or list a script may build (es_infer_nb's guard; Painless has the JVM heap)
+MAX_SIZE = 10_000_000
+#: the most values (leaves and containers) a script may leave in ``ctx`` or compare (against aliasing bombs)
+MAX_CTX_NODES = 1_000_000
+#: what ``new T()`` makes
+NEWABLE: dict[str, Callable[[], Any]] = {"ArrayList": list, "HashMap": dict}
+
+
+class PainlessRuntimeError(Exception):
+    """A runtime error of a script: the Java exception type, its message, and where (set on the way out)."""
+
+    def __init__(self, kind: str, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.offset = offset
+
+
+def is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int32(v: int) -> bool:
+    return not isinstance(v, Long) and -(2**31) <= v < 2**31
+
+
+def _wrap(value: int, a: Any, b: Any = 0) -> int:
+    if _is_int32(a) and _is_int32(b):
+        return (value + 2**31) % 2**32 - 2**31
+    return Long((value + 2**63) % 2**64 - 2**63)
+
+
+def type_of(v: Any) -> str:
+    return java_type(v)
+
+
+def cast_error(op: str, a: Any, b: Any) -> PainlessRuntimeError:
+    return PainlessRuntimeError(
+        "class_cast_exception", f"Cannot apply [{op}] operation to types [{type_of(a)}] and [{type_of(b)}]."
+    )
+
+
+def equal(a: Any, b: Any) -> bool:
+    """Java's ``equals`` as Painless's ``==`` applies it (numbers by value), comparing at most MAX_CTX_NODES
+    values (two lists that hold lists many times over would otherwise compare without end)."""
+    budget = MAX_CTX_NODES
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise PainlessRuntimeError(
+                "illegal_argument_exception",
+                f"comparing more than {MAX_CTX_NODES} values (es_infer_nb's limit for scripts)",
+            )
+        if x is y:
+            continue
+        if is_num(x) and is_num(y):
+            if x != y:
+                return False
+        elif type(x) is not type(y):
+            return False
+        elif isinstance(x, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y))
+        elif isinstance(x, dict):
+            if x.keys() != y.keys():
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif x != y:
+            return False
+    return True
+
+
+def to_string(value: Any) -> str:
+    """Java's ``String.valueOf`` of a script value, refusing to build more than MAX_SIZE characters
+    (a list holding itself many times over would otherwise expand without end)."""
+    budget = [MAX_SIZE]
+
+    def walk(v: Any) -> str:
+        if isinstance(v, dict):
+            text = "{" + ", ".join(f"{walk(k)}={walk(x)}" for k, x in v.items()) + "}"
+        elif isinstance(v, list):
+            text = "[" + ", ".join(walk(x) for x in v) + "]"
+        else:
+            text = java_string(v)
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise PainlessRuntimeError(
+                "illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+            )
+        return text
+
+    return walk(value)
+
+
+def check_size(value: Any) -> Any:
+    if isinstance(value, (str, list)) and len(value) > MAX_SIZE:
+        raise PainlessRuntimeError(
+            "illegal_argument_exception", f"a string or list longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+        )
+    return value
+
+
+def arith(op: str, a: Any, b: Any) -> Any:
+    if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        return check_size(to_string(a) + to_string(b))
+    if not (is_num(a) and is_num(b)):
+        if a is None or b is None:
+            raise PainlessRuntimeError("null_pointer_exception", f"cannot apply [{op}] to null")
+        raise cast_error(op, a, b)
+    if isinstance(a, float) or isinstance(b, float):
+        x, y = float(a), float(b)
+        if op == "+":
+            return x + y
+        if op == "-":
+            return x - y
+        if op == "*":
+            return x * y
+        if op == "/":
+            if y == 0:
+                return math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x) * math.copysign(1, y)
+            return x / y
+        if y == 0 or math.isinf(x):
+            return math.nan
+        return math.fmod(x, y)
+    if op == "+":
+        return _wrap(a + b, a, b)
+    if op == "-":
+        return _wrap(a - b, a, b)
+    if op == "*":
+        return _wrap(a * b, a, b)
+    if b == 0:
+        raise PainlessRuntimeError("arithmetic_exception", "/ by zero")
+    q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)
+    if op == "/":
+        return _wrap(q, a, b)
+    return a - b * q
+
+
+_CASTS = {"int": 32, "short": 16, "byte": 8, "long": 64}
+
+
+def cast(type_: str, value: Any) -> Any:
+    if type_ in ("def", "Object"):
+        return value
+    if type_ in _CASTS or type_ in ("Integer", "Long"):
+        if not is_num(value):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to {type_}")
+        if isinstance(value, float):
+            if math.isnan(value):
+                return 0
+            if math.isinf(value):
+                value = 2**63 - 1 if value > 0 else -(2**63)
+            value = int(value)
+        bits = _CASTS.get(type_, 32 if type_ == "Integer" else 64)
+        half = 1 << (bits - 1)
+        wrapped = (value + half) % (1 << bits) - half
+        return Long(wrapped) if bits == 64 else wrapped
+    if type_ in ("double", "float", "Double", "Float", "Number"):
+        if not is_num(value):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to {type_}")
+        return float(value) if type_ != "Number" else value
+    if type_ in ("boolean", "Boolean"):
+        if not isinstance(value, bool):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to {type_}")
+        return value
+    if type_ == "String":
+        if value is not None and not isinstance(value, str):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.lang.String")
+        return value
+    if type_ in ("List", "ArrayList", "Collection") or type_.endswith("[]"):
+        if value is not None and not isinstance(value, list):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.util.List")
+        return value
+    if type_ in ("Map", "HashMap"):
+        if value is not None and not isinstance(value, dict):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.util.Map")
+        return value
+    return value
+
+
+def declare_default(type_: str) -> Any:
+    if type_ in _CASTS:
+        return 0
+    if type_ in ("double", "float"):
+        return 0.0
+    if type_ == "boolean":
+        return False
+    return None
+
+
+# -- methods ---------------------------------------------------------------------------------------
+
+
+def _str_arg(name: str, v: Any) -> str:
+    if v is None:
+        raise PainlessRuntimeError("null_pointer_exception", f"cannot pass null to [{name}]")
+    if not isinstance(v, str):
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(v)} to java.lang.String")
+    return v
+
+
+def _int_arg(name: str, v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(v)} to int")
+    return v
+
+
+def _substring(s: str, begin: Any, end: Any = None) -> str:
+    b = _int_arg("substring", begin)
+    e = len(s) if end is None else _int_arg("substring", end)
+    if b < 0 or e > len(s) or b > e:
+        raise PainlessRuntimeError("string_index_out_of_bounds_exception", f"begin {b}, end {e}, length {len(s)}")
+    return s[b:e]
+
+
+def _split_on_token(s: str, token: Any, limit: Any = 0) -> list[str]:
+    tok = _str_arg("splitOnToken", token)
+    if tok == "":
+        raise PainlessRuntimeError("illegal_argument_exception", "Cannot split on empty token")
+    n = _int_arg("splitOnToken", limit)
+    parts = s.split(tok, n - 1) if n > 0 else s.split(tok)
+    if n == 0:
+        while parts and parts[-1] == "":
+            parts.pop()
+    return parts
+
+
+def _index(items: list[Any] | str, i: Any) -> int:
+    idx = _int_arg("get", i)
+    if not 0 <= idx < len(items):
+        raise PainlessRuntimeError(
+            "index_out_of_bounds_exception", f"Index {idx} out of bounds for length {len(items)}"
+        )
+    return idx
+
+
+def _replace(s: str, old: str, new: str) -> str:
+    hits = s.count(old) if old else len(s) + 1
+    if len(s) + hits * (len(new) - len(old)) > MAX_SIZE:
+        raise PainlessRuntimeError(
+            "illegal_argument_exception", f"a string longer than {MAX_SIZE} (es_infer_nb's limit for scripts)"
+        )
+    return s.replace(old, new)
+
+
+def _list_add(items: list[Any], *args: Any) -> Any:
+    if len(args) == 1:
+        items.append(args[0])
+        check_size(items)
+        return True
+    idx = _int_arg("add", args[0])
+    if not 0 <= idx <= len(items):
+        raise PainlessRuntimeError("index_out_of_bounds_exception", f"Index: {idx}, Size: {len(items)}")
+    items.insert(idx, args[1])
+    return None
+
+
+def _list_set(items: list[Any], i: Any, v: Any) -> Any:
+    idx = _index(items, i)
+    old = items[idx]
+    items[idx] = v
+    return old
+
+
+def _list_remove(items: list[Any], i: Any) -> Any:
+    return items.pop(_index(items, i))
+
+
+def _map_get(d: dict[Any, Any], k: Any) -> Any:
+    return d.get(k) if hashable(k) else None
+
+
+def hashable(k: Any) -> bool:
+    return isinstance(k, (str, int, float, bool)) or k is None
+
+
+def map_key(k: Any) -> Any:
+    if not hashable(k):
+        raise PainlessRuntimeError(
+            "illegal_argument_exception",
+            f"a map key of type [{type_of(k)}] is not supported by es_infer_nb's painless subset",
+        )
+    return k
+
+
+def _map_put(d: dict[Any, Any], k: Any, v: Any) -> Any:
+    old = d.get(map_key(k))
+    d[k] = v
+    return old
+
+
+_Method = tuple[tuple[int, ...], Callable[..., Any]]
+
+#: receiver type -> method name -> (accepted arities, implementation); nothing outside this table is callable
+METHODS: dict[type, dict[str, _Method]] = {
+    str: {
+        "length": ((0,), len),
+        "isEmpty": ((0,), lambda s: s == ""),
+        "substring": ((1, 2), _substring),
+        "toLowerCase": ((0,), lambda s: s.lower()),
+        "toUpperCase": ((0,), lambda s: s.upper()),
+        "trim": ((0,), lambda s: s.strip("".join(chr(i) for i in range(33)))),
+        "contains": ((1,), lambda s, x: _str_arg("contains", x) in s),
+        "startsWith": ((1,), lambda s, x: s.startswith(_str_arg("startsWith", x))),
+        "endsWith": ((1,), lambda s, x: s.endswith(_str_arg("endsWith", x))),
+        "indexOf": ((1, 2), lambda s, x, start=0: s.find(_str_arg("indexOf", x), max(0, _int_arg("indexOf", start)))),
+        "lastIndexOf": ((1,), lambda s, x: s.rfind(_str_arg("lastIndexOf", x))),
+        "replace": ((2,), lambda s, a, b: _replace(s, _str_arg("replace", a), _str_arg("replace", b))),
+        "splitOnToken": ((1, 2), _split_on_token),
+        "equals": ((1,), lambda s, x: s == x),
+        "equalsIgnoreCase": ((1,), lambda s, x: isinstance(x, str) and s.lower() == x.lower()),
+        "compareTo": ((1,), lambda s, x: _compare_to(s, _str_arg("compareTo", x))),
+        "concat": ((1,), lambda s, x: check_size(s + _str_arg("concat", x))),
+        "charAt": ((1,), lambda s, i: s[_index(s, i)]),
+        "toString": ((0,), lambda s: s),
+        "hashCode": ((0,), lambda s: _java_hash(s)),
+    },
+    list: {
+        "size": ((0,), len),
+        "isEmpty": ((0,), lambda items: not items),
+        "get": ((1,), lambda items, i: items[_index(items, i)]),
+        "add": ((1, 2), _list_add),
+        "set": ((2,), _list_set),
+        "remove": ((1,), _list_remove),
+        "contains": ((1,), lambda items, x: any(equal(v, x) for v in items)),
+        "indexOf": ((1,), lambda items, x: next((i for i, v in enumerate(items) if equal(v, x)), -1)),
+        "clear": ((0,), lambda items: items.clear()),
+        "toString": ((0,), to_string),
+    },
+    dict: {
+        "size": ((0,), len),
+        "isEmpty": ((0,), lambda d: not d),
+        "get": ((1,), _map_get),
+        "getOrDefault": ((2,), lambda d, k, default: d.get(k, default) if hashable(k) else default),
+        "containsKey": ((1,), lambda d, k: hashable(k) and k in d),
+        "containsValue": ((1,), lambda d, x: any(equal(v, x) for v in d.values())),
+        "put": ((2,), _map_put),
+        "remove": ((1,), lambda d, k: d.pop(k, None) if hashable(k) else None),
+        "keySet": ((0,), lambda d: list(d)),
+        "values": ((0,), lambda d: list(d.values())),
+        "clear": ((0,), lambda d: d.clear()),
+        "toString": ((0,), to_string),
+    },
+}
+ANY_METHODS: dict[str, _Method] = {"toString": ((0,), to_string), "equals": ((1,), equal)}
+
+
+def _compare_to(a: str, b: str) -> int:
+    for x, y in zip(a, b):
+        if x != y:
+            return ord(x) - ord(y)
+    return len(a) - len(b)
+
+
+def _java_hash(s: str) -> int:
+    h = 0
+    for ch in s:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def _num_arg(v: Any) -> int | float:
+    if not is_num(v):
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(v)} to java.lang.Number")
+    return v
+
+
+def _parse_int(s: Any, bits: int) -> int:
+    text = _str_arg("parse", s)
+    if len(text) > 25 or not re.fullmatch(r"[+-]?\d+", text) or not -(2 ** (bits - 1)) <= int(text) < 2 ** (bits - 1):
+        raise PainlessRuntimeError("number_format_exception", f'For input string: "{text}"')
+    return int(text)
+
+
+def _parse_double(s: Any) -> float:
+    text = _str_arg("parseDouble", s).strip()
+    try:
+        return float(
+            text.rstrip("dDfF")
+            if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[dDfF]?", text)
+            else text
+            if text in ("NaN", "Infinity", "-Infinity", "+Infinity")
+            else "x"
+        )
+    except ValueError:
+        raise PainlessRuntimeError("number_format_exception", f'For input string: "{text}"') from None
+
+
+def _round(v: Any) -> int:
+    x = _num_arg(v)
+    if isinstance(x, int):
+        return x
+    if math.isnan(x):
+        return 0
+    return math.floor(x + 0.5)
+
+
+def _join(sep: Any, items: Any) -> str:
+    if not isinstance(items, list):
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(items)} to java.lang.Iterable")
+    return check_size(_str_arg("join", sep).join(to_string(v) for v in items))
+
+
+def _pow(a: Any, b: Any) -> float:
+    try:
+        return math.pow(float(_num_arg(a)), float(_num_arg(b)))
+    except (OverflowError, ValueError):
+        return math.inf if float(a) > 0 else math.nan
+
+
+def _sqrt(a: Any) -> float:
+    x = float(_num_arg(a))
+    return math.sqrt(x) if x >= 0 else math.nan
+
+
+STATICS: dict[str, dict[str, _Method]] = {
+    "Math": {
+        "max": ((2,), lambda a, b: max(_num_arg(a), _num_arg(b))),
+        "min": ((2,), lambda a, b: min(_num_arg(a), _num_arg(b))),
+        "abs": ((1,), lambda a: abs(_num_arg(a))),
+        "round": ((1,), _round),
+        "floor": ((1,), lambda a: float(math.floor(_num_arg(a))) if math.isfinite(_num_arg(a)) else float(a)),
+        "ceil": ((1,), lambda a: float(math.ceil(_num_arg(a))) if math.isfinite(_num_arg(a)) else float(a)),
+        "sqrt": ((1,), _sqrt),
+        "pow": ((2,), _pow),
+        "log": ((1,), lambda a: math.log(_num_arg(a)) if _num_arg(a) > 0 else (-math.inf if a == 0 else math.nan)),
+        "log10": ((1,), lambda a: math.log10(_num_arg(a)) if _num_arg(a) > 0 else (-math.inf if a == 0 else math.nan)),
+    },
+    "Integer": {
+        "parseInt": ((1,), lambda s: _parse_int(s, 32)),
+        "toString": ((1,), to_string),
+        "valueOf": ((1,), lambda s: _parse_int(s, 32) if isinstance(s, str) else cast("int", s)),
+    },
+    "Long": {"parseLong": ((1,), lambda s: _parse_int(s, 64)), "toString": ((1,), to_string)},
+    "Double": {"parseDouble": ((1,), _parse_double), "toString": ((1,), to_string)},
+    "Boolean": {"parseBoolean": ((1,), lambda s: isinstance(s, str) and s.lower() == "true")},
+    "String": {"valueOf": ((1,), to_string), "join": ((2,), _join)},
+}

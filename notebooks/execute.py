@@ -13,6 +13,9 @@ empty output. The written notebook is kept small and stable between runs:
 * only the widget models a shown view needs (the views and what they reference), with ids
   numbered in order of appearance instead of random uuids, so a re-run changes no id;
 * text outputs longer than :data:`MAX_TEXT_CHARS` are cut (with a note);
+* a widget's static ``text/html`` copy (for pages without a widget manager) is dropped when it is
+  longer than :data:`MAX_FALLBACK_CHARS` and the widget's state is saved: the view draws the same
+  HTML from the state, and ``text/plain`` stays;
 * volatile text (temporary folders, this checkout's and the Python environment's paths, the user's
   home, the free port of a loopback service) replaced by a placeholder.
 
@@ -39,6 +42,8 @@ ROOT = HERE.parent
 CELL_TIMEOUT_S = 600
 #: a stream or text/plain output longer than this is cut
 MAX_TEXT_CHARS = 6_000
+#: a widget's text/html fallback longer than this is not kept twice (state + fallback)
+MAX_FALLBACK_CHARS = 50_000
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _TQDM = re.compile(r"\d+%\|.*\| *[\d.]+[kMG]?/[\d.?]+[kMG]? \[")
@@ -92,6 +97,7 @@ def tidy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         for output in cell.outputs:
             _tidy_output(output)
     _prune_widget_state(nb)
+    _drop_big_fallbacks(nb)
     return nb
 
 
@@ -174,6 +180,17 @@ def _prune_widget_state(nb: nbformat.NotebookNode) -> None:
     fresh = nbformat.from_dict(json.loads(text))
     nb.clear()
     nb.update(fresh)
+
+
+def _drop_big_fallbacks(nb: nbformat.NotebookNode) -> None:
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            view = data.get(WIDGET_VIEW)
+            if isinstance(view, dict) and view.get("model_id") in saved \
+                    and len(data.get("text/html", "")) > MAX_FALLBACK_CHARS:
+                del data["text/html"]
 
 
 def _changed(path: Path, nb: nbformat.NotebookNode) -> bool:

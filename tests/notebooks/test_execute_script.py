@@ -92,6 +92,16 @@ def test_volatile_text_is_replaced_and_long_text_cut():
     assert len(long) < 10_000 and long.startswith("x" * script.MAX_TEXT_CHARS) and "cut by notebooks/execute.py" in long
 
 
+def test_big_static_copy_of_a_saved_widget_goes():
+    nb = executed()
+    data = nb.cells[1].outputs[0]["data"]
+    data["text/html"] = "<svg>" + "<circle/>" * script.MAX_FALLBACK_CHARS + "</svg>"
+    tidy = script.tidy(nb)
+    assert set(tidy.cells[1].outputs[0]["data"]) == {VIEW, "text/plain"}  # the view draws it from the state
+    small = script.tidy(executed())
+    assert small.cells[1].outputs[0]["data"]["text/html"] == "<div>static</div>"
+
+
 def test_no_timings_no_kernel_version():
     nb = script.tidy(executed())
     assert "execution" not in nb.cells[0].metadata

@@ -22,8 +22,10 @@ RENDER_TIMEOUT_MS = 30_000
 #: tutorial -> (CSS class of our widget, the DOM marks it must draw from the saved state)
 TUTORIALS = {
     "02_tabular_models": {"esinb-feature-importance": ".esinb-waterfall .esinb-fi-bar",
-                          "esinb-top-classes": ".esinb-tc-bar"},
-    "06_stats_monitoring": {"esinb-model-stats": ".esinb-ms-model"},
+                          "esinb-top-classes": ".esinb-tc-bar",
+                          "esinb-evaluation": ".esinb-ev-metric",
+                          "esinb-importance-summary": ".esinb-fis-beeswarm .esinb-fis-dot"},
+    "06_stats_monitoring": {"esinb-model-stats": ".esinb-ms-model svg.esinb-spark polyline"},
 }
 
 

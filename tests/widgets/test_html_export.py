@@ -1,8 +1,8 @@
 """The widgets in a notebook exported to HTML: live views of the embedded widget state, not an empty
 output nor the static fallback.
 
-A small notebook shows feature importance (regression and classification), top classes and the
-stats dashboard; ``notebooks/execute.py`` runs it with the widget state saved (what the committed
+A small notebook shows feature importance (regression and classification), top classes, the
+stats dashboard, the importance summary and an evaluation; ``notebooks/execute.py`` runs it with the widget state saved (what the committed
 tutorials go through), nbconvert exports it (the lab template, as ``jupyter nbconvert --to html``),
 and headless Chromium opens the page with ``@jupyter-widgets/html-manager`` answered from a local
 copy (tests/widget_embed.py): the manager must draw our widgets from the state alone, no kernel.
@@ -44,6 +44,8 @@ CELLS = [
     "widgets.feature_importance(cls, row='r2', engine=eng)",
     "widgets.top_classes(cls)",
     "dash = widgets.model_stats(['reg', 'cls'], engine=eng, interval=0)\ndash",
+    "widgets.importance_summary(reg)",
+    "cls.infer.evaluate(['mid', 'lo', 'mid', 'mid', 'lo'])",
 ]
 
 
@@ -74,7 +76,7 @@ def test_executed_notebook_keeps_the_widget_state(executed: Path) -> None:
     state = nb.metadata["widgets"][WIDGET_STATE]["state"]
     views = [out["data"][WIDGET_VIEW]["model_id"] for cell in nb.cells for out in cell.get("outputs", [])
              if WIDGET_VIEW in out.get("data", {})]
-    assert len(views) == 4  # one per widget cell
+    assert len(views) == 6  # one per widget cell
     for model_id in views:
         assert state[model_id]["model_name"] == "VBoxModel"
     # each view's children are in the state, down to the leaves (a state missing one draws nothing)
@@ -89,7 +91,7 @@ def test_executed_notebook_keeps_the_widget_state(executed: Path) -> None:
 def test_exported_html_embeds_the_manager_and_the_state(executed: Path) -> None:
     page = export_html(executed)
     assert f'<script type="{WIDGET_STATE}">' in page
-    assert page.count(f'<script type="{WIDGET_VIEW}">') == 4
+    assert page.count(f'<script type="{WIDGET_VIEW}">') == 6
     assert "@jupyter-widgets/html-manager@" in page and "embed-amd.js" in page
 
 
@@ -142,10 +144,18 @@ def test_widgets_render_in_exported_html(executed: Path, tmp_path: Path) -> None
                 .to_have_attribute("data-value", "5")
             expect(ms.locator(".widget-toggle-button")).to_have_count(1)
 
+            summary = page.locator(".jupyter-widgets .widget-vbox.esinb-importance-summary")
+            expect(summary.locator(".esinb-fis-feature")).to_have_count(3)
+            expect(summary.locator(".esinb-fis-dot").first).to_be_visible()
+            ev = page.locator(".jupyter-widgets .widget-vbox.esinb-evaluation")
+            cells = ev.locator(".esinb-ev-confusion .esinb-ev-cell")
+            expect(cells.first).to_be_visible()
+            assert sum(int(c.get_attribute("data-count") or 0) for c in cells.all()) == 5
+
             # every widget output became a view: no "Loading widget..." nor an empty output is left
             outputs = page.locator(".jp-OutputArea-output.jupyter-widgets")
-            expect(outputs).to_have_count(4)
-            for i in range(4):
+            expect(outputs).to_have_count(6)
+            for i in range(6):
                 expect(outputs.nth(i).locator(".widget-vbox")).to_have_count(1)
             assert "Loading widget" not in page.locator("body").inner_text()
             assert not errors, errors
@@ -153,7 +163,8 @@ def test_widgets_render_in_exported_html(executed: Path, tmp_path: Path) -> None
             assert not [url for url in requests.refused if "jupyter-widgets" in url], requests.refused
 
             # the pictures: drawn (not blank), at the size of the element, in our bar colours
-            for name, widget in (("feature-importance", reg), ("top-classes", tc), ("model-stats", ms)):
+            for name, widget in (("feature-importance", reg), ("top-classes", tc), ("model-stats", ms),
+                                 ("importance-summary", summary), ("evaluation", ev)):
                 box = widget.bounding_box()
                 png = widget.screenshot(path=str(shots / f"{name}.png"))
                 shot = pixels(page, png)

@@ -237,13 +237,16 @@ class Engine:
             current["metadata"] = {**(current.get("metadata") or {}), **extra}
             self.models.put(model_id, current)
 
-    def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``."""
+    def infer(self, model_id: str, docs: list[dict[str, Any]], inference_config: dict[str, Any] | None = None, *,
+              device: str | None = None) -> list[dict[str, Any]]:
+        """``POST _ml/trained_models/<id>/_infer``; returns ``inference_results``. ``device``: where the
+        model runs when the engine's device would apply (see :meth:`request`)."""
         body: dict[str, Any] = {"docs": docs}
         if inference_config is not None:
             body["inference_config"] = inference_config
         try:
-            resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body).raise_for_status()
+            resp = self.request("POST", f"_ml/trained_models/{model_id}/_infer", body,
+                                device=device).raise_for_status()
         except ApiError as exc:
             raise exc.suggest(model_id, self.known_ids()) from None
         return resp.body["inference_results"]
@@ -273,15 +276,21 @@ class Engine:
         params: dict[str, Any] | None = None,
         *,
         remote: bool = False,
+        device: str | None = None,
     ) -> Response:
         """One REST call. ``remote=True`` marks a call that arrived over HTTP (the server sets it):
-        such calls may not name environment variables as secrets unless allowlisted."""
+        such calls may not name environment variables as secrets unless allowlisted. ``device``
+        (``"cpu"``, ``"cuda:1"``...) stands for the engine's device in this call only: a model the
+        call loads, a deployment it starts without naming a device, a pipeline's models, an
+        endpoint's local model run there (``None``: the engine's). The engine's own device is
+        never changed, so calls with different devices may run side by side."""
         from .api import dispatch  # the api package registers every route on import
         from .api.deferred import Deferred
 
         try:
             req = self._parse(method, path, body, params)
             req.remote = remote
+            req.device = device
             status, answer, headers = dispatch(self, req)  # takes the state lock where the route needs it
             if isinstance(answer, Deferred):  # e.g. a queued _infer: waits for the deployment's queue
                 answer = answer.resolve()
@@ -336,6 +345,12 @@ def default_engine() -> Engine:
         if _default is None:
             home = os.environ.get("ES_INFER_NB_HOME")
             _default = Engine(home or None)
+        return _default
+
+
+def current_default_engine() -> Engine | None:
+    """The default engine if one was made or set, else None (this makes none)."""
+    with _default_lock:
         return _default
 
 

@@ -214,6 +214,15 @@ class StatsRegistry:
         with self._lock:
             return IngestCounters(**vars(self._processors.get((pipeline_id, processor), IngestCounters())))
 
+    def counters(self) -> tuple[dict[str, InferenceStats], dict[str, IngestCounters],
+                                dict[tuple[str, str], IngestCounters]]:
+        """Copies of every model's, pipeline's and (pipeline, processor)'s counters, read at one moment
+        (this engine's own counts, as :func:`es_infer_nb.frames.counters.snapshot` takes them)."""
+        with self._lock:
+            return ({m: InferenceStats(**vars(s)) for m, s in self._models.items()},
+                    {p: IngestCounters(**vars(c)) for p, c in self._pipelines.items()},
+                    {k: IngestCounters(**vars(c)) for k, c in self._processors.items()})
+
     def forget_pipeline(self, pipeline_id: str) -> None:
         with self._lock:
             self._pipelines.pop(pipeline_id, None)

@@ -59,3 +59,35 @@ def test_no_contract_ignores_an_import():
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
     assert contracts
     assert [c.get("name") for c in contracts if c.get("ignore_imports")] == []
+
+
+def test_no_call_changes_the_engines_device():
+    """The device of a call is a parameter (``Engine.request(..., device=)``, ``Run.device``, ``device=`` of
+    :mod:`es_infer_nb.frames`): nothing assigns an engine's ``device`` outside ``Engine.__init__`` (issue 18)."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "es_infer_nb").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for target in targets:
+                if not (isinstance(target, ast.Attribute) and target.attr == "device"):
+                    continue
+                owner = target.value
+                name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+                if "engine" in name.lower() or (name == "self" and path.name == "engine.py"
+                                                and node.lineno > _engine_init_end(path)):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if isinstance(node, (ast.FunctionDef, ast.Name)) and "device_scope" in getattr(node, "name", getattr(node, "id", "")):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: device_scope")
+    assert found == []
+
+
+def _engine_init_end(path: Path) -> int:
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            return node.end_lineno or 0
+    return 0

@@ -128,10 +128,10 @@ def start_deployment(engine: "Engine", req: Request) -> Any:
     if problems:
         raise validation_failed(problems)
     registry = deployments(engine)
-    return {"assignment": assignment(registry.start(start), registry.node.id)}
+    return {"assignment": assignment(registry.start(start, engine_device=req.device), registry.node.id)}
 
 
-def assignment(dep: Any, node_id: str) -> dict[str, Any]:
+def assignment(dep: Deployment, node_id: str) -> dict[str, Any]:
     """``TrainedModelAssignment`` as the start / update APIs answer it."""
     n = dep.params.number_of_allocations
     out: dict[str, Any] = {

@@ -45,8 +45,8 @@ def infer(engine: "Engine", req: Request) -> Any:
     _check_config_names(body.get("inference_config"))
     backend = resolve(engine, model_id, endpoints=False)  # _infer names trained models only
     if isinstance(backend, NlpBackend):  # pytorch: queued on the deployment, answered outside the engine lock
-        return queued_infer(engine, backend.deployment(), docs, body.get("inference_config"), req)
-    result = backend.infer_docs(docs, body.get("inference_config"))
+        return queued_infer(engine, backend.deployment(req.device), docs, body.get("inference_config"), req)
+    result = backend.infer_docs(docs, body.get("inference_config"), device=req.device)
     out = result.to_docs()
     for doc in out:
         if "error" in doc:

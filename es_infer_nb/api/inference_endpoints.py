@@ -176,7 +176,7 @@ def _infer(engine: "Engine", req: Request, task_type: str | None) -> Any:
     default = 120.0 if endpoint.task_type in ("completion", "chat_completion") else DEFAULT_TIMEOUT_S
     output = run(engine, endpoint, inputs, query=body.get("query"), task_settings=task_settings,
                  input_type=input_type.lower() if isinstance(input_type, str) else None, top_n=top_n,
-                 return_documents=return_documents, timeout_s=timeout_param(req, default))
+                 return_documents=return_documents, timeout_s=timeout_param(req, default), device=req.device)
     return rest_answer(output, top_n=top_n, return_documents=return_documents, inputs=inputs)
 
 

@@ -90,4 +90,4 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
 @route("GET", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
 def simulate_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("simulate")
-    return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False))
+    return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False), device=req.device)

@@ -62,6 +62,9 @@ class Request:
     consumed: set[str] = field(default_factory=set)
     #: arrived over HTTP (``es-infer serve``), not from the Python API: less trusted (no env secrets)
     remote: bool = False
+    #: the device standing for the engine's in this call (``None``: the engine's own): where a model this
+    #: request loads, a deployment it starts (naming no device) or an endpoint's local model runs
+    device: str | None = None
 
     @staticmethod
     def normalise_params(raw: dict[str, Any] | None) -> dict[str, str]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import ApiError
 from ..models import runner
-from ..models.deployments import deployments, model_field
+from ..models.deployments import Deployment, deployments, model_field
 from ..models.input_output import not_an_nlp_model
 from ..models.nlp_frames import infer_frame_input_output, infer_frame_nlp
 from ..models.tree.features import dig
@@ -105,8 +105,10 @@ class NlpBackend:
     id: str
     kind: Kind = "nlp"
 
-    def deployment(self) -> Any:
-        dep = deployments(self.engine).for_inference(self.id)
+    def deployment(self, engine_device: str | None = None) -> Deployment:
+        """The deployment serving the id; ``engine_device``: where one started on first use runs
+        (``None``: the engine's device)."""
+        dep = deployments(self.engine).for_inference(self.id, device=engine_device)
         assert dep is not None  # resolve() chose this backend for a deployment or a pytorch model
         return dep
 

@@ -22,10 +22,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..errors import ApiError
+from ..models.config import decompress_definition
+from ..models.deployments import deployments
+from ..models.doc_columns import column, docs_to_columns
+from ..models.inference_config import ClassificationConfig, apply_update, parse_config
+from ..models.input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
+from ..models.nlp.tasks import parse_task
+from ..models.results import TreeBatchResult, target_prefix
+from ..models.tree.definition import parse_definition
+from ..services.ingest_bridge import predicted_value
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
-
-from ..models.results import target_prefix
 
 STRING = pd.ArrowDtype(pa.string())
 
@@ -39,19 +48,12 @@ def _importance_type(classification: bool, label: pa.DataType) -> pa.DataType:
 
 def stored_config(engine: "Engine", model_id: str) -> tuple[str, dict[str, Any]]:
     """The model id (for a model id, alias or deployment id) and its stored config."""
-    from ..models.deployments import deployments
-
     concrete = deployments(engine).require_model_id(model_id)
     return concrete, engine.models.config(concrete)
 
 
 def tree_config(engine: "Engine", model_id: str, update: Any = None) -> tuple[str, Any, list[str] | None]:
     """A tree model's concrete id, inference config after ``update`` and class labels (from its definition)."""
-    from ..errors import ApiError
-    from ..models.config import decompress_definition
-    from ..models.inference_config import apply_update, parse_config
-    from ..models.tree.definition import parse_definition
-
     concrete, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "tree_ensemble":
         raise ApiError("illegal_argument_exception",
@@ -67,9 +69,6 @@ def model_columns(engine: "Engine", model_id: str, inference_config: Any = None,
                   target_field: str | None = None) -> dict[str, Any]:
     """``{column: dtype}`` of a tree model's ``df.infer.run(model_id, ...)`` result columns, in the
     pandas path's order."""
-    from ..models.inference_config import ClassificationConfig
-    from ..models.results import TreeBatchResult
-
     concrete, config, labels = tree_config(engine, model_id, inference_config)
     classification = isinstance(config, ClassificationConfig)
     n_classes = len(labels) if labels else 2
@@ -121,8 +120,6 @@ VECTOR = pd.ArrowDtype(pa.list_(pa.float32()))
 def nlp_result(stored: dict[str, Any], update: Any) -> tuple[dict[str, Any], bool]:
     """A stand-in result of the model's task after the call's update (as the model would write one
     that was truncated), and whether its vector size is unknown."""
-    from ..models.nlp.tasks import parse_task
-
     task = parse_task(stored.get("inference_config") or {})
     if isinstance(update, dict) and len(update) == 1 and next(iter(update)) == task.NAME:
         task = task.updated(next(iter(update.values())) or {})  # a wrong update fails here as in the model
@@ -152,8 +149,6 @@ def nlp_columns(engine: "Engine", model_id: str, inference_config: Any = None,
     ``is_truncated``, ``error`` and ``model_id`` under the target field. A ``text_embedding`` vector is
     ``fixed_size_list<float32>[embedding_size]`` as the pandas path types it when the config gives
     ``embedding_size`` (the importer records it), else ``list<float32>`` (:data:`VECTOR`)."""
-    from ..models.doc_columns import docs_to_columns
-
     concrete, stored = stored_config(engine, model_id)
     result, unknown = nlp_result(stored, inference_config)
     target = target_prefix(target_field)
@@ -165,15 +160,6 @@ def input_output_columns(engine: "Engine", model_id: str, input_output: Any,
     """``{column: dtype}`` of ``df.infer.run(model_id, input_output=...)`` on a pytorch model: per pair,
     what :func:`~es_infer_nb.models.input_output.as_map` writes under the output field's base path,
     ``<output_field>.error``, and ``model_id`` beside the first."""
-    from ..models.doc_columns import column
-    from ..models.input_output import (
-        as_map,
-        beside,
-        io_pairs,
-        not_an_nlp_model,
-        task_of,
-    )
-
     _, stored = stored_config(engine, model_id)
     if stored.get("model_type", "tree_ensemble") != "pytorch":
         raise not_an_nlp_model(model_id)
@@ -195,9 +181,6 @@ def endpoint_columns(engine: "Engine", inference_id: str, input_output: Any = No
     """``{column: dtype}`` of ``df.infer.run(<inference_id>)``: per output field its value (as pandas types
     the endpoint's results: ``object`` for embeddings, text for completions), ``.error``, and
     ``model_id`` beside the first. A ``custom`` endpoint's value is ``object``."""
-    from ..models.input_output import beside, io_pairs
-    from ..services.ingest_bridge import predicted_value
-
     entry = endpoint_entry(engine, inference_id)  # a stand-in entry of the task type; None for ``custom``
     if input_output is not None:
         outputs = [pair["output_field"] for pair in io_pairs(input_output)]

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..ingest.columnar import run_columnar, worth_it
 from ..ingest.columnar_table import Column, Table, is_prefix, object_array, scalar_kind
 from ..ingest.pipeline import Pipeline, Run
+from .documents import (DROPPED, ERROR_COLUMNS, error_fields, flatten, frame_from_columns, frame_sources, is_missing,
+                        list_column, plain)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -42,8 +45,6 @@ def table_from_frame(frame: pd.DataFrame) -> Table | None:
 
 def _column(s: pd.Series) -> Column:
     """One frame column as ``frame_sources`` reads it (``tolist`` values, missing -> absent)."""
-    from .pipeline import _is_missing, _plain
-
     dtype = s.dtype
     n = len(s)
     if isinstance(dtype, np.dtype):
@@ -57,20 +58,18 @@ def _column(s: pd.Series) -> Column:
     elif isinstance(dtype, pd.StringDtype):
         missing = s.isna().to_numpy(dtype=bool)
         if getattr(dtype, "storage", None) == "pyarrow" and not missing.any():
-            import pyarrow as pa
-
             arrow = pa.array(s.array)  # the frame's own buffers; Python strings only when asked for
             return Column(None, ~missing, strings=True, arrow=arrow)
         return Column(s.to_numpy(dtype=object, na_value=None), ~missing, strings=True)
     raw = s.tolist()
-    present = np.fromiter((not _is_missing(v) for v in raw), dtype=bool, count=n)
-    plain: list[Any] = []
+    present = np.fromiter((not is_missing(v) for v in raw), dtype=bool, count=n)
+    values: list[Any] = []
     for row, (v, p) in enumerate(zip(raw, present.tolist())):
         try:
-            plain.append(_plain(v) if p else None)
+            values.append(plain(v) if p else None)
         except ValueError as err:  # as ``frame_sources`` says it
             raise ValueError(f"column [{s.name}], row [{s.index[row]}]: {err}") from None
-    return Column(object_array(plain), present)
+    return Column(object_array(values), present)
 
 
 def run_frame_columnar(engine: "Engine", frame: pd.DataFrame, compiled: Pipeline, pipeline_id: str,
@@ -104,26 +103,16 @@ def _snapshot(col: Column) -> Column:
 
 def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str, Column],
             result: Any) -> pd.DataFrame:
-    from .pipeline import (
-        DROPPED,
-        ERROR_COLUMNS,
-        _flatten,
-        error_fields,
-        frame_from_columns,
-        frame_sources,
-    )
-    from .pipeline import _column as list_column
-
     n = len(frame)
     table: Table = result.table
     keep = frozenset(str(c) for c in frame.columns)
     flats: dict[int, dict[str, Any]] = {}
     failed = [i for i in sorted(result.docs) if result.failures[i] is not None]
     for i, src in zip(failed, frame_sources(frame.iloc[failed]) if failed else []):
-        _flatten(src, "", flats.setdefault(i, {}), keep)
+        flatten(src, "", flats.setdefault(i, {}), keep)
     for i in sorted(result.docs):
         if i not in flats:
-            _flatten(result.docs[i].source(), "", flats.setdefault(i, {}), keep)
+            flatten(result.docs[i].source(), "", flats.setdefault(i, {}), keep)
     # an input column's objects stay whole: rows with fields under one leave the columns
     whole = np.zeros(n, dtype=bool)
     for name, col in table.cols.items():
@@ -132,7 +121,7 @@ def _output(frame: pd.DataFrame, initial: dict[str, Column], originals: dict[str
     if whole.any():
         idx = np.flatnonzero(whole)
         for i, src in zip(idx.tolist(), table.sources(idx)):
-            _flatten(src, "", flats.setdefault(i, {}), keep)
+            flatten(src, "", flats.setdefault(i, {}), keep)
         for col in table.cols.values():
             col.present[idx] = False
     rows = np.asarray(sorted(flats), dtype=np.int64)
@@ -225,8 +214,6 @@ _STR = _string_dtype()
 def _constants(values: np.ndarray, present: np.ndarray, consts: frozenset[str]) -> Any:
     """A column of a few distinct strings (and missing values), as pandas would infer it, built by
     taking from the distinct values instead of converting a million Python strings."""
-    import pyarrow as pa
-
     texts = sorted(consts)
     n = values.shape[0]
     if len(texts) == 1:  # one string where present: the Arrow buffers directly

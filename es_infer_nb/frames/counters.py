@@ -24,12 +24,10 @@ DEPLOYMENT_FIELDS = ("inference_count", "error_count", "cache_hit_count", "total
 
 def snapshot(engine: "Engine") -> dict[str, Any]:
     """The engine's counters as plain JSON."""
-    stats = engine.stats
-    with stats._lock:  # noqa: SLF001 - a consistent read of the registry's own counters
-        models = {m: {f: getattr(s, f) for f in MODEL_FIELDS} for m, s in stats._models.items()}  # noqa: SLF001
-        pipes = {p: {f: getattr(c, f) for f in INGEST_FIELDS} for p, c in stats._pipelines.items()}  # noqa: SLF001
-        procs = {f"{p}\u0000{n}": {f: getattr(c, f) for f in INGEST_FIELDS}
-                 for (p, n), c in stats._processors.items()}  # noqa: SLF001
+    model_counters, pipeline_counters, processor_counters = engine.stats.counters()  # one consistent read
+    models = {m: {f: getattr(s, f) for f in MODEL_FIELDS} for m, s in model_counters.items()}
+    pipes = {p: {f: getattr(c, f) for f in INGEST_FIELDS} for p, c in pipeline_counters.items()}
+    procs = {f"{p}\u0000{n}": {f: getattr(c, f) for f in INGEST_FIELDS} for (p, n), c in processor_counters.items()}
     deps = {d.deployment_id: {f: getattr(d.counters, f) for f in DEPLOYMENT_FIELDS}
             for d in deployments(engine).all()}
     return {"models": models, "pipelines": pipes, "processors": procs, "deployments": deps}

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..models.results import DEFAULT_TARGET_FIELD
+from . import run
 from .arrays import to_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,14 +43,12 @@ def column_model_id(frame: pd.DataFrame, column: str) -> str | None:
 
 def embed_query(engine: "Engine", model_id: str, text: str, device: str | None) -> np.ndarray:
     """``text`` embedded by ``model_id`` (a trained model, deployment or ``_inference`` endpoint)."""
-    from . import run
-
     field = run.endpoint_field(None) if run.is_endpoint(engine, model_id) else run.series_field(engine, model_id)
     fn, _ = run.compute(engine, model_id, inference_config=None, field_map=None, target_field=None,
                         batch_size=None, device=device, progress=False, input_output=None)
     result = fn(pd.DataFrame({field: [text]}))
-    vectors = to_vectors(result["ml.inference.predicted_value"]) if "ml.inference.predicted_value" in result \
-        else np.full((1, 0), np.nan, dtype=np.float32)
+    column = f"{DEFAULT_TARGET_FIELD}.predicted_value"
+    vectors = to_vectors(result[column]) if column in result else np.full((1, 0), np.nan, dtype=np.float32)
     if vectors.shape[1] == 0 or np.isnan(vectors[0]).any():
         reasons = [str(result[c].iloc[0]) for c in result.columns
                    if str(c).endswith((".error", ".warning")) and pd.notna(result[c].iloc[0])]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..models.deployments import DeploymentParams, deployments
-from ..models.native_definitions import NativeDefinitions, native_definitions
+from ..models.native_definitions import NativeDefinitions, native_definitions, use_definitions
 from ..services.registry import build_endpoint, endpoints
 from ..services.secrets import Secret
 
@@ -125,7 +125,7 @@ def load_state(engine: "Engine", state: dict[str, Any], shipped: dict[str, Defin
     """Put ``state`` (:func:`engine_state`) into ``engine``, a fresh in-memory one (models load on first
     use); the definitions the state names come from ``shipped`` (their checksums must match)."""
     # the part store native_definitions(engine) answers with: the shipped definitions the state names
-    engine._native_definitions = ShippedDefinitions(checked_definitions(state.get("definitions") or {}, shipped or {}))
+    use_definitions(engine, ShippedDefinitions(checked_definitions(state.get("definitions") or {}, shipped or {})))
     for model_id, stored in state.get("models", {}).items():
         engine.models.put(model_id, stored)
     for alias, target in state.get("aliases", {}).items():

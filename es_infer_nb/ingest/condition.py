@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ApiError
+from .document import java_type
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[lLdDfF]?)|
@@ -220,7 +221,6 @@ def _call(node: Any, ctx: dict[str, Any], source: str) -> Any:
 
 
 def _painless_type(value: Any) -> str:
-    from .document import java_type
 
     return java_type(value)
 

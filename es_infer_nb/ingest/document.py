@@ -9,11 +9,13 @@ source explicitly; a numeric segment indexes a list.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ApiError, illegal_argument
+from ..models.tree.features import dig
 
 META_FIELDS = ("_index", "_id", "_routing", "_version", "_version_type", "_if_seq_no", "_if_primary_term",
                "_dynamic_templates")
@@ -251,8 +253,6 @@ def template_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        import json
-
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 
@@ -270,3 +270,12 @@ def render_template(template: Any, doc: Doc) -> Any:
         return template_text(value)
 
     return _MUSTACHE.sub(sub, template)
+
+
+def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict[str, Any]:
+    """``LocalModel.mapFieldsIfNecessary``: for each ``src -> dest``, ``putIfAbsent(dest, dig(src))`` when non-null."""
+    for src, dest in (field_map or {}).items():
+        value = dig(fields, src)
+        if value is not None and fields.get(dest) is None:
+            fields[dest] = value
+    return fields

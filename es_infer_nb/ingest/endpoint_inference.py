@@ -15,7 +15,7 @@ from ..models.input_output import beside
 from ..models.tree.features import dig
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD, predicted_value
 from ..services.runner import infer_endpoint
-from .inference import map_fields
+from .document import map_fields
 from .nlp_inference import _inputs_of
 
 if TYPE_CHECKING:  # pragma: no cover

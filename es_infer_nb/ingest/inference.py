@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
 from ..models.results import DEFAULT_TARGET_FIELD, document_failure, render_per_document
+from ..models import runner
+from ..models.tree.features import columns_from_docs
+from .column_inference import inference_columns
 from .column_paths import plain_path
+from .column_steps import ColumnBatch
 from .config import Conf
+from .declared import SymbolicDocument
+from .declared_models import inference_writes
 from .document import Doc
+from .endpoint_inference import run_inference_processor
+from .nlp_inference import run_nlp_batch
 from .pipeline import Processor, Run, as_api_error
 
 #: the processor's inference types, in the order ES lists them ("Supported types [...]"): the two
@@ -83,17 +93,6 @@ def _read_input_output(c: Conf) -> list[dict[str, str]] | None:
     return out
 
 
-def map_fields(fields: dict[str, Any], field_map: dict[str, str] | None) -> dict[str, Any]:
-    """``LocalModel.mapFieldsIfNecessary``: for each ``src -> dest``, ``putIfAbsent(dest, dig(src))`` when non-null."""
-    from ..models.tree.features import dig
-
-    for src, dest in (field_map or {}).items():
-        value = dig(fields, src)
-        if value is not None and fields.get(dest) is None:
-            fields[dest] = value
-    return fields
-
-
 def split_output_path(path: str) -> tuple[str | None, str]:
     """ES ``extractBasePathAndFinalElement``: ``foo.bar.result`` -> (``foo.bar``, ``result``);
     ``result`` -> (None, ``result``)."""
@@ -109,7 +108,12 @@ def input_config(entry: dict[str, str]) -> dict[str, str | None]:
 
 class InferenceProcessor(Processor):
     type = "inference"
-    column_form = "inference"
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        inference_columns(self, batch, rows, k)
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        inference_writes(doc, self, partial)
 
     def columns_take(self) -> bool:
         """Tree models column-at-a-time (others are handed off row by row): ``target_field`` only."""
@@ -155,14 +159,9 @@ class InferenceProcessor(Processor):
 
     # -- batch execution ----------------------------------------------------------------------------
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
-        from ..models.runner import needed_fields, run_tree
-        from ..models.tree.features import columns_from_docs
-
         engine = run.engine
         if engine is None:
             return [ApiError("illegal_state_exception", "no engine to run models", 500)] * len(docs)
-        from .endpoint_inference import run_inference_processor
-        from .nlp_inference import run_nlp_batch
 
         try:
             kind = resolve(engine, self.model_id).kind
@@ -182,10 +181,10 @@ class InferenceProcessor(Processor):
                 raise ApiError("status_exception",
                                f"[input_output] is only supported for NLP models, but model [{model_id}] is of type "
                                f"[{kind}]; use [target_field] and [field_map] instead", 400)
-            needed = needed_fields(stored) + list((self.field_map or {}).keys())
+            needed = runner.needed_fields(stored) + list((self.field_map or {}).keys())
             maps = [self.model_input(doc) for doc in docs]
             cols = columns_from_docs(maps, needed)
-            result = run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map,
+            result = runner.run_tree(engine, model_id, cols, len(docs), update=self.update, field_map=self.field_map,
                               device=run.device)
         except ApiError as err:
             return [err] * len(docs)

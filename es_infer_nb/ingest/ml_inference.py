@@ -19,10 +19,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from jsonpath_ng.ext import parse
+
 from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
+from ..services.ingest_bridge import endpoint_prediction
 from ..services.templates import json_placeholders
 from .config import Conf
+from .declared import UNKNOWN, SymbolicDocument, templated
+from .declared_models import stand_in_answers
 from .document import Doc, clone
 from .pipeline import Processor, Run
 from .regexes import bound_json_path
@@ -141,8 +146,6 @@ def json_path_read(root: Any, path: str) -> Any:
 
 
 def _jsonpath_ng_read(root: Any, path: str) -> Any:
-    from jsonpath_ng.ext import parse
-
     expr = path if path.startswith("$") else "$." + path
     try:
         matches = [m.value for m in bound_json_path(parse(expr), "ml_inference").find(root)]
@@ -418,9 +421,53 @@ class MLInferenceProcessor(Processor):
         self.predictor = predictor
         self.independent_entries = entries_independent(self.input_maps, self.output_maps)
 
+    # -- declared columns ------------------------------------------------------------------
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        """Each ``output_map`` path read by :func:`get_model_output_value` from the stand-in answers of
+        the model (:func:`.declared_models.stand_in_answers`) wrapped as the engine predictor wraps them;
+        a path the stand-in answer lacks is ``object``, a wildcard or templated field is not declared."""
+        answers = stand_in_answers(doc.engine, self.model_id, endpoints=self.function_name.lower() == "remote",
+                                   as_infer=lambda docs: self._as_infer(doc, docs))
+        outputs = [{"inference_results": [{"output": [{"name": "response", "dataAsMap": a}]}]} for a in answers]
+        partial = partial or self.ignore_missing or not self.override or self.own_ignore_failure
+
+        def read(model_field: str | None) -> list[Any]:
+            values = []
+            for output in outputs:
+                try:
+                    value = get_model_output_value(output, model_field, True, self.full_response_path)
+                except Exception:  # noqa: BLE001 - the stand-in answer lacks the path: the type is unknown
+                    continue
+                if value is not MISSING:
+                    values.append(value)
+            return values or [UNKNOWN]
+
+        for i in range(max(len(self.input_maps or []), 1)):
+            if self.output_maps is None:
+                doc.write(DEFAULT_OUTPUT_FIELD_NAME, read(None), partial)
+                continue
+            for new_field, model_field in (self.output_maps[i] if i < len(self.output_maps) else {}).items():
+                if "*" in new_field or templated(new_field):
+                    continue  # written into the document's arrays: the shape depends on the data
+                doc.write(new_field, read(model_field), partial)
+
+    def _as_infer(self, doc: SymbolicDocument, results: list[dict[str, Any]]) -> list[Any]:
+        """What the engine predictor hands back for each stand-in result: the result itself for a request
+        of one document, else ``{"response": [...]}`` (the number of documents from the rendered request)."""
+        n = 1
+        names = list(self.input_maps[0]) if self.input_maps else list(dict.fromkeys(c.split(".")[0]
+                                                                                     for c in doc.fields()))
+        try:
+            request = self._render_request({**self.model_config, **{k: "0" for k in names}})
+            if isinstance(request, dict) and isinstance(request.get("docs"), list):
+                n = len(request["docs"])
+        except Exception:  # noqa: BLE001 - a template the stand-in cannot fill: one document
+            pass
+        return [d if n == 1 else {"response": [d] * n} for d in results]
+
     # -- execution -------------------------------------------------------------------------
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
-        self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name))
+        self.process(doc, self.predictor or _engine_predictor(run.engine, self.model_id, self.function_name, run.device))
 
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
         """The batch's calls side by side when the model is a remote service (an OpenSearch remote model,
@@ -451,9 +498,9 @@ class MLInferenceProcessor(Processor):
         if self.predictor is not None:
             return self.predictor, 1
         if run.engine is None:
-            return _engine_predictor(None, self.model_id, self.function_name), 1
+            return _engine_predictor(None, self.model_id, self.function_name, run.device), 1
         width = call_concurrency(resolve(run.engine, self.model_id, opensearch=True, endpoints=self.is_remote))
-        return _engine_predictor(run.engine, self.model_id, self.function_name), width
+        return _engine_predictor(run.engine, self.model_id, self.function_name, run.device), width
 
     def _plan(self, doc: Doc, n: int) -> list["_Call | None | Exception"]:
         """Every entry's call (None: nothing to predict); an entry whose request cannot be built ends the
@@ -615,9 +662,12 @@ def _output_value(output: Any, field: str | None, ignore_missing: bool, full_res
         raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
 
 
-def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str) -> Predictor:
+def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str,
+                      device: str | None = None) -> Predictor:
     """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
-    ``_inference`` endpoint, or a trained model (tree models through ``_infer``)."""
+    ``_inference`` endpoint, or a trained model (through ``_infer``). ``device``: the run's device,
+    where a trained model or an endpoint's local model runs when the engine's device would apply
+    (an ml-commons model runs where it was deployed)."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
@@ -626,9 +676,7 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
         if isinstance(backend, OpenSearchBackend):  # a model registered under _plugins/_ml
             return backend.predict(request)
         if backend.kind == "endpoint":  # an _inference endpoint
-            from ..services.ingest_bridge import endpoint_prediction
-
-            return endpoint_prediction(engine, model_id, request)
+            return endpoint_prediction(engine, model_id, request, device=device)
         if isinstance(request, dict) and isinstance(request.get("docs"), list):
             docs = request["docs"]
         elif isinstance(request, dict):
@@ -636,7 +684,7 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
             docs = [{k: _decode(v) for k, v in params.items()}]
         else:
             raise _iae(f"Invalid payload: {request!r}")
-        results = engine.infer(model_id, docs)
+        results = engine.infer(model_id, docs, device=device)
         data = results[0] if len(results) == 1 else {"response": results}
         return {"inference_results": [{"output": [{"name": "response", "dataAsMap": data}]}]}
 

@@ -15,7 +15,7 @@ from ..models.input_output import as_map, split_output, task_of
 from ..models.nlp_backend import input_field
 from ..models.nlp_frames import run_chunks
 from ..models.tree.features import dig
-from .document import Doc
+from .document import Doc, map_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -59,7 +59,6 @@ def _call(dep: Deployment, texts: list[Any], update: Any, field: str) -> list[di
 
 def _target_field(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine", dep: Deployment,
                   stored: dict[str, Any]) -> list[BaseException | None]:
-    from .inference import map_fields
 
     field = input_field(stored)
     prefix = str((stored.get("prefix_strings") or {}).get("ingest") or "")

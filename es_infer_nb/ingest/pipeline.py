@@ -11,16 +11,23 @@ result or its failure.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from ..errors import ApiError
 from ..models.tree.features import java_string, parse_java_double
 from .column_paths import is_prefix, plain_path, template_fields
+from .column_steps import (ColumnBatch, drop_columns, field_value_columns, remove_columns, rename_columns,
+                           set_columns)
 from .condition import Condition, parse_condition
 from .config import Conf, config_error
+from .declared import (SymbolicDocument, convert_writes, foreach_writes, remove_writes, rename_writes, set_writes,
+                       templated, text_writes, unknown_writes)
 from .document import Doc, clone, java_type, render_template
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,8 +83,32 @@ class Processor:
 
     type = "processor"
     records_itself = False
-    #: the step of :mod:`.columnar` that runs this processor column-at-a-time (``None``: per document only)
-    column_form: ClassVar[str | None] = None
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        """The column form: run this processor (number ``k`` of its pipeline) over the rows ``rows`` of
+        ``batch`` column-at-a-time, handing to the per-document path the rows it cannot settle exactly
+        (:mod:`.columnar`). A class without one runs per document only (:meth:`has_column_form`)."""
+        raise NotImplementedError(f"[{self.type}] has no column form")
+
+    @classmethod
+    def has_column_form(cls) -> bool:
+        return cls.run_columns is not Processor.run_columns
+
+    #: ``True`` for a class whose documents get no new field (``fail``, ``drop``): it declares no columns
+    writes_no_columns: ClassVar[bool] = False
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        """Write into ``doc`` what this processor writes, from its configuration only (:mod:`.declared`:
+        the declared columns of ``ddf.infer.pipeline``); ``partial``: some rows keep what was there (a
+        condition, ``ignore_failure``...). A class that does not model its writes: the field it names
+        holds ``object``."""
+        if not self.writes_no_columns:
+            unknown_writes(doc, self, partial)
+
+    @classmethod
+    def declares_columns(cls) -> bool:
+        """Whether the class declares its writes (or is marked as writing none)."""
+        return cls.writes_no_columns or cls.declare_columns is not Processor.declare_columns
 
     def columns_take(self) -> bool:
         """Whether this processor's column form takes its configuration (plain field paths, values the
@@ -111,7 +142,12 @@ class Processor:
 
 class SetProcessor(Processor):
     type = "set"
-    column_form = "set"
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        set_columns(self, batch, rows, k)
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        set_writes(doc, self, partial)
 
     def columns_take(self) -> bool:
         if not plain_path(self.field):
@@ -162,7 +198,12 @@ def _render_value(value: Any, doc: Doc) -> Any:
 
 class RenameProcessor(Processor):
     type = "rename"
-    column_form = "rename"
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        rename_columns(self, batch, rows, k)
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        rename_writes(doc, self, partial)
 
     def columns_take(self) -> bool:
         a, b = self.field, self.target_field
@@ -195,7 +236,12 @@ class RenameProcessor(Processor):
 
 class RemoveProcessor(Processor):
     type = "remove"
-    column_form = "remove"
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        remove_columns(self, batch, rows, k)
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        remove_writes(doc, self, partial)
 
     def columns_take(self) -> bool:
         if self.keep is not None:
@@ -227,7 +273,8 @@ class RemoveProcessor(Processor):
 class FieldValueProcessor(Processor):
     """field / target_field / ignore_missing processors applying a function to the value(s)."""
 
-    column_form = "field_value"
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        field_value_columns(self, batch, rows, k)
 
     def columns_take(self) -> bool:
         a, b = self.field, self.target_field
@@ -258,6 +305,9 @@ class FieldValueProcessor(Processor):
 class _CaseProcessor(FieldValueProcessor):
     upper = True
 
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        text_writes(doc, self, partial)
+
     def convert(self, value: Any) -> Any:
         if not isinstance(value, str):
             raise ApiError("illegal_argument_exception",
@@ -279,6 +329,9 @@ CONVERT_TYPES = ("integer", "long", "float", "double", "string", "boolean", "ip"
 
 class ConvertProcessor(FieldValueProcessor):
     type = "convert"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        convert_writes(doc, self, partial)
 
     def __init__(self, c: Conf) -> None:
         super().__init__(c)
@@ -302,7 +355,6 @@ class ConvertProcessor(FieldValueProcessor):
             raise ApiError("illegal_argument_exception",
                            f"[{text}] is not a boolean value, cannot convert to boolean", 400)
         if kind == "ip":
-            import ipaddress
 
             try:
                 ipaddress.ip_address(text)
@@ -353,6 +405,7 @@ def _auto(value: Any) -> Any:
 
 class FailProcessor(Processor):
     type = "fail"
+    writes_no_columns = True
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -364,7 +417,10 @@ class FailProcessor(Processor):
 
 class DropProcessor(Processor):
     type = "drop"
-    column_form = "drop"
+    writes_no_columns = True
+
+    def run_columns(self, batch: ColumnBatch, rows: np.ndarray, k: int) -> None:
+        drop_columns(self, batch, rows, k)
 
     def columns_take(self) -> bool:
         return True
@@ -379,6 +435,21 @@ class DropProcessor(Processor):
 class PipelineProcessor(Processor):
     type = "pipeline"
     records_itself = True
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        """The stored pipeline it names, walked in place (not one whose name depends on the document, a
+        missing one, or a cycle: those documents fail)."""
+        name = self.name
+        if templated(name) or name in doc.stack or name not in doc.engine.pipelines:
+            return
+        doc.stack.append(name)
+        try:
+            nested = parse_pipeline(doc.engine.pipelines.get(name), doc.engine, name)
+            doc.processors(nested.processors, partial)
+            if nested.on_failure:
+                doc.processors(nested.on_failure, True)
+        finally:
+            doc.stack.pop()
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -423,6 +494,9 @@ class ForeachProcessor(Processor):
     """
 
     type = "foreach"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        foreach_writes(doc, self, partial)
 
     def __init__(self, c: Conf, engine: "Engine | None" = None) -> None:
         super().__init__()

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ApiError
 from .config import Conf
+from .declared import SymbolicDocument, append_writes, join_writes, json_writes, split_writes
 from .document import MAX_NESTING_DEPTH, Doc, clone, java_type, nesting_depth_error, render_template
 from .pipeline import Processor, Run, _CaseProcessor, _render_value
 from .regexes import bounded, compile_pattern, java_split
@@ -55,6 +56,9 @@ def _java_replacement(replacement: str) -> str:
 
 class AppendProcessor(Processor):
     type = "append"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        append_writes(doc, self, partial)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -145,6 +149,9 @@ class GsubProcessor(_StringProcessor):
 class SplitProcessor(Processor):
     type = "split"
 
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        split_writes(doc, self, partial)
+
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.field = c.string("field")
@@ -168,6 +175,9 @@ class SplitProcessor(Processor):
 
 class JoinProcessor(Processor):
     type = "join"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        join_writes(doc, self, partial)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
@@ -201,6 +211,9 @@ def _java_str(value: Any) -> str:
 
 class JsonProcessor(Processor):
     type = "json"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        json_writes(doc, self, partial)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import regex
+from jsonpath_ng.ext.filter import Expression
+from jsonpath_ng.jsonpath import DatumInContext
 
 from ..errors import ApiError
 
@@ -63,8 +65,6 @@ def search(pattern: str, value: str, processor: str) -> bool:
 
 def bound_json_path(parsed: Any, processor: str) -> Any:
     """A parsed ``jsonpath_ng.ext`` path whose ``=~`` filters match with the time limit (in place)."""
-    from jsonpath_ng.ext.filter import Expression
-
     seen: set[int] = set()
     todo = [parsed]
     while todo:
@@ -91,7 +91,6 @@ def _bounded_expression(base: type) -> type:
     """``base`` (jsonpath_ng's filter ``Expression``) with ``=~`` through :func:`search`."""
     found = _BOUNDED.get(base)
     if found is None:
-        from jsonpath_ng.jsonpath import DatumInContext
 
         def find(self: Any, datum: Any) -> list[Any]:
             candidates = self.target.find(DatumInContext.wrap(datum))

@@ -1,11 +1,14 @@
 """The one table of ingest processors: each processor is one class, registered here once.
 
 A class carries its ``type`` (the name in a pipeline body), parses its own config (its constructor
-takes a :class:`~.config.Conf`), has its per-document form (``execute`` / ``run_batch``) and names
-its column form (``column_form``: the step of :mod:`.columnar` that runs it column-at-a-time, or
-``None``; ``columns_take()``: whether that form takes its configuration). The pipeline parser, the columnar executor and the declared columns of
-:mod:`es_infer_nb.frames.pipeline_meta` all read this table; the tests check that the column forms
-and the declared columns cover it, and the doc-vs-column equivalence test iterates it.
+takes a :class:`~.config.Conf`), has its per-document form (``execute`` / ``run_batch``), where it has
+one its column form (``run_columns``; ``columns_take()``: whether that form takes its configuration)
+and its declared columns (``declare_columns``: the stand-in values it writes, from its configuration;
+``writes_no_columns`` for a class that writes none). The pipeline parser reads this table; the columnar
+executor (:mod:`.columnar`) and the declared columns of :mod:`es_infer_nb.frames.pipeline_meta` ask the
+processor's class, so a class registered here is run by columns and declared with no other edit. The
+tests check every class declares its columns, and the doc-vs-column equivalence test iterates the
+classes with a column form.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ PROCESSORS: dict[str, type[Processor]] = {cls.type: cls for cls in _CLASSES}
 
 def column_form_types() -> list[str]:
     """The processor types with a column form, in registry order."""
-    return [name for name, cls in PROCESSORS.items() if cls.column_form is not None]
+    return [name for name, cls in PROCESSORS.items() if cls.has_column_form()]
 
 
 #: Elasticsearch ingest processor types es_infer_nb does not run (a pipeline with one is valid on a

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ApiError
 from .config import Conf
+from .declared import UNKNOWN, SymbolicDocument
 from .document import Doc, clone, java_type
 from .painless import Program, compile_script
 from .pipeline import Processor, Run
@@ -29,6 +30,11 @@ def _illegal(message: str) -> ApiError:
 
 class ScriptProcessor(Processor):
     type = "script"
+
+    def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
+        """Each field the script assigns: what it computes is known when it runs (an unknown value, on some rows)."""
+        for path in self.writes:
+            doc.write(path, [UNKNOWN], True)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()

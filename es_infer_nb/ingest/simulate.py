@@ -60,7 +60,9 @@ def _deep(value: Any) -> Any:
     return clone(value)
 
 
-def simulate(engine: "Engine", body: Any, pipeline_id: str | None = None, verbose: bool = False) -> dict[str, Any]:
+def simulate(engine: "Engine", body: Any, pipeline_id: str | None = None, verbose: bool = False, *,
+             device: str | None = None) -> dict[str, Any]:
+    """``_simulate``: ``device`` is where the pipeline's models run when the engine's would apply."""
     if not isinstance(body, dict):
         raise ApiError("parse_exception", "request body is required", 400)
     if pipeline_id is not None:
@@ -78,17 +80,18 @@ def simulate(engine: "Engine", body: Any, pipeline_id: str | None = None, verbos
         run_id = SIMULATE_PIPELINE_ID
     parsed = parse_docs(body.get("docs"))
     docs = [d for d in parsed if isinstance(d, Doc)]
-    answers = iter(execute(engine, pipeline, docs, run_id, verbose) if docs else [])
+    answers = iter(execute(engine, pipeline, docs, run_id, verbose, device=device) if docs else [])
     return {"docs": [next(answers) if isinstance(d, Doc) else {"error": d.error_object()} for d in parsed]}
 
 
 def execute(engine: "Engine | None", pipeline: Pipeline, docs: list[Doc], pipeline_id: str,
-            verbose: bool = False) -> list[Any]:
-    """Run ``pipeline`` over ``docs`` (one batch) and render each as ``_simulate`` does."""
+            verbose: bool = False, *, device: str | None = None) -> list[Any]:
+    """Run ``pipeline`` over ``docs`` (one batch) and render each as ``_simulate`` does; ``device``:
+    where its models run when the engine's device would apply (``None``: the engine's)."""
     if verbose:
         for doc in docs:
             doc.results = []
-    run = Run(engine, verbose)
+    run = Run(engine, verbose, device=device)
     failures = run_pipeline(pipeline, docs, run, pipeline_id)
     out: list[Any] = []
     for doc, failure in zip(docs, failures):

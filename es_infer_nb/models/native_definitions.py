@@ -173,6 +173,13 @@ def native_definitions(engine: Any) -> NativeDefinitions:
     return found
 
 
+def use_definitions(engine: Any, definitions: NativeDefinitions) -> None:
+    """Make ``definitions`` the store :func:`native_definitions` answers for ``engine`` (a Dask worker's
+    engine reads the definitions its job shipped)."""
+    with _CREATE_LOCK:
+        engine._native_definitions = definitions
+
+
 #: set by the Hugging Face importer (``es_infer_nb.models.nlp.model.LOCAL_MODEL_KEY``): ``{"path": <folder>}``
 LOCAL_SOURCE_KEY = "_local_model"
 

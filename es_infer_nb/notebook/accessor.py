@@ -285,6 +285,7 @@ class InferFrameAccessor:
         engine: "Engine | None" = None,
         verbose: bool = False,
         request_only: bool = False,
+        device: str | None = None,
     ) -> dict[str, Any]:
         """``POST _ingest/pipeline[/<id>]/_simulate`` with the frame's rows as ``docs``.
 
@@ -292,7 +293,9 @@ class InferFrameAccessor:
         (dotted columns nested, missing values left out). Returns the ``_simulate`` answer
         as Elasticsearch shapes it (``{"docs": [...]}``; ``processor_results`` with
         ``verbose=True``), or, with ``request_only=True``, the request body itself, ready
-        to send to a cluster. Raises :class:`es_infer_nb.ApiError` for what ES rejects.
+        to send to a cluster. ``device``: where the pipeline's models run (default: notebook option,
+        else the engine's device), for this call only. Raises :class:`es_infer_nb.ApiError` for what
+        ES rejects.
         """
         from ..frames.pipeline import simulate_body
 
@@ -305,7 +308,8 @@ class InferFrameAccessor:
             path = "_ingest/pipeline/_simulate"
         else:
             raise TypeError(f"pipeline must be a pipeline id (str) or body (dict), found {type(pipeline).__name__}")
-        resp = _engine(engine).request("POST", path, body, params={"verbose": "true"} if verbose else None)
+        resp = _engine(engine).request("POST", path, body, params={"verbose": "true"} if verbose else None,
+                                       device=device if device is not None else options.device)
         resp.raise_for_status()
         return resp.body
 

@@ -62,7 +62,7 @@ from ..widgets.json_view import console_html, console_text
 from . import short_errors as _short_errors
 from .console import METHODS, ConsoleError, ConsoleRequest, parse_console
 from .frame_cells import call_frame, run_frame_cell
-from .options import device_scope, options
+from .options import options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine, Response
@@ -303,7 +303,7 @@ class InferMagic(Magics, Configurable):
         from .. import engine as engine_module
 
         if self.home is None:
-            if self._home_engine is not None and engine_module._default is self._home_engine:
+            if self._home_engine is not None and engine_module.current_default_engine() is self._home_engine:
                 engine_module.set_default_engine(None)
             self._home_engine = None
             return
@@ -321,8 +321,12 @@ class InferMagic(Magics, Configurable):
 
         return default_engine()
 
-    def _device_scope(self, engine: "Engine") -> Any:
-        return device_scope(engine, self.device)
+    def _send(self, engine: "Engine", req: ConsoleRequest) -> "Response":
+        """One console request, with the magic's device as the call's (the engine's own is never changed);
+        an engine passed with ``--engine`` gets no ``device`` argument when the magic names none."""
+        if self.device is None:
+            return engine.request(req.method, req.path, req.body)
+        return engine.request(req.method, req.path, req.body, device=self.device)
 
     # -- the magic -----------------------------------------------------------------------
     @needs_local_scope
@@ -445,21 +449,20 @@ class InferMagic(Magics, Configurable):
         self, requests: list[ConsoleRequest], engine: "Engine", out: str | None, *, quiet: bool, stop_on_error: bool
     ) -> list[ConsoleResult]:
         results: list[ConsoleResult] = []
-        with self._device_scope(engine):
-            for req in requests:
-                response = engine.request(req.method, req.path, req.body)
-                result = ConsoleResult(req, response)
-                results.append(result)
-                if out:
-                    self.shell.user_ns[out] = response.body
-                if not quiet or (stop_on_error and not result.ok):
-                    display(result)
-                if stop_on_error and not result.ok:
-                    skipped = len(requests) - len(results)
-                    raise UsageError(
-                        f"line {req.line}: {req.method} {req.path} failed: {short_error(response.status, response.body)}"
-                        + (f" ({skipped} request(s) not run)" if skipped else "")
-                    )
+        for req in requests:
+            response = self._send(engine, req)
+            result = ConsoleResult(req, response)
+            results.append(result)
+            if out:
+                self.shell.user_ns[out] = response.body
+            if not quiet or (stop_on_error and not result.ok):
+                display(result)
+            if stop_on_error and not result.ok:
+                skipped = len(requests) - len(results)
+                raise UsageError(
+                    f"line {req.line}: {req.method} {req.path} failed: {short_error(response.status, response.body)}"
+                    + (f" ({skipped} request(s) not run)" if skipped else "")
+                )
         return results
 
     def _keep_last(self, results: list[ConsoleResult]) -> None:
@@ -499,8 +502,7 @@ class InferMagic(Magics, Configurable):
             if name.lower() != "stats":
                 raise UsageError(f"--widget goes with 'stats' (the model-stats dashboard), not {name!r}")
             return self._stats_widget(rest, engine)
-        with self._device_scope(engine):
-            frame = command(_joined_ids(rest), engine=engine)
+        frame = command(_joined_ids(rest), engine=engine)  # GET listings: no model runs, no device
         if out:
             self.shell.user_ns[out] = frame
         return None if args.quiet else frame

@@ -7,10 +7,7 @@ the accessor in the same notebook follows the magic's settings. An argument give
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass
@@ -33,18 +30,3 @@ class NotebookOptions:
 
 
 options = NotebookOptions()
-
-
-@contextmanager
-def device_scope(engine: Any, device: str | None) -> Iterator[None]:
-    """Run the block with ``engine.device = device``: the magic's REST requests, which take no device of
-    their own (DataFrame runs get theirs as a parameter of :mod:`es_infer_nb.frames`)."""
-    if device is None or not hasattr(engine, "device") or engine.device == device:
-        yield
-        return
-    old = engine.device
-    engine.device = device
-    try:
-        yield
-    finally:
-        engine.device = old

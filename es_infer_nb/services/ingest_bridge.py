@@ -9,9 +9,11 @@ answer as a Predict API answer (:func:`endpoint_prediction`).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from .runner import resolve, rest_answer, run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -29,15 +31,13 @@ def predicted_value(entry: dict[str, Any]) -> Any:
 INPUT_KEYS = ("input", "inputs", "texts", "text", "text_docs")
 
 
-def endpoint_prediction(engine: "Engine", inference_id: str, request: Any) -> dict[str, Any]:
+def endpoint_prediction(engine: "Engine", inference_id: str, request: Any, *,
+                        device: str | None = None) -> dict[str, Any]:
     """OpenSearch ``ml_inference`` with ``function_name: remote`` on an endpoint: the request's
     parameters give the input (``input``/``inputs``/``texts``/``text``, a string or a JSON list) and,
     for rerank, ``query``; the ``_inference`` answer comes back as the ``response`` tensor's
-    ``dataAsMap`` (e.g. output path ``text_embedding[0].embedding``)."""
-    import json
-
-    from .runner import resolve, rest_answer, run
-
+    ``dataAsMap`` (e.g. output path ``text_embedding[0].embedding``). ``device``: where the engine's own
+    models behind the endpoint run when the engine's device would apply."""
     params = request.get("parameters", request) if isinstance(request, dict) else None
     if not isinstance(params, dict):
         raise ApiError("illegal_argument_exception", f"Invalid payload for inference endpoint [{inference_id}]", 400)
@@ -53,6 +53,6 @@ def endpoint_prediction(engine: "Engine", inference_id: str, request: Any) -> di
             pass
     texts = [raw] if isinstance(raw, str) else [t if isinstance(t, str) else json.dumps(t) for t in raw]
     endpoint = resolve(engine, inference_id)
-    output = run(engine, endpoint, texts, query=params.get("query"), input_type="ingest")
+    output = run(engine, endpoint, texts, query=params.get("query"), input_type="ingest", device=device)
     answer = rest_answer(output, inputs=texts)
     return {"inference_results": [{"output": [{"name": "response", "dataAsMap": answer}]}]}

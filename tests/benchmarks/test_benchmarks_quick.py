@@ -32,7 +32,9 @@ def test_quick_run_prints_medians_and_ratio(script: str, anchor: str) -> None:
 
     assert line["ok"] is True and line["checks"] and all(c["ok"] for c in line["checks"])
     assert all(c["bound"] is None or c["bound"].startswith(("<=", ">=")) for c in line["checks"])
-    assert line["rounds"] >= 5  # sub-second work: at least five interleaved rounds
+    # the harness's rule: five interleaved rounds when the slowest first round is sub-second, else three
+    first = max(c["rounds_s"][0] for c in line["contenders"].values())
+    assert line["rounds"] >= (5 if first < 1.0 else 3), (line["rounds"], first)
     for name in ("ours", anchor):
         figures = line["contenders"][name]
         assert len(figures["rounds_s"]) == line["rounds"]

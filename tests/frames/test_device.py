@@ -72,3 +72,102 @@ def test_without_a_device_a_deployment_started_on_first_use_gets_the_engines():
     eng = Engine(device="cpu")
     dep = deployments(eng).for_inference(EMBEDDED_MODEL_ID)
     assert dep is not None and dep.default_device == "cpu"
+
+
+# -- ml_inference (OpenSearch) over a trained model or an endpoint: the run's device travels too ------------
+
+ML_INFERENCE_TREE = {"processors": [{"ml_inference": {"model_id": "stump", "input_map": [{"x": "x"}],
+                                                      "output_map": [{"pred": "predicted_value"}]}}]}
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_ml_inference_over_a_tree_model_loads_on_the_call_device(engine, monkeypatch, columnar):
+    seen = []
+    original = runner.load_model
+    monkeypatch.setattr(runner, "load_model",
+                        lambda eng, m, device=None: seen.append((device, eng.device)) or original(eng, m, device))
+    out = run_frame_pipeline(engine, pd.DataFrame({"x": [0.0, 1.0]}), ML_INFERENCE_TREE, device="cpu",
+                             columnar=columnar)
+    assert "_ingest.error.type" not in out.columns
+    assert out["pred"].tolist() == [1.0, 2.0]
+    assert seen and all(s == ("cpu", "cuda") for s in seen)
+    assert engine.device == "cuda"
+
+
+def test_the_simulate_accessor_passes_its_device_to_ml_inference(engine, monkeypatch):
+    seen = []
+    original = runner.load_model
+    monkeypatch.setattr(runner, "load_model",
+                        lambda eng, m, device=None: seen.append(device) or original(eng, m, device))
+    answer = pd.DataFrame({"x": [0.0, 1.0]}).infer.simulate(ML_INFERENCE_TREE, engine=engine, device="cpu")
+    assert [d["doc"]["_source"]["pred"] for d in answer["docs"]] == [1.0, 2.0]
+    assert seen and set(seen) == {"cpu"}
+    assert engine.device == "cuda"
+
+
+def test_ml_inference_over_a_local_nlp_model_starts_its_deployment_on_the_call_device(engine):
+    body = {"processors": [{"ml_inference": {"model_id": EMBEDDED_MODEL_ID, "input_map": [{"text_field": "t"}],
+                                             "output_map": [{"vec": "predicted_value"}]}}]}
+    out = run_frame_pipeline(engine, pd.DataFrame({"t": ["a fox", "a dog"]}), body, device="cpu")
+    assert "_ingest.error.type" not in out.columns
+    assert len(out["vec"].tolist()[0]) == 384
+    dep = deployments(engine).get(EMBEDDED_MODEL_ID)
+    assert dep is not None and dep.default_device == "cpu" and dep.params.device is None
+    assert engine.device == "cuda"
+
+
+def test_ml_inference_over_an_endpoint_runs_its_local_model_on_the_call_device(engine, monkeypatch):
+    from es_infer_nb.services import elasticsearch as es_service
+
+    assert engine.request("PUT", "_inference/text_embedding/local-ep", {"service": "elasticsearch",
+                          "service_settings": {"model_id": "stump", "num_allocations": 1, "num_threads": 1}}).ok
+    seen = []
+    monkeypatch.setattr(es_service.ElasticsearchService, "_engine_model",
+                        lambda self, eng, model_id, inputs, ctx: seen.append(ctx.device) or
+                        es_service.TaskOutput("text_embedding", [{"embedding": [1.0]} for _ in inputs]))
+    body = {"processors": [{"ml_inference": {"model_id": "local-ep", "input_map": [{"input": "t"}],
+                                             "output_map": [{"vec": "text_embedding[0].embedding"}]}}]}
+    out = run_frame_pipeline(engine, pd.DataFrame({"t": ["a fox"]}), body, device="cpu")
+    assert "_ingest.error.type" not in out.columns, out.to_dict()
+    assert out["vec"].tolist() == [[1.0]]
+    assert seen == ["cpu"]
+    assert engine.device == "cuda"
+
+
+# -- the device of a REST call is a parameter of that call: calls side by side keep their own ----------------
+
+def test_two_requests_with_different_devices_side_by_side_each_see_their_own(engine, monkeypatch):
+    import threading
+
+    both_in = threading.Barrier(2)
+    seen: dict[str, str | None] = {}
+    original = runner.load_model
+
+    def spy(eng, model_id, device=None):
+        seen[threading.current_thread().name] = device
+        both_in.wait(timeout=10)  # both calls are inside the model load at once
+        return original(eng, model_id, "cpu")
+
+    monkeypatch.setattr(runner, "load_model", spy)
+    answers: dict[str, int] = {}
+
+    def call(device: str) -> None:
+        resp = engine.request("POST", "_ml/trained_models/stump/_infer", {"docs": [{"x": 0.9}]}, device=device)
+        answers[device] = resp.status
+
+    threads = [threading.Thread(target=call, args=(d,), name=d) for d in ("cpu", "cuda:7")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert answers == {"cpu": 200, "cuda:7": 200}
+    assert seen == {"cpu": "cpu", "cuda:7": "cuda:7"}
+    assert engine.device == "cuda"
+
+
+def test_a_deployment_start_request_names_the_call_device(engine):
+    resp = engine.request("POST", f"_ml/trained_models/{EMBEDDED_MODEL_ID}/deployment/_start", device="cpu")
+    assert resp.ok, resp.body
+    dep = deployments(engine).get(EMBEDDED_MODEL_ID)
+    assert dep is not None and dep.default_device == "cpu" and dep.params.device is None
+    assert engine.device == "cuda"

@@ -122,8 +122,8 @@ def requests_seen(eng, monkeypatch):
     seen: list[dict] = []
     real = ml_inference._engine_predictor
 
-    def recording(engine, model_id, function_name):
-        predict = real(engine, model_id, function_name)
+    def recording(engine, model_id, function_name, device=None):
+        predict = real(engine, model_id, function_name, device)
 
         def wrapped(request):
             seen.append(json.loads(json.dumps(request)))

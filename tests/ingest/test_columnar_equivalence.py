@@ -39,8 +39,9 @@ def same_timestamp(monkeypatch):
     """Both executors' documents get one ``_ingest.timestamp`` (templates read it)."""
     import importlib
 
-    module = importlib.import_module("es_infer_nb.ingest.simulate")  # the package exports a function of that name
-    monkeypatch.setattr(module, "ingest_timestamp", lambda: "2024-05-06T07:08:09.123Z")
+    for name in ("es_infer_nb.ingest.simulate", "es_infer_nb.frames.pipeline"):  # (the ingest package exports
+        module = importlib.import_module(name)  # a function named simulate, so import the module by name)
+        monkeypatch.setattr(module, "ingest_timestamp", lambda: "2024-05-06T07:08:09.123Z")
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from es_infer_nb import ApiError
-from es_infer_nb.frames.pipeline_meta import DECLARED_COLUMNS
-from es_infer_nb.ingest.columnar import COLUMN_STEPS
-from es_infer_nb.ingest.pipeline import parse_processor
+import numpy as np
+import pandas as pd
+
+from es_infer_nb import ApiError, Engine
+from es_infer_nb.frames import pipeline_meta
+from es_infer_nb.frames.meta import pipeline_meta as pipeline_meta_frame
+from es_infer_nb.frames.pipeline import run_frame_pipeline
+from es_infer_nb.frames.pipeline_meta import pipeline_columns
+from es_infer_nb.ingest import columnar
+from es_infer_nb.ingest.column_steps import mask
+from es_infer_nb.ingest.declared import TEXT
+from es_infer_nb.ingest.pipeline import Processor, parse_processor
 from es_infer_nb.ingest.registry import PROCESSORS, column_form_types
 
 BODIES = {
@@ -34,24 +42,85 @@ def test_an_unknown_type_is_refused_as_before():
         parse_processor({"nope": {}})
 
 
-def test_every_column_form_is_a_step_of_the_columnar_executor():
-    forms = {PROCESSORS[name].column_form for name in column_form_types()}
-    assert forms == set(COLUMN_STEPS)
+def test_the_classes_with_a_column_form():
     assert set(column_form_types()) == {"set", "rename", "remove", "convert", "uppercase", "lowercase", "trim",
                                         "gsub", "drop", "inference"}
+    for name, cls in PROCESSORS.items():
+        assert cls.has_column_form() == (cls.run_columns is not Processor.run_columns), name
 
 
-def test_every_registered_processor_declares_its_columns():
-    assert set(DECLARED_COLUMNS) == set(PROCESSORS)
+def test_every_registered_processor_declares_its_columns_or_is_marked_as_writing_none():
+    for name, cls in PROCESSORS.items():
+        own = cls.declare_columns is not Processor.declare_columns
+        assert own != cls.writes_no_columns, f"{name}: declares its columns, or is marked writes_no_columns"
+        assert cls.declares_columns(), name
+    assert {n for n, c in PROCESSORS.items() if c.writes_no_columns} == {"fail", "drop"}
+
+
+def test_frames_and_the_columnar_executor_keep_no_table_of_processors():
+    """The columnar executor and the declared columns ask the processor's class; neither holds a table
+    keyed by type or class (issue 18: one registry)."""
+    for module in (columnar, pipeline_meta):
+        tables = [name for name, value in vars(module).items()
+                  if isinstance(value, dict) and value and all(callable(v) for v in value.values())]
+        assert tables == [], f"{module.__name__}: {tables}"
+
+
+class ShoutProcessor(Processor):
+    """A processor only this test registers: its config, per-document form, column form and declared columns."""
+
+    type = "shout"
+    column_calls: list[int] = []
+
+    def __init__(self, c):
+        super().__init__()
+        self.field = c.string("field")
+        self.target_field = c.string("target_field")
+
+    def execute(self, doc, run, pipeline_id):
+        doc.set(self.target_field, str(doc.get(self.field)).upper() + "!")
+
+    def columns_take(self):
+        return True
+
+    def run_columns(self, batch, rows, k):
+        ShoutProcessor.column_calls.append(k)
+        t = batch.table
+        present = t.exists(self.field)
+        batch.hand_off(k, rows & ~present)  # the per-document form answers (fails) a missing field
+        idx = np.flatnonzero(rows & batch.alive & present)
+        values = np.empty(idx.size, dtype=object)
+        values[:] = [str(v).upper() + "!" for v in t.cols[self.field].values[idx].tolist()]
+        t.write(self.target_field, mask(t.n, idx), values)
+
+    def declare_columns(self, doc, partial):
+        doc.write(self.target_field, [TEXT], partial)
+
+
+def test_a_newly_registered_processor_is_run_by_columns_and_declared_with_no_other_edit(monkeypatch):
+    monkeypatch.setitem(PROCESSORS, "shout", ShoutProcessor)
+    ShoutProcessor.column_calls.clear()
+    engine = Engine()
+    frame = pd.DataFrame({"a": ["x", "y", None]})
+    body = {"processors": [{"shout": {"field": "a", "target_field": "b"}}]}
+    out = run_frame_pipeline(engine, frame, body, columnar=True)
+    assert ShoutProcessor.column_calls == [0]  # the columnar executor ran its column form
+    assert out["b"].tolist()[:2] == ["X!", "Y!"]
+    assert out["_ingest.error.type"].tolist()[2] == "illegal_argument_exception"  # row 3, per document
+    per_document = run_frame_pipeline(engine, frame, body, columnar=False)
+    assert per_document["b"].tolist()[:2] == ["X!", "Y!"]
+    declared = pipeline_columns(engine, frame.iloc[:0], body)
+    assert "b" in declared and declared["b"] == out["b"].dtype
+    dask_meta = pipeline_meta_frame(engine, frame.iloc[:0], body)  # the empty frame ddf.infer.pipeline declares
+    assert dask_meta["b"].dtype == out["b"].dtype
 
 
 def test_a_class_with_a_column_form_says_which_configs_its_form_takes():
     from es_infer_nb.ingest.columnar import supported
-    from es_infer_nb.ingest.pipeline import Processor
 
     for name, cls in PROCESSORS.items():
         parsed = parse_processor({name: BODIES[name]})
-        if cls.column_form is None:
+        if not cls.has_column_form():
             assert not supported(parsed), name
             continue
         assert cls.columns_take is not Processor.columns_take, f"{name}: a column form without columns_take"

@@ -239,7 +239,7 @@ def test_foreach_rewrites_values(engine):
 
 
 def test_field_map_never_overwrites_an_existing_field(models):
-    from es_infer_nb.ingest.inference import map_fields
+    from es_infer_nb.ingest.document import map_fields
 
     assert map_fields({"a": 1, "x": 2}, {"a": "x"}) == {"a": 1, "x": 2}
     assert map_fields({"a": 1, "x": None}, {"a": "x"}) == {"a": 1, "x": 1}

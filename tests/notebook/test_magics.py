@@ -308,15 +308,47 @@ def test_device_applies_to_the_magic_requests(ip):
         def __init__(self):
             self.devices = []
 
-        def request(self, method, path, body=None, params=None):
-            self.devices.append(self.device)
+        def request(self, method, path, body=None, params=None, *, device=None):
+            self.devices.append(device)
             return Response(200, {"acknowledged": True})
 
     rec = RecordingEngine()
     ip.user_ns["rec"] = rec
     ip.run_line_magic("config", "InferMagic.device = 'cpu'")
     ip.run_cell_magic("infer", "-q -e rec", "GET a\nGET b")
-    assert rec.devices == ["cpu", "cpu"] and rec.device is None
+    assert rec.devices == ["cpu", "cpu"] and rec.device is None  # a parameter of each call; the engine's kept
+
+
+def test_without_a_device_the_magic_requests_name_none(ip):
+    class PlainEngine:  # an engine whose request takes no device: the magic passes none when it has none
+        def __init__(self):
+            self.calls = []
+
+        def request(self, method, path, body=None, params=None):
+            self.calls.append((method, path))
+            return Response(200, {"acknowledged": True})
+
+    plain = PlainEngine()
+    ip.user_ns["plain"] = plain
+    ip.run_line_magic("config", "InferMagic.device = None")
+    ip.run_cell_magic("infer", "-q -e plain", "GET a")
+    assert plain.calls == [("GET", "a")]
+
+
+def test_the_magic_runs_a_model_on_its_device_without_changing_the_engines(ip, monkeypatch):
+    from es_infer_nb.models import runner
+
+    eng = Engine(device="cuda")
+    assert eng.request("PUT", "_ml/trained_models/stump", stump_regression()).ok
+    seen = []
+    original = runner.load_model
+    monkeypatch.setattr(runner, "load_model",
+                        lambda e, m, device=None: seen.append((device, e.device)) or original(e, m, device))
+    ip.user_ns["eng"] = eng
+    ip.run_line_magic("config", "InferMagic.device = 'cpu'")
+    ip.run_cell_magic("infer", "-q -e eng", 'POST _ml/trained_models/stump/_infer\n{"docs": [{"x": 0.9}]}')
+    assert seen == [("cpu", "cuda")]
+    assert eng.device == "cuda"
 
 
 def test_home_makes_a_persistent_default_engine(ip, tmp_path):

@@ -13,8 +13,8 @@ from typing import Any
 
 from es_infer_nb.models import inference_config as ic
 from es_infer_nb.models.results import ClassificationResult, RegressionResult, error_result, warning_result
-from es_infer_nb.ingest.document import Doc
-from es_infer_nb.ingest.inference import InferenceProcessor, input_config, map_fields
+from es_infer_nb.ingest.document import Doc, map_fields
+from es_infer_nb.ingest.inference import InferenceProcessor, input_config
 from es_infer_nb.ingest.pipeline import parse_processor
 
 

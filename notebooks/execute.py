@@ -1,7 +1,7 @@
 """Execute the tutorials in fresh kernels and write them back with their outputs and widget state.
 
     python notebooks/execute.py                 # every notebooks/*.ipynb
-    python notebooks/execute.py 02_tabular_models.ipynb --check   # run, compare, write nothing (exit 1: differs)
+    python notebooks/execute.py 02_tabular_models.ipynb --check   # run, write nothing; exit 1 when stale
 
 Each notebook runs top to bottom in a new ``python3`` kernel of this interpreter (cwd: a temporary
 folder, ``ES_INFER_NB_HOME`` unset, ``TQDM_DISABLE`` set) through nbclient with
@@ -193,25 +193,52 @@ def _drop_big_fallbacks(nb: nbformat.NotebookNode) -> None:
                 del data["text/html"]
 
 
+def shapes(nb: nbformat.NotebookNode) -> list[list[str]]:
+    """Per code cell, the kinds of its outputs (stdout text, a result's MIME types): what a change to
+    the cells changes and a re-run does not (stderr warnings are left out: they vary by environment)."""
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kinds: list[str] = []
+        for out in cell.outputs:
+            if out["output_type"] == "stream":
+                if out["name"] == "stdout" and "stdout" not in kinds:
+                    kinds.append("stdout")
+            else:
+                kinds.append(out["output_type"] + ":" + ",".join(sorted(out.get("data", {}))))
+        cells.append(kinds)
+    return cells
+
+
 def _changed(path: Path, nb: nbformat.NotebookNode) -> bool:
     return path.read_text(encoding="utf-8") != nbformat.writes(nb) + "\n"
+
+
+def _stale(path: Path, nb: nbformat.NotebookNode) -> bool:
+    """The committed notebook's outputs differ in kind from a fresh run's (values are not compared)."""
+    return shapes(nbformat.read(path, as_version=4)) != shapes(nb)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook files or names in notebooks/ (default: all)")
-    parser.add_argument("--check", action="store_true", help="run and report which would change; write nothing")
+    parser.add_argument("--check", action="store_true",
+                        help="run, write nothing; report (exit 1) notebooks whose committed outputs differ in kind "
+                             "from the run's (new or removed outputs; values such as timings are not compared)")
     args = parser.parse_args(argv)
     paths = [Path(n) if Path(n).exists() else HERE / n for n in args.notebooks] or sorted(HERE.glob("*.ipynb"))
     changed = []
     for path in paths:
         print(f"executing {path.name} ...", file=sys.stderr, flush=True)
         nb = execute(path)
-        if _changed(path, nb):
+        if args.check:
+            if _stale(path, nb):
+                changed.append(path.name)
+        elif _changed(path, nb):
             changed.append(path.name)
-            if not args.check:
-                nbformat.write(nb, path)
-    print(("would change: " if args.check else "written: ") + (", ".join(changed) or "nothing"), file=sys.stderr)
+            nbformat.write(nb, path)
+    print(("stale: " if args.check else "written: ") + (", ".join(changed) or "nothing"), file=sys.stderr)
     return 1 if args.check and changed else 0
 
 

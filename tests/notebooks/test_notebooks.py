@@ -100,28 +100,10 @@ def test_notebook_runs(path: Path, tmp_path: Path):
     ran = [c for c in nb.cells if c.cell_type == "code"]
     assert ran and all(c.execution_count is not None for c in ran)
     # the committed outputs are those of the notebook as it is: the same kinds of output per cell
-    tidy = tutorial_script().tidy(nb)
+    script = tutorial_script()
     committed = nbformat.read(path, as_version=4)
-    assert shapes(tidy) == shapes(committed), \
+    assert script.shapes(script.tidy(nb)) == script.shapes(committed), \
         f"{path.name}'s committed outputs are stale: run `python notebooks/execute.py {path.name}` and commit it"
-
-
-def shapes(nb: nbformat.NotebookNode) -> list[list[str]]:
-    """Per code cell, the kinds of its outputs (stdout text, a result's MIME types): what a change to
-    the cells changes and a re-run does not (stderr warnings are left out: they vary by environment)."""
-    cells = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        kinds = []
-        for out in cell.outputs:
-            if out["output_type"] == "stream":
-                if out["name"] == "stdout" and "stdout" not in kinds:
-                    kinds.append("stdout")
-            else:
-                kinds.append(out["output_type"] + ":" + ",".join(sorted(out.get("data", {}))))
-        cells.append(kinds)
-    return cells
 
 
 def test_notebooks_dir_is_the_repos():

@@ -84,7 +84,7 @@ def delete_model(engine: "Engine", req: Request) -> Any:
 
 @route("POST", f"{BASE}/models/{{model_id}}/_deploy")
 def deploy_model(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).deploy(req.path_params["model_id"])
+    return ml_commons(engine).deploy(req.path_params["model_id"], device=req.device)
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_undeploy")
@@ -99,12 +99,13 @@ def get_task(engine: "Engine", req: Request) -> Any:
 
 @route("POST", f"{BASE}/models/{{model_id}}/_predict", exclusive=False)
 def predict(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).predict(req.path_params["model_id"], _body(req))
+    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), device=req.device)
 
 
 @route("POST", f"{BASE}/_predict/{{algorithm}}/{{model_id}}", exclusive=False)
 def predict_algorithm(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), req.path_params["algorithm"])
+    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), req.path_params["algorithm"],
+                                      device=req.device)
 
 
 # -- search ----------------------------------------------------------------------------------------

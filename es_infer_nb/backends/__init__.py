@@ -164,8 +164,9 @@ class OpenSearchBackend:
     id: str
     kind: Kind = "opensearch"
 
-    def predict(self, request: Any) -> dict[str, Any]:
-        predict = ml_commons_predictor(self.engine, self.id)
+    def predict(self, request: Any, *, device: str | None = None) -> dict[str, Any]:
+        """One Predict call; a local model runs on ``device`` (``None``: the engine's device)."""
+        predict = ml_commons_predictor(self.engine, self.id, device)
         assert predict is not None  # resolve() chose this backend for a registered model
         return predict(request)
 

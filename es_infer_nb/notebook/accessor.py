@@ -391,18 +391,21 @@ class InferFrameAccessor:
         top_n: int | None = None,
         engine: "Engine | None" = None,
         score_column: str = "relevance_score",
+        device: str | None = None,
     ) -> pd.DataFrame:
         """The rows ordered by an ``_inference`` ``rerank`` endpoint's relevance to ``query``
         (``POST _inference/rerank/<endpoint_id>`` with the texts of ``text_column``, default the
         frame's one text column), best first, with a ``relevance_score`` column; ``top_n`` keeps the
-        first n. Rows without a text get NaN and go last. Raises :class:`es_infer_nb.ApiError` for
-        what the endpoint or ES rejects."""
+        first n. Rows without a text get NaN and go last. ``device``: where the endpoint's local
+        model runs, for this call only (default: notebook option, else the engine's device). Raises
+        :class:`es_infer_nb.ApiError` for what the endpoint or ES rejects."""
         from ..frames import search
 
         eng = _engine(engine)
         name = search.text_column(self._frame, text_column)
         with _suggest_ids(eng, endpoint_id):
-            order, scores = search.rerank_order(eng, self._frame[name], query, endpoint_id)
+            order, scores = search.rerank_order(eng, self._frame[name], query, endpoint_id,
+                                                device=device if device is not None else options.device)
         out = self._frame.iloc[order].assign(**{score_column: scores})
         return out if top_n is None else out.head(top_n)
 

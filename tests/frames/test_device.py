@@ -233,3 +233,31 @@ def test_the_predict_api_loads_one_model_per_device(ml_local):
     assert eng.request("POST", f"_plugins/_ml/models/{model_id}/_undeploy").status == 200
     assert eng.request("POST", f"_plugins/_ml/models/{model_id}/_predict", body, device="cpu").status == 200
     assert loads == ["cpu", "cuda:7", "cuda", "cpu"]  # undeploy forgot every device's copy
+
+
+# -- df.infer.rerank: the endpoint's local rerank model runs on the call's device ---------------------------
+
+def test_rerank_runs_the_endpoints_local_model_on_the_call_device(engine, monkeypatch):
+    from es_infer_nb.notebook.options import options
+    from es_infer_nb.services import elasticsearch as es_service
+
+    assert engine.request("PUT", "_inference/rerank/local-rr", {"service": "elasticsearch",
+                          "service_settings": {"model_id": "stump", "num_allocations": 1, "num_threads": 1}}).ok
+    seen = []
+
+    def spy(self, eng, model_id, inputs, ctx):
+        seen.append(ctx.device)
+        scored = [{"index": i, "relevance_score": float(len(t))} for i, t in enumerate(inputs)]
+        return es_service.TaskOutput("rerank", scored, sorted(scored, key=lambda e: -e["relevance_score"]))
+
+    monkeypatch.setattr(es_service.ElasticsearchService, "_engine_model", spy)
+    frame = pd.DataFrame({"n": [1, 2, 3], "text": ["ab", "abcd", "abc"]})
+    out = frame.infer.rerank("q", "local-rr", engine=engine, device="cpu")
+    assert list(out["n"]) == [2, 3, 1] and out["relevance_score"].tolist() == [4.0, 3.0, 2.0]
+    assert seen == ["cpu"]
+    frame.infer.rerank("q", "local-rr", engine=engine)
+    assert seen == ["cpu", None]  # no device: the engine's (the service reads it when it runs)
+    monkeypatch.setattr(options, "device", "cuda:3")
+    frame.infer.rerank("q", "local-rr", engine=engine)
+    assert seen == ["cpu", None, "cuda:3"]  # the notebook's default (%config InferMagic.device)
+    assert engine.device == "cuda"

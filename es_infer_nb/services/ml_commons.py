@@ -27,13 +27,13 @@ from ..errors import ApiError
 from ..storage import writing
 from .ml_connector import Connector, iae, parameter_text
 from .ml_local import LocalModel, registration
-from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
+from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-SECRETS_FILE = "ml_connector_secrets.json"
+SECRETS_FILE = ML_SECRETS_FILE
 NODE_ID = "es-infer-nb-local-node"
 CONNECTOR_INDEX = ".plugins-ml-connector"
 MODEL_INDEX = ".plugins-ml-model"

@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures to quote")
 
 
+#: environment variables that cap the instruction set a run uses (oneDNN, ATen, FBGEMM, our native kernels)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "FBGEMM_ENABLE_INSTRUCTIONS",
+            "ES_INFER_NB_NATIVE_ISA")
+
+
 def machine() -> dict[str, Any]:
     """CPU model, the vector / matrix flags it has, thread counts, load average now."""
     model, flags = "", set()
@@ -100,6 +105,9 @@ def machine() -> dict[str, Any]:
     model = model or platform.processor() or platform.machine()
     info: dict[str, Any] = {"cpu": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
                             "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
+    if caps:  # a simulated smaller CPU: say so beside the flags the CPU really has
+        info["isa_caps"] = caps
     try:
         import torch
 
@@ -240,6 +248,25 @@ class Bench:
         print(f"# check {what}: {shown} (bound {entry['bound'] or 'true'}): {'ok' if ok else 'FAILED'}",
               file=sys.stderr)
         return ok
+
+    def drift(self, name: str) -> float:
+        """Median seconds of the last half of ``name``'s rounds over the first half's (1.0: steady)."""
+        seconds = self.timings.seconds[name]
+        half = len(seconds) // 2
+        if half == 0:
+            return 1.0
+        return statistics.median(seconds[-half:]) / statistics.median(seconds[:half])
+
+    def check_steady(self, ours: str, peers: list[str], tolerance: float) -> bool:
+        """Fatal check that ``ours``' later rounds are not slower than its first ones beyond the noise:
+        its drift (:meth:`drift`) at most ``tolerance`` times the larger of 1 and the peers' median
+        drift (a machine that slows down slows every contender). Every drift is printed."""
+        drifts = {n: self.drift(n) for n in [ours, *peers] if n in self.timings.seconds}
+        for n, d in drifts.items():
+            print(f"# drift {n}: last-half median / first-half median = {d:.3f}", file=sys.stderr)
+        peer_drift = statistics.median([drifts[n] for n in peers if n in drifts] or [1.0])
+        bound = round(tolerance * max(1.0, peer_drift), 3)
+        return self.check(f"{ours} later rounds / first rounds (median seconds)", drifts[ours], bound)
 
     # -- the JSON line ----------------------------------------------------------------------------
     def report(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,7 +12,9 @@ imported into es_infer_nb the way eland does it, timed with ``df.infer.run``, ag
 
 All take turns in interleaved rounds (``--rounds``); the JSON line has each one's median and best
 rows/s, the ratios of medians, and the checks: ours vs each peer, max abs difference, fatal past
-the printed bound. Peers that are not installed (``pip install -e '.[bench]'``) are skipped.
+the printed bound, and that ours' later rounds are as fast as its first ones (the median of the last
+half of the rounds over the first half's, against the peers' same drift). Peers that are not installed
+(``pip install -e '.[bench]'``) are skipped.
 Usage: python benchmarks/trees.py [--rows N] [--rounds N] [--quick] [--device cpu|cuda]
 """
 
@@ -42,6 +44,10 @@ if TYPE_CHECKING:
 BOUND_VS_XGBOOST = 1e-4
 BOUND_VS_LIGHTGBM = 1e-9
 BOUND_PEERS = 1e-4
+#: ours' later rounds may be this much slower than its first ones (times the peers' own drift) before the
+#: run fails; quick runs time milliseconds, where one scheduler hiccup doubles a round
+STEADY_TOLERANCE = 1.25
+STEADY_TOLERANCE_QUICK = 3.0
 
 
 def compile_tl2cgen(bench: harness.Bench, booster: Any, folder: Path) -> Any | None:
@@ -199,6 +205,11 @@ def main() -> None:
             bench.check("max_abs_diff ours_lightgbm vs lleaves", float(np.max(np.abs(ours_lgb - t.last["lleaves"]))),
                         BOUND_PEERS)
             bench.compare("ours_lightgbm", "lleaves", note="the LightGBM twin model, through our importer")
+    # later rounds as fast as the first: no growth or recompilation from one call to the next
+    tolerance = STEADY_TOLERANCE_QUICK if args.quick else STEADY_TOLERANCE
+    bench.check_steady("ours", [n for n in ("xgboost", "tl2cgen") if n in t.last], tolerance)
+    if "ours_lightgbm" in t.last:
+        bench.check_steady("ours_lightgbm", [n for n in ("lightgbm", "lleaves") if n in t.last], tolerance)
     import torch
 
     bench.report({"cuda_available": torch.cuda.is_available(), "batch_size": args.batch_size})

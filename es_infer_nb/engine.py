@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from .errors import ApiError, without_paths
+from .indices import IndexStore
 from .models.inference_config import parse_config
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
@@ -154,8 +155,9 @@ class Engine:
         self.ml_model_groups = JsonStore(self.home, "ml_model_groups", check=is_object)
         self.ml_models = JsonStore(self.home, "ml_models", check=is_object)
         self.ml_tasks = JsonStore(self.home, "ml_tasks", check=is_object)
+        #: indices for ``_bulk`` / ``_search``: documents in memory only, never written under the home
+        self.indices = IndexStore()
         if self.home is not None:
-
             prune_secrets(self.home, self.inference_endpoints)
             prune_secrets(self.home, [*self.ml_connectors, *(f"model:{m}" for m in self.ml_models)], ML_SECRETS_FILE)
 
@@ -309,7 +311,11 @@ class Engine:
         merged.update(Request.normalise_params(params))
         if isinstance(body, (bytes, bytearray)):
             body = decode_utf8(bytes(body))
-        if isinstance(body, str):
+        if isinstance(body, str) and split.path.rstrip("/").rsplit("/", 1)[-1] == "_bulk":
+            from .api.bulk import parse_ndjson
+
+            body = parse_ndjson(body)  # NDJSON: one action or document per line
+        elif isinstance(body, str):
             body = parse_json_body(body)
         else:
             check_object(body)

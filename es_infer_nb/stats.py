@@ -254,14 +254,7 @@ class StatsRegistry:
         self._changed()
 
     def forget(self, model_id: str) -> None:
-        with self._flush_lock:
-            with self._lock:
-                self._models.pop(model_id, None)
-                if self._model_file is not None:
-                    self._model_file.forgotten.add(model_id)
-                    self._model_file.synced.pop(model_id, None)
-                self._dirty = True
-            self.flush()
+        self._forget(self._models, self._model_file, model_id)
 
     # -- deployments -------------------------------------------------------------------------------------
     def deployment_counters(self, deployment_id: str) -> "DeploymentCounters":
@@ -277,12 +270,16 @@ class StatsRegistry:
 
     def forget_deployment(self, deployment_id: str) -> None:
         """A stopped deployment: its counters go (a new start counts from zero, as in ES)."""
+        self._forget(self._deployments, self._deployment_file, deployment_id)
+
+    def _forget(self, counters: dict[str, Any], file: _CounterFile | None, key: str) -> None:
+        """Drop ``key``'s counters here and, at the next flush (run now), from ``file``."""
         with self._flush_lock:
             with self._lock:
-                self._deployments.pop(deployment_id, None)
-                if self._deployment_file is not None:
-                    self._deployment_file.forgotten.add(deployment_id)
-                    self._deployment_file.synced.pop(deployment_id, None)
+                counters.pop(key, None)
+                if file is not None:
+                    file.forgotten.add(key)
+                    file.synced.pop(key, None)
                 self._dirty = True
             self.flush()
 

@@ -31,6 +31,16 @@ def _body(req: Request, optional: bool = False) -> dict[str, Any]:
     return body
 
 
+def _by_id(method: str, path: str, call: Callable[[MlCommons, str], Any]) -> None:
+    """Route ``method BASE/path`` to ``call(engine's ml-commons, the path's one {id})``."""
+    param = path[path.index("{") + 1:path.index("}")]
+
+    def handler(engine: "Engine", req: Request) -> Any:
+        return call(ml_commons(engine), req.path_params[param])
+
+    route(method, f"{BASE}/{path}")(handler)
+
+
 # -- connectors ------------------------------------------------------------------------------------
 
 @route("POST", f"{BASE}/connectors/_create")
@@ -38,14 +48,8 @@ def create_connector(engine: "Engine", req: Request) -> Any:
     return {"connector_id": ml_commons(engine).create_connector(_body(req), env_policy(engine, req))}
 
 
-@route("GET", f"{BASE}/connectors/{{connector_id}}")
-def get_connector(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).connector_doc(req.path_params["connector_id"])
-
-
-@route("DELETE", f"{BASE}/connectors/{{connector_id}}")
-def delete_connector(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).delete_connector(req.path_params["connector_id"])
+_by_id("GET", "connectors/{connector_id}", MlCommons.connector_doc)
+_by_id("DELETE", "connectors/{connector_id}", MlCommons.delete_connector)
 
 
 # -- model groups ----------------------------------------------------------------------------------
@@ -55,14 +59,8 @@ def register_group(engine: "Engine", req: Request) -> Any:
     return {"model_group_id": ml_commons(engine).register_group(_body(req)), "status": "CREATED"}
 
 
-@route("GET", f"{BASE}/model_groups/{{model_group_id}}")
-def get_group(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).group_doc(req.path_params["model_group_id"])
-
-
-@route("DELETE", f"{BASE}/model_groups/{{model_group_id}}")
-def delete_group(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).delete_group(req.path_params["model_group_id"])
+_by_id("GET", "model_groups/{model_group_id}", MlCommons.group_doc)
+_by_id("DELETE", "model_groups/{model_group_id}", MlCommons.delete_group)
 
 
 # -- models and tasks ------------------------------------------------------------------------------
@@ -72,29 +70,17 @@ def register_model(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).register_model(_body(req), req.bool_param("deploy", False), env_policy(engine, req))
 
 
-@route("GET", f"{BASE}/models/{{model_id}}")
-def get_model(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).model_doc(req.path_params["model_id"])
-
-
-@route("DELETE", f"{BASE}/models/{{model_id}}")
-def delete_model(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).delete_model(req.path_params["model_id"])
+_by_id("GET", "models/{model_id}", MlCommons.model_doc)
+_by_id("DELETE", "models/{model_id}", MlCommons.delete_model)
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_deploy")
 def deploy_model(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).deploy(req.path_params["model_id"], device=req.device)
+    return ml_commons(engine).deploy(req.path_params["model_id"], device=req.device)  # a local model loads there
 
 
-@route("POST", f"{BASE}/models/{{model_id}}/_undeploy")
-def undeploy_model(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).undeploy(req.path_params["model_id"])
-
-
-@route("GET", f"{BASE}/tasks/{{task_id}}")
-def get_task(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).task_doc(req.path_params["task_id"])
+_by_id("POST", "models/{model_id}/_undeploy", MlCommons.undeploy)
+_by_id("GET", "tasks/{task_id}", MlCommons.task_doc)
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_predict", exclusive=False)

@@ -113,18 +113,20 @@ def _add_request(sub: Any) -> None:
     p.set_defaults(func=cmd_request)
 
 
-def _add_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list the trained models as a table", description="Table of GET _ml/trained_models[/IDS].")
+def _add_table(sub: Any, name: str, help: str, path: str, func: Callable[[argparse.Namespace], int]) -> None:
+    """A subcommand printing a table of ``GET path`` over optional model ids."""
+    p = sub.add_parser(name, help=help, description=f"Table of GET {path}.")
     p.add_argument("ids", nargs="?", metavar="IDS", help="model ids, aliases or wildcards, comma-separated (default: all)")
     _add_home(p)
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(func=func)
+
+
+def _add_models(sub: Any) -> None:
+    _add_table(sub, "models", "list the trained models as a table", "_ml/trained_models[/IDS]", cmd_models)
 
 
 def _add_stats(sub: Any) -> None:
-    p = sub.add_parser("stats", help="trained model statistics as a table", description="Table of GET _ml/trained_models[/IDS]/_stats.")
-    p.add_argument("ids", nargs="?", metavar="IDS", help="model ids, aliases or wildcards, comma-separated (default: all)")
-    _add_home(p)
-    p.set_defaults(func=cmd_stats)
+    _add_table(sub, "stats", "trained model statistics as a table", "_ml/trained_models[/IDS]/_stats", cmd_stats)
 
 
 def _add_serve(sub: Any) -> None:

@@ -3,18 +3,9 @@
 Dask needs every partition's columns up front. They come from the stored configs, and the dtypes
 from the pandas path's own renderers run on a stand-in result of the right shape:
 
-Runs (``ddf.infer.run``) declare what the backend serving the id declares
-(:mod:`es_infer_nb.backends.columns`):
-
-* tree models: the inference config (after the call's update) names the result fields, the
-  definition gives the class labels; :meth:`TreeBatchResult.to_columns` runs on zero rows;
-* pytorch (NLP) models: the task (after the update) gives the keys of a result and their shapes
-  (``text_embedding``: one vector of ``embedding_size``; ``text_classification``: the label,
-  ``top_classes`` when asked, ``prediction_probability``; ...); :func:`docs_to_columns` renders one
-  stand-in result, as ``df.infer.run`` renders the real ones. With ``input_output`` the keys are
-  those :func:`~es_infer_nb.models.input_output.as_map` writes;
-* ``_inference`` endpoints: the task type gives the value (a list or object for embeddings, text
-  for completions), typed as pandas types the endpoint path's columns.
+* runs (``ddf.infer.run``): what the backend serving the id declares, as
+  :mod:`es_infer_nb.backends.columns` describes per kind (tree models, pytorch models, ``_inference``
+  endpoints);
 * pipelines (``ddf.infer.pipeline``): :mod:`.pipeline_meta` walks the compiled pipeline's processors
   over stand-in values (what each one writes, from the same configs) and types them as the pandas
   pipeline path types its columns (``list<double>`` embeddings, ``str`` labels, ...).

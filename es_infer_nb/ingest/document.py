@@ -70,6 +70,18 @@ def java_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _list_index(items: list[Any], part: str, path: str) -> int:
+    """The index ``part`` of ``path`` names in ``items``, or ES's error for a non-integer or out-of-bounds one."""
+    try:
+        i = int(part)
+    except ValueError:
+        raise illegal_argument(
+            f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]") from None
+    if i < 0 or i >= len(items):
+        raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(items)}] as part of path [{path}]")
+    return i
+
+
 @dataclass
 class Doc:
     data: dict[str, Any]
@@ -104,14 +116,7 @@ class Doc:
                 return True, container[part]
             return False, None
         if isinstance(container, list):
-            try:
-                i = int(part)
-            except ValueError:
-                raise illegal_argument(
-                    f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]") from None
-            if i < 0 or i >= len(container):
-                raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(container)}] as part of path [{path}]")
-            return True, container[i]
+            return True, container[_list_index(container, part, path)]
         if container is None:
             raise illegal_argument(f"cannot resolve [{part}] from null as part of path [{path}]")
         raise illegal_argument(f"cannot resolve [{part}] from object of type [{java_type(container)}] as part of path [{path}]")
@@ -163,13 +168,7 @@ class Doc:
                     f"cannot set [{part}] with parent object of type [{java_type(current)}] as part of path [{path}]")
         leaf = parts[-1]
         if isinstance(current, list):
-            try:
-                i = int(leaf)
-            except ValueError:
-                raise illegal_argument(
-                    f"[{leaf}] is not an integer, cannot be used as an index as part of path [{path}]") from None
-            if i < 0 or i >= len(current):
-                raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(current)}] as part of path [{path}]")
+            i = _list_index(current, leaf, path)
             current[i] = _appended(current[i], value) if append else value
             return
         if not isinstance(current, dict):

@@ -159,23 +159,15 @@ def _run(node: Node, f: _Frame) -> None:
         elif kind == "while":
             while _truth(_eval(node[2], f), "while"):
                 _tick(f, node[3])
-                try:
-                    _run(node[3], f)
-                except _Break:
+                if _body_breaks(f, node[3]):
                     break
-                except _Continue:
-                    continue
         elif kind == "for":
             if node[2] is not None:
                 _run(node[2], f)
             while node[3] is None or _truth(_eval(node[3], f), "for"):
                 _tick(f, node[5])
-                try:
-                    _run(node[5], f)
-                except _Break:
+                if _body_breaks(f, node[5]):
                     break
-                except _Continue:
-                    pass
                 if node[4] is not None:
                     _eval(node[4], f)
         elif kind == "foreach":
@@ -191,12 +183,8 @@ def _run(node: Node, f: _Frame) -> None:
             for item in list(items):
                 _tick(f, node[5])
                 f.local[node[3]] = cast(node[2], item)
-                try:
-                    _run(node[5], f)
-                except _Break:
+                if _body_breaks(f, node[5]):
                     break
-                except _Continue:
-                    continue
         elif kind == "return":
             if node[2] is not None:
                 _eval(node[2], f)
@@ -211,6 +199,17 @@ def _run(node: Node, f: _Frame) -> None:
         if err.offset is None:
             err.offset = node[1]
         raise
+
+
+def _body_breaks(f: _Frame, body: Node) -> bool:
+    """Run a loop's body once (after :func:`_tick`); whether it ended in ``break``."""
+    try:
+        _run(body, f)
+    except _Break:
+        return True
+    except _Continue:
+        pass
+    return False
 
 
 def _tick(f: _Frame, body: Node) -> None:
@@ -238,21 +237,11 @@ def _get(base: Any, key: Any, null_safe: bool) -> Any:
     if base is None:
         if null_safe:
             return None
-        raise PainlessRuntimeError(
-            "null_pointer_exception",
-            f'Cannot invoke "Object.getClass()" because the value holding [{_key_text(key)}] is null',
-        )
+        raise _null_base(key)
     if isinstance(base, dict):
         return base.get(key) if hashable(key) else None
     if isinstance(base, list):
-        if not isinstance(key, int) or isinstance(key, bool):
-            raise PainlessRuntimeError("illegal_argument_exception", f"Illegal list shortcut value [{_key_text(key)}].")
-        idx = key + len(base) if key < 0 else key
-        if not 0 <= idx < len(base):
-            raise PainlessRuntimeError(
-                "index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}"
-            )
-        return base[idx]
+        return base[_list_index(base, key)]
     raise PainlessRuntimeError(
         "illegal_argument_exception", f"dynamic getter [{type_of(base)}, {_key_text(key)}] not found"
     )
@@ -262,24 +251,33 @@ def _key_text(key: Any) -> str:
     return java_string(key) if not isinstance(key, (list, dict)) else type_of(key)
 
 
+def _null_base(key: Any) -> PainlessRuntimeError:
+    return PainlessRuntimeError(
+        "null_pointer_exception",
+        f'Cannot invoke "Object.getClass()" because the value holding [{_key_text(key)}] is null',
+    )
+
+
+def _list_index(base: list[Any], key: Any) -> int:
+    """``base[key]``'s position (a negative key counts from the end), or Painless's error for the key."""
+    if not isinstance(key, int) or isinstance(key, bool):
+        raise PainlessRuntimeError("illegal_argument_exception", f"Illegal list shortcut value [{_key_text(key)}].")
+    idx = key + len(base) if key < 0 else key
+    if not 0 <= idx < len(base):
+        raise PainlessRuntimeError(
+            "index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}"
+        )
+    return idx
+
+
 def _put(base: Any, key: Any, value: Any) -> None:
     if base is None:
-        raise PainlessRuntimeError(
-            "null_pointer_exception",
-            f'Cannot invoke "Object.getClass()" because the value holding [{_key_text(key)}] is null',
-        )
+        raise _null_base(key)
     if isinstance(base, dict):
         base[map_key(key)] = value
         return
     if isinstance(base, list):
-        if not isinstance(key, int) or isinstance(key, bool):
-            raise PainlessRuntimeError("illegal_argument_exception", f"Illegal list shortcut value [{_key_text(key)}].")
-        idx = key + len(base) if key < 0 else key
-        if not 0 <= idx < len(base):
-            raise PainlessRuntimeError(
-                "index_out_of_bounds_exception", f"Index {key} out of bounds for length {len(base)}"
-            )
-        base[idx] = value
+        base[_list_index(base, key)] = value
         return
     raise PainlessRuntimeError(
         "illegal_argument_exception", f"dynamic setter [{type_of(base)}, {_key_text(key)}] not found"

@@ -24,9 +24,10 @@ from secrets import token_urlsafe
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError
-from ..storage import writing
+from ..storage import JsonStore, writing
 from .ml_connector import Connector, iae, parameter_text
 from .ml_local import LocalModel, registration
+from .per_engine import PerEngine
 from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
 from .transport import Transport
 
@@ -60,6 +61,15 @@ def now_ms() -> int:
 
 def not_found(what: str) -> ApiError:
     return ApiError("status_exception", f"Failed to find {what}", 404)
+
+
+def stored(store: JsonStore, doc_id: str, what: str) -> dict[str, Any]:
+    """Document ``doc_id`` of ``store`` as it is now on disk, or ml-commons' 404 ``Failed to find <what>``."""
+    store.refresh()
+    doc = store.get(doc_id)
+    if doc is None:
+        raise not_found(what)
+    return doc
 
 
 class MlCommons:
@@ -96,11 +106,7 @@ class MlCommons:
         return connector_id
 
     def connector_doc(self, connector_id: str) -> dict[str, Any]:
-        self.connectors.refresh()
-        doc = self.connectors.get(connector_id)
-        if doc is None:
-            raise not_found("connector")
-        return doc
+        return stored(self.connectors, connector_id, "connector")
 
     def connector(self, key: str, doc: dict[str, Any]) -> Connector:
         return Connector.parse(doc, self.secrets.get(key))
@@ -136,11 +142,7 @@ class MlCommons:
         return group_id
 
     def group_doc(self, group_id: str) -> dict[str, Any]:
-        self.groups.refresh()
-        doc = self.groups.get(group_id)
-        if doc is None:
-            raise not_found("model group")
-        return doc
+        return stored(self.groups, group_id, "model group")
 
     def delete_group(self, group_id: str) -> dict[str, Any]:
         self.group_doc(group_id)
@@ -222,11 +224,7 @@ class MlCommons:
         return answer
 
     def model_doc(self, model_id: str) -> dict[str, Any]:
-        self.models.refresh()
-        doc = self.models.get(model_id)
-        if doc is None:
-            raise not_found("model")
-        return doc
+        return stored(self.models, model_id, "model")
 
     def deploy(self, model_id: str, *, device: str | None = None) -> dict[str, Any]:
         """Deploys ``model_id``; a local one is loaded on ``device`` (``None``: the engine's device)."""
@@ -266,11 +264,7 @@ class MlCommons:
         return deleted(MODEL_INDEX, model_id)
 
     def task_doc(self, task_id: str) -> dict[str, Any]:
-        self.tasks.refresh()
-        doc = self.tasks.get(task_id)
-        if doc is None:
-            raise not_found("task")
-        return doc
+        return stored(self.tasks, task_id, "task")
 
     def _task(self, task_type: str, model_id: str, function: str) -> str:
         task_id = new_id()
@@ -463,16 +457,11 @@ def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any]
 
 # -- per engine --------------------------------------------------------------------------------
 
-_BY_ENGINE: "weakref.WeakKeyDictionary[Engine, MlCommons]" = weakref.WeakKeyDictionary()
-_BY_ENGINE_LOCK = threading.Lock()
+_BY_ENGINE: PerEngine[MlCommons] = PerEngine(MlCommons)
 
 
 def ml_commons(engine: "Engine") -> MlCommons:
-    with _BY_ENGINE_LOCK:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = MlCommons(engine)
-        return found
+    return _BY_ENGINE.get(engine)
 
 
 def is_model(engine: "Engine", model_id: str) -> bool:

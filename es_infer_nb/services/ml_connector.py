@@ -24,7 +24,7 @@ from jsonpath_ng import parse
 
 from ..errors import ApiError
 from .secrets import LOCAL, EnvPolicy, Secret, redact
-from .templates import json_placeholders, render_url
+from .templates import json_placeholders, json_string_step, render_url
 from .transport import HttpRequest, Transport, TransportSettings
 
 PROTOCOLS = ("http", "aws_sigv4")
@@ -329,15 +329,8 @@ def _bare_token_end(text: str, token: str) -> tuple[int, int]:
     i = 0
     while i < len(text):
         ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
+        if in_string or ch == '"':
+            in_string, escaped = json_string_step(ch, in_string, escaped)
         elif ch == "\n":
             line, row_start = line + 1, i + 1
         elif text.startswith(token, i):

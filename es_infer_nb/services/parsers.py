@@ -29,13 +29,15 @@ def _list_of(value: Any, field: str) -> list[Any]:
     return value
 
 
-def _convert_list(values: list[Any], convert: Callable[[Any, str], Any], field: str) -> list[Any]:
+def _convert_list(values: list[Any], convert: Callable[[Any, str], Any], field: str,
+                  item: str = "list entry [{i}],") -> list[Any]:
+    """Each value through ``convert``; a failure is ES's ``Failed to parse <item> error: ...`` (``{i}``: the index)."""
     out = []
     for i, v in enumerate(values):
         try:
             out.append(convert(v, field))
         except ApiError as err:
-            raise illegal_state(f"Failed to parse list entry [{i}], error: {err.reason}") from None
+            raise illegal_state(f"Failed to parse {item.format(i=i)} error: {err.reason}") from None
     return out
 
 
@@ -187,13 +189,7 @@ def _token_name(token: Any, field: str) -> str:
 
 def _weights(values: list[Any], field: str) -> list[float | int]:
     """Each weight a number (ES: ``Failed to parse weight item: [i] of array, error: ...``)."""
-    out = []
-    for i, v in enumerate(values):
-        try:
-            out.append(to_number(v, field))
-        except ApiError as err:
-            raise illegal_state(f"Failed to parse weight item: [{i}] of array, error: {err.reason}") from None
-    return out
+    return _convert_list(values, to_number, field, "weight item: [{i}] of array,")
 
 
 def _same_size(tokens: int, weights: int) -> None:

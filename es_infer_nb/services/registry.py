@@ -11,6 +11,7 @@ from ..storage import writing
 from .base import TASK_TYPES, Endpoint, Service
 from .chunking import parse_chunking_settings
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore, redact
+from .per_engine import PerEngine
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,13 +199,8 @@ class Endpoints:
             return transport
 
 
-_BY_ENGINE: "weakref.WeakKeyDictionary[Engine, Endpoints]" = weakref.WeakKeyDictionary()
-_BY_ENGINE_LOCK = threading.Lock()
+_BY_ENGINE: PerEngine[Endpoints] = PerEngine(Endpoints)
 
 
 def endpoints(engine: "Engine") -> Endpoints:
-    with _BY_ENGINE_LOCK:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = Endpoints(engine)
-        return found
+    return _BY_ENGINE.get(engine)

@@ -97,6 +97,16 @@ def text_values(params: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def json_string_step(ch: str, in_string: bool, escaped: bool) -> tuple[bool, bool]:
+    """``(in_string, escaped)`` after the character ``ch`` of a JSON text, from the state before it:
+    whether ``ch`` leaves the scan inside a string, and whether it is a backslash escaping the next."""
+    if not in_string:
+        return ch == '"', False
+    if escaped:
+        return True, False
+    return ch != '"', ch == "\\"
+
+
 def json_placeholders(template: str, pattern: re.Pattern[str]) -> list[tuple[str, re.Match[str] | None, bool]]:
     """``(literal before, placeholder match, inside a JSON string literal?)`` for each match of ``pattern``
     in a JSON body template, then ``(trailing literal, None, False)``: where each placeholder stands
@@ -106,12 +116,7 @@ def json_placeholders(template: str, pattern: re.Pattern[str]) -> list[tuple[str
     pos = 0
     for m in pattern.finditer(template):
         for ch in template[pos:m.start()]:
-            if escaped:
-                escaped = False
-            elif ch == "\\" and in_string:
-                escaped = True
-            elif ch == '"':
-                in_string = not in_string
+            in_string, escaped = json_string_step(ch, in_string, escaped)
         parts.append((template[pos:m.start()], m, in_string))
         pos = m.end()
     parts.append((template[pos:], None, False))
@@ -145,15 +150,7 @@ class JsonTemplate:
                     i = start = m.end()
                     escaped = False
                     continue
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
+            in_string, escaped = json_string_step(ch, in_string, escaped)
             i += 1
         self.parts.append((template[start:], None))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,27 @@ def attrs(**values: Any) -> str:
         name = key.rstrip("_").replace("_", "-")
         parts.append(f' {name}="{esc(value)}"')
     return "".join(parts)
+
+
+def ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values (1, 2, 2.5 or 5 times a power of ten apart) from ``lo`` to ``hi``."""
+    raw = (hi - lo) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1) if first + i * step <= hi]
+
+
+def value_axis(cls: str, lo: float, hi: float, x: Callable[[float], float], left: float, width: float,
+               y: float) -> str:
+    """A horizontal SVG value axis at height ``y`` from ``left`` to ``left + width``, with labelled
+    ticks at round values of ``[lo, hi]`` (``x``: value -> pixel), as ``<g class=cls data-lo data-hi>``."""
+    marks = "".join(
+        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y}" y2="{y + 4}" stroke="#777"></line>'
+        f'<text x="{x(t):.1f}" y="{y + 16}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
+        for t in ticks(lo, hi))
+    return (f'<g{attrs(class_=cls, data_lo=repr(lo), data_hi=repr(hi))}>'
+            f'<line x1="{left}" x2="{left + width}" y1="{y}" y2="{y}" stroke="#777"></line>{marks}</g>')
 
 
 def box(inner: str, cls: str, **data: Any) -> str:

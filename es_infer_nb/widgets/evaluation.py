@@ -24,8 +24,7 @@ import pandas as pd
 
 from ..frames.evaluate import Evaluation
 from ._base import DisplayWidget
-from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, text_table
-from .feature_importance import _ticks
+from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, text_table, ticks
 
 __all__ = ["EvaluationWidget", "evaluation"]
 
@@ -94,14 +93,14 @@ def calibration_svg(calibration: pd.DataFrame, of: str | None, size: int = 260) 
         points.append(f'<circle{data} cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{POSITIVE}">'
                       f"<title>{int(r.count)} rows: predicted {esc(num(r.mean_predicted))}, observed "
                       f"{esc(num(r.fraction_positive))}</title></circle>")
-    ticks = "".join(f'<text x="{x(t):.1f}" y="{size - pad + 14}" text-anchor="middle" font-size="10">{t:g}</text>'
+    labels = "".join(f'<text x="{x(t):.1f}" y="{size - pad + 14}" text-anchor="middle" font-size="10">{t:g}</text>'
                     f'<text x="{pad - 4}" y="{y(t) + 3:.1f}" text-anchor="end" font-size="10">{t:g}</text>'
                     for t in (0, 0.5, 1))
     return (f'<svg class="esinb-ev-calibration" width="{size}" height="{size}" role="img" '
             f'xmlns="http://www.w3.org/2000/svg">'
             f'<rect x="{pad}" y="{pad}" width="{plot}" height="{plot}" fill="none" stroke="#ccc"></rect>'
             f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#bbb" stroke-dasharray="4 3"></line>'
-            f'<polyline points="{" ".join(path)}" fill="none" stroke="{POSITIVE}"></polyline>{"".join(points)}{ticks}'
+            f'<polyline points="{" ".join(path)}" fill="none" stroke="{POSITIVE}"></polyline>{"".join(points)}{labels}'
             f'<text x="{size / 2}" y="{size - 4}" text-anchor="middle" font-size="10">mean predicted probability</text>'
             f'<text x="10" y="{size / 2}" text-anchor="middle" font-size="10" transform="rotate(-90 10 {size / 2})">'
             f'observed {"fraction" if of is None else esc("fraction correct" if of == "top label" else "fraction " + of)}'
@@ -136,9 +135,9 @@ def residuals_svg(residuals: pd.DataFrame, max_points: int = 2000, width: int = 
         f'cx="{x(a):.1f}" cy="{y(b):.1f}" r="2.2" fill="{POSITIVE if b >= 0 else NEGATIVE}" fill-opacity="0.7"></circle>'
         for a, b in zip(p, r))
     xt = "".join(f'<text x="{x(t):.1f}" y="{height - bottom + 14}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
-                 for t in _ticks(px0, px1))
+                 for t in ticks(px0, px1))
     yt = "".join(f'<text x="{left - 4}" y="{y(t) + 3:.1f}" text-anchor="end" font-size="10">{esc(num(t))}</text>'
-                 for t in _ticks(ry0, ry1))
+                 for t in ticks(ry0, ry1))
     return (f'<svg class="esinb-ev-residuals" width="{width}" height="{height}" role="img" '
             f'xmlns="http://www.w3.org/2000/svg">'
             f'<rect x="{left}" y="{top_pad}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"></rect>'

@@ -26,7 +26,7 @@ import pandas as pd
 from ..engine import default_engine
 from ._base import DisplayWidget, row_selector
 from ._frames import as_frame, cell, column, find_prefix, position_of
-from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, plain, text_table
+from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, plain, text_table, value_axis
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -160,14 +160,6 @@ def axis_range(fall: Waterfall) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    raw = (hi - lo) / max(1, count)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1) if first + i * step <= hi]
-
-
 def waterfall_svg(fall: Waterfall, width: int = 600) -> str:
     """The horizontal waterfall: one line per step, bars placed on a value axis zoomed to the steps;
     the baseline and the score are markers at their value, each bar is labelled ``feature = value``."""
@@ -204,12 +196,7 @@ def waterfall_svg(fall: Waterfall, width: int = 600) -> str:
         )
     height = len(fall.steps) * line_h
     zero = f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="0" y2="{height}" stroke="#bbb"></line>' if lo <= 0 <= hi else ""
-    ticks = "".join(
-        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height}" y2="{height + 4}" stroke="#777"></line>'
-        f'<text x="{x(t):.1f}" y="{height + 16}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
-        for t in _ticks(lo, hi))
-    axis = (f'<g{attrs(class_="esinb-fi-axis", data_lo=repr(lo), data_hi=repr(hi))}>'
-            f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{height}" y2="{height}" stroke="#777"></line>{ticks}</g>')
+    axis = value_axis("esinb-fi-axis", lo, hi, x, label_w, plot_w, height)
     return (f'<svg class="esinb-waterfall" width="{width}" height="{height + axis_h}" role="img" '
             f'xmlns="http://www.w3.org/2000/svg">{zero}{"".join(rows)}{axis}</svg>')
 

@@ -27,8 +27,8 @@ import pandas as pd
 from ..frames.arrays import importance_classes, importance_frame
 from ._base import DisplayWidget
 from ._frames import as_frame, column, find_prefix
-from ._html import NEUTRAL, attrs, box, esc, num, text_table
-from .feature_importance import FeatureImportanceWidget, _ticks
+from ._html import NEUTRAL, attrs, box, esc, num, text_table, value_axis
+from .feature_importance import FeatureImportanceWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -147,12 +147,7 @@ def beeswarm_svg(summary: ImportanceSummary, max_display: int = 20, max_points: 
             f'{"".join(dots)}</g>')
     height = len(features) * line_h
     zero = f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="0" y2="{height}" stroke="#999"></line>'
-    ticks = "".join(
-        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height}" y2="{height + 4}" stroke="#777"></line>'
-        f'<text x="{x(t):.1f}" y="{height + 16}" text-anchor="middle" font-size="10">{esc(num(t))}</text>'
-        for t in _ticks(lo, hi))
-    axis = (f'<g{attrs(class_="esinb-fis-axis", data_lo=repr(lo), data_hi=repr(hi))}>'
-            f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{height}" y2="{height}" stroke="#777"></line>{ticks}</g>')
+    axis = value_axis("esinb-fis-axis", lo, hi, x, label_w, plot_w, height)
     legend_x = label_w + plot_w + 20
     stops = "".join(f'<stop offset="{o}" stop-color="{_color(1 - o)}"></stop>' for o in (0, 0.5, 1))
     legend = (f'<defs><linearGradient id="esinb-fis-grad" x1="0" x2="0" y1="0" y2="1">{stops}</linearGradient></defs>'

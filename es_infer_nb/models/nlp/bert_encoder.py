@@ -12,7 +12,8 @@
   separate residual add);
 * attention is ``scaled_dot_product_attention`` (its CPU kernel reads Q/K/V in place from the
   fused projection's output and writes the context in token-major order: no head transposes),
-  with no mask at all when every sequence of the batch has the same length;
+  with no mask at all when every sequence of the batch has the same length; short bfloat16 CPU
+  batches use two batched matmuls around a float32 softmax instead (:func:`_attend`);
 * a batch with more than 10% padding runs its projections, GELUs and layer norms on the real
   tokens only (packed), attention alone on the padded layout (CPU);
 * plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
@@ -37,6 +38,8 @@ __all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "sup
 
 #: pack the real tokens (skip padding in the projections) when they are fewer than this share of a batch
 PACK_BELOW = 0.9
+#: bfloat16 CPU batches of at most this many tokens per text run attention as two matmuls (see :func:`_attend`)
+SHORT_BF16_ATTENTION = 64
 
 
 def supports(config: Any) -> bool:
@@ -186,6 +189,23 @@ def _accumulate(module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any) 
     return h.add_(_linear(module, x, rows))
 
 
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(q k^T + bias) v`` per head (the scale is folded into ``q``).
+
+    ``scaled_dot_product_attention`` everywhere but for short bfloat16 batches on CPU: there its
+    flash kernel pays a fixed cost per (text, head) pair that dwarfs the work at a few dozen
+    tokens, and two batched bf16 matmuls around a float32 softmax are ~10% faster end to end
+    (measured on the bench corpus with AMX; the softmax in float32 keeps the result as close to
+    float32 as the kernel's).
+    """
+    if q.dtype is torch.bfloat16 and not q.is_cuda and q.shape[-2] <= SHORT_BF16_ATTENTION:
+        scores = torch.matmul(q, k.transpose(-1, -2)).float()
+        if bias is not None:
+            scores += bias
+        return torch.matmul(scores.softmax(-1).to(q.dtype), v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+
+
 def _fold_output_biases(layers: Any, first_norm: nn.LayerNorm) -> None:
     """Move each output projection's bias into the layer norm feeding its residual (see above).
 
@@ -230,7 +250,7 @@ class _Layer(nn.Module):
             padded[keep] = qkv
             qkv = padded
         q, k, v = qkv.view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        ctx = _attend(q, k, v, bias)
         ctx = ctx.transpose(1, 2).reshape(batch * length, self.heads * self.head_dim)
         return ctx if keep is None else ctx[keep]
 
@@ -294,14 +314,14 @@ class BertEncoder(nn.Module):
                     changed = True
         return changed
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``(batch, length, hidden)`` hidden states; token type 0 everywhere (single texts)."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, length, hidden)`` hidden states; ``token_type_ids`` left out: type 0 everywhere
+        (single texts)."""
         batch, length = input_ids.shape
-        h = (
-            self.word_embeddings(input_ids)
-            + self.position_embeddings.weight[:length]
-            + self.token_type_embeddings.weight[0]
-        )
+        types = (self.token_type_embeddings.weight[0] if token_type_ids is None
+                 else self.token_type_embeddings(token_type_ids))
+        h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types
         h = self.embedding_norm(h).view(batch * length, self.hidden)
         mask = attention_mask.bool()
         bias = None

@@ -132,6 +132,19 @@ class _Hidden:
         self.last_hidden_state = hidden.float()
 
 
+class _Logits:
+    """What :meth:`Network._head` reads of a transformers classification output."""
+
+    __slots__ = ("logits",)
+
+    def __init__(self, logits: Any) -> None:
+        self.logits = logits
+
+
+#: the heads that run on the fast encoder, with the transformers class whose head modules are reused
+FAST_HEADS = {HEAD_SEQUENCE: "BertForSequenceClassification", HEAD_TOKEN: "BertForTokenClassification"}
+
+
 class Network:
     """A loaded Hugging Face model with one task head on one device."""
 
@@ -139,8 +152,9 @@ class Network:
                  *, precision: str | None = None, tokenizer: Any = None) -> None:
         """``precision``: a concrete precision (:func:`.precision.resolve_precision`); left out,
         ``quantize="int8"`` gives int8 and float32 otherwise. A plain BERT with the ``embedding`` or
-        ``hidden`` head runs through the embedded model's fast encoder (:mod:`.fast_encoder`; the
-        ``tokenizer`` calibrates its int8 scheme), any other model through transformers with its
+        ``hidden`` head, or a ``BertForSequenceClassification`` / ``BertForTokenClassification``
+        (its pooler and classifier then run after it, float32), runs through the embedded model's
+        fast encoder (:mod:`.fast_encoder`; the ``tokenizer`` calibrates its int8 scheme), any other model through transformers with its
         Linear layers in that precision (:func:`cast_model`)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -167,9 +181,20 @@ class Network:
         self.encoder: Any = None
         from .fast_encoder import build_encoder, supports  # imports torch
 
+        #: a BERT classification head after the fast encoder (float32): the classifier, and for a
+        #: sequence head the pooler before it (dropout is the identity in eval)
+        self.classifier: Any = None
+        self.pooler: Any = None
         if head in (HEAD_EMBEDDING, HEAD_HIDDEN) and supports(model.config) and hasattr(model, "embeddings"):
             self.encoder = build_encoder(model, precision, device, tokenizer)
             self.model = None  # the encoder holds its own copy of the weights
+        elif head in FAST_HEADS and type(model).__name__ == FAST_HEADS[head] and supports(model.config):
+            # BertForSequenceClassification / BertForTokenClassification: the fast encoder, then the
+            # head's own modules
+            self.encoder = build_encoder(model.bert, precision, device, tokenizer)
+            self.pooler = model.bert.pooler.to(device) if head == HEAD_SEQUENCE else None
+            self.classifier = model.classifier.to(device)
+            self.model = None
         else:
             self.model = cast_model(model, precision, device).to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
@@ -186,8 +211,9 @@ class Network:
         if self.uses_token_types:
             kwargs["token_type_ids"] = torch.from_numpy(batch["arg_2"]).to(self.device)
         with torch.inference_mode():
-            if self.encoder is not None:  # single texts: token type 0, as the encoder computes
-                out = _Hidden(self.encoder(ids, mask.bool()))
+            if self.encoder is not None:
+                hidden = self.encoder(ids, mask.bool(), kwargs.get("token_type_ids"))
+                out = _Hidden(hidden) if self.classifier is None else _Logits(self._classify(hidden.float()))
             else:
                 out = self.model(**kwargs)
             values = self._head(out, mask)
@@ -198,6 +224,9 @@ class Network:
         if self.head == HEAD_SPAN:
             return [arr[i, :, : lengths[i]] for i in range(len(windows))]
         return [arr[i] for i in range(len(windows))]
+
+    def _classify(self, hidden: Any) -> Any:
+        return self.classifier(hidden if self.pooler is None else self.pooler(hidden))
 
     def _head(self, out: Any, mask: Any) -> Any:
         import torch

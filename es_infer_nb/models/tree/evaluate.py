@@ -130,6 +130,8 @@ class PackedTrees:
 def _sequential_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum over dim 1 left to right, in Elasticsearch's order (a vectorised reduction may round
     differently and flip an exact tie)."""
+    if values.shape[1] == 1:
+        return values[:, 0]
     total = values[:, 0].clone()
     for j in range(1, values.shape[1]):
         total += values[:, j]
@@ -207,11 +209,11 @@ class CompiledModel:
             xt = torch.as_tensor(x, device=self.device)
         if not isinstance(self.packed, PerfectTrees):
             xt = xt.contiguous()
-        errors = torch.zeros(rows, dtype=torch.bool, device=self.device)
         messages: dict[str, torch.Tensor] = {}
         model = self.definition.model
-        if self._fused is not None:
-            return self._run_fused(xt, errors, messages)
+        if self._fused is not None:  # no row can fail: no error mask (and no tensor op) for it
+            return self._run_fused(xt, messages)
+        errors = torch.zeros(rows, dtype=torch.bool, device=self.device)
         leaves = self.packed.leaves(xt)  # [rows, trees, K]
         if isinstance(self.root, _TreeSlot):
             tree = self.trees[self.root.index]
@@ -234,11 +236,15 @@ class CompiledModel:
             return self._finish(value.cpu().numpy(), None, errors, messages)
         return self._classification(processed, errors, messages)
 
-    def _run_fused(self, xt: torch.Tensor, errors, messages) -> RawOutput:
+    def _run_fused(self, xt: torch.Tensor, messages) -> RawOutput:
         assert isinstance(self.packed, PerfectTrees) and isinstance(self.root, _EnsembleNode)
         ensemble = self.root.ensemble
         s = self.packed.weighted_sum(xt, self._fused)  # [rows, K]
         name = ensemble.aggregator.name
+        errors = None  # the fused aggregations flag no row
+        if name == "weighted_sum" and ensemble.target_type == "regression":
+            # the sum of one column is that column: the kernel's answer as it is, no further tensor op
+            return RawOutput(s[:, 0].cpu().numpy(), None, [None] * s.shape[0])
         if name in ("weighted_sum", "exponent"):
             processed = s[:, :1]
         elif name == "logistic_regression":
@@ -332,7 +338,7 @@ class CompiledModel:
     @staticmethod
     def _finish(values: np.ndarray, probs: np.ndarray | None, errors, messages) -> RawOutput:
         row_errors: list[str | None] = [None] * len(values)
-        if bool(errors.any()):
+        if messages and bool(errors.any()):  # a message is set only where some row failed
             for msg, mask in messages.items():
                 for i in np.nonzero(mask.cpu().numpy())[0]:
                     row_errors[int(i)] = row_errors[int(i)] or msg

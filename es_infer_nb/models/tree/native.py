@@ -7,14 +7,16 @@ NaN and +-inf are missing, as in ES), and the weighted leaves summed tree by tre
 right, starting from the first tree's value (``values[:, 0] + values[:, 1] + ...``): the answers
 are bit for bit those of the torch paths. It works on blocks of up to 1024 rows whose two
 feature copies stay in L2, takes the trees 16 at a time (their node tables stay in L1 while every
-group of 16 rows walks them), walks those 16 rows in lockstep (independent loads overlap; the level
-loop is unrolled per depth), and reads the feature matrix through its strides (the column-major
-matrix built from a DataFrame is read without a copy). Rows are split across threads in chunks;
-``ctypes`` releases the GIL during a call.
+group of rows walks them) and walks a group of rows in lockstep, the level loop unrolled per depth.
+Where the compiler targets AVX-512 (``-march=native`` on such a CPU), a group is 64 rows, eight
+vectors of eight, each walking with gathers and in-register node tables (the tree's top six levels);
+elsewhere a group is 16 rows walked one by one in lockstep (independent loads overlap). Both read
+the feature matrix through its strides (the column-major matrix built from a DataFrame is read
+without a copy). Rows are split across threads in chunks; ``ctypes`` releases the GIL during a call.
 
-The shared library is compiled with ``cc -O3`` (no fast-math, no FP contraction) into
-``$ES_INFER_NB_NATIVE_CACHE`` (default ``~/.cache/es_infer_nb/native``), keyed by the hash of the
-source, flags, compiler and CPU; later processes load it in milliseconds. When no compiler is
+The shared library is compiled with ``cc -O3 -march=native`` (plain ``-O3`` when that fails; no
+fast-math, no FP contraction) into ``$ES_INFER_NB_NATIVE_CACHE`` (default
+``~/.cache/es_infer_nb/native``), keyed by the hash of the source, flags, compiler and CPU; later processes load it in milliseconds. When no compiler is
 present, the build fails, the device is not the CPU, or ``ES_INFER_NB_NO_NATIVE`` is set,
 :func:`kernel` returns ``None`` and callers use the torch paths.
 """
@@ -47,8 +49,16 @@ SOURCE = r"""
 #include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
+#if defined(__AVX512F__) && !defined(ES_NO_SIMD)
+#include <immintrin.h>
+#define ES_SIMD 1
+#endif
 #ifndef G
+#ifdef ES_SIMD
+#define G 64     /* rows walked in lockstep through a tree: eight vectors of eight */
+#else
 #define G 16     /* rows walked in lockstep through a tree */
+#endif
 #endif
 #ifndef TB
 #define TB 16    /* trees per block: their tables (~1.5 KiB a tree at depth 6) stay in L1 */
@@ -146,16 +156,150 @@ walk_depth(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
     return 0;
 }
 
+#ifdef ES_SIMD
+/* The same walk with AVX-512: the G rows of a group are eight vectors of eight rows, each walking the
+   tree in lockstep. At the root every row reads one feature (a plain load); the nodes of levels 1-3
+   (15) and of level 4 (16) sit in registers (two each for the feature offsets and the thresholds) and
+   are picked with a permute, those of level 5 (32) with two permutes and a blend; deeper levels are
+   gathered. The feature value of each row is gathered from the row group's copies. The comparison is the scalar one (v > t, false when either is NaN); a
+   row's leaves are still added tree by tree, in order, from the first tree's value. */
+#define NV (G / 8)
+static inline __attribute__((always_inline)) int
+walk_depth_simd(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
+                const int32_t* feat, const double* thr, int64_t trees, const int64_t depth,
+                const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
+    int64_t inner = ((int64_t)1 << depth) - 1, width = inner + 1;
+    int64_t S = ((inner < 31 ? 31 : inner) + 8) & ~(int64_t)7;  /* per-tree stride: loads up to node 30 */
+    int64_t B = BUDGET / (2 * nf);
+    if (B < G) B = G;
+    if (B > MAXB) B = MAXB;
+    B = (B / G) * G;
+    double* both = (double*)aligned_alloc(64, sizeof(double) * B * 2 * nf);
+    int64_t* offs = (int64_t*)aligned_alloc(64, sizeof(int64_t) * S * trees);
+    double* thrs = (double*)aligned_alloc(64, sizeof(double) * S * trees);
+    if (!both || !offs || !thrs) { free(both); free(offs); free(thrs); return 1; }
+    for (int64_t t = 0; t < trees; t++)
+        for (int64_t n = 0; n < S; n++) {
+            offs[t * S + n] = n < inner ? (int64_t)feat[t * inner + n] * G * (int64_t)sizeof(double) : 0;
+            thrs[t * S + n] = n < inner ? thr[t * inner + n] : INFINITY;
+        }
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i lane[NV];
+    for (int v = 0; v < NV; v++)
+        lane[v] = _mm512_slli_epi64(_mm512_add_epi64(_mm512_set1_epi64(8 * v),
+                                    _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0)), 3);  /* byte offset of the row */
+    int fast_sum = sums && k == 1 && !rows_out;
+    for (int64_t r0 = 0; r0 < rows; r0 += B) {
+        int64_t nb = rows - r0 < B ? rows - r0 : B;
+        fill(x, r0, nb, nf, sr, sf, both);
+        for (int64_t t0 = 0; t0 < trees; t0 += TB)
+        for (int64_t r = 0; r < nb; r += G) {
+            const char* bp = (const char*)(both + (r / G) * 2 * nf * G);
+            int64_t m = nb - r < G ? nb - r : G;
+            __mmask8 valid[NV];
+            __m512d acc[NV];
+            for (int v = 0; v < NV; v++) {
+                int64_t c = m - 8 * v;
+                c = c < 0 ? 0 : (c > 8 ? 8 : c);
+                valid[v] = (__mmask8)((1u << c) - 1);
+                acc[v] = (fast_sum && t0 > 0) ? _mm512_maskz_loadu_pd(valid[v], sums + r0 + r + 8 * v)
+                                              : _mm512_setzero_pd();
+            }
+            for (int64_t t = t0; t < t0 + TB && t < trees; t++) {
+                const int64_t* ot = offs + t * S;
+                const double* tt = thrs + t * S;
+                __m512i o0 = _mm512_load_si512(ot), o1 = _mm512_load_si512(ot + 8);
+                __m512d h0 = _mm512_load_pd(tt), h1 = _mm512_load_pd(tt + 8);
+                __m512i o2 = _mm512_loadu_si512(ot + 15), o3 = _mm512_loadu_si512(ot + 23);
+                __m512d h2 = _mm512_loadu_pd(tt + 15), h3 = _mm512_loadu_pd(tt + 23);
+                __m512i j[NV];
+                for (int v = 0; v < NV; v++) j[v] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+                for (int64_t d = 0; d < depth; d++)
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++) {
+                        __m512i off;
+                        __m512d th;
+                        if (d == 0) {  /* every row at the root: its feature's values are contiguous */
+                            __m512d val = _mm512_load_pd((const double*)(bp + ot[0]) + 8 * v);
+                            __mmask8 go = _mm512_cmp_pd_mask(val, _mm512_set1_pd(tt[0]), _CMP_GT_OQ);
+                            j[v] = _mm512_mask_add_epi64(one, go, one, one);
+                            continue;
+                        }
+                        if (d < 4) {
+                            off = _mm512_permutex2var_epi64(o0, j[v], o1);
+                            th = _mm512_permutex2var_pd(h0, j[v], h1);
+                        } else if (d == 4) {
+                            __m512i jj = _mm512_sub_epi64(j[v], _mm512_set1_epi64(15));
+                            off = _mm512_permutex2var_epi64(o2, jj, o3);
+                            th = _mm512_permutex2var_pd(h2, jj, h3);
+                        }
+                        else if (d == 5) {  /* depth > 5: the tree has nodes 31..62 */
+                            __m512i jj = _mm512_sub_epi64(j[v], _mm512_set1_epi64(31));
+                            __mmask8 upper = _mm512_test_epi64_mask(jj, _mm512_set1_epi64(16));
+                            off = _mm512_mask_blend_epi64(upper,
+                                _mm512_permutex2var_epi64(_mm512_loadu_si512(ot + 31), jj, _mm512_loadu_si512(ot + 39)),
+                                _mm512_permutex2var_epi64(_mm512_loadu_si512(ot + 47), jj, _mm512_loadu_si512(ot + 55)));
+                            th = _mm512_mask_blend_pd(upper,
+                                _mm512_permutex2var_pd(_mm512_loadu_pd(tt + 31), jj, _mm512_loadu_pd(tt + 39)),
+                                _mm512_permutex2var_pd(_mm512_loadu_pd(tt + 47), jj, _mm512_loadu_pd(tt + 55)));
+                        } else {
+                            off = _mm512_i64gather_epi64(j[v], (const void*)ot, 8);
+                            th = _mm512_i64gather_pd(j[v], (const void*)tt, 8);
+                        }
+                        __m512d val = _mm512_i64gather_pd(_mm512_add_epi64(off, lane[v]), (const void*)bp, 1);
+                        __mmask8 go = _mm512_cmp_pd_mask(val, th, _CMP_GT_OQ);
+                        j[v] = _mm512_add_epi64(_mm512_add_epi64(j[v], j[v]), one);
+                        j[v] = _mm512_mask_add_epi64(j[v], go, j[v], one);
+                    }
+                int64_t base = t * width - inner;  /* leaf-table row of perfect index i: base + i */
+                if (fast_sum) {
+                    __m512i lb = _mm512_set1_epi64(base);
+                    for (int v = 0; v < NV; v++) {
+                        __m512d lvv = _mm512_i64gather_pd(_mm512_add_epi64(j[v], lb), (const void*)wleaf, 8);
+                        acc[v] = t == 0 ? lvv : _mm512_add_pd(acc[v], lvv);
+                    }
+                } else {
+                    int64_t idx[G];
+                    for (int v = 0; v < NV; v++)
+                        _mm512_storeu_si512(idx + 8 * v, j[v]);  /* perfect index: leaf row base + i */
+                    const double* lv = wleaf ? wleaf + base * k : 0;
+                    for (int g = 0; g < m; g++) emit(t, r0 + r + g, idx[g], lv, k, sums, rows_out, trees, base);
+                }
+            }
+            if (fast_sum)
+                for (int v = 0; v < NV; v++) _mm512_mask_storeu_pd(sums + r0 + r + 8 * v, valid[v], acc[v]);
+        }
+    }
+    free(both);
+    free(offs);
+    free(thrs);
+    return 0;
+}
+#define WALK walk_depth_simd
+#else
+#define WALK walk_depth
+#endif
+
+/* 1 when this build walks with AVX-512, else 0 */
+int es_walk_simd(void) {
+#ifdef ES_SIMD
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Walk every tree for rows [0, rows). sums: [rows, k] weighted leaf sums (or NULL);
    rows_out: [rows, trees] rows of the leaf table (or NULL). Returns 0, or 1 when out of memory.
    Each depth up to 10 gets its own copy with the level loop unrolled. */
 int es_walk(const double* x, int64_t rows, int64_t nf, int64_t sr, int64_t sf,
             const int32_t* feat, const double* thr, int64_t trees, int64_t depth,
             const double* wleaf, int64_t k, double* sums, int64_t* rows_out) {
-#define AT(D) case D: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, D, wleaf, k, sums, rows_out);
+#define AT(D) case D: return WALK(x, rows, nf, sr, sf, feat, thr, trees, D, wleaf, k, sums, rows_out);
     switch (depth) {
         AT(1) AT(2) AT(3) AT(4) AT(5) AT(6) AT(7) AT(8) AT(9) AT(10)
-        default: return walk_depth(x, rows, nf, sr, sf, feat, thr, trees, depth, wleaf, k, sums, rows_out);
+        default: return WALK(x, rows, nf, sr, sf, feat, thr, trees, depth, wleaf, k, sums, rows_out);
     }
 #undef AT
 }
@@ -183,6 +327,11 @@ def _compiler() -> str | None:
     return None
 
 
+def compiler_path() -> str | None:
+    """The C compiler the kernels are built with (``$CC``, else cc, gcc or clang), or ``None``."""
+    return _compiler()
+
+
 def cache_dir() -> Path:
     env = os.environ.get("ES_INFER_NB_NATIVE_CACHE")
     if env:
@@ -191,8 +340,22 @@ def cache_dir() -> Path:
     return Path(base) / "es_infer_nb" / "native"
 
 
+#: ``$ES_INFER_NB_NATIVE_ISA``: the instruction set the native kernels are built for — ``native`` (the
+#: default: this CPU's), ``avx2`` (x86-64-v3: simulates an AVX2-only machine on an AVX-512 one, as
+#: ``ONEDNN_MAX_CPU_ISA`` does for oneDNN) or ``portable`` (no ``-march``)
+ISA_FLAGS = {"native": ("-march=native",), "avx2": ("-march=x86-64-v3",), "portable": ()}
+
+
+def target_isa() -> str:
+    """The instruction set the native kernels are built for (``$ES_INFER_NB_NATIVE_ISA``, default native)."""
+    isa = os.environ.get("ES_INFER_NB_NATIVE_ISA", "native").strip().lower() or "native"
+    if isa not in ISA_FLAGS:
+        raise ValueError(f"ES_INFER_NB_NATIVE_ISA={isa!r}: use one of {', '.join(ISA_FLAGS)}")
+    return isa
+
+
 def _build(cc: str, march: bool, source: str = SOURCE, stem: str = "es_trees") -> Path:
-    flags = _FLAGS + (("-march=native",) if march else ())
+    flags = _FLAGS + (ISA_FLAGS[target_isa()] if march else ())
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     key = hashlib.sha256("\0".join([source, " ".join(flags), version, _cpu_signature()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{stem}_{key}.so"
@@ -211,7 +374,8 @@ def _build(cc: str, march: bool, source: str = SOURCE, stem: str = "es_trees") -
     return target
 
 
-def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str) -> ctypes.CDLL | None:
+def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str,
+                    name: str | None = None) -> ctypes.CDLL | None:
     """Build (or find in the cache) and load the C ``source`` as ``{stem}_{hash}.so``; ``bind`` sets its
     functions' signatures. ``None``, with a warning naming ``what`` falls back, when that fails."""
     cc = _compiler()
@@ -226,32 +390,27 @@ def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None],
             return lib
         except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
             errors.append(str(exc))
-    log.warning("building the native %s kernel failed (%s); %s use the torch path", stem, errors[-1], what)
+    log.warning("building the native %s kernel failed (%s); %s use the torch path", name or stem, errors[-1], what)
     return None
 
 
-def _bind_walk(lib: ctypes.CDLL) -> None:
+def bind_walk(lib: ctypes.CDLL) -> None:
+    """Set the signatures of a library built from :data:`SOURCE`."""
     fn = lib.es_walk
     p, i = ctypes.c_void_p, ctypes.c_int64
     fn.argtypes = [p, i, i, i, i, p, p, i, i, p, i, p, p]
     fn.restype = ctypes.c_int
+    lib.es_walk_simd.argtypes = []
+    lib.es_walk_simd.restype = ctypes.c_int
+
+
+def uses_simd(lib: ctypes.CDLL) -> bool:
+    """Whether ``lib`` walks with AVX-512 (built with ``-march=native`` on a CPU that has it)."""
+    return bool(lib.es_walk_simd())
 
 
 def _load() -> ctypes.CDLL | None:
-    cc = _compiler()
-    if cc is None:
-        log.warning("no C compiler found; tree ensembles use the torch walk")
-        return None
-    errors = []
-    for march in (True, False):
-        try:
-            lib = ctypes.CDLL(str(_build(cc, march)))
-            _bind_walk(lib)
-            return lib
-        except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
-            errors.append(str(exc))
-    log.warning("building the native tree kernel failed (%s); tree ensembles use the torch walk", errors[-1])
-    return None
+    return compile_library(SOURCE, "es_trees", bind_walk, "tree ensembles", name="tree")
 
 
 def kernel() -> ctypes.CDLL | None:

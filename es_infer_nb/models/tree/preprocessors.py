@@ -151,6 +151,17 @@ def _code_table(strings: list[str], mapping: dict[str, float], default: float) -
     return table
 
 
+def _field_categories(cols: Columns, field: str) -> tuple[np.ndarray, list[str], np.ndarray] | None:
+    """``field``'s category codes, their strings and where it has a value (``codes >= 0``); ``None``
+    when the field is absent or has no value in any row."""
+    arr = cols.get(field)
+    if arr is None:
+        return None
+    codes, strings = java_categories(arr)
+    present = codes >= 0
+    return (codes, strings, present) if present.any() else None
+
+
 def _merge(old: np.ndarray | None, new: np.ndarray, written: np.ndarray) -> np.ndarray:
     """``new`` where written, else whatever the column held before (ES only writes those rows)."""
     if old is None or written.all():
@@ -238,13 +249,10 @@ class OneHotEncoding(Preprocessor):
         return "integer"
 
     def process(self, cols: Columns, n: int) -> None:
-        arr = cols.get(self.field)
-        if arr is None:
+        found = _field_categories(cols, self.field)
+        if found is None:
             return
-        codes, strings = java_categories(arr)
-        present = codes >= 0
-        if not present.any():
-            return
+        codes, strings, present = found
         everywhere = bool(present.all())
         position = {s: i for i, s in enumerate(strings)}
         for value, column in self.hot_map.items():
@@ -280,13 +288,10 @@ class _MapEncoding(Preprocessor):
         return "double"
 
     def _encode(self, cols: Columns, mapping: dict[str, float], default: float) -> None:
-        arr = cols.get(self.field)
-        if arr is None:
+        found = _field_categories(cols, self.field)
+        if found is None:
             return
-        codes, strings = java_categories(arr)
-        present = codes >= 0
-        if not present.any():
-            return
+        codes, strings, present = found
         new = _code_table(strings, mapping, default)[codes]
         cols[self.feature_name] = _merge(cols.get(self.feature_name), new, present)
 
@@ -444,12 +449,10 @@ class NGramEncoding(Preprocessor):
         return out
 
     def process(self, cols: Columns, n: int) -> None:
-        arr = cols.get(self.field)
-        if arr is None:
+        found = _field_categories(cols, self.field)
+        if found is None:
             return
-        codes, strings = java_categories(arr)
-        if not (codes >= 0).any():
-            return
+        codes, strings, _ = found
         per_feature: dict[str, dict[int, str]] = {}
         for code, text in enumerate(strings):
             for feature, gram in self.grams_of(text).items():

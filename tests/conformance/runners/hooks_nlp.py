@@ -13,6 +13,7 @@ from es_infer_nb.models.nlp.tasks.classification import ZeroShotClassification
 from es_infer_nb.models.nlp.tasks.expansion import TextExpansion
 from es_infer_nb.models.nlp.tasks.ner import Ner
 from es_infer_nb.models.nlp.tasks.qa import QuestionAnswering
+from es_infer_nb.models.nlp.tasks.similarity import TextSimilarity
 from es_infer_nb.models.nlp.tokenization import Window, build_tokenizer, parse
 from es_infer_nb.models.nlp.tokenization.wordpiece import BasicTokenizer
 
@@ -129,6 +130,9 @@ def text_expansion_chunked(vocab: list[str], tokenization: dict[str, Any], input
 
 def text_classification_postprocess(classification_labels: list[str], logits: list[float],
                                     num_top_classes: int = -1) -> dict[str, Any]:
+    """The labels and ``num_top_classes`` go through the task's config parsing (its create-time checks)."""
+    classification.TextClassification.parse({"classification_labels": classification_labels,
+                                              "num_top_classes": num_top_classes})
     scores = classification.text_classification_scores([np.asarray(logits)], classification_labels)
     return classification.classification_result("predicted_value", classification_labels, scores, num_top_classes)
 
@@ -138,6 +142,17 @@ def zero_shot_postprocess(classification_labels: list[str], labels: list[str], m
     task = ZeroShotClassification.parse({"classification_labels": classification_labels, "labels": labels,
                                          "multi_label": multi_label})
     return task.result("", [], [np.asarray(r) for r in logits_per_label], None)  # type: ignore[arg-type]
+
+
+def text_similarity_postprocess(text: str, span_score_combination_function: str,
+                                logits_per_window: list[list[float]], results_field: str | None = None
+                                ) -> dict[str, Any]:
+    """One relevance logit per window combined as the task's ``span_score_combination_function``."""
+    inner: dict[str, Any] = {"text": text, "span_score_combination_function": span_score_combination_function}
+    if results_field is not None:
+        inner["results_field"] = results_field
+    task = TextSimilarity.parse(inner)
+    return task.result("", [], [np.asarray(w) for w in logits_per_window], None)  # type: ignore[arg-type]
 
 
 def nlp_build_request(vocab: list[str], tokenization: dict[str, Any], task_config: dict[str, Any], input: list[str],

@@ -10,7 +10,8 @@ the file's ``vocabularies``):
   ``ner_annotated_text``, ``fill_mask_postprocess``, ``fill_mask_validate_input``,
   ``text_expansion_postprocess``, ``text_expansion_sanitize_vocab``, ``text_expansion_chunked``,
   ``text_classification_postprocess``, ``softmax``, ``top_k``, ``question_answering``,
-  ``question_answering_top_scores`` (``runs``), ``nlp_build_request``, ``zero_shot_postprocess``
+  ``question_answering_top_scores`` (``runs``), ``nlp_build_request``, ``zero_shot_postprocess``,
+  ``text_similarity_postprocess``
   -> an object holding the case's expected keys.
 """
 
@@ -37,6 +38,7 @@ KINDS = {kind: run for kind in (
     "ner_annotated_text", "fill_mask_postprocess", "fill_mask_validate_input", "text_expansion_postprocess",
     "text_expansion_sanitize_vocab", "text_expansion_chunked", "text_classification_postprocess", "softmax",
     "top_k", "question_answering", "question_answering_top_scores", "nlp_build_request", "zero_shot_postprocess",
+    "text_similarity_postprocess",
 )}
 
 

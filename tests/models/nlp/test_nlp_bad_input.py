@@ -75,7 +75,7 @@ def test_unknown_labels_and_bad_updates_fail_the_request(nlp_model):
         nlp_model("text_classification").infer([GOOD], {"text_classification": {"classification_labels": ["a", "b"]}})
     with pytest.raises(ApiError, match=r"classification label \[PERSON\] is not an entity I-O-B tag"):
         nlp_model("ner", classification_labels=["O", "PERSON"])
-    with pytest.raises(ApiError, match=r"requires non-empty \[labels\]"):
+    with pytest.raises(ApiError, match=r"\[labels\] must not be empty"):  # ZeroShotClassificationConfigUpdate
         nlp_model("zero_shot_classification").infer([GOOD], {"zero_shot_classification": {"labels": []}})
     with pytest.raises(ApiError, match=r"failed to parse field \[num_top_classes\]"):
         nlp_model("text_classification").infer([GOOD], {"text_classification": {"num_top_classes": "many"}})

@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from es_infer_nb.errors import ApiError
+from es_infer_nb.models.nlp.tasks.classification import TextClassification, ZeroShotClassification
 
 TEXTS = ["the capital of france is paris", "many use elasticsearch in london", "hi ana from new york"]
 
@@ -272,3 +273,27 @@ def test_results_field_and_update_errors(nlp_model):
         m.infer([{"text_field": "paris"}], {"text_embedding": {"bogus": 1}})
     with pytest.raises(ApiError, match="cannot be greater than the model's max sequence length"):
         m.infer([{"text_field": "paris"}], {"text_embedding": {"tokenization": {"bert": {"max_sequence_length": 999}}}})
+
+
+@pytest.mark.parametrize(("task", "inner", "reason"), [
+    (TextClassification, {"classification_labels": ["too few"]},
+     "[text_classification] requires at least 2 [classification_labels]; provided [too few]"),
+    (ZeroShotClassification, {"classification_labels": ["entailment", "neutral"]},
+     "[classification_labels] must contain exactly the three values [contradiction, entailment, neutral]"),
+    (ZeroShotClassification, {"classification_labels": ["entailment", "neutral", "Foo"]},
+     "[classification_labels] must contain exactly the three values [contradiction, entailment, neutral]. "
+     "Invalid labels [foo]"),
+    (ZeroShotClassification, {"classification_labels": ["entailment", "contradiction", "neutral"], "labels": []},
+     "[labels] must not be empty"),
+    (ZeroShotClassification, {"classification_labels": ["entailment", "Entailment", "neutral"]},
+     "zero_shot_classification requires [entailment] and [contradiction] in classification_labels"),
+])
+def test_classification_configs_are_bad_requests_in_es_words(task, inner, reason):
+    with pytest.raises(ApiError) as err:
+        task.parse(inner)
+    assert (err.value.status, err.value.type, err.value.reason) == (400, "status_exception", reason)
+
+
+def test_text_classification_accepts_zero_top_classes():
+    task = TextClassification.parse({"classification_labels": ["a", "b"], "num_top_classes": 0})
+    assert task.options["num_top_classes"] == 0

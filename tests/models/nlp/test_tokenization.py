@@ -160,3 +160,16 @@ def test_deberta_pairs_need_two_non_empty_sequences():
     assert tok.tokenize_pair("paris", "london", "first").token_ids == [2, 10, 3, 11, 3]
     with pytest.raises(ApiError, match="Both sequences must have at least one token"):
         tok.tokenize_pair("paris", "", "first")
+
+
+def test_span_windows_that_cannot_move_forward_fail_instead_of_looping():
+    """A span so close to the window that, after backing off split words, the next window would start
+    where the last one did: the error ES's pair loop raises, for single sequences as well."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "God", "##zilla", "Elastic", "##search", "day"]
+    tok = build_tokenizer(parse({"bert": {"max_sequence_length": 5, "truncate": "none", "span": 0}}), vocab=vocab)
+    text = "Godzilla Elasticsearch day"
+    assert [w.token_ids for w in tok.tokenize(text, "none", 1)][:2] == [[2, 5, 6, 3], [2, 6, 7, 8, 3]]
+    with pytest.raises(ApiError) as err:
+        tok.tokenize(text, "none", 2)
+    assert (err.value.status, err.value.type) == (500, "illegal_state_exception")
+    assert err.value.reason.startswith("Tokenization cannot be satisfied with the current span setting")

@@ -62,10 +62,10 @@ class TextClassification(Task):
 
     def validate(self) -> None:
         labels = self.options.get("classification_labels")
-        if labels is None or len(labels) < 2:
-            raise ApiError("action_request_validation_exception",
-                           f"Validation Failed: 1: [{self.NAME}] requires at least 2 [classification_labels]; "
-                           f"provided {labels or []};", 400)
+        if labels is None or len(labels) < 2:  # TextClassificationConfig's constructor (a bad request)
+            provided = "null" if labels is None else "[" + ", ".join(labels) + "]"
+            raise ApiError("status_exception", f"[{self.NAME}] requires at least 2 [classification_labels]; "
+                           f"provided {provided}", 400)
 
     def validate_update(self, stored: Task) -> None:
         if len(self.labels) != len(stored.options.get("classification_labels") or []):
@@ -117,17 +117,29 @@ class ZeroShotClassification(Task):
         return {"hypothesis_template": DEFAULT_HYPOTHESIS, "multi_label": False}
 
     def validate(self) -> None:
-        labels = self.options.get("classification_labels") or []
-        if sorted(x.lower() for x in labels) != sorted(ZERO_SHOT_LABELS):
-            raise ApiError("action_request_validation_exception",
-                           f"Validation Failed: 1: [{self.NAME}] requires [classification_labels] that contain "
-                           f"[entailment, neutral, contradiction];", 400)
+        # ZeroShotClassificationConfig's constructor, in its order and words (bad requests)
+        labels = self.options.get("classification_labels")
+        if labels is None:
+            raise ApiError("illegal_argument_exception", "Required [classification_labels]", 400)
+        required = "[" + ", ".join(sorted(ZERO_SHOT_LABELS)) + "]"
+        if len(labels) != 3:
+            raise ApiError("status_exception", f"[classification_labels] must contain exactly the three values "
+                           f"{required}", 400)
+        bad = [x.lower() for x in labels if x.lower() not in ZERO_SHOT_LABELS]
+        if bad:
+            raise ApiError("status_exception", f"[classification_labels] must contain exactly the three values "
+                           f"{required}. Invalid labels [{', '.join(bad)}]", 400)
         if "labels" in self.options and not self.options["labels"]:
-            raise ApiError("status_exception", "zero_shot_classification requires non-empty [labels]", 400)
+            raise ApiError("status_exception", "[labels] must not be empty", 400)
         if self.tokenization.span != -1:
-            raise ApiError("illegal_argument_exception",
+            raise ApiError("status_exception",
                            f"[{self.NAME}] does not support windowing long text sequences; configured span "
                            f"[{self.tokenization.span}]", 400)
+        lowered = [x.lower() for x in labels]  # ZeroShotClassificationProcessor's constructor
+        if "entailment" not in lowered or "contradiction" not in lowered:
+            raise ApiError("status_exception",
+                           "zero_shot_classification requires [entailment] and [contradiction] in classification_labels",
+                           400)
 
     def validate_update(self, stored: Task) -> None:
         self.validate()

@@ -34,7 +34,13 @@ def validate_mask(text: str, mask_token: str) -> None:
 
 def fill_mask_result(results_field: str, text: str, token_ids: Sequence[int], logits: np.ndarray, mask_id: int | None,
                      mask_token: str, vocab: Sequence[str], num_top_classes: int) -> dict[str, Any]:
-    if mask_id is None or mask_id not in token_ids:
+    # FillMaskProcessor.processResult's checks, in its order
+    if len(token_ids) == 0:
+        raise ApiError("status_exception", "tokenization is empty", 500)
+    if mask_id is None:
+        raise ApiError("status_exception", f"The token id for the mask token {mask_token} is not known in the "
+                       "tokenizer. Check the vocabulary contains the mask token", 409)
+    if mask_id not in token_ids:
         raise ApiError("status_exception", f"mask token id [{mask_id}] not found in the tokenization", 500)
     position = list(token_ids).index(mask_id)
     scores = softmax(np.asarray(logits, dtype=np.float64)[position])

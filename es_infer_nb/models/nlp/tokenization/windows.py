@@ -62,6 +62,12 @@ def illegal(reason: str) -> ApiError:
     return ApiError("illegal_argument_exception", reason, 400)
 
 
+def no_progress() -> ApiError:
+    """A span window that would start where the previous one started (the span too close to the window)."""
+    return ApiError("illegal_state_exception", "Tokenization cannot be satisfied with the current span setting. "
+                    "Consider decreasing the span setting", 500)
+
+
 class WindowedTokenizer:
     """ES's ``NlpTokenizer`` behaviour over an ``inner`` tokenization function."""
 
@@ -125,6 +131,8 @@ class WindowedTokenizer:
             span_prev = span
             prev_start = start
             start = end - span
+            if start <= prev_start:  # no progress: ES's loop never ends here; answer what its pair path answers
+                raise no_progress()
             if start < total:  # back up to the first whole word
                 while start > prev_start + 1 and positions[start] == positions[start - 1]:
                     start -= 1
@@ -218,8 +226,7 @@ class WindowedTokenizer:
             prev_start = start
             start = end - span
             if start <= prev_start:
-                raise ApiError("illegal_state_exception", "Tokenization cannot be satisfied with the current span "
-                               "setting. Consider decreasing the span setting", 500)
+                raise no_progress()
             if start < total:
                 while start > prev_start + 1 and pos2[start] == pos2[start - 1]:
                     start -= 1

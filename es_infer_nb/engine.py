@@ -69,7 +69,6 @@ class Response:
 
     def _repr_html_(self) -> str:
         if _html_renderer is None:  # pragma: no cover - the package always installs one
-
             return f"<pre>{html.escape(repr(self))}</pre>"
         return _html_renderer(self)
 

@@ -379,7 +379,6 @@ def write_vectors(path: Path, texts: list[str], vectors: Any, model_id: str) -> 
                            f"{DEFAULT_TARGET_FIELD}.model_id": model_id}
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-
             n, dims = vectors.shape
             offsets = pa.array(np.arange(0, (n + 1) * dims, dims, dtype=np.int32))
             values = pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))

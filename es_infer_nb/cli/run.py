@@ -59,7 +59,6 @@ def _pipeline(value: str, engine: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     engine = _engine(args.home)
     options: dict[str, Any] = {}
     if args.pipeline is not None and (args.inference_config or args.target_field):
@@ -81,7 +80,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(_one_line(str(err))) from None
     except Exception as err:  # noqa: BLE001 - ApiError and model failures: one line, exit 1
-
         if isinstance(err, ApiError):
             raise RunError(_one_line(str(err))) from None
         raise

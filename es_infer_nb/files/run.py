@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from tqdm.auto import tqdm
+import tqdm.auto
 
 from ..backends import resolve
 from ..engine import default_engine
@@ -100,7 +100,7 @@ def run_files(
     show = progress if progress is not None else True
     bar = None
     if show:
-        bar = tqdm(total=total, unit="rows", desc=f"es-infer {model or 'pipeline'}", leave=False)
+        bar = tqdm.auto.tqdm(total=total, unit="rows", desc=f"es-infer {model or 'pipeline'}", leave=False)
     writer = None  # opened once the first batch has decided the text column (a ValueError writes no file)
     done = batches = 0
     meta: pd.DataFrame | None = None

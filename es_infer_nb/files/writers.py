@@ -57,7 +57,6 @@ class ParquetOut:
         if self._writer is not None:
             self._writer.close()
         else:  # no rows: an empty file with no columns is still a valid Parquet file
-
             pq.write_table(pa.table({}), self.path)
 
 

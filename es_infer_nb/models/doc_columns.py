@@ -74,7 +74,6 @@ def column(values: list[Any], index: pd.Index) -> pd.Series:
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed shapes across rows: keep each row as JSON text
-
             arr = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
                            type=pa.string())
     if pa.types.is_null(arr.type):

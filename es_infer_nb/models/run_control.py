@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from tqdm.auto import tqdm
+import tqdm.auto
 
 __all__ = ["DELAY_S", "Cancelled", "RunProgress", "current_progress", "in_worker", "progress_for", "reporting",
            "stop_requested", "stop_when"]
@@ -42,7 +42,7 @@ class RunProgress:
         self.done = 0
         self._bar: Any = None
         if show is not False and total > 0:
-            self._bar = tqdm(total=total, desc=desc, unit=unit, leave=leave,
+            self._bar = tqdm.auto.tqdm(total=total, desc=desc, unit=unit, leave=leave,
                              delay=DELAY_S if show is None else 0.0)
 
     @property

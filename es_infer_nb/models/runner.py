@@ -165,7 +165,6 @@ def infer_frame(
     """Run a tree model over a DataFrame; return only the result columns, indexed like ``df`` (pytorch
     models run through :class:`es_infer_nb.backends.NlpBackend`)."""
     if precision is not None:  # NLP only; a typo is an error whatever the model
-
         resolve_model_precision(precision, "cpu")
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)

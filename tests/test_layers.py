@@ -131,6 +131,7 @@ LATE_IMPORTS = {
     ("es_infer_nb.notebook.accessor", "es_infer_nb.frames.pipeline"): "import time: ingest/ (~45 ms)",
     ("es_infer_nb.notebook.accessor", "es_infer_nb.widgets"): "import time: ipywidgets (~110 ms)",
     ("es_infer_nb.notebook.frame_cells", "es_infer_nb.frames.run"): "%load_ext's import time: torch",
+    ("es_infer_nb.notebook.magics", "es_infer_nb.widgets"): "%load_ext's import time: ipywidgets, for --widget",
     ("es_infer_nb.notebook.frame_cells", "es_infer_nb.frames.pipeline"): "%load_ext's import time: ingest/",
     ("es_infer_nb.services.base", "es_infer_nb.services.parsers"): "import time: the response parsers (~5 ms)",
     ("es_infer_nb.services.elasticsearch", "es_infer_nb.models.nlp.embedded"): "heavy: imports torch",

@@ -63,7 +63,6 @@ from .. import engine as engine_module
 from ..engine import default_engine
 from ..errors import ApiError
 from ..frames.resume import last_interrupted
-from ..widgets import model_stats
 from ..widgets.json_view import console_html, console_text
 from . import short_errors as _short_errors
 from .console import METHODS, ConsoleError, ConsoleRequest, parse_console
@@ -537,6 +536,10 @@ class InferMagic(Magics, Configurable):
 
     @staticmethod
     def _stats_widget(words: list[str], engine: "Engine") -> Any:
+        try:
+            from ..widgets import model_stats  # ipywidgets: loaded when a widget is asked for
+        except ImportError as exc:
+            raise UsageError(f"--widget needs es_infer_nb.widgets and ipywidgets ({exc})") from None
         ids = _joined_ids(words)
         missing = [i for i in (ids.split(",") if ids else []) if "*" not in i and
                    not engine.request("GET", f"_ml/trained_models/{i}").ok]

@@ -9,6 +9,7 @@ from ..errors import ApiError
 from . import deployments, infer, ingest, stats, trained_models  # noqa: F401  (register routes)
 from . import cat, cluster_settings, data_frame_analytics, inference_endpoints  # noqa: F401  (register routes)
 from . import ml_commons  # noqa: F401  (register routes: OpenSearch _plugins/_ml)
+from . import bulk, indices, search  # noqa: F401  (register routes: in-memory indices, _bulk, _search)
 from .request import TIME_PARAMS, Request, parse_time_value
 from .routing import COMMON_PARAMS, resolve
 from .xcontent import lone_surrogate

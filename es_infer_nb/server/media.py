@@ -20,8 +20,11 @@ COMPATIBLE_MAJORS = (9, 8)
 
 JSON = "application/json"
 VND_JSON = "application/vnd.elasticsearch+json"
+#: newline-delimited JSON (``_bulk``), plain and vendor forms
+NDJSON = "application/x-ndjson"
+VND_NDJSON = "application/vnd.elasticsearch+x-ndjson"
 #: request body types whose content is JSON text
-JSON_TYPES = frozenset({JSON, VND_JSON})
+JSON_TYPES = frozenset({JSON, VND_JSON, NDJSON, VND_NDJSON})
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def negotiate(accept: str | None, content_type: str | None, has_body: bool) -> N
     if has_body and (body_type is None or body_type.mime not in JSON_TYPES):
         raise content_type_error([content_type] if content_type else [])
     accept_v = _version(accept_type) if accept_type is not None and accept_type.mime.startswith("application/vnd.elasticsearch") else None
-    body_v = _version(body_type) if body_type is not None and body_type.mime == VND_JSON else None
+    body_v = _version(body_type) if body_type is not None and body_type.mime in (VND_JSON, VND_NDJSON) else None
     allowed = " or ".join(str(v) for v in COMPATIBLE_MAJORS)
     if accept_v is not None and accept_v not in COMPATIBLE_MAJORS:
         raise _header_error(f"Accept version must be either version {allowed}, but found {accept_v}. Accept={accept}")

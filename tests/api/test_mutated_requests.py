@@ -70,6 +70,11 @@ def valid_requests() -> list[tuple[str, str, Any]]:
         ("POST", "_plugins/_ml/connectors/_search", {"query": {"match_all": {}}, "size": 5}),
         ("GET", "_plugins/_ml/models/{id}", None),
         ("POST", "_plugins/_ml/models/{id}/_predict", {"parameters": {"input": "x"}}),
+        ("PUT", "{id}", {"mappings": {"properties": {"a": {"type": "keyword"}, "n": {"type": "integer"}}}}),
+        ("POST", "kept/_bulk", [{"index": {"_id": "{id}"}}, {"a": "x", "n": 1}, {"create": {}}, {"a": "y", "n": "2"}]),
+        ("POST", "kept/_search", {"size": 1, "query": {"match_all": {}}, "aggs": {"g": {"terms": {"field": "a"}, "aggs": {
+            "m": {"avg": {"field": "n"}}, "i": {"inference": {"model_id": "keep", "buckets_path": {"x": "m"}}}}}}}),
+        ("DELETE", "{id}", None),
     ]
 
 
@@ -199,6 +204,7 @@ def seeded(tmp_path):
     assert engine.request("PUT", "_ingest/pipeline/keep", PIPELINE).status == 200
     assert engine.request("PUT", "_inference/text_embedding/emb", ENDPOINT).status == 200
     assert engine.request("PUT", "_ml/trained_models/churner", churn_model()).status == 200
+    assert engine.request("PUT", "kept", {"mappings": {"properties": {"a": {"type": "keyword"}}}}).status == 200
     return engine
 
 

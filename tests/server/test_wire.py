@@ -131,8 +131,8 @@ def test_unsupported_or_missing_content_type_is_406(http):
     charset = http.put("/_ingest/pipeline/p", content=b'{"processors": []}', headers={"content-type": "application/json; charset=UTF-8"})
     assert charset.status_code == 200, charset.text
     # an unknown route says so before looking at the content type, as ES does
-    unknown = http.put("/_nope", content=b"x", headers={"content-type": "text/plain"})
-    assert unknown.status_code == 400 and unknown.json()["error"].startswith("no handler found for uri [/_nope]")
+    unknown = http.put("/_nope/x", content=b"x", headers={"content-type": "text/plain"})
+    assert unknown.status_code == 400 and unknown.json()["error"].startswith("no handler found for uri [/_nope/x]")
 
 
 def test_gzip_and_deflate_request_bodies(http):

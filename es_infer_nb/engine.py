@@ -9,6 +9,7 @@ comes back as the Elasticsearch error body with its HTTP status.
 from __future__ import annotations
 
 import atexit
+import html
 import json
 import os
 import threading
@@ -18,11 +19,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
+import numpy as np
+
 from .errors import ApiError, without_paths
 from .indices import IndexStore
+from .models.inference_config import parse_config
 from .models.nlp.graph_check import trusted_from_env
 from .models.store import ModelStore
 from .services.ml_local import model_roots
+from .services.secrets import ML_SECRETS_FILE, prune_secrets
 from .stats import StatsRegistry
 from .storage import JsonStore, clean_home, is_endpoint_config, is_object
 
@@ -64,8 +69,6 @@ class Response:
 
     def _repr_html_(self) -> str:
         if _html_renderer is None:  # pragma: no cover - the package always installs one
-            import html
-
             return f"<pre>{html.escape(repr(self))}</pre>"
         return _html_renderer(self)
 
@@ -154,9 +157,6 @@ class Engine:
         #: indices for ``_bulk`` / ``_search``: documents in memory only, never written under the home
         self.indices = IndexStore()
         if self.home is not None:
-            from .services.ml_commons import SECRETS_FILE as ML_SECRETS_FILE
-            from .services.secrets import prune_secrets
-
             prune_secrets(self.home, self.inference_endpoints)
             prune_secrets(self.home, [*self.ml_connectors, *(f"model:{m}" for m in self.ml_models)], ML_SECRETS_FILE)
 
@@ -198,7 +198,7 @@ class Engine:
         DataFrame or array of training rows, columns in ``feature_names`` order) to fill
         ``metadata.total_feature_importance`` as well.
         """
-        from .models.tree.importers import to_es_model
+        from .models.tree.importers import to_es_model  # the converters: loaded when a model is imported
 
         body = to_es_model(model, feature_names, classification_labels, classification_weights)
         if description is not None:
@@ -212,14 +212,11 @@ class Engine:
         """Import a local Hugging Face model folder as a pytorch model, as eland's
         ``eland_import_hub_model`` would (id ``sentence-transformers__all-minilm-l6-v2``-style);
         see :func:`es_infer_nb.models.nlp.importer.import_hf_model` for the options."""
-        from .models.nlp.importer import import_hf_model
+        from .models.nlp.importer import import_hf_model  # the NLP model code (tqdm): loaded when used
 
         return import_hf_model(self, path, task_type, model_id, **options)
 
     def _fill_importance_metadata(self, model_id: str, feature_names: list[str], data: Any) -> None:
-        import numpy as np
-
-        from .models.inference_config import parse_config
         from .models.runner import load_model
         from .models.tree.metadata import baseline, total_importance
 

@@ -9,6 +9,10 @@ envelope Elasticsearch answers with::
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -53,8 +57,6 @@ class ApiError(Exception):
     def suggest(self, name: str, candidates: Any) -> "ApiError":
         """Set :attr:`hint` to the ids closest to ``name`` (difflib) when this is a 404 naming
         ``[name]``; returns self (to ``raise exc.suggest(...)``)."""
-        import difflib
-
         if self.status == 404 and self.hint is None and f"[{name}]" in self.reason:
             close = difflib.get_close_matches(name, sorted({str(c) for c in candidates} - {name}), n=3, cutoff=0.6)
             if close:
@@ -96,8 +98,6 @@ def without_paths(body: Any, *roots: Any) -> Any:
     ``<python>``, the user's home folder as ``~``; an error body then tells where without telling
     the layout of the machine.
     """
-    import os
-    from pathlib import Path
 
     folders: list[tuple[str, str]] = []
     for root in roots:
@@ -106,7 +106,6 @@ def without_paths(body: Any, *roots: Any) -> Any:
         for form in dict.fromkeys((str(root), os.path.realpath(root))):
             folders.append((form.rstrip(os.sep) + os.sep, ""))
             folders.append((form.rstrip(os.sep), "."))
-    import sys
 
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):  # library paths in a message
         if len(prefix.rstrip(os.sep)) > 1:

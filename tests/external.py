@@ -22,7 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 HOW = {
     "browser": "Debian's chromium at /usr/bin/chromium and the playwright package (apt-get install chromium)",
-    "registry": "a package registry pip can install from (the venv-building tests install packages)",
+    "registry": "a package registry pip can install from (the venv-building tests install packages) and npm's "
+                "(the exported-HTML tests fetch @jupyter-widgets/html-manager, see tests/widget_embed.py)",
     "gpu": "a CUDA device",
 }
 

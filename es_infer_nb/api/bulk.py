@@ -14,6 +14,7 @@ from ..ingest.pipeline import Run, parse_pipeline, run_pipeline
 from ..ingest.simulate import ingest_timestamp
 from .request import Request
 from .routing import route
+from .xcontent import parse_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -26,8 +27,6 @@ _BULK_PARAMS = ("refresh", "pipeline", "routing", "require_alias", "wait_for_act
 
 def parse_ndjson(text: str) -> list[Any]:
     """The objects of an NDJSON body (one JSON value per non-empty line), with ES's parse errors."""
-    from .xcontent import parse_json
-
     return [parse_json(line) for line in text.splitlines() if line.strip()]
 
 

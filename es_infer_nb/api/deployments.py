@@ -10,6 +10,7 @@ validates the requests as ES's REST handlers and transport actions do.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from ..errors import ApiError, not_found, validation_failed
 from ..models.byte_size import ByteSize
 from ..models.config import id_error
 from ..models.deployments import AdaptiveAllocations, Deployment, StartRequest, deployments, iso_millis, model_field
+from ..models.nlp.precision import check_precision
 from .deferred import Deferred
 from .request import Request, parse_time_value
 from .routing import route
@@ -111,8 +113,6 @@ def parse_start(req: Request) -> StartRequest:
 
 def _precision(value: Any) -> str:
     """es_infer_nb's ``precision`` parameter: one of auto, fp32, bf16, fp16, int8 (400 otherwise)."""
-    from ..models.nlp.precision import check_precision
-
     try:
         return check_precision(value)
     except ValueError as exc:
@@ -180,8 +180,6 @@ def stop_deployment(engine: "Engine", req: Request) -> Any:
 def _expand(engine: "Engine", expression: str, allow_no_match: bool, *, tolerate_missing: bool = False) -> list[str]:
     """Deployment ids for an id, a model id (all its deployments), a comma list or wildcards.
     ``tolerate_missing`` (stop with ``allow_no_match``): an id with no deployment is skipped, not a 404."""
-    import fnmatch
-
     registry = deployments(engine)
     found: list[str] = []
     missing: list[str] = []

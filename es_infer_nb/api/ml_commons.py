@@ -72,19 +72,26 @@ def register_model(engine: "Engine", req: Request) -> Any:
 
 _by_id("GET", "models/{model_id}", MlCommons.model_doc)
 _by_id("DELETE", "models/{model_id}", MlCommons.delete_model)
-_by_id("POST", "models/{model_id}/_deploy", MlCommons.deploy)
+
+
+@route("POST", f"{BASE}/models/{{model_id}}/_deploy")
+def deploy_model(engine: "Engine", req: Request) -> Any:
+    return ml_commons(engine).deploy(req.path_params["model_id"], device=req.device)  # a local model loads there
+
+
 _by_id("POST", "models/{model_id}/_undeploy", MlCommons.undeploy)
 _by_id("GET", "tasks/{task_id}", MlCommons.task_doc)
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_predict", exclusive=False)
 def predict(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).predict(req.path_params["model_id"], _body(req))
+    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), device=req.device)
 
 
 @route("POST", f"{BASE}/_predict/{{algorithm}}/{{model_id}}", exclusive=False)
 def predict_algorithm(engine: "Engine", req: Request) -> Any:
-    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), req.path_params["algorithm"])
+    return ml_commons(engine).predict(req.path_params["model_id"], _body(req), req.path_params["algorithm"],
+                                      device=req.device)
 
 
 # -- search ----------------------------------------------------------------------------------------

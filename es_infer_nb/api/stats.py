@@ -6,7 +6,9 @@ import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from ..ingest.pipeline import processor_stats_name
 from ..models.deployments import Deployment, deployments, required_native_memory_bytes
+from ..stats import IngestCounters
 from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
 from .routing import route
@@ -117,8 +119,6 @@ def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None =
 
 def _inference_processor_names(processors: Any) -> list[str]:
     """Inference processors of a pipeline body in ES's flattened order (on_failure and foreach included)."""
-    from ..ingest.pipeline import processor_stats_name
-
     names: list[str] = []
     for entry in processors if isinstance(processors, list) else []:
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -135,8 +135,6 @@ def _inference_processor_names(processors: Any) -> list[str]:
 
 def ingest_stats(engine: "Engine", pipeline_ids: list[str]) -> dict[str, Any]:
     """The ``ingest`` section: totals over the pipelines referencing the model, then per pipeline."""
-    from ..stats import IngestCounters
-
     total = IngestCounters()
     per: dict[str, Any] = {}
     for pid in pipeline_ids:

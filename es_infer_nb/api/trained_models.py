@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, already_exists, not_found, validation_failed
-from ..models.config import alias_error, emit, validate_put
 from ..models import parsing as p
-from ..models.inference_config import TREE_TYPES, parse_config
-from ..models.builtin import NATIVE_INDEX, is_builtin
-from ..models.config import LANG_IDENT_ID
+from ..models.builtin import BUILTIN_IDS, NATIVE_INDEX, is_builtin
+from ..models.config import LANG_IDENT_ID, alias_error, emit, validate_put
 from ..models.deployments import deployments
+from ..models.inference_config import TREE_TYPES, parse_config
 from ..models.native_definitions import native_definitions, pytorch_fully_defined
 from ..models.store import check_not_lang_ident
 from .request import Request
@@ -351,9 +351,6 @@ def put_vocabulary(engine: "Engine", req: Request) -> Any:
 def with_deployed_builtins(engine: "Engine", expression: str, ids: list[str]) -> list[str]:
     """Bundled models are listed by ``_all`` / wildcards once deployed (installed, as Elastic's packaged
     models are listed once downloaded); before that only their explicit id finds them."""
-    import fnmatch
-
-    from ..models.builtin import BUILTIN_IDS
 
     parts = [x.strip() for x in expression.split(",") if x.strip()] or ["_all"]
     extra = [

@@ -25,6 +25,8 @@ from ..errors import ApiError
 from ..models import runner
 from ..models.deployments import Deployment, deployments, model_field
 from ..models.input_output import not_an_nlp_model
+from ..models.nlp_backend import input_field
+from ..models.runner import needed_fields
 from ..models.nlp_frames import infer_frame_input_output, infer_frame_nlp
 from ..models.tree.features import dig
 from ..services.frames import infer_frame_endpoint
@@ -71,6 +73,22 @@ class Backend(Protocol):
         """``{column: dtype}`` that :meth:`infer_frame` writes with ``args``, from the configs only."""
         ...
 
+    def input_fields(self) -> list[str] | None:
+        """The document fields a run reads (``None``: not known here, e.g. an unknown id)."""
+        ...
+
+    def text_field(self) -> str | None:
+        """The one text field a text model reads (``None``: the backend does not read one text field)."""
+        ...
+
+
+def _stored(engine: "Engine", id: str) -> dict[str, Any] | None:
+    """The stored config of the model ``id`` names; ``None`` for an unknown id or a stand-in engine."""
+    try:
+        return stored_config(engine, id)[1]
+    except (ApiError, AttributeError, TypeError):
+        return None
+
 
 @dataclass(frozen=True)
 class TreeBackend:
@@ -95,6 +113,13 @@ class TreeBackend:
             stored_config(self.engine, self.id)  # an unknown id: the 404 first
             raise not_an_nlp_model(self.id)
         return model_columns(self.engine, self.id, args.get("inference_config"), args.get("target_field"))
+
+    def input_fields(self) -> list[str] | None:
+        stored = _stored(self.engine, self.id)
+        return None if stored is None else needed_fields(stored)
+
+    def text_field(self) -> str | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,14 @@ class NlpBackend:
             return input_output_columns(self.engine, self.id, args["input_output"], args.get("inference_config"))
         return nlp_columns(self.engine, self.id, args.get("inference_config"), args.get("target_field"))
 
+    def input_fields(self) -> list[str] | None:
+        field = self.text_field()
+        return None if field is None else [field]
+
+    def text_field(self) -> str | None:
+        stored = _stored(self.engine, self.id)
+        return None if stored is None else input_field(stored)
+
 
 @dataclass(frozen=True)
 class EndpointBackend:
@@ -154,6 +187,12 @@ class EndpointBackend:
     def declared_columns(self, args: dict[str, Any]) -> dict[str, Any]:
         return endpoint_columns(self.engine, self.id, args.get("input_output"), args.get("target_field"))
 
+    def input_fields(self) -> list[str] | None:
+        return None  # an endpoint takes texts, not trained-model documents
+
+    def text_field(self) -> str | None:
+        return DEFAULT_INPUT_FIELD
+
 
 @dataclass(frozen=True)
 class OpenSearchBackend:
@@ -164,8 +203,9 @@ class OpenSearchBackend:
     id: str
     kind: Kind = "opensearch"
 
-    def predict(self, request: Any) -> dict[str, Any]:
-        predict = ml_commons_predictor(self.engine, self.id)
+    def predict(self, request: Any, *, device: str | None = None) -> dict[str, Any]:
+        """One Predict call; a local model runs on ``device`` (``None``: the engine's device)."""
+        predict = ml_commons_predictor(self.engine, self.id, device)
         assert predict is not None  # resolve() chose this backend for a registered model
         return predict(request)
 
@@ -181,6 +221,12 @@ class OpenSearchBackend:
 
     def declared_columns(self, args: dict[str, Any]) -> dict[str, Any]:
         raise self._unsupported()
+
+    def input_fields(self) -> list[str] | None:
+        return None
+
+    def text_field(self) -> str | None:
+        return None
 
 
 def resolve(engine: "Engine", id: str, *, endpoints: bool = True, opensearch: bool = False) -> Backend:

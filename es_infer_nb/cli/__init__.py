@@ -36,6 +36,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from ..engine import Engine
+from ..frames import DEFAULT_TARGET_FIELD
+from ..version import __version__
+
 PROG = "es-infer"
 #: inputs at least this long get a progress bar on stderr
 PROGRESS_MIN_TEXTS = 256
@@ -184,8 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if args.version:
-            from ..version import __version__
-
             print(f"{PROG} {__version__}")
             return 0
         if not getattr(args, "func", None):
@@ -257,7 +264,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    from tqdm import tqdm
 
     show_bar = not args.quiet and len(texts) >= PROGRESS_MIN_TEXTS
     with tqdm(total=len(texts), unit="text", desc="embedding", file=sys.stderr, disable=not show_bar, dynamic_ncols=True) as bar:
@@ -362,9 +368,6 @@ def _read_csv(path: Path, field: str) -> list[str]:
 
 def write_vectors(path: Path, texts: list[str], vectors: Any, model_id: str) -> None:
     """One row per text: ``text``, ``ml.inference.predicted_value`` (list), ``ml.inference.model_id``."""
-    import numpy as np
-
-    from ..frames import DEFAULT_TARGET_FIELD
 
     vectors = np.asarray(vectors, dtype=np.float32)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -376,9 +379,6 @@ def write_vectors(path: Path, texts: list[str], vectors: Any, model_id: str) -> 
                            f"{DEFAULT_TARGET_FIELD}.model_id": model_id}
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             n, dims = vectors.shape
             offsets = pa.array(np.arange(0, (n + 1) * dims, dims, dtype=np.int32))
             values = pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
@@ -404,8 +404,6 @@ def _short(text: str, width: int = 60) -> str:
 
 
 def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
-    import numpy as np
-
     out = sys.stdout
     n, dims = vectors.shape
     print(f"model: {model.model_id} (text_embedding, {dims} dims, L2-normalised, {model.device})", file=out)
@@ -436,8 +434,6 @@ def print_vectors(texts: list[str], vectors: Any, model: Any) -> None:
 
 
 def _engine(home: str | None, *, trust_torchscript: bool | None = None):
-    from ..engine import Engine
-
     home = home or os.environ.get("ES_INFER_NB_HOME") or None
     try:
         return Engine(home, trust_torchscript=trust_torchscript)

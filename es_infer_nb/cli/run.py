@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import ApiError
+from ..files.run import FilesInterrupted, run_files
+from . import RunError, UsageError, _engine, _one_line
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -38,8 +42,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _pipeline(value: str, engine: Any) -> Any:
-    from . import UsageError
-
     path = Path(value)
     if value in engine.pipelines and not path.is_file():
         return value
@@ -57,9 +59,6 @@ def _pipeline(value: str, engine: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..files.run import FilesInterrupted, run_files
-    from . import RunError, UsageError, _engine, _one_line
-
     engine = _engine(args.home)
     options: dict[str, Any] = {}
     if args.pipeline is not None and (args.inference_config or args.target_field):
@@ -81,8 +80,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(_one_line(str(err))) from None
     except Exception as err:  # noqa: BLE001 - ApiError and model failures: one line, exit 1
-        from ..errors import ApiError
-
         if isinstance(err, ApiError):
             raise RunError(_one_line(str(err))) from None
         raise

@@ -27,10 +27,12 @@ import dask
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
+from ..engine import default_engine
+from ..errors import ApiError
+from ..frames.meta import conform, pipeline_meta, run_meta
 from . import stats as _stats
 from .config import (Definition, cached_engine, definitions, job_config, make_predict_fn, referenced_models,
                      state_key)
-from ..frames.meta import conform, pipeline_meta, run_meta
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -113,7 +115,6 @@ def _ship(parts: dict[str, Definition]) -> Any:
 def _engine(engine: "Engine | None") -> "Engine":
     if engine is not None:
         return engine
-    from ..engine import default_engine
 
     return default_engine()
 
@@ -188,8 +189,6 @@ class DaskInferAccessor:
         eng = _engine(engine)
         if isinstance(pipeline, str):
             if pipeline not in eng.pipelines:
-                from ..errors import ApiError
-
                 raise ApiError("illegal_argument_exception", f"pipeline with id [{pipeline}] does not exist", 400)
         elif not isinstance(pipeline, dict):
             raise TypeError(f"pipeline must be a pipeline id (str) or body (dict), found {type(pipeline).__name__}")

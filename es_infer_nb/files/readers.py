@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -55,7 +57,6 @@ class Source:
         for path in self.files:
             if file_format(path) != "parquet":
                 return None
-            import pyarrow.parquet as pq
 
             total += pq.ParquetFile(path).metadata.num_rows
         return total
@@ -72,8 +73,6 @@ def _frame(batch: pa.RecordBatch | pa.Table) -> pd.DataFrame:
 
 
 def _parquet(path: Path, size: int) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
     # pre_buffer off: the pre-buffered reads of every row group stay cached, and memory would grow with the file
     with pq.ParquetFile(path, pre_buffer=False) as fh:
         for batch in fh.iter_batches(batch_size=size):
@@ -82,8 +81,6 @@ def _parquet(path: Path, size: int) -> Iterator[pd.DataFrame]:
 
 def _csv(path: Path, size: int) -> Iterator[pd.DataFrame]:
     """CSV blocks re-cut to ``size`` rows (the reader's blocks are sized in bytes)."""
-    import pyarrow.csv as pcsv
-
     reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22))
     pending: list[pa.RecordBatch] = []
     count = 0

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import tqdm.auto
 
+from ..backends import resolve
+from ..engine import default_engine
 from ..errors import ApiError, InferenceInterrupted
+from ..frames.meta import conform, pipeline_meta, run_meta
+from ..frames.pipeline import resolve_pipeline
+from ..frames.run import text_field_map
 from .readers import Source, expand, file_format
 from .writers import open_writer
 
@@ -72,8 +78,6 @@ def run_files(
     Raises :class:`es_infer_nb.ApiError` for an unknown model / bad pipeline before any file is written,
     and :class:`FilesInterrupted` on Ctrl-C (the finished batches stay written).
     """
-    from ..engine import default_engine
-    from ..frames.pipeline import resolve_pipeline
 
     if (model is None) == (pipeline is None):
         raise ValueError("give exactly one of model= (a trained model id) or pipeline= (a pipeline id or body)")
@@ -96,9 +100,7 @@ def run_files(
     show = progress if progress is not None else True
     bar = None
     if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="rows", desc=f"es-infer {model or 'pipeline'}", leave=False)
+        bar = tqdm.auto.tqdm(total=total, unit="rows", desc=f"es-infer {model or 'pipeline'}", leave=False)
     writer = None  # opened once the first batch has decided the text column (a ValueError writes no file)
     done = batches = 0
     meta: pd.DataFrame | None = None
@@ -138,8 +140,6 @@ def run_files(
 
 def _check_model(engine: "Engine", model_id: str) -> None:
     """An unknown model id fails before any output exists (deployment and endpoint ids are fine)."""
-    from ..backends import resolve
-
     if resolve(engine, model_id).kind == "tree":  # the tree runner answers unknown ids: ask it now
         engine.models.require(model_id)
 
@@ -147,8 +147,6 @@ def _check_model(engine: "Engine", model_id: str) -> None:
 def _with_text_column(engine: "Engine", model_id: str, first: pd.DataFrame, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with the ``field_map`` of ``df.infer.run``'s one-text-column rule, decided once from the
     first batch so that every batch reads the same column (several text columns: a ValueError naming them)."""
-    from ..frames.run import text_field_map
-
     chosen = text_field_map(engine, model_id, first, options.get("field_map"))
     return options if chosen is None else {**options, "field_map": chosen}
 
@@ -165,8 +163,6 @@ def _apply(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline: A
 def _declared(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline: Any,
               options: dict[str, Any]) -> pd.DataFrame | None:
     """The output's columns from the configs; ``None`` where they are only known from a first batch."""
-    from ..frames.meta import pipeline_meta, run_meta
-
     try:
         if model is not None:
             return run_meta(engine, frame.iloc[:0], model, options)
@@ -176,6 +172,4 @@ def _declared(engine: "Engine", frame: pd.DataFrame, model: str | None, pipeline
 
 
 def _shape(result: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
-    from ..frames.meta import conform
-
     return result if meta is None else conform(result, meta)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .readers import file_format
 
@@ -43,8 +44,6 @@ class ParquetOut:
         self._schema: pa.Schema | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow.parquet as pq
-
         table = _table(frame, self._schema)
         if self._writer is None:
             self._schema = table.schema.remove_metadata()
@@ -58,8 +57,6 @@ class ParquetOut:
         if self._writer is not None:
             self._writer.close()
         else:  # no rows: an empty file with no columns is still a valid Parquet file
-            import pyarrow.parquet as pq
-
             pq.write_table(pa.table({}), self.path)
 
 

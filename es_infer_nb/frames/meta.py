@@ -52,7 +52,7 @@ def pipeline_meta(engine: "Engine", meta: pd.DataFrame, pipeline: Any, given: An
     """The empty frame ``ddf.infer.pipeline`` declares: the input columns, the fields the processors write
     (from the pipeline definition and the model configs, :mod:`.pipeline_meta`), ``_ingest.dropped`` and
     ``_ingest.error.*``; ``given`` (``{column: dtype}``) declares columns on top (or instead)."""
-    from .pipeline_meta import pipeline_columns
+    from .pipeline_meta import pipeline_columns  # the ingest layer (~45 ms): loaded when a job is declared
 
     columns = pipeline_columns(engine, meta, pipeline)
     if given is not None:

@@ -23,10 +23,8 @@ import pandas as pd
 from ..backends import resolve
 from ..errors import ApiError, InferenceInterrupted
 from ..models.deployments import deployments
-from ..models.nlp_backend import input_field
 from ..models.results import target_prefix
 from ..models.run_control import RunProgress, current_progress, reporting
-from ..models.runner import needed_fields
 from ..services import frames as endpoint_frames
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD
 from .resume import combine_results, run_resumable
@@ -40,14 +38,9 @@ __all__ = ["ENDPOINT_PROGRESS_MIN_ROWS", "NOT_REACHED", "check_fields", "compute
 
 
 def model_input_fields(engine: "Engine", model_id: str) -> list[str] | None:
-    """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown."""
-    try:
-        stored = engine.models.config(deployments(engine).require_model_id(model_id))
-    except (ApiError, AttributeError, TypeError):  # unknown model, or a stand-in engine of a test
-        return None
-    if stored.get("model_type", "tree_ensemble") == "pytorch":
-        return [input_field(stored)]
-    return needed_fields(stored)
+    """The document fields a model (id, alias or deployment id) reads; ``None`` if it is unknown
+    (the backend serving the trained model answers)."""
+    return resolve(engine, model_id, endpoints=False).input_fields()
 
 
 def _column_present(columns: set[str], name: str) -> bool:
@@ -104,12 +97,12 @@ def check_fields(engine: "Engine", model_id: str, frame: pd.DataFrame, field_map
 
 def _missing_fields(engine: "Engine", model_id: str, columns: set[str], field_map: dict[str, str] | None) -> list[str]:
     """The model's ``input.field_names`` that no column (directly or through a field map) provides."""
+    if resolve(engine, model_id, endpoints=False).kind != "tree":
+        return []  # a text model reads one text field: the "none" warning covers it
     try:
         stored = engine.models.config(deployments(engine).require_model_id(model_id))
     except (ApiError, AttributeError, TypeError):
         return []
-    if stored.get("model_type", "tree_ensemble") == "pytorch":
-        return []  # one text field: the "none" warning covers it
     names = [str(f) for f in (stored.get("input") or {}).get("field_names") or []]
     maps = {**(stored.get("default_field_map") or {}), **(field_map or {})}
     missing = []
@@ -132,17 +125,9 @@ def text_field_map(engine: "Engine", model_id: str, frame: pd.DataFrame,
     same column."""
     if field_map is not None:
         return field_map
-    resolved = resolve(engine, model_id)
-    if resolved.kind == "endpoint":
-        field = DEFAULT_INPUT_FIELD
-    else:
-        try:
-            stored = engine.models.config(deployments(engine).require_model_id(model_id))
-        except (ApiError, AttributeError, TypeError):
-            return None
-        if stored.get("model_type", "tree_ensemble") != "pytorch":
-            return None
-        field = input_field(stored)
+    field = resolve(engine, model_id).text_field()  # the backend names its one text field, if it reads one
+    if field is None:
+        return None
     columns = [str(c) for c in frame.columns]
     if _column_present(set(columns), field):
         return None

@@ -116,9 +116,11 @@ def text_column(frame: pd.DataFrame, given: str | None) -> str:
                      + (f": {', '.join(texts)})" if texts else ")"))
 
 
-def rerank_order(engine: "Engine", texts: pd.Series, query: str, endpoint_id: str) -> tuple[np.ndarray, np.ndarray]:
+def rerank_order(engine: "Engine", texts: pd.Series, query: str, endpoint_id: str,
+                 device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Positions of ``texts`` best first by the endpoint's relevance, and each position's score (NaN
-    for a missing text, which goes last)."""
+    for a missing text, which goes last). ``device``: where the endpoint's local model runs in this
+    call (``None``: the engine's device)."""
     if not isinstance(query, str) or not query:
         raise ValueError("query must be a non-empty str")
     values = texts.tolist()
@@ -126,7 +128,7 @@ def rerank_order(engine: "Engine", texts: pd.Series, query: str, endpoint_id: st
     scores = np.full(len(values), np.nan)
     if present:
         resp = engine.request("POST", f"_inference/rerank/{endpoint_id}",
-                              {"query": query, "input": [values[i] for i in present]})
+                              {"query": query, "input": [values[i] for i in present]}, device=device)
         resp.raise_for_status()
         for entry in resp.body.get("rerank") or []:
             scores[present[int(entry["index"])]] = float(entry["relevance_score"])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .column_paths import template_fields as _template_fields
 from .columnar_table import Table, typed_array
@@ -274,8 +276,6 @@ def _each(fn: Callable[[Any], Any], values: np.ndarray) -> tuple[np.ndarray, np.
 def _parse_strings(values: np.ndarray | None, to: str, arrow: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """Plain decimal strings parsed by Arrow (same numbers as Python's ``int`` / ``float``). ``None``
     when some value is not such a string: the caller then converts one by one, exactly."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     try:
         arr = arrow if arrow is not None else pa.array(values, type=pa.string())

@@ -666,15 +666,15 @@ def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str
                       device: str | None = None) -> Predictor:
     """A predictor backed by the engine: an OpenSearch ml-commons model (remote or local), an
     ``_inference`` endpoint, or a trained model (through ``_infer``). ``device``: the run's device,
-    where a trained model or an endpoint's local model runs when the engine's device would apply
-    (an ml-commons model runs where it was deployed)."""
+    where a trained model, an endpoint's local model or an ml-commons local model runs when the
+    engine's device would apply."""
 
     def predict(request: Any) -> dict[str, Any]:
         if engine is None:
             raise ApiError("illegal_state_exception", "no engine to run models", 500)
         backend = resolve(engine, model_id, opensearch=True, endpoints=function_name.lower() == "remote")
         if isinstance(backend, OpenSearchBackend):  # a model registered under _plugins/_ml
-            return backend.predict(request)
+            return backend.predict(request, device=device)
         if backend.kind == "endpoint":  # an _inference endpoint
             return endpoint_prediction(engine, model_id, request, device=device)
         if isinstance(request, dict) and isinstance(request.get("docs"), list):

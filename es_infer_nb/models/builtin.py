@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from .nlp import EMBEDDED_MODEL_ID
+from .nlp.bundled import model_path
 
 NATIVE_INDEX = ".ml-inference-native-000002"
 EMBEDDED_CREATE_TIME = 1_700_000_000_000  # fixed: the bundled files do not change
@@ -27,8 +28,6 @@ EMBEDDED_CREATE_TIME = 1_700_000_000_000  # fixed: the bundled files do not chan
 @lru_cache(maxsize=1)
 def _weights_bytes() -> int:
     try:
-        from .nlp.embedded import model_path
-
         path = model_path()
     except RuntimeError:
         return 0

@@ -58,6 +58,7 @@ from .doc_columns import DocsResult
 from .inference_cache import InferenceCache, estimate_bytes
 from .native_definitions import check_deployable, definition_missing, native_definitions
 from .nlp.graph_check import UnsafeDefinition
+from .nlp.model import stored_precision
 from .nlp_backend import Backend, input_field, load_backend, resolve_device, resolve_model_precision
 from .tree.features import dig
 
@@ -481,8 +482,6 @@ class Deployments:
 
     def _make(self, params: DeploymentParams, engine_device: str | None = None) -> Deployment:
         """A deployment of ``params``; one that names no device runs on ``engine_device``, else the engine's."""
-        from .nlp.model import stored_precision
-
         stored = self.engine.models.config(params.model_id) if self.engine.models.exists(params.model_id) else {}
         dep = Deployment(params, engine_device or self.engine.device, self._load, stored_precision(stored))
         dep.counters = self.engine.stats.deployment_counters(params.deployment_id)  # saved under the home

@@ -13,6 +13,7 @@ Rows whose result is an error carry nulls and the message in ``<target>.error``;
 
 from __future__ import annotations
 
+import json
 from numbers import Number
 from typing import Any
 
@@ -73,8 +74,6 @@ def column(values: list[Any], index: pd.Index) -> pd.Series:
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed shapes across rows: keep each row as JSON text
-            import json
-
             arr = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
                            type=pa.string())
     if pa.types.is_null(arr.type):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ApiError
+
 VALUE_AT_LEAF = ("text_embedding", "text_expansion", "pass_through", "text_similarity")
 
 
@@ -38,8 +40,6 @@ def io_pairs(input_output: Any) -> list[dict[str, str]]:
 
 def not_an_nlp_model(model_id: str) -> Any:
     """The error for ``input_output`` on a model that is not a pytorch (NLP) model."""
-    from ..errors import ApiError
-
     return ApiError("status_exception", f"[input_output] is only supported for NLP models, but model [{model_id}] "
                     "is not a pytorch model", 400)
 

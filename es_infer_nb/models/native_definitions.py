@@ -17,11 +17,12 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import ApiError, validation_failed
 from ..storage import JsonStore, is_object, writing
+from .builtin import is_builtin
 
 MAX_NUM_NATIVE_DEFINITION_PARTS = 10_000
 
@@ -186,8 +187,6 @@ LOCAL_SOURCE_KEY = "_local_model"
 
 def pytorch_fully_defined(engine: Any, model_id: str) -> bool:
     """All definition parts uploaded; models imported from a local folder or bundled are complete."""
-    from .builtin import is_builtin
-
     if is_builtin(model_id) and model_id not in engine.models.configs:
         return True
     parts = native_definitions(engine)

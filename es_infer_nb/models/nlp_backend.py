@@ -14,6 +14,10 @@ from typing import Any, Protocol
 from ..errors import ApiError
 from .builtin import builtin_config, is_builtin
 from .doc_columns import DocsResult
+from .native_definitions import LOCAL_SOURCE_KEY
+from .nlp.model import NlpModel
+from .nlp.precision import resolve_precision
+from .torchscript import TorchScriptModel
 from .tree.features import dig
 
 
@@ -41,8 +45,6 @@ def resolve_model_precision(precision: str | None, device: str) -> str:
     """:func:`.nlp.precision.resolve_precision` for a request: a bad value is ES's 400
     ``illegal_argument_exception`` naming ``precision`` and its valid values. ``None``: the default
     (``ES_INFER_NB_PRECISION``, else ``auto``)."""
-    from .nlp.precision import resolve_precision
-
     try:
         return resolve_precision(precision, device)
     except ValueError as exc:
@@ -70,10 +72,10 @@ class EmbeddedBackend:
     TASK = "text_embedding"
 
     def __init__(self, model_id: str, stored: dict[str, Any], device: str, precision: str | None = None) -> None:
-        from .nlp.embedded import get_model
-
         self.model_id = model_id
         self.stored = stored
+        from .nlp.embedded import get_model  # imports torch: loaded when a deployment starts
+
         self.model = get_model(device, precision).load()  # ES loads the model when the deployment starts
         self.precision = self.model.precision
         self.max_tokens = int(stored["inference_config"][self.TASK]["tokenization"]["bert"]["max_sequence_length"])
@@ -139,17 +141,9 @@ def load_backend(model_id: str, stored: dict[str, Any], device: str, definitions
     (``definitions``: :class:`~.native_definitions.NativeDefinitions`; checked before it runs unless
     ``trust_torchscript``; always float32, as traced), or the local folder the Hugging Face importer
     recorded. Every backend says what it runs in as ``.precision``."""
-    from .native_definitions import LOCAL_SOURCE_KEY
-
     if is_builtin(model_id) and stored == builtin_config(model_id):
         return EmbeddedBackend(model_id, stored, device, precision)
     if definitions is not None and definitions.has_parts(model_id) and not stored.get(LOCAL_SOURCE_KEY):
-        from .torchscript import TorchScriptModel
-
         return TorchScriptModel(model_id, stored, device, definitions.definition_bytes(model_id),
                                 definitions.vocabulary(model_id), trusted=trust_torchscript)
-    try:
-        from .nlp.model import NlpModel
-    except ImportError as exc:  # pragma: no cover - the NLP tasks are part of the package
-        raise ApiError("status_exception", f"NLP models cannot be loaded: {exc}", 500) from None
     return NlpModel(model_id, stored, device, precision)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import InferenceInterrupted
-from .doc_columns import DocsResult
+from .deployments import deployments
+from .doc_columns import DocsResult, column
+from .input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
 from .nlp_backend import input_field
 from .results import target_prefix
 from .run_control import current_progress, progress_for
@@ -107,9 +109,6 @@ def infer_frame_input_output(
 ) -> pd.DataFrame:
     """``df.infer.run(model, input_output=...)``: each input column through an NLP model, written as ES's
     ``input_output`` style writes it (:mod:`es_infer_nb.models.input_output`)."""
-    from .deployments import deployments
-    from .doc_columns import column
-    from .input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
 
     pairs = io_pairs(input_output)
     for pair in pairs:

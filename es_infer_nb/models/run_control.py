@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import tqdm.auto
+
 __all__ = ["DELAY_S", "Cancelled", "RunProgress", "current_progress", "in_worker", "progress_for", "reporting",
            "stop_requested", "stop_when"]
 
@@ -40,9 +42,7 @@ class RunProgress:
         self.done = 0
         self._bar: Any = None
         if show is not False and total > 0:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit=unit, leave=leave,
+            self._bar = tqdm.auto.tqdm(total=total, desc=desc, unit=unit, leave=leave,
                              delay=DELAY_S if show is None else 0.0)
 
     @property

@@ -16,6 +16,7 @@ from .config import LANG_IDENT_ID
 from .deployments import deployments, model_field
 from .inference_config import apply_update, parse_config
 from .lang_ident import LangIdentModel
+from .nlp_backend import resolve_model_precision
 from .results import TreeBatchResult, target_prefix
 from .run_control import progress_for
 from .tree.features import Columns, columns_from_docs, columns_from_frame
@@ -164,8 +165,6 @@ def infer_frame(
     """Run a tree model over a DataFrame; return only the result columns, indexed like ``df`` (pytorch
     models run through :class:`es_infer_nb.backends.NlpBackend`)."""
     if precision is not None:  # NLP only; a typo is an error whatever the model
-        from .nlp_backend import resolve_model_precision
-
         resolve_model_precision(precision, "cpu")
     concrete = engine.models.require(model_id)
     stored = engine.models.config(concrete)

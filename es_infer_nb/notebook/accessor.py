@@ -44,8 +44,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..engine import default_engine
 from ..errors import ApiError, InferenceInterrupted
 from ..frames import target_prefix
+from ..frames.arrays import embedding_column, importance_frame, proba_frame, result_column, to_vectors
+from ..frames.evaluate import align_truth, evaluate
 from ..frames.resume import run_resumable
 from .options import options
 
@@ -69,7 +72,6 @@ def _suggest_ids(engine: "Engine", model_id: Any) -> Iterator[None]:
 def _engine(engine: "Engine | None") -> "Engine":
     if engine is not None:
         return engine
-    from ..engine import default_engine
 
     return default_engine()
 
@@ -105,7 +107,6 @@ def _nearest(values: pd.Series, query: Any, k: int, *, metric: str, model_id: st
     """Positions and scores of the ``k`` embeddings of ``values`` nearest to ``query`` (a text, embedded
     by ``model_id``, or a vector), best first (:func:`es_infer_nb.frames.search.nearest`)."""
     from ..frames import search
-    from ..frames.arrays import to_vectors
 
     eng = _engine(engine)
     matrix = to_vectors(values)
@@ -320,8 +321,6 @@ class InferFrameAccessor:
 
         ``column`` defaults to ``<target_field>.predicted_value`` (``ml.inference.predicted_value``),
         else the frame's one embedding column (an ``input_output`` run's ``output_field``)."""
-        from ..frames.arrays import embedding_column, to_vectors
-
         return to_vectors(self._frame[embedding_column(self._frame, target_field, column)])
 
     def proba(self, column: str | None = None, *, target_field: str | None = None,
@@ -330,8 +329,6 @@ class InferFrameAccessor:
         index), from a classification run's ``top_classes`` (run with ``num_top_classes=-1`` to get
         every class). NaN for a row without a result and for a class a row did not list;
         ``score="class_score"`` reads the scores instead."""
-        from ..frames.arrays import proba_frame, result_column
-
         return proba_frame(self._frame[result_column(self._frame, "top_classes", target_field, column)], score=score)
 
     def importance_frame(self, column: str | None = None, *, target_field: str | None = None,
@@ -342,8 +339,6 @@ class InferFrameAccessor:
         predicted class (its ``predicted_value``), or toward ``class_name`` for every row. NaN for a
         row without a result and for a feature a row did not report (below the top-k). Columns are
         ordered by mean ``|importance|``, largest first."""
-        from ..frames.arrays import importance_frame, result_column
-
         name = result_column(self._frame, "feature_importance", target_field, column)
         prefix = name.rsplit(".", 1)[0] if "." in name else ""
         predicted = f"{prefix}.predicted_value" if prefix else "predicted_value"
@@ -371,7 +366,6 @@ class InferFrameAccessor:
         engine's device). Rows without an embedding are never returned. ``column`` /
         ``target_field`` as in :meth:`vectors`."""
         from ..frames import search
-        from ..frames.arrays import embedding_column
 
         name = embedding_column(self._frame, target_field, column)
         model = model_id if model_id is not None or not isinstance(query, str) else \
@@ -391,18 +385,21 @@ class InferFrameAccessor:
         top_n: int | None = None,
         engine: "Engine | None" = None,
         score_column: str = "relevance_score",
+        device: str | None = None,
     ) -> pd.DataFrame:
         """The rows ordered by an ``_inference`` ``rerank`` endpoint's relevance to ``query``
         (``POST _inference/rerank/<endpoint_id>`` with the texts of ``text_column``, default the
         frame's one text column), best first, with a ``relevance_score`` column; ``top_n`` keeps the
-        first n. Rows without a text get NaN and go last. Raises :class:`es_infer_nb.ApiError` for
-        what the endpoint or ES rejects."""
+        first n. Rows without a text get NaN and go last. ``device``: where the endpoint's local
+        model runs, for this call only (default: notebook option, else the engine's device). Raises
+        :class:`es_infer_nb.ApiError` for what the endpoint or ES rejects."""
         from ..frames import search
 
         eng = _engine(engine)
         name = search.text_column(self._frame, text_column)
         with _suggest_ids(eng, endpoint_id):
-            order, scores = search.rerank_order(eng, self._frame[name], query, endpoint_id)
+            order, scores = search.rerank_order(eng, self._frame[name], query, endpoint_id,
+                                                device=device if device is not None else options.device)
         out = self._frame.iloc[order].assign(**{score_column: scores})
         return out if top_n is None else out.head(top_n)
 
@@ -484,8 +481,6 @@ class InferFrameAccessor:
         classes, of the top label, in ``n_bins`` bins. Regression: MAE, MSE, RMSE, R², residuals.
         Rows without a prediction or a true value are left out (``metrics["rows_skipped"]``).
         ``column`` / ``target_field`` name the predictions as in :meth:`proba`."""
-        from ..frames.arrays import proba_frame, result_column
-        from ..frames.evaluate import align_truth, evaluate
         from ..widgets import evaluation
 
         name = result_column(self._frame, "predicted_value", target_field, column)
@@ -583,8 +578,6 @@ class InferSeriesAccessor:
 
     def vectors(self) -> np.ndarray:
         """This embedding column as an ``(n, d)`` float32 array (NaN rows for missing values)."""
-        from ..frames.arrays import to_vectors
-
         return to_vectors(self._series)
 
     def evaluate(self, y_true: Any, *, task: str | None = None, positive_class: Any = None,
@@ -593,7 +586,6 @@ class InferSeriesAccessor:
         the same length): the evaluation widget of ``DataFrame.infer.evaluate``. Integer, boolean and text
         predictions are classes, floats a regression (``task=`` decides otherwise); a calibration curve
         needs the probabilities: evaluate the result frame for it."""
-        from ..frames.evaluate import align_truth, evaluate
         from ..widgets import evaluation
 
         truth = align_truth(y_true, self._series.index)

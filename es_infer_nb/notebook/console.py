@@ -48,6 +48,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 __all__ = ["ConsoleError", "ConsoleRequest", "METHODS", "parse_body", "parse_console"]
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD")
@@ -134,8 +136,6 @@ def to_jsonable(value: Any) -> Any:
         return value.isoformat()
     mod = type(value).__module__ or ""
     if mod.startswith("pandas"):
-        import pandas as pd
-
         if isinstance(value, pd.DataFrame):
             return [to_jsonable(r) for r in value.to_dict(orient="records")]
         if isinstance(value, (pd.Series, pd.Index)):

@@ -48,6 +48,7 @@ import re
 import warnings
 from collections import ChainMap
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -58,6 +59,10 @@ from IPython.display import display
 from traitlets import Bool, Integer, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
+from .. import engine as engine_module
+from ..engine import default_engine
+from ..errors import ApiError
+from ..frames.resume import last_interrupted
 from ..widgets.json_view import console_html, console_text
 from . import short_errors as _short_errors
 from .console import METHODS, ConsoleError, ConsoleRequest, parse_console
@@ -300,8 +305,6 @@ class InferMagic(Magics, Configurable):
         options.progress = self.progress
 
     def _install_home(self) -> None:
-        from .. import engine as engine_module
-
         if self.home is None:
             if self._home_engine is not None and engine_module.current_default_engine() is self._home_engine:
                 engine_module.set_default_engine(None)
@@ -317,7 +320,6 @@ class InferMagic(Magics, Configurable):
         """The engine the magic talks to: the ``home`` one, else the default engine."""
         if self._home_engine is not None:
             return self._home_engine
-        from ..engine import default_engine
 
         return default_engine()
 
@@ -510,8 +512,6 @@ class InferMagic(Magics, Configurable):
     def _export(self, words: list[str], args: Any, out: str | None, engine: "Engine") -> Any:
         """``%infer export ID [--console] [--kind K]``: the cluster-ready PUT of a model, pipeline or
         endpoint (:meth:`es_infer_nb.Engine.export`)."""
-        from ..errors import ApiError
-
         if len(words) != 1:
             raise UsageError("%infer export takes one model, pipeline or endpoint id: %infer export ID [--console]")
         try:
@@ -525,8 +525,6 @@ class InferMagic(Magics, Configurable):
         return None if args.quiet else found
 
     def _resume(self, out: str | None, quiet: bool) -> Any:
-        from ..frames.resume import last_interrupted
-
         stopped = last_interrupted()
         if stopped is None:
             raise UsageError("nothing to resume: no df.infer run was interrupted (or it was resumed to the end)")
@@ -539,7 +537,7 @@ class InferMagic(Magics, Configurable):
     @staticmethod
     def _stats_widget(words: list[str], engine: "Engine") -> Any:
         try:
-            from ..widgets import model_stats
+            from ..widgets import model_stats  # ipywidgets: loaded when a widget is asked for
         except ImportError as exc:
             raise UsageError(f"--widget needs es_infer_nb.widgets and ipywidgets ({exc})") from None
         ids = _joined_ids(words)
@@ -666,8 +664,6 @@ class InferMagic(Magics, Configurable):
 
 
 def _expand(path: str) -> Any:
-    from pathlib import Path
-
     return Path(path).expanduser()
 
 

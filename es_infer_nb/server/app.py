@@ -23,6 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..api import routing
+from ..api.xcontent import decode_utf8
 from ..errors import ApiError, without_paths
 from . import info  # noqa: F401  (registers GET /)
 from .auth import WWW_AUTHENTICATE, Credentials
@@ -94,15 +96,12 @@ def _decode_content(raw: bytes, encoding: str | None, limit: int) -> bytes:
 def _body_text(raw: bytes) -> str | None:
     if not raw:
         return None
-    from ..api.xcontent import decode_utf8
 
     return decode_utf8(raw)
 
 
 def _require_route(method: str, path: str, uri: str) -> None:
     """Raise ES's no-handler 400 / 405 when nothing serves ``method path`` (routing table only)."""
-    from ..api import routing
-
     routing.resolve(method, path.split("?", 1)[0], uri)
 
 

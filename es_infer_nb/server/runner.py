@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 import uvicorn
 
+from ..engine import default_engine
 from .app import DEFAULT_MAX_CONTENT_LENGTH, EsApplication, WireSettings
 from .auth import Credentials, is_loopback
 from .hosts import HostPolicy
@@ -158,8 +159,6 @@ def _finish(engine: "Engine", app: EsApplication) -> None:
 
 
 def _prepare(engine: "Engine | None", settings: ServerSettings) -> tuple["Engine", EsApplication, socket.socket]:
-    from ..engine import default_engine
-
     settings.check()
     engine = engine if engine is not None else default_engine()
     wire = WireSettings(settings.credentials, settings.max_content_length, settings.workers, hosts=settings.host_policy)

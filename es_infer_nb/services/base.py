@@ -213,7 +213,7 @@ class HttpService(Service):
             raise ApiError(err.type, endpoint.redact(err.reason), err.status) from None
 
     def unsuccessful(self, endpoint: Endpoint, status: int, raw: bytes) -> ApiError:
-        from .parsers import error_message
+        from .parsers import error_message  # the response parsers (~5 ms of import): loaded when a call fails
 
         path = self.error_message_path(endpoint)
         text = raw.decode("utf-8", "replace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApiError
+from ..models.nlp import EMBEDDED_MODEL_ID
 from .base import Endpoint, InferenceContext, Service, ServiceSetting, TaskOutput
 from .secrets import Secret
 from .settings import Validation, reject_unknown
@@ -47,8 +48,6 @@ class ElasticsearchService(Service):
         return None
 
     def infer(self, endpoint: Endpoint, inputs: list[str], ctx: InferenceContext, transport: Any) -> TaskOutput:
-        from ..models.nlp import EMBEDDED_MODEL_ID
-
         model_id = endpoint.service_settings["model_id"]
         engine = ctx.engine
         if model_id == EMBEDDED_MODEL_ID and (engine is None or engine.models.resolve(model_id) is None):
@@ -64,7 +63,7 @@ class ElasticsearchService(Service):
         return self._engine_model(engine, model_id, inputs, ctx)
 
     def _engine_model(self, engine: Any, model_id: str, inputs: list[str], ctx: InferenceContext) -> TaskOutput:
-        from ..models.deployments import deployments
+        from ..models.deployments import deployments  # the NLP models (torch): loaded when one runs
         from ..models.runner import infer_docs
 
         field = deployments(engine).input_field_of(model_id)

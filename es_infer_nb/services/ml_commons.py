@@ -27,14 +27,14 @@ from ..errors import ApiError
 from ..storage import JsonStore, writing
 from .ml_connector import Connector, iae, parameter_text
 from .ml_local import LocalModel, registration
-from .secrets import LOCAL, EnvPolicy, Secret, SecretStore
 from .per_engine import PerEngine
+from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-SECRETS_FILE = "ml_connector_secrets.json"
+SECRETS_FILE = ML_SECRETS_FILE
 NODE_ID = "es-infer-nb-local-node"
 CONNECTOR_INDEX = ".plugins-ml-connector"
 MODEL_INDEX = ".plugins-ml-model"
@@ -84,10 +84,10 @@ class MlCommons:
         self.models = engine.ml_models
         self.tasks = engine.ml_tasks
         self.secrets = SecretStore(engine.home, SECRETS_FILE)
-        self.device = engine.device
         self.model_roots = tuple(getattr(engine, "ml_model_paths", ()))
         self.trust_torchscript = bool(getattr(engine, "trust_torchscript", False))
-        self._local: dict[str, tuple[str, LocalModel]] = {}  # model id -> (content hash, deployed model)
+        # (model id, device) -> (content hash, deployed model): a model runs where each call names
+        self._local: dict[tuple[str, str | None], tuple[str, LocalModel]] = {}
         self._transports: dict[str, tuple[Transport, tuple[Any, ...]]] = {}
         self._lock = threading.RLock()
 
@@ -226,10 +226,11 @@ class MlCommons:
     def model_doc(self, model_id: str) -> dict[str, Any]:
         return stored(self.models, model_id, "model")
 
-    def deploy(self, model_id: str) -> dict[str, Any]:
+    def deploy(self, model_id: str, *, device: str | None = None) -> dict[str, Any]:
+        """Deploys ``model_id``; a local one is loaded on ``device`` (``None``: the engine's device)."""
         doc = dict(self.model_doc(model_id))
         if doc["algorithm"] != "REMOTE":
-            self._local_model(model_id, doc)
+            self._local_model(model_id, doc, self.device(device))
         stamp = now_ms()
         doc.update({"model_state": "DEPLOYED", "last_updated_time": stamp, "last_deployed_time": stamp,
                     "planning_worker_node_count": 1, "current_worker_node_count": 1,
@@ -274,14 +275,22 @@ class MlCommons:
         return task_id
 
     # -- prediction ------------------------------------------------------------------------
+    def device(self, device: str | None = None) -> str | None:
+        """Where a local model runs: the call's ``device``, else the engine's (read at call time)."""
+        if device is not None:
+            return device
+        engine = self._engine()
+        return getattr(engine, "device", None) if engine is not None else None
+
     def predict(self, model_id: str, body: dict[str, Any], algorithm: str | None = None,
-                timeout_s: float | None = None) -> dict[str, Any]:
+                timeout_s: float | None = None, *, device: str | None = None) -> dict[str, Any]:
         """The Predict API: ``parameters`` for a remote model, ``text_docs`` (and ``return_number``,
-        ``target_response``) for a text embedding model or a remote one with an embedding pre-process."""
+        ``target_response``) for a text embedding model or a remote one with an embedding pre-process.
+        ``device``: where a local model runs in this call (``None``: the engine's device)."""
         with self.state_lock:  # the state this call reads (and an auto-deploy) under the state lock only
             doc = self.model_doc(model_id)
             if doc.get("model_state") != "DEPLOYED":
-                self.deploy(model_id)  # ml-commons' model_auto_deploy
+                self.deploy(model_id, device=device)  # ml-commons' model_auto_deploy
             connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
         if connector is not None:  # the remote call runs outside the lock: a slow service stops no one else
             if "text_docs" in body and (algorithm or "remote").lower() != "remote":
@@ -292,7 +301,7 @@ class MlCommons:
                     raise iae("Input data set should be a map of parameters: [parameters] is missing")
                 call = {str(k): parameter_text(v) for k, v in raw.items() if v is not None}
             return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
-        model = self._local_model(model_id, doc)
+        model = self._local_model(model_id, doc, self.device(device))
         if isinstance(model, LocalModel):
             if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
                 prefix = _asymmetric_prefix(body, doc.get("model_config"))
@@ -301,21 +310,21 @@ class MlCommons:
             return model.predict(body)
         return local_predict(model, body, doc.get("model_config"))
 
-    def _local_model(self, model_id: str, doc: dict[str, Any]) -> Any:
-        """The loaded local model of ``doc``: one registered from a path (kept until undeployed), or a
-        pretrained one es_infer_nb carries."""
+    def _local_model(self, model_id: str, doc: dict[str, Any], device: str | None) -> Any:
+        """The loaded local model of ``doc`` on ``device``: one registered from a path (kept per device
+        until undeployed), or a pretrained one es_infer_nb carries."""
         if doc.get("url") is None:
-            model = local_model(doc, self.device)
+            model = local_model(doc, device)
             model.load()
             return model
         key = str(doc.get("model_content_hash_value"))
         with self._lock:
-            found = self._local.get(model_id)
+            found = self._local.get((model_id, device))
         if found is not None and found[0] == key:
             return found[1]
-        loaded = LocalModel(model_id, doc, self.model_roots, self.device, self.trust_torchscript)
+        loaded = LocalModel(model_id, doc, self.model_roots, device, self.trust_torchscript)
         with self._lock:
-            self._local[model_id] = (key, loaded)
+            self._local[(model_id, device)] = (key, loaded)
         return loaded
 
     def call_concurrency(self, model_id: str) -> int:
@@ -352,8 +361,10 @@ class MlCommons:
             return found[0]
 
     def _forget(self, key: str) -> None:
+        model_id = key.removeprefix("model:")
         with self._lock:
-            self._local.pop(key.removeprefix("model:"), None)
+            for cached in [k for k in self._local if k[0] == model_id]:
+                del self._local[cached]
             found = self._transports.pop(key, None)
         if found is not None:
             found[0].close()
@@ -462,9 +473,10 @@ def is_model(engine: "Engine", model_id: str) -> bool:
     return model_id in store
 
 
-def predictor(engine: "Engine", model_id: str) -> Predictor | None:
+def predictor(engine: "Engine", model_id: str, device: str | None = None) -> Predictor | None:
     """The ``ml_inference`` processor's call for an OpenSearch model id (None when it is not one):
-    a remote model takes the rendered ``parameters``, a local one the rendered ``model_input``."""
+    a remote model takes the rendered ``parameters``, a local one the rendered ``model_input`` and
+    runs on ``device`` (``None``: the engine's device)."""
     if not is_model(engine, model_id):
         return None
     state = ml_commons(engine)
@@ -476,7 +488,7 @@ def predictor(engine: "Engine", model_id: str) -> Predictor | None:
         if doc["algorithm"] == "REMOTE":
             body = request if isinstance(request.get("parameters"), dict) else {"parameters": request}
             return state.predict(model_id, body, "remote")
-        return state.predict(model_id, request, doc["algorithm"])
+        return state.predict(model_id, request, doc["algorithm"], device=device)
 
     return predict
 

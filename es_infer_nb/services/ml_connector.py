@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from jsonpath_ng import parse
+
 from ..errors import ApiError
 from .secrets import LOCAL, EnvPolicy, Secret, redact
 from .templates import json_placeholders, json_string_step, render_url
@@ -363,8 +365,6 @@ def _is_vector(value: Any) -> bool:
 
 def _read_path(answer: Any, path: str) -> Any:
     """Jayway's read: a definite path gives its value, one with ``[*]`` the list of its matches."""
-    from jsonpath_ng import parse
-
     matches = [m.value for m in parse(path).find(answer)]
     if "[*]" in path:
         return matches

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..errors import ApiError
+from ..models.nlp.tasks.base import HEAD_HIDDEN
 from .ml_connector import iae, parameter_text
 
 MODEL_PATHS_ENV = "ES_INFER_NB_ML_MODEL_PATHS"
@@ -202,8 +203,7 @@ Network = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 def _torchscript(files: ModelFiles, model_id: str, device: str, trusted: bool) -> Network:
     import torch
 
-    from ..models.nlp.tasks.base import HEAD_HIDDEN
-    from ..models.torchscript import TorchScriptNetwork
+    from ..models.torchscript import TorchScriptNetwork  # the NLP model code (tqdm): loaded when one runs
 
     assert files.model is not None
     module = TorchScriptNetwork(files.model, HEAD_HIDDEN, device, trusted=trusted, model_id=model_id).module

@@ -30,6 +30,7 @@ from ..storage import atomic_write_json, load_state_file, stamp, writing
 
 MASK = "::es_redacted::"
 SECRETS_FILE = "inference_secrets.json"
+ML_SECRETS_FILE = "ml_connector_secrets.json"  # the ml-commons connectors' (services.ml_commons)
 #: the operator's allowlist of variables remote requests may reference (comma-separated patterns)
 ENV_ALLOW_VARIABLE = "ES_INFER_NB_ENV_SECRETS"
 #: variables a remote request may never reference, allowlisted or not (the server's own credentials)

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
+import numpy as np
 import pandas as pd
 
+from ..engine import default_engine
 from ._base import DisplayWidget, row_selector
 from ._frames import as_frame, cell, column, find_prefix, position_of
 from ._html import NEGATIVE, NEUTRAL, POSITIVE, attrs, box, esc, num, plain, text_table, value_axis
@@ -89,8 +91,6 @@ def model_importance_metadata(engine: "Engine | None", model_id: str | None) -> 
     if not model_id:
         return {}
     if engine is None:
-        from ..engine import default_engine
-
         engine = default_engine()
     resp = engine.request("GET", f"_ml/trained_models/{model_id}",
                           params={"include": "feature_importance_baseline,total_feature_importance"})
@@ -352,8 +352,6 @@ class FeatureImportanceWidget(DisplayWidget):
             count = _ALL_FEATURES
             if self.trained_model_id:
                 if self._engine is None:
-                    from ..engine import default_engine
-
                     self._engine = default_engine()
                 resp = self._engine.request("GET", f"_ml/trained_models/{self.trained_model_id}")
                 configs = (resp.body or {}).get("trained_model_configs") or [] if resp.ok else []
@@ -384,8 +382,6 @@ class FeatureImportanceWidget(DisplayWidget):
         if not model_id:
             return None
         if self._engine is None:
-            from ..engine import default_engine
-
             self._engine = default_engine()
         kind = "classification" if _classes_of(self._importance()) else "regression"
         resp = self._engine.request("POST", f"_ml/trained_models/{model_id}/_infer", {
@@ -471,7 +467,6 @@ class FeatureImportanceWidget(DisplayWidget):
             import shap
         except ImportError as exc:  # pragma: no cover - shap is optional
             raise ImportError("to_shap() needs the shap package: pip install shap") from exc
-        import numpy as np
 
         klass = class_name if class_name is not None else self.class_name
         positions = list(range(len(self.frame)))

@@ -28,6 +28,7 @@ from ..frames.arrays import importance_classes, importance_frame
 from ._base import DisplayWidget
 from ._frames import as_frame, column, find_prefix
 from ._html import NEUTRAL, attrs, box, esc, num, text_table, value_axis
+from .feature_importance import FeatureImportanceWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -260,8 +261,6 @@ class ImportanceSummaryWidget(DisplayWidget):
     def to_shap(self, class_name: str | None = None) -> Any:
         """The rows as a ``shap.Explanation`` (values, base_values, data, feature_names) for
         ``class_name`` (default: the class shown), as the feature-importance widget's ``to_shap``."""
-        from .feature_importance import FeatureImportanceWidget
-
         klass = class_name if class_name is not None else self.class_name
         return FeatureImportanceWidget(self.frame, engine=self._engine, class_name=klass).to_shap(klass)
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from ..engine import default_engine
 from ._base import DisplayWidget
 from ._html import attrs, box, esc, num, sparkline, text_table
 
@@ -121,8 +122,6 @@ class ModelStatsWidget(DisplayWidget):
             model_ids = [m for m in model_ids.split(",") if m]
         self.model_ids = list(model_ids) if model_ids else None
         if engine is None:
-            from ..engine import default_engine
-
             engine = default_engine()
         self.engine = engine
         self.interval = float(interval)

@@ -102,3 +102,30 @@ def test_an_opensearch_model_is_resolved_only_where_callers_take_one(eng):
             backend.infer_frame(pd.DataFrame({"x": [1]}))
     finally:
         server.stop()
+
+
+def test_each_backend_names_the_fields_it_reads(eng):
+    assert resolve(eng, "stump").input_fields() == ["x"] and resolve(eng, "stump").text_field() is None
+    assert resolve(eng, "stump-alias").input_fields() == ["x"]
+    nlp = resolve(eng, EMBEDDED_MODEL_ID)
+    assert nlp.input_fields() == ["text_field"] and nlp.text_field() == "text_field"
+    endpoint = resolve(eng, "local")
+    assert endpoint.text_field() == "text_field" and endpoint.input_fields() is None
+    unknown = resolve(eng, "nope")
+    assert unknown.input_fields() is None and unknown.text_field() is None
+
+
+def test_a_pytorch_models_own_input_field_reaches_the_frame_run(eng, monkeypatch):
+    """frames/run asks the backend for a model's text field rather than reading its model_type: the one
+    text column of a frame is mapped to it; a backend answering another field moves the map with it."""
+    from es_infer_nb.frames.run import model_input_fields, text_field_map
+
+    config = ok(eng.request("GET", f"_ml/trained_models/{EMBEDDED_MODEL_ID}"))["trained_model_configs"][0]
+    assert config["model_type"] == "pytorch"
+    frame = pd.DataFrame({"words": ["a fox"], "n": [1]})
+    assert text_field_map(eng, EMBEDDED_MODEL_ID, frame, None) == {"words": "text_field"}
+    assert model_input_fields(eng, EMBEDDED_MODEL_ID) == ["text_field"]
+    assert text_field_map(eng, "stump", frame, None) is None  # a tree model reads no one text field
+    monkeypatch.setattr(NlpBackend, "text_field", lambda self: "body")
+    assert text_field_map(eng, EMBEDDED_MODEL_ID, frame, None) == {"words": "body"}
+    assert model_input_fields(eng, EMBEDDED_MODEL_ID) == ["body"]

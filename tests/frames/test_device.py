@@ -171,3 +171,93 @@ def test_a_deployment_start_request_names_the_call_device(engine):
     dep = deployments(engine).get(EMBEDDED_MODEL_ID)
     assert dep is not None and dep.default_device == "cpu" and dep.params.device is None
     assert engine.device == "cuda"
+
+
+# -- OpenSearch ml-commons local models: the call's device reaches them, one loaded model per device --------
+
+@pytest.fixture
+def ml_local(tmp_path, monkeypatch):
+    """An engine on ``cuda`` with a TorchScript text embedding model registered (not deployed) from a
+    path, and the devices each load of it was asked for (each loads on ``cpu`` whatever it names)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from ml_local_models import build
+
+    from es_infer_nb.services import ml_commons as ml_commons_service
+
+    folder = build(tmp_path, "embedding")[0]
+    eng = Engine(device="cuda", ml_model_paths=[tmp_path])
+    resp = eng.request("POST", "_plugins/_ml/models/_register", {
+        "name": "tiny", "function_name": "text_embedding", "model_format": "TORCH_SCRIPT", "url": str(folder),
+        "model_config": {"model_type": "bert", "embedding_dimension": 32,
+                         "framework_type": "huggingface_transformers"}})
+    assert resp.status == 200, resp.body
+    model_id = eng.request("GET", f"_plugins/_ml/tasks/{resp.body['task_id']}").body["model_id"]
+    loads: list[str | None] = []
+
+    class Spy(ml_commons_service.LocalModel):
+        def __init__(self, mid, doc, roots, device, trusted):
+            loads.append(device)
+            super().__init__(mid, doc, roots, "cpu", trusted)
+
+    monkeypatch.setattr(ml_commons_service, "LocalModel", Spy)
+    return eng, model_id, loads
+
+
+def test_ml_inference_over_an_ml_commons_local_model_runs_on_the_call_device(ml_local):
+    eng, model_id, loads = ml_local
+    body = {"processors": [{"ml_inference": {"model_id": model_id, "function_name": "text_embedding",
+                                             "model_input": '{ "text_docs": ["${input_map.text}"] }',
+                                             "input_map": [{"text": "t"}],
+                                             "output_map": [{"vec": "$.inference_results[0].output[0].data"}]}}]}
+    frame = pd.DataFrame({"t": ["a fox", "a dog"]})
+    out = run_frame_pipeline(eng, frame, body, device="cpu")
+    assert "_ingest.error.type" not in out.columns, out.to_dict()
+    assert len(out["vec"].tolist()[0]) == 32
+    assert loads == ["cpu"]  # auto-deployed on the call's device, not the engine's cuda
+    run_frame_pipeline(eng, frame, body, device="cpu")
+    assert loads == ["cpu"]  # loaded once per (model, device)
+    assert eng.device == "cuda"
+
+
+def test_the_predict_api_loads_one_model_per_device(ml_local):
+    eng, model_id, loads = ml_local
+    body = {"text_docs": ["a fox"]}
+    for device in ("cpu", "cpu", "cuda:7", "cuda:7"):
+        resp = eng.request("POST", f"_plugins/_ml/models/{model_id}/_predict", body, device=device)
+        assert resp.status == 200, resp.body
+        assert len(resp.body["inference_results"][0]["output"][0]["data"]) == 32
+    assert loads == ["cpu", "cuda:7"]  # the cache is keyed by (model id, device)
+    assert eng.request("POST", f"_plugins/_ml/models/{model_id}/_predict", body).status == 200
+    assert loads == ["cpu", "cuda:7", "cuda"]  # no device named: the engine's, read at call time
+    assert eng.request("POST", f"_plugins/_ml/models/{model_id}/_undeploy").status == 200
+    assert eng.request("POST", f"_plugins/_ml/models/{model_id}/_predict", body, device="cpu").status == 200
+    assert loads == ["cpu", "cuda:7", "cuda", "cpu"]  # undeploy forgot every device's copy
+
+
+# -- df.infer.rerank: the endpoint's local rerank model runs on the call's device ---------------------------
+
+def test_rerank_runs_the_endpoints_local_model_on_the_call_device(engine, monkeypatch):
+    from es_infer_nb.notebook.options import options
+    from es_infer_nb.services import elasticsearch as es_service
+
+    assert engine.request("PUT", "_inference/rerank/local-rr", {"service": "elasticsearch",
+                          "service_settings": {"model_id": "stump", "num_allocations": 1, "num_threads": 1}}).ok
+    seen = []
+
+    def spy(self, eng, model_id, inputs, ctx):
+        seen.append(ctx.device)
+        scored = [{"index": i, "relevance_score": float(len(t))} for i, t in enumerate(inputs)]
+        return es_service.TaskOutput("rerank", scored, sorted(scored, key=lambda e: -e["relevance_score"]))
+
+    monkeypatch.setattr(es_service.ElasticsearchService, "_engine_model", spy)
+    frame = pd.DataFrame({"n": [1, 2, 3], "text": ["ab", "abcd", "abc"]})
+    out = frame.infer.rerank("q", "local-rr", engine=engine, device="cpu")
+    assert list(out["n"]) == [2, 3, 1] and out["relevance_score"].tolist() == [4.0, 3.0, 2.0]
+    assert seen == ["cpu"]
+    frame.infer.rerank("q", "local-rr", engine=engine)
+    assert seen == ["cpu", None]  # no device: the engine's (the service reads it when it runs)
+    monkeypatch.setattr(options, "device", "cuda:3")
+    frame.infer.rerank("q", "local-rr", engine=engine)
+    assert seen == ["cpu", None, "cuda:3"]  # the notebook's default (%config InferMagic.device)
+    assert engine.device == "cuda"

@@ -2,44 +2,37 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = ROOT / "notebooks"
-#: per cell; a notebook as a whole should take well under a minute
-CELL_TIMEOUT_S = 300
 
 
 def notebooks() -> list[Path]:
     return sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
+def tutorial_script():
+    """notebooks/execute.py, the script that writes the committed tutorials (a file, not a package module)."""
+    spec = importlib.util.spec_from_file_location("notebooks_execute", NOTEBOOKS_DIR / "execute.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def execute(path: Path, workdir: Path) -> nbformat.NotebookNode:
-    """Execute ``path`` with the ``python3`` kernel of this interpreter, cwd ``workdir``; raise on any error.
+    """Execute ``path`` as notebooks/execute.py does (a fresh ``python3`` kernel of this interpreter
+    importing this checkout, ``ES_INFER_NB_HOME`` left out: the notebooks make their own state), cwd
+    ``workdir``; the outputs as they came (not tidied); raise on any error.
 
     jupyter_client starts the native ``python3`` kernel with ``sys.executable``, so the kernel is
-    the one of the environment running the tests. ``ES_INFER_NB_HOME`` is left out: the notebooks
-    make their own state.
+    the one of the environment running the tests.
     """
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    env_home = os.environ.pop("ES_INFER_NB_HOME", None)
-    try:
-        client = NotebookClient(
-            nb,
-            timeout=CELL_TIMEOUT_S,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(workdir)}},
-        )
-        client.execute()
-    finally:
-        if env_home is not None:
-            os.environ["ES_INFER_NB_HOME"] = env_home
-    return nb
+    return tutorial_script().run(path, workdir)
 
 
 def outputs_text(nb: nbformat.NotebookNode) -> str:

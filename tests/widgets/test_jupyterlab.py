@@ -6,7 +6,8 @@ views (``@jupyter-widgets/jupyterlab-manager``, not the static ``text/html`` fal
 elements the widgets must show: waterfall steps per feature, model totals, class probabilities,
 the frame summary, the stats table (refreshed by its thread after more rows ran) and the HTML repr
 of a response. Changing the row dropdown in the page redraws the waterfall through the kernel.
-Screenshots land in the test's tmp dir (elements are checked, not pixels).
+Each view is photographed (the test's tmp dir, or ``$ES_INFER_NB_SCREENSHOTS/jupyterlab``) and the picture checked: the
+size of the element, something drawn (not blank), several colours (tests/widget_embed.pixels).
 
 A second test loads each widget's static ``_repr_html_`` (what nbviewer or an exported page shows
 without a widget manager) into a bare Chromium page with JavaScript off and checks its marks are
@@ -25,6 +26,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from _lab import CHROMIUM, Lab, jupyter_lab
 from external import browser_available, need
+from widget_embed import pixels, screenshot_dir
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +46,7 @@ CHECK_TIMEOUT_MS = 20_000
 CELLS = [
     # the fixtures of the widget tests: xgboost regression + 3-class models with importance metadata,
     # and a pipeline whose inference processor the dashboard lists under ingest
-    f"import sys, time\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
+    f"import sys, time\nimport numpy as np\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
     "from conftest import fitted_engine, training_frame\n"
     "from es_infer_nb import widgets\n"
     "eng = fitted_engine()\n"
@@ -75,6 +77,16 @@ CELLS = [
     "count = eng.request('GET', '_ml/trained_models/reg/_stats').body['trained_model_stats'][0]"
     "['inference_stats']['inference_count']\n"
     f"print({DONE!r}, 'reg', count, 'running', dash.running)",
+    # one feature of three asked: the "other" step carries the rest up to the class's score
+    # (after the counts above: its rows would change them)
+    "cls1 = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
+    "    'num_top_classes': -1, 'num_top_feature_importance_values': 1}})\n"
+    "widgets.feature_importance(cls1, row='r2', class_name='mid', engine=eng)",
+    # this turn's views that run nothing: the importance summary (beeswarm + mean |importance|) and
+    # the evaluation of both models against the rule their labels / targets came from
+    "widgets.importance_summary(reg)",
+    "truth = np.where(rows.a > 0.3, 'hi', np.where(rows.b > 0, 'mid', 'lo'))\ncls.infer.evaluate(truth)",
+    "reg.infer.evaluate(2 * rows.a + rows.b)",
 ]
 
 
@@ -99,8 +111,7 @@ def lab(tmp_path_factory) -> Lab:
 
 def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     expect.set_options(timeout=CHECK_TIMEOUT_MS)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = screenshot_dir(tmp_path, "jupyterlab")
     started = time.monotonic()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -110,8 +121,12 @@ def test_widgets_render_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
             try:
                 count = _run_notebook(page, lab)
                 _check_feature_importance(page)
+                _check_waterfall_steps(page)
+                _check_importance_summary(page)
+                _check_evaluation(page)
                 _check_top_classes(page)
                 _check_model_stats(page, count)
+                _check_sparklines(page)
                 _check_response(page)
                 _check_console(page)
                 _element_shots(page, shots)
@@ -153,7 +168,8 @@ def _run_notebook(page, lab: Lab) -> int:
 
 def _check_feature_importance(page) -> None:
     fi = page.locator(_live("esinb-feature-importance"))
-    expect(fi).to_have_count(3)  # regression (row selector), classification (one row), df.infer.explain
+    # regression (row selector), classification (one row), df.infer.explain, one feature of three
+    expect(fi).to_have_count(4)
     reg, cls, explained = fi.nth(0), fi.nth(1), fi.nth(2)
 
     # regression: live ipywidgets views (the row dropdown; the class one is hidden for a regression),
@@ -184,6 +200,93 @@ def _check_feature_importance(page) -> None:
     baseline = explained.locator(".esinb-fi-row").get_attribute("data-baseline")
     assert baseline is not None and baseline == reg.locator(".esinb-fi-row").get_attribute("data-baseline")
     expect(explained.locator(".esinb-fi-total")).to_have_count(3)
+
+
+def _check_waterfall_steps(page) -> None:
+    """The waterfall ends at the model's score: with 1 of 3 features shown, an "other" step carries
+    the rest (classification as regression); each bar names its feature's value; the axis is zoomed
+    to the steps (not from 0)."""
+    fi = page.locator(_live("esinb-feature-importance"))
+    one = fi.nth(3)
+    expect(one.locator(".esinb-fi-row")).to_have_attribute("data-class", "mid")
+    expect(one.locator(".esinb-waterfall .esinb-fi-bar")).to_have_count(1)
+    expect(one.locator(".esinb-waterfall .esinb-fi-other")).to_have_count(1)
+    for widget in (one, fi.nth(1), fi.nth(0)):
+        baseline = float(widget.locator(".esinb-fi-baseline").get_attribute("data-value") or "nan")
+        steps = [float(v or "nan") for v in widget.locator(
+            ".esinb-waterfall .esinb-fi-bar, .esinb-waterfall .esinb-fi-other").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-importance'))")]
+        score = float(widget.locator(".esinb-fi-prediction").get_attribute("data-value") or "nan")
+        assert abs(baseline + sum(steps) - score) < 1e-6 * max(1.0, abs(score)), (baseline, steps, score)
+        # the feature's value on its bar: "a = 0.00123"
+        bar = widget.locator(".esinb-waterfall .esinb-fi-bar").first
+        value = bar.get_attribute("data-feature-value")
+        assert value is not None
+        name, shown = (bar.locator("text").first.text_content() or "").split(" = ")
+        assert name == bar.get_attribute("data-feature") and abs(float(shown) - float(value)) <= 1e-3 * abs(float(value))
+        # zoomed: the axis spans the steps with a margin, not a fixed 0
+        axis = widget.locator(".esinb-fi-axis")
+        lo, hi = float(axis.get_attribute("data-lo") or "nan"), float(axis.get_attribute("data-hi") or "nan")
+        ends = [baseline, score]
+        at = baseline
+        for step in steps:
+            at += step
+            ends.append(at)
+        span = max(ends) - min(ends)
+        assert lo <= min(ends) and hi >= max(ends) and hi - lo <= 2 * span + 1e-9, (lo, hi, ends)
+
+
+def _check_importance_summary(page) -> None:
+    """The beeswarm: one line per feature (by mean |importance|), a dot per row of the 5, coloured by the
+    feature's value; the mean |importance| bars in the same order."""
+    summary = page.locator(_live("esinb-importance-summary"))
+    expect(summary).to_have_count(1)
+    lines = summary.locator(".esinb-fis-beeswarm .esinb-fis-feature")
+    expect(lines).to_have_count(3)
+    means = [float(m or "nan") for m in lines.evaluate_all("els => els.map(e => e.getAttribute('data-mean-abs'))")]
+    assert means == sorted(means, reverse=True), means
+    dots = summary.locator(".esinb-fis-beeswarm .esinb-fis-dot")
+    expect(dots.first).to_be_visible()
+    assert 5 <= dots.count() <= 15  # a dot per row and feature reported (a zero importance may be left out)
+    assert len(set(dots.evaluate_all("els => els.map(e => e.getAttribute('fill'))"))) > 1  # coloured by value
+    bars = summary.locator(".esinb-fis-bars .esinb-fis-bar")
+    expect(bars).to_have_count(3)
+    assert [b.get_attribute("data-feature") for b in bars.all()] == \
+        [li.get_attribute("data-feature") for li in lines.all()]
+
+
+def _check_evaluation(page) -> None:
+    """df.infer.evaluate: classification (metrics, per class, confusion matrix over the 5 rows,
+    calibration) and regression (metrics, one residual per row)."""
+    ev = page.locator(_live("esinb-evaluation"))
+    expect(ev).to_have_count(2)
+    cls, reg = ev.nth(0), ev.nth(1)
+    expect(cls.locator(".esinb-ev[data-task='classification']")).to_have_count(1)
+    accuracy = float(cls.locator(".esinb-ev-metric[data-name='accuracy']").get_attribute("data-value") or "nan")
+    assert 0.0 <= accuracy <= 1.0
+    cells = cls.locator(".esinb-ev-confusion .esinb-ev-cell")
+    counts = [int(c or 0) for c in cells.evaluate_all("els => els.map(e => e.getAttribute('data-count'))")]
+    assert sum(counts) == 5
+    right = sum(int(c.get_attribute("data-count") or 0) for c in cells.all()
+                if c.get_attribute("data-true") == c.get_attribute("data-predicted"))
+    assert abs(right / 5 - accuracy) < 1e-9, (right, accuracy)
+    expect(cls.locator(".esinb-ev-class").first).to_be_visible()
+    expect(cls.locator(".esinb-ev-calibration-point").first).to_be_visible()
+    expect(reg.locator(".esinb-ev[data-task='regression']")).to_have_count(1)
+    expect(reg.locator(".esinb-ev-residual")).to_have_count(5)
+    rmse = float(reg.locator(".esinb-ev-metric[data-name='rmse']").get_attribute("data-value") or "nan")
+    assert rmse > 0
+
+
+def _check_sparklines(page) -> None:
+    """The dashboard's rate and latency sparklines, one of each per model, fed by the refreshes."""
+    dash = page.locator(_live("esinb-model-stats")).first
+    for metric in ("rate", "latency"):
+        sparks = dash.locator(f"svg.esinb-spark[data-metric='{metric}']")
+        expect(sparks).to_have_count(2)
+        reg = dash.locator(f"svg.esinb-spark[data-metric='{metric}'][data-model-id='reg']")
+        assert len((reg.get_attribute("data-values") or "").split(",")) >= 2  # a sample per refresh
+    expect(dash.locator("svg.esinb-spark[data-model-id='reg'] polyline").first).to_be_visible()
 
 
 def _features(widget) -> set[str | None]:
@@ -252,13 +355,34 @@ def _check_console(page) -> None:
     assert box is not None and box["width"] <= 900
 
 
+#: each view photographed: file name -> its element
+VIEWS = {
+    "feature-importance-regression": _live("esinb-feature-importance") + " >> nth=0",
+    "feature-importance-classification": _live("esinb-feature-importance") + " >> nth=1",
+    "feature-importance-other-step": _live("esinb-feature-importance") + " >> nth=3",
+    "top-classes": _live("esinb-top-classes"),
+    "model-stats": _live("esinb-model-stats") + " >> nth=0",
+    "response": ".jp-OutputArea-output .esinb-response >> nth=0",
+    "console-2xx": ".jp-OutputArea-output .esinb-console[data-status-class='2xx']",
+    "console-4xx": ".jp-OutputArea-output .esinb-console[data-status-class='4xx']",
+    "importance-summary": _live("esinb-importance-summary"),
+    "evaluation-classification": _live("esinb-evaluation") + " >> nth=0",
+    "evaluation-regression": _live("esinb-evaluation") + " >> nth=1",
+}
+
+
 def _element_shots(page, shots: Path) -> None:
-    """One picture per widget (for a person to look at; the assertions are on the DOM)."""
-    for name in ("esinb-feature-importance", "esinb-top-classes", "esinb-model-stats"):
-        page.locator(_live(name)).first.screenshot(path=str(shots / f"{name}.png"))
-    for status in ("2xx", "4xx"):
-        page.locator(f".jp-OutputArea-output .esinb-console[data-status-class='{status}']").screenshot(
-            path=str(shots / f"console-{status}.png"))
+    """One picture per view, checked: the element's size, drawn (not blank), in several colours."""
+    for name, selector in VIEWS.items():
+        element = page.locator(selector)
+        element.scroll_into_view_if_needed()
+        box = element.bounding_box()
+        assert box is not None, f"{name}: {selector} is not on the page"
+        png = element.screenshot(path=str(shots / f"{name}.png"))
+        shot = pixels(page, png)
+        assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (name, shot, box)
+        assert shot.width >= 200 and shot.height >= 40, (name, shot)
+        assert 0.005 < shot.ink < 0.9 and shot.colours >= 4, f"{name} looks blank or flat: {shot}"
 
 
 def _check_interaction(page) -> None:

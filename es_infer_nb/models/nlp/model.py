@@ -36,6 +36,9 @@ import numpy as np
 from ...errors import ApiError
 from ..doc_columns import DocsResult
 from ..tree.features import dig
+from .batching import cpu_streams, run_batches
+from .network import Network
+from .precision import resolve_precision
 from .tasks import Task, parse_task
 from .tokenization import NlpTokenizer, Window, build_tokenizer
 
@@ -98,24 +101,6 @@ def _java_str(value: Any) -> str:
     return str(value)
 
 
-def _simple_batches(lengths: Sequence[int], forward: Callable[[list[int]], list[Any]], *, token_budget: int = 2048,
-                    max_batch: int = 256, progress: Any = None, desc: str = "", streams: int = 1) -> list[Any]:
-    """Length-sorted batches of at most ``token_budget`` padded tokens; outputs in input order."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    out: list[Any] = [None] * len(lengths)
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) + 1) * lengths[i] > token_budget or len(batch) >= max_batch:
-            for j, value in zip(batch, forward(batch)):
-                out[j] = value
-            batch = []
-        batch.append(i)
-    if batch:
-        for j, value in zip(batch, forward(batch)):
-            out[j] = value
-    return out
-
-
 class ModelFailure:
     """The output of a window the network failed on, alone: ``reason`` is the error's message."""
 
@@ -173,14 +158,6 @@ def inference_process_error(reason: str) -> ApiError:
     return ApiError("status_exception", f"Error in inference process: [{reason}]", 500)
 
 
-def _run_batches() -> Callable[..., list[Any]]:
-    try:
-        from .batching import run_batches
-    except ImportError:
-        return _simple_batches
-    return run_batches
-
-
 class NlpModel:
     """One pytorch model loaded for ``device`` (``cpu`` / ``cuda[:n]``) in a concrete ``precision``
     (``fp32`` / ``bf16`` / ``fp16`` / ``int8``; left out: what the import recorded, see
@@ -198,9 +175,7 @@ class NlpModel:
         self._lock = threading.Lock()
         self._hf_tokenizer = self._load_tokenizer()
         self.tokenizer = self.tokenizer_for(self.task)
-        from .network import Network
 
-        from .precision import resolve_precision
 
         self.precision = resolve_precision(precision or stored_precision(stored) or "fp32", device)
         self.network = Network(self.folder, self.task.HEAD, device, precision=self.precision,
@@ -285,8 +260,7 @@ class NlpModel:
         def forward(indices: list[int]) -> list[np.ndarray | ModelFailure]:
             return isolate_failures(network, indices)
 
-        from .batching import cpu_streams
 
         streams = cpu_streams() if self.device == "cpu" else 1
         with self._lock:
-            return _run_batches()(lengths, forward, progress=progress, desc=self.model_id, streams=streams)
+            return run_batches(lengths, forward, progress=progress, desc=self.model_id, streams=streams)

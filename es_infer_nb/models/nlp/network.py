@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -82,7 +83,7 @@ def bf16_linears(model: Any) -> Any:
     import torch
     from torch import nn
 
-    from .bert_encoder import BF16Linear
+    from .bert_encoder import BF16Linear  # imports torch
 
     class _Float32Out(nn.Module):
         def __init__(self, inner: nn.Module) -> None:
@@ -114,8 +115,6 @@ def cast_model(model: Any, precision: str, device: str) -> Any:
 
 def quantize_int8(model: Any) -> Any:
     """torch's dynamic int8 quantization of every Linear layer (what eland's ``--quantize`` does)."""
-    import warnings
-
     import torch
 
     with warnings.catch_warnings():  # torch.ao's deprecation notices are not the user's concern
@@ -180,7 +179,7 @@ class Network:
         self.precision = precision
         #: the fast encoder (plain BERT, embedding / hidden heads), else ``None``
         self.encoder: Any = None
-        from .fast_encoder import build_encoder, supports
+        from .fast_encoder import build_encoder, supports  # imports torch
 
         #: a BERT classification head after the fast encoder (float32): the classifier, and for a
         #: sequence head the pooler before it (dropout is the identity in eval)

@@ -19,7 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import lightgbm, sklearn, xgboost
 from ._common import check_feature_names, forest_to_trained_model, resolve_labels, resolve_weights
+
+CONVERTERS = {"sklearn": sklearn, "xgboost": xgboost, "lightgbm": lightgbm}  # each imports its library when used
 
 SUPPORTED = (
     "scikit-learn DecisionTree/ExtraTree Regressor|Classifier, RandomForest/ExtraTrees Regressor|Classifier, "
@@ -82,13 +85,8 @@ def to_es_model(
     equivalent float64 comparisons (default); ``False`` emits the raw thresholds as eland does.
     """
     lib = _library(model)
-    if lib == "sklearn":
-        from . import sklearn as conv
-    elif lib == "xgboost":
-        from . import xgboost as conv  # type: ignore[no-redef]
-    elif lib == "lightgbm":
-        from . import lightgbm as conv  # type: ignore[no-redef]
-    else:
+    conv = CONVERTERS.get(lib)
+    if conv is None:
         raise TypeError(
             f"cannot convert a model of type {type(model).__module__}.{type(model).__name__}; supported: {SUPPORTED}"
         )

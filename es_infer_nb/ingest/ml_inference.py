@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,6 +24,7 @@ from jsonpath_ng.ext import parse
 
 from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
+from ..models.run_control import ctrl_c_flag, result_or_interrupt
 from ..services.ingest_bridge import endpoint_prediction
 from ..services.templates import json_placeholders
 from .config import Conf
@@ -481,12 +483,13 @@ class MLInferenceProcessor(Processor):
         pool = ThreadPoolExecutor(max_workers=min(width, len(docs) * n),
                                   thread_name_prefix=f"ml_inference-{self.model_id}")
         try:
-            plans = []
-            for doc in docs:
-                plan = self._plan(doc, n)
-                plans.append((plan, [pool.submit(predict, step.request) if isinstance(step, _Call) else None
-                                     for step in plan]))
-            out = [self._finish(doc, plan, futures) for doc, (plan, futures) in zip(docs, plans)]
+            with ctrl_c_flag() as interrupted:
+                plans = []
+                for doc in docs:
+                    plan = self._plan(doc, n)
+                    plans.append((plan, [pool.submit(predict, step.request) if isinstance(step, _Call) else None
+                                         for step in plan]))
+                out = [self._finish(doc, plan, futures, interrupted) for doc, (plan, futures) in zip(docs, plans)]
         except BaseException:  # Ctrl-C: the calls not started are dropped, those in flight end at their deadline
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -514,14 +517,14 @@ class MLInferenceProcessor(Processor):
         return plan
 
     def _finish(self, doc: Doc, plan: list["_Call | None | Exception"],
-                futures: list["Future[Any] | None"]) -> BaseException | None:
+                futures: list["Future[Any] | None"], interrupted: "threading.Event") -> BaseException | None:
         """Write the document's answers in entry order; its outcome as :meth:`process` would end."""
         try:
             for step, future in zip(plan, futures):
                 if isinstance(step, Exception):
                     raise step
                 if step is not None and future is not None:
-                    self._apply(doc, step, future.result())
+                    self._apply(doc, step, result_or_interrupt(future, interrupted))
         except Exception as exc:  # noqa: BLE001 - one failing document never stops the others
             return None if self.own_ignore_failure else exc
         return None

@@ -6,6 +6,10 @@
   row count, so a quick call shows nothing; ``show=False`` makes no bar at all.
   :func:`reporting` makes it the current one (a context variable) and :func:`progress_for` gives
   the lower layers the current one, or a bar of their own when they are called directly.
+* :func:`ctrl_c_flag` / :func:`result_or_interrupt`: while the calling (main) thread waits on work run by
+  other threads, Ctrl-C sets a flag and the wait raises ``KeyboardInterrupt`` itself, at a point of its
+  choosing — a ``KeyboardInterrupt`` raised by Python's default handler at whatever bytecode runs
+  (a weakref callback, a ``__del__``) can be swallowed as "unraisable" and the stop lost.
 * :func:`stop_when` / :func:`stop_requested`: a deployment's queue worker runs a batch under the
   predicate "every caller of this batch gave up" (Ctrl-C in the caller); the NLP batch loop checks it
   between forward passes and raises :class:`Cancelled`, so no thread keeps working for a caller
@@ -14,15 +18,23 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import tqdm.auto
 
-__all__ = ["DELAY_S", "Cancelled", "RunProgress", "current_progress", "in_worker", "progress_for", "reporting",
-           "stop_requested", "stop_when"]
+__all__ = ["DELAY_S", "Cancelled", "RunProgress", "ctrl_c_flag", "current_progress", "in_worker", "progress_for",
+           "reporting", "result_or_interrupt", "stop_requested", "stop_when"]
+
+T = TypeVar("T")
+
+#: how often a wait under :func:`ctrl_c_flag` looks at the flag
+POLL_S = 0.05
 
 #: a bar asked for by default appears only after this many seconds of work
 DELAY_S = 2.0
@@ -129,3 +141,35 @@ def stop_requested() -> bool:
 def in_worker() -> bool:
     """Whether this context runs a queue worker's batch (no bar of its own there)."""
     return _stop.get() is not None
+
+
+@contextmanager
+def ctrl_c_flag() -> Iterator[threading.Event]:
+    """For the block, Ctrl-C (SIGINT) sets the returned event instead of raising wherever the main thread
+    happens to be; waits through :func:`result_or_interrupt` raise ``KeyboardInterrupt`` when they see it.
+    A flag still set when the block ends without an exception is raised then, so a stop is never lost.
+    Outside the main thread, or where someone else's SIGINT handler is installed, Ctrl-C is left as it is
+    (the event then stays clear)."""
+    flag = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if flag.is_set():
+        raise KeyboardInterrupt
+
+
+def result_or_interrupt(future: "Future[T]", flag: threading.Event) -> T:
+    """``future.result()``, raising ``KeyboardInterrupt`` within :data:`POLL_S` of Ctrl-C under
+    :func:`ctrl_c_flag` (and at once when it came before)."""
+    while True:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        if future.done():
+            return future.result()
+        wait([future], timeout=POLL_S)

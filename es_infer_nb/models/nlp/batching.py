@@ -180,7 +180,8 @@ def _run_streams(groups: list[list[int]], forward: Callable[[list[int]], Sequenc
     per stream in flight so that an interrupt stops soon; results stored from this thread."""
     import torch
 
-    threads = max(1, torch.get_num_threads() // streams)
+    original = torch.get_num_threads()
+    threads = max(1, original // streams)
     local = threading.local()
 
     def job(group: list[int]) -> list[T]:
@@ -193,6 +194,16 @@ def _run_streams(groups: list[list[int]], forward: Callable[[list[int]], Sequenc
             raise RuntimeError(f"forward returned {len(outputs)} outputs for a batch of {len(group)} items")
         return outputs
 
+    try:
+        _stream_groups(groups, job, store, streams)
+    finally:
+        # torch.set_num_threads in a worker also changes the count every thread created later starts
+        # with: put it back, or every later run (and any torch work in new threads) gets one thread
+        torch.set_num_threads(original)
+
+
+def _stream_groups(groups: list[list[int]], job: Callable[[list[int]], list[T]],
+                   store: Callable[[list[int], list[T]], None], streams: int) -> None:
     todo: Iterator[list[int]] = iter(groups)
     pending: dict[Future[list[T]], list[int]] = {}
     with ThreadPoolExecutor(streams, thread_name_prefix="es-infer-stream") as pool:

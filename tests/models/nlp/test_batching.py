@@ -211,3 +211,28 @@ def test_streams_interrupt_keeps_finished_batches():
     exc = info.value
     assert exc.rows_total == 60 and 0 < exc.rows_done < 60
     assert sum(v is not None for v in exc.partial) == exc.rows_done
+
+
+def test_streams_leave_torchs_thread_count_as_they_found_it() -> None:
+    """A streams run sets one thread per worker; torch.set_num_threads there also changes what threads
+    created later start with, so without putting it back every later run (a deployment's next call, a
+    new deployment's worker) would see one thread and run one stream. Checked from a new thread."""
+    import threading
+
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("one torch thread: no streams to run")
+    seen_in_workers: list[int] = []
+
+    def forward(indices: list[int]) -> list[int]:
+        seen_in_workers.append(torch.get_num_threads())
+        return [i * 2 for i in indices]
+
+    out = run_batches([5] * 40, forward, streams=2, token_budget=20)
+    assert out == [i * 2 for i in range(40)]
+    assert seen_in_workers and set(seen_in_workers) == {max(1, before // 2)}
+    later: list[int] = []
+    worker = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert later == [before] and torch.get_num_threads() == before

@@ -22,24 +22,24 @@ def simulate(processors: Any, docs: list[dict[str, Any]], engine: Engine | None 
     return resp
 
 
-def run(source: str, doc: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def simulated_doc(source: str, doc: dict[str, Any] | None, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The one document ``_simulate`` answers for a script processor over ``doc``."""
     body: dict[str, Any] = {"source": source}
     if params is not None:
         body["params"] = params
     resp = simulate({"script": body}, [{"_source": dict(doc or {})}])
     assert resp.status == 200, resp.body
-    out = resp.body["docs"][0]
+    return resp.body["docs"][0]
+
+
+def run(source: str, doc: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = simulated_doc(source, doc, params)
     assert "doc" in out, out
     return out["doc"]["_source"]
 
 
 def run_error(source: str, doc: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"source": source}
-    if params is not None:
-        body["params"] = params
-    resp = simulate({"script": body}, [{"_source": dict(doc or {})}])
-    assert resp.status == 200, resp.body
-    out = resp.body["docs"][0]
+    out = simulated_doc(source, doc, params)
     assert "error" in out, out
     return out["error"]
 

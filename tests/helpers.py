@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,23 @@ def infer_magic(ip):
 
     (magic,) = [c for c in ip.configurables if isinstance(c, InferMagic)]
     return magic
+
+
+#: Elasticsearch's tree decision types
+TREE_OPS = {"lte": lambda x, t: x <= t, "lt": lambda x, t: x < t, "gte": lambda x, t: x >= t, "gt": lambda x, t: x > t}
+
+
+def es_tree_walk(tree: dict[str, Any], x: np.ndarray) -> list[float]:
+    """The leaf value(s) one row reaches in an ES tree, walked node by node as ES walks it (a value that is
+    not finite is missing and follows default_left): the plain reference the compiled paths are checked on."""
+    nodes = tree["tree_structure"]
+    node = nodes[0]
+    while "left_child" in node:
+        v = x[node["split_feature"]]
+        if not math.isfinite(v):
+            left = node.get("default_left", False)
+        else:
+            left = TREE_OPS[node.get("decision_type", "lte")](v, node["threshold"])
+        node = nodes[node["left_child"] if left else node["right_child"]]
+    lv = node["leaf_value"]
+    return lv if isinstance(lv, list) else [lv]

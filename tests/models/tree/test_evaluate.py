@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
+from helpers import TREE_OPS, es_tree_walk
 
 from es_infer_nb.errors import ApiError
 from es_infer_nb.models.tree.definition import parse_definition
 from es_infer_nb.models.tree.evaluate import CompiledModel, resolve_device
 
-OPS = {"lte": lambda x, t: x <= t, "lt": lambda x, t: x < t, "gte": lambda x, t: x >= t, "gt": lambda x, t: x > t}
 
 
 def random_tree(rng: np.random.Generator, n_features: int, depth: int, leaf_size: int = 1) -> dict:
@@ -29,7 +28,7 @@ def random_tree(rng: np.random.Generator, n_features: int, depth: int, leaf_size
             "node_index": idx,
             "split_feature": int(rng.integers(n_features)),
             "threshold": round(float(rng.normal()), 2),
-            "decision_type": str(rng.choice(list(OPS))),
+            "decision_type": str(rng.choice(list(TREE_OPS))),
             "default_left": bool(rng.random() < 0.5),
         }
         nodes[idx] = node
@@ -42,20 +41,6 @@ def random_tree(rng: np.random.Generator, n_features: int, depth: int, leaf_size
     if leaf_size > 1:
         tree["target_type"] = "classification"
     return tree
-
-
-def walk(tree: dict, x: np.ndarray) -> list[float]:
-    nodes = tree["tree_structure"]
-    node = nodes[0]
-    while "left_child" in node:
-        v = x[node["split_feature"]]
-        if not math.isfinite(v):
-            left = node.get("default_left", False)
-        else:
-            left = OPS[node.get("decision_type", "lte")](v, node["threshold"])
-        node = nodes[node["left_child"] if left else node["right_child"]]
-    lv = node["leaf_value"]
-    return lv if isinstance(lv, list) else [lv]
 
 
 def data(rng, n, f):
@@ -75,7 +60,7 @@ def test_weighted_sum_matches_reference_walk(seed):
         "aggregate_output": {"weighted_sum": {"weights": weights}}}}})
     x = data(rng, 500, 5)
     got = CompiledModel(definition, torch.device("cpu")).run(x).values
-    want = [sum(w * walk(t, row)[0] for w, t in zip(weights, trees)) for row in x]
+    want = [sum(w * es_tree_walk(t, row)[0] for w, t in zip(weights, trees)) for row in x]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
@@ -88,7 +73,7 @@ def test_multiclass_logistic_matches_reference_softmax():
     x = data(rng, 300, 4)
     out = CompiledModel(definition, torch.device("cpu")).run(x)
     for row, probs, cls in zip(x, out.probabilities, out.values):
-        s = np.sum([walk(t, row) for t in trees], axis=0)
+        s = np.sum([es_tree_walk(t, row) for t in trees], axis=0)
         e = np.exp(s - s.max())
         np.testing.assert_allclose(probs, e / e.sum(), atol=1e-12)
         assert cls == int(np.argmax(s))

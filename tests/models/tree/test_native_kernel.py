@@ -4,19 +4,18 @@ layout takes, NaN / +-inf / -0.0, default_left, every aggregator and output tran
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import TREE_OPS, es_tree_walk
 
 from es_infer_nb.models.tree import native
 from es_infer_nb.models.tree.definition import parse_definition
 from es_infer_nb.models.tree.evaluate import CompiledModel
 from es_infer_nb.models.tree.perfect import PerfectTrees
 
-OPS = {"lte": lambda x, t: x <= t, "lt": lambda x, t: x < t, "gte": lambda x, t: x >= t, "gt": lambda x, t: x > t}
 NF = 6
 
 
@@ -36,7 +35,7 @@ def unbalanced_tree(rng: np.random.Generator, depth: int, leaf_size: int = 1) ->
             leaf(idx)
             return idx
         node = {"node_index": idx, "split_feature": int(rng.integers(NF)),
-                "threshold": round(float(rng.normal()), 2), "decision_type": str(rng.choice(list(OPS))),
+                "threshold": round(float(rng.normal()), 2), "decision_type": str(rng.choice(list(TREE_OPS))),
                 "default_left": bool(rng.random() < 0.5)}
         nodes[idx] = node
         spine_left = bool(rng.random() < 0.5)
@@ -49,17 +48,6 @@ def unbalanced_tree(rng: np.random.Generator, depth: int, leaf_size: int = 1) ->
     if leaf_size > 1:
         tree["target_type"] = "classification"
     return tree
-
-
-def reference(tree: dict, row: np.ndarray) -> list[float]:
-    nodes = tree["tree_structure"]
-    node = nodes[0]
-    while "left_child" in node:
-        v = row[node["split_feature"]]
-        left = node["default_left"] if not math.isfinite(v) else OPS[node["decision_type"]](v, node["threshold"])
-        node = nodes[node["left_child"] if left else node["right_child"]]
-    lv = node["leaf_value"]
-    return lv if isinstance(lv, list) else [lv]
 
 
 def special_data(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -118,7 +106,7 @@ def test_both_builds_equal_the_torch_walk_bit_for_bit_on_unbalanced_trees(monkey
     for i in range(0, len(x), 53):
         expected = np.zeros(leaf_size)
         for j, t in enumerate(trees):
-            value = weights[j] * np.asarray(reference(t, x[i]))
+            value = weights[j] * np.asarray(es_tree_walk(t, x[i]))
             expected = value if j == 0 else expected + value
         np.testing.assert_array_equal(want_sums[i].numpy(), expected)
 

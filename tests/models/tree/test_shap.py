@@ -12,7 +12,8 @@ import torch
 from es_infer_nb.models.tree.definition import parse_definition
 from es_infer_nb.models.tree.shap import PathTable, expected_value
 from helpers import churn_model
-from test_evaluate import OPS, random_tree
+from helpers import TREE_OPS
+from test_evaluate import random_tree
 
 
 def _with_covers(rng, tree: dict) -> dict:
@@ -36,7 +37,7 @@ def _conditional(tree: dict, row: np.ndarray, known: set[int], i: int = 0) -> fl
     f = n["split_feature"]
     if f in known:
         v = row[f]
-        left = n.get("default_left", False) if not np.isfinite(v) else OPS[n["decision_type"]](v, n["threshold"])
+        left = n.get("default_left", False) if not np.isfinite(v) else TREE_OPS[n["decision_type"]](v, n["threshold"])
         return _conditional(tree, row, known, n["left_child"] if left else n["right_child"])
     lc, rc = n["left_child"], n["right_child"]
     nodes = tree["tree_structure"]

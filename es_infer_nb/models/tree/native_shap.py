@@ -10,21 +10,20 @@ Two sibling leaves are one entry (their patterns differ only in the last bit), i
 both leaves' contributions times their leaf values: half the lookups of one entry per leaf. The table of a tree stays in cache while a block of rows reads it.
 Rows are split across threads in chunks; ``ctypes`` releases the GIL during a call.
 
-Built and cached by :func:`.native.compile_library`; :func:`kernel` is ``None`` (callers use the
+Built and cached by :func:`..native_build.compile_library`; :func:`kernel` is ``None`` (callers use the
 torch path) when there is no compiler, the build fails or ``ES_INFER_NB_NO_NATIVE`` is set.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import native
+from ..native_build import compile_library, disabled, parallel_rows
 
 #: the longest path (in splits) the kernel takes (its table has ``2**splits`` rows; longer paths
 #: use the torch path's Shapley polynomial)
@@ -132,11 +131,11 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
-    if os.environ.get("ES_INFER_NB_NO_NATIVE"):
+    if disabled():
         return None
     with _lock:
         if "lib" not in _state:
-            _state["lib"] = native.compile_library(SOURCE, "es_shap", _bind, "feature importances")
+            _state["lib"] = compile_library(SOURCE, "es_shap", _bind, "feature importances")
         return _state["lib"]  # type: ignore[return-value]
 
 
@@ -178,7 +177,7 @@ def contributions(lib: ctypes.CDLL, arrays: ShapArrays, x: torch.Tensor, num_fea
                            ptr(a.path_slot), ptr(a.slot_feat), ptr(a.path_table), ptr(a.table),
                            num_outputs, a.max_inner, o_ptr + lo * row_bytes)
 
-    codes = native.parallel_rows(rows, run, min_rows=512)
+    codes = parallel_rows(rows, run, min_rows=512)
     if any(codes):
         raise MemoryError("the native TreeSHAP kernel could not allocate its row buffers")
     return out

@@ -207,9 +207,10 @@ def test_fused_walk_and_sum_equal_the_step_by_step_aggregation(aggregate, leaf_s
 # -- the native CPU kernel --------------------------------------------------------------------
 
 def _needs_native():
+    from es_infer_nb.models import native_build
     from es_infer_nb.models.tree import native
 
-    if native._compiler() is None:
+    if native_build._compiler() is None:
         pytest.skip("no C compiler on this machine: the torch walk is the only CPU path")
     lib = native.kernel()
     assert lib is not None, "a C compiler is present, so the native tree kernel must build"
@@ -291,6 +292,7 @@ def test_native_build_failure_falls_back_to_torch(monkeypatch, tmp_path, caplog)
 
 
 def test_native_library_is_built_once_and_reused(monkeypatch, tmp_path):
+    from es_infer_nb.models import native_build
     from es_infer_nb.models.tree import native
 
     _needs_native()
@@ -300,13 +302,13 @@ def test_native_library_is_built_once_and_reused(monkeypatch, tmp_path):
     built = list(tmp_path.glob("es_trees_*.so"))
     assert len(built) == 1
     calls = []
-    real_run = native.subprocess.run
+    real_run = native_build.subprocess.run
 
     def recording_run(args, *a, **k):
         calls.append(list(args))
         return real_run(args, *a, **k)
 
-    monkeypatch.setattr(native.subprocess, "run", recording_run)
+    monkeypatch.setattr(native_build.subprocess, "run", recording_run)
     monkeypatch.setattr(native, "_state", {})  # a new process: loads from the cache
     assert native.kernel() is not None
     assert all("--version" in c for c in calls), calls  # no compilation
@@ -340,12 +342,13 @@ def test_feature_matrix_of_one_block_frame_is_a_view_with_the_same_answers():
 
 
 def test_native_thread_pool_is_renewed_after_fork_or_thread_change(monkeypatch):
+    from es_infer_nb.models import native_build
     from es_infer_nb.models.tree import native
 
     monkeypatch.setattr(native, "_state", {})
-    first = native._pool(2)
-    assert native._pool(2) is first
-    assert native._pool(3) is not first
-    again = native._pool(2)
-    monkeypatch.setattr(native.os, "getpid", lambda: -1)  # as in a forked child
-    assert native._pool(2) is not again
+    first = native_build._pool(2)
+    assert native_build._pool(2) is first
+    assert native_build._pool(3) is not first
+    again = native_build._pool(2)
+    monkeypatch.setattr(native_build.os, "getpid", lambda: -1)  # as in a forked child
+    assert native_build._pool(2) is not again

@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import TREE_OPS, es_tree_walk
 
+from es_infer_nb.models import native_build
 from es_infer_nb.models.tree import native
 from es_infer_nb.models.tree.definition import parse_definition
 from es_infer_nb.models.tree.evaluate import CompiledModel
@@ -60,11 +61,11 @@ def special_data(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def builds() -> dict[str, object]:
     """The kernel as this machine builds it, and its portable (no AVX-512) build."""
-    if native.compiler_path() is None:
+    if native_build.compiler_path() is None:
         pytest.skip("no C compiler on this machine: the torch walk is the only CPU path")
     lib = native.kernel()
     assert lib is not None, "a C compiler is present, so the native tree kernel must build"
-    portable = native.compile_library("#define ES_NO_SIMD 1\n" + native.SOURCE, "es_trees_portable",
+    portable = native_build.compile_library("#define ES_NO_SIMD 1\n" + native.SOURCE, "es_trees_portable",
                                       native.bind_walk, "tests")
     assert portable is not None and not native.uses_simd(portable)
     return {"default": lib, "portable": portable}
@@ -146,7 +147,7 @@ def test_every_aggregator_and_transform_equals_the_torch_path(monkeypatch, aggre
 
 
 def test_repeated_calls_reuse_one_library_and_grow_no_cache(monkeypatch, tmp_path):
-    if native.compiler_path() is None:
+    if native_build.compiler_path() is None:
         pytest.skip("no C compiler on this machine")
     monkeypatch.setattr(native, "_state", {})
     monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
@@ -157,7 +158,7 @@ def test_repeated_calls_reuse_one_library_and_grow_no_cache(monkeypatch, tmp_pat
     built = sorted(tmp_path.iterdir())
     lib = native.kernel()
     calls = []
-    monkeypatch.setattr(native.subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(native_build.subprocess, "run", lambda *a, **k: calls.append(a))
     for _ in range(10):
         assert np.array_equal(model.run(x).values, first)
     assert calls == []  # no compiler run, not even a version probe
@@ -169,13 +170,13 @@ def test_repeated_calls_reuse_one_library_and_grow_no_cache(monkeypatch, tmp_pat
 def test_the_isa_cap_builds_a_kernel_without_avx512(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``ES_INFER_NB_NATIVE_ISA=avx2`` builds for x86-64-v3 (an AVX2-only machine simulated here): the
     AVX-512 walk is compiled out; an unknown value names the choices."""
-    if native.compiler_path() is None:
+    if native_build.compiler_path() is None:
         pytest.skip("no C compiler")
     monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
     monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "avx2")
-    assert native.target_isa() == "avx2"
-    lib = native.compile_library(native.SOURCE, "es_trees", native.bind_walk, "tree ensembles", name="tree")
+    assert native_build.target_isa() == "avx2"
+    lib = native_build.compile_library(native.SOURCE, "es_trees", native.bind_walk, "tree ensembles", name="tree")
     assert lib is not None and native.uses_simd(lib) is False
     monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "sse9")
     with pytest.raises(ValueError, match="native, avx2, portable"):
-        native.target_isa()
+        native_build.target_isa()

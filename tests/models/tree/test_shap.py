@@ -162,9 +162,10 @@ def test_deep_trees_use_the_direct_polynomial_and_agree(monkeypatch):
 
 
 def _native_or_skip():
-    from es_infer_nb.models.tree import native, native_shap
+    from es_infer_nb.models import native_build
+    from es_infer_nb.models.tree import native_shap
 
-    if native._compiler() is None:
+    if native_build._compiler() is None:
         pytest.skip("no C compiler on this machine: the torch path is the only CPU path")
     lib = native_shap.kernel()
     assert lib is not None, "a C compiler is present, so the native TreeSHAP kernel must build"

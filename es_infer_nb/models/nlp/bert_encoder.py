@@ -14,8 +14,11 @@
   fused projection's output and writes the context in token-major order: no head transposes),
   with no mask at all when every sequence of the batch has the same length; short bfloat16 CPU
   batches use two batched matmuls around a float32 softmax instead (:func:`_attend`);
-* a batch with more than 10% padding runs its projections, GELUs and layer norms on the real
-  tokens only (packed), attention alone on the padded layout (CPU);
+* on CPU, attention runs in a small C kernel over the packed tokens (:mod:`.native_attention`: no
+  mask, no padding, Q/K/V read in place) where it beats torch's kernels (texts up to
+  ``native_attention.MAX_LENGTH`` tokens); every batch with padding then runs its projections,
+  GELUs and layer norms on the real tokens only (packed). Elsewhere a batch with more than 10%
+  padding is packed too, attention alone running on the padded layout;
 * plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
   ``torch.ao.quantization.quantize_dynamic`` apply to it unchanged; on CPU in float32,
   :meth:`BertEncoder.use_onednn` then swaps the projections for :class:`OneDNNLinear` (weights
@@ -33,6 +36,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import native_attention
 
 __all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "supports"]
 
@@ -247,9 +252,12 @@ class _Layer(nn.Module):
         self.ffn_norm = _copy_norm(layer.output.LayerNorm)
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
-                  packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None) -> torch.Tensor:
+                  packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None,
+                  native: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         batch, length = shape
         qkv = _linear(self.qkv, h, rows)
+        if native is not None:  # the C kernel, straight from the (packed) projection rows
+            return native_attention.attention(qkv, *native, self.heads)
         keep = None
         if packed is not None:  # packed tokens: back into the padded layout for attention only
             keep, buffers = packed
@@ -264,10 +272,13 @@ class _Layer(nn.Module):
         return ctx if keep is None else ctx[keep]
 
     def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
-                packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None = None) -> torch.Tensor:
+                packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None = None,
+                native: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``packed``: the real tokens' row indices and the batch's padded-layout buffers for the fused
-        projection's output (by dtype), shared by all layers."""
-        h = self.attn_norm(_accumulate(self.attn_out, self.attention(h, shape, bias, rows, packed), h, rows))
+        projection's output (by dtype), shared by all layers; ``native``: each text's first row and
+        length in ``h`` when the C kernel runs attention (:mod:`.native_attention`)."""
+        context = self.attention(h, shape, bias, rows, packed, native)
+        h = self.attn_norm(_accumulate(self.attn_out, context, h, rows))
         gelu = getattr(self.ffn_in, "gelu", None)
         inner = gelu(h) if gelu is not None else F.gelu(_linear(self.ffn_in, h, rows))
         return self.ffn_norm(_accumulate(self.ffn_out, inner, h, rows))
@@ -351,10 +362,13 @@ class BertEncoder(nn.Module):
                 bias.masked_fill_(~mask, torch.finfo(dtype).min)
                 bias = bias[:, None, None, :]
         lengths = mask.sum(dim=1)
+        heads = self.layers[0].heads if len(self.layers) else 1
+        use_kernel = len(self.layers) > 0 and native_attention.usable(
+            self.attention_dtype or h.dtype, self.hidden // heads, length, h.device)
         keep = None
-        if bias is not None and not h.is_cuda and int(lengths.sum()) < PACK_BELOW * mask.numel():
-            # enough padding to matter: every projection and layer norm runs on the real tokens only
-            # (packed), attention alone on the padded layout
+        if bias is not None and not h.is_cuda and (use_kernel or int(lengths.sum()) < PACK_BELOW * mask.numel()):
+            # every projection and layer norm runs on the real tokens only (packed): always where the
+            # kernel runs attention (it reads the packed rows), else when padding is > 10%
             keep = mask.reshape(-1).nonzero().squeeze(1)
             h = h[keep]
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
@@ -370,8 +384,12 @@ class BertEncoder(nn.Module):
         else:
             rows = (torch.cat([starts, starts + lengths - 1]), pads)
         packed = None if keep is None else (keep, {})
+        native = None
+        if use_kernel:
+            native = (starts, lengths)
+            bias, packed = None, None
         for layer in self.layers:
-            h = layer(h, (batch, length), bias, rows, packed)
+            h = layer(h, (batch, length), bias, rows, packed, native)
         if keep is not None:
             out = h.new_zeros((batch * length, self.hidden))
             out[keep] = h

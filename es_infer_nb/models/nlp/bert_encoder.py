@@ -47,6 +47,11 @@ PACK_BELOW = 0.9
 SHORT_BF16_ATTENTION = 64
 #: float32 CPU batches of at most this many tokens per text run attention as two matmuls too
 SHORT_FP32_ATTENTION = 0
+#: where the C kernel runs attention, the packed token rows are padded (with rows no text reads) to a
+#: multiple of this: oneDNN builds and caches a GEMM kernel per row count, and a few dozen counts stay
+#: in its cache where one per batch would not (bfloat16 on the bench corpus: later rounds no longer
+#: recompile, and the first one compiles 1/32 as many kernels)
+ROW_BUCKET = 32
 
 
 def supports(config: Any) -> bool:
@@ -371,6 +376,9 @@ class BertEncoder(nn.Module):
             # kernel runs attention (it reads the packed rows), else when padding is > 10%
             keep = mask.reshape(-1).nonzero().squeeze(1)
             h = h[keep]
+        tokens = h.shape[0]
+        if use_kernel and tokens % ROW_BUCKET:
+            h = torch.cat([h, h.new_zeros((ROW_BUCKET - tokens % ROW_BUCKET, self.hidden))])
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
         if keep is not None:
@@ -390,6 +398,7 @@ class BertEncoder(nn.Module):
             bias, packed = None, None
         for layer in self.layers:
             h = layer(h, (batch, length), bias, rows, packed, native)
+        h = h[:tokens]
         if keep is not None:
             out = h.new_zeros((batch * length, self.hidden))
             out[keep] = h

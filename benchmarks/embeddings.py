@@ -21,8 +21,12 @@ Usage: python benchmarks/embeddings.py [--precision auto|fp32|bf16|int8] [--quan
        [--device cuda] [--rounds N]
        [--limit N] [--quick]
 An AVX2-class CPU on a newer one: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
-python benchmarks/embeddings.py --precision auto (auto then resolves to fp32; OpenVINO's oneDNN honours
-the first; ONNX Runtime has no such switch and keeps its AVX-512 kernels: noted in the JSON line).
+python benchmarks/embeddings.py --precision auto (auto then resolves to fp32). The peers only partly
+honour such caps: ONNX Runtime's MLAS has no switch and keeps its AVX-512 kernels; OpenVINO's own
+oneDNN honours ONEDNN_MAX_CPU_ISA but it also runs fully connected layers on MLAS and some of its own
+JIT kernels on AVX-512 regardless: the JSON line's ``notes.openvino_kernels`` counts its compiled graph's
+kernels by implementation (:func:`openvino_kernels`), so a capped run shows how much of OpenVINO
+still ran AVX-512.
 """
 
 from __future__ import annotations
@@ -291,12 +295,26 @@ def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size:
             return state["out"]
 
         run_ov()  # warm-up: first-call allocations, shapes compiled
+        bench.notes["openvino_kernels"] = ", ".join(f"{kind} x{n}" for kind, n in openvino_kernels(compiled).items())
         contenders["openvino"] = harness.Contender(run_ov, len(texts), "docs")
         bench.notes["openvino"] = (f"openvino {ov.__version__}, PERFORMANCE_HINT=THROUGHPUT "
                                    f"({compiled.get_property('NUM_STREAMS')} streams), AsyncInferQueue of {requests} "
                                    f"requests, INFERENCE_PRECISION_HINT={precision} (compiled: {ran}); batches of "
                                    f"{batch_size} sorted by length; tokenization and pooling timed")
     return contenders
+
+
+def openvino_kernels(compiled: Any) -> dict[str, int]:
+    """How many of OpenVINO's compiled compute nodes run each kind of kernel (its runtime graph's
+    ``primitiveType``, e.g. ``brgemm_avx512_f32``, ``gemm_mlas_f32``, ``jit_avx2_f32``), shape and
+    constant nodes left out."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        kind = info["primitiveType"].astype(str) if "primitiveType" in info else ""
+        if kind and not kind.startswith(("unknown", "undef", "ref")):
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def main() -> None:

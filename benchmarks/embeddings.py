@@ -229,12 +229,14 @@ class PeerRecipe:
 
 
 def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size: int, max_length: int,
-               dtype: str) -> dict[str, harness.Contender]:
+               dtype: str, int8: bool = False) -> dict[str, harness.Contender]:
     """ONNX Runtime and OpenVINO running the bundled model exported to ONNX, each throughput-tuned;
     {} when neither is installed.
 
     * ONNX Runtime: every graph optimization (``ORT_ENABLE_ALL``: attention, skip-layer-norm and
-      bias-GELU fusions of the plain BERT graph), intra-op threads = the cores;
+      bias-GELU fusions of the plain BERT graph), intra-op threads = the cores; beside an int8 run
+      also ``onnxruntime_int8``: the graph quantized by ``onnxruntime.quantization.quantize_dynamic``
+      (int8 weights per channel, activations quantized per call), same session options;
     * OpenVINO: ``PERFORMANCE_HINT=THROUGHPUT`` (its CPU streams) and an ``AsyncInferQueue`` of the
       compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``, pooling in the completion callback;
       ``INFERENCE_PRECISION_HINT`` set explicitly (``f32`` for a float32 run: on AMX CPUs OpenVINO
@@ -272,6 +274,23 @@ def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size:
         contenders["onnxruntime"] = harness.Contender(run_ort, len(texts), "docs")
         bench.notes["onnxruntime"] = (f"onnxruntime {ort.__version__}, ORT_ENABLE_ALL, intra_op_num_threads={cores}, "
                                       f"batches of {batch_size} sorted by length; tokenization and pooling timed")
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            int8_file = folder / "minilm_int8.onnx"
+            quantize_dynamic(str(onnx_file), str(int8_file), per_channel=True, weight_type=QuantType.QInt8)
+            session_int8 = ort.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+
+            def run_ort_int8() -> np.ndarray:
+                out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+                for rows, feed in recipe.batches():
+                    out[rows] = recipe.pooled(session_int8.run(None, feed)[0], feed["attention_mask"])
+                return out
+
+            session_int8.run(None, next(recipe.batches())[1])
+            contenders["onnxruntime_int8"] = harness.Contender(run_ort_int8, len(texts), "docs")
+            bench.notes["onnxruntime_int8"] = ("quantize_dynamic(per_channel=True, weight_type=QInt8), ORT_ENABLE_ALL, "
+                                               f"intra_op_num_threads={cores}; same batches, tokenization and pooling")
     if ov is not None:
         precision = "bf16" if dtype == "bfloat16" else "f32"
         compiled = ov.Core().compile_model(str(onnx_file), "CPU", {
@@ -385,7 +404,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-embeddings-") as tmp:
         if ours.device == "cpu":
             contenders.update(onnx_peers(bench, texts, Path(tmp), args.st_batch_size, reference.max_seq_length,
-                                         dtype))
+                                         dtype, int8=ours.precision == "int8" or args.quantize == "int8"))
         else:
             for peer in ("onnxruntime", "openvino"):
                 bench.skip(peer, "CPU peers; this run is on " + ours.device)
@@ -408,12 +427,16 @@ def main() -> None:
             bench.check(f"min cosine {peer} vs sentence_transformers", round(float(cosines(peer).min()), 7),
                         peer_bound, at_least=True)
             bench.compare("ours", peer)
+    if "onnxruntime_int8" in t.last:  # its own precision, reported beside ours (a peer's, so not fatal)
+        bench.notes["onnxruntime_int8"] += f"; min cosine vs sentence-transformers {float(cosines('onnxruntime_int8').min()):.4f}"
+        bench.compare("ours", "onnxruntime_int8")
 
     lengths = [len(ids) for ids in ours.tokenize(texts)]
     tokens = sum(lengths)
     per_token = flops_per_token(ours._encoder, lengths)
     tokens_per_s = tokens / t.median("ours")
-    gemm_dtype = ours.dtype if not ours.quantize else torch.float32
+    # the anchor GEMM in the dtype the projections run in (a bf16 CPU model keeps float32 weights elsewhere)
+    gemm_dtype = torch.bfloat16 if ours.mixed_bf16 else ours.dtype if not ours.quantize else torch.float32
     gemm = gemm_gflops(ours.device, gemm_dtype)
     achieved = tokens_per_s * per_token / 1e9
     onednn = onednn_gemm_gflops() if ours.device == "cpu" else None

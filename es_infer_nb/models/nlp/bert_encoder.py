@@ -194,6 +194,14 @@ def _linear(module: nn.Module, x: torch.Tensor, rows: Any) -> torch.Tensor:
     return module(x, rows) if getattr(module, "row_aware", False) else module(x)
 
 
+def _gelu(module: nn.Module, x: torch.Tensor, rows: Any) -> torch.Tensor:
+    """``F.gelu(module(x))``, fused into the GEMM where the module can (its ``gelu``)."""
+    gelu = getattr(module, "gelu", None)
+    if gelu is None:
+        return F.gelu(_linear(module, x, rows))
+    return gelu(x, rows) if getattr(module, "row_aware", False) else gelu(x)
+
+
 def _accumulate(module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any) -> torch.Tensor:
     """``h + module(x)``, written into ``h`` (a residual nobody else reads any more)."""
     if type(module) is nn.Linear and module.bias is None:
@@ -284,8 +292,7 @@ class _Layer(nn.Module):
         length in ``h`` when the C kernel runs attention (:mod:`.native_attention`)."""
         context = self.attention(h, shape, bias, rows, packed, native)
         h = self.attn_norm(_accumulate(self.attn_out, context, h, rows))
-        gelu = getattr(self.ffn_in, "gelu", None)
-        inner = gelu(h) if gelu is not None else F.gelu(_linear(self.ffn_in, h, rows))
+        inner = _gelu(self.ffn_in, h, rows)
         return self.ffn_norm(_accumulate(self.ffn_out, inner, h, rows))
 
 

@@ -92,6 +92,20 @@ def cpu_capability() -> CpuCapability:
     return _probe()
 
 
+def amx_int8_supported(cap: CpuCapability | None = None) -> bool:
+    """Whether int8 GEMMs run on AMX tiles here: an ``amx_int8`` CPU with oneDNN not capped below
+    ``AVX512_CORE_AMX`` (nor ATen below AVX-512)."""
+    cap = cap if cap is not None else cpu_capability()
+    if "amx_int8" not in cap.flags:
+        return False
+    if cap.aten is not None and not cap.aten.upper().startswith(("AVX512", "AVX10")):
+        return False
+    isa = (cap.onednn_max_isa or "").strip().upper()
+    if isa and isa not in ("ALL", "DEFAULT"):
+        return isa in ONEDNN_ISAS and ONEDNN_ISAS.index(isa) >= ONEDNN_ISAS.index("AVX10_1_512_AMX")
+    return True
+
+
 def bf16_supported(cap: CpuCapability | None = None) -> bool:
     """Whether bf16 GEMMs run natively here: an AMX or AVX512-BF16 CPU, with neither oneDNN
     (``ONEDNN_MAX_CPU_ISA``) nor ATen (``ATEN_CPU_CAPABILITY``) capped below it."""

@@ -262,16 +262,21 @@ def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = cores
-        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
 
-        def run_ort() -> np.ndarray:
-            out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
-            for rows, feed in recipe.batches():
-                out[rows] = recipe.pooled(session.run(None, feed)[0], feed["attention_mask"])
-            return out
+        def ort_contender(model_file: Path) -> harness.Contender:
+            """A session over ``model_file`` (warmed up: first-call allocations) run over the recipe."""
+            session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
-        session.run(None, next(recipe.batches())[1])  # warm-up: first-call allocations
-        contenders["onnxruntime"] = harness.Contender(run_ort, len(texts), "docs")
+            def run_ort() -> np.ndarray:
+                out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+                for rows, feed in recipe.batches():
+                    out[rows] = recipe.pooled(session.run(None, feed)[0], feed["attention_mask"])
+                return out
+
+            session.run(None, next(recipe.batches())[1])
+            return harness.Contender(run_ort, len(texts), "docs")
+
+        contenders["onnxruntime"] = ort_contender(onnx_file)
         bench.notes["onnxruntime"] = (f"onnxruntime {ort.__version__}, ORT_ENABLE_ALL, intra_op_num_threads={cores}, "
                                       f"batches of {batch_size} sorted by length; tokenization and pooling timed")
         if int8:
@@ -279,16 +284,7 @@ def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size:
 
             int8_file = folder / "minilm_int8.onnx"
             quantize_dynamic(str(onnx_file), str(int8_file), per_channel=True, weight_type=QuantType.QInt8)
-            session_int8 = ort.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
-
-            def run_ort_int8() -> np.ndarray:
-                out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
-                for rows, feed in recipe.batches():
-                    out[rows] = recipe.pooled(session_int8.run(None, feed)[0], feed["attention_mask"])
-                return out
-
-            session_int8.run(None, next(recipe.batches())[1])
-            contenders["onnxruntime_int8"] = harness.Contender(run_ort_int8, len(texts), "docs")
+            contenders["onnxruntime_int8"] = ort_contender(int8_file)
             bench.notes["onnxruntime_int8"] = ("quantize_dynamic(per_channel=True, weight_type=QInt8), ORT_ENABLE_ALL, "
                                                f"intra_op_num_threads={cores}; same batches, tokenization and pooling")
     if ov is not None:

@@ -22,13 +22,14 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "cache_dir", "compile_library", "compiler_path", "disabled",
+__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "cache_dir", "compile_library", "compiler_path", "disabled", "load_once",
            "parallel_rows", "target_isa"]
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,18 @@ def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None],
             errors.append(str(exc))
     log.warning("building the native %s kernel failed (%s); %s use the torch path", name or stem, errors[-1], what)
     return None
+
+
+def load_once(state: dict[str, object], lock: threading.Lock,
+              build: Callable[[], ctypes.CDLL | None]) -> ctypes.CDLL | None:
+    """A kernel module's loaded library: ``build()`` on first use, kept in its ``state``; ``None``
+    when unavailable or turned off (``ES_INFER_NB_NO_NATIVE``)."""
+    if disabled():
+        return None
+    with lock:
+        if "lib" not in state:
+            state["lib"] = build()
+        return state["lib"]  # type: ignore[return-value]
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:

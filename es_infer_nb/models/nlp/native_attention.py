@@ -26,7 +26,7 @@ import threading
 
 import torch
 
-from ..native_build import compile_library, disabled, parallel_rows
+from ..native_build import compile_library, load_once, parallel_rows
 
 __all__ = ["MAX_LENGTH", "SOURCE", "attention", "kernel", "usable", "width"]
 
@@ -286,13 +286,8 @@ def width(lib: ctypes.CDLL) -> int:
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
-    if disabled():
-        return None
-    with _lock:
-        if "lib" not in _state:
-            _state["lib"] = compile_library(SOURCE, "es_attention", _bind, "BERT attention", name="attention",
-                                            flags=FLAGS)
-        return _state["lib"]  # type: ignore[return-value]
+    return load_once(_state, _lock, lambda: compile_library(
+        SOURCE, "es_attention", _bind, "BERT attention", name="attention", flags=FLAGS))
 
 
 def usable(dtype: torch.dtype, head_dim: int, longest: int, device: torch.device) -> bool:

@@ -17,7 +17,7 @@ import warnings
 
 import torch
 
-from ..native_build import compile_library, disabled
+from ..native_build import compile_library, load_once
 
 __all__ = ["SOURCE", "kernel", "quantize_u8"]
 
@@ -104,13 +104,8 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
-    if disabled():
-        return None
-    with _lock:
-        if "lib" not in _state:
-            _state["lib"] = compile_library(SOURCE, "es_quant", _bind, "int8 activations", name="quantize",
-                                            flags=FLAGS)
-        return _state["lib"]  # type: ignore[return-value]
+    return load_once(_state, _lock, lambda: compile_library(
+        SOURCE, "es_quant", _bind, "int8 activations", name="quantize", flags=FLAGS))
 
 
 def quantize_u8(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:

@@ -26,7 +26,7 @@ import threading
 
 import torch
 
-from ..native_build import compile_library, disabled, parallel_rows
+from ..native_build import compile_library, load_once, parallel_rows
 
 SOURCE = r"""
 #include <stdint.h>
@@ -313,12 +313,7 @@ def _load() -> ctypes.CDLL | None:
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
-    if disabled():
-        return None
-    with _lock:
-        if "lib" not in _state:
-            _state["lib"] = _load()
-        return _state["lib"]  # type: ignore[return-value]
+    return load_once(_state, _lock, _load)
 
 
 def walk(lib: ctypes.CDLL, x: torch.Tensor, feat: torch.Tensor, thr: torch.Tensor, depth: int,

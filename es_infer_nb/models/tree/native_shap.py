@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..native_build import compile_library, disabled, parallel_rows
+from ..native_build import compile_library, load_once, parallel_rows
 
 #: the longest path (in splits) the kernel takes (its table has ``2**splits`` rows; longer paths
 #: use the torch path's Shapley polynomial)
@@ -131,12 +131,7 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
-    if disabled():
-        return None
-    with _lock:
-        if "lib" not in _state:
-            _state["lib"] = compile_library(SOURCE, "es_shap", _bind, "feature importances")
-        return _state["lib"]  # type: ignore[return-value]
+    return load_once(_state, _lock, lambda: compile_library(SOURCE, "es_shap", _bind, "feature importances"))
 
 
 @dataclass

@@ -14,7 +14,9 @@ test's tmp dir, or under ``$ES_INFER_NB_SCREENSHOTS`` when set (to keep them, e.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
+
+from external import CHROMIUM
 
 #: ipywidgets 8 writes widget state version 2.0: html-manager 1.x renders it
 HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
@@ -122,6 +127,38 @@ def open_exported(page, html_text: str, manager: Manager) -> Requests:
     page.route(re.compile(r"^https?://"), answer)
     page.goto(PAGE_URL)
     return seen
+
+
+@contextlib.contextmanager
+def exported_page(html_text: str, manager: Manager, viewport: dict[str, int]) -> Iterator[tuple[Any, list[str], Requests]]:
+    """Headless Chromium showing ``html_text`` (:func:`open_exported`): ``(page, page errors, requests)``;
+    the browser is closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=viewport)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, errors, open_exported(page, html_text, manager)
+        finally:
+            browser.close()
+
+
+def widget_fixture_cell(folder: Path) -> str:
+    """A notebook cell building the widget tests' fixtures (tests/widgets/conftest.py in ``folder``):
+    ``eng`` with the xgboost regression ``reg`` and 3-class ``cls`` models, five ``rows`` r0-r4 and
+    their results ``reg`` / ``cls`` with 3 feature importances (and every class for ``cls``)."""
+    return (f"import sys\nsys.path.insert(0, {json.dumps(str(folder))})\n"
+            "from conftest import fitted_engine, training_frame\n"
+            "from es_infer_nb import widgets\n"
+            "eng = fitted_engine()\n"
+            "rows = training_frame().head(5).set_axis(['r0', 'r1', 'r2', 'r3', 'r4'])\n"
+            "reg = rows.infer.run('reg', engine=eng, progress=False,\n"
+            "    inference_config={'regression': {'num_top_feature_importance_values': 3}})\n"
+            "cls = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
+            "    'num_top_classes': -1, 'num_top_feature_importance_values': 3}})\n")
 
 
 def screenshot_dir(tmp_path: Path, test: str) -> Path:

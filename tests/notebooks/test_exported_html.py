@@ -12,11 +12,10 @@ import pytest
 
 from external import browser_available, need
 from nb_runner import NOTEBOOKS_DIR
-from widget_embed import export_html, html_manager, open_exported, pixels, screenshot_dir
+from widget_embed import export_html, exported_page, html_manager, pixels, screenshot_dir
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 RENDER_TIMEOUT_MS = 30_000
 #: tutorial -> (CSS class of our widget, the DOM marks it must draw from the saved state)
@@ -40,7 +39,7 @@ def test_tutorial_widgets_render_in_exported_html(stem: str, tmp_path: Path) -> 
     manager = html_manager()
     need("registry", manager is not None)
     assert manager is not None
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=RENDER_TIMEOUT_MS)
     path = NOTEBOOKS_DIR / f"{stem}.ipynb"
@@ -50,27 +49,19 @@ def test_tutorial_widgets_render_in_exported_html(stem: str, tmp_path: Path) -> 
     assert html_text.count(f'<script type="{WIDGET_VIEW}">') == views  # none fell back to text/html
     shots = screenshot_dir(tmp_path, f"exported-{stem}")
     (shots / f"{stem}.html").write_text(html_text, encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 1200})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            open_exported(page, html_text, manager)
-            outputs = page.locator(".jp-OutputArea-output.jupyter-widgets")
-            expect(outputs).to_have_count(views)
-            for i in range(views):  # each output is a live view of one of our widgets
-                expect(outputs.nth(i).locator(".widget-vbox[class*='esinb-']")).to_have_count(1)
-            for css_class, marks in TUTORIALS[stem].items():
-                widget = page.locator(f".jupyter-widgets .widget-vbox.{css_class}").first
-                expect(widget).to_be_visible()
-                expect(widget.locator(marks).first).to_be_visible()
-                png = widget.screenshot(path=str(shots / f"{css_class}.png"))
-                shot = pixels(page, png)
-                box = widget.bounding_box()
-                assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (css_class, shot)
-                assert shot.height > 60 and 0.01 < shot.ink < 0.9 and shot.colours > 4, (css_class, shot)
-            assert "Loading widget" not in page.locator("body").inner_text()
-            assert not errors, errors
-        finally:
-            browser.close()
+    with exported_page(html_text, manager, {"width": 1100, "height": 1200}) as (page, errors, _):
+        outputs = page.locator(".jp-OutputArea-output.jupyter-widgets")
+        expect(outputs).to_have_count(views)
+        for i in range(views):  # each output is a live view of one of our widgets
+            expect(outputs.nth(i).locator(".widget-vbox[class*='esinb-']")).to_have_count(1)
+        for css_class, marks in TUTORIALS[stem].items():
+            widget = page.locator(f".jupyter-widgets .widget-vbox.{css_class}").first
+            expect(widget).to_be_visible()
+            expect(widget.locator(marks).first).to_be_visible()
+            png = widget.screenshot(path=str(shots / f"{css_class}.png"))
+            shot = pixels(page, png)
+            box = widget.bounding_box()
+            assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (css_class, shot)
+            assert shot.height > 60 and 0.01 < shot.ink < 0.9 and shot.colours > 4, (css_class, shot)
+        assert "Loading widget" not in page.locator("body").inner_text()
+        assert not errors, errors

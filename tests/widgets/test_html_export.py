@@ -19,27 +19,18 @@ import nbformat
 import pytest
 
 from external import browser_available, need
-from widget_embed import export_html, html_manager, open_exported, pixels, screenshot_dir
+from widget_embed import export_html, exported_page, html_manager, pixels, screenshot_dir, widget_fixture_cell
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CHROMIUM = "/usr/bin/chromium"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 RENDER_TIMEOUT_MS = 30_000
 
 CELLS = [
-    f"import sys\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
-    "from conftest import fitted_engine, training_frame\n"
-    "from es_infer_nb import widgets\n"
-    "eng = fitted_engine()\n"
-    "rows = training_frame().head(5).set_axis(['r0', 'r1', 'r2', 'r3', 'r4'])\n"
-    "reg = rows.infer.run('reg', engine=eng, progress=False,\n"
-    "    inference_config={'regression': {'num_top_feature_importance_values': 3}})\n"
-    "cls = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
-    "    'num_top_classes': -1, 'num_top_feature_importance_values': 3}})",
+    widget_fixture_cell(HERE),
     "widgets.feature_importance(reg, engine=eng)",
     "widgets.feature_importance(cls, row='r2', engine=eng)",
     "widgets.top_classes(cls)",
@@ -100,78 +91,70 @@ def test_widgets_render_in_exported_html(executed: Path, tmp_path: Path) -> None
     manager = html_manager()  # None: npm could not fetch it (skipped, or failed where the registry is required)
     need("registry", manager is not None)
     assert manager is not None
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=RENDER_TIMEOUT_MS)
     html_text = export_html(executed)
     shots = screenshot_dir(tmp_path, "exported-html")
     (shots / "widgets.html").write_text(html_text, encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 1400})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            requests = open_exported(page, html_text, manager)
+    with exported_page(html_text, manager, {"width": 1000, "height": 1400}) as (page, errors, requests):
 
-            fi = page.locator(".jupyter-widgets .widget-vbox.esinb-feature-importance")
-            expect(fi).to_have_count(2)
-            reg, cls = fi.nth(0), fi.nth(1)
-            # regression: the row dropdown and the waterfall of the first row, as saved
-            assert reg.locator(".widget-dropdown select").first.locator("option").all_inner_texts() == \
-                ["r0", "r1", "r2", "r3", "r4"]
-            expect(reg.locator(".esinb-fi-row")).to_have_attribute("data-row", "r0")
-            features = reg.locator(".esinb-waterfall .esinb-fi-bar")
-            expect(features).to_have_count(3)
-            assert {features.nth(i).get_attribute("data-feature") for i in range(3)} == {"a", "b", "c"}
-            assert reg.locator(".esinb-fi-bar rect").first.bounding_box()["width"] > 0
-            expect(reg.locator(".esinb-fi-prediction")).to_have_count(1)
-            expect(reg.locator(".esinb-fi-totals .esinb-fi-total")).to_have_count(3)
-            # classification: the row given, its class, the class dropdown
-            expect(cls.locator(".esinb-fi-row")).to_have_attribute("data-row", "r2")
-            assert sorted(cls.locator(".widget-dropdown select option").all_inner_texts()) == ["hi", "lo", "mid"]
+        fi = page.locator(".jupyter-widgets .widget-vbox.esinb-feature-importance")
+        expect(fi).to_have_count(2)
+        reg, cls = fi.nth(0), fi.nth(1)
+        # regression: the row dropdown and the waterfall of the first row, as saved
+        assert reg.locator(".widget-dropdown select").first.locator("option").all_inner_texts() == \
+            ["r0", "r1", "r2", "r3", "r4"]
+        expect(reg.locator(".esinb-fi-row")).to_have_attribute("data-row", "r0")
+        features = reg.locator(".esinb-waterfall .esinb-fi-bar")
+        expect(features).to_have_count(3)
+        assert {features.nth(i).get_attribute("data-feature") for i in range(3)} == {"a", "b", "c"}
+        assert reg.locator(".esinb-fi-bar rect").first.bounding_box()["width"] > 0
+        expect(reg.locator(".esinb-fi-prediction")).to_have_count(1)
+        expect(reg.locator(".esinb-fi-totals .esinb-fi-total")).to_have_count(3)
+        # classification: the row given, its class, the class dropdown
+        expect(cls.locator(".esinb-fi-row")).to_have_attribute("data-row", "r2")
+        assert sorted(cls.locator(".widget-dropdown select option").all_inner_texts()) == ["hi", "lo", "mid"]
 
-            tc = page.locator(".jupyter-widgets .widget-vbox.esinb-top-classes")
-            expect(tc).to_have_count(1)
-            expect(tc.locator(".esinb-tc-bar")).to_have_count(3)
-            shares = tc.locator(".esinb-tc-summary-row")
-            assert sum(int(shares.nth(i).get_attribute("data-count") or 0) for i in range(shares.count())) == 5
+        tc = page.locator(".jupyter-widgets .widget-vbox.esinb-top-classes")
+        expect(tc).to_have_count(1)
+        expect(tc.locator(".esinb-tc-bar")).to_have_count(3)
+        shares = tc.locator(".esinb-tc-summary-row")
+        assert sum(int(shares.nth(i).get_attribute("data-count") or 0) for i in range(shares.count())) == 5
 
-            ms = page.locator(".jupyter-widgets .widget-vbox.esinb-model-stats")
-            expect(ms).to_have_count(1)
-            expect(ms.locator(".esinb-ms-model")).to_have_count(2)
-            expect(ms.locator(".esinb-ms-model[data-model-id='reg'] td[data-stat='inference_count']")) \
-                .to_have_attribute("data-value", "5")
-            expect(ms.locator(".widget-toggle-button")).to_have_count(1)
+        ms = page.locator(".jupyter-widgets .widget-vbox.esinb-model-stats")
+        expect(ms).to_have_count(1)
+        expect(ms.locator(".esinb-ms-model")).to_have_count(2)
+        expect(ms.locator(".esinb-ms-model[data-model-id='reg'] td[data-stat='inference_count']")) \
+            .to_have_attribute("data-value", "5")
+        expect(ms.locator(".widget-toggle-button")).to_have_count(1)
 
-            summary = page.locator(".jupyter-widgets .widget-vbox.esinb-importance-summary")
-            expect(summary.locator(".esinb-fis-feature")).to_have_count(3)
-            expect(summary.locator(".esinb-fis-dot").first).to_be_visible()
-            ev = page.locator(".jupyter-widgets .widget-vbox.esinb-evaluation")
-            cells = ev.locator(".esinb-ev-confusion .esinb-ev-cell")
-            expect(cells.first).to_be_visible()
-            assert sum(int(c.get_attribute("data-count") or 0) for c in cells.all()) == 5
+        summary = page.locator(".jupyter-widgets .widget-vbox.esinb-importance-summary")
+        expect(summary.locator(".esinb-fis-feature")).to_have_count(3)
+        expect(summary.locator(".esinb-fis-dot").first).to_be_visible()
+        ev = page.locator(".jupyter-widgets .widget-vbox.esinb-evaluation")
+        cells = ev.locator(".esinb-ev-confusion .esinb-ev-cell")
+        expect(cells.first).to_be_visible()
+        assert sum(int(c.get_attribute("data-count") or 0) for c in cells.all()) == 5
 
-            # every widget output became a view: no "Loading widget..." nor an empty output is left
-            outputs = page.locator(".jp-OutputArea-output.jupyter-widgets")
-            expect(outputs).to_have_count(6)
-            for i in range(6):
-                expect(outputs.nth(i).locator(".widget-vbox")).to_have_count(1)
-            assert "Loading widget" not in page.locator("body").inner_text()
-            assert not errors, errors
-            assert any("embed-amd.js" in url for url in requests.served), requests
-            assert not [url for url in requests.refused if "jupyter-widgets" in url], requests.refused
+        # every widget output became a view: no "Loading widget..." nor an empty output is left
+        outputs = page.locator(".jp-OutputArea-output.jupyter-widgets")
+        expect(outputs).to_have_count(6)
+        for i in range(6):
+            expect(outputs.nth(i).locator(".widget-vbox")).to_have_count(1)
+        assert "Loading widget" not in page.locator("body").inner_text()
+        assert not errors, errors
+        assert any("embed-amd.js" in url for url in requests.served), requests
+        assert not [url for url in requests.refused if "jupyter-widgets" in url], requests.refused
 
-            # the pictures: drawn (not blank), at the size of the element, in our bar colours
-            for name, widget in (("feature-importance", reg), ("top-classes", tc), ("model-stats", ms),
-                                 ("importance-summary", summary), ("evaluation", ev)):
-                box = widget.bounding_box()
-                png = widget.screenshot(path=str(shots / f"{name}.png"))
-                shot = pixels(page, png)
-                assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (name, shot, box)
-                assert shot.width > 300 and shot.height > 60, (name, shot)
-                assert 0.01 < shot.ink < 0.9 and shot.colours > 4, (name, shot)
-            page.screenshot(path=str(shots / "page.png"), full_page=True)
-        finally:
-            browser.close()
+        # the pictures: drawn (not blank), at the size of the element, in our bar colours
+        for name, widget in (("feature-importance", reg), ("top-classes", tc), ("model-stats", ms),
+                             ("importance-summary", summary), ("evaluation", ev)):
+            box = widget.bounding_box()
+            png = widget.screenshot(path=str(shots / f"{name}.png"))
+            shot = pixels(page, png)
+            assert abs(shot.width - box["width"]) < 2 and abs(shot.height - box["height"]) < 2, (name, shot, box)
+            assert shot.width > 300 and shot.height > 60, (name, shot)
+            assert 0.01 < shot.ink < 0.9 and shot.colours > 4, (name, shot)
+        page.screenshot(path=str(shots / "page.png"), full_page=True)
     print(f"exported page and screenshots in {shots}")

@@ -16,7 +16,6 @@ drawn to scale.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from _lab import CHROMIUM, Lab, jupyter_lab
 from external import browser_available, need
-from widget_embed import pixels, screenshot_dir
+from widget_embed import pixels, screenshot_dir, widget_fixture_cell
 
 pytestmark = pytest.mark.slow
 
@@ -46,16 +45,8 @@ CHECK_TIMEOUT_MS = 20_000
 CELLS = [
     # the fixtures of the widget tests: xgboost regression + 3-class models with importance metadata,
     # and a pipeline whose inference processor the dashboard lists under ingest
-    f"import sys, time\nimport numpy as np\nsys.path.insert(0, {json.dumps(str(HERE))})\n"
-    "from conftest import fitted_engine, training_frame\n"
-    "from es_infer_nb import widgets\n"
-    "eng = fitted_engine()\n"
-    "rows = training_frame().head(5).set_axis(['r0', 'r1', 'r2', 'r3', 'r4'])\n"
-    "reg = rows.infer.run('reg', engine=eng, progress=False,\n"
-    "    inference_config={'regression': {'num_top_feature_importance_values': 3}})\n"
-    "cls = rows.infer.run('cls', engine=eng, progress=False, inference_config={'classification': {\n"
-    "    'num_top_classes': -1, 'num_top_feature_importance_values': 3}})\n"
-    "eng.request('PUT', '_ingest/pipeline/score',\n"
+    "import time\nimport numpy as np\n" + widget_fixture_cell(HERE)
+    + "eng.request('PUT', '_ingest/pipeline/score',\n"
     "    {'processors': [{'inference': {'model_id': 'reg', 'tag': 'reg-score'}}]}).raise_for_status()\n"
     "piped = rows.infer.pipeline('score', engine=eng)",
     "widgets.feature_importance(reg, engine=eng)",

@@ -364,8 +364,13 @@ class BertEncoder(nn.Module):
         if self.residual_dtype is not None:
             h = h.to(self.residual_dtype)
         mask = attention_mask.bool()
-        bias = None
-        if not bool(mask.all()):
+        padded = not bool(mask.all())
+        lengths = mask.sum(dim=1)
+        heads = self.layers[0].heads if len(self.layers) else 1
+        use_kernel = len(self.layers) > 0 and native_attention.usable(
+            self.attention_dtype or h.dtype, self.hidden // heads, length, h.device)
+        bias = None  # the padding mask of torch's attention (the kernel needs none)
+        if padded and not use_kernel:
             if h.is_cuda:
                 bias = mask[:, None, None, :]
             else:
@@ -373,12 +378,8 @@ class BertEncoder(nn.Module):
                 bias = torch.zeros(mask.shape, dtype=dtype, device=h.device)
                 bias.masked_fill_(~mask, torch.finfo(dtype).min)
                 bias = bias[:, None, None, :]
-        lengths = mask.sum(dim=1)
-        heads = self.layers[0].heads if len(self.layers) else 1
-        use_kernel = len(self.layers) > 0 and native_attention.usable(
-            self.attention_dtype or h.dtype, self.hidden // heads, length, h.device)
         keep = None
-        if bias is not None and not h.is_cuda and (use_kernel or int(lengths.sum()) < PACK_BELOW * mask.numel()):
+        if padded and not h.is_cuda and (use_kernel or int(lengths.sum()) < PACK_BELOW * mask.numel()):
             # every projection and layer norm runs on the real tokens only (packed): always where the
             # kernel runs attention (it reads the packed rows), else when padding is > 10%
             keep = mask.reshape(-1).nonzero().squeeze(1)
@@ -393,16 +394,14 @@ class BertEncoder(nn.Module):
             pads = None
         else:
             starts = torch.arange(batch, device=mask.device) * length
-            pads = None if bias is None else (~mask).reshape(-1).nonzero().squeeze(1)
+            pads = (~mask).reshape(-1).nonzero().squeeze(1) if padded else None
         if self.float_rows == "first":
             rows = (slice(None, None, length) if keep is None else starts, pads)
         else:
             rows = (torch.cat([starts, starts + lengths - 1]), pads)
-        packed = None if keep is None else (keep, {})
-        native = None
-        if use_kernel:
-            native = (starts, lengths)
-            bias, packed = None, None
+        # the kernel reads the packed rows in place; torch's attention scatters them into the padded layout
+        packed = None if keep is None or use_kernel else (keep, {})
+        native = (starts, lengths) if use_kernel else None
         for layer in self.layers:
             h = layer(h, (batch, length), bias, rows, packed, native)
         h = h[:tokens]

@@ -25,8 +25,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_ENV", "PRECISIONS", "CpuCapability", "bf16_supported", "check_precision", "cpu_capability",
-           "default_precision", "resolve_precision", "torch_dtype"]
+__all__ = ["DEFAULT_ENV", "PRECISIONS", "CpuCapability", "amx_int8_supported", "avx512_supported", "bf16_supported",
+           "check_precision", "cpu_capability", "default_precision", "resolve_precision", "torch_dtype"]
 
 #: the environment variable naming the precision used when none is given (default ``auto``)
 DEFAULT_ENV = "ES_INFER_NB_PRECISION"
@@ -92,34 +92,36 @@ def cpu_capability() -> CpuCapability:
     return _probe()
 
 
+def _isa_allows(cap: CpuCapability, min_isa: str, aten_prefixes: tuple[str, ...]) -> bool:
+    """Whether neither ATen's capability (``ATEN_CPU_CAPABILITY``) nor oneDNN's ISA cap
+    (``ONEDNN_MAX_CPU_ISA``) holds this process below ``min_isa`` (an unknown cap name: held)."""
+    if cap.aten is not None and not cap.aten.upper().startswith(aten_prefixes):
+        return False  # ATen capped (to AVX2 / DEFAULT): a weaker CPU class is being simulated
+    isa = (cap.onednn_max_isa or "").strip().upper()
+    if isa and isa not in ("ALL", "DEFAULT"):
+        return isa in ONEDNN_ISAS and ONEDNN_ISAS.index(isa) >= ONEDNN_ISAS.index(min_isa)
+    return True
+
+
 def amx_int8_supported(cap: CpuCapability | None = None) -> bool:
     """Whether int8 GEMMs run on AMX tiles here: an ``amx_int8`` CPU with oneDNN not capped below
     ``AVX512_CORE_AMX`` (nor ATen below AVX-512)."""
     cap = cap if cap is not None else cpu_capability()
-    if "amx_int8" not in cap.flags:
-        return False
-    if cap.aten is not None and not cap.aten.upper().startswith(("AVX512", "AVX10")):
-        return False
-    isa = (cap.onednn_max_isa or "").strip().upper()
-    if isa and isa not in ("ALL", "DEFAULT"):
-        return isa in ONEDNN_ISAS and ONEDNN_ISAS.index(isa) >= ONEDNN_ISAS.index("AVX10_1_512_AMX")
-    return True
+    return "amx_int8" in cap.flags and _isa_allows(cap, "AVX10_1_512_AMX", ("AVX512", "AVX10"))
+
+
+def avx512_supported(cap: CpuCapability | None = None) -> bool:
+    """Whether oneDNN runs its AVX-512 kernels here: an ``avx512f`` CPU with neither oneDNN nor ATen
+    capped below AVX-512 (an AVX2-class CPU, real or simulated, answers ``False``)."""
+    cap = cap if cap is not None else cpu_capability()
+    return "avx512f" in cap.flags and _isa_allows(cap, "AVX512_CORE", ("AVX512", "AVX10"))
 
 
 def bf16_supported(cap: CpuCapability | None = None) -> bool:
     """Whether bf16 GEMMs run natively here: an AMX or AVX512-BF16 CPU, with neither oneDNN
     (``ONEDNN_MAX_CPU_ISA``) nor ATen (``ATEN_CPU_CAPABILITY``) capped below it."""
     cap = cap if cap is not None else cpu_capability()
-    if not cap.flags & BF16_FLAGS:
-        return False
-    if cap.aten is not None and not cap.aten.upper().startswith(("AVX512", "AVX10", "ZVECTOR", "SVE")):
-        return False  # ATen capped to AVX2 / DEFAULT: an AVX2-class CPU is being simulated
-    isa = (cap.onednn_max_isa or "").strip().upper()
-    if isa and isa not in ("ALL", "DEFAULT"):
-        if isa not in ONEDNN_ISAS:
-            return False  # an ISA name we do not know: be safe
-        return ONEDNN_ISAS.index(isa) >= ONEDNN_ISAS.index(BF16_MIN_ISA)
-    return True
+    return bool(cap.flags & BF16_FLAGS) and _isa_allows(cap, BF16_MIN_ISA, ("AVX512", "AVX10", "ZVECTOR", "SVE"))
 
 
 def default_precision() -> str:

@@ -258,7 +258,7 @@ def test_float32_cpu_projections_run_through_onednn(model):
 
     if not onednn_available():
         pytest.skip("this torch build has no oneDNN")
-    layer = model._encoder.layers[0]
+    layer = model.load()._encoder.layers[0]
     assert {type(m) for m in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)} == {OneDNNLinear}
     # the same vectors as the plain nn.Linear encoder (MKL), padded and packed batches alike
     plain = BertEncoder(model.model).eval()
@@ -274,7 +274,8 @@ def test_float32_cpu_projections_run_through_onednn(model):
                                    atol=2e-5, rtol=1e-4)
 
 
-def test_onednn_linear_equals_linear():
+@pytest.mark.parametrize("fuse_gelu", [True, False])
+def test_onednn_linear_equals_linear(fuse_gelu):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -285,7 +286,7 @@ def test_onednn_linear_equals_linear():
         pytest.skip("this torch build has no oneDNN")
     torch.manual_seed(0)
     linear = nn.Linear(48, 80)
-    fast = OneDNNLinear(linear)
+    fast = OneDNNLinear(linear, fuse_gelu=fuse_gelu)
     x = torch.randn(37, 48)
     h = torch.randn(37, 80)
     with torch.inference_mode():
@@ -294,4 +295,21 @@ def test_onednn_linear_equals_linear():
         torch.testing.assert_close(fast.gelu(x), F.gelu(expected), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(fast.accumulate(x, h.clone()), h + expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(fast(x[::2]), expected[::2], atol=1e-5, rtol=1e-5)  # strided rows
-    assert "oneDNN" in repr(fast)
+    assert "oneDNN" in repr(fast) and ("GELU unfused" in repr(fast)) is not fuse_gelu
+
+
+@pytest.mark.parametrize(("flags", "isa", "fused"), [
+    (frozenset({"avx2", "avx512f"}), None, True),
+    (frozenset({"avx2", "avx512f"}), "AVX2", False),  # an AVX2 machine simulated: ATen's GELU after the GEMM
+    (frozenset({"avx2", "fma"}), None, False),
+])
+def test_onednn_linear_fuses_gelu_where_oneDNN_runs_avx512(monkeypatch, flags, isa, fused):
+    from torch import nn
+
+    from es_infer_nb.models.nlp import precision
+    from es_infer_nb.models.nlp.bert_encoder import OneDNNLinear, onednn_available
+
+    if not onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    monkeypatch.setattr(precision, "cpu_capability", lambda: precision.CpuCapability(flags, isa, None))
+    assert OneDNNLinear(nn.Linear(8, 8)).fuse_gelu is fused

@@ -14,8 +14,8 @@ import pytest
 from es_infer_nb import ApiError, Engine
 from es_infer_nb.cli import main
 from es_infer_nb.models.nlp import precision as precision_module
-from es_infer_nb.models.nlp.precision import (PRECISIONS, CpuCapability, bf16_supported, check_precision,
-                                               cpu_capability, resolve_precision)
+from es_infer_nb.models.nlp.precision import (PRECISIONS, CpuCapability, amx_int8_supported, avx512_supported,
+                                               bf16_supported, check_precision, cpu_capability, resolve_precision)
 
 CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
 MINILM = "sentence-transformers__all-minilm-l6-v2"
@@ -61,6 +61,23 @@ def test_auto_picks_per_simulated_cpu(monkeypatch, flags, isa, aten, expected):
     simulate(monkeypatch, flags, isa=isa, aten=aten)
     assert resolve_precision("auto", "cpu") == expected
     assert resolve_precision("AUTO", "cpu") == expected
+
+
+@pytest.mark.parametrize(("flags", "isa", "aten", "avx512", "amx_int8"), [
+    (SAPPHIRE_RAPIDS, None, "AVX512", True, True),
+    (ICE_LAKE, None, "AVX512", True, False),
+    (HASWELL, None, "AVX2", False, False),
+    (SAPPHIRE_RAPIDS, "AVX2", "AVX512", False, False),  # oneDNN held to AVX2
+    (SAPPHIRE_RAPIDS, None, "AVX2", False, False),  # ATen held to AVX2
+    (SAPPHIRE_RAPIDS, "AVX512_CORE", "AVX512", True, False),
+    (SAPPHIRE_RAPIDS, "AVX512_CORE_AMX", "AVX512", True, True),
+    (SAPPHIRE_RAPIDS, "default", "AVX512", True, True),
+    (SAPPHIRE_RAPIDS, "SOMETHING_NEW", "AVX512", False, False),  # unknown cap: held
+])
+def test_the_isa_probes_per_simulated_cpu(flags, isa, aten, avx512, amx_int8):
+    cap = CpuCapability(flags, isa, aten)
+    assert avx512_supported(cap) is avx512
+    assert amx_int8_supported(cap) is amx_int8
 
 
 def test_auto_is_fp16_on_cuda_and_explicit_choices_stay(monkeypatch):

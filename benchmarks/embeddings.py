@@ -6,7 +6,10 @@ batch_size=32)`` (float32, the anchor), the two taking turns in interleaved roun
 and prints one JSON line: the median and best docs/s of both, the ratio of medians, the min / mean
 cosine between the two sets of vectors (fatal below the printed bound: 0.9999 for float32, 0.99
 for int8), and our share of this machine's limit: achieved FLOP/s (median tokens/s x the model's
-FLOPs per token) over a torch GEMM's FLOP/s measured in the same run.
+FLOPs per token) over a torch GEMM's FLOP/s measured in the same run; ``shares_of_gemm_limit`` gives
+every contender's share (the same useful FLOPs per real token), ``goal_needs_share_of_gemm_limit``
+the share each of issue 22's goals (:data:`GOALS`) asks of ours in this run (goal ratio x the peer's
+share: near or above 1, no engine doing these FLOPs at this GEMM rate could meet it).
 Peers (CPU, where installed: ``pip install -e '.[bench]'``): the same bundled model exported once to
 ONNX (opset 17, into a temporary folder) and run by ONNX Runtime (float32) and OpenVINO (see
 :func:`onnx_peers`: both throughput-tuned, OpenVINO's inference precision set explicitly to f32,
@@ -51,6 +54,9 @@ PRECISION_PEER_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 EMBEDDING_DIM = 384
+#: issue 22's throughput goals per precision: ours over each peer, medians of the same run
+GOALS: dict[str, dict[str, float]] = {"fp32": {"sentence_transformers": 2.0, "openvino": 1.2},
+                                      "bf16": {"openvino": 1.2}, "int8": {"onnxruntime_int8": 1.0}}
 FLOPS_FORMULA = ("flops_per_token = 2 * non_embedding_parameters + attention, attention = "
                  "layers * 4 * hidden * (sum over texts of tokens^2) / total tokens (QK^T and PV)")
 
@@ -436,6 +442,12 @@ def main() -> None:
     gemm = gemm_gflops(ours.device, gemm_dtype)
     achieved = tokens_per_s * per_token / 1e9
     onednn = onednn_gemm_gflops() if ours.device == "cpu" else None
+    # every contender's useful work (the same FLOPs per real token, padding not counted) as a share of
+    # the GEMM anchor, and the share a goal asks of ours: goal ratio x the peer's share. A goal whose
+    # share is near or above 1 cannot be met at this GEMM rate by any engine doing the same FLOPs.
+    shares = {name: round(tokens / t.median(name) * per_token / 1e9 / gemm, 3) for name in t.last}
+    needs = {peer: round(ratio * shares[peer], 3)
+             for peer, ratio in GOALS.get(ours.precision, {}).items() if peer in shares}
     bench.report({
         "model": ours.model_id,
         "device": ours.device,
@@ -454,6 +466,9 @@ def main() -> None:
         "gemm_gflops": round(gemm, 1),
         "gemm": f"torch {str(gemm_dtype).replace('torch.', '')} (2048x384)@(384x1536) and (2048x1536)@(1536x384), best",
         "share_of_gemm_limit": round(achieved / gemm, 3),
+        "shares_of_gemm_limit": shares,
+        "goals": GOALS.get(ours.precision, {}),
+        "goal_needs_share_of_gemm_limit": needs,
         # diagnostic only (the anchor above is torch's matmul, i.e. MKL's sgemm on CPU): the same
         # GEMMs through oneDNN, which the float32 CPU projections use
         "onednn_gemm_gflops": None if onednn is None else round(onednn, 1),

@@ -9,7 +9,9 @@ for int8), and our share of this machine's limit: achieved FLOP/s (median tokens
 FLOPs per token) over a torch GEMM's FLOP/s measured in the same run; ``shares_of_gemm_limit`` gives
 every contender's share (the same useful FLOPs per real token), ``goal_needs_share_of_gemm_limit``
 the share each of issue 22's goals (:data:`GOALS`) asks of ours in this run (goal ratio x the peer's
-share: near or above 1, no engine doing these FLOPs at this GEMM rate could meet it).
+share: near or above 1, no engine doing these FLOPs at this GEMM rate could meet it), and the same
+against ``concurrent_gemm_gflops`` (:func:`concurrent_gemm_gflops`: one single-thread GEMM per stream,
+all at once: the rate that GEMM-bound streams, ours or OpenVINO's, can reach on this machine).
 Peers (CPU, where installed: ``pip install -e '.[bench]'``): the same bundled model exported once to
 ONNX (opset 17, into a temporary folder) and run by ONNX Runtime (float32) and OpenVINO (see
 :func:`onnx_peers`: both throughput-tuned, OpenVINO's inference precision set explicitly to f32,
@@ -94,6 +96,42 @@ def gemm_gflops(device: str, dtype: Any, seconds: float = 1.0) -> float:
             torch.cuda.synchronize()
 
     return _best_gflops(pair, sync, flops, seconds)
+
+
+def concurrent_gemm_gflops(streams: int, dtype: Any, seconds: float = 2.0) -> float:
+    """Total GFLOP/s of ``streams`` CPU threads each running the same two GEMMs as :func:`gemm_gflops`
+    on one torch thread at once: how both our streams and OpenVINO's THROUGHPUT streams use the cores
+    (lower than one GEMM on all threads where the cores share a clock budget, caches or a host)."""
+    import threading
+
+    import torch
+
+    original = torch.get_num_threads()
+    flops = 2 * 2 * 2048 * 384 * 1536
+    start = threading.Barrier(streams)
+    done = [0] * streams
+
+    def work(slot: int) -> None:
+        torch.set_num_threads(1)
+        a, b = torch.randn(2048, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
+        c, d = torch.randn(2048, 1536, dtype=dtype), torch.randn(1536, 384, dtype=dtype)
+        for _ in range(2):
+            a @ b, c @ d
+        start.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            a @ b, c @ d
+            done[slot] += 1
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    torch.set_num_threads(original)
+    elapsed = max(time.perf_counter() - began, seconds)
+    return sum(done) * flops / elapsed / 1e9
 
 
 def _best_gflops(pair: Any, sync: Any, flops: float, seconds: float) -> float:
@@ -365,6 +403,7 @@ def main() -> None:
 
     import es_infer_nb  # noqa: F401 - registers the .infer accessor
     from es_infer_nb.engine import default_engine
+    from es_infer_nb.models.nlp.batching import cpu_streams
     from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, get_model, model_path
     from es_infer_nb.models.nlp.precision import cpu_capability
 
@@ -442,6 +481,8 @@ def main() -> None:
     gemm = gemm_gflops(ours.device, gemm_dtype)
     achieved = tokens_per_s * per_token / 1e9
     onednn = onednn_gemm_gflops() if ours.device == "cpu" else None
+    streams = cpu_streams() if ours.device == "cpu" else 1
+    concurrent = concurrent_gemm_gflops(streams, gemm_dtype) if streams > 1 else gemm
     # every contender's useful work (the same FLOPs per real token, padding not counted) as a share of
     # the GEMM anchor, and the share a goal asks of ours: goal ratio x the peer's share. A goal whose
     # share is near or above 1 cannot be met at this GEMM rate by any engine doing the same FLOPs.
@@ -469,6 +510,11 @@ def main() -> None:
         "shares_of_gemm_limit": shares,
         "goals": GOALS.get(ours.precision, {}),
         "goal_needs_share_of_gemm_limit": needs,
+        # the same two GEMMs on each of our streams' cores at once, one thread each: the rate GEMM-bound
+        # streams can reach (ours and OpenVINO's); a goal needing more than 1.0 of it is out of reach
+        "concurrent_gemm_gflops": round(concurrent, 1),
+        "goal_needs_share_of_concurrent_gemm": {peer: round(need * gemm / concurrent, 3) for peer, need in needs.items()},
+        "share_of_concurrent_gemm": round(achieved / concurrent, 3),
         # diagnostic only (the anchor above is torch's matmul, i.e. MKL's sgemm on CPU): the same
         # GEMMs through oneDNN, which the float32 CPU projections use
         "onednn_gemm_gflops": None if onednn is None else round(onednn, 1),

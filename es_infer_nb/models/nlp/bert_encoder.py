@@ -110,15 +110,16 @@ class OneDNNLinear(nn.Module):
     faster GEMM. Also fuses the GELU after the FFN input (:meth:`gelu`) and the residual add after
     the output projections (:meth:`accumulate`, a new tensor instead of a separate add pass).
 
-    ``fuse_gelu`` (default: where oneDNN runs AVX-512): whether :meth:`gelu` is a post-op of the GEMM
-    or ATen's GELU after it. Measured on the bench corpus, batch by batch interleaved, one thread:
-    the post-op is 8% faster end to end with AVX-512, and 2.4% slower with oneDNN held to AVX2
-    (its erf epilogue on 8-float vectors costs more than ATen's separate pass).
+    ``fuse_epilogues`` (default: where oneDNN runs AVX-512): whether the GELU of :meth:`gelu` and the
+    add of :meth:`accumulate` are post-ops of the GEMM or ATen passes after it. Measured on the bench
+    corpus, batch by batch interleaved, one thread: with AVX-512 the fused GELU is 8% faster end to end
+    (the fused add even); with oneDNN held to AVX2 each post-op is slower than ATen's separate pass
+    (GELU 2.4%, add 2.4% end to end).
     """
 
-    def __init__(self, linear: nn.Linear, fuse_gelu: bool | None = None) -> None:
+    def __init__(self, linear: nn.Linear, fuse_epilogues: bool | None = None) -> None:
         super().__init__()
-        self.fuse_gelu = avx512_supported() if fuse_gelu is None else fuse_gelu
+        self.fuse_epilogues = avx512_supported() if fuse_epilogues is None else fuse_epilogues
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().contiguous()  # float32, or bfloat16 for a bf16 model
         self.register_buffer("weight", weight)
@@ -127,20 +128,22 @@ class OneDNNLinear(nn.Module):
 
     def extra_repr(self) -> str:
         dtype = str(self.weight.dtype).replace("torch.", "")
-        gelu = "" if self.fuse_gelu else ", GELU unfused"
-        return f"in_features={self.in_features}, out_features={self.out_features}, {dtype} (oneDNN{gelu})"
+        unfused = "" if self.fuse_epilogues else ", GELU and add unfused"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {dtype} (oneDNN{unfused})"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
 
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
-        """``F.gelu(self(x))`` (exact, erf GELU): one pass where ``fuse_gelu``."""
-        if not self.fuse_gelu:
+        """``F.gelu(self(x))`` (exact, erf GELU): one pass where ``fuse_epilogues``."""
+        if not self.fuse_epilogues:
             return F.gelu(self(x))
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "gelu", [], "none")
 
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
-        """``h + self(x)`` (a new tensor: the caller drops ``h``)."""
+        """``h + self(x)``: a new tensor where ``fuse_epilogues`` (the caller drops ``h``), else in ``h``."""
+        if not self.fuse_epilogues:
+            return h.add_(self(x))
         return torch.ops.mkldnn._linear_pointwise.binary(x, h, self._packed, self.bias, "add")
 
 

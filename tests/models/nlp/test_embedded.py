@@ -269,13 +269,23 @@ def test_float32_cpu_projections_run_through_onednn(model):
     for i, row in enumerate(ids):
         input_ids[i, : len(row)] = torch.tensor(row)
     mask = input_ids != 0
-    with torch.inference_mode():
-        torch.testing.assert_close(model._encoder(input_ids, mask)[mask], plain(input_ids, mask)[mask],
-                                   atol=2e-5, rtol=1e-4)
+    projections = [getattr(layer, name) for layer in model._encoder.layers
+                   for name in ("qkv", "attn_out", "ffn_in", "ffn_out")]
+    default = projections[0].fuse_epilogues
+    try:
+        for fused in (default, not default):  # GELU and add as oneDNN post-ops (AVX-512) or after the GEMM (AVX2)
+            for module in projections:
+                module.fuse_epilogues = fused
+            with torch.inference_mode():
+                torch.testing.assert_close(model._encoder(input_ids, mask)[mask], plain(input_ids, mask)[mask],
+                                           atol=2e-5, rtol=1e-4)
+    finally:
+        for module in projections:
+            module.fuse_epilogues = default
 
 
-@pytest.mark.parametrize("fuse_gelu", [True, False])
-def test_onednn_linear_equals_linear(fuse_gelu):
+@pytest.mark.parametrize("fuse_epilogues", [True, False])
+def test_onednn_linear_equals_linear(fuse_epilogues):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -286,7 +296,7 @@ def test_onednn_linear_equals_linear(fuse_gelu):
         pytest.skip("this torch build has no oneDNN")
     torch.manual_seed(0)
     linear = nn.Linear(48, 80)
-    fast = OneDNNLinear(linear, fuse_gelu=fuse_gelu)
+    fast = OneDNNLinear(linear, fuse_epilogues=fuse_epilogues)
     x = torch.randn(37, 48)
     h = torch.randn(37, 80)
     with torch.inference_mode():
@@ -295,15 +305,15 @@ def test_onednn_linear_equals_linear(fuse_gelu):
         torch.testing.assert_close(fast.gelu(x), F.gelu(expected), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(fast.accumulate(x, h.clone()), h + expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(fast(x[::2]), expected[::2], atol=1e-5, rtol=1e-5)  # strided rows
-    assert "oneDNN" in repr(fast) and ("GELU unfused" in repr(fast)) is not fuse_gelu
+    assert "oneDNN" in repr(fast) and ("GELU and add unfused" in repr(fast)) is not fuse_epilogues
 
 
 @pytest.mark.parametrize(("flags", "isa", "fused"), [
     (frozenset({"avx2", "avx512f"}), None, True),
-    (frozenset({"avx2", "avx512f"}), "AVX2", False),  # an AVX2 machine simulated: ATen's GELU after the GEMM
+    (frozenset({"avx2", "avx512f"}), "AVX2", False),  # an AVX2 machine simulated: ATen's GELU and add after the GEMM
     (frozenset({"avx2", "fma"}), None, False),
 ])
-def test_onednn_linear_fuses_gelu_where_oneDNN_runs_avx512(monkeypatch, flags, isa, fused):
+def test_onednn_linear_fuses_gelu_and_add_where_oneDNN_runs_avx512(monkeypatch, flags, isa, fused):
     from torch import nn
 
     from es_infer_nb.models.nlp import precision
@@ -312,4 +322,4 @@ def test_onednn_linear_fuses_gelu_where_oneDNN_runs_avx512(monkeypatch, flags, i
     if not onednn_available():
         pytest.skip("this torch build has no oneDNN")
     monkeypatch.setattr(precision, "cpu_capability", lambda: precision.CpuCapability(flags, isa, None))
-    assert OneDNNLinear(nn.Linear(8, 8)).fuse_gelu is fused
+    assert OneDNNLinear(nn.Linear(8, 8)).fuse_epilogues is fused

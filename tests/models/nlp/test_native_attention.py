@@ -137,6 +137,8 @@ def test_where_the_kernel_runs():
     limit = native_attention.MAX_LENGTH[native_attention.width(native_attention.kernel())][torch.float32]
     assert native_attention.usable(torch.float32, 32, limit, cpu)
     assert not native_attention.usable(torch.float32, 32, limit + 1, cpu)  # long texts: torch's flash kernel
+    if native_attention.width(native_attention.kernel()) == 16:  # AVX-512: bfloat16 texts of every BERT length
+        assert native_attention.usable(torch.bfloat16, 32, 512, cpu)
     assert not native_attention.usable(torch.float16, 32, 8, cpu)
     assert not native_attention.usable(torch.float32, 24, 8, cpu)  # a head size the kernel does not take
     assert not native_attention.usable(torch.float32, 32, 8, torch.device("meta"))

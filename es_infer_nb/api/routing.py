@@ -8,6 +8,7 @@ Elasticsearch's path trie prefers literal nodes over wildcards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
@@ -34,7 +35,7 @@ class Route:
     #: ``exclusive=False`` and takes the lock itself around the state it reads or changes
     exclusive: bool = True
 
-    @property
+    @cached_property
     def segments(self) -> tuple[str, ...]:
         return tuple(s for s in self.pattern.strip("/").split("/") if s)
 
@@ -52,7 +53,7 @@ class Route:
                 return None
         return captured
 
-    @property
+    @cached_property
     def literal_count(self) -> int:
         return sum(1 for s in self.segments if not s.startswith("{"))
 

@@ -105,6 +105,27 @@ def test_nlp_tasks_quick_run_checks_answers_against_the_pipeline() -> None:
     assert line["entities_found"] > 0  # the ner comparison compared entities, not empty lists
 
 
+def test_latency_quick_run_times_one_text_per_call_and_checks_the_vectors() -> None:
+    """Single-text _infer calls (ours, per precision) against sentence-transformers' encode([text])
+    (and the ONNX peers where installed): every contender's ms per call, cosines fatal."""
+    pytest.importorskip("sentence_transformers")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "latency.py"), "--quick", "--rounds", "3"],
+                          capture_output=True, text=True, cwd=BENCHMARKS, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert line["ok"] is True and line["texts"] == 20 and line["rounds"] == 3
+    assert (line["headline"]["ours"], line["headline"]["peer"]) == ("ours_fp32", "sentence_transformers")
+    ms = line["median_ms_per_call"]
+    assert set(ms) == set(line["contenders"]) and all(v > 0 for v in ms.values())
+    for name, figures in line["contenders"].items():
+        assert figures["unit"] == "calls" and figures["units_per_call"] == 20
+        assert ms[name] == pytest.approx(1000 * figures["median_s"] / 20, rel=2e-3)
+    cosines = [c for c in line["checks"] if c["check"].startswith("min cosine ")]
+    assert len(cosines) == len(line["contenders"]) - 1 and all(c["bound"] == ">= 0.9999" for c in cosines)
+
+
 def load_harness(monkeypatch: pytest.MonkeyPatch):
     spec = importlib.util.spec_from_file_location("benchmarks_harness", BENCHMARKS / "harness.py")
     assert spec is not None and spec.loader is not None

@@ -179,6 +179,27 @@ def test_the_encoder_with_the_kernel_matches_transformers_and_torchs_attention(m
     assert torch.equal(fast[~mask], torch.zeros_like(fast[~mask]))
 
 
+@pytest.mark.parametrize(("lengths", "rows"), [([9], 9), ([20, 7], 27), ([30, 5], 64), ([32], 32), ([40, 24], 64)])
+def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkeypatch, lengths, rows):
+    """Packed kernel batches run their projections on a multiple of ROW_BUCKET rows (oneDNN's kernel
+    cache), except batches of at most one bucket's tokens (a single short text: its own row count)."""
+    _needs_kernel()
+    model = _bert()
+    batch, length = len(lengths), max(lengths)
+    torch.manual_seed(8)
+    input_ids = torch.randint(1, 100, (batch, length))
+    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    encoder = bert_encoder.BertEncoder(model)
+    seen = []
+    real = native_attention.attention
+    monkeypatch.setattr(native_attention, "attention", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
+    with torch.inference_mode():
+        fast = encoder(input_ids, mask)
+        want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+    assert bert_encoder.ROW_BUCKET == 32 and seen == [rows] * 2
+    torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
+
+
 def test_a_bf16_encoder_runs_its_attention_in_the_kernel_close_to_float32(monkeypatch):
     _needs_kernel()
     model = _bert()

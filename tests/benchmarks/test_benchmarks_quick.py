@@ -15,6 +15,15 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def quick_run(script: str, *args: str, timeout: int = 300, **env: str) -> dict:
+    """``benchmarks/<script> --quick *args`` (tqdm off, ``env`` added): it exits 0; its JSON line."""
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", *args], capture_output=True,
+                          text=True, cwd=BENCHMARKS, env={**os.environ, "TQDM_DISABLE": "1", **env},
+                          timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("script, anchor", [
     ("trees.py", "xgboost"),
     ("feature_importance.py", "shap"),
@@ -24,11 +33,7 @@ def test_quick_run_prints_medians_and_ratio(script: str, anchor: str) -> None:
     pytest.importorskip("xgboost")
     if script == "feature_importance.py":
         pytest.importorskip("shap")
-    env = {**os.environ, "TQDM_DISABLE": "1", "OPENBLAS_CORETYPE": "Haswell"}
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick"], capture_output=True, text=True,
-                          cwd=BENCHMARKS, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    line = quick_run(script, OPENBLAS_CORETYPE="Haswell")
 
     assert line["ok"] is True and line["checks"] and all(c["ok"] for c in line["checks"])
     assert all(c["bound"] is None or c["bound"].startswith(("<=", ">=")) for c in line["checks"])
@@ -85,11 +90,7 @@ def test_nlp_tasks_quick_run_checks_answers_against_the_pipeline() -> None:
     """text_classification and ner through Series.infer.run vs transformers' pipeline: the answers are
     compared (labels / entity spans equal, probabilities within 1e-4) and a mismatch is fatal."""
     pytest.importorskip("transformers")
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nlp_tasks.py"), "--quick", "--rounds", "3"],
-                          capture_output=True, text=True, cwd=BENCHMARKS, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    line = quick_run("nlp_tasks.py", "--rounds", "3")
 
     assert line["ok"] is True and line["docs"] == 32 and line["rounds"] == 3
     checks = {c["check"]: c for c in line["checks"]}
@@ -109,11 +110,7 @@ def test_latency_quick_run_times_one_text_per_call_and_checks_the_vectors() -> N
     """Single-text _infer calls (ours, per precision) against sentence-transformers' encode([text])
     (and the ONNX peers where installed): every contender's ms per call, cosines fatal."""
     pytest.importorskip("sentence_transformers")
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "latency.py"), "--quick", "--rounds", "3"],
-                          capture_output=True, text=True, cwd=BENCHMARKS, env=env, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    line = quick_run("latency.py", "--rounds", "3", timeout=600)
 
     assert line["ok"] is True and line["texts"] == 20 and line["rounds"] == 3
     assert (line["headline"]["ours"], line["headline"]["peer"]) == ("ours_fp32", "sentence_transformers")

@@ -19,9 +19,7 @@ hands each caller exactly its own results, in order.
   held several calls (concurrent callers), it also waits for as many new calls as that batch
   answered, at most ``RETURN_WAIT_SHARE`` of its model time: clients that just got their answers
   send their next request within a round trip, and without this wait they would split into two
-  groups running half batches in turn. A lone caller never waits for anyone: when the previous
-  batch answered one call and one call is waiting, the window is skipped too (a notebook's
-  sequential ``_infer`` calls: 2 ms of an ~8 ms single-text call).
+  groups running half batches in turn. A lone caller never waits for anyone.
 * A caller that stops waiting (Ctrl-C: :func:`wait` calls :meth:`InferenceBatcher.abandon`) has its
   documents still queued dropped, and the batch it is in stops between forward passes once every
   caller of that batch has gone (:func:`es_infer_nb.models.run_control.stop_when`); the caller
@@ -269,10 +267,7 @@ class InferenceBatcher(Generic[T, R]):
                     self._running = 0
 
     def _gather(self) -> None:
-        """Wait (lock held) for a full batch: the window, and the callers of the previous batch; no
-        wait for a sequential caller (one call answered last time, one waiting now)."""
-        if self._last_calls == 1 and len(self._pending) == 1:
-            return
+        """Wait (lock held) for a full batch: the window, and the callers of the previous batch."""
         now = time.monotonic()
         window_end = now + self.window_s
         expect = self._last_calls if self._last_calls > 1 else 0

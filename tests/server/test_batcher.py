@@ -44,31 +44,6 @@ def test_each_caller_gets_its_own_results_in_order():
     assert batcher.stats.items == 128 and batcher.stats.calls == 16
 
 
-def test_a_sequential_caller_skips_the_gathering_window_once_it_is_seen_alone():
-    """The first call waits the window (nobody known yet); after a batch that answered one call,
-    a lone waiting call runs at once (a notebook's one-at-a-time ``_infer``), while a second caller
-    arriving alongside it brings the window back."""
-    import time
-
-    model = FakeModel()
-    with InferenceBatcher(model, max_batch_size=16, window_s=0.3) as batcher:
-        started = time.monotonic()
-        assert batcher.submit([1]) == [2]
-        assert time.monotonic() - started >= 0.25  # the first call: the window
-        for i in range(3):
-            started = time.monotonic()
-            assert batcher.submit([i]) == [2 * i]
-            assert time.monotonic() - started < 0.15, "a sequential caller waited the window"
-        model.gate.clear()  # hold the model: two callers queue behind a lone call
-        model.entered.clear()
-        lone = batcher.submit_async([7])
-        assert model.entered.wait(2)
-        first, second = batcher.submit_async([8]), batcher.submit_async([9])
-        model.gate.set()
-        assert lone.result(5) == [14] and first.result(5) == [16] and second.result(5) == [18]
-    assert model.batches[-1] == [8, 9]  # gathered together
-
-
 def test_concurrent_calls_share_full_batches():
     model = FakeModel()
     model.gate.clear()  # hold the model so the queue fills up behind the first batch

@@ -19,7 +19,11 @@ hands each caller exactly its own results, in order.
   held several calls (concurrent callers), it also waits for as many new calls as that batch
   answered, at most ``RETURN_WAIT_SHARE`` of its model time: clients that just got their answers
   send their next request within a round trip, and without this wait they would split into two
-  groups running half batches in turn. A lone caller never waits for anyone.
+  groups running half batches in turn. A lone caller never waits for anyone: when the previous
+  batch answered one call of the main thread and the one call waiting is the main thread's too (a
+  notebook's sequential ``_infer`` calls, cells run there), the window is skipped (2-3 ms of a
+  single-text call). Calls from other threads (HTTP handlers, worker pools, Dask) always keep it:
+  skipping it for them split concurrent HTTP clients' batches (benchmarks/server.py ~8% slower).
 * A caller that stops waiting (Ctrl-C: :func:`wait` calls :meth:`InferenceBatcher.abandon`) has its
   documents still queued dropped, and the batch it is in stops between forward passes once every
   caller of that batch has gone (:func:`es_infer_nb.models.run_control.stop_when`); the caller
@@ -78,6 +82,8 @@ class _Call(Generic[T, R]):
     running: int = 0
     idle: threading.Event = field(default_factory=threading.Event)
     batcher: Any = field(default=None, repr=False)
+    #: submitted from the main thread (a notebook's cells)
+    main: bool = field(default_factory=lambda: threading.current_thread() is threading.main_thread())
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.items)
@@ -148,6 +154,7 @@ class InferenceBatcher(Generic[T, R]):
         self._last_calls = 0  # calls the previous batch answered
         self._last_model_s = 0.0
         self._calls_at_done = 0  # stats.calls when the previous batch was answered
+        self._last_main = False  # the previous batch answered one call, of the main thread
 
     # -- callers ---------------------------------------------------------------------------
     @property
@@ -267,7 +274,10 @@ class InferenceBatcher(Generic[T, R]):
                     self._running = 0
 
     def _gather(self) -> None:
-        """Wait (lock held) for a full batch: the window, and the callers of the previous batch."""
+        """Wait (lock held) for a full batch: the window, and the callers of the previous batch; no
+        wait for the main thread's sequential calls (the previous batch's one call and the one waiting)."""
+        if self._last_main and len(self._pending) == 1 and self._pending[0].main:
+            return
         now = time.monotonic()
         window_end = now + self.window_s
         expect = self._last_calls if self._last_calls > 1 else 0
@@ -317,6 +327,7 @@ class InferenceBatcher(Generic[T, R]):
                     if s.call.running <= 0:
                         s.call.idle.set()
                 self._last_calls = len({id(s.call) for s in slices})
+                self._last_main = self._last_calls == 1 and slices[0].call.main
                 self._last_model_s = time.monotonic() - started
                 self._calls_at_done = self.stats.calls
 

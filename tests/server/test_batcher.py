@@ -44,6 +44,36 @@ def test_each_caller_gets_its_own_results_in_order():
     assert batcher.stats.items == 128 and batcher.stats.calls == 16
 
 
+def test_the_main_threads_sequential_calls_skip_the_gathering_window_other_threads_keep_it():
+    """A notebook's one-at-a-time calls (the main thread) run without the gathering window once the
+    previous batch answered the main thread alone; the first call, and calls from any other thread
+    (HTTP handlers, pools), wait it; two calls queued behind a lone one are gathered together."""
+    import time
+
+    model = FakeModel()
+    with InferenceBatcher(model, max_batch_size=16, window_s=0.3) as batcher:
+        started = time.monotonic()
+        assert batcher.submit([1]) == [2]
+        assert time.monotonic() - started >= 0.25  # the first call: the window
+        for i in range(3):
+            started = time.monotonic()
+            assert batcher.submit([i]) == [2 * i]
+            assert time.monotonic() - started < 0.15, "the main thread's sequential call waited the window"
+        with ThreadPoolExecutor(1) as pool:  # another thread: the window, every time
+            for i in range(2):
+                started = time.monotonic()
+                assert pool.submit(batcher.submit, [i]).result() == [2 * i]
+                assert time.monotonic() - started >= 0.25
+        model.gate.clear()  # hold the model: two callers queue behind a lone call
+        model.entered.clear()
+        lone = batcher.submit_async([7])
+        assert model.entered.wait(2)
+        first, second = batcher.submit_async([8]), batcher.submit_async([9])
+        model.gate.set()
+        assert lone.result(5) == [14] and first.result(5) == [16] and second.result(5) == [18]
+    assert model.batches[-1] == [8, 9]  # gathered together
+
+
 def test_concurrent_calls_share_full_batches():
     model = FakeModel()
     model.gate.clear()  # hold the model so the queue fills up behind the first batch

@@ -77,15 +77,24 @@ def read_texts(path: Path, field: str | None, limit: int | None) -> list[str]:
     return texts
 
 
-def gemm_gflops(device: str, dtype: Any, seconds: float = 1.0) -> float:
-    """Best GFLOP/s of ``(2048 x 384) @ (384 x 1536)`` and ``(2048 x 1536) @ (1536 x 384)`` matmuls."""
+#: FLOPs of one pair of the anchor GEMMs (:func:`gemm_operands`)
+GEMM_PAIR_FLOPS = 2 * 2 * 2048 * 384 * 1536
+
+
+def gemm_operands(dtype: Any, device: str = "cpu") -> tuple[Any, Any, Any, Any]:
+    """``a, b, c, d`` of the anchor pair ``a @ b`` ((2048 x 384) @ (384 x 1536)) and ``c @ d``
+    ((2048 x 1536) @ (1536 x 384)): the FFN's shapes at a 2,048-token batch."""
     import torch
 
-    a = torch.randn(2048, 384, device=device, dtype=dtype)
-    b = torch.randn(384, 1536, device=device, dtype=dtype)
-    c = torch.randn(2048, 1536, device=device, dtype=dtype)
-    d = torch.randn(1536, 384, device=device, dtype=dtype)
-    flops = 2 * 2 * 2048 * 384 * 1536
+    return (torch.randn(2048, 384, device=device, dtype=dtype), torch.randn(384, 1536, device=device, dtype=dtype),
+            torch.randn(2048, 1536, device=device, dtype=dtype), torch.randn(1536, 384, device=device, dtype=dtype))
+
+
+def gemm_gflops(device: str, dtype: Any, seconds: float = 1.0) -> float:
+    """Best GFLOP/s of the anchor GEMM pair (:func:`gemm_operands`) on all torch threads."""
+    import torch
+
+    a, b, c, d = gemm_operands(dtype, device)
 
     def pair() -> None:
         a @ b
@@ -95,7 +104,7 @@ def gemm_gflops(device: str, dtype: Any, seconds: float = 1.0) -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    return _best_gflops(pair, sync, flops, seconds)
+    return _best_gflops(pair, sync, GEMM_PAIR_FLOPS, seconds)
 
 
 def concurrent_gemm_gflops(streams: int, dtype: Any, seconds: float = 2.0) -> float:
@@ -109,15 +118,13 @@ def concurrent_gemm_gflops(streams: int, dtype: Any, seconds: float = 2.0) -> fl
     import torch
 
     original = torch.get_num_threads()
-    flops = 2 * 2 * 2048 * 384 * 1536
     block = 5
     begin, end = threading.Barrier(streams + 1), threading.Barrier(streams + 1)
     stop = threading.Event()
 
     def work() -> None:
         torch.set_num_threads(1)
-        a, b = torch.randn(2048, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
-        c, d = torch.randn(2048, 1536, dtype=dtype), torch.randn(1536, 384, dtype=dtype)
+        a, b, c, d = gemm_operands(dtype)
         for _ in range(2):
             a @ b, c @ d
         while True:
@@ -138,7 +145,7 @@ def concurrent_gemm_gflops(streams: int, dtype: Any, seconds: float = 2.0) -> fl
             begin.wait()
             started = time.perf_counter()
             end.wait()
-            best = max(best, streams * block * flops / (time.perf_counter() - started) / 1e9)
+            best = max(best, streams * block * GEMM_PAIR_FLOPS / (time.perf_counter() - started) / 1e9)
     finally:
         stop.set()
         begin.wait()
@@ -174,16 +181,15 @@ def onednn_gemm_gflops(seconds: float = 1.0) -> float | None:
 
     if not onednn_available():
         return None
-    a, c = torch.randn(2048, 384), torch.randn(2048, 1536)
-    b_packed = torch.ops.mkldnn._reorder_linear_weight(torch.randn(1536, 384))
-    d_packed = torch.ops.mkldnn._reorder_linear_weight(torch.randn(384, 1536))
-    flops = 2 * 2 * 2048 * 384 * 1536
+    a, b, c, d = gemm_operands(torch.float32)
+    b_packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous())  # nn.Linear's (out, in) layout
+    d_packed = torch.ops.mkldnn._reorder_linear_weight(d.t().contiguous())
 
     def pair() -> None:
         torch.ops.mkldnn._linear_pointwise(a, b_packed, None, "none", [], "")
         torch.ops.mkldnn._linear_pointwise(c, d_packed, None, "none", [], "")
 
-    return _best_gflops(pair, lambda: None, flops, seconds)
+    return _best_gflops(pair, lambda: None, GEMM_PAIR_FLOPS, seconds)
 
 
 def flops_per_token(encoder: Any, lengths: list[int]) -> float:
@@ -286,6 +292,15 @@ class PeerRecipe:
         return mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
 
 
+def ort_session(ort: Any, model_file: Path) -> Any:
+    """An ONNX Runtime CPU session over ``model_file``: every graph optimization (``ORT_ENABLE_ALL``),
+    intra-op threads = :func:`peer_cores`."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = peer_cores()
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
 def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size: int, max_length: int,
                dtype: str, int8: bool = False) -> dict[str, harness.Contender]:
     """ONNX Runtime and OpenVINO running the bundled model exported to ONNX, each throughput-tuned;
@@ -317,13 +332,9 @@ def onnx_peers(bench: harness.Bench, texts: list[str], folder: Path, batch_size:
     cores = peer_cores()
     contenders: dict[str, harness.Contender] = {}
     if ort is not None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = cores
-
         def ort_contender(model_file: Path) -> harness.Contender:
             """A session over ``model_file`` (warmed up: first-call allocations) run over the recipe."""
-            session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            session = ort_session(ort, model_file)
 
             def run_ort() -> np.ndarray:
                 out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)

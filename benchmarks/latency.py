@@ -62,10 +62,7 @@ def onnx_contenders(bench: harness.Bench, texts: list[str], folder: Path, max_le
 
     contenders: dict[str, harness.Contender] = {}
     if ort is not None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = embeddings.peer_cores()
-        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        session = embeddings.ort_session(ort, onnx_file)
 
         def ort_one(text: str) -> Any:
             inputs = feed(text)

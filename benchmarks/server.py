@@ -182,8 +182,6 @@ def main() -> None:
 
     import es_infer_nb
     from es_infer_nb.models.deployments import deployments
-    from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
-    from es_infer_nb.models.nlp.precision import resolve_precision
     from es_infer_nb.server import serve
 
     engine = es_infer_nb.Engine()
@@ -222,7 +220,7 @@ def main() -> None:
     column = next(c for c in local.columns if c.endswith(result_field))
     want = np.asarray([np.asarray(v, dtype=np.float64) for v in local[column]])
     got = np.asarray([np.asarray(v, dtype=np.float64) for v in remote])
-    precision = resolve_precision(None, "cpu") if model_id == EMBEDDED_MODEL_ID else "fp32"
+    precision = dep.precision if dep is not None else "fp32"  # what the deployment runs in (a tree: fp32)
     bench.check(f"max_abs_diff HTTP _infer vs df.infer.run ({precision})", float(np.max(np.abs(want - got))),
                 BOUND_MAX_ABS_DIFF.get(precision, BOUND_MAX_ABS_DIFF["bf16"]))
     bench.compare("ours", "df_infer_run", note="ours: HTTP _infer from concurrent clients; goal >= 0.7")

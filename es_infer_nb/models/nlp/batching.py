@@ -40,6 +40,11 @@ T = TypeVar("T")
 PROGRESS_THRESHOLD = 512
 #: the most CPU streams :func:`cpu_streams` gives
 MAX_STREAMS = 4
+#: the smallest group (padded tokens) :func:`plan_batches` halves for streams: a forward pass reads
+#: every weight of the model once (MiniLM float32: 88 MB), which rows past ~512 amortise (one thread,
+#: 48-token passes cost twice a 720-token pass's time per token); halving a 32-text call's two groups
+#: of 800-950 tokens made it 10% slower
+MIN_SPLIT_TOKENS = 1024
 
 
 def cpu_streams() -> int:
@@ -53,15 +58,26 @@ class BatchOutOfMemory(RuntimeError):
     """Even a single item does not fit in the device's memory."""
 
 
-def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch: int = 256) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch: int = 256,
+                 streams: int = 1) -> list[list[int]]:
     """Index groups, shortest items first, each padded size ``len * max length`` within budget.
 
-    A group always holds at least one item, so an item longer than the budget runs alone.
+    A group always holds at least one item, so an item longer than the budget runs alone. With
+    ``streams`` > 1 (that many groups run at once, each stream taking the next group when it
+    finishes) the plan is cut for the streams to finish together: the largest groups are halved
+    until the group count is a multiple of ``streams`` (3 groups on 2 streams would leave one idle
+    for a whole group), and so are the last ``streams`` groups, the longest texts, which run last:
+    a stream that finishes first takes a half instead of waiting out a whole group. Halves are cut
+    where their padded sizes are most equal, and only from :data:`MIN_SPLIT_TOKENS` up. Measured on
+    the bench corpus (2 streams, calls interleaved call by call): bf16 calls of 128 texts 10% faster,
+    float32 ones of 1,024 ~3%, calls of 32 texts unchanged.
     """
     if token_budget < 1:
         raise ValueError(f"token_budget must be at least 1, got [{token_budget}]")
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got [{max_batch}]")
+    if streams < 1:
+        raise ValueError(f"streams must be at least 1, got [{streams}]")
     order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
     groups: list[list[int]] = []
     current: list[int] = []
@@ -74,7 +90,34 @@ def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch:
         current.append(i)
     if current:
         groups.append(current)
+    if streams > 1:
+        _share_out(groups, lengths, streams)
     return groups
+
+
+def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int) -> None:
+    """Split ``groups`` in place for ``streams`` (see :func:`plan_batches`): one group stays whole
+    (it runs on the calling thread with all of torch's threads), and so does a group under
+    :data:`MIN_SPLIT_TOKENS`."""
+    def padded(group: list[int]) -> int:
+        return len(group) * max(max(int(lengths[i]), 1) for i in group)
+
+    def halves(group: list[int]) -> list[list[int]]:
+        """``group`` (sorted by length) in two of the most equal padded sizes, or whole when small."""
+        if len(group) < 2 or padded(group) < MIN_SPLIT_TOKENS:
+            return [group]
+        cut = min(range(1, len(group)), key=lambda k: max(padded(group[:k]), padded(group[k:])))
+        return [group[:cut], group[cut:]]
+
+    if len(groups) < 2:
+        return
+    while len(groups) % streams:
+        _, k = max((padded(group), k) for k, group in enumerate(groups))
+        parts = halves(groups[k])
+        if len(parts) == 1:
+            break
+        groups[k:k + 1] = parts
+    groups[-streams:] = [part for group in groups[-streams:] for part in halves(group)]
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -137,7 +180,7 @@ def run_batches(
     import torch
 
     n = len(lengths)
-    groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch)
+    groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch, streams=streams)
     results: list[T | None] = [None] * n
     if progress is None:
         show: bool | None = None if n >= PROGRESS_THRESHOLD and not in_worker() and current_progress() is None \

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from es_infer_nb.errors import InferenceInterrupted
-from es_infer_nb.models.nlp.batching import BatchOutOfMemory, plan_batches, run_batches
+from es_infer_nb.models.nlp.batching import MIN_SPLIT_TOKENS, BatchOutOfMemory, plan_batches, run_batches
 
 LENGTHS = [5, 120, 3, 64, 64, 7, 300, 1, 33, 200, 12, 12, 90]
 
@@ -162,6 +162,38 @@ def test_bad_budgets():
 
 
 # -- CPU streams ------------------------------------------------------------------------------------
+
+
+def test_streams_plan_an_even_share_of_groups_and_halve_the_last_ones() -> None:
+    """On 2 streams a call of 3 budget-sized groups would leave one stream idle for a whole group: the
+    largest is halved until the count is even; the last 2 groups (the longest texts, run last) are
+    halved too, so the stream that finishes first takes a half. Halves are of equal padded size, not
+    of equal counts. Every item once, shortest first; one group (it runs with all of torch's threads)
+    and groups under MIN_SPLIT_TOKENS stay whole."""
+    assert MIN_SPLIT_TOKENS == 1024
+    lengths = [100] * 45  # 4,500 tokens: 3 groups of 1,500 on one stream
+    assert [len(g) for g in plan_batches(lengths, token_budget=1500)] == [15, 15, 15]
+    # the last of the 3 halved (700 + 800 tokens: under MIN_SPLIT_TOKENS, so the last two stay)
+    assert [len(g) for g in plan_batches(lengths, token_budget=1500, streams=2)] == [15, 15, 7, 8]
+    groups = plan_batches([100] * 60, token_budget=1500, streams=2)  # 4 groups: even, the last 2 halved
+    assert [len(g) for g in groups] == [15, 15, 7, 8, 7, 8]
+    assert [i for g in groups for i in g] == list(range(60))
+    # 30 texts of 10 and 10 of 100 in one group of 4,000 padded tokens: cut between them (300 | 1,000)
+    uneven = plan_batches([10] * 30 + [100] * 30, token_budget=4000, streams=2)
+    assert [len(g) for g in uneven] == [30, 10, 10, 10]
+    mixed = [(i * 37) % 97 + 1 for i in range(400)]
+    for streams in (2, 3, 4):
+        planned = plan_batches(mixed, token_budget=2048, streams=streams)
+        assert sorted(i for g in planned for i in g) == list(range(400))
+        assert [mixed[i] for g in planned for i in g] == sorted(mixed)
+        assert all(padded(mixed, g) <= 2048 or len(g) == 1 for g in planned)
+        assert len(planned) > len(plan_batches(mixed, token_budget=2048))
+    assert plan_batches([100] * 10, token_budget=2048, streams=2) == [list(range(10))]  # one group
+    assert plan_batches([5, 5, 5], token_budget=5, streams=2) == [[0], [1], [2]]  # single items
+    assert [len(g) for g in plan_batches([20] * 30, token_budget=200, streams=2)] == [10, 10, 10]  # small
+    with pytest.raises(ValueError, match="streams"):
+        plan_batches([1], streams=0)
+
 
 
 def test_streams_run_groups_on_worker_threads_in_input_order():

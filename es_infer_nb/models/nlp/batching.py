@@ -106,7 +106,8 @@ def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int) ->
         """``group`` (sorted by length) in two of the most equal padded sizes, or whole when small."""
         if len(group) < 2 or padded(group) < MIN_SPLIT_TOKENS:
             return [group]
-        cut = min(range(1, len(group)), key=lambda k: max(padded(group[:k]), padded(group[k:])))
+        size = [max(int(lengths[i]), 1) for i in group]  # ascending: a part pads to its last item
+        cut = min(range(1, len(group)), key=lambda k: max(k * size[k - 1], (len(group) - k) * size[-1]))
         return [group[:cut], group[cut:]]
 
     if len(groups) < 2:

@@ -81,6 +81,14 @@ def read_texts(path: Path, field: str | None, limit: int | None) -> list[str]:
 GEMM_PAIR_FLOPS = 2 * 2 * 2048 * 384 * 1536
 
 
+def row_cosines(a: Any, b: Any) -> Any:
+    """The cosine of each row of ``a`` with the same row of ``b`` (float64)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
 def gemm_operands(dtype: Any, device: str = "cpu") -> tuple[Any, Any, Any, Any]:
     """``a, b, c, d`` of the anchor pair ``a @ b`` ((2048 x 384) @ (384 x 1536)) and ``c @ d``
     ((2048 x 1536) @ (1536 x 384)): the FFN's shapes at a 2,048-token batch."""
@@ -477,8 +485,7 @@ def main() -> None:
         t = bench.rounds(contenders)
 
     def cosines(name: str) -> np.ndarray:
-        a, b = t.last[name].astype(np.float64), t.last["sentence_transformers"].astype(np.float64)
-        return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        return row_cosines(t.last[name], t.last["sentence_transformers"])
 
     cosine = cosines("ours")
     label = ours.precision if args.precision is not None else (args.quantize or dtype)

@@ -100,10 +100,9 @@ def main() -> None:
         args.limit = min(args.limit, 20)
     bench = harness.Bench("latency", args, {"texts": args.limit})
 
-    import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from embeddings import DEFAULT_CORPUS, read_texts
+    from embeddings import DEFAULT_CORPUS, read_texts, row_cosines
     from es_infer_nb.engine import Engine
     from es_infer_nb.models.nlp.embedded import model_path
     from es_infer_nb.models.nlp.precision import bf16_supported
@@ -134,11 +133,9 @@ def main() -> None:
         contenders.update(onnx_contenders(bench, texts, Path(tmp), reference.max_seq_length, "bf16" in ours))
         t = bench.rounds(contenders)
 
-    anchor = t.last["sentence_transformers"].astype(np.float64)
     for name in contenders:
         if name != "sentence_transformers":
-            got = t.last[name].astype(np.float64)
-            cosine = (got * anchor).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(anchor, axis=1)
+            cosine = row_cosines(t.last[name], t.last["sentence_transformers"])
             bench.check(f"min cosine {name} vs sentence_transformers", round(float(cosine.min()), 7), MIN_COSINE,
                         at_least=True)
     bench.compare("ours_fp32", "sentence_transformers")

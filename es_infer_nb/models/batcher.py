@@ -23,7 +23,7 @@ hands each caller exactly its own results, in order.
   batch answered one call of the main thread and the one call waiting is the main thread's too (a
   notebook's sequential ``_infer`` calls, cells run there), the window is skipped (2-3 ms of a
   single-text call). Calls from other threads (HTTP handlers, worker pools, Dask) always keep it:
-  skipping it for them split concurrent HTTP clients' batches (benchmarks/server.py ~8% slower).
+  skipping it for them split concurrent HTTP clients' batches (benchmarks/server.py ~28% slower).
 * A caller that stops waiting (Ctrl-C: :func:`wait` calls :meth:`InferenceBatcher.abandon`) has its
   documents still queued dropped, and the batch it is in stops between forward passes once every
   caller of that batch has gone (:func:`es_infer_nb.models.run_control.stop_when`); the caller

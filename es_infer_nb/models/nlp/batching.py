@@ -99,15 +99,17 @@ def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int) ->
     """Split ``groups`` in place for ``streams`` (see :func:`plan_batches`): one group stays whole
     (it runs on the calling thread with all of torch's threads), and so does a group under
     :data:`MIN_SPLIT_TOKENS`."""
-    def padded(group: list[int]) -> int:
-        return len(group) * max(max(int(lengths[i]), 1) for i in group)
+    def size(i: int) -> int:
+        return max(int(lengths[i]), 1)
+
+    def padded(group: list[int]) -> int:  # groups are sorted by length: the last item is the longest
+        return len(group) * size(group[-1])
 
     def halves(group: list[int]) -> list[list[int]]:
-        """``group`` (sorted by length) in two of the most equal padded sizes, or whole when small."""
+        """``group`` in two of the most equal padded sizes, or whole when small."""
         if len(group) < 2 or padded(group) < MIN_SPLIT_TOKENS:
             return [group]
-        size = [max(int(lengths[i]), 1) for i in group]  # ascending: a part pads to its last item
-        cut = min(range(1, len(group)), key=lambda k: max(k * size[k - 1], (len(group) - k) * size[-1]))
+        cut = min(range(1, len(group)), key=lambda k: max(k * size(group[k - 1]), (len(group) - k) * size(group[-1])))
         return [group[:cut], group[cut:]]
 
     if len(groups) < 2:

@@ -60,6 +60,10 @@ ABANDON_WAIT_S = 5.0
 #: batch's model time (and ``MAX_RETURN_WAIT_S``), so concurrent clients keep sharing full batches
 RETURN_WAIT_SHARE = 0.25
 MAX_RETURN_WAIT_S = 0.1
+#: batches in the model at once where ``overlap`` lets a second one start
+MAX_OVERLAP = 2
+#: while a batch runs and calls wait, how often the worker asks ``overlap`` whether the next may start
+OVERLAP_POLL_S = 0.003
 QUEUE_FULL_REASON = "queue is full. Unable to execute command"
 
 
@@ -128,6 +132,7 @@ class InferenceBatcher(Generic[T, R]):
         keyed: bool = False,
         return_wait_share: float = RETURN_WAIT_SHARE,
         max_return_wait_s: float = MAX_RETURN_WAIT_S,
+        overlap: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got [{max_batch_size}]")
@@ -144,6 +149,7 @@ class InferenceBatcher(Generic[T, R]):
         self.keyed = keyed
         self.return_wait_share = return_wait_share
         self.max_return_wait_s = max_return_wait_s
+        self.overlap = overlap
         self.stats = BatcherStats()
         self._pending: deque[_Call[T, R]] = deque()
         self._queued = 0
@@ -151,6 +157,8 @@ class InferenceBatcher(Generic[T, R]):
         self._cond = threading.Condition()
         self._closed = False
         self._worker: threading.Thread | None = None
+        self._active = 0  # batches in the model now
+        self._runners: set[threading.Thread] = set()  # threads running a batch besides the worker
         self._last_calls = 0  # calls the previous batch answered
         self._last_model_s = 0.0
         self._calls_at_done = 0  # stats.calls when the previous batch was answered
@@ -225,7 +233,8 @@ class InferenceBatcher(Generic[T, R]):
                 call.taken = len(call.items)
                 self._cond.notify_all()
         future.cancel()
-        if timeout > 0 and threading.current_thread() is not self._worker:
+        current = threading.current_thread()
+        if timeout > 0 and current is not self._worker and current not in self._runners:
             call.idle.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -257,21 +266,47 @@ class InferenceBatcher(Generic[T, R]):
         while True:
             with self._cond:
                 idle_until = time.monotonic() + IDLE_EXIT_S
-                while not self._pending and not self._closed and time.monotonic() < idle_until:
-                    self._cond.wait(max(0.0, idle_until - time.monotonic()))
-                if not self._pending:
-                    self._worker = None
-                    return
+                while not (self._pending and self._may_start()):
+                    now = time.monotonic()
+                    if not self._pending and not self._active and (self._closed or now >= idle_until):
+                        self._worker = None
+                        return
+                    if self._pending:  # a batch runs: look again soon whether the next may start
+                        self._cond.wait(OVERLAP_POLL_S)
+                    else:
+                        self._cond.wait(None if self._closed or now >= idle_until else idle_until - now)
                 self._gather()
                 batch = self._take()
-                self._running = sum(s.stop - s.start for s in batch)
+                size = sum(s.stop - s.start for s in batch)
+                self._running += size
+                self._active += 1
                 self._cond.notify_all()  # room for callers waiting to queue
-            try:
-                if batch:
-                    self._run(batch)
-            finally:
+            if self.overlap is None or not batch:
+                self._run_and_release(batch, size)
+            else:  # the next batch is gathered (and may start) while this one runs
+                runner = threading.Thread(target=self._run_and_release, args=(batch, size),
+                                          name=f"batch {self.name}", daemon=True)
                 with self._cond:
-                    self._running = 0
+                    self._runners.add(runner)
+                runner.start()
+
+    def _may_start(self) -> bool:
+        """Whether a batch may start now (lock held): none runs, or one does and ``overlap`` says the
+        next may start beside it."""
+        if not self._active:
+            return True
+        return self._active < MAX_OVERLAP and self.overlap is not None and self.overlap()
+
+    def _run_and_release(self, batch: list[_Slice[T, R]], size: int) -> None:
+        try:
+            if batch:
+                self._run(batch)
+        finally:
+            with self._cond:
+                self._running -= size
+                self._active -= 1
+                self._runners.discard(threading.current_thread())
+                self._cond.notify_all()
 
     def _gather(self) -> None:
         """Wait (lock held) for a full batch: the window, and the callers of the previous batch; no

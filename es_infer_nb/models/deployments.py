@@ -16,7 +16,13 @@ assignment and allocation states, and the node counters of ``_stats``.
   is full. Unable to execute command``), its documents counted in ``rejected_execution_count``.
   ``_infer`` waits for the queue outside the engine's lock, so concurrent requests really merge.
   Frames and pipelines feed chunks of at most ``queue_capacity`` documents and wait for room
-  (back-pressure), so they are never rejected. ``_infer?timeout=`` bounds the wait (408, counted in
+  (back-pressure), so they are never rejected; they keep the next chunk queued while one runs. Once
+  the running model call has started its last batches on the CPU streams
+  (:func:`.nlp.stream_pool.streams_finishing`), the worker starts the next one beside it: it
+  tokenizes meanwhile and its batches take the streams the running call frees (the streams serve the
+  older call first), instead of one core idling through the last batch and both through the
+  tokenizing. Calls still run one at a time otherwise (a model call not on the streams never has
+  another beside it). ``_infer?timeout=`` bounds the wait (408, counted in
   ``timeout_count``); without it the wait is unbounded (ES: 10s).
 * The cache: keyed on (input text, inference config update), bounded by ``cache_size`` in bytes
   (default: the model size, as ES; ``0b`` disables it). Hits skip the model; repeated inputs in one
@@ -46,6 +52,9 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError, not_found
@@ -59,6 +68,7 @@ from .inference_cache import InferenceCache, estimate_bytes
 from .native_definitions import check_deployable, definition_missing, native_definitions
 from .nlp.graph_check import UnsafeDefinition
 from .nlp.model import stored_precision
+from .nlp.stream_pool import streams_finishing
 from .nlp_backend import Backend, input_field, load_backend, resolve_device, resolve_model_precision
 from .tree.features import dig
 
@@ -81,6 +91,8 @@ MEMORY_OVERHEAD_BYTES = 240 * 1024 * 1024  # StartTrainedModelDeploymentAction.M
 MAX_BATCH_DOCS = 512
 #: how long the worker waits for more calls before running a batch that is not full
 GATHER_WINDOW_S = 0.002
+#: chunks an in-process caller (a frame, a pipeline) keeps queued beside the one running
+CHUNKS_AHEAD = 1
 PROCESS_NAME = "inference process"
 
 
@@ -197,7 +209,8 @@ class Deployment:
         self._lock = threading.RLock()
         self.queue: InferenceBatcher[dict[str, Any], dict[str, Any]] = InferenceBatcher(
             self._run_batch, max_batch_size=MAX_BATCH_DOCS, queue_capacity=params.queue_capacity,
-            window_s=GATHER_WINDOW_S, name=PROCESS_NAME, split_calls=False, keyed=True)
+            window_s=GATHER_WINDOW_S, name=PROCESS_NAME, split_calls=False, keyed=True,
+            overlap=streams_finishing)
 
     @property
     def model_id(self) -> str:
@@ -281,18 +294,42 @@ class Deployment:
 
     def infer(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
               device: str | None = None, precision: str | None = None) -> DocsResult:
-        """In-process callers: documents in chunks of at most ``queue_capacity``, each waiting for room
-        in the queue (never rejected); results in input order."""
+        """In-process callers: documents in chunks of at most ``queue_capacity`` (see :meth:`infer_chunks`);
+        results in input order."""
+        out: list[dict[str, Any]] = []
+        for part in self.infer_chunks(docs, update, field, device=device, precision=precision):
+            out.extend(part)
+        return DocsResult(self.model_id, out)
+
+    def infer_chunks(self, docs: list[dict[str, Any]], update: dict[str, Any] | None, field: str, *,
+                     step: int | None = None, device: str | None = None, precision: str | None = None
+                     ) -> Iterator[list[dict[str, Any]]]:
+        """Each chunk's results, in order: chunks of at most ``step`` (and ``queue_capacity``) documents,
+        each waiting for room in the queue (never rejected), :data:`CHUNKS_AHEAD` more queued while one
+        runs. Leaving early (an error, Ctrl-C, ``close()``) drops the chunks still queued or running."""
         self.check_routable()
         if precision is not None:  # a bad value fails the call here, not in the worker
             resolve_model_precision(precision, resolve_device(device or self.default_device))
-        step = self.params.queue_capacity
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(docs), step):
-            chunk = docs[start:start + step]
-            out.extend(self.result(self.submit(chunk, update, field, device=device, wait_for_room=True,
-                                               precision=precision), len(chunk)))
-        return DocsResult(self.model_id, out)
+        step = max(1, min(self.params.queue_capacity, step or self.params.queue_capacity))
+        starts = iter(range(0, len(docs), step))
+        queued: deque[tuple[Future[list[dict[str, Any]]], int]] = deque()
+        try:
+            for start in starts:
+                chunk = docs[start:start + step]
+                queued.append((self.submit(chunk, update, field, device=device, wait_for_room=True,
+                                           precision=precision), len(chunk)))
+                if len(queued) > CHUNKS_AHEAD:
+                    yield self._next_result(queued)
+            while queued:
+                yield self._next_result(queued)
+        finally:
+            for future, _ in queued:
+                self.queue.abandon(future)
+
+    def _next_result(self, queued: "deque[tuple[Future[list[dict[str, Any]]], int]]") -> list[dict[str, Any]]:
+        part = self.result(*queued[0])  # left queued until answered: an interrupted wait abandons it too
+        queued.popleft()
+        return part
 
     def _run_batch(self, docs: list[dict[str, Any]], options: CallOptions) -> list[dict[str, Any]]:
         """The worker: one model call for documents of several callers sharing ``options``."""

@@ -38,13 +38,11 @@ def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any
     """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
     returns the results and, if interrupted, the rows done."""
     n = len(docs)
-    step = max(1, min(deployment.params.queue_capacity, batch_size or FRAME_CHUNK))
     out: list[dict[str, Any]] = []
     with progress_for(n, f"infer {deployment.deployment_id}", progress, min_rows=PROGRESS_MIN_ROWS) as bar:
         try:
-            for start in range(0, n, step):
-                part = deployment.infer(docs[start:start + step], update, field, device=device,
-                                        precision=precision).to_docs()
+            for part in deployment.infer_chunks(docs, update, field, step=batch_size or FRAME_CHUNK, device=device,
+                                                precision=precision):
                 out.extend(part)
                 bar.advance(len(part))
         except KeyboardInterrupt:

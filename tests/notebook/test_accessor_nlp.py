@@ -101,17 +101,21 @@ def test_interrupted_embedding_run_resumes(engine, monkeypatch):
 
     texts = pd.Series([f"sentence number {i}" for i in range(7)], index=list("abcdefg"))
     expected = texts.infer.run(EMBEDDED, engine=engine)
-    real = Deployment.infer
-    calls = {"n": 0, "docs": []}
+    real_submit, real_result = Deployment.submit, Deployment.result
+    calls = {"waits": 0, "docs": []}
 
-    def flaky(self, docs, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
+    def submit(self, docs, *args, **kwargs):
         calls["docs"] += docs
-        return real(self, docs, *args, **kwargs)
+        return real_submit(self, docs, *args, **kwargs)
 
-    monkeypatch.setattr(Deployment, "infer", flaky)
+    def flaky(self, *args, **kwargs):  # Ctrl-C while waiting for the third chunk (the fourth is queued)
+        calls["waits"] += 1
+        if calls["waits"] == 3:
+            raise KeyboardInterrupt
+        return real_result(self, *args, **kwargs)
+
+    monkeypatch.setattr(Deployment, "submit", submit)
+    monkeypatch.setattr(Deployment, "result", flaky)
     with pytest.raises(InferenceInterrupted) as info:
         texts.infer.run(EMBEDDED, engine=engine, batch_size=2)
     assert (info.value.rows_done, info.value.rows_total) == (4, 7)
@@ -119,3 +123,46 @@ def test_interrupted_embedding_run_resumes(engine, monkeypatch):
     out = info.value.resume()
     assert [d["text_field"] for d in calls["docs"]] == [f"sentence number {i}" for i in range(4, 7)]
     pd.testing.assert_frame_equal(out, expected)
+
+
+def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(engine):
+    """A frame keeps its next chunk queued; once the running chunk's last batches are on the CPU
+    streams, the deployment starts the next one beside it. The answers are exactly those of chunks
+    run one at a time, row for row."""
+    import threading
+    import time
+
+    from es_infer_nb.models.deployments import deployments
+
+    texts = pd.Series([f"sentence {i} " + "about the weather and the sea " * (1 + i % 5) for i in range(600)])
+    texts[:4].infer.run(EMBEDDED, engine=engine, progress=False)  # deploys the model
+    dep = deployments(engine).for_inference(EMBEDDED)
+    dep.cache.clear()
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    real = dep._infer
+
+    def timed(*args, **kwargs):
+        started = time.monotonic()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                spans.append((started, time.monotonic()))
+
+    dep._infer = timed
+    try:
+        pipelined = texts.infer.run(EMBEDDED, engine=engine, batch_size=300, progress=False)
+        overlapped = sum(1 for (s1, e1), (s2, e2) in zip(spans, spans[1:]) if s2 < e1)
+        spans.clear()
+        dep.cache.clear()
+        overlap, dep.queue.overlap = dep.queue.overlap, None
+        serial = texts.infer.run(EMBEDDED, engine=engine, batch_size=300, progress=False)
+        dep.queue.overlap = overlap
+    finally:
+        del dep._infer
+    assert len(spans) == 2 and spans[1][0] >= spans[0][1]  # one at a time (two chunks: too big to merge)
+    assert overlapped == 1  # chunks of ~8 batches each: the second started beside the first
+    got = np.stack(pipelined["ml.inference.predicted_value"].to_numpy())
+    want = np.stack(serial["ml.inference.predicted_value"].to_numpy())
+    assert np.array_equal(got, want)

@@ -18,6 +18,7 @@ from es_infer_nb.frames import resume as resume_module
 from es_infer_nb.models.deployments import deployments
 from es_infer_nb.models.nlp.batching import cpu_streams
 from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM
+from es_infer_nb.models.nlp.stream_pool import streams_busy
 from es_infer_nb.models.tree.evaluate import CompiledModel
 
 EMBEDDED = "sentence-transformers__all-minilm-l6-v2"
@@ -56,11 +57,6 @@ def bars(monkeypatch):
     resume_module.forget()
 
 
-def _call_threads() -> list[threading.Thread]:
-    """Threads that work for one call (the CPU streams of the NLP batch loop)."""
-    return [t for t in threading.enumerate() if t.name.startswith("es-infer-stream") and t.is_alive()]
-
-
 def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
     engine = Engine()
     texts = pd.Series([f"short sentence number {i} about topic {i % 7}" for i in range(4 * CHUNK)])
@@ -68,28 +64,30 @@ def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
     expected = texts.infer.run(EMBEDDED, engine=Engine(), batch_size=CHUNK, progress=False)
     dep = deployments(engine).for_inference(EMBEDDED)
     real_forward = EmbeddedMiniLM._forward
-    state = {"calls": 0, "after_interrupt": 0, "fired": None}
-    real_infer = type(dep)._infer
+    state = {"waits": 0, "slow": False, "after_interrupt": 0, "fired": None}
+    real_result = type(dep).result
 
-    def counted_infer(self, docs, *args, **kwargs):
-        state["calls"] += 1
-        if state["calls"] == 3:  # the third chunk: Ctrl-C 0.1 s after it starts
+    def counted_result(self, *args, **kwargs):
+        state["waits"] += 1
+        if state["waits"] == 3:  # the caller waits for the third chunk (two answered): Ctrl-C 0.1 s later
+            state["slow"] = True
+
             def fire() -> None:
                 state["fired"] = time.monotonic()
                 # a real SIGINT to the main thread, as Ctrl-C sends (it wakes a blocked wait)
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
             threading.Timer(0.1, fire).start()
-        return real_infer(self, docs, *args, **kwargs)
+        return real_result(self, *args, **kwargs)
 
     def slow_forward(self, batch_ids, normalize):
-        if state["calls"] >= 3:
-            time.sleep(0.15)  # every group of the third chunk takes a while
+        if state["slow"]:
+            time.sleep(0.15)  # every group from then on takes a while
             if state["fired"] is not None:
                 state["after_interrupt"] += 1
         return real_forward(self, batch_ids, normalize)
 
-    monkeypatch.setattr(type(dep), "_infer", counted_infer)
+    monkeypatch.setattr(type(dep), "result", counted_result)
     monkeypatch.setattr(EmbeddedMiniLM, "_forward", slow_forward)
     with pytest.raises(InferenceInterrupted) as info:
         texts.infer.run(EMBEDDED, engine=engine, batch_size=CHUNK, progress=False)
@@ -100,7 +98,7 @@ def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
     done = stop.partial["ml.inference.predicted_value"].notna()
     assert done.sum() == stop.rows_done and done.iloc[: stop.rows_done].all()
     assert state["after_interrupt"] <= 2 * cpu_streams()  # the groups in flight at most, not the chunk's rest
-    assert not _call_threads()  # no stream thread of the call is left
+    assert not streams_busy()  # no stream works for the call (queued groups dropped, the running ones done)
     assert dep.queue.pending == 0  # nothing of the call is queued or running
     seen = state["after_interrupt"]
     time.sleep(0.3)
@@ -109,7 +107,7 @@ def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
     t0 = time.monotonic()
     one = pd.Series(["one more text"]).infer.run(EMBEDDED, engine=engine, progress=False)
     assert time.monotonic() - t0 < 2.0 and one["ml.inference.predicted_value"].notna().all()
-    state["calls"] = 100  # no more interrupts
+    state["waits"] = -100  # no more interrupts
     out = stop.resume()
     got = np.stack(out["ml.inference.predicted_value"].to_numpy())
     want = np.stack(expected["ml.inference.predicted_value"].to_numpy())

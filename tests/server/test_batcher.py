@@ -241,3 +241,68 @@ def test_a_shared_batch_runs_on_while_one_of_its_callers_stays():
         batcher.abandon(first, timeout=0)
         assert second.result(timeout=5) == [6, 8]  # the other caller still gets its answer
         assert first.cancelled() and not model.stopped_after and model_calls == [4]
+
+
+def test_overlap_starts_the_next_batch_beside_a_running_one_only_when_it_says_so():
+    """With ``overlap`` (a deployment: the CPU streams have started the running call's last batches)
+    the worker starts the next batch while one runs, two at most; until ``overlap`` says so, and
+    without it, batches run one at a time. Every caller still gets exactly its own results, and
+    ``close`` waits for the batches running beside the worker."""
+    import time
+
+    class Held:
+        def __init__(self) -> None:
+            self.gates: dict[int, threading.Event] = {}
+            self.started: list[int] = []
+            self.lock = threading.Lock()
+
+        def __call__(self, items: list[int]) -> list[int]:
+            with self.lock:
+                self.started.append(items[0])
+                gate = self.gates.setdefault(items[0], threading.Event())
+            assert gate.wait(30)
+            return [2 * i for i in items]
+
+    model = Held()
+    may = threading.Event()
+    batcher = InferenceBatcher(model, max_batch_size=2, window_s=0.0, split_calls=False, overlap=may.is_set)
+    calls = {first: [first, first + 1] for first in (10, 20, 30)}
+    futures = {}
+    futures[10] = batcher.submit_async(calls[10])
+    deadline = time.monotonic() + 10
+    while model.started != [10]:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    futures[20] = batcher.submit_async(calls[20])
+    futures[30] = batcher.submit_async(calls[30])
+    time.sleep(0.1)
+    assert model.started == [10] and batcher.queued == 4  # overlap says no: the next waits
+    may.set()
+    while model.started != [10, 20]:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(0.1)
+    assert model.started == [10, 20] and batcher.queued == 2  # two at most in the model
+    assert batcher.pending == 6  # ES's number_of_pending_requests: queued + in the model
+    for first in (20, 10):  # the later batch may finish first: each caller still gets its own
+        model.gates.setdefault(first, threading.Event()).set()
+        assert futures[first].result(10) == [2 * i for i in calls[first]]
+    model.gates.setdefault(30, threading.Event()).set()
+    assert futures[30].result(10) == [2 * i for i in calls[30]]
+    batcher.close(10)
+    assert batcher.pending == 0 and batcher.stats.batches == 3
+
+    serial = Held()
+    with InferenceBatcher(serial, max_batch_size=4, window_s=0.0, split_calls=False) as one_at_a_time:
+        first = one_at_a_time.submit_async([1])
+        while serial.started != [1]:
+            time.sleep(0.005)
+        second = one_at_a_time.submit_async([5])
+        time.sleep(0.1)
+        assert serial.started == [1]  # no overlap: the worker itself runs the batch
+        serial.gates[1].set()
+        assert first.result(10) == [2]
+        while serial.started != [1, 5]:
+            time.sleep(0.005)
+        serial.gates[5].set()
+        assert second.result(10) == [10]

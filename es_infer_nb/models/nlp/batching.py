@@ -20,17 +20,20 @@
 * on CPU, ``streams`` (:func:`cpu_streams`) groups run at once, each on its own thread with its
   share of torch's threads (one each on a 2-core machine), as OpenVINO's THROUGHPUT streams do:
   small transformer GEMMs and the element-wise passes between them scale far better across
-  independent batches than across the threads of one (no barrier after every op).
+  independent batches than across the threads of one (no barrier after every op). The threads are
+  one pool per process (:mod:`.stream_pool`) that serves the oldest run's groups first, so a run
+  started beside another (the deployment's next model call) only takes the cores the older one
+  leaves idle; a stop or an interrupt drops the groups not started yet.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterator, Sequence, TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Callable, Sequence, TypeVar
 
 from ...errors import InferenceInterrupted
 from ..run_control import Cancelled, RunProgress, current_progress, in_worker, stop_requested
+from .stream_pool import StreamPool, next_run, pool_for
 
 __all__ = ["BatchOutOfMemory", "MAX_STREAMS", "PROGRESS_THRESHOLD", "cpu_streams", "plan_batches", "run_batches"]
 
@@ -45,6 +48,10 @@ MAX_STREAMS = 4
 #: 48-token passes cost twice a 720-token pass's time per token); halving a 32-text call's two groups
 #: of 800-950 tokens made it 10% slower
 MIN_SPLIT_TOKENS = 1024
+
+
+#: how often a run on the streams looks for a stop request while its groups run or wait
+STOP_POLL_S = 0.02
 
 
 def cpu_streams() -> int:
@@ -202,8 +209,10 @@ def run_batches(
             bar.advance(len(indices))
 
     try:
-        if streams > 1 and len(groups) > 1:
-            _run_streams(groups, forward, store, streams)
+        pool = pool_for(streams, max(1, torch.get_num_threads() // streams)) if streams > 1 else None
+        # a lone group runs here on all of torch's threads, unless another run has the streams
+        if pool is not None and (len(groups) > 1 or pool.busy):
+            _run_streams(groups, forward, store, pool)
         else:
             with torch.inference_mode():
                 for group in groups:
@@ -221,64 +230,48 @@ def run_batches(
 
 
 def _run_streams(groups: list[list[int]], forward: Callable[[list[int]], Sequence[T]],
-                 store: Callable[[list[int], list[T]], None], streams: int) -> None:
-    """The groups on ``streams`` worker threads (each with its share of torch's threads), at most two
-    per stream in flight so that an interrupt stops soon; results stored from this thread."""
+                 store: Callable[[list[int], list[T]], None], pool: StreamPool) -> None:
+    """The groups on the process's shared streams (:mod:`.stream_pool`, each with its share of torch's
+    threads), all queued at once behind those of every run started before; a stop or an interrupt
+    drops the groups not started. Results stored from this thread."""
     import torch
 
-    original = torch.get_num_threads()
-    threads = max(1, original // streams)
-    local = threading.local()
+    run = next_run()
 
-    def job(group: list[int]) -> list[T]:
-        if getattr(local, "threads", None) != threads:
-            torch.set_num_threads(threads)  # this worker thread's own OpenMP / MKL setting
-            local.threads = threads
-        with torch.inference_mode():  # thread-local: entered in the worker
-            outputs = list(forward(list(group)))
-        if len(outputs) != len(group):
-            raise RuntimeError(f"forward returned {len(outputs)} outputs for a batch of {len(group)} items")
-        return outputs
+    def job(group: list[int]) -> Callable[[], list[T]]:
+        def call() -> list[T]:
+            with torch.inference_mode():  # thread-local: entered on the stream
+                outputs = list(forward(list(group)))
+            if len(outputs) != len(group):
+                raise RuntimeError(f"forward returned {len(outputs)} outputs for a batch of {len(group)} items")
+            return outputs
+        return call
 
+    pending: dict[Future[list[T]], list[int]] = {
+        pool.submit((run, index), job(group)): group for index, group in enumerate(groups)}
     try:
-        _stream_groups(groups, job, store, streams)
-    finally:
-        # torch.set_num_threads in a worker also changes the count every thread created later starts
-        # with: put it back, or every later run (and any torch work in new threads) gets one thread
-        torch.set_num_threads(original)
-
-
-def _stream_groups(groups: list[list[int]], job: Callable[[list[int]], list[T]],
-                   store: Callable[[list[int], list[T]], None], streams: int) -> None:
-    todo: Iterator[list[int]] = iter(groups)
-    pending: dict[Future[list[T]], list[int]] = {}
-    with ThreadPoolExecutor(streams, thread_name_prefix="es-infer-stream") as pool:
-        try:
-            for group in todo:
-                pending[pool.submit(job, group)] = group
-                if len(pending) >= 2 * streams:
-                    break
-            stopped = False
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                stopped = stopped or stop_requested()
-                for future in finished:
-                    group = pending.pop(future)
+        stopped = False
+        while pending:
+            finished, _ = wait(pending, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
+            if not stopped and stop_requested():
+                stopped = True
+                for future in pending:  # the groups not started yet never run; those running finish
+                    future.cancel()
+            for future in finished:
+                group = pending.pop(future)
+                if not future.cancelled():
                     store(group, future.result())
-                    following = None if stopped else next(todo, None)
-                    if following is not None:
-                        pending[pool.submit(job, following)] = following
-            if stopped:
-                raise Cancelled("stopped between batches: the caller gave up")
-        except KeyboardInterrupt:
-            # keep what the batches still running finish: the interrupt's partial result has them
-            for future in pending:
-                future.cancel()
-            for future, group in pending.items():
-                if not future.cancelled() and future.exception() is None:
-                    store(group, future.result())
-            raise
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+        if stopped:
+            raise Cancelled("stopped between batches: the caller gave up")
+    except KeyboardInterrupt:
+        # keep what the batches still running finish: the interrupt's partial result has them
+        for future in pending:
+            future.cancel()
+        for future, group in pending.items():
+            if not future.cancelled() and future.exception() is None:
+                store(group, future.result())
+        raise
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise

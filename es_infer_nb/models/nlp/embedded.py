@@ -155,6 +155,7 @@ class EmbeddedMiniLM:
         if self.quantize is not None and self.device != "cpu":
             raise ValueError(f"quantize=[{self.quantize}] is dynamic CPU quantization; use device=cpu")
         self._lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()  # a Rust tokenizer must not be entered by two threads at once
         self._tokenizer = None
         self._model = None
         self._encoder: Any = None
@@ -248,13 +249,15 @@ class EmbeddedMiniLM:
         prepared = [t.strip() for t in texts]
         if self.do_lower_case:
             prepared = [t.lower() for t in prepared]
-        encoded = self.tokenizer(
-            prepared,
-            truncation="longest_first" if truncation else False,
-            max_length=self.max_seq_length if truncation else None,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        tokenizer = self.tokenizer
+        with self._tokenize_lock:  # the call sets the tokenizer's truncation: one call at a time
+            encoded = tokenizer(
+                prepared,
+                truncation="longest_first" if truncation else False,
+                max_length=self.max_seq_length if truncation else None,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
         return encoded["input_ids"]
 
     def truncate(self, ids: Sequence[int]) -> list[int]:

@@ -28,6 +28,9 @@ hands each caller exactly its own results, in order.
   documents still queued dropped, and the batch it is in stops between forward passes once every
   caller of that batch has gone (:func:`es_infer_nb.models.run_control.stop_when`); the caller
   returns when the worker has let go of its documents, so nothing runs on for it.
+* ``overlap`` (a deployment: "the running model call has started its last batches on the CPU
+  streams") lets a second worker start the next batch while one runs, two at most: it gathers and
+  prepares its batch while the running one finishes. Without it one worker runs one batch at a time.
 * ``wait_for_room=True`` blocks the caller until the queue has room (back-pressure, for
   in-process callers feeding large inputs in queue-sized chunks) instead of rejecting.
 
@@ -156,9 +159,9 @@ class InferenceBatcher(Generic[T, R]):
         self._running = 0
         self._cond = threading.Condition()
         self._closed = False
-        self._worker: threading.Thread | None = None
+        self._workers: set[threading.Thread] = set()  # one, or MAX_OVERLAP with ``overlap``
         self._active = 0  # batches in the model now
-        self._runners: set[threading.Thread] = set()  # threads running a batch besides the worker
+        self._gathering = False  # a worker is gathering the next batch
         self._last_calls = 0  # calls the previous batch answered
         self._last_model_s = 0.0
         self._calls_at_done = 0  # stats.calls when the previous batch was answered
@@ -233,18 +236,19 @@ class InferenceBatcher(Generic[T, R]):
                 call.taken = len(call.items)
                 self._cond.notify_all()
         future.cancel()
-        current = threading.current_thread()
-        if timeout > 0 and current is not self._worker and current not in self._runners:
+        if timeout > 0 and threading.current_thread() not in self._workers:
             call.idle.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the batches already queued, then stop the worker."""
+        """Finish the batches already queued, then stop the workers."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout)
+            workers = list(self._workers)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> "InferenceBatcher[T, R]":
         return self
@@ -258,9 +262,12 @@ class InferenceBatcher(Generic[T, R]):
 
     # -- the worker --------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._loop, name=f"batcher {self.name}", daemon=True)
-            self._worker.start()
+        """Start the workers (lock held): one, or :data:`MAX_OVERLAP` where batches may overlap, each
+        taking the next batch when it may start and running it on its own thread."""
+        for _ in range((1 if self.overlap is None else MAX_OVERLAP) - len(self._workers)):
+            worker = threading.Thread(target=self._loop, name=f"batcher {self.name}", daemon=True)
+            self._workers.add(worker)
+            worker.start()
 
     def _loop(self) -> None:
         while True:
@@ -268,31 +275,30 @@ class InferenceBatcher(Generic[T, R]):
                 idle_until = time.monotonic() + IDLE_EXIT_S
                 while not (self._pending and self._may_start()):
                     now = time.monotonic()
-                    if not self._pending and not self._active and (self._closed or now >= idle_until):
-                        self._worker = None
+                    if not self._pending and (self._closed or now >= idle_until):
+                        self._workers.discard(threading.current_thread())
                         return
-                    if self._pending:  # a batch runs: look again soon whether the next may start
+                    if self._pending and not self._gathering:  # a batch runs: look again soon
                         self._cond.wait(OVERLAP_POLL_S)
                     else:
                         self._cond.wait(None if self._closed or now >= idle_until else idle_until - now)
-                self._gather()
-                batch = self._take()
+                self._gathering = True
+                try:
+                    self._gather()
+                    batch = self._take()
+                finally:
+                    self._gathering = False
                 size = sum(s.stop - s.start for s in batch)
                 self._running += size
                 self._active += 1
                 self._cond.notify_all()  # room for callers waiting to queue
-            if self.overlap is None or not batch:
-                self._run_and_release(batch, size)
-            else:  # the next batch is gathered (and may start) while this one runs
-                runner = threading.Thread(target=self._run_and_release, args=(batch, size),
-                                          name=f"batch {self.name}", daemon=True)
-                with self._cond:
-                    self._runners.add(runner)
-                runner.start()
+            self._run_and_release(batch, size)
 
     def _may_start(self) -> bool:
-        """Whether a batch may start now (lock held): none runs, or one does and ``overlap`` says the
-        next may start beside it."""
+        """Whether a batch may start now (lock held): no other worker gathers one, and none runs, or
+        one does and ``overlap`` says the next may start beside it."""
+        if self._gathering:
+            return False
         if not self._active:
             return True
         return self._active < MAX_OVERLAP and self.overlap is not None and self.overlap()
@@ -305,7 +311,6 @@ class InferenceBatcher(Generic[T, R]):
             with self._cond:
                 self._running -= size
                 self._active -= 1
-                self._runners.discard(threading.current_thread())
                 self._cond.notify_all()
 
     def _gather(self) -> None:

@@ -254,11 +254,13 @@ def test_overlap_starts_the_next_batch_beside_a_running_one_only_when_it_says_so
         def __init__(self) -> None:
             self.gates: dict[int, threading.Event] = {}
             self.started: list[int] = []
+            self.threads: set[threading.Thread] = set()
             self.lock = threading.Lock()
 
         def __call__(self, items: list[int]) -> list[int]:
             with self.lock:
                 self.started.append(items[0])
+                self.threads.add(threading.current_thread())
                 gate = self.gates.setdefault(items[0], threading.Event())
             assert gate.wait(30)
             return [2 * i for i in items]
@@ -289,8 +291,12 @@ def test_overlap_starts_the_next_batch_beside_a_running_one_only_when_it_says_so
         assert futures[first].result(10) == [2 * i for i in calls[first]]
     model.gates.setdefault(30, threading.Event()).set()
     assert futures[30].result(10) == [2 * i for i in calls[30]]
+    for first in (40, 50, 60):  # more batches: the same two worker threads run them all
+        model.gates.setdefault(first, threading.Event()).set()
+        assert batcher.submit([first]) == [2 * first]
     batcher.close(10)
-    assert batcher.pending == 0 and batcher.stats.batches == 3
+    assert batcher.pending == 0 and batcher.stats.batches == 6
+    assert len(model.threads) <= 2
 
     serial = Held()
     with InferenceBatcher(serial, max_batch_size=4, window_s=0.0, split_calls=False) as one_at_a_time:

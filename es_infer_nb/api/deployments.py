@@ -144,6 +144,7 @@ def assignment(dep: Deployment, node_id: str) -> dict[str, Any]:
     }
     if dep.params.adaptive_allocations:
         out["adaptive_allocations"] = dep.params.adaptive_allocations
+    out["precision"] = dep.precision  # es_infer_nb's own (after ES's fields), as ``_stats`` shows it
     return out
 
 

@@ -207,7 +207,9 @@ def test_precision_of_start_import_and_auto_is_shown_in_stats(monkeypatch, tiny_
     start = "_ml/trained_models/{}/deployment/_start"
     engine.request("POST", start.format("emb"), params={"deployment_id": "auto-avx2"}).raise_for_status()
     assert _stats_precision(engine, "auto-avx2") == "fp32"  # auto on an AVX2-class CPU
-    engine.request("POST", start.format("emb"), params={"deployment_id": "q", "precision": "bf16"}).raise_for_status()
+    started = engine.request("POST", start.format("emb"), params={"deployment_id": "q", "precision": "bf16"})
+    assert started.raise_for_status().body["assignment"]["precision"] == "bf16"  # the _start answer shows it too
+    assert list(started.body["assignment"])[-1] == "precision"  # after ES's fields
     assert _stats_precision(engine, "q") == "bf16"
     engine.request("POST", start.format("emb"), {"deployment_id": "b", "precision": "fp16"}).raise_for_status()
     assert _stats_precision(engine, "b") == "fp16"

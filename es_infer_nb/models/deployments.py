@@ -50,11 +50,11 @@ import platform
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError, not_found
@@ -311,10 +311,9 @@ class Deployment:
         if precision is not None:  # a bad value fails the call here, not in the worker
             resolve_model_precision(precision, resolve_device(device or self.default_device))
         step = max(1, min(self.params.queue_capacity, step or self.params.queue_capacity))
-        starts = iter(range(0, len(docs), step))
         queued: deque[tuple[Future[list[dict[str, Any]]], int]] = deque()
         try:
-            for start in starts:
+            for start in range(0, len(docs), step):
                 chunk = docs[start:start + step]
                 queued.append((self.submit(chunk, update, field, device=device, wait_for_room=True,
                                            precision=precision), len(chunk)))

@@ -166,3 +166,42 @@ def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(eng
     got = np.stack(pipelined["ml.inference.predicted_value"].to_numpy())
     want = np.stack(serial["ml.inference.predicted_value"].to_numpy())
     assert np.array_equal(got, want)
+
+
+def test_concurrent_callers_and_a_frame_on_overlapping_model_calls_each_get_their_own_vectors(engine):
+    """``_infer`` calls from threads of several sizes, and a frame run, at once: model calls gather
+    them and overlap on the CPU streams; every caller's vectors equal those of the same texts run
+    alone, row for row (float32's level: the batches differ)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"text {i}: " + "words about rivers and mountains " * (1 + i % 7) for i in range(900)]
+    frame = pd.Series(texts[:600])
+    calls = [texts[600 + 10 * c: 600 + 10 * c + 1 + c % 10] for c in range(30)]
+    alone = vectors(frame.infer.run(EMBEDDED, engine=engine, progress=False))
+
+    def infer(batch: list[str]) -> np.ndarray:
+        r = engine.request("POST", f"_ml/trained_models/{EMBEDDED}/_infer", {"docs": [{"text_field": t} for t in batch]})
+        assert r.status == 200, r.body
+        return np.array([d["predicted_value"] for d in r.body["inference_results"]], dtype=np.float32)
+
+    expected = [infer(batch) for batch in calls]
+    deployment = engine_deployment(engine)
+    deployment.cache.clear()  # every text through the model again
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(infer, batch) for batch in calls]
+        together = vectors(frame.infer.run(EMBEDDED, engine=engine, progress=False, batch_size=200))
+        got = [f.result(60) for f in futures]
+    assert np.allclose(together, alone, atol=1e-5)
+    for want, have in zip(expected, got):
+        assert have.shape == want.shape and np.allclose(have, want, atol=1e-5)
+    assert deployment.queue.pending == 0
+
+
+def engine_deployment(engine):
+    from es_infer_nb.models.deployments import deployments
+
+    return deployments(engine).for_inference(EMBEDDED)
+
+
+def vectors(out: pd.DataFrame) -> np.ndarray:
+    return np.stack(out["ml.inference.predicted_value"].to_numpy()).astype(np.float32)

@@ -179,10 +179,12 @@ def test_the_encoder_with_the_kernel_matches_transformers_and_torchs_attention(m
     assert torch.equal(fast[~mask], torch.zeros_like(fast[~mask]))
 
 
-@pytest.mark.parametrize(("lengths", "rows"), [([9], 9), ([20, 7], 27), ([30, 5], 64), ([32], 32), ([40, 24], 64)])
+@pytest.mark.parametrize(("lengths", "rows"), [([9], 9), ([20, 7], 27), ([32], 32), ([33], 40), ([30, 5], 40),
+                                              ([40, 24], 64), ([100, 28], 128), ([100, 29], 160), ([120, 90], 224)])
 def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkeypatch, lengths, rows):
     """Packed kernel batches run their projections on a multiple of ROW_BUCKET rows (oneDNN's kernel
-    cache), except batches of at most one bucket's tokens (a single short text: its own row count)."""
+    cache), except batches of at most one bucket's tokens (a single short text: its own row count);
+    up to SMALL_ROWS rows the multiple is SMALL_ROW_BUCKET (a text of 33 tokens: 40 rows, not 64)."""
     _needs_kernel()
     model = _bert()
     batch, length = len(lengths), max(lengths)
@@ -196,7 +198,8 @@ def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkey
     with torch.inference_mode():
         fast = encoder(input_ids, mask)
         want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
-    assert bert_encoder.ROW_BUCKET == 32 and seen == [rows] * 2
+    assert (bert_encoder.ROW_BUCKET, bert_encoder.SMALL_ROWS, bert_encoder.SMALL_ROW_BUCKET) == (32, 128, 8)
+    assert seen == [rows] * 2 and bert_encoder.padded_rows(sum(lengths)) == rows
     torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
 
 

@@ -412,8 +412,8 @@ class BertEncoder(nn.Module):
             keep = mask.reshape(-1).nonzero().squeeze(1)
             h = h[keep]
         tokens = h.shape[0]
-        if use_kernel and padded_rows(tokens) > tokens:
-            h = torch.cat([h, h.new_zeros((padded_rows(tokens) - tokens, self.hidden))])
+        if use_kernel and (rows_run := padded_rows(tokens)) > tokens:
+            h = torch.cat([h, h.new_zeros((rows_run - tokens, self.hidden))])
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
         if keep is not None:

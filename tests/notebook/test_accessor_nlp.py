@@ -125,7 +125,7 @@ def test_interrupted_embedding_run_resumes(engine, monkeypatch):
     pd.testing.assert_frame_equal(out, expected)
 
 
-def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(engine):
+def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(engine, monkeypatch):
     """A frame keeps its next chunk queued; once the running chunk's last batches are on the CPU
     streams, the deployment starts the next one beside it. The answers are exactly those of chunks
     run one at a time, row for row."""
@@ -133,6 +133,15 @@ def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(eng
     import time
 
     from es_infer_nb.models.deployments import deployments
+    from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM
+
+    real_forward = EmbeddedMiniLM._forward
+
+    def steady_forward(self, batch_ids, normalize):  # every batch lasts long enough for the queue to see
+        time.sleep(0.03)  # the last ones on the streams (it looks every 3 ms), however loaded the machine
+        return real_forward(self, batch_ids, normalize)
+
+    monkeypatch.setattr(EmbeddedMiniLM, "_forward", steady_forward)
 
     texts = pd.Series([f"sentence {i} " + "about the weather and the sea " * (1 + i % 5) for i in range(600)])
     texts[:4].infer.run(EMBEDDED, engine=engine, progress=False)  # deploys the model

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -112,3 +113,16 @@ def es_tree_walk(tree: dict[str, Any], x: np.ndarray) -> list[float]:
         node = nodes[node["left_child"] if left else node["right_child"]]
     lv = node["leaf_value"]
     return lv if isinstance(lv, list) else [lv]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.005)
+
+
+def vectors(frame: Any, column: str = "ml.inference.predicted_value") -> np.ndarray:
+    """The embedding column of a ``df.infer.run`` result as one float32 array (a row per document)."""
+    return np.stack([np.asarray(v, dtype=np.float32) for v in frame[column]])

@@ -11,6 +11,7 @@ import pytest
 
 import es_infer_nb  # noqa: F401  (registers the accessors)
 from es_infer_nb.models.nlp.embedded import get_model
+from helpers import vectors
 
 EMBEDDED = "sentence-transformers__all-minilm-l6-v2"
 TEXTS = ["The quick brown fox", "", None, "jumps over the lazy dog", "The quick brown fox"]
@@ -172,9 +173,7 @@ def test_frame_chunks_overlap_on_the_streams_and_answer_as_run_one_at_a_time(eng
         del dep._infer
     assert len(spans) == 2 and spans[1][0] >= spans[0][1]  # one at a time (two chunks: too big to merge)
     assert overlapped == 1  # chunks of ~8 batches each: the second started beside the first
-    got = np.stack(pipelined["ml.inference.predicted_value"].to_numpy())
-    want = np.stack(serial["ml.inference.predicted_value"].to_numpy())
-    assert np.array_equal(got, want)
+    assert np.array_equal(vectors(pipelined), vectors(serial))
 
 
 def test_concurrent_callers_and_a_frame_on_overlapping_model_calls_each_get_their_own_vectors(engine):
@@ -210,7 +209,3 @@ def engine_deployment(engine):
     from es_infer_nb.models.deployments import deployments
 
     return deployments(engine).for_inference(EMBEDDED)
-
-
-def vectors(out: pd.DataFrame) -> np.ndarray:
-    return np.stack(out["ml.inference.predicted_value"].to_numpy()).astype(np.float32)

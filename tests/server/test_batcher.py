@@ -9,6 +9,7 @@ import pytest
 
 from es_infer_nb.errors import ApiError
 from es_infer_nb.models.batcher import InferenceBatcher
+from helpers import wait_until
 
 
 class FakeModel:
@@ -271,18 +272,13 @@ def test_overlap_starts_the_next_batch_beside_a_running_one_only_when_it_says_so
     calls = {first: [first, first + 1] for first in (10, 20, 30)}
     futures = {}
     futures[10] = batcher.submit_async(calls[10])
-    deadline = time.monotonic() + 10
-    while model.started != [10]:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: model.started == [10], "the first batch")
     futures[20] = batcher.submit_async(calls[20])
     futures[30] = batcher.submit_async(calls[30])
     time.sleep(0.1)
     assert model.started == [10] and batcher.queued == 4  # overlap says no: the next waits
     may.set()
-    while model.started != [10, 20]:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: model.started == [10, 20], "the second batch beside the first")
     time.sleep(0.1)
     assert model.started == [10, 20] and batcher.queued == 2  # two at most in the model
     assert batcher.pending == 6  # ES's number_of_pending_requests: queued + in the model
@@ -301,14 +297,12 @@ def test_overlap_starts_the_next_batch_beside_a_running_one_only_when_it_says_so
     serial = Held()
     with InferenceBatcher(serial, max_batch_size=4, window_s=0.0, split_calls=False) as one_at_a_time:
         first = one_at_a_time.submit_async([1])
-        while serial.started != [1]:
-            time.sleep(0.005)
+        wait_until(lambda: serial.started == [1], "the first batch")
         second = one_at_a_time.submit_async([5])
         time.sleep(0.1)
         assert serial.started == [1]  # no overlap: the worker itself runs the batch
         serial.gates[1].set()
         assert first.result(10) == [2]
-        while serial.started != [1, 5]:
-            time.sleep(0.005)
+        wait_until(lambda: serial.started == [1, 5], "the second batch")
         serial.gates[5].set()
         assert second.result(10) == [10]

@@ -9,9 +9,8 @@ behind the batch it is running, and it records every batch it is given.
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -24,6 +23,7 @@ from es_infer_nb import Engine
 from es_infer_nb.models import deployments as deployments_module
 from es_infer_nb.models.doc_columns import DocsResult
 from es_infer_nb.models.nlp_backend import text_input
+from helpers import wait_until
 
 MODEL = "held"
 
@@ -74,12 +74,6 @@ def expected(texts: list[str]) -> list[dict[str, Any]]:
 def queue(engine: Engine):
     return deployments_module.deployments(engine).require(MODEL)
 
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.005)
 
 
 def node_stats(engine: Engine) -> dict[str, Any]:

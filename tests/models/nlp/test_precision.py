@@ -16,6 +16,7 @@ from es_infer_nb.cli import main
 from es_infer_nb.models.nlp import precision as precision_module
 from es_infer_nb.models.nlp.precision import (PRECISIONS, CpuCapability, amx_int8_supported, avx512_supported,
                                                bf16_supported, check_precision, cpu_capability, resolve_precision)
+from helpers import vectors
 
 CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
 MINILM = "sentence-transformers__all-minilm-l6-v2"
@@ -36,10 +37,6 @@ def simulate(monkeypatch: pytest.MonkeyPatch, flags: frozenset[str], *, isa: str
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = a.astype(np.float64), b.astype(np.float64)
     return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
-def vectors(frame: pd.DataFrame, column: str = VECTOR) -> np.ndarray:
-    return np.stack([np.asarray(v, dtype=np.float32) for v in frame[column]])
 
 
 # -- the resolver --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
@@ -11,13 +10,7 @@ import torch
 from es_infer_nb.models.nlp import stream_pool
 from es_infer_nb.models.nlp.batching import run_batches
 from es_infer_nb.models.nlp.stream_pool import StreamPool
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.002)
+from helpers import wait_until
 
 
 def test_the_oldest_runs_jobs_go_first_whatever_order_they_came_in():
@@ -25,14 +18,14 @@ def test_the_oldest_runs_jobs_go_first_whatever_order_they_came_in():
     gate = threading.Event()
     ran: list[tuple[int, int]] = []
     first = pool.submit((0, 0), gate.wait)
-    wait_for(lambda: pool.busy and pool.finishing, "the first job to run")
+    wait_until(lambda: pool.busy and pool.finishing, "the first job to run")
     futures = [pool.submit(p, lambda p=p: ran.append(p)) for p in [(7, 0), (6, 1), (6, 0), (7, 1)]]
     assert not pool.finishing  # jobs wait: the runs on the stream are not at their last batches
     gate.set()
     for future in [first, *futures]:
         future.result(10)
     assert ran == [(6, 0), (6, 1), (7, 0), (7, 1)]
-    wait_for(lambda: not pool.busy, "the pool to go idle")
+    wait_until(lambda: not pool.busy, "the pool to go idle")
     assert not pool.finishing
 
 
@@ -54,7 +47,7 @@ def test_errors_reach_their_job_and_a_cancelled_job_never_runs():
     with pytest.raises(ValueError, match="this group failed"):
         failing.result(10)
     assert kept.result(10) == 7 and ran == ["kept"]
-    wait_for(lambda: not pool.busy, "the pool to go idle")
+    wait_until(lambda: not pool.busy, "the pool to go idle")
 
 
 def test_each_stream_has_its_threads_and_the_process_default_is_left_alone():
@@ -82,7 +75,7 @@ def test_idle_stream_threads_end_and_the_next_job_starts_one(monkeypatch):
     pool = StreamPool(2, 1)
     names = [pool.submit((0, i), lambda: threading.current_thread().name).result(10) for i in range(2)]
     assert all(name.startswith("es-infer-stream") for name in names)
-    wait_for(lambda: pool._workers == 0, "the idle threads to end")  # noqa: SLF001 - the pool's own count
+    wait_until(lambda: pool._workers == 0, "the idle threads to end")  # noqa: SLF001 - the pool's own count
     assert pool.submit((1, 0), lambda: 5).result(10) == 5
 
 
@@ -115,10 +108,10 @@ def test_a_run_started_beside_another_takes_the_streams_only_after_the_older_one
         batching.pool_for = lambda streams, threads: pool  # both runs on the one stream held above
         older = threading.Thread(target=run, args=("a", 6))
         older.start()
-        wait_for(lambda: len(pool._heap) >= 2, "the older run to queue")  # noqa: SLF001
+        wait_until(lambda: len(pool._heap) >= 2, "the older run to queue")  # noqa: SLF001
         later = threading.Thread(target=run, args=("b", 4))
         later.start()
-        wait_for(lambda: len({job[0][0] for job in pool._heap}) == 2, "the later run to queue")  # noqa: SLF001
+        wait_until(lambda: len({job[0][0] for job in pool._heap}) == 2, "the later run to queue")  # noqa: SLF001
         gate.set()
         older.join(10)
         later.join(10)

@@ -48,8 +48,6 @@ MAX_STREAMS = 4
 #: 48-token passes cost twice a 720-token pass's time per token); halving a 32-text call's two groups
 #: of 800-950 tokens made it 10% slower
 MIN_SPLIT_TOKENS = 1024
-
-
 #: how often a run on the streams looks for a stop request while its groups run or wait
 STOP_POLL_S = 0.02
 

@@ -144,19 +144,20 @@ def pool_for(streams: int, threads: int) -> StreamPool:
         return pool
 
 
+def _all_pools() -> list[StreamPool]:
+    with _pools_lock:
+        return list(_pools.values())
+
+
 def streams_busy() -> bool:
     """Whether any pool has a job queued or running."""
-    with _pools_lock:
-        pools = list(_pools.values())
-    return any(pool.busy for pool in pools)
+    return any(pool.busy for pool in _all_pools())
 
 
 def streams_finishing() -> bool:
     """Whether a pool's runs have all started their last batches (a deployment's queue then starts its
     next model call: it tokenizes while they run, and its batches take the streams they free)."""
-    with _pools_lock:
-        pools = list(_pools.values())
-    return any(pool.finishing for pool in pools)
+    return any(pool.finishing for pool in _all_pools())
 
 
 def _forget_pools() -> None:

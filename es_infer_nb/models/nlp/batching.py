@@ -102,8 +102,8 @@ def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch:
 
 def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int) -> None:
     """Split ``groups`` in place for ``streams`` (see :func:`plan_batches`): one group stays whole
-    (it runs on the calling thread with all of torch's threads), and so does a group under
-    :data:`MIN_SPLIT_TOKENS`."""
+    (it runs on all of torch's threads, unless another run has the streams), and so does a group
+    under :data:`MIN_SPLIT_TOKENS`."""
     def size(i: int) -> int:
         return max(int(lengths[i]), 1)
 

@@ -1,7 +1,8 @@
 """The fast BERT encoder in a concrete precision: one builder for the embedded MiniLM and for imported
 plain-BERT models (text_embedding / pass_through heads), so both run the same code.
 
-* ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`);
+* ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`),
+  the first layer's Q/K/V projection from tables of the embeddings (:mod:`.native_embedding`);
 * ``bf16``: on CPU the projections, attention and residual stream in bfloat16 with float32 softmax
   and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
 * ``fp16``: float16 throughout;
@@ -36,4 +37,5 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
         encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN) and residuals
     elif device == "cpu" and precision == "fp32":
         encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
+        encoder.use_embedding_tables()  # the first layer's Q/K/V from tables of the embeddings
     return encoder

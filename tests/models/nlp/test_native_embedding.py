@@ -1,0 +1,168 @@
+"""The embeddings + first Q/K/V projection kernel of the fast BERT encoder
+(es_infer_nb.models.nlp.native_embedding): the same numbers as the layer norm and the GEMM it replaces,
+in every batch layout the encoder runs, AVX-512 and AVX2 builds; used only where it applies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from es_infer_nb.models import native_build
+from es_infer_nb.models.nlp import native_embedding
+from es_infer_nb.models.nlp.bert_encoder import BertEncoder
+from es_infer_nb.models.nlp.fast_encoder import build_encoder
+
+
+def _needs_kernel() -> None:
+    if native_build.compiler_path() is None:
+        pytest.skip("no C compiler on this machine: the encoder runs the first projection as a GEMM")
+    assert native_embedding.kernel() is not None, "a C compiler is present, so the embedding kernel must build"
+
+
+def _parts(hidden: int = 32, width: int = 96, vocab: int = 50, positions: int = 40, seed: int = 0):
+    torch.manual_seed(seed)
+    word = torch.randn(vocab, hidden) + 0.5  # a mean far from zero: the regrouping's cancellation shows
+    position = torch.randn(positions, hidden) * 0.3
+    type0 = torch.randn(hidden) * 0.1
+    norm = nn.LayerNorm(hidden, eps=1e-12)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_(0, 0.2)
+    projection = nn.Linear(hidden, width)
+    return word, position, type0, norm, projection
+
+
+def _reference(word, position, type0, norm, projection, ids, positions):
+    """float64: the layer norm of the summed embeddings and the projection of it."""
+    x = (word[ids] + position[positions] + type0).double()
+    h = nn.functional.layer_norm(x, x.shape[-1:], norm.weight.double(), norm.bias.double(), norm.eps)
+    return h, nn.functional.linear(h, projection.weight.double(), projection.bias.double())
+
+
+def test_the_kernel_equals_the_layer_norm_and_the_projection_and_zeroes_padding_rows():
+    _needs_kernel()
+    parts = _parts()
+    tables = native_embedding.build_tables(*parts)
+    assert tables is not None and tables.tword.shape == (50, 96) and tables.tpos.shape == (40, 96)
+    ids = torch.tensor([3, 0, 49, 7, 7, 12, 30])
+    positions = torch.tensor([0, 1, 2, 0, 39, 5, 1])
+    with torch.inference_mode():
+        h, proj = native_embedding.embed(tables, ids, positions, rows=10)
+        want_h, want_proj = _reference(*parts, ids, positions)
+        gemm = parts[4](h[:7])  # what the encoder computed before: the GEMM of the float32 layer norm
+    assert h.shape == (10, 32) and proj.shape == (10, 96)
+    torch.testing.assert_close(h[:7].double(), want_h, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(proj[:7].double(), want_proj, atol=1e-5, rtol=1e-5)
+    # the regrouped arithmetic is as close to float64 as the GEMM it replaces
+    assert (proj[:7].double() - want_proj).abs().max() <= 4 * (gemm.double() - want_proj).abs().max() + 1e-6
+    assert not h[7:].any() and not proj[7:].any()  # the rows past the tokens: zeros
+
+
+def test_ids_and_positions_outside_the_tables_are_refused():
+    _needs_kernel()
+    tables = native_embedding.build_tables(*_parts())
+    with pytest.raises(IndexError, match=r"token ids must be in \[0, 50\)"):
+        native_embedding.embed(tables, torch.tensor([1, 50]), torch.tensor([0, 1]), rows=2)
+    with pytest.raises(IndexError, match="positions"):
+        native_embedding.embed(tables, torch.tensor([1, 2]), torch.tensor([0, 40]), rows=2)
+    with pytest.raises(IndexError):
+        native_embedding.embed(tables, torch.tensor([-1]), torch.tensor([0]), rows=1)
+
+
+def test_tables_are_built_only_where_the_kernel_applies(monkeypatch):
+    _needs_kernel()
+    word, position, type0, norm, projection = _parts()
+    assert native_embedding.build_tables(word, position, type0, norm, nn.Linear(32, 96, bias=False)) is None
+    bf16 = nn.Linear(32, 96).to(torch.bfloat16)
+    assert native_embedding.build_tables(word, position, type0, norm, bf16) is None
+    odd = _parts(hidden=24, width=72)  # not a multiple of the kernel's vectors
+    assert native_embedding.build_tables(*odd) is None
+    monkeypatch.setattr(native_embedding, "MAX_TABLE_BYTES", 50 * 96 * 4 - 1)  # a word table too large
+    assert native_embedding.build_tables(word, position, type0, norm, projection) is None
+    monkeypatch.setattr(native_embedding, "MAX_TABLE_BYTES", 50 * 96 * 4)
+    assert native_embedding.build_tables(word, position, type0, norm, projection) is not None
+    monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
+    assert native_embedding.build_tables(word, position, type0, norm, projection) is None
+
+
+def test_the_avx2_build_gives_the_same_answers(monkeypatch, tmp_path):
+    _needs_kernel()
+    parts = _parts(seed=3)
+    tables = native_embedding.build_tables(*parts)
+    ids, positions = torch.tensor([4, 8, 15, 16, 23, 42]), torch.tensor([0, 1, 2, 3, 4, 5])
+    want = native_embedding.embed(tables, ids, positions, rows=6)
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native_embedding, "_state", {})
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "avx2")
+    got = native_embedding.embed(tables, ids, positions, rows=6)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def _bert(hidden: int = 64, heads: int = 4):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(7)
+    config = BertConfig(vocab_size=120, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
+                        intermediate_size=128, max_position_embeddings=300)
+    return BertModel(config, add_pooling_layer=False).eval()
+
+
+def _batch(lengths: list[int], vocab: int = 120) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(sum(lengths))
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.int64)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(1, vocab, (n,))
+        mask[i, :n] = 1
+    return ids, mask
+
+
+# uniform (no padding), padded + packed with the attention kernel, and texts past the kernel's limit
+# (torch's attention: packed projections when padding is > 10%, the padded layout when it is not)
+@pytest.mark.parametrize("lengths", [[6, 6, 6], [9, 3, 1, 7], [200, 4], [200, 190]])
+def test_the_fp32_encoder_with_the_tables_equals_it_without_and_transformers(lengths):
+    _needs_kernel()
+    bert = _bert()
+    encoder = build_encoder(bert, "fp32", "cpu")
+    assert encoder.embedding_tables is not None
+    ids, mask = _batch(lengths)
+    with torch.inference_mode():
+        fast = encoder(ids, mask)
+        tables, encoder.embedding_tables = encoder.embedding_tables, None
+        plain = encoder(ids, mask)
+        encoder.embedding_tables = tables
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    keep = mask.bool()
+    # padding positions too: zeros where packed, the padded layout's values where not
+    torch.testing.assert_close(fast, plain, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(fast[keep], want[keep], atol=2e-5, rtol=1e-4)
+
+
+def test_token_types_and_swapped_projections_run_without_the_tables(monkeypatch):
+    _needs_kernel()
+    bert = _bert()
+    encoder = build_encoder(bert, "fp32", "cpu")
+    ids, mask = _batch([5, 8])
+    types = torch.zeros_like(ids)
+    types[:, 3:] = 1
+    calls = []
+    monkeypatch.setattr(native_embedding, "embed", lambda *a, **k: calls.append(a) or pytest.fail("tables used"))
+    with torch.inference_mode():
+        got = encoder(ids, mask, types)  # pairs: type 1 rows, which the tables do not hold
+        want = bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], want[keep], atol=2e-5, rtol=1e-4)
+    encoder.use_bf16()  # the first projection swapped after the tables were built: they are not used
+    with torch.inference_mode():
+        encoder(ids, mask)
+    assert not calls
+
+
+def test_only_the_cpu_fp32_encoder_gets_tables():
+    _needs_kernel()
+    bert = _bert()
+    assert build_encoder(bert, "fp32", "cpu").embedding_tables is not None
+    assert build_encoder(bert, "bf16", "cpu").embedding_tables is None
+    assert BertEncoder(bert).embedding_tables is None  # opt-in: use_embedding_tables()

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import native_attention, native_embedding
+from . import native_attention, native_norm
 from .precision import avx512_supported
 
 __all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "supports"]
@@ -290,6 +290,8 @@ class _Layer(nn.Module):
         self.ffn_in = _copy_linear(layer.intermediate.dense)
         self.ffn_out = _copy_linear(layer.output.dense)
         self.ffn_norm = _copy_norm(layer.output.LayerNorm)
+        #: the layer norms run in place in C (float32 CPU rows, :mod:`.native_norm`)
+        self.native_norms = False
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
                   packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None,
@@ -320,11 +322,18 @@ class _Layer(nn.Module):
         """``packed``: the real tokens' row indices and the batch's padded-layout buffers for the fused
         projection's output (by dtype), shared by all layers; ``native``: each text's first row and
         length in ``h`` when the C kernel runs attention (:mod:`.native_attention`); ``qkv``: the fused
-        projection of ``h`` when already computed (the first layer's, from :mod:`.native_embedding`)."""
+        projection of ``h`` when already computed (the first layer's, from :mod:`.native_norm`)."""
         context = self.attention(h, shape, bias, rows, packed, native, qkv)
-        h = self.attn_norm(_accumulate(self.attn_out, context, h, rows))
+        h = self._norm(self.attn_norm, _accumulate(self.attn_out, context, h, rows))
         inner = _gelu(self.ffn_in, h, rows)
-        return self.ffn_norm(_accumulate(self.ffn_out, inner, h, rows))
+        return self._norm(self.ffn_norm, _accumulate(self.ffn_out, inner, h, rows))
+
+    def _norm(self, norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        """``norm(x)``; in place in the C kernel where :attr:`native_norms` (``x``: a residual sum nobody
+        else reads)."""
+        if self.native_norms and native_norm.usable(x, norm):
+            return native_norm.layer_norm_(x, norm)
+        return norm(x)
 
 
 class BertEncoder(nn.Module):
@@ -349,7 +358,7 @@ class BertEncoder(nn.Module):
         #: the dtype of the residual stream between layers when it differs from the weights' (bf16 projections)
         self.residual_dtype: torch.dtype | None = None
         #: the first layer's Q/K/V projection as tables of the embeddings (:meth:`use_embedding_tables`)
-        self.embedding_tables: native_embedding.EmbeddingTables | None = None
+        self.embedding_tables: native_norm.EmbeddingTables | None = None
         self.eval()
 
     def use_bf16(self) -> bool:
@@ -372,15 +381,23 @@ class BertEncoder(nn.Module):
 
     def use_embedding_tables(self) -> bool:
         """Compute the first layer's Q/K/V projection from tables of the embeddings (float32 on CPU,
-        :mod:`.native_embedding`: 4.2% fewer FLOPs per token for MiniLM-L6, the word table 141 MB);
+        :mod:`.native_norm`: 4.2% fewer FLOPs per token for MiniLM-L6, the word table 141 MB);
         returns whether it will. Call it last: tables of a projection swapped later are not used."""
         tables = None
         if len(self.layers):
-            tables = native_embedding.build_tables(
+            tables = native_norm.build_tables(
                 self.word_embeddings.weight, self.position_embeddings.weight, self.token_type_embeddings.weight[0],
                 self.embedding_norm, self.layers[0].qkv)
         self.embedding_tables = tables
         return tables is not None
+
+    def use_native_norms(self) -> bool:
+        """Run the layers' layer norms in place in C on float32 CPU rows (:func:`.native_norm.layer_norm_`:
+        ~half of ATen's time, one pass over a row in cache instead of a new tensor); returns whether it will."""
+        usable = native_norm.kernel() is not None and self.hidden % native_norm.VECTOR_MULTIPLE == 0
+        for layer in self.layers:
+            layer.native_norms = usable
+        return usable and len(self.layers) > 0
 
     def use_onednn(self) -> bool:
         """Run the (CPU, float32 or bfloat16, not quantized) projections through :class:`OneDNNLinear`;
@@ -465,7 +482,7 @@ class BertEncoder(nn.Module):
             positions = torch.arange(length).repeat(batch)
             if keep is not None:
                 ids, positions = ids[keep], positions[keep]
-            return native_embedding.embed(tables, ids, positions, rows)
+            return native_norm.embed(tables, ids, positions, rows)
         types = (self.token_type_embeddings.weight[0] if token_type_ids is None
                  else self.token_type_embeddings(token_type_ids))
         h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types

@@ -2,7 +2,7 @@
 plain-BERT models (text_embedding / pass_through heads), so both run the same code.
 
 * ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`),
-  the first layer's Q/K/V projection from tables of the embeddings (:mod:`.native_embedding`);
+  the first layer's Q/K/V projection from tables of the embeddings and the layer norms in C (:mod:`.native_norm`);
 * ``bf16``: on CPU the projections, attention and residual stream in bfloat16 with float32 softmax
   and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
 * ``fp16``: float16 throughout;
@@ -38,4 +38,5 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
     elif device == "cpu" and precision == "fp32":
         encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
         encoder.use_embedding_tables()  # the first layer's Q/K/V from tables of the embeddings
+        encoder.use_native_norms()  # the layer norms in place in C
     return encoder

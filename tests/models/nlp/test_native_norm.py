@@ -1,6 +1,7 @@
-"""The embeddings + first Q/K/V projection kernel of the fast BERT encoder
-(es_infer_nb.models.nlp.native_embedding): the same numbers as the layer norm and the GEMM it replaces,
-in every batch layout the encoder runs, AVX-512 and AVX2 builds; used only where it applies."""
+"""The C layer norms of the fast BERT encoder (es_infer_nb.models.nlp.native_norm): the in-place layer
+norm and the embeddings + first Q/K/V projection kernel give the numbers of ATen's layer norm and the
+GEMM they replace, in every batch layout the encoder runs, AVX-512 and AVX2 builds; used only where
+they apply."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from es_infer_nb.models import native_build
-from es_infer_nb.models.nlp import native_embedding
+from es_infer_nb.models.nlp import native_norm
 from es_infer_nb.models.nlp.bert_encoder import BertEncoder
 from es_infer_nb.models.nlp.fast_encoder import build_encoder
 
@@ -17,7 +18,7 @@ from es_infer_nb.models.nlp.fast_encoder import build_encoder
 def _needs_kernel() -> None:
     if native_build.compiler_path() is None:
         pytest.skip("no C compiler on this machine: the encoder runs the first projection as a GEMM")
-    assert native_embedding.kernel() is not None, "a C compiler is present, so the embedding kernel must build"
+    assert native_norm.kernel() is not None, "a C compiler is present, so the embedding kernel must build"
 
 
 def _parts(hidden: int = 32, width: int = 96, vocab: int = 50, positions: int = 40, seed: int = 0):
@@ -43,12 +44,12 @@ def _reference(word, position, type0, norm, projection, ids, positions):
 def test_the_kernel_equals_the_layer_norm_and_the_projection_and_zeroes_padding_rows():
     _needs_kernel()
     parts = _parts()
-    tables = native_embedding.build_tables(*parts)
+    tables = native_norm.build_tables(*parts)
     assert tables is not None and tables.tword.shape == (50, 96) and tables.tpos.shape == (40, 96)
     ids = torch.tensor([3, 0, 49, 7, 7, 12, 30])
     positions = torch.tensor([0, 1, 2, 0, 39, 5, 1])
     with torch.inference_mode():
-        h, proj = native_embedding.embed(tables, ids, positions, rows=10)
+        h, proj = native_norm.embed(tables, ids, positions, rows=10)
         want_h, want_proj = _reference(*parts, ids, positions)
         gemm = parts[4](h[:7])  # what the encoder computed before: the GEMM of the float32 layer norm
     assert h.shape == (10, 32) and proj.shape == (10, 96)
@@ -59,43 +60,66 @@ def test_the_kernel_equals_the_layer_norm_and_the_projection_and_zeroes_padding_
     assert not h[7:].any() and not proj[7:].any()  # the rows past the tokens: zeros
 
 
+def test_the_layer_norm_runs_in_place_on_strided_rows_as_atens_does():
+    _needs_kernel()
+    _, _, _, norm, _ = _parts(hidden=48)
+    torch.manual_seed(2)
+    base = torch.randn(9, 64) * 3 + 1
+    x = base[:, 8:56]  # rows of 48 floats with a row stride of 64: a view
+    outside = torch.cat([base[:, :8], base[:, 56:]], dim=1).clone()
+    assert native_norm.usable(x, norm)
+    with torch.inference_mode():
+        want = norm(x.clone())
+        exact = nn.functional.layer_norm(x.double(), (48,), norm.weight.double(), norm.bias.double(), norm.eps)
+        out = native_norm.layer_norm_(x, norm)
+    assert out.data_ptr() == x.data_ptr() and torch.equal(base[:, 8:56], out)  # written where it was
+    torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+    assert (out.double() - exact).abs().max() <= 2 * (want.double() - exact).abs().max() + 1e-7
+    assert torch.equal(torch.cat([base[:, :8], base[:, 56:]], dim=1), outside)  # the columns around: untouched
+    # where it does not run: other dtypes, sizes, layouts or norms
+    assert not native_norm.usable(x.bfloat16(), norm)
+    assert not native_norm.usable(torch.randn(3, 40), nn.LayerNorm(40))
+    assert not native_norm.usable(torch.randn(48, 3).t(), norm)
+    assert not native_norm.usable(torch.randn(3, 48), nn.LayerNorm(48, elementwise_affine=False))
+
+
 def test_ids_and_positions_outside_the_tables_are_refused():
     _needs_kernel()
-    tables = native_embedding.build_tables(*_parts())
+    tables = native_norm.build_tables(*_parts())
     with pytest.raises(IndexError, match=r"token ids must be in \[0, 50\)"):
-        native_embedding.embed(tables, torch.tensor([1, 50]), torch.tensor([0, 1]), rows=2)
+        native_norm.embed(tables, torch.tensor([1, 50]), torch.tensor([0, 1]), rows=2)
     with pytest.raises(IndexError, match="positions"):
-        native_embedding.embed(tables, torch.tensor([1, 2]), torch.tensor([0, 40]), rows=2)
+        native_norm.embed(tables, torch.tensor([1, 2]), torch.tensor([0, 40]), rows=2)
     with pytest.raises(IndexError):
-        native_embedding.embed(tables, torch.tensor([-1]), torch.tensor([0]), rows=1)
+        native_norm.embed(tables, torch.tensor([-1]), torch.tensor([0]), rows=1)
 
 
 def test_tables_are_built_only_where_the_kernel_applies(monkeypatch):
     _needs_kernel()
     word, position, type0, norm, projection = _parts()
-    assert native_embedding.build_tables(word, position, type0, norm, nn.Linear(32, 96, bias=False)) is None
+    assert native_norm.build_tables(word, position, type0, norm, nn.Linear(32, 96, bias=False)) is None
     bf16 = nn.Linear(32, 96).to(torch.bfloat16)
-    assert native_embedding.build_tables(word, position, type0, norm, bf16) is None
+    assert native_norm.build_tables(word, position, type0, norm, bf16) is None
     odd = _parts(hidden=24, width=72)  # not a multiple of the kernel's vectors
-    assert native_embedding.build_tables(*odd) is None
-    monkeypatch.setattr(native_embedding, "MAX_TABLE_BYTES", 50 * 96 * 4 - 1)  # a word table too large
-    assert native_embedding.build_tables(word, position, type0, norm, projection) is None
-    monkeypatch.setattr(native_embedding, "MAX_TABLE_BYTES", 50 * 96 * 4)
-    assert native_embedding.build_tables(word, position, type0, norm, projection) is not None
+    assert native_norm.build_tables(*odd) is None
+    monkeypatch.setattr(native_norm, "MAX_TABLE_BYTES", 50 * 96 * 4 - 1)  # a word table too large
+    assert native_norm.build_tables(word, position, type0, norm, projection) is None
+    monkeypatch.setattr(native_norm, "MAX_TABLE_BYTES", 50 * 96 * 4)
+    assert native_norm.build_tables(word, position, type0, norm, projection) is not None
     monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
-    assert native_embedding.build_tables(word, position, type0, norm, projection) is None
+    assert native_norm.build_tables(word, position, type0, norm, projection) is None
 
 
 def test_the_avx2_build_gives_the_same_answers(monkeypatch, tmp_path):
     _needs_kernel()
     parts = _parts(seed=3)
-    tables = native_embedding.build_tables(*parts)
+    tables = native_norm.build_tables(*parts)
     ids, positions = torch.tensor([4, 8, 15, 16, 23, 42]), torch.tensor([0, 1, 2, 3, 4, 5])
-    want = native_embedding.embed(tables, ids, positions, rows=6)
+    want = native_norm.embed(tables, ids, positions, rows=6)
     monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
-    monkeypatch.setattr(native_embedding, "_state", {})
+    monkeypatch.setattr(native_norm, "_state", {})
     monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", "avx2")
-    got = native_embedding.embed(tables, ids, positions, rows=6)
+    got = native_norm.embed(tables, ids, positions, rows=6)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
@@ -122,17 +146,19 @@ def _batch(lengths: list[int], vocab: int = 120) -> tuple[torch.Tensor, torch.Te
 # uniform (no padding), padded + packed with the attention kernel, and texts past the kernel's limit
 # (torch's attention: packed projections when padding is > 10%, the padded layout when it is not)
 @pytest.mark.parametrize("lengths", [[6, 6, 6], [9, 3, 1, 7], [200, 4], [200, 190]])
-def test_the_fp32_encoder_with_the_tables_equals_it_without_and_transformers(lengths):
+def test_the_fp32_encoder_with_the_c_norms_equals_it_without_and_transformers(lengths):
     _needs_kernel()
     bert = _bert()
     encoder = build_encoder(bert, "fp32", "cpu")
     assert encoder.embedding_tables is not None
     ids, mask = _batch(lengths)
+    assert all(layer.native_norms for layer in encoder.layers)
     with torch.inference_mode():
         fast = encoder(ids, mask)
-        tables, encoder.embedding_tables = encoder.embedding_tables, None
-        plain = encoder(ids, mask)
-        encoder.embedding_tables = tables
+        encoder.embedding_tables = None
+        for layer in encoder.layers:
+            layer.native_norms = False
+        plain = encoder(ids, mask)  # ATen's layer norms and the first projection's GEMM
         want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
     keep = mask.bool()
     # padding positions too: zeros where packed, the padded layout's values where not
@@ -148,7 +174,7 @@ def test_token_types_and_swapped_projections_run_without_the_tables(monkeypatch)
     types = torch.zeros_like(ids)
     types[:, 3:] = 1
     calls = []
-    monkeypatch.setattr(native_embedding, "embed", lambda *a, **k: calls.append(a) or pytest.fail("tables used"))
+    monkeypatch.setattr(native_norm, "embed", lambda *a, **k: calls.append(a) or pytest.fail("tables used"))
     with torch.inference_mode():
         got = encoder(ids, mask, types)  # pairs: type 1 rows, which the tables do not hold
         want = bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
@@ -160,9 +186,11 @@ def test_token_types_and_swapped_projections_run_without_the_tables(monkeypatch)
     assert not calls
 
 
-def test_only_the_cpu_fp32_encoder_gets_tables():
+def test_only_the_cpu_fp32_encoder_gets_tables_and_c_norms():
     _needs_kernel()
     bert = _bert()
     assert build_encoder(bert, "fp32", "cpu").embedding_tables is not None
-    assert build_encoder(bert, "bf16", "cpu").embedding_tables is None
-    assert BertEncoder(bert).embedding_tables is None  # opt-in: use_embedding_tables()
+    bf16 = build_encoder(bert, "bf16", "cpu")
+    assert bf16.embedding_tables is None and not any(layer.native_norms for layer in bf16.layers)
+    plain = BertEncoder(bert)  # opt-in: use_embedding_tables(), use_native_norms()
+    assert plain.embedding_tables is None and not any(layer.native_norms for layer in plain.layers)

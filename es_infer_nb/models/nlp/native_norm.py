@@ -1,6 +1,12 @@
-"""The embeddings of the fast BERT encoder and its first layer's Q/K/V projection from tables, in one C pass.
+"""Layer norms of the fast BERT encoder in C: every layer's, in place, and the embeddings' with the first
+layer's Q/K/V projection computed from tables in the same pass.
 
-The first layer's fused Q/K/V projection reads ``LN(x)`` with ``x = word[id] + position[p] + type[0]``.
+:func:`layer_norm_` normalises float32 rows where they are (the residual sum the output projection just
+wrote: nobody else reads it): one pass over each row in cache, no new tensor. Measured on rows of the
+bench corpus's 1,024-token batches, one thread: 82 us where ATen's layer norm takes 150 us; the encoder
+end to end 0.1-1.9% faster (three interleaved rounds).
+
+:func:`embed`: the first layer's fused Q/K/V projection reads ``LN(x)`` with ``x = word[id] + position[p] + type[0]``.
 Layer norm is ``gamma * (x - mean) * rstd + beta``, so with ``A = W diag(gamma)`` the projection is
 
     ``W LN(x) + b = (A word[id] + A position[p] + A type[0] - mean * A 1) * rstd + (W beta + b)``
@@ -16,7 +22,7 @@ largest error vs 6.3e-6 for the GEMM on the bench corpus).
 One call per batch computes, row by row, the summed embeddings, their layer norm (the residual stream's
 first rows, ``h``) and the projection: the per-row mean and ``rstd`` it needs are the layer norm's own.
 Built once per machine by :func:`..native_build.compile_library`; ``None`` from :func:`kernel` (no
-compiler, a failed build, ``ES_INFER_NB_NO_NATIVE``) means the encoder runs the GEMM.
+compiler, a failed build, ``ES_INFER_NB_NO_NATIVE``) means the encoder runs ATen's layer norms and the GEMM.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 
 from ..native_build import compile_library, load_once
 
-__all__ = ["MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel"]
+__all__ = ["MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
 
 #: the largest word table built (bytes): BERT-base's (30,522 x 2,304 floats, 281 MB, for 2.1% of its
 #: FLOPs) is not; MiniLM-L6's (141 MB, 4.2%) is
@@ -53,6 +59,24 @@ typedef float vf __attribute__((vector_size(W * 4)));
 static inline vf ld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void st(float *p, vf v) { memcpy(p, &v, sizeof v); }
 static inline float hsum(vf v) { float s = 0.0f; for (int l = 0; l < W; l++) s += v[l]; return s; }
+
+/* rows lo..hi-1 of x (n floats each, row stride xs) layer-normed into y (stride ys); in place when y is x */
+int es_layer_norm(int64_t lo, int64_t hi, const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
+                  const float *gamma, const float *beta, float eps) {
+    if (n % W) return 2;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *xr = x + r * xs;
+        float *yr = y + r * ys;
+        vf s = (vf){0};
+        for (int64_t j = 0; j < n; j += W) s += ld(xr + j);
+        const float mean = hsum(s) / (float)n;
+        vf q = (vf){0};
+        for (int64_t j = 0; j < n; j += W) { const vf d = ld(xr + j) - mean; q += d * d; }
+        const float rstd = 1.0f / sqrtf(hsum(q) / (float)n + eps);
+        for (int64_t j = 0; j < n; j += W) st(yr + j, (ld(xr + j) - mean) * rstd * ld(gamma + j) + ld(beta + j));
+    }
+    return 0;
+}
 
 /* rows lo..hi-1: h[r] = layer_norm(word[ids[r]] + position[pos[r]] + type0) and
    proj[r] = (tword[ids[r]] + tpos[pos[r]] - mean * a1) * rstd + c; a row whose id is negative is
@@ -102,12 +126,36 @@ def _bind(lib: ctypes.CDLL) -> None:
     p, i = ctypes.c_void_p, ctypes.c_int64
     fn.argtypes = [i, i, p, p, i, i, p, p, p, p, p, ctypes.c_float, p, p, p, p, p, p]
     fn.restype = ctypes.c_int
+    fn = lib.es_layer_norm
+    fn.argtypes = [i, i, p, i, p, i, i, p, p, ctypes.c_float]
+    fn.restype = ctypes.c_int
 
 
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
     return load_once(_state, _lock, lambda: compile_library(
         SOURCE, "es_embed", _bind, "BERT embeddings", name="embedding", flags=FLAGS))
+
+
+def usable(x: torch.Tensor, norm: torch.nn.LayerNorm) -> bool:
+    """Whether :func:`layer_norm_` runs ``norm`` on ``x`` here (float32 CPU rows of a size it takes)."""
+    return (x.dtype is torch.float32 and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
+            and x.shape[1] % VECTOR_MULTIPLE == 0 and norm.weight is not None and norm.bias is not None
+            and norm.weight.dtype is torch.float32 and tuple(norm.normalized_shape) == (x.shape[1],)
+            and kernel() is not None)
+
+
+def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    """``norm(x)`` written into ``x`` (rows of floats: see :func:`usable`), ``x`` returned."""
+    lib = kernel()
+    if lib is None:
+        raise RuntimeError("the native layer norm kernel is not available here")
+    rows, n = x.shape
+    code = lib.es_layer_norm(0, rows, x.data_ptr(), x.stride(0), x.data_ptr(), x.stride(0), n,
+                             norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
+    if code:
+        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats")
+    return x
 
 
 @dataclass(frozen=True)

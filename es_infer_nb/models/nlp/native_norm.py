@@ -60,15 +60,22 @@ static inline vf ld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void st(float *p, vf v) { memcpy(p, &v, sizeof v); }
 static inline float hsum(vf v) { float s = 0.0f; for (int l = 0; l < W; l++) s += v[l]; return s; }
 
-/* rows lo..hi-1 of x (n floats each, row stride xs) layer-normed into y (stride ys); in place when y is x */
-int es_layer_norm(int64_t lo, int64_t hi, const float *x, int64_t xs, float *y, int64_t ys, int64_t n,
-                  const float *gamma, const float *beta, float eps) {
+/* rows lo..hi-1 of x (n floats each, row stride xs), plus those of res (stride rs) when res is not NULL,
+   layer-normed into y (stride ys); in place when y is x */
+int es_layer_norm(int64_t lo, int64_t hi, const float *x, int64_t xs, const float *res, int64_t rs, float *y,
+                  int64_t ys, int64_t n, const float *gamma, const float *beta, float eps) {
     if (n % W) return 2;
     for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * xs;
         float *yr = y + r * ys;
         vf s = (vf){0};
-        for (int64_t j = 0; j < n; j += W) s += ld(xr + j);
+        if (res) {
+            const float *rr = res + r * rs;
+            for (int64_t j = 0; j < n; j += W) { const vf v = ld(xr + j) + ld(rr + j); st(yr + j, v); s += v; }
+            xr = yr;
+        } else {
+            for (int64_t j = 0; j < n; j += W) s += ld(xr + j);
+        }
         const float mean = hsum(s) / (float)n;
         vf q = (vf){0};
         for (int64_t j = 0; j < n; j += W) { const vf d = ld(xr + j) - mean; q += d * d; }
@@ -127,7 +134,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     fn.argtypes = [i, i, p, p, i, i, p, p, p, p, p, ctypes.c_float, p, p, p, p, p, p]
     fn.restype = ctypes.c_int
     fn = lib.es_layer_norm
-    fn.argtypes = [i, i, p, i, p, i, i, p, p, ctypes.c_float]
+    fn.argtypes = [i, i, p, i, p, i, p, i, i, p, p, ctypes.c_float]
     fn.restype = ctypes.c_int
 
 
@@ -145,13 +152,20 @@ def usable(x: torch.Tensor, norm: torch.nn.LayerNorm) -> bool:
             and kernel() is not None)
 
 
-def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
-    """``norm(x)`` written into ``x`` (rows of floats: see :func:`usable`), ``x`` returned."""
+def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``norm(x)``, or ``norm(x + residual)``, written into ``x`` (rows of floats: see :func:`usable`;
+    ``residual`` of the same shape), ``x`` returned."""
     lib = kernel()
     if lib is None:
         raise RuntimeError("the native layer norm kernel is not available here")
     rows, n = x.shape
-    code = lib.es_layer_norm(0, rows, x.data_ptr(), x.stride(0), x.data_ptr(), x.stride(0), n,
+    res, res_stride = None, 0
+    if residual is not None:
+        if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
+            raise ValueError(f"the residual must be float rows shaped like x {tuple(x.shape)}, "
+                             f"not {residual.dtype} {tuple(residual.shape)}")
+        res, res_stride = residual.data_ptr(), residual.stride(0)
+    code = lib.es_layer_norm(0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
                              norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
     if code:
         raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats")

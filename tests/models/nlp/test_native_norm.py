@@ -76,6 +76,16 @@ def test_the_layer_norm_runs_in_place_on_strided_rows_as_atens_does():
     torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
     assert (out.double() - exact).abs().max() <= 2 * (want.double() - exact).abs().max() + 1e-7
     assert torch.equal(torch.cat([base[:, :8], base[:, 56:]], dim=1), outside)  # the columns around: untouched
+    # with a residual: norm(x + residual), still in place, the residual untouched
+    y, residual = torch.randn(5, 48) * 2, torch.randn(5, 48) + 3
+    kept = residual.clone()
+    with torch.inference_mode():
+        want = norm(y + residual)
+        out = native_norm.layer_norm_(y, norm, residual=residual)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(residual, kept)
+    torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="residual"):
+        native_norm.layer_norm_(y, norm, residual=torch.randn(4, 48))
     # where it does not run: other dtypes, sizes, layouts or norms
     assert not native_norm.usable(x.bfloat16(), norm)
     assert not native_norm.usable(torch.randn(3, 40), nn.LayerNorm(40))

@@ -17,7 +17,10 @@ kernel's BRGEMMs win on long rows); AVX2 1.2-1.6x faster up to ~32 tokens, slowe
 encoder a batch the kernel runs stays packed (no padded layout, no mask, no scatter): bfloat16 batches
 of long texts then run faster end to end with the kernel at every length (bench corpus, batch by batch
 interleaved, one thread: a limit of 512 tokens against 80 / 128 / 160: 7.1% / 3.9% / 1.6% faster),
-float32 ones even past 128 (0.4%). :data:`MAX_LENGTH` picks by width and dtype. Built once per machine by
+and so do float32 ones, since the encoder runs its layer norms in C and the first projection from tables
+(the batches holding a text over 128 tokens, interleaved, one thread: a limit of 512 against 128 8.0%
+faster with AVX-512; with AVX2 a limit of 128 or 512 against 48 1.7-1.8% faster on those over 48).
+:data:`MAX_LENGTH` picks by width and dtype. Built once per machine by
 :func:`..native_build.compile_library`; ``None`` from :func:`kernel` (no compiler, a failed build,
 ``ES_INFER_NB_NO_NATIVE``) means the encoder keeps torch's attention.
 """
@@ -34,10 +37,10 @@ from ..native_build import compile_library, load_once, parallel_rows
 __all__ = ["MAX_LENGTH", "SOURCE", "attention", "kernel", "usable", "width"]
 
 #: the longest text (tokens) a batch may hold for the kernel to run its attention, by the kernel's
-#: vector width (16 floats: AVX-512, 8: AVX2) and dtype; beyond, torch's flash kernel is faster (float32:
-#: measured on one thread against ``scaled_dot_product_attention`` at 7-256 tokens; bfloat16: the
-#: encoder end to end, where the kernel wins at every length BERT takes)
-MAX_LENGTH = {16: {torch.float32: 128, torch.bfloat16: 512}, 8: {torch.float32: 48, torch.bfloat16: 48}}
+#: vector width (16 floats: AVX-512, 8: AVX2) and dtype: measured end to end in the encoder, where the
+#: kernel wins at every length BERT takes (the packed batches need no padded layout); bfloat16 with
+#: AVX2 only (no AVX512-BF16: not what ``auto`` picks there) keeps torch's attention past 48
+MAX_LENGTH = {16: {torch.float32: 512, torch.bfloat16: 512}, 8: {torch.float32: 512, torch.bfloat16: 48}}
 #: head sizes the kernel takes (multiples of its 16-float vectors)
 HEAD_DIMS = (16, 32, 64, 128)
 #: the kernel's flags: FP contraction on (FMA, as torch's kernels use), no loop-to-memcpy rewriting

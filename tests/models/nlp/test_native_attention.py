@@ -125,8 +125,10 @@ def test_the_avx2_build_gives_the_same_answers(monkeypatch, tmp_path):
         assert lib is not None and native_attention.width(lib) == width
         if width:
             torch.testing.assert_close(native_attention.attention(qkv, starts, lens, 4), want, atol=1e-6, rtol=1e-5)
-            assert native_attention.usable(torch.float32, 32, 40, torch.device("cpu"))
-            assert not native_attention.usable(torch.float32, 32, 100, torch.device("cpu"))  # AVX2: torch's from 64
+            assert native_attention.usable(torch.float32, 32, 512, torch.device("cpu"))  # every BERT length
+            assert not native_attention.usable(torch.float32, 32, 513, torch.device("cpu"))
+            assert native_attention.usable(torch.bfloat16, 32, 48, torch.device("cpu"))
+            assert not native_attention.usable(torch.bfloat16, 32, 49, torch.device("cpu"))  # AVX2 bf16: torch's
         else:
             assert not native_attention.usable(torch.float32, 32, 8, torch.device("cpu"))
 

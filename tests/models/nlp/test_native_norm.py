@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from es_infer_nb.models import native_build
-from es_infer_nb.models.nlp import native_norm
+from es_infer_nb.models.nlp import native_attention, native_norm
 from es_infer_nb.models.nlp.bert_encoder import BertEncoder
 from es_infer_nb.models.nlp.fast_encoder import build_encoder
 
@@ -153,11 +153,14 @@ def _batch(lengths: list[int], vocab: int = 120) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-# uniform (no padding), padded + packed with the attention kernel, and texts past the kernel's limit
-# (torch's attention: packed projections when padding is > 10%, the padded layout when it is not)
+# uniform (no padding), padded + packed, long and short texts; with the attention kernel and with
+# torch's attention (packed projections when padding is > 10%, the padded layout when it is not)
+@pytest.mark.parametrize("torch_attention", [False, True])
 @pytest.mark.parametrize("lengths", [[6, 6, 6], [9, 3, 1, 7], [200, 4], [200, 190]])
-def test_the_fp32_encoder_with_the_c_norms_equals_it_without_and_transformers(lengths):
+def test_the_fp32_encoder_with_the_c_norms_equals_it_without_and_transformers(monkeypatch, lengths, torch_attention):
     _needs_kernel()
+    if torch_attention:
+        monkeypatch.setattr(native_attention, "usable", lambda *args: False)
     bert = _bert()
     encoder = build_encoder(bert, "fp32", "cpu")
     assert encoder.embedding_tables is not None

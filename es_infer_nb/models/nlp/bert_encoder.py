@@ -30,6 +30,7 @@ BERT checkpoints use) is supported: :func:`supports` says whether a config quali
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -332,10 +333,13 @@ class _Layer(nn.Module):
     def _residual_norm(self, module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any,
                        norm: nn.LayerNorm) -> torch.Tensor:
         """``norm(h + module(x))`` (``h``: a residual nobody reads after). Where :attr:`native_norms`, a
-        float32 oneDNN projection writes ``module(x)`` alone and the C kernel adds ``h`` and normalises in
-        the same pass, in place (the GEMM's add post-op costs more: 6% of a 384 x 384 projection)."""
-        if self.native_norms and type(module) is OneDNNLinear and native_norm.usable(h, norm):
-            return native_norm.layer_norm_(module(x), norm, residual=h)
+        float32 or bfloat16 oneDNN projection writes ``module(x)`` alone and the C kernel adds ``h`` and
+        normalises in the same pass, in place (the GEMM's add post-op costs more: 6% of a 384 x 384
+        float32 projection; in bfloat16 the sum is then rounded once, not twice: closer to float32)."""
+        if self.native_norms and native_norm.usable(h, norm):
+            if type(module) is OneDNNLinear or (type(module) is BF16Linear and h.dtype is torch.bfloat16):
+                return native_norm.layer_norm_(module(x), norm, residual=h)
+            return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm)  # int8: added in place
         return norm(_accumulate(module, x, h, rows))
 
 
@@ -369,7 +373,8 @@ class BertEncoder(nn.Module):
         residual add fused into the output projections' GEMM), the embeddings, softmax and the
         layer norms' statistics and weights in float32 (torch's mixed-type layer norm reads and
         writes bfloat16); returns whether anything changed. Measured on the bench corpus (AMX):
-        ~15% faster than a float32 residual stream, min cosine vs float32 0.99995."""
+        ~15% faster than a float32 residual stream, min cosine vs float32 0.99995. Embedding tables
+        (:meth:`use_embedding_tables`, from the float32 weights) stay in use, written in bfloat16."""
         changed = False
         for layer in self.layers:
             for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
@@ -380,12 +385,15 @@ class BertEncoder(nn.Module):
         if changed:
             self.attention_dtype = torch.bfloat16
             self.residual_dtype = torch.bfloat16
+            if self.embedding_tables is not None:  # computed from the float32 weights: still that projection
+                self.embedding_tables = dataclasses.replace(self.embedding_tables, source=self.layers[0].qkv)
         return changed
 
     def use_embedding_tables(self) -> bool:
-        """Compute the first layer's Q/K/V projection from tables of the embeddings (float32 on CPU,
-        :mod:`.native_norm`: 4.2% fewer FLOPs per token for MiniLM-L6, the word table 141 MB);
-        returns whether it will. Call it last: tables of a projection swapped later are not used."""
+        """Compute the first layer's Q/K/V projection from tables of the embeddings (float32 weights on
+        CPU, :mod:`.native_norm`: 4.2% fewer FLOPs per token for MiniLM-L6, the word table 141 MB);
+        returns whether it will. Call it on the float32 projections: :meth:`use_bf16` keeps the tables
+        (written out in bfloat16 then); a projection swapped otherwise later does not use them."""
         tables = None
         if len(self.layers):
             tables = native_norm.build_tables(
@@ -395,8 +403,9 @@ class BertEncoder(nn.Module):
         return tables is not None
 
     def use_native_norms(self) -> bool:
-        """Run the layers' layer norms in place in C on float32 CPU rows (:func:`.native_norm.layer_norm_`:
-        ~half of ATen's time, one pass over a row in cache instead of a new tensor); returns whether it will."""
+        """Run the layers' residual adds and layer norms in place in C on float32 or bfloat16 CPU rows
+        (:func:`.native_norm.layer_norm_`: ~half of ATen's time, one pass over a row in cache instead of
+        a new tensor; bfloat16 encoder +4% end to end); returns whether it will."""
         usable = native_norm.kernel() is not None and self.hidden % native_norm.VECTOR_MULTIPLE == 0
         for layer in self.layers:
             layer.native_norms = usable
@@ -479,13 +488,14 @@ class BertEncoder(nn.Module):
         the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it (else ``None``)."""
         batch, length = input_ids.shape
         tables = self.embedding_tables
+        dtype = self.residual_dtype or torch.float32
         if (tables is not None and token_type_ids is None and not input_ids.is_cuda
-                and tables.source is self.layers[0].qkv):
+                and tables.source is self.layers[0].qkv and (self.attention_dtype or dtype) is dtype):
             ids = input_ids.reshape(-1)
             positions = torch.arange(length).repeat(batch)
             if keep is not None:
                 ids, positions = ids[keep], positions[keep]
-            return native_norm.embed(tables, ids, positions, rows)
+            return native_norm.embed(tables, ids, positions, rows, dtype)
         types = (self.token_type_embeddings.weight[0] if token_type_ids is None
                  else self.token_type_embeddings(token_type_ids))
         h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types

@@ -4,7 +4,8 @@ plain-BERT models (text_embedding / pass_through heads), so both run the same co
 * ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`),
   the first layer's Q/K/V projection from tables of the embeddings and the layer norms in C (:mod:`.native_norm`);
 * ``bf16``: on CPU the projections, attention and residual stream in bfloat16 with float32 softmax
-  and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`); on CUDA bfloat16 throughout;
+  and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`), the first projection from the
+  float32 tables and the norms in C as for fp32; on CUDA bfloat16 throughout;
 * ``fp16``: float16 throughout;
 * ``int8``: :func:`.quantize.quantize_encoder` with :func:`.quantize.int8_options` (CPU).
 """
@@ -33,10 +34,11 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
         encoder = quantize_encoder(encoder, "int8", **int8_options(model.config, tokenizer))
     cpu_bf16 = precision == "bf16" and device == "cpu"
     encoder = encoder.to(device, torch_dtype("fp32" if cpu_bf16 else precision))
+    if device == "cpu" and precision in ("fp32", "bf16"):
+        if precision == "fp32":
+            encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
+        encoder.use_embedding_tables()  # the first layer's Q/K/V from tables of the (float32) embeddings
+        encoder.use_native_norms()  # the residual adds and layer norms in place in C (int8: +0.7%, noise)
     if cpu_bf16:
         encoder.use_bf16()  # bfloat16 GEMMs (AMX / AVX512-BF16 through oneDNN) and residuals
-    elif device == "cpu" and precision == "fp32":
-        encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
-        encoder.use_embedding_tables()  # the first layer's Q/K/V from tables of the embeddings
-        encoder.use_native_norms()  # the layer norms in place in C
     return encoder

@@ -36,7 +36,7 @@ import torch
 
 from ..native_build import compile_library, load_once
 
-__all__ = ["MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
+__all__ = ["DTYPES", "MAX_TABLE_BYTES", "MAX_WIDTH", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
 
 #: the largest word table built (bytes): BERT-base's (30,522 x 2,304 floats, 281 MB, for 2.1% of its
 #: FLOPs) is not; MiniLM-L6's (141 MB, 4.2%) is
@@ -56,70 +56,105 @@ SOURCE = r"""
 #define W 8
 #endif
 typedef float vf __attribute__((vector_size(W * 4)));
-static inline vf ld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, vf v) { memcpy(p, &v, sizeof v); }
-static inline float hsum(vf v) { float s = 0.0f; for (int l = 0; l < W; l++) s += v[l]; return s; }
+typedef int32_t vi __attribute__((vector_size(W * 4)));
+typedef uint16_t vh __attribute__((vector_size(W * 2)));
+#define INLINE static inline __attribute__((always_inline))
+INLINE vf ld32(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+INLINE void st32(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* bfloat16 <-> float32: widening is exact; narrowing rounds to nearest even, NaN stays NaN */
+INLINE vf ld16(const uint16_t *p) { vh h; memcpy(&h, p, sizeof h); return (vf)(__builtin_convertvector(h, vi) << 16); }
+INLINE void st16(uint16_t *p, vf v) {
+    vi u = (vi)v;
+    vi nan = (u & 0x7fffffff) > 0x7f800000;
+    vi r = (u + (0x7fff + ((u >> 16) & 1))) >> 16;
+    r = (nan & ((u >> 16) | 0x40)) | (~nan & r);
+    vh h = __builtin_convertvector(r & 0xffff, vh);
+    memcpy(p, &h, sizeof h);
+}
+/* element i of a row of float32 (bf 0) or bfloat16 (bf 1) */
+INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
+INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
+INLINE const void *row(int bf, const void *p, int64_t r) { return (const char *)p + r * (bf ? 2 : 4); }
+INLINE float hsum(vf v) { float s = 0.0f; for (int l = 0; l < W; l++) s += v[l]; return s; }
 
-/* rows lo..hi-1 of x (n floats each, row stride xs), plus those of res (stride rs) when res is not NULL,
-   layer-normed into y (stride ys); in place when y is x */
-int es_layer_norm(int64_t lo, int64_t hi, const float *x, int64_t xs, const float *res, int64_t rs, float *y,
-                  int64_t ys, int64_t n, const float *gamma, const float *beta, float eps) {
-    if (n % W) return 2;
+/* mean and 1 / sqrt(var + eps) of the n floats at t (n a multiple of W) */
+INLINE void moments(const float *t, int64_t n, float eps, float *mean, float *rstd) {
+    vf s = (vf){0};
+    for (int64_t j = 0; j < n; j += W) s += ld32(t + j);
+    const float m = hsum(s) / (float)n;
+    vf q = (vf){0};
+    for (int64_t j = 0; j < n; j += W) { const vf d = ld32(t + j) - m; q += d * d; }
+    *mean = m;
+    *rstd = 1.0f / sqrtf(hsum(q) / (float)n + eps);
+}
+
+/* rows lo..hi-1 of x (n elements each, row stride xs), plus those of res (stride rs) when res is not
+   NULL, layer-normed into y (stride ys): in place when y is x. bf: 0 float32 rows, 1 bfloat16 rows
+   (float32 arithmetic, one rounding at the end). tmp: n floats. */
+INLINE void norm_rows(int bf, int64_t lo, int64_t hi, const void *x, int64_t xs, const void *res, int64_t rs,
+                      void *y, int64_t ys, int64_t n, const float *gamma, const float *beta, float eps,
+                      float *restrict tmp) {
     for (int64_t r = lo; r < hi; r++) {
-        const float *xr = x + r * xs;
-        float *yr = y + r * ys;
-        vf s = (vf){0};
+        const void *xr = row(bf, x, r * xs);
+        void *yr = (void *)row(bf, y, r * ys);
         if (res) {
-            const float *rr = res + r * rs;
-            for (int64_t j = 0; j < n; j += W) { const vf v = ld(xr + j) + ld(rr + j); st(yr + j, v); s += v; }
-            xr = yr;
+            const void *rr = row(bf, res, r * rs);
+            for (int64_t j = 0; j < n; j += W) st32(tmp + j, ld(bf, xr, j) + ld(bf, rr, j));
         } else {
-            for (int64_t j = 0; j < n; j += W) s += ld(xr + j);
+            for (int64_t j = 0; j < n; j += W) st32(tmp + j, ld(bf, xr, j));
         }
-        const float mean = hsum(s) / (float)n;
-        vf q = (vf){0};
-        for (int64_t j = 0; j < n; j += W) { const vf d = ld(xr + j) - mean; q += d * d; }
-        const float rstd = 1.0f / sqrtf(hsum(q) / (float)n + eps);
-        for (int64_t j = 0; j < n; j += W) st(yr + j, (ld(xr + j) - mean) * rstd * ld(gamma + j) + ld(beta + j));
+        float mean, rstd;
+        moments(tmp, n, eps, &mean, &rstd);
+        for (int64_t j = 0; j < n; j += W) st(bf, yr, j, (ld32(tmp + j) - mean) * rstd * ld32(gamma + j) + ld32(beta + j));
     }
+}
+
+int es_layer_norm(int bf, int64_t lo, int64_t hi, const void *x, int64_t xs, const void *res, int64_t rs, void *y,
+                  int64_t ys, int64_t n, const float *gamma, const float *beta, float eps) {
+    if (n % W || n > 16384) return 2;
+    float tmp[16384] __attribute__((aligned(64)));
+    if (bf) norm_rows(1, lo, hi, x, xs, res, rs, y, ys, n, gamma, beta, eps, tmp);
+    else norm_rows(0, lo, hi, x, xs, res, rs, y, ys, n, gamma, beta, eps, tmp);
     return 0;
 }
 
 /* rows lo..hi-1: h[r] = layer_norm(word[ids[r]] + position[pos[r]] + type0) and
-   proj[r] = (tword[ids[r]] + tpos[pos[r]] - mean * a1) * rstd + c; a row whose id is negative is
-   padding: zeros in both. hidden and width are multiples of W. */
-int es_embed(int64_t lo, int64_t hi, const int64_t *ids, const int64_t *pos, int64_t hidden, int64_t width,
-             const float *word, const float *position, const float *type0, const float *gamma,
-             const float *beta, float eps, const float *tword, const float *tpos, const float *a1,
-             const float *c, float *h, float *proj) {
-    if (hidden % W || width % W) return 2;
+   proj[r] = (tword[ids[r]] + tpos[pos[r]] - mean * a1) * rstd + c, written as float32 (bf 0) or
+   bfloat16 (bf 1); a row whose id is negative is padding: zeros in both. hidden and width are
+   multiples of W. */
+INLINE void embed_rows(int bf, int64_t lo, int64_t hi, const int64_t *ids, const int64_t *pos, int64_t hidden,
+                       int64_t width, const float *word, const float *position, const float *type0,
+                       const float *gamma, const float *beta, float eps, const float *tword, const float *tpos,
+                       const float *a1, const float *c, void *h, void *proj, float *restrict tmp) {
     for (int64_t r = lo; r < hi; r++) {
-        float *hr = h + r * hidden, *pr = proj + r * width;
+        void *hr = (void *)row(bf, h, r * hidden), *pr = (void *)row(bf, proj, r * width);
         if (ids[r] < 0) {
-            memset(hr, 0, (size_t)hidden * sizeof(float));
-            memset(pr, 0, (size_t)width * sizeof(float));
+            memset(hr, 0, (size_t)hidden * (bf ? 2 : 4));
+            memset(pr, 0, (size_t)width * (bf ? 2 : 4));
             continue;
         }
         const float *we = word + ids[r] * hidden, *pe = position + pos[r] * hidden;
-        vf s = (vf){0};
-        for (int64_t j = 0; j < hidden; j += W) {
-            const vf x = ld(we + j) + ld(pe + j) + ld(type0 + j);
-            st(hr + j, x);
-            s += x;
-        }
-        const float mean = hsum(s) / (float)hidden;
-        vf q = (vf){0};
-        for (int64_t j = 0; j < hidden; j += W) {
-            const vf d = ld(hr + j) - mean;
-            q += d * d;
-        }
-        const float rstd = 1.0f / sqrtf(hsum(q) / (float)hidden + eps);
+        for (int64_t j = 0; j < hidden; j += W) st32(tmp + j, ld32(we + j) + ld32(pe + j) + ld32(type0 + j));
+        float mean, rstd;
+        moments(tmp, hidden, eps, &mean, &rstd);
         for (int64_t j = 0; j < hidden; j += W)
-            st(hr + j, (ld(hr + j) - mean) * rstd * ld(gamma + j) + ld(beta + j));
+            st(bf, hr, j, (ld32(tmp + j) - mean) * rstd * ld32(gamma + j) + ld32(beta + j));
         const float *tw = tword + ids[r] * width, *tp = tpos + pos[r] * width;
         for (int64_t j = 0; j < width; j += W)
-            st(pr + j, (ld(tw + j) + ld(tp + j) - mean * ld(a1 + j)) * rstd + ld(c + j));
+            st(bf, pr, j, (ld32(tw + j) + ld32(tp + j) - mean * ld32(a1 + j)) * rstd + ld32(c + j));
     }
+}
+
+int es_embed(int bf, int64_t lo, int64_t hi, const int64_t *ids, const int64_t *pos, int64_t hidden, int64_t width,
+             const float *word, const float *position, const float *type0, const float *gamma,
+             const float *beta, float eps, const float *tword, const float *tpos, const float *a1,
+             const float *c, void *h, void *proj) {
+    if (hidden % W || width % W || hidden > 16384) return 2;
+    float tmp[16384] __attribute__((aligned(64)));
+    if (bf) embed_rows(1, lo, hi, ids, pos, hidden, width, word, position, type0, gamma, beta, eps, tword, tpos,
+                       a1, c, h, proj, tmp);
+    else embed_rows(0, lo, hi, ids, pos, hidden, width, word, position, type0, gamma, beta, eps, tword, tpos,
+                    a1, c, h, proj, tmp);
     return 0;
 }
 """
@@ -130,11 +165,11 @@ _state: dict[str, object] = {}
 
 def _bind(lib: ctypes.CDLL) -> None:
     fn = lib.es_embed
-    p, i = ctypes.c_void_p, ctypes.c_int64
-    fn.argtypes = [i, i, p, p, i, i, p, p, p, p, p, ctypes.c_float, p, p, p, p, p, p]
+    p, i, f = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+    fn.argtypes = [ctypes.c_int, i, i, p, p, i, i, p, p, p, p, p, f, p, p, p, p, p, p]
     fn.restype = ctypes.c_int
     fn = lib.es_layer_norm
-    fn.argtypes = [i, i, p, i, p, i, p, i, i, p, p, ctypes.c_float]
+    fn.argtypes = [ctypes.c_int, i, i, p, i, p, i, p, i, i, p, p, f]
     fn.restype = ctypes.c_int
 
 
@@ -144,17 +179,25 @@ def kernel() -> ctypes.CDLL | None:
         SOURCE, "es_embed", _bind, "BERT embeddings", name="embedding", flags=FLAGS))
 
 
+#: the dtypes of the rows the kernels read and write (their arithmetic is float32)
+DTYPES = (torch.float32, torch.bfloat16)
+#: the widest row the kernels take (floats)
+MAX_WIDTH = 16384
+
+
 def usable(x: torch.Tensor, norm: torch.nn.LayerNorm) -> bool:
-    """Whether :func:`layer_norm_` runs ``norm`` on ``x`` here (float32 CPU rows of a size it takes)."""
-    return (x.dtype is torch.float32 and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
-            and x.shape[1] % VECTOR_MULTIPLE == 0 and norm.weight is not None and norm.bias is not None
-            and norm.weight.dtype is torch.float32 and tuple(norm.normalized_shape) == (x.shape[1],)
-            and kernel() is not None)
+    """Whether :func:`layer_norm_` runs ``norm`` on ``x`` here (float32 or bfloat16 CPU rows of a size
+    it takes, the norm's weights float32)."""
+    return (x.dtype in DTYPES and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
+            and x.shape[1] % VECTOR_MULTIPLE == 0 and x.shape[1] <= MAX_WIDTH and norm.weight is not None
+            and norm.bias is not None and norm.weight.dtype is torch.float32
+            and tuple(norm.normalized_shape) == (x.shape[1],) and kernel() is not None)
 
 
 def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tensor | None = None) -> torch.Tensor:
     """``norm(x)``, or ``norm(x + residual)``, written into ``x`` (rows of floats: see :func:`usable`;
-    ``residual`` of the same shape), ``x`` returned."""
+    ``residual`` of the same shape and dtype), ``x`` returned. Float32 arithmetic for bfloat16 rows too,
+    rounded once at the end (what torch's mixed-dtype layer norm does)."""
     lib = kernel()
     if lib is None:
         raise RuntimeError("the native layer norm kernel is not available here")
@@ -162,13 +205,15 @@ def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tenso
     res, res_stride = None, 0
     if residual is not None:
         if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
-            raise ValueError(f"the residual must be float rows shaped like x {tuple(x.shape)}, "
+            raise ValueError(f"the residual must be {x.dtype} rows shaped like x {tuple(x.shape)}, "
                              f"not {residual.dtype} {tuple(residual.shape)}")
         res, res_stride = residual.data_ptr(), residual.stride(0)
-    code = lib.es_layer_norm(0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
+    bf = 1 if x.dtype is torch.bfloat16 else 0
+    code = lib.es_layer_norm(bf, 0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
                              norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
     if code:
-        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats")
+        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats, "
+                         f"at most {MAX_WIDTH}")
     return x
 
 
@@ -198,7 +243,7 @@ def build_tables(word: torch.Tensor, position: torch.Tensor, type0: torch.Tensor
     width, hidden = weight.shape
     tensors = (word, position, type0, norm.weight, norm.bias, weight)
     if (bias is None or any(t is None or t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors)
-            or hidden % VECTOR_MULTIPLE or width % VECTOR_MULTIPLE or word.shape[0] * width * 4 > MAX_TABLE_BYTES
+            or hidden % VECTOR_MULTIPLE or width % VECTOR_MULTIPLE or hidden > MAX_WIDTH or word.shape[0] * width * 4 > MAX_TABLE_BYTES
             or kernel() is None):
         return None
     with torch.no_grad():
@@ -212,11 +257,13 @@ def build_tables(word: torch.Tensor, position: torch.Tensor, type0: torch.Tensor
             a1=scaled.sum(dim=1).contiguous(), c=(weight.detach() @ norm.bias.detach() + bias.detach()).contiguous())
 
 
-def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor,
-          rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor, rows: int,
+          dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """``(h, proj)`` for ``rows`` rows: row ``r < len(ids)`` is token ``ids[r]`` at position
     ``positions[r]`` (``h`` its embeddings' layer norm, ``proj`` the projection of it); the rows after
-    are padding (zeros)."""
+    are padding (zeros). ``dtype``: float32 or bfloat16 (float32 arithmetic, rounded once)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"the native embedding kernel writes {DTYPES}, not {dtype}")
     lib = kernel()
     if lib is None:
         raise RuntimeError("the native embedding kernel is not available here")
@@ -233,10 +280,10 @@ def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor,
     if tokens and (int(real.min()) < 0 or int(real.max()) >= vocab
                    or int(positions[:tokens].min()) < 0 or int(positions[:tokens].max()) >= tables.position.shape[0]):
         raise IndexError(f"token ids must be in [0, {vocab}) and positions in [0, {tables.position.shape[0]})")
-    h = torch.empty((rows, hidden), dtype=torch.float32)
-    proj = torch.empty((rows, width), dtype=torch.float32)
+    h = torch.empty((rows, hidden), dtype=dtype)
+    proj = torch.empty((rows, width), dtype=dtype)
     t = tables
-    code = lib.es_embed(0, rows, ids.data_ptr(), positions.data_ptr(), hidden, width, t.word.data_ptr(),
+    code = lib.es_embed(1 if dtype is torch.bfloat16 else 0, 0, rows, ids.data_ptr(), positions.data_ptr(), hidden, width, t.word.data_ptr(),
                         t.position.data_ptr(), t.type0.data_ptr(), t.gamma.data_ptr(), t.beta.data_ptr(), t.eps,
                         t.tword.data_ptr(), t.tpos.data_ptr(), t.a1.data_ptr(), t.c.data_ptr(), h.data_ptr(),
                         proj.data_ptr())

@@ -58,6 +58,14 @@ def test_the_kernel_equals_the_layer_norm_and_the_projection_and_zeroes_padding_
     # the regrouped arithmetic is as close to float64 as the GEMM it replaces
     assert (proj[:7].double() - want_proj).abs().max() <= 4 * (gemm.double() - want_proj).abs().max() + 1e-6
     assert not h[7:].any() and not proj[7:].any()  # the rows past the tokens: zeros
+    with torch.inference_mode():
+        h16, proj16 = native_norm.embed(tables, ids, positions, rows=10, dtype=torch.bfloat16)
+    assert h16.dtype is torch.bfloat16 and proj16.dtype is torch.bfloat16
+    # the same float32 values, rounded once to bfloat16
+    torch.testing.assert_close(h16.float(), h.bfloat16().float(), atol=0, rtol=0)
+    torch.testing.assert_close(proj16.float(), proj.bfloat16().float(), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="writes"):
+        native_norm.embed(tables, ids, positions, rows=7, dtype=torch.float16)
 
 
 def test_the_layer_norm_runs_in_place_on_strided_rows_as_atens_does():
@@ -87,10 +95,33 @@ def test_the_layer_norm_runs_in_place_on_strided_rows_as_atens_does():
     with pytest.raises(ValueError, match="residual"):
         native_norm.layer_norm_(y, norm, residual=torch.randn(4, 48))
     # where it does not run: other dtypes, sizes, layouts or norms
-    assert not native_norm.usable(x.bfloat16(), norm)
+    assert not native_norm.usable(x.half(), norm)
     assert not native_norm.usable(torch.randn(3, 40), nn.LayerNorm(40))
     assert not native_norm.usable(torch.randn(48, 3).t(), norm)
     assert not native_norm.usable(torch.randn(3, 48), nn.LayerNorm(48, elementwise_affine=False))
+
+
+def test_bfloat16_rows_are_normed_in_float32_and_rounded_once_as_torchs_mixed_layer_norm():
+    _needs_kernel()
+    _, _, _, norm, _ = _parts(hidden=64)
+    torch.manual_seed(4)
+    x = (torch.randn(7, 64) * 3 + 1).bfloat16()
+    residual = (torch.randn(7, 64) - 2).bfloat16()
+    assert native_norm.usable(x, norm)
+    with torch.inference_mode():
+        want = norm(x.clone())  # torch: bfloat16 in and out, float32 weights and statistics
+        exact = nn.functional.layer_norm(x.double(), (64,), norm.weight.double(), norm.bias.double(), norm.eps)
+        out = native_norm.layer_norm_(x.clone(), norm)
+        summed = native_norm.layer_norm_(x.clone(), norm, residual=residual)
+        exact_sum = nn.functional.layer_norm(x.double() + residual.double(), (64,), norm.weight.double(),
+                                             norm.bias.double(), norm.eps)
+    assert out.dtype is torch.bfloat16 and summed.dtype is torch.bfloat16
+    torch.testing.assert_close(out.float(), want.float(), atol=0, rtol=2 ** -7)  # one bfloat16 ulp at most
+    # rounded once from the float64 value's float32 neighbour: within half an ulp (2^-9 relative) + float32 noise
+    assert ((out.double() - exact).abs() <= exact.abs() * 2 ** -8 + 1e-6).all()
+    assert ((summed.double() - exact_sum).abs() <= exact_sum.abs() * 2 ** -8 + 1e-6).all()
+    with pytest.raises(ValueError, match="residual"):
+        native_norm.layer_norm_(x, norm, residual=residual.float())
 
 
 def test_ids_and_positions_outside_the_tables_are_refused():
@@ -193,17 +224,51 @@ def test_token_types_and_swapped_projections_run_without_the_tables(monkeypatch)
         want = bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
     keep = mask.bool()
     torch.testing.assert_close(got[keep], want[keep], atol=2e-5, rtol=1e-4)
-    encoder.use_bf16()  # the first projection swapped after the tables were built: they are not used
+    # the first projection swapped (another module, as quantizing would) after the tables were built:
+    # they are not used, its own GEMM runs
+    swapped = nn.Linear(encoder.layers[0].qkv.in_features, encoder.layers[0].qkv.out_features)
+    with torch.no_grad():
+        swapped.weight.copy_(encoder.layers[0].qkv.weight)
+        swapped.bias.copy_(encoder.layers[0].qkv.bias)
+    encoder.layers[0].qkv = swapped
     with torch.inference_mode():
-        encoder(ids, mask)
+        got = encoder(ids, mask)
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
     assert not calls
+    torch.testing.assert_close(got[keep], want[keep], atol=2e-5, rtol=1e-4)
 
 
-def test_only_the_cpu_fp32_encoder_gets_tables_and_c_norms():
+def test_the_bf16_encoder_writes_the_tables_projection_and_norms_in_bfloat16():
+    """bf16 on CPU: the tables of the float32 weights stay in use after the projections turn bfloat16
+    (the first projection then more exact than a bfloat16 GEMM), the residual adds and norms in C."""
+    _needs_kernel()
+    bert = _bert()
+    encoder = build_encoder(bert, "bf16", "cpu")
+    assert encoder.embedding_tables is not None and encoder.embedding_tables.source is encoder.layers[0].qkv
+    assert all(layer.native_norms for layer in encoder.layers)
+    ids, mask = _batch([9, 3, 1, 7])
+    with torch.inference_mode():
+        fast = encoder(ids, mask)
+        encoder.embedding_tables = None
+        for layer in encoder.layers:
+            layer.native_norms = False
+        plain = encoder(ids, mask)  # ATen's mixed-dtype norms, the GEMM's fused add
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    keep = mask.bool()
+    assert fast.dtype is torch.bfloat16
+
+    def cosine(a, b):
+        return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)
+
+    assert cosine(fast[keep], want[keep]).min() > 0.9999  # bf16's bound against float32
+    assert cosine(fast[keep], want[keep]).mean() >= cosine(plain[keep], want[keep]).mean() - 1e-5
+
+
+def test_only_the_cpu_fp32_and_bf16_encoders_get_tables_and_c_norms():
     _needs_kernel()
     bert = _bert()
     assert build_encoder(bert, "fp32", "cpu").embedding_tables is not None
-    bf16 = build_encoder(bert, "bf16", "cpu")
-    assert bf16.embedding_tables is None and not any(layer.native_norms for layer in bf16.layers)
+    int8 = build_encoder(bert, "int8", "cpu")
+    assert int8.embedding_tables is None and not any(layer.native_norms for layer in int8.layers)
     plain = BertEncoder(bert)  # opt-in: use_embedding_tables(), use_native_norms()
     assert plain.embedding_tables is None and not any(layer.native_norms for layer in plain.layers)

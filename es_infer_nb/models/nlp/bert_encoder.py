@@ -292,7 +292,7 @@ class _Layer(nn.Module):
         self.ffn_in = _copy_linear(layer.intermediate.dense)
         self.ffn_out = _copy_linear(layer.output.dense)
         self.ffn_norm = _copy_norm(layer.output.LayerNorm)
-        #: the residual adds and layer norms run in place in C (float32 CPU rows, :mod:`.native_norm`)
+        #: the residual adds and layer norms run in place in C (float32 or bfloat16 CPU rows, :mod:`.native_norm`)
         self.native_norms = False
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
@@ -339,7 +339,7 @@ class _Layer(nn.Module):
         if self.native_norms and native_norm.usable(h, norm):
             if type(module) is OneDNNLinear or (type(module) is BF16Linear and h.dtype is torch.bfloat16):
                 return native_norm.layer_norm_(module(x), norm, residual=h)
-            return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm)  # int8: added in place
+            return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm)  # others (int8): their own add
         return norm(_accumulate(module, x, h, rows))
 
 
@@ -488,8 +488,8 @@ class BertEncoder(nn.Module):
         the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it (else ``None``)."""
         batch, length = input_ids.shape
         tables = self.embedding_tables
-        dtype = self.residual_dtype or torch.float32
-        if (tables is not None and token_type_ids is None and not input_ids.is_cuda
+        dtype = self.residual_dtype or self.word_embeddings.weight.dtype
+        if (tables is not None and token_type_ids is None and not input_ids.is_cuda and dtype in native_norm.DTYPES
                 and tables.source is self.layers[0].qkv and (self.attention_dtype or dtype) is dtype):
             ids = input_ids.reshape(-1)
             positions = torch.arange(length).repeat(batch)

@@ -5,6 +5,8 @@ they apply."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -262,6 +264,30 @@ def test_the_bf16_encoder_writes_the_tables_projection_and_norms_in_bfloat16():
 
     assert cosine(fast[keep], want[keep]).min() > 0.9999  # bf16's bound against float32
     assert cosine(fast[keep], want[keep]).mean() >= cosine(plain[keep], want[keep]).mean() - 1e-5
+
+
+def test_an_encoder_cast_after_its_tables_writes_them_in_its_dtype_or_runs_the_gemm(monkeypatch):
+    """Tables built, then the whole encoder cast (``.to(dtype)``, the older bfloat16-throughout knob):
+    bfloat16 rows come from the tables, float16 ones (which the kernel does not write) from the GEMM."""
+    _needs_kernel()
+    written = []
+    embed = native_norm.embed
+    monkeypatch.setattr(native_norm, "embed", lambda *args: written.append(args[-1]) or embed(*args))
+    bert = _bert()
+    ids, mask = _batch([9, 3, 1, 7])
+    keep = mask.bool()
+    with torch.inference_mode():
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    for dtype in (torch.bfloat16, torch.float16):
+        encoder = BertEncoder(copy.deepcopy(bert))  # it shares the model's embedding modules
+        assert encoder.use_embedding_tables()
+        encoder = encoder.to(dtype)
+        with torch.inference_mode():
+            got = encoder(ids, mask)
+        assert got.dtype is dtype
+        cosine = torch.nn.functional.cosine_similarity(got[keep].float(), want[keep], dim=-1)
+        assert cosine.min() > 0.999
+    assert written == [torch.bfloat16]  # the float16 encoder ran its first projection's GEMM
 
 
 def test_only_the_cpu_fp32_and_bf16_encoders_get_tables_and_c_norms():

@@ -36,7 +36,7 @@ import torch
 
 from ..native_build import compile_library, load_once
 
-__all__ = ["DTYPES", "MAX_TABLE_BYTES", "MAX_WIDTH", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
+__all__ = ["DTYPES", "MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
 
 #: the largest word table built (bytes): BERT-base's (30,522 x 2,304 floats, 281 MB, for 2.1% of its
 #: FLOPs) is not; MiniLM-L6's (141 MB, 4.2%) is
@@ -47,6 +47,7 @@ FLAGS = ("-O3", "-fPIC", "-shared", "-ffp-contract=fast", "-fno-tree-loop-distri
 
 SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -109,12 +110,15 @@ INLINE void norm_rows(int bf, int64_t lo, int64_t hi, const void *x, int64_t xs,
     }
 }
 
+/* 0; 1: out of memory; 2: n not a multiple of W */
 int es_layer_norm(int bf, int64_t lo, int64_t hi, const void *x, int64_t xs, const void *res, int64_t rs, void *y,
                   int64_t ys, int64_t n, const float *gamma, const float *beta, float eps) {
-    if (n % W || n > 16384) return 2;
-    float tmp[16384] __attribute__((aligned(64)));
+    if (n % W) return 2;
+    float *tmp = (float *)malloc(sizeof(float) * (size_t)n);  /* one row, reused: in L1 */
+    if (!tmp) return 1;
     if (bf) norm_rows(1, lo, hi, x, xs, res, rs, y, ys, n, gamma, beta, eps, tmp);
     else norm_rows(0, lo, hi, x, xs, res, rs, y, ys, n, gamma, beta, eps, tmp);
+    free(tmp);
     return 0;
 }
 
@@ -149,12 +153,14 @@ int es_embed(int bf, int64_t lo, int64_t hi, const int64_t *ids, const int64_t *
              const float *word, const float *position, const float *type0, const float *gamma,
              const float *beta, float eps, const float *tword, const float *tpos, const float *a1,
              const float *c, void *h, void *proj) {
-    if (hidden % W || width % W || hidden > 16384) return 2;
-    float tmp[16384] __attribute__((aligned(64)));
+    if (hidden % W || width % W) return 2;
+    float *tmp = (float *)malloc(sizeof(float) * (size_t)hidden);
+    if (!tmp) return 1;
     if (bf) embed_rows(1, lo, hi, ids, pos, hidden, width, word, position, type0, gamma, beta, eps, tword, tpos,
                        a1, c, h, proj, tmp);
     else embed_rows(0, lo, hi, ids, pos, hidden, width, word, position, type0, gamma, beta, eps, tword, tpos,
                     a1, c, h, proj, tmp);
+    free(tmp);
     return 0;
 }
 """
@@ -181,15 +187,13 @@ def kernel() -> ctypes.CDLL | None:
 
 #: the dtypes of the rows the kernels read and write (their arithmetic is float32)
 DTYPES = (torch.float32, torch.bfloat16)
-#: the widest row the kernels take (floats)
-MAX_WIDTH = 16384
 
 
 def usable(x: torch.Tensor, norm: torch.nn.LayerNorm) -> bool:
     """Whether :func:`layer_norm_` runs ``norm`` on ``x`` here (float32 or bfloat16 CPU rows of a size
     it takes, the norm's weights float32)."""
     return (x.dtype in DTYPES and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
-            and x.shape[1] % VECTOR_MULTIPLE == 0 and x.shape[1] <= MAX_WIDTH and norm.weight is not None
+            and x.shape[1] % VECTOR_MULTIPLE == 0 and norm.weight is not None
             and norm.bias is not None and norm.weight.dtype is torch.float32
             and tuple(norm.normalized_shape) == (x.shape[1],) and kernel() is not None)
 
@@ -211,9 +215,10 @@ def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tenso
     bf = 1 if x.dtype is torch.bfloat16 else 0
     code = lib.es_layer_norm(bf, 0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
                              norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
+    if code == 1:
+        raise MemoryError("the native layer norm kernel could not allocate its row buffer")
     if code:
-        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats, "
-                         f"at most {MAX_WIDTH}")
+        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats")
     return x
 
 
@@ -243,7 +248,7 @@ def build_tables(word: torch.Tensor, position: torch.Tensor, type0: torch.Tensor
     width, hidden = weight.shape
     tensors = (word, position, type0, norm.weight, norm.bias, weight)
     if (bias is None or any(t is None or t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors)
-            or hidden % VECTOR_MULTIPLE or width % VECTOR_MULTIPLE or hidden > MAX_WIDTH or word.shape[0] * width * 4 > MAX_TABLE_BYTES
+            or hidden % VECTOR_MULTIPLE or width % VECTOR_MULTIPLE or word.shape[0] * width * 4 > MAX_TABLE_BYTES
             or kernel() is None):
         return None
     with torch.no_grad():
@@ -283,10 +288,12 @@ def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor, r
     h = torch.empty((rows, hidden), dtype=dtype)
     proj = torch.empty((rows, width), dtype=dtype)
     t = tables
-    code = lib.es_embed(1 if dtype is torch.bfloat16 else 0, 0, rows, ids.data_ptr(), positions.data_ptr(), hidden, width, t.word.data_ptr(),
-                        t.position.data_ptr(), t.type0.data_ptr(), t.gamma.data_ptr(), t.beta.data_ptr(), t.eps,
-                        t.tword.data_ptr(), t.tpos.data_ptr(), t.a1.data_ptr(), t.c.data_ptr(), h.data_ptr(),
-                        proj.data_ptr())
+    code = lib.es_embed(1 if dtype is torch.bfloat16 else 0, 0, rows, ids.data_ptr(), positions.data_ptr(), hidden,
+                        width, t.word.data_ptr(), t.position.data_ptr(), t.type0.data_ptr(), t.gamma.data_ptr(),
+                        t.beta.data_ptr(), t.eps, t.tword.data_ptr(), t.tpos.data_ptr(), t.a1.data_ptr(),
+                        t.c.data_ptr(), h.data_ptr(), proj.data_ptr())
+    if code == 1:
+        raise MemoryError("the native embedding kernel could not allocate its row buffer")
     if code:
         raise ValueError(f"the native embedding kernel takes sizes that are multiples of {VECTOR_MULTIPLE}")
     return h, proj

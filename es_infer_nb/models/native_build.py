@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "cache_dir", "compile_library", "compiler_path", "disabled", "load_once",
+__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled", "load_once",
            "parallel_rows", "target_isa"]
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,33 @@ CHUNKS_PER_THREAD = 4
 ISA_FLAGS = {"native": ("-march=native",), "avx2": ("-march=x86-64-v3",), "portable": ()}
 
 _state: dict[str, object] = {}
+
+#: C shared by the vector kernels of the text encoder (:mod:`.nlp.native_attention`, :mod:`.nlp.native_norm`),
+#: placed after their ``W`` (floats per vector): the vector types, ``INLINE``, and loads / stores of
+#: float32 and bfloat16 rows (``ld`` / ``st`` pick by a ``bf`` flag; bfloat16 is widened exactly and
+#: narrowed to nearest even)
+VECTOR_ROWS_C = r"""
+typedef float vf __attribute__((vector_size(W * 4)));
+typedef int32_t vi __attribute__((vector_size(W * 4)));
+typedef uint16_t vh __attribute__((vector_size(W * 2)));
+#define INLINE static inline __attribute__((always_inline))
+INLINE vf ld32(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+INLINE void st32(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* bfloat16 <-> float32: widening is exact; narrowing rounds to nearest even, NaN stays NaN */
+INLINE vf ld16(const uint16_t *p) { vh h; memcpy(&h, p, sizeof h); return (vf)(__builtin_convertvector(h, vi) << 16); }
+INLINE void st16(uint16_t *p, vf v) {
+    vi u = (vi)v;
+    vi nan = (u & 0x7fffffff) > 0x7f800000;
+    vi r = (u + (0x7fff + ((u >> 16) & 1))) >> 16;
+    r = (nan & ((u >> 16) | 0x40)) | (~nan & r);
+    vh h = __builtin_convertvector(r & 0xffff, vh);
+    memcpy(p, &h, sizeof h);
+}
+/* a vector of row ``p`` (float32 when ``bf`` is 0, bfloat16 when 1) */
+INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
+INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
+"""
+
 
 
 def disabled() -> bool:

@@ -32,7 +32,7 @@ import threading
 
 import torch
 
-from ..native_build import compile_library, load_once, parallel_rows
+from ..native_build import VECTOR_ROWS_C, compile_library, load_once, parallel_rows
 
 __all__ = ["MAX_LENGTH", "SOURCE", "attention", "kernel", "usable", "width"]
 
@@ -68,27 +68,8 @@ SOURCE = r"""
 #endif
 #define KC 4        /* key vectors per score chunk */
 #define MAXHV (128 / W)  /* head vectors: head_dim at most 128 */
-typedef float vf __attribute__((vector_size(W * 4)));
-typedef int32_t vi __attribute__((vector_size(W * 4)));
-typedef uint16_t vh __attribute__((vector_size(W * 2)));
-#define INLINE static inline __attribute__((always_inline))
-
+""" + VECTOR_ROWS_C + r"""
 INLINE vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
-INLINE vf ld32(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-INLINE void st32(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* bfloat16 <-> float32: widening is exact; narrowing rounds to nearest even, NaN stays NaN */
-INLINE vf ld16(const uint16_t *p) { vh h; memcpy(&h, p, sizeof h); return (vf)(__builtin_convertvector(h, vi) << 16); }
-INLINE void st16(uint16_t *p, vf v) {
-    vi u = (vi)v;
-    vi nan = (u & 0x7fffffff) > 0x7f800000;
-    vi r = (u + (0x7fff + ((u >> 16) & 1))) >> 16;
-    r = (nan & ((u >> 16) | 0x40)) | (~nan & r);
-    vh h = __builtin_convertvector(r & 0xffff, vh);
-    memcpy(p, &h, sizeof h);
-}
-/* a vector of row ``p`` (float32 when ``bf`` is 0, bfloat16 when 1) */
-INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
-INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
 
 /* e^x for x <= 0, 0 below -87 (Cephes' expf: x = n ln2 + r, a degree-6 polynomial, 2^n from bits) */
 INLINE vf vexp_nonpos(vf x) {

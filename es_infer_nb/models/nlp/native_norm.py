@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ..native_build import compile_library, load_once
+from ..native_build import VECTOR_ROWS_C, compile_library, load_once
 
 __all__ = ["DTYPES", "MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
 
@@ -56,26 +56,7 @@ SOURCE = r"""
 #else
 #define W 8
 #endif
-typedef float vf __attribute__((vector_size(W * 4)));
-typedef int32_t vi __attribute__((vector_size(W * 4)));
-typedef uint16_t vh __attribute__((vector_size(W * 2)));
-#define INLINE static inline __attribute__((always_inline))
-INLINE vf ld32(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-INLINE void st32(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* bfloat16 <-> float32: widening is exact; narrowing rounds to nearest even, NaN stays NaN */
-INLINE vf ld16(const uint16_t *p) { vh h; memcpy(&h, p, sizeof h); return (vf)(__builtin_convertvector(h, vi) << 16); }
-INLINE void st16(uint16_t *p, vf v) {
-    vi u = (vi)v;
-    vi nan = (u & 0x7fffffff) > 0x7f800000;
-    vi r = (u + (0x7fff + ((u >> 16) & 1))) >> 16;
-    r = (nan & ((u >> 16) | 0x40)) | (~nan & r);
-    vh h = __builtin_convertvector(r & 0xffff, vh);
-    memcpy(p, &h, sizeof h);
-}
-/* element i of a row of float32 (bf 0) or bfloat16 (bf 1) */
-INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
-INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
-INLINE const void *row(int bf, const void *p, int64_t r) { return (const char *)p + r * (bf ? 2 : 4); }
+""" + VECTOR_ROWS_C + r"""INLINE const void *row(int bf, const void *p, int64_t r) { return (const char *)p + r * (bf ? 2 : 4); }
 INLINE float hsum(vf v) { float s = 0.0f; for (int l = 0; l < W; l++) s += v[l]; return s; }
 
 /* mean and 1 / sqrt(var + eps) of the n floats at t (n a multiple of W) */

@@ -9,22 +9,25 @@ both idle. One process-wide pool per ``(streams, threads)`` instead serves every
 * jobs are taken by priority, ``(run, group)``: a run's groups go before every later run's, so a run
   started while another finishes only fills the cores the older one leaves idle (its tail) and the
   older run's answer is never delayed by it;
-* each thread sets its torch thread count once. ``torch.set_num_threads`` sets the calling thread's
-  count and a process default that every thread takes at its first parallel op: a stream thread
-  puts that default back at once (from a throwaway thread, under a lock), or a thread started
-  later (the deployment's queue worker, an HTTP handler) would run on one thread and, asking
-  ``torch.get_num_threads()``, plan one stream;
+* each thread sets its torch thread count once, for itself only: OpenMP's ``omp_set_num_threads``
+  from the stream thread (``torch.set_num_threads`` also sets a process default that every thread
+  takes at its first parallel op: a thread started then — the deployment's queue worker, an HTTP
+  handler — would run on one thread and, asking ``torch.get_num_threads()``, plan one stream; where
+  torch has no OpenMP the default is put back at once, from a throwaway thread, under a lock);
 * a thread idle for :data:`IDLE_EXIT_S` ends (the next job starts another); a forked child starts
   with an empty pool.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import heapq
 import itertools
 import os
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 __all__ = ["IDLE_EXIT_S", "StreamPool", "next_run", "pool_for", "streams_busy", "streams_finishing"]
@@ -119,12 +122,42 @@ def _in_new_thread(fn: Callable[[], T]) -> T:
     return out[0]
 
 
-def _own_thread_count(threads: int) -> None:
-    """Give the calling thread ``threads`` torch threads and leave the process default as it was."""
+@functools.cache
+def _openmp() -> ctypes.CDLL | None:
+    """The OpenMP runtime torch runs its parallel ops on (its own ``libgomp`` / ``libiomp5`` / ``libomp``,
+    already loaded: ``dlopen`` hands back that copy), or ``None``."""
     import torch
 
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return None
+    here = Path(torch.__file__).parent / "lib"
+    names = [str(p) for pattern in ("libgomp*.so*", "libiomp5*", "libomp*") for p in sorted(here.glob(pattern))]
+    for name in names + ["libgomp.so.1", "libiomp5.so", "libomp.so"]:
+        try:
+            lib = ctypes.CDLL(name)
+            lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _own_thread_count(threads: int) -> None:
+    """Give the calling thread ``threads`` torch threads and leave the process default as it was.
+
+    With OpenMP (torch's CPU builds), ``omp_set_num_threads`` from this thread sets this thread's
+    count only: the process default never changes, so no thread started meanwhile can read a wrong
+    one. Elsewhere ``torch.set_num_threads`` (which also sets the default) and the default put back
+    from a throwaway thread, under a lock (a thread started in between would take one thread)."""
+    import torch
+
+    torch.get_num_threads()  # this thread takes its count now (from the default), once
+    omp = _openmp()
+    if omp is not None:
+        omp.omp_set_num_threads(threads)
+        if torch.get_num_threads() == threads:
+            return
     with _setup_lock:
-        torch.get_num_threads()  # this thread takes its count now (from the default), once
         default = _in_new_thread(torch.get_num_threads)  # a new thread reads the default
         torch.set_num_threads(threads)  # this thread's count, and the default...
         _in_new_thread(lambda: torch.set_num_threads(default))  # ...put back

@@ -70,6 +70,39 @@ def test_each_stream_has_its_threads_and_the_process_default_is_left_alone():
     assert later == [before] and torch.get_num_threads() == before
 
 
+def test_with_openmp_a_stream_sets_its_own_count_and_never_the_process_default(monkeypatch):
+    """torch's CPU builds run on OpenMP: a stream thread sets its count with ``omp_set_num_threads``
+    (its own only), so the process default never changes, not even for a moment: a thread started
+    while a stream starts (a deployment's queue worker) cannot take one thread (before, with
+    ``torch.set_num_threads`` and the default put back, such a thread could; seen once in CI)."""
+    if stream_pool._openmp() is None:
+        pytest.skip("this torch build does not run on OpenMP: streams put the default back instead")
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("one torch thread: nothing to tell apart")
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    pool = StreamPool(2, 1)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # new threads started all the while the streams start: each reads the default
+        while not stop.is_set():
+            thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            thread.start()
+            thread.join()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert [f.result(10) for f in [pool.submit((0, i), torch.get_num_threads) for i in range(2)]] == [1, 1]
+    finally:
+        stop.set()
+        watcher.join()
+    assert not calls  # torch.set_num_threads never called
+    assert seen and set(seen) == {before}
+
+
 def test_idle_stream_threads_end_and_the_next_job_starts_one(monkeypatch):
     monkeypatch.setattr(stream_pool, "IDLE_EXIT_S", 0.05)
     pool = StreamPool(2, 1)

@@ -10,7 +10,7 @@ both idle. One process-wide pool per ``(streams, threads)`` instead serves every
   started while another finishes only fills the cores the older one leaves idle (its tail) and the
   older run's answer is never delayed by it;
 * each thread sets its torch thread count once, for itself only: OpenMP's ``omp_set_num_threads``
-  from the stream thread (``torch.set_num_threads`` also sets a process default that every thread
+  and MKL's ``mkl_set_num_threads_local`` from the stream thread (``torch.set_num_threads`` also sets a process default that every thread
   takes at its first parallel op: a thread started then — the deployment's queue worker, an HTTP
   handler — would run on one thread and, asking ``torch.get_num_threads()``, plan one stream; where
   torch has no OpenMP the default is put back at once, from a throwaway thread, under a lock);
@@ -122,39 +122,59 @@ def _in_new_thread(fn: Callable[[], T]) -> T:
     return out[0]
 
 
+def _torch_library(names: tuple[str, ...], symbol: str) -> Any:
+    """``symbol`` (a C function, ``int`` argument) from the first of torch's own libraries ``names``
+    (glob patterns under ``torch/lib``, then plain names) that has it; ``dlopen`` hands back the copy
+    torch already loaded. ``None`` when none has it."""
+    import torch
+
+    here = Path(torch.__file__).parent / "lib"
+    candidates = [str(p) for pattern in names for p in sorted(here.glob(pattern))]
+    candidates += [n for n in names if "*" not in n]
+    for name in candidates:
+        try:
+            fn = getattr(ctypes.CDLL(name), symbol)
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    return None
+
+
 @functools.cache
-def _openmp() -> ctypes.CDLL | None:
-    """The OpenMP runtime torch runs its parallel ops on (its own ``libgomp`` / ``libiomp5`` / ``libomp``,
-    already loaded: ``dlopen`` hands back that copy), or ``None``."""
+def _local_setters() -> tuple[Any, ...] | None:
+    """The per-thread thread-count setters of what torch's CPU ops run on: OpenMP's
+    ``omp_set_num_threads`` and, where torch has MKL, ``mkl_set_num_threads_local`` (what
+    ``torch.set_num_threads`` calls, less the process default); ``None`` when either is missing."""
     import torch
 
     if "OpenMP" not in torch.__config__.parallel_info():
         return None
-    here = Path(torch.__file__).parent / "lib"
-    names = [str(p) for pattern in ("libgomp*.so*", "libiomp5*", "libomp*") for p in sorted(here.glob(pattern))]
-    for name in names + ["libgomp.so.1", "libiomp5.so", "libomp.so"]:
-        try:
-            lib = ctypes.CDLL(name)
-            lib.omp_set_num_threads.argtypes = [ctypes.c_int]
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
+    omp = _torch_library(("libgomp*.so*", "libiomp5*", "libomp*", "libgomp.so.1"), "omp_set_num_threads")
+    if omp is None:
+        return None
+    if not torch.backends.mkl.is_available():
+        return (omp,)
+    # the C interface (an int by value): the lower-case symbol is MKL's Fortran one (an int pointer)
+    mkl = _torch_library(("libtorch_cpu.*", "libmkl_rt*"), "MKL_Set_Num_Threads_Local")
+    return None if mkl is None else (omp, mkl)
 
 
 def _own_thread_count(threads: int) -> None:
     """Give the calling thread ``threads`` torch threads and leave the process default as it was.
 
-    With OpenMP (torch's CPU builds), ``omp_set_num_threads`` from this thread sets this thread's
-    count only: the process default never changes, so no thread started meanwhile can read a wrong
-    one. Elsewhere ``torch.set_num_threads`` (which also sets the default) and the default put back
-    from a throwaway thread, under a lock (a thread started in between would take one thread)."""
+    With OpenMP (torch's CPU builds), ``omp_set_num_threads`` and MKL's ``mkl_set_num_threads_local``
+    from this thread set this thread's counts only: the process default never changes, so no thread
+    started meanwhile can read a wrong one. Elsewhere ``torch.set_num_threads`` (which also sets the
+    default) and the default put back from a throwaway thread, under a lock (a thread started in
+    between would take one thread)."""
     import torch
 
     torch.get_num_threads()  # this thread takes its count now (from the default), once
-    omp = _openmp()
-    if omp is not None:
-        omp.omp_set_num_threads(threads)
+    setters = _local_setters()
+    if setters is not None:
+        for setter in setters:
+            setter(threads)
         if torch.get_num_threads() == threads:
             return
     with _setup_lock:

@@ -71,12 +71,12 @@ def test_each_stream_has_its_threads_and_the_process_default_is_left_alone():
 
 
 def test_with_openmp_a_stream_sets_its_own_count_and_never_the_process_default(monkeypatch):
-    """torch's CPU builds run on OpenMP: a stream thread sets its count with ``omp_set_num_threads``
-    (its own only), so the process default never changes, not even for a moment: a thread started
+    """torch's CPU builds run on OpenMP (and MKL): a stream thread sets its count with
+    ``omp_set_num_threads`` and ``mkl_set_num_threads_local`` (its own only), so the process default never changes, not even for a moment: a thread started
     while a stream starts (a deployment's queue worker) cannot take one thread (before, with
     ``torch.set_num_threads`` and the default put back, such a thread could; seen once in CI)."""
-    if stream_pool._openmp() is None:
-        pytest.skip("this torch build does not run on OpenMP: streams put the default back instead")
+    if stream_pool._local_setters() is None:
+        pytest.skip("no per-thread setters in this torch build: streams put the default back instead")
     before = torch.get_num_threads()
     if before < 2:
         pytest.skip("one torch thread: nothing to tell apart")

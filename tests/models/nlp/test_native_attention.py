@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from es_infer_nb.models import native_build
 from es_infer_nb.models.nlp import bert_encoder, native_attention
+from tiny_models import random_bert
 
 LENGTHS = [1, 7, 16, 17, 33, 64, 65, 100, 130, 257]
 
@@ -147,12 +148,8 @@ def test_where_the_kernel_runs():
 
 
 def _bert(heads: int = 4):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(5)
-    config = BertConfig(vocab_size=100, hidden_size=16 * heads * 2, num_hidden_layers=2, num_attention_heads=heads,
-                        intermediate_size=64, max_position_embeddings=300)
-    return BertModel(config, add_pooling_layer=False).eval()
+    return random_bert(5, vocab_size=100, hidden_size=16 * heads * 2, num_attention_heads=heads,
+                       intermediate_size=64, max_position_embeddings=300)
 
 
 @pytest.mark.parametrize("lengths", [[5, 5, 5], [9, 3, 1, 7], [120, 4]])

@@ -15,6 +15,7 @@ from es_infer_nb.models import native_build
 from es_infer_nb.models.nlp import native_attention, native_norm
 from es_infer_nb.models.nlp.bert_encoder import BertEncoder
 from es_infer_nb.models.nlp.fast_encoder import build_encoder
+from tiny_models import random_bert
 
 
 def _needs_kernel() -> None:
@@ -167,13 +168,9 @@ def test_the_avx2_build_gives_the_same_answers(monkeypatch, tmp_path):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 
-def _bert(hidden: int = 64, heads: int = 4):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(7)
-    config = BertConfig(vocab_size=120, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
-                        intermediate_size=128, max_position_embeddings=300)
-    return BertModel(config, add_pooling_layer=False).eval()
+def _bert():
+    return random_bert(7, vocab_size=120, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                       max_position_embeddings=300)
 
 
 def _batch(lengths: list[int], vocab: int = 120) -> tuple[torch.Tensor, torch.Tensor]:

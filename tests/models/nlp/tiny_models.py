@@ -18,10 +18,21 @@ NLI_LABELS = ["contradiction", "neutral", "entailment"]
 
 
 def bert_config(**extra):
+    """A tiny BertConfig; ``extra`` adds or overrides fields."""
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=37, max_position_embeddings=128, type_vocab_size=2, **extra)
+    fields = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=37, max_position_embeddings=128, type_vocab_size=2)
+    return BertConfig(**{**fields, **extra})
+
+
+def random_bert(seed: int, **config):
+    """A random-weight ``BertModel`` (no pooler, eval mode) of :func:`bert_config` with ``config``."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    return BertModel(bert_config(**config), add_pooling_layer=False).eval()
 
 
 def write_tokenizer(folder: Path, *, lower: bool = True) -> None:

@@ -29,8 +29,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled", "load_once",
-           "parallel_rows", "target_isa"]
+__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled",
+           "load_once", "parallel_rows", "target_isa"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ INLINE void st16(uint16_t *p, vf v) {
 INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
 INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
 """
-
 
 
 def disabled() -> bool:

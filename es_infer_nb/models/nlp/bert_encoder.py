@@ -433,20 +433,20 @@ class BertEncoder(nn.Module):
         batch, length = input_ids.shape
         device = self.word_embeddings.weight.device
         stream_dtype = self.residual_dtype or self.word_embeddings.weight.dtype
+        attention_dtype = self.attention_dtype or stream_dtype
         mask = attention_mask.bool()
         padded = not bool(mask.all())
         lengths = mask.sum(dim=1)
         heads = self.layers[0].heads if len(self.layers) else 1
-        use_kernel = len(self.layers) > 0 and native_attention.usable(
-            self.attention_dtype or stream_dtype, self.hidden // heads, length, device)
+        use_kernel = len(self.layers) > 0 and native_attention.usable(attention_dtype, self.hidden // heads, length,
+                                                                      device)
         bias = None  # the padding mask of torch's attention (the kernel needs none)
         if padded and not use_kernel:
             if device.type == "cuda":
                 bias = mask[:, None, None, :]
             else:
-                dtype = self.attention_dtype or stream_dtype
-                bias = torch.zeros(mask.shape, dtype=dtype, device=device)
-                bias.masked_fill_(~mask, torch.finfo(dtype).min)
+                bias = torch.zeros(mask.shape, dtype=attention_dtype, device=device)
+                bias.masked_fill_(~mask, torch.finfo(attention_dtype).min)
                 bias = bias[:, None, None, :]
         keep = None
         if padded and device.type != "cuda" and (use_kernel or int(lengths.sum()) < PACK_BELOW * mask.numel()):
@@ -456,7 +456,8 @@ class BertEncoder(nn.Module):
         tokens = batch * length if keep is None else len(keep)
         # the kernel's batches get rows no text reads, up to a size oneDNN keeps a GEMM kernel for
         rows_run = padded_rows(tokens) if use_kernel else tokens
-        h, first_qkv = self._embed(input_ids, token_type_ids, keep, rows_run)
+        h, first_qkv = self._embed(input_ids, token_type_ids, keep, rows_run,
+                                   stream_dtype if attention_dtype is stream_dtype else None)
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
         if keep is not None:
@@ -483,14 +484,14 @@ class BertEncoder(nn.Module):
         return h.view(batch, length, self.hidden)
 
     def _embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, keep: torch.Tensor | None,
-               rows: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+               rows: int, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The residual stream's first ``rows`` rows (the ``keep`` tokens, else all, then zero rows), and
-        the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it (else ``None``)."""
+        the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it (else ``None``):
+        ``dtype``, the residual stream's when attention runs in it too (``None``: it does not)."""
         batch, length = input_ids.shape
         tables = self.embedding_tables
-        dtype = self.residual_dtype or self.word_embeddings.weight.dtype
         if (tables is not None and token_type_ids is None and not input_ids.is_cuda and dtype in native_norm.DTYPES
-                and tables.source is self.layers[0].qkv and (self.attention_dtype or dtype) is dtype):
+                and tables.source is self.layers[0].qkv):
             ids = input_ids.reshape(-1)
             positions = torch.arange(length).repeat(batch)
             if keep is not None:

@@ -297,13 +297,13 @@ class _Layer(nn.Module):
 
     def attention(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
                   packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None,
-                  native: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  native: native_attention.Texts | None = None,
                   qkv: torch.Tensor | None = None) -> torch.Tensor:
         batch, length = shape
         if qkv is None:
             qkv = _linear(self.qkv, h, rows)
         if native is not None:  # the C kernel, straight from the (packed) projection rows
-            return native_attention.attention(qkv, *native, self.heads)
+            return native_attention.run(qkv, native)
         keep = None
         if packed is not None:  # packed tokens: back into the padded layout for attention only
             keep, buffers = packed
@@ -319,27 +319,37 @@ class _Layer(nn.Module):
 
     def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
                 packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None = None,
-                native: tuple[torch.Tensor, torch.Tensor] | None = None,
-                qkv: torch.Tensor | None = None) -> torch.Tensor:
+                native: native_attention.Texts | None = None,
+                qkv: torch.Tensor | None = None, norms: Any = None) -> torch.Tensor:
         """``packed``: the real tokens' row indices and the batch's padded-layout buffers for the fused
-        projection's output (by dtype), shared by all layers; ``native``: each text's first row and
-        length in ``h`` when the C kernel runs attention (:mod:`.native_attention`); ``qkv``: the fused
-        projection of ``h`` when already computed (the first layer's, from :mod:`.native_norm`)."""
+        projection's output (by dtype), shared by all layers; ``native``: the texts of ``h`` when the C
+        kernel runs attention (:mod:`.native_attention`); ``qkv``: the fused projection of ``h`` when
+        already computed (the first layer's, from :mod:`.native_norm`); ``norms``: the loaded C norm
+        kernel where ``h``'s rows can take it (:meth:`BertEncoder.forward` looks it up once a pass)."""
         context = self.attention(h, shape, bias, rows, packed, native, qkv)
-        h = self._residual_norm(self.attn_out, context, h, rows, self.attn_norm)
+        h = self._residual_norm(self.attn_out, context, h, rows, self.attn_norm, norms)
         inner = _gelu(self.ffn_in, h, rows)
-        return self._residual_norm(self.ffn_out, inner, h, rows, self.ffn_norm)
+        return self._residual_norm(self.ffn_out, inner, h, rows, self.ffn_norm, norms)
+
+    def c_norms(self, lib: Any, width: int) -> Any:
+        """``lib`` (the C norm kernel, or ``None``) where this layer's norms run in it: :attr:`native_norms`
+        and float32 weights over ``width`` (checked at each pass: an encoder cast after it was built keeps
+        ATen's norms)."""
+        if lib is None or not self.native_norms:
+            return None
+        return lib if native_norm.takes(self.attn_norm, width) and native_norm.takes(self.ffn_norm, width) else None
 
     def _residual_norm(self, module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any,
-                       norm: nn.LayerNorm) -> torch.Tensor:
-        """``norm(h + module(x))`` (``h``: a residual nobody reads after). Where :attr:`native_norms`, a
-        float32 or bfloat16 oneDNN projection writes ``module(x)`` alone and the C kernel adds ``h`` and
-        normalises in the same pass, in place (the GEMM's add post-op costs more: 6% of a 384 x 384
-        float32 projection; in bfloat16 the sum is then rounded once, not twice: closer to float32)."""
-        if self.native_norms and native_norm.usable(h, norm):
+                       norm: nn.LayerNorm, lib: Any) -> torch.Tensor:
+        """``norm(h + module(x))`` (``h``: a residual nobody reads after). Where ``lib`` (the C kernel, for
+        rows like ``h``: :meth:`c_norms`), a float32 or bfloat16 oneDNN projection writes
+        ``module(x)`` alone and the C kernel adds ``h`` and normalises in the same pass, in place (the
+        GEMM's add post-op costs more: 6% of a 384 x 384 float32 projection; in bfloat16 the sum is then
+        rounded once, not twice: closer to float32)."""
+        if lib is not None:
             if type(module) is OneDNNLinear or (type(module) is BF16Linear and h.dtype is torch.bfloat16):
-                return native_norm.layer_norm_(module(x), norm, residual=h)
-            return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm)  # others (int8): their own add
+                return native_norm.layer_norm_(module(x), norm, residual=h, lib=lib)
+            return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm, lib=lib)  # int8: its own add
         return norm(_accumulate(module, x, h, rows))
 
 
@@ -406,10 +416,11 @@ class BertEncoder(nn.Module):
         """Run the layers' residual adds and layer norms in place in C on float32 or bfloat16 CPU rows
         (:func:`.native_norm.layer_norm_`: ~half of ATen's time, one pass over a row in cache instead of
         a new tensor; bfloat16 encoder +4% end to end); returns whether it will."""
-        usable = native_norm.kernel() is not None and self.hidden % native_norm.VECTOR_MULTIPLE == 0
+        found = native_norm.kernel() is not None
         for layer in self.layers:
-            layer.native_norms = usable
-        return usable and len(self.layers) > 0
+            layer.native_norms = found and all(native_norm.takes(norm, self.hidden)
+                                               for norm in (layer.attn_norm, layer.ffn_norm))
+        return any(layer.native_norms for layer in self.layers)
 
     def use_onednn(self) -> bool:
         """Run the (CPU, float32 or bfloat16, not quantized) projections through :class:`OneDNNLinear`;
@@ -456,8 +467,11 @@ class BertEncoder(nn.Module):
         tokens = batch * length if keep is None else len(keep)
         # the kernel's batches get rows no text reads, up to a size oneDNN keeps a GEMM kernel for
         rows_run = padded_rows(tokens) if use_kernel else tokens
+        # the C embeddings' and norms' kernel (one library), looked up once a pass: None where turned off
+        lib = (native_norm.kernel() if self.embedding_tables is not None or any(layer.native_norms for layer in self.layers)
+               else None)
         h, first_qkv = self._embed(input_ids, token_type_ids, keep, rows_run,
-                                   stream_dtype if attention_dtype is stream_dtype else None)
+                                   stream_dtype if attention_dtype is stream_dtype else None, lib)
         # for row-aware (int8) projections: the first token of each text ([CLS], whose hidden state
         # carries the outliers) stays in float32, padding rows are zeroed
         if keep is not None:
@@ -472,9 +486,11 @@ class BertEncoder(nn.Module):
             rows = (torch.cat([starts, starts + lengths - 1]), pads)
         # the kernel reads the packed rows in place; torch's attention scatters them into the padded layout
         packed = None if keep is None or use_kernel else (keep, {})
-        native = (starts, lengths) if use_kernel else None
+        native = native_attention.texts(starts, lengths, heads, rows_run) if use_kernel else None
+        if not native_norm.rows_usable(h):  # the residual stream's rows: the same in every layer
+            lib = None
         for layer in self.layers:
-            h = layer(h, (batch, length), bias, rows, packed, native, first_qkv)
+            h = layer(h, (batch, length), bias, rows, packed, native, first_qkv, layer.c_norms(lib, self.hidden))
             first_qkv = None
         h = h[:tokens]
         if keep is not None:
@@ -484,19 +500,20 @@ class BertEncoder(nn.Module):
         return h.view(batch, length, self.hidden)
 
     def _embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, keep: torch.Tensor | None,
-               rows: int, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+               rows: int, dtype: torch.dtype | None, lib: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The residual stream's first ``rows`` rows (the ``keep`` tokens, else all, then zero rows), and
-        the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it (else ``None``):
-        ``dtype``, the residual stream's when attention runs in it too (``None``: it does not)."""
+        the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it with ``lib``
+        (the C kernel; else ``None``): ``dtype``, the residual stream's when attention runs in it too
+        (``None``: it does not)."""
         batch, length = input_ids.shape
         tables = self.embedding_tables
-        if (tables is not None and token_type_ids is None and not input_ids.is_cuda and dtype in native_norm.DTYPES
-                and tables.source is self.layers[0].qkv):
+        if (tables is not None and lib is not None and token_type_ids is None and not input_ids.is_cuda
+                and dtype in native_norm.DTYPES and tables.source is self.layers[0].qkv):
             ids = input_ids.reshape(-1)
             positions = torch.arange(length).repeat(batch)
             if keep is not None:
                 ids, positions = ids[keep], positions[keep]
-            return native_norm.embed(tables, ids, positions, rows, dtype)
+            return native_norm.embed(tables, ids, positions, rows, dtype, lib=lib)
         types = (self.token_type_embeddings.weight[0] if token_type_ids is None
                  else self.token_type_embeddings(token_type_ids))
         h = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length] + types

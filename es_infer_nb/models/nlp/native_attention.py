@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from dataclasses import dataclass
 
 import torch
 
 from ..native_build import VECTOR_ROWS_C, compile_library, load_once, parallel_rows
 
-__all__ = ["MAX_LENGTH", "SOURCE", "attention", "kernel", "usable", "width"]
+__all__ = ["MAX_LENGTH", "SOURCE", "Texts", "attention", "kernel", "run", "texts", "usable", "width"]
 
 #: the longest text (tokens) a batch may hold for the kernel to run its attention, by the kernel's
 #: vector width (16 floats: AVX-512, 8: AVX2) and dtype: measured end to end in the encoder, where the
@@ -287,33 +288,60 @@ def usable(dtype: torch.dtype, head_dim: int, longest: int, device: torch.device
     return longest <= limits.get(dtype, 0)
 
 
-def attention(qkv: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, heads: int) -> torch.Tensor:
-    """``softmax(q k^T) v`` per text and head: ``qkv`` [tokens, 3 * hidden] (rows ``starts[s]`` ..
-    ``starts[s] + lengths[s] - 1`` are text ``s``; float32 or bfloat16 on the CPU, unit column stride),
-    ``starts`` / ``lengths`` int64; returns [tokens, hidden] of ``qkv``'s dtype (rows of no text
-    are zero)."""
+@dataclass(frozen=True)
+class Texts:
+    """A packed batch's texts as the kernel reads them (:func:`texts`): prepared once per forward pass
+    and read by every layer's :func:`run` (a single text's forward calls the kernel six times, and the
+    per-call preparation was a tenth of its attention time)."""
+
+    lib: ctypes.CDLL
+    starts: torch.Tensor  #: int64, contiguous: each text's first row
+    lengths: torch.Tensor  #: int64, contiguous: each text's token count
+    heads: int
+    rows: int  #: the rows of the Q/K/V projection (the texts' tokens, then rows no text reads)
+    covered: bool  #: every row belongs to a text (nothing to zero in the output)
+
+
+def texts(starts: torch.Tensor, lengths: torch.Tensor, heads: int, rows: int) -> Texts:
+    """The batch's texts (rows ``starts[s]`` .. ``starts[s] + lengths[s] - 1`` are text ``s``) in a
+    Q/K/V projection of ``rows`` rows, for :func:`run`; ``RuntimeError`` where the kernel is unavailable."""
     lib = kernel()
     if lib is None:
         raise RuntimeError("the native attention kernel is not available here")
+    lengths = lengths.to(torch.int64).contiguous()
+    return Texts(lib, starts.to(torch.int64).contiguous(), lengths, heads, rows, int(lengths.sum()) == rows)
+
+
+def run(qkv: torch.Tensor, batch: Texts) -> torch.Tensor:
+    """``softmax(q k^T) v`` per text and head of ``batch``: ``qkv`` [rows, 3 * hidden] (float32 or
+    bfloat16 on the CPU); returns [rows, hidden] of ``qkv``'s dtype (rows of no text are zero)."""
     tokens, width = qkv.shape
+    if tokens != batch.rows:
+        raise ValueError(f"the projection has {tokens} rows, the texts were prepared for {batch.rows}")
     hidden = width // 3
-    head_dim = hidden // heads
+    head_dim = hidden // batch.heads
     if qkv.stride(1) != 1:
         qkv = qkv.contiguous()
-    starts = starts.to(torch.int64).contiguous()
-    lengths = lengths.to(torch.int64).contiguous()
-    covered = int(lengths.sum()) == tokens  # every row belongs to a text (packed): nothing to zero
-    out = (qkv.new_empty if covered else qkv.new_zeros)((tokens, hidden))
+    out = (qkv.new_empty if batch.covered else qkv.new_zeros)((tokens, hidden))
     bf = 1 if qkv.dtype is torch.bfloat16 else 0
-    args = (qkv.data_ptr(), qkv.stride(0), out.data_ptr(), out.stride(0), starts.data_ptr(), lengths.data_ptr(),
-            heads, head_dim)
+    fn = batch.lib.es_attention
+    args = (qkv.data_ptr(), qkv.stride(0), out.data_ptr(), out.stride(0), batch.starts.data_ptr(),
+            batch.lengths.data_ptr(), batch.heads, head_dim)
 
-    def run(lo: int, hi: int) -> int:
-        return lib.es_attention(bf, *args, lo, hi)
+    def part(lo: int, hi: int) -> int:
+        return fn(bf, *args, lo, hi)
 
-    codes = parallel_rows(len(lengths) * heads, run, min_rows=PARALLEL_MIN_TASKS)
+    codes = parallel_rows(len(batch.lengths) * batch.heads, part, min_rows=PARALLEL_MIN_TASKS)
     if any(codes):
         if 1 in codes:
             raise MemoryError("the native attention kernel could not allocate its buffers")
         raise ValueError(f"the native attention kernel takes head sizes {HEAD_DIMS}, not {head_dim}")
     return out
+
+
+def attention(qkv: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, heads: int) -> torch.Tensor:
+    """``softmax(q k^T) v`` per text and head: ``qkv`` [tokens, 3 * hidden] (rows ``starts[s]`` ..
+    ``starts[s] + lengths[s] - 1`` are text ``s``; float32 or bfloat16 on the CPU, unit column stride),
+    ``starts`` / ``lengths`` int64; returns [tokens, hidden] of ``qkv``'s dtype (rows of no text
+    are zero). One call: :func:`texts` then :func:`run` (the encoder prepares the texts once a pass)."""
+    return run(qkv, texts(starts, lengths, heads, qkv.shape[0]))

@@ -36,7 +36,8 @@ import torch
 
 from ..native_build import VECTOR_ROWS_C, compile_library, load_once
 
-__all__ = ["DTYPES", "MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_", "usable"]
+__all__ = ["DTYPES", "MAX_TABLE_BYTES", "SOURCE", "EmbeddingTables", "build_tables", "embed", "kernel", "layer_norm_",
+           "rows_usable", "takes", "usable"]
 
 #: the largest word table built (bytes): BERT-base's (30,522 x 2,304 floats, 281 MB, for 2.1% of its
 #: FLOPs) is not; MiniLM-L6's (141 MB, 4.2%) is
@@ -170,20 +171,32 @@ def kernel() -> ctypes.CDLL | None:
 DTYPES = (torch.float32, torch.bfloat16)
 
 
+def takes(norm: torch.nn.LayerNorm, width: int) -> bool:
+    """Whether :func:`layer_norm_` takes ``norm`` over rows of ``width`` (what does not change from one
+    call to the next: float32 weight and bias, that width, a multiple of :data:`VECTOR_MULTIPLE`)."""
+    return (width % VECTOR_MULTIPLE == 0 and norm.weight is not None and norm.bias is not None
+            and norm.weight.dtype is torch.float32 and tuple(norm.normalized_shape) == (width,))
+
+
+def rows_usable(x: torch.Tensor) -> bool:
+    """Whether :func:`layer_norm_` reads and writes ``x`` where it is (float32 or bfloat16 CPU rows,
+    unit column stride)."""
+    return x.dtype in DTYPES and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
+
+
 def usable(x: torch.Tensor, norm: torch.nn.LayerNorm) -> bool:
     """Whether :func:`layer_norm_` runs ``norm`` on ``x`` here (float32 or bfloat16 CPU rows of a size
     it takes, the norm's weights float32)."""
-    return (x.dtype in DTYPES and x.device.type == "cpu" and x.dim() == 2 and x.stride(1) == 1
-            and x.shape[1] % VECTOR_MULTIPLE == 0 and norm.weight is not None
-            and norm.bias is not None and norm.weight.dtype is torch.float32
-            and tuple(norm.normalized_shape) == (x.shape[1],) and kernel() is not None)
+    return rows_usable(x) and takes(norm, x.shape[1]) and kernel() is not None
 
 
-def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tensor | None = None) -> torch.Tensor:
+def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tensor | None = None,
+                lib: ctypes.CDLL | None = None) -> torch.Tensor:
     """``norm(x)``, or ``norm(x + residual)``, written into ``x`` (rows of floats: see :func:`usable`;
     ``residual`` of the same shape and dtype), ``x`` returned. Float32 arithmetic for bfloat16 rows too,
-    rounded once at the end (what torch's mixed-dtype layer norm does)."""
-    lib = kernel()
+    rounded once at the end (what torch's mixed-dtype layer norm does). ``lib``: the :func:`kernel` a
+    caller already holds (the encoder looks it up once a forward pass, not at each of its 12 norms)."""
+    lib = lib or kernel()
     if lib is None:
         raise RuntimeError("the native layer norm kernel is not available here")
     rows, n = x.shape
@@ -244,13 +257,14 @@ def build_tables(word: torch.Tensor, position: torch.Tensor, type0: torch.Tensor
 
 
 def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor, rows: int,
-          dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+          dtype: torch.dtype = torch.float32, lib: ctypes.CDLL | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(h, proj)`` for ``rows`` rows: row ``r < len(ids)`` is token ``ids[r]`` at position
     ``positions[r]`` (``h`` its embeddings' layer norm, ``proj`` the projection of it); the rows after
-    are padding (zeros). ``dtype``: float32 or bfloat16 (float32 arithmetic, rounded once)."""
+    are padding (zeros). ``dtype``: float32 or bfloat16 (float32 arithmetic, rounded once). ``lib``:
+    the :func:`kernel` a caller already holds."""
     if dtype not in DTYPES:
         raise ValueError(f"the native embedding kernel writes {DTYPES}, not {dtype}")
-    lib = kernel()
+    lib = lib or kernel()
     if lib is None:
         raise RuntimeError("the native embedding kernel is not available here")
     tokens = len(ids)

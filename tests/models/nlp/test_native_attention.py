@@ -165,8 +165,8 @@ def test_the_encoder_with_the_kernel_matches_transformers_and_torchs_attention(m
     input_ids[~mask] = 0
     encoder = bert_encoder.BertEncoder(model)
     calls = []
-    real = native_attention.attention
-    monkeypatch.setattr(native_attention, "attention", lambda *a: calls.append(1) or real(*a))
+    real = native_attention.run
+    monkeypatch.setattr(native_attention, "run", lambda *a: calls.append(1) or real(*a))
     with torch.inference_mode():
         want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
         fast = encoder(input_ids, mask)
@@ -192,8 +192,8 @@ def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkey
     mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
     encoder = bert_encoder.BertEncoder(model)
     seen = []
-    real = native_attention.attention
-    monkeypatch.setattr(native_attention, "attention", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
+    real = native_attention.run
+    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
     with torch.inference_mode():
         fast = encoder(input_ids, mask)
         want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
@@ -212,8 +212,8 @@ def test_a_bf16_encoder_runs_its_attention_in_the_kernel_close_to_float32(monkey
     fast = bert_encoder.BertEncoder(model)
     fast.use_bf16()
     calls = []
-    real = native_attention.attention
-    monkeypatch.setattr(native_attention, "attention", lambda qkv, *a: calls.append(qkv.dtype) or real(qkv, *a))
+    real = native_attention.run
+    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: calls.append(qkv.dtype) or real(qkv, *a))
     with torch.inference_mode():
         exact = encoder(input_ids, mask)
         calls.clear()
@@ -221,3 +221,21 @@ def test_a_bf16_encoder_runs_its_attention_in_the_kernel_close_to_float32(monkey
     assert calls == [torch.bfloat16] * 2
     cosine = F.cosine_similarity(half[mask], exact[mask], dim=-1)
     assert float(cosine.min()) > 0.999
+
+
+def test_texts_prepared_once_serve_every_call_and_refuse_another_row_count():
+    """:func:`native_attention.texts` once, :func:`native_attention.run` per layer: the same answers as
+    :func:`native_attention.attention`; a projection of another row count is refused, not misread."""
+    _needs_kernel()
+    torch.manual_seed(11)
+    lens = torch.tensor([5, 1, 9])
+    starts = torch.tensor([0, 5, 6])
+    qkv = torch.randn(16, 3 * 64)  # 15 tokens and a row no text reads
+    batch = native_attention.texts(starts, lens, 2, 16)
+    assert not batch.covered and batch.starts.dtype is torch.int64
+    want = native_attention.attention(qkv, starts, lens, 2)
+    for _ in range(2):
+        torch.testing.assert_close(native_attention.run(qkv, batch), want, atol=0, rtol=0)
+    assert torch.equal(want[15], torch.zeros(64))
+    with pytest.raises(ValueError, match="16"):
+        native_attention.run(qkv[:15], batch)

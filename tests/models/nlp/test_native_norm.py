@@ -269,7 +269,7 @@ def test_an_encoder_cast_after_its_tables_writes_them_in_its_dtype_or_runs_the_g
     _needs_kernel()
     written = []
     embed = native_norm.embed
-    monkeypatch.setattr(native_norm, "embed", lambda *args: written.append(args[-1]) or embed(*args))
+    monkeypatch.setattr(native_norm, "embed", lambda *args, **kw: written.append(args[4]) or embed(*args, **kw))
     bert = _bert()
     ids, mask = _batch([9, 3, 1, 7])
     keep = mask.bool()
@@ -295,3 +295,42 @@ def test_only_the_cpu_fp32_and_bf16_encoders_get_tables_and_c_norms():
     assert int8.embedding_tables is None and not any(layer.native_norms for layer in int8.layers)
     plain = BertEncoder(bert)  # opt-in: use_embedding_tables(), use_native_norms()
     assert plain.embedding_tables is None and not any(layer.native_norms for layer in plain.layers)
+
+
+def test_a_forward_pass_looks_the_kernels_up_once_and_an_encoder_cast_later_keeps_atens_norms(monkeypatch):
+    """The C norm kernel is looked up once per pass (not at each of the 2 x layers norms) and the
+    attention kernel's texts are prepared once; ES_INFER_NB_NO_NATIVE set between passes still turns the
+    kernels off; an fp32 encoder cast to bfloat16 after it was built (its norms' weights no longer
+    float32) runs ATen's norms instead of handing the C kernel the wrong weights."""
+    _needs_kernel()
+    bert = _bert()
+    encoder = build_encoder(bert, "fp32", "cpu")
+    assert all(layer.native_norms for layer in encoder.layers) and len(encoder.layers) > 1
+    ids, mask = _batch([9, 3, 1, 7])
+    keep = mask.bool()
+    lookups, prepared, normed = [], [], []
+    kernel, texts, layer_norm_ = native_norm.kernel, native_attention.texts, native_norm.layer_norm_
+    monkeypatch.setattr(native_norm, "kernel", lambda: lookups.append(1) or kernel())
+    monkeypatch.setattr(native_attention, "texts", lambda *a: prepared.append(1) or texts(*a))
+    monkeypatch.setattr(native_norm, "layer_norm_", lambda *a, **k: normed.append(k.get("lib")) or layer_norm_(*a, **k))
+    with torch.inference_mode():
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = encoder(ids, mask)
+    torch.testing.assert_close(got[keep], want[keep], atol=2e-5, rtol=1e-4)
+    assert len(prepared) == 1 and len(normed) == 2 * len(encoder.layers)
+    assert all(lib is not None for lib in normed) and len(lookups) == 1  # one for the embeddings and the norms
+    normed.clear()
+    monkeypatch.setenv("ES_INFER_NB_NO_NATIVE", "1")
+    with torch.inference_mode():
+        torch.testing.assert_close(encoder(ids, mask)[keep], want[keep], atol=2e-5, rtol=1e-4)
+    assert not normed
+    monkeypatch.delenv("ES_INFER_NB_NO_NATIVE")
+    cast = BertEncoder(copy.deepcopy(bert))
+    assert cast.use_native_norms()
+    cast = cast.to(torch.bfloat16)  # the older bfloat16-throughout knob, after the norms were chosen
+    assert all(layer.native_norms for layer in cast.layers)  # decided when built, re-checked per pass
+    with torch.inference_mode():
+        half = cast(ids, mask)
+    assert half.dtype is torch.bfloat16 and not normed
+    cosine = torch.nn.functional.cosine_similarity(half[keep].float(), want[keep], dim=-1)
+    assert cosine.min() > 0.999

@@ -29,13 +29,17 @@ from typing import Callable
 
 import torch
 
-__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled",
+__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "OPENMP_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled",
            "load_once", "parallel_rows", "target_isa"]
 
 log = logging.getLogger(__name__)
 
 #: flags for kernels that must reproduce torch's float64 arithmetic bit for bit: no fast-math, no FP contraction
 EXACT_FLAGS = ("-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+#: the optional flag of kernels that split their work over OpenMP threads: the library then needs
+#: ``libgomp.so.1``, which the loader finds already loaded by torch (its own copy: one OpenMP runtime,
+#: the threads torch's GEMMs just ran on); where the build or the load fails, the kernel is built without
+OPENMP_FLAGS = ("-fopenmp",)
 #: rows below which a call stays on the calling thread
 PARALLEL_MIN_ROWS = 4096
 #: row chunks per thread in a parallel call
@@ -138,21 +142,24 @@ def _build(cc: str, march: bool, source: str, stem: str, base_flags: tuple[str, 
 
 
 def compile_library(source: str, stem: str, bind: Callable[[ctypes.CDLL], None], what: str,
-                    name: str | None = None, flags: tuple[str, ...] = EXACT_FLAGS) -> ctypes.CDLL | None:
+                    name: str | None = None, flags: tuple[str, ...] = EXACT_FLAGS,
+                    optional: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     """Build (or find in the cache) and load the C ``source`` as ``{stem}_{hash}.so``; ``bind`` sets its
-    functions' signatures. ``None``, with a warning naming ``what`` falls back, when that fails."""
+    functions' signatures. ``optional`` flags (``-fopenmp``) are tried first and left out where the
+    build or the load fails. ``None``, with a warning naming ``what`` falls back, when that fails."""
     cc = _compiler()
     if cc is None:
         log.warning("no C compiler found; %s use the torch path", what)
         return None
     errors = []
     for march in (True, False):
-        try:
-            lib = ctypes.CDLL(str(_build(cc, march, source, stem, flags)))
-            bind(lib)
-            return lib
-        except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
-            errors.append(str(exc))
+        for extra in ((optional, ()) if optional else ((),)):
+            try:
+                lib = ctypes.CDLL(str(_build(cc, march, source, stem, flags + extra)))
+                bind(lib)
+                return lib
+            except Exception as exc:  # noqa: BLE001 - any toolchain failure means: use torch
+                errors.append(str(exc))
     log.warning("building the native %s kernel failed (%s); %s use the torch path", name or stem, errors[-1], what)
     return None
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..native_build import VECTOR_ROWS_C, compile_library, load_once, parallel_rows
+from ..native_build import OPENMP_FLAGS, VECTOR_ROWS_C, compile_library, load_once, parallel_rows
 
-__all__ = ["MAX_LENGTH", "SOURCE", "Texts", "attention", "kernel", "run", "texts", "usable", "width"]
+__all__ = ["MAX_LENGTH", "SOURCE", "Texts", "attention", "kernel", "openmp", "run", "texts", "usable", "width"]
 
 #: the longest text (tokens) a batch may hold for the kernel to run its attention, by the kernel's
 #: vector width (16 floats: AVX-512, 8: AVX2) and dtype: measured end to end in the encoder, where the
@@ -53,6 +53,9 @@ SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__AVX512F__)
 #define W 16        /* floats per vector */
@@ -224,15 +227,19 @@ int es_attention_simd(void) {
 #endif
 }
 
-/* Attention over packed sequences. Row r of ``qkv`` (row stride ``qs`` elements) holds token r's
-   [q | k | v], each ``heads`` x ``hd`` (q pre-scaled); sequence s is rows starts[s] .. starts[s] +
-   lens[s] - 1; row r of ``out`` (stride ``os``) gets token r's context, heads x hd. Runs the
-   (sequence, head) tasks t = s * heads + h for t in [begin, end). ``bf``: 0 float32, 1 bfloat16
-   (float32 arithmetic). Returns 0; 1: out of memory; 2: a head_dim other than 16, 32, 64, 128. */
-int es_attention(int bf, const void *qkv, int64_t qs, void *out, int64_t os, const int64_t *starts,
-                 const int64_t *lens, int64_t heads, int64_t hd, int64_t begin, int64_t end) {
+/* 1 when built with OpenMP: es_attention() then splits its tasks over ``threads`` OpenMP threads */
+int es_attention_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* the tasks [begin, end) of es_attention() on this thread, with their own buffers */
+static int run_tasks(int bf, const void *qkv, int64_t qs, void *out, int64_t os, const int64_t *starts,
+                     const int64_t *lens, int64_t heads, int64_t hd, int64_t begin, int64_t end) {
     const int64_t hidden = heads * hd, hv = hd / W;
-    if (hd % 16 || hd > 128 || (hd & (hd - 1))) return 2;
     if (begin >= end) return 0;
     int64_t maxlen = 1;
     for (int64_t s = begin / heads; s <= (end - 1) / heads; s++) maxlen = lens[s] > maxlen ? lens[s] : maxlen;
@@ -253,6 +260,31 @@ int es_attention(int bf, const void *qkv, int64_t qs, void *out, int64_t os, con
     free(buf);
     return 0;
 }
+
+/* Attention over packed sequences. Row r of ``qkv`` (row stride ``qs`` elements) holds token r's
+   [q | k | v], each ``heads`` x ``hd`` (q pre-scaled); sequence s is rows starts[s] .. starts[s] +
+   lens[s] - 1; row r of ``out`` (stride ``os``) gets token r's context, heads x hd. Runs the
+   (sequence, head) tasks t = s * heads + h for t in [begin, end), split over ``threads`` OpenMP
+   threads where built with OpenMP (each task is computed whole by one thread: the answers do not
+   depend on the split). ``bf``: 0 float32, 1 bfloat16 (float32 arithmetic). Returns 0; 1: out of
+   memory; 2: a head_dim other than 16, 32, 64, 128. */
+int es_attention(int bf, const void *qkv, int64_t qs, void *out, int64_t os, const int64_t *starts,
+                 const int64_t *lens, int64_t heads, int64_t hd, int64_t begin, int64_t end, int threads) {
+    if (hd % 16 || hd > 128 || (hd & (hd - 1))) return 2;
+#ifdef _OPENMP
+    if (threads > 1 && end - begin > 1) {
+        int err = 0;
+        #pragma omp parallel num_threads(threads) reduction(|:err)
+        {
+            const int64_t n = end - begin, nt = omp_get_num_threads(), id = omp_get_thread_num();
+            err |= run_tasks(bf, qkv, qs, out, os, starts, lens, heads, hd, begin + n * id / nt,
+                             begin + n * (id + 1) / nt);
+        }
+        return err;
+    }
+#endif
+    return run_tasks(bf, qkv, qs, out, os, starts, lens, heads, hd, begin, end);
+}
 """
 
 _lock = threading.Lock()
@@ -262,8 +294,10 @@ _state: dict[str, object] = {}
 def _bind(lib: ctypes.CDLL) -> None:
     fn = lib.es_attention
     p, i = ctypes.c_void_p, ctypes.c_int64
-    fn.argtypes = [ctypes.c_int, p, i, p, i, p, p, i, i, i, i]
+    fn.argtypes = [ctypes.c_int, p, i, p, i, p, p, i, i, i, i, ctypes.c_int]
     fn.restype = ctypes.c_int
+    lib.es_attention_openmp.argtypes = []
+    lib.es_attention_openmp.restype = ctypes.c_int
     lib.es_attention_simd.argtypes = []
     lib.es_attention_simd.restype = ctypes.c_int
 
@@ -276,7 +310,14 @@ def width(lib: ctypes.CDLL) -> int:
 def kernel() -> ctypes.CDLL | None:
     """The loaded library, building it on first use; ``None`` when unavailable or disabled."""
     return load_once(_state, _lock, lambda: compile_library(
-        SOURCE, "es_attention", _bind, "BERT attention", name="attention", flags=FLAGS))
+        SOURCE, "es_attention", _bind, "BERT attention", name="attention", flags=FLAGS, optional=OPENMP_FLAGS))
+
+
+def openmp(lib: ctypes.CDLL) -> bool:
+    """Whether the kernel splits a call's tasks over OpenMP threads itself: built with ``-fopenmp``, and
+    torch runs on OpenMP too (its threads are the ones the kernel gets; a torch on another thread pool
+    would leave a second one spinning beside it, so the kernel is then split by :func:`parallel_rows`)."""
+    return bool(lib.es_attention_openmp()) and torch.backends.openmp.is_available()
 
 
 def usable(dtype: torch.dtype, head_dim: int, longest: int, device: torch.device) -> bool:
@@ -300,6 +341,7 @@ class Texts:
     heads: int
     rows: int  #: the rows of the Q/K/V projection (the texts' tokens, then rows no text reads)
     covered: bool  #: every row belongs to a text (nothing to zero in the output)
+    openmp: bool  #: the kernel splits the tasks over OpenMP threads (else :func:`parallel_rows` does)
 
 
 def texts(starts: torch.Tensor, lengths: torch.Tensor, heads: int, rows: int) -> Texts:
@@ -309,7 +351,8 @@ def texts(starts: torch.Tensor, lengths: torch.Tensor, heads: int, rows: int) ->
     if lib is None:
         raise RuntimeError("the native attention kernel is not available here")
     lengths = lengths.to(torch.int64).contiguous()
-    return Texts(lib, starts.to(torch.int64).contiguous(), lengths, heads, rows, int(lengths.sum()) == rows)
+    return Texts(lib, starts.to(torch.int64).contiguous(), lengths, heads, rows, int(lengths.sum()) == rows,
+                 openmp(lib))
 
 
 def run(qkv: torch.Tensor, batch: Texts) -> torch.Tensor:
@@ -327,11 +370,11 @@ def run(qkv: torch.Tensor, batch: Texts) -> torch.Tensor:
     fn = batch.lib.es_attention
     args = (qkv.data_ptr(), qkv.stride(0), out.data_ptr(), out.stride(0), batch.starts.data_ptr(),
             batch.lengths.data_ptr(), batch.heads, head_dim)
-
-    def part(lo: int, hi: int) -> int:
-        return fn(bf, *args, lo, hi)
-
-    codes = parallel_rows(len(batch.lengths) * batch.heads, part, min_rows=PARALLEL_MIN_TASKS)
+    tasks = len(batch.lengths) * batch.heads
+    if batch.openmp:  # split in C over torch's OpenMP threads (a stream's thread: its one)
+        codes = [fn(bf, *args, 0, tasks, max(1, torch.get_num_threads()))]
+    else:
+        codes = parallel_rows(tasks, lambda lo, hi: fn(bf, *args, lo, hi, 1), min_rows=PARALLEL_MIN_TASKS)
     if any(codes):
         if 1 in codes:
             raise MemoryError("the native attention kernel could not allocate its buffers")

@@ -4,6 +4,11 @@ thread split; the encoder uses it where it is faster and falls back to torch whe
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -239,3 +244,39 @@ def test_texts_prepared_once_serve_every_call_and_refuse_another_row_count():
     assert torch.equal(want[15], torch.zeros(64))
     with pytest.raises(ValueError, match="16"):
         native_attention.run(qkv[:15], batch)
+
+
+def test_the_openmp_split_gives_the_one_thread_answers_on_torchs_own_runtime():
+    """Built with OpenMP (where the compiler has it), the kernel splits a call's (text, head) tasks over
+    torch's OpenMP threads: bit for bit the answers of one thread, whatever the split; the library
+    shares torch's libgomp (one OpenMP runtime in the process, not a second pool beside torch's)."""
+    _needs_kernel()
+    lib = native_attention.kernel()
+    if not native_attention.openmp(lib):
+        pytest.skip("the kernel was built without OpenMP here: parallel_rows splits its calls")
+    if Path("/proc/self/maps").exists():  # a fresh process: loading the kernel maps no OpenMP runtime of its own
+        probe = ("import json, torch\n"
+                 "def gomp():\n"
+                 "    return sorted({l.split()[-1] for l in open('/proc/self/maps') if 'libgomp' in l})\n"
+                 "before = gomp()\n"
+                 "from es_infer_nb.models.nlp import native_attention as na\n"
+                 "lib = na.kernel()\n"
+                 "print(json.dumps([before, gomp(), na.openmp(lib)]))\n")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        before, after, uses = json.loads(done.stdout.strip().splitlines()[-1])
+        assert before and after == before and uses, (before, after, done.stderr[-2000:])
+    torch.manual_seed(12)
+    lens = torch.tensor([7, 1, 30, 12, 3])
+    starts = torch.cat([torch.zeros(1, dtype=torch.int64), lens.cumsum(0)[:-1]])
+    qkv = torch.randn(int(lens.sum()), 3 * 64)
+    half = qkv.bfloat16()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, one_half = (native_attention.attention(x, starts, lens, 2) for x in (qkv, half))
+        for threads in (2, 3, 7):  # an even split, an uneven one, more threads than some texts have tasks
+            torch.set_num_threads(threads)
+            assert torch.equal(native_attention.attention(qkv, starts, lens, 2), one)
+            assert torch.equal(native_attention.attention(half, starts, lens, 2), one_half)
+    finally:
+        torch.set_num_threads(before)

@@ -9,7 +9,9 @@ present or the build fails, :func:`compile_library` returns ``None`` (with a war
 use their torch paths; ``ES_INFER_NB_NO_NATIVE`` makes every kernel's ``kernel()`` answer ``None``.
 ``$ES_INFER_NB_NATIVE_ISA`` (:func:`target_isa`) builds for another instruction set, so that an
 AVX2-only machine is simulated on an AVX-512 one. ``ctypes`` releases the GIL during a call, so
-:func:`parallel_rows` splits a call's rows across a shared thread pool.
+:func:`parallel_rows` splits a call's rows across a shared thread pool; a kernel built with OpenMP
+(``optional=OPENMP_FLAGS``: the attention kernel) splits its work in C over torch's own OpenMP threads
+instead, with a fraction of the pool's cost per call.
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ interleaved, one thread: a limit of 512 tokens against 80 / 128 / 160: 7.1% / 3.
 and so do float32 ones, since the encoder runs its layer norms in C and the first projection from tables
 (the batches holding a text over 128 tokens, interleaved, one thread: a limit of 512 against 128 8.0%
 faster with AVX-512; with AVX2 a limit of 128 or 512 against 48 1.7-1.8% faster on those over 48).
-:data:`MAX_LENGTH` picks by width and dtype. Built once per machine by
+:data:`MAX_LENGTH` picks by width and dtype. A call's (text, head) tasks are split over torch's OpenMP
+threads in C where the kernel is built with OpenMP (:func:`openmp`: one text's forward pass, 12 tasks a
+layer, 3-5% faster than on one thread or the Python pool), else over :func:`..native_build.parallel_rows`'s
+pool from :data:`PARALLEL_MIN_TASKS` tasks. The encoder prepares a batch's :class:`Texts` once per pass
+(:func:`texts`) and calls :func:`run` in every layer. Built once per machine by
 :func:`..native_build.compile_library`; ``None`` from :func:`kernel` (no compiler, a failed build,
 ``ES_INFER_NB_NO_NATIVE``) means the encoder keeps torch's attention.
 """

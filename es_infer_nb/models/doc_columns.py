@@ -26,8 +26,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, Number) and not isinstance(v, bool)
 
 
-def _vector_column(values: list[Any]) -> pa.Array | None:
-    """``fixed_size_list<float32>`` when every present value is a flat number list of one length."""
+def _dense_vectors(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(missing, rows)`` when every present value is a flat number list of one length: the rows
+    missing (``None``) and a float32 ``(rows, width)`` matrix (zeros where missing); else ``None``."""
     present = [v for v in values if v is not None]
     if not present or not all(isinstance(v, list) for v in present):
         return None
@@ -40,14 +41,25 @@ def _vector_column(values: list[Any]) -> pa.Array | None:
         dense = np.array(present, dtype=np.float32)
     except (TypeError, ValueError):  # a nested or non-numeric element somewhere
         return None
-    mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    if dense.ndim != 2:
+        return None
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
     flat = np.zeros((len(values), width), dtype=np.float32)
-    flat[~mask] = dense
+    flat[~missing] = dense
+    return missing, flat
+
+
+def _fixed_size_vectors(missing: np.ndarray, flat: np.ndarray) -> pa.Array:
     storage = pa.array(flat.reshape(-1), type=pa.float32())
-    arr = pa.FixedSizeListArray.from_arrays(storage, width)
-    if mask.any():
-        arr = pa.FixedSizeListArray.from_arrays(storage, width, mask=pa.array(mask))
-    return arr
+    if missing.any():
+        return pa.FixedSizeListArray.from_arrays(storage, flat.shape[1], mask=pa.array(missing))
+    return pa.FixedSizeListArray.from_arrays(storage, flat.shape[1])
+
+
+def _vector_column(values: list[Any]) -> pa.Array | None:
+    """``fixed_size_list<float32>`` when every present value is a flat number list of one length."""
+    dense = _dense_vectors(values)
+    return None if dense is None else _fixed_size_vectors(*dense)
 
 
 def _weights_column(values: list[Any]) -> pa.Array | None:
@@ -81,19 +93,27 @@ def column(values: list[Any], index: pd.Index) -> pd.Series:
     return pd.Series(arr, index=index, dtype=pd.ArrowDtype(arr.type))
 
 
-def docs_to_columns(docs: list[dict[str, Any]], target_field: str, index: pd.Index, model_id: str | None = None
+def _ordered(keys: dict[str, None]) -> list[str]:
+    """Result keys in first-seen order, the error column last (after the result columns)."""
+    return [k for k in keys if k != "error"] + (["error"] if "error" in keys else [])
+
+
+def docs_to_columns(docs: list[dict[str, Any]], target_field: str, index: pd.Index, model_id: str | None = None,
+                    packed: dict[str, pa.Array] | None = None, keys: dict[str, None] | None = None
                     ) -> dict[str, pd.Series]:
-    """Columns ``<target_field>.<key>`` for every key of any row's result (first-seen order)."""
+    """Columns ``<target_field>.<key>`` for every key of any row's result (first-seen order); ``packed``:
+    columns already built for keys the docs no longer hold, placed in ``keys``' order (see :class:`RunResults`)."""
     prefix = f"{target_field}." if target_field else ""
-    keys: dict[str, None] = {}
+    seen: dict[str, None] = dict(keys or {})
     for doc in docs:
         for key in doc:
-            keys.setdefault(key, None)
-    if "error" in keys:  # the error column last, after the result columns
-        keys.pop("error")
-        keys["error"] = None
+            seen.setdefault(key, None)
     cols: dict[str, pd.Series] = {}
-    for key in keys:
+    for key in _ordered(seen):
+        if packed is not None and key in packed:
+            arr = packed[key]
+            cols[prefix + key] = pd.Series(arr, index=index, dtype=pd.ArrowDtype(arr.type))
+            continue
         values = [doc.get(key) for doc in docs]
         cols[prefix + key] = column(values, index)
     if model_id is not None:
@@ -127,3 +147,93 @@ class DocsResult:
 
     def to_columns(self, target_field: str, index: pd.Index) -> dict[str, pd.Series]:
         return docs_to_columns(self.docs, target_field, index, self.model_id)
+
+
+class RunResults(DocsResult):
+    """A run's results gathered chunk by chunk (:meth:`extend`), with each chunk's flat float vectors
+    (``text_embedding``'s ``predicted_value``) taken out of the result objects as soon as the chunk
+    comes and kept as float32 rows: 4 bytes a number instead of a Python float object in a list (a
+    384-number embedding ~1.5 KB a row instead of ~12 KB: a frame of a million texts would otherwise
+    hold ~12 GB of floats before its column is built). Lossless: a chunk's vectors are kept so only
+    where float32 holds every value exactly, and :meth:`to_columns` (and :attr:`docs`) give exactly what
+    :class:`DocsResult` gives over the plain result objects — where the whole run does not make a
+    ``fixed_size_list<float32>`` column of a key (vectors of another width in another chunk, another
+    kind of value), that key's lists are put back first."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id, [])
+        self._keys: dict[str, None] = {}  # every key seen, first-seen order
+        self._packed: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}  # key -> (first row, missing, rows)
+        self._unpackable: set[str] = set()  # keys some chunk holds other values of: never packed
+
+    def extend(self, part: list[dict[str, Any]]) -> None:
+        start = len(self.docs)
+        candidates: dict[str, None] = {}
+        for doc in part:
+            for key, value in doc.items():
+                self._keys.setdefault(key, None)
+                if type(value) is list and key not in self._unpackable:
+                    candidates.setdefault(key, None)
+        taken: set[str] = set()
+        for key in candidates:
+            values = [doc.get(key) for doc in part]
+            dense = _dense_vectors(values)
+            if dense is None or not _exact_in_float32(values, dense):
+                self._unpack(key)
+                continue
+            widths = {rows.shape[1] for _, _, rows in self._packed.get(key, [])}
+            if widths and widths != {dense[1].shape[1]}:  # another width: a list column in the end
+                self._unpack(key)
+                continue
+            self._packed.setdefault(key, []).append((start, *dense))
+            taken.add(key)
+        if taken:  # new objects: the deployment's cache may hold the ones it answered with
+            part = [{k: v for k, v in doc.items() if k not in taken} for doc in part]
+        self.docs.extend(part)
+
+    def _unpack(self, key: str) -> None:
+        """Put ``key``'s packed vectors back into the result objects, as the lists they were."""
+        self._unpackable.add(key)
+        for start, missing, rows in self._packed.pop(key, []):
+            for i, (gone, row) in enumerate(zip(missing.tolist(), rows)):
+                if not gone:
+                    self.docs[start + i][key] = row.tolist()
+
+    def _settle(self) -> None:
+        """Unpack the keys some chunk holds other values of (not vectors, or none where another chunk's
+        rows have them: those rows are ``None`` either way, so only other values count)."""
+        for key in list(self._packed):
+            if any(key in doc for doc in self.docs):
+                self._unpack(key)
+
+    def to_docs(self) -> list[dict[str, Any]]:
+        for key in list(self._packed):
+            self._unpack(key)
+        return self.docs
+
+    def to_columns(self, target_field: str, index: pd.Index) -> dict[str, pd.Series]:
+        self._settle()
+        packed: dict[str, pa.Array] = {}
+        for key, blocks in self._packed.items():
+            missing = np.ones(len(self.docs), dtype=bool)
+            flat = np.zeros((len(self.docs), blocks[0][2].shape[1]), dtype=np.float32)
+            for start, gone, rows in blocks:
+                missing[start:start + len(gone)] = gone
+                flat[start:start + len(gone)] = rows
+            packed[key] = _fixed_size_vectors(missing, flat)
+        return docs_to_columns(self.docs, target_field, index, self.model_id, packed=packed, keys=self._keys)
+
+
+def _exact_in_float32(values: list[Any], dense: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the float32 rows hold the present values exactly, all floats (an int list keeps its ints
+    in the JSON text a mixed column writes). The lists here are tensors' ``tolist()``, of one element
+    type each: their first and last elements tell it."""
+    missing, rows = dense
+    present = [v for v in values if v is not None]
+    if not all(type(v[0]) is float and type(v[-1]) is float for v in present):
+        return False
+    try:
+        wide = np.array(present, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.array_equal(rows[~missing].astype(np.float64), wide))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import InferenceInterrupted
 from .deployments import deployments
-from .doc_columns import DocsResult, column
+from .doc_columns import RunResults, column
 from .input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
 from .nlp_backend import input_field
 from .results import target_prefix
@@ -34,11 +34,11 @@ NOT_INFERRED = "not inferred: the run was interrupted"
 
 def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any, field: str, *,
                device: str | None = None, progress: bool | None = None, batch_size: int | None = None,
-               precision: str | None = None) -> tuple[DocsResult, int | None]:
+               precision: str | None = None) -> tuple[RunResults, int | None]:
     """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
     returns the results and, if interrupted, the rows done."""
     n = len(docs)
-    out: list[dict[str, Any]] = []
+    out = RunResults(deployment.model_id)  # each chunk's vectors kept as float32 rows as it comes
     with progress_for(n, f"infer {deployment.deployment_id}", progress, min_rows=PROGRESS_MIN_ROWS) as bar:
         try:
             for part in deployment.infer_chunks(docs, update, field, step=batch_size or FRAME_CHUNK, device=device,
@@ -47,9 +47,9 @@ def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any
                 bar.advance(len(part))
         except KeyboardInterrupt:
             done = len(out)
-            out.extend({"error": NOT_INFERRED} for _ in range(n - done))
-            return DocsResult(deployment.model_id, out), done
-    return DocsResult(deployment.model_id, out), None
+            out.extend([{"error": NOT_INFERRED} for _ in range(n - done)])
+            return out, done
+    return out, None
 
 
 def _missing(value: Any) -> bool:
@@ -126,12 +126,13 @@ def infer_frame_input_output(
         docs = frame_docs(df.rename(columns={pair["input_field"]: field})[[field]], field, None)
         result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress,
                                             precision=precision)
-        rows = [as_map(task, r, pair["output_field"], results_field) if "error" not in r else {} for r in result.docs]
+        answers = result.to_docs()  # the plain result objects (vectors back in them): as_map rewrites them
+        rows = [as_map(task, r, pair["output_field"], results_field) if "error" not in r else {} for r in answers]
         keys = dict.fromkeys(k for r in rows for k in r)
         for key in keys:
             cols[beside(pair["output_field"], key)] = column([r.get(key) for r in rows], df.index)
         if result.error_mask.any():
-            cols[f"{pair['output_field']}.error"] = column([r.get("error") for r in result.docs], df.index)
+            cols[f"{pair['output_field']}.error"] = column([r.get("error") for r in answers], df.index)
         if i == 0:
             cols[beside(pair["output_field"], "model_id")] = column([model_id] * len(df), df.index)
         if interrupted_at is not None:

@@ -30,6 +30,7 @@ BERT checkpoints use) is supported: :func:`supports` says whether a config quali
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 from typing import Any
@@ -320,7 +321,7 @@ class _Layer(nn.Module):
     def forward(self, h: torch.Tensor, shape: tuple[int, int], bias: torch.Tensor | None, rows: Any,
                 packed: tuple[torch.Tensor, dict[Any, torch.Tensor]] | None = None,
                 native: native_attention.Texts | None = None,
-                qkv: torch.Tensor | None = None, norms: Any = None) -> torch.Tensor:
+                qkv: torch.Tensor | None = None, norms: ctypes.CDLL | None = None) -> torch.Tensor:
         """``packed``: the real tokens' row indices and the batch's padded-layout buffers for the fused
         projection's output (by dtype), shared by all layers; ``native``: the texts of ``h`` when the C
         kernel runs attention (:mod:`.native_attention`); ``qkv``: the fused projection of ``h`` when
@@ -331,7 +332,7 @@ class _Layer(nn.Module):
         inner = _gelu(self.ffn_in, h, rows)
         return self._residual_norm(self.ffn_out, inner, h, rows, self.ffn_norm, norms)
 
-    def c_norms(self, lib: Any, width: int) -> Any:
+    def c_norms(self, lib: ctypes.CDLL | None, width: int) -> ctypes.CDLL | None:
         """``lib`` (the C norm kernel, or ``None``) where this layer's norms run in it: :attr:`native_norms`
         and float32 weights over ``width`` (checked at each pass: an encoder cast after it was built keeps
         ATen's norms)."""
@@ -340,7 +341,7 @@ class _Layer(nn.Module):
         return lib if native_norm.takes(self.attn_norm, width) and native_norm.takes(self.ffn_norm, width) else None
 
     def _residual_norm(self, module: nn.Module, x: torch.Tensor, h: torch.Tensor, rows: Any,
-                       norm: nn.LayerNorm, lib: Any) -> torch.Tensor:
+                       norm: nn.LayerNorm, lib: ctypes.CDLL | None) -> torch.Tensor:
         """``norm(h + module(x))`` (``h``: a residual nobody reads after). Where ``lib`` (the C kernel, for
         rows like ``h``: :meth:`c_norms`), a float32 or bfloat16 oneDNN projection writes
         ``module(x)`` alone and the C kernel adds ``h`` and normalises in the same pass, in place (the
@@ -500,7 +501,8 @@ class BertEncoder(nn.Module):
         return h.view(batch, length, self.hidden)
 
     def _embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, keep: torch.Tensor | None,
-               rows: int, dtype: torch.dtype | None, lib: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+               rows: int, dtype: torch.dtype | None, lib: ctypes.CDLL | None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The residual stream's first ``rows`` rows (the ``keep`` tokens, else all, then zero rows), and
         the first layer's Q/K/V projection of them where :attr:`embedding_tables` computes it with ``lib``
         (the C kernel; else ``None``): ``dtype``, the residual stream's when attention runs in it too

@@ -155,7 +155,7 @@ class RunResults(DocsResult):
     comes and kept as float32 rows: 4 bytes a number instead of a Python float object in a list (a
     384-number embedding ~1.5 KB a row instead of ~12 KB: a frame of a million texts would otherwise
     hold ~12 GB of floats before its column is built). Lossless: a chunk's vectors are kept so only
-    where float32 holds every value exactly, and :meth:`to_columns` (and :attr:`docs`) give exactly what
+    where float32 holds every value exactly, and :meth:`to_columns` (and :meth:`to_docs`) give exactly what
     :class:`DocsResult` gives over the plain result objects — where the whole run does not make a
     ``fixed_size_list<float32>`` column of a key (vectors of another width in another chunk, another
     kind of value), that key's lists are put back first."""
@@ -178,7 +178,9 @@ class RunResults(DocsResult):
         for key in candidates:
             values = [doc.get(key) for doc in part]
             dense = _dense_vectors(values)
-            if dense is None or not _exact_in_float32(values, dense):
+            # a key present as None would come back absent: such a key stays in the objects
+            if dense is None or not _exact_in_float32(values, dense) or any(
+                    key in doc and doc[key] is None for doc in part):
                 self._unpack(key)
                 continue
             widths = {rows.shape[1] for _, _, rows in self._packed.get(key, [])}

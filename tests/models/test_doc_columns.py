@@ -92,6 +92,8 @@ def test_run_results_give_the_columns_of_all_docs_whatever_the_chunks_hold():
     _same_columns([[{"predicted_value": [1, 2, 3]}], [{"predicted_value": [4, 5, 6]}]])
     _same_columns([[{"predicted_value": [[0.5, 1.5], [2.5, 3.5]]}], [{"predicted_value": [[1.0, 2.0], [3.0, 4.0]]}]])
     _same_columns([[{"tokens": {"a": 0.5}, "score": 1.0}], [{"tokens": {"b": 2.0}, "score": None}]])
+    # a vector key present as None in a row: the objects keep it (to_docs gives it back as it was)
+    _same_columns([[{"predicted_value": v[14]}], [{"predicted_value": None}, {"predicted_value": v[15]}]])
     # key order: first seen over the whole run, the error column last
     got = _chunked("m", [[error], [{"is_truncated": True, "predicted_value": v[12]}, {"predicted_value": v[13]}]])
     assert list(got.to_columns("ml", pd.RangeIndex(3))) == ["ml.is_truncated", "ml.predicted_value", "ml.error",

@@ -396,9 +396,19 @@ class BertEncoder(nn.Module):
         if changed:
             self.attention_dtype = torch.bfloat16
             self.residual_dtype = torch.bfloat16
-            if self.embedding_tables is not None:  # computed from the float32 weights: still that projection
-                self.embedding_tables = dataclasses.replace(self.embedding_tables, source=self.layers[0].qkv)
+            self.keep_embedding_tables()
         return changed
+
+    def keep_embedding_tables(self) -> bool:
+        """After the first projection was replaced by a lower-precision copy of the same weights (bfloat16
+        by :meth:`use_bf16`, int8 by :func:`.quantize.quantize_encoder`): the tables, computed from the
+        float32 weights, still give that projection (more exactly than the copy's GEMM): point them at the
+        new module; returns whether there are tables. (A projection swapped for other weights must not
+        be given them: only call this after such a copy.)"""
+        if self.embedding_tables is None or not len(self.layers):
+            return False
+        self.embedding_tables = dataclasses.replace(self.embedding_tables, source=self.layers[0].qkv)
+        return True
 
     def use_embedding_tables(self) -> bool:
         """Compute the first layer's Q/K/V projection from tables of the embeddings (float32 weights on

@@ -287,12 +287,16 @@ def test_an_encoder_cast_after_its_tables_writes_them_in_its_dtype_or_runs_the_g
     assert written == [torch.bfloat16]  # the float16 encoder ran its first projection's GEMM
 
 
-def test_only_the_cpu_fp32_and_bf16_encoders_get_tables_and_c_norms():
+def test_the_cpu_encoders_get_tables_and_only_fp32_and_bf16_the_c_norms():
+    """int8 takes the first projection from the float32 tables (closer than its int8 GEMM) and keeps
+    ATen's norms."""
     _needs_kernel()
     bert = _bert()
     assert build_encoder(bert, "fp32", "cpu").embedding_tables is not None
     int8 = build_encoder(bert, "int8", "cpu")
-    assert int8.embedding_tables is None and not any(layer.native_norms for layer in int8.layers)
+    assert int8.embedding_tables is not None and int8.embedding_tables.source is int8.layers[0].qkv
+    assert type(int8.layers[0].qkv).__name__ == "Int8Linear"
+    assert not any(layer.native_norms for layer in int8.layers)
     plain = BertEncoder(bert)  # opt-in: use_embedding_tables(), use_native_norms()
     assert plain.embedding_tables is None and not any(layer.native_norms for layer in plain.layers)
 
@@ -334,3 +338,28 @@ def test_a_forward_pass_looks_the_kernels_up_once_and_an_encoder_cast_later_keep
     assert half.dtype is torch.bfloat16 and not normed
     cosine = torch.nn.functional.cosine_similarity(half[keep].float(), want[keep], dim=-1)
     assert cosine.min() > 0.999
+
+
+def test_the_int8_encoder_runs_its_first_projection_from_the_float32_tables_closer_than_its_gemm(monkeypatch):
+    """The tables of the float32 weights stand in for the quantized first projection: the hidden states
+    are at least as close to transformers' as with that projection's int8 GEMM."""
+    _needs_kernel()
+    bert = _bert()
+    ids, mask = _batch([9, 3, 1, 7])
+    keep = mask.bool()
+    used = []
+    embed = native_norm.embed
+    monkeypatch.setattr(native_norm, "embed", lambda *a, **k: used.append(1) or embed(*a, **k))
+    with torch.inference_mode():
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        encoder = build_encoder(bert, "int8", "cpu")
+        fast = encoder(ids, mask)
+        assert used
+        encoder.embedding_tables = None  # the int8 GEMM of the first projection
+        gemm = encoder(ids, mask)
+
+    def cosine(a, b):
+        return torch.nn.functional.cosine_similarity(a[keep], b[keep], dim=-1)
+
+    assert cosine(fast, want).min() > 0.99
+    assert cosine(fast, want).mean() >= cosine(gemm, want).mean() - 1e-4

@@ -194,32 +194,30 @@ def start_background(engine: "Engine | None", settings: ServerSettings, startup_
     return ServerHandle(engine, app, server, thread, url)
 
 
-class _Stop(Exception):
-    """Raised by our SIGINT / SIGTERM handlers once uvicorn has shut down gracefully."""
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def run_forever(engine: "Engine | None", settings: ServerSettings, announce: Callable[[str], None] | None = None) -> None:
     """Serve in this thread until SIGINT / SIGTERM; then finish in-flight requests and flush.
 
-    uvicorn catches the signal, drains the requests in flight, then re-raises the signal to
-    the handler that was there before it: ours, which ends the serving normally (exit 0).
+    While uvicorn runs, its own handlers catch the signal and drain the requests in flight. Ours,
+    in place before it starts (and after it puts them back), only tell the server to exit: a signal
+    that comes while it is still starting makes it stop as soon as it has started (exit 0). Our
+    handler never raises: an exception raised in a signal handler lands wherever the main thread is,
+    and inside a weakref callback or a ``__del__`` Python swallows it ("Exception ignored in ..."), so
+    a SIGTERM just after the start could be lost and the server would serve on.
     """
     engine, app, sock = _prepare(engine, settings)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"es-infer: serving {engine!r} on {_url(sock)}")
     say(f"es-infer: {settings.security_line()}")
     server = _uvicorn(app, settings)
+
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True  # uvicorn checks it after its start-up and on every tick
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
-    except _Stop:
-        pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -65,3 +65,40 @@ def test_serve_refuses_other_hosts_without_credentials(capsys):
     err = capsys.readouterr().err
     assert "refusing to bind [0.0.0.0] without credentials" in err
     assert main(["serve", "--max-content-length", "huge"]) == 2
+
+
+#: a SIGTERM delivered while the main thread runs a weakref callback, just before uvicorn starts (and
+#: installs its own handlers): an exception our handler raised there would be swallowed by Python
+#: ("Exception ignored in ...") and the server would serve on; the CI saw it as a hang after SIGTERM
+LOST_SIGNAL = """
+import signal, sys, weakref
+from es_infer_nb.server import runner
+
+real = runner._uvicorn
+
+def patched(app, settings):
+    server = real(app, settings)
+    run = server.run
+
+    def run_after_a_signal_in_a_callback(sockets=None):
+        class Box:
+            pass
+        box = Box()
+        ref = weakref.ref(box, lambda _: signal.raise_signal(signal.SIGTERM))
+        del box
+        return run(sockets=sockets)
+
+    server.run = run_after_a_signal_in_a_callback
+    return server
+
+runner._uvicorn = patched
+runner.run_forever(None, runner.ServerSettings(port=0), announce=lambda line: print(line, file=sys.stderr))
+print("returned", file=sys.stderr)
+"""
+
+
+def test_a_signal_while_the_server_starts_is_never_lost():
+    done = subprocess.run([sys.executable, "-c", LOST_SIGNAL], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped; state flushed" in done.stderr and "returned" in done.stderr
+    assert "Exception ignored" not in done.stderr

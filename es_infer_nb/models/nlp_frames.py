@@ -10,14 +10,14 @@ drops the call's waiting documents and stops the batch in the model before the i
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
 from ..errors import InferenceInterrupted
 from .deployments import deployments
 from .doc_columns import RunResults, column
-from .input_output import as_map, beside, io_pairs, not_an_nlp_model, task_of
+from .input_output import as_map, beside, io_pairs, not_an_nlp_model, split_output, task_of
 from .nlp_backend import input_field
 from .results import target_prefix
 from .run_control import current_progress, progress_for
@@ -34,16 +34,18 @@ NOT_INFERRED = "not inferred: the run was interrupted"
 
 def run_chunks(deployment: "Deployment", docs: list[dict[str, Any]], update: Any, field: str, *,
                device: str | None = None, progress: bool | None = None, batch_size: int | None = None,
-               precision: str | None = None) -> tuple[RunResults, int | None]:
+               precision: str | None = None, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+               ) -> tuple[RunResults, int | None]:
     """All ``docs`` through the deployment, at most ``queue_capacity`` (and ``batch_size``) per call;
-    returns the results and, if interrupted, the rows done."""
+    returns the results (each answer through ``transform`` first, as its chunk comes) and, if
+    interrupted, the rows done."""
     n = len(docs)
     out = RunResults(deployment.model_id)  # each chunk's vectors kept as float32 rows as it comes
     with progress_for(n, f"infer {deployment.deployment_id}", progress, min_rows=PROGRESS_MIN_ROWS) as bar:
         try:
             for part in deployment.infer_chunks(docs, update, field, step=batch_size or FRAME_CHUNK, device=device,
                                                 precision=precision):
-                out.extend(part)
+                out.extend(part if transform is None else [transform(answer) for answer in part])
                 bar.advance(len(part))
         except KeyboardInterrupt:
             done = len(out)
@@ -123,18 +125,23 @@ def infer_frame_input_output(
     if bar is not None and progress is not False and len(pairs) > 1:
         bar.set_total(len(df) * len(pairs))  # one pass over the rows per pair
     for i, pair in enumerate(pairs):
+        output = pair["output_field"]
+
+        def mapped(answer: dict[str, Any], output: str = output) -> dict[str, Any]:
+            return {"error": answer["error"]} if "error" in answer else as_map(task, answer, output, results_field)
+
         docs = frame_docs(df.rename(columns={pair["input_field"]: field})[[field]], field, None)
         result, interrupted_at = run_chunks(dep, docs, inference_config, field, device=device, progress=progress,
-                                            precision=precision)
-        answers = result.to_docs()  # the plain result objects (vectors back in them): as_map rewrites them
-        rows = [as_map(task, r, pair["output_field"], results_field) if "error" not in r else {} for r in answers]
-        keys = dict.fromkeys(k for r in rows for k in r)
-        for key in keys:
-            cols[beside(pair["output_field"], key)] = column([r.get(key) for r in rows], df.index)
-        if result.error_mask.any():
-            cols[f"{pair['output_field']}.error"] = column([r.get("error") for r in answers], df.index)
+                                            precision=precision, transform=mapped)
+        # the mapped answers' columns beside the output field (vectors packed as the chunks came)
+        found = result.to_columns(split_output(output)[0] or "", df.index)
+        found.pop(beside(output, "model_id"))
+        error = found.pop(beside(output, "error"), None)
+        cols.update(found)
+        if error is not None:
+            cols[f"{output}.error"] = error
         if i == 0:
-            cols[beside(pair["output_field"], "model_id")] = column([model_id] * len(df), df.index)
+            cols[beside(output, "model_id")] = column([model_id] * len(df), df.index)
         if interrupted_at is not None:
             raise InferenceInterrupted(interrupted_at, len(df), pd.DataFrame(cols, index=df.index))
     return pd.DataFrame(cols, index=df.index)

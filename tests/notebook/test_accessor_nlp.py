@@ -63,6 +63,8 @@ def test_frame_input_output(engine, reference):
     np.testing.assert_allclose(np.asarray(out.loc[1, "ml.body_vec"]), reference["jumps over the lazy dog"], atol=1e-6)
     assert out.loc[1, "title_vec.error"].startswith("Input field")
     assert set(out["model_id"]) == {EMBEDDED} and "ml.model_id" not in out.columns
+    assert list(out.columns)[2:] == ["title_vec", "title_vec.error", "model_id", "ml.body_vec"]  # "" embeds: no error
+    assert out["title_vec"].dtype == out["ml.body_vec"].dtype == pd.ArrowDtype(pa.list_(pa.float32(), 384))
     with pytest.raises(ValueError, match="input_output cannot be combined"):
         df.infer.run(EMBEDDED, engine=engine, input_output={"input_field": "title", "output_field": "v"},
                      target_field="x")

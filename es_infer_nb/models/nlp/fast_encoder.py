@@ -33,7 +33,8 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
         if device != "cpu":
             raise ValueError("precision int8 is dynamic CPU quantization; use device=cpu")
         # the first layer's Q/K/V from tables of the float32 weights, not its int8 GEMM: bench corpus,
-        # min cosine to fp32 0.9936 -> 0.9969 and 3% faster (one thread); the word table costs 141 MB
+        # min cosine to fp32 0.9936 -> 0.9969 and 3% faster (one thread); the word table (141 MB) is the one
+        # the model's fp32 / bf16 encoders use where they are loaded too
         encoder.use_embedding_tables()
         encoder = quantize_encoder(encoder, "int8", **int8_options(model.config, tokenizer))
         encoder.keep_embedding_tables()

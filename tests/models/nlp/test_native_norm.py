@@ -6,6 +6,7 @@ they apply."""
 from __future__ import annotations
 
 import copy
+import weakref
 
 import pytest
 import torch
@@ -363,3 +364,31 @@ def test_the_int8_encoder_runs_its_first_projection_from_the_float32_tables_clos
 
     assert cosine(fast, want).min() > 0.99
     assert cosine(fast, want).mean() >= cosine(gemm, want).mean() - 1e-4
+
+
+def test_encoders_of_the_same_weights_share_one_word_table_and_others_get_their_own():
+    """fp32, bf16 and int8 encoders of one model (each from its own copy of the weights) hold one word
+    table between them; other weights get another; the table goes when its last encoder does."""
+    import gc
+
+    _needs_kernel()
+    bert = _bert()
+    fp32, bf16, int8 = (build_encoder(bert, p, "cpu") for p in ("fp32", "bf16", "int8"))
+    tables = [e.embedding_tables for e in (fp32, bf16, int8)]
+    assert all(t is not None for t in tables)
+    assert len({t.tword.data_ptr() for t in tables}) == 1
+    other = copy.deepcopy(bert)
+    with torch.no_grad():
+        other.embeddings.word_embeddings.weight[3] += 1.0
+    mine = build_encoder(other, "fp32", "cpu").embedding_tables
+    assert mine.tword.data_ptr() != tables[0].tword.data_ptr()
+    ids, mask = _batch([5, 2])
+    with torch.inference_mode():
+        want = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(fp32(ids, mask)[mask.bool()], want[mask.bool()], atol=2e-5, rtol=1e-4)
+    shared = weakref.ref(tables[0].tword)
+    del fp32, bf16, int8, tables
+    gc.collect()
+    assert shared() is None  # no cache keeps it alive
+    again = build_encoder(bert, "fp32", "cpu").embedding_tables
+    assert again is not None and again.tword.data_ptr() != mine.tword.data_ptr()

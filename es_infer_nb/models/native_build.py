@@ -17,6 +17,7 @@ instead, with a fraction of the pool's cost per call.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -31,8 +32,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "OPENMP_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path", "disabled",
-           "load_once", "parallel_rows", "target_isa"]
+__all__ = ["EXACT_FLAGS", "ISA_FLAGS", "OPENMP_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path",
+           "disabled", "load_once", "parallel_rows", "target_isa", "torch_uses_openmp"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ INLINE void st16(uint16_t *p, vf v) {
 INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
 INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
 """
+
+
+@functools.cache
+def torch_uses_openmp() -> bool:
+    """Whether torch's CPU ops run on OpenMP threads (its parallel backend): then a thread's count is
+    OpenMP's per-thread setting, and a kernel built with OpenMP runs on the same threads."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 def disabled() -> bool:

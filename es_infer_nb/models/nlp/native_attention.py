@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..native_build import OPENMP_FLAGS, VECTOR_ROWS_C, compile_library, load_once, parallel_rows
+from ..native_build import OPENMP_FLAGS, VECTOR_ROWS_C, compile_library, load_once, parallel_rows, torch_uses_openmp
 
 __all__ = ["MAX_LENGTH", "SOURCE", "Texts", "attention", "kernel", "openmp", "run", "texts", "usable", "width"]
 
@@ -321,7 +321,7 @@ def openmp(lib: ctypes.CDLL) -> bool:
     """Whether the kernel splits a call's tasks over OpenMP threads itself: built with ``-fopenmp``, and
     torch runs on OpenMP too (its threads are the ones the kernel gets; a torch on another thread pool
     would leave a second one spinning beside it, so the kernel is then split by :func:`parallel_rows`)."""
-    return bool(lib.es_attention_openmp()) and torch.backends.openmp.is_available()
+    return bool(lib.es_attention_openmp()) and torch_uses_openmp()
 
 
 def usable(dtype: torch.dtype, head_dim: int, longest: int, device: torch.device) -> bool:

@@ -10,8 +10,8 @@ both idle. One process-wide pool per ``(streams, threads)`` instead serves every
   started while another finishes only fills the cores the older one leaves idle (its tail) and the
   older run's answer is never delayed by it;
 * each thread sets its torch thread count once, for itself only: OpenMP's ``omp_set_num_threads``
-  and MKL's ``mkl_set_num_threads_local`` from the stream thread (``torch.set_num_threads`` also sets a process default that every thread
-  takes at its first parallel op: a thread started then — the deployment's queue worker, an HTTP
+  and MKL's ``MKL_Set_Num_Threads_Local`` from the stream thread (``torch.set_num_threads`` also sets
+  a process default that every thread takes at its first parallel op: a thread started then — the deployment's queue worker, an HTTP
   handler — would run on one thread and, asking ``torch.get_num_threads()``, plan one stream; where
   torch has no OpenMP the default is put back at once, from a throwaway thread, under a lock);
 * a thread idle for :data:`IDLE_EXIT_S` ends (the next job starts another); a forked child starts
@@ -144,11 +144,13 @@ def _torch_library(names: tuple[str, ...], symbol: str) -> Any:
 @functools.cache
 def _local_setters() -> tuple[Any, ...] | None:
     """The per-thread thread-count setters of what torch's CPU ops run on: OpenMP's
-    ``omp_set_num_threads`` and, where torch has MKL, ``mkl_set_num_threads_local`` (what
+    ``omp_set_num_threads`` and, where torch has MKL, ``MKL_Set_Num_Threads_Local`` (what
     ``torch.set_num_threads`` calls, less the process default); ``None`` when either is missing."""
     import torch
 
-    if "OpenMP" not in torch.__config__.parallel_info():
+    from ..native_build import torch_uses_openmp
+
+    if not torch_uses_openmp():
         return None
     omp = _torch_library(("libgomp*.so*", "libiomp5*", "libomp*", "libgomp.so.1"), "omp_set_num_threads")
     if omp is None:
@@ -163,7 +165,7 @@ def _local_setters() -> tuple[Any, ...] | None:
 def _own_thread_count(threads: int) -> None:
     """Give the calling thread ``threads`` torch threads and leave the process default as it was.
 
-    With OpenMP (torch's CPU builds), ``omp_set_num_threads`` and MKL's ``mkl_set_num_threads_local``
+    With OpenMP (torch's CPU builds), ``omp_set_num_threads`` and MKL's ``MKL_Set_Num_Threads_Local``
     from this thread set this thread's counts only: the process default never changes, so no thread
     started meanwhile can read a wrong one. Elsewhere ``torch.set_num_threads`` (which also sets the
     default) and the default put back from a throwaway thread, under a lock (a thread started in

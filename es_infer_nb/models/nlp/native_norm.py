@@ -211,10 +211,7 @@ def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tenso
     bf = 1 if x.dtype is torch.bfloat16 else 0
     code = lib.es_layer_norm(bf, 0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
                              norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
-    if code == 1:
-        raise MemoryError("the native layer norm kernel could not allocate its row buffer")
-    if code:
-        raise ValueError(f"the native layer norm kernel takes rows of a multiple of {VECTOR_MULTIPLE} floats")
+    _check(code, "layer norm", f"rows of a multiple of {VECTOR_MULTIPLE} floats")
     return x
 
 
@@ -312,8 +309,13 @@ def embed(tables: EmbeddingTables, ids: torch.Tensor, positions: torch.Tensor, r
                         width, t.word.data_ptr(), t.position.data_ptr(), t.type0.data_ptr(), t.gamma.data_ptr(),
                         t.beta.data_ptr(), t.eps, t.tword.data_ptr(), t.tpos.data_ptr(), t.a1.data_ptr(),
                         t.c.data_ptr(), h.data_ptr(), proj.data_ptr())
-    if code == 1:
-        raise MemoryError("the native embedding kernel could not allocate its row buffer")
-    if code:
-        raise ValueError(f"the native embedding kernel takes sizes that are multiples of {VECTOR_MULTIPLE}")
+    _check(code, "embedding", f"sizes that are multiples of {VECTOR_MULTIPLE}")
     return h, proj
+
+
+def _check(code: int, kernel_name: str, takes_what: str) -> None:
+    """The kernels' return codes as exceptions: 1 out of memory, any other non-zero a size they do not take."""
+    if code == 1:
+        raise MemoryError(f"the native {kernel_name} kernel could not allocate its row buffer")
+    if code:
+        raise ValueError(f"the native {kernel_name} kernel takes {takes_what}")

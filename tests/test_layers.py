@@ -124,6 +124,8 @@ LATE_IMPORTS = {
     ("es_infer_nb.ingest.pipeline", "es_infer_nb.ingest.registry"): "cycle: the registry imports the processor "
                                                                     "classes this module defines",
     ("es_infer_nb.models.nlp.network", "es_infer_nb.models.nlp.bert_encoder"): "heavy: imports torch",
+    ("es_infer_nb.models.nlp.stream_pool", "es_infer_nb.models.native_build"):
+        "heavy: imports torch (the pool's module, like its torch calls, loads it only when a thread starts)",
     ("es_infer_nb.models.nlp.network", "es_infer_nb.models.nlp.fast_encoder"): "heavy: imports torch",
     ("es_infer_nb.models.nlp_backend", "es_infer_nb.models.nlp.embedded"): "heavy: imports torch",
     ("es_infer_nb.notebook.accessor", "es_infer_nb.frames.run"): "import time: frames.run loads torch",

@@ -28,12 +28,12 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 __all__ = ["EXACT_FLAGS", "ISA_FLAGS", "OPENMP_FLAGS", "VECTOR_ROWS_C", "cache_dir", "compile_library", "compiler_path",
-           "disabled", "load_once", "parallel_rows", "target_isa", "torch_uses_openmp"]
+           "disabled", "load_once", "parallel_rows", "target_isa", "torch_function", "torch_uses_openmp"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,21 @@ INLINE void st16(uint16_t *p, vf v) {
 INLINE vf ld(int bf, const void *p, int64_t i) { return bf ? ld16((const uint16_t *)p + i) : ld32((const float *)p + i); }
 INLINE void st(int bf, void *p, int64_t i, vf v) { if (bf) st16((uint16_t *)p + i, v); else st32((float *)p + i, v); }
 """
+
+
+def torch_function(names: tuple[str, ...], symbol: str) -> Any:
+    """The C function ``symbol`` from the first of torch's own libraries ``names`` (glob patterns under
+    ``torch/lib``, then plain names) that exports it, its argument types left to the caller; ``dlopen``
+    hands back the copy torch already loaded. ``None`` when none has it."""
+    here = Path(torch.__file__).parent / "lib"
+    candidates = [str(p) for pattern in names for p in sorted(here.glob(pattern))]
+    candidates += [n for n in names if "*" not in n]
+    for name in candidates:
+        try:
+            return getattr(ctypes.CDLL(name), symbol)
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 @functools.cache

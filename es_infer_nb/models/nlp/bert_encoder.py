@@ -21,8 +21,10 @@
   padding is packed too, attention alone running on the padded layout;
 * plain ``nn.Linear`` / ``nn.LayerNorm`` modules, so ``.to(device, dtype)`` and
   ``torch.ao.quantization.quantize_dynamic`` apply to it unchanged; on CPU in float32,
-  :meth:`BertEncoder.use_onednn` then swaps the projections for :class:`OneDNNLinear` (weights
-  packed once for oneDNN, GELU and residual add fused; ~1.9x MKL's sgemm end to end on AMD EPYC).
+  :meth:`BertEncoder.use_packed_gemms` then swaps the projections for weights packed once: MKL's
+  packed GEMM on Intel CPUs (:class:`.mkl_gemm.MKLLinear`: 3-10% more GFLOP/s than oneDNN at these
+  shapes), oneDNN elsewhere (:class:`OneDNNLinear`, GELU and residual add fused; ~1.9x MKL's sgemm end
+  to end on AMD EPYC): :func:`.mkl_gemm.preferred` decides.
 
 Only absolute-position, GELU, post-layer-norm BERT (what sentence-transformers' MiniLM / MPNet-free
 BERT checkpoints use) is supported: :func:`supports` says whether a config qualifies.
@@ -39,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import native_attention, native_norm
+from . import mkl_gemm, native_attention, native_norm
+from .mkl_gemm import MKLLinear
 from .precision import avx512_supported
 
 __all__ = ["BF16Linear", "BertEncoder", "OneDNNLinear", "onednn_available", "supports"]
@@ -348,7 +351,7 @@ class _Layer(nn.Module):
         GEMM's add post-op costs more: 6% of a 384 x 384 float32 projection; in bfloat16 the sum is then
         rounded once, not twice: closer to float32)."""
         if lib is not None:
-            if type(module) is OneDNNLinear or (type(module) is BF16Linear and h.dtype is torch.bfloat16):
+            if type(module) in (OneDNNLinear, MKLLinear) or (type(module) is BF16Linear and h.dtype is torch.bfloat16):
                 return native_norm.layer_norm_(module(x), norm, residual=h, lib=lib)
             return native_norm.layer_norm_(_accumulate(module, x, h, rows), norm, lib=lib)  # int8: its own add
         return norm(_accumulate(module, x, h, rows))
@@ -390,7 +393,7 @@ class BertEncoder(nn.Module):
         for layer in self.layers:
             for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
                 module = getattr(layer, name)
-                if isinstance(module, (nn.Linear, OneDNNLinear)):
+                if isinstance(module, (nn.Linear, OneDNNLinear, MKLLinear)):
                     setattr(layer, name, BF16Linear(module))
                     changed = True
         if changed:
@@ -433,19 +436,27 @@ class BertEncoder(nn.Module):
                                                for norm in (layer.attn_norm, layer.ffn_norm))
         return any(layer.native_norms for layer in self.layers)
 
-    def use_onednn(self) -> bool:
-        """Run the (CPU, float32 or bfloat16, not quantized) projections through :class:`OneDNNLinear`;
-        returns whether it did (``False``: oneDNN unavailable, or nothing to convert)."""
-        if not onednn_available():
-            return False
-        dtypes = (torch.float32, torch.bfloat16) if _onednn_bf16() else (torch.float32,)
+    def use_packed_gemms(self) -> bool:
+        """Run the (CPU, not quantized) projections on weights packed once: float32 ones through
+        :class:`.mkl_gemm.MKLLinear` where :func:`.mkl_gemm.preferred` (Intel CPUs), else through
+        :class:`OneDNNLinear`, as bfloat16 ones (the ``dtype=bfloat16`` model); returns whether any changed
+        (``False``: neither GEMM available, or nothing to convert)."""
+        mkl = mkl_gemm.preferred()
+        onednn = onednn_available()
+        dtypes = (torch.float32, torch.bfloat16) if onednn and _onednn_bf16() else (torch.float32,)
         changed = False
         for layer in self.layers:
             for name in ("qkv", "attn_out", "ffn_in", "ffn_out"):
                 module = getattr(layer, name)
-                if type(module) is nn.Linear and module.weight.dtype in dtypes and not module.weight.is_cuda:
+                if type(module) is not nn.Linear or module.weight.dtype not in dtypes or module.weight.is_cuda:
+                    continue
+                if module.weight.dtype is torch.float32 and mkl:
+                    setattr(layer, name, MKLLinear(module))
+                elif onednn:
                     setattr(layer, name, OneDNNLinear(module))
-                    changed = True
+                else:
+                    continue
+                changed = True
         return changed
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -1,7 +1,8 @@
 """The fast BERT encoder in a concrete precision: one builder for the embedded MiniLM and for imported
 plain-BERT models (text_embedding / pass_through heads), so both run the same code.
 
-* ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections through oneDNN (:class:`.bert_encoder.OneDNNLinear`),
+* ``fp32``: :class:`.bert_encoder.BertEncoder`, CPU projections on packed weights (MKL's GEMM on Intel CPUs,
+  :class:`.mkl_gemm.MKLLinear`; oneDNN elsewhere, :class:`.bert_encoder.OneDNNLinear`),
   the first layer's Q/K/V projection from tables of the embeddings and the layer norms in C (:mod:`.native_norm`);
 * ``bf16``: on CPU the projections, attention and residual stream in bfloat16 with float32 softmax
   and layer-norm statistics (:meth:`.bert_encoder.BertEncoder.use_bf16`), the first projection from the
@@ -42,7 +43,7 @@ def build_encoder(model: Any, precision: str, device: str, tokenizer: Any = None
     encoder = encoder.to(device, torch_dtype("fp32" if cpu_bf16 else precision))
     if device == "cpu" and precision in ("fp32", "bf16"):
         if precision == "fp32":
-            encoder.use_onednn()  # float32 projections through oneDNN (same arithmetic, faster than MKL on AMD)
+            encoder.use_packed_gemms()  # float32 projections on MKL's packed GEMM (Intel) or oneDNN (elsewhere)
         encoder.use_embedding_tables()  # the first layer's Q/K/V from tables of the (float32) embeddings
         encoder.use_native_norms()  # the residual adds and layer norms in place in C (int8: +0.7%, noise)
     if cpu_bf16:

@@ -56,6 +56,8 @@ class CpuCapability:
     onednn_max_isa: str | None = None
     #: ``torch.backends.cpu.get_cpu_capability()`` (``AVX512``, ``AVX2``, ``DEFAULT``...)
     aten: str | None = None
+    #: ``vendor_id`` of ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``); ``None`` when unknown
+    vendor: str | None = None
 
     def describe(self) -> str:
         bf16 = sorted(self.flags & BF16_FLAGS) or ["no bf16 flags"]
@@ -63,15 +65,22 @@ class CpuCapability:
         return f"{', '.join(bf16)}, ATen {self.aten or 'unknown'}{isa}"
 
 
-def _cpu_flags() -> frozenset[str]:
+def _cpu_info() -> tuple[frozenset[str], str | None]:
+    """The first processor's flags and vendor in ``/proc/cpuinfo`` (none where it cannot be read)."""
+    flags: frozenset[str] | None = None
+    vendor = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
+                if flags is None and line.startswith(("flags", "Features")):
+                    flags = frozenset(line.split(":", 1)[1].split())
+                elif vendor is None and line.startswith("vendor_id"):
+                    vendor = line.split(":", 1)[1].strip() or None
+                if flags is not None and vendor is not None:
+                    break
     except OSError:
         pass
-    return frozenset()
+    return flags or frozenset(), vendor
 
 
 @functools.cache
@@ -84,7 +93,8 @@ def _probe() -> CpuCapability:
     except (ImportError, AttributeError, RuntimeError):
         pass
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
-    return CpuCapability(_cpu_flags(), isa.strip().upper() if isa else None, aten)
+    flags, vendor = _cpu_info()
+    return CpuCapability(flags, isa.strip().upper() if isa else None, aten, vendor)
 
 
 def cpu_capability() -> CpuCapability:

@@ -27,7 +27,6 @@ import itertools
 import os
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 __all__ = ["IDLE_EXIT_S", "StreamPool", "next_run", "pool_for", "streams_busy", "streams_finishing"]
@@ -122,25 +121,6 @@ def _in_new_thread(fn: Callable[[], T]) -> T:
     return out[0]
 
 
-def _torch_library(names: tuple[str, ...], symbol: str) -> Any:
-    """``symbol`` (a C function, ``int`` argument) from the first of torch's own libraries ``names``
-    (glob patterns under ``torch/lib``, then plain names) that has it; ``dlopen`` hands back the copy
-    torch already loaded. ``None`` when none has it."""
-    import torch
-
-    here = Path(torch.__file__).parent / "lib"
-    candidates = [str(p) for pattern in names for p in sorted(here.glob(pattern))]
-    candidates += [n for n in names if "*" not in n]
-    for name in candidates:
-        try:
-            fn = getattr(ctypes.CDLL(name), symbol)
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes = [ctypes.c_int]
-        return fn
-    return None
-
-
 @functools.cache
 def _local_setters() -> tuple[Any, ...] | None:
     """The per-thread thread-count setters of what torch's CPU ops run on: OpenMP's
@@ -148,18 +128,22 @@ def _local_setters() -> tuple[Any, ...] | None:
     ``torch.set_num_threads`` calls, less the process default); ``None`` when either is missing."""
     import torch
 
-    from ..native_build import torch_uses_openmp
+    from ..native_build import torch_function, torch_uses_openmp
 
     if not torch_uses_openmp():
         return None
-    omp = _torch_library(("libgomp*.so*", "libiomp5*", "libomp*", "libgomp.so.1"), "omp_set_num_threads")
+    omp = torch_function(("libgomp*.so*", "libiomp5*", "libomp*", "libgomp.so.1"), "omp_set_num_threads")
     if omp is None:
         return None
+    omp.argtypes = [ctypes.c_int]
     if not torch.backends.mkl.is_available():
         return (omp,)
     # the C interface (an int by value): the lower-case symbol is MKL's Fortran one (an int pointer)
-    mkl = _torch_library(("libtorch_cpu.*", "libmkl_rt*"), "MKL_Set_Num_Threads_Local")
-    return None if mkl is None else (omp, mkl)
+    mkl = torch_function(("libtorch_cpu.*", "libmkl_rt*"), "MKL_Set_Num_Threads_Local")
+    if mkl is None:
+        return None
+    mkl.argtypes = [ctypes.c_int]
+    return (omp, mkl)
 
 
 def _own_thread_count(threads: int) -> None:

@@ -250,38 +250,57 @@ def test_packed_projections_equal_the_padded_layout(model, monkeypatch):
     np.testing.assert_allclose(packed, model.embed(texts, token_budget=1), atol=1e-5)
 
 
-def test_float32_cpu_projections_run_through_onednn(model):
+def _padded_ids(model: EmbeddedMiniLM, texts: list[str]):
+    import torch
+
+    ids = model.tokenize(texts)
+    input_ids = torch.zeros((len(ids), max(len(row) for row in ids)), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row)
+    return input_ids, input_ids != 0
+
+
+def test_the_default_float32_projections_are_the_resolvers_choice(model):
+    from es_infer_nb.models.nlp import mkl_gemm
+    from es_infer_nb.models.nlp.bert_encoder import OneDNNLinear, onednn_available
+
+    layer = model.load()._encoder.layers[0]
+    kinds = {type(m) for m in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)}
+    if mkl_gemm.preferred():
+        assert kinds == {mkl_gemm.MKLLinear}
+    elif onednn_available():
+        assert kinds == {OneDNNLinear}
+
+
+@pytest.mark.parametrize("gemm", ["mkl", "onednn"])
+def test_float32_cpu_projections_on_packed_weights_give_the_plain_encoders_vectors(model, monkeypatch, gemm):
     import torch
     from torch import nn
 
+    from es_infer_nb.models.nlp import mkl_gemm
     from es_infer_nb.models.nlp.bert_encoder import BertEncoder, OneDNNLinear, onednn_available
+    from es_infer_nb.models.nlp.fast_encoder import build_encoder
 
-    if not onednn_available():
-        pytest.skip("this torch build has no oneDNN")
-    layer = model.load()._encoder.layers[0]
-    assert {type(m) for m in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out)} == {OneDNNLinear}
-    # the same vectors as the plain nn.Linear encoder (MKL), padded and packed batches alike
+    if not (mkl_gemm.available() if gemm == "mkl" else onednn_available()):
+        pytest.skip(f"this torch build has no {gemm}")
+    monkeypatch.setenv(mkl_gemm.ENV, gemm)
+    encoder = build_encoder(model.load().model, "fp32", "cpu")
+    kind = mkl_gemm.MKLLinear if gemm == "mkl" else OneDNNLinear
+    projections = [getattr(layer, name) for layer in encoder.layers for name in ("qkv", "attn_out", "ffn_in", "ffn_out")]
+    assert {type(m) for m in projections} == {kind}
+    # the same vectors as the plain nn.Linear encoder (ATen's GEMM), padded and packed batches alike
     plain = BertEncoder(model.model).eval()
     assert type(plain.layers[0].qkv) is nn.Linear
-    ids = model.tokenize(MIXED)
-    length = max(len(row) for row in ids)
-    input_ids = torch.zeros((len(ids), length), dtype=torch.long)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = torch.tensor(row)
-    mask = input_ids != 0
-    projections = [getattr(layer, name) for layer in model._encoder.layers
-                   for name in ("qkv", "attn_out", "ffn_in", "ffn_out")]
-    default = projections[0].fuse_epilogues
-    try:
-        for fused in (default, not default):  # GELU and add as oneDNN post-ops (AVX-512) or after the GEMM (AVX2)
-            for module in projections:
-                module.fuse_epilogues = fused
-            with torch.inference_mode():
-                torch.testing.assert_close(model._encoder(input_ids, mask)[mask], plain(input_ids, mask)[mask],
-                                           atol=2e-5, rtol=1e-4)
-    finally:
+    input_ids, mask = _padded_ids(model, MIXED)
+    # oneDNN: GELU and add as post-ops (AVX-512) or after the GEMM (AVX2)
+    settings = (True, False) if kind is OneDNNLinear else (None,)
+    for fused in settings:
         for module in projections:
-            module.fuse_epilogues = default
+            if fused is not None:
+                module.fuse_epilogues = fused
+        with torch.inference_mode():
+            torch.testing.assert_close(encoder(input_ids, mask)[mask], plain(input_ids, mask)[mask],
+                                       atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("fuse_epilogues", [True, False])

@@ -12,7 +12,8 @@ then L2 normalisation (the ``Normalize`` module in ``modules.json``).
 Speed: texts are tokenised once (fast tokenizer, no padding), sorted by length and run through
 :func:`.batching.run_batches` in token-budgeted batches (padding only up to the batch's longest
 text, which length sorting keeps near zero) by the lean :class:`.bert_encoder.BertEncoder`, whose
-float32 CPU projections run through oneDNN (:class:`.bert_encoder.OneDNNLinear`).
+float32 CPU projections run on packed weights (MKL's GEMM on Intel CPUs, :class:`.mkl_gemm.MKLLinear`;
+oneDNN elsewhere, :class:`.bert_encoder.OneDNNLinear`).
 Results come back in input order, moved off the GPU batch by batch.
 
 :func:`embedding_column` stores vectors as an Arrow ``fixed_size_list<float32, 384>`` column,

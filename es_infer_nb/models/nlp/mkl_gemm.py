@@ -16,7 +16,7 @@ MKL picks its kernels by CPU vendor (AMD EPYC gets a slow path at these shapes: 
 ~1.9x MKL's sgemm end to end), so :func:`preferred` answers by vendor: MKL on ``GenuineIntel``, oneDNN
 elsewhere; ``$ES_INFER_NB_FP32_GEMM`` (``mkl`` / ``onednn`` / ``auto``) overrides it.
 
-A packed weight is MKL's own structure: it may not be moved (``copy.deepcopy`` packs the weight again)
+A packed weight is MKL's own structure: it may not be moved (``copy.deepcopy`` and ``pickle`` pack the weight again)
 and it holds about the weight's own size in memory (the buffer reserved is larger, its untouched pages
 never resident). Calls from several threads on one packed weight are safe (it is only read); each runs
 on the calling thread's MKL thread count (a stream's one thread, see :mod:`.stream_pool`).
@@ -118,14 +118,20 @@ class MKLLinear(nn.Module):
         self._compute = cblas[2]
         self._packed = _pack(self.weight, cblas)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "MKLLinear":
-        # MKL's packed structure must not move: a copy packs its (copied) weight again
-        source = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        with torch.no_grad():
-            source.weight.copy_(self.weight)
-            if self.bias is not None:
-                source.bias.copy_(self.bias)
-        return type(self)(source)
+    # MKL's packed structure must not move: a copy or a pickle carries the weight, and packs it again
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_packed", None)
+        state.pop("_compute", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        cblas = _cblas()
+        if cblas is None:
+            raise RuntimeError("MKL's packed GEMM is not available in this torch build; use OneDNNLinear")
+        self._compute = cblas[2]
+        self._packed = _pack(self.weight, cblas)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float32 (MKL packed)"

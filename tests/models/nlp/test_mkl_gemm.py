@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import threading
 
 import pytest
@@ -77,16 +78,17 @@ def test_mkl_linear_refuses_what_it_cannot_multiply_with_the_field_named():
 
 
 @needs_mkl
-def test_a_copy_packs_its_own_weight_and_threads_share_one_packed_weight():
+def test_a_copy_or_a_pickle_packs_its_own_weight_and_threads_share_one_packed_weight():
     torch.manual_seed(1)
     linear = nn.Linear(384, 1536)
     fast = MKLLinear(linear)
     twin = copy.deepcopy(fast)
-    assert twin._packed.data_ptr() != fast._packed.data_ptr()
+    unpickled = pickle.loads(pickle.dumps(fast))
+    assert len({fast._packed.data_ptr(), twin._packed.data_ptr(), unpickled._packed.data_ptr()}) == 3
     xs = [torch.randn(200, 384) for _ in range(2)]
     with torch.inference_mode():
         expected = [fast(x) for x in xs]
-        assert all(torch.equal(twin(x), e) for x, e in zip(xs, expected))
+        assert all(torch.equal(twin(x), e) and torch.equal(unpickled(x), e) for x, e in zip(xs, expected))
     wrong: list[int] = []
 
     def work(i: int) -> None:

@@ -438,7 +438,8 @@ class BertEncoder(nn.Module):
 
     def use_packed_gemms(self) -> bool:
         """Run the (CPU, not quantized) projections on weights packed once: float32 ones through
-        :class:`.mkl_gemm.MKLLinear` where :func:`.mkl_gemm.preferred` (Intel CPUs), else through
+        :class:`.mkl_gemm.MKLLinear` where :func:`.mkl_gemm.preferred` (Intel CPUs; its calls on several
+        threads through a :class:`OneDNNLinear` of the same weights), else through
         :class:`OneDNNLinear`, as bfloat16 ones (the ``dtype=bfloat16`` model); returns whether any changed
         (``False``: neither GEMM available, or nothing to convert)."""
         mkl = mkl_gemm.preferred()
@@ -451,7 +452,8 @@ class BertEncoder(nn.Module):
                 if type(module) is not nn.Linear or module.weight.dtype not in dtypes or module.weight.is_cuda:
                     continue
                 if module.weight.dtype is torch.float32 and mkl:
-                    setattr(layer, name, MKLLinear(module))
+                    # a call on several threads (a single text's) goes to oneDNN: MKL's packed GEMM barely splits
+                    setattr(layer, name, MKLLinear(module, OneDNNLinear(module) if onednn else None))
                 elif onednn:
                     setattr(layer, name, OneDNNLinear(module))
                 else:

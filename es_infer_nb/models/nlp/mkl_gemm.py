@@ -13,8 +13,15 @@ output +6%, attention output +3%); with the AVX2 caps (``MKL_ENABLE_INSTRUCTIONS
 ``ONEDNN_MAX_CPU_ISA=AVX2``) 116-120 against 113-116; a single text (34 rows) 8-15% faster; the encoder
 end to end (bench corpus, batch by batch interleaved, one thread) 4.4% faster, min cosine 0.9999998.
 MKL picks its kernels by CPU vendor (AMD EPYC gets a slow path at these shapes: oneDNN there ran
-~1.9x MKL's sgemm end to end), so :func:`preferred` answers by vendor: MKL on ``GenuineIntel``, oneDNN
-elsewhere; ``$ES_INFER_NB_FP32_GEMM`` (``mkl`` / ``onednn`` / ``auto``) overrides it.
+~1.9x MKL's sgemm end to end), so :func:`preferred` answers by vendor and ISA: MKL on ``GenuineIntel``
+CPUs running AVX-512 (with the AVX2 caps the encoder on the two streams ran 2.3% slower on MKL, the
+unfused bias adds costing more than the GEMMs gain), oneDNN elsewhere; ``$ES_INFER_NB_FP32_GEMM``
+(``mkl`` / ``onednn`` / ``auto``) overrides it.
+
+Calls made on more than one thread (a lone batch on all of torch's threads: a single text) go to a
+``threaded`` module where one is given (:class:`.bert_encoder.OneDNNLinear`: MKL's packed GEMM barely
+splits over threads), which holds its own packed copy: the fp32 encoder then keeps its weights once and
+packed twice (MiniLM: +88 MB).
 
 A packed weight is MKL's own structure: it may not be moved (``copy.deepcopy`` and ``pickle`` pack the weight again)
 and it holds about the weight's own size in memory (the buffer reserved is larger, its untouched pages
@@ -33,7 +40,7 @@ import torch
 from torch import nn
 
 from ..native_build import torch_function
-from .precision import cpu_capability
+from .precision import avx512_supported, cpu_capability
 
 __all__ = ["ENV", "MKLLinear", "available", "preferred"]
 
@@ -88,23 +95,36 @@ def available() -> bool:
 def preferred() -> bool:
     """Whether the fp32 encoder's projections run on MKL (:class:`MKLLinear`) rather than oneDNN:
     ``$ES_INFER_NB_FP32_GEMM`` when set to ``mkl`` or ``onednn``, else on an Intel CPU (MKL's own
-    dispatch); never where MKL's packed GEMM is unavailable."""
+    dispatch) that runs AVX-512 (none of ``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and
+    ``MKL_ENABLE_INSTRUCTIONS`` holding it below): with the AVX2 caps the encoder ran 2.3% slower on MKL
+    (its bias adds and GELU unfused, the GEMMs' gain smaller); never where MKL's packed GEMM is unavailable."""
     choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if choice not in ("auto", "mkl", "onednn"):
         raise ValueError(f"${ENV} must be one of [auto, mkl, onednn], got [{choice}]")
     if choice == "onednn" or not available():
         return False
-    return choice == "mkl" or cpu_capability().vendor == MKL_VENDOR
+    if choice == "mkl":
+        return True
+    cap = cpu_capability()
+    mkl_cap = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "").strip().upper()
+    return cap.vendor == MKL_VENDOR and avx512_supported(cap) and (not mkl_cap or mkl_cap.startswith("AVX512"))
 
 
 class MKLLinear(nn.Module):
     """A float32 CPU ``nn.Linear`` on MKL's packed GEMM (the weight packed once).
 
     :meth:`gelu` runs ATen's GELU in place after the GEMM; :meth:`accumulate` adds the product into the
-    residual inside the GEMM (``beta = 1`` on ``h``: no separate pass, no new tensor)."""
+    residual inside the GEMM (``beta = 1`` on ``h``: no separate pass, no new tensor).
 
-    def __init__(self, linear: nn.Module) -> None:
+    ``threaded``: the module (same weights, same methods) that calls made on more than one thread go to.
+    MKL's packed GEMM barely splits over threads at these shapes (two threads, 34 rows: 239 us where one
+    takes 238 and oneDNN's two 143; 1,000 rows of the FFN input 5.9 ms on two threads as on one): a
+    single text's call on all of torch's threads ran 38% slower on MKL alone. The streams' batches
+    (one thread each) run on MKL."""
+
+    def __init__(self, linear: nn.Module, threaded: nn.Module | None = None) -> None:
         super().__init__()
+        self.threaded = threaded
         cblas = _cblas()
         if cblas is None:
             raise RuntimeError("MKL's packed GEMM is not available in this torch build; use OneDNNLinear")
@@ -134,7 +154,8 @@ class MKLLinear(nn.Module):
         self._packed = _pack(self.weight, cblas)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, float32 (MKL packed)"
+        more = "" if self.threaded is None else ", threaded calls on the module below"
+        return f"in_features={self.in_features}, out_features={self.out_features}, float32 (MKL packed{more})"
 
     def _product(self, x: torch.Tensor, out: torch.Tensor, beta: float) -> torch.Tensor:
         """``out = x @ W.T + beta * out`` (both 2-D, rows contiguous)."""
@@ -152,7 +173,14 @@ class MKLLinear(nn.Module):
             raise ValueError(f"MKLLinear expects {self.in_features} features, got {x.shape[1]}")
         return x if x.stride(1) == 1 and x.stride(0) >= self.in_features else x.contiguous()
 
+    def _delegate(self) -> nn.Module | None:
+        """:attr:`threaded` when this thread runs torch's ops on more than one thread, else ``None``."""
+        return self.threaded if self.threaded is not None and torch.get_num_threads() > 1 else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        threaded = self._delegate()
+        if threaded is not None:
+            return threaded(x)
         if x.dim() != 2:  # any leading shape, as nn.Linear: the rows, then the shape back
             return self(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
         out = self._product(self._rows(x), x.new_empty((x.shape[0], self.out_features)), 0.0)
@@ -160,10 +188,16 @@ class MKLLinear(nn.Module):
 
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
         """``F.gelu(self(x))`` (exact, erf GELU), in place on the GEMM's output."""
+        threaded = self._delegate()
+        if threaded is not None:
+            return threaded.gelu(x)
         return torch.ops.aten.gelu_(self(x))
 
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """``h + self(x)``, written into ``h`` (by the GEMM itself where ``h`` is float32 rows of unit stride)."""
+        threaded = self._delegate()
+        if threaded is not None:
+            return threaded.accumulate(x, h, rows)
         if (h.dtype is not torch.float32 or h.dim() != 2 or h.stride(1) != 1 or h.stride(0) < self.out_features
                 or h.shape[0] != x.shape[0] or h.shape[1] != self.out_features):
             return h.add_(self(x))

@@ -288,6 +288,8 @@ def test_float32_cpu_projections_on_packed_weights_give_the_plain_encoders_vecto
     kind = mkl_gemm.MKLLinear if gemm == "mkl" else OneDNNLinear
     projections = [getattr(layer, name) for layer in encoder.layers for name in ("qkv", "attn_out", "ffn_in", "ffn_out")]
     assert {type(m) for m in projections} == {kind}
+    if kind is mkl_gemm.MKLLinear and onednn_available():  # a call on several threads goes to oneDNN
+        assert {type(m.threaded) for m in projections} == {OneDNNLinear}
     # the same vectors as the plain nn.Linear encoder (ATen's GEMM), padded and packed batches alike
     plain = BertEncoder(model.model).eval()
     assert type(plain.layers[0].qkv) is nn.Linear

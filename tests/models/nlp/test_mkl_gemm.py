@@ -105,21 +105,30 @@ def test_a_copy_or_a_pickle_packs_its_own_weight_and_threads_share_one_packed_we
     assert wrong == []
 
 
-@pytest.mark.parametrize(("setting", "vendor", "expected"), [
-    (None, "GenuineIntel", True),
-    (None, "AuthenticAMD", False),  # MKL's slow path there: oneDNN
-    ("auto", "AuthenticAMD", False),
-    ("mkl", "AuthenticAMD", True),
-    ("onednn", "GenuineIntel", False),
-    (" MKL ", None, True),
+AVX512 = frozenset({"avx2", "avx512f"})
+
+
+@pytest.mark.parametrize(("setting", "vendor", "flags", "isa", "mkl_isa", "expected"), [
+    (None, "GenuineIntel", AVX512, None, None, True),
+    (None, "AuthenticAMD", AVX512, None, None, False),  # MKL's slow path there: oneDNN
+    ("auto", "AuthenticAMD", AVX512, None, None, False),
+    (None, "GenuineIntel", frozenset({"avx2"}), None, None, False),  # an AVX2-class Intel CPU: oneDNN
+    (None, "GenuineIntel", AVX512, "AVX2", None, False),  # the AVX2 class simulated
+    (None, "GenuineIntel", AVX512, None, "AVX2", False),
+    (None, "GenuineIntel", AVX512, None, "AVX512_E1", True),
+    ("mkl", "AuthenticAMD", AVX512, None, None, True),
+    ("onednn", "GenuineIntel", AVX512, None, None, False),
+    (" MKL ", None, frozenset(), None, None, True),
 ])
-def test_the_resolver_picks_mkl_on_intel_cpus_unless_told(monkeypatch, setting, vendor, expected):
-    monkeypatch.setattr(mkl_gemm, "cpu_capability", lambda: precision.CpuCapability(frozenset(), None, None, vendor))
+def test_the_resolver_picks_mkl_on_intel_avx512_cpus_unless_told(monkeypatch, setting, vendor, flags, isa, mkl_isa,
+                                                                  expected):
+    monkeypatch.setattr(mkl_gemm, "cpu_capability", lambda: precision.CpuCapability(flags, isa, None, vendor))
     monkeypatch.setattr(mkl_gemm, "available", lambda: True)
-    if setting is None:
-        monkeypatch.delenv(mkl_gemm.ENV, raising=False)
-    else:
-        monkeypatch.setenv(mkl_gemm.ENV, setting)
+    for name, value in ((mkl_gemm.ENV, setting), ("MKL_ENABLE_INSTRUCTIONS", mkl_isa)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     assert mkl_gemm.preferred() is expected
     monkeypatch.setattr(mkl_gemm, "available", lambda: False)
     assert mkl_gemm.preferred() is False  # never without MKL
@@ -136,3 +145,48 @@ def test_the_cpu_vendor_is_read_from_cpuinfo():
     with open("/proc/cpuinfo", encoding="utf-8") as fh:
         line = next((row for row in fh if row.startswith("vendor_id")), None)
     assert vendor == (None if line is None else line.split(":", 1)[1].strip())
+
+
+class _Recorder(nn.Module):
+    """A stand-in for the threaded module: records which method ran."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear, self.calls = linear, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append("forward")
+        return self.linear(x)
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append("gelu")
+        return F.gelu(self.linear(x))
+
+    def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: object = None) -> torch.Tensor:
+        self.calls.append("accumulate")
+        return h.add_(self.linear(x))
+
+
+@needs_mkl
+def test_calls_on_several_threads_go_to_the_threaded_module_and_one_thread_runs_mkl():
+    torch.manual_seed(2)
+    linear = nn.Linear(32, 48)
+    recorder = _Recorder(linear)
+    fast = MKLLinear(linear, threaded=recorder)
+    x, h = torch.randn(5, 32), torch.randn(5, 48)
+    threads = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(2)
+            for method in (fast, fast.gelu, lambda v: fast.accumulate(v, h.clone())):
+                method(x)
+            assert recorder.calls == ["forward", "gelu", "accumulate"]
+            torch.set_num_threads(1)
+            expected = linear(x)
+            torch.testing.assert_close(fast(x), expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(fast.gelu(x), F.gelu(expected), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(fast.accumulate(x, h.clone()), h + expected, atol=1e-5, rtol=1e-5)
+            assert recorder.calls == ["forward", "gelu", "accumulate"]  # none more: MKL ran them
+    finally:
+        torch.set_num_threads(threads)
+    assert "threaded calls" in repr(fast)

@@ -44,7 +44,7 @@ from .precision import avx512_supported, cpu_capability
 
 __all__ = ["ENV", "MKLLinear", "available", "preferred"]
 
-#: ``mkl``, ``onednn`` or ``auto`` (the default: :func:`preferred` decides by CPU vendor)
+#: ``mkl``, ``onednn`` or ``auto`` (the default: :func:`preferred` decides by CPU vendor and ISA)
 ENV = "ES_INFER_NB_FP32_GEMM"
 #: the CPU vendor MKL runs its fastest kernels on
 MKL_VENDOR = "GenuineIntel"
@@ -81,6 +81,7 @@ def _pack(weight: torch.Tensor, cblas: tuple[Any, Any, Any]) -> torch.Tensor:
     """``weight`` ([out, in], float32, contiguous) packed as MKL's B matrix of ``x @ weight.T``."""
     size, pack, _ = cblas
     n, k = weight.shape
+    # the packed B does not depend on the rows it will multiply (m): any count stands in for them
     nbytes = int(size(_B_MATRIX, max(1, n), n, k))
     buffer = torch.empty(-(-nbytes // 4), dtype=torch.float32)  # 64-byte aligned, as MKL asks
     pack(_ROW_MAJOR, _B_MATRIX, _TRANS, max(1, n), n, k, 1.0, weight.data_ptr(), k, buffer.data_ptr())

@@ -126,9 +126,6 @@ class MKLLinear(nn.Module):
     def __init__(self, linear: nn.Module, threaded: nn.Module | None = None) -> None:
         super().__init__()
         self.threaded = threaded
-        cblas = _cblas()
-        if cblas is None:
-            raise RuntimeError("MKL's packed GEMM is not available in this torch build; use OneDNNLinear")
         weight = linear.weight.detach()
         if weight.dtype is not torch.float32 or weight.device.type != "cpu":
             raise ValueError(f"MKLLinear takes a float32 CPU linear, not {weight.dtype} on {weight.device}")
@@ -136,8 +133,7 @@ class MKLLinear(nn.Module):
         self.register_buffer("weight", weight.contiguous())
         bias = getattr(linear, "bias", None)
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).contiguous())
-        self._compute = cblas[2]
-        self._packed = _pack(self.weight, cblas)
+        self._pack_weight()
 
     # MKL's packed structure must not move: a copy or a pickle carries the weight, and packs it again
     def __getstate__(self) -> dict[str, Any]:
@@ -148,6 +144,10 @@ class MKLLinear(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._pack_weight()
+
+    def _pack_weight(self) -> None:
+        """:attr:`weight` packed for MKL (at construction, and again in a copy or an unpickled module)."""
         cblas = _cblas()
         if cblas is None:
             raise RuntimeError("MKL's packed GEMM is not available in this torch build; use OneDNNLinear")

@@ -442,8 +442,9 @@ class BertEncoder(nn.Module):
         threads through a :class:`OneDNNLinear` of the same weights), else through
         :class:`OneDNNLinear`, as bfloat16 ones (the ``dtype=bfloat16`` model); returns whether any changed
         (``False``: neither GEMM available, or nothing to convert)."""
-        mkl = mkl_gemm.preferred()
-        onednn = onednn_available()
+        mkl, onednn = mkl_gemm.preferred(), onednn_available()
+        if not (mkl or onednn):
+            return False
         dtypes = (torch.float32, torch.bfloat16) if onednn and _onednn_bf16() else (torch.float32,)
         changed = False
         for layer in self.layers:
@@ -451,13 +452,11 @@ class BertEncoder(nn.Module):
                 module = getattr(layer, name)
                 if type(module) is not nn.Linear or module.weight.dtype not in dtypes or module.weight.is_cuda:
                     continue
-                if module.weight.dtype is torch.float32 and mkl:
+                if mkl and module.weight.dtype is torch.float32:
                     # a call on several threads (a single text's) goes to oneDNN: MKL's packed GEMM barely splits
                     setattr(layer, name, MKLLinear(module, OneDNNLinear(module) if onednn else None))
-                elif onednn:
+                else:  # oneDNN is there: without it only float32 reaches here, and MKL took it
                     setattr(layer, name, OneDNNLinear(module))
-                else:
-                    continue
                 changed = True
         return changed
 

@@ -57,7 +57,9 @@ SHORT_FP32_ATTENTION = 0
 #: multiple of this: oneDNN builds and caches a GEMM kernel per row count, and a few dozen counts stay
 #: in its cache where one per batch would not (bfloat16 on the bench corpus: later rounds no longer
 #: recompile, and the first one compiles 1/32 as many kernels). Batches of fewer rows keep their count
-#: (at most this many sizes to cache): a single short text padded to 32 rows ran 6-21% slower
+#: (at most this many sizes to cache): a single short text padded to 32 rows ran 6-21% slower. Where
+#: MKL's packed GEMM runs them (no kernel per row count) no rows are added: on the bench corpus the
+#: padding was 1.3% more rows and the one-thread forward 1.3% slower (batch by batch interleaved)
 ROW_BUCKET = 32
 #: batches of up to this many rows (past ``ROW_BUCKET``) pad to a multiple of :data:`SMALL_ROW_BUCKET`
 #: only: a single text of 33-63 tokens padded to 64 rows ran 40-50% slower than one of 31 (the GEMMs
@@ -460,6 +462,12 @@ class BertEncoder(nn.Module):
                 changed = True
         return changed
 
+    def _any_rows(self) -> bool:
+        """Whether this call's projections take any row count at no cost (MKL's packed GEMM on this
+        thread, :meth:`.mkl_gemm.MKLLinear.any_rows`), so the packed rows need no :data:`ROW_BUCKET` padding."""
+        out = self.layers[0].attn_out  # the first layer's Q/K/V may come from tables
+        return isinstance(out, MKLLinear) and out.any_rows()
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, length, hidden)`` hidden states; ``token_type_ids`` left out: type 0 everywhere
@@ -488,8 +496,9 @@ class BertEncoder(nn.Module):
             # kernel runs attention (it reads the packed rows), else when padding is > 10%
             keep = mask.reshape(-1).nonzero().squeeze(1)
         tokens = batch * length if keep is None else len(keep)
-        # the kernel's batches get rows no text reads, up to a size oneDNN keeps a GEMM kernel for
-        rows_run = padded_rows(tokens) if use_kernel else tokens
+        # the kernel's batches get rows no text reads, up to a size oneDNN keeps a GEMM kernel for (not
+        # where MKL runs the projections: any row count costs it nothing, and the padding 1.3% more rows)
+        rows_run = padded_rows(tokens) if use_kernel and not self._any_rows() else tokens
         # the C embeddings' and norms' kernel (one library), looked up once a pass: None where turned off
         lib = (native_norm.kernel() if self.embedding_tables is not None or any(layer.native_norms for layer in self.layers)
                else None)

@@ -178,6 +178,11 @@ class MKLLinear(nn.Module):
         """:attr:`threaded` when this thread runs torch's ops on more than one thread, else ``None``."""
         return self.threaded if self.threaded is not None and torch.get_num_threads() > 1 else None
 
+    def any_rows(self) -> bool:
+        """Whether a call on this thread runs on MKL, whose packed GEMM takes any row count at no cost
+        (no kernel built per count, unlike oneDNN's: the encoder then pads no rows)."""
+        return self._delegate() is None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         threaded = self._delegate()
         if threaded is not None:

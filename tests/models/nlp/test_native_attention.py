@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from es_infer_nb.models import native_build
-from es_infer_nb.models.nlp import bert_encoder, native_attention
+from es_infer_nb.models.nlp import bert_encoder, mkl_gemm, native_attention
 from tiny_models import random_bert
 
 LENGTHS = [1, 7, 16, 17, 33, 64, 65, 100, 130, 257]
@@ -204,6 +204,37 @@ def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkey
         want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
     assert (bert_encoder.ROW_BUCKET, bert_encoder.SMALL_ROWS, bert_encoder.SMALL_ROW_BUCKET) == (32, 128, 8)
     assert seen == [rows] * 2 and bert_encoder.padded_rows(sum(lengths)) == rows
+    torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("threads", "lengths", "rows"), [(1, [40, 24], 64), (1, [100, 29], 129), (1, [33], 33),
+                                                         (2, [100, 29], 160)])
+def test_batches_on_mkl_pad_no_rows_and_those_on_onednn_do(monkeypatch, threads, lengths, rows):
+    """Where MKL's packed GEMM runs the projections (a call on one thread) no rows are added (it builds no
+    kernel per row count); a call on two threads goes to oneDNN and gets the ROW_BUCKET padding."""
+    _needs_kernel()
+    if not (mkl_gemm.available() and bert_encoder.onednn_available()):
+        pytest.skip("needs both MKL (x86-64 torch) and oneDNN")
+    monkeypatch.setenv("ES_INFER_NB_FP32_GEMM", "mkl")
+    model = _bert()
+    batch, length = len(lengths), max(lengths)
+    torch.manual_seed(9)
+    input_ids = torch.randint(1, 100, (batch, length))
+    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    encoder = bert_encoder.BertEncoder(model)
+    assert encoder.use_packed_gemms()
+    seen = []
+    real = native_attention.run
+    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            fast = encoder(input_ids, mask)
+            want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [rows] * 2
     torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
 
 

@@ -58,6 +58,8 @@ class TorchScriptNetwork:
         self.device = device
         inputs = [i for i in self.module.forward.schema.arguments if i.name != "self"]
         self.n_args = max(1, min(len(inputs), len(ARG_ORDER)))
+        #: a traced module computes its padded batches whole (see :attr:`.nlp.network.Network.packs_tokens`)
+        self.packs_tokens = False
 
     def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:
         import torch

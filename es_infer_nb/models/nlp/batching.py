@@ -4,7 +4,8 @@
 
 * items are sorted by token length and grouped so that a group's *padded* size
   (``len(group) * longest item in it``) stays within ``token_budget`` — short texts share big
-  batches, long ones go in small ones, and almost no compute is spent on padding;
+  batches, long ones go in small ones, and almost no compute is spent on padding; for a model that
+  runs only a batch's real tokens (``packed``: the fast CPU encoder) the budget counts those;
 * every group runs under ``torch.inference_mode``;
 * outputs come back in input order, whatever order the groups ran in;
 * a CUDA out-of-memory error splits the group in half and retries each half (down to one item,
@@ -28,6 +29,7 @@
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Callable, Sequence, TypeVar
 
@@ -35,7 +37,7 @@ from ...errors import InferenceInterrupted
 from ..run_control import Cancelled, RunProgress, current_progress, in_worker, stop_requested
 from .stream_pool import StreamPool, next_run, pool_for
 
-__all__ = ["BatchOutOfMemory", "MAX_STREAMS", "PROGRESS_THRESHOLD", "cpu_streams", "plan_batches", "run_batches"]
+__all__ = ["BatchOutOfMemory", "MAX_STREAMS", "PROGRESS_THRESHOLD", "cpu_streams", "group_tokens", "plan_batches", "run_batches"]
 
 T = TypeVar("T")
 
@@ -64,8 +66,9 @@ class BatchOutOfMemory(RuntimeError):
 
 
 def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch: int = 256,
-                 streams: int = 1) -> list[list[int]]:
-    """Index groups, shortest items first, each padded size ``len * max length`` within budget.
+                 streams: int = 1, packed: bool = False) -> list[list[int]]:
+    """Index groups, shortest items first, each padded size ``len * max length`` within budget (with
+    ``packed``, for a model that runs a batch's real tokens only, their sum: see :func:`group_tokens`).
 
     A group always holds at least one item, so an item longer than the budget runs alone. With
     ``streams`` > 1 (that many groups run at once, each stream taking the next group when it
@@ -86,35 +89,49 @@ def plan_batches(lengths: Sequence[int], *, token_budget: int = 2048, max_batch:
     order = sorted(range(len(lengths)), key=lambda i: (int(lengths[i]), i))
     groups: list[list[int]] = []
     current: list[int] = []
+    real = 0  # the current group's tokens
     for i in order:
         # sorted ascending, so the newcomer is the group's longest item
         longest = max(int(lengths[i]), 1)
-        if current and ((len(current) + 1) * longest > token_budget or len(current) >= max_batch):
+        cost = real + longest if packed else (len(current) + 1) * longest
+        if current and (cost > token_budget or len(current) >= max_batch):
             groups.append(current)
-            current = []
+            current, real = [], 0
         current.append(i)
+        real += longest
     if current:
         groups.append(current)
     if streams > 1:
-        _share_out(groups, lengths, streams)
+        _share_out(groups, lengths, streams, packed)
     return groups
 
 
-def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int) -> None:
+def group_tokens(group: Sequence[int], lengths: Sequence[int], packed: bool) -> int:
+    """The tokens a forward pass over ``group`` (sorted by length, as :func:`plan_batches` makes them)
+    computes: its real tokens where the model packs them (``packed``: the fast CPU encoder runs its
+    projections, norms and attention on real tokens only), else the padded ``len * longest``."""
+    if packed:
+        return sum(max(int(lengths[i]), 1) for i in group)
+    return len(group) * max(int(lengths[group[-1]]), 1) if group else 0
+
+
+def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int, packed: bool) -> None:
     """Split ``groups`` in place for ``streams`` (see :func:`plan_batches`): one group stays whole
     (it runs on all of torch's threads, unless another run has the streams), and so does a group
     under :data:`MIN_SPLIT_TOKENS`."""
-    def size(i: int) -> int:
-        return max(int(lengths[i]), 1)
-
-    def padded(group: list[int]) -> int:  # groups are sorted by length: the last item is the longest
-        return len(group) * size(group[-1])
+    def padded(group: list[int]) -> int:
+        return group_tokens(group, lengths, packed)
 
     def halves(group: list[int]) -> list[list[int]]:
-        """``group`` in two of the most equal padded sizes, or whole when small."""
+        """``group`` in two of the most equal sizes, or whole when small."""
         if len(group) < 2 or padded(group) < MIN_SPLIT_TOKENS:
             return [group]
-        cut = min(range(1, len(group)), key=lambda k: max(k * size(group[k - 1]), (len(group) - k) * size(group[-1])))
+        sizes = [max(int(lengths[i]), 1) for i in group]
+        if packed:  # the first k items' tokens against the rest's
+            before = list(itertools.accumulate(sizes))
+            cut = min(range(1, len(group)), key=lambda k: max(before[k - 1], before[-1] - before[k - 1]))
+        else:  # sorted by length: a part's longest item is its last
+            cut = min(range(1, len(group)), key=lambda k: max(k * sizes[k - 1], (len(group) - k) * sizes[-1]))
         return [group[:cut], group[cut:]]
 
     if len(groups) < 2:
@@ -176,6 +193,7 @@ def run_batches(
     progress: bool | None = None,
     desc: str = "",
     streams: int = 1,
+    packed: bool = False,
 ) -> list[T]:
     """Run ``forward`` over token-budgeted groups of item indices; outputs in input order.
 
@@ -183,12 +201,13 @@ def run_batches(
     (in the order given). On interrupt, :class:`InferenceInterrupted` carries in ``partial`` the
     list of outputs with ``None`` for the items not finished, and ``rows_done`` their count.
     ``streams`` > 1 (CPU models only: no out-of-memory splitting there) runs that many groups at
-    once on worker threads (see the module's notes); ``forward`` must then be thread-safe.
+    once on worker threads (see the module's notes); ``forward`` must then be thread-safe. ``packed``:
+    ``forward`` runs a group's real tokens only, so the budget counts those (:func:`plan_batches`).
     """
     import torch
 
     n = len(lengths)
-    groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch, streams=streams)
+    groups = plan_batches(lengths, token_budget=token_budget, max_batch=max_batch, streams=streams, packed=packed)
     results: list[T | None] = [None] * n
     if progress is None:
         show: bool | None = None if n >= PROGRESS_THRESHOLD and not in_worker() and current_progress() is None \

@@ -349,6 +349,7 @@ class EmbeddedMiniLM:
                 progress=False if on_batch is not None else progress,
                 desc="embedding",
                 streams=cpu_streams() if self.device == "cpu" else 1,
+                packed=self.device == "cpu",  # the fast encoder runs a CPU batch's real tokens only
             )
         except InferenceInterrupted as exc:
             for i, row in enumerate(exc.partial or []):

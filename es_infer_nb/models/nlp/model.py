@@ -263,4 +263,5 @@ class NlpModel:
 
         streams = cpu_streams() if self.device == "cpu" else 1
         with self._lock:
-            return run_batches(lengths, forward, progress=progress, desc=self.model_id, streams=streams)
+            return run_batches(lengths, forward, progress=progress, desc=self.model_id, streams=streams,
+                               packed=self.network.packs_tokens)

@@ -198,6 +198,9 @@ class Network:
         else:
             self.model = cast_model(model, precision, device).to(device)
         self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
+        #: whether a batch runs on its real tokens only (the fast encoder on CPU packs them: the batches
+        #: are then budgeted by those, :func:`.batching.plan_batches`), not on its padded ``len * longest``
+        self.packs_tokens = self.encoder is not None and device == "cpu"
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)
 
     def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from es_infer_nb.errors import InferenceInterrupted
-from es_infer_nb.models.nlp.batching import MIN_SPLIT_TOKENS, BatchOutOfMemory, plan_batches, run_batches
+from es_infer_nb.models.nlp.batching import (MIN_SPLIT_TOKENS, BatchOutOfMemory, group_tokens, plan_batches,
+                                             run_batches)
 
 LENGTHS = [5, 120, 3, 64, 64, 7, 300, 1, 33, 200, 12, 12, 90]
 
@@ -194,6 +195,32 @@ def test_streams_plan_an_even_share_of_groups_and_halve_the_last_ones() -> None:
     with pytest.raises(ValueError, match="streams"):
         plan_batches([1], streams=0)
 
+
+
+def test_a_packed_model_gets_groups_budgeted_by_their_real_tokens() -> None:
+    """For a model that runs a batch's real tokens only (``packed``: the fast CPU encoder) a group's
+    size is the sum of its lengths, not ``len * longest``: groups of mixed lengths fill the budget
+    with real tokens; halves for the streams are of equal real tokens."""
+    lengths = [10] * 30 + [100] * 30
+    groups = plan_batches(lengths, token_budget=1000, packed=True)
+    assert [sum(lengths[i] for i in g) for g in groups] == [1000, 1000, 1000, 300]
+    assert [len(g) for g in groups] == [37, 10, 10, 3]  # 30 x 10 + 7 x 100 share the first
+    assert all(group_tokens(g, lengths, True) <= 1000 for g in groups)
+    assert [len(g) for g in plan_batches(lengths, token_budget=1000)] == [30, 10, 10, 10]  # padded: 300 | 1000
+    assert group_tokens([0, 30], lengths, False) == 200 and group_tokens([0, 30], lengths, True) == 110
+    mixed = [(i * 37) % 97 + 1 for i in range(400)]
+    for streams in (1, 2, 4):
+        planned = plan_batches(mixed, token_budget=2048, streams=streams, packed=True)
+        assert [mixed[i] for g in planned for i in g] == sorted(mixed)
+        assert all(group_tokens(g, mixed, True) <= 2048 or len(g) == 1 for g in planned)
+    assert len(plan_batches(mixed, token_budget=2048, packed=True)) < len(plan_batches(mixed, token_budget=2048))
+    # two groups (30 x 10 + 17 x 100 and 13 x 100 real tokens) on 2 streams: both halved, by real tokens
+    halves = plan_batches(lengths, token_budget=2000, streams=2, packed=True)
+    assert [group_tokens(g, lengths, True) for g in halves] == [1000, 1000, 600, 700]
+    assert [len(g) for g in halves] == [37, 10, 6, 7]
+    fwd = Recorder(mixed)
+    assert run_batches(mixed, fwd, token_budget=512, progress=False, packed=True) == [("out", i) for i in range(400)]
+    assert all(sum(mixed[i] for i in call) <= 512 for call in fwd.calls)
 
 
 def test_streams_run_groups_on_worker_threads_in_input_order():

@@ -74,6 +74,23 @@ def test_batch_size_does_not_change_results(model):
     np.testing.assert_allclose(model.embed(MIXED, batch_size=1), model.embed(MIXED, batch_size=8), atol=1e-5)
 
 
+def test_cpu_batches_are_budgeted_by_their_real_tokens(model, monkeypatch):
+    """The fast encoder runs a CPU batch's real tokens only, so its batches are planned by those
+    (``packed``): a mix of lengths fills the token budget with real tokens."""
+    from es_infer_nb.models.nlp import batching, embedded
+
+    seen = []
+
+    def recording(lengths, forward, **options):
+        seen.append(options["packed"])
+        return batching.run_batches(lengths, forward, **options)
+
+    monkeypatch.setattr(embedded, "run_batches", recording)
+    want = model.embed(MIXED, batch_size=1)
+    np.testing.assert_allclose(model.embed(MIXED, token_budget=64), want, atol=1e-5)
+    assert seen == [True, True]
+
+
 def test_truncation_at_max_seq_length(model):
     long = "word " * 1000
     longer = long + "completely different ending about finance and markets " * 50

@@ -28,6 +28,7 @@ def test_classification_heads_use_the_fast_encoder_and_match_transformers(tiny_m
     folder = tiny_models[kind]
     network = Network(folder, head, precision="fp32")
     assert network.encoder is not None and network.model is None  # the fast path, not transformers
+    assert network.packs_tokens  # CPU batches on their real tokens: budgeted by those
 
     cls = transformers.BertForSequenceClassification if head == HEAD_SEQUENCE \
         else transformers.BertForTokenClassification
@@ -42,3 +43,13 @@ def test_classification_heads_use_the_fast_encoder_and_match_transformers(tiny_m
         with torch.no_grad():
             logits = reference(input_ids=ids, token_type_ids=types).logits[0].numpy()
         np.testing.assert_allclose(got, logits, atol=2e-5, rtol=1e-4)
+
+
+def test_a_model_on_transformers_pads_its_batches(tiny_models: dict[str, Path]) -> None:
+    """A head the fast encoder does not run (masked LM: transformers' own model) computes padded
+    batches: they stay budgeted by their padded size."""
+    from es_infer_nb.models.nlp.tasks.base import HEAD_MASKED_LM
+
+    network = Network(tiny_models["masked_lm"], HEAD_MASKED_LM, precision="fp32")
+    assert network.encoder is None and network.model is not None
+    assert not network.packs_tokens

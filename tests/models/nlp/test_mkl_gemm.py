@@ -112,15 +112,17 @@ AVX512 = frozenset({"avx2", "avx512f"})
     (None, "GenuineIntel", AVX512, None, None, True),
     (None, "AuthenticAMD", AVX512, None, None, False),  # MKL's slow path there: oneDNN
     ("auto", "AuthenticAMD", AVX512, None, None, False),
-    (None, "GenuineIntel", frozenset({"avx2"}), None, None, False),  # an AVX2-class Intel CPU: oneDNN
-    (None, "GenuineIntel", AVX512, "AVX2", None, False),  # the AVX2 class simulated
-    (None, "GenuineIntel", AVX512, None, "AVX2", False),
+    (None, "GenuineIntel", frozenset({"avx2"}), None, None, True),  # an AVX2-class Intel CPU: MKL too
+    (None, "GenuineIntel", AVX512, "AVX2", None, True),  # the AVX2 class simulated
+    (None, "GenuineIntel", AVX512, None, "AVX2", True),
     (None, "GenuineIntel", AVX512, None, "AVX512_E1", True),
+    (None, "GenuineIntel", AVX512, None, "SSE4_2", False),  # MKL held below AVX2: oneDNN
+    (None, "GenuineIntel", frozenset({"sse4_2"}), None, None, False),  # no AVX2
     ("mkl", "AuthenticAMD", AVX512, None, None, True),
     ("onednn", "GenuineIntel", AVX512, None, None, False),
     (" MKL ", None, frozenset(), None, None, True),
 ])
-def test_the_resolver_picks_mkl_on_intel_avx512_cpus_unless_told(monkeypatch, setting, vendor, flags, isa, mkl_isa,
+def test_the_resolver_picks_mkl_on_intel_avx2_or_avx512_cpus_unless_told(monkeypatch, setting, vendor, flags, isa, mkl_isa,
                                                                   expected):
     monkeypatch.setattr(mkl_gemm, "cpu_capability", lambda: precision.CpuCapability(flags, isa, None, vendor))
     monkeypatch.setattr(mkl_gemm, "available", lambda: True)

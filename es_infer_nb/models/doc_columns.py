@@ -26,23 +26,32 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, Number) and not isinstance(v, bool)
 
 
-def _dense_vectors(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+def _dense_vectors(values: list[Any], exact: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """``(missing, rows)`` when every present value is a flat number list of one length: the rows
-    missing (``None``) and a float32 ``(rows, width)`` matrix (zeros where missing); else ``None``."""
+    missing (``None``) and a float32 ``(rows, width)`` matrix (zeros where missing); else ``None``.
+    ``exact``: only float lists that float32 holds exactly (an int list keeps its ints in the JSON text
+    a mixed column writes; the lists here are tensors' ``tolist()``, of one element type each: their
+    first and last elements tell it), read once as float64 and checked against their float32 rows."""
     present = [v for v in values if v is not None]
     if not present or not all(isinstance(v, list) for v in present):
         return None
     width = len(present[0])
     if width == 0 or any(len(v) != width for v in present):
         return None
+    if exact and not all(type(v[0]) is float and type(v[-1]) is float for v in present):
+        return None
     if not all(_is_number(v[0]) and _is_number(v[-1]) for v in present):
         return None
     try:
-        dense = np.array(present, dtype=np.float32)
+        dense = np.array(present, dtype=np.float64 if exact else np.float32)
     except (TypeError, ValueError):  # a nested or non-numeric element somewhere
         return None
     if dense.ndim != 2:
         return None
+    if exact:
+        wide, dense = dense, dense.astype(np.float32)
+        if not np.array_equal(dense, wide):  # compared in float64: a value float32 rounds fails
+            return None
     missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
     flat = np.zeros((len(values), width), dtype=np.float32)
     flat[~missing] = dense
@@ -177,9 +186,9 @@ class RunResults(DocsResult):
         taken: set[str] = set()
         for key in candidates:
             values = [doc.get(key) for doc in part]
-            dense = _dense_vectors(values)
+            dense = _dense_vectors(values, exact=True)
             # a key present as None would come back absent: such a key stays in the objects
-            if dense is None or not _exact_in_float32(values, dense) or any(
+            if dense is None or any(
                     key in doc and doc[key] is None for doc in part):
                 self._unpack(key)
                 continue
@@ -225,17 +234,3 @@ class RunResults(DocsResult):
             packed[key] = _fixed_size_vectors(missing, flat)
         return docs_to_columns(self.docs, target_field, index, self.model_id, packed=packed, keys=self._keys)
 
-
-def _exact_in_float32(values: list[Any], dense: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Whether the float32 rows hold the present values exactly, all floats (an int list keeps its ints
-    in the JSON text a mixed column writes). The lists here are tensors' ``tolist()``, of one element
-    type each: their first and last elements tell it."""
-    missing, rows = dense
-    present = [v for v in values if v is not None]
-    if not all(type(v[0]) is float and type(v[-1]) is float for v in present):
-        return False
-    try:
-        wide = np.array(present, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return bool(np.array_equal(rows[~missing].astype(np.float64), wide))

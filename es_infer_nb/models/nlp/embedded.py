@@ -365,7 +365,7 @@ class EmbeddedMiniLM:
 
 def es_result(vector: Any) -> dict[str, Any]:
     """An Elasticsearch ``text_embedding`` inference result: ``{"predicted_value": [floats]}``."""
-    return {"predicted_value": [float(x) for x in np.asarray(vector, dtype=np.float32).ravel()]}
+    return {"predicted_value": np.asarray(vector, dtype=np.float32).ravel().tolist()}  # Python floats, exact
 
 
 def embedding_column(vectors: Any, index: Any = None, name: str | None = None, dims: int | None = None) -> Any:

@@ -25,7 +25,7 @@ class TextEmbedding(Task):
     def result(self, text: str, windows: list[Window], outputs: list[np.ndarray], tokenizer: NlpTokenizer
                ) -> dict[str, Any]:
         vector = np.asarray(outputs[0], dtype=np.float32).reshape(-1)
-        return with_truncation({self.results_field: [float(x) for x in vector]}, windows)
+        return with_truncation({self.results_field: vector.tolist()}, windows)  # Python floats, exact
 
 
 class PassThrough(Task):

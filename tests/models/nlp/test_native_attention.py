@@ -183,6 +183,35 @@ def test_the_encoder_with_the_kernel_matches_transformers_and_torchs_attention(m
     assert torch.equal(fast[~mask], torch.zeros_like(fast[~mask]))
 
 
+def _rows_run(monkeypatch, lengths: list[int], *, packed_gemms: bool = False, threads: int | None = None
+              ) -> list[int]:
+    """The row counts the kernel got in each layer of an encoder over texts of ``lengths`` (``packed_gemms``:
+    its projections on MKL, the environment asking for it; ``threads``: torch's threads for the call),
+    its answers checked against transformers'."""
+    model = _bert()
+    batch, length = len(lengths), max(lengths)
+    torch.manual_seed(8)
+    input_ids = torch.randint(1, 100, (batch, length))
+    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    encoder = bert_encoder.BertEncoder(model)
+    if packed_gemms:
+        monkeypatch.setenv("ES_INFER_NB_FP32_GEMM", "mkl")
+        assert encoder.use_packed_gemms()
+    seen: list[int] = []
+    real = native_attention.run
+    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or before)
+        with torch.inference_mode():
+            fast = encoder(input_ids, mask)
+            want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
+    return seen
+
+
 @pytest.mark.parametrize(("lengths", "rows"), [([9], 9), ([20, 7], 27), ([32], 32), ([33], 40), ([30, 5], 40),
                                               ([40, 24], 64), ([100, 28], 128), ([100, 29], 160), ([120, 90], 224)])
 def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkeypatch, lengths, rows):
@@ -190,21 +219,8 @@ def test_kernel_batches_pad_their_rows_to_the_bucket_only_past_one_bucket(monkey
     cache), except batches of at most one bucket's tokens (a single short text: its own row count);
     up to SMALL_ROWS rows the multiple is SMALL_ROW_BUCKET (a text of 33 tokens: 40 rows, not 64)."""
     _needs_kernel()
-    model = _bert()
-    batch, length = len(lengths), max(lengths)
-    torch.manual_seed(8)
-    input_ids = torch.randint(1, 100, (batch, length))
-    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
-    encoder = bert_encoder.BertEncoder(model)
-    seen = []
-    real = native_attention.run
-    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
-    with torch.inference_mode():
-        fast = encoder(input_ids, mask)
-        want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
     assert (bert_encoder.ROW_BUCKET, bert_encoder.SMALL_ROWS, bert_encoder.SMALL_ROW_BUCKET) == (32, 128, 8)
-    assert seen == [rows] * 2 and bert_encoder.padded_rows(sum(lengths)) == rows
-    torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
+    assert _rows_run(monkeypatch, lengths) == [rows] * 2 and bert_encoder.padded_rows(sum(lengths)) == rows
 
 
 @pytest.mark.parametrize(("threads", "lengths", "rows"), [(1, [40, 24], 64), (1, [100, 29], 129), (1, [33], 33),
@@ -215,27 +231,7 @@ def test_batches_on_mkl_pad_no_rows_and_those_on_onednn_do(monkeypatch, threads,
     _needs_kernel()
     if not (mkl_gemm.available() and bert_encoder.onednn_available()):
         pytest.skip("needs both MKL (x86-64 torch) and oneDNN")
-    monkeypatch.setenv("ES_INFER_NB_FP32_GEMM", "mkl")
-    model = _bert()
-    batch, length = len(lengths), max(lengths)
-    torch.manual_seed(9)
-    input_ids = torch.randint(1, 100, (batch, length))
-    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
-    encoder = bert_encoder.BertEncoder(model)
-    assert encoder.use_packed_gemms()
-    seen = []
-    real = native_attention.run
-    monkeypatch.setattr(native_attention, "run", lambda qkv, *a: seen.append(qkv.shape[0]) or real(qkv, *a))
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            fast = encoder(input_ids, mask)
-            want = model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
-    finally:
-        torch.set_num_threads(before)
-    assert seen == [rows] * 2
-    torch.testing.assert_close(fast[mask], want[mask], atol=3e-5, rtol=1e-4)
+    assert _rows_run(monkeypatch, lengths, packed_gemms=True, threads=threads) == [rows] * 2
 
 
 def test_a_bf16_encoder_runs_its_attention_in_the_kernel_close_to_float32(monkeypatch):

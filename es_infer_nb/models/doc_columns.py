@@ -38,9 +38,9 @@ def _dense_vectors(values: list[Any], exact: bool = False) -> tuple[np.ndarray, 
     width = len(present[0])
     if width == 0 or any(len(v) != width for v in present):
         return None
-    if exact and not all(type(v[0]) is float and type(v[-1]) is float for v in present):
-        return None
-    if not all(_is_number(v[0]) and _is_number(v[-1]) for v in present):
+    ends = (lambda v: type(v[0]) is float and type(v[-1]) is float) if exact else (
+        lambda v: _is_number(v[0]) and _is_number(v[-1]))
+    if not all(ends(v) for v in present):
         return None
     try:
         dense = np.array(present, dtype=np.float64 if exact else np.float32)

@@ -147,6 +147,45 @@ int es_embed(int bf, int64_t lo, int64_t hi, const int64_t *ids, const int64_t *
     free(tmp);
     return 0;
 }
+
+/* lanes of a where m, else b */
+INLINE vf gsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+
+/* erf(z) for float32 lanes: z clamped to [-4, 4] (erf is +-1 in float32 beyond), then a rational
+   function of it, odd numerator of degree 13 over even denominator of degree 8 (the coefficients of
+   Eigen's and XLA's float erf) */
+INLINE vf verf(vf z) {
+    const vf four = (vf){0} + 4.0f;
+    vf x = gsel(z < four, z, four);
+    x = gsel(x > -four, x, -four);
+    const vf x2 = x * x;
+    vf p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = p * x2 - 2.10102402082508e-06f;
+    p = p * x2 - 5.69250639462346e-05f;
+    p = p * x2 - 7.34990630326855e-04f;
+    p = p * x2 - 2.95459980854025e-03f;
+    p = p * x2 - 1.60960333262415e-02f;
+    vf q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
+    q = q * x2 - 1.68282697438203e-03f;
+    q = q * x2 - 7.37332916720468e-03f;
+    q = q * x2 - 1.42647390514189e-02f;
+    return p * x / q;
+}
+
+/* rows lo .. hi - 1 of x (row stride xs, n floats, n a multiple of W): x = gelu(x + bias) in place, the
+   exact (erf) GELU 0.5 v (1 + erf(v / sqrt 2)); bias may be NULL. Returns 0; 2: n not a multiple of W */
+int es_bias_gelu(int64_t lo, int64_t hi, float *x, int64_t xs, int64_t n, const float *bias) {
+    if (n % W) return 2;
+    for (int64_t r = lo; r < hi; r++) {
+        float *xr = x + r * xs;
+        for (int64_t j = 0; j < n; j += W) {
+            const vf v = ld32(xr + j) + (bias ? ld32(bias + j) : (vf){0});
+            const vf half = 0.5f * v;
+            st32(xr + j, half + half * verf(v * 0.70710678118654752f));
+        }
+    }
+    return 0;
+}
 """
 
 _lock = threading.Lock()
@@ -160,6 +199,9 @@ def _bind(lib: ctypes.CDLL) -> None:
     fn.restype = ctypes.c_int
     fn = lib.es_layer_norm
     fn.argtypes = [ctypes.c_int, i, i, p, i, p, i, p, i, i, p, p, f]
+    fn.restype = ctypes.c_int
+    fn = lib.es_bias_gelu
+    fn.argtypes = [i, i, p, i, i, p]
     fn.restype = ctypes.c_int
 
 
@@ -212,6 +254,24 @@ def layer_norm_(x: torch.Tensor, norm: torch.nn.LayerNorm, residual: torch.Tenso
     code = lib.es_layer_norm(bf, 0, rows, x.data_ptr(), x.stride(0), res, res_stride, x.data_ptr(), x.stride(0), n,
                              norm.weight.data_ptr(), norm.bias.data_ptr(), float(norm.eps))
     _check(code, "layer norm", f"rows of a multiple of {VECTOR_MULTIPLE} floats")
+    return x
+
+
+def bias_gelu_(x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``gelu(x + bias)`` (the exact, erf GELU) written into ``x``, float32 rows; ``x`` returned. In C where
+    the kernel runs (float32 CPU rows of unit column stride, a multiple of :data:`VECTOR_MULTIPLE` wide, a
+    float32 bias): one pass where ATen adds the bias, then runs oneDNN's GELU, in two; erf as a rational
+    function (largest error of the GELU against float64 on [-12, 12]: 1.1e-6, ATen's 1.3e-6 with AVX-512
+    and 3.7e-7 with AVX2). Measured on 985 x 1,536 rows, one thread: 0.41 ms against ATen's 0.60 with
+    AVX-512, 0.58 against 1.16 with AVX2 (oneDNN's GELU there). Elsewhere ATen's ``add_`` and ``gelu_``."""
+    lib = kernel()
+    if (lib is None or x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.stride(1) != 1
+            or x.shape[1] % VECTOR_MULTIPLE or (bias is not None and (
+                bias.dtype is not torch.float32 or bias.device.type != "cpu" or not bias.is_contiguous()
+                or tuple(bias.shape) != (x.shape[1],)))):
+        return torch.ops.aten.gelu_(x if bias is None else x.add_(bias))
+    code = lib.es_bias_gelu(0, x.shape[0], x.data_ptr(), x.stride(0), x.shape[1], None if bias is None else bias.data_ptr())
+    _check(code, "bias GELU", f"rows of a multiple of {VECTOR_MULTIPLE} floats")
     return x
 
 

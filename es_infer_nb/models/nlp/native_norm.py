@@ -19,6 +19,9 @@ of a ``hidden x 3 hidden`` dot product: all-MiniLM-L6-v2 does 4.2% fewer FLOPs p
 six layers' Q/K/V GEMM); the rounding stays that of float32 (against a float64 reference: 7.7e-6
 largest error vs 6.3e-6 for the GEMM on the bench corpus).
 
+:func:`bias_gelu_`: the FFN input's bias add and exact GELU in one pass in place, after a GEMM that does
+not fuse them (MKL's; oneDNN's below AVX-512), in the same library.
+
 One call per batch computes, row by row, the summed embeddings, their layer norm (the residual stream's
 first rows, ``h``) and the projection: the per-row mean and ``rstd`` it needs are the layer norm's own.
 Built once per machine by :func:`..native_build.compile_library`; ``None`` from :func:`kernel` (no

@@ -119,12 +119,12 @@ def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int, pa
     """Split ``groups`` in place for ``streams`` (see :func:`plan_batches`): one group stays whole
     (it runs on all of torch's threads, unless another run has the streams), and so does a group
     under :data:`MIN_SPLIT_TOKENS`."""
-    def padded(group: list[int]) -> int:
+    def tokens(group: list[int]) -> int:
         return group_tokens(group, lengths, packed)
 
     def halves(group: list[int]) -> list[list[int]]:
         """``group`` in two of the most equal sizes, or whole when small."""
-        if len(group) < 2 or padded(group) < MIN_SPLIT_TOKENS:
+        if len(group) < 2 or tokens(group) < MIN_SPLIT_TOKENS:
             return [group]
         sizes = [max(int(lengths[i]), 1) for i in group]
         if packed:  # the first k items' tokens against the rest's
@@ -137,7 +137,7 @@ def _share_out(groups: list[list[int]], lengths: Sequence[int], streams: int, pa
     if len(groups) < 2:
         return
     while len(groups) % streams:
-        _, k = max((padded(group), k) for k, group in enumerate(groups))
+        _, k = max((tokens(group), k) for k, group in enumerate(groups))
         parts = halves(groups[k])
         if len(parts) == 1:
             break

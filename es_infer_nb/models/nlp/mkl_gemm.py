@@ -34,7 +34,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -189,14 +189,21 @@ class MKLLinear(nn.Module):
         (no kernel built per count, unlike oneDNN's: the encoder then pads no rows)."""
         return self._delegate() is None
 
+    def _new_product(self, x: torch.Tensor, epilogue: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``epilogue(x @ W.T)`` in a new tensor (in place on it); ``x`` of any leading shape, as
+        ``nn.Linear`` takes it: its rows, then the shape back."""
+        if x.dim() != 2:
+            return self._new_product(x.reshape(-1, x.shape[-1]), epilogue).view(*x.shape[:-1], self.out_features)
+        return epilogue(self._product(self._rows(x), x.new_empty((x.shape[0], self.out_features)), 0.0))
+
+    def _add_bias(self, out: torch.Tensor) -> torch.Tensor:
+        return out if self.bias is None else out.add_(self.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         threaded = self._delegate()
         if threaded is not None:
             return threaded(x)
-        if x.dim() != 2:  # any leading shape, as nn.Linear: the rows, then the shape back
-            return self(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
-        out = self._product(self._rows(x), x.new_empty((x.shape[0], self.out_features)), 0.0)
-        return out if self.bias is None else out.add_(self.bias)
+        return self._new_product(x, self._add_bias)
 
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
         """``F.gelu(self(x))`` (exact, erf GELU), in place on the GEMM's output: the bias add and the GELU
@@ -204,10 +211,7 @@ class MKLLinear(nn.Module):
         threaded = self._delegate()
         if threaded is not None:
             return threaded.gelu(x)
-        if x.dim() != 2:
-            return self.gelu(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
-        out = self._product(self._rows(x), x.new_empty((x.shape[0], self.out_features)), 0.0)
-        return bias_gelu_(out, self.bias)
+        return self._new_product(x, lambda out: bias_gelu_(out, self.bias))
 
     def accumulate(self, x: torch.Tensor, h: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """``h + self(x)``, written into ``h`` (by the GEMM itself where ``h`` is float32 rows of unit stride)."""
@@ -217,6 +221,5 @@ class MKLLinear(nn.Module):
         if (h.dtype is not torch.float32 or h.dim() != 2 or h.stride(1) != 1 or h.stride(0) < self.out_features
                 or h.shape[0] != x.shape[0] or h.shape[1] != self.out_features):
             return h.add_(self(x))
-        self._product(self._rows(x), h, 1.0)
-        return h if self.bias is None else h.add_(self.bias)
+        return self._add_bias(self._product(self._rows(x), h, 1.0))
 

@@ -48,8 +48,16 @@ __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result
 DEFAULT_MAX_SEQ_LENGTH = 256
 EMBEDDING_DIM = 384
 #: padded tokens per forward pass: ~1k keeps a CPU's caches warm (measured on the bench corpus with
-#: the oneDNN / int8 projections: 512-1024 beat 2048 by 5-10%, 256 loses), a GPU wants far more
+#: the oneDNN / int8 projections: 512-1024 beat 2048 by 5-10%, 256 loses; int8 on AMD EPYC, 2026-12-06:
+#: 4096 12-20% slower than 1024), a GPU wants far more
 DEFAULT_TOKEN_BUDGET_CPU = 1024
+#: float32 on CPU (the packed real-token batches, projections on oneDNN or MKL, norms and attention in C)
+#: wants larger ones: each pass re-reads all the weights (42 MB for MiniLM: past a 32 MB L3) and pads its
+#: rows for oneDNN once. AMD EPYC (Zen 4, 2026-12-06), bench corpus: one thread 4096 against 1024 2.9-7.6%
+#: faster in each of three interleaved rounds (2048: 2.3%); two streams ~2% faster in three runs of 4-6
+#: interleaved rounds (medians -1.9%, -2.1%, -2.1%; 8192 slower: 256 texts cap a batch and the last ones
+#: are fewer to share out). Xeon (2026-12-06, the MKL path): 1536 / 2048 against 1024 +0.2% / +0.4%
+DEFAULT_TOKEN_BUDGET_CPU_FP32 = 4096
 #: bfloat16 projections on CPU (AMX / AVX512-BF16 GEMMs) want larger ones: 2048 beat 1024 by ~7% and
 #: 4096 by ~9% on the bench corpus (one thread, interleaved rounds, Xeon with AMX, 2026-12)
 DEFAULT_TOKEN_BUDGET_CPU_BF16 = 2048
@@ -174,7 +182,9 @@ class EmbeddedMiniLM:
             raise RuntimeError(f"unexpected pooling config in {self.path}: {pooling}")
         self.dims = int(pooling.get("word_embedding_dimension") or EMBEDDING_DIM)
         self.token_budget = (DEFAULT_TOKEN_BUDGET_CUDA if self.device.startswith("cuda")
-                             else DEFAULT_TOKEN_BUDGET_CPU_BF16 if self.mixed_bf16 else DEFAULT_TOKEN_BUDGET_CPU)
+                             else DEFAULT_TOKEN_BUDGET_CPU_BF16 if self.mixed_bf16
+                             else DEFAULT_TOKEN_BUDGET_CPU_FP32 if self.precision == "fp32"
+                             else DEFAULT_TOKEN_BUDGET_CPU)
 
     def __repr__(self) -> str:
         state = "loaded" if self._model is not None else "not loaded"
@@ -299,8 +309,8 @@ class EmbeddedMiniLM:
         """Embed ``texts``; returns float32 ``(len(texts), dims)``, rows in input order.
 
         Texts are tokenised once, sorted by length and run in batches of about ``token_budget``
-        padded tokens (default 1024 on CPU, 32768 on CUDA), at most ``batch_size`` texts each
-        (default 256). ``progress``: ``True``/``False`` for a ``tqdm.auto`` bar (``None``: a bar
+        tokens (default on CPU 4096 in float32, 2048 in bfloat16, 1024 in int8; 32768 on CUDA), at
+        most ``batch_size`` texts each (default 256). ``progress``: ``True``/``False`` for a ``tqdm.auto`` bar (``None``: a bar
         for large inputs) or a callable called with the number of texts finished after each batch
         (e.g. ``tqdm.update``). On Ctrl-C, :class:`~es_infer_nb.errors.InferenceInterrupted` is
         raised whose ``partial`` is the array with the unfinished rows NaN.

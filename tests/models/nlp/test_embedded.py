@@ -130,6 +130,14 @@ def test_token_budget_does_not_change_results(model):
     np.testing.assert_allclose(model.embed(MIXED, token_budget=1), model.embed(MIXED, token_budget=100_000), atol=1e-5)
 
 
+@pytest.mark.parametrize(("precision", "budget"), [("fp32", 4096), ("bf16", 2048), ("int8", 1024)])
+def test_cpu_token_budget_follows_the_precision(precision, budget):
+    # measured per precision (embedded.DEFAULT_TOKEN_BUDGET_*): float32 wants big batches, int8 small ones
+    assert EmbeddedMiniLM(device="cpu", precision=precision).token_budget == budget
+    if precision == "fp32":
+        assert EmbeddedMiniLM(device="cpu", dtype="float32").token_budget == budget
+
+
 def test_interrupt_keeps_the_finished_rows(model, monkeypatch):
     calls = []
     original = model._forward

@@ -11,7 +11,9 @@ every contender's share (the same useful FLOPs per real token), ``goal_needs_sha
 the share each of issue 22's goals (:data:`GOALS`) asks of ours in this run (goal ratio x the peer's
 share: near or above 1, no engine doing these FLOPs at this GEMM rate could meet it), and the same
 against ``concurrent_gemm_gflops`` (:func:`concurrent_gemm_gflops`: one single-thread GEMM per stream,
-all at once: the rate that GEMM-bound streams, ours or OpenVINO's, can reach on this machine).
+all at once: the rate that GEMM-bound streams, ours or OpenVINO's, can reach on this machine), and
+against the CPU's own vector FMA peak on those cores (``fma_peak``, ``shares_of_fma_peak``,
+``goal_needs_share_of_fma_peak``: :mod:`fma_peak`), which no GEMM passes whichever library the anchor is.
 Peers (CPU, where installed: ``pip install -e '.[bench]'``): the same bundled model exported once to
 ONNX (opset 17, into a temporary folder) and run by ONNX Runtime (float32) and OpenVINO (see
 :func:`onnx_peers`: both throughput-tuned, OpenVINO's inference precision set explicitly to f32,
@@ -515,6 +517,11 @@ def main() -> None:
     onednn = onednn_gemm_gflops() if ours.device == "cpu" else None
     streams = cpu_streams() if ours.device == "cpu" else 1
     concurrent = concurrent_gemm_gflops(streams, gemm_dtype) if streams > 1 else gemm
+    # the hardware's own ceiling on the streams' cores (fma_peak.py): no engine's GEMMs pass it
+    from fma_peak import fma_peak_gflops
+
+    peak_kind = "bf16_dot" if ours.mixed_bf16 else "fp32"
+    peak = fma_peak_gflops(streams, bf16=ours.mixed_bf16) if ours.device == "cpu" else None
     # every contender's useful work (the same FLOPs per real token, padding not counted) as a share of
     # the GEMM anchor, and the share a goal asks of ours: goal ratio x the peer's share. A goal whose
     # share is near or above 1 cannot be met at this GEMM rate by any engine doing the same FLOPs.
@@ -551,6 +558,14 @@ def main() -> None:
         # GEMMs through oneDNN, which the float32 CPU projections use
         "onednn_gemm_gflops": None if onednn is None else round(onednn, 1),
         "share_of_onednn_gemm": None if onednn is None else round(achieved / onednn, 3),
+        # every contender's useful FLOP/s over this CPU's vector FMA peak on the streams' cores (float32
+        # FMAs, or AVX512-BF16's dot products for bf16: AMX tiles go past that one), and what each goal
+        # asks of ours: near or above 1, out of reach of any engine doing these FLOPs on this CPU
+        "fma_peak": None if peak is None else {"kind": peak_kind, "threads": streams, "gflops": round(peak, 1)},
+        "shares_of_fma_peak": None if peak is None else {
+            name: round(share * gemm / peak, 3) for name, share in shares.items()},
+        "goal_needs_share_of_fma_peak": None if peak is None else {
+            peer: round(need * gemm / peak, 3) for peer, need in needs.items()},
         "token_budget": args.token_budget or ours.token_budget,
         # ISA caps (an AVX2-class CPU simulated on a newer one) and what precision "auto" saw
         "isa_caps": {name: os.environ.get(name) for name in ISA_CAPS},

@@ -441,6 +441,7 @@ def main() -> None:
     from es_infer_nb.models.nlp.batching import cpu_streams
     from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, get_model, model_path
     from es_infer_nb.models.nlp.precision import cpu_capability
+    from fma_peak import fma_peak_gflops
 
     texts = read_texts(args.corpus.resolve(), args.field, args.limit)
     if args.precision is not None:  # the instance Series.infer.run uses
@@ -518,16 +519,15 @@ def main() -> None:
     streams = cpu_streams() if ours.device == "cpu" else 1
     concurrent = concurrent_gemm_gflops(streams, gemm_dtype) if streams > 1 else gemm
     # the hardware's own ceiling on the streams' cores (fma_peak.py): no engine's GEMMs pass it
-    from fma_peak import fma_peak_gflops
-
     peak_kind = "bf16_dot" if ours.mixed_bf16 else "fp32"
     peak = fma_peak_gflops(streams, bf16=ours.mixed_bf16) if ours.device == "cpu" else None
     # every contender's useful work (the same FLOPs per real token, padding not counted) as a share of
     # the GEMM anchor, and the share a goal asks of ours: goal ratio x the peer's share. A goal whose
     # share is near or above 1 cannot be met at this GEMM rate by any engine doing the same FLOPs.
-    shares = {name: round(tokens / t.median(name) * per_token / 1e9 / gemm, 3) for name in t.last}
-    needs = {peer: round(ratio * shares[peer], 3)
-             for peer, ratio in GOALS.get(ours.precision, {}).items() if peer in shares}
+    rates = {name: tokens / t.median(name) * per_token / 1e9 for name in t.last}  # useful GFLOP/s
+    goals = {peer: ratio for peer, ratio in GOALS.get(ours.precision, {}).items() if peer in rates}
+    shares = {name: round(rate / gemm, 3) for name, rate in rates.items()}
+    needs = {peer: round(ratio * rates[peer] / gemm, 3) for peer, ratio in goals.items()}
     bench.report({
         "model": ours.model_id,
         "device": ours.device,
@@ -552,7 +552,8 @@ def main() -> None:
         # the same two GEMMs on each of our streams' cores at once, one thread each: the rate GEMM-bound
         # streams can reach (ours and OpenVINO's); a goal needing more than 1.0 of it is out of reach
         "concurrent_gemm_gflops": round(concurrent, 1),
-        "goal_needs_share_of_concurrent_gemm": {peer: round(need * gemm / concurrent, 3) for peer, need in needs.items()},
+        "goal_needs_share_of_concurrent_gemm": {peer: round(ratio * rates[peer] / concurrent, 3)
+                                                for peer, ratio in goals.items()},
         "share_of_concurrent_gemm": round(achieved / concurrent, 3),
         # diagnostic only (the anchor above is torch's matmul, i.e. MKL's sgemm on CPU): the same
         # GEMMs through oneDNN, which the float32 CPU projections use
@@ -562,10 +563,9 @@ def main() -> None:
         # FMAs, or AVX512-BF16's dot products for bf16: AMX tiles go past that one), and what each goal
         # asks of ours: near or above 1, out of reach of any engine doing these FLOPs on this CPU
         "fma_peak": None if peak is None else {"kind": peak_kind, "threads": streams, "gflops": round(peak, 1)},
-        "shares_of_fma_peak": None if peak is None else {
-            name: round(share * gemm / peak, 3) for name, share in shares.items()},
+        "shares_of_fma_peak": None if peak is None else {name: round(rate / peak, 3) for name, rate in rates.items()},
         "goal_needs_share_of_fma_peak": None if peak is None else {
-            peer: round(need * gemm / peak, 3) for peer, need in needs.items()},
+            peer: round(ratio * rates[peer] / peak, 3) for peer, ratio in goals.items()},
         "token_budget": args.token_budget or ours.token_budget,
         # ISA caps (an AVX2-class CPU simulated on a newer one) and what precision "auto" saw
         "isa_caps": {name: os.environ.get(name) for name in ISA_CAPS},

@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import threading
+import time
 
 SOURCE = r"""
 #include <stdint.h>
@@ -121,12 +122,11 @@ def fma_peak_gflops(threads: int, bf16: bool = False, seconds: float = 0.3) -> f
     if lib is None or threads < 1:
         return None
     iters = 1 << 16
-    while True:  # size a block to about ``seconds`` (the first call also warms the clocks up)
-        rate = lib.es_fma_peak(int(bf16), threads, iters)
-        if rate < 0:
+    while True:  # size a block to about ``seconds`` by its wall time (the first calls also warm the clocks up)
+        started = time.perf_counter()
+        if lib.es_fma_peak(int(bf16), threads, iters) < 0:
             return None
-        flops = iters * 12 * (64.0 if bf16 else 32.0)  # an upper bound of one thread's work per block
-        if flops / (rate * 1e9 / threads) >= seconds / 2 or iters >= 1 << 34:
+        if time.perf_counter() - started >= seconds / 2 or iters >= 1 << 34:
             break
         iters *= 4
     return max(lib.es_fma_peak(int(bf16), threads, iters) for _ in range(3))

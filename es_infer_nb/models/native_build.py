@@ -55,14 +55,16 @@ ISA_FLAGS = {"native": ("-march=native",), "avx2": ("-march=x86-64-v3",), "porta
 _state: dict[str, object] = {}
 
 #: C shared by the vector kernels of the text encoder (:mod:`.nlp.native_attention`, :mod:`.nlp.native_norm`),
-#: placed after their ``W`` (floats per vector): the vector types, ``INLINE``, and loads / stores of
-#: float32 and bfloat16 rows (``ld`` / ``st`` pick by a ``bf`` flag; bfloat16 is widened exactly and
+#: placed after their ``W`` (floats per vector): the vector types, ``INLINE``, a lane select (``vsel``),
+#: and loads / stores of float32 and bfloat16 rows (``ld`` / ``st`` pick by a ``bf`` flag; bfloat16 is widened exactly and
 #: narrowed to nearest even)
 VECTOR_ROWS_C = r"""
 typedef float vf __attribute__((vector_size(W * 4)));
 typedef int32_t vi __attribute__((vector_size(W * 4)));
 typedef uint16_t vh __attribute__((vector_size(W * 2)));
 #define INLINE static inline __attribute__((always_inline))
+/* lanes of a where m, else b */
+INLINE vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 INLINE vf ld32(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 INLINE void st32(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /* bfloat16 <-> float32: widening is exact; narrowing rounds to nearest even, NaN stays NaN */

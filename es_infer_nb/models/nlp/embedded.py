@@ -312,8 +312,9 @@ class EmbeddedMiniLM:
         tokens (default on CPU 4096 in float32, 2048 in bfloat16, 1024 in int8; 32768 on CUDA), at
         most ``batch_size`` texts each (default 256). ``progress``: ``True``/``False`` for a
         ``tqdm.auto`` bar (``None``: a bar for large inputs) or a callable called with the number of
-        texts finished after each batch (e.g. ``tqdm.update``). On Ctrl-C, :class:`~es_infer_nb.errors.InferenceInterrupted` is
-        raised whose ``partial`` is the array with the unfinished rows NaN.
+        texts finished after each batch (e.g. ``tqdm.update``). On Ctrl-C,
+        :class:`~es_infer_nb.errors.InferenceInterrupted` is raised whose ``partial`` is the array with
+        the unfinished rows NaN.
         """
         if isinstance(texts, str):
             texts = [texts]

@@ -120,8 +120,8 @@ class MKLLinear(nn.Module):
     """A float32 CPU ``nn.Linear`` on MKL's packed GEMM (the weight packed once).
 
     :meth:`gelu` adds the bias and runs the GELU in one pass in C after the GEMM
-    (:func:`.native_norm.bias_gelu_`: 1.9-2.1% faster end to end than ATen's two); :meth:`accumulate` adds the product into the
-    residual inside the GEMM (``beta = 1`` on ``h``: no separate pass, no new tensor).
+    (:func:`.native_norm.bias_gelu_`: 1.9-2.1% faster end to end than ATen's two); :meth:`accumulate`
+    adds the product into the residual inside the GEMM (``beta = 1`` on ``h``: no separate pass, no new tensor).
 
     ``threaded``: the module (same weights, same methods) that calls made on more than one thread go to.
     MKL's packed GEMM barely splits over threads at these shapes (two threads, 34 rows: 239 us where one

@@ -77,7 +77,6 @@ SOURCE = r"""
 #define KC 4        /* key vectors per score chunk */
 #define MAXHV (128 / W)  /* head vectors: head_dim at most 128 */
 """ + VECTOR_ROWS_C + r"""
-INLINE vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 
 /* e^x for x <= 0, 0 below -87 (Cephes' expf: x = n ln2 + r, a degree-6 polynomial, 2^n from bits) */
 INLINE vf vexp_nonpos(vf x) {

@@ -151,16 +151,13 @@ int es_embed(int bf, int64_t lo, int64_t hi, const int64_t *ids, const int64_t *
     return 0;
 }
 
-/* lanes of a where m, else b */
-INLINE vf gsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
-
 /* erf(z) for float32 lanes: z clamped to [-4, 4] (erf is +-1 in float32 beyond), then a rational
    function of it, odd numerator of degree 13 over even denominator of degree 8 (the coefficients of
    Eigen's and XLA's float erf) */
 INLINE vf verf(vf z) {
     const vf four = (vf){0} + 4.0f;
-    vf x = gsel(z < four, z, four);
-    x = gsel(x > -four, x, -four);
+    vf x = vsel(z < four, z, four);
+    x = vsel(x > -four, x, -four);
     const vf x2 = x * x;
     vf p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
     p = p * x2 - 2.10102402082508e-06f;

@@ -7,6 +7,12 @@ exponential vectorised in the kernel, no libm call), the context as ``p @ v``, w
 into the token-major context rows the output projection reads. Float32 and bfloat16 rows alike
 (bfloat16 read exactly, arithmetic in float32, the result rounded to nearest even). No mask and no
 padding: a text's keys are its own rows, so the packed layout needs no scatter into a padded one.
+The vectors an FMA loop reuses are pinned to registers (GCC folded their load into every FMA that read
+them: as many loads as FMAs, the load ports the limit), the block's softmax chains are interleaved, and
+each task prefetches the next task's rows towards L2 (a float32 batch's projection, 19 MB at 4,096
+tokens, is out of L2 by the time its attention runs). AMD EPYC (Zen 4), one thread, bench corpus batch
+by batch interleaved (2026-12-06): attention 28% / 29% less time (float32 / bfloat16), the encoder 2.2%
+/ 3.3% faster, answers bit-identical; with the AVX2 build 1.3% faster.
 
 Written with GCC/Clang vector extensions, 16-float vectors where the compiler targets AVX-512 and
 8-float ones for AVX2 (``ES_INFER_NB_NATIVE_ISA=avx2`` builds that on an AVX-512 machine); built
@@ -57,6 +63,7 @@ SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <immintrin.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -76,6 +83,14 @@ SOURCE = r"""
 #endif
 #define KC 4        /* key vectors per score chunk */
 #define MAXHV (128 / W)  /* head vectors: head_dim at most 128 */
+#define VREGS (W == 16 ? 24 : 12)  /* vector registers a block may keep live (of 32 / 16) */
+/* keeps a loaded vector in a register: compilers otherwise fold its load into every FMA that reads it,
+   one load per FMA where one per row does (p @ v pins its row where QB + 1 rows of vectors fit) */
+#if defined(__AVX512F__) || defined(__AVX2__)
+#define PIN(x) __asm__("" : "+v"(x))
+#else
+#define PIN(x) (void)0  /* the portable build (not used: es_attention_simd() is 0) has no such register */
+#endif
 """ + VECTOR_ROWS_C + r"""
 
 /* e^x for x <= 0, 0 below -87 (Cephes' expf: x = n ln2 + r, a degree-6 polynomial, 2^n from bits) */
@@ -107,7 +122,14 @@ INLINE vf vexp_nonpos(vf x) {
     v = OP(v, __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5}));                                            \
     v = OP(v, __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6}));
 #endif
+/* lanes of the larger (b where either is NaN, as maxps does) */
+#if defined(__AVX512F__)
+INLINE vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+#elif defined(__AVX2__)
+INLINE vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+#else
 INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
+#endif
 INLINE vf vadd(vf a, vf b) { return a + b; }
 INLINE vf allmax(vf v) { BUTTERFLY(vmax) return v; }
 INLINE vf allsum(vf v) { BUTTERFLY(vadd) return v; }
@@ -140,7 +162,7 @@ INLINE void score_chunk(const int kc, const int hv, const float *restrict qf, co
     for (int qi = 0; qi < QB; qi++) for (int k = 0; k < kc; k++) acc[qi][k] = (vf){0};
     for (int64_t d = 0; d < hd; d++) {
         vf kv[KC];
-        for (int k = 0; k < kc; k++) kv[k] = ld32(kt + d * lp + c0 + k * W);
+        for (int k = 0; k < kc; k++) { kv[k] = ld32(kt + d * lp + c0 + k * W); PIN(kv[k]); }
         for (int qi = 0; qi < QB; qi++) {
             const float q = qf[qi * hd + d];
             for (int k = 0; k < kc; k++) acc[qi][k] += q * kv[k];
@@ -170,22 +192,21 @@ INLINE void rows(const int hv, const float *restrict qf, const float *restrict k
         case 2: score_chunk(2, hv, qf, kt, sc, lp, c0, L, m); break;
         case 1: score_chunk(1, hv, qf, kt, sc, lp, c0, L, m); break;
     }
-    vf inv[QB];
-    for (int qi = 0; qi < QB; qi++) {
-        const vf mx = allmax(m[qi]);
-        vf s = (vf){0};
-        for (int64_t j = 0; j < lp; j += W) {
-            const vf e = vexp_nonpos(ld32(sc + qi * lp + j) - mx);
-            s += e;
+    /* the rows' softmax chains interleaved (each is a long dependent chain of a few vectors) */
+    vf inv[QB], mx[QB], s[QB];
+    for (int qi = 0; qi < QB; qi++) { mx[qi] = allmax(m[qi]); s[qi] = (vf){0}; }
+    for (int64_t j = 0; j < lp; j += W)
+        for (int qi = 0; qi < QB; qi++) {
+            const vf e = vexp_nonpos(ld32(sc + qi * lp + j) - mx[qi]);
+            s[qi] += e;
             st32(sc + qi * lp + j, e);
         }
-        inv[qi] = 1.0f / allsum(s);
-    }
+    for (int qi = 0; qi < QB; qi++) inv[qi] = 1.0f / allsum(s[qi]);
     vf acc[QB][MAXHV];
     for (int qi = 0; qi < QB; qi++) for (int h = 0; h < hv; h++) acc[qi][h] = (vf){0};
     for (int64_t j = 0; j < L; j++) {
         vf v[MAXHV];
-        for (int h = 0; h < hv; h++) v[h] = ld32(vb + j * hd + h * W);
+        for (int h = 0; h < hv; h++) { v[h] = ld32(vb + j * hd + h * W); if ((QB + 1) * hv <= VREGS) PIN(v[h]); }
         for (int qi = 0; qi < QB; qi++) {
             const float p = sc[qi * lp + j];
             for (int h = 0; h < hv; h++) acc[qi][h] += p * v[h];
@@ -253,6 +274,13 @@ static int run_tasks(int bf, const void *qkv, int64_t qs, void *out, int64_t os,
     for (int64_t t = begin; t < end; t++) {
         const int64_t s = t / heads;
         if (lens[s] <= 0) continue;
+        if (t + 1 < end) {  /* the next task's Q, K and V rows towards L2 while this one computes */
+            const int64_t s1 = (t + 1) / heads, es = bf ? 2 : 4;
+            const char *p = (const char *)qkv + es * (starts[s1] * qs + (t + 1) % heads * hd);
+            for (int64_t j = 0; j < lens[s1]; j++, p += es * qs)
+                for (int64_t c = 0; c < 3; c++)
+                    for (int64_t b = 0; b < es * hd; b += 64) __builtin_prefetch(p + es * c * hidden + b, 0, 1);
+        }
         switch (bf * 32 + hv) {
             case 1: TASK(0, 1); break;  case 2: TASK(0, 2); break;  case 4: TASK(0, 4); break;
             case 8: TASK(0, 8); break;  case 16: TASK(0, MAXHV); break;

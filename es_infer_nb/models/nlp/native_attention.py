@@ -260,6 +260,17 @@ int es_attention_openmp(void) {
 #endif
 }
 
+/* the Q, K and V lines of task (text at rows base .. base + L - 1, head h) towards L2 (locality 1): called
+   for the next task while this one computes, since a batch's projection is out of L2 by then */
+INLINE void prefetch_task(const int bf, const void *qkv, int64_t qs, int64_t base, int64_t L, int64_t h, int64_t hd,
+                          int64_t hidden) {
+    const int64_t es = bf ? 2 : 4;
+    const char *p = (const char *)qkv + es * (base * qs + h * hd);
+    for (int64_t j = 0; j < L; j++, p += es * qs)
+        for (int64_t c = 0; c < 3; c++)  /* q, k, v */
+            for (int64_t b = 0; b < es * hd; b += 64) __builtin_prefetch(p + es * c * hidden + b, 0, 1);
+}
+
 /* the tasks [begin, end) of es_attention() on this thread, with their own buffers */
 static int run_tasks(int bf, const void *qkv, int64_t qs, void *out, int64_t os, const int64_t *starts,
                      const int64_t *lens, int64_t heads, int64_t hd, int64_t begin, int64_t end) {
@@ -274,13 +285,7 @@ static int run_tasks(int bf, const void *qkv, int64_t qs, void *out, int64_t os,
     for (int64_t t = begin; t < end; t++) {
         const int64_t s = t / heads;
         if (lens[s] <= 0) continue;
-        if (t + 1 < end) {  /* the next task's Q, K and V rows towards L2 while this one computes */
-            const int64_t s1 = (t + 1) / heads, es = bf ? 2 : 4;
-            const char *p = (const char *)qkv + es * (starts[s1] * qs + (t + 1) % heads * hd);
-            for (int64_t j = 0; j < lens[s1]; j++, p += es * qs)
-                for (int64_t c = 0; c < 3; c++)
-                    for (int64_t b = 0; b < es * hd; b += 64) __builtin_prefetch(p + es * c * hidden + b, 0, 1);
-        }
+        if (t + 1 < end) prefetch_task(bf, qkv, qs, starts[(t + 1) / heads], lens[(t + 1) / heads], (t + 1) % heads, hd, hidden);
         switch (bf * 32 + hv) {
             case 1: TASK(0, 1); break;  case 2: TASK(0, 2); break;  case 4: TASK(0, 4); break;
             case 8: TASK(0, 8); break;  case 16: TASK(0, MAXHV); break;

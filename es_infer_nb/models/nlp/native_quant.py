@@ -1,7 +1,7 @@
 """Dynamic per-tensor uint8 quantization of a float32 activation in one C call (for the int8 encoder).
 
 What oneDNN's int8 GEMM (``onednn::qlinear_pointwise``) is fed by :class:`.quantize.Int8Linear` on AMX
-CPUs: the range ``[min(x, 0), max(x, 0)]`` of the whole tensor (one vectorised pass), ``scale =
+and AVX512-VNNI CPUs: the range ``[min(x, 0), max(x, 0)]`` of the whole tensor (one vectorised pass), ``scale =
 (max - min) / 255`` and ``zero_point = round(-min / scale)`` as fbgemm's dynamic kernel picks them, and
 ``q = clamp(round_half_even(x / scale) + zero_point, 0, 255)`` (a second pass) written straight into
 a ``uint8`` tensor. torch's ``aminmax`` + ``quantize_per_tensor`` + ``int_repr`` make three passes

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["DEFAULT_ENV", "PRECISIONS", "CpuCapability", "amx_int8_supported", "avx512_supported", "bf16_supported",
-           "check_precision", "cpu_capability", "default_precision", "resolve_precision", "torch_dtype"]
+           "check_precision", "cpu_capability", "default_precision", "resolve_precision", "torch_dtype",
+           "vnni_int8_supported"]
 
 #: the environment variable naming the precision used when none is given (default ``auto``)
 DEFAULT_ENV = "ES_INFER_NB_PRECISION"
@@ -118,6 +119,13 @@ def amx_int8_supported(cap: CpuCapability | None = None) -> bool:
     ``AVX512_CORE_AMX`` (nor ATen below AVX-512)."""
     cap = cap if cap is not None else cpu_capability()
     return "amx_int8" in cap.flags and _isa_allows(cap, "AVX10_1_512_AMX", ("AVX512", "AVX10"))
+
+
+def vnni_int8_supported(cap: CpuCapability | None = None) -> bool:
+    """Whether int8 GEMMs accumulate in int32 on AVX512-VNNI here (``vpdpbusd``): an ``avx512_vnni``
+    CPU with oneDNN not capped below ``AVX512_CORE_VNNI`` (nor ATen below AVX-512)."""
+    cap = cap if cap is not None else cpu_capability()
+    return "avx512_vnni" in cap.flags and _isa_allows(cap, "AVX512_CORE_VNNI", ("AVX512", "AVX10"))
 
 
 def avx512_supported(cap: CpuCapability | None = None) -> bool:

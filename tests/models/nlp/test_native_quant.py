@@ -55,7 +55,7 @@ def test_quantize_u8_edge_inputs_and_the_torch_fallback(monkeypatch):
 
 def _needs_onednn_int8() -> None:
     if not onednn_int8():
-        pytest.skip("oneDNN's int8 GEMM path is for AMX CPUs; this one keeps fbgemm's")
+        pytest.skip("oneDNN's int8 GEMM path is for AMX / AVX512-VNNI CPUs; this one keeps fbgemm's")
 
 
 @pytest.mark.parametrize("keep_float_rows", [False, True])

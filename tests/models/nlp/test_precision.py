@@ -14,8 +14,10 @@ import pytest
 from es_infer_nb import ApiError, Engine
 from es_infer_nb.cli import main
 from es_infer_nb.models.nlp import precision as precision_module
+from es_infer_nb.models.nlp import quantize
 from es_infer_nb.models.nlp.precision import (PRECISIONS, CpuCapability, amx_int8_supported, avx512_supported,
-                                               bf16_supported, check_precision, cpu_capability, resolve_precision)
+                                               bf16_supported, check_precision, cpu_capability, resolve_precision,
+                                               vnni_int8_supported)
 from helpers import vectors
 
 CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
@@ -25,6 +27,7 @@ VECTOR = "ml.inference.predicted_value"
 SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile"})
 COOPER_LAKE = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
 ICE_LAKE = frozenset({"avx2", "avx512f", "avx512_vnni"})
+ZEN_4 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
 HASWELL = frozenset({"avx2", "fma"})
 
 
@@ -60,21 +63,39 @@ def test_auto_picks_per_simulated_cpu(monkeypatch, flags, isa, aten, expected):
     assert resolve_precision("AUTO", "cpu") == expected
 
 
-@pytest.mark.parametrize(("flags", "isa", "aten", "avx512", "amx_int8"), [
-    (SAPPHIRE_RAPIDS, None, "AVX512", True, True),
-    (ICE_LAKE, None, "AVX512", True, False),
-    (HASWELL, None, "AVX2", False, False),
-    (SAPPHIRE_RAPIDS, "AVX2", "AVX512", False, False),  # oneDNN held to AVX2
-    (SAPPHIRE_RAPIDS, None, "AVX2", False, False),  # ATen held to AVX2
-    (SAPPHIRE_RAPIDS, "AVX512_CORE", "AVX512", True, False),
-    (SAPPHIRE_RAPIDS, "AVX512_CORE_AMX", "AVX512", True, True),
-    (SAPPHIRE_RAPIDS, "default", "AVX512", True, True),
-    (SAPPHIRE_RAPIDS, "SOMETHING_NEW", "AVX512", False, False),  # unknown cap: held
+@pytest.mark.parametrize(("flags", "isa", "aten", "avx512", "amx_int8", "vnni_int8"), [
+    (SAPPHIRE_RAPIDS, None, "AVX512", True, True, True),
+    (ICE_LAKE, None, "AVX512", True, False, True),
+    (ZEN_4, None, "AVX512", True, False, True),
+    (HASWELL, None, "AVX2", False, False, False),
+    (SAPPHIRE_RAPIDS, "AVX2", "AVX512", False, False, False),  # oneDNN held to AVX2
+    (SAPPHIRE_RAPIDS, None, "AVX2", False, False, False),  # ATen held to AVX2
+    (ZEN_4, "AVX2_VNNI", "AVX512", False, False, False),  # oneDNN held to 256-bit VNNI
+    (SAPPHIRE_RAPIDS, "AVX512_CORE", "AVX512", True, False, False),  # AVX-512 without VNNI
+    (SAPPHIRE_RAPIDS, "AVX512_CORE_VNNI", "AVX512", True, False, True),
+    (SAPPHIRE_RAPIDS, "AVX512_CORE_AMX", "AVX512", True, True, True),
+    (SAPPHIRE_RAPIDS, "default", "AVX512", True, True, True),
+    (SAPPHIRE_RAPIDS, "SOMETHING_NEW", "AVX512", False, False, False),  # unknown cap: held
 ])
-def test_the_isa_probes_per_simulated_cpu(flags, isa, aten, avx512, amx_int8):
+def test_the_isa_probes_per_simulated_cpu(flags, isa, aten, avx512, amx_int8, vnni_int8):
     cap = CpuCapability(flags, isa, aten)
     assert avx512_supported(cap) is avx512
     assert amx_int8_supported(cap) is amx_int8
+    assert vnni_int8_supported(cap) is vnni_int8
+
+
+@pytest.mark.parametrize(("amx", "vnni", "expected"), [(True, True, True), (False, True, True), (True, False, True),
+                                                        (False, False, False)])
+def test_onednn_int8_follows_the_amx_and_vnni_probes(monkeypatch, amx, vnni, expected):
+    """oneDNN's int8 GEMM replaces fbgemm's where int8 products accumulate in int32 (AMX tiles,
+    AVX512-VNNI); below that it would sum u8 x s8 pairs in saturating int16, and fbgemm stays."""
+    monkeypatch.setattr(quantize, "amx_int8_supported", lambda: amx)
+    monkeypatch.setattr(quantize, "vnni_int8_supported", lambda: vnni)
+    quantize.onednn_int8.cache_clear()
+    try:
+        assert quantize.onednn_int8() is expected
+    finally:
+        quantize.onednn_int8.cache_clear()
 
 
 def test_auto_is_fp16_on_cuda_and_explicit_choices_stay(monkeypatch):

@@ -27,54 +27,94 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* the scalar step of both passes (tails, and the whole of a build without AVX2) */
+static inline uint8_t quant1(float x, float inv, int32_t zp) {
+    float v = x * inv;
+    v = v > 300.0f ? 300.0f : v < -300.0f ? -300.0f : v;  /* NaN stays NaN */
+    if (!(v == v)) return 0;
+    int32_t q = (int32_t)rintf(v) + zp;
+    return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+}
 
 #if defined(__AVX512F__)
-#define W 16
-#else
-#define W 8
-#endif
-typedef float vf __attribute__((vector_size(W * 4)));
-typedef int32_t vi __attribute__((vector_size(W * 4)));
-typedef uint8_t vq __attribute__((vector_size(W)));
-
-static inline vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
-static inline vf ld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-
-/* [min(x, 0), max(x, 0)] of x[0..n) */
+/* [min(x, 0), max(x, 0)]: the accumulator is the second operand of min / max, so NaN is skipped */
 static void range(const float *restrict x, int64_t n, float *lo, float *hi) {
-    vf a = (vf){0}, b = (vf){0};
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
     int64_t i = 0;
-    for (; i + W <= n; i += W) { const vf v = ld(x + i); a = vsel(v < a, v, a); b = vsel(v > b, v, b); }
-    float sa = 0.0f, sb = 0.0f;
-    for (int l = 0; l < W; l++) { sa = a[l] < sa ? a[l] : sa; sb = b[l] > sb ? b[l] : sb; }
+    for (; i + 32 <= n; i += 32) {
+        const __m512 u = _mm512_loadu_ps(x + i), v = _mm512_loadu_ps(x + i + 16);
+        a0 = _mm512_min_ps(u, a0); b0 = _mm512_max_ps(u, b0);
+        a1 = _mm512_min_ps(v, a1); b1 = _mm512_max_ps(v, b1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        const __m512 u = _mm512_loadu_ps(x + i);
+        a0 = _mm512_min_ps(u, a0); b0 = _mm512_max_ps(u, b0);
+    }
+    float sa = _mm512_reduce_min_ps(_mm512_min_ps(a0, a1)), sb = _mm512_reduce_max_ps(_mm512_max_ps(b0, b1));
     for (; i < n; i++) { sa = x[i] < sa ? x[i] : sa; sb = x[i] > sb ? x[i] : sb; }
     *lo = sa; *hi = sb;
 }
 
-/* q = clamp(rint(x * inv) + zp, 0, 255): round half to even by adding and taking away 1.5 * 2^23
-   (exact for |x * inv| < 2^22: the values are clamped to +-300 first) */
-static inline vf vquant(vf v, float inv, float zp) {
-    v = v * inv;
-    v = vsel(v > 300.0f, v - v + 300.0f, v);
-    v = vsel(v < -300.0f, v - v - 300.0f, v);
-    v = (v + 12582912.0f) - 12582912.0f + zp;
-    v = vsel(v < 0.0f, v - v, v);
-    return vsel(v > 255.0f, v - v + 255.0f, v);
+/* q = clamp(rint(x * inv) + zp, 0, 255): clamped to +-300 first (NaN stays NaN, converts to INT_MIN,
+   ends as 0), rounded half to even by the conversion, saturated to uint8 by vpmovusdb */
+static void quantize(const float *restrict x, int64_t n, uint8_t *restrict q, float inv, int32_t zp) {
+    const __m512 vinv = _mm512_set1_ps(inv), top = _mm512_set1_ps(300.0f), bottom = _mm512_set1_ps(-300.0f);
+    const __m512i vzp = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv);
+        v = _mm512_max_ps(bottom, _mm512_min_ps(top, v));
+        __m512i r = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzp);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtusepi32_epi8(_mm512_max_epi32(r, zero)));
+    }
+    for (; i < n; i++) q[i] = quant1(x[i], inv, zp);
+}
+#elif defined(__AVX2__)
+static void range(const float *restrict x, int64_t n, float *lo, float *hi) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 u = _mm256_loadu_ps(x + i), v = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_min_ps(u, a0); b0 = _mm256_max_ps(u, b0);
+        a1 = _mm256_min_ps(v, a1); b1 = _mm256_max_ps(v, b1);
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, _mm256_min_ps(a0, a1)); _mm256_storeu_ps(lb, _mm256_max_ps(b0, b1));
+    float sa = 0.0f, sb = 0.0f;
+    for (int l = 0; l < 8; l++) { sa = la[l] < sa ? la[l] : sa; sb = lb[l] > sb ? lb[l] : sb; }
+    for (; i < n; i++) { sa = x[i] < sa ? x[i] : sa; sb = x[i] > sb ? x[i] : sb; }
+    *lo = sa; *hi = sb;
 }
 
-static void quantize(const float *restrict x, int64_t n, uint8_t *restrict q, float inv, float zp) {
+static void quantize(const float *restrict x, int64_t n, uint8_t *restrict q, float inv, int32_t zp) {
+    const __m256 vinv = _mm256_set1_ps(inv), top = _mm256_set1_ps(300.0f), bottom = _mm256_set1_ps(-300.0f);
+    const __m256i vzp = _mm256_set1_epi32(zp);
     int64_t i = 0;
-    for (; i + W <= n; i += W) {
-        const vq r = __builtin_convertvector(__builtin_convertvector(vquant(ld(x + i), inv, zp), vi), vq);
-        memcpy(q + i, &r, sizeof r);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv);
+        v = _mm256_max_ps(bottom, _mm256_min_ps(top, v));
+        const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT |
+                                                                                  _MM_FROUND_NO_EXC)), vzp);
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(w, w));
     }
-    for (; i < n; i++) {
-        float v = x[i] * inv;
-        v = v > 300.0f ? 300.0f : v < -300.0f ? -300.0f : v;
-        v = (v + 12582912.0f) - 12582912.0f + zp;
-        q[i] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
-    }
+    for (; i < n; i++) q[i] = quant1(x[i], inv, zp);
 }
+#else
+static void range(const float *restrict x, int64_t n, float *lo, float *hi) {
+    float sa = 0.0f, sb = 0.0f;
+    for (int64_t i = 0; i < n; i++) { sa = x[i] < sa ? x[i] : sa; sb = x[i] > sb ? x[i] : sb; }
+    *lo = sa; *hi = sb;
+}
+
+static void quantize(const float *restrict x, int64_t n, uint8_t *restrict q, float inv, int32_t zp) {
+    for (int64_t i = 0; i < n; i++) q[i] = quant1(x[i], inv, zp);
+}
+#endif
 
 /* the whole call: returns the scale and zero point through *scale / *zero */
 int es_quantize_u8(const float *x, int64_t n, uint8_t *q, float *scale, int32_t *zero) {
@@ -84,7 +124,7 @@ int es_quantize_u8(const float *x, int64_t n, uint8_t *q, float *scale, int32_t 
     if (!(s > 0.0f)) s = 1.0f;
     float z = rintf(-lo / s);
     z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
-    quantize(x, n, q, 1.0f / s, z);
+    quantize(x, n, q, 1.0f / s, (int32_t)z);
     *scale = s;
     *zero = (int32_t)z;
     return 0;

@@ -53,6 +53,40 @@ def test_quantize_u8_edge_inputs_and_the_torch_fallback(monkeypatch):
     assert int((native[0].int() - fallback[0].int()).abs().max()) <= 1
 
 
+def test_every_build_quantizes_alike(monkeypatch, tmp_path):
+    """The AVX-512, AVX2 (``ES_INFER_NB_NATIVE_ISA=avx2``) and portable builds give the same bytes,
+    scale and zero point: ties rounded half to even, NaN as 0, huge ranges, tails shorter than a
+    vector."""
+    if native_quant.kernel() is None:
+        pytest.skip("no C compiler here: torch's ops are used")
+    torch.manual_seed(5)
+    x = torch.randn(7, 131) * 4
+    x[0, :8] = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 1e9, -1e9, float("nan")])
+    x[1, :4] = torch.tensor([1e30, -1e30, 0.0, -0.0])
+    flat = x.flatten()
+    builds = {}
+    monkeypatch.setenv("ES_INFER_NB_NATIVE_CACHE", str(tmp_path))
+    for isa in ("native", "avx2", "portable"):
+        monkeypatch.setattr(native_quant, "_state", {})
+        monkeypatch.setenv("ES_INFER_NB_NATIVE_ISA", isa)
+        assert native_quant.kernel() is not None
+        builds[isa] = [native_quant.quantize_u8(flat[:n]) for n in (1, 5, 8, 15, 16, 17, 31, 33, flat.numel())]
+    for isa in ("avx2", "portable"):
+        for (q, scale, zero), (want, want_scale, want_zero) in zip(builds[isa], builds["native"]):
+            assert torch.equal(q, want) and scale == want_scale and zero == want_zero, isa
+    q, scale, zero = builds["native"][-1]
+    assert int(q.flatten()[7]) == 0  # NaN
+
+
+def test_ties_round_half_to_even():
+    """A tensor whose steps are exactly 1 (range [-127, 128], scale 1, zero point 127): ties go to the
+    even neighbour, as torch's ``quantize_per_tensor`` rounds them."""
+    x = torch.tensor([-127.0, 128.0, 0.5, 1.5, 2.5, -0.5, -1.5, 3.49, 3.51])
+    q, scale, zero = native_quant.quantize_u8(x)
+    assert scale == 1.0 and zero == 127
+    assert (q.int() - zero).tolist() == [-127, 128, 0, 2, 2, 0, -2, 3, 4]
+
+
 def _needs_onednn_int8() -> None:
     if not onednn_int8():
         pytest.skip("oneDNN's int8 GEMM path is for AMX / AVX512-VNNI CPUs; this one keeps fbgemm's")

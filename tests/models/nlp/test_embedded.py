@@ -10,6 +10,7 @@ import pytest
 
 from es_infer_nb.errors import InferenceInterrupted
 from es_infer_nb.models.nlp import EMBEDDED_MODEL_ID
+from es_infer_nb.models.nlp import embedded as embedded_module
 from es_infer_nb.models.nlp.embedded import EmbeddedMiniLM, embedding_column, es_result, get_model, model_path
 
 CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "corpus.jsonl"
@@ -130,12 +131,17 @@ def test_token_budget_does_not_change_results(model):
     np.testing.assert_allclose(model.embed(MIXED, token_budget=1), model.embed(MIXED, token_budget=100_000), atol=1e-5)
 
 
-@pytest.mark.parametrize(("precision", "budget"), [("fp32", 4096), ("bf16", 2048), ("int8", 1024)])
-def test_cpu_token_budget_follows_the_precision(precision, budget):
-    # measured per precision (embedded.DEFAULT_TOKEN_BUDGET_*): float32 wants big batches, int8 small ones
+@pytest.mark.parametrize(("precision", "onednn_int8", "budget"), [
+    ("fp32", False, 4096), ("bf16", False, 2048), ("int8", False, 1024), ("int8", True, 4096)])
+def test_cpu_token_budget_follows_the_precision(monkeypatch, precision, onednn_int8, budget):
+    # measured per precision (embedded.DEFAULT_TOKEN_BUDGET_*): float32 wants big batches; int8 on
+    # fbgemm small ones, int8 on oneDNN's GEMM (AMX / AVX512-VNNI) big ones again
+    monkeypatch.setattr(embedded_module, "onednn_int8", lambda: onednn_int8)
     assert EmbeddedMiniLM(device="cpu", precision=precision).token_budget == budget
     if precision == "fp32":
         assert EmbeddedMiniLM(device="cpu", dtype="float32").token_budget == budget
+    if precision == "int8":
+        assert EmbeddedMiniLM(device="cpu", quantize="int8").token_budget == budget
 
 
 def test_interrupt_keeps_the_finished_rows(model, monkeypatch):

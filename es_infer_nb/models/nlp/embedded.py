@@ -40,7 +40,7 @@ from .bert_encoder import BertEncoder, supports
 from .bundled import model_path
 from .fast_encoder import build_encoder
 from .precision import check_precision, resolve_precision
-from .quantize import onednn_int8, quantize_mode
+from .quantize import int8_on_onednn, quantize_mode
 
 __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result", "get_model", "model_for",
            "model_path"]
@@ -51,7 +51,7 @@ EMBEDDING_DIM = 384
 #: the oneDNN / int8 projections: 512-1024 beat 2048 by 5-10%, 256 loses; int8 on fbgemm (AMD EPYC,
 #: 2026-12-06): 4096 12-20% slower than 1024), a GPU wants far more
 DEFAULT_TOKEN_BUDGET_CPU = 1024
-#: int8 whose GEMMs run on oneDNN (AMX / AVX512-VNNI, :func:`.quantize.onednn_int8`): AMD EPYC Zen 4
+#: int8 whose GEMMs run on oneDNN (AMX / AVX512-VNNI, :func:`.quantize.int8_on_onednn`): AMD EPYC Zen 4
 #: (2026-12-06), bench corpus, two streams, six interleaved rounds: 2048 / 4096 against 1024 6.9% / 7.6%
 #: faster (one thread: 3.6% / 7.9%), min cosine to float32 0.9954 / 0.9959 / 0.9967 for 1024 / 2048 /
 #: 4096: each batch's float32 [CLS] rows share one pass over the float32 weights
@@ -189,7 +189,7 @@ class EmbeddedMiniLM:
         self.token_budget = (DEFAULT_TOKEN_BUDGET_CUDA if self.device.startswith("cuda")
                              else DEFAULT_TOKEN_BUDGET_CPU_BF16 if self.mixed_bf16
                              else DEFAULT_TOKEN_BUDGET_CPU_FP32 if self.precision == "fp32"
-                             else DEFAULT_TOKEN_BUDGET_CPU_INT8_ONEDNN if self.quantize and onednn_int8()
+                             else DEFAULT_TOKEN_BUDGET_CPU_INT8_ONEDNN if self.quantize and int8_on_onednn()
                              else DEFAULT_TOKEN_BUDGET_CPU)
 
     def __repr__(self) -> str:

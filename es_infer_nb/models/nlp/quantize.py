@@ -45,8 +45,8 @@ from .bert_encoder import onednn_available
 from .native_quant import quantize_u8
 from .precision import amx_int8_supported, vnni_int8_supported
 
-__all__ = ["ACTIVATION_MODES", "DEFAULT_TARGETS", "Int8Linear", "full_range_safe", "int8_options", "quantize_encoder",
-           "quantize_mode"]
+__all__ = ["ACTIVATION_MODES", "DEFAULT_TARGETS", "Int8Linear", "full_range_safe", "int8_on_onednn", "int8_options",
+           "onednn_int8", "quantize_encoder", "quantize_mode"]
 
 #: the Linear sub-modules (inside each encoder layer) quantized by default: all of them
 DEFAULT_TARGETS: tuple[str, ...] = ("qkv", "attn_out", "ffn_in", "ffn_out")
@@ -116,6 +116,12 @@ def onednn_int8() -> bool:
         return bool(torch.allclose(y, torch.full((2, 4), 4.0)))  # 16 x (130 - 128) x 0.5 x 0.25
     except (AttributeError, RuntimeError):
         return False
+
+
+def int8_on_onednn() -> bool:
+    """Whether :func:`int8_options`' projections run on oneDNN's int8 GEMM here: per-tensor 8-bit
+    activations (:func:`full_range_safe`) and :func:`onednn_int8`, what :class:`Int8Linear` checks."""
+    return full_range_safe() and onednn_int8()
 
 
 class Int8Linear(nn.Module):

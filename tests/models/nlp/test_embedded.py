@@ -136,7 +136,7 @@ def test_token_budget_does_not_change_results(model):
 def test_cpu_token_budget_follows_the_precision(monkeypatch, precision, onednn_int8, budget):
     # measured per precision (embedded.DEFAULT_TOKEN_BUDGET_*): float32 wants big batches; int8 on
     # fbgemm small ones, int8 on oneDNN's GEMM (AMX / AVX512-VNNI) big ones again
-    monkeypatch.setattr(embedded_module, "onednn_int8", lambda: onednn_int8)
+    monkeypatch.setattr(embedded_module, "int8_on_onednn", lambda: onednn_int8)
     assert EmbeddedMiniLM(device="cpu", precision=precision).token_budget == budget
     if precision == "fp32":
         assert EmbeddedMiniLM(device="cpu", dtype="float32").token_budget == budget

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from es_infer_nb import ApiError, Engine
 from es_infer_nb.cli import main
@@ -82,6 +83,16 @@ def test_the_isa_probes_per_simulated_cpu(flags, isa, aten, avx512, amx_int8, vn
     assert avx512_supported(cap) is avx512
     assert amx_int8_supported(cap) is amx_int8
     assert vnni_int8_supported(cap) is vnni_int8
+
+
+def test_int8_on_onednn_says_where_the_default_int8_projections_run():
+    """What the embedded model's int8 batch size follows: the projections :func:`int8_options`
+    picks for this CPU run on oneDNN's int8 GEMM exactly when it says so."""
+    options = quantize.int8_options(None)
+    layer = quantize.Int8Linear(torch.nn.Linear(32, 48), activation=options["activation"],
+                                keep_float_rows=options["keep_float_rows"], reduce_range=options["reduce_range"])
+    assert (layer._onednn is not None) is quantize.int8_on_onednn()
+    assert quantize.int8_on_onednn() is (quantize.full_range_safe() and quantize.onednn_int8())
 
 
 @pytest.mark.parametrize(("amx", "vnni", "expected"), [(True, True, True), (False, True, True), (True, False, True),

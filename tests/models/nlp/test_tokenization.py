@@ -173,3 +173,53 @@ def test_span_windows_that_cannot_move_forward_fail_instead_of_looping():
         tok.tokenize(text, "none", 2)
     assert (err.value.status, err.value.type) == (500, "illegal_state_exception")
     assert err.value.reason.startswith("Tokenization cannot be satisfied with the current span setting")
+
+
+#: the vocabulary and scores of ES's XLMRobertaTokenizerTests / DebertaV2TokenizerTests (first 16 pieces)
+UNIGRAM_PIECES = ["▁Ela", "stic", "search", "▁is", "▁fun", "▁God", "z", "illa", "▁my", "▁little", "▁red", "▁car"]
+UNIGRAM_SCORES = [-12.535264015197754, -12.300995826721191, -13.255199432373047, -7.402246475219727,
+                  -11.201482772827148, -10.576351165771484, -7.898513317108154, -10.230172157287598,
+                  -9.18289566040039, -11.451579093933105, -10.858806610107422, -10.214239120483398]
+
+
+def _unigram_tokenizer(specials):
+    """A SentencePiece-style Unigram HF tokenizer over the upstream tests' vocabulary: ids 0-3 the
+    specials, then the pieces (``▁Ela`` = 4, ``▁fun`` = 8), as in those tests."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = [(name, 0.0) for name in specials[:4]] + list(zip(UNIGRAM_PIECES, UNIGRAM_SCORES)) + [(specials[4], 0.0)]
+    tk = Tokenizer(models.Unigram(vocab, unk_id=3))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace()
+    tk.add_special_tokens([AddedToken(name, special=True, normalized=False) for name in specials])
+    cls, pad, sep, unk, mask = specials
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=cls, eos_token=sep, sep_token=sep, cls_token=cls,
+                                   unk_token=unk, pad_token=pad, mask_token=mask)
+
+
+@pytest.mark.parametrize(("kind", "specials"), [("xlm_roberta", ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
+                                                ("deberta_v2", ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"])])
+def test_sentencepiece_kinds_give_every_piece_its_own_position(kind, specials):
+    """ES's Unigram tokenizer emits each piece as its own token (XLMRobertaTokenizerTests /
+    DebertaV2TokenizerTests.testTokenize: "Elasticsearch fun" -> ids [4, 5, 6, 8], token map
+    [0, 1, 2, 3]), each with its own offsets; span windows may then cut between any two pieces."""
+    hf = _unigram_tokenizer(specials)
+    tok = build_tokenizer(parse({kind: {"with_special_tokens": False, "truncate": "none", "do_lower_case": False}}),
+                          hf_tokenizer=hf)
+    (window,) = tok.tokenize("Elasticsearch fun", "none", -1)
+    assert window.token_ids == [4, 5, 6, 8]
+    assert window.token_map == [0, 1, 2, 3]
+    inner = tok.inner("Elasticsearch fun")
+    assert [(p.start, p.end) for p in inner.pieces][:3] == [(0, 3), (3, 7), (7, 13)]
+    spanned = build_tokenizer(parse({kind: {"with_special_tokens": False, "truncate": "none", "max_sequence_length": 2,
+                                            "span": 1, "do_lower_case": False}}), hf_tokenizer=hf)
+    assert [w.token_ids for w in spanned.tokenize("Elasticsearch fun", "none", 1)] == [[4, 5], [5, 6], [6, 8]]
+
+
+def test_bpe_roberta_keeps_word_positions(roberta_tokenizer):
+    """RoBERTa (BPE) pieces of one word share its position, as ES's BPE tokenizer gives them."""
+    tok = build_tokenizer(parse({"roberta": {"with_special_tokens": False}}), hf_tokenizer=roberta_tokenizer)
+    inner = tok.inner("elasticsearch london")
+    assert len(inner.ids) > 2 and inner.positions[0] == 0 and inner.positions[-1] == 1
+    assert sorted(set(inner.positions)) == [0, 1]

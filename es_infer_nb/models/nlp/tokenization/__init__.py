@@ -20,6 +20,11 @@ __all__ = ["NlpTokenizer", "Tokenization", "Window", "build_tokenizer", "apply_u
 
 WORDPIECE_KINDS = ("bert", "mpnet")
 PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "roberta": 2, "xlm_roberta": 2}
+#: kinds whose pieces ES tokenizes with its SentencePiece Unigram tokenizer: a Lucene tokenizer that emits
+#: every piece as its own token (position increment 1, the piece's own offsets), so each piece has its own
+#: position (``XLMRobertaTokenizerTests`` / ``DebertaV2TokenizerTests.testTokenize``: "Elasticsearch fun"
+#: -> ``▁Ela stic search ▁fun``, token map ``[0, 1, 2, 3]``); BPE (roberta) keeps word positions
+PIECE_POSITION_KINDS = ("deberta_v2", "xlm_roberta")
 SPECIAL_NAMES = {
     "bert": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"), "bert_ja": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
     "deberta_v2": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
@@ -76,12 +81,14 @@ def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterab
 
 class HfInner:
     """Word pieces from a Hugging Face fast tokenizer; a piece's position is its word index and its
-    offsets are those of the whole word (as ES's ``DelimitedToken`` offsets are)."""
+    offsets are those of the whole word (as ES's ``DelimitedToken`` offsets are), or, with
+    ``piece_positions`` (:data:`PIECE_POSITION_KINDS`), each piece its own position and offsets."""
 
-    def __init__(self, hf: Any, lower: bool, prefix_space: bool = False) -> None:
+    def __init__(self, hf: Any, lower: bool, prefix_space: bool = False, piece_positions: bool = False) -> None:
         self.hf = hf
         self.lower = lower
         self.prefix_space = prefix_space  # roberta ``add_prefix_space`` the HF tokenizer does not do itself
+        self.piece_positions = piece_positions
         self._lock = threading.Lock()  # a Rust tokenizer object must not be entered by two threads at once
 
     def __call__(self, text: str) -> InnerTokens:
@@ -94,10 +101,12 @@ class HfInner:
             tokens = self.hf.convert_ids_to_tokens(list(enc["input_ids"]))
         ids: list[int] = list(enc["input_ids"])
         offsets = list(enc["offset_mapping"])
-        try:
-            words = enc.word_ids()
-        except (AttributeError, ValueError):
-            words = list(range(len(ids)))
+        words: list[int | None] = list(range(len(ids)))
+        if not self.piece_positions:
+            try:
+                words = enc.word_ids()
+            except (AttributeError, ValueError):
+                pass
         positions: list[int] = []
         spans: dict[int, tuple[int, int]] = {}
         last = -1
@@ -128,7 +137,8 @@ def _hf(settings: Tokenization, hf: Any) -> NlpTokenizer:
     pad = hf.pad_token_id if hf.pad_token_id is not None else 0
     lower = settings.do_lower_case and not bool(getattr(hf, "do_lower_case", False))
     prefix = bool(settings.add_prefix_space) and not bool(getattr(hf, "add_prefix_space", False))
-    return NlpTokenizer(settings, vocab, HfInner(hf, lower, prefix), specials, int(pad), hf.mask_token_id)
+    inner = HfInner(hf, lower, prefix, piece_positions=settings.kind in PIECE_POSITION_KINDS)
+    return NlpTokenizer(settings, vocab, inner, specials, int(pad), hf.mask_token_id)
 
 
 def build_tokenizer(settings: Tokenization, *, vocab: Sequence[str] | None = None, hf_tokenizer: Any = None,

@@ -192,7 +192,8 @@ class TreeBatchResult:
         assert isinstance(self.config, ClassificationConfig) and self.probabilities is not None
         names: list[Any] = []
         for i in range(self.probabilities.shape[1]):
-            label = self.labels[i] if self.labels is not None else None
+            # no labels: ES passes the index's text (``String.valueOf(i)``), so ``number`` gives the long ``1``
+            label = self.labels[i] if self.labels is not None else str(i)
             try:
                 names.append(transform_label(label, i, self.config.prediction_field_type))
             except ApiError as err:

@@ -264,19 +264,27 @@ def _parse_tree(obj: Any) -> TreeDef:
     right = np.full(n, -1, dtype=np.int64)
     number_samples = np.zeros(n, dtype=np.float64)
     leaves: list[list[float] | None] = [None] * n
+    given_max_feature = -1  # ES's TreeNode keeps a missing split_feature as -1 (evaluation splits on 0)
     for i, raw in enumerate(raw_nodes):
         node = p.as_object(raw, "tree_node")
         p.reject_unknown(node, "tree_node", _NODE_FIELDS)
         if node.get("node_index") is None:
             raise ApiError("x_content_parse_exception", "[tree_node] required field [node_index] is missing", 400)
-        p.to_int(node["node_index"], "tree_node", "node_index")
+        if p.to_int(node["node_index"], "tree_node", "node_index") < 0:
+            raise p.bad_request("[node_index] must be a non-negative integer.")
         lc = node.get("left_child")
         lc = -1 if lc is None else p.to_int(lc, "tree_node", "left_child")
         rc = node.get("right_child")
         rc = -1 if rc is None else p.to_int(rc, "tree_node", "right_child")
+        if node.get("left_child") is not None:  # TreeNode.Builder.validate(): an inner node's children
+            if lc < 0:
+                raise p.bad_request("[left_child] must be a non-negative integer.")
+            if node.get("right_child") is not None and rc < 0:
+                raise p.bad_request("[right_child] must be a non-negative integer.")
         left[i], right[i] = lc, rc
         sf = node.get("split_feature")
         split_feature[i] = -1 if sf is None else p.to_int(sf, "tree_node", "split_feature")
+        given_max_feature = max(given_max_feature, int(split_feature[i]))
         decision[i] = DECISION_TYPES.index(
             _enum(node.get("decision_type", "lte"), "tree_node", "decision_type", DECISION_TYPES)
         )
@@ -294,7 +302,7 @@ def _parse_tree(obj: Any) -> TreeDef:
             if lv is None or (isinstance(lv, list) and not lv):
                 raise p.bad_request("[leaf_value] is required for a leaf node.")
             if isinstance(lv, list) and any(v is None for v in lv):
-                raise p.bad_request("[leaf_value] cannot have null values")
+                raise p.bad_request("[leaf_value] cannot have null values.")
             leaves[i] = p.float_list(lv, "tree_node", "leaf_value")
         else:
             if node.get("threshold") is None:
@@ -311,6 +319,7 @@ def _parse_tree(obj: Any) -> TreeDef:
         leaf_values, number_samples, raw=body,
     )
     tree._leaf_lengths = [len(v) if v is not None else 0 for v in leaves]  # type: ignore[attr-defined]
+    tree._max_split_feature = given_max_feature  # type: ignore[attr-defined]
     return tree
 
 
@@ -367,7 +376,8 @@ def model_validate(model: ModelDef) -> None:
 
 
 def _validate_tree(t: TreeDef) -> None:
-    max_feature = int(t.split_feature.max()) if t.num_nodes else -1
+    # Tree.validate()'s maxFeatureIndex over the split features as given (a missing one is -1 there)
+    max_feature = getattr(t, "_max_split_feature", int(t.split_feature.max()) if t.num_nodes else -1)
     if max_feature >= len(t.feature_names):
         raise p.bad_request(f"feature index [{max_feature}] is out of bounds for the [feature_names] array")
     if t.num_nodes > 1 and not t.feature_names:

@@ -297,3 +297,29 @@ def test_classification_configs_are_bad_requests_in_es_words(task, inner, reason
 def test_text_classification_accepts_zero_top_classes():
     task = TextClassification.parse({"classification_labels": ["a", "b"], "num_top_classes": 0})
     assert task.options["num_top_classes"] == 0
+
+
+def test_ner_and_qa_positions_count_utf16_units_as_es_does():
+    """ES reports offsets into the Java string: a character past U+FFFF (an emoji) counts twice
+    before the entity; the entity text and the annotated text are the same."""
+    from es_infer_nb.models.nlp.tasks.helpers import java_offset
+    from es_infer_nb.models.nlp.tasks.ner import ner_result
+    from es_infer_nb.models.nlp.tasks.qa import Answer, qa_result
+    from es_infer_nb.models.nlp.tokenization import build_tokenizer, parse
+    from tiny_models import VOCAB
+
+    assert [java_offset("a😀b")(i) for i in range(4)] == [0, 1, 3, 4]
+    assert java_offset("plain")(3) == 3
+    tok = build_tokenizer(parse({"bert": {"with_special_tokens": True}}), vocab=VOCAB)
+    text = "😀 paris"
+    (window,) = tok.tokenize(text, "first", -1)
+    logits = np.zeros((len(window.token_ids), 3))
+    logits[:, 0] = 5.0
+    paris = window.token_map.index(0)
+    logits[paris] = [0.0, 9.0, 0.0]
+    doc = ner_result("predicted_value", text, window, logits, ["O", "B_LOC", "I_LOC"], False)
+    (entity,) = doc["entities"]
+    assert (entity["entity"], entity["start_pos"], entity["end_pos"]) == ("paris", 3, 8)
+    assert doc["predicted_value"] == "😀 [paris](LOC&paris)"
+    answer = qa_result("predicted_value", text, [window], [Answer(paris - 1, paris - 1, 0.9, 0)], 0)
+    assert (answer["predicted_value"], answer["start_offset"], answer["end_offset"]) == ("paris", 3, 8)

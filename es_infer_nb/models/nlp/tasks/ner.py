@@ -12,7 +12,7 @@ from ....errors import ApiError
 from ..tokenization import NlpTokenizer, Window
 from ..tokenization.wordpiece import java_lower
 from .base import HEAD_TOKEN, Task, as_str_list, with_truncation
-from .helpers import softmax
+from .helpers import java_offset, softmax
 
 DEFAULT_LABELS = ("O", "B_MISC", "I_MISC", "B_PER", "I_PER", "B_ORG", "I_ORG", "B_LOC", "I_LOC")
 
@@ -143,7 +143,11 @@ def ner_result(results_field: str, text: str, window: Window, logits: np.ndarray
     scores = softmax(np.asarray(logits, dtype=np.float64))
     tagged = tag_tokens(window, scores, tags)
     entities = group_tagged_tokens(tagged, java_lower(text) if ignore_case else text)
-    return {results_field: annotated_text(text, entities), "entities": entities}
+    annotated = annotated_text(text, entities)
+    offset = java_offset(text)  # ES's positions count UTF-16 units
+    for entity in entities:
+        entity["start_pos"], entity["end_pos"] = offset(entity["start_pos"]), offset(entity["end_pos"])
+    return {results_field: annotated, "entities": entities}
 
 
 class Ner(Task):

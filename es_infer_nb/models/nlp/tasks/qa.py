@@ -11,6 +11,7 @@ import numpy as np
 from ....errors import ApiError
 from ..tokenization import NlpTokenizer, Window
 from .base import HEAD_SPAN, Task, as_int, as_str, with_truncation
+from .helpers import java_offset
 
 MASKED = -10000.0
 
@@ -97,10 +98,12 @@ def qa_result(results_field: str, context: str, windows: list[Window], answers: 
     if not any(w.pieces for w in windows):
         raise ApiError("status_exception", "question answering needs a non-empty context; the input has no tokens", 400)
     entries = []
+    offset = java_offset(context)  # ES's offsets count UTF-16 units
     for a in answers:
         pieces = windows[a.window].pieces
         start, end = pieces[a.start_token].start, pieces[a.end_token].end
-        entries.append({"answer": context[start:end], "score": a.score, "start_offset": start, "end_offset": end})
+        entries.append({"answer": context[start:end], "score": a.score, "start_offset": offset(start),
+                        "end_offset": offset(end)})
     best = entries[0]
     out: dict[str, Any] = {results_field: best["answer"], "start_offset": best["start_offset"],
                            "end_offset": best["end_offset"]}

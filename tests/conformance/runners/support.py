@@ -88,7 +88,8 @@ def check_error(diff: Diff, resp: Any, expected: dict[str, Any], where: str = "e
 def check_exception(diff: Diff, exc: BaseException | None, expected: dict[str, Any], where: str = "error") -> None:
     """A raised exception (module-level hooks) against ``expected_error``.
 
-    The type is read from an ``ApiError``-like ``error_type``/``type`` attribute when present; the
+    The type is read from an ``ApiError``-like ``error_type``/``type`` attribute (an exception without
+    one fails a case that names an ES type); the
     message from ``reason``/``message`` or ``str(exc)``. ``message`` in the case is the same as
     ``reason``.
     """
@@ -97,8 +98,11 @@ def check_exception(diff: Diff, exc: BaseException | None, expected: dict[str, A
         return
     etype = getattr(exc, "error_type", None) or getattr(exc, "type", None)
     reason = getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc)
-    if expected.get("type") not in (None, "exception") and etype is not None:
-        diff.check(etype, expected["type"], 0.0, f"{where}.type")
+    if expected.get("type") not in (None, "exception"):
+        if etype is None:  # an ES error type is expected: a bare Python exception is a defect, not a match
+            diff.add(f"{where}.type: expected {expected['type']!r}, got {type(exc).__name__}: {exc}")
+        else:
+            diff.check(etype, expected["type"], 0.0, f"{where}.type")
     want = expected.get("reason", expected.get("message"))
     if "reason_contains" in expected:
         if expected["reason_contains"] not in str(reason):

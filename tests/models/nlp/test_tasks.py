@@ -323,3 +323,29 @@ def test_ner_and_qa_positions_count_utf16_units_as_es_does():
     assert doc["predicted_value"] == "😀 [paris](LOC&paris)"
     answer = qa_result("predicted_value", text, [window], [Answer(paris - 1, paris - 1, 0.9, 0)], 0)
     assert (answer["predicted_value"], answer["start_offset"], answer["end_offset"]) == ("paris", 3, 8)
+
+
+@pytest.mark.parametrize(("config", "reason"), [
+    ({"question_answering": {"num_top_classes": -1}}, "[num_top_classes] must be greater than or equal to [0]; provided [-1]"),
+    ({"question_answering": {"max_answer_length": 0}}, "[max_answer_length] must be greater than [0]; provided [0]"),
+    ({"fill_mask": {"tokenization": {"bert": {"span": 64, "truncate": "none"}}}},
+     "[fill_mask] does not support windowing long text sequences; configured span [64]"),
+])
+def test_task_configs_es_rejects_at_creation(config, reason):
+    """QuestionAnsweringConfig's and FillMaskConfig's constructor checks."""
+    from es_infer_nb.models.nlp.tasks import parse_task
+
+    with pytest.raises(ApiError) as err:
+        parse_task(config)
+    assert (err.value.status, err.value.type, err.value.reason) == (400, "status_exception", reason)
+
+
+def test_ner_without_tokens_is_es_status_error():
+    """NerProcessorTests.testProcessResults_GivenNoTokens: no tokenization, no result."""
+    from es_infer_nb.models.nlp.tasks import parse_task
+
+    task = parse_task({"ner": {}})
+    with pytest.raises(ApiError) as err:
+        task.result("", [], [], None)
+    assert (err.value.status, err.value.type, err.value.reason) == (500, "status_exception",
+                                                                    "no valid tokenization to build result")

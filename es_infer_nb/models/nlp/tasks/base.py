@@ -155,6 +155,14 @@ class Task:
         return out
 
 
+def reject_span(task: "Task") -> None:
+    """ES's configs for tasks that read one window only (zero_shot_classification, fill_mask) refuse a
+    ``span``."""
+    if task.tokenization.span != -1:
+        raise ApiError("status_exception", f"[{task.NAME}] does not support windowing long text sequences; "
+                       f"configured span [{task.tokenization.span}]", 400)
+
+
 def with_truncation(result: dict[str, Any], windows: list[Window]) -> dict[str, Any]:
     """``is_truncated: true`` (after the result, as ``NlpInferenceResults`` writes it) only when a
     window was truncated."""

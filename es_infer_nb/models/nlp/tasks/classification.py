@@ -8,7 +8,7 @@ import numpy as np
 
 from ....errors import ApiError
 from ..tokenization import NlpTokenizer, Window
-from .base import HEAD_SEQUENCE, Task, as_bool, as_int, as_str, as_str_list, with_truncation
+from .base import HEAD_SEQUENCE, Task, as_bool, as_int, as_str, as_str_list, reject_span, with_truncation
 from .helpers import order_desc, softmax
 
 ZERO_SHOT_LABELS = ("entailment", "neutral", "contradiction")
@@ -131,10 +131,7 @@ class ZeroShotClassification(Task):
                            f"{required}. Invalid labels [{', '.join(bad)}]", 400)
         if "labels" in self.options and not self.options["labels"]:
             raise ApiError("status_exception", "[labels] must not be empty", 400)
-        if self.tokenization.span != -1:
-            raise ApiError("status_exception",
-                           f"[{self.NAME}] does not support windowing long text sequences; configured span "
-                           f"[{self.tokenization.span}]", 400)
+        reject_span(self)
         lowered = [x.lower() for x in labels]  # ZeroShotClassificationProcessor's constructor
         if "entailment" not in lowered or "contradiction" not in lowered:
             raise ApiError("status_exception",

@@ -8,7 +8,7 @@ import numpy as np
 
 from ....errors import ApiError
 from ..tokenization import NlpTokenizer, Window
-from .base import HEAD_MASKED_LM, Task, as_int, as_str, with_truncation
+from .base import HEAD_MASKED_LM, Task, as_int, as_str, reject_span, with_truncation
 from .helpers import softmax, top_k
 
 BYTE_LEVEL_SPACE = "\u0120"  # GPT-2 / RoBERTa byte-level BPE marks a leading space with Ġ
@@ -67,6 +67,7 @@ class FillMask(Task):
         return {"num_top_classes": 0}
 
     def validate(self) -> None:
+        reject_span(self)  # FillMaskConfig's constructor
         mask = self.options.get("mask_token")
         if mask is not None and mask != self.tokenization.mask_token:
             raise ApiError("illegal_argument_exception",

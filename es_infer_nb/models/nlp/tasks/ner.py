@@ -162,6 +162,9 @@ class Ner(Task):
                ) -> dict[str, Any]:
         labels = self.options.get("classification_labels")
         width = len(labels or DEFAULT_LABELS)
+        if not windows or not outputs or not any(w.token_ids for w in windows):
+            # NerProcessor.processResult (NerProcessorTests.testProcessResults_GivenNoTokens)
+            raise ApiError("status_exception", "no valid tokenization to build result", 500)
         logits = np.asarray(outputs[0], dtype=np.float64)
         if logits.ndim != 2 or logits.shape[1] != width:
             raise ApiError("status_exception", f"Expected [{width}] label scores per token in the ner result; got "

@@ -123,6 +123,16 @@ class QuestionAnswering(Task):
     def defaults(cls) -> dict[str, Any]:
         return {"max_answer_length": 15, "num_top_classes": 0}
 
+    def validate(self) -> None:
+        """``QuestionAnsweringConfig``'s constructor checks (create time)."""
+        top = int(self.options.get("num_top_classes", 0))
+        if top < 0:
+            raise ApiError("status_exception",
+                           f"[num_top_classes] must be greater than or equal to [0]; provided [{top}]", 400)
+        longest = int(self.options.get("max_answer_length", 15))
+        if longest <= 0:
+            raise ApiError("status_exception", f"[max_answer_length] must be greater than [0]; provided [{longest}]", 400)
+
     def check_request(self) -> None:
         self.question  # noqa: B018 - raises the ES error when missing
 

@@ -167,7 +167,10 @@ def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
 
 
 #: the input types a translation may name (``InputType.fromRestString``: any case, internal ones refused)
-TRANSLATABLE_INPUT_TYPES = ("classification", "clustering", "ingest", "search", "unspecified")
+#: input types a translation may name, in ES's ``InputType`` order (how ES writes a translation back)
+TRANSLATABLE_INPUT_TYPES = ("ingest", "search", "unspecified", "classification", "clustering")
+#: what ES's error lists as valid keys (``InputTypeTranslatorTests.testFromMap_Throws_IfKeyIsInvalid``)
+TRANSLATION_ORDER = tuple(name for name in TRANSLATABLE_INPUT_TYPES if name != "unspecified")
 
 
 def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] | None:
@@ -192,7 +195,7 @@ def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] 
         name = str(key).strip().lower()
         if name not in TRANSLATABLE_INPUT_TYPES:
             v.add(f"Invalid input type translation for key: [{key}], is not a valid value. Must be one of "
-                  f"[classification, clustering, ingest, search]")
+                  f"[{', '.join(TRANSLATION_ORDER)}]")
             v.raise_if_any()
         out[name] = value
     default = rest.pop("default", None)
@@ -200,15 +203,18 @@ def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] 
         v.add(f"[input_type] Invalid value type [{java_type(default)}] for setting [default], expected [String]")
     if strict:
         _reject_leftovers(rest, "input_type", "input_type_translator")
-    return {"translation": out, "default": default if isinstance(default, str) else ""}
+    ordered = {name: out[name] for name in TRANSLATABLE_INPUT_TYPES if name in out}  # as ES writes them
+    return {"translation": ordered, "default": default if isinstance(default, str) else ""}
 
 
 def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:
-    """``task_settings.parameters``: string / number / boolean values only."""
+    """``task_settings.parameters``: string / number / boolean values only; null values are dropped
+    (``CustomTaskSettings.fromMap``' ``extractOptionalMapRemoveNulls``)."""
     params = task_settings.get("parameters") or {}
     if not isinstance(params, dict):
         raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] [parameters] must be a map;",
                        400)
+    params = {k: val for k, val in params.items() if val is not None}
     for k, val in params.items():
         if not isinstance(val, (str, int, float, bool)):
             raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings] Map field [parameters] has "
@@ -269,6 +275,7 @@ class CustomService(HttpService):
               secrets: dict[str, Secret]) -> tuple[dict[str, Any], dict[str, Any], Any]:
         settings = parse_custom_settings(task_type, service_settings)
         parameters = parse_parameters(task_settings)
+        reject_unknown({k: v for k, v in task_settings.items() if k != "parameters"}, self.name, "task_settings")
         clash = sorted(set(parameters) & set(secrets))
         if clash:
             raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings.parameters] keys {clash} "
@@ -288,7 +295,8 @@ class CustomService(HttpService):
                                    f"corresponding field definition.;", 400) from None
                 raise
         public = settings.to_public()
-        return public, ({"parameters": parameters} if task_settings else {}), settings
+        # CustomTaskSettings writes no [parameters] when there are none
+        return public, ({"parameters": parameters} if parameters else {}), settings
 
     def destination(self, endpoint: Endpoint) -> str | None:
         """The url with the endpoint's own parameters (secrets stand as their names: never revealed)."""

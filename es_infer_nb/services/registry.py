@@ -67,7 +67,9 @@ def split_secrets(service: Service, service_settings: dict[str, Any],
             if not isinstance(raw, dict):
                 raise ApiError("validation_exception",
                                "Validation Failed: 1: [service_settings] [secret_parameters] must be a map;", 400)
-            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}", policy) for k, v in raw.items()})
+            # CustomSecretSettings.fromMap drops null values
+            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}", policy) for k, v in raw.items()
+                            if v is not None})
         else:
             secrets[name] = Secret.from_setting(raw, name, policy)
     return public, secrets

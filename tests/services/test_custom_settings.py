@@ -40,12 +40,14 @@ def test_unknown_nested_settings_are_refused(where, settings):
 
 
 def test_input_type_keys_any_case_and_invalid_keys():
-    got = parse(input_type={"translation": {"INGEST": "doc", "Search": "query"}, "default": "x"}).input_type
-    assert got == {"translation": {"ingest": "doc", "search": "query"}, "default": "x"}
+    got = parse(input_type={"translation": {"Search": "query", "CLUSTERING": "c", "INGEST": "doc"}, "default": "x"}
+                ).input_type
+    assert got == {"translation": {"ingest": "doc", "search": "query", "clustering": "c"}, "default": "x"}
+    assert list(got["translation"]) == ["ingest", "search", "clustering"]  # InputType's order, as ES writes them
     with pytest.raises(ApiError) as info:
         parse(input_type={"translation": {"internal_ingest": "doc"}})
     assert info.value.reason == ("Validation Failed: 1: Invalid input type translation for key: [internal_ingest], is "
-                                 "not a valid value. Must be one of [classification, clustering, ingest, search];")
+                                 "not a valid value. Must be one of [ingest, search, classification, clustering];")
     with pytest.raises(ApiError) as info:
         parse(input_type={"translation": {"ingest": ""}})
     assert "Input type translation value for key [ingest] must be a String that is not null and not empty" in (

@@ -207,3 +207,25 @@ def test_update_keeps_secrets_and_changes_settings(engine, model_server):
     assert updated["service_settings"]["batch_size"] == 3 and updated["task_settings"] == {"parameters": {"m": "x"}}
     ok(engine.request("POST", "_inference/upd", {"input": ["z"]}))
     assert model_server.received[-1].headers["Authorization"] == "Bearer ali-secret-XYZ"
+
+
+def test_custom_task_and_secret_parameters_as_es_reads_them(engine, model_server):
+    """CustomTaskSettingsTests / CustomSecretSettingsTests: null values are dropped, no [parameters] is
+    written when there are none; AbstractInferenceServiceTests: an unknown task_settings key is refused
+    (its name only: a misplaced value may be a secret)."""
+    settings = {"url": f"{model_server.url}/ali-embeddings", "secret_parameters": {"k": "s3cr3t-token", "gone": None},
+                "request": '{"input": ${input}, "key": "${k}"}',
+                "response": {"json_parser": {"text_embeddings": "$.result.embeddings[*].embedding"}}}
+    made = ok(engine.request("PUT", "_inference/text_embedding/nulls", {
+        "service": "custom", "service_settings": settings, "task_settings": {"parameters": {"value": "abc", "n": None}}}))
+    assert made["task_settings"] == {"parameters": {"value": "abc"}}
+    empty = ok(engine.request("PUT", "_inference/text_embedding/empty", {
+        "service": "custom", "service_settings": settings, "task_settings": {"parameters": {}}}))
+    assert "task_settings" not in empty  # empty settings are not shown (ModelConfigurations)
+    extra = engine.request("PUT", "_inference/text_embedding/extra", {
+        "service": "custom", "service_settings": settings,
+        "task_settings": {"parameters": {"test_key": "test_value"}, "extra_key": "secret-looking-value"}})
+    assert extra.status == 400 and extra.body["error"]["type"] == "status_exception"
+    reason = extra.body["error"]["reason"]
+    assert reason == "Model configuration contains settings [extra_key] unknown to the [custom] service"
+    assert "secret-looking-value" not in reason

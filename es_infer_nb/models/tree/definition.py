@@ -239,6 +239,20 @@ def _enum(value: Any, obj: str, field_name: str, allowed: tuple[str, ...]) -> st
     return text
 
 
+def _children(node: dict[str, Any]) -> tuple[int, int]:
+    """A node's ``(left_child, right_child)``, -1 where absent (a leaf has no left child); given ones
+    must not be negative (``TreeNode.Builder.validate()``)."""
+    lc, rc = node.get("left_child"), node.get("right_child")
+    left = -1 if lc is None else p.to_int(lc, "tree_node", "left_child")
+    right = -1 if rc is None else p.to_int(rc, "tree_node", "right_child")
+    if lc is not None:
+        if left < 0:
+            raise p.bad_request("[left_child] must be a non-negative integer.")
+        if rc is not None and right < 0:
+            raise p.bad_request("[right_child] must be a non-negative integer.")
+    return left, right
+
+
 def _parse_tree(obj: Any) -> TreeDef:
     body = p.as_object(obj, "tree")
     p.reject_unknown(body, "tree", _TREE_FIELDS)
@@ -272,16 +286,8 @@ def _parse_tree(obj: Any) -> TreeDef:
             raise ApiError("x_content_parse_exception", "[tree_node] required field [node_index] is missing", 400)
         if p.to_int(node["node_index"], "tree_node", "node_index") < 0:
             raise p.bad_request("[node_index] must be a non-negative integer.")
-        lc = node.get("left_child")
-        lc = -1 if lc is None else p.to_int(lc, "tree_node", "left_child")
-        rc = node.get("right_child")
-        rc = -1 if rc is None else p.to_int(rc, "tree_node", "right_child")
-        if node.get("left_child") is not None:  # TreeNode.Builder.validate(): an inner node's children
-            if lc < 0:
-                raise p.bad_request("[left_child] must be a non-negative integer.")
-            if node.get("right_child") is not None and rc < 0:
-                raise p.bad_request("[right_child] must be a non-negative integer.")
-        left[i], right[i] = lc, rc
+        left[i], right[i] = _children(node)
+        lc = int(left[i])
         sf = node.get("split_feature")
         split_feature[i] = -1 if sf is None else p.to_int(sf, "tree_node", "split_feature")
         given_max_feature = max(given_max_feature, int(split_feature[i]))

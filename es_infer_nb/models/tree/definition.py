@@ -48,6 +48,9 @@ class TreeDef:
     leaf_values: np.ndarray  # float64 [N, K]; NaN rows for inner nodes
     number_samples: np.ndarray  # float64 [N]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: the largest split_feature as given, -1 where none is: ES's TreeNode keeps a missing one as -1 for
+    #: Tree.validate(), while ``split_feature`` holds 0 there for evaluation
+    given_max_feature: int = field(repr=False, default=-1)
 
     @property
     def num_nodes(self) -> int:
@@ -278,7 +281,7 @@ def _parse_tree(obj: Any) -> TreeDef:
     right = np.full(n, -1, dtype=np.int64)
     number_samples = np.zeros(n, dtype=np.float64)
     leaves: list[list[float] | None] = [None] * n
-    given_max_feature = -1  # ES's TreeNode keeps a missing split_feature as -1 (evaluation splits on 0)
+    given_max_feature = -1
     for i, raw in enumerate(raw_nodes):
         node = p.as_object(raw, "tree_node")
         p.reject_unknown(node, "tree_node", _NODE_FIELDS)
@@ -322,10 +325,9 @@ def _parse_tree(obj: Any) -> TreeDef:
             leaf_values[i, : len(v)] = v
     tree = TreeDef(
         feature_names, target_type, labels, split_feature, threshold, decision, default_left, left, right,
-        leaf_values, number_samples, raw=body,
+        leaf_values, number_samples, raw=body, given_max_feature=given_max_feature,
     )
     tree._leaf_lengths = [len(v) if v is not None else 0 for v in leaves]  # type: ignore[attr-defined]
-    tree._max_split_feature = given_max_feature  # type: ignore[attr-defined]
     return tree
 
 
@@ -382,8 +384,7 @@ def model_validate(model: ModelDef) -> None:
 
 
 def _validate_tree(t: TreeDef) -> None:
-    # Tree.validate()'s maxFeatureIndex over the split features as given (a missing one is -1 there)
-    max_feature = getattr(t, "_max_split_feature", int(t.split_feature.max()) if t.num_nodes else -1)
+    max_feature = t.given_max_feature  # Tree.validate()'s maxFeatureIndex
     if max_feature >= len(t.feature_names):
         raise p.bad_request(f"feature index [{max_feature}] is out of bounds for the [feature_names] array")
     if t.num_nodes > 1 and not t.feature_names:

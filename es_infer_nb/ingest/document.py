@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ApiError, illegal_argument
 from ..models.tree.features import dig
+from ..painless.values import MAX_NESTING_DEPTH, java_type
 
 META_FIELDS = ("_index", "_id", "_routing", "_version", "_version_type", "_if_seq_no", "_if_primary_term",
                "_dynamic_templates")
@@ -32,9 +33,6 @@ def clone(value: Any) -> Any:
     return value
 
 
-#: documents nested deeper than this fail alone (ES's JSON parser refuses more than 1000 levels; Python's
-#: recursion limit, two frames a level in 3.11, leaves room for fewer)
-MAX_NESTING_DEPTH = 300
 
 
 def nesting_depth_error(value: Any, limit: int = MAX_NESTING_DEPTH) -> ApiError | None:
@@ -49,25 +47,6 @@ def nesting_depth_error(value: Any, limit: int = MAX_NESTING_DEPTH) -> ApiError 
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return None
 
-
-def java_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "java.lang.Boolean"
-    if isinstance(value, int):
-        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
-    if isinstance(value, float):
-        return "java.lang.Double"
-    if isinstance(value, str):
-        return "java.lang.String"
-    if isinstance(value, dict):
-        return "java.util.HashMap"
-    if isinstance(value, list):
-        return "java.util.ArrayList"
-    if isinstance(value, (bytes, bytearray)):
-        return "[B"  # byte[]
-    return type(value).__name__
 
 
 def _list_index(items: list[Any], part: str, path: str) -> int:

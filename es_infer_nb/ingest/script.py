@@ -1,4 +1,4 @@
-"""The ``script`` ingest processor (ES's ``ScriptProcessor``) over the Painless subset of :mod:`.painless`.
+"""The ``script`` ingest processor (ES's ``ScriptProcessor``) over the Painless subset of :mod:`es_infer_nb.painless`.
 
 Config: ``source`` (an inline script; the shorthand ``{"script": "ctx.a = 1"}`` too) or ``id`` (a stored
 script: es_infer_nb keeps no stored scripts, so ES's 404 for a script it cannot find, saying so),
@@ -18,7 +18,7 @@ from ..errors import ApiError
 from .config import Conf
 from .declared import UNKNOWN, SymbolicDocument
 from .document import Doc, clone, java_type
-from .painless import Program, compile_script
+from ..painless import Program, compile_script
 from .pipeline import Processor, Run
 
 __all__ = ["ScriptProcessor"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from es_infer_nb import Engine
-from es_infer_nb.ingest import painless
+from es_infer_nb.painless import interpreter as painless
 
 # -- helpers ---------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Values of the Painless subset of :mod:`.painless`: Java's arithmetic, casts and equality, and the
+"""Values of the Painless subset of :mod:`.interpreter`: Java's arithmetic, casts and equality, and the
 one table of callable methods (String, List, Map) and static calls (``Math``, ``Integer`` ...).
 
 Nothing outside :data:`METHODS` / :data:`STATICS` is callable; strings and lists are capped at
@@ -12,8 +12,32 @@ import re
 from typing import Any, Callable
 
 from ..models.tree.features import java_string
-from .document import java_type
-from .painless_syntax import Long
+from .syntax import Long
+
+#: documents nested deeper than this fail alone (ES's JSON parser refuses more than 1000 levels; Python's
+#: recursion limit, two frames a level in 3.11, leaves room for fewer)
+MAX_NESTING_DEPTH = 300
+
+
+def java_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, int):
+        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
+    if isinstance(value, float):
+        return "java.lang.Double"
+    if isinstance(value, str):
+        return "java.lang.String"
+    if isinstance(value, dict):
+        return "java.util.HashMap"
+    if isinstance(value, list):
+        return "java.util.ArrayList"
+    if isinstance(value, (bytes, bytearray)):
+        return "[B"  # byte[]
+    return type(value).__name__
+
 
 #: the longest string or list a script may build (es_infer_nb's guard; Painless has the JVM heap)
 MAX_SIZE = 10_000_000

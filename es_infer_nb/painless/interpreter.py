@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 from ..errors import ApiError
 from ..models.tree.features import java_string
-from .document import MAX_NESTING_DEPTH
-from .painless_syntax import CompileError, Long, Node, Parser, script_error, writes_of
-from .painless_values import (
+from .syntax import CompileError, Long, Node, Parser, script_error, writes_of
+from .values import (
+    MAX_NESTING_DEPTH,
     ANY_METHODS,
     MAX_CTX_NODES,
     METHODS,

@@ -1,4 +1,4 @@
-"""Parsing the Painless subset of :mod:`.painless`: tokens, statements and expressions to tuples.
+"""Parsing the Painless subset of :mod:`.interpreter`: tokens, statements and expressions to tuples.
 
 A node is ``(kind, offset, *args)``; the offset is where it starts in the script (for ES's
 ``position`` and ``script_stack``). Scopes are checked here (an unknown name is Painless's

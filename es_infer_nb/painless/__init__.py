@@ -1,0 +1,11 @@
+"""Painless, the subset es_infer_nb runs: the ``script`` ingest processor's statements, the ``if``
+conditions' expressions and ml-commons connectors' pre- and post-process scripts.
+
+A script is parsed to tuples (:mod:`.syntax`) and walked by an interpreter (:mod:`.interpreter`) over
+JSON-like values with Java's rules (:mod:`.values`): no Python ``eval`` / ``exec``, no attribute lookup
+on Python objects, a loop counter and a time limit per run.
+"""
+
+from .interpreter import MAX_LOOP_COUNTER, Program, compile_script
+
+__all__ = ["MAX_LOOP_COUNTER", "Program", "compile_script"]

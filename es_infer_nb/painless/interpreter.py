@@ -1,6 +1,6 @@
 """The Painless subset of the ``script`` ingest processor: statements over ``ctx`` and ``params``.
 
-The same language as the ``if`` conditions of :mod:`.condition`, extended to statements:
+The same language as the ``if`` conditions of :mod:`es_infer_nb.ingest.condition`, extended to statements:
 ``def`` / typed locals (``String x = ...``), assignments to ctx fields and locals (``ctx.a = ...``,
 ``ctx['a'] = ...``, ``ctx.a.b = ...``, ``+= -= *= /= %=``, ``++`` / ``--``), arithmetic with Java's
 int/long/double rules, ``? :`` and ``?:``, ``if`` / ``else``, ``return`` (ends the script; the value is

@@ -59,7 +59,9 @@ _MAX_DEPTH = MAX_NESTING_DEPTH
 
 
 class _Return(Exception):
-    pass
+    def __init__(self, value: Any = None) -> None:
+        super().__init__()
+        self.value = value
 
 
 class _Break(Exception):
@@ -88,13 +90,26 @@ class Program:
     writes: list[str]
 
     def execute(self, ctx: dict[str, Any], params: dict[str, Any]) -> None:
+        """Run over a document's ``ctx`` (the ``script`` processor): what the script returns is ignored, as
+        ES ignores it."""
+        self._run(ctx, params, check_ctx=True)
+
+    def evaluate(self, params: dict[str, Any]) -> Any:
+        """Run as a template script (no document: ``ctx`` is an empty map) and give back what it returns
+        (``None`` where it returns nothing): what ml-commons connectors' process scripts are."""
+        return self._run({}, params, check_ctx=False)
+
+    def _run(self, ctx: dict[str, Any], params: dict[str, Any], check_ctx: bool) -> Any:
         frame = _Frame(ctx, params, deadline=time.monotonic() + MAX_SECONDS)
         try:
+            returned = None
             try:
                 _run(self.tree, frame)
-            except _Return:
-                pass
-            _check_ctx(ctx)
+            except _Return as ret:
+                returned = ret.value
+            if check_ctx:
+                _check_ctx(ctx)
+            return returned
         except PainlessRuntimeError as err:
             raise script_error(
                 "runtime error",
@@ -186,9 +201,7 @@ def _run(node: Node, f: _Frame) -> None:
                 if _body_breaks(f, node[5]):
                     break
         elif kind == "return":
-            if node[2] is not None:
-                _eval(node[2], f)
-            raise _Return()
+            raise _Return(None if node[2] is None else _eval(node[2], f))
         elif kind == "break":
             raise _Break()
         elif kind == "continue":
@@ -241,6 +254,8 @@ def _get(base: Any, key: Any, null_safe: bool) -> Any:
     if isinstance(base, dict):
         return base.get(key) if hashable(key) else None
     if isinstance(base, list):
+        if key == "length" and isinstance(key, str):  # Painless's List augmentation getLength()
+            return len(base)
         return base[_list_index(base, key)]
     raise PainlessRuntimeError(
         "illegal_argument_exception", f"dynamic getter [{type_of(base)}, {_key_text(key)}] not found"

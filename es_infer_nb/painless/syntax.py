@@ -49,8 +49,9 @@ _TYPES = {
     "Map",
     "HashMap",
     "Collection",
+    "StringBuilder",
 }
-NEWABLE = ("ArrayList", "HashMap")
+NEWABLE = ("ArrayList", "HashMap", "StringBuilder")
 _KEYWORDS = {
     "if",
     "else",

@@ -36,7 +36,22 @@ def java_type(value: Any) -> str:
         return "java.util.ArrayList"
     if isinstance(value, (bytes, bytearray)):
         return "[B"  # byte[]
+    if isinstance(value, StringBuilder):
+        return "java.lang.StringBuilder"
     return type(value).__name__
+
+
+class StringBuilder:
+    """Java's ``StringBuilder`` as scripts use it (``new StringBuilder()``, ``append`` chains, ``toString``):
+    a mutable string, equal only to itself, capped at :data:`MAX_SIZE` characters."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __repr__(self) -> str:
+        return f"StringBuilder({self.text!r})"
 
 
 #: the longest string or list a script may build (es_infer_nb's guard; Painless has the JVM heap)
@@ -44,7 +59,7 @@ MAX_SIZE = 10_000_000
 #: the most values (leaves and containers) a script may leave in ``ctx`` or compare (against aliasing bombs)
 MAX_CTX_NODES = 1_000_000
 #: what ``new T()`` makes
-NEWABLE: dict[str, Callable[[], Any]] = {"ArrayList": list, "HashMap": dict}
+NEWABLE: dict[str, Callable[[], Any]] = {"ArrayList": list, "HashMap": dict, "StringBuilder": StringBuilder}
 
 
 class PainlessRuntimeError(Exception):
@@ -124,6 +139,8 @@ def to_string(value: Any) -> str:
             text = "{" + ", ".join(f"{walk(k)}={walk(x)}" for k, x in v.items()) + "}"
         elif isinstance(v, list):
             text = "[" + ", ".join(walk(x) for x in v) + "]"
+        elif isinstance(v, StringBuilder):
+            text = v.text
         else:
             text = java_string(v)
         budget[0] -= len(text)
@@ -218,6 +235,10 @@ def cast(type_: str, value: Any) -> Any:
     if type_ in ("Map", "HashMap"):
         if value is not None and not isinstance(value, dict):
             raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.util.Map")
+        return value
+    if type_ == "StringBuilder":
+        if value is not None and not isinstance(value, StringBuilder):
+            raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.lang.StringBuilder")
         return value
     return value
 
@@ -385,6 +406,49 @@ METHODS: dict[type, dict[str, _Method]] = {
         "clear": ((0,), lambda d: d.clear()),
         "toString": ((0,), to_string),
     },
+}
+def _sb_append(sb: StringBuilder, value: Any) -> StringBuilder:
+    sb.text = check_size(sb.text + to_string(value))
+    return sb
+
+
+def _sb_insert(sb: StringBuilder, offset: Any, value: Any) -> StringBuilder:
+    at = _int_arg("insert", offset)
+    if not 0 <= at <= len(sb.text):
+        raise PainlessRuntimeError("string_index_out_of_bounds_exception", f"offset {at}, length {len(sb.text)}")
+    sb.text = check_size(sb.text[:at] + to_string(value) + sb.text[at:])
+    return sb
+
+
+def _sb_delete_char_at(sb: StringBuilder, index: Any) -> StringBuilder:
+    at = _index(sb.text, index)
+    sb.text = sb.text[:at] + sb.text[at + 1:]
+    return sb
+
+
+def _sb_set_length(sb: StringBuilder, length: Any) -> None:
+    n = _int_arg("setLength", length)
+    if n < 0:
+        raise PainlessRuntimeError("string_index_out_of_bounds_exception", f"String index out of range: {n}")
+    sb.text = check_size(sb.text[:n] + "\0" * (n - len(sb.text)))
+
+
+def _sb_reverse(sb: StringBuilder) -> StringBuilder:
+    sb.text = sb.text[::-1]
+    return sb
+
+
+METHODS[StringBuilder] = {
+    "append": ((1,), _sb_append),
+    "insert": ((2,), _sb_insert),
+    "toString": ((0,), lambda sb: sb.text),
+    "length": ((0,), lambda sb: len(sb.text)),
+    "isEmpty": ((0,), lambda sb: sb.text == ""),
+    "charAt": ((1,), lambda sb, i: sb.text[_index(sb.text, i)]),
+    "deleteCharAt": ((1,), _sb_delete_char_at),
+    "setLength": ((1,), _sb_set_length),
+    "reverse": ((0,), _sb_reverse),
+    "indexOf": ((1,), lambda sb, x: sb.text.find(_str_arg("indexOf", x))),
 }
 ANY_METHODS: dict[str, _Method] = {"toString": ((0,), to_string), "equals": ((1,), equal)}
 

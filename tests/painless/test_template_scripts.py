@@ -47,18 +47,18 @@ def test_string_builder_as_java_has_it() -> None:
     assert compile_script(script).evaluate({}) == ">12.5true[1, b]null|20|>|true|llun]b ,1[eurt5.21>"
     with pytest.raises(ApiError) as err:
         compile_script("StringBuilder sb = new StringBuilder(); sb.charAt(3);").evaluate({})
-    assert err.value.error_type == "script_exception"
-    assert err.value.body()["error"]["caused_by"]["type"] == "index_out_of_bounds_exception"
+    assert err.value.type == "script_exception"
+    assert err.value.caused_by.type == "index_out_of_bounds_exception"
     with pytest.raises(ApiError) as err:
         compile_script("String s = new StringBuilder(); return s;").evaluate({})
-    assert "Cannot cast java.lang.StringBuilder to java.lang.String" in str(err.value.body())
+    assert err.value.caused_by.reason == "Cannot cast java.lang.StringBuilder to java.lang.String"
 
 
 def test_a_lists_length_and_its_index_shortcut() -> None:
     assert compile_script("return params.v.length + params.v[1];").evaluate({"v": [1, 2, 3]}) == 5
     with pytest.raises(ApiError) as err:
         compile_script("return params.v.size;").evaluate({"v": [1]})
-    assert "Illegal list shortcut value [size]." in str(err.value.body())
+    assert err.value.caused_by.reason == "Illegal list shortcut value [size]."
 
 
 def test_a_script_processor_still_ignores_what_its_script_returns() -> None:

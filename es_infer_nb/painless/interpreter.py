@@ -31,7 +31,9 @@ from .values import (
     ANY_METHODS,
     MAX_CTX_NODES,
     METHODS,
-    NEWABLE,
+    JavaException,
+    construct,
+    new_array,
     STATICS,
     PainlessRuntimeError,
     arith,
@@ -79,6 +81,7 @@ class _Frame:
     local: dict[str, Any] = field(default_factory=dict)
     loops: int = 0
     deadline: float = 0.0
+    functions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class Program:
     source: str
     tree: Node
     writes: list[str]
+    #: the script's own functions: name -> (return type, [(type, name)], body)
+    functions: dict[str, Any] = field(default_factory=dict)
 
     def execute(self, ctx: dict[str, Any], params: dict[str, Any]) -> None:
         """Run over a document's ``ctx`` (the ``script`` processor): what the script returns is ignored, as
@@ -100,7 +105,7 @@ class Program:
         return self._run({}, params, check_ctx=False)
 
     def _run(self, ctx: dict[str, Any], params: dict[str, Any], check_ctx: bool) -> Any:
-        frame = _Frame(ctx, params, deadline=time.monotonic() + MAX_SECONDS)
+        frame = _Frame(ctx, params, deadline=time.monotonic() + MAX_SECONDS, functions=self.functions)
         try:
             returned = None
             try:
@@ -202,6 +207,12 @@ def _run(node: Node, f: _Frame) -> None:
                     break
         elif kind == "return":
             raise _Return(None if node[2] is None else _eval(node[2], f))
+        elif kind == "throw":
+            thrown = _eval(node[2], f)
+            if not isinstance(thrown, JavaException):
+                raise PainlessRuntimeError("class_cast_exception",
+                                           f"Cannot cast {type_of(thrown)} to java.lang.Throwable")
+            raise PainlessRuntimeError(thrown.kind, thrown.message)
         elif kind == "break":
             raise _Break()
         elif kind == "continue":
@@ -376,6 +387,8 @@ def _eval(node: Node, f: _Frame) -> Any:
             return new if node[4] else old
         if kind == "call":
             return _call(node, f)
+        if kind == "fcall":
+            return _function_call(node, f)
         if kind == "static":
             arity, fn = STATICS[node[2]][node[3]]
             args = [_eval(a, f) for a in node[4]]
@@ -385,7 +398,9 @@ def _eval(node: Node, f: _Frame) -> Any:
                 )
             return fn(*args)
         if kind == "new":
-            return NEWABLE[node[2]]()
+            return construct(node[2], [_eval(a, f) for a in node[3]])
+        if kind == "newarray":
+            return new_array(node[2], _eval(node[3], f))
         if kind == "list":
             return check_size([_eval(v, f) for v in node[2]])
         if kind == "map":
@@ -395,6 +410,24 @@ def _eval(node: Node, f: _Frame) -> Any:
         if err.offset is None:
             err.offset = node[1]
         raise
+
+
+def _function_call(node: Node, f: _Frame) -> Any:
+    """A call of one of the script's functions: its own locals (its parameters), the script's loop budget."""
+    returns, params, body = f.functions[node[2]]
+    args = [_eval(a, f) for a in node[3]]
+    if len(args) != len(params):
+        raise PainlessRuntimeError("illegal_argument_exception", f"function [{node[2]}/{len(args)}] not found")
+    local = {name: cast(type_, value) for (type_, name), value in zip(params, args)}
+    inner = _Frame({}, {}, local, f.loops, f.deadline, f.functions)
+    value = None
+    try:
+        _run(body, inner)
+    except _Return as ret:
+        value = ret.value
+    finally:
+        f.loops = inner.loops
+    return None if returns == "void" else cast(returns, value)
 
 
 def _call(node: Node, f: _Frame) -> Any:
@@ -425,7 +458,8 @@ def _call(node: Node, f: _Frame) -> Any:
 def compile_script(source: str) -> Program:
     """Parse ``source``; a ``script_exception`` ("compile error") with the position where it fails."""
     try:
-        tree = Parser(source, STATICS).script()
+        parser = Parser(source, STATICS)
+        tree = parser.script()
     except CompileError as err:
         raise script_error(
             "compile error", source, err.offset, ApiError("illegal_argument_exception", err.message, 400)
@@ -439,4 +473,4 @@ def compile_script(source: str) -> Program:
         writes_of(tree, writes)
     except RecursionError:  # pragma: no cover - parsing would have failed first
         pass
-    return Program(source, tree, list(dict.fromkeys(writes)))
+    return Program(source, tree, list(dict.fromkeys(writes)), dict(parser.functions))

@@ -51,7 +51,8 @@ _TYPES = {
     "Collection",
     "StringBuilder",
 }
-NEWABLE = ("ArrayList", "HashMap", "StringBuilder")
+NEWABLE = ("ArrayList", "HashMap", "StringBuilder", "BigDecimal", "Exception", "RuntimeException",
+           "IllegalArgumentException", "IllegalStateException", "UnsupportedOperationException")
 _KEYWORDS = {
     "if",
     "else",
@@ -75,7 +76,6 @@ _UNSUPPORTED = {
     "do": "do-while loops",
     "try": "try/catch",
     "catch": "try/catch",
-    "throw": "throw",
     "instanceof": "instanceof",
     "->": "lambdas",
     "::": "method references",
@@ -164,6 +164,8 @@ class Parser:
         self.toks = _tokens(source)
         self.i = 0
         self.scopes: list[set[str]] = [set()]
+        #: the script's functions (declared before its statements): name -> (return type, params, body)
+        self.functions: dict[str, tuple[str, list[tuple[str, str]], Node]] = {}
 
     # token helpers
     def peek(self, k: int = 0) -> tuple[str, str, int] | None:
@@ -204,12 +206,51 @@ class Parser:
 
     # statements
     def script(self) -> Node:
+        while self.is_function():
+            self.function()
         stmts = []
         while self.peek() is not None:
             stmts.append(self.statement())
         if not stmts:
             raise CompileError(0, "cannot generate an empty script")
         return ("block", 0, stmts)
+
+    def is_function(self) -> bool:
+        """At ``Type name(`` (a function declaration, which Painless takes before the statements)."""
+        tok = self.peek()
+        if tok is None or tok[0] != "name" or (tok[1] not in _TYPES and tok[1] != "void"):
+            return False
+        k = 1
+        while self.at("[", k) and self.at("]", k + 1):
+            k += 2
+        nxt = self.peek(k)
+        return nxt is not None and nxt[0] == "name" and nxt[1] not in _KEYWORDS and self.at("(", k + 1)
+
+    def function(self) -> None:
+        returns = self.type_name()
+        off = self.offset()
+        name = self.name()
+        if name in self.functions:
+            raise CompileError(off, f"illegal duplicate functions [{name}/...].")
+        self.take("(")
+        params: list[tuple[str, str]] = []
+        while not self.at(")"):
+            if params:
+                self.take(",")
+            tok = self.peek()
+            if tok is None or tok[1] not in _TYPES:
+                raise CompileError(self.offset(), "invalid function parameter: a type and a name")
+            params.append((self.type_name(), self.name()))
+        self.take(")")
+        if not self.at("{"):
+            raise CompileError(self.offset(), "a function's body is a block: expecting [{]")
+        self.functions[name] = (returns, params, ("block", off, []))  # known inside its own body
+        outer, self.scopes = self.scopes, [{p for _, p in params}]
+        try:
+            body = self.statement()
+        finally:
+            self.scopes = outer
+        self.functions[name] = (returns, params, body)
 
     def block_or_statement(self) -> Node:
         self.scopes.append(set())
@@ -261,6 +302,11 @@ class Parser:
                 value = None if self.at(";") or self.at("}") or self.peek() is None else self.expression()
                 self.end()
                 return ("return", off, value)
+            if text == "throw":
+                self.take()
+                value = self.expression()
+                self.end()
+                return ("throw", off, value)
             if text in ("break", "continue"):
                 self.take()
                 self.end()
@@ -269,17 +315,10 @@ class Parser:
                 node = self.declaration()
                 self.end()
                 return node
-            if (
-                text in ("String", "int", "long", "double", "boolean", "float", "void", "def")
-                and self.peek(1)
-                and self.peek(1)[0] == "name"
-                and self.at("(", 2)
-            ):  # type: ignore[index]
-                raise CompileError(
-                    off, "functions are valid painless but not supported by es_infer_nb's painless subset"
-                )
+            if self.is_function():
+                raise CompileError(off, "functions must be declared before the script's first statement")
         expr = self.expression()
-        if expr[0] not in ("assign", "incdec", "call", "static", "new"):
+        if expr[0] not in ("assign", "incdec", "call", "static", "new", "fcall"):
             raise CompileError(off, "not a statement: result not used from expression")
         self.end()
         return ("expr", off, expr, self.stmt_end(off))
@@ -508,23 +547,23 @@ class Parser:
             return ("lit", off, None)
         if text == "new":
             type_ = self.take()[1]
-            if self.at("["):
-                raise CompileError(
-                    off,
-                    "arrays (new T[n]) are valid painless but not supported by es_infer_nb's "
-                    "painless subset; use a list ([] or new ArrayList())",
-                )
+            if self.at("["):  # new T[n]: an array of n default values (a fixed-size list here)
+                if type_ not in _TYPES:
+                    raise CompileError(off, f"cannot resolve type [{type_}]")
+                self.take("[")
+                size = self.expression()
+                self.take("]")
+                if self.at("["):
+                    raise CompileError(off, "arrays of arrays are valid painless but not supported by es_infer_nb's "
+                                       "painless subset; use lists of lists")
+                return ("newarray", off, type_, size)
             if type_ not in NEWABLE:
                 raise CompileError(
                     off,
                     f"new [{type_}] is not supported by es_infer_nb's painless subset "
                     f"(supported: {', '.join(NEWABLE)})",
                 )
-            if self.args():
-                raise CompileError(
-                    off, f"new {type_}(...) with arguments is not supported by es_infer_nb's painless subset"
-                )
-            return ("new", off, type_)
+            return ("new", off, type_, self.args())
         if text in self.statics:
             self.take(".")
             method = self.take()[1]
@@ -536,6 +575,8 @@ class Parser:
                     f"{', '.join(sorted(table))})",
                 )
             return ("static", off, text, method, self.args())
+        if text in self.functions and self.at("("):
+            return ("fcall", off, text, self.args())
         if text in ("ctx", "params") or self.known(text):
             return ("var", off, text)
         if text in _KEYWORDS or text in _TYPES:

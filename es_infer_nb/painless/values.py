@@ -7,6 +7,7 @@ Nothing outside :data:`METHODS` / :data:`STATICS` is callable; strings and lists
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from typing import Any, Callable
@@ -38,6 +39,10 @@ def java_type(value: Any) -> str:
         return "[B"  # byte[]
     if isinstance(value, StringBuilder):
         return "java.lang.StringBuilder"
+    if isinstance(value, BigDecimal):
+        return "java.math.BigDecimal"
+    if isinstance(value, JavaException):
+        return f"java.lang.{_EXCEPTIONS.get(value.kind, 'RuntimeException')}"
     return type(value).__name__
 
 
@@ -58,8 +63,28 @@ class StringBuilder:
 MAX_SIZE = 10_000_000
 #: the most values (leaves and containers) a script may leave in ``ctx`` or compare (against aliasing bombs)
 MAX_CTX_NODES = 1_000_000
-#: what ``new T()`` makes
-NEWABLE: dict[str, Callable[[], Any]] = {"ArrayList": list, "HashMap": dict, "StringBuilder": StringBuilder}
+
+
+class JavaException:
+    """``new IllegalArgumentException(message)`` ...: what a script may ``throw`` (its ES error type and message)."""
+
+    __slots__ = ("kind", "message")
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind, self.message = kind, message
+
+
+class BigDecimal:
+    """Java's ``BigDecimal`` as scripts use it: made from a number's or a string's text, read back as
+    ``intValue`` / ``longValue`` / ``doubleValue`` / ``toString``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: decimal.Decimal) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"BigDecimal({self.value})"
 
 
 class PainlessRuntimeError(Exception):
@@ -141,6 +166,8 @@ def to_string(value: Any) -> str:
             text = "[" + ", ".join(walk(x) for x in v) + "]"
         elif isinstance(v, StringBuilder):
             text = v.text
+        elif isinstance(v, BigDecimal):
+            text = _decimal_text(v.value)
         else:
             text = java_string(v)
         budget[0] -= len(text)
@@ -438,6 +465,94 @@ def _sb_reverse(sb: StringBuilder) -> StringBuilder:
     return sb
 
 
+#: the exception classes scripts may throw: ES error type -> Java class name
+_EXCEPTIONS = {"exception": "Exception", "runtime_exception": "RuntimeException",
+               "illegal_argument_exception": "IllegalArgumentException",
+               "illegal_state_exception": "IllegalStateException",
+               "unsupported_operation_exception": "UnsupportedOperationException"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _new_string_builder(*args: Any) -> StringBuilder:
+    sb = StringBuilder()
+    if args and not (is_num(args[0]) and not isinstance(args[0], float)):  # an int is a capacity
+        if args[0] is None:
+            raise PainlessRuntimeError("null_pointer_exception", "Cannot invoke \"String.length()\" because "
+                                       "\"str\" is null")
+        sb.text = check_size(to_string(args[0]))
+    return sb
+
+
+def _new_list(*args: Any) -> list[Any]:
+    if args and isinstance(args[0], (list, dict)):
+        return list(args[0])
+    return []
+
+
+def _new_map(*args: Any) -> dict[Any, Any]:
+    return dict(args[0]) if args and isinstance(args[0], dict) else {}
+
+
+def _new_decimal(value: Any) -> BigDecimal:
+    text = value if isinstance(value, str) else to_string(value) if is_num(value) else None
+    if text is None:
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(value)} to java.lang.String")
+    try:
+        return BigDecimal(decimal.Decimal(text.strip() if isinstance(value, str) else text))
+    except decimal.InvalidOperation:
+        bad = next((c for c in text if not (c.isdigit() or c in ".eE+-")), text[:1])
+        raise PainlessRuntimeError("number_format_exception", f"Character {bad or 'array'} is neither a decimal digit "
+                                   "number, decimal point, nor \"e\" notation exponential mark.") from None
+
+
+def _decimal_text(value: decimal.Decimal) -> str:
+    return str(value)  # Java's BigDecimal.toString: 1.50, 1E+3 alike
+
+
+#: what ``new T(args)`` makes: the accepted argument counts and the maker
+CONSTRUCTORS: dict[str, tuple[tuple[int, ...], Callable[..., Any]]] = {
+    "ArrayList": ((0, 1), _new_list),
+    "HashMap": ((0, 1), _new_map),
+    "StringBuilder": ((0, 1), _new_string_builder),
+    "BigDecimal": ((1,), _new_decimal),
+    **{java: ((0, 1), lambda message=None, _kind=kind: JavaException(_kind, "" if message is None else
+                                                                    to_string(message)))
+       for kind, java in _EXCEPTIONS.items()},
+}
+
+
+def construct(type_: str, args: list[Any]) -> Any:
+    arity, make = CONSTRUCTORS[type_]
+    if len(args) not in arity:
+        raise PainlessRuntimeError("illegal_argument_exception", f"constructor [{type_}/{len(args)}] not found")
+    return make(*args)
+
+
+def new_array(type_: str, size: Any) -> list[Any]:
+    """``new T[n]``: n default values of T (a list of that fixed length)."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise PainlessRuntimeError("class_cast_exception", f"Cannot cast {type_of(size)} to int")
+    if size < 0:
+        raise PainlessRuntimeError("negative_array_size_exception", f"{size}")
+    return check_size([declare_default(type_)] * size)
+
+
+def _decimal_int(d: BigDecimal, bits: int) -> int:
+    value = int(d.value)
+    half = 1 << (bits - 1)
+    return (value + half) % (1 << bits) - half
+
+
+METHODS[BigDecimal] = {
+    "intValue": ((0,), lambda d: _decimal_int(d, 32)),
+    "longValue": ((0,), lambda d: _decimal_int(d, 64)),
+    "doubleValue": ((0,), lambda d: float(d.value)),
+    "toString": ((0,), lambda d: _decimal_text(d.value)),
+}
+METHODS[JavaException] = {"getMessage": ((0,), lambda e: e.message)}
 METHODS[StringBuilder] = {
     "append": ((1,), _sb_append),
     "insert": ((2,), _sb_insert),

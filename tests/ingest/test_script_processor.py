@@ -274,7 +274,8 @@ def test_compile_error_stack_is_cut_around_the_offset_like_painless():
 @pytest.mark.parametrize("source", [
     "ctx.a = ", "ctx.a ==", "ctx.a", "x = 1", "ctx = [:]", "ctx.a = 1 1", "if (ctx.a { }", "ctx.a = 'unterminated",
     "ctx.a = (1", "def x = 1; def x = 2;", "ctx.a = new Date()", "ctx.a = ctx.b =~ /x/", "ctx.l.sort((a, b) -> a - b)",
-    "int f(int x) { return x } ctx.a = f(1)", "ctx.a = 99999999999", "ctx.a = ctx.b instanceof String", "",
+    "int f(int x) { return x; } int f(int y) { return y; } ctx.a = 1", "ctx.a = 1; int f(int x) { return x; }",
+    "ctx.a = 99999999999", "ctx.a = ctx.b instanceof String", "",
     "ctx.a = Foo.bar()", "ctx.a = Math.exec('x')",
 ])
 def test_compile_errors(source):
@@ -440,3 +441,21 @@ def test_a_slow_script_stops_at_the_time_limit(monkeypatch):
     assert time.monotonic() - started < 10
     assert err["caused_by"] == {"type": "painless_error",
                                 "reason": "the script ran longer than 0.2 s on one document (es_infer_nb's limit)"}
+
+
+def test_functions_arrays_builders_and_throw_as_painless_has_them():
+    """Functions declared before the statements (their own locals, recursion), ``new T[n]``, constructors
+    with arguments and ``throw`` of an exception the script makes."""
+    source = """
+        int fact(int n) { return n <= 1 ? 1 : n * fact(n - 1) }
+        String wrap(def s) { return new StringBuilder('<').append(s).append('>').toString(); }
+        def scores = new double[3];
+        scores[1] = 0.5;
+        ctx.out = wrap(fact(5)) + scores + scores.length + new BigDecimal('2.50').doubleValue();
+    """
+    assert run(source, {})["out"] == "<120>[0.0, 0.5, 0.0]32.5"
+    err = run_error("if (ctx.n < 0) { throw new IllegalArgumentException('n must be >= 0: ' + ctx.n); }", {"n": -1})
+    assert (err["type"], err["caused_by"]["type"], err["caused_by"]["reason"]) == (
+        "script_exception", "illegal_argument_exception", "n must be >= 0: -1")
+    err = run_error("throw 'x';", {})
+    assert err["caused_by"]["reason"] == "Cannot cast java.lang.String to java.lang.Throwable"

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError
 from ..storage import JsonStore, writing
-from .ml_connector import Connector, iae, parameter_text
+from .ml_connector import Connector, iae, parameter_text, validate_create
+from .ml_process import MLInput, RemoteParams, TextDocs, TextSimilarity
 from .ml_local import LocalModel, registration
 from .per_engine import PerEngine
 from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
@@ -96,6 +97,7 @@ class MlCommons:
 
     # -- connectors ------------------------------------------------------------------------
     def create_connector(self, body: dict[str, Any], policy: EnvPolicy = LOCAL) -> str:
+        validate_create(body)
         connector = Connector.parse(body, policy=policy)
         connector_id = new_id()
         doc = connector.public()
@@ -293,14 +295,8 @@ class MlCommons:
                 self.deploy(model_id, device=device)  # ml-commons' model_auto_deploy
             connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
         if connector is not None:  # the remote call runs outside the lock: a slow service stops no one else
-            if "text_docs" in body and (algorithm or "remote").lower() != "remote":
-                call = connector.text_docs_parameters(_text_docs(body))
-            else:
-                raw = body.get("parameters")
-                if not isinstance(raw, dict):
-                    raise iae("Input data set should be a map of parameters: [parameters] is missing")
-                call = {str(k): parameter_text(v) for k, v in raw.items() if v is not None}
-            return connector.predict(self._transport(connector, model_id, doc), call, timeout_s)
+            data = remote_input(body, algorithm)
+            return connector.predict(self._transport(connector, model_id, doc), data, timeout_s)
         model = self._local_model(model_id, doc, self.device(device))
         if isinstance(model, LocalModel):
             if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
@@ -355,7 +351,7 @@ class MlCommons:
             if found is None or found[1] != shape:
                 if found is not None:
                     found[0].close()
-                transport = Transport(settings, key, tuple(connector.credential.values()))
+                transport = Transport(settings, key, tuple(connector.credential.values()), _no_answer)
                 self._transports[key] = (transport, shape)
                 return transport
             return found[0]
@@ -384,6 +380,33 @@ def local_model(doc: dict[str, Any], device: str | None) -> Any:
     if doc.get("name") != MINILM:  # only the bundled model can be registered today
         raise iae(f"Model [{doc.get('name')}] cannot run locally")
     return get_model(device)
+
+
+def remote_input(body: dict[str, Any], algorithm: str | None) -> MLInput:
+    """A remote model's Predict input as ml-commons parses it for the call's algorithm: ``parameters``
+    (``models/<id>/_predict``, ``_predict/remote/<id>``), ``text_docs`` (``_predict/text_embedding/<id>`` ...),
+    ``query_text`` + ``text_docs`` (``_predict/text_similarity/<id>``)."""
+    kind = (algorithm or "remote").upper()
+    if kind == "TEXT_SIMILARITY":
+        docs = body.get("text_docs")
+        if not isinstance(docs, list) or not docs:
+            raise iae("No text documents were provided")
+        query = body.get("query_text")
+        if query is None:
+            raise iae("No query text was provided")
+        return TextSimilarity(parameter_text(query), tuple(None if d is None else parameter_text(d) for d in docs))
+    if kind != "REMOTE" and "text_docs" in body:
+        _text_docs(body)  # the same check as a local model's
+        return TextDocs(tuple(None if d is None else parameter_text(d) for d in body["text_docs"]), kind)
+    raw = body.get("parameters")
+    if raw is not None and not isinstance(raw, dict):
+        raise iae("Input data set should be a map of parameters: [parameters] must be an object")
+    return RemoteParams({str(k): parameter_text(v) for k, v in (raw or {}).items()})
+
+
+def _no_answer(what: str, status: int) -> ApiError:
+    """A remote model's request that got no answer (``MLSdkAsyncHttpResponseHandler.onError``): a 500."""
+    return ApiError("status_exception", f"Error communicating with remote model: {what}", 500)
 
 
 def _text_docs(body: dict[str, Any]) -> list[str]:

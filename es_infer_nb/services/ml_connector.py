@@ -1,15 +1,18 @@
 """OpenSearch ml-commons HTTP connectors (``protocol: http``): parse, render, call, read the answer.
 
 A connector holds ``parameters`` (strings), a write-only ``credential`` map and ``actions``; the
-``predict`` action's ``url``, ``headers`` and ``request_body`` are templates over
-``${parameters.*}`` and ``${credential.*}`` (ml-commons ``HttpConnector``). A call's parameters go
-over the connector's own ones. Where a placeholder stands inside a JSON string literal of
-``request_body`` the value is inserted JSON-escaped; elsewhere it must be one JSON value (a list or
-object given with the call, a number...), so a document's text never changes the request's
-structure. The built-in ``pre_process_function`` names turn ``text_docs`` into parameters, the
-``post_process_function`` names read embeddings with ml-commons' JSON paths into
-``sentence_embedding`` tensors; without one, the whole JSON answer is one ``response`` tensor's
-``dataAsMap`` (a JSON array as ``{"response": [...]}``). Credentials are :class:`Secret` values:
+``predict`` action's ``url``, ``headers`` and ``request_body`` are templates over ``${parameters.*}``
+and ``${credential.*}`` (ml-commons ``HttpConnector``). A call's input goes through the action's
+pre-process function (:mod:`.ml_process`: built-in ones by name, or a painless script) into the
+request's parameters, over the connector's own ones; ``text_docs`` go one request per doc where
+ml-commons sends them so (Bedrock embedding, a painless script, ``input_docs_processed_step_size``),
+each request an ``inference_results`` entry. The body is filled as commons-text's StringSubstitutor
+fills it (``${parameters.x:-default}``, ``$${...}`` for a literal, a connector parameter's own
+placeholders filled in turn, ``"${parameters.x:-null}"`` as ``null``, ``${parameters.x.toString()}``),
+with one difference on purpose: a value given with the call (a document's text) is data, never a
+template: inside a JSON string literal it goes in JSON-escaped, elsewhere it must be one JSON value, so
+it never changes the request's structure. The answer goes through the post-process function (or a
+``response_filter``) into ml-commons' ``ModelTensorOutput``. Credentials are :class:`Secret` values:
 never in :meth:`Connector.public`, reprs, logs or error messages.
 """
 
@@ -20,45 +23,41 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from jsonpath_ng import parse
-
 from ..errors import ApiError
+from . import ml_process
+from .ml_process import MLInput, RemoteParams, TextDocs, gson_json, iae
 from .secrets import LOCAL, EnvPolicy, Secret, redact
-from .templates import json_placeholders, json_string_step, render_url
+from .templates import json_string_step, render_url
 from .transport import HttpRequest, Transport, TransportSettings
 
+__all__ = ["ACTION_TYPES", "Connector", "ConnectorAction", "iae", "parameter_text"]
+
 PROTOCOLS = ("http", "aws_sigv4")
+#: ml-commons' ConnectorProtocols.VALID_PROTOCOLS (the ones es_infer_nb does not run are refused by name)
+KNOWN_PROTOCOLS = ("aws_sigv4", "http", "mcp_sse", "mcp_streamable_http")
 ACTION_TYPES = ("predict", "execute", "batch_predict", "cancel_batch_predict", "batch_predict_status")
-DEFAULT_PRE = "connector.pre_process.default.embedding"
-#: pre-process function -> the parameter the text docs go into and whether only the first doc is sent
-PRE_PROCESS = {
-    "connector.pre_process.default.embedding": ("input", False),
-    "connector.pre_process.openai.embedding": ("input", False),
-    "connector.pre_process.cohere.embedding": ("texts", False),
-    "connector.pre_process.bedrock.embedding": ("inputText", True),
-}
-#: post-process function -> (JSON path over the answer, one vector (bedrock) or a list of vectors)
-POST_PROCESS = {
-    "connector.post_process.default.embedding": ("$[*]", False),
-    "connector.post_process.openai.embedding": ("$.data[*].embedding", False),
-    "connector.post_process.cohere.embedding": ("$.embeddings", False),
-    "connector.post_process.bedrock.embedding": ("$.embedding", True),
-}
-BLOCKED_DYNAMIC_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token",
-                                     "x-auth-header", "host", "forwarded", "x-forwarded-for", "x-forwarded-host"})
-_PLACEHOLDER = re.compile(r"\$\{(parameters|credential)\.([^}]+)\}")
+HTTP_METHODS = ("POST", "GET", "PUT", "DELETE")
+#: headers a ``${parameters.*}`` may never fill (ml-commons' AbstractConnector.BLOCKED_DYNAMIC_HEADERS)
+BLOCKED_DYNAMIC_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-auth-header", "x-forwarded-for",
+    "x-real-ip", "x-client-ip", "cf-connecting-ip", "true-client-ip", "x-originating-ip", "host", "x-forwarded-host",
+    "x-forwarded-server", "forwarded"})
+_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
+_VARIABLE = re.compile(r"\$\{(parameters|credential)\.([^}]*)\}")
+_NULL_DEFAULT = re.compile(r'"\$\{parameters\.(\w+):-null}"')
+_TO_STRING = ".toString()"
 DEFAULT_TIMEOUT_S = 30.0
 MAX_CONNECTION_DEFAULT = 30  # ml-commons' ConnectorClientConfig.MAX_CONNECTION_DEFAULT_VALUE
 MAX_REASON = 2000
-
-
-def iae(reason: str) -> ApiError:
-    return ApiError("illegal_argument_exception", reason, 400)
+#: how deep a connector parameter's placeholders may fill one another
+MAX_NESTING = 32
+_SOURCE = "REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
 
 
 def parameter_text(value: Any) -> str:
-    """ml-commons keeps parameters as strings: strings as they are, anything else as compact JSON."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """ml-commons keeps parameters as strings (``StringUtils.getParameterMap``): strings as they are,
+    anything else (null included) as its Gson JSON."""
+    return value if isinstance(value, str) else gson_json(value)
 
 
 def _string_map(raw: Any, what: str) -> dict[str, str]:
@@ -67,6 +66,31 @@ def _string_map(raw: Any, what: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise iae(f"[{what}] must be an object")
     return {str(k): parameter_text(v) for k, v in raw.items()}
+
+
+def _action_type(raw: Any) -> str:
+    text = str(raw)
+    if text.lower() not in ACTION_TYPES:  # ActionType.valueOf(text.toUpperCase())
+        raise iae(f"No enum constant org.opensearch.ml.common.connector.ConnectorAction.ActionType.{text.upper()}")
+    return text.lower()
+
+
+def _action_name(name: Any) -> str | None:
+    """ConnectorAction.validateName: an optional identifier of the action."""
+    if name is None:
+        return None
+    text = str(name)
+    if any(ord(c) < 32 for c in text):
+        raise iae("Action name must not contain control characters")
+    if len(text) > 64:
+        raise iae("Action name exceeds maximum length of 64 characters")
+    if not _NAME_OK.match(text):
+        raise iae("Action name contains invalid characters. Only alphanumeric characters, hyphens, and underscores "
+                  "are allowed")
+    if text.lower() in ACTION_TYPES:
+        raise iae("name can't be one of action type [PREDICT, EXECUTE, BATCH_PREDICT, CANCEL_BATCH_PREDICT, "
+                  "BATCH_PREDICT_STATUS]")
+    return text
 
 
 @dataclass
@@ -78,6 +102,7 @@ class ConnectorAction:
     request_body: str | None = None
     pre_process_function: str | None = None
     post_process_function: str | None = None
+    name: str | None = None
 
     @classmethod
     def parse(cls, raw: Any) -> "ConnectorAction":
@@ -86,8 +111,7 @@ class ConnectorAction:
         action_type = raw.get("action_type")
         if action_type is None:
             raise iae("action type can't be null")
-        if str(action_type).lower() not in ACTION_TYPES:
-            raise iae(f"Wrong Action Type of {action_type}")
+        action_type = _action_type(action_type)
         if raw.get("url") is None:
             raise iae("url can't be null")
         if raw.get("method") is None:
@@ -95,13 +119,14 @@ class ConnectorAction:
         body = raw.get("request_body")
         if body is not None and not isinstance(body, str):
             body = json.dumps(body, ensure_ascii=False)  # an object given for the template: its JSON text
-        pre, post = raw.get("pre_process_function"), raw.get("post_process_function")
-        for name, known, kind in ((pre, PRE_PROCESS, "pre"), (post, POST_PROCESS, "post")):
-            if name is not None and name not in known:
-                raise iae(f"[{kind}_process_function] [{name}] is not supported: es_infer_nb runs the built-in "
-                          f"functions {sorted(known)} (painless scripts are not run)")
-        return cls(str(action_type).lower(), str(raw["method"]).upper(), str(raw["url"]),
-                   _string_map(raw.get("headers"), "headers"), body, pre, post)
+        functions = []
+        for key in ("pre_process_function", "post_process_function"):
+            value = raw.get(key)
+            if value is not None and not isinstance(value, str):
+                raise iae(f"[{key}] must be a string: a built-in function's name or a painless script")
+            functions.append(value)
+        return cls(action_type, str(raw["method"]), str(raw["url"]), _string_map(raw.get("headers"), "headers"), body,
+                   functions[0], functions[1], _action_name(raw.get("name")))
 
     def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action_type": self.action_type.upper(), "method": self.method, "url": self.url}
@@ -113,7 +138,24 @@ class ConnectorAction:
             out["pre_process_function"] = self.pre_process_function
         if self.post_process_function is not None:
             out["post_process_function"] = self.post_process_function
+        if self.name is not None:
+            out["name"] = self.name
         return out
+
+
+def validate_create(body: Mapping[str, Any]) -> None:
+    """``MLCreateConnectorInput``'s checks of a connector created on its own (an inline one of a model
+    registration skips them, as in ml-commons)."""
+    if body.get("name") is None:
+        raise iae("Connector name is null")
+    if body.get("version") is None:
+        raise iae("Connector version is null")
+    protocol = body.get("protocol")
+    if protocol is None:
+        raise iae("Connector protocol is null")
+    credential = body.get("credential")
+    if protocol not in ("mcp_sse", "mcp_streamable_http") and (credential is None or credential == {}):
+        raise iae("Connector credential is null or empty list")
 
 
 @dataclass
@@ -133,11 +175,11 @@ class Connector:
         protocol = body.get("protocol")
         if protocol is None:
             raise iae("Connector protocol is null")
-        if protocol not in PROTOCOLS:
-            raise iae(f"Unsupported connector protocol. Please use one of {list(PROTOCOLS)}")
+        if protocol not in KNOWN_PROTOCOLS:
+            raise iae(f"Unsupported connector protocol. Please use one of [{', '.join(KNOWN_PROTOCOLS)}]")
         if protocol != "http":
-            raise iae(f"Connector protocol [{protocol}] needs AWS request signing, which es_infer_nb does not do: "
-                      "use protocol [http]")
+            raise iae(f"Connector protocol [{protocol}] is not run by es_infer_nb (AWS request signing and MCP "
+                      "servers need a cluster's plugins): use protocol [http]")
         raw_actions = body.get("actions")
         if raw_actions is not None and not isinstance(raw_actions, list):
             raise iae("[actions] must be a list of objects")
@@ -182,10 +224,12 @@ class Connector:
         return out
 
     def action(self, action_type: str = "predict") -> ConnectorAction:
+        """``findAction``: by type (any case), or by the action's name."""
+        by_type = action_type.lower() in ACTION_TYPES
         for a in self.actions:
-            if a.action_type == action_type:
+            if (a.action_type == action_type.lower()) if by_type else (a.name == action_type):
                 return a
-        raise iae(f"no {action_type} action found")
+        raise iae(f"no {action_type.upper() if by_type else action_type} action found")
 
     def transport_settings(self) -> TransportSettings:
         cfg = self.client_config
@@ -197,110 +241,238 @@ class Connector:
                                  max_retries=10 if retries < 0 else min(retries, 10),
                                  backoff_s=float(cfg.get("retry_backoff_millis", 50) or 50) / 1000.0)
 
-    # -- the request -------------------------------------------------------------------------
-    def text_docs_parameters(self, docs: list[str]) -> dict[str, str]:
-        """``text_docs`` through the action's pre-process function (the default embedding one if none)."""
-        name = self.action().pre_process_function or DEFAULT_PRE
-        key, first_only = PRE_PROCESS[name]
-        if not docs:
-            raise iae("no input text docs")
-        return {key: docs[0] if first_only else parameter_text(docs)}
+    # -- the call ----------------------------------------------------------------------------
+    def predict(self, transport: Transport, data: MLInput, timeout_s: float | None = None) -> dict[str, Any]:
+        """The predict action for one input (``RemoteInferenceInputDataSet`` parameters, text docs or a
+        query with docs): ml-commons' ``ModelTensorOutput``, one ``inference_results`` entry a request."""
+        action = self.action("predict")
+        results = []
+        for chunk in self._chunks(action, data):
+            request, params = self.request(action, chunk)
+            results.append(self._answer(action, transport.send(request, timeout_s), params))
+        return {"inference_results": results}
 
-    def render(self, call: Mapping[str, str]) -> HttpRequest:
-        """The predict action's HTTP request for the call's ``parameters`` (strings)."""
-        action = self.action()
+    def _chunks(self, action: ConnectorAction, data: MLInput) -> list[MLInput]:
+        """``RemoteConnectorExecutor.calculateChunkSize``: how many docs each request of a text docs call takes."""
+        if not isinstance(data, TextDocs):
+            return [data]
+        step_text = self.parameters.get("input_docs_processed_step_size")
+        if step_text is not None:
+            try:
+                step = int(step_text)
+            except ValueError:
+                raise iae(f'For input string: "{step_text}"') from None
+            if step <= 0:
+                raise iae("Invalid parameter: input_docs_processed_step_size. It must be positive integer.")
+        else:
+            function = action.pre_process_function
+            one = function is not None and (function in ml_process.ONE_DOC_A_REQUEST
+                                            or function not in ml_process.PRE_PROCESS)
+            step = 1 if one else max(1, len(data.docs))
+        docs = data.docs
+        return [TextDocs(tuple(docs[i:i + step]), data.algorithm) for i in range(0, max(1, len(docs)), step)]
+
+    def request(self, action: ConnectorAction, data: MLInput) -> tuple[HttpRequest, dict[str, str]]:
+        """One request's parameters and HTTP request (``RemoteConnectorExecutor.preparePayloadAndInvoke``):
+        the connector's parameters, under the call's, under what the pre-process made, under the call's
+        again."""
+        given = dict(data.parameters) if isinstance(data, RemoteParams) else {}
+        merged = {**self.parameters, **given}
+        processed = ml_process.pre_process(action.pre_process_function, data, merged, self.parameters)
+        call = {**processed.parameters, **given}
+        params = {**self.parameters, **call}
+        if action.method.upper() not in HTTP_METHODS:
+            raise iae("unsupported http method")
         secrets = {k: s.reveal() for k, s in self.credential.items()}
-        fixed = {f"parameters.{k}": v for k, v in self.parameters.items()}
-        fixed.update({f"credential.{k}": v for k, v in secrets.items()})
-        steered = {f"parameters.{k}": v for k, v in call.items()}
-        url = render_url(action.url, fixed, steered)
-        merged = {**self.parameters, **call}
-        headers = {}
-        for name, template in action.headers.items():
-            values = dict(fixed)
-            if name.lower() not in BLOCKED_DYNAMIC_HEADERS:
-                values.update(steered)
-            value = _fill(template, values)
-            if "${parameters." in value:
-                raise iae(f"Header '{name}' contains unresolved placeholder. Required parameter is missing.")
-            if "\r" in value or "\n" in value:
-                raise iae(f"Header '{name}' may not contain a line break")
-            headers[name] = value
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = "application/json"
         body = ""
         if action.request_body is not None:
-            body = self._render_body(action.request_body, merged, secrets)
-        elif "http_body" in merged:
-            body = merged["http_body"]
-        if action.method == "POST" and not body:
+            body = _Body(self.parameters, call, secrets, params).render(action.request_body, self.credential.values())
+        elif "http_body" in params:
+            body = params["http_body"]
+        if action.method.upper() == "POST" and not body:
             raise iae("Content length is 0. Aborting request to remote model")
-        return HttpRequest(url=url, headers=headers, body=body.encode("utf-8"), method=action.method)
+        fixed = {f"parameters.{k}": v for k, v in self.parameters.items()}
+        fixed.update({f"credential.{k}": v for k, v in secrets.items()})
+        url = render_url(action.url, fixed, {f"parameters.{k}": v for k, v in call.items()})
+        headers = _headers(action, params, secrets)
+        return HttpRequest(url=url, headers=headers, body=body.encode("utf-8"), method=action.method.upper()), params
 
-    def _render_body(self, template: str, params: Mapping[str, str], secrets: Mapping[str, str]) -> str:
-        pieces: list[str] = []
-        missing: list[str] = []
-        bad = False
-        for literal, m, in_string in json_placeholders(template, _PLACEHOLDER):
-            pieces.append(literal)
-            if m is None:
-                continue
-            kind, key = m.group(1), m.group(2)
-            value = (params if kind == "parameters" else secrets).get(key)
-            if value is None:
-                if kind == "parameters":
-                    missing.append(key)
-                pieces.append(m.group(0))
-                continue
-            if in_string:
-                pieces.append(json.dumps(value, ensure_ascii=False)[1:-1])
-            else:
-                bad = bad or not _one_json_value(value)
-                pieces.append(value)
-        text = "".join(pieces)
-        if missing:
-            raise iae(f"Some parameter placeholder not filled in payload: {', '.join(missing)}")
-        try:
-            if bad:
-                raise ValueError("a value is not one JSON value")
-            json.loads(text)
-        except ValueError:
-            shown = redact(text, self.credential.values())
-            raise iae(f"Invalid payload: {shown[:MAX_REASON]}") from None
+    def _answer(self, action: ConnectorAction, resp: Any, params: Mapping[str, str]) -> dict[str, Any]:
+        """``MLSdkAsyncHttpResponseHandler.response``: the status, then the body's tensors."""
+        text = resp.text
+        status = resp.status_code
+        if not 200 <= status <= 300:
+            reason = (f"Remote service returned error status {status} with empty body" if not text.strip()
+                      else f"Error from remote service: {text}")
+            raise ApiError("status_exception", redact(reason[:MAX_REASON], self.credential.values()), status)
+        if not text.strip():
+            raise ApiError("status_exception", "Remote service returned empty response body", 502)
+        tensors = ml_process.post_process(action.action_type, action.post_process_function, text, params,
+                                          strict_json)
+        out: dict[str, Any] = {}
+        if tensors:
+            out["output"] = tensors
+        out["status_code"] = status
+        return out
+
+
+def _headers(action: ConnectorAction, params: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The action's headers: credentials, then parameters (never in a blocked header), then ml-commons'
+    checks of what was substituted."""
+    headers: dict[str, str] = {}
+    total = 0
+    for name, template in action.headers.items():
+        value = _fill_text(template, "credential", secrets)
+        if "${parameters." in value:
+            if name.lower() in BLOCKED_DYNAMIC_HEADERS:
+                raise iae(f"Header '{name}' cannot use ${{parameters.*}} placeholders for security reasons. Use "
+                          "${credential.*} instead.")
+            value = _fill_text(value, "parameters", params)
+            if "${parameters." in value:
+                raise iae(f"Header '{name}' contains unresolved placeholder. Required parameter is missing.")
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            raise iae("Header value contains invalid control character")
+        size = len(name) + len(value)
+        if size > 8192:
+            raise iae("Header size (key + value) exceeds 8KB limit")
+        total += size
+        headers[name] = value
+    if total > 65536:
+        raise iae("Total headers size (key + value) exceeds 64KB limit")
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _fill_text(template: str, kind: str, values: Mapping[str, str], depth: int = 0) -> str:
+    """StringSubstitutor over plain text (headers): ``${kind.x}`` / ``${kind.x:-default}``, values filled
+    in turn; a placeholder without a value stays as it is."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) != kind:
+            return m.group(0)
+        name, _, default = m.group(2).partition(":-")
+        value = values.get(name)
+        if value is None:
+            value = default if ":-" in m.group(2) else None
+        if value is None:
+            return m.group(0)
+        if depth < MAX_NESTING and "${" in value:
+            return _fill_text(value, kind, values, depth + 1)
+        return value
+
+    return _VARIABLE.sub(one, template)
+
+
+class _Body:
+    """A request body template filled as ml-commons fills it, with values given with the call kept as data.
+
+    ``fixed``: the connector's parameters (templates themselves: their placeholders are filled in turn,
+    inside whatever JSON context the placeholder stands in); ``call``: the call's values, from the input
+    and the pre-process (data: JSON-escaped inside a string literal, else one JSON value, never filled);
+    ``secrets``: the credential values; ``merged``: every parameter, for ``:-null`` and ``no_escape_params``."""
+
+    def __init__(self, fixed: Mapping[str, str], call: Mapping[str, str], secrets: Mapping[str, str],
+                 merged: Mapping[str, str]) -> None:
+        self.fixed, self.call, self.secrets, self.merged = fixed, call, secrets, merged
+        self.no_escape = {k.strip() for k in str(merged.get("no_escape_params") or "").split(",") if k.strip()}
+        self.missing: list[str] = []
+        self.bad = False
+
+    def render(self, template: str, credential: Any) -> str:
+        template = _NULL_DEFAULT.sub(lambda m: "null" if m.group(1) not in self.merged else m.group(0), template)
+        text = self._fill(template, False, ())
+        shown = redact(text, credential)
+        if self.bad or not _json_or_ndjson(text):
+            raise iae(f"Invalid payload: {shown[:MAX_REASON]}")
+        if self.missing and str(self.merged.get("skip_validating_missing_parameters", "")).lower() != "true":
+            raise iae(f"Some parameter placeholder not filled in payload: {', '.join(self.missing)}")
         return text
 
-    # -- the call and its answer -------------------------------------------------------------
-    def predict(self, transport: Transport, call: Mapping[str, str], timeout_s: float | None = None) -> dict[str, Any]:
-        """Send the predict action; the answer as ml-commons' ``ModelTensorOutput``."""
-        request = self.render(call)
-        resp = transport.send(request, timeout_s)
-        text = resp.text
-        if not 200 <= resp.status_code < 300:
-            raise ApiError("status_exception", redact(f"Error from remote service: {text}"[:MAX_REASON],
-                                                      self.credential.values()), resp.status_code)
-        return {"inference_results": [{"output": self.tensors(text), "status_code": resp.status_code}]}
+    def _fill(self, text: str, in_string: bool, stack: tuple[str, ...]) -> str:
+        out: list[str] = []
+        escaped = False
+        i = 0
+        while i < len(text):
+            if text.startswith("$${", i):  # StringSubstitutor's escape: a literal ${
+                out.append("${")
+                i += 3
+                continue
+            m = _VARIABLE.match(text, i) if text.startswith("${", i) else None
+            if m is not None:
+                out.append(self._value(m, in_string, stack))
+                i = m.end()
+                continue
+            in_string, escaped = json_string_step(text[i], in_string, escaped)
+            out.append(text[i])
+            i += 1
+        return "".join(out)
 
-    def tensors(self, text: str) -> list[dict[str, Any]]:
-        post = self.action().post_process_function
-        try:
-            answer = json.loads(text, parse_constant=None if post is not None else _non_numeric)
-        except NonNumericToken as bare:  # ml-commons reads the answer with Jackson's defaults
-            raise iae(f"Invalid JSON format: {bare.jackson_message(text)}") from None
-        except ValueError:
-            if post is not None:
-                raise iae("The remote model's answer is not JSON") from None
-            return [{"name": "response", "dataAsMap": {"response": text}}]
-        if post is None:
-            if not isinstance(answer, (dict, list)):  # only an object or an array is JSON to ml-commons' isJson
-                return [{"name": "response", "dataAsMap": {"response": text}}]
-            data = answer if isinstance(answer, dict) else {"response": answer}
-            return [{"name": "response", "dataAsMap": data}]
-        path, single = POST_PROCESS[post]
-        found = _read_path(answer, path)
-        vectors = [found] if single else found
-        if not isinstance(vectors, list) or not all(_is_vector(v) for v in vectors):
-            raise iae("The embedding should be a non-empty List containing Float values.")
-        return [{"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [len(v)], "data": v} for v in vectors]
+    def _value(self, m: re.Match[str], in_string: bool, stack: tuple[str, ...]) -> str:
+        kind, spec = m.group(1), m.group(2)
+        if kind == "credential":
+            secret = self.secrets.get(spec)
+            return m.group(0) if secret is None else self._leaf(secret, in_string, raw=False)
+        name, has_default, default = spec.partition(":-")
+        if name.endswith(_TO_STRING) and name[:-len(_TO_STRING)] in self.merged:  # StringUtils.parseParameters
+            return self._leaf(gson_json(self.merged[name[:-len(_TO_STRING)]])[1:-1], in_string, raw=True)
+        if name in self.call:
+            return self._leaf(self.call[name], in_string, raw=name in self.no_escape)
+        fragment = self.fixed.get(name)
+        if fragment is None and has_default:
+            fragment = default
+        if fragment is None:
+            self.missing.append(spec)
+            return m.group(0)
+        if name in stack or len(stack) >= MAX_NESTING:
+            raise ApiError("illegal_state_exception", "Infinite loop in property interpolation of "
+                           f"${{parameters.{stack[0] if stack else name}}}: {'->'.join((*stack, name))}", 400)
+        return self._fill(fragment, in_string, (*stack, name))
+
+    def _leaf(self, value: str, in_string: bool, raw: bool) -> str:
+        if in_string:
+            return value if raw else json.dumps(value, ensure_ascii=False)[1:-1]
+        if not raw and not _one_json_value(value):
+            self.bad = True
+        return value
+
+
+def _one_json_value(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _json_or_ndjson(text: str) -> bool:
+    """``StringUtils.isJsonOrNdjson``: JSON, or lines of JSON."""
+    if not text.strip():
+        return False
+    if _one_json_value(text):
+        return True
+    lines = [line for line in text.splitlines() if line.strip()]
+    return len(lines) > 1 and all(_one_json_value(line) for line in lines)
+
+
+def strict_json(text: str) -> Any:
+    """The answer as ml-commons' Jackson reads it (``StringUtils.fromJson``): NaN and the infinities and
+    anything that is not JSON refused with Jackson's message."""
+    try:
+        return json.loads(text, parse_constant=_non_numeric)
+    except NonNumericToken as bare:
+        raise iae(f"Invalid JSON format: {bare.jackson_message(text)}") from None
+    except json.JSONDecodeError as err:
+        token = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
+        if token is not None and err.pos == token.start(1):
+            end = token.end(1)
+            line = text.count("\n", 0, end) + 1
+            column = end - (text.rfind("\n", 0, end) + 1) + 1
+            raise iae(f"Invalid JSON format: Unrecognized token '{token.group(1)}': was expecting (JSON String, "
+                      f"Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: {_SOURCE}; line: "
+                      f"{line}, column: {column}]") from None
+        raise iae(f"Invalid JSON format: {err.msg}\n at [Source: {_SOURCE}; line: {err.lineno}, column: "
+                  f"{err.colno}]") from None
 
 
 class NonNumericToken(ValueError):
@@ -338,36 +510,3 @@ def _bare_token_end(text: str, token: str) -> tuple[int, int]:
             return line, end - row_start + 1
         i += 1
     return line, len(text) - row_start + 1
-
-
-def _fill(template: str, values: Mapping[str, str]) -> str:
-    """``${parameters.x}`` / ``${credential.x}`` filled from ``values`` (keys ``parameters.x``), one pass."""
-
-    def one(m: re.Match[str]) -> str:
-        value = values.get(f"{m.group(1)}.{m.group(2)}")
-        return m.group(0) if value is None else value
-
-    return _PLACEHOLDER.sub(one, template)
-
-
-def _one_json_value(text: str) -> bool:
-    try:
-        json.loads(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _is_vector(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
-
-
-def _read_path(answer: Any, path: str) -> Any:
-    """Jayway's read: a definite path gives its value, one with ``[*]`` the list of its matches."""
-    matches = [m.value for m in parse(path).find(answer)]
-    if "[*]" in path:
-        return matches
-    if not matches:
-        raise iae(f"No results for path: {path}")
-    return matches[0]

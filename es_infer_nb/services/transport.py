@@ -119,6 +119,9 @@ class Transport:
     settings: TransportSettings
     inference_id: str = ""
     secrets: Sequence[Secret] = field(default_factory=tuple)
+    #: the error of a request that never got an answer: ``(what happened, ES status) -> ApiError`` (default:
+    #: ES inference's "Failed to send the request for inference endpoint [...]")
+    failure: Callable[[str, int], ApiError] | None = None
 
     def __post_init__(self) -> None:
         n = max(1, self.settings.max_concurrent_requests)
@@ -223,6 +226,10 @@ class Transport:
         return attempt + 1
 
     def _failure(self, what: str, status: int) -> ApiError:
+        if self.failure is not None:
+            err = self.failure(what, status)
+            err.reason = redact(err.reason, self.secrets)
+            return err
         reason = redact(f"Failed to send the request for inference endpoint [{self.inference_id}]: {what}",
                         self.secrets)
         return ApiError("status_exception", reason, status)

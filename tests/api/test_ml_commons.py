@@ -192,9 +192,9 @@ def test_predict_errors(engine, service):
     status, err = error(engine, "POST", f"{ML}/connectors/_create",
                         {**connector_body(service), "actions": [{"action_type": "predict", "method": "POST"}]})
     assert (status, err["reason"]) == (400, "url can't be null")
-    status, err = error(engine, "POST", f"{ML}/connectors/_create",
-                        {**connector_body(service, post_process_function="connector.post_process.nope")})
-    assert status == 400 and "connector.post_process.nope" in err["reason"]
+    unknown = remote_model(engine, service, post_process_function="connector.post_process.nope")  # a script, then
+    status, err = error(engine, "POST", f"{ML}/models/{unknown}/_predict", {"parameters": {"input": "x"}})
+    assert (status, err["type"], err["reason"]) == (400, "script_exception", "compile error")
     status, err = error(engine, "GET", f"{ML}/tasks/unknown")
     assert (status, err["reason"]) == (404, "Failed to find task")
 
@@ -353,7 +353,8 @@ def raw_service() -> Iterator[LoopbackServer]:
 
 
 def raw_model(engine: Engine, server: LoopbackServer, path: str, **action: Any) -> str:
-    body = {"name": "raw", "protocol": "http", "parameters": {"endpoint": server.url},
+    body = {"name": "raw", "version": "1", "protocol": "http", "parameters": {"endpoint": server.url},
+            "credential": {"key": "local"},
             "actions": [{"action_type": "predict", "method": "POST", "url": "${parameters.endpoint}" + path,
                          "request_body": '{ "input": "${parameters.input}" }', **action}]}
     connector_id = ok(engine, "POST", f"{ML}/connectors/_create", body)["connector_id"]
@@ -380,11 +381,20 @@ def test_a_bare_nan_in_the_answer_is_rejected_as_ml_commons_does(engine, raw_ser
     assert docs[0]["error"]["reason"].endswith(JACKSON_NAN.format(token, line, column))
 
 
-def test_answers_that_are_not_an_object_or_array_stay_text(engine, raw_service):
-    """NaN inside a string is text; a bare number or non-JSON text is not JSON to ml-commons' ``isJson``
-    (an object or an array only): the answer is kept as the text ``response``."""
-    answers = {path: ok(engine, "POST", f"{ML}/models/{raw_model(engine, raw_service, path)}/_predict",
-                        {"parameters": {"input": "x"}})["inference_results"][0]["output"][0]["dataAsMap"]
-               for path in ("/quoted", "/number", "/text")}
-    assert answers == {"/quoted": {"data": "NaN", "note": "Infinity"}, "/number": {"response": "42"},
-                       "/text": {"response": "not json"}}
+def test_answers_that_are_not_an_object_or_array(engine, raw_service):
+    """NaN inside a string is text. Without a post-process function ml-commons still reads the answer with
+    Jackson first (``ScriptUtils.executePostProcessFunction`` calls ``StringUtils.fromJson`` before it looks
+    at the function): a bare number is an "Unsupported response type", text that is not JSON Jackson's
+    "Unrecognized token"."""
+    quoted = ok(engine, "POST", f"{ML}/models/{raw_model(engine, raw_service, '/quoted')}/_predict",
+                {"parameters": {"input": "x"}})["inference_results"][0]["output"][0]["dataAsMap"]
+    assert quoted == {"data": "NaN", "note": "Infinity"}
+    status, err = error(engine, "POST", f"{ML}/models/{raw_model(engine, raw_service, '/number')}/_predict",
+                        {"parameters": {"input": "x"}})
+    assert (status, err["type"], err["reason"]) == (400, "illegal_argument_exception", "Unsupported response type")
+    status, err = error(engine, "POST", f"{ML}/models/{raw_model(engine, raw_service, '/text')}/_predict",
+                        {"parameters": {"input": "x"}})
+    assert (status, err["reason"]) == (400, "Invalid JSON format: Unrecognized token 'not': was expecting (JSON "
+                                       "String, Number, Array, Object or token 'null', 'true' or 'false')\n at "
+                                       "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` "
+                                       "disabled); line: 1, column: 4]")

@@ -376,7 +376,8 @@ def _non_finite_pipeline(engine, url):
         action = {"action_type": "predict", "method": "POST", "url": url + path,
                   "request_body": '{ "input": ${parameters.input} }', **extra}
         connector = engine.request("POST", "_plugins/_ml/connectors/_create", {
-            "name": path, "version": 1, "protocol": "http", "parameters": {}, "actions": [action]})
+            "name": path, "version": 1, "protocol": "http", "parameters": {}, "credential": {"key": "local"},
+            "actions": [action]})
         assert connector.status == 200, connector.body
         model = engine.request("POST", "_plugins/_ml/models/_register", {
             "name": path, "function_name": "remote", "connector_id": connector.body["connector_id"]})

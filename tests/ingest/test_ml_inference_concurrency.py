@@ -90,7 +90,7 @@ def ok(engine: Engine, method: str, path: str, body: Any = None) -> Any:
 
 
 def remote_model(engine: Engine, url: str, **client_config: Any) -> str:
-    connector = {"name": "counting", "protocol": "http", "parameters": {"endpoint": url},
+    connector = {"name": "counting", "version": 1, "protocol": "http", "parameters": {"endpoint": url},
                  "credential": {"api_key": "counting-key"},
                  "actions": [{"action_type": "predict", "method": "POST", "url": "${parameters.endpoint}/embed",
                               "headers": {"Authorization": "Bearer ${credential.api_key}"},

@@ -48,6 +48,8 @@ _NULL_DEFAULT = re.compile(r'"\$\{parameters\.(\w+):-null}"')
 _TO_STRING = ".toString()"
 DEFAULT_TIMEOUT_S = 30.0
 MAX_CONNECTION_DEFAULT = 30  # ml-commons' ConnectorClientConfig.MAX_CONNECTION_DEFAULT_VALUE
+#: ConnectorClientConfig's retry_backoff_policy values (constant by default, retry_backoff_millis 200)
+RETRY_POLICIES = ("constant", "exponential_equal_jitter", "exponential_full_jitter")
 MAX_REASON = 2000
 #: how deep a connector parameter's placeholders may fill one another
 MAX_NESTING = 32
@@ -201,7 +203,7 @@ class Connector:
             connector.transport_settings()
         except (TypeError, ValueError):
             raise iae("[client_config] max_connection, read_timeout, max_retry_times and retry_backoff_millis must "
-                      "be numbers") from None
+                      f"be numbers, retry_backoff_policy one of [{', '.join(RETRY_POLICIES)}]") from None
         return connector
 
     def __repr__(self) -> str:
@@ -236,10 +238,14 @@ class Connector:
         retries = int(cfg.get("max_retry_times", 0) or 0)
         timeout = cfg.get("read_timeout")
         connections = int(cfg.get("max_connection", MAX_CONNECTION_DEFAULT) or MAX_CONNECTION_DEFAULT)
+        policy = str(cfg.get("retry_backoff_policy") or "constant").lower()
+        if policy not in RETRY_POLICIES:
+            raise ValueError(policy)
         return TransportSettings(requests_per_minute=1e9, max_concurrent_requests=connections,
                                  timeout_s=float(timeout) if timeout else DEFAULT_TIMEOUT_S,
                                  max_retries=10 if retries < 0 else min(retries, 10),
-                                 backoff_s=float(cfg.get("retry_backoff_millis", 50) or 50) / 1000.0)
+                                 backoff_s=float(cfg.get("retry_backoff_millis", 200) or 200) / 1000.0,
+                                 backoff_policy=policy)
 
     # -- the call ----------------------------------------------------------------------------
     def predict(self, transport: Transport, data: MLInput, timeout_s: float | None = None) -> dict[str, Any]:

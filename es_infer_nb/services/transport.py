@@ -11,6 +11,7 @@ failing call never takes the other calls down with it.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,10 @@ class TransportSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff_s: float = DEFAULT_BACKOFF_S
+    #: ``exponential`` (the wait doubles each retry), ``constant``, or ml-commons' jittered ones
+    #: (``exponential_equal_jitter``: half the doubled wait plus up to as much again at random;
+    #: ``exponential_full_jitter``: up to the doubled wait at random)
+    backoff_policy: str = "exponential"
 
 
 @dataclass
@@ -216,7 +221,12 @@ class Transport:
 
     def _backoff(self, attempt: int, retry_after: str | None) -> int:
         self.retries += 1
-        delay = self.settings.backoff_s * (2**attempt)
+        policy = self.settings.backoff_policy
+        delay = self.settings.backoff_s * (1 if policy == "constant" else 2**attempt)
+        if policy == "exponential_equal_jitter":
+            delay = delay / 2 + random.uniform(0, delay / 2)
+        elif policy == "exponential_full_jitter":
+            delay = random.uniform(0, delay)
         if retry_after:
             try:
                 delay = max(delay, float(retry_after))

@@ -518,3 +518,26 @@ def test_a_service_that_cannot_be_reached(engine):
                   {"name": "m", "function_name": "remote", "connector_id": connector_id})["model_id"]
     status, err = error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"parameters": {}})
     assert status == 500 and err["reason"].startswith("Error communicating with remote model: ")
+
+
+def test_retry_settings_as_connector_client_config_has_them(engine, service, monkeypatch):
+    """ConnectorClientConfig: retries off by default; when on, a constant 200 ms wait unless the connector
+    asks for one of the jittered exponential policies."""
+    from es_infer_nb.services import transport as transport_module
+    from es_infer_nb.services.ml_connector import Connector
+
+    settings = Connector.parse(connector(service, "/echo")).transport_settings()
+    assert (settings.max_retries, settings.backoff_s, settings.backoff_policy) == (0, 0.2, "constant")
+    body = {**connector(service, "/empty-error"), "client_config": {"max_retry_times": 3}}
+    waits: list[float] = []
+    monkeypatch.setattr(transport_module.time, "sleep", waits.append)
+    connector_id = ok(engine, "POST", f"{ML}/connectors/_create", body)["connector_id"]
+    model_id = ok(engine, "POST", f"{ML}/models/_register",
+                  {"name": "m", "function_name": "remote", "connector_id": connector_id})["model_id"]
+    assert error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"parameters": {"input": 1}})[0] == 500
+    assert waits == [0.2, 0.2, 0.2]
+    jittered = {**connector(service, "/echo"), "client_config": {"retry_backoff_policy": "exponential_full_jitter"}}
+    assert Connector.parse(jittered).transport_settings().backoff_policy == "exponential_full_jitter"
+    status, err = error(engine, "POST", f"{ML}/connectors/_create",
+                        {**connector(service, "/echo"), "client_config": {"retry_backoff_policy": "sometimes"}})
+    assert status == 400 and "retry_backoff_policy one of [constant, " in err["reason"]

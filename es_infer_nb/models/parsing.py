@@ -15,7 +15,9 @@ from ..errors import ApiError
 Coerce = Callable[[Any, str, str], Any]
 
 
-def _json_type(value: Any) -> str:
+def json_token(value: Any) -> str:
+    """The XContent token a parsed JSON value starts with (``VALUE_NUMBER``, ``START_ARRAY`` ...), as ES's parse
+    errors name it."""
     if value is None:
         return "VALUE_NULL"
     if isinstance(value, bool):
@@ -45,7 +47,7 @@ def as_object(value: Any, obj: str, what: str = "") -> dict[str, Any]:
         name = what or obj
         raise ApiError(
             "x_content_parse_exception",
-            f"[{name}] expected an object but found [{_json_type(value)}]",
+            f"[{name}] expected an object but found [{json_token(value)}]",
             400,
         )
     return value
@@ -62,7 +64,7 @@ def to_str(value: Any, obj: str, field: str) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise field_error(obj, field, f"expected a string for [{field}] but found [{_json_type(value)}]")
+    raise field_error(obj, field, f"expected a string for [{field}] but found [{json_token(value)}]")
 
 
 def to_bool(value: Any, obj: str, field: str) -> bool:
@@ -75,7 +77,7 @@ def to_bool(value: Any, obj: str, field: str) -> bool:
 
 def to_float(value: Any, obj: str, field: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise field_error(obj, field, f"expected a number for [{field}] but found [{_json_type(value)}]")
+        raise field_error(obj, field, f"expected a number for [{field}] but found [{json_token(value)}]")
     if isinstance(value, (int, float)):
         try:
             return float(value)
@@ -86,7 +88,7 @@ def to_float(value: Any, obj: str, field: str) -> float:
             return float(value)
         except ValueError:
             pass
-    raise field_error(obj, field, f"expected a number for [{field}] but found [{_json_type(value)}]")
+    raise field_error(obj, field, f"expected a number for [{field}] but found [{json_token(value)}]")
 
 
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -102,7 +104,7 @@ def _in_long_range(value: int, obj: str, field: str) -> int:
 
 def to_int(value: Any, obj: str, field: str) -> int:
     if isinstance(value, bool) or value is None:
-        raise field_error(obj, field, f"expected an integer for [{field}] but found [{_json_type(value)}]")
+        raise field_error(obj, field, f"expected an integer for [{field}] but found [{json_token(value)}]")
     if isinstance(value, int):
         return _in_long_range(value, obj, field)
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
@@ -112,7 +114,7 @@ def to_int(value: Any, obj: str, field: str) -> int:
             return _in_long_range(int(value), obj, field)
         except ValueError:
             pass
-    raise field_error(obj, field, f"expected an integer for [{field}] but found [{_json_type(value)}]")
+    raise field_error(obj, field, f"expected an integer for [{field}] but found [{json_token(value)}]")
 
 
 def to_list(value: Any, obj: str, field: str, item: Coerce) -> list[Any]:
@@ -157,7 +159,7 @@ def named_object_array(value: Any, obj: str, field: str) -> list[tuple[str, Any]
     if not isinstance(value, list):
         raise ApiError(
             "x_content_parse_exception",
-            f"[{obj}] failed to parse field [{field}]: expected an array of objects but found [{_json_type(value)}]",
+            f"[{obj}] failed to parse field [{field}]: expected an array of objects but found [{json_token(value)}]",
             400,
         )
     return [named_object(v, obj, field) for v in value]

@@ -17,6 +17,8 @@ from typing import Any
 
 from jsonpath_ng import parse
 
+from ..painless.values import java_type
+
 __all__ = ["PathNotFound", "java_class", "read"]
 
 _TOKEN = re.compile(r"\.(\*|[A-Za-z0-9_$@\-]+)|\[\s*(\*|-?\d+|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\s*\]")
@@ -59,19 +61,8 @@ def _fragment(token: tuple[str, Any]) -> str:
 
 
 def java_class(value: Any) -> str:
-    if isinstance(value, list):
-        return _ARRAY
-    if isinstance(value, dict):
-        return _OBJECT
-    if isinstance(value, str):
-        return "java.lang.String"
-    if isinstance(value, bool):
-        return "java.lang.Boolean"
-    if isinstance(value, int):
-        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
-    if isinstance(value, float):
-        return "java.lang.Double"
-    return "null"
+    """The Java class Jayway's json-smart provider reads a JSON value as."""
+    return _ARRAY if isinstance(value, list) else _OBJECT if isinstance(value, dict) else java_type(value)
 
 
 def read(answer: Any, path: str) -> Any:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
 from ..errors import ApiError
+from ..models.parsing import json_token
 from ..models.tree.features import java_double_string
 from ..painless import compile_script
 from . import jayway
@@ -687,7 +688,7 @@ def parse_tensors(value: Any) -> list[dict[str, Any]]:
     for item in items:
         if not isinstance(item, dict):
             raise ApiError("parsing_exception", f"Failed to parse object: expecting token of type [START_OBJECT] "
-                           f"but found [{_token_name(item)}]", 400)
+                           f"but found [{json_token(item)}]", 400)
         data_type = item.get("data_type")
         if data_type is not None and data_type not in DATA_TYPES:
             raise iae(f"No enum constant org.opensearch.ml.common.output.model.MLResultDataType.{data_type}")
@@ -707,14 +708,3 @@ def parse_tensors(value: Any) -> list[dict[str, Any]]:
             data_as_map if isinstance(data_as_map, dict) else None))
     return out
 
-
-def _token_name(value: Any) -> str:
-    if isinstance(value, list):
-        return "START_ARRAY"
-    if isinstance(value, str):
-        return "VALUE_STRING"
-    if value is None:
-        return "VALUE_NULL"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    return "VALUE_NUMBER"

@@ -324,6 +324,7 @@ class JsonStore:
         self._sync_lock = threading.RLock()
         self._lock = home_lock(home) if home is not None else None
         self._seen = -1
+        self._written = False
         self.refresh()
 
     def on_change(self, listener: Callable[[set[str]], None]) -> None:
@@ -413,7 +414,14 @@ class JsonStore:
         self.refresh()
         return sorted(self._items.items())
 
+    def ever_written(self) -> bool:
+        """Whether this collection ever held a document (on disk: its folder exists), deleted since or not:
+        what OpenSearch's "the index exists" means for ml-commons' messages."""
+        self.refresh()
+        return bool(self._items) or self._written or (self._dir is not None and self._dir.exists())
+
     def put(self, key: str, value: Any) -> None:
+        self._written = True
         if self._lock is None:
             self._items[key] = value
             return

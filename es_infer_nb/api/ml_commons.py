@@ -22,9 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
 BASE = "_plugins/_ml"
 
 
-def _body(req: Request, optional: bool = False) -> dict[str, Any]:
+def _body(req: Request, optional: bool = False, empty: ApiError | None = None) -> dict[str, Any]:
+    """The request's JSON object; ``empty``: ml-commons' own error for a request without a body."""
     if req.body is None and optional:
         return {}
+    if req.body is None and empty is not None:
+        raise empty
     body = req.require_body()
     if not isinstance(body, dict):
         raise ApiError("parsing_exception", "request body must be a JSON object", 400)
@@ -32,35 +35,56 @@ def _body(req: Request, optional: bool = False) -> dict[str, Any]:
 
 
 def _by_id(method: str, path: str, call: Callable[[MlCommons, str], Any]) -> None:
-    """Route ``method BASE/path`` to ``call(engine's ml-commons, the path's one {id})``."""
+    """Route ``method BASE/path`` to ``call(engine's ml-commons, the path's one {id})``; a delete of a document
+    the index does not hold is OpenSearch's 404 delete answer (``"result": "not_found"``)."""
     param = path[path.index("{") + 1:path.index("}")]
 
     def handler(engine: "Engine", req: Request) -> Any:
-        return call(ml_commons(engine), req.path_params[param])
+        out = call(ml_commons(engine), req.path_params[param])
+        return (404, out) if isinstance(out, dict) and out.get("result") == "not_found" else out
 
     route(method, f"{BASE}/{path}")(handler)
+
+
+def _update(path: str, call: Callable[..., Any], empty: ApiError | None = None) -> None:
+    """Route ``PUT BASE/path`` to ``call(engine's ml-commons, the path's one {id}, body, ...)``."""
+    param = path[path.index("{") + 1:path.index("}")]
+
+    def handler(engine: "Engine", req: Request) -> Any:
+        body = _body(req, optional=empty is None, empty=empty)
+        state = ml_commons(engine)
+        if call is MlCommons.update_group:
+            return call(state, req.path_params[param], body)
+        return call(state, req.path_params[param], body, env_policy(engine, req))
+
+    route("PUT", f"{BASE}/{path}")(handler)
 
 
 # -- connectors ------------------------------------------------------------------------------------
 
 @route("POST", f"{BASE}/connectors/_create")
 def create_connector(engine: "Engine", req: Request) -> Any:
-    return {"connector_id": ml_commons(engine).create_connector(_body(req), env_policy(engine, req))}
+    body = _body(req, empty=ApiError("i_o_exception", "Create Connector request has empty body", 500))
+    return {"connector_id": ml_commons(engine).create_connector(body, env_policy(engine, req))}
 
 
-_by_id("GET", "connectors/{connector_id}", MlCommons.connector_doc)
+_by_id("GET", "connectors/{connector_id}", MlCommons.get_connector)
 _by_id("DELETE", "connectors/{connector_id}", MlCommons.delete_connector)
+_update("connectors/{connector_id}", MlCommons.update_connector)
 
 
 # -- model groups ----------------------------------------------------------------------------------
 
 @route("POST", f"{BASE}/model_groups/_register")
 def register_group(engine: "Engine", req: Request) -> Any:
-    return {"model_group_id": ml_commons(engine).register_group(_body(req)), "status": "CREATED"}
+    body = _body(req, empty=ApiError("parse_exception", "Model group request has empty body", 400))
+    return {"model_group_id": ml_commons(engine).register_group(body), "status": "CREATED"}
 
 
-_by_id("GET", "model_groups/{model_group_id}", MlCommons.group_doc)
+_by_id("GET", "model_groups/{model_group_id}", MlCommons.get_group)
 _by_id("DELETE", "model_groups/{model_group_id}", MlCommons.delete_group)
+_update("model_groups/{model_group_id}", MlCommons.update_group,
+        ApiError("i_o_exception", "Model group request has empty body", 500))
 
 
 # -- models and tasks ------------------------------------------------------------------------------
@@ -70,8 +94,10 @@ def register_model(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).register_model(_body(req), req.bool_param("deploy", False), env_policy(engine, req))
 
 
-_by_id("GET", "models/{model_id}", MlCommons.model_doc)
+_by_id("GET", "models/{model_id}", MlCommons.get_model)
 _by_id("DELETE", "models/{model_id}", MlCommons.delete_model)
+_update("models/{model_id}", MlCommons.update_model,
+        ApiError("parse_exception", "Update model request has empty body", 400))
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_deploy")
@@ -81,6 +107,7 @@ def deploy_model(engine: "Engine", req: Request) -> Any:
 
 _by_id("POST", "models/{model_id}/_undeploy", MlCommons.undeploy)
 _by_id("GET", "tasks/{task_id}", MlCommons.task_doc)
+_by_id("DELETE", "tasks/{task_id}", MlCommons.delete_task)
 
 
 @route("POST", f"{BASE}/models/{{model_id}}/_predict", exclusive=False)

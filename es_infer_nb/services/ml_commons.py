@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError
 from ..storage import JsonStore, writing
-from .ml_connector import Connector, iae, parameter_text, validate_create
+from .ml_connector import UPDATABLE_CONNECTOR_FIELDS, Connector, iae, parameter_text, validate_create
+from .ml_interface import check_input, check_output, interface_of
 from .ml_process import MLInput, RemoteParams, TextDocs, TextSimilarity
+from .ml_results import embedding_results, present_docs, result_filter, text_docs
 from .ml_local import LocalModel, registration
 from .per_engine import PerEngine
 from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
@@ -48,6 +50,13 @@ PRETRAINED: dict[str, tuple[str, dict[str, Any]]] = {
                                 "framework_type": "SENTENCE_TRANSFORMERS"}),
 }
 LOCAL_FUNCTIONS = ("TEXT_EMBEDDING",)
+#: ml-commons' FunctionName values (a name outside them is "Wrong function name")
+FUNCTION_NAMES = ("LINEAR_REGRESSION", "KMEANS", "AD_LIBSVM", "SAMPLE_ALGO", "LOCAL_SAMPLE_CALCULATOR", "FIT_RCF",
+                  "BATCH_RCF", "ANOMALY_LOCALIZATION", "RCF_SUMMARIZE", "LOGISTIC_REGRESSION", "TEXT_EMBEDDING",
+                  "METRICS_CORRELATION", "REMOTE", "SPARSE_ENCODING", "SPARSE_TOKENIZE", "TEXT_SIMILARITY",
+                  "QUESTION_ANSWERING", "AGENT", "CONNECTOR", "TOOL")
+MODEL_FORMATS = ("TORCH_SCRIPT", "ONNX")
+ACCESS_MODES = ("public", "private", "restricted")
 Predictor = Callable[[Any], dict[str, Any]]
 
 
@@ -62,6 +71,23 @@ def now_ms() -> int:
 
 def not_found(what: str) -> ApiError:
     return ApiError("status_exception", f"Failed to find {what}", 404)
+
+
+def shown(store: JsonStore, doc_id: str, what: str, index_missing: str) -> dict[str, Any]:
+    """A GET's document: ml-commons' 404 names the id, or says ``index_missing`` while nothing of the kind
+    was ever stored (its index does not exist yet)."""
+    store.refresh()
+    doc = store.get(doc_id)
+    if doc is None:
+        if not store.ever_written():
+            raise ApiError("status_exception", index_missing, 404)
+        raise ApiError("status_exception", f"Failed to find {what} with the provided {what} id: {doc_id}", 404)
+    return doc
+
+
+def java_list(items: list[str]) -> str:
+    """``Arrays.toString``: ``[a, b]``."""
+    return "[" + ", ".join(items) + "]"
 
 
 def stored(store: JsonStore, doc_id: str, what: str) -> dict[str, Any]:
@@ -110,15 +136,47 @@ class MlCommons:
     def connector_doc(self, connector_id: str) -> dict[str, Any]:
         return stored(self.connectors, connector_id, "connector")
 
+    def get_connector(self, connector_id: str) -> dict[str, Any]:
+        """GET ``connectors/<id>``."""
+        return shown(self.connectors, connector_id, "connector", "Failed to find connector")
+
+    def update_connector(self, connector_id: str, body: dict[str, Any], policy: EnvPolicy = LOCAL) -> dict[str, Any]:
+        """PUT ``connectors/<id>``: the fields given replace the connector's (``MLCreateConnectorInput`` read for
+        an update: nothing is required); refused while a deployed model uses the connector."""
+        doc = shown(self.connectors, connector_id, "connector", "Failed to find connector")
+        if not body:
+            raise ApiError("parse_exception", "Failed to update connector: Request body is empty", 400)
+        users = [mid for mid, m in self.models.items()
+                 if m.get("connector_id") == connector_id and m.get("model_state") == "DEPLOYED"]
+        if users:
+            raise ApiError("status_exception", f"{len(users)} models are still using this connector, please undeploy "
+                           f"the models first: {java_list(users)}", 400)
+        merged = {**doc, **{k: v for k, v in body.items() if k in UPDATABLE_CONNECTOR_FIELDS}}
+        merged.pop("credential", None)
+        credential = self.secrets.get(connector_id)
+        if "credential" in body:
+            merged["credential"] = body["credential"]
+            credential = None
+        connector = Connector.parse(merged, credential, policy=policy)
+        new_doc = connector.public()
+        new_doc["created_time"] = doc.get("created_time", now_ms())
+        new_doc["last_updated_time"] = now_ms()
+        with writing(self.home):
+            self.secrets.put(connector_id, connector.credential)
+            self.connectors.put(connector_id, new_doc)
+        self._forget(connector_id)
+        return updated(CONNECTOR_INDEX, connector_id)
+
     def connector(self, key: str, doc: dict[str, Any]) -> Connector:
         return Connector.parse(doc, self.secrets.get(key))
 
     def delete_connector(self, connector_id: str) -> dict[str, Any]:
-        self.connector_doc(connector_id)
+        if not self._exists(self.connectors, connector_id, "Failed to find connector"):
+            return missing(CONNECTOR_INDEX, connector_id)
         users = [mid for mid, m in self.models.items() if m.get("connector_id") == connector_id]
         if users:
             raise ApiError("status_exception", f"{len(users)} models are still using this connector, please delete or "
-                           f"update the models first: {users}", 409)
+                           f"update the models first: {java_list(users)}", 409)
         with writing(self.home):
             self.connectors.delete(connector_id)
             self.secrets.delete(connector_id)
@@ -126,10 +184,23 @@ class MlCommons:
         return deleted(CONNECTOR_INDEX, connector_id)
 
     # -- model groups ----------------------------------------------------------------------
+    @staticmethod
+    def _exists(store: JsonStore, doc_id: str, index_missing: str) -> bool:
+        """Whether ``doc_id`` is stored; ml-commons' 404 while nothing of the kind ever was (no index)."""
+        store.refresh()
+        if store.get(doc_id) is not None:
+            return True
+        if not store.ever_written():
+            raise ApiError("status_exception", index_missing, 404)
+        return False
+
     def register_group(self, body: dict[str, Any]) -> str:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise iae("model group name is required")
+        access = str(body.get("access_mode") or "public").lower()
+        if access not in ACCESS_MODES:
+            raise iae("Wrong access value")
         for gid, group in self.groups.items():
             if group.get("name") == name:
                 raise iae(f"The name you provided is already being used by a model group with ID: {gid}.")
@@ -138,7 +209,7 @@ class MlCommons:
         doc: dict[str, Any] = {"name": name, "latest_version": 0}
         if body.get("description") is not None:
             doc["description"] = str(body["description"])
-        doc["access"] = str(body.get("access_mode") or "public").lower()
+        doc["access"] = access
         doc.update({"created_time": stamp, "last_updated_time": stamp})
         self.groups.put(group_id, doc)
         return group_id
@@ -146,8 +217,33 @@ class MlCommons:
     def group_doc(self, group_id: str) -> dict[str, Any]:
         return stored(self.groups, group_id, "model group")
 
+    def get_group(self, group_id: str) -> dict[str, Any]:
+        """GET ``model_groups/<id>``."""
+        return shown(self.groups, group_id, "model group", "Failed to find model group index")
+
+    def update_group(self, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``model_groups/<id>``: a new name (unique among groups) or description."""
+        if not body:
+            raise ApiError("i_o_exception", "Model group request has empty body", 500)
+        doc = dict(shown(self.groups, group_id, "model group", "Failed to find model group"))
+        name = body.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise iae("model group name is required")
+            other = next((gid for gid, g in self.groups.items() if g.get("name") == name and gid != group_id), None)
+            if other is not None:
+                raise iae(f"The name you provided is already being used by another model with ID: {other}. Please "
+                          "provide a different name")
+            doc["name"] = name
+        if body.get("description") is not None:
+            doc["description"] = str(body["description"])
+        doc["last_updated_time"] = now_ms()
+        self.groups.put(group_id, doc)
+        return {"status": "Updated"}
+
     def delete_group(self, group_id: str) -> dict[str, Any]:
-        self.group_doc(group_id)
+        if not self._exists(self.groups, group_id, "Failed to find model group"):
+            return missing(MODEL_GROUP_INDEX, group_id)
         if any(m.get("model_group_id") == group_id for _, m in self.models.items()):
             raise ApiError("status_exception", "Cannot delete the model group when it has associated model versions",
                            409)
@@ -170,16 +266,27 @@ class MlCommons:
         if not isinstance(name, str) or not name:
             raise iae("model name is null")
         function = str(body.get("function_name") or "").upper()
+        if function and function not in FUNCTION_NAMES:
+            raise iae("Wrong function name")
+        if function != "REMOTE":  # MLRegisterModelInput: a model that is not remote names its format
+            model_format = body.get("model_format")
+            if model_format is None:
+                raise iae("model format is null")
+            if str(model_format).upper() not in MODEL_FORMATS:
+                raise iae("Wrong model format")
+        interface = interface_of(body.get("interface"))
         inline: Connector | None = None
         local: dict[str, Any] | None = None
         if function == "REMOTE":
             connector_id = body.get("connector_id")
             if connector_id is not None:
-                self.connector_doc(str(connector_id))
+                self.connectors.refresh()
+                if self.connectors.get(str(connector_id)) is None:
+                    raise ApiError("status_exception", f"Failed to find connector:{connector_id}", 404)
             elif isinstance(body.get("connector"), dict):
                 inline = Connector.parse(body["connector"], policy=policy)
             else:
-                raise iae("The connector ID field and the connector field can't be null at the same time.")
+                raise iae("You must provide connector content when creating a remote model without connector id!")
         elif body.get("url") is not None:  # a TorchScript / ONNX model from a local path (services.ml_local)
             prefixes(body.get("model_config"))  # checked as for a pretrained model
             local = registration(body, self.model_roots)
@@ -200,6 +307,8 @@ class MlCommons:
                                "model_version": version}
         if body.get("description") is not None:
             doc["description"] = str(body["description"])
+        if interface is not None:
+            doc["interface"] = interface
         if function == "REMOTE":
             if inline is not None:
                 doc["connector"] = inline.public()
@@ -208,7 +317,7 @@ class MlCommons:
         elif local is not None:
             doc.update(local)
         else:
-            doc["model_format"] = str(body.get("model_format") or "TORCH_SCRIPT").upper()
+            doc["model_format"] = str(body["model_format"]).upper()
             doc["model_config"] = dict(PRETRAINED[name][1])
             doc["model_config"].update(prefixes(body.get("model_config")))
         doc.update({"model_state": "REGISTERED", "created_time": stamp, "last_updated_time": stamp,
@@ -228,6 +337,74 @@ class MlCommons:
     def model_doc(self, model_id: str) -> dict[str, Any]:
         return stored(self.models, model_id, "model")
 
+    def get_model(self, model_id: str) -> dict[str, Any]:
+        """GET ``models/<id>``."""
+        return shown(self.models, model_id, "model", "Fail to find model")
+
+    def update_model(self, model_id: str, body: dict[str, Any], policy: EnvPolicy = LOCAL) -> dict[str, Any]:
+        """PUT ``models/<id>``: name, description, model group, interface; a remote model's ``connector_id`` or
+        its inline ``connector``'s fields (``MLUpdateModelInput``)."""
+        if not body:
+            raise ApiError("parse_exception", "Update model request has empty body", 400)
+        if body.get("connector") is not None and body.get("connector_id") is not None:
+            raise ApiError("parse_exception", "Model cannot have both stand-alone connector and internal connector. "
+                           "Please check your update input body.", 400)
+        self.models.refresh()
+        found = self.models.get(model_id)
+        if found is None:
+            raise ApiError("status_exception", f"Failed to find model to update with the provided model id: {model_id}",
+                           404)
+        doc = dict(found)
+        remote = doc.get("algorithm") == "REMOTE"
+        if (body.get("connector") is not None or body.get("connector_id") is not None) and not remote:
+            raise iae("Trying to update the connector or connector_id field on a local model.")
+        secrets: dict[str, Secret] | None = None
+        if body.get("connector_id") is not None:
+            if "connector" in doc:
+                raise iae("This remote does not have a connector_id field, maybe it uses an internal connector.")
+            self.connectors.refresh()
+            if self.connectors.get(str(body["connector_id"])) is None:
+                raise ApiError("status_exception", f"Failed to find connector:{body['connector_id']}", 404)
+            doc["connector_id"] = str(body["connector_id"])
+        if body.get("connector") is not None:
+            if "connector" not in doc:
+                raise iae("Cannot update connector settings for this model. The model was created with a connector_id "
+                          "and does not have an inline connector.")
+            change = body["connector"]
+            if not isinstance(change, dict):
+                raise iae("[connector] must be an object")
+            merged = {**doc["connector"], **{k: v for k, v in change.items() if k in UPDATABLE_CONNECTOR_FIELDS}}
+            merged.pop("credential", None)
+            credential = self.secrets.get(f"model:{model_id}")
+            if "credential" in change:
+                merged["credential"] = change["credential"]
+                credential = None
+            connector = Connector.parse(merged, credential, policy=policy)
+            doc["connector"], secrets = connector.public(), connector.credential
+        if body.get("model_group_id") is not None:
+            group_id = str(body["model_group_id"])
+            self.groups.refresh()
+            if self.groups.get(group_id) is None:
+                raise ApiError("status_exception", "Failed to find the model group with the provided model group id "
+                               f"in the update model input, MODEL_GROUP_ID: {group_id}", 404)
+            doc["model_group_id"] = group_id
+        for key in ("name", "description"):
+            if body.get(key) is not None:
+                doc[key] = str(body[key])
+        if "interface" in body:
+            interface = interface_of(body["interface"])
+            if interface:
+                doc["interface"] = interface
+            else:
+                doc.pop("interface", None)
+        doc["last_updated_time"] = now_ms()
+        with writing(self.home):
+            if secrets is not None:
+                self.secrets.put(f"model:{model_id}", secrets)
+            self.models.put(model_id, doc)
+        self._forget(f"model:{model_id}")
+        return updated(MODEL_INDEX, model_id)
+
     def deploy(self, model_id: str, *, device: str | None = None) -> dict[str, Any]:
         """Deploys ``model_id``; a local one is loaded on ``device`` (``None``: the engine's device)."""
         doc = dict(self.model_doc(model_id))
@@ -239,12 +416,14 @@ class MlCommons:
                     "planning_worker_nodes": [NODE_ID], "deploy_to_all_nodes": True})
         self.models.put(model_id, doc)
         task_id = self._task("DEPLOY_MODEL", model_id, doc["algorithm"])
-        return {"task_id": task_id, "task_type": "DEPLOY_MODEL", "status": "COMPLETED"}
+        # ml-commons answers a remote model's deploy COMPLETED, a local one's CREATED (it loads in the background)
+        return {"task_id": task_id, "task_type": "DEPLOY_MODEL",
+                "status": "COMPLETED" if doc["algorithm"] == "REMOTE" else "CREATED"}
 
     def undeploy(self, model_id: str) -> dict[str, Any]:
         doc = dict(self.model_doc(model_id))
         if doc.get("model_state") != "DEPLOYED":
-            return {}
+            return {NODE_ID: {"stats": {model_id: "not_found"}}}
         doc["model_state"] = "UNDEPLOYED"
         doc["last_updated_time"] = doc["last_undeployed_time"] = now_ms()
         doc["current_worker_node_count"] = 0
@@ -252,7 +431,7 @@ class MlCommons:
         doc["planning_worker_node_count"] = 0
         self.models.put(model_id, doc)
         self._forget(f"model:{model_id}")
-        return {NODE_ID: {"stats": {model_id: "UNDEPLOYED"}}}
+        return {NODE_ID: {"stats": {model_id: "undeployed"}}}
 
     def delete_model(self, model_id: str) -> dict[str, Any]:
         doc = self.model_doc(model_id)
@@ -268,12 +447,20 @@ class MlCommons:
     def task_doc(self, task_id: str) -> dict[str, Any]:
         return stored(self.tasks, task_id, "task")
 
+    def delete_task(self, task_id: str) -> dict[str, Any]:
+        """DELETE ``tasks/<id>`` (tasks here finish at once: none is running)."""
+        self.task_doc(task_id)
+        self.tasks.delete(task_id)
+        return deleted(TASK_INDEX, task_id)
+
     def _task(self, task_type: str, model_id: str, function: str) -> str:
         task_id = new_id()
         stamp = now_ms()
         self.tasks.put(task_id, {"model_id": model_id, "task_type": task_type, "function_name": function,
                                  "state": "COMPLETED", "worker_node": [NODE_ID], "create_time": stamp,
-                                 "last_update_time": stamp, "is_async": task_type == "REGISTER_MODEL"})
+                                 "last_update_time": stamp,
+                                 # ml-commons: a register task is async unless remote, a deploy task always
+                                 "is_async": task_type == "DEPLOY_MODEL" or function != "REMOTE"})
         return task_id
 
     # -- prediction ------------------------------------------------------------------------
@@ -294,15 +481,23 @@ class MlCommons:
             if doc.get("model_state") != "DEPLOYED":
                 self.deploy(model_id, device=device)  # ml-commons' model_auto_deploy
             connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
+        check_input(doc.get("interface"), doc["algorithm"], body)
         if connector is not None:  # the remote call runs outside the lock: a slow service stops no one else
             data = remote_input(body, algorithm)
-            return connector.predict(self._transport(connector, model_id, doc), data, timeout_s)
+            answer = connector.predict(self._transport(connector, model_id, doc), data, timeout_s)
+        else:
+            answer = self._local_predict(model_id, doc, body, device)
+        check_output(doc.get("interface"), answer)
+        return answer
+
+    def _local_predict(self, model_id: str, doc: dict[str, Any], body: dict[str, Any],
+                       device: str | None) -> dict[str, Any]:
         model = self._local_model(model_id, doc, self.device(device))
         if isinstance(model, LocalModel):
             if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
                 prefix = _asymmetric_prefix(body, doc.get("model_config"))
                 if prefix:
-                    body = {**body, "text_docs": [prefix + d for d in _text_docs(body)]}
+                    body = {**body, "text_docs": [prefix + d for d in present_docs(body)]}
             return model.predict(body)
         return local_predict(model, body, doc.get("model_config"))
 
@@ -372,6 +567,18 @@ def deleted(index: str, doc_id: str) -> dict[str, Any]:
             "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": 1, "_primary_term": 1}
 
 
+def missing(index: str, doc_id: str) -> dict[str, Any]:
+    """OpenSearch's delete answer for a document its index does not hold (a 404 with this body)."""
+    return {"_index": index, "_id": doc_id, "_version": 1, "result": "not_found", "forced_refresh": True,
+            "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": 1, "_primary_term": 1}
+
+
+def updated(index: str, doc_id: str) -> dict[str, Any]:
+    """OpenSearch's answer to an updated document."""
+    return {"_index": index, "_id": doc_id, "_version": 2, "result": "updated", "forced_refresh": True,
+            "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": 1, "_primary_term": 1}
+
+
 # -- local models ------------------------------------------------------------------------------
 
 def local_model(doc: dict[str, Any], device: str | None) -> Any:
@@ -396,8 +603,7 @@ def remote_input(body: dict[str, Any], algorithm: str | None) -> MLInput:
             raise iae("No query text was provided")
         return TextSimilarity(parameter_text(query), tuple(None if d is None else parameter_text(d) for d in docs))
     if kind != "REMOTE" and "text_docs" in body:
-        _text_docs(body)  # the same check as a local model's
-        return TextDocs(tuple(None if d is None else parameter_text(d) for d in body["text_docs"]), kind)
+        return TextDocs(tuple(text_docs(body)), kind)
     raw = body.get("parameters")
     if raw is not None and not isinstance(raw, dict):
         raise iae("Input data set should be a map of parameters: [parameters] must be an object")
@@ -407,13 +613,6 @@ def remote_input(body: dict[str, Any], algorithm: str | None) -> MLInput:
 def _no_answer(what: str, status: int) -> ApiError:
     """A remote model's request that got no answer (``MLSdkAsyncHttpResponseHandler.onError``): a 500."""
     return ApiError("status_exception", f"Error communicating with remote model: {what}", 500)
-
-
-def _text_docs(body: dict[str, Any]) -> list[str]:
-    docs = body.get("text_docs")
-    if not isinstance(docs, list) or not docs:
-        raise iae("Empty text docs")
-    return [d if isinstance(d, str) else parameter_text(d) for d in docs]
 
 
 PREFIX_KEYS = ("query_prefix", "passage_prefix")
@@ -462,20 +661,9 @@ def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any]
     if not isinstance(body, dict):
         raise iae("The input of a local model must be an object")
     prefix = _asymmetric_prefix(body, model_config)
-    docs = [prefix + d for d in _text_docs(body)]
-    return_number = body.get("return_number", True) is not False
-    target = body.get("target_response")
-    if target is not None and (not isinstance(target, list) or not all(isinstance(t, str) for t in target)):
-        raise iae("[target_response] must be a list of strings")
-    vectors = model.embed(docs)
-    results = []
-    for vector in vectors:
-        tensor: dict[str, Any] = {"name": "sentence_embedding", "data_type": "FLOAT32", "shape": [int(vector.shape[0])]}
-        if return_number:
-            tensor["data"] = [float(x) for x in vector]
-        tensors = [tensor] if not target or "sentence_embedding" in target else []
-        results.append({"output": tensors})
-    return {"inference_results": results}
+    docs = [prefix + d for d in present_docs(body)]
+    keep = result_filter(body)
+    return embedding_results(model.embed(docs), keep)
 
 
 # -- per engine --------------------------------------------------------------------------------

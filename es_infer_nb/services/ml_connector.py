@@ -30,13 +30,17 @@ from .secrets import LOCAL, EnvPolicy, Secret, redact
 from .templates import json_string_step, render_url
 from .transport import HttpRequest, Transport, TransportSettings
 
-__all__ = ["ACTION_TYPES", "Connector", "ConnectorAction", "iae", "parameter_text"]
+__all__ = ["ACTION_TYPES", "UPDATABLE_CONNECTOR_FIELDS", "Connector", "ConnectorAction", "iae", "parameter_text",
+           "validate_create"]
 
 PROTOCOLS = ("http", "aws_sigv4")
 #: ml-commons' ConnectorProtocols.VALID_PROTOCOLS (the ones es_infer_nb does not run are refused by name)
 KNOWN_PROTOCOLS = ("aws_sigv4", "http", "mcp_sse", "mcp_streamable_http")
 ACTION_TYPES = ("predict", "execute", "batch_predict", "cancel_batch_predict", "batch_predict_status")
 HTTP_METHODS = ("POST", "GET", "PUT", "DELETE")
+#: what a connector update (PUT connectors/<id>, or a model's inline connector) may change
+UPDATABLE_CONNECTOR_FIELDS = ("name", "description", "version", "protocol", "parameters", "credential", "actions",
+                              "client_config")
 #: headers a ``${parameters.*}`` may never fill (ml-commons' AbstractConnector.BLOCKED_DYNAMIC_HEADERS)
 BLOCKED_DYNAMIC_HEADERS = frozenset({
     "authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-auth-header", "x-forwarded-for",

@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import ApiError
 from ..models.nlp.tasks.base import HEAD_HIDDEN
 from .ml_connector import iae, parameter_text
+from .ml_results import embedding_results, present_docs, result_filter
 
 MODEL_PATHS_ENV = "ES_INFER_NB_ML_MODEL_PATHS"
 FUNCTIONS = ("TEXT_EMBEDDING", "SPARSE_ENCODING", "SPARSE_TOKENIZE", "TEXT_SIMILARITY", "QUESTION_ANSWERING")
@@ -310,7 +311,7 @@ class LocalModel:
             return self._similarity(body)
         if self.function == "QUESTION_ANSWERING":
             return self._question_answering(body)
-        docs = text_docs(body)
+        docs = present_docs(body)
         if self.function == "TEXT_EMBEDDING":
             return self._embedding(docs, body)
         params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
@@ -331,16 +332,7 @@ class LocalModel:
             hidden = hidden[:, 0]
         if self.config.get("normalize_result") in (True, "true"):
             hidden = hidden / np.maximum(np.linalg.norm(hidden, axis=1, keepdims=True), 1e-12)
-        return_number = body.get("return_number", True) is not False
-        target = body.get("target_response")
-        results = []
-        for vector in hidden.astype(np.float32):
-            tensor: dict[str, Any] = {"name": "sentence_embedding", "data_type": "FLOAT32",
-                                      "shape": [int(vector.shape[0])]}
-            if return_number:
-                tensor["data"] = [float(x) for x in vector]
-            results.append({"output": [tensor] if not target or "sentence_embedding" in target else []})
-        return {"inference_results": results}
+        return embedding_results(hidden.astype(np.float32), result_filter(body))
 
     def _decode(self, index: int) -> str:
         return self.tokenizer.decode([int(index)], skip_special_tokens=True)
@@ -420,9 +412,3 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     counts = np.maximum(m.sum(axis=1), 1e-9)
     return summed / (np.sqrt(counts) if mode == "MEAN_SQRT_LEN" else counts)
 
-
-def text_docs(body: dict[str, Any]) -> list[str]:
-    docs = body.get("text_docs")
-    if not isinstance(docs, list) or not docs:
-        raise iae("Empty text docs")
-    return [d if isinstance(d, str) else parameter_text(d) for d in docs]

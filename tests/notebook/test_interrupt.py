@@ -93,7 +93,9 @@ def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
         texts.infer.run(EMBEDDED, engine=engine, batch_size=CHUNK, progress=False)
     returned = time.monotonic()
     stop = info.value
-    assert returned - state["fired"] < 1.0  # the batch in flight stopped between forward passes
+    # the batch in flight stopped between forward passes (1.5 s: two 0.15 s groups a stream at most, with room
+    # for a loaded 2-core machine: 1.04 s was seen while another test run shared it)
+    assert returned - state["fired"] < 1.5
     assert (stop.rows_done, stop.rows_total) == (2 * CHUNK, 4 * CHUNK)  # exactly the chunks kept
     done = stop.partial["ml.inference.predicted_value"].notna()
     assert done.sum() == stop.rows_done and done.iloc[: stop.rows_done].all()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 START_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/start"
 UPDATE_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/update"
+STOP_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/stop"
 START_FIELDS = {
     "model_id", "deployment_id", "timeout", "wait_for", "threads_per_allocation", "inference_threads",
     "number_of_allocations", "model_threads", "queue_capacity", "cache_size", "priority", "adaptive_allocations",
@@ -44,12 +45,45 @@ def parse_time_seconds(text: str, setting: str) -> float:
 
 
 def _int(value: Any, name: str, where: str) -> int:
+    """ObjectParser's ``declareInt``: an int, a number or numeric text coerced (``2.7`` is 2, as
+    ``intValue(coerce)``); a boolean refused by the token type."""
     if isinstance(value, bool):
-        raise ApiError("x_content_parse_exception", f"[{where}] failed to parse field [{name}]", 400)
+        raise ApiError("x_content_parse_exception", f"[{where}] {name} doesn't support values of type: VALUE_BOOLEAN",
+                       400)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+    if isinstance(value, float) and value == value and abs(value) < 2**31:
         return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d*)?\s*", value):
+        return int(float(value))
+    raise ApiError("x_content_parse_exception", f"[{where}] failed to parse field [{name}]", 400)
+
+
+def _query_int(req: Request, name: str) -> int:
+    """``RestRequest.paramAsInt``."""
+    try:
+        return int(req.params[name])
+    except ValueError:
+        raise ApiError("illegal_argument_exception",
+                       f"Failed to parse int parameter [{name}] with value [{req.params[name]}]", 400) from None
+
+
+def _field(where: str, name: str, parse: Any) -> Any:
+    """A body field parsed by ``parse()``: its error wrapped as ObjectParser wraps a setter's
+    (``failed to parse field [name]``, the original as the cause)."""
+    try:
+        return parse()
+    except ApiError as err:
+        raise ApiError("x_content_parse_exception", f"[{where}] failed to parse field [{name}]", 400,
+                       caused_by=err) from None
+
+
+def _boolean(value: Any, name: str, where: str) -> bool:
+    """ObjectParser's ``declareBoolean``: a boolean, or the text ``true`` / ``false``."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
     raise ApiError("x_content_parse_exception", f"[{where}] failed to parse field [{name}]", 400)
 
 
@@ -64,9 +98,11 @@ def _body(req: Request, action: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def parse_start(req: Request) -> StartRequest:
-    """Body fields first, then query parameters (which win), as ``RestStartTrainedModelDeploymentAction``."""
+    """Body fields first, then query parameters (which win), as ``RestStartTrainedModelDeploymentAction``;
+    the deployment id is the query parameter's, else the model id (a body's ``deployment_id`` is overwritten)."""
     model_id = req.path_params["model_id"]
-    values = dict(_body(req, START_ACTION, START_FIELDS))
+    body = _body(req, START_ACTION, START_FIELDS)
+    values = {k: v for k, v in body.items() if k != "deployment_id"}
     if values.get("model_id") not in (None, model_id):
         raise ApiError("status_exception",
                        f"Inconsistent model_id; '{values['model_id']}' specified in the body differs from "
@@ -74,41 +110,47 @@ def parse_start(req: Request) -> StartRequest:
     for legacy, name in (("inference_threads", "threads_per_allocation"), ("model_threads", "number_of_allocations")):
         if legacy in values:
             values.setdefault(name, values.pop(legacy))
+    queried = set()
     for name in START_PARAMS:
         if req.has(name):
             key = {"inference_threads": "threads_per_allocation", "model_threads": "number_of_allocations"}.get(name, name)
-            values[key] = req.params[name]
-    out = StartRequest(model_id=model_id, deployment_id=str(values.get("deployment_id") or model_id))
-    if "number_of_allocations" in values:
-        out.number_of_allocations = _int(values["number_of_allocations"], "number_of_allocations", START_ACTION)
-    if "threads_per_allocation" in values:
-        out.threads_per_allocation = _int(values["threads_per_allocation"], "threads_per_allocation", START_ACTION)
-    if "queue_capacity" in values:
-        out.queue_capacity = _int(values["queue_capacity"], "queue_capacity", START_ACTION)
+            values[key] = _query_int(req, name) if key in INT_FIELDS else req.params[name]
+            queried.add(key)
+    out = StartRequest(model_id=model_id, deployment_id=str(req.params.get("deployment_id") or model_id))
+    for key in INT_FIELDS:
+        if key in values:
+            setattr(out, key, _int(values[key], key, START_ACTION))
+
+    def parsed(key: str, parse: Any) -> Any:  # a query parameter's error as it is, a body field's wrapped
+        return parse() if key in queried else _field(START_ACTION, key, parse)
+
     if values.get("cache_size") is not None:
-        out.cache_size = ByteSize.parse(values["cache_size"], "cache_size")
+        out.cache_size = parsed("cache_size", lambda: ByteSize.parse(values["cache_size"], "cache_size"))
     if "priority" in values:
-        priority = str(values["priority"]).lower()
-        if priority not in ("normal", "low"):
-            raise ApiError("illegal_argument_exception",
-                           f"No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.Priority."
-                           f"{str(values['priority']).upper()}", 400)
-        out.priority = priority
+        out.priority = parsed("priority", lambda: _enum(values["priority"], ("normal", "low"), "Priority"))
     if "wait_for" in values:
-        state = str(values["wait_for"]).lower()
-        if state not in ("starting", "started", "fully_allocated"):
-            raise ApiError("illegal_argument_exception",
-                           f"No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.AllocationStatus."
-                           f"State.{str(values['wait_for']).upper()}", 400)
-        out.wait_for = state
+        out.wait_for = parsed("wait_for", lambda: _enum(values["wait_for"], ("starting", "started", "fully_allocated"),
+                                                        "AllocationStatus.State"))
     if "timeout" in values:
-        out.timeout_s = parse_time_seconds(str(values["timeout"]), "timeout")
+        out.timeout_s = parsed("timeout", lambda: parse_time_seconds(str(values["timeout"]), "timeout"))
     out.adaptive_allocations = AdaptiveAllocations.parse(values.get("adaptive_allocations"))
     if "device" in values:
         out.device = str(values["device"])
     if values.get("precision") is not None:
         out.precision = _precision(values["precision"])
     return out
+
+
+#: the start request's int fields
+INT_FIELDS = ("number_of_allocations", "threads_per_allocation", "queue_capacity")
+
+
+def _enum(value: Any, allowed: tuple[str, ...], java: str) -> str:
+    text = str(value).lower()
+    if text not in allowed:
+        raise ApiError("illegal_argument_exception", f"No enum constant org.elasticsearch.xpack.core.ml.inference."
+                       f"assignment.{java}.{str(value).upper()}", 400)
+    return text
 
 
 def _precision(value: Any) -> str:
@@ -151,13 +193,13 @@ def assignment(dep: Deployment, node_id: str) -> dict[str, Any]:
 @route("POST", "_ml/trained_models/{deployment_id}/deployment/_stop", "allow_no_match", "force", "id", exclusive=False)
 def stop_deployment(engine: "Engine", req: Request) -> Any:
     expression = req.path_params["deployment_id"]
-    body = _body(req, "stop_trained_model_deployment_request", {"id", "allow_no_match", "force"})
-    if body.get("id") not in (None, expression):
-        raise ApiError("status_exception",
-                       f"Inconsistent id; '{body['id']}' specified in the body differs from '{expression}' specified "
-                       "as a URL argument", 400)
-    allow = req.bool_param("allow_no_match", bool(body.get("allow_no_match", True)))
-    force = req.bool_param("force", bool(body.get("force", False)))
+    body = _body(req, STOP_ACTION, {"model_id", "allow_no_match", "force"})
+    if body.get("model_id") not in (None, expression):
+        raise ApiError("illegal_argument_exception",
+                       f"Inconsistent model_id; '{body['model_id']}' specified in the body differs from '{expression}' "
+                       "specified as a URL argument", 400)
+    allow = req.bool_param("allow_no_match", _boolean(body.get("allow_no_match", True), "allow_no_match", STOP_ACTION))
+    force = req.bool_param("force", _boolean(body.get("force", False), "force", STOP_ACTION))
     registry = deployments(engine)
     with engine.lock:  # the checks and the routing table change together; the queues drain outside
         ids = _expand(engine, expression, allow, tolerate_missing=allow)
@@ -205,31 +247,41 @@ def _expand(engine: "Engine", expression: str, allow_no_match: bool, *, tolerate
 
 @route("POST", "_ml/trained_models/{deployment_id}/deployment/_update", "number_of_allocations")
 def update_deployment(engine: "Engine", req: Request) -> Any:
+    """``RestUpdateTrainedModelDeploymentAction``: ``?number_of_allocations=`` alone (the body is not read),
+    else the body (``{}`` changes nothing); a partial ``adaptive_allocations`` merges into the deployment's,
+    ``null`` removes them, and the merged settings decide whether a count may be set."""
     deployment_id = req.path_params["deployment_id"]
-    body = _body(req, UPDATE_ACTION, {"number_of_allocations", "adaptive_allocations"})
     allocations: int | None = None
-    if "number_of_allocations" in body:
-        allocations = _int(body["number_of_allocations"], "number_of_allocations", UPDATE_ACTION)
+    adaptive: AdaptiveAllocations | None = None
+    reset = False
     if req.has("number_of_allocations"):
         allocations = req.int_param("number_of_allocations", 1)
-    adaptive = AdaptiveAllocations.parse(body.get("adaptive_allocations"))
+    else:
+        req.require_body()
+        body = _body(req, UPDATE_ACTION, {"model_id", "number_of_allocations", "adaptive_allocations", "timeout"})
+        if body.get("model_id") not in (None, deployment_id):
+            raise ApiError("status_exception", f"Inconsistent model_id; '{body['model_id']}' specified in the body "
+                           f"differs from '{deployment_id}' specified as a URL argument", 400)
+        if body.get("timeout") is not None:
+            _field(UPDATE_ACTION, "timeout", lambda: parse_time_seconds(str(body["timeout"]), "timeout"))
+        if "number_of_allocations" in body:
+            allocations = _int(body["number_of_allocations"], "number_of_allocations", UPDATE_ACTION)
+        reset = "adaptive_allocations" in body and body["adaptive_allocations"] is None
+        adaptive = AdaptiveAllocations.parse(body.get("adaptive_allocations"))
     problems: list[str] = []
-    if allocations is None and adaptive is None:
-        problems.append("[number_of_allocations] or [adaptive_allocations] is required")
-    if allocations is not None:
-        if allocations < 1:
-            problems.append("[number_of_allocations] must be a positive integer")
-        if adaptive is not None and adaptive.enabled is True:
-            problems.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
+    if allocations is not None and allocations < 1:
+        problems.append("[number_of_allocations] must be a positive integer")
     if adaptive is not None:
         problems.extend(adaptive.problems())
-    registry = deployments(engine)
-    dep = registry.get(deployment_id)
-    if not problems and dep is not None and dep.params.priority == "low" and allocations is not None and allocations > 1:
-        problems.append("[number_of_allocations] must be 1 when [priority] is low")
-    if problems:
+    if problems:  # the request's own checks (Request.validate), before the deployment is looked up
         raise validation_failed(problems)
-    dep = registry.update(deployment_id, allocations, adaptive)
+    registry = deployments(engine)
+    dep = registry.require(deployment_id)
+    merged = None if reset else AdaptiveAllocations.merged(dep.params.adaptive_allocations, adaptive)
+    if allocations is not None and merged is not None and merged.enabled is True:  # on the merged settings:
+        raise ApiError("validation_exception", "Validation Failed: 1: [number_of_allocations] cannot be set if "
+                       "adaptive allocations is enabled;", 400)  # the cluster service's ValidationException
+    dep = registry.update(deployment_id, allocations, merged, reset)
     return {"assignment": assignment(dep, registry.node.id)}
 
 

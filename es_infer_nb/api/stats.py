@@ -105,15 +105,15 @@ def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None =
             "model_size_bytes": size,
             "required_native_memory_bytes": native,
         },
-        "pipeline_count": len(pipelines_using(engine, ids)),
     }
+    pipelines = pipelines_using(engine, ids)
+    entry["pipeline_count"] = len(pipelines)
+    if pipelines:  # TrainedModelStats.toXContent: ingest before inference_stats
+        entry["ingest"] = ingest_stats(engine, pipelines)
     if deployment is not None:
         entry["inference_stats"] = overall_inference_stats(deployment)
     else:
         entry["inference_stats"] = engine.stats.for_model(model_id).to_dict()
-    pipelines = pipelines_using(engine, ids)
-    if pipelines:
-        entry["ingest"] = ingest_stats(engine, pipelines)
     return entry
 
 

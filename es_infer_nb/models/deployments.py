@@ -164,6 +164,17 @@ class AdaptiveAllocations:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    @classmethod
+    def merged(cls, current: dict[str, Any] | None, update: "AdaptiveAllocations | None") -> "AdaptiveAllocations | None":
+        """``AdaptiveAllocationsSettings.merge``: the update's fields over the deployment's."""
+        if update is None:
+            return None if not current else cls(**current)
+        base = cls(**current) if current else cls()
+        for key, value in asdict(update).items():
+            if value is not None:
+                setattr(base, key, value)
+        return base
+
 
 @dataclass
 class DeploymentParams:
@@ -713,11 +724,15 @@ class Deployments:
         self.detach(deployment_id).shutdown()
 
     def update(self, deployment_id: str, number_of_allocations: int | None,
-               adaptive: AdaptiveAllocations | None) -> Deployment:
+               adaptive: AdaptiveAllocations | None, reset: bool = False) -> Deployment:
+        """A new allocation count and / or adaptive settings (``adaptive``: the merged settings; ``reset``:
+        the adaptive settings removed)."""
         dep = self.require(deployment_id)
         if number_of_allocations is not None:
             dep.params.number_of_allocations = number_of_allocations
-        if adaptive is not None:
+        if reset:
+            dep.params.adaptive_allocations = None
+        elif adaptive is not None:
             dep.params.adaptive_allocations = adaptive.to_dict()
             if number_of_allocations is None and adaptive.min_number_of_allocations:
                 dep.params.number_of_allocations = max(dep.params.number_of_allocations,

@@ -115,7 +115,8 @@ def test_start_parameter_parsing_errors(engine):
     assert error(start(engine, cache_size="100")) == (
         400, "parse_exception",
         "failed to parse setting [cache_size] with value [100] as a size in bytes: unit is missing or unrecognized")
-    assert error(start(engine, threads_per_allocation="two"))[1] == "x_content_parse_exception"
+    assert error(start(engine, threads_per_allocation="two")) == (  # RestRequest.paramAsInt
+        400, "illegal_argument_exception", "Failed to parse int parameter [threads_per_allocation] with value [two]")
     assert error(start(engine, priority="urgent"))[0] == 400
     assert error(start(engine, bogus="1")) == (
         400, "illegal_argument_exception",
@@ -263,11 +264,15 @@ def test_stop_update_and_errors(engine, models):
                                 params={"allow_no_match": "false"}))[0] == 404
 
 
-def test_low_priority_update_keeps_one_allocation(engine, models):
+def test_low_priority_rule_is_the_start_requests_only(engine, models):
+    """``[number_of_allocations] must be 1 when [priority] is low`` is StartTrainedModelDeploymentAction's;
+    the update request has no such rule (UpdateTrainedModelDeploymentAction.Request.validate)."""
     put_pytorch(engine)
+    assert error(start(engine, priority="low", number_of_allocations=2))[2] == (
+        "Validation Failed: 1: [number_of_allocations] must be 1 when [priority] is low;")
     assert start(engine, priority="low").status == 200
     r = engine.request("POST", "_ml/trained_models/tiny/deployment/_update", {"number_of_allocations": 2})
-    assert error(r)[2] == "Validation Failed: 1: [number_of_allocations] must be 1 when [priority] is low;"
+    assert r.status == 200 and r.body["assignment"]["task_parameters"]["number_of_allocations"] == 2
 
 
 def test_queue_capacity_rejects_like_es(engine, models):
@@ -550,3 +555,64 @@ def test_3rd_party_deployment_yaml_rules(engine, models):
                                 params={"allow_no_match": "false"}))[0] == 404
     assert engine.request("POST", "_ml/trained_models/a-dep/deployment/_stop",
                           params={"allow_no_match": "true"}).body == {"stopped": True}
+
+
+def test_update_merges_adaptive_allocations_and_reads_as_es_does(engine, models):
+    """RestUpdateTrainedModelDeploymentAction / TrainedModelAssignmentClusterService: a partial
+    ``adaptive_allocations`` merges into the deployment's, ``null`` removes them, a count is refused while
+    the merged settings are enabled, ``{}`` changes nothing, ``?number_of_allocations=`` does not read the body."""
+    put_pytorch(engine)
+    adaptive = {"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 4}
+    r = engine.request("POST", "_ml/trained_models/tiny/deployment/_start", {"adaptive_allocations": adaptive})
+    assert r.status == 200, r.body
+    update = "_ml/trained_models/tiny/deployment/_update"
+    r = engine.request("POST", update, {"adaptive_allocations": {"max_number_of_allocations": 8}})
+    assert r.body["assignment"]["adaptive_allocations"] == {**adaptive, "max_number_of_allocations": 8}
+    assert error(engine.request("POST", update, {"number_of_allocations": 2})) == (
+        400, "validation_exception",
+        "Validation Failed: 1: [number_of_allocations] cannot be set if adaptive allocations is enabled;")
+    assert engine.request("POST", update, {}).status == 200
+    assert error(engine.request("POST", update)) == (400, "parse_exception", "request body is required")
+    r = engine.request("POST", update, {"adaptive_allocations": None, "model_id": "tiny", "timeout": "5s"})
+    assert r.status == 200 and "adaptive_allocations" not in r.body["assignment"]
+    r = engine.request("POST", update, {"adaptive_allocations": {"nope": 1}}, {"number_of_allocations": "3"})
+    assert r.status == 200 and r.body["assignment"]["task_parameters"]["number_of_allocations"] == 3
+    assert error(engine.request("POST", update, {"model_id": "zz"})) == (
+        400, "status_exception", "Inconsistent model_id; 'zz' specified in the body differs from 'tiny' specified as "
+                                 "a URL argument")
+
+
+def test_start_body_reads_as_object_parser_does(engine, models):
+    """The body's ``deployment_id`` is overwritten by the query's or the model id; ints coerce (``2.7`` is 2);
+    a boolean for an int, and enums / times / sizes that fail, are wrapped as ObjectParser wraps them."""
+    put_pytorch(engine)
+    path = "_ml/trained_models/tiny/deployment/_start"
+    r = engine.request("POST", path, {"deployment_id": "from_body", "number_of_allocations": 2.7})
+    assert r.status == 200, r.body
+    assert r.body["assignment"]["task_parameters"]["deployment_id"] == "tiny"
+    assert r.body["assignment"]["task_parameters"]["number_of_allocations"] == 2
+    engine.request("POST", "_ml/trained_models/tiny/deployment/_stop")
+    assert error(engine.request("POST", path, {"threads_per_allocation": True})) == (
+        400, "x_content_parse_exception", "[cluster:admin/xpack/ml/trained_models/deployment/start] "
+                                          "threads_per_allocation doesn't support values of type: VALUE_BOOLEAN")
+    r = engine.request("POST", path, {"priority": "high"})
+    assert error(r) == (400, "x_content_parse_exception",
+                        "[cluster:admin/xpack/ml/trained_models/deployment/start] failed to parse field [priority]")
+    assert r.body["error"]["caused_by"]["reason"] == \
+        "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.Priority.HIGH"
+    assert error(engine.request("POST", path, {"timeout": "abc"}))[2].endswith("failed to parse field [timeout]")
+
+
+def test_stop_body_reads_as_es_does(engine, models):
+    put_pytorch(engine)
+    start(engine)
+    stop = "_ml/trained_models/tiny/deployment/_stop"
+    assert error(engine.request("POST", stop, {"force": "yes"})) == (
+        400, "x_content_parse_exception",
+        "[cluster:admin/xpack/ml/trained_models/deployment/stop] failed to parse field [force]")
+    assert error(engine.request("POST", stop, {"model_id": "other"})) == (
+        400, "illegal_argument_exception",
+        "Inconsistent model_id; 'other' specified in the body differs from 'tiny' specified as a URL argument")
+    assert engine.request("POST", stop, {"model_id": "tiny", "force": "false"}).body == {"stopped": True}
+    assert engine.request("POST", "_ml/trained_models/gone/deployment/_stop",
+                          {"allow_no_match": "false"}).status == 404

@@ -300,11 +300,12 @@ def clear_cache(engine: "Engine", req: Request) -> Any:
     return {"cleared": True}
 
 
-def queued_infer(engine: "Engine", dep: Deployment, docs: list[dict[str, Any]], update: Any, req: Request) -> Deferred:
+def queued_infer(engine: "Engine", dep: Deployment, docs: list[dict[str, Any]], update: Any, req: Request,
+                 body_timeout: Any = None) -> Deferred:
     """``_infer`` on a deployment: the documents join its queue now (ES's 429 when it is full) and the
     answer waits for the worker outside the engine's lock, so concurrent calls share model batches.
-    ``timeout`` (query parameter) bounds the wait: ES's 408 and ``timeout_count``."""
-    timeout_text = req.params.get("timeout")
+    ``timeout`` (the query parameter, else the body's) bounds the wait: ES's 408 and ``timeout_count``."""
+    timeout_text = req.params.get("timeout") or (None if body_timeout is None else str(body_timeout))
     timeout = parse_time_seconds(str(timeout_text), "timeout") if timeout_text else None
     if timeout is not None and timeout < 0:
         timeout = None  # -1: wait forever

@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 @route("POST", "_ml/inference/{model_id}/_infer", "timeout", exclusive=False)
 def infer(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
+    if req.body is None:  # RestInferTrainedModelAction
+        raise ApiError("status_exception", "requires body", 400)
     body = req.object_body("infer_trained_model_request")
-    reject_unknown(body, "infer_trained_model_request", {"docs", "inference_config", "input"})
+    reject_unknown(body, "infer_trained_model_request", {"docs", "inference_config", "input", "timeout"})
     docs = body.get("docs")
     if docs is None and "input" in body:
         raw = body["input"]
@@ -45,7 +47,8 @@ def infer(engine: "Engine", req: Request) -> Any:
     _check_config_names(body.get("inference_config"))
     backend = resolve(engine, model_id, endpoints=False)  # _infer names trained models only
     if isinstance(backend, NlpBackend):  # pytorch: queued on the deployment, answered outside the engine lock
-        return queued_infer(engine, backend.deployment(req.device), docs, body.get("inference_config"), req)
+        return queued_infer(engine, backend.deployment(req.device), docs, body.get("inference_config"), req,
+                            body.get("timeout"))
     result = backend.infer_docs(docs, body.get("inference_config"), device=req.device)
     out = result.to_docs()
     for doc in out:

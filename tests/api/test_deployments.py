@@ -616,3 +616,16 @@ def test_stop_body_reads_as_es_does(engine, models):
     assert engine.request("POST", stop, {"model_id": "tiny", "force": "false"}).body == {"stopped": True}
     assert engine.request("POST", "_ml/trained_models/gone/deployment/_stop",
                           {"allow_no_match": "false"}).status == 404
+
+
+def test_infer_body_and_its_timeout(engine, models):
+    """RestInferTrainedModelAction: no body is ``requires body``; ``timeout`` is a body field too (the query
+    parameter wins)."""
+    put_pytorch(engine)
+    start(engine)
+    path = "_ml/trained_models/tiny/_infer"
+    assert error(engine.request("POST", path)) == (400, "status_exception", "requires body")
+    r = engine.request("POST", path, {"docs": [{"text_field": "these are"}], "timeout": "30s"})
+    assert r.status == 200 and len(r.body["inference_results"]) == 1
+    r = engine.request("POST", path, {"docs": [{"text_field": "these"}], "timeout": "bogus"}, {"timeout": "30s"})
+    assert r.status == 200

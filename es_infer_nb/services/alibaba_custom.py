@@ -273,6 +273,7 @@ class AlibabaCloudCustomModelService(CustomService):
     """``alibaba-cloud-custom-model``: the ``path.<path>.<METHOD>`` layout, and ES's flat ``custom`` one."""
 
     name = SERVICE
+    display_name = "Alibaba Cloud Custom Model"
     chunking_by_default = False  # Alibaba's GET shows no chunking_settings unless given
 
     def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],

@@ -94,16 +94,24 @@ class ServiceSetting:
     type: str = "str"
     default_value: Any = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"default_value": self.default_value, "description": self.description, "label": self.name,
-                "required": self.required, "sensitive": self.sensitive, "updatable": not self.sensitive,
-                "type": self.type}
+    def to_dict(self, task_types: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``SettingsConfiguration.toXContent``: null default and description left out, then the task types."""
+        out: dict[str, Any] = {}
+        if self.default_value is not None:
+            out["default_value"] = self.default_value
+        if self.description is not None:
+            out["description"] = self.description
+        out.update({"label": self.name, "required": self.required, "sensitive": self.sensitive,
+                    "updatable": not self.sensitive, "type": self.type, "supported_task_types": list(task_types)})
+        return out
 
 
 class Service(ABC):
     """An inference service: settings parsing and ``infer``."""
 
     name: str = ""
+    #: the service's display name (its ``SERVICE_NAME`` in ES), ``_services``' ``name``
+    display_name: str = ""
     task_types: tuple[str, ...] = ()
     secret_fields: tuple[str, ...] = ()
     default_rpm: int = 3000
@@ -149,8 +157,8 @@ class Service(ABC):
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"service": self.name, "name": self.name, "task_types": list(self.task_types),
-                "configurations": {s.name: s.to_dict() for s in self.settings_table()}}
+        return {"service": self.name, "name": self.display_name or self.name, "task_types": list(self.task_types),
+                "configurations": {s.name: s.to_dict(self.task_types) for s in self.settings_table()}}
 
 
 def translate_input_type(input_type: str | None) -> str | None:

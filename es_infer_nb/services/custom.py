@@ -267,6 +267,7 @@ def render_request(task_type: str, settings: CustomSettings, parameters: dict[st
 
 class CustomService(HttpService):
     name = "custom"
+    display_name = "Custom"
     task_types = ("text_embedding", "sparse_embedding", "rerank", "completion", "custom")
     secret_fields = ("secret_parameters",)
     default_rpm = DEFAULT_RPM

@@ -22,6 +22,7 @@ SCOPE = "service_settings"
 
 class ElasticsearchService(Service):
     name = "elasticsearch"
+    display_name = "Elasticsearch"
     task_types = ("text_embedding", "sparse_embedding", "rerank")
 
     def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],

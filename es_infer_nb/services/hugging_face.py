@@ -22,6 +22,7 @@ SCOPE = "service_settings"
 
 class HuggingFaceService(HttpService):
     name = "hugging_face"
+    display_name = "Hugging Face"
     task_types = ("text_embedding", "rerank")
     secret_fields = ("api_key",)
     chunked_task_types = ("text_embedding",)

@@ -28,6 +28,7 @@ def _float_list(values: Any, i: int) -> list[float]:
 
 class OpenAiService(HttpService):
     name = "openai"
+    display_name = "OpenAI"
     task_types = ("text_embedding", "completion")
     secret_fields = ("api_key",)
     chunked_task_types = ("text_embedding",)

@@ -47,9 +47,18 @@ def get_service(name: Any) -> Service:
 
 
 def check_task_type(task_type: Any) -> str:
-    if task_type not in TASK_TYPES:
-        raise ApiError("illegal_argument_exception", f"Unknown task_type [{task_type}]", 400)
-    return task_type
+    """``TaskType.fromStringOrStatusException`` for a task type an endpoint has: any case (``TEXT_EMBEDDING``)."""
+    name = task_type.strip().lower() if isinstance(task_type, str) else task_type
+    if name not in TASK_TYPES:
+        raise ApiError("status_exception", f"Unknown task_type [{task_type}]", 400)
+    return name
+
+
+def path_task_type(task_type: Any) -> str | None:
+    """A task type in a request's path: ``any`` stands for none (``TaskType.ANY``)."""
+    if isinstance(task_type, str) and task_type.strip().lower() == "any":
+        return None
+    return check_task_type(task_type)
 
 
 def split_secrets(service: Service, service_settings: dict[str, Any],

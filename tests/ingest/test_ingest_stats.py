@@ -36,7 +36,7 @@ def test_no_ingest_section_without_pipelines(eng):
 def test_section_shape_when_referenced(eng):
     eng.request("PUT", "_ingest/pipeline/reg-pipe", {"processors": [{"inference": {"model_id": "reg"}}]})
     s = stats(eng)
-    assert list(s) == ["model_id", "model_size_stats", "pipeline_count", "inference_stats", "ingest"]
+    assert list(s) == ["model_id", "model_size_stats", "pipeline_count", "ingest", "inference_stats"]
     assert s["pipeline_count"] == 1
     ing = s["ingest"]
     assert list(ing) == ["total", "pipelines"]

@@ -138,11 +138,11 @@ def test_delete_refused_while_a_pipeline_uses_the_endpoint(engine, model_server)
     refused = engine.request("DELETE", "_inference/text_embedding/used")
     assert refused.status == 409
     assert refused.body["error"]["reason"].startswith("Inference endpoint used is referenced by pipelines: [p1].")
-    assert ok(engine.request("DELETE", "_inference/used", params={"dry_run": "true"})) == {
-        "acknowledged": False, "pipelines": ["p1"]}
+    dry = ok(engine.request("DELETE", "_inference/used", params={"dry_run": "true"}))
+    assert dry == {"acknowledged": False, "pipelines": ["p1"], "error_message": refused.body["error"]["reason"]}
     assert ok(engine.request("GET", "_inference/used"))["endpoints"]
-    assert ok(engine.request("DELETE", "_inference/used", params={"force": "true"})) == {
-        "acknowledged": True, "pipelines": ["p1"]}
+    assert ok(engine.request("DELETE", "_inference/used", params={"force": "true"})) == {  # TransportDelete...:
+        "acknowledged": True, "pipelines": []}  # a delete that goes ahead answers no pipelines
     assert engine.request("GET", "_inference/used").status == 404
 
 

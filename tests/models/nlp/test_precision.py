@@ -240,7 +240,8 @@ def test_precision_of_start_import_and_auto_is_shown_in_stats(monkeypatch, tiny_
     assert started.raise_for_status().body["assignment"]["precision"] == "bf16"  # the _start answer shows it too
     assert list(started.body["assignment"])[-1] == "precision"  # after ES's fields
     assert _stats_precision(engine, "q") == "bf16"
-    engine.request("POST", start.format("emb"), {"deployment_id": "b", "precision": "fp16"}).raise_for_status()
+    engine.request("POST", start.format("emb"), {"precision": "fp16"},  # the id from the query (ES ignores the body's)
+                   {"deployment_id": "b"}).raise_for_status()
     assert _stats_precision(engine, "b") == "fp16"
     engine.request("POST", start.format("emb-int8")).raise_for_status()
     assert _stats_precision(engine, "emb-int8") == "int8"  # what the import recorded

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from .base import Endpoint, InferenceContext, TaskOutput, merged_task_settings
-from .chunking import parse_chunking_settings
+from .chunking import REQUEST_CHUNKER_DEFAULT
 from .registry import endpoints
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,8 +86,8 @@ def infer_chunked(engine: "Engine", inference_id: str, inputs: list[str], *,
     with its result: ``[{"text", "start", "end", "embedding"}, ...]``; an ``ApiError`` for an input
     one of whose chunks failed. All chunks of all inputs go through one batched run."""
     endpoint = resolve(engine, inference_id)
-    # ES chunks with its default settings when the endpoint has none of its own
-    chunking = endpoint.chunking_settings or parse_chunking_settings(None)
+    # an endpoint without settings of its own: EmbeddingRequestChunker's (word, 250 words, 100 overlapping)
+    chunking = endpoint.chunking_settings or REQUEST_CHUNKER_DEFAULT
     if not inputs:
         return []
     spans = [chunking.chunks(text) for text in inputs]

@@ -150,7 +150,8 @@ def test_chunking_settings_validation_and_preview(engine, model_server):
     body = ali_embeddings(f"{model_server.url}/ali-embeddings")
     body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 5, "overlap": 1}
     bad = engine.request("PUT", "_inference/text_embedding/c1", body)
-    assert bad.status == 400 and "[max_chunk_size] must be between [10] and [300]" in bad.body["error"]["reason"]
+    assert (bad.status, bad.body["error"]["reason"]) == (400, "Validation Failed: 1: [chunking_settings] Invalid value "
+                                                         "[5.0]. [max_chunk_size] must be a greater than or equal to [10.0];")
     body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 10, "overlap": 5}
     assert ok(engine.request("PUT", "_inference/text_embedding/c1", body))["chunking_settings"] == {
         "strategy": "word", "max_chunk_size": 10, "overlap": 5}
@@ -164,7 +165,7 @@ def test_chunking_settings_validation_and_preview(engine, model_server):
     assert default == [{"text": sentences, "start": 0, "end": len(sentences)}]
     assert [c["text"] for c in preview_chunks(" ".join(["Word word word word word."] * 6),
             {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 1})] == [
-        "Word word word word word. " * 3 + "Word word word word word.",
+        "Word word word word word. " * 4,  # a sentence chunk ends where the next sentence starts
         "Word word word word word. " * 2 + "Word word word word word."]
 
 
@@ -190,12 +191,13 @@ def test_chunked_inference_follows_the_endpoint_chunking(engine, model_server):
     from es_infer_nb.services.runner import infer_chunked
 
     body = ali_embeddings(f"{model_server.url}/ali-embeddings")
-    body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 10, "overlap": 0}
+    body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 10, "overlap": 1}
     ok(engine.request("PUT", "_inference/text_embedding/chunky", body))
     long_text = " ".join(f"w{i}" for i in range(15))
     out = infer_chunked(engine, "chunky", [long_text, "short"])
+    # WordBoundaryChunker: the second window starts at the boundary after w8 (its separator with it)
     assert [c["text"] for c in out[0]] == [" ".join(f"w{i}" for i in range(10)),
-                                          " ".join(f"w{i}" for i in range(10, 15))]
+                                          " " + " ".join(f"w{i}" for i in range(9, 15))]
     assert out[0][1]["embedding"] == vector(out[0][1]["text"])
     assert out[1] == [{"text": "short", "start": 0, "end": 5, "embedding": vector("short")}]
 

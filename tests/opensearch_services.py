@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Iterator
 
 from es_infer_nb.services.loopback import LoopbackServer, Received
 
@@ -54,3 +54,25 @@ def connector_body(server: LoopbackServer, path: str = "/embed", **action: Any) 
     return {"name": "loopback embeddings", "description": "a loopback embedding service", "version": 1,
             "protocol": "http", "parameters": {"endpoint": server.url},
             "credential": {"api_key": API_KEY}, "actions": [predict]}
+
+
+def serving(handler: Any) -> Iterator[LoopbackServer]:
+    """A loopback service answering with ``handler`` for a test module's fixture, stopped after."""
+    server = LoopbackServer(handler).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def call(engine: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """``engine.request`` as ``(status, body)``."""
+    resp = engine.request(method, path, body)
+    return resp.status, resp.body
+
+
+def ok(engine: Any, method: str, path: str, body: Any = None) -> Any:
+    """The body of a request that must answer 200."""
+    status, out = call(engine, method, path, body)
+    assert status == 200, out
+    return out

@@ -13,6 +13,7 @@ import pytest
 
 from es_infer_nb import Engine
 from es_infer_nb.services.loopback import LoopbackServer, Received
+from opensearch_services import call, ok, serving
 
 ML = "_plugins/_ml"
 #: the answers of the canned service, by path: (status, body or a function of the request's JSON)
@@ -51,22 +52,7 @@ def _answer(req: Received) -> tuple[int, Any]:
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[LoopbackServer]:
-    server = LoopbackServer(_answer).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def call(engine: Engine, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    resp = engine.request(method, path, body)
-    return resp.status, resp.body
-
-
-def ok(engine: Engine, method: str, path: str, body: Any = None) -> Any:
-    status, out = call(engine, method, path, body)
-    assert status == 200, out
-    return out
+    yield from serving(_answer)
 
 
 def error(engine: Engine, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:

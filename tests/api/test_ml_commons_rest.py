@@ -14,6 +14,7 @@ import pytest
 
 from es_infer_nb import Engine
 from es_infer_nb.services.loopback import LoopbackServer
+from opensearch_services import call, ok, serving
 from es_infer_nb.services.ml_commons import MINILM, NODE_ID
 
 ML = "_plugins/_ml"
@@ -21,22 +22,7 @@ ML = "_plugins/_ml"
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[LoopbackServer]:
-    server = LoopbackServer(lambda req: (200, {"echo": json.loads(req.body or b"{}")})).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def call(engine: Engine, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    resp = engine.request(method, path, body)
-    return resp.status, resp.body
-
-
-def ok(engine: Engine, method: str, path: str, body: Any = None) -> Any:
-    status, out = call(engine, method, path, body)
-    assert status == 200, out
-    return out
+    yield from serving(lambda req: (200, {"echo": json.loads(req.body or b"{}")}))
 
 
 def error(engine: Engine, method: str, path: str, body: Any = None) -> tuple[int, str, str]:

@@ -89,8 +89,8 @@ class EmbeddedBackend:
                            "inference_config must be an object with one inference type mapped to an object.", 400)
         ((name, options),) = update.items()
         if name != self.TASK:
-            raise ApiError("status_exception", f"Model [{self.model_id}] has inference config of type [{self.TASK}] "
-                           f"which is not supported by inference request of type [{name}]", 400)
+            raise ApiError("status_exception", f"Trained model [{self.model_id}] is configured for task [{self.TASK}] "
+                           f"but called with task [{name}]", 403)  # TrainedModelDeploymentTask.infer
         options = options or {}
         unknown = sorted(set(options) - {"results_field", "tokenization"})
         if unknown:

@@ -49,9 +49,8 @@ def test_failed_documents_do_not_drop_the_others(engine, vec):
 def test_wrong_update_type_is_an_error(engine):
     r = engine.request("POST", f"_ml/trained_models/{EMBEDDED}/_infer",
                        {"docs": [{"text_field": "x"}], "inference_config": {"ner": {}}})
-    assert r.status == 400 and r.body["error"]["reason"] == (
-        f"Model [{EMBEDDED}] has inference config of type [text_embedding] which is not supported by inference "
-        "request of type [ner]")
+    assert r.status == 403 and r.body["error"]["reason"] == (  # TrainedModelDeploymentTask.infer
+        f"Trained model [{EMBEDDED}] is configured for task [text_embedding] but called with task [ner]")
 
 
 def test_pipeline_target_field_style(engine, vec):

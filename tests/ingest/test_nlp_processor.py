@@ -128,8 +128,8 @@ def test_update_of_another_task_fails_each_document(eng):
     docs = simulate(eng, [{"inference": {"model_id": "emb", "inference_config": {"ner": {}}}}],
                     [{"text_field": "a"}, {"text_field": "b"}])
     for entry in docs:
-        assert error(entry) == ("status_exception", "Model [emb] has inference config of type [text_embedding] which "
-                                "is not supported by inference request of type [ner]")
+        assert error(entry) == ("status_exception", "Trained model [emb] is configured for task [text_embedding] but "
+                                "called with task [ner]")
 
 
 def test_missing_required_update_fields(eng):

@@ -242,8 +242,8 @@ class NlpModel:
                                "inference_config must be an object with one inference type mapped to an object.", 400)
             ((name, options),) = update.items()
             if name != self.task.NAME:
-                raise ApiError("status_exception", f"Model [{self.model_id}] has inference config of type "
-                               f"[{self.task.NAME}] which is not supported by inference request of type [{name}]", 400)
+                raise ApiError("status_exception", f"Trained model [{self.model_id}] is configured for task "
+                               f"[{self.task.NAME}] but called with task [{name}]", 403)  # TrainedModelDeploymentTask
             task = self.task.updated(options or {})
         task.check_request()
         return task

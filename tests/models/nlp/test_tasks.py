@@ -183,7 +183,8 @@ def test_zero_shot_entailment_math(nlp_model, tiny_models):
 
 
 def test_zero_shot_needs_labels(nlp_model):
-    with pytest.raises(ApiError, match=r"requires non-empty \[labels\]"):
+    with pytest.raises(ApiError, match=r"stored configuration has no \[labels\] defined, supplied inference_config "
+                                       r"update must supply \[labels\]"):
         nlp_model("zero_shot_classification").infer([{"text_field": "x"}])
 
 
@@ -267,7 +268,7 @@ def test_results_field_and_update_errors(nlp_model):
     m = nlp_model("text_embedding")
     doc = m.infer([{"text_field": "paris"}], {"text_embedding": {"results_field": "vec"}}).to_docs()[0]
     assert list(doc) == ["vec"]
-    with pytest.raises(ApiError, match=r"not supported by inference request of type \[ner\]"):
+    with pytest.raises(ApiError, match=r"is configured for task \[text_embedding\] but called with task \[ner\]"):
         m.infer([{"text_field": "paris"}], {"ner": {}})
     with pytest.raises(ApiError, match=r"unknown field \[bogus\]"):
         m.infer([{"text_field": "paris"}], {"text_embedding": {"bogus": 1}})
@@ -349,3 +350,24 @@ def test_ner_without_tokens_is_es_status_error():
         task.result("", [], [], None)
     assert (err.value.status, err.value.type, err.value.reason) == (500, "status_exception",
                                                                     "no valid tokenization to build result")
+
+
+def test_updates_are_checked_as_the_configs_they_build(nlp_model):
+    """*ConfigUpdate.apply builds the task's config, so its constructor's checks apply to a request's update
+    (QuestionAnsweringConfig's ranges, FillMaskConfig's span); an update must give the question / text it needs."""
+    qa = nlp_model("question_answering")
+    for update, reason in ((({"question": "who?", "num_top_classes": -1}),
+                            "[num_top_classes] must be greater than or equal to [0]; provided [-1]"),
+                           (({"question": "who?", "max_answer_length": 0}),
+                            "[max_answer_length] must be greater than [0]; provided [0]"),
+                           (({"num_top_classes": 2}), "[question] must not be null.")):
+        with pytest.raises(ApiError) as err:
+            qa.infer([{"text_field": "x"}], {"question_answering": update})
+        assert err.value.reason == reason
+    with pytest.raises(ApiError) as err:
+        nlp_model("fill_mask").infer([{"text_field": "a [MASK]"}], {"fill_mask": {
+            "tokenization": {"bert": {"truncate": "none", "span": 10}}}})
+    assert err.value.reason == "[fill_mask] does not support windowing long text sequences; configured span [10]"
+    with pytest.raises(ApiError) as err:
+        nlp_model("text_similarity").infer([{"text_field": "x"}], {"text_similarity": {"results_field": "r"}})
+    assert (err.value.type, err.value.reason) == ("illegal_argument_exception", "[text] must not be null.")

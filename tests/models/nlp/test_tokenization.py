@@ -92,7 +92,8 @@ def test_settings_parse_defaults_and_updates():
         apply_update(settings, {"bert": {"max_sequence_length": 1024}})
     with pytest.raises(ApiError, match=r"unknown field \[do_lower_case\]"):
         apply_update(settings, {"bert": {"do_lower_case": True}})
-    with pytest.raises(ApiError, match="must be the same as the model's tokenization type"):
+    with pytest.raises(ApiError, match=r"Tokenization config of type \[bert\] can not be updated with a request "
+                                       r"of type \[roberta\]"):
         apply_update(settings, {"roberta": {"truncate": "first"}})
     with pytest.raises(ApiError, match="Truncate.SIDEWAYS"):
         parse({"bert": {"truncate": "sideways"}})
@@ -223,3 +224,14 @@ def test_bpe_roberta_keeps_word_positions(roberta_tokenizer):
     inner = tok.inner("elasticsearch london")
     assert len(inner.ids) > 2 and inner.positions[0] == 0 and inner.positions[-1] == 1
     assert sorted(set(inner.positions)) == [0, 1]
+
+
+def test_tokenization_constructor_messages():
+    """Tokenization's constructor: a span below -1 and a max_sequence_length that is not positive."""
+    for value, reason in (({"bert": {"truncate": "none", "span": -5}},
+                           "[span] must be non-negative to indicate span length or [-1] to indicate no windowing "
+                           "should occur"),
+                          ({"bert": {"max_sequence_length": 0}}, "[max_sequence_length] must be positive")):
+        with pytest.raises(ApiError) as err:
+            parse(value)
+        assert (err.value.type, err.value.reason) == ("illegal_argument_exception", reason)

@@ -73,6 +73,8 @@ class Task:
     OPTIONS: ClassVar[dict[str, Any]] = {}
     #: options a request may update (besides results_field / tokenization)
     UPDATES: ClassVar[tuple[str, ...]] = ()
+    #: the option an update must give (a question, a text), or None
+    REQUIRED_UPDATE: ClassVar[str | None] = None
 
     tokenization: Tokenization = field(default_factory=Tokenization)
     results_field: str = DEFAULT_RESULTS_FIELD
@@ -112,6 +114,9 @@ class Task:
             return self
         if not isinstance(update, dict):
             raise ApiError("x_content_parse_exception", f"[{self.NAME}] update must be an object", 400)
+        if self.REQUIRED_UPDATE is not None and update.get(self.REQUIRED_UPDATE) is None:
+            # the update's constructor: ExceptionsHelper.requireNonNull
+            raise ApiError("illegal_argument_exception", f"[{self.REQUIRED_UPDATE}] must not be null.", 400)
         options = dict(self.options)
         results_field = self.results_field
         tokenization = self.tokenization

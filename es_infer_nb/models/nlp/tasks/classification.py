@@ -148,7 +148,8 @@ class ZeroShotClassification(Task):
     def candidate_labels(self) -> list[str]:
         labels = self.options.get("labels")
         if not labels:
-            raise ApiError("status_exception", "zero_shot_classification requires non-empty [labels]", 400)
+            raise ApiError("status_exception", "stored configuration has no [labels] defined, supplied inference_config "
+                           "update must supply [labels]", 400)  # ZeroShotClassificationConfigUpdate.apply
         return list(labels)
 
     def windows(self, text: str, tokenizer: NlpTokenizer) -> list[Window]:

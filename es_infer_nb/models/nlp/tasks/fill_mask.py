@@ -74,6 +74,9 @@ class FillMask(Task):
                            f"Mask token requested was [{mask}] but must be [{self.tokenization.mask_token}] for this "
                            f"model", 400)
 
+    def validate_update(self, stored: Task) -> None:
+        reject_span(self)  # FillMaskConfigUpdate.apply builds a FillMaskConfig: its span check
+
     def validate_input(self, text: str, tokenizer: NlpTokenizer) -> None:
         validate_mask(text, tokenizer.mask_token)
 

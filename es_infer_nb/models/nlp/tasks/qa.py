@@ -118,6 +118,7 @@ class QuestionAnswering(Task):
     HEAD: ClassVar[str] = HEAD_SPAN
     OPTIONS: ClassVar[dict[str, Any]] = {"question": as_str, "max_answer_length": as_int, "num_top_classes": as_int}
     UPDATES: ClassVar[tuple[str, ...]] = ("question", "max_answer_length", "num_top_classes")
+    REQUIRED_UPDATE: ClassVar[str | None] = "question"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -132,6 +133,9 @@ class QuestionAnswering(Task):
         longest = int(self.options.get("max_answer_length", 15))
         if longest <= 0:
             raise ApiError("status_exception", f"[max_answer_length] must be greater than [0]; provided [{longest}]", 400)
+
+    def validate_update(self, stored: Task) -> None:
+        self.validate()  # QuestionAnsweringConfigUpdate.apply builds a QuestionAnsweringConfig: its range checks
 
     def check_request(self) -> None:
         self.question  # noqa: B018 - raises the ES error when missing

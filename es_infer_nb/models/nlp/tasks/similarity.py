@@ -28,6 +28,7 @@ class TextSimilarity(Task):
     HEAD: ClassVar[str] = HEAD_SEQUENCE
     OPTIONS: ClassVar[dict[str, Any]] = {"text": as_str, "span_score_combination_function": _combination}
     UPDATES: ClassVar[tuple[str, ...]] = ("text", "span_score_combination_function")
+    REQUIRED_UPDATE: ClassVar[str | None] = "text"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -104,9 +104,9 @@ def _int(inner: dict[str, Any], key: str, default: int, kind: str) -> int:
 
 
 def validate_span(truncate: str, span: int, max_sequence_length: int) -> None:
-    if span < -1:
-        raise ApiError("action_request_validation_exception",
-                       f"Validation Failed: 1: [span] must be greater than -1 but was [{span}];", 400)
+    if span < -1:  # Tokenization's constructor
+        raise ApiError("illegal_argument_exception", "[span] must be non-negative to indicate span length or [-1] to "
+                       "indicate no windowing should occur", 400)
     if span > -1 and truncate != "none":
         raise ApiError("illegal_argument_exception", f"[span] must not be provided when [truncate] is [{truncate}]", 400)
     if span > max_sequence_length:
@@ -127,7 +127,7 @@ def parse(value: Any) -> Tokenization:
     span = _int(inner, "span", -1, kind)
     max_len = _int(inner, "max_sequence_length", DEFAULT_MAX_SEQUENCE_LENGTH, kind)
     if max_len <= 0:
-        raise _bad(f"[max_sequence_length] must be greater than 0; provided [{max_len}]", type_="illegal_argument_exception")
+        raise _bad("[max_sequence_length] must be positive", type_="illegal_argument_exception")
     validate_span(truncate, span, max_len)
     return Tokenization(
         kind=kind,
@@ -146,9 +146,8 @@ def apply_update(base: Tokenization, value: Any) -> Tokenization:
         return base
     kind, inner = _single(value, "tokenization")
     if kind != base.kind:
-        raise ApiError("illegal_argument_exception",
-                       f"Updated tokenization type [{kind}] must be the same as the model's tokenization type "
-                       f"[{base.kind}]", 400)
+        raise ApiError("status_exception", f"Tokenization config of type [{base.kind}] can not be updated with a "
+                       f"request of type [{kind}]", 400)  # BertTokenizationUpdate.apply
     unknown = sorted(set(inner) - {"truncate", "span", "max_sequence_length"})
     if unknown:
         raise _bad(f"[{kind}_tokenization_update] unknown field [{unknown[0]}]")

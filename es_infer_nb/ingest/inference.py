@@ -16,6 +16,7 @@ import numpy as np
 from ..backends import resolve
 from ..errors import ApiError
 from ..models import inference_config as ic
+from ..models.nlp.tasks import TASKS
 from ..models.results import DEFAULT_TARGET_FIELD, document_failure, render_per_document
 from ..models import runner
 from ..models.tree.features import columns_from_docs
@@ -49,6 +50,8 @@ def parse_update(raw: dict[str, Any]) -> dict[str, Any]:
                        f"Supported types [{', '.join(UPDATE_TYPES)}]", 400)
     if name in ic.TREE_TYPES:
         ic._fields(name, inner)  # same field validation as _infer updates
+    elif name in TASKS:
+        _nlp_update_fields(name, inner)
     names = [inner.get("results_field")]
     if name == "classification":
         names.append(inner.get("top_classes_results_field"))
@@ -64,6 +67,23 @@ def parse_update(raw: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("status_exception",
                        f"Invalid inference config. More than one field is configured as [{', '.join(dups)}]", 400)
     return {name: dict(inner)}
+
+
+#: NLP updates whose ``fromMap`` names every key of the map when one is unknown (it removes none first)
+_WHOLE_MAP_UPDATES = ("zero_shot_classification", "question_answering", "text_similarity")
+
+
+def _nlp_update_fields(name: str, inner: dict[str, Any]) -> None:
+    """``<Task>ConfigUpdate.fromMap`` at the processor's creation: the fields an update of the task takes,
+    and the question / text an update must give."""
+    task = TASKS[name]
+    allowed = {"results_field", "tokenization", *task.UPDATES}
+    unknown = [k for k in inner if k not in allowed]
+    if unknown:
+        shown = list(inner) if name in _WHOLE_MAP_UPDATES else unknown
+        raise ApiError("status_exception", f"Unrecognized fields [{', '.join(shown)}].", 400)
+    if task.REQUIRED_UPDATE is not None and inner.get(task.REQUIRED_UPDATE) is None:
+        raise ApiError("illegal_argument_exception", f"[{task.REQUIRED_UPDATE}] must not be null.", 400)
 
 
 def _read_input_output(c: Conf) -> list[dict[str, str]] | None:

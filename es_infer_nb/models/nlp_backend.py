@@ -17,6 +17,7 @@ from .doc_columns import DocsResult
 from .native_definitions import LOCAL_SOURCE_KEY
 from .nlp.model import NlpModel
 from .nlp.precision import resolve_precision
+from .nlp.tasks.base import unknown_field
 from .torchscript import TorchScriptModel
 from .tree.features import dig
 
@@ -94,8 +95,7 @@ class EmbeddedBackend:
         options = options or {}
         unknown = sorted(set(options) - {"results_field", "tokenization"})
         if unknown:
-            raise ApiError("x_content_parse_exception",
-                           f"[text_embedding_config_update] unknown field [{unknown[0]}]", 400)
+            raise unknown_field("text_embedding", unknown[0], update=True)
         truncate = "first"
         tokenization = options.get("tokenization")
         if tokenization is not None:

@@ -367,3 +367,17 @@ def test_unexpected_model_errors_fail_the_documents_not_the_request(eng, monkeyp
         {"set": {"field": "why", "value": "{{_ingest.on_failure_message}}"}}]}}],
         [{"text_field": "a new text"}, {"text_field": "another new text"}])
     assert [source(d)["why"] for d in docs] == ["RuntimeError: device lost"] * 2
+
+
+def test_update_fields_are_checked_when_the_pipeline_is_made(eng):
+    """InferenceProcessor.Factory reads the update with <Task>ConfigUpdate.fromMap: an unknown field, or an
+    update without its question / text, fails the pipeline's PUT (zero-shot, QA and similarity name the whole map)."""
+    for update, reason in (({"text_classification": {"foo": 1}}, "Unrecognized fields [foo]."),
+                           ({"zero_shot_classification": {"labels": ["a"], "foo": 1}}, "Unrecognized fields [labels, foo]."),
+                           ({"question_answering": {"max_answer_length": 3}}, "[question] must not be null.")):
+        r = eng.request("PUT", "_ingest/pipeline/bad-update", {"processors": [{"inference": {
+            "model_id": "emb", "inference_config": update}}]})
+        assert r.status == 400 and r.body["error"]["reason"] == reason, (update, r.body)
+    ok = eng.request("PUT", "_ingest/pipeline/good-update", {"processors": [{"inference": {
+        "model_id": "emb", "inference_config": {"text_embedding": {"results_field": "v"}}}}]})
+    assert ok.status == 200, ok.body

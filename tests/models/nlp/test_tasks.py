@@ -270,8 +270,9 @@ def test_results_field_and_update_errors(nlp_model):
     assert list(doc) == ["vec"]
     with pytest.raises(ApiError, match=r"is configured for task \[text_embedding\] but called with task \[ner\]"):
         m.infer([{"text_field": "paris"}], {"ner": {}})
-    with pytest.raises(ApiError, match=r"unknown field \[bogus\]"):
+    with pytest.raises(ApiError, match=r"failed to parse field \[inference_config\]") as err:
         m.infer([{"text_field": "paris"}], {"text_embedding": {"bogus": 1}})
+    assert err.value.caused_by.reason == "[text_embedding] unknown field [bogus]"  # the task parser's, as the cause
     with pytest.raises(ApiError, match="cannot be greater than the model's max sequence length"):
         m.infer([{"text_field": "paris"}], {"text_embedding": {"tokenization": {"bert": {"max_sequence_length": 999}}}})
 

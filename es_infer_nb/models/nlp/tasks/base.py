@@ -29,8 +29,13 @@ HEAD_SPAN = "span"  # [2, tokens]: start and end logits
 
 
 def unknown_field(task: str, key: str, update: bool) -> ApiError:
-    suffix = "_config_update" if update else ""
-    return ApiError("x_content_parse_exception", f"[{task}{suffix}] unknown field [{key}]", 400)
+    """The task parser's unknown-field error; in a request's update, the cause of the request parser's
+    ``failed to parse field [inference_config]`` (as ES's strict parsers nest)."""
+    cause = ApiError("x_content_parse_exception", f"[{task}] unknown field [{key}]", 400)
+    if not update:
+        return cause
+    return ApiError("x_content_parse_exception", "[infer_trained_model_request] failed to parse field "
+                    "[inference_config]", 400, caused_by=cause)
 
 
 def parse_error(task: str, key: str) -> ApiError:

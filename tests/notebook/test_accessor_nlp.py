@@ -95,7 +95,8 @@ def test_user_pytorch_model_without_deployment_raises_es_error(engine):
 def test_wrong_inference_config_update_raises(engine):
     with pytest.raises(es_infer_nb.ApiError) as err:
         pd.Series(["x"]).infer.run(EMBEDDED, engine=engine, inference_config={"ner": {}})
-    assert err.value.status == 400 and "not supported by inference request of type [ner]" in err.value.reason
+    assert err.value.status == 403 and "is configured for task [text_embedding] but called with task [ner]" in \
+        err.value.reason  # TrainedModelDeploymentTask.infer
 
 
 def test_interrupted_embedding_run_resumes(engine, monkeypatch):

@@ -93,9 +93,10 @@ def test_ctrl_c_during_an_embedding_run_stops_the_batch_in_flight(monkeypatch):
         texts.infer.run(EMBEDDED, engine=engine, batch_size=CHUNK, progress=False)
     returned = time.monotonic()
     stop = info.value
-    # the batch in flight stopped between forward passes (1.5 s: two 0.15 s groups a stream at most, with room
-    # for a loaded 2-core machine: 1.04 s was seen while another test run shared it)
-    assert returned - state["fired"] < 1.5
+    # the batch in flight stopped between forward passes: the counts below say so (at most the groups running
+    # when Ctrl-C came); the clock only guards against a hang, as a loaded 2-core machine stretches each
+    # real forward pass (4.8 s was seen with five other test runs beside this one)
+    assert returned - state["fired"] < 30.0
     assert (stop.rows_done, stop.rows_total) == (2 * CHUNK, 4 * CHUNK)  # exactly the chunks kept
     done = stop.partial["ml.inference.predicted_value"].notna()
     assert done.sum() == stop.rows_done and done.iloc[: stop.rows_done].all()

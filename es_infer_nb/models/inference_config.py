@@ -19,6 +19,8 @@ NLP_TYPES = (
 TREE_TYPES = ("regression", "classification")
 ALL_TYPES = ("classification", "regression", *NLP_TYPES, "learning_to_rank")
 PREDICTION_FIELD_TYPES = ("string", "number", "boolean")
+#: result fields an inference config update may not name (``InferenceConfigUpdate.RESERVED_ML_FIELD_NAMES``)
+RESERVED_RESULT_FIELDS = ("warning", "model_id")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,17 @@ class RegressionConfig:
                 "num_top_feature_importance_values": self.num_top_feature_importance_values,
             }
         }
+
+
+@dataclass(frozen=True)
+class LearningToRankConfig(RegressionConfig):
+    """``LearningToRankConfig extends RegressionConfig``: a regression over the features its extractors
+    compute; the stored form (extractors, default params) is kept by :mod:`.config`."""
+
+    name = "learning_to_rank"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.name: {"num_top_feature_importance_values": self.num_top_feature_importance_values}}
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ class OpaqueConfig:
         return {self.name: dict(self.options)}
 
 
-InferenceConfig = Union[RegressionConfig, ClassificationConfig, OpaqueConfig]
+InferenceConfig = Union[RegressionConfig, LearningToRankConfig, ClassificationConfig, OpaqueConfig]
 
 _REGRESSION_FIELDS = {"results_field", "num_top_feature_importance_values"}
 _CLASSIFICATION_FIELDS = {
@@ -143,16 +156,36 @@ def _validate(name: str, fields: dict[str, Any]) -> None:
     for key in ("results_field", "top_classes_results_field"):
         if key in fields and not fields[key]:
             raise ApiError("illegal_argument_exception", f"[{key}] must not be empty", 400)
-    if (
-        fields.get("results_field") is not None
-        and fields.get("results_field") == fields.get("top_classes_results_field")
-    ):
-        raise ApiError(
-            "illegal_argument_exception",
-            "Invalid inference config. More than one field is configured as ["
-            + str(fields["results_field"]) + "]",
-            400,
-        )
+
+
+def _duplicate_fields_error(duplicates: list[str], error_type: str) -> ApiError:
+    return ApiError(
+        error_type, f"Invalid inference config. More than one field is configured as [{', '.join(duplicates)}]", 400
+    )
+
+
+def _check_stored_fields_unique(config: ClassificationConfig) -> None:
+    """A stored classification config must not write its value and its top classes to one field."""
+    if config.results_field == config.top_classes_results_field:
+        raise _duplicate_fields_error([config.results_field], "illegal_argument_exception")
+
+
+def _check_update_fields_unique(name: str, fields: dict[str, Any]) -> None:
+    """``InferenceConfigUpdate.checkFieldUniqueness``: an update's ``results_field`` (and
+    ``top_classes_results_field``) must differ from each other and from the reserved ``warning`` and
+    ``model_id`` fields; ES raises a ``status_exception`` (400)."""
+    keys = ("results_field", "top_classes_results_field") if name == "classification" else ("results_field",)
+    seen = set(RESERVED_RESULT_FIELDS)
+    duplicates: list[str] = []
+    for key in keys:
+        value = fields.get(key)
+        if value is None:
+            continue
+        if value in seen and value not in duplicates:
+            duplicates.append(value)
+        seen.add(value)
+    if duplicates:
+        raise _duplicate_fields_error(duplicates, "status_exception")
 
 
 def parse_config(value: Any) -> InferenceConfig:
@@ -162,9 +195,12 @@ def parse_config(value: Any) -> InferenceConfig:
         return RegressionConfig(**_fields(name, inner))
     if name == "classification":
         cfg = ClassificationConfig(**_fields(name, inner))
-        if cfg.results_field == cfg.top_classes_results_field:
-            _validate(name, {"results_field": cfg.results_field, "top_classes_results_field": cfg.top_classes_results_field})
+        _check_stored_fields_unique(cfg)
         return cfg
+    if name == LearningToRankConfig.name:
+        top = inner.get("num_top_feature_importance_values")
+        top_values = 0 if top is None else p.to_int(top, name, "num_top_feature_importance_values")
+        return LearningToRankConfig(num_top_feature_importance_values=top_values)
     return OpaqueConfig(name, dict(inner))
 
 
@@ -183,7 +219,8 @@ def apply_update(model_id: str, config: InferenceConfig, update: Any) -> Inferen
     if isinstance(config, OpaqueConfig):
         return OpaqueConfig(name, {**config.options, **inner})
     fields = _fields(name, inner)
+    _check_update_fields_unique(name, fields)
     merged = replace(config, **fields)  # type: ignore[arg-type]
-    if isinstance(merged, ClassificationConfig) and merged.results_field == merged.top_classes_results_field:
-        _validate(name, {"results_field": merged.results_field, "top_classes_results_field": merged.top_classes_results_field})
+    if isinstance(merged, ClassificationConfig):
+        _check_stored_fields_unique(merged)
     return merged

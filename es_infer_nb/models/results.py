@@ -9,6 +9,7 @@ Both renderings share the same label and top-classes logic.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -44,6 +45,36 @@ def _parses_as_long(text: str) -> bool:
     return -(2**63) <= int(text) < 2**63
 
 
+def _parses_as_int(text: str) -> bool:
+    """Java ``Integer.parseInt`` accepts ``text``."""
+    return bool(re.fullmatch(r"[-+]?\d+", text)) and -(2**31) <= int(text) < 2**31
+
+
+def _boolean_from_index(index: float) -> bool:
+    if abs(index) < 1e-9:
+        return False
+    if abs(index - 1) < 1e-9:
+        return True
+    raise ApiError(
+        "illegal_argument_exception",
+        f"Cannot transform numbers other than 0.0 or 1.0 to boolean. Provided number [{float(index)}]",
+        400,
+    )
+
+
+def _transform_boolean(label: str | None, index: float) -> bool:
+    """``PredictionFieldType.BOOLEAN``: a label that looks like a number is true iff it is the int 1
+    (``"2"`` is false), one starting with t/f is ``Boolean.parseBoolean`` of it, anything else (or no
+    label) goes by the class index, which must then be 0 or 1."""
+    if label:
+        if label[0] == "-" or label[0].isdecimal():
+            if _parses_as_int(label):
+                return int(label) == 1
+        elif label[0] in "tTfF":
+            return label.lower() == "true"
+    return _boolean_from_index(index)
+
+
 def transform_label(label: str | None, index: float, field_type: str) -> Any:
     """``PredictionFieldType.transformPredictedValue`` for one class."""
     if field_type == "number":
@@ -51,15 +82,7 @@ def transform_label(label: str | None, index: float, field_type: str) -> Any:
             return int(label)
         return float(index)
     if field_type == "boolean":
-        if abs(index) < 1e-9:
-            return False
-        if abs(index - 1) < 1e-9:
-            return True
-        raise ApiError(
-            "illegal_argument_exception",
-            f"Cannot transform numbers other than 0.0 or 1.0 to boolean. Provided number [{float(index)}]",
-            400,
-        )
+        return _transform_boolean(label, index)
     return label if label is not None else str(index)
 
 
@@ -77,7 +100,8 @@ def top_feature_importance(items: list[dict[str, Any]] | None, n: int) -> list[d
     """``InferenceResults.takeTopFeatureImportances``: the ``n`` entries of largest total |importance|."""
     if not items or n <= 0:
         return []
-    order = sorted(range(len(items)), key=lambda i: -_total_importance(items[i]))
+    totals = np.array([_total_importance(item) for item in items], dtype=np.float64)
+    order = _top_order(totals, len(items))
     return [items[i] for i in order[:n]]
 
 
@@ -165,6 +189,7 @@ class TreeBatchResult:
     class_weights: np.ndarray | None = None
     importance: np.ndarray | None = None  # [n, reported features, K] SHAP values
     importance_names: list[str] | None = None
+    importance_tie_rank: np.ndarray | None = None  # [reported features]: ES's order among equal importances
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -232,13 +257,14 @@ class TreeBatchResult:
         top = self.config.num_top_feature_importance_values  # type: ignore[union-attr]
         phi = self.importance[row]  # [features, K]
         names = self.importance_names
+        tie = self.importance_tie_rank
         if not self.is_classification:
-            order = _top_order(np.abs(phi[:, 0]), top)
+            order = _top_order(np.abs(phi[:, 0]), top, tie)
             return [{"feature_name": names[g], "importance": float(phi[g, 0])} for g in order]
         cnames = self.importance_class_names()
         if phi.shape[1] == 1:
             total = np.abs(phi[:, 0])
-            order = _top_order(total, top)
+            order = _top_order(total, top, tie)
             return [
                 {"feature_name": names[g], "classes": [
                     {"class_name": cnames[0], "importance": -float(phi[g, 0])},
@@ -247,7 +273,7 @@ class TreeBatchResult:
                 for g in order
             ]
         total = np.abs(phi).sum(axis=1)
-        order = _top_order(total, top)
+        order = _top_order(total, top, tie)
         return [
             {"feature_name": names[g], "classes": [
                 {"class_name": cnames[k] if k < len(cnames) else str(float(k)), "importance": float(phi[g, k])}
@@ -379,9 +405,11 @@ class TreeBatchResult:
         return cols
 
 
-def _top_order(magnitude: np.ndarray, top: int) -> list[int]:
-    """Indices by descending magnitude (stable), at most ``top``."""
-    order = np.argsort(-magnitude, kind="stable")
+def _top_order(magnitude: np.ndarray, top: int, tie: np.ndarray | None = None) -> list[int]:
+    """Indices by descending magnitude, equal ones by ``tie`` (or their order), at most ``top``; a NaN
+    sorts first, as Java's ``Double.compare`` holds it above every number."""
+    key = np.where(np.isnan(magnitude), -np.inf, -magnitude)
+    order = np.argsort(key, kind="stable") if tie is None else np.lexsort((tie, key))
     return [int(i) for i in order[:top]]
 
 

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any, Callable
 
+from ..models.java_hash import string_hash
 from ..models.tree.features import java_string
 from .syntax import Long
 
@@ -405,7 +406,7 @@ METHODS: dict[type, dict[str, _Method]] = {
         "concat": ((1,), lambda s, x: check_size(s + _str_arg("concat", x))),
         "charAt": ((1,), lambda s, i: s[_index(s, i)]),
         "toString": ((0,), lambda s: s),
-        "hashCode": ((0,), lambda s: _java_hash(s)),
+        "hashCode": ((0,), lambda s: string_hash(s)),
     },
     list: {
         "size": ((0,), len),
@@ -573,13 +574,6 @@ def _compare_to(a: str, b: str) -> int:
         if x != y:
             return ord(x) - ord(y)
     return len(a) - len(b)
-
-
-def _java_hash(s: str) -> int:
-    h = 0
-    for ch in s:
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
 
 
 def _num_arg(v: Any) -> int | float:

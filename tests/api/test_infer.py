@@ -87,11 +87,12 @@ def test_infer_errors(engine):
 
 
 def test_boolean_type_on_three_classes_is_an_error(engine):
+    # a label that is neither a number nor true/false goes by the class index (PredictionFieldType.BOOLEAN)
     body = {
         "input": {"field_names": ["x"]},
         "inference_config": {"classification": {"prediction_field_type": "boolean"}},
         "definition": {"trained_model": {"tree": {
-            "feature_names": ["x"], "target_type": "classification",
+            "feature_names": ["x"], "target_type": "classification", "classification_labels": ["no", "yes", "maybe"],
             "tree_structure": [{"node_index": 0, "leaf_value": [0.0, 0.0, 5.0]}]}}},
     }
     engine.request("PUT", "_ml/trained_models/b", body)

@@ -36,6 +36,7 @@ def test_failures_are_counted(engine):
         "input": {"field_names": ["x"]},
         "inference_config": {"classification": {"prediction_field_type": "boolean"}},
         "definition": {"trained_model": {"tree": {"feature_names": ["x"], "target_type": "classification",
+                                                  "classification_labels": ["no", "yes", "maybe"],
                                                   "tree_structure": [{"node_index": 0, "leaf_value": 2.0}]}}},
     }
     engine.request("PUT", "_ml/trained_models/b", body)

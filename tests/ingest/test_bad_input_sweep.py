@@ -48,11 +48,12 @@ def es_error(entry):
 # -- a label that cannot become a boolean fails its own document only -------------------------------
 
 def three_class_boolean_model():
-    """x <= 0.2 -> class 0 (false), 0.2 < x <= 0.5 -> class 1 (true), x > 0.5 -> class 2 (no boolean)."""
+    """x <= 0.2 -> class 0 (false), 0.2 < x <= 0.5 -> class 1 (true), x > 0.5 -> class 2 (no boolean: its
+    label is neither a number nor true/false, so the class index decides)."""
     return {"input": {"field_names": ["x"]},
             "inference_config": {"classification": {"prediction_field_type": "boolean", "num_top_classes": 2}},
             "definition": {"trained_model": {"tree": {
-                "feature_names": ["x"], "target_type": "classification",
+                "feature_names": ["x"], "target_type": "classification", "classification_labels": ["no", "yes", "maybe"],
                 "tree_structure": [
                     {"node_index": 0, "split_feature": 0, "threshold": 0.5, "decision_type": "lte",
                      "left_child": 1, "right_child": 2},

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...errors import ApiError
 from .. import parsing as p
+from ..java_hash import hashmap_order
 from .preprocessors import Preprocessor, parse_preprocessors
 
 DECISION_TYPES = ("lte", "lt", "gte", "gt")
@@ -180,11 +181,22 @@ class Definition:
         return self.model.trees() if isinstance(self.model, EnsembleDef) else [self.model]
 
     def importance_feature_names(self) -> list[str]:
-        """Features reported by feature importance: the model's ``feature_names`` then any other tree feature."""
-        seen: dict[str, None] = dict.fromkeys(self.model.feature_names)
-        for f in self.used_feature_names():
-            seen.setdefault(f, None)
-        return list(seen)
+        """Features reported by feature importance, in first-seen order: the inference model's
+        features (a tree's ``feature_names``; an ensemble's, its sub-models' features)."""
+        return list(self.model.feature_names) if isinstance(self.model, TreeDef) else self.used_feature_names()
+
+    def importance_report_names(self) -> list[str]:
+        """Reported feature importance names after decoding, in first-seen order."""
+        decoder = self.importance_decoder()
+        return list(dict.fromkeys(decoder.get(f, f) for f in self.importance_feature_names()))
+
+    def importance_tie_order(self) -> list[str]:
+        """The reported names in the order ES lists them before its stable sort by importance (so equal
+        importances keep it): the features collected into a Java ``HashMap``, and a decoder re-collecting
+        the decoded names into a new one (``InferenceHelpers.decodeFeatureImportances``)."""
+        features = hashmap_order(self.importance_feature_names())
+        decoder = self.importance_decoder()
+        return hashmap_order(decoder.get(f, f) for f in features) if decoder else features
 
     def importance_decoder(self) -> dict[str, str]:
         """Processed feature -> original field, from the non-custom preprocessors (spec §2.7)."""

@@ -37,6 +37,7 @@ class TreeModel:
         self.class_weights = model.classification_weights if isinstance(model, EnsembleDef) else None
         self._paths: PathTable | None = None
         self._groups: tuple[list[str], np.ndarray] | None = None
+        self._tie_rank: np.ndarray | None = None
 
     # -- feature importance -------------------------------------------------------------------
     @property
@@ -53,14 +54,19 @@ class TreeModel:
         """Reported names and the [model features, names] 0/1 matrix that sums encoded features."""
         if self._groups is None:
             decoder = self.definition.importance_decoder()
-            names: dict[str, int] = {}
-            for f in self.definition.importance_feature_names():
-                names.setdefault(decoder.get(f, f), len(names))
+            names = {name: i for i, name in enumerate(self.definition.importance_report_names())}
             matrix = np.zeros((len(self.compiled.features), len(names)))
             for i, f in enumerate(self.compiled.features):
                 matrix[i, names[decoder.get(f, f)]] = 1.0
             self._groups = (list(names), matrix)
         return self._groups
+
+    def importance_tie_rank(self) -> np.ndarray:
+        """Each reported name's place in the order ES lists equal importances in (``importance_groups``' order)."""
+        if self._tie_rank is None:
+            place = {name: i for i, name in enumerate(self.definition.importance_tie_order())}
+            self._tie_rank = np.array([place[name] for name in self.importance_groups()[0]], dtype=np.int64)
+        return self._tie_rank
 
     def importance(self, x: np.ndarray) -> np.ndarray:
         """Decoded SHAP values [rows, reported features, outputs]."""
@@ -135,5 +141,6 @@ class TreeModel:
             class_weights=self.class_weights,
             importance=importance,
             importance_names=self.importance_groups()[0] if importance is not None else None,
+            importance_tie_rank=self.importance_tie_rank() if importance is not None else None,
             extra={"interrupted_at": interrupted_at} if interrupted_at is not None else {},
         )

@@ -1,0 +1,34 @@
+"""Java's ``String.hashCode`` and the iteration order of a ``java.util.HashMap`` of strings.
+
+ES and ml-commons collect names into ``HashMap`` objects in several places (feature importances,
+processor inputs) and list them in its iteration order; reproducing that order needs the hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def string_hash(text: str) -> int:
+    """``String.hashCode`` (over UTF-16 code units, wrapping at 32 bits) as a signed Java int."""
+    h = 0
+    data = text.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def hashmap_order(keys: Iterable[str]) -> list[str]:
+    """Iteration order of a ``new HashMap<String, ?>()`` the keys were put into in this order: by
+    bucket (``spread(hash) & (capacity - 1)``, the capacity doubling from 16 past 3/4 full), then by
+    insertion within a bucket."""
+    distinct = list(dict.fromkeys(keys))
+    cap = 16
+    while len(distinct) > cap * 3 // 4:
+        cap <<= 1
+
+    def bucket(key: str) -> int:
+        h = string_hash(key) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (cap - 1)
+
+    return [k for _, _, k in sorted((bucket(k), i, k) for i, k in enumerate(distinct))]

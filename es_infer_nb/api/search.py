@@ -1,5 +1,6 @@
-"""``_search`` over the in-memory indices: ``query`` ``match_all`` only, ``size`` / ``from``, and the
-aggregations of :mod:`.aggregations` (the ``inference`` pipeline aggregation among them)."""
+"""``_search`` over the in-memory indices: ``query`` ``match_all`` or ``term``, ``size`` / ``from``, the
+aggregations of :mod:`.aggregations` (the ``inference`` pipeline aggregation among them), and a
+``rescore`` whose models are checked (a ``learning_to_rank`` rescorer names a stored model)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .routing import route
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-_BODY_KEYS = frozenset({"query", "size", "from", "aggs", "aggregations", "track_total_hits", "_source"})
+_BODY_KEYS = frozenset({"query", "size", "from", "aggs", "aggregations", "track_total_hits", "_source", "rescore"})
 #: ``index.max_result_window``'s default
 MAX_RESULT_WINDOW = 10_000
 _PARAMS = ("size", "from", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "track_total_hits",
@@ -35,7 +36,7 @@ def search(engine: "Engine", req: Request) -> Any:
     if unknown:
         raise ApiError("parsing_exception", f"Unknown key for a START_OBJECT in [{unknown[0]}] (es_infer_nb's _search "
                        f"takes {', '.join(sorted(_BODY_KEYS))})", 400)
-    _check_query(body.get("query"))
+    term = _check_query(body.get("query"))
     size = req.int_param("size", body.get("size", 10)) if req.has("size") else body.get("size", 10)
     start = req.int_param("from", 0) if req.has("from") else body.get("from", 0)
     for name, value in (("size", size), ("from", start)):
@@ -50,7 +51,9 @@ def search(engine: "Engine", req: Request) -> Any:
     specs = parse_aggs(raw_aggs) if raw_aggs is not None else []
     with engine.lock:
         indices = _indices(engine, req.path_params.get("index"))
-        docs = [(index, doc_id, source) for index in indices for doc_id, source in index.docs.items()]
+        docs = [(index, doc_id, source) for index in indices for doc_id, source in index.docs.items()
+                if term is None or _term_matches(source, *term)]
+        _check_rescore(engine, body.get("rescore"), hits_in_window=len(docs[start:start + size]))
     hits = [{"_index": index.name, "_id": doc_id, "_score": 1.0, "_source": source}
             for index, doc_id, source in docs[start:start + size]]
     out: dict[str, Any] = {"took": 0, "timed_out": False,
@@ -66,17 +69,66 @@ def search(engine: "Engine", req: Request) -> Any:
     return out
 
 
-def _check_query(query: Any) -> None:
+def _check_query(query: Any) -> tuple[str, Any] | None:
+    """The query's ``term`` (field, value), or None for ``match_all`` / no query."""
     if query is None:
-        return
+        return None
     if not isinstance(query, dict) or len(query) != 1:
         raise ApiError("parsing_exception", "[query] malformed query, expected one query object", 400)
     ((kind, args),) = query.items()
+    if kind == "term":
+        return _term(args)
     if kind != "match_all":
-        raise ApiError("parsing_exception", f"unknown query [{kind}]: es_infer_nb's _search runs only [match_all]",
-                       400)
+        raise ApiError("parsing_exception", f"unknown query [{kind}]: es_infer_nb's _search runs only [match_all] "
+                       "and [term]", 400)
     if not isinstance(args, dict) or set(args) - {"boost"}:
         raise ApiError("parsing_exception", "[match_all] query malformed, only [boost] is allowed", 400)
+    return None
+
+
+def _term(args: Any) -> tuple[str, Any]:
+    """``{"term": {<field>: <value>}}`` or ``{<field>: {"value": <value>, "boost": ...}}``."""
+    if not isinstance(args, dict) or not args:
+        raise ApiError("parsing_exception", "[term] query malformed, no start_object after query name", 400)
+    if len(args) != 1:
+        raise ApiError("parsing_exception", f"[term] query doesn't support multiple fields, found [{', '.join(args)}]",
+                       400)
+    ((name, value),) = args.items()
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"value", "boost", "case_insensitive", "_name"})
+        if unknown:
+            raise ApiError("parsing_exception", f"[term] query does not support [{unknown[0]}]", 400)
+        value = value.get("value")
+    return name, value
+
+
+def _term_matches(source: dict[str, Any], name: str, value: Any) -> bool:
+    """The document's value at the dotted path ``name`` (or one of its values) equals ``value``."""
+    node: Any = source
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    values = node if isinstance(node, list) else [node]
+    return any(v == value or (isinstance(v, (int, float)) and not isinstance(v, bool) and str(v) == str(value))
+               for v in values)
+
+
+def _check_rescore(engine: "Engine", rescore: Any, hits_in_window: int) -> None:
+    """ES loads a ``learning_to_rank`` rescorer's model when it rewrites the request (a missing model is a
+    404 whatever the hits); es_infer_nb runs no rescorer, so hits to rescore are refused."""
+    if rescore is None:
+        return
+    for rescorer in rescore if isinstance(rescore, list) else [rescore]:
+        if not isinstance(rescorer, dict):
+            raise ApiError("parsing_exception", "Unexpected token in [rescore]: expected an object", 400)
+        ltr = rescorer.get("learning_to_rank")
+        if isinstance(ltr, dict):  # the caller holds the state lock
+            engine.models.require(str(ltr.get("model_id")))
+        if hits_in_window:
+            kind = next((k for k in rescorer if k != "window_size"), "rescore")
+            raise ApiError("illegal_argument_exception", f"es_infer_nb's _search does not run the [{kind}] rescorer",
+                           400)
 
 
 def _indices(engine: "Engine", raw: str | None) -> list[Index]:

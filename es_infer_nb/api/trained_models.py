@@ -344,8 +344,24 @@ def put_vocabulary(engine: "Engine", req: Request) -> Any:
     if config_type in TREE_TYPES:
         raise ApiError("status_exception", f"cannot put vocabulary for model [{model_id}] as it is not an NLP model",
                        400)
+    _check_merges(model_id, config_type, stored, vocab)
     native_definitions(engine).put_vocabulary(model_id, vocab)
     return {"acknowledged": True}
+
+
+#: tokenizers whose ``Tokenization.validateVocabulary`` requires ``merges`` (BPE)
+MERGES_KINDS = ("roberta", "byte_level_bpe")
+
+
+def _check_merges(model_id: str, config_type: str, stored: dict[str, Any], vocab: dict[str, Any]) -> None:
+    """``RobertaTokenization`` / ``ByteLevelBpeTokenization.validateVocabulary``: a BPE vocabulary
+    comes with its merges."""
+    inner = (stored.get("inference_config") or {}).get(config_type) or {}
+    tokenization = inner.get("tokenization") if isinstance(inner, dict) else None
+    kind = next(iter(tokenization), "bert") if isinstance(tokenization, dict) and tokenization else "bert"
+    if kind in MERGES_KINDS and not vocab.get("merges"):
+        raise ApiError("status_exception", f"cannot put vocabulary for model [{model_id}] as tokenizer type [{kind}] "
+                       "requires [merges] to be provided and non-empty", 400)
 
 
 def with_deployed_builtins(engine: "Engine", expression: str, ids: list[str]) -> list[str]:

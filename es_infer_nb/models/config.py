@@ -31,6 +31,7 @@ PUT_FIELDS = frozenset(
 #: TrainedModelConfig.Builder.validate(forCreation): settings only the server writes, in its order
 SERVER_FIELDS = ("version", "created_by", "create_time", "license_level", "location")
 MODEL_TYPES = ("tree_ensemble", "pytorch", "lang_ident")
+LTR_TYPE = "learning_to_rank"
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "darwin-aarch64", "windows-x86_64")
 
 #: the order in which ES emits the fields of a trained model config
@@ -113,13 +114,56 @@ def _model_id_errors(model_id: str) -> list[str]:
     return out
 
 
+def _input_errors(field_names: list[str], ltr: bool) -> list[str]:
+    """``InferenceConfig.validateTrainedModelInput`` at creation; ``LearningToRankConfig`` overrides it:
+    its features come from its extractors, so it takes no input fields at all."""
+    if ltr:
+        return [f"cannot specify [input.field_names] for a model of type [{LTR_TYPE}]"] if field_names else []
+    out = []
+    if not field_names:
+        out.append("[input.field_names] must not be empty")
+    if any("" in name.split(".") for name in field_names if "." in name):
+        out.append("[input.field_names] must only contain valid dot delimited field names")
+    return out
+
+
+def ltr_config_at_creation(inner: dict[str, Any]) -> dict[str, Any]:
+    """A ``learning_to_rank`` config as ``LearningToRankConfig`` parses and writes it:
+    ``num_top_feature_importance_values`` (default 0), then ``feature_extractors`` and ``default_params``
+    when not empty; duplicate feature names are refused."""
+    p.reject_unknown(inner, LTR_TYPE, {"num_top_feature_importance_values", "feature_extractors", "default_params"})
+    top = inner.get("num_top_feature_importance_values")
+    out: dict[str, Any] = {"num_top_feature_importance_values": 0 if top is None else p.to_int(
+        top, LTR_TYPE, "num_top_feature_importance_values")}
+    extractors = inner.get("feature_extractors") or []
+    if not isinstance(extractors, list):
+        raise p.field_error(LTR_TYPE, "feature_extractors", "expected an array of named objects")
+    names = [next(iter(e.values()), {}).get("feature_name") for e in extractors
+             if isinstance(e, dict) and len(e) == 1 and isinstance(next(iter(e.values())), dict)]
+    if len(set(names)) < len(extractors):
+        raise ApiError("illegal_argument_exception", "[feature_extractors] contains duplicate [feature_name] values",
+                       400)
+    if extractors:
+        out["feature_extractors"] = extractors
+    if inner.get("default_params"):
+        out["default_params"] = p.as_object(inner["default_params"], LTR_TYPE, "default_params")
+    return out
+
+
 def _java_list(items: list[str]) -> str:
     return "[" + ", ".join(items) + "]"
 
 
+def _is_ltr(body: dict[str, Any]) -> bool:
+    """The body's ``inference_config`` is a ``learning_to_rank`` one."""
+    config = body.get("inference_config")
+    return isinstance(config, dict) and LTR_TYPE in config
+
+
 def _build_errors(body: dict[str, Any], model_type: str | None) -> None:
     """The checks of ES's ``TrainedModelConfig`` constructor (``Builder.build()``): IllegalArgumentException."""
-    if body.get("input") is None and model_type != "pytorch":  # only PYTORCH has a default input
+    # handleDefaultInput: PYTORCH models and learning_to_rank configs have a default input
+    if body.get("input") is None and model_type != "pytorch" and not _is_ltr(body):
         raise ApiError("illegal_argument_exception", "[input] must not be null.", 400)
     for name in ("model_size_bytes", "estimated_operations"):
         value = body.get(name)
@@ -183,10 +227,7 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         if input_obj.get("field_names") is None:
             raise ApiError("x_content_parse_exception", "[input] required field [field_names] is missing", 400)
         field_names = p.str_list(input_obj["field_names"], "input", "field_names")
-        if not field_names:
-            problems.append("[input.field_names] must not be empty")
-        if any("" in name.split(".") for name in field_names if "." in name):
-            problems.append("[input.field_names] must only contain valid dot delimited field names")
+        problems.extend(_input_errors(field_names, _is_ltr(body)))
     for name in SERVER_FIELDS:
         if body.get(name) is not None:
             problems.append(f"illegal to set [{name}] at inference model creation")
@@ -222,13 +263,15 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         model_type = model_type or "tree_ensemble"
     model_type = model_type or "tree_ensemble"
     if model_type == "tree_ensemble":
-        if config.name not in TREE_TYPES:
+        if config.name not in (*TREE_TYPES, LTR_TYPE):
             raise ApiError(
                 "status_exception",
                 f"Model [{model_id}] inference config type [{config.name}] is not supported by model type [tree_ensemble]",
                 400,
             )
-        if definition is not None and definition.target_type != config.name:
+        # LearningToRankConfig extends RegressionConfig: isTargetTypeSupported(REGRESSION) only
+        supported_target = "regression" if config.name == LTR_TYPE else config.name
+        if definition is not None and definition.target_type != supported_target:
             raise ApiError(
                 "status_exception",
                 f"Model [{model_id}] inference config type [{config.name}] does not support definition target type "
@@ -241,6 +284,8 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     config_json = config.to_dict()
     if model_type == "pytorch" and config.name in TASKS:
         config_json = nlp_config_at_creation(config_json)
+    if config.name == LTR_TYPE:
+        config_json = {LTR_TYPE: ltr_config_at_creation(body["inference_config"][LTR_TYPE] or {})}
 
     stored: dict[str, Any] = {"model_id": model_id, "model_type": model_type}
     if platform is not None:

@@ -154,7 +154,7 @@ def test_hits_size_from_and_match_all_only(eng: Engine) -> None:
     assert [h["_source"]["cost"] for h in body["hits"]["hits"]] == [400, 150]
     window = eng.request("POST", "/store/_search", {"from": 9999, "size": 2})
     assert window.status == 400 and "Result window is too large" in window.body["error"]["reason"]
-    resp = eng.request("POST", "/store/_search", {"query": {"term": {"product": "TV"}}})
+    resp = eng.request("POST", "/store/_search", {"query": {"match": {"product": "TV"}}})
     assert resp.status == 400 and "match_all" in resp.body["error"]["reason"]
     resp = eng.request("POST", "/store/_search", {"aggs": {"x": {"percentiles": {"field": "cost"}}}})
     assert resp.status == 400 and "percentiles" in resp.body["error"]["reason"]

@@ -19,7 +19,8 @@ from .wordpiece import InnerTokens, Piece, WordPieceTokenizer, java_lower
 __all__ = ["NlpTokenizer", "Tokenization", "Window", "build_tokenizer", "apply_update", "parse"]
 
 WORDPIECE_KINDS = ("bert", "mpnet")
-PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "roberta": 2, "xlm_roberta": 2}
+PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "roberta": 2, "xlm_roberta": 2,
+                   "byte_level_bpe": 2}
 #: kinds whose pieces ES tokenizes with its SentencePiece Unigram tokenizer: a Lucene tokenizer that emits
 #: every piece as its own token (position increment 1, the piece's own offsets), so each piece has its own
 #: position (``XLMRobertaTokenizerTests`` / ``DebertaV2TokenizerTests.testTokenize``: "Elasticsearch fun"
@@ -29,7 +30,7 @@ SPECIAL_NAMES = {
     "bert": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"), "bert_ja": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
     "deberta_v2": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
     "mpnet": ("<s>", "</s>", "<pad>", "<unk>"), "roberta": ("<s>", "</s>", "<pad>", "<unk>"),
-    "xlm_roberta": ("<s>", "</s>", "<pad>", "<unk>"),
+    "xlm_roberta": ("<s>", "</s>", "<pad>", "<unk>"), "byte_level_bpe": ("<s>", "</s>", "<pad>", "<unk>"),
 }
 
 

@@ -1,8 +1,9 @@
 """``inference_config.<task>.tokenization`` as Elasticsearch parses it (spec §4).
 
 A single-key object naming the tokenizer (``bert``, ``mpnet``, ``roberta``, ``xlm_roberta``,
-``bert_ja``, ``deberta_v2``) with the common fields ``do_lower_case``, ``with_special_tokens``,
-``max_sequence_length``, ``truncate`` and ``span`` (plus ``add_prefix_space`` for roberta).
+``bert_ja``, ``deberta_v2``, ``byte_level_bpe``) with the common fields ``do_lower_case``,
+``with_special_tokens``, ``max_sequence_length``, ``truncate`` and ``span`` (plus ``add_prefix_space``
+for roberta, and ``add_prefix_space`` and its special token strings for byte_level_bpe).
 Updates (``_infer`` / processors) may only set ``truncate`` and ``span`` (and lower
 ``max_sequence_length``).
 """
@@ -14,14 +15,17 @@ from typing import Any
 
 from ....errors import ApiError
 
-KINDS = ("bert", "mpnet", "roberta", "xlm_roberta", "bert_ja", "deberta_v2")
+KINDS = ("bert", "mpnet", "roberta", "xlm_roberta", "bert_ja", "deberta_v2", "byte_level_bpe")
 TRUNCATE = ("first", "second", "none", "balanced")
 DEFAULT_MAX_SEQUENCE_LENGTH = 512
 #: mask token text per tokenizer kind
 MASK_TOKENS = {"bert": "[MASK]", "bert_ja": "[MASK]", "deberta_v2": "[MASK]",
-               "mpnet": "<mask>", "roberta": "<mask>", "xlm_roberta": "<mask>"}
+               "mpnet": "<mask>", "roberta": "<mask>", "xlm_roberta": "<mask>", "byte_level_bpe": "<mask>"}
 COMMON_FIELDS = {"do_lower_case", "with_special_tokens", "max_sequence_length", "truncate", "span"}
-EXTRA_FIELDS = {"roberta": {"add_prefix_space"}}
+#: ByteLevelBpeTokenization's configurable special token strings and their defaults, in its output order
+BPE_TOKENS = {"unk_token": "<unk>", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>",
+              "mask_token": "<mask>"}
+EXTRA_FIELDS = {"roberta": {"add_prefix_space"}, "byte_level_bpe": {"add_prefix_space", *BPE_TOKENS}}
 
 
 def _bad(reason: str, status: int = 400, type_: str = "x_content_parse_exception") -> ApiError:
@@ -37,9 +41,13 @@ class Tokenization:
     truncate: str = "first"
     span: int = -1
     add_prefix_space: bool | None = None
+    #: byte_level_bpe's special token strings (unk, pad, bos, eos, mask: :data:`BPE_TOKENS`' order)
+    special_tokens: tuple[str, ...] | None = None
 
     @property
     def mask_token(self) -> str:
+        if self.special_tokens is not None:
+            return self.special_tokens[-1]
         return MASK_TOKENS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,8 +58,10 @@ class Tokenization:
             "truncate": self.truncate,
             "span": self.span,
         }
-        if self.kind == "roberta":
+        if self.kind in EXTRA_FIELDS:
             inner["add_prefix_space"] = bool(self.add_prefix_space)
+        if self.special_tokens is not None:
+            inner.update(zip(BPE_TOKENS, self.special_tokens))
         return {self.kind: inner}
 
     def with_call(self, truncate: str | None = None, span: int | None = None) -> "Tokenization":
@@ -103,6 +113,19 @@ def _int(inner: dict[str, Any], key: str, default: int, kind: str) -> int:
     return value
 
 
+def _special_tokens(inner: dict[str, Any], kind: str) -> tuple[str, ...] | None:
+    """ByteLevelBpeTokenization's special token strings: a blank or missing one is its default."""
+    if kind != "byte_level_bpe":
+        return None
+    out = []
+    for key, default in BPE_TOKENS.items():
+        value = inner.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _bad(f"[{kind}_tokenization] failed to parse field [{key}]")
+        out.append(value if value and value.strip() else default)
+    return tuple(out)
+
+
 def validate_span(truncate: str, span: int, max_sequence_length: int) -> None:
     if span < -1:  # Tokenization's constructor
         raise ApiError("illegal_argument_exception", "[span] must be non-negative to indicate span length or [-1] to "
@@ -129,6 +152,9 @@ def parse(value: Any) -> Tokenization:
     if max_len <= 0:
         raise _bad("[max_sequence_length] must be positive", type_="illegal_argument_exception")
     validate_span(truncate, span, max_len)
+    if kind == "byte_level_bpe" and _bool(inner, "do_lower_case", False, kind):
+        raise ApiError("illegal_argument_exception",
+                       "unable to set [do_lower_case] to [true] for byte_level_bpe tokenizer", 400)
     return Tokenization(
         kind=kind,
         do_lower_case=_bool(inner, "do_lower_case", False, kind),
@@ -136,7 +162,8 @@ def parse(value: Any) -> Tokenization:
         max_sequence_length=max_len,
         truncate=truncate,
         span=span,
-        add_prefix_space=_bool(inner, "add_prefix_space", False, kind) if kind == "roberta" else None,
+        add_prefix_space=_bool(inner, "add_prefix_space", False, kind) if kind in EXTRA_FIELDS else None,
+        special_tokens=_special_tokens(inner, kind),
     )
 
 

@@ -15,7 +15,7 @@ from .base import Endpoint, HttpService, InferenceContext, ServiceSetting, trans
 from .json_path import illegal_state, java_map_string, java_type
 from .parsers import PARSER_KEYS, ErrorParser, ResponseParser, parse_json_parser
 from .secrets import Secret
-from .settings import Validation, rate_limit, reject_unknown
+from .settings import Validation, invalid_type, rate_limit, reject_unknown
 from .templates import PLACEHOLDER, json_values, raw_string_values, render_url, substitute, with_query
 from .transport import HttpRequest
 from .uri import uri_syntax_error
@@ -26,8 +26,12 @@ SCOPE = "service_settings"
 SETTINGS_NAME = "custom_service_settings"
 #: ES's ``TextEmbeddingSettings.DEFAULT_FLOAT``: what a text_embedding endpoint has when not given
 TEXT_EMBEDDING_DEFAULTS = {"similarity": None, "dimensions": None, "max_input_tokens": None, "element_type": "float"}
+#: ES's ``SimilarityMeasure`` values, in its order
+SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 #: the dense vector element type of each ``json_parser.embedding_type``
 ELEMENT_TYPES = {"float": "float", "byte": "byte", "bit": "bit", "binary": "bit"}
+#: task types whose request parameters have no ``input_type`` (ES's ``CompletionParameters``, ``RerankParameters``)
+NO_INPUT_TYPE_TASKS = ("completion", "rerank")
 #: ES's ``InputTypeTranslator.EMPTY_TRANSLATOR``, written when no ``input_type`` is configured
 EMPTY_INPUT_TYPE: dict[str, Any] = {"translation": {}, "default": ""}
 
@@ -49,12 +53,18 @@ class CustomSettings:
     defaults: dict[str, Any] = field(default_factory=dict)  # the task type's defaults of ``extra``'s keys
 
     def to_parsed(self) -> dict[str, Any]:
-        return {**self.defaults, "url": self.url, "headers": dict(self.headers),
-                "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
-                "request": self.request, "response": self.response_settings(),
-                "input_type": self.input_type or {"translation": {}, "default": EMPTY_INPUT_TYPE["default"]},
-                "rate_limit": dict(self.rate_limit), "batch_size": self.batch_size,
-                **self.extra}
+        return {
+            **self.defaults,
+            "url": self.url,
+            "headers": dict(self.headers),
+            "query_parameters": [list(p) for p in self.query_parameters] if self.query_parameters else None,
+            "request": self.request,
+            "response": self.response_settings(),
+            "input_type": self.input_type or {"translation": {}, "default": EMPTY_INPUT_TYPE["default"]},
+            "rate_limit": dict(self.rate_limit),
+            "batch_size": self.batch_size,
+            **self.extra,
+        }
 
     def response_settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"json_parser": self.parser.to_settings()}
@@ -71,9 +81,10 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     """``service_settings`` as ES's ``CustomServiceSettings.fromMap`` validates them."""
     source = dict(raw)
     v = Validation()
+    extra = _text_embedding_settings(task_type, source, v)  # ES reads these first
     url = v.required_string(source, "url", SCOPE)
+    query = _query_parameters(source.pop("query_parameters", None), v)  # ES reads these before the headers
     headers = _headers(source.pop("headers", None), v)
-    query = _query_parameters(source.pop("query_parameters", None), v)
     request = _request(source.pop("request", None), v, strict)
     response = v.required_map(source, "response", SCOPE)
     json_parser = response.pop("json_parser", None)
@@ -81,15 +92,13 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
         v.add(f"[{SCOPE}.response] does not contain the required setting [json_parser]")
     error_raw = response.pop("error_parser", None)
     if strict and isinstance(json_parser, dict) and task_type in PARSER_KEYS:
-        _reject_leftovers({k: x for k, x in json_parser.items() if k not in PARSER_KEYS[task_type]},
-                          "json_parser")
+        _reject_leftovers({k: x for k, x in json_parser.items() if k not in PARSER_KEYS[task_type]}, "json_parser")
     if strict:
         _reject_leftovers(response, "response")
     input_type = _input_type(source.pop("input_type", None), v, strict)
     limits = rate_limit(source, DEFAULT_RPM, v)
     batch = v.optional_positive_int(source, "batch_size", SCOPE) or DEFAULT_BATCH_SIZE
-    extra = {k: source.pop(k) for k in ("similarity", "dimensions", "max_input_tokens", "element_type",
-                                         "max_concurrent_requests") if k in source}
+    extra.update({k: source.pop(k) for k in ("element_type", "max_concurrent_requests") if k in source})
     v.raise_if_any()
     parser = parse_json_parser(task_type, json_parser)
     error_parser = ErrorParser.from_settings(error_raw, f"{SCOPE}.response") if error_raw is not None else None
@@ -99,22 +108,60 @@ def parse_custom_settings(task_type: str, raw: dict[str, Any], *, strict: bool =
     if task_type == "text_embedding":
         defaults = dict(TEXT_EMBEDDING_DEFAULTS)
         defaults["element_type"] = ELEMENT_TYPES.get(getattr(parser, "embedding_type", "float"), "float")
-    return CustomSettings(url, request, parser, error_parser, headers, query, input_type, limits, batch,  # type: ignore[arg-type]
-                          extra, defaults)
+    assert url is not None and request is not None  # raise_if_any above: both were read
+    return CustomSettings(
+        url, request, parser, error_parser, headers, query, input_type, limits, batch, extra, defaults
+    )
+
+
+def _text_embedding_settings(task_type: str, source: dict[str, Any], v: Validation) -> dict[str, Any]:
+    """ES's ``TextEmbeddingSettings.fromMap``: ``similarity`` (an enum, written in lower case),
+    ``dimensions`` and ``max_input_tokens`` (integers: any other value fails at once); read for
+    text_embedding only (for other task types they are unknown settings)."""
+    if task_type != "text_embedding":
+        return {}
+    out: dict[str, Any] = {}
+    similarity = v.optional_string(source, "similarity", SCOPE)
+    if similarity == "":  # ES's extractOptionalString
+        v.add(f"[{SCOPE}] Invalid value empty string. [similarity] must be a non-empty string")
+    elif similarity is not None:
+        name = similarity.strip().lower()
+        if name in SIMILARITIES:
+            out["similarity"] = name
+        else:
+            v.add(
+                f"[{SCOPE}] Invalid value [{similarity}] received. [similarity] must be one of "
+                f"[{', '.join(SIMILARITIES)}]"
+            )
+    for key in ("dimensions", "max_input_tokens"):
+        value = source.pop(key, None)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or java_type(value) != "Integer"
+        ):
+            raise ApiError("status_exception", invalid_type(key, value, "Integer"), 400)
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def _reject_leftovers(rest: dict[str, Any], field_name: str, settings_name: str = SETTINGS_NAME) -> None:
     """ES's ``throwIfNotEmptyMap``: settings left over after a nested map was read."""
     if rest:
-        raise ApiError("status_exception", f"Configuration contains unknown settings [{java_map_string(rest)}] while "
-                       f"parsing field [{field_name}] for settings [{settings_name}]", 400)
+        raise ApiError(
+            "status_exception",
+            f"Configuration contains unknown settings [{java_map_string(rest)}] while "
+            f"parsing field [{field_name}] for settings [{settings_name}]",
+            400,
+        )
 
 
 def _headers(raw: Any, v: Validation) -> dict[str, str]:
+    """ES's ``extractOptionalMap`` + ``validateMapStringValues``: null values dropped, the first value that
+    is not a string ends the parsing."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [headers], expected [Map]")
+        v.add(invalid_type("headers", raw, "Map"))
         return {}
     out = {}
     for k, val in raw.items():
@@ -122,33 +169,41 @@ def _headers(raw: Any, v: Validation) -> dict[str, str]:
             continue
         if not isinstance(val, str):
             shown = java_map_string({"": val})[2:-1]  # the value as Java prints it
-            v.add(f"Map field [headers] has an entry that is not valid, [{k} => {shown}]. Value type of "
-                  f"[{shown}] is not one of [String].")
-            continue
+            v.add(
+                f"Map field [headers] has an entry that is not valid, [{k} => {shown}]. Value type of "
+                f"[{shown}] is not one of [String]."
+            )
+            v.raise_if_any()
         out[k] = val
     return out
 
 
 def _query_parameters(raw: Any, v: Validation) -> list[tuple[str, str]] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, list):
-        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [query_parameters], expected [List]")
-        return None
+    """ES's ``QueryParameters.fromMap`` (``extractOptionalListOfStringTuples``): the first bad entry ends
+    the parsing, and any error found so far is thrown there."""
+    if raw is not None and not isinstance(raw, list):
+        v.add(invalid_type("query_parameters", raw, "List"))
     out = []
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, list) or len(entry) != 2:
-            v.add(f"[{SCOPE}] failed to parse tuple list entry [{i}] for setting [query_parameters], the tuple must "
-                  f"have exactly 2 elements")
-            continue
-        for pos, word in ((0, "first"), (1, "second")):
-            if not isinstance(entry[pos], str):
-                v.add(f"[{SCOPE}] failed to parse tuple list entry [{i}] for setting [query_parameters], the {word} "
-                      f"element must be a string but was [{java_type(entry[pos])}]")
-                break
-        else:
-            out.append((entry[0], entry[1]))
+    for i, entry in enumerate(raw if isinstance(raw, list) else []):
+        problem = _tuple_problem(entry)
+        if problem is not None:
+            v.add(f"[{SCOPE}] failed to parse tuple list entry [{i}] for setting [query_parameters], {problem}")
+            break
+        out.append((entry[0], entry[1]))
+    v.raise_if_any()
     return out or None
+
+
+def _tuple_problem(entry: Any) -> str | None:
+    """What is wrong with one ``[key, value]`` entry, in ES's words (``None``: nothing)."""
+    if not isinstance(entry, list):
+        return f"expected a list but the entry is [{java_type(entry)}]"
+    if len(entry) != 2:
+        return f"the tuple list size must be two, but was [{len(entry)}]"
+    for element, word in ((entry[0], "first"), (entry[1], "second")):
+        if not isinstance(element, str):
+            return f"the {word} element must be a string but was [{java_type(element)}]"
+    return None
 
 
 def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
@@ -161,7 +216,7 @@ def _request(raw: Any, v: Validation, strict: bool = True) -> str | None:
         v.add(f"[{SCOPE}] does not contain the required setting [request]")
         return None
     if not isinstance(raw, str):
-        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [request], expected [String]")
+        v.add(invalid_type("request", raw, "String"))
         return None
     return raw
 
@@ -179,28 +234,32 @@ def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] 
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        v.add(f"[{SCOPE}] Invalid value type [{java_type(raw)}] for setting [input_type], expected [Map]")
+        v.add(invalid_type("input_type", raw, "Map"))
         return None
     rest = dict(raw)
     translation = rest.pop("translation", None) or {}
     if not isinstance(translation, dict):
-        v.add(f"[input_type] Invalid value type [{java_type(translation)}] for setting [translation], expected [Map]")
+        v.add(invalid_type("translation", translation, "Map"))
         return None
     out: dict[str, str] = {}
     for key, value in translation.items():
         if not isinstance(value, str) or not value:
-            v.add(f"Input type translation value for key [{key}] must be a String that is not null and not empty, "
-                  f"received: [{java_type(value) if value is not None else 'null'}].")
+            v.add(
+                f"Input type translation value for key [{key}] must be a String that is not null and not empty, "
+                f"received: [{java_type(value) if value is not None else 'null'}]."
+            )
             v.raise_if_any()
         name = str(key).strip().lower()
         if name not in TRANSLATABLE_INPUT_TYPES:
-            v.add(f"Invalid input type translation for key: [{key}], is not a valid value. Must be one of "
-                  f"[{', '.join(TRANSLATION_ORDER)}]")
+            v.add(
+                f"Invalid input type translation for key: [{key}], is not a valid value. Must be one of "
+                f"[{', '.join(TRANSLATION_ORDER)}]"
+            )
             v.raise_if_any()
         out[name] = value
     default = rest.pop("default", None)
     if default is not None and not isinstance(default, str):
-        v.add(f"[input_type] Invalid value type [{java_type(default)}] for setting [default], expected [String]")
+        v.add(invalid_type("default", default, "String"))
     if strict:
         _reject_leftovers(rest, "input_type", "input_type_translator")
     ordered = {name: out[name] for name in TRANSLATABLE_INPUT_TYPES if name in out}  # as ES writes them
@@ -212,14 +271,17 @@ def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:
     (``CustomTaskSettings.fromMap``' ``extractOptionalMapRemoveNulls``)."""
     params = task_settings.get("parameters") or {}
     if not isinstance(params, dict):
-        raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] [parameters] must be a map;",
-                       400)
+        raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] [parameters] must be a map;", 400)
     params = {k: val for k, val in params.items() if val is not None}
     for k, val in params.items():
         if not isinstance(val, (str, int, float, bool)):
-            raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings] Map field [parameters] has "
-                           f"an entry that is not valid, [{k}]. Value type of [{java_type(val)}] is not one of "
-                           f"[Boolean, Double, Float, Integer, String].;", 400)
+            raise ApiError(
+                "validation_exception",
+                f"Validation Failed: 1: [task_settings] Map field [parameters] has "
+                f"an entry that is not valid, [{k}]. Value type of [{java_type(val)}] is not one of "
+                f"[Boolean, Double, Float, Integer, String].;",
+                400,
+            )
     return dict(params)
 
 
@@ -232,9 +294,15 @@ def input_type_value(settings: CustomSettings, input_type: str | None) -> str:
     return conf.get("default") or ""
 
 
-def render_request(task_type: str, settings: CustomSettings, parameters: dict[str, Any],
-                   secrets: dict[str, Secret], texts: list[str], ctx: InferenceContext,
-                   call_parameters: dict[str, Any] | None = None) -> HttpRequest:
+def render_request(
+    task_type: str,
+    settings: CustomSettings,
+    parameters: dict[str, Any],
+    secrets: dict[str, Secret],
+    texts: list[str],
+    ctx: InferenceContext,
+    call_parameters: dict[str, Any] | None = None,
+) -> HttpRequest:
     """The HTTP request for ``texts`` (ES's ``CustomRequest``). ``parameters`` are the endpoint's own,
     ``call_parameters`` those given with the call (over them): these never steer the url."""
     revealed = {k: s.reveal() for k, s in secrets.items()}
@@ -252,9 +320,9 @@ def render_request(task_type: str, settings: CustomSettings, parameters: dict[st
         if name.lower() == "content-type":
             headers.pop("Content-Type", None)
         headers[name] = substitute(val, raw, f"header.{name}")
-    body_params: dict[str, Any] = {**parameters, **revealed,
-                                   "input": texts[0] if task_type == "completion" and texts else list(texts),
-                                   "input_type": input_type_value(settings, ctx.input_type)}
+    body_params: dict[str, Any] = {**parameters, **revealed, "input": _input_value(task_type, texts)}
+    if task_type not in NO_INPUT_TYPE_TASKS:  # ES: only ``EmbeddingParameters`` write ``${input_type}``
+        body_params["input_type"] = input_type_value(settings, ctx.input_type)
     if ctx.query is not None:
         body_params["query"] = ctx.query
     if ctx.top_n is not None:
@@ -265,6 +333,14 @@ def render_request(task_type: str, settings: CustomSettings, parameters: dict[st
     return HttpRequest(with_query(url, pairs), headers, body.encode("utf-8"))
 
 
+def _input_value(task_type: str, texts: list[str]) -> str | list[str]:
+    """``${input}``: the texts, but for completion the first text alone (``""`` when there is none,
+    ES's ``CompletionParameters``)."""
+    if task_type == "completion":
+        return texts[0] if texts else ""
+    return list(texts)
+
+
 class CustomService(HttpService):
     name = "custom"
     display_name = "Custom"
@@ -272,37 +348,55 @@ class CustomService(HttpService):
     secret_fields = ("secret_parameters",)
     default_rpm = DEFAULT_RPM
 
-    def parse(self, task_type: str, service_settings: dict[str, Any], task_settings: dict[str, Any],
-              secrets: dict[str, Secret]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    def parse(
+        self,
+        task_type: str,
+        service_settings: dict[str, Any],
+        task_settings: dict[str, Any],
+        secrets: dict[str, Secret],
+    ) -> tuple[dict[str, Any], dict[str, Any], Any]:
         settings = parse_custom_settings(task_type, service_settings)
         parameters = parse_parameters(task_settings)
         reject_unknown({k: v for k, v in task_settings.items() if k != "parameters"}, self.name, "task_settings")
         clash = sorted(set(parameters) & set(secrets))
         if clash:
-            raise ApiError("validation_exception", f"Validation Failed: 1: [task_settings.parameters] keys {clash} "
-                           "are also secret_parameters; a name may be defined only once;", 400)
-        # validate every template now, with placeholder inputs, as ES does at PUT time
-        probe = InferenceContext(task_type, query="q", top_n=1, return_documents=True, input_type="ingest")
-        if task_type != "rerank":
-            probe.query = probe.top_n = probe.return_documents = None  # type: ignore[assignment]
+            raise ApiError(
+                "validation_exception",
+                f"Validation Failed: 1: [task_settings.parameters] keys {clash} "
+                "are also secret_parameters; a name may be defined only once;",
+                400,
+            )
+        # validate every template now, with placeholder inputs, as ES does at PUT time (``${query}`` is known
+        # to rerank only; its ``${top_n}`` / ``${return_documents}`` are accepted here, which ES's probe is not)
+        rerank = task_type == "rerank"
+        probe = InferenceContext(
+            task_type,
+            query="q" if rerank else None,
+            top_n=1 if rerank else None,
+            return_documents=True if rerank else None,
+            input_type="ingest",
+        )
         try:
             render_request(task_type, settings, parameters, {k: Secret("x") for k in secrets}, ["input"], probe)
         except ApiError as err:
-            if task_type == "rerank" or not any(p in err.reason for p in ("${query}", "${top_n}",
-                                                                          "${return_documents}")):
-                if err.reason.startswith("Found placeholder"):
-                    raise ApiError("validation_exception", f"Validation Failed: 1: Failed to validate model "
-                                   f"configuration: {err.reason}, please check that all templates have a "
-                                   f"corresponding field definition.;", 400) from None
-                raise
+            if err.reason.startswith("Found placeholder"):
+                raise ApiError(
+                    "validation_exception",
+                    f"Validation Failed: 1: Failed to validate model "
+                    f"configuration: {err.reason}, please check that all templates have a "
+                    f"corresponding field definition.;",
+                    400,
+                ) from None
+            raise
         public = settings.to_public()
         # CustomTaskSettings writes no [parameters] when there are none
         return public, ({"parameters": parameters} if parameters else {}), settings
 
     def destination(self, endpoint: Endpoint) -> str | None:
         """The url with the endpoint's own parameters (secrets stand as their names: never revealed)."""
-        values = raw_string_values({**parse_parameters(endpoint.task_settings),
-                                    **{k: f"${{{k}}}" for k in endpoint.secrets}})
+        values = raw_string_values(
+            {**parse_parameters(endpoint.task_settings), **{k: f"${{{k}}}" for k in endpoint.secrets}}
+        )
         return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), endpoint.model.url)
 
     def batch_size(self, endpoint: Endpoint, ctx: InferenceContext) -> int:
@@ -316,7 +410,15 @@ class CustomService(HttpService):
         own = parse_parameters(endpoint.task_settings)
         params = parse_parameters(ctx.task_settings)
         call = {k: v for k, v in params.items() if k not in own or own[k] != v}
-        return render_request(ctx.task_type, endpoint.model, own, endpoint.secrets, texts, ctx, call)
+        try:
+            return render_request(ctx.task_type, endpoint.model, own, endpoint.secrets, texts, ctx, call)
+        except ApiError as err:  # ES's CustomRequestManager: the request could not be built
+            if err.type != "illegal_state_exception":  # a refused call-time parameter, an unset env secret
+                raise
+            cause = ApiError(err.type, endpoint.redact(err.reason), err.status)
+            raise ApiError(
+                "status_exception", "Failed to construct the custom service request", 400, caused_by=cause
+            ) from None
 
     def parse_response(self, endpoint: Endpoint, body: Any, ctx: InferenceContext) -> dict[str, Any]:
         return endpoint.model.parser.parse(body)
@@ -331,12 +433,18 @@ class CustomService(HttpService):
             ServiceSetting("query_parameters", "[[key, template], ...] appended to the url.", type="list"),
             ServiceSetting("request", "The JSON body template (values JSON-encoded).", required=True),
             ServiceSetting("response", "json_parser paths (and error_parser.path).", required=True, type="map"),
-            ServiceSetting("secret_parameters", "Secret values usable as ${name}.", required=True, sensitive=True,
-                           type="map"),
+            ServiceSetting(
+                "secret_parameters", "Secret values usable as ${name}.", required=True, sensitive=True, type="map"
+            ),
             ServiceSetting("input_type", "translation of input types for ${input_type}.", type="map"),
             ServiceSetting("batch_size", "Inputs per upstream request.", type="int", default_value=DEFAULT_BATCH_SIZE),
-            ServiceSetting("rate_limit.requests_per_minute", "Requests per minute.", type="int",
-                           default_value=DEFAULT_RPM),
-            ServiceSetting("max_concurrent_requests", "Upstream requests in flight at once (es-infer-nb).",
-                           type="int", default_value=8),
+            ServiceSetting(
+                "rate_limit.requests_per_minute", "Requests per minute.", type="int", default_value=DEFAULT_RPM
+            ),
+            ServiceSetting(
+                "max_concurrent_requests",
+                "Upstream requests in flight at once (es-infer-nb).",
+                type="int",
+                default_value=8,
+            ),
         ]

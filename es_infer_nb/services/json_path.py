@@ -35,8 +35,14 @@ def java_type(value: Any) -> str:
     return type(value).__name__
 
 
+def response_type(value: Any) -> str:
+    """The Java class of a value of a parsed JSON *response*: XContent's ``map()`` builds ``HashMap`` objects."""
+    return "HashMap" if isinstance(value, dict) else java_type(value)
+
+
 def java_map_string(value: dict[str, Any]) -> str:
     """A map as Java's ``AbstractMap.toString`` writes it (``{key=value, other=1}``)."""
+
     def one(v: Any) -> str:
         if isinstance(v, dict):
             return java_map_string(v)
@@ -45,6 +51,7 @@ def java_map_string(value: dict[str, Any]) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
         return "null" if v is None else str(v)
+
     return "{" + ", ".join(f"{k}={one(v)}" for k, v in value.items()) + "}"
 
 
@@ -95,7 +102,8 @@ def _navigate(current: Any, remaining: str, name: str, traversed: dict[str, None
         if not isinstance(current, dict):
             raise illegal_argument(
                 f"Current path [{remaining}] matched the dot field pattern but the current object is not a map, "
-                f"found invalid type [{java_type(current)}] instead.")
+                f"found invalid type [{response_type(current)}] instead."
+            )
         if current.get(key) is None:
             raise illegal_argument(f"Unable to find field [{key}] in map")
         return _navigate(current[key], dot.group(2), f"{name}.{key}" if name else key, traversed)
@@ -104,13 +112,17 @@ def _navigate(current: Any, remaining: str, name: str, traversed: dict[str, None
         if not isinstance(current, list):
             raise illegal_argument(
                 f"Current path [{remaining}] matched the array field pattern but the current object is not a list, "
-                f"found invalid type [{java_type(current)}] instead.")
+                f"found invalid type [{response_type(current)}] instead."
+            )
         if name:
             traversed.setdefault(name, None)
         rest = wildcard.group(1)
         leaf = _DOT_FIELD.match(rest)
-        if leaf and not leaf.group(2) and all(type(item) is dict and item.get(leaf.group(1)) is not None
-                                              for item in current):
+        if (
+            leaf
+            and not leaf.group(2)
+            and all(type(item) is dict and item.get(leaf.group(1)) is not None for item in current)
+        ):
             # the common last step ``[*].field`` over maps that all have it: one comprehension
             if current:
                 traversed.setdefault(f"{name}.{leaf.group(1)}" if name else leaf.group(1), None)

@@ -14,23 +14,30 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ApiError
-from .json_path import Extracted, extract, illegal_argument, illegal_state, java_type
+from ..models.tree.features import java_string
+from .json_path import extract, illegal_argument, illegal_state, java_type, response_type
 from .settings import Validation
 
 _NUMBER_TYPES = {int, float}
-EMBEDDING_TYPES = {"float": "text_embedding", "byte": "text_embedding_bytes", "bit": "text_embedding_bits",
-                   "binary": "text_embedding_bits"}
+EMBEDDING_TYPES = {
+    "float": "text_embedding",
+    "byte": "text_embedding_bytes",
+    "bit": "text_embedding_bits",
+    "binary": "text_embedding_bits",
+}
 
 
 def _list_of(value: Any, field: str) -> list[Any]:
     if not isinstance(value, list):
         raise illegal_argument(
-            f"Extracted field [{field}] is an invalid type, expected a list but received [{java_type(value)}]")
+            f"Extracted field [{field}] is an invalid type, expected a list but received [{response_type(value)}]"
+        )
     return value
 
 
-def _convert_list(values: list[Any], convert: Callable[[Any, str], Any], field: str,
-                  item: str = "list entry [{i}],") -> list[Any]:
+def _convert_list(
+    values: list[Any], convert: Callable[[Any, str], Any], field: str, item: str = "list entry [{i}],"
+) -> list[Any]:
     """Each value through ``convert``; a failure is ES's ``Failed to parse <item> error: ...`` (``{i}``: the index)."""
     out = []
     for i, v in enumerate(values):
@@ -43,13 +50,13 @@ def _convert_list(values: list[Any], convert: Callable[[Any, str], Any], field: 
 
 def to_number(value: Any, field: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise illegal_state(f"Unable to convert field [{field}] of type [{java_type(value)}] to Number")
+        raise illegal_state(f"Unable to convert field [{field}] of type [{response_type(value)}] to Number")
     return value
 
 
 def to_string(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise illegal_state(f"Unable to convert field [{field}] of type [{java_type(value)}] to [String]")
+        raise illegal_state(f"Unable to convert field [{field}] of type [{response_type(value)}] to [String]")
     return value
 
 
@@ -97,8 +104,9 @@ class TextEmbeddingParser(ResponseParser):
 
     def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
         found = extract(body, self.text_embeddings)
-        entries = _list_of(found.value, found.field_name(-1))
-        inner = found.field_name(-1)
+        # ES names the outer list by the first field walked, each entry by the second (``unknown`` if none)
+        entries = _list_of(found.value, found.field_name(0))
+        inner = found.field_name(1)
         fast = self._fast_float(entries)
         if fast is not None:
             return {self.result_key: [{"embedding": v} for v in fast]}
@@ -129,17 +137,18 @@ class SparseEmbeddingParser(ResponseParser):
     def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
         tokens = extract(body, self.token_path)
         weights = extract(body, self.weight_path)
-        token_lists = _list_of(tokens.value, tokens.field_name(-1))
-        weight_lists = _list_of(weights.value, weights.field_name(-1))
+        token_lists = _list_of(tokens.value, tokens.field_name(0))
+        weight_lists = _list_of(weights.value, weights.field_name(0))
         _same_size(len(token_lists), len(weight_lists))
+        token_field, weight_field = tokens.field_name(1), weights.field_name(1)
         out = []
         for i, (toks, wts) in enumerate(zip(token_lists, weight_lists)):
             try:
-                toks = _list_of(toks, tokens.field_name(-1))
-                wts = _list_of(wts, weights.field_name(-1))
+                toks = _list_of(toks, token_field)
+                wts = _list_of(wts, weight_field)
                 _same_size(len(toks), len(wts))
-                names = [str(t) if not isinstance(t, float) or not t.is_integer() else str(int(t)) for t in toks]
-                values = [_float32(w) for w in _weights(wts, weights.field_name(-1))]
+                names = [java_string(t) for t in toks]  # ES: ``token.toString()`` (6 -> "6", 6.0 -> "6.0")
+                values = [_float32(w) for w in _weights(wts, weight_field)]
             except ApiError as err:
                 raise illegal_state(f"Failed to parse sparse embedding entry [{i}], error: {err.reason}") from None
             out.append({"is_truncated": False, "embedding": dict(zip(names, values))})
@@ -156,8 +165,12 @@ class SparseResultParser(ResponseParser):
     sparse_weight: str
 
     def to_settings(self) -> dict[str, Any]:
-        return {"sparse_result": {"path": self.path, "value": {"sparse_token": self.sparse_token,
-                                                                "sparse_weight": self.sparse_weight}}}
+        return {
+            "sparse_result": {
+                "path": self.path,
+                "value": {"sparse_token": self.sparse_token, "sparse_weight": self.sparse_weight},
+            }
+        }
 
     def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
         found = extract(body, self.path)
@@ -194,8 +207,10 @@ def _weights(values: list[Any], field: str) -> list[float | int]:
 
 def _same_size(tokens: int, weights: int) -> None:
     if tokens != weights:
-        raise illegal_state(f"The extracted tokens list is size [{tokens}] but the weights list is size [{weights}]. "
-                            "The list sizes must be equal.")
+        raise illegal_state(
+            f"The extracted tokens list is size [{tokens}] but the weights list is size [{weights}]. "
+            "The list sizes must be equal."
+        )
 
 
 @dataclass
@@ -213,26 +228,34 @@ class RerankParser(ResponseParser):
         return out
 
     @staticmethod
-    def _flat(found: Extracted, convert: Callable[[Any, str], Any], what: str) -> list[Any]:
+    def _flat(body: Any, path: str, convert: Callable[[Any, str], Any], what: str) -> list[Any]:
+        """ES's ``extractScores`` / ``extractIndices`` / ``extractDocuments``: any failure, the path's
+        included, is ``Failed to parse rerank <what>, error: ...``."""
         try:
+            found = extract(body, path)
             return _convert_list(_list_of(found.value, found.field_name(0)), convert, found.field_name(0))
         except ApiError as err:
             raise illegal_state(f"Failed to parse rerank {what}, error: {err.reason}") from None
 
     def parse(self, body: Any) -> dict[str, list[dict[str, Any]]]:
-        scores = self._flat(extract(body, self.relevance_score), to_number, "scores")
-        indices = (self._flat(extract(body, self.reranked_index), to_number, "indices")
-                   if self.reranked_index else list(range(len(scores))))
-        if len(indices) != len(scores):
-            raise illegal_state(f"The number of index fields [{len(indices)}] was not the same as the number of "
-                                f"scores [{len(scores)}]")
-        texts = self._flat(extract(body, self.document_text), to_string, "documents") if self.document_text else None
+        # all three are extracted before the sizes are compared, as ES does
+        scores = self._flat(body, self.relevance_score, to_number, "scores")
+        indices = self._flat(body, self.reranked_index, to_number, "indices") if self.reranked_index else None
+        texts = self._flat(body, self.document_text, to_string, "documents") if self.document_text else None
+        if indices is not None and len(indices) != len(scores):
+            raise illegal_state(
+                f"The number of index fields [{len(indices)}] was not the same as the number of scores [{len(scores)}]"
+            )
         if texts is not None and len(texts) != len(scores):
-            raise illegal_state(f"The number of document fields [{len(texts)}] was not the same as the number of "
-                                f"scores [{len(scores)}]")
+            raise illegal_state(
+                f"The number of document fields [{len(texts)}] was not the same as the number of scores [{len(scores)}]"
+            )
         out = []
-        for i, (index, score) in enumerate(zip(indices, scores)):
-            entry: dict[str, Any] = {"index": int(index), "relevance_score": _float32(score)}
+        for i, score in enumerate(scores):
+            entry: dict[str, Any] = {
+                "index": int(indices[i]) if indices is not None else i,
+                "relevance_score": _float32(score),
+            }
             if texts is not None:
                 entry["text"] = texts[i]
             out.append(entry)
@@ -255,8 +278,9 @@ class CompletionParser(ResponseParser):
             results = _convert_list(value, to_string, self.completion_result)
         else:
             raise illegal_argument(
-                f"Extracted field [{found.field_name(-1)}] from path [{self.completion_result}] is an invalid type, "
-                f"expected a list or a string but received [{java_type(value)}]")
+                f"Extracted field [{found.field_name(0)}] from path [{self.completion_result}] is an invalid type, "
+                f"expected a list or a string but received [{response_type(value)}]"
+            )
         return {"completion": [{"result": r} for r in results]}
 
 
@@ -291,8 +315,10 @@ def parse_json_parser(task_type: str, raw: Any, scope: str | None = None) -> Res
         path = v.required_string(source, "text_embeddings", where)
         etype = v.optional_string(source, "embedding_type", where) or "float"
         if etype.lower() not in EMBEDDING_TYPES:
-            v.add(f"[{where}] Invalid value [{etype}] received. [embedding_type] must be one of "
-                  f"[{', '.join(EMBEDDING_TYPES)}]")
+            v.add(
+                f"[{where}] Invalid value [{etype}] received. [embedding_type] must be one of "
+                f"[{', '.join(EMBEDDING_TYPES)}]"
+            )
         v.raise_if_any()
         parser = TextEmbeddingParser(task_type, path, etype.lower())  # type: ignore[arg-type]
     elif task_type == "sparse_embedding":

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApiError
-from .json_path import java_type
+from ..models.tree.features import java_string
+
+
+def invalid_type(key: str, value: Any, expected: str) -> str:
+    """ES's ``ServiceUtils.invalidTypeErrorMsg`` (``removeAsType``): the value as Java prints it."""
+    return f"field [{key}] is not of the expected type. The value [{java_string(value)}] cannot be converted to a [{expected}]"
 
 
 class Validation:
@@ -33,7 +38,7 @@ class Validation:
             self.add(f"[{scope}] does not contain the required setting [{key}]")
             return None
         if not isinstance(value, str):
-            self.add(f"[{scope}] Invalid value type [{java_type(value)}] for setting [{key}], expected [String]")
+            self.add(invalid_type(key, value, "String"))
             return None
         if not value.strip():
             self.add(f"[{scope}] Invalid value empty string. [{key}] must be a non-empty string")
@@ -45,7 +50,7 @@ class Validation:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.add(f"[{scope}] Invalid value type [{java_type(value)}] for setting [{key}], expected [String]")
+            self.add(invalid_type(key, value, "String"))
             return None
         return value
 
@@ -54,7 +59,7 @@ class Validation:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(f"[{scope}] Invalid value type [{java_type(value)}] for setting [{key}], expected [Integer]")
+            self.add(invalid_type(key, value, "Integer"))
             return None
         if value <= 0:
             self.add(f"[{scope}] Invalid value [{value}]. [{key}] must be a positive integer")
@@ -67,7 +72,7 @@ class Validation:
             self.add(f"[{scope}] does not contain the required setting [{key}]")
             return {}
         if not isinstance(value, dict):
-            self.add(f"[{scope}] Invalid value type [{java_type(value)}] for setting [{key}], expected [Map]")
+            self.add(invalid_type(key, value, "Map"))
             return {}
         return dict(value)
 
@@ -76,12 +81,14 @@ class Validation:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.add(f"[{scope}] Invalid value type [{java_type(value)}] for setting [{key}], expected [Map]")
+            self.add(invalid_type(key, value, "Map"))
             return None
         return dict(value)
 
 
-def rate_limit(source: dict[str, Any], default_rpm: int, v: Validation, scope: str = "service_settings") -> dict[str, int]:
+def rate_limit(
+    source: dict[str, Any], default_rpm: int, v: Validation, scope: str = "service_settings"
+) -> dict[str, int]:
     """``rate_limit.requests_per_minute`` (a positive integer, the service's default otherwise)."""
     raw = v.optional_map(source, "rate_limit", scope) or {}
     rpm = v.optional_positive_int(raw, "requests_per_minute", f"{scope}.rate_limit")

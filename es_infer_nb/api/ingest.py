@@ -19,8 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 
+#: ES stops looking for inference processors this many foreach / on_failure levels down
+_MAX_SEARCH_DEPTH = 10
+
+
 def count_inference_processors(value: Any) -> int:
-    """Inference processors anywhere in a pipeline body (on_failure and foreach included)."""
+    """Inference processors anywhere in a pipeline body (on_failure and foreach included): whether
+    creating the pipeline runs the inference processor factory (and its limit check)."""
     if isinstance(value, list):
         return sum(count_inference_processors(v) for v in value)
     if not isinstance(value, dict):
@@ -34,19 +39,55 @@ def count_inference_processors(value: Any) -> int:
     return total
 
 
+def stored_inference_processors(pipeline: Any) -> int:
+    """``InferenceProcessorInfoExtractor.countInferenceProcessors`` for one stored pipeline: the
+    ``processors`` list only (not the pipeline's ``on_failure``); an inference processor counts when it
+    names a ``model_id``; a ``foreach`` is searched through its ``processor``, any other processor
+    through its ``on_failure`` (an inference processor's own ``on_failure`` is not searched)."""
+    processors = pipeline.get("processors") if isinstance(pipeline, dict) else None
+    if not isinstance(processors, list):
+        return 0
+    return sum(_count_in(ptype, definition, 0) for entry in processors if isinstance(entry, dict)
+               for ptype, definition in entry.items())
+
+
+def _count_in(ptype: str, definition: Any, level: int) -> int:
+    """``addModelsAndPipelines`` for one processor entry."""
+    if level > _MAX_SEARCH_DEPTH or not isinstance(definition, dict):
+        return 0
+    if ptype == "inference":
+        return 1 if definition.get("model_id") is not None else 0
+    if ptype == "foreach":
+        inner = definition.get("processor")
+        if not isinstance(inner, dict):
+            return 0
+        return sum(_count_in(k, v, level + 1) for k, v in inner.items())
+    on_failure = definition.get("on_failure")
+    if not isinstance(on_failure, list):
+        return 0
+    return sum(_count_in(k, v, level + 1) for entry in on_failure if isinstance(entry, dict) for k, v in entry.items())
+
+
+def check_inference_limit(engine: "Engine", body: Any) -> None:
+    """``InferenceProcessor.Factory.create``'s first check, run when a pipeline body creates an
+    inference processor (a PUT or an inline ``_simulate``): the stored pipelines' inference processors
+    against ``xpack.ml.max_inference_processors`` (a 409)."""
+    if not isinstance(body, dict) or not (count_inference_processors(body.get("processors"))
+                                          + count_inference_processors(body.get("on_failure"))):
+        return
+    current = sum(stored_inference_processors(engine.pipelines.get(pid)) for pid in engine.pipelines)
+    limit = setting(engine, MAX_INFERENCE_PROCESSORS)
+    if current >= limit:
+        raise ApiError(
+            "status_exception",
+            f"Max number of inference processors reached, total inference processors [{current}]. Adjust the "
+            f"setting [{MAX_INFERENCE_PROCESSORS}]: [{limit}] if a greater number is desired.", 409)
+
+
 def validate_pipeline(body: dict[str, Any], engine: "Engine | None" = None, pipeline_id: str | None = None) -> None:
     """Validate a pipeline body with the same parser ``_simulate`` and execution use."""
-    if engine is not None and count_inference_processors(body.get("processors")) + count_inference_processors(
-            body.get("on_failure")):
-        current = sum(count_inference_processors((engine.pipelines.get(pid) or {}).get("processors"))
-                      + count_inference_processors((engine.pipelines.get(pid) or {}).get("on_failure"))
-                      for pid in engine.pipelines)
-        limit = setting(engine, MAX_INFERENCE_PROCESSORS)
-        if current >= limit:
-            raise ApiError(
-                "status_exception",
-                f"Max number of inference processors reached, total inference processors [{current}]. Adjust the "
-                f"setting [{MAX_INFERENCE_PROCESSORS}]: [{limit}] if a greater number is desired.", 409)
+    if engine is not None:
+        check_inference_limit(engine, body)
     parse_pipeline(body, engine, pipeline_id)  # after the limit: ES's factory checks it before anything else
 
 
@@ -90,4 +131,6 @@ def delete_pipeline(engine: "Engine", req: Request) -> Any:
 @route("GET", "_ingest/pipeline/{id}/_simulate", "verbose", exclusive=False)
 def simulate_pipeline(engine: "Engine", req: Request) -> Any:
     body = req.object_body("simulate")
+    if "id" not in req.path_params:  # an inline pipeline creates its processors as a PUT does
+        check_inference_limit(engine, body.get("pipeline"))
     return simulate(engine, body, req.path_params.get("id"), req.bool_param("verbose", False), device=req.device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
-from ..models.input_output import beside
+from ..models.input_output import split_output
 from ..models.tree.features import dig
 from ..services.ingest_bridge import DEFAULT_INPUT_FIELD, predicted_value
 from ..services.runner import infer_endpoint
@@ -57,11 +57,8 @@ def run_inference_processor(proc: "InferenceProcessor", docs: list["Doc"], engin
             if proc.inputs is None:
                 proc.write(doc, {"predicted_value": predicted_value(mine[0])}, proc.model_id)
             else:
-                for i, (io, answer) in enumerate(zip(proc.inputs, mine)):
-                    output = io["output_field"]
-                    doc.set(output, predicted_value(answer), append=doc.has(output))
-                    if i == 0:
-                        doc.set(beside(output, "model_id"), proc.model_id)
+                proc.write_outputs(doc, [{split_output(io["output_field"])[1]: predicted_value(answer)}
+                                         for io, answer in zip(proc.inputs, mine)], proc.model_id)
             out.append(None)
         except ApiError as err:
             out.append(err)

@@ -39,22 +39,30 @@ RESERVED_FIELDS = ("warning", "model_id")
 
 
 def parse_update(raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate a processor's ``inference_config`` update (``InferenceProcessor.Factory``)."""
-    if len(raw) != 1 or not isinstance(next(iter(raw.values())), (dict, type(None))):
+    """Validate a processor's ``inference_config`` update (``Factory.inferenceConfigUpdateFromMap``):
+    one type mapped to an object (``null`` is not an object), then that type's ``fromMap``."""
+    if len(raw) != 1 or not isinstance(next(iter(raw.values())), dict):
         raise ApiError("status_exception",
                        "inference_config must be an object with one inference type mapped to an object.", 400)
     ((name, inner),) = raw.items()
-    inner = inner or {}
     if name not in UPDATE_TYPES:
         raise ApiError("status_exception", f"unrecognized inference configuration type [{name}]. "
                        f"Supported types [{', '.join(UPDATE_TYPES)}]", 400)
     if name in ic.TREE_TYPES:
-        ic._fields(name, inner)  # same field validation as _infer updates
+        _tree_update_fields(name, inner)
     elif name in TASKS:
         _nlp_update_fields(name, inner)
     names = [inner.get("results_field")]
     if name == "classification":
         names.append(inner.get("top_classes_results_field"))
+    _check_field_uniqueness(names)
+    if name in ic.TREE_TYPES:
+        ic._fields(name, inner)  # the value types, as an ``_infer`` update reads them
+    return {name: dict(inner)}
+
+
+def _check_field_uniqueness(names: list[Any]) -> None:
+    """``InferenceConfigUpdate.checkFieldUniqueness``: no name twice, nor a reserved one (a 400)."""
     seen = set(RESERVED_FIELDS)
     dups = []
     for n in names:
@@ -66,7 +74,27 @@ def parse_update(raw: dict[str, Any]) -> dict[str, Any]:
     if dups:
         raise ApiError("status_exception",
                        f"Invalid inference config. More than one field is configured as [{', '.join(dups)}]", 400)
-    return {name: dict(inner)}
+
+
+#: the keys ``ClassificationConfigUpdate.fromMap`` / ``RegressionConfigUpdate.fromMap`` take
+_TREE_UPDATE_FIELDS = {
+    "classification": ("num_top_classes", "results_field", "top_classes_results_field",
+                       "num_top_feature_importance_values", "prediction_field_type"),
+    "regression": ("results_field", "num_top_feature_importance_values"),
+}
+
+
+def _tree_update_fields(name: str, inner: dict[str, Any]) -> None:
+    """``<Type>ConfigUpdate.fromMap``: unknown keys are a 400 status_exception (regression names the
+    whole map, classification the unknown keys), then a negative feature importance count."""
+    unknown = [k for k in inner if k not in _TREE_UPDATE_FIELDS[name]]
+    if unknown:
+        shown = list(inner) if name == "regression" else unknown
+        raise ApiError("status_exception", f"Unrecognized fields [{', '.join(shown)}].", 400)
+    top = inner.get("num_top_feature_importance_values")
+    if isinstance(top, int) and not isinstance(top, bool) and top < 0:
+        raise ApiError("illegal_argument_exception",
+                       "[num_top_feature_importance_values] must be greater than or equal to 0", 400)
 
 
 #: NLP updates whose ``fromMap`` names every key of the map when one is unknown (it removes none first)
@@ -145,9 +173,10 @@ class InferenceProcessor(Processor):
         raw = c.mapping("inference_config")
         self.update = parse_update(raw) if raw is not None else None
         self.inputs = _read_input_output(c)
-        self.ignore_missing = c.boolean("ignore_missing", False)
+        # ignore_missing is read in the input_output style only: with target_field it is an unknown option
+        self.ignore_missing = c.boolean("ignore_missing", False) if self.inputs is not None else False
         if self.inputs is not None:
-            if c.has("target_field"):
+            if c.string("target_field", None) is not None:
                 raise c.error("target_field", "option is incompatible with [input_output]. Use the [output_field] "
                               "option to specify where to write the inference results to.")
             if self.update is not None and next(iter(self.update.values())).get("results_field") is not None:
@@ -160,8 +189,9 @@ class InferenceProcessor(Processor):
             default = DEFAULT_TARGET_FIELD if c.tag is None else f"{DEFAULT_TARGET_FIELD}.{c.tag}"
             self.target_field = c.string("target_field", default)
             field_map = c.mapping("field_map")
-            legacy = c.mapping("field_mappings")
-            self.field_map = dict(field_map if field_map is not None else legacy or {})
+            if field_map is None:  # the deprecated name is read only when field_map is not given
+                field_map = c.mapping("field_mappings")
+            self.field_map = dict(field_map or {})
 
     # -- what the model sees / what gets written --------------------------------------------------
     def model_input(self, doc: Doc) -> dict[str, Any]:
@@ -172,10 +202,27 @@ class InferenceProcessor(Processor):
         return fields
 
     def write(self, doc: Doc, result: dict[str, Any], model_id: str) -> None:
+        """``InferenceResults.writeResult``: the result map plus ``model_id`` at ``target_field``, set or
+        appended to a value already there."""
         value = dict(result)
         value["model_id"] = model_id
         assert self.target_field is not None
         doc.set(self.target_field, value, append=doc.has(self.target_field))
+
+    def write_outputs(self, doc: Doc, outputs: list[dict[str, Any]], model_id: str) -> None:
+        """``InferenceResults.writeResultToField`` for each ``input_output`` entry in order: entry i's
+        result map (``asMap(outputField)``, keyed by the output's last element) under the output's base
+        path, or at the document root without one, each key set or appended; ``model_id`` goes with the
+        first entry's keys only."""
+        assert self.inputs is not None
+        for i, (entry, result) in enumerate(zip(self.inputs, outputs)):
+            values = dict(result)
+            if i == 0:
+                values["model_id"] = model_id
+            base, _leaf = split_output_path(entry["output_field"])
+            for key, value in values.items():
+                path = f"{base}.{key}" if base else key
+                doc.set(path, value, append=doc.has(path))
 
     # -- batch execution ----------------------------------------------------------------------------
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:

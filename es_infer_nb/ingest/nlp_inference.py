@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..models.deployments import Deployment, deployments
-from ..models.input_output import as_map, split_output, task_of
+from ..models.input_output import as_map, task_of
 from ..models.nlp_backend import input_field
 from ..models.nlp_frames import run_chunks
 from ..models.tree.features import dig
@@ -133,14 +133,8 @@ def _input_output(proc: "InferenceProcessor", docs: list[Doc], engine: "Engine",
             out.append(ApiError("status_exception", str(failed["error"]), 400))
             continue
         try:
-            for i, (io, answer) in enumerate(zip(proc.inputs, mine)):
-                base, _leaf = split_output(io["output_field"])
-                values = as_map(task, answer, io["output_field"], results_field)
-                if i == 0:
-                    values["model_id"] = reported
-                for key, value in values.items():
-                    path = f"{base}.{key}" if base else key
-                    doc.set(path, value, append=doc.has(path))
+            proc.write_outputs(doc, [as_map(task, answer, io["output_field"], results_field)
+                                     for io, answer in zip(proc.inputs, mine)], reported)
         except ApiError as err:  # an output path through a non-object: this document fails
             out.append(err)
             continue

@@ -68,11 +68,31 @@ def result_map(model_result: dict[str, Any], processor_update: dict[str, Any] | 
     ).as_map()
 
 
-def mutate_document(processor: dict[str, Any], model_result: dict[str, Any], input_doc: dict[str, Any],
-                    resolved_model_id: str | None = None) -> dict[str, Any]:
+def output_map(model_result: dict[str, Any], processor_update: dict[str, Any] | None, output_field: str) -> dict[str, Any]:
+    """``asMap(outputField)``: the result map with its value (the first key) under the output's last
+    path element; a warning or error keeps its map."""
+    rendered = result_map(model_result, processor_update)
+    if model_result.get("type") in ("warning", "error"):
+        return rendered
+    first = next(iter(rendered))
+    leaf = output_field.rpartition(".")[2]
+    return {leaf if key == first else key: value for key, value in rendered.items()}
+
+
+def mutate_document(processor: dict[str, Any], model_result: dict[str, Any] | list[dict[str, Any]],
+                    input_doc: dict[str, Any], resolved_model_id: str | None = None) -> dict[str, Any]:
+    """``mutateDocument``; for an ``input_output`` processor ``model_result`` is one result per entry
+    (a list) or the first entry's result."""
     proc = _inference(processor)
     doc = Doc(copy.deepcopy(input_doc))
-    proc.write(doc, result_map(model_result, proc.update), resolved_model_id or proc.model_id)
+    model_id = resolved_model_id or proc.model_id
+    if proc.inputs is not None:
+        results = model_result if isinstance(model_result, list) else [model_result]
+        proc.write_outputs(doc, [output_map(r, proc.update, io["output_field"])
+                                 for io, r in zip(proc.inputs, results)], model_id)
+    else:
+        assert isinstance(model_result, dict)
+        proc.write(doc, result_map(model_result, proc.update), model_id)
     return doc.source()
 
 

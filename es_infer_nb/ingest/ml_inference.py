@@ -25,12 +25,15 @@ from jsonpath_ng.ext import parse
 from ..backends import OpenSearchBackend, call_concurrency, resolve
 from ..errors import ApiError
 from ..models.run_control import ctrl_c_flag, result_or_interrupt
+from ..models.java_hash import hashmap_order
+from ..models.tree.features import java_string
 from ..services.ingest_bridge import endpoint_prediction
+from ..services.ml_process import gson_json, parameter_strings
 from ..services.templates import json_placeholders
 from .config import Conf
 from .declared import UNKNOWN, SymbolicDocument, templated
 from .declared_models import stand_in_answers
-from .document import Doc, clone
+from .document import Doc, clone, java_type
 from .pipeline import Processor, Run
 from .regexes import bound_json_path
 
@@ -52,14 +55,33 @@ def _iae(message: str) -> ApiError:
 
 # -- JSON helpers --------------------------------------------------------------------------------
 
+def java_hash_order(value: Any) -> Any:
+    """A JSON-like value with every object's keys in ``java.util.HashMap`` iteration order: the order in
+    which ml-commons serializes the maps of a document (OpenSearch parses a ``_source`` and a pipeline's
+    config into HashMaps)."""
+    if isinstance(value, list):
+        return [java_hash_order(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: java_hash_order(value[k]) for k in hashmap_order(value)}
+
+
 def to_json(value: Any) -> str:
-    """Java-like compact JSON (keys sorted for a deterministic order)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    """``StringUtils.toJson``: a string as it is, anything else as compact JSON with Java's number text and
+    HashMap key order (as ml-commons serializes a document value or a ``model_config`` value). A non-finite
+    number (a data frame's, never a JSON document's) is written bare (``Infinity``, ``NaN``)."""
+    if isinstance(value, str):
+        return value
+    ordered = java_hash_order(value)
+    try:
+        return gson_json(ordered)
+    except ApiError:  # a non-finite number
+        return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
 
 
 def to_param_string(value: Any) -> str:
     """Strings are used raw; everything else is serialized to JSON."""
-    return value if isinstance(value, str) else to_json(value)
+    return to_json(value)
 
 
 # -- JSON paths ----------------------------------------------------------------------------------
@@ -101,15 +123,18 @@ def _definite(tokens: list[str | int]) -> bool:
     return "*" not in tokens
 
 
-def json_path_read(root: Any, path: str) -> Any:
-    """Jayway-like read with DEFAULT_PATH_LEAF_TO_NULL + SUPPRESS_EXCEPTIONS.
+def json_path_read(root: Any, path: str, *, leaf_to_null: bool = True) -> Any:
+    """Jayway-like read with DEFAULT_PATH_LEAF_TO_NULL + SUPPRESS_EXCEPTIONS (how ml-commons reads a document).
 
     A definite path yields the value (None when missing); a wildcard path yields the flattened list
-    of matches, a missing *leaf* giving None in its position.
+    of matches, a missing *leaf* giving None in its position. ``leaf_to_null=False`` reads as Jayway's
+    default configuration (how ``ModelExecutor`` reads a model output): a definite path that finds
+    nothing yields ``MISSING`` (Jayway's PathNotFoundException), a wildcard path skips missing leaves.
     """
     tokens = _tokens(path)
     if tokens is None:
-        return _jsonpath_ng_read(root, path)
+        value = _jsonpath_ng_read(root, path)
+        return MISSING if value is None and not leaf_to_null else value
     definite = _definite(tokens)
     results: list[Any] = []
 
@@ -130,20 +155,20 @@ def json_path_read(root: Any, path: str) -> Any:
         if isinstance(tok, int):
             if isinstance(node, list) and -len(node) <= tok < len(node):
                 walk(node[tok], i + 1)
-            elif last and not definite:
+            elif last and not definite and leaf_to_null:
                 results.append(None)
             return
         if isinstance(node, dict):
             if tok in node:
                 walk(node[tok], i + 1)
-            elif last:
+            elif last and leaf_to_null:
                 results.append(None)
         elif isinstance(node, list) and tok.isdigit() and int(tok) < len(node):
             walk(node[int(tok)], i + 1)
 
     walk(root, 0)
     if definite:
-        return results[0] if results else None
+        return results[0] if results else (None if leaf_to_null else MISSING)
     return results
 
 
@@ -161,32 +186,35 @@ def _jsonpath_ng_read(root: Any, path: str) -> Any:
 
 
 def write_new_dot_path(source: dict[str, Any], path: str) -> list[str]:
-    """Concrete dot paths for a write path whose parent may contain ``*`` (``books.*.title``)."""
-    if "." not in path or "*" not in path:
+    """``ModelExecutor.writeNewDotPathForNestedObject``: the concrete dot paths a write path names. The part
+    before the last dot is read as a Jayway path list (SUPPRESS_EXCEPTIONS, DEFAULT_PATH_LEAF_TO_NULL) over
+    ``source``: a ``*`` fans out over an array's positions or an object's keys, a missing last segment still
+    names its path, and a missing segment before it (or a name over an array) names no path at all."""
+    if "." not in path:
         return [path]
     prefix, leaf = path.rsplit(".", 1)
-    parts = prefix.split(".")
+    tokens = _tokens(prefix)
+    if not tokens:
+        return [path]
     out: list[str] = []
 
     def walk(node: Any, i: int, acc: list[str]) -> None:
-        if i == len(parts):
+        if i == len(tokens):
             out.append(".".join(acc + [leaf]))
             return
-        part = parts[i]
-        if part == "*":
-            if isinstance(node, list):
-                for j, item in enumerate(node):
-                    walk(item, i + 1, acc + [str(j)])
-            elif isinstance(node, dict):
-                for k, item in node.items():
-                    walk(item, i + 1, acc + [k])
-            return
-        nxt = None
-        if isinstance(node, dict):
-            nxt = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            nxt = node[int(part)]
-        walk(nxt, i + 1, acc + [part])
+        tok = tokens[i]
+        if tok == "*":
+            items = enumerate(node) if isinstance(node, list) else node.items() if isinstance(node, dict) else ()
+            for key, item in items:
+                walk(item, i + 1, acc + [str(key)])
+        elif isinstance(tok, int):
+            if isinstance(node, list) and -len(node) <= tok < len(node):
+                walk(node[tok], i + 1, acc + [str(tok)])
+        elif isinstance(node, dict):
+            if tok in node:
+                walk(node[tok], i + 1, acc + [tok])
+            elif i == len(tokens) - 1:
+                out.append(".".join(acc + [tok, leaf]))
 
     walk(source, 0, [])
     return out
@@ -231,107 +259,162 @@ def _clip(text: str) -> str:
 
 # -- tensors -------------------------------------------------------------------------------------
 
+_FLOATING = ("FLOAT32", "FLOAT64", "FLOAT16")
+_INTEGER = ("INT8", "INT16", "INT32", "INT64", "UINT8")
+_UNSUPPORTED = ("UNKNOWN", "BINARY", "UBINARY")
+
+
+def _float32(value: Any) -> float:
+    return float(struct.unpack("f", struct.pack("f", float(value)))[0])
+
+
+def _int32(value: Any) -> int:
+    """``Number.intValue()``: truncated toward zero, wrapped to 32 bits."""
+    n = int(value) & 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
+
+
 def parse_tensor_data(tensor: dict[str, Any]) -> list[Any] | None:
-    """A tensor's ``data`` typed by ``data_type`` (FLOAT32 values rounded to float32)."""
+    """``ModelExecutor.parseDataInTensor``: a tensor's ``data`` typed by ``data_type``: every floating type as
+    ``floatValue()`` (float32), every integer type as ``intValue()``, booleans as ``intValue() != 0``."""
     data = tensor.get("data")
     if data is None:
         return None
     dtype = str(tensor.get("data_type") or "").upper()
-    if dtype in ("FLOAT32", "FLOAT16"):
-        return [None if v is None else struct.unpack("f", struct.pack("f", float(v)))[0] for v in data]
-    if dtype in ("FLOAT64",):
-        return [None if v is None else float(v) for v in data]
-    if dtype in ("INT8", "INT16", "INT32", "INT64", "UINT8"):
-        return [None if v is None else int(v) for v in data]
+    if dtype in _FLOATING:
+        return [None if v is None else _float32(v) for v in data]
+    if dtype in _INTEGER:
+        return [None if v is None else _int32(v) for v in data]
     if dtype == "BOOLEAN":
-        return [None if v is None else bool(v) for v in data]
+        return [None if v is None else _int32(v) != 0 for v in data]
+    if dtype in _UNSUPPORTED:
+        raise ApiError("exception", "unsupported data type in prediction data.", 500)
     return list(data)
 
 
-def _tensor_value(tensor: dict[str, Any]) -> Any:
-    if tensor.get("dataAsMap") is not None:
-        return tensor["dataAsMap"]
-    return parse_tensor_data(tensor)
-
-
 def _pooling(field: str | None) -> tuple[str | None, str | None]:
+    """``OutputTransformations``: an output path without its ``.meanPooling()`` / ``.maxPooling()`` suffix."""
     if field is None:
         return None, None
-    for suffix, kind in ((".meanPooling()", "mean"), (".maxPooling()", "max")):
+    for suffix, kind in ((".meanPooling()", "Mean"), (".maxPooling()", "Max")):
         if field.endswith(suffix):
             return field[: -len(suffix)], kind
     return field, None
 
 
 def _pool(value: Any, kind: str) -> list[float]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, list) for v in value):
-        raise _iae("Pooling requires a list of numeric vectors")
+    """``OutputTransformations.applyMeanPooling`` / ``applyMaxPooling``, in float32 as upstream (a non-number
+    element counts as 0 for the mean, as -infinity for the max)."""
+    if not isinstance(value, list):
+        raise _iae(f"{kind} pooling requires a list input")
+    if not value or not isinstance(value[0], list):
+        raise _iae(f"{kind} pooling requires nested array structure")
     width = len(value[0])
-    if any(len(v) != width for v in value):
-        raise _iae("Pooling requires vectors of the same length")
-    if kind == "mean":
-        return [sum(float(v[i]) for v in value) / len(value) for i in range(width)]
-    return [max(float(v[i]) for v in value) for i in range(width)]
+    neutral = 0.0 if kind == "Mean" else float("-inf")
+    acc = [_float32(v) if _is_number(v) else neutral for v in value[0]] if kind == "Max" else [0.0] * width
+    for vector in value:
+        if not isinstance(vector, list):
+            raise _iae("All elements must be vectors (lists)")
+        if len(vector) != width:
+            raise _iae("All vectors must have the same dimension")
+        for i, element in enumerate(vector):
+            number = _float32(element) if _is_number(element) else neutral
+            acc[i] = _float32(acc[i] + number) if kind == "Mean" else max(acc[i], number)
+    return [_float32(a / len(value)) for a in acc] if kind == "Mean" else acc
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def get_model_output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """The value an output-map entry reads from the model output. A path that finds nothing is an error;
-    with ``ignore_missing`` it is skipped (``MISSING``: the field is not written), as OpenSearch documents
+    """The value an output-map entry writes: :func:`read_model_output` of the path without its pooling
+    suffix, then the pooling (``MLInferenceIngestProcessor.appendFieldValue``)."""
+    base, pool = _pooling(field)
+    value = read_model_output(output, base, ignore_missing, full_response_path)
+    return value if pool is None or value is MISSING else _pool(value, pool)
+
+
+def read_model_output(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
+    """``ModelExecutor.getModelOutputValue``: with ``full_response_path`` the path is read on the whole
+    output; else on the tensors of the first result (a tensor's ``dataAsMap`` read with the path, a data
+    tensor parsed whole, several tensors giving a list). A path that finds nothing is an error; with
+    ``ignore_missing`` it is skipped (``MISSING``: the field is not written), as OpenSearch documents
     ``ignore_missing`` and as ``testExecute_getModelOutputFieldWithInvalidDotPathSuccess`` (conformance case
-    ``mlinf-output-invalid-dot-path-ignored``) expects. ml-commons' ``ModelExecutor.getModelOutputField``
-    itself returns the tensor's whole map there; with ``full_response_path`` the whole output is returned,
-    as ``testExecute_localModelSuccess`` asserts."""
-    field, pool = _pooling(field)
+    ``mlinf-output-invalid-dot-path-ignored``) expects, where ``getModelOutputField`` itself returns the
+    tensor's whole map; with ``full_response_path`` the whole output is returned, as
+    ``testExecute_localModelSuccess`` asserts."""
     if not isinstance(output, dict):
         raise _iae("model inference output is null")
     if full_response_path:
         if field is None:
-            value = output
-        else:
-            value = json_path_read(output, field)
-            if value is None or value == []:
-                if ignore_missing:  # ModelExecutor.getModelOutputValue: the whole output instead
-                    return output
-                raise _iae(f"model inference output cannot find such json path: {field}")
-    else:
-        results = output.get("inference_results")
-        if not results:
-            raise _iae("Model outputs are null or empty.")
-        tensors = (results[0] or {}).get("output") if isinstance(results[0], dict) else None
-        if not tensors:
-            raise _iae("Output tensors are null or empty.")
-        if len(tensors) == 1:
-            base = _tensor_value(tensors[0])
-        else:
-            base = [_tensor_value(t) for t in tensors]
-        if field is None or all(isinstance(t, dict) and t.get("dataAsMap") is None and t.get("data") is not None
-                                for t in tensors):
-            value = base  # ml-commons reads a data tensor (no dataAsMap) whole, whatever the field name
-        else:
-            if isinstance(base, dict) and field in base:
-                value = base[field]
-            else:
-                value = json_path_read(base, field)
-            if value is None or value == []:
-                if ignore_missing:  # the field is not written (see the docstring)
-                    return MISSING
-                raise _iae(f"model inference output cannot find field name: {field}")
-    if pool is not None:
-        value = _pool(value, pool)
-    return value
+            return output
+        value = json_path_read(output, field, leaf_to_null=False)
+        if value is MISSING or value is None:
+            if ignore_missing:  # ModelExecutor.getModelOutputValue: the whole output instead
+                return output
+            raise _iae(f"model inference output cannot find such json path: {field}")
+        return value
+    results = output.get("inference_results")
+    if not results:
+        raise _iae("Model outputs are null or empty.")
+    tensors = results[0].get("output") if isinstance(results[0], dict) else None
+    if not tensors:
+        raise _iae("Output tensors are null or empty.")
+    if len(tensors) == 1:
+        return _tensor_value(tensors[0], field, ignore_missing)
+    values = []
+    for tensor in tensors:
+        if tensor is None:
+            continue
+        try:
+            values.append(_tensor_value(tensor, field, ignore_missing))
+        except ApiError as err:
+            raise ApiError(err.type, f"Error accessing tensor data: {err.reason}", err.status) from err
+    return MISSING if any(v is MISSING for v in values) else values
+
+
+def _tensor_value(tensor: dict[str, Any], field: str | None, ignore_missing: bool) -> Any:
+    """One tensor's value: its ``dataAsMap`` read with ``field`` (``getModelOutputField``), else its data."""
+    data_as_map = tensor.get("dataAsMap")
+    if data_as_map is None:
+        return parse_tensor_data(tensor)
+    if field is None or not isinstance(data_as_map, dict):
+        return data_as_map
+    if field in data_as_map:
+        return data_as_map[field]
+    value = json_path_read(data_as_map, field, leaf_to_null=False)
+    if value is not MISSING:
+        return value
+    if ignore_missing:
+        return MISSING
+    raise _iae(f"model inference output cannot find field name: {field}")
 
 
 # -- the processor -------------------------------------------------------------------------------
 
 def _read_maps(c: Conf, key: str) -> list[dict[str, str]] | None:
+    """``ConfigurationUtils.readOptionalList`` (its message for a value that is not a list); an element that
+    is not a map is refused here rather than when a document runs."""
     raw = c.raw(key)
     if raw is None:
         return None
-    if isinstance(raw, dict):
-        raw = [raw]
-    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+    if not isinstance(raw, list):
+        raise c.error(key, f"property isn't a list, but of type [{java_type(raw)}]")
+    if not all(isinstance(m, dict) for m in raw):
         raise c.error(key, "property isn't a list of maps")
     return [{str(k): v for k, v in m.items()} for m in raw]
+
+
+def _read_int(c: Conf, key: str, default: int) -> int:
+    """``ConfigurationUtils.readIntProperty``: ``Integer.parseInt`` of the value's text."""
+    raw = c.raw(key)
+    if raw is None:
+        return default
+    text = java_string(raw)
+    if re.fullmatch(r"[+-]?[0-9]+", text) and -(1 << 31) <= int(text) < 1 << 31:
+        return int(text)
+    raise c.error(key, f"property cannot be converted to an int [{text}]")
 
 
 def _root(path: Any) -> str | None:
@@ -390,29 +473,24 @@ class MLInferenceProcessor(Processor):
 
     def __init__(self, c: Conf, predictor: Predictor | None = None) -> None:
         super().__init__()
+        # read in the order of MLInferenceIngestProcessor.Factory.create (the first bad property is reported)
         self.model_id = c.string("model_id")
-        self.function_name = str(c.raw("function_name") or "remote")
-        self.is_remote = self.function_name.lower() == "remote"
+        cfg = c.mapping("model_config")
         self.input_maps = _read_maps(c, "input_map")
         self.output_maps = _read_maps(c, "output_map")
-        cfg = c.raw("model_config")
-        if cfg is not None and not isinstance(cfg, dict):
-            raise c.error("model_config", "property isn't a map")
-        self.model_config = {str(k): to_param_string(v) for k, v in (cfg or {}).items()}
-        self.model_input = c.raw("model_input")
+        self.max_prediction_tasks = _read_int(c, "max_prediction_tasks", DEFAULT_MAX_PREDICTION_TASKS)
+        self.ignore_missing = c.boolean("ignore_missing", False)
+        self.override = c.boolean("override", False)
+        self.function_name = str(c.string("function_name", "remote"))
+        self.is_remote = self.function_name.lower() == "remote"
+        self.model_input = c.string("model_input", None)
         if self.model_input is None:
             if not self.is_remote:
                 raise _iae("Please provide model input when using a local model in ML Inference Processor")
             self.model_input = DEFAULT_REMOTE_MODEL_INPUT
         self.full_response_path = c.boolean("full_response_path", not self.is_remote)
-        self.ignore_missing = c.boolean("ignore_missing", False)
-        self.override = c.boolean("override", False)
         self.own_ignore_failure = c.boolean("ignore_failure", False)
-        mpt = c.raw("max_prediction_tasks", DEFAULT_MAX_PREDICTION_TASKS)
-        try:
-            self.max_prediction_tasks = int(mpt)
-        except (TypeError, ValueError):
-            raise c.error("max_prediction_tasks", "property isn't an integer") from None
+        self.model_config = {str(k): to_param_string(v) for k, v in (cfg or {}).items()}
         n_in = len(self.input_maps or [])
         if n_in > self.max_prediction_tasks:
             raise _iae(f"The number of prediction task setting in this process is {n_in}. It exceeds the "
@@ -506,38 +584,41 @@ class MLInferenceProcessor(Processor):
         return _engine_predictor(run.engine, self.model_id, self.function_name, run.device), width
 
     def _plan(self, doc: Doc, n: int) -> list["_Call | None | Exception"]:
-        """Every entry's call (None: nothing to predict); an entry whose request cannot be built ends the
-        plan with its error, raised after the calls of the entries before it, as one at a time."""
+        """Every entry's call (None: nothing to predict), or the error that building its request raised: the
+        other entries still run, as one at a time."""
         plan: list[_Call | None | Exception] = []
-        try:
-            for i in range(n):
+        for i in range(n):
+            try:
                 plan.append(self._prepare(doc, i))
-        except Exception as exc:  # noqa: BLE001 - the document's own failure
-            plan.append(exc)
+            except Exception as exc:  # noqa: BLE001 - the entry's own failure
+                plan.append(exc)
         return plan
 
     def _finish(self, doc: Doc, plan: list["_Call | None | Exception"],
                 futures: list["Future[Any] | None"], interrupted: "threading.Event") -> BaseException | None:
         """Write the document's answers in entry order; its outcome as :meth:`process` would end."""
-        try:
-            for step, future in zip(plan, futures):
+        first: Exception | None = None
+        for step, future in zip(plan, futures):
+            try:
                 if isinstance(step, Exception):
                     raise step
                 if step is not None and future is not None:
                     self._apply(doc, step, result_or_interrupt(future, interrupted))
-        except Exception as exc:  # noqa: BLE001 - one failing document never stops the others
-            return None if self.own_ignore_failure else exc
-        return None
+            except Exception as exc:  # noqa: BLE001 - one failing entry or document never stops the others
+                first = first or exc
+        return None if self.own_ignore_failure else first
 
     def process(self, doc: Doc, predict: Predictor) -> None:
-        try:
-            n = max(len(self.input_maps or []), 1)
-            for i in range(n):
+        """Every entry in turn; one that fails does not stop the others (upstream's GroupedActionListener
+        waits for all of them), and the first failure fails the document unless ``ignore_failure``."""
+        first: Exception | None = None
+        for i in range(max(len(self.input_maps or []), 1)):
+            try:
                 self._predict_one(doc, predict, i)
-        except Exception:
-            if self.own_ignore_failure:
-                return
-            raise
+            except Exception as exc:  # noqa: BLE001 - reported once every entry has run
+                first = first or exc
+        if first is not None and not self.own_ignore_failure:
+            raise first
 
     def _read_input(self, doc: Doc, path: str) -> Any:
         if not path:
@@ -564,16 +645,19 @@ class MLInferenceProcessor(Processor):
         params: dict[str, str] = dict(self.model_config)
         out_entries: list[tuple[str, Any, list[str]]] | None = None
         if self.output_maps is not None:
-            mapping = self.output_maps[index] if index < len(self.output_maps) else {}
+            if index >= len(self.output_maps):  # output_map [] without input_map: processOutputMap.get(0)
+                raise ApiError("index_out_of_bounds_exception",
+                               f"Index {index} out of bounds for length {len(self.output_maps)}", 500)
+            mapping = self.output_maps[index]
             out_entries = []
             for new_field, model_field in mapping.items():
                 paths = write_new_dot_path(doc.ctx(), new_field)
-                if not self.override and paths and all(doc.has(p) for p in paths):
-                    continue
+                if not self.override and all(doc.has(p) for p in paths):
+                    continue  # every path exists (or none is named): the entry is left out, as upstream
                 out_entries.append((new_field, model_field, paths))
             if not out_entries:
                 return None
-        if self.input_maps is None:
+        if not self.input_maps:  # none, or an empty list: every field of the document
             keys = list(doc.source().keys())
             if not keys:  # ModelExecutor.getMLModelInferenceRequest: nothing to send
                 raise _iae("wrong input. The model input cannot be empty.")
@@ -638,7 +722,7 @@ class MLInferenceProcessor(Processor):
         except ValueError as exc:
             raise _iae(f"Invalid payload: {_clip(text)}") from exc
         if self.is_remote and isinstance(parsed, dict) and isinstance(parsed.get("parameters"), dict):
-            return parsed["parameters"]
+            return parameter_strings(parsed["parameters"])  # RemoteInferenceMLInput: getParameterMap
         return parsed
 
     def _write(self, doc: Doc, new_field: str, model_field: str | None, value: Any, paths: list[str]) -> None:
@@ -655,14 +739,19 @@ class MLInferenceProcessor(Processor):
 
 
 def _output_value(output: Any, field: str | None, ignore_missing: bool, full_response_path: bool) -> Any:
-    """``get_model_output_value`` with ml-commons' wrapping of every error of that phase (``An unexpected
-    error occurred: ...``); writing the value into the document is outside it, as upstream."""
+    """What ``appendFieldValue`` writes for an output-map entry: :func:`read_model_output` with ml-commons'
+    wrapping of every error of that phase (``An unexpected error occurred: ...``), then the path's pooling,
+    whose errors are not wrapped, as upstream (writing the value is outside it too)."""
+    if output is None:
+        raise _iae("model inference output is null")
+    base, pool = _pooling(field)
     try:
-        return get_model_output_value(output, field, ignore_missing, full_response_path)
+        value = read_model_output(output, base, ignore_missing, full_response_path)
     except ApiError as err:
         raise ApiError(err.type, f"An unexpected error occurred: {err.reason}", err.status) from err
     except Exception as err:  # noqa: BLE001 - upstream wraps every error of reading the output
         raise ApiError("exception", f"An unexpected error occurred: {err}", 500) from err
+    return value if pool is None or value is MISSING else _pool(value, pool)
 
 
 def _engine_predictor(engine: "Engine | None", model_id: str, function_name: str,

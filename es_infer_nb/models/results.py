@@ -114,11 +114,13 @@ class RegressionResult:
     feature_importance: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, value: float, config: RegressionConfig,
-               feature_importance: list[dict[str, Any]] | None = None) -> RegressionResult:
+    def create(
+        cls, value: float, config: RegressionConfig, feature_importance: list[dict[str, Any]] | None = None
+    ) -> RegressionResult:
         """As ES's constructor: the feature importance cut to the config's top values."""
-        return cls(float(value), config, top_feature_importance(feature_importance,
-                                                                config.num_top_feature_importance_values))
+        return cls(
+            float(value), config, top_feature_importance(feature_importance, config.num_top_feature_importance_values)
+        )
 
     def as_map(self) -> dict[str, Any]:
         out: dict[str, Any] = {self.config.results_field: self.value}
@@ -142,15 +144,28 @@ class ClassificationResult:
     feature_importance: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, value: float, classification_label: str | None, config: ClassificationConfig, *,
-               top_classes: list[dict[str, Any]] | None = None, prediction_probability: float | None = None,
-               prediction_score: float | None = None,
-               feature_importance: list[dict[str, Any]] | None = None) -> ClassificationResult:
+    def create(
+        cls,
+        value: float,
+        classification_label: str | None,
+        config: ClassificationConfig,
+        *,
+        top_classes: list[dict[str, Any]] | None = None,
+        prediction_probability: float | None = None,
+        prediction_score: float | None = None,
+        feature_importance: list[dict[str, Any]] | None = None,
+    ) -> ClassificationResult:
         """As ES's constructor: ``transformPredictedValue(value, valueAsString)`` (no label: the value's
         double text, ``"1.0"``) and the feature importance cut to the config's top values."""
         predicted = transform_label(classification_label, float(value), config.prediction_field_type)
-        return cls(predicted, config, list(top_classes or []), prediction_probability, prediction_score,
-                   top_feature_importance(feature_importance, config.num_top_feature_importance_values))
+        return cls(
+            predicted,
+            config,
+            list(top_classes or []),
+            prediction_probability,
+            prediction_score,
+            top_feature_importance(feature_importance, config.num_top_feature_importance_values),
+        )
 
     def as_map(self) -> dict[str, Any]:
         out: dict[str, Any] = {self.config.results_field: self.predicted_value}
@@ -225,6 +240,10 @@ class TreeBatchResult:
                 names.append(err)
         return names
 
+    def top_class_names(self) -> list[Any]:
+        """``class_name`` of each class in ``top_classes``: the class names (lang_ident keeps strings)."""
+        return self.class_names()
+
     def top_k(self) -> int:
         assert isinstance(self.config, ClassificationConfig) and self.probabilities is not None
         n = self.config.num_top_classes
@@ -266,19 +285,25 @@ class TreeBatchResult:
             total = np.abs(phi[:, 0])
             order = _top_order(total, top, tie)
             return [
-                {"feature_name": names[g], "classes": [
-                    {"class_name": cnames[0], "importance": -float(phi[g, 0])},
-                    {"class_name": cnames[1], "importance": float(phi[g, 0])},
-                ]}
+                {
+                    "feature_name": names[g],
+                    "classes": [
+                        {"class_name": cnames[0], "importance": -float(phi[g, 0])},
+                        {"class_name": cnames[1], "importance": float(phi[g, 0])},
+                    ],
+                }
                 for g in order
             ]
         total = np.abs(phi).sum(axis=1)
         order = _top_order(total, top, tie)
         return [
-            {"feature_name": names[g], "classes": [
-                {"class_name": cnames[k] if k < len(cnames) else str(float(k)), "importance": float(phi[g, k])}
-                for k in range(phi.shape[1])
-            ]}
+            {
+                "feature_name": names[g],
+                "classes": [
+                    {"class_name": cnames[k] if k < len(cnames) else str(float(k)), "importance": float(phi[g, k])}
+                    for k in range(phi.shape[1])
+                ],
+            }
             for g in order
         ]
 
@@ -295,12 +320,12 @@ class TreeBatchResult:
                 elif self.warning[i]:
                     out.append(warning_result(warning_message(self.model_id)))
                 else:
-                    out.append(RegressionResult(float(self.values[i]), cfg,
-                                                self.feature_importance(i) or []).as_map())
+                    out.append(RegressionResult(float(self.values[i]), cfg, self.feature_importance(i) or []).as_map())
             return out
         cfg = self.config
         assert isinstance(cfg, ClassificationConfig) and self.probabilities is not None
         names = self.class_names()
+        top_names = self.top_class_names() if self.top_k() else names
         scores = self.scores()
         k = self.top_k()
         order = self.order() if k else None
@@ -319,7 +344,7 @@ class TreeBatchResult:
             if k:
                 assert order is not None
                 for c in order[i, :k]:
-                    cname = names[int(c)]
+                    cname = top_names[int(c)]
                     if isinstance(cname, ApiError):
                         raise cname
                     top.append(
@@ -329,8 +354,16 @@ class TreeBatchResult:
                             "class_score": float(scores[i, c]),
                         }
                     )
-            out.append(ClassificationResult(name, cfg, top, float(self.probabilities[i, win]),
-                                            float(scores[i, win]), self.feature_importance(i) or []).as_map())
+            out.append(
+                ClassificationResult(
+                    name,
+                    cfg,
+                    top,
+                    float(self.probabilities[i, win]),
+                    float(scores[i, win]),
+                    self.feature_importance(i) or [],
+                ).as_map()
+            )
         return out
 
     # -- rendering: DataFrame columns -----------------------------------------------------
@@ -361,11 +394,15 @@ class TreeBatchResult:
             k = self.top_k()
             if k:
                 order = self.order()[:, :k]
+                tnames = self.top_class_names()
+                top_type = _arrow_type([n for n in tnames if not isinstance(n, ApiError)])
                 struct = pa.struct(
-                    [("class_name", name_type), ("class_probability", pa.float64()), ("class_score", pa.float64())]
+                    [("class_name", top_type), ("class_probability", pa.float64()), ("class_score", pa.float64())]
                 )
-                top_names = pa.array([names[int(c)] if not isinstance(names[int(c)], ApiError) else None
-                                      for c in order.reshape(-1)], type=name_type)
+                top_names = pa.array(
+                    [tnames[int(c)] if not isinstance(tnames[int(c)], ApiError) else None for c in order.reshape(-1)],
+                    type=top_type,
+                )
                 values = pa.StructArray.from_arrays(
                     [
                         top_names,
@@ -392,14 +429,16 @@ class TreeBatchResult:
             msg = warning_message(self.model_id)
             cols[prefix + "warning"] = pd.Series(
                 pa.array([msg if w else None for w in self.warning], type=pa.string()),
-                index=index, dtype=pd.ArrowDtype(pa.string()),
+                index=index,
+                dtype=pd.ArrowDtype(pa.string()),
             )
         if bool(self.error_mask.any()):
             cols[prefix + "error"] = pd.Series(
                 pa.array(self.errors, type=pa.string()), index=index, dtype=pd.ArrowDtype(pa.string())
             )
         cols[prefix + "model_id"] = pd.Series(
-            pa.repeat(pa.scalar(self.model_id, type=pa.string()), len(self)), index=index,
+            pa.repeat(pa.scalar(self.model_id, type=pa.string()), len(self)),
+            index=index,
             dtype=pd.ArrowDtype(pa.string()),
         )
         return cols
@@ -440,9 +479,15 @@ def render_per_document(result: "TreeBatchResult") -> list[dict[str, Any] | ApiE
     out: list[dict[str, Any] | ApiError] = []
     for i in range(len(result)):
         row = slice(i, i + 1)
-        one = replace(result, values=result.values[row], warning=result.warning[row], errors=result.errors[row],
-                      probabilities=None if result.probabilities is None else result.probabilities[row],
-                      importance=None if result.importance is None else result.importance[row], extra={})
+        one = replace(
+            result,
+            values=result.values[row],
+            warning=result.warning[row],
+            errors=result.errors[row],
+            probabilities=None if result.probabilities is None else result.probabilities[row],
+            importance=None if result.importance is None else result.importance[row],
+            extra={},
+        )
         try:
             out.append(one.to_docs()[0])
         except ApiError as err:

@@ -23,6 +23,7 @@ from .features import clean_and_lower, extract, script_sections, truncate_utf8
 from .weights import Cld3Params, load_params
 
 # CLD3's output order (task_context_params.cc), as ES's LangIdentNeuralNetwork.LANGUAGE_NAMES
+# fmt: off
 LANGUAGE_NAMES: tuple[str, ...] = (
     "eo", "co", "eu", "ta", "de", "mt", "ps", "te", "su", "uz", "zh-Latn", "ne",
     "nl", "sw", "sq", "hmn", "ja", "no", "mn", "so", "ko", "kk", "sl", "ig",
@@ -35,10 +36,18 @@ LANGUAGE_NAMES: tuple[str, ...] = (
     "kn", "az", "si", "ky", "mg", "en", "gu", "es", "pl", "ja-Latn", "ga", "lt",
     "sn", "yo", "pa", "ku",
 )
+# fmt: on
 NO_LINGUISTIC_CONTENT = "zxx"
 LABELS: list[str] = [*LANGUAGE_NAMES, NO_LINGUISTIC_CONTENT]
 INPUT_FIELD = "text"
+EMBEDDING_FIELD = "embedding"  # the custom_word_embedding dest_field = embedded_vector_feature_name
 NAME = "lang_ident_neural_network"
+# InferenceDefinition.infer refuses importance before the network runs (its own message is never reached)
+NO_FEATURE_IMPORTANCE = f"Feature importance is not supported for the configured model of type [{NAME}]"
+NOT_A_STRING = (
+    f"[{NAME}] model could not find non-null collection of embeddings separated by unicode script type "
+    f"[{EMBEDDING_FIELD}]. Please verify that the input is a string."
+)
 
 
 def _bad_request(reason: str) -> ApiError:
@@ -46,8 +55,9 @@ def _bad_request(reason: str) -> ApiError:
 
 
 def not_a_string(value: Any) -> str:
-    return (f"[{NAME}] model could not find non-null collection of embeddings separated by unicode script type "
-            f"[{INPUT_FIELD}] (the value [{value!r}] is not a string). Please verify that the input is a string.")
+    """ES's message for a non-string ``text`` (CustomWordEmbedding writes no embeddings; the value
+    itself is not quoted)."""
+    return NOT_A_STRING
 
 
 class LangIdentBatchResult(TreeBatchResult):
@@ -55,6 +65,10 @@ class LangIdentBatchResult(TreeBatchResult):
 
     def top_k(self) -> int:
         return min(super().top_k(), len(LANGUAGE_NAMES))
+
+    def top_class_names(self) -> list[Any]:
+        # LangIdentNeuralNetwork ranks its top classes with PredictionFieldType.STRING whatever the config
+        return list(self.labels or LABELS)
 
 
 class LangIdentModel:
@@ -112,12 +126,14 @@ class LangIdentModel:
     ) -> TreeBatchResult:
         if not isinstance(config, ClassificationConfig):
             raise _bad_request(f"[{NAME}] model only supports classification")
-        if config.num_top_feature_importance_values > 0:
-            raise _bad_request(f"[{NAME}] model does not supports feature importance")
         present = any_present(cols, self.input_fields, n)
         texts = cols.get(INPUT_FIELD)
         probs = np.zeros((n, len(LABELS)))
         errors: list[str | None] = [None] * n
+        if config.num_top_feature_importance_values > 0:
+            # per document, after the all-fields-missing warning (LocalModel), whatever the text is
+            errors = [NO_FEATURE_IMPORTANCE if p else None for p in present.tolist()]
+            texts = None
         step = max(1, int(batch_size or 1024))
         for start in range(0, n, step):
             stop = min(n, start + step)

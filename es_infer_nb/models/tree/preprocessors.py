@@ -48,6 +48,7 @@ __all__ = [
 
 # -- column helpers ---------------------------------------------------------------------------
 
+
 def _utf16_key(s: str) -> bytes:
     """Sort key equal to Java's ``String.compareTo`` (UTF-16 code unit order)."""
     return s.encode("utf-16-be", "surrogatepass")
@@ -181,6 +182,7 @@ def _merge(old: np.ndarray | None, new: np.ndarray, written: np.ndarray) -> np.n
 
 # -- the preprocessors -------------------------------------------------------------------------
 
+
 class Preprocessor(ABC):
     """One ES preprocessor. ``process`` adds / overwrites output columns in place."""
 
@@ -208,8 +210,7 @@ class Preprocessor(ABC):
         """ES ``reverseLookup()``: processed feature -> original field (ignores ``custom``)."""
 
     @abstractmethod
-    def _body(self) -> dict[str, Any]:
-        ...
+    def _body(self) -> dict[str, Any]: ...
 
     def reverse_map(self) -> dict[str, str]:
         """Feature-importance decoder entries (spec §2.7): empty for ``custom`` preprocessors."""
@@ -431,11 +432,14 @@ class NGramEncoding(Preprocessor):
         utf16 = text.encode("utf-16-le", "surrogatepass")
         size = len(utf16) // 2
         if size == len(text):
+
             def cut(a: int, b: int) -> str:
                 return text[a:b]
         else:  # characters outside the BMP count as two Java chars
+
             def cut(a: int, b: int) -> str:
                 return utf16[2 * a : 2 * b].decode("utf-16-le", "surrogatepass")
+
         if self.start > size or size + self.start < 0:
             return {}
         begin = size + self.start if self.start < 0 else self.start
@@ -556,6 +560,7 @@ class MultiEncoding(Preprocessor):
 
 # -- parsing -----------------------------------------------------------------------------------
 
+
 def _token(value: Any) -> str:
     if value is None:
         return "VALUE_NULL"
@@ -621,9 +626,15 @@ def _bool_value(obj: str, field: str, value: Any) -> bool:
     if isinstance(value, str):
         if value in ("true", "false"):
             return value == "true"
-        raise _failed(obj, field, ApiError(
-            "illegal_argument_exception", f"Failed to parse value [{value}] as only [true] or [false] are allowed.", 400
-        ))
+        raise _failed(
+            obj,
+            field,
+            ApiError(
+                "illegal_argument_exception",
+                f"Failed to parse value [{value}] as only [true] or [false] are allowed.",
+                400,
+            ),
+        )
     raise _unsupported_type(obj, field, value)
 
 
@@ -804,7 +815,7 @@ def parse_preprocessor(name: str, body: Any) -> Preprocessor:
         raise _NotSupported(
             "status_exception",
             "[custom_word_embedding] preprocessors are not supported by es_infer_nb "
-            "(they belong to the built-in lang_ident model, which cannot be run locally)",
+            "(only the built-in lang_ident_model_1 uses them; it is always available)",
             400,
         )
     if name not in _KNOWN:
@@ -817,16 +828,29 @@ def parse_preprocessor(name: str, body: Any) -> Preprocessor:
     if name == "one_hot_encoding":
         return _construct(name, body, spec, lambda v: OneHotEncoding(v["field"], v["hot_map"], v.get("custom", False)))
     if name == "target_mean_encoding":
-        return _construct(name, body, spec, lambda v: TargetMeanEncoding(
-            v["field"], v["feature_name"], v["target_map"], v["default_value"], v.get("custom", False)
-        ))
+        return _construct(
+            name,
+            body,
+            spec,
+            lambda v: TargetMeanEncoding(
+                v["field"], v["feature_name"], v["target_map"], v["default_value"], v.get("custom", False)
+            ),
+        )
     if name == "frequency_encoding":
-        return _construct(name, body, spec, lambda v: FrequencyEncoding(
-            v["field"], v["feature_name"], v["frequency_map"], v.get("custom", False)
-        ))
-    return _construct(name, body, spec, lambda v: NGramEncoding(
-        v["field"], v["n_grams"], v.get("start"), v.get("length"), v.get("feature_prefix"), v.get("custom", False)
-    ))
+        return _construct(
+            name,
+            body,
+            spec,
+            lambda v: FrequencyEncoding(v["field"], v["feature_name"], v["frequency_map"], v.get("custom", False)),
+        )
+    return _construct(
+        name,
+        body,
+        spec,
+        lambda v: NGramEncoding(
+            v["field"], v["n_grams"], v.get("start"), v.get("length"), v.get("feature_prefix"), v.get("custom", False)
+        ),
+    )
 
 
 def _raise_unknown(name: str) -> Preprocessor:
@@ -842,10 +866,14 @@ def _parse_named_objects(value: Any, obj: str, field: str) -> tuple[list[Preproc
         entries, ordered = [], True
         for item in value:
             if not isinstance(item, dict) or len(item) != 1:
-                raise _failed(obj, field, _xcp(
-                    f"[{field}] can be a single object with any number of fields or an array where each "
-                    "entry is an object with a single field"
-                ))
+                raise _failed(
+                    obj,
+                    field,
+                    _xcp(
+                        f"[{field}] can be a single object with any number of fields or an array where each "
+                        "entry is an object with a single field"
+                    ),
+                )
             entries.append(next(iter(item.items())))
     else:
         raise _unsupported_type(obj, field, value)
@@ -880,6 +908,7 @@ def parse_preprocessors(objs: Any) -> list[Preprocessor]:
 
 
 # -- one document ------------------------------------------------------------------------------
+
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value

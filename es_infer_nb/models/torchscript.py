@@ -64,7 +64,7 @@ class TorchScriptNetwork:
     def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:
         import torch
 
-        batch = pad_batch(windows, pad_id, True)
+        batch = pad_batch(windows, pad_id)
         args = [torch.from_numpy(batch[name]).to(self.device) for name in ARG_ORDER[: self.n_args]]
         with torch.inference_mode():
             out = self.module(*args)

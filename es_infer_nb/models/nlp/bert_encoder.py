@@ -539,6 +539,10 @@ class BertEncoder(nn.Module):
         (the C kernel; else ``None``): ``dtype``, the residual stream's when attention runs in it too
         (``None``: it does not)."""
         batch, length = input_ids.shape
+        positions_known = self.position_embeddings.weight.shape[0]
+        if length > positions_known:  # what libtorch says on ES (the position embeddings' broadcast add)
+            raise RuntimeError(f"The size of tensor a ({length}) must match the size of tensor b ({positions_known}) "
+                               "at non-singleton dimension 1")
         tables = self.embedding_tables
         if (tables is not None and lib is not None and token_type_ids is None and not input_ids.is_cuda
                 and dtype in native_norm.DTYPES and tables.source is self.layers[0].qkv):

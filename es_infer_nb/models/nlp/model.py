@@ -207,7 +207,7 @@ class NlpModel:
             try:
                 texts[i] = text_of(doc, field)
                 task.validate_input(texts[i], tokenizer)
-                windows[i] = task.windows(texts[i], tokenizer)
+                windows[i] = task.request_windows([texts[i]], tokenizer)
             except ApiError as err:
                 errors[i] = err
         items = [(i, w) for i in range(n) if errors[i] is None for w in windows[i]]

@@ -52,16 +52,11 @@ def pooling_of(path: Path) -> tuple[str, bool]:
     return "mean", normalize
 
 
-def token_type_ids(window: Window, uses_types: bool) -> list[int]:
-    """0 up to and including the first separator run, 1 for the second sequence (BERT pairs)."""
-    if not uses_types or not window.seq_pair_offset:
-        return [0] * len(window.token_ids)
-    return [0] * window.seq_pair_offset + [1] * (len(window.token_ids) - window.seq_pair_offset)
-
-
-def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -> dict[str, np.ndarray]:
+def pad_batch(windows: Sequence[Window], pad_id: int) -> dict[str, np.ndarray]:
     """The padded model inputs of a batch, as ES builds its request (``tokens`` = ids, ``arg_1`` =
-    attention mask, ``arg_2`` = token types, ``arg_3`` = positions)."""
+    attention mask, ``arg_2`` = token types, ``arg_3`` = positions). Every token type is 0, a pair's
+    second sequence too: ES's ``TokenizationResult.writeTokenTypeIds`` writes zeros, so a cross-encoder,
+    QA or NLI model scores as it does on ES (not as it would with transformers' own tokenizer)."""
     width = max((len(w.token_ids) for w in windows), default=0)
     n = len(windows)
     ids = np.full((n, width), pad_id, dtype=np.int64)
@@ -72,8 +67,31 @@ def pad_batch(windows: Sequence[Window], pad_id: int, uses_types: bool = True) -
         k = len(w.token_ids)
         ids[i, :k] = w.token_ids
         mask[i, :k] = 1
-        types[i, :k] = token_type_ids(w, uses_types)
     return {"tokens": ids, "arg_1": mask, "arg_2": types, "arg_3": positions}
+
+
+#: the inputs ES's request document holds after ``request_id``, per tokenizer kind: ``BertTokenizationResult``
+#: (bert, bert_ja) all four, ``DebertaTokenizationResult`` three, ``MPNetTokenizationResult`` and
+#: ``RobertaTokenizationResult`` (roberta, xlm_roberta, byte_level_bpe) the ids and the attention mask
+REQUEST_ARGS: dict[str, tuple[str, ...]] = {
+    "bert": ("tokens", "arg_1", "arg_2", "arg_3"), "bert_ja": ("tokens", "arg_1", "arg_2", "arg_3"),
+    "deberta_v2": ("tokens", "arg_1", "arg_2"), "mpnet": ("tokens", "arg_1"), "roberta": ("tokens", "arg_1"),
+    "xlm_roberta": ("tokens", "arg_1"), "byte_level_bpe": ("tokens", "arg_1"),
+}
+
+
+def build_request(windows: Sequence[Window], kind: str, pad_id: int, request_id: str) -> dict[str, Any]:
+    """The JSON document ES sends to ``pytorch_inference`` for a batch of windows
+    (``TokenizationResult.buildRequest``): ``request_id``, then :data:`REQUEST_ARGS` of ``kind``, one row
+    per window, each padded to the longest. ES pads the attention mask with the pad token id as it pads
+    the ids (``writeAttentionMask``; the models here get 0 there, so a batch's padding never changes a
+    text's answer) and writes every token type id as 0, pairs included (``writeTokenTypeIds``)."""
+    batch = pad_batch(windows, pad_id)
+    batch["arg_1"] = np.where(batch["arg_1"] == 1, 1, pad_id)
+    out: dict[str, Any] = {"request_id": request_id}
+    for name in REQUEST_ARGS[kind]:
+        out[name] = batch[name].tolist()
+    return out
 
 
 def bf16_linears(model: Any) -> Any:
@@ -197,25 +215,26 @@ class Network:
             self.model = None
         else:
             self.model = cast_model(model, precision, device).to(device)
-        self.uses_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         #: whether a batch runs on its real tokens only (the fast encoder on CPU packs them: the batches
         #: are then budgeted by those, :func:`.batching.plan_batches`), not on its padded ``len * longest``
         self.packs_tokens = self.encoder is not None and device == "cpu"
+        #: transformers' own model gets ES's ``arg_2`` (zeros) where it has token types, as a traced model does
+        self.passes_token_types = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
         self.pooling, self.normalize = pooling_of(self.path) if head == HEAD_EMBEDDING else ("mean", False)
 
     def __call__(self, windows: Sequence[Window], pad_id: int) -> list[np.ndarray]:
         """One output per window (padding removed), as float32 numpy on the CPU."""
         import torch
 
-        batch = pad_batch(windows, pad_id, self.uses_token_types)
+        batch = pad_batch(windows, pad_id)
         ids = torch.from_numpy(batch["tokens"]).to(self.device)
         mask = torch.from_numpy(batch["arg_1"]).to(self.device)
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-        if self.uses_token_types:
+        if self.passes_token_types:
             kwargs["token_type_ids"] = torch.from_numpy(batch["arg_2"]).to(self.device)
         with torch.inference_mode():
-            if self.encoder is not None:
-                hidden = self.encoder(ids, mask.bool(), kwargs.get("token_type_ids"))
+            if self.encoder is not None:  # no token types: type 0 everywhere, what ES's arg_2 holds
+                hidden = self.encoder(ids, mask.bool())
                 out = _Hidden(hidden) if self.classifier is None else _Logits(self._classify(hidden.float()))
             else:
                 out = self.model(**kwargs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from es_infer_nb.models.nlp.network import pad_batch
+from es_infer_nb.models.nlp.network import build_request
 from es_infer_nb.models.nlp.tasks import classification, expansion, fill_mask, helpers, ner, parse_task, qa
 from es_infer_nb.models.nlp.tasks.classification import ZeroShotClassification
 from es_infer_nb.models.nlp.tasks.expansion import TextExpansion
@@ -159,9 +159,8 @@ def nlp_build_request(vocab: list[str], tokenization: dict[str, Any], task_confi
                       request_id: str) -> dict[str, Any]:
     task = parse_task({name: {**(inner or {}), "tokenization": tokenization} for name, inner in task_config.items()})
     tok = build_tokenizer(task.tokenization, vocab=vocab)
-    windows = [w for text in input for w in task.windows(text, tok)]
-    batch = pad_batch(windows, tok.pad_id)
-    return {"request_id": request_id, **{k: v.tolist() for k, v in batch.items()}}
+    windows = task.request_windows(list(input), tok)
+    return build_request(windows, task.tokenization.kind, tok.pad_id, request_id)
 
 
 def question_answering(vocab: list[str], tokenization: dict[str, Any], question: str, input: str,

@@ -80,6 +80,8 @@ class Task:
     UPDATES: ClassVar[tuple[str, ...]] = ()
     #: the option an update must give (a question, a text), or None
     REQUIRED_UPDATE: ClassVar[str | None] = None
+    #: the task's words in ES's refusal of a request over more than one text (the pair tasks), or None
+    ONE_INPUT: ClassVar[str | None] = None
 
     tokenization: Tokenization = field(default_factory=Tokenization)
     results_field: str = DEFAULT_RESULTS_FIELD
@@ -153,6 +155,14 @@ class Task:
     def windows(self, text: str, tokenizer: NlpTokenizer) -> list[Window]:
         t = self.tokenization
         return tokenizer.tokenize(text, t.truncate, t.span)
+
+    def request_windows(self, texts: list[str], tokenizer: NlpTokenizer) -> list[Window]:
+        """The windows of one request over ``texts``, each text's in turn (the request builder's
+        ``buildRequest``); a pair task's builder takes one text only (a bad request)."""
+        if self.ONE_INPUT is not None and len(texts) > 1:
+            raise ApiError("status_exception", f"Unable to do {self.ONE_INPUT} on more than one text input at a time",
+                           400)
+        return [window for text in texts for window in self.windows(text, tokenizer)]
 
     def result(self, text: str, windows: list[Window], outputs: list[np.ndarray], tokenizer: NlpTokenizer
                ) -> dict[str, Any]:

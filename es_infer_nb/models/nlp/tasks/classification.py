@@ -15,6 +15,26 @@ ZERO_SHOT_LABELS = ("entailment", "neutral", "contradiction")
 DEFAULT_HYPOTHESIS = "This example is {}."
 
 
+def format_hypothesis(template: str, label: str) -> str:
+    """``LoggerMessageFormat.format(null, template, label)``: the first ``{}`` becomes the label; a ``{}``
+    after a backslash is a literal ``{}`` (the backslash dropped), after two backslashes one backslash
+    and the label; a template without ``{}`` is used as is."""
+    out: list[str] = []
+    i = 0
+    while (j := template.find("{}", i)) != -1:
+        escaped = j > 0 and template[j - 1] == "\\"
+        if escaped and not (j > 1 and template[j - 2] == "\\"):
+            out.append(template[i:j - 1] + "{")
+            i = j + 1
+            continue
+        out.append(template[i:j - 1] if escaped else template[i:j])
+        out.append(label)
+        i = j + 2
+        break
+    out.append(template[i:])
+    return "".join(out)
+
+
 def top_classes(names: list[str], scores: np.ndarray, k: int) -> list[dict[str, Any]]:
     """The best ``k`` (all when negative) as ``{class_name, class_probability, class_score}``."""
     order = order_desc(scores)
@@ -40,9 +60,10 @@ def text_classification_scores(logits_per_window: list[np.ndarray], labels: list
     rows = [np.asarray(w, dtype=np.float64).reshape(-1) for w in logits_per_window]
     if not rows or rows[0].size == 0:
         raise ApiError("status_exception", "Text classification result has no data", 500)
-    if rows[0].size != len(labels):
-        raise ApiError("status_exception", f"Expected exactly [{len(labels)}] values in text classification result; "
-                       f"got [{rows[0].size}]", 409)
+    for row in rows:  # every window's row is checked (TextClassificationProcessor.processResult)
+        if row.size != len(labels):
+            raise ApiError("status_exception", f"Expected exactly [{len(labels)}] values in text classification "
+                           f"result; got [{row.size}]", 409)
     return np.mean(np.stack([softmax(r) for r in rows]), axis=0)
 
 
@@ -111,6 +132,7 @@ class ZeroShotClassification(Task):
     OPTIONS: ClassVar[dict[str, Any]] = {"classification_labels": as_str_list, "labels": as_str_list,
                                          "multi_label": as_bool, "hypothesis_template": as_str}
     UPDATES: ClassVar[tuple[str, ...]] = ("labels", "multi_label")
+    ONE_INPUT: ClassVar[str | None] = "zero-shot classification"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -156,7 +178,7 @@ class ZeroShotClassification(Task):
         """One sequence pair per candidate label: (text, hypothesis with the label)."""
         first = tokenizer.inner(text)
         template = str(self.options.get("hypothesis_template", DEFAULT_HYPOTHESIS))
-        return [tokenizer.tokenize_pair(first, template.replace("{}", label, 1), self.tokenization.truncate)
+        return [tokenizer.tokenize_pair(first, format_hypothesis(template, label), self.tokenization.truncate)
                 for label in self.candidate_labels]
 
     def result(self, text: str, windows: list[Window], outputs: list[np.ndarray], tokenizer: NlpTokenizer

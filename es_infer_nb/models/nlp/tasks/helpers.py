@@ -10,6 +10,8 @@ import numpy as np
 def softmax(values: np.ndarray | list[float]) -> np.ndarray:
     """Softmax along the last axis (``convertToProbabilitiesBySoftMax``: max-shifted exp over the sum)."""
     x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:  # nothing to normalise: ES gives the empty rows back
+        return x.copy()
     shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 

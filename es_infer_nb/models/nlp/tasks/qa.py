@@ -102,8 +102,9 @@ def qa_result(results_field: str, context: str, windows: list[Window], answers: 
     for a in answers:
         pieces = windows[a.window].pieces
         start, end = pieces[a.start_token].start, pieces[a.end_token].end
-        entries.append({"answer": context[start:end], "score": a.score, "start_offset": offset(start),
-                        "end_offset": offset(end)})
+        # TopAnswerEntry's field order: answer, start_offset, end_offset, score
+        entries.append({"answer": context[start:end], "start_offset": offset(start), "end_offset": offset(end),
+                        "score": a.score})
     best = entries[0]
     out: dict[str, Any] = {results_field: best["answer"], "start_offset": best["start_offset"],
                            "end_offset": best["end_offset"]}
@@ -119,6 +120,7 @@ class QuestionAnswering(Task):
     OPTIONS: ClassVar[dict[str, Any]] = {"question": as_str, "max_answer_length": as_int, "num_top_classes": as_int}
     UPDATES: ClassVar[tuple[str, ...]] = ("question", "max_answer_length", "num_top_classes")
     REQUIRED_UPDATE: ClassVar[str | None] = "question"
+    ONE_INPUT: ClassVar[str | None] = "question answering"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

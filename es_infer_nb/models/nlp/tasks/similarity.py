@@ -29,6 +29,7 @@ class TextSimilarity(Task):
     OPTIONS: ClassVar[dict[str, Any]] = {"text": as_str, "span_score_combination_function": _combination}
     UPDATES: ClassVar[tuple[str, ...]] = ("text", "span_score_combination_function")
     REQUIRED_UPDATE: ClassVar[str | None] = "text"
+    ONE_INPUT: ClassVar[str | None] = "text_similarity"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -90,6 +90,7 @@ _update("model_groups/{model_group_id}", MlCommons.update_group,
 # -- models and tasks ------------------------------------------------------------------------------
 
 @route("POST", f"{BASE}/models/_register", "deploy")
+@route("POST", f"{BASE}/models/{{model_id}}/{{version}}/_register", "deploy")  # the path's id and version unused
 def register_model(engine: "Engine", req: Request) -> Any:
     return ml_commons(engine).register_model(_body(req), req.bool_param("deploy", False), env_policy(engine, req))
 

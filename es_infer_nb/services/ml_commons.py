@@ -28,7 +28,7 @@ from ..storage import JsonStore, writing
 from .ml_connector import UPDATABLE_CONNECTOR_FIELDS, Connector, iae, parameter_text, validate_create
 from .ml_interface import check_input, check_output, interface_of
 from .ml_process import MLInput, RemoteParams, TextDocs, TextSimilarity
-from .ml_results import embedding_results, present_docs, result_filter, text_docs
+from .ml_results import embedding_params, embedding_results, present_docs, result_filter, text_docs
 from .ml_local import LocalModel, registration
 from .per_engine import PerEngine
 from .secrets import LOCAL, ML_SECRETS_FILE, EnvPolicy, Secret, SecretStore
@@ -478,7 +478,10 @@ class MlCommons:
         ``device``: where a local model runs in this call (``None``: the engine's device)."""
         with self.state_lock:  # the state this call reads (and an auto-deploy) under the state lock only
             doc = self.model_doc(model_id)
-            if doc.get("model_state") != "DEPLOYED":
+            deployed = doc.get("model_state") == "DEPLOYED"
+            if algorithm is not None:
+                check_algorithm(algorithm, deployed)
+            if not deployed:
                 self.deploy(model_id, device=device)  # ml-commons' model_auto_deploy
             connector = self._model_connector(model_id, doc) if doc["algorithm"] == "REMOTE" else None
         check_input(doc.get("interface"), doc["algorithm"], body)
@@ -495,11 +498,12 @@ class MlCommons:
         model = self._local_model(model_id, doc, self.device(device))
         if isinstance(model, LocalModel):
             if model.function == "TEXT_EMBEDDING" and isinstance(body, dict):
-                prefix = _asymmetric_prefix(body, doc.get("model_config"))
+                parse_text_docs_input(body)
+                prefix = _asymmetric_prefix(body, doc.get("model_config"), model_id)
                 if prefix:
                     body = {**body, "text_docs": [prefix + d for d in present_docs(body)]}
             return model.predict(body)
-        return local_predict(model, body, doc.get("model_config"))
+        return local_predict(model, body, doc.get("model_config"), model_id)
 
     def _local_model(self, model_id: str, doc: dict[str, Any], device: str | None) -> Any:
         """The loaded local model of ``doc`` on ``device``: one registered from a path (kept per device
@@ -589,6 +593,14 @@ def local_model(doc: dict[str, Any], device: str | None) -> Any:
     return get_model(device)
 
 
+def check_algorithm(algorithm: str, deployed: bool) -> None:
+    """``FunctionName.from`` on the path's algorithm (``_predict/<algorithm>/<id>``). ``RestMLPredictionAction``
+    reads the request at once for a model its node holds (deployed): a 400; for another it reads it in the
+    model lookup's listener, which answers every failure 404."""
+    if algorithm.upper() not in FUNCTION_NAMES:
+        raise ApiError("illegal_argument_exception", "Wrong function name", 400 if deployed else 404)
+
+
 def remote_input(body: dict[str, Any], algorithm: str | None) -> MLInput:
     """A remote model's Predict input as ml-commons parses it for the call's algorithm: ``parameters``
     (``models/<id>/_predict``, ``_predict/remote/<id>``), ``text_docs`` (``_predict/text_embedding/<id>`` ...),
@@ -634,33 +646,49 @@ def prefixes(model_config: Any) -> dict[str, str]:
     return found
 
 
-def _asymmetric_prefix(body: dict[str, Any], model_config: dict[str, Any] | None) -> str:
-    """The prefix ml-commons' TextEmbeddingModel puts before each text: ``parameters.content_type``
-    (``query`` / ``passage``) picks the model's ``query_prefix`` / ``passage_prefix``."""
+def parse_text_docs_input(body: dict[str, Any]) -> None:
+    """``TextDocsMLInput``'s parse: what it refuses is refused before the model runs."""
+    text_docs(body)
+    result_filter(body)
+    embedding_params(body)
+
+
+def inference_failure(model_id: str, cause: ApiError, function: str = "TEXT_EMBEDDING") -> ApiError:
+    """``DLModel.predict``'s failure: an ``MLException`` (500) naming the model, around the Java exception
+    (which ``root_cause`` does not list: it is no OpenSearch exception)."""
+    cause.es_exception = False
+    return ApiError("m_l_exception", f"Failed to inference {function} model: {model_id}", 500, caused_by=cause)
+
+
+def _asymmetric_prefix(body: dict[str, Any], model_config: dict[str, Any] | None, model_id: str) -> str:
+    """The prefix ml-commons' ``TextEmbeddingModel`` puts before each text (``isAsymmetricModel``,
+    ``addPrefixesToData``): a ``parameters`` object makes the call asymmetric and needs a model registered
+    with a prefix (``content_type`` PASSAGE picks its ``passage_prefix``, anything else, none included, its
+    ``query_prefix``); a model with a prefix needs one. Either failure is the model's ``MLException``."""
     config = model_config or {}
     has_prefix = any(config.get(k) is not None for k in PREFIX_KEYS)
-    params = body.get("parameters")
-    content_type = params.get("content_type") if isinstance(params, dict) else None
-    if content_type is None:
+    params = embedding_params(body)
+    if params is None:
         if has_prefix:
-            raise iae("The embedding model chosen is asymmetric. To use it, you must declare whether the input is "
-                      "of type `QUERY` or of type `PASSAGE`.")
+            raise inference_failure(model_id, iae(
+                "The embedding model chosen is asymmetric. To use it, you must declare whether the input is of type "
+                "`QUERY` or of type `PASSAGE`."))
         return ""
-    kind = str(content_type).upper()
-    if kind not in ("QUERY", "PASSAGE"):
-        raise iae(f"Invalid content_type [{content_type}]: QUERY or PASSAGE")
     if not has_prefix:
-        raise iae("When passing AsymmetricTextEmbeddingParameters, the model requires to be registered with at "
-                  "least one of `query_prefix` or `passage_prefix`.")
-    return str(config.get("passage_prefix" if kind == "PASSAGE" else "query_prefix") or "")
+        raise inference_failure(model_id, iae(
+            "When passing AsymmetricTextEmbeddingParameters, the model requires to be registered with at least one "
+            "of `query_prefix` or `passage_prefix`."))
+    return str(config.get("passage_prefix" if params.content_type == "PASSAGE" else "query_prefix") or "")
 
 
-def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+def local_predict(model: Any, body: dict[str, Any], model_config: dict[str, Any] | None = None,
+                  model_id: str = "") -> dict[str, Any]:
     """``text_docs`` through the local text embedding model: one ``sentence_embedding`` per doc (each
     text after the asymmetric prefix that ``parameters.content_type`` picks, as ml-commons)."""
     if not isinstance(body, dict):
         raise iae("The input of a local model must be an object")
-    prefix = _asymmetric_prefix(body, model_config)
+    parse_text_docs_input(body)
+    prefix = _asymmetric_prefix(body, model_config, model_id)
     docs = [prefix + d for d in present_docs(body)]
     keep = result_filter(body)
     return embedding_results(model.embed(docs), keep)

@@ -33,8 +33,9 @@ import numpy as np
 
 from ..errors import ApiError
 from ..models.nlp.tasks.base import HEAD_HIDDEN
+from ..models.parsing import json_token
 from .ml_connector import iae, parameter_text
-from .ml_results import embedding_results, present_docs, result_filter
+from .ml_results import embedding_params, embedding_results, present_docs, result_filter
 
 MODEL_PATHS_ENV = "ES_INFER_NB_ML_MODEL_PATHS"
 FUNCTIONS = ("TEXT_EMBEDDING", "SPARSE_ENCODING", "SPARSE_TOKENIZE", "TEXT_SIMILARITY", "QUESTION_ANSWERING")
@@ -314,8 +315,8 @@ class LocalModel:
         docs = present_docs(body)
         if self.function == "TEXT_EMBEDDING":
             return self._embedding(docs, body)
-        params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-        token_ids = str(params.get("sparse_embedding_format", "WORD")).upper() == "TOKEN_ID"
+        params = embedding_params(body)
+        token_ids = params is not None and params.sparse_format == "TOKEN_ID"
         if self.function == "SPARSE_TOKENIZE":
             return {"inference_results": [{"output": [{"dataAsMap": {"response": [self._tokenize(d, token_ids)]}}]}
                                           for d in docs]}
@@ -361,15 +362,19 @@ class LocalModel:
         return found
 
     def _similarity(self, body: dict[str, Any]) -> dict[str, Any]:
-        query = body.get("query_text")
-        if not isinstance(query, str) or not query:
-            raise iae("No query text was provided")
+        # TextSimilarityMLInput: the docs, then the query text (any text, an empty one too)
         docs = body.get("text_docs")
-        if not isinstance(docs, list) or not docs:
+        if "text_docs" in body and not isinstance(docs, list):
+            raise ApiError("parsing_exception", "Failed to parse object: expecting token of type [START_ARRAY] but "
+                           f"found [{json_token(docs)}]", 400)
+        if not docs:
             raise iae("No text documents were provided")
+        if body.get("query_text") is None:
+            raise iae("No query text was provided")
+        query = parameter_text(body["query_text"])
         results = []
         for doc in docs:
-            outputs, _ = self._run([self.tokenizer.encode(query, doc if isinstance(doc, str) else parameter_text(doc))])
+            outputs, _ = self._run([self.tokenizer.encode(query, parameter_text(doc))])
             score = np.asarray(outputs[0], dtype=np.float32).reshape(-1)[:1]
             results.append({"output": [{
                 "name": "similarity", "data_type": "FLOAT32", "shape": [1], "data": [float(score[0])],
@@ -378,10 +383,11 @@ class LocalModel:
         return {"inference_results": results}
 
     def _question_answering(self, body: dict[str, Any]) -> dict[str, Any]:
-        question, context = body.get("question"), body.get("context")
-        if not isinstance(question, str) or not question:
+        # QuestionAnsweringMLInput reads either field's text (a number's too); the data set refuses an empty one
+        question, context = (None if body.get(k) is None else parameter_text(body[k]) for k in ("question", "context"))
+        if not question:
             raise iae("Question is not provided")
-        if not isinstance(context, str) or not context:
+        if not context:
             raise iae("Context is not provided")
         encoding = self.tokenizer.encode(question, context)
         outputs, _ = self._run([encoding])

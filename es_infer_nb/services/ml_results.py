@@ -11,6 +11,8 @@ result without tensors is ``{}``: ``ModelTensors`` leaves ``output`` out.
 from __future__ import annotations
 
 import base64
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -20,7 +22,15 @@ from ..errors import ApiError
 from ..models.parsing import json_token
 from .ml_process import gson_json, iae
 
-__all__ = ["ResultFilter", "embedding_results", "present_docs", "result_filter", "text_docs"]
+__all__ = ["EmbeddingParams", "ResultFilter", "embedding_params", "embedding_results", "present_docs", "result_filter",
+           "text_docs"]
+
+#: the Java enums a text docs input's ``parameters`` name (``AsymmetricTextEmbeddingParameters``)
+_PARAMS_PACKAGE = "org.opensearch.ml.common.input.parameter.textembedding"
+CONTENT_TYPES = ("QUERY", "PASSAGE")
+SPARSE_FORMATS = ("WORD", "TOKEN_ID")
+#: the decimal text ``Double.parseDouble`` reads (its optional float / double suffix left out of the group)
+_JAVA_DOUBLE = re.compile(r"([+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))[fFdD]?")
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,39 @@ class ResultFilter:
 def _parse_error(expected: str, value: Any) -> ApiError:
     return ApiError("parsing_exception", f"Failed to parse object: expecting token of type [{expected}] but found "
                     f"[{json_token(value)}]", 400)
+
+
+@dataclass(frozen=True)
+class EmbeddingParams:
+    """``AsymmetricTextEmbeddingParameters``: a text docs input's ``parameters`` object."""
+
+    content_type: str | None = None
+    sparse_format: str = "WORD"
+
+
+def _enum(value: Any, allowed: tuple[str, ...], enum: str) -> str:
+    """``Enum.valueOf(text.toUpperCase())``: the constant, else Java's ``No enum constant`` message."""
+    name = _text(value).upper()
+    if name not in allowed:
+        raise iae(f"No enum constant {_PARAMS_PACKAGE}.{enum}.{name}")
+    return name
+
+
+def embedding_params(body: dict[str, Any]) -> EmbeddingParams | None:
+    """The body's ``parameters`` as a text embedding / sparse model reads them (None when absent):
+    ``content_type`` (QUERY / PASSAGE) and ``sparse_embedding_format`` (WORD / TOKEN_ID)."""
+    if "parameters" not in body:
+        return None
+    raw = body["parameters"]
+    if not isinstance(raw, dict):
+        raise _parse_error("START_OBJECT", raw)
+    content_type = None
+    if "content_type" in raw:
+        content_type = _enum(raw["content_type"], CONTENT_TYPES, "AsymmetricTextEmbeddingParameters.EmbeddingContentType")
+    sparse_format = "WORD"
+    if "sparse_embedding_format" in raw:
+        sparse_format = _enum(raw["sparse_embedding_format"], SPARSE_FORMATS, "SparseEmbeddingFormat")
+    return EmbeddingParams(content_type, sparse_format)
 
 
 def _boolean(value: Any, field: str) -> bool:
@@ -61,11 +104,24 @@ def result_filter(body: dict[str, Any]) -> ResultFilter:
         raise _parse_error("START_ARRAY", targets)
     if not isinstance(positions, list):
         raise _parse_error("START_ARRAY", positions)
-    if not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
-        raise iae("[target_response_positions] must be integers")
     return ResultFilter(_boolean(source.get("return_bytes", False), "return_bytes"),
                         _boolean(source.get("return_number", True), "return_number"),
-                        tuple(_text(t) for t in targets), tuple(positions))
+                        tuple(_text(t) for t in targets), tuple(_position(p) for p in positions))
+
+
+def _position(value: Any) -> int:
+    """XContent's coercing ``intValue``: an integer, a number truncated, or a number's text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise iae("[target_response_positions] must be integers")
+    if isinstance(value, str):
+        match = _JAVA_DOUBLE.fullmatch(value.strip())
+        if match is None:
+            raise ApiError("number_format_exception", f'For input string: "{value}"', 400)
+        number = float(match.group(1).replace("Infinity", "inf"))
+        if number < -2**31 or number > 2**31 - 1:
+            raise iae(f"Value [{value}] is out of range for an integer")
+        return 0 if math.isnan(number) else int(number)
+    return int(value)
 
 
 def text_docs(body: dict[str, Any]) -> list[str | None]:

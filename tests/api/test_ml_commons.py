@@ -332,13 +332,16 @@ def test_local_asymmetric_prefixes(engine, minilm_reference):
                     {"text_docs": ["a park"], "parameters": {"content_type": kind}})
         (expected,) = minilm_reference.encode([prefix + "a park"])
         assert cos(answer["inference_results"][0]["output"][0]["data"], expected) >= 0.9999
+    # DLModel.predict wraps the model's IllegalArgumentException in an MLException (500) naming the model
     status, err = error(engine, "POST", f"{ML}/_predict/text_embedding/{model_id}", {"text_docs": ["a park"]})
-    assert status == 400 and "asymmetric" in err["reason"] and "`PASSAGE`" in err["reason"]
+    assert (status, err["type"], err["reason"]) == (500, "m_l_exception",
+                                                    f"Failed to inference TEXT_EMBEDDING model: {model_id}")
+    assert "asymmetric" in err["caused_by"]["reason"] and "`PASSAGE`" in err["caused_by"]["reason"]
     plain = ok(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "version": "1.0.1", "model_format": "TORCH_SCRIPT"})
     plain_id = ok(engine, "GET", f"{ML}/tasks/{plain['task_id']}")["model_id"]
     status, err = error(engine, "POST", f"{ML}/_predict/text_embedding/{plain_id}",
                         {"text_docs": ["a park"], "parameters": {"content_type": "passage"}})
-    assert status == 400 and "`query_prefix` or `passage_prefix`" in err["reason"]
+    assert status == 500 and "`query_prefix` or `passage_prefix`" in err["caused_by"]["reason"]
     status, err = error(engine, "POST", f"{ML}/models/_register", {"name": MINILM, "model_format": "TORCH_SCRIPT",
                                                                    "model_config": {"query_prefix": 3}})
     assert status == 400 and "query_prefix" in err["reason"]

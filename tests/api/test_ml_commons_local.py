@@ -170,6 +170,23 @@ def test_text_similarity(engine, built):
     assert (status, err["reason"]) == (400, "No query text was provided")
 
 
+def test_text_similarity_input_is_read_as_text_similarity_ml_input(engine, built):
+    # TextSimilarityMLInput(parser): "No text documents were provided" before "No query text was provided";
+    # TextSimilarityInputDataSet takes any non-null query text, an empty one too
+    model_id = register(engine, str(built["similarity"][0]), "TEXT_SIMILARITY")
+    path = f"{ML}/_predict/text_similarity/{model_id}"
+    for body, reason in (({}, "No text documents were provided"), ({"text_docs": []}, "No text documents were provided"),
+                         ({"text_docs": ["a"]}, "No query text was provided")):
+        status, err = error(engine, "POST", path, body)
+        assert (status, err["type"], err["reason"]) == (400, "illegal_argument_exception", reason)
+    for docs, token in (("a", "VALUE_STRING"), (None, "VALUE_NULL")):
+        status, err = error(engine, "POST", path, {"query_text": "q", "text_docs": docs})
+        assert (status, err["type"], err["reason"]) == (
+            400, "parsing_exception", f"Failed to parse object: expecting token of type [START_ARRAY] but found [{token}]")
+    answer = ok(engine, "POST", path, {"query_text": "", "text_docs": ["a"]})
+    assert answer["inference_results"][0]["output"][0]["name"] == "similarity"
+
+
 def test_question_answering(engine, built):
     folder, module = built["qa"]
     model_id = register(engine, str(folder), "QUESTION_ANSWERING")
@@ -310,4 +327,4 @@ def test_asymmetric_prefixes_of_a_path_model(engine, built):
         vector = answer["inference_results"][0]["output"][0]["data"]
         np.testing.assert_allclose(vector, mean_embedding(module, folder, prefix + "paris"), rtol=1e-4, atol=1e-4)
     status, err = error(engine, "POST", f"{ML}/models/{model_id}/_predict", {"text_docs": ["paris"]})
-    assert status == 400 and "asymmetric" in err["reason"]
+    assert (status, err["type"]) == (500, "m_l_exception") and "asymmetric" in err["caused_by"]["reason"]

@@ -81,6 +81,9 @@ class TaskOutput:
     per_input: list[dict[str, Any] | ApiError]
     ranked: list[dict[str, Any]] | None = None
     whole: Any = None  # task type ``custom``: the remote response
+    #: completion: every result of the first input's answer, which is what ES answers (its request carries
+    #: the first input alone; a response may hold several results)
+    completions: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -241,6 +244,7 @@ class HttpService(Service):
         per_input: list[dict[str, Any] | ApiError] = [None] * len(inputs)  # type: ignore[list-item]
         key = ctx.task_type
         ranked: list[dict[str, Any]] | None = None
+        completions: list[dict[str, Any]] | None = None
         whole = None
         for batch, outcome in zip(batches, outcomes):
             if isinstance(outcome, ApiError):
@@ -261,16 +265,18 @@ class HttpService(Service):
                         per_input[e["index"]] = dict(e)
             elif key == "completion":
                 per_input[batch[0]] = entries[0] if entries else {"result": ""}
-            elif len(entries) != len(batch):
+                if batch[0] == 0:
+                    completions = list(entries)
+            elif len(entries) != len(batch):  # EmbeddingRequestChunker's words: the whole batch fails
                 err = ApiError("status_exception", (
-                    f"The inference endpoint [{endpoint.inference_id}] returned [{len(entries)}] results for "
-                    f"[{len(batch)}] inputs"), 500)
+                    f"Error the number of embedding responses [{len(entries)}] does not equal the number of "
+                    f"requests [{len(batch)}]"), 500)
                 for i in batch:
                     per_input[i] = err
             else:
                 for i, e in zip(batch, entries):
                     per_input[i] = e
-        return TaskOutput(key, per_input, ranked, whole)
+        return TaskOutput(key, per_input, ranked, whole, completions)
 
 
 def merged_task_settings(stored: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from ..stats import now_millis
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-#: ``NodeStats.toXContent`` order after ``node`` and ``routing_state``
+#: ``NodeStats.toXContent`` order after ``node`` and ``routing_state`` (``human``: each ``*_string`` comes
+#: before its epoch millis, as ``XContentBuilder.timestampFieldsFromUnixEpochMillis`` writes them)
 NODE_ORDER = (
     "inference_count", "average_inference_time_ms", "average_inference_time_ms_excluding_cache_hits",
-    "inference_cache_hit_count", "last_access", "last_access_string", "number_of_pending_requests", "error_count",
-    "rejected_execution_count", "timeout_count", "start_time", "start_time_string", "threads_per_allocation",
+    "inference_cache_hit_count", "last_access_string", "last_access", "number_of_pending_requests", "error_count",
+    "rejected_execution_count", "timeout_count", "start_time_string", "start_time", "threads_per_allocation",
     "number_of_allocations", "peak_throughput_per_minute", "throughput_last_minute",
     "average_inference_time_ms_last_minute", "inference_cache_hit_count_last_minute",
 )
@@ -55,9 +56,9 @@ def deployment_stats(engine: "Engine", dep: Deployment, *, human: bool = False) 
     out["allocation_status"] = dep.allocation_status()
     out["cache_size"] = str(p.cache_bytes)
     out["priority"] = p.priority
-    out["start_time"] = p.start_time
-    if human:
+    if human:  # the readable field first (``timestampFieldsFromUnixEpochMillis``)
         out["start_time_string"] = iso_millis(p.start_time)
+    out["start_time"] = p.start_time
     c = dep.counters
     for key, value in (("error_count", c.error_count), ("rejected_execution_count", c.rejected_execution_count),
                        ("timeout_count", c.timeout_count), ("inference_count", c.inference_count)):

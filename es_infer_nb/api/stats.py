@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..ingest.pipeline import processor_stats_name
-from ..models.deployments import Deployment, deployments, required_native_memory_bytes
-from ..stats import IngestCounters
+from ..models.deployments import Deployment, deployments, iso_millis, required_native_memory_bytes
+from ..stats import IngestCounters, now_millis
+from .cat_table import byte_size_text, time_value_text
 from .deployment_stats import deployment_stats, overall_inference_stats
 from .request import Request
 from .routing import route
@@ -84,56 +85,91 @@ def model_stats_entries(engine: "Engine", model_id: str, only: set[str] | None =
     deps = sorted((d for d in deployments(engine).of_model(model_id) if only is None or d.deployment_id in only),
                   key=lambda d: d.deployment_id)  # ES lists a model's deployments by deployment id
     if not deps:
-        return [model_stats(engine, model_id)]
+        return [model_stats(engine, model_id, human=human)]
     out = []
     for dep in deps:
-        entry = model_stats(engine, model_id, dep)
+        entry = model_stats(engine, model_id, dep, human=human)
         entry["deployment_stats"] = deployment_stats(engine, dep, human=human)
         out.append(entry)
     return out
 
 
-def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None = None) -> dict[str, Any]:
+def model_stats(engine: "Engine", model_id: str, deployment: Deployment | None = None, *,
+                human: bool = False) -> dict[str, Any]:
     config = engine.models.config(model_id)
-    deployment_ids = [d.deployment_id for d in deployments(engine).of_model(model_id)]
-    ids = {model_id, *engine.models.aliases_of(model_id), *deployment_ids}
     size = int(config.get("model_size_bytes", 0))
     native = required_native_memory_bytes(size) if config.get("model_type") == "pytorch" else 0
-    entry: dict[str, Any] = {
-        "model_id": model_id,
-        "model_size_stats": {
-            "model_size_bytes": size,
-            "required_native_memory_bytes": native,
-        },
-    }
-    pipelines = pipelines_using(engine, ids)
+    entry: dict[str, Any] = {"model_id": model_id, "model_size_stats": _size_stats(size, native, human)}
+    pipelines = _pipelines_of(engine, model_id, deployment)
     entry["pipeline_count"] = len(pipelines)
     if pipelines:  # TrainedModelStats.toXContent: ingest before inference_stats
-        entry["ingest"] = ingest_stats(engine, pipelines)
+        entry["ingest"] = ingest_stats(engine, pipelines, human=human)
     if deployment is not None:
-        entry["inference_stats"] = overall_inference_stats(deployment)
+        stats = overall_inference_stats(deployment)
     else:
-        entry["inference_stats"] = engine.stats.for_model(model_id).to_dict()
+        stats = _stored_inference_stats(engine, model_id)
+    entry["inference_stats"] = _with_timestamp_string(stats) if human else stats
     return entry
 
 
-def _inference_processor_names(processors: Any) -> list[str]:
-    """Inference processors of a pipeline body in ES's flattened order (on_failure and foreach included)."""
-    names: list[str] = []
+def _stored_inference_stats(engine: "Engine", model_id: str) -> dict[str, Any]:
+    """``TrainedModelProvider.getInferenceStats``: the counters; a model with nothing counted has no stored
+    stats document, so its ``timestamp`` is the time of the request."""
+    stats = engine.stats.for_model(model_id).to_dict()
+    if not any(stats[k] for k in ("failure_count", "inference_count", "cache_miss_count", "missing_all_fields_count")):
+        stats["timestamp"] = now_millis()
+    return stats
+
+
+def _pipelines_of(engine: "Engine", model_id: str, deployment: Deployment | None) -> list[str]:
+    """The pipelines whose ingest stats a model's entry shows (``Response.Builder.build``): those naming
+    the model or one of its aliases; for a deployment's entry those naming the deployment id, if any
+    (without a deployment, as ``_cat`` asks: those naming any of the model's ids)."""
+    model_ids = {model_id, *engine.models.aliases_of(model_id)}
+    if deployment is None:
+        return pipelines_using(engine, model_ids | {d.deployment_id for d in deployments(engine).of_model(model_id)})
+    if deployment.deployment_id in model_ids:
+        return pipelines_using(engine, model_ids)
+    return pipelines_using(engine, {deployment.deployment_id}) or pipelines_using(engine, model_ids)
+
+
+def _size_stats(size: int, native: int, human: bool) -> dict[str, Any]:
+    """``TrainedModelSizeStats``: ``humanReadableField`` puts each readable size before its bytes."""
+    if not human:
+        return {"model_size_bytes": size, "required_native_memory_bytes": native}
+    return {"model_size": byte_size_text(size), "model_size_bytes": size,
+            "required_native_memory": byte_size_text(native), "required_native_memory_bytes": native}
+
+
+def _with_timestamp_string(stats: dict[str, Any]) -> dict[str, Any]:
+    """``InferenceStats.toXContent`` with ``human``: ``timestamp_string`` just before ``timestamp``."""
+    out = {k: v for k, v in stats.items() if k != "timestamp"}
+    out["timestamp_string"] = iso_millis(stats["timestamp"])
+    out["timestamp"] = stats["timestamp"]
+    return out
+
+
+def _counters(counters: IngestCounters, human: bool) -> dict[str, Any]:
+    """``IngestStats.Stats.toXContent``: with ``human``, ``time`` (a ``TimeValue``) before ``time_in_millis``."""
+    out = counters.to_dict()
+    if not human:
+        return out
+    return {"count": out["count"], "time": time_value_text(out["time_in_millis"]),
+            **{k: v for k, v in out.items() if k != "count"}}
+
+
+def _processor_types(processors: Any) -> dict[str, str]:
+    """A pipeline's top-level processors by stats name, in order, each name once with the type of its first
+    processor (node ingest stats surface neither ``on_failure`` handlers nor what ``foreach`` runs, and
+    ``TransportGetTrainedModelsStatsAction.mergeStats`` merges the processors of one name)."""
+    types: dict[str, str] = {}
     for entry in processors if isinstance(processors, list) else []:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            continue
-        ((ptype, conf),) = entry.items()
-        if ptype == "inference":
-            names.append(processor_stats_name(entry))
-        if isinstance(conf, dict):
-            if isinstance(conf.get("processor"), dict):
-                names.extend(_inference_processor_names([conf["processor"]]))
-            names.extend(_inference_processor_names(conf.get("on_failure")))
-    return names
+        if isinstance(entry, dict) and len(entry) == 1:
+            types.setdefault(processor_stats_name(entry), str(next(iter(entry))))
+    return types
 
 
-def ingest_stats(engine: "Engine", pipeline_ids: list[str]) -> dict[str, Any]:
+def ingest_stats(engine: "Engine", pipeline_ids: list[str], *, human: bool = False) -> dict[str, Any]:
     """The ``ingest`` section: totals over the pipelines referencing the model, then per pipeline."""
     total = IngestCounters()
     per: dict[str, Any] = {}
@@ -141,13 +177,11 @@ def ingest_stats(engine: "Engine", pipeline_ids: list[str]) -> dict[str, Any]:
         counters = engine.stats.pipeline_counters(pid)
         total.add(counters)
         body = engine.pipelines.get(pid) or {}
-        names = _inference_processor_names(body.get("processors")) + _inference_processor_names(
-            body.get("on_failure"))
         per[pid] = {
-            **counters.to_dict(),
+            **_counters(counters, human),
             "processors": [
-                {name: {"type": "inference", "stats": engine.stats.processor_counters(pid, name).to_dict()}}
-                for name in names
+                {name: {"type": ptype, "stats": _counters(engine.stats.processor_counters(pid, name), human)}}
+                for name, ptype in _processor_types(body.get("processors")).items()
             ],
         }
-    return {"total": total.to_dict(), "pipelines": per}
+    return {"total": _counters(total, human), "pipelines": per}

@@ -3,7 +3,6 @@ results written as columns (:meth:`es_infer_nb.ingest.inference.InferenceProcess
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from ..models import runner
 from .column_paths import plain_path as _plain_path
 from .column_steps import ColumnBatch, mask
 from .columnar_table import Table, typed_array
-from .pipeline import as_api_error, processor_stats_name
+from .pipeline import as_api_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .inference import InferenceProcessor
@@ -52,26 +51,16 @@ def inference_columns(p: "InferenceProcessor", b: ColumnBatch, rows: np.ndarray,
     if not idx.size:
         return
     cols = {name: _feature(t, name, idx) for name in needed if name in t.cols}
-    counted = b.pipeline_id in run.counted
-    name = processor_stats_name(p)
-    if counted:
-        engine.stats.begin_ingest(b.pipeline_id, name, idx.size)
-    started = time.perf_counter_ns()
     failed: dict[int, BaseException] = {}
     try:
-        try:
-            result = runner.run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map,
-                              device=run.device)
-        except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
-            err = as_api_error(exc)
-            failed = {i: err for i in idx.tolist()}
-        else:
-            failed = _write_results(result, t, idx, target, model_id)
-    finally:
-        if counted:
-            engine.stats.record_ingest(b.pipeline_id, name, count=idx.size - len(failed),
-                                       nanos=time.perf_counter_ns() - started, failed=0, leaving=idx.size)
-    b.decide(k, failed)
+        result = runner.run_tree(engine, model_id, cols, idx.size, update=p.update, field_map=p.field_map,
+                                 device=run.device)
+    except Exception as exc:  # noqa: BLE001 - a model error fails these documents, never the caller
+        err = as_api_error(exc)
+        failed = {i: err for i in idx.tolist()}
+    else:
+        failed = _write_results(result, t, idx, target, model_id)
+    b.decide(k, failed)  # ingest stats: counted around the column form (columnar._run_columns_counted)
 
 
 def _feature(t: Table, name: str, idx: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from .column_steps import ColumnBatch, mask
 from .columnar_condition import evaluate
 from .columnar_table import Table
 from .document import Doc
-from .pipeline import Failure, Pipeline, Processor, Run, is_counted, run_pipeline
+from .pipeline import Failure, Pipeline, Processor, Run, is_counted, processor_stats_name, run_pipeline
 
 #: per-document continuation batch size
 HANDOFF_CHUNK = 50_000
@@ -106,7 +106,7 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
                 b.hand_off(k, mask(n, idx[trouble]))
                 eligible = mask(n, idx[ok])
             if eligible.any():
-                p.run_columns(b, eligible, k)
+                _run_columns_counted(p, b, eligible, k)
         failures = _finish(pipeline, b, failures, chunk_size or HANDOFF_CHUNK)
     finally:
         if counted:
@@ -115,6 +115,31 @@ def run_columnar(pipeline: Pipeline, table: Table, run: Run, pipeline_id: str, *
                 pipeline_id, None, count=n, nanos=time.perf_counter_ns() - started,
                 failed=n - failures.count(None), leaving=n)
     return Result(table, b.docs, failures, b.dropped)
+
+
+def _settled_elsewhere(b: ColumnBatch, k: int) -> int:
+    """Rows of processor ``k`` handed off or decided so far (they finish, and are counted, per document)."""
+    return len(b.handed.get(k, ())) + len(b.decided.get(k, {}))
+
+
+def _run_columns_counted(p: Processor, b: ColumnBatch, rows: np.ndarray, k: int) -> None:
+    """``p.run_columns``; in a counted pipeline the rows it settles in the columns move ``p``'s ingest
+    stats (``IngestStats.ProcessorStat``, every processor type): the rows it hands off or decides are
+    counted by the per-document path, where they finish."""
+    run = b.run
+    if run.engine is None or b.pipeline_id not in run.counted:
+        p.run_columns(b, rows, k)
+        return
+    stats, name, n = run.engine.stats, processor_stats_name(p), int(rows.sum())
+    before = _settled_elsewhere(b, k)
+    stats.begin_ingest(b.pipeline_id, name, n)
+    started = time.perf_counter_ns()
+    try:
+        p.run_columns(b, rows, k)
+    finally:
+        settled = n - (_settled_elsewhere(b, k) - before)
+        stats.record_ingest(b.pipeline_id, name, count=settled, nanos=time.perf_counter_ns() - started, failed=0,
+                            leaving=n)
 
 
 def _finish(pipeline: Pipeline, b: ColumnBatch, failures: list[Failure | None], chunk: int) -> list[Failure | None]:

@@ -373,12 +373,13 @@ def test_deployment_stats_shape(engine, models):
     e1, e2 = body["trained_model_stats"]
     assert [e1["deployment_stats"]["deployment_id"], e2["deployment_stats"]["deployment_id"]] == ["d1", "d2"]
     assert list(e1) == ["model_id", "model_size_stats", "pipeline_count", "inference_stats", "deployment_stats"]
-    assert e1["model_size_stats"] == {"model_size_bytes": 10,
+    assert e1["model_size_stats"] == {"model_size": "10b", "model_size_bytes": 10,  # human: readable first
+                                      "required_native_memory": "240mb",
                                       "required_native_memory_bytes": 240 * 1024 * 1024 + 20}
     d = e1["deployment_stats"]
     assert list(d) == ["deployment_id", "model_id", "threads_per_allocation", "number_of_allocations",
-                       "queue_capacity", "state", "allocation_status", "cache_size", "priority", "start_time",
-                       "start_time_string", "error_count", "inference_count", "peak_throughput_per_minute", "nodes",
+                       "queue_capacity", "state", "allocation_status", "cache_size", "priority", "start_time_string",
+                       "start_time", "error_count", "inference_count", "peak_throughput_per_minute", "nodes",
                        "precision"]  # es_infer_nb's own, after ES's fields
     assert d["state"] == "started" and d["cache_size"] == "2kb" and d["priority"] == "normal"
     assert d["allocation_status"] == {"allocation_count": 1, "target_allocation_count": 1, "state": "fully_allocated"}
@@ -386,8 +387,8 @@ def test_deployment_stats_shape(engine, models):
     (node,) = d["nodes"]
     assert list(node) == ["node", "routing_state", "inference_count", "average_inference_time_ms",
                           "average_inference_time_ms_excluding_cache_hits", "inference_cache_hit_count",
-                          "last_access", "last_access_string", "number_of_pending_requests", "error_count",
-                          "start_time", "start_time_string", "threads_per_allocation", "number_of_allocations",
+                          "last_access_string", "last_access", "number_of_pending_requests", "error_count",
+                          "start_time_string", "start_time", "threads_per_allocation", "number_of_allocations",
                           "peak_throughput_per_minute", "throughput_last_minute",
                           "average_inference_time_ms_last_minute", "inference_cache_hit_count_last_minute"]
     assert node["routing_state"] == {"routing_state": "started"}

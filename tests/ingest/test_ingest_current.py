@@ -25,8 +25,8 @@ def ingest(engine):
     r = engine.request("GET", "_ml/trained_models/reg/_stats")
     assert r.status == 200, r.body
     ing = r.body["trained_model_stats"][0]["ingest"]
-    pipe = ing["pipelines"]["p"]
-    return ing["total"]["current"], pipe["current"], pipe["processors"][0]["inference:t"]["stats"]["current"]
+    pipe = ing["pipelines"]["p"]  # processors: every processor of the pipeline (the set one first)
+    return ing["total"]["current"], pipe["current"], pipe["processors"][1]["inference:t"]["stats"]["current"]
 
 
 def test_current_counts_documents_in_flight(eng, monkeypatch):
@@ -55,7 +55,7 @@ def test_current_counts_documents_in_flight(eng, monkeypatch):
     assert out and out[0]["ml.inference.t.predicted_value"].notna().sum() == 3
     assert ingest(eng) == (0, 0, 0)
     r = eng.request("GET", "_ml/trained_models/reg/_stats").body["trained_model_stats"][0]["ingest"]
-    assert r["pipelines"]["p"]["count"] == 4 and r["pipelines"]["p"]["processors"][0]["inference:t"]["stats"][
+    assert r["pipelines"]["p"]["count"] == 4 and r["pipelines"]["p"]["processors"][1]["inference:t"]["stats"][
         "count"] == 3
 
 

@@ -223,7 +223,7 @@ def field_value_columns(p: FieldValueProcessor, b: ColumnBatch, rows: np.ndarray
         col = t.cols[f]
         fast = None
         if idx.size == t.n and col.arrow is not None and p.type == "convert" \
-                and getattr(p, "kind", None) in ("integer", "long", "double", "float"):
+                and getattr(p, "kind", None) in ("integer", "long", "double"):
             fast = _parse_strings(None, p.kind, col.arrow)  # the frame's Arrow strings, no Python strings
         values, bad = fast if fast is not None else convert_values(p, col.values[idx])
         trouble[idx[bad]] = True
@@ -246,7 +246,7 @@ def convert_values(p: FieldValueProcessor, values: np.ndarray) -> tuple[np.ndarr
     none_bad = np.zeros(m, dtype=bool)
     if p.type == "convert":
         to = getattr(p, "kind", None)
-        if to in ("double", "float") and kind in "fi":
+        if to == "double" and kind in "fi":  # (a float is rounded to 32 bits by p.convert)
             return values.astype(np.float64), none_bad
         if to in ("integer", "long"):
             if kind == "i" and (to == "long" or bool(np.all((values >= -(2**31)) & (values < 2**31)))):
@@ -255,7 +255,7 @@ def convert_values(p: FieldValueProcessor, values: np.ndarray) -> tuple[np.ndarr
                 return np.zeros(0, dtype=np.int64), np.ones(m, dtype=bool)
         if to == "string" and kind == "i":
             return values.astype(str).astype(object), none_bad
-        if kind == "O" and to in ("integer", "long", "double", "float"):
+        if kind == "O" and to in ("integer", "long", "double"):
             fast = _parse_strings(values, to, None)
             if fast is not None:
                 return fast

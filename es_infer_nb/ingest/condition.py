@@ -4,18 +4,24 @@ Supported: ``ctx.a.b`` / ``ctx.a?.b`` / ``ctx['a']`` / ``ctx.a[0]`` field access
 ``true``/``false``/``null`` literals, ``== != < <= > >=``, ``&& || !``, parentheses, and the
 string methods ``contains`` / ``startsWith`` / ``endsWith`` (``ctx.title?.contains('x')``;
 ``contains`` also on lists).
-Anything else is a ``script_exception`` ("compile error") at parse time; dereferencing null without
-``?.`` is a ``script_exception`` ("runtime error") at run time. No Python ``eval`` anywhere.
+A condition outside that subset (``? :``, ``?:``, ``instanceof``, list / map literals, locals, loops,
+``return``, other methods) runs on the Painless interpreter of :mod:`es_infer_nb.painless` (its last
+expression statement is its value, as in Painless), over a copy of ``ctx``: a condition that changes it
+fails as ES's ``Mutating ingest documents in conditionals is not supported``. Anything neither
+accepts is a ``script_exception`` ("compile error") at parse time; dereferencing null without ``?.``
+is a ``script_exception`` ("runtime error") at run time. No Python ``eval`` anywhere.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ApiError
-from .document import java_type
+from ..painless import Program, compile_script
+from ..painless.syntax import script_error
+from .document import clone, java_type
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[lLdDfF]?)|
@@ -26,15 +32,13 @@ _TOKEN = re.compile(r"""\s*(?:
 
 
 def _compile_error(source: str, detail: str) -> ApiError:
-    cause = ApiError("illegal_argument_exception", detail, 400)
-    return ApiError("script_exception", "compile error", 400, caused_by=cause,
-                    metadata={"script_stack": [source], "script": source, "lang": "painless"})
+    """Painless's ``script_exception`` (its ``root_cause`` is itself, as ES lists it); the expression
+    parser keeps no offsets, so its stack points at the script's start."""
+    return script_error("compile error", source, 0, ApiError("illegal_argument_exception", detail, 400))
 
 
 def _runtime_error(source: str, detail: str, kind: str = "null_pointer_exception") -> ApiError:
-    cause = ApiError(kind, detail, 400)
-    return ApiError("script_exception", "runtime error", 400, caused_by=cause,
-                    metadata={"script_stack": [source], "script": source, "lang": "painless"})
+    return script_error("runtime error", source, 0, ApiError(kind, detail, 400))
 
 
 def _tokens(source: str) -> list[tuple[str, str]]:
@@ -54,20 +58,52 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     return out
 
 
+#: the tree of a condition the Painless interpreter runs (the column form hands its rows to :meth:`evaluate`)
+PAINLESS = ("painless",)
+_MUTATING = "Mutating ingest documents in conditionals is not supported"
+
+
 @dataclass
 class Condition:
     source: str
     tree: Any
+    program: Program | None = None
+    #: the script's ``params`` (read as ``params.x`` by the Painless form)
+    params: dict[str, Any] = field(default_factory=dict)
 
     def evaluate(self, ctx: dict[str, Any]) -> bool:
         try:
-            value = _eval(self.tree, ctx, self.source)
+            value = self._painless(ctx) if self.program is not None else _eval(self.tree, ctx, self.source)
         except RecursionError:
             raise _runtime_error(self.source, "expression too deeply nested to evaluate",
                                  "illegal_argument_exception") from None
+        except ApiError as err:
+            raise self._painless_error(ctx, err) from None
         if not isinstance(value, bool):
             raise ApiError("illegal_argument_exception",
                            f"condition [{self.source}] did not return a boolean, but [{value!r}]", 400)
+        return value
+
+    def _painless_error(self, ctx: dict[str, Any], err: ApiError) -> ApiError:
+        """The runtime error of an expression-subset condition as the Painless interpreter words it (its
+        message and position), where it fails there too; ``err`` otherwise."""
+        if self.program is not None:
+            return err
+        try:
+            Condition(self.source, PAINLESS, compile_script(self.source, returns_value=True))._painless(ctx)
+        except ApiError as painless:
+            return painless
+        except RecursionError:
+            return err
+        return err
+
+    def _painless(self, ctx: dict[str, Any]) -> Any:
+        """Run the Painless program over a copy of ``ctx`` (ES's conditions see an unmodifiable ``ctx``)."""
+        assert self.program is not None
+        copy = clone(ctx)
+        value = self.program.evaluate(clone(self.params), copy)
+        if copy != ctx:
+            raise _runtime_error(self.source, _MUTATING, "unsupported_operation_exception")
         return value
 
 
@@ -226,11 +262,14 @@ def _painless_type(value: Any) -> str:
 
 
 def parse_condition(source: Any) -> Condition:
-    """Parse an ``if`` (a string, or a script object with ``source``)."""
+    """Parse an ``if`` (a string, or a script object with ``source`` and ``params``)."""
+    params: dict[str, Any] = {}
     if isinstance(source, dict):
         lang = source.get("lang", "painless")
         if lang != "painless":
             raise ApiError("illegal_argument_exception", f"script_lang not supported [{lang}]", 400)
+        if isinstance(source.get("params"), dict):
+            params = source["params"]
         source = source.get("source")
     if not isinstance(source, str):
         raise ApiError("parse_exception", "[if] property isn't a string or a script object", 400)
@@ -238,6 +277,11 @@ def parse_condition(source: Any) -> Condition:
         return Condition(source, _Parser(source).parse())
     except RecursionError:  # thousands of nested parentheses: refused like any other bad script
         raise _compile_error(source, "expression too deeply nested") from None
+    except ApiError as err:  # outside the expression subset: the Painless interpreter, where it compiles
+        try:
+            return Condition(source, PAINLESS, compile_script(source, returns_value=True), params)
+        except ApiError:
+            raise err from None
 
 
 def _eval(node: Any, ctx: dict[str, Any], source: str) -> Any:

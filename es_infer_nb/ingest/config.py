@@ -8,6 +8,7 @@ from ..errors import ApiError
 from .document import java_type
 
 _MISSING = object()
+VALID_MEDIA_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded")
 
 
 def config_error(processor_type: str | None, tag: str | None, prop: str | None, message: str,
@@ -27,7 +28,7 @@ def config_error(processor_type: str | None, tag: str | None, prop: str | None, 
 class Conf:
     """A processor's config map, consumed property by property."""
 
-    def __init__(self, processor_type: str, tag: str | None, config: dict[str, Any]) -> None:
+    def __init__(self, processor_type: str | None, tag: str | None, config: dict[str, Any]) -> None:
         self.type = processor_type
         self.tag = tag
         self.config = config
@@ -65,11 +66,16 @@ class Conf:
         value = self.config.pop(key, None)
         if value is None:
             return default
-        if isinstance(value, bool):
+        if isinstance(value, bool):  # ConfigurationUtils.readBoolean: a Boolean only ("true" is a String)
             return value
-        if value in ("true", "false"):
-            return value == "true"
         raise self.error(key, f"property isn't a boolean, but of type [{java_type(value)}]")
+
+    def media_type(self) -> str:
+        """``ConfigurationUtils.readMediaTypeProperty`` (``media_type`` of ``set`` / ``append``)."""
+        media = self.string("media_type", "application/json")
+        if media not in VALID_MEDIA_TYPES:
+            raise self.error("media_type", f"property does not contain a supported media type [{media}]")
+        return str(media)
 
     def mapping(self, key: str) -> dict[str, Any] | None:
         value = self.config.pop(key, None)

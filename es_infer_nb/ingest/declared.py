@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from .document import should_keep
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
     from .pipeline import (ConvertProcessor, FieldValueProcessor, ForeachProcessor, Processor, RemoveProcessor,
@@ -98,9 +100,8 @@ def remove_writes(doc: SymbolicDocument, p: "RemoveProcessor", partial: bool) ->
     if p.keep is not None:
         if partial or templated(*p.keep):
             return
-        keep = {k.split(".")[0] for k in p.keep}
         for name in doc.fields():
-            if name.split(".")[0] not in keep and not name.startswith("_ingest."):
+            if not should_keep(name, p.keep) and not name.startswith("_ingest."):
                 doc.remove(name, False)
         return
     for f in p.fields:
@@ -167,6 +168,8 @@ def foreach_writes(doc: SymbolicDocument, p: "ForeachProcessor", partial: bool) 
     doc.remove(VALUE, False)
     if after != elements:
         doc.write(p.field, [[e] for e in after], partial or p.ignore_missing)
+    if any(isinstance(v, dict) for v in lists):  # a map looped over: its keys can change with the data
+        doc.write(p.field, [UNKNOWN], True)
 
 
 def unknown_writes(doc: SymbolicDocument, p: "Processor", partial: bool) -> None:

@@ -49,16 +49,41 @@ def nesting_depth_error(value: Any, limit: int = MAX_NESTING_DEPTH) -> ApiError 
 
 
 
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def java_int(text: str) -> int:
+    """``Integer.parseInt``: optional sign and ASCII digits only, within 32 bits (``ValueError`` otherwise)."""
+    if not _JAVA_INT.fullmatch(text) or not -(2 ** 31) <= int(text) < 2 ** 31:
+        raise ValueError(text)
+    return int(text)
+
+
 def _list_index(items: list[Any], part: str, path: str) -> int:
     """The index ``part`` of ``path`` names in ``items``, or ES's error for a non-integer or out-of-bounds one."""
     try:
-        i = int(part)
+        i = java_int(part)
     except ValueError:
         raise illegal_argument(
             f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]") from None
     if i < 0 or i >= len(items):
         raise illegal_argument(f"[{i}] is out of bounds for array with length [{len(items)}] as part of path [{path}]")
     return i
+
+
+def all_fields(source: dict[str, Any], prefix: str = "") -> list[str]:
+    """``IngestDocument.getAllFields``: every key path through nested objects (not into lists)."""
+    out: list[str] = []
+    for key, value in source.items():
+        out.append(prefix + key)
+        if isinstance(value, dict):
+            out.extend(all_fields(value, f"{prefix}{key}."))
+    return out
+
+
+def should_keep(path: str, keep: list[str]) -> bool:
+    """``RemoveProcessor.shouldKeep``: the path is kept, or lies above or below a kept one."""
+    return any(path == k or k.startswith(path + ".") or path.startswith(k + ".") for k in keep)
 
 
 @dataclass
@@ -109,7 +134,9 @@ class Doc:
                 raise illegal_argument(f"field [{part}] not present as part of path [{path}]")
         return current
 
-    def has(self, path: str) -> bool:
+    def has(self, path: str, *, fail_out_of_range: bool = False) -> bool:
+        """``IngestDocument.hasField(path, failOutOfRange)``: with ``fail_out_of_range``, a list index out
+        of bounds raises ES's out-of-bounds error instead of reading as absent."""
         try:
             root, parts = self._root(path)
         except ApiError:
@@ -122,10 +149,12 @@ class Doc:
                 current = current[part]
             elif isinstance(current, list):
                 try:
-                    i = int(part)
+                    i = java_int(part)
                 except ValueError:
                     return False
                 if not 0 <= i < len(current):
+                    if fail_out_of_range:
+                        _list_index(current, part, path)
                     return False
                 current = current[i]
             else:
@@ -133,19 +162,17 @@ class Doc:
         return True
 
     def set(self, path: str, value: Any, *, append: bool = False) -> None:
+        """``IngestDocument.setFieldValue`` / ``appendFieldValue``: missing objects on the way are created;
+        a null or scalar one on the way is an error, as ES words it."""
         root, parts = self._root(path)
         current = root
         for part in parts[:-1]:
-            if isinstance(current, dict):
-                if current.get(part) is None:
-                    current[part] = {}
-                current = current[part]
-            elif isinstance(current, list):
-                _, current = self._step(current, part, path)
-            else:
-                raise illegal_argument(
-                    f"cannot set [{part}] with parent object of type [{java_type(current)}] as part of path [{path}]")
+            if isinstance(current, dict) and part not in current:
+                current[part] = {}
+            _, current = self._step(current, part, path)
         leaf = parts[-1]
+        if current is None:
+            raise illegal_argument(f"cannot set [{leaf}] with null parent as part of path [{path}]")
         if isinstance(current, list):
             i = _list_index(current, leaf, path)
             current[i] = _appended(current[i], value) if append else value
@@ -171,8 +198,9 @@ class Doc:
                 raise illegal_argument(f"field [{leaf}] not present as part of path [{path}]")
             del current[leaf]
         elif isinstance(current, list):
-            self._step(current, leaf, path)
-            del current[int(leaf)]
+            del current[_list_index(current, leaf, path)]
+        elif current is None:
+            raise illegal_argument(f"cannot remove [{leaf}] from null as part of path [{path}]")
         else:
             raise illegal_argument(f"cannot remove [{leaf}] from object of type [{java_type(current)}] as part of path [{path}]")
 

@@ -28,13 +28,12 @@ from .condition import Condition, parse_condition
 from .config import Conf, config_error
 from .declared import (SymbolicDocument, convert_writes, foreach_writes, remove_writes, rename_writes, set_writes,
                        templated, text_writes, unknown_writes)
-from .document import Doc, clone, java_type, render_template
+from .document import Doc, all_fields, clone, java_type, render_template, should_keep
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
 SIMULATE_PIPELINE_ID = "_simulate_pipeline"
-PIPELINE_KEYS = {"description", "processors", "on_failure", "version", "_meta", "deprecated", "field_access_pattern"}
 
 
 class Failure(Exception):
@@ -162,22 +161,23 @@ class SetProcessor(Processor):
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.field = c.string("field")
-        has_value = c.has("value")
         self.copy_from = c.string("copy_from", None)
-        if self.copy_from is not None and has_value:
+        self.value = c.raw("value")  # SetProcessor.Factory: a null ``value`` counts as absent
+        if self.copy_from is not None and self.value is not None:
             raise c.error("copy_from", "cannot set both `copy_from` and `value` in the same processor")
-        if self.copy_from is None and not has_value:
+        if self.copy_from is None and self.value is None:
             raise c.error("value", "required property is missing")
-        self.value = c.raw("value")
         self.override = c.boolean("override", True)
         self.ignore_empty_value = c.boolean("ignore_empty_value", False)
-        c.raw("media_type")
+        c.media_type()
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         path = render_template(self.field, doc)
         if not self.override and doc.has(path) and doc.get(path) is not None:
             return
         if self.copy_from is not None:
+            if self.ignore_empty_value and not doc.has(self.copy_from):
+                return  # getFieldValue(copyFrom, Object.class, ignoreEmptyValue): a missing field reads as null
             value = clone(doc.get(self.copy_from))
         else:
             value = _render_value(clone(self.value), doc)
@@ -218,12 +218,12 @@ class RenameProcessor(Processor):
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         path = render_template(self.field, doc)
-        if not doc.has(path):
+        if not doc.has(path, fail_out_of_range=True):
             if self.ignore_missing:
                 return
             raise ApiError("illegal_argument_exception", f"field [{path}] doesn't exist", 400)
         target = render_template(self.target_field, doc)
-        if doc.has(target) and not self.override:
+        if doc.has(target, fail_out_of_range=True) and not self.override:
             raise ApiError("illegal_argument_exception", f"field [{target}] already exists", 400)
         value = doc.get(path)
         doc.remove(path)
@@ -244,24 +244,29 @@ class RemoveProcessor(Processor):
         remove_writes(doc, self, partial)
 
     def columns_take(self) -> bool:
-        if self.keep is not None:
-            return all(plain_path(k) for k in self.keep)
+        if self.keep is not None:  # the column form keeps whole top-level fields
+            return all(plain_path(k) and "." not in k for k in self.keep)
         fields = self.fields
         return all(plain_path(f) for f in fields) and not any(
             a == b or is_prefix(a, b) for i, a in enumerate(fields) for j, b in enumerate(fields) if i != j)
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
-        self.fields = c.string_or_list("field") if c.has("field") or not c.has("keep") else []
-        self.keep = c.string_or_list("keep") if c.has("keep") else None
+        self.fields = c.string_or_list("field") if c.has("field") else []
+        keep = c.string_or_list("keep") if c.has("keep") else []
+        if not self.fields and not keep:
+            raise c.error("keep", "or [field] must be specified")
+        if self.fields and keep:
+            raise c.error("keep", "and [field] cannot both be used in the same processor")
+        self.keep = keep or None
         self.ignore_missing = c.boolean("ignore_missing", False)
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         if self.keep is not None:
-            keep = {render_template(k, doc).split(".")[0] for k in self.keep}
-            for key in list(doc.source()):
-                if key not in keep:
-                    del doc.data[key]
+            keep = [render_template(k, doc) for k in self.keep]
+            for path in all_fields(doc.source()):
+                if not should_keep(path, keep) and doc.has(path):
+                    doc.remove(path)
             return
         for f in self.fields:
             path = render_template(f, doc)
@@ -303,10 +308,22 @@ class FieldValueProcessor(Processor):
 
 
 class _CaseProcessor(FieldValueProcessor):
+    """``AbstractStringProcessor``: a string, or a list of strings, processed into ``target_field``."""
+
     upper = True
 
     def declare_columns(self, doc: SymbolicDocument, partial: bool) -> None:
         text_writes(doc, self, partial)
+
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        value = doc.get(self.field) if doc.has(self.field) else None
+        if isinstance(value, list):
+            for v in value:
+                if not isinstance(v, str):
+                    raise ApiError("illegal_argument_exception",
+                                   f"value [{java_string(v)}] of type [{java_type(v)}] in list field [{self.field}] "
+                                   "cannot be cast to [java.lang.String]", 400)
+        super().execute(doc, run, pipeline_id)
 
     def convert(self, value: Any) -> Any:
         if not isinstance(value, str):
@@ -340,6 +357,12 @@ class ConvertProcessor(FieldValueProcessor):
             raise c.error("type", f"type [{kind}] not supported, cannot convert field.")
         self.kind = kind.lower()
 
+    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
+        if doc.has(self.field) and doc.get(self.field) is None and not self.ignore_missing:
+            raise ApiError("illegal_argument_exception",
+                           f"Field [{self.field}] is null, cannot be converted to type [{self.kind}]", 400)
+        super().execute(doc, run, pipeline_id)
+
     def convert(self, value: Any) -> Any:
         """ES's ``ConvertProcessor.Type.convert``: every type reads ``value.toString()`` (Java's text of
         the value: ``1.0`` for a double, so a double never converts to an integer)."""
@@ -358,11 +381,10 @@ class ConvertProcessor(FieldValueProcessor):
 
             try:
                 ipaddress.ip_address(text)
-            except ValueError:
-                raise ApiError("illegal_argument_exception", f"'{text}' is not a valid ip address", 400) from None
+            except ValueError:  # InetAddresses.forString's message
+                raise ApiError("illegal_argument_exception", f"'{text}' is not an IP string literal.", 400) from None
             return text
-        number = (parse_java_integer(text, 32 if kind == "integer" else 64) if kind in ("integer", "long")
-                  else parse_java_double(text))
+        number = _parse_number(text, kind)
         if number is None:
             raise ApiError("illegal_argument_exception", f"unable to convert [{text}] to {kind}", 400)
         return number
@@ -389,18 +411,35 @@ def parse_java_integer(text: str, bits: int) -> int | None:
     return number if low <= number < high else None
 
 
+def _parse_number(text: str, kind: str) -> int | float | None:
+    """``Integer.decode`` / ``Long.decode`` / ``Float.parseFloat`` / ``Double.parseDouble``; ``None``
+    where Java throws."""
+    if kind in ("integer", "long"):
+        return parse_java_integer(text, 32 if kind == "integer" else 64)
+    number = parse_java_double(text)
+    return java_float(number) if kind == "float" and number is not None else number
+
+
+def java_float(number: float) -> float:
+    """A double rounded to a Java ``float``, as the double whose text is the float's (``1.2345679``
+    for ``1.23456789``): what the float's JSON reads as."""
+    with np.errstate(over="ignore"):
+        single = np.float32(number)
+    return float(single) if not np.isfinite(single) else float(str(single))
+
+
 def _auto(value: Any) -> Any:
-    """``AUTO``: a string becomes a boolean, an integer, a long or a double where it parses as one."""
+    """``AUTO``: a string becomes a boolean, an integer, a long or a float (not a double: Float is
+    tried first and takes any number text) where it parses as one."""
     if not isinstance(value, str):
         return value
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
-    for bits in (32, 64):
-        number = parse_java_integer(value, bits)
+    for kind in ("integer", "long", "float"):
+        number = _parse_number(value, kind)
         if number is not None:
             return number
-    parsed = parse_java_double(value)
-    return value if parsed is None else parsed
+    return value
 
 
 class FailProcessor(Processor):
@@ -468,13 +507,11 @@ class PipelineProcessor(Processor):
                     if self.ignore_missing_pipeline:
                         _record(docs[i], run, self, "success", None)
                     else:
-                        out[i] = ApiError("illegal_argument_exception",
-                                          f"Pipeline processor configured for non-existent pipeline [{name}]", 400)
+                        out[i] = _missing_pipeline(name, run.verbose)
                 continue
-            if name in run.stack:
-                cycle = " -> ".join([*run.stack, name])
+            if name in run.stack:  # IngestDocument.executePipeline: the id of the pipeline entered again
                 for i in idx:
-                    out[i] = ApiError("graph_structure_exception", f"Cycle detected for pipeline: {cycle}", 400)
+                    out[i] = ApiError("graph_structure_exception", f"Cycle detected for pipeline: {name}", 400)
                 continue
             for i in idx:
                 _record(docs[i], run, self, "success", None)
@@ -483,6 +520,15 @@ class PipelineProcessor(Processor):
             for i, failure in zip(idx, failures):
                 out[i] = failure
         return out
+
+
+def _missing_pipeline(name: str, verbose: bool) -> ApiError:
+    """``PipelineProcessor``'s ``IllegalStateException``; a verbose simulation's
+    ``TrackingResultProcessor`` throws an ``IllegalArgumentException`` with the same message."""
+    reason = f"Pipeline processor configured for non-existent pipeline [{name}]"
+    if verbose:
+        return ApiError("illegal_argument_exception", reason, 400)
+    return ApiError("illegal_state_exception", reason, 500)
 
 
 class ForeachProcessor(Processor):
@@ -505,46 +551,80 @@ class ForeachProcessor(Processor):
         inner = c.mapping("processor")
         if inner is None:
             raise c.error("processor", "required property is missing")
+        if len(inner) != 1:
+            raise c.error("processor", "Must specify exactly one processor type")
         self.inner = parse_processor(inner, engine)
+
+    def _elements(self, doc: Doc) -> list[tuple[Any, Any]] | dict[Any, Any] | None:
+        """The ``(index, value)`` pairs of the list, or the map, the processor loops over (``None``: a
+        missing / null field with ``ignore_missing``)."""
+        if not doc.has(self.field) or doc.get(self.field) is None:
+            if self.ignore_missing:
+                return None
+            if not doc.has(self.field):
+                doc.get(self.field)
+            raise ApiError("illegal_argument_exception", f"field [{self.field}] is null, cannot loop over its "
+                           "elements.", 400)
+        values = doc.get(self.field)
+        if isinstance(values, dict):
+            return dict(values)
+        if isinstance(values, list):
+            return list(enumerate(values))
+        raise ApiError("illegal_argument_exception", f"field [{self.field}] of type [{java_type(values)}] "
+                       "cannot be cast to a list or map", 400)
 
     def run_batch(self, docs: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
         out: list[BaseException | None] = [None] * len(docs)
         shadows: list[Doc] = []
-        owners: list[tuple[int, list[Any], int]] = []
+        owners: list[int] = []
+        loops: dict[int, bool] = {}  # document -> whether it loops over a map
         for d, doc in enumerate(docs):
             try:
-                if not doc.has(self.field) or doc.get(self.field) is None:
-                    if self.ignore_missing:
-                        continue
-                    if not doc.has(self.field):
-                        doc.get(self.field)
-                    raise ApiError("illegal_argument_exception", f"field [{self.field}] is null, cannot loop over its "
-                                   "elements.", 400)
-                values = doc.get(self.field)
-                if not isinstance(values, list):
-                    raise ApiError("illegal_argument_exception", f"field [{self.field}] of type [{java_type(values)}] "
-                                   "cannot be cast to [java.util.List]", 400)
+                elements = self._elements(doc)
             except ApiError as err:
                 out[d] = err
                 continue
-            for k, value in enumerate(values):
+            if elements is None:
+                continue
+            loops[d] = isinstance(elements, dict)
+            for key, value in (elements.items() if isinstance(elements, dict) else elements):
                 ingest = dict(doc.ingest)
                 ingest["_value"] = value
+                if loops[d]:
+                    ingest["_key"] = key
                 shadows.append(Doc(doc.data, ingest, results=doc.results))
-                owners.append((d, values, k))
-        if not shadows:
-            return out
-        failures = run_processors([self.inner], shadows, run, pipeline_id)
-        for shadow, (d, values, k), failure in zip(shadows, owners, failures):
-            if out[d] is not None:
-                continue
-            if failure is not None:
+                owners.append(d)
+        failures = run_processors([self.inner], shadows, run, pipeline_id) if shadows else []
+        done: dict[int, list[Doc]] = {d: [] for d in loops}
+        for shadow, d, failure in zip(shadows, owners, failures):
+            done[d].append(shadow)
+            if out[d] is None and failure is not None:
                 out[d] = failure
-                continue
-            values[k] = shadow.ingest.get("_value")
-            if shadow.dropped:
-                docs[d].dropped = True
+        for d, is_map in loops.items():
+            self._write_back(docs[d], done[d], is_map, out[d] is None)
         return out
+
+    def _write_back(self, doc: Doc, shadows: list[Doc], is_map: bool, ok: bool) -> None:
+        """``innerExecuteList`` / ``innerExecuteMap``: the new values (a map's under their new ``_key``,
+        an entry whose key has no text dropped) set as a new list / map once every element succeeded;
+        ``_ingest._value`` (and ``_key``) put back as they were, null when absent."""
+        if shadows:
+            doc.ingest.setdefault("_value", None)
+            if is_map:
+                doc.ingest.setdefault("_key", None)
+        if not ok:
+            return
+        if is_map:
+            new: Any = {}
+            for shadow in shadows:
+                key = shadow.ingest.get("_key")
+                if isinstance(key, str) and key.strip():
+                    new[key] = shadow.ingest.get("_value")
+        else:
+            new = [shadow.ingest.get("_value") for shadow in shadows]
+        doc.set(self.field, new)
+        if any(shadow.dropped for shadow in shadows):
+            doc.dropped = True
 
 
 # -- parsing -----------------------------------------------------------------------------------------
@@ -605,36 +685,66 @@ def parse_processor(entry: Any, engine: "Engine | None" = None) -> Processor:
 
 
 def parse_pipeline(body: Any, engine: "Engine | None" = None, pipeline_id: str | None = None) -> Pipeline:
-    """Validate a pipeline body and compile it (``parse_exception`` errors as ES answers them)."""
+    """Validate a pipeline body and compile it, in ES's ``Pipeline.create`` order (``parse_exception``
+    errors as ES answers them)."""
     if not isinstance(body, dict):
         raise ApiError("parse_exception", "pipeline body must be an object", 400)
-    processors = body.get("processors")
-    if processors is None:
-        raise ApiError("parse_exception", "[processors] required property is missing", 400,
-                       metadata={"property_name": "processors"})
-    if not isinstance(processors, list):
-        raise ApiError("parse_exception", f"[processors] property isn't a list, but of type [{java_type(processors)}]",
-                       400, metadata={"property_name": "processors"})
-    on_failure_raw = body.get("on_failure")
-    if on_failure_raw is not None and not isinstance(on_failure_raw, list):
-        raise ApiError("parse_exception", f"[on_failure] property isn't a list, but of type [{java_type(on_failure_raw)}]",
-                       400, metadata={"property_name": "on_failure"})
-    if on_failure_raw == [] and "on_failure" in body:
-        raise ApiError("parse_exception", "pipeline [" + str(pipeline_id) + "] cannot have an empty on-failure option defined",
-                       400)
-    unknown = [k for k in body if k not in PIPELINE_KEYS]
-    if unknown:
+    c = Conf(None, None, dict(body))
+    description = c.string("description", None)
+    _pipeline_version(c)
+    c.mapping("_meta")
+    _optional_boolean(c, "deprecated")
+    c.raw("field_access_pattern")
+    processors = _processor_list(c, "processors", required=True)
+    parsed = [parse_processor(p, engine) for p in processors]
+    on_failure_raw = _processor_list(c, "on_failure", required=False)
+    on_failure = [parse_processor(p, engine) for p in on_failure_raw or []]
+    if c.config:
         raise ApiError("parse_exception", f"pipeline [{pipeline_id}] doesn't support one or more provided configuration "
-                       f"parameters [{', '.join(unknown)}]", 400)
-    return Pipeline([parse_processor(p, engine) for p in processors],
-                    [parse_processor(p, engine) for p in on_failure_raw] if on_failure_raw else None,
-                    body.get("description"))
+                       f"parameters [{', '.join(c.config)}]", 400)
+    if on_failure_raw is not None and not on_failure:
+        raise ApiError("parse_exception", f"pipeline [{pipeline_id}] cannot have an empty on_failure option defined", 400)
+    return Pipeline(parsed, on_failure or None, description)
+
+
+def _pipeline_version(c: Conf) -> int | None:
+    """``ConfigurationUtils.readIntProperty``: ``Integer.parseInt`` of the value's text."""
+    value = c.raw("version")
+    if value is None:
+        return None
+    text = java_string(value)
+    number = int(text) if _DECIMAL_DIGITS.fullmatch(text) and -(2 ** 31) <= int(text) < 2 ** 31 else None
+    if number is None:
+        raise c.error("version", f"property cannot be converted to an int [{java_string(value)}]")
+    return number
+
+
+def _optional_boolean(c: Conf, key: str) -> bool | None:
+    """``ConfigurationUtils.readOptionalBooleanProperty``: a JSON boolean only."""
+    value = c.raw(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise c.error(key, f"property isn't a boolean, but of type [{java_type(value)}]")
+
+
+def _processor_list(c: Conf, key: str, required: bool) -> list[Any] | None:
+    """``ConfigurationUtils.readList`` / ``readOptionalList``."""
+    value = c.raw(key)
+    if value is None:
+        if required:
+            raise c.error(key, "required property is missing")
+        return None
+    if not isinstance(value, list):
+        raise c.error(key, f"property isn't a list, but of type [{java_type(value)}]")
+    return value
 
 
 # -- execution -----------------------------------------------------------------------------------------
 
 def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | None, *,
-            condition: bool | None = None, with_doc: bool = False) -> None:
+            condition: bool | None = True, with_doc: bool = False) -> None:
+    """One ``processor_results`` entry (``SimulateProcessorResult``); ``condition``: what the processor's
+    ``if`` gave (``None`` where evaluating it failed: ES's entry then has no ``if``)."""
     if not run.verbose or doc.results is None:
         return
     entry: dict[str, Any] = {"processor_type": p.type, "status": status}
@@ -642,8 +752,8 @@ def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | Non
         entry["description"] = p.description
     if p.tag is not None:
         entry["tag"] = p.tag
-    if p.condition is not None:
-        entry["if"] = {"condition": p.condition.source, "result": True if condition is None else condition}
+    if p.condition is not None and condition is not None:
+        entry["if"] = {"condition": p.condition.source, "result": condition}
     if error is not None:
         if status == "error_ignored":
             entry["ignored_error"] = {"error": error.error_object()}
@@ -655,19 +765,34 @@ def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | Non
 
 
 def processor_stats_name(p: "Processor | dict[str, Any]") -> str:
-    """The name ES keys processor stats by: ``type`` or ``type:tag``."""
+    """The name ES keys processor stats by (``IngestService.getProcessorName``): ``type``, then
+    ``:<pipeline name>`` for a ``pipeline`` processor, then ``:<tag>`` for a non-empty tag."""
     if isinstance(p, dict):
         ((ptype, conf),) = p.items()
-        tag = conf.get("tag") if isinstance(conf, dict) else None
+        conf = conf if isinstance(conf, dict) else {}
+        tag, target = conf.get("tag"), conf.get("name")
     else:
-        ptype, tag = p.type, p.tag
-    return str(ptype) if tag is None else f"{ptype}:{tag}"
+        ptype, tag, target = p.type, p.tag, getattr(p, "name", None)
+    parts = [str(ptype)]
+    if ptype == "pipeline" and target is not None:
+        parts.append(re.sub(r"\{\{\{?[^}]*\}?\}\}", "", str(target)))  # the template with no parameters
+    if tag:
+        parts.append(str(tag))
+    return ":".join(parts)
 
 
 def _failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
     if isinstance(exc, Failure):
         return exc
     return Failure(as_api_error(exc), p.type, p.tag, pipeline_id)
+
+
+def _condition_failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
+    """An ``if`` that fails to evaluate: ES wraps a processor with its ``ignore_failure`` / ``on_failure``
+    first and the condition around that (``ConfigurationUtils.readProcessor``), so neither applies and the
+    failure is the ``conditional`` processor's. (``_simulate?verbose`` moves the condition inside them:
+    ``TrackingResultProcessor.decorate``.)"""
+    return Failure(as_api_error(exc), "conditional", p.tag, pipeline_id)
 
 
 _FAILURE_KEYS = ("on_failure_message", "on_failure_processor_type", "on_failure_processor_tag", "on_failure_pipeline")
@@ -695,10 +820,12 @@ def _run_handlers(handlers: list[Processor], docs: list[Doc], failures: list[Fai
     return out
 
 
-def _run_counted(p: Processor, batch: list[Doc], run: Run, pipeline_id: str | None) -> list[BaseException | None]:
-    """``p.run_batch``; an inference processor of a counted pipeline moves its ingest stats (``current``
+def _run_counted(p: Processor, batch: list[Doc], run: Run, pipeline_id: str | None,
+                 top_level: bool = False) -> list[BaseException | None]:
+    """``p.run_batch``; a top-level processor of a counted pipeline (any type: ES surfaces every one,
+    not those of ``on_failure`` handlers or inside ``foreach``) moves its ingest stats (``current``
     holds the batch while it runs)."""
-    if p.type != "inference" or pipeline_id not in run.counted or run.engine is None:
+    if not top_level or pipeline_id not in run.counted or run.engine is None:
         return p.run_batch(batch, run, pipeline_id)
     stats, name, n = run.engine.stats, processor_stats_name(p), len(batch)
     stats.begin_ingest(pipeline_id, name, n)
@@ -714,8 +841,9 @@ def _run_counted(p: Processor, batch: list[Doc], run: Run, pipeline_id: str | No
 
 
 def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
-                   pipeline_id: str | None) -> list[Failure | None]:
-    """Run a processor list over a batch; the failure that escapes it, per document."""
+                   pipeline_id: str | None, *, top_level: bool = False) -> list[Failure | None]:
+    """Run a processor list over a batch; the failure that escapes it, per document. ``top_level``: the
+    pipeline's own processors (whose ingest stats move)."""
     n = len(docs)
     failed: list[Failure | None] = [None] * n
     for p in processors:
@@ -723,6 +851,7 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
         if not active:
             break
         errors: dict[int, BaseException] = {}
+        condition_failed: set[int] = set()
         eligible: list[int] = []
         for i in active:
             if p.condition is not None:
@@ -730,13 +859,14 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
                     ok = p.condition.evaluate(docs[i].ctx())
                 except ApiError as err:
                     errors[i] = err
+                    condition_failed.add(i)
                     continue
                 if not ok:
                     _record(docs[i], run, p, "skipped", None, condition=False)
                     continue
             eligible.append(i)
         if eligible:
-            outcomes = _run_counted(p, [docs[i] for i in eligible], run, pipeline_id)
+            outcomes = _run_counted(p, [docs[i] for i in eligible], run, pipeline_id, top_level)
             for i, exc in zip(eligible, outcomes):
                 if exc is not None:
                     errors[i] = exc
@@ -749,13 +879,17 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
         for i in active:
             if i not in errors:
                 continue
+            if i in condition_failed and not run.verbose:
+                failed[i] = _condition_failure(errors[i], p, pipeline_id)
+                continue
             f = _failure(errors[i], p, pipeline_id)
+            evaluated: bool | None = None if i in condition_failed else True
             if p.ignore_failure:
                 if not f.recorded:
-                    _record(docs[i], run, p, "error_ignored", f.error, with_doc=True)
+                    _record(docs[i], run, p, "error_ignored", f.error, condition=evaluated, with_doc=True)
                 continue
             if not f.recorded:
-                _record(docs[i], run, p, "error", f.error)
+                _record(docs[i], run, p, "error", f.error, condition=evaluated)
                 f.recorded = True
             if p.on_failure:
                 handled.append((i, f))
@@ -788,7 +922,7 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
     started = time.perf_counter_ns()
     failed: list[Failure | None] = [None] * len(docs)
     try:
-        failed = run_processors(pipeline.processors, docs, run, pipeline_id)
+        failed = run_processors(pipeline.processors, docs, run, pipeline_id, top_level=True)
         if pipeline.on_failure:
             idx = [i for i, f in enumerate(failed) if f is not None]
             if idx:

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..errors import ApiError
+from ..models.tree.features import java_string
 from .config import Conf
 from .declared import SymbolicDocument, append_writes, join_writes, json_writes, split_writes
 from .document import MAX_NESTING_DEPTH, Doc, clone, java_type, nesting_depth_error, render_template
@@ -28,7 +29,25 @@ def _java_regex(c: Conf, prop: str, pattern: str) -> Any:
     try:
         return compile_pattern(pattern)
     except regex_error as err:
-        raise c.error(prop, f"Invalid regex pattern. {err}") from None
+        raise c.error(prop, f"Invalid regex pattern. {_pattern_syntax_message(pattern, err)}") from None
+
+
+def _pattern_syntax_message(pattern: str, err: Any) -> str:
+    """``PatternSyntaxException.getMessage()`` for the common syntax errors (description, ``near
+    index``, the pattern, a caret line); the regex package's own text for the others."""
+    msg, pos = getattr(err, "msg", str(err)), getattr(err, "pos", None)
+    if msg == "unterminated character set":
+        desc, index = "Unclosed character class", len(pattern) - 1
+    elif msg == "missing )":
+        desc, index = "Unclosed group", len(pattern)
+    elif msg == "unbalanced parenthesis" and pos is not None:
+        desc, index = "Unmatched closing ')'", pos - 1
+    elif msg == "nothing to repeat" and pos is not None and pos < len(pattern):
+        desc, index = f"Dangling meta character '{pattern[pos]}'", pos
+    else:
+        return str(err)
+    caret = f"\n{' ' * index}^" if 0 <= index < len(pattern) else ""
+    return f"{desc} near index {index}\n{pattern}{caret}"
 
 
 def _java_replacement(replacement: str) -> str:
@@ -63,13 +82,11 @@ class AppendProcessor(Processor):
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.field = c.string("field")
-        if not c.has("value"):
-            raise c.error("value", "required property is missing")
         self.value = c.raw("value")
+        if self.value is None:  # ConfigurationUtils.readObject: absent and null alike
+            raise c.error("value", "required property is missing")
         self.allow_duplicates = c.boolean("allow_duplicates", True)
-        media = c.string("media_type", "application/json")
-        if media not in ("application/json", "text/plain", "application/x-www-form-urlencoded"):
-            raise c.error("media_type", f"property does not contain a supported media type [{media}]")
+        c.media_type()
 
     def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
         path = render_template(self.field, doc)
@@ -89,28 +106,25 @@ class AppendProcessor(Processor):
     def _add(self, items: list[Any], values: list[Any]) -> bool:
         added = False
         for v in values:
-            if self.allow_duplicates or v not in items:
+            if self.allow_duplicates or not any(_java_equals(v, item) for item in items):
                 items.append(v)
                 added = True
         return added
 
 
-class _StringProcessor(_CaseProcessor):
-    """``AbstractStringProcessor``: a string, or a list of strings, processed into ``target_field``."""
+def _java_equals(a: Any, b: Any) -> bool:
+    """Java's ``Object.equals`` (``List.contains``): ``1``, ``1.0`` and ``true`` are three values."""
+    if java_type(a) != java_type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_java_equals(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_java_equals(v, b[k]) for k, v in a.items())
+    return bool(a == b)
 
-    def execute(self, doc: Doc, run: Run, pipeline_id: str | None) -> None:
-        if not doc.has(self.field) or doc.get(self.field) is None:
-            super().execute(doc, run, pipeline_id)  # the missing / null messages
-            return
-        value = doc.get(self.field)
-        if isinstance(value, list):
-            for v in value:
-                if not isinstance(v, str):
-                    raise _illegal(f"value [{_java_str(v)}] of type [{java_type(v)}] in list field [{self.field}] "
-                                   "cannot be cast to [java.lang.String]")
-            doc.set(self.target_field, [self.convert(v) for v in value])
-            return
-        doc.set(self.target_field, self.convert(value))
+
+class _StringProcessor(_CaseProcessor):
+    """``AbstractStringProcessor`` (lists of strings and the messages: :class:`_CaseProcessor`)."""
 
 
 _JAVA_WHITESPACE = "".join(chr(i) for i in range(33))
@@ -155,7 +169,13 @@ class SplitProcessor(Processor):
     def __init__(self, c: Conf) -> None:
         super().__init__()
         self.field = c.string("field")
-        self.separator = _java_regex(c, "separator", c.string("separator"))
+        raw = c.string("separator")
+        self.separator: Any = None
+        self.separator_error: str | None = None
+        try:  # SplitProcessor compiles nothing: an invalid separator fails each document (String.split)
+            self.separator = compile_pattern(raw)
+        except regex_error as err:
+            self.separator_error = _pattern_syntax_message(raw, err)
         self.ignore_missing = c.boolean("ignore_missing", False)
         self.preserve_trailing = c.boolean("preserve_trailing", False)
         self.target_field = c.string("target_field", self.field)
@@ -170,6 +190,8 @@ class SplitProcessor(Processor):
             raise _illegal(f"field [{self.field}] is null, cannot split.")
         if not isinstance(value, str):
             raise _illegal(f"field [{self.field}] of type [{java_type(value)}] cannot be cast to [java.lang.String]")
+        if self.separator_error is not None:
+            raise ApiError("pattern_syntax_exception", self.separator_error, 400)
         doc.set(self.target_field, java_split(self.separator, value, self.type, keep_trailing=self.preserve_trailing))
 
 
@@ -194,19 +216,7 @@ class JoinProcessor(Processor):
         if any(v is None for v in value):  # ES: list.stream().map(Object::toString) throws on a null element
             raise ApiError("null_pointer_exception", 'Cannot invoke "Object.toString()" because "<parameter1>" is null',
                            500)
-        doc.set(self.target_field, self.separator.join(_java_str(v) for v in value))
-
-
-def _java_str(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_java_str(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_java_str(v) for v in value) + "]"
-    return str(value)
+        doc.set(self.target_field, self.separator.join(java_string(v) for v in value))
 
 
 class JsonProcessor(Processor):
@@ -220,27 +230,24 @@ class JsonProcessor(Processor):
         self.field = c.string("field")
         target = c.string("target_field", None)
         self.add_to_root = c.boolean("add_to_root", False)
-        strategy = c.string("add_to_root_conflict_strategy", None)
         self.allow_duplicate_keys = c.boolean("allow_duplicate_keys", False)
-        self.strict = c.boolean("strict_json_parsing", True)
+        strategy = c.string("add_to_root_conflict_strategy", None)
+        if strategy is not None and strategy.lower() not in ("replace", "merge"):
+            raise c.error("add_to_root_conflict_strategy", f"conflict strategy [{strategy}] not supported, cannot "
+                          "convert field.")
         if self.add_to_root and target is not None:
             raise c.error("target_field", "Cannot set a target field while also setting `add_to_root` to true")
         if strategy is not None and not self.add_to_root:
             raise c.error("add_to_root_conflict_strategy",
                           "Cannot set `add_to_root_conflict_strategy` if `add_to_root` is false")
-        if strategy is not None and strategy.lower() not in ("replace", "merge"):
-            raise c.error("add_to_root_conflict_strategy", f"conflict strategy [{strategy}] not supported, cannot "
-                          "convert field.")
+        self.strict = c.boolean("strict_json_parsing", True)
         self.strategy = (strategy or "replace").lower()
         self.target_field = target if target is not None else self.field
 
-    def _parse(self, text: Any) -> Any:
-        if text is None:
-            return None
-        if isinstance(text, (dict, list, bool, int, float)):
-            return text
-        if not isinstance(text, str):
-            text = str(text)
+    def _parse(self, field_value: Any) -> Any:
+        """``JsonProcessor.apply``: the value's text (``toString()``) read as one JSON value; with
+        ``strict_json_parsing`` nothing but whitespace may follow it."""
+        text = "null" if field_value is None else java_string(field_value)
 
         def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -250,16 +257,17 @@ class JsonProcessor(Processor):
                 out[k] = v
             return out
 
+        start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+        if start == len(text):
+            return None  # no token at all: Jackson's nextToken() is null, and so is the value
         try:
-            if self.strict:
-                value = json.loads(text, object_pairs_hook=pairs)
-            else:
-                value, _ = json.JSONDecoder(object_pairs_hook=pairs).raw_decode(text.lstrip())
+            value, end = json.JSONDecoder(object_pairs_hook=pairs).raw_decode(text, start)
         except json.JSONDecodeError as err:
-            raise _illegal(f"com.fasterxml.jackson.core.JsonParseException: {err.msg} at line {err.lineno} "
-                           f"column {err.colno}") from None
+            raise _illegal(f"com.fasterxml.jackson.core.JsonParseException: {_jackson_message(text, err)}") from None
         except RecursionError:
             raise _too_deep(f"Document nesting depth exceeds the maximum allowed ({_JSON_DEPTH})") from None
+        if self.strict and text[end:].strip(_JSON_WHITESPACE):
+            raise _illegal(f"The input {text} is not valid JSON and the strict_json_parsing parameter is true")
         too_deep = nesting_depth_error(value, _JSON_DEPTH) if isinstance(value, (dict, list)) else None
         if too_deep is not None:
             raise _too_deep(too_deep.reason)
@@ -276,6 +284,24 @@ class JsonProcessor(Processor):
             _merge(doc.data, value)
         else:
             doc.data.update(value)
+
+
+_JSON_WHITESPACE = " \t\r\n"
+_JACKSON_SOURCE = "REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
+_TOKEN = re.compile(r"[\w$]+")
+
+
+def _jackson_message(text: str, err: json.JSONDecodeError) -> str:
+    """Jackson's ``JsonParseException`` message for text that does not parse: ``Unrecognized token``
+    for a bare word where a value starts, the decoder's own words otherwise; then the location."""
+    token = _TOKEN.match(text, err.pos) if err.msg == "Expecting value" else None
+    if token is None:
+        return f"{err.msg}\n at [Source: {_JACKSON_SOURCE}; line: {err.lineno}, column: {err.colno}]"
+    end = token.end()
+    line = text.count("\n", 0, end) + 1
+    column = end - (text.rfind("\n", 0, end) + 1) + 1
+    return (f"Unrecognized token '{token.group()}': was expecting (JSON String, Number, Array, Object or token "
+            f"'null', 'true' or 'false')\n at [Source: {_JACKSON_SOURCE}; line: {line}, column: {column}]")
 
 
 _JSON_DEPTH = MAX_NESTING_DEPTH - 1  # the parsed value goes one level down into the document, at least

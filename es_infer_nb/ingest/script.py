@@ -12,12 +12,14 @@ metadata fields, and ``_ingest`` as the ``if`` conditions see it: ``timestamp``,
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..errors import ApiError
 from .config import Conf
 from .declared import UNKNOWN, SymbolicDocument
 from .document import Doc, clone, java_type
+from ..models.java_hash import hashmap_order
 from ..painless import Program, compile_script
 from .pipeline import Processor, Run
 
@@ -38,13 +40,15 @@ class ScriptProcessor(Processor):
 
     def __init__(self, c: Conf) -> None:
         super().__init__()
+        both = [k for k in hashmap_order(list(c.config)) if k in ("source", "inline", "id")]
+        snapshot = dict(c.config)
         source = c.raw("source", c.raw("inline"))
         script_id = c.raw("id")
         lang = c.raw("lang")
         params = c.raw("params")
         options = c.raw("options")
         if source is not None and script_id is not None:
-            raise _illegal("must only use one of [source, id] when specifying a script")
+            raise self._both_types(c, snapshot, both)
         if source is None and script_id is None:
             raise _illegal("must specify either [source] for an inline script or [id] for a stored script")
         if params is not None and not isinstance(params, dict):
@@ -73,6 +77,30 @@ class ScriptProcessor(Processor):
         except ApiError as err:
             err.metadata.update(self._where(c))
             raise
+
+    @classmethod
+    def _both_types(cls, c: Conf, config: dict[str, Any], keys: list[str]) -> ApiError:
+        """``Script.parse`` of a config naming both a source and an id: the ``XContentParseException`` at the
+        second of them (in the ``HashMap`` order ES writes the config in), which the factory's caller wraps
+        as a plain ``exception`` (``ExceptionsHelper.convertToElastic``)."""
+        field = keys[-1]
+        text = "{"
+        column = 0
+        for key in hashmap_order(list(config)):
+            text += ("," if len(text) > 1 else "") + json.dumps(key) + ":"
+            if key == field:
+                column = len(text) + 1
+            text += json.dumps(config[key], separators=(",", ":"))
+        location = f"[1:{column}] [script] failed to parse field [{field}]"
+        cause = _illegal("must only use one of [source, id] when specifying a script")
+        parse = ApiError("x_content_parse_exception", location, 400, caused_by=cause, es_exception=False)
+        return ApiError(
+            "exception",
+            f"org.elasticsearch.xcontent.XContentParseException: {location}",
+            400,
+            caused_by=parse,
+            metadata=cls._where(c),
+        )
 
     @staticmethod
     def _where(c: Conf) -> dict[str, Any]:

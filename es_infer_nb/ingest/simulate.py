@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ def ingest_timestamp() -> str:
 
 
 def parse_docs(raw: Any) -> list[Doc | ApiError]:
-    """The documents of a ``_simulate`` body; one that cannot be a document (nested too deeply) is its error."""
+    """The documents of a ``_simulate`` body (``SimulatePipelineRequest.parseDocs``); one that cannot be a
+    document (nested too deeply) is its error."""
     if raw is None:
         raise ApiError("parse_exception", "[docs] required property is missing", 400, metadata={"property_name": "docs"})
     if not isinstance(raw, list):
@@ -30,30 +32,85 @@ def parse_docs(raw: Any) -> list[Doc | ApiError]:
     if not raw:
         raise illegal_argument("must specify at least one document in [docs]")
     timestamp = ingest_timestamp()
-    docs = []
+    docs: list[Doc | ApiError] = []
     for entry in raw:
         if not isinstance(entry, dict):
-            raise ApiError("parse_exception", f"[docs] property isn't a list of maps, found [{java_type(entry)}]", 400)
+            raise illegal_argument("malformed [docs] section, should include an inner object")
         source = entry.get("_source")
         if source is None:
-            raise ApiError("parse_exception", "[_source] required property is missing", 400,
-                           metadata={"property_name": "_source"})
+            raise _property_error("_source", "required property is missing")
         if not isinstance(source, dict):
-            raise ApiError("parse_exception", f"[_source] property isn't a map, but of type [{java_type(source)}]", 400,
-                           metadata={"property_name": "_source"})
+            raise _property_error("_source", f"property isn't a map, but of type [{java_type(source)}]")
+        metadata = _doc_metadata(entry)
         too_deep = nesting_depth_error(source)
         if too_deep is not None:
             docs.append(too_deep)
             continue
         data = dict(_deep(source))
-        data["_index"] = str(entry.get("_index", "_index"))
-        data["_id"] = str(entry.get("_id", "_id"))
-        data["_version"] = str(entry["_version"]) if entry.get("_version") is not None else "-3"
-        for key in ("_routing", "_version_type", "_if_seq_no", "_if_primary_term"):
-            if entry.get(key) is not None:
-                data[key] = entry[key]
+        data.update(metadata)
         docs.append(Doc(data, {"timestamp": timestamp}))
     return docs
+
+
+def _property_error(key: str, message: str) -> ApiError:
+    return ApiError("parse_exception", f"[{key}] {message}", 400, metadata={"property_name": key})
+
+
+def _string_or_int(entry: dict[str, Any], key: str) -> str | None:
+    """``ConfigurationUtils.readOptionalStringOrIntProperty``."""
+    value = entry.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if java_type(value) == "java.lang.Integer":
+        return str(value)
+    raise _property_error(key, f"property isn't a string or int, but of type [{java_type(value)}]")
+
+
+def _long(entry: dict[str, Any], key: str) -> str | None:
+    """``readOptionalStringOrLongProperty`` then ``Long.parseLong``: ``[key] cannot be null`` for a present
+    null; the value's text (as ES's answer writes it)."""
+    if key not in entry:
+        return None
+    value = entry[key]
+    if value is None:
+        raise illegal_argument(f"[{key}] cannot be null")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _property_error(key, f"property isn't a string or long, but of type [{java_type(value)}]")
+    text = str(value)
+    if not _LONG_TEXT.fullmatch(text) or not -(2 ** 63) <= int(text) < 2 ** 63:
+        raise ApiError("number_format_exception", f'For input string: "{text}"', 400)
+    return str(int(text))
+
+
+_LONG_TEXT = re.compile(r"[+-]?[0-9]+")
+_VERSION_TYPES = {"internal": "internal", "external": "external", "external_gt": "external",
+                  "external_gte": "external_gte"}
+
+
+def _doc_metadata(entry: dict[str, Any]) -> dict[str, Any]:
+    """A document's metadata fields, read and checked as ES's parser does, each as ES's answer writes it
+    (``toString``); ``_version`` defaults to ``Versions.MATCH_ANY`` (-3)."""
+    index, doc_id = _string_or_int(entry, "_index"), _string_or_int(entry, "_id")
+    meta: dict[str, Any] = {"_index": "_index" if index is None else index, "_id": "_id" if doc_id is None else doc_id}
+    routing = _string_or_int(entry, "_routing")
+    version = _long(entry, "_version")
+    meta["_version"] = "-3" if version is None else version
+    if routing is not None:
+        meta["_routing"] = routing
+    if "_version_type" in entry:
+        kind = entry["_version_type"]
+        if kind is None:
+            raise _property_error("_version_type", "required property is missing")
+        if not isinstance(kind, str):
+            raise _property_error("_version_type", f"property isn't a string, but of type [{java_type(kind)}]")
+        if kind not in _VERSION_TYPES:
+            raise illegal_argument(f"No version type match [{kind}]")
+        meta["_version_type"] = _VERSION_TYPES[kind]
+    for key in ("_if_seq_no", "_if_primary_term"):
+        value = _long(entry, key)
+        if value is not None:
+            meta[key] = value
+    return meta
 
 
 def _deep(value: Any) -> Any:

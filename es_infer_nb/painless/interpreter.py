@@ -43,6 +43,7 @@ from .values import (
     declare_default,
     equal,
     hashable,
+    instance_of,
     is_num,
     map_key,
     type_of,
@@ -99,10 +100,11 @@ class Program:
         ES ignores it."""
         self._run(ctx, params, check_ctx=True)
 
-    def evaluate(self, params: dict[str, Any]) -> Any:
+    def evaluate(self, params: dict[str, Any], ctx: dict[str, Any] | None = None) -> Any:
         """Run as a template script (no document: ``ctx`` is an empty map) and give back what it returns
-        (``None`` where it returns nothing): what ml-commons connectors' process scripts are."""
-        return self._run({}, params, check_ctx=False)
+        (``None`` where it returns nothing): what ml-commons connectors' process scripts are; with a
+        ``ctx``, over that map (an ingest condition)."""
+        return self._run({} if ctx is None else ctx, params, check_ctx=False)
 
     def _run(self, ctx: dict[str, Any], params: dict[str, Any], check_ctx: bool) -> Any:
         frame = _Frame(ctx, params, deadline=time.monotonic() + MAX_SECONDS, functions=self.functions)
@@ -372,6 +374,8 @@ def _eval(node: Node, f: _Frame) -> Any:
             return left if left is not None else _eval(node[3], f)
         if kind == "cast":
             return cast(node[2], _eval(node[3], f))
+        if kind == "instanceof":
+            return instance_of(node[3], _eval(node[2], f))
         if kind == "assign":
             get, put = _read(node[3], f)
             value = _eval(node[4], f)
@@ -455,10 +459,11 @@ def _call(node: Node, f: _Frame) -> Any:
 # -- entry -----------------------------------------------------------------------------------------
 
 
-def compile_script(source: str) -> Program:
-    """Parse ``source``; a ``script_exception`` ("compile error") with the position where it fails."""
+def compile_script(source: str, returns_value: bool = False) -> Program:
+    """Parse ``source``; a ``script_exception`` ("compile error") with the position where it fails.
+    ``returns_value``: the script's last expression statement is what it returns (an ingest condition)."""
     try:
-        parser = Parser(source, STATICS)
+        parser = Parser(source, STATICS, returns_value)
         tree = parser.script()
     except CompileError as err:
         raise script_error(

@@ -76,7 +76,6 @@ _UNSUPPORTED = {
     "do": "do-while loops",
     "try": "try/catch",
     "catch": "try/catch",
-    "instanceof": "instanceof",
     "->": "lambdas",
     "::": "method references",
     "=~": "regexes",
@@ -158,9 +157,12 @@ _ASSIGN_OPS = ("=", "+=", "-=", "*=", "/=", "%=")
 
 
 class Parser:
-    def __init__(self, source: str, statics: Mapping[str, Collection[str]]) -> None:
+    def __init__(self, source: str, statics: Mapping[str, Collection[str]], returns_value: bool = False) -> None:
         self.source = source
         self.statics = statics
+        #: a script whose last top-level expression statement is its value (an ingest condition)
+        self.returns_value = returns_value
+        self._top = False
         self.toks = _tokens(source)
         self.i = 0
         self.scopes: list[set[str]] = [set()]
@@ -210,6 +212,7 @@ class Parser:
             self.function()
         stmts = []
         while self.peek() is not None:
+            self._top = True
             stmts.append(self.statement())
         if not stmts:
             raise CompileError(0, "cannot generate an empty script")
@@ -260,6 +263,7 @@ class Parser:
             self.scopes.pop()
 
     def statement(self) -> Node:
+        top, self._top = self._top, False
         tok = self.peek()
         assert tok is not None
         text, off = tok[1], tok[2]
@@ -318,6 +322,10 @@ class Parser:
             if self.is_function():
                 raise CompileError(off, "functions must be declared before the script's first statement")
         expr = self.expression()
+        last = top and self.returns_value and (self.peek() is None or (self.at(";") and self.peek(1) is None))
+        if last:  # Painless returns the value of a script's last expression statement
+            self.end()
+            return ("return", off, expr)
         if expr[0] not in ("assign", "incdec", "call", "static", "new", "fcall"):
             raise CompileError(off, "not a statement: result not used from expression")
         self.end()
@@ -453,7 +461,14 @@ class Parser:
         return self._binary(("==", "!="), self.rel)
 
     def rel(self) -> Node:
-        return self._binary(("<", "<=", ">", ">="), self.add)
+        left = self._binary(("<", "<=", ">", ">="), self.add)
+        while self.at("instanceof"):
+            off = self.take()[2]
+            tok = self.peek()
+            if tok is None or tok[0] != "name" or tok[1] not in _TYPES or tok[1] == "def":
+                raise CompileError(self.offset(), "invalid sequence of tokens near ['instanceof'].")
+            left = ("instanceof", off, left, self.type_name())
+        return left
 
     def add(self) -> Node:
         return self._binary(("+", "-"), self.mul)

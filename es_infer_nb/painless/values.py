@@ -271,6 +271,35 @@ def cast(type_: str, value: Any) -> Any:
     return value
 
 
+_INSTANCE_TYPES: dict[str, Callable[[Any], bool]] = {
+    "Object": lambda v: True,
+    "String": lambda v: isinstance(v, str),
+    "Boolean": lambda v: isinstance(v, bool),
+    "Number": is_num,
+    "Integer": lambda v: is_num(v) and isinstance(v, int) and not isinstance(v, Long) and _is_int32(v),
+    "Long": lambda v: is_num(v) and isinstance(v, int) and (isinstance(v, Long) or not _is_int32(v)),
+    "Double": lambda v: isinstance(v, float),
+    "Float": lambda v: False,
+    "List": lambda v: isinstance(v, list),
+    "ArrayList": lambda v: isinstance(v, list),
+    "Collection": lambda v: isinstance(v, list),
+    "Map": lambda v: isinstance(v, dict),
+    "HashMap": lambda v: isinstance(v, dict),
+    "StringBuilder": lambda v: isinstance(v, StringBuilder),
+}
+_BOXED = {"int": "Integer", "long": "Long", "double": "Double", "float": "Float", "boolean": "Boolean"}
+
+
+def instance_of(type_: str, value: Any) -> bool:
+    """Java's ``value instanceof Type`` over the JSON-like values (``null`` is an instance of nothing)."""
+    if value is None:
+        return False
+    if type_.endswith("[]"):
+        return isinstance(value, list)
+    test = _INSTANCE_TYPES.get(_BOXED.get(type_, type_))
+    return bool(test(value)) if test is not None else False
+
+
 def declare_default(type_: str) -> Any:
     if type_ in _CASTS:
         return 0

@@ -101,11 +101,25 @@ def test_conditions(source, ctx, expected):
     assert parse_condition(source).evaluate(ctx) is expected
 
 
-@pytest.mark.parametrize("source", ["ctx.a.matches('x')", "ctx.a = 1", "foo == 1", "ctx.a ==", ""])
+@pytest.mark.parametrize("source", ["foo == 1", "ctx.a ==", ""])
 def test_unsupported_conditions_are_compile_errors(source):
     with pytest.raises(ApiError) as exc:
         parse_condition(source)
     assert exc.value.type == "script_exception" and exc.value.reason == "compile error"
+
+
+@pytest.mark.parametrize(("source", "cause", "reason"), [
+    # Painless resolves a method of a ``def`` value (every ctx field) when it runs
+    ("ctx.a.matches('x')", "illegal_argument_exception", "dynamic method [java.lang.String, matches/1] not found"),
+    # ConditionalProcessorTests#testActsOnImmutableData
+    ("ctx.a = 1", "unsupported_operation_exception", "Mutating ingest documents in conditionals is not supported"),
+])
+def test_valid_painless_conditions_fail_when_they_run(source, cause, reason):
+    condition = parse_condition(source)
+    with pytest.raises(ApiError) as exc:
+        condition.evaluate({"a": "x"})
+    assert exc.value.reason == "runtime error"
+    assert (exc.value.caused_by.type, exc.value.caused_by.reason) == (cause, reason)
 
 
 def test_null_dereference_is_a_runtime_error(engine):
@@ -117,8 +131,12 @@ def test_null_dereference_is_a_runtime_error(engine):
         "docs": [{"_source": {"a": {"b": 1}}}, {"_source": {}}]})
     assert r.body["docs"][0]["doc"]["_source"]["y"] == 1
     assert r.body["docs"][1]["error"]["type"] == "script_exception"
-    r = put(engine, [{"set": {"field": "y", "value": 1, "if": "ctx.x.size() > 0", "tag": "t"}}])
-    assert error_of(r)["type"] == "script_exception" and error_of(r)["processor_tag"] == "t"
+    # valid Painless (any method of a ctx field compiles): the null dereference fails when it runs
+    r = engine.request("POST", "_ingest/pipeline/_simulate", {
+        "pipeline": {"processors": [{"set": {"field": "y", "value": 1, "if": "ctx.x.size() > 0", "tag": "t"}}]},
+        "docs": [{"_source": {"x": [1]}}, {"_source": {}}]})
+    assert r.body["docs"][0]["doc"]["_source"]["y"] == 1
+    assert r.body["docs"][1]["error"]["caused_by"]["type"] == "null_pointer_exception"
 
 
 def test_generic_processors(engine):

@@ -237,7 +237,8 @@ def test_stored_script_id_is_not_found_and_says_why():
 
 
 @pytest.mark.parametrize(("body", "reason"), [
-    ({"source": "ctx.a = 1", "id": "x"}, "must only use one of [source, id] when specifying a script"),
+    ({"source": "ctx.a = 1", "id": "x"},
+     "org.elasticsearch.xcontent.XContentParseException: [1:28] [script] failed to parse field [id]"),
     ({"params": {}}, "must specify either [source] for an inline script or [id] for a stored script"),
     ({"source": "ctx.a = 1", "params": [1]}, "[params] must be an object, but was [java.util.ArrayList]"),
     ({"source": "ctx.a = 1", "nope": 1}, "processor [script] doesn't support one or more provided configuration "
@@ -275,7 +276,7 @@ def test_compile_error_stack_is_cut_around_the_offset_like_painless():
     "ctx.a = ", "ctx.a ==", "ctx.a", "x = 1", "ctx = [:]", "ctx.a = 1 1", "if (ctx.a { }", "ctx.a = 'unterminated",
     "ctx.a = (1", "def x = 1; def x = 2;", "ctx.a = new Date()", "ctx.a = ctx.b =~ /x/", "ctx.l.sort((a, b) -> a - b)",
     "int f(int x) { return x; } int f(int y) { return y; } ctx.a = 1", "ctx.a = 1; int f(int x) { return x; }",
-    "ctx.a = 99999999999", "ctx.a = ctx.b instanceof String", "",
+    "ctx.a = 99999999999", "",
     "ctx.a = Foo.bar()", "ctx.a = Math.exec('x')",
 ])
 def test_compile_errors(source):

@@ -135,7 +135,7 @@ def test_roberta_kind_uses_the_hf_pieces_with_es_specials(roberta_tokenizer):
 
 
 def test_mpnet_is_wordpiece_with_its_own_specials():
-    vocab = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "the", "capital", "paris", "."]
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>", "the", "capital", "paris", "."]
     tok = build_tokenizer(parse({"mpnet": {"do_lower_case": True}}), vocab=vocab)
     (window,) = tok.tokenize("The capital <mask>.", "first", -1)
     assert window.token_ids == [0, 5, 6, 4, 8, 2]

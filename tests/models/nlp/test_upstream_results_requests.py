@@ -41,11 +41,8 @@ BERT_VOCAB = [
     "[PAD]",
     "?",
 ]
-#: MPNetTokenizerTests.TEST_CASED_VOCAB: the same ids with MPNet's special tokens
-MPNET_VOCAB = [
-    {"[CLS]": "<s>", "[SEP]": "</s>", "[MASK]": "<mask>", "[UNK]": "<unk>", "[PAD]": "<pad>"}.get(t, t)
-    for t in BERT_VOCAB
-]
+#: MPNetTokenizerTests.TEST_CASED_VOCAB: the same ids with MPNet's special tokens (its unknown token is [UNK])
+MPNET_VOCAB = [{"[CLS]": "<s>", "[SEP]": "</s>", "[MASK]": "<mask>", "[PAD]": "<pad>"}.get(t, t) for t in BERT_VOCAB]
 BATCH = ["Elasticsearch", "my little red car", "Godzilla day"]
 
 

@@ -26,10 +26,12 @@ PAIR_SEPARATORS = {"bert": 1, "bert_ja": 1, "deberta_v2": 1, "mpnet": 2, "robert
 #: position (``XLMRobertaTokenizerTests`` / ``DebertaV2TokenizerTests.testTokenize``: "Elasticsearch fun"
 #: -> ``▁Ela stic search ▁fun``, token map ``[0, 1, 2, 3]``); BPE (roberta) keeps word positions
 PIECE_POSITION_KINDS = ("deberta_v2", "xlm_roberta")
+#: (class, separator, pad, unknown) token strings; ES's ``MPNetTokenizer.UNKNOWN_TOKEN`` is BERT's ``[UNK]``
+#: (MPNet vocabularies carry both, and ES maps unknown words to ``[UNK]``'s id, not ``<unk>``'s)
 SPECIAL_NAMES = {
     "bert": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"), "bert_ja": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
     "deberta_v2": ("[CLS]", "[SEP]", "[PAD]", "[UNK]"),
-    "mpnet": ("<s>", "</s>", "<pad>", "<unk>"), "roberta": ("<s>", "</s>", "<pad>", "<unk>"),
+    "mpnet": ("<s>", "</s>", "<pad>", "[UNK]"), "roberta": ("<s>", "</s>", "<pad>", "<unk>"),
     "xlm_roberta": ("<s>", "</s>", "<pad>", "<unk>"), "byte_level_bpe": ("<s>", "</s>", "<pad>", "<unk>"),
 }
 
@@ -59,10 +61,12 @@ class NlpTokenizer(WindowedTokenizer):
         return NlpTokenizer(settings, self.vocab, self.inner, self.specials, self.pad_id, self.mask_id)
 
 
-def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterable[str]) -> NlpTokenizer:
-    """ES's WordPiece analyzer: ``bert``, and ``mpnet`` (ES's ``MPNetTokenizer`` is the BERT tokenizer
-    with ``<s>`` / ``</s>`` / ``<pad>`` / ``<unk>`` / ``<mask>`` and ``</s></s>`` between pairs)."""
-    cls, sep, pad, unk = SPECIAL_NAMES[settings.kind]
+def _vocab_specials(settings: Tokenization, vocab: Sequence[str], names: Sequence[str]
+                    ) -> tuple[Specials | None, int]:
+    """The special token ids ES's tokenizer constructors look up by name (``BertTokenizer``,
+    ``ByteLevelBpeTokenizer``): ``names`` = (class, separator, pad, unknown); a missing unknown or pad token,
+    or (with special tokens) a missing separator / class token, is their 409."""
+    cls, sep, pad, unk = names
     index = {t: i for i, t in enumerate(vocab)}
     if unk not in index:
         raise _missing_token(unk)
@@ -70,14 +74,23 @@ def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterab
         raise _missing_token(pad)
     specials = None
     if settings.with_special_tokens:
-        missing = [t for t in (sep, cls) if t not in index]
+        missing = [t for t in dict.fromkeys((sep, cls)) if t not in index]  # a HashSet: sep's hash sorts first
         if missing:
             raise ApiError("status_exception", f"stored vocabulary is missing required [{', '.join(missing)}] token(s)",
                            409)
         specials = Specials(index[cls], index[sep], PAIR_SEPARATORS[settings.kind])
+    return specials, index[pad]
+
+
+def _wordpiece(settings: Tokenization, vocab: Sequence[str], never_split: Iterable[str]) -> NlpTokenizer:
+    """ES's WordPiece analyzer: ``bert``, and ``mpnet`` (ES's ``MPNetTokenizer`` is the BERT tokenizer
+    with ``<s>`` / ``</s>`` / ``<pad>`` / ``<mask>``, BERT's ``[UNK]``, and ``</s></s>`` between pairs)."""
+    names = SPECIAL_NAMES[settings.kind]
+    specials, pad_id = _vocab_specials(settings, vocab, names)
     inner = WordPieceTokenizer(vocab, do_lower_case=settings.do_lower_case,
-                               never_split=[*never_split, settings.mask_token], unknown_token=unk)
-    return NlpTokenizer(settings, vocab, inner, specials, index[pad], index.get(settings.mask_token))
+                               never_split=[*never_split, settings.mask_token], unknown_token=names[3])
+    mask_id = {t: i for i, t in enumerate(vocab)}.get(settings.mask_token)
+    return NlpTokenizer(settings, vocab, inner, specials, pad_id, mask_id)
 
 
 class HfInner:
@@ -129,8 +142,22 @@ def _hf_vocab(hf: Any) -> list[str]:
     return [by_id.get(i, "") for i in range(max(by_id, default=-1) + 1)]
 
 
+def _configured(settings: Tokenization, vocab: list[str], hf: Any) -> NlpTokenizer:
+    """``byte_level_bpe``: ES's ``ByteLevelBpeTokenizer`` takes its unknown / pad / bos (class) / eos
+    (separator) / mask tokens from the settings' strings, looked up in the vocabulary (bos and eos may be
+    the same token), not from the tokenizer's own special tokens."""
+    assert settings.special_tokens is not None
+    unk, pad, bos, eos, mask = settings.special_tokens
+    specials, pad_id = _vocab_specials(settings, vocab, (bos, eos, pad, unk))
+    prefix = bool(settings.add_prefix_space) and not bool(getattr(hf, "add_prefix_space", False))
+    mask_id = {t: i for i, t in enumerate(vocab)}.get(mask)
+    return NlpTokenizer(settings, vocab, HfInner(hf, False, prefix), specials, pad_id, mask_id)
+
+
 def _hf(settings: Tokenization, hf: Any) -> NlpTokenizer:
     vocab = _hf_vocab(hf)
+    if settings.special_tokens is not None:
+        return _configured(settings, vocab, hf)
     cls = hf.cls_token_id if hf.cls_token_id is not None else hf.bos_token_id
     sep = hf.sep_token_id if hf.sep_token_id is not None else hf.eos_token_id
     specials = Specials(int(cls), int(sep), PAIR_SEPARATORS[settings.kind], settings.kind == "deberta_v2") if (

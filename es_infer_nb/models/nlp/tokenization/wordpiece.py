@@ -225,8 +225,9 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab: Sequence[str], *, do_lower_case: bool = False, tokenize_cjk: bool = True,
                  strip_accents: bool | None = None, never_split: Iterable[str] = (),
-                 unknown_token: str = "[UNK]") -> None:
+                 unknown_token: str = "[UNK]", max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD) -> None:
         self.vocab = list(vocab)
+        self.max_input_chars_per_word = max_input_chars_per_word  # WordPieceAnalyzer passes 100
         self.ignore_case = do_lower_case
         self.never_split = frozenset([*never_split, *NEVER_SPLIT_DEFAULT])
         self.basic = BasicTokenizer(tokenize_cjk=tokenize_cjk,
@@ -251,7 +252,7 @@ class WordPieceTokenizer:
         if self._key(word) in self.never_split_keys:
             found = self.index.get(self._key(word))
             return [Piece(self.unknown_id if found is None else found, word, start, end)]
-        if len(word) > MAX_INPUT_CHARS_PER_WORD:
+        if len(word) > self.max_input_chars_per_word:
             return [Piece(self.unknown_id, self.unknown_token, start, end)]
         out: list[Piece] = []
         pos = 0

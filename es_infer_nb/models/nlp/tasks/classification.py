@@ -114,12 +114,12 @@ def zero_shot_scores(logits_per_label: list[np.ndarray], classification_labels: 
     if n_labels is not None and len(logits_per_label) != n_labels:
         # ES prints the length of the batch (one input text) after "got", not the number of rows
         raise ApiError("status_exception", f"Expected exactly [{n_labels}] values in zero shot classification "
-                       f"result; got [1]", 500)
+                       f"result; got [1]", 409)
     flat = [np.asarray(r, dtype=np.float64).reshape(-1) for r in logits_per_label]
     for row in flat:
         if row.size != 3:
             raise ApiError("status_exception", f"Expected exactly [3] values in inner zero shot classification "
-                           f"result; got [{row.size}]", 500)
+                           f"result; got [{row.size}]", 409)
     rows = np.stack(flat)
     if multi_label:
         return np.array([softmax([row[e], row[c]])[0] for row in rows])

@@ -57,7 +57,7 @@ def validate_mask(text: str, mask_token: str) -> None:
     if first < 0:
         raise ApiError("validation_exception",
                        f"Validation Failed: 1: no {mask_token} token could be found in the input;", 400)
-    if text.find(mask_token, first + 1) > 0:
+    if text.find(mask_token, first + len(mask_token)) > 0:  # searched again after the first mask
         raise ApiError("status_exception", f"only one {mask_token} token should exist in the input", 400)
 
 

@@ -31,7 +31,7 @@ def _normalize(values: np.ndarray, seq2_start: int, token_count: int) -> np.ndar
     keep[0] = True
     keep[seq2_start:max(seq2_start, token_count - 1)] = True
     x[~keep] = MASKED
-    return np.exp(x - np.log(np.exp(x).sum()))
+    return np.exp(x - np.log(np.cumsum(np.exp(x))[-1]))  # the sum taken in order, as Java adds it
 
 
 def top_scores(start: np.ndarray, end: np.ndarray, num_answers: int, seq2_start: int, token_count: int,
@@ -39,7 +39,7 @@ def top_scores(start: np.ndarray, end: np.ndarray, num_answers: int, seq2_start:
     """Candidate spans of one window, in the order ES offers them to its top-k queue."""
     if len(start) != len(end):
         raise ApiError("status_exception", f"question answering result has invalid dimensions; possible start tokens "
-                       f"[{len(start)}] must equal possible end tokens [{len(end)}]", 500)
+                       f"[{len(start)}] must equal possible end tokens [{len(end)}]", 409)
     s = _normalize(start, seq2_start, token_count)
     e = _normalize(end, seq2_start, token_count)
     s[0] = e[0] = 0.0
@@ -60,30 +60,70 @@ def top_scores(start: np.ndarray, end: np.ndarray, num_answers: int, seq2_start:
 
 
 class TopK:
-    """Lucene's bounded priority queue: keeps the ``size`` best; an equal score never evicts."""
+    """Lucene's bounded ``PriorityQueue`` of answers by score (``ScoreAndIndicesPriorityQueue``): keeps the
+    ``size`` best, an equal score never evicts, and equal scores come out in its heap's order."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.items: list[tuple[float, int, Answer]] = []
-        self.count = 0
+        self.heap: list[Answer] = []  # heap[0] is Lucene's heap[1], the smallest
 
     def offer(self, answer: Answer) -> None:
-        self.count += 1
-        entry = (answer.score, -self.count, answer)
-        if len(self.items) < self.size:
-            self.items.append(entry)
-            return
-        worst = min(self.items, key=lambda t: (t[0], t[1]))
-        if answer.score > worst[0]:
-            self.items.remove(worst)
-            self.items.append(entry)
+        """``insertWithOverflow``."""
+        if len(self.heap) < self.size:
+            self.heap.append(answer)
+            self._up(len(self.heap) - 1)
+        elif self.heap and self.heap[0].score < answer.score:
+            self.heap[0] = answer
+            self._down(0)
+
+    def pop(self) -> Answer:
+        heap = self.heap
+        top = heap[0]
+        last = heap.pop()
+        if heap:
+            heap[0] = last
+            self._down(0)
+        return top
 
     def best_first(self) -> list[Answer]:
-        return [a for _s, _c, a in sorted(self.items, key=lambda t: (-t[0], -t[1]))]
+        """Popped smallest first into the result's tail, as ``processResult`` fills its answer list."""
+        return [self.pop() for _ in range(len(self.heap))][::-1]
+
+    def _up(self, i: int) -> None:
+        heap = self.heap
+        node = heap[i]
+        while i > 0 and node.score < heap[(i - 1) >> 1].score:
+            heap[i] = heap[(i - 1) >> 1]
+            i = (i - 1) >> 1
+        heap[i] = node
+
+    def _down(self, i: int) -> None:
+        heap = self.heap
+        n = len(heap)
+        node = heap[i]
+        j = self._smaller_child(i, n)
+        while j < n and heap[j].score < node.score:
+            heap[i] = heap[j]
+            i = j
+            j = self._smaller_child(i, n)
+        heap[i] = node
+
+    def _smaller_child(self, i: int, n: int) -> int:
+        j = 2 * i + 1
+        if j + 1 < n and self.heap[j + 1].score < self.heap[j].score:
+            return j + 1
+        return j
 
 
 def qa_answers(windows: list[Window], outputs: list[np.ndarray], num_top_classes: int, max_answer_length: int
                ) -> list[Answer]:
+    """Every window's candidate spans through one queue (``QuestionAnsweringProcessor.processResult``), after
+    its checks on the model's output."""
+    if not outputs:
+        raise ApiError("status_exception", "question answering result has no data", 500)
+    if len(outputs) != len(windows):
+        raise ApiError("status_exception", f"question answering result has invalid dimensions; the number of spans "
+                       f"[{len(outputs)}] does not match batched token size [{len(windows)}]", 409)
     queue = TopK(max(num_top_classes, 1))
     for index, (window, out) in enumerate(zip(windows, outputs)):
         out = np.asarray(out, dtype=np.float64)

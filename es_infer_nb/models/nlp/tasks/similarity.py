@@ -23,6 +23,27 @@ def _combination(task: str, key: str, value: Any) -> str:
     return text
 
 
+def combine_span_scores(outputs: list[np.ndarray], how: str) -> float:
+    """``TextSimilarityProcessor.ResultProcessor``: one value per window, combined with ``max`` (from
+    -infinity) or ``mean`` (the sum in window order over the count); ES's errors for a missing or
+    mis-sized result."""
+    if not outputs:
+        raise ApiError("status_exception", "text_similarity result has no data", 500)
+    values: list[float] = []
+    for out in outputs:
+        row = np.asarray(out, dtype=np.float64).reshape(-1)
+        if row.size != 1:
+            raise ApiError("status_exception", f"Expected exactly [1] value in text_similarity result; got "
+                           f"[{row.size}]", 409)
+        values.append(float(row[0]))
+    if how == "max":
+        return max(values, default=float("-inf"))
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
+
+
 class TextSimilarity(Task):
     NAME: ClassVar[str] = "text_similarity"
     HEAD: ClassVar[str] = HEAD_SEQUENCE
@@ -52,9 +73,7 @@ class TextSimilarity(Task):
 
     def result(self, text: str, windows: list[Window], outputs: list[np.ndarray], tokenizer: NlpTokenizer
                ) -> dict[str, Any]:
-        scores = np.array([float(np.asarray(o, dtype=np.float64).reshape(-1)[0]) for o in outputs])
-        how = self.options.get("span_score_combination_function", "max")
-        value = float(scores.max() if how == "max" else scores.mean())
+        value = combine_span_scores(outputs, str(self.options.get("span_score_combination_function", "max")))
         return with_truncation({self.results_field: value}, windows)
 
     def stored_config(self) -> dict[str, Any]:

@@ -26,12 +26,27 @@ AGGREGATORS = ("weighted_sum", "weighted_mode", "logistic_regression", "exponent
 _TREE_FIELDS = frozenset({"feature_names", "tree_structure", "target_type", "classification_labels"})
 _NODE_FIELDS = frozenset(
     {
-        "node_index", "split_feature", "threshold", "decision_type", "default_left", "left_child",
-        "right_child", "leaf_value", "split_gain", "number_samples",
+        "node_index",
+        "split_feature",
+        "threshold",
+        "decision_type",
+        "default_left",
+        "left_child",
+        "right_child",
+        "leaf_value",
+        "split_gain",
+        "number_samples",
     }
 )
 _ENSEMBLE_FIELDS = frozenset(
-    {"feature_names", "trained_models", "aggregate_output", "target_type", "classification_labels", "classification_weights"}
+    {
+        "feature_names",
+        "trained_models",
+        "aggregate_output",
+        "target_type",
+        "classification_labels",
+        "classification_weights",
+    }
 )
 
 
@@ -145,8 +160,10 @@ class EnsembleDef:
         adds the bounds, exponent is ``exp`` of that sum, the classification aggregators give the
         index of the largest value."""
         parts = [m.bounds() for m in self.models]
-        return (self.aggregator.aggregate_raw([lo for lo, _ in parts]),
-                self.aggregator.aggregate_raw([hi for _, hi in parts]))
+        return (
+            self.aggregator.aggregate_raw([lo for lo, _ in parts]),
+            self.aggregator.aggregate_raw([hi for _, hi in parts]),
+        )
 
     def trees(self) -> list[TreeDef]:
         out: list[TreeDef] = []
@@ -217,14 +234,13 @@ class Definition:
 
 # -- parsing ---------------------------------------------------------------------------------
 
+
 def parse_definition(obj: Any) -> Definition:
     body = p.as_object(obj, "trained_model_definition")
     p.reject_unknown(body, "trained_model_definition", {"preprocessors", "trained_model"})
     preprocessors = parse_preprocessors(body.get("preprocessors") or [])
-    if body.get("trained_model") is None:
-        raise ApiError(
-            "x_content_parse_exception", "[trained_model_definition] required field [trained_model] is missing", 400
-        )
+    if body.get("trained_model") is None:  # the TrainedModelDefinition constructor's requireNonNull
+        raise _illegal("[trained_model] must not be null.")
     model = parse_model(body["trained_model"], "trained_model")
     model_validate(model)
     return Definition(preprocessors, model)
@@ -245,45 +261,82 @@ def parse_model(value: Any, field_name: str) -> ModelDef:
     )
 
 
+#: the Java enums behind ``target_type`` and ``decision_type`` (``TargetType`` / ``Operator.fromString``)
+_JAVA_ENUMS = {
+    "target_type": "org.elasticsearch.xpack.core.ml.inference.trainedmodel.TargetType",
+    "decision_type": "org.elasticsearch.xpack.core.ml.job.config.Operator",
+}
+
+
 def _enum(value: Any, obj: str, field_name: str, allowed: tuple[str, ...]) -> str:
-    text = p.to_str(value, obj, field_name).lower()
+    """``valueOf(name.trim().toUpperCase(Locale.ROOT))``: Java's ``No enum constant`` for anything else."""
+    text = p.to_str(value, obj, field_name).strip().lower()
     if text not in allowed:
-        raise p.field_error(
-            obj, field_name, f"No enum constant for [{field_name}]: [{value}]; expected one of {list(allowed)}"
-        )
+        constant = p.to_str(value, obj, field_name).strip().upper()
+        raise p.field_error(obj, field_name, f"No enum constant {_JAVA_ENUMS[field_name]}.{constant}")
     return text
 
 
-def _children(node: dict[str, Any]) -> tuple[int, int]:
-    """A node's ``(left_child, right_child)``, -1 where absent (a leaf has no left child); given ones
-    must not be negative (``TreeNode.Builder.validate()``)."""
-    lc, rc = node.get("left_child"), node.get("right_child")
-    left = -1 if lc is None else p.to_int(lc, "tree_node", "left_child")
-    right = -1 if rc is None else p.to_int(rc, "tree_node", "right_child")
-    if lc is not None:
+def _illegal(reason: str) -> ApiError:
+    """An ``IllegalArgumentException`` of a constructor or builder (``TreeNode``, ``Tree``, ``Ensemble``)."""
+    return ApiError("illegal_argument_exception", reason, 400)
+
+
+def _node_problem(node: dict[str, Any], index: int, left: int, right: int, samples: int) -> str | None:
+    """What ``TreeNode.Builder.build()`` throws for a parsed node (``validate()``, then the constructor's
+    ``number_samples`` check), or None. ``left`` / ``right`` are -1 where absent."""
+    if index < 0:
+        return "[node_index] must be a non-negative integer."
+    if node.get("left_child") is None:
+        lv = node.get("leaf_value")
+        if lv is None or (isinstance(lv, list) and not lv):
+            return "[leaf_value] is required for a leaf node."
+        if isinstance(lv, list) and any(v is None for v in lv):
+            return "[leaf_value] cannot have null values."
+    else:
         if left < 0:
-            raise p.bad_request("[left_child] must be a non-negative integer.")
-        if rc is not None and right < 0:
-            raise p.bad_request("[right_child] must be a non-negative integer.")
-    return left, right
+            return "[left_child] must be a non-negative integer."
+        if node.get("right_child") is not None and right < 0:
+            return "[right_child] must be a non-negative integer."
+        if node.get("threshold") is None:
+            return "[threshold] must exist for non-leaf node."
+    if samples < 0:
+        return "[number_samples] must be greater than or equal to 0"
+    return None
+
+
+#: ``Tree.Builder``'s nodes when the JSON has no ``tree_structure``: the root allocated as a 0.0 leaf
+_DEFAULT_NODES: tuple[dict[str, Any], ...] = ({"node_index": 0, "leaf_value": 0.0},)
 
 
 def _parse_tree(obj: Any) -> TreeDef:
+    """``Tree.fromXContentStrict``: the fields, then ``Tree.Builder.build()``'s checks in its order (null nodes,
+    each ``TreeNode.Builder.validate()``, the constructor's ``feature_names`` and empty ``tree_structure``)."""
     body = p.as_object(obj, "tree")
     p.reject_unknown(body, "tree", _TREE_FIELDS)
-    feature_names = p.str_list(body.get("feature_names", []), "tree", "feature_names")
-    if "feature_names" not in body:
-        raise ApiError("x_content_parse_exception", "[tree] required field [feature_names] is missing", 400)
+    given_names = body.get("feature_names")
+    feature_names = [] if given_names is None else p.str_list(given_names, "tree", "feature_names")
     target_type = _enum(body.get("target_type", "regression"), "tree", "target_type", TARGET_TYPES)
     labels = body.get("classification_labels")
     labels = None if labels is None else p.str_list(labels, "tree", "classification_labels")
     raw_nodes = body.get("tree_structure")
     if raw_nodes is None:
-        raise ApiError("x_content_parse_exception", "[tree] required field [tree_structure] is missing", 400)
+        raw_nodes = list(_DEFAULT_NODES)
     if not isinstance(raw_nodes, list):
         raw_nodes = [raw_nodes]
+    if any(raw is None for raw in raw_nodes):
+        raise p.bad_request("[tree] cannot contain null nodes")
+    tree = _tree_from_nodes(raw_nodes, feature_names, target_type, labels, body)
+    if given_names is None:
+        raise _illegal("[feature_names] must not be null.")
     if not raw_nodes:
-        raise p.bad_request("[tree_structure] must not be empty")
+        raise _illegal("[tree_structure] must not be empty")
+    return tree
+
+
+def _tree_from_nodes(
+    raw_nodes: list[Any], feature_names: list[str], target_type: str, labels: list[str] | None, body: dict[str, Any]
+) -> TreeDef:
     n = len(raw_nodes)
     split_feature = np.full(n, -1, dtype=np.int64)
     threshold = np.full(n, np.nan)
@@ -294,15 +347,14 @@ def _parse_tree(obj: Any) -> TreeDef:
     number_samples = np.zeros(n, dtype=np.float64)
     leaves: list[list[float] | None] = [None] * n
     given_max_feature = -1
-    for i, raw in enumerate(raw_nodes):
-        node = p.as_object(raw, "tree_node")
+    nodes = [p.as_object(raw, "tree_node") for raw in raw_nodes]
+    problems: list[str | None] = []
+    for i, node in enumerate(nodes):  # the parser reads every node before the tree is built
         p.reject_unknown(node, "tree_node", _NODE_FIELDS)
-        if node.get("node_index") is None:
-            raise ApiError("x_content_parse_exception", "[tree_node] required field [node_index] is missing", 400)
-        if p.to_int(node["node_index"], "tree_node", "node_index") < 0:
-            raise p.bad_request("[node_index] must be a non-negative integer.")
-        left[i], right[i] = _children(node)
-        lc = int(left[i])
+        index = 0 if node.get("node_index") is None else p.to_int(node["node_index"], "tree_node", "node_index")
+        lc, rc = node.get("left_child"), node.get("right_child")
+        left[i] = -1 if lc is None else p.to_int(lc, "tree_node", "left_child")
+        right[i] = -1 if rc is None else p.to_int(rc, "tree_node", "right_child")
         sf = node.get("split_feature")
         split_feature[i] = -1 if sf is None else p.to_int(sf, "tree_node", "split_feature")
         given_max_feature = max(given_max_feature, int(split_feature[i]))
@@ -311,33 +363,44 @@ def _parse_tree(obj: Any) -> TreeDef:
         )
         default_left[i] = p.to_bool(node.get("default_left", False), "tree_node", "default_left")
         ns = node.get("number_samples")
-        if ns is not None:
-            ns_val = p.to_int(ns, "tree_node", "number_samples")
-            if ns_val < 0:
-                raise p.bad_request("[number_samples] must be greater than or equal to 0")
-            number_samples[i] = ns_val
-        if "split_gain" in node and node["split_gain"] is not None:
+        number_samples[i] = 0 if ns is None else p.to_int(ns, "tree_node", "number_samples")
+        if node.get("split_gain") is not None:
             p.to_float(node["split_gain"], "tree_node", "split_gain")
-        if lc < 0:  # a leaf
-            lv = node.get("leaf_value")
-            if lv is None or (isinstance(lv, list) and not lv):
-                raise p.bad_request("[leaf_value] is required for a leaf node.")
-            if isinstance(lv, list) and any(v is None for v in lv):
-                raise p.bad_request("[leaf_value] cannot have null values.")
-            leaves[i] = p.float_list(lv, "tree_node", "leaf_value")
-        else:
-            if node.get("threshold") is None:
-                raise p.bad_request("[threshold] must exist for non-leaf node.")
+        if node.get("threshold") is not None:
             threshold[i] = p.to_float(node["threshold"], "tree_node", "threshold")
-            split_feature[i] = max(split_feature[i], 0) if sf is None else split_feature[i]
+        lv = node.get("leaf_value")
+        if lv is not None and not (isinstance(lv, list) and any(v is None for v in lv)):
+            leaves[i] = p.float_list(lv, "tree_node", "leaf_value")
+        problems.append(_node_problem(node, index, int(left[i]), int(right[i]), int(number_samples[i])))
+        if lc is not None and sf is None:
+            split_feature[i] = 0  # evaluation reads feature 0; Tree.validate() keeps -1 (given_max_feature)
+    first = next((problem for problem in problems if problem is not None), None)
+    if first is not None:
+        raise _illegal(first)
+    for i in range(n):
+        if left[i] >= 0:
+            leaves[i] = None  # an inner node's leaf_value is never read
+        else:
+            threshold[i] = np.nan
     k = max((len(v) for v in leaves if v is not None), default=1)
     leaf_values = np.full((n, k), np.nan)
     for i, v in enumerate(leaves):
         if v is not None:
             leaf_values[i, : len(v)] = v
     tree = TreeDef(
-        feature_names, target_type, labels, split_feature, threshold, decision, default_left, left, right,
-        leaf_values, number_samples, raw=body, given_max_feature=given_max_feature,
+        feature_names,
+        target_type,
+        labels,
+        split_feature,
+        threshold,
+        decision,
+        default_left,
+        left,
+        right,
+        leaf_values,
+        number_samples,
+        raw=body,
+        given_max_feature=given_max_feature,
     )
     tree._leaf_lengths = [len(v) if v is not None else 0 for v in leaves]  # type: ignore[attr-defined]
     return tree
@@ -378,15 +441,20 @@ def _parse_ensemble(obj: Any) -> EnsembleDef:
     cw = body.get("classification_weights")
     weights = None if cw is None else np.asarray(p.float_list(cw, "ensemble", "classification_weights"))
     raw_models = body.get("trained_models")
-    if raw_models is None:
-        raise ApiError("x_content_parse_exception", "[ensemble] required field [trained_models] is missing", 400)
-    named = p.named_object_array(raw_models, "ensemble", "trained_models")
+    named = [] if raw_models is None else p.named_object_array(raw_models, "ensemble", "trained_models")
     models = [parse_model({n: v}, "trained_models") for n, v in named]
-    agg = _parse_aggregator(body["aggregate_output"]) if body.get("aggregate_output") is not None else AggregatorDef("weighted_sum", None)
+    agg = (
+        _parse_aggregator(body["aggregate_output"])
+        if body.get("aggregate_output") is not None
+        else AggregatorDef("weighted_sum", None)
+    )
+    if raw_models is None:  # the Ensemble constructor's requireNonNull
+        raise _illegal("[trained_models] must not be null.")
     return EnsembleDef(feature_names, models, agg, target_type, labels, weights)
 
 
 # -- validation (Tree.validate / Ensemble.validate) -----------------------------------------
+
 
 def model_validate(model: ModelDef) -> None:
     if isinstance(model, TreeDef):
@@ -443,7 +511,9 @@ def _validate_ensemble(e: EnsembleDef) -> None:
             f"[aggregate_output] expects value array of size [{len(e.aggregator.weights)}] "
             f"but number of models is [{len(e.models)}]"
         )
-    if (e.classification_labels is not None or e.classification_weights is not None) and e.target_type != "classification":
+    if (
+        e.classification_labels is not None or e.classification_weights is not None
+    ) and e.target_type != "classification":
         raise p.bad_request(
             "[target_type] should be [classification] if [classification_labels] or [classification_weights] are provided"
         )

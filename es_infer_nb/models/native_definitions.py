@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import ApiError, validation_failed
+from ..errors import ApiError, already_exists, validation_failed
 from ..storage import JsonStore, is_object, writing
 from .builtin import is_builtin
 
@@ -109,20 +109,22 @@ class NativeDefinitions:
     def _parts(self, model_id: str) -> dict[str, dict[str, int]]:
         return (self._store.get(model_id) or {}).get("parts") or {}
 
-    def put_part(self, model_id: str, part: int, definition: str, total_definition_length: int,
-                 total_parts: int) -> None:
+    def put_part(
+        self, model_id: str, part: int, definition: str, total_definition_length: int, total_parts: int
+    ) -> None:
         problems = part_problems(part, total_definition_length, total_parts)
         if problems:
             raise validation_failed(problems)
         record = self._record(model_id)
         parts = dict(record.get("parts") or {})
-        if str(part) in parts:
-            raise ApiError("version_conflict_engine_exception",
-                           f"[{model_id}_part_{part}]: version conflict, document already exists (current version [1])",
-                           409)
+        if str(part) in parts:  # TrainedModelProvider.storeTrainedModelDefinitionDoc on a version conflict
+            raise already_exists(f"Trained machine learning model chunked doc [{model_id}][{part}] already exists")
         self._payloads.put(model_id, part, definition)
-        parts[str(part)] = {"definition_length": decoded_length(definition),
-                            "total_definition_length": total_definition_length, "total_parts": total_parts}
+        parts[str(part)] = {
+            "definition_length": decoded_length(definition),
+            "total_definition_length": total_definition_length,
+            "total_parts": total_parts,
+        }
         record["parts"] = parts
         self._store.put(model_id, record)
 
@@ -200,8 +202,11 @@ def check_deployable(engine: Any, model_id: str) -> None:
     """``checkFullModelDefinitionIsPresent``: the error ``_start`` gives for partial parts."""
     parts = native_definitions(engine)
     if parts.has_parts(model_id) and not parts.fully_defined(model_id):
-        raise ApiError("status_exception",
-                       f"Model definition truncated. Unable to deserialize trained model definition [{model_id}]", 400)
+        raise ApiError(
+            "status_exception",
+            f"Model definition truncated. Unable to deserialize trained model definition [{model_id}]",
+            400,
+        )
 
 
 def definition_missing(engine: Any, model_id: str) -> ApiError | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import fnmatch
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import ApiError, not_found
+from ..errors import not_found
 from ..stats import StatsRegistry
 from ..storage import JsonStore, is_object, is_string
 from .builtin import builtin_config, is_builtin
@@ -69,29 +69,42 @@ class ModelStore:
     def aliases_of(self, model_id: str) -> list[str]:
         return sorted(a for a, m in self.aliases.items() if m == model_id)
 
-    def expand(self, expression: str, *, allow_no_match: bool, missing_reason: str) -> list[str]:
-        """Resolve an id expression (comma list, wildcards, ``_all``, aliases) to sorted model ids."""
-        parts = [x.strip() for x in expression.split(",") if x.strip()] if expression else ["_all"]
+    def expand(
+        self,
+        expression: str,
+        *,
+        allow_no_match: bool,
+        missing_reason: str,
+        keep: Callable[[str], bool] | None = None,
+    ) -> list[str]:
+        """Resolve an id expression (comma list, wildcards, ``_all``, aliases) to sorted model ids, as
+        ``TrainedModelProvider.expandIds`` with ``ExpandedIdsMatcher``: ``keep`` (a tags filter) drops
+        models before the tokens are matched; only a lone ``_all`` / ``*`` means every model (unmatched,
+        it is reported as ``*``)."""
+        tokens = [x.strip() for x in expression.split(",") if x.strip()] if expression else []
+        candidates = [m for m in self.all_ids() if keep is None or keep(m)]
+        if not tokens or tokens in (["_all"], ["*"]):
+            if not candidates and not allow_no_match:
+                raise not_found(missing_reason.format("*"))
+            return candidates
+        wanted = keep or self.exists
         found: set[str] = set()
         unmatched: list[str] = []
-        for part in parts:
-            if part in ("_all", "*"):
-                ids = self.all_ids()
+        for token in tokens:
+            if "*" in token:
+                ids = [m for m in candidates if fnmatch.fnmatchcase(m, token)]
+                ids += [
+                    m for a, m in self.aliases.items() if fnmatch.fnmatchcase(a, token) and self.exists(m) and wanted(m)
+                ]
                 if not ids and not allow_no_match:
-                    unmatched.append(part)
+                    unmatched.append(token)
                 found.update(ids)
-            elif "*" in part:
-                ids = [m for m in self.all_ids() if fnmatch.fnmatchcase(m, part)]
-                ids += [m for a, m in self.aliases.items() if fnmatch.fnmatchcase(a, part) and self.exists(m)]
-                if not ids and not allow_no_match:
-                    unmatched.append(part)
-                found.update(ids)
+                continue
+            model_id = self.resolve(token)
+            if model_id is None or not wanted(model_id):
+                unmatched.append(token)
             else:
-                model_id = self.resolve(part)
-                if model_id is None:
-                    unmatched.append(part)
-                else:
-                    found.add(model_id)
+                found.add(model_id)
         if unmatched:
             raise not_found(missing_reason.format(",".join(unmatched)))
         return sorted(found)
@@ -132,12 +145,3 @@ class ModelStore:
                 del self._loaded[key]
             for key in [k for k in self._loading if k[0] == model_id]:
                 del self._loading[key]
-
-
-def check_not_lang_ident(model_id: str, action: str) -> None:
-    if model_id == LANG_IDENT_ID:
-        raise ApiError(
-            "status_exception",
-            f"Unable to {action} model [{model_id}]: it is a built-in model of Elasticsearch",
-            400,
-        )

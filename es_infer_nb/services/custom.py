@@ -266,20 +266,29 @@ def _input_type(raw: Any, v: Validation, strict: bool = True) -> dict[str, Any] 
     return {"translation": ordered, "default": default if isinstance(default, str) else ""}
 
 
+#: the value types ``CustomTaskSettings.fromMap`` takes for ``parameters`` (``validateMapValues``, in its order)
+PARAMETER_TYPES = ("Boolean", "Double", "Float", "Integer", "String")
+
+
 def parse_parameters(task_settings: dict[str, Any]) -> dict[str, Any]:
-    """``task_settings.parameters``: string / number / boolean values only; null values are dropped
-    (``CustomTaskSettings.fromMap``' ``extractOptionalMapRemoveNulls``)."""
-    params = task_settings.get("parameters") or {}
+    """``task_settings.parameters`` as ``CustomTaskSettings.fromMap`` reads them: a map
+    (``extractOptionalMapRemoveNulls``: null values dropped) of string / boolean / double / integer values,
+    the first other value ending the parsing with the entry as Java prints it."""
+    params = task_settings.get("parameters")
+    if params is None:
+        return {}
     if not isinstance(params, dict):
-        raise ApiError("validation_exception", "Validation Failed: 1: [task_settings] [parameters] must be a map;", 400)
+        raise ApiError(
+            "validation_exception", f"Validation Failed: 1: {invalid_type('parameters', params, 'Map')};", 400
+        )
     params = {k: val for k, val in params.items() if val is not None}
     for k, val in params.items():
-        if not isinstance(val, (str, int, float, bool)):
+        if java_type(val) not in PARAMETER_TYPES:
+            shown = java_map_string({"": val})[2:-1]  # the value as Java prints it
             raise ApiError(
                 "validation_exception",
-                f"Validation Failed: 1: [task_settings] Map field [parameters] has "
-                f"an entry that is not valid, [{k}]. Value type of [{java_type(val)}] is not one of "
-                f"[Boolean, Double, Float, Integer, String].;",
+                f"Validation Failed: 1: Map field [parameters] has an entry that is not valid, [{k} => {shown}]. "
+                f"Value type of [{shown}] is not one of [{', '.join(PARAMETER_TYPES)}].;",
                 400,
             )
     return dict(params)
@@ -303,24 +312,25 @@ def render_request(
     ctx: InferenceContext,
     call_parameters: dict[str, Any] | None = None,
 ) -> HttpRequest:
-    """The HTTP request for ``texts`` (ES's ``CustomRequest``). ``parameters`` are the endpoint's own,
-    ``call_parameters`` those given with the call (over them): these never steer the url."""
+    """The HTTP request for ``texts`` (ES's ``CustomRequest``). ``parameters`` are the endpoint's own (over
+    its secrets of the same name, as ``CustomRequest`` adds the secrets first), ``call_parameters`` those
+    given with the call (over both, but never over a secret): these never steer the url."""
     revealed = {k: s.reveal() for k, s in secrets.items()}
-    fixed = raw_string_values({**parameters, **revealed})
-    call = {k: v for k, v in raw_string_values(call_parameters or {}).items() if k not in revealed}
-    url = render_url(settings.url, fixed, call)
+    own = {**revealed, **parameters}
+    call = {k: v for k, v in (call_parameters or {}).items() if k not in revealed}
+    url = render_url(settings.url, raw_string_values(own), raw_string_values(call))
     problem = uri_syntax_error(url)
     if problem is not None:
         raise illegal_state(f"Failed to build URI, error: {problem}")
-    parameters = {**parameters, **(call_parameters or {})}
-    raw = raw_string_values({**parameters, **revealed})
+    parameters = {**own, **call}
+    raw = raw_string_values(parameters)
     pairs = [(k, substitute(val, raw, f"query parameters: [{k}]")) for k, val in settings.query_parameters or []]
     headers = {"Content-Type": "application/json"}
     for name, val in settings.headers.items():
         if name.lower() == "content-type":
             headers.pop("Content-Type", None)
         headers[name] = substitute(val, raw, f"header.{name}")
-    body_params: dict[str, Any] = {**parameters, **revealed, "input": _input_value(task_type, texts)}
+    body_params: dict[str, Any] = {**parameters, "input": _input_value(task_type, texts)}
     if task_type not in NO_INPUT_TYPE_TASKS:  # ES: only ``EmbeddingParameters`` write ``${input_type}``
         body_params["input_type"] = input_type_value(settings, ctx.input_type)
     if ctx.query is not None:
@@ -358,14 +368,6 @@ class CustomService(HttpService):
         settings = parse_custom_settings(task_type, service_settings)
         parameters = parse_parameters(task_settings)
         reject_unknown({k: v for k, v in task_settings.items() if k != "parameters"}, self.name, "task_settings")
-        clash = sorted(set(parameters) & set(secrets))
-        if clash:
-            raise ApiError(
-                "validation_exception",
-                f"Validation Failed: 1: [task_settings.parameters] keys {clash} "
-                "are also secret_parameters; a name may be defined only once;",
-                400,
-            )
         # validate every template now, with placeholder inputs, as ES does at PUT time (``${query}`` is known
         # to rerank only; its ``${top_n}`` / ``${return_documents}`` are accepted here, which ES's probe is not)
         rerank = task_type == "rerank"
@@ -395,7 +397,7 @@ class CustomService(HttpService):
     def destination(self, endpoint: Endpoint) -> str | None:
         """The url with the endpoint's own parameters (secrets stand as their names: never revealed)."""
         values = raw_string_values(
-            {**parse_parameters(endpoint.task_settings), **{k: f"${{{k}}}" for k in endpoint.secrets}}
+            {**{k: f"${{{k}}}" for k in endpoint.secrets}, **parse_parameters(endpoint.task_settings)}
         )
         return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), endpoint.model.url)
 

@@ -11,6 +11,7 @@ from ..storage import writing
 from .base import TASK_TYPES, Endpoint, Service
 from .chunking import parse_chunking_settings
 from .secrets import LOCAL, EnvPolicy, Secret, SecretStore, redact
+from .settings import reject_unknown
 from .per_engine import PerEngine
 from .transport import Transport
 
@@ -76,12 +77,24 @@ def split_secrets(service: Service, service_settings: dict[str, Any],
             if not isinstance(raw, dict):
                 raise ApiError("validation_exception",
                                "Validation Failed: 1: [service_settings] [secret_parameters] must be a map;", 400)
-            # CustomSecretSettings.fromMap drops null values
-            secrets.update({k: Secret.from_setting(v, f"secret_parameters.{k}", policy) for k, v in raw.items()
-                            if v is not None})
+            secrets.update(_secret_parameters(raw, policy))
         else:
             secrets[name] = Secret.from_setting(raw, name, policy)
     return public, secrets
+
+
+def _secret_parameters(raw: dict[str, Any], policy: EnvPolicy) -> dict[str, Secret]:
+    """``CustomSecretSettings.fromMap``: null values dropped, string values (or environment references); any
+    other value refused with ES's censored message (``validateMapStringValues(..., censorValue=true)``)."""
+    out: dict[str, Secret] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if not isinstance(value, (str, Secret)) and not Secret.is_reference(value):
+            raise ApiError("validation_exception", "Validation Failed: 1: Map field [secret_parameters] has an entry "
+                           "that is not valid. Value type is not one of [String].;", 400)
+        out[key] = Secret.from_setting(value, f"secret_parameters.{key}", policy)
+    return out
 
 
 def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
@@ -105,12 +118,14 @@ def build_endpoint(inference_id: str, task_type: str, body: dict[str, Any],
     if task_type in service.chunked_task_types:
         if body.get("chunking_settings") is not None or service.chunking_by_default:
             chunking = parse_chunking_settings(body.get("chunking_settings"))
-    elif body.get("chunking_settings") is not None:
-        raise ApiError("status_exception", f"Chunking settings are not supported for task type [{task_type}]", 400)
     try:
         public, tasks, model = service.parse(task_type, public_raw, dict(task_settings), all_secrets)
     except ApiError as err:
         raise ApiError(err.type, redact(err.reason, all_secrets.values()), err.status) from None
+    if task_type not in service.chunked_task_types and body.get("chunking_settings") is not None:
+        # ES reads chunking_settings for the embedding task types only: for others the key is left in the
+        # config, an unknown setting (``throwIfNotEmptyMap(config, NAME)``, after the model was built)
+        reject_unknown({"chunking_settings": body["chunking_settings"]}, service.name, "config")
     return Endpoint(inference_id, task_type, service, public, tasks, chunking, all_secrets, model)
 
 

@@ -89,12 +89,17 @@ class Secret:
             return raw
         if isinstance(raw, str):
             return cls(raw)
-        if isinstance(raw, dict) and set(raw) == {"env"} and isinstance(raw["env"], str):
+        if cls.is_reference(raw):
             policy.check(raw["env"], field)
             return cls(env=raw["env"])
         raise ApiError("validation_exception",
                        f"Validation Failed: 1: [{field}] must be a string or an environment reference "
                        '{"env": "<VARIABLE>"};', 400)
+
+    @staticmethod
+    def is_reference(raw: Any) -> bool:
+        """Whether ``raw`` is an environment reference ``{"env": "NAME"}``."""
+        return isinstance(raw, dict) and set(raw) == {"env"} and isinstance(raw["env"], str)
 
     def reveal(self) -> str:
         if self._env is not None:

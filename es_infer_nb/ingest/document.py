@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ApiError, illegal_argument
-from ..models.tree.features import dig
+from ..models.tree.features import dig, java_string
 from ..painless.values import MAX_NESTING_DEPTH, java_type
 
 META_FIELDS = ("_index", "_id", "_routing", "_version", "_version_type", "_if_seq_no", "_if_primary_term",
@@ -215,6 +215,8 @@ class Doc:
         for key in ("_index", "_id", "_version", "_routing", "_version_type", "_if_seq_no", "_if_primary_term"):
             if self.data.get(key) is not None:
                 out[key] = cp(self.data[key])
+        if self.data.get("_dynamic_templates") is not None:  # WriteableIngestDocument: the value's toString
+            out["_dynamic_templates"] = java_string(self.data["_dynamic_templates"])
         out["_source"] = cp(self.source())
         ingest: dict[str, Any] = {}
         if with_pipeline and self.ingest.get("pipeline") is not None:

@@ -39,13 +39,19 @@ SIMULATE_PIPELINE_ID = "_simulate_pipeline"
 class Failure(Exception):
     """A processor failure of one document, with where it happened (``IngestProcessorException``)."""
 
-    def __init__(self, error: ApiError, processor_type: str, tag: str | None, pipeline: str | None) -> None:
+    def __init__(self, error: ApiError, processor_type: str, tag: str | None, pipeline: str | None, *,
+                 raw: bool = False) -> None:
         super().__init__(error.reason)
         self.error = error
         self.processor_type = processor_type
         self.tag = tag
         self.pipeline = pipeline
-        self.recorded = False
+        self.recorded = False  # a verbose ``processor_results`` entry shows it already
+        self.raw = raw  # the processor's own error, not yet wrapped by an ``on_failure`` / pipeline level
+
+    def unrecorded(self) -> "Failure":
+        """The same failure, for a processor that reports it again (its earlier entries rolled back)."""
+        return Failure(self.error, self.processor_type, self.tag, self.pipeline, raw=self.raw)
 
     def root_message(self) -> str:
         inner = self.error
@@ -504,22 +510,93 @@ class PipelineProcessor(Processor):
             body = run.engine.pipelines.get(name) if run.engine is not None and name in run.engine.pipelines else None
             if body is None:
                 for i in idx:
-                    if self.ignore_missing_pipeline:
-                        _record(docs[i], run, self, "success", None)
-                    else:
-                        out[i] = _missing_pipeline(name, run.verbose)
+                    out[i] = self._missing(docs[i], name, run, pipeline_id)
                 continue
-            if name in run.stack:  # IngestDocument.executePipeline: the id of the pipeline entered again
-                for i in idx:
-                    out[i] = ApiError("graph_structure_exception", f"Cycle detected for pipeline: {name}", 400)
-                continue
-            for i in idx:
-                _record(docs[i], run, self, "success", None)
             pipeline = parse_pipeline(body, run.engine)
-            failures = run_pipeline(pipeline, [docs[i] for i in idx], run, name)
-            for i, failure in zip(idx, failures):
+            if not pipeline.processors:  # IngestDocument.executePipeline returns at once: no pipeline entered
+                for i in idx:
+                    _record(docs[i], run, self, "success", None)
+                continue
+            refused = _graph_error(name, run)
+            if refused is not None:
+                for i in idx:
+                    out[i] = self._refused(docs[i], refused, run, pipeline_id)
+                continue
+            batch = [docs[i] for i in idx]
+            checks = run.verbose and self._checks_cycles(run)
+            saved = [_Snapshot.of(doc) if checks and doc.results is not None else None for doc in batch]
+            for doc in batch:
+                _record(doc, run, self, "success", None)
+            failures = run_pipeline(pipeline, batch, run, name)
+            for i, snapshot, failure in zip(idx, saved, failures):
+                if snapshot is not None and failure is not None and failure.error.type == _GRAPH_ERROR:
+                    snapshot.restore(docs[i])  # found by the check on a copy: only this processor's entry shows
+                    failure = failure.unrecorded()
                 out[i] = failure
         return out
+
+    def _checks_cycles(self, run: Run) -> bool:
+        """``TrackingResultProcessor.decorate``: a verbose run first executes the called pipeline on a copy
+        of the document for a processor of the simulated pipeline, or one wrapped for its ``on_failure`` /
+        ``ignore_failure``; a cycle (or too deep a nesting) found there is this processor's error alone."""
+        return len(run.stack) <= 1 or self.on_failure is not None or self.ignore_failure
+
+    def _missing(self, doc: Doc, name: str, run: Run, pipeline_id: str | None) -> Failure | ApiError | None:
+        """A pipeline that does not exist: ``ignore_missing_pipeline`` goes on; a verbose run records the
+        error itself (``ignored_error`` with the document where the pipeline may be missing, a plain
+        ``error`` otherwise, whatever the processor's ``ignore_failure``)."""
+        error = _missing_pipeline(name, run.verbose)
+        if self.ignore_missing_pipeline:
+            _record(doc, run, self, "error_ignored", error, with_doc=True)
+            return None
+        failure = Failure(error, self.type, self.tag, pipeline_id, raw=True)
+        failure.recorded = _record(doc, run, self, "error", error)
+        return failure
+
+    def _refused(self, doc: Doc, error: ApiError, run: Run, pipeline_id: str | None) -> Failure | ApiError:
+        """The pipeline cannot be entered (a cycle, too many nested): where no check on a copy ran first, a
+        verbose run shows this processor as a success, the error escaping without an entry of its own."""
+        if not run.verbose or self._checks_cycles(run):
+            return error
+        failure = Failure(error, self.type, self.tag, pipeline_id, raw=True)
+        failure.recorded = _record(doc, run, self, "success", None)
+        return failure
+
+
+#: ``IngestDocument.MAX_PIPELINES``: the most pipelines one document can be inside at once
+MAX_PIPELINES = 100
+_GRAPH_ERROR = "graph_structure_exception"
+
+
+def _graph_error(name: str, run: Run) -> ApiError | None:
+    """``IngestDocument.executePipeline``'s refusals: too many nested pipelines, then a cycle."""
+    if len(run.stack) >= MAX_PIPELINES:
+        return ApiError(_GRAPH_ERROR, f"Too many nested pipelines. Cannot have more than {MAX_PIPELINES} nested "
+                        "pipelines", 400)
+    if name in run.stack:
+        return ApiError(_GRAPH_ERROR, f"Cycle detected for pipeline: {name}", 400)
+    return None
+
+
+@dataclass
+class _Snapshot:
+    """A document as it was before a pipeline ran (in place: a ``foreach`` element shares its maps)."""
+
+    data: dict[str, Any]
+    ingest: dict[str, Any]
+    results: int
+
+    @classmethod
+    def of(cls, doc: Doc) -> "_Snapshot":
+        return cls(clone(doc.data), clone(doc.ingest), len(doc.results or []))
+
+    def restore(self, doc: Doc) -> None:
+        doc.data.clear()
+        doc.data.update(self.data)
+        doc.ingest.clear()
+        doc.ingest.update(self.ingest)
+        if doc.results is not None:
+            del doc.results[self.results:]
 
 
 def _missing_pipeline(name: str, verbose: bool) -> ApiError:
@@ -592,14 +669,14 @@ class ForeachProcessor(Processor):
                 ingest["_value"] = value
                 if loops[d]:
                     ingest["_key"] = key
-                shadows.append(Doc(doc.data, ingest, results=doc.results))
+                shadows.append(Doc(doc.data, ingest))  # untracked: a verbose run shows the foreach only
                 owners.append(d)
         failures = run_processors([self.inner], shadows, run, pipeline_id) if shadows else []
         done: dict[int, list[Doc]] = {d: [] for d in loops}
         for shadow, d, failure in zip(shadows, owners, failures):
             done[d].append(shadow)
             if out[d] is None and failure is not None:
-                out[d] = failure
+                out[d] = failure.error if failure.raw else failure  # a raw error becomes the foreach's
         for d, is_map in loops.items():
             self._write_back(docs[d], done[d], is_map, out[d] is None)
         return out
@@ -742,11 +819,12 @@ def _processor_list(c: Conf, key: str, required: bool) -> list[Any] | None:
 # -- execution -----------------------------------------------------------------------------------------
 
 def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | None, *,
-            condition: bool | None = True, with_doc: bool = False) -> None:
+            condition: bool | None = True, with_doc: bool = False) -> bool:
     """One ``processor_results`` entry (``SimulateProcessorResult``); ``condition``: what the processor's
-    ``if`` gave (``None`` where evaluating it failed: ES's entry then has no ``if``)."""
+    ``if`` gave (``None`` where evaluating it failed: ES's entry then has no ``if``). Whether it was
+    recorded (a verbose run, a tracked document: not the element of a ``foreach``)."""
     if not run.verbose or doc.results is None:
-        return
+        return False
     entry: dict[str, Any] = {"processor_type": p.type, "status": status}
     if p.description is not None:
         entry["description"] = p.description
@@ -762,6 +840,7 @@ def _record(doc: Doc, run: Run, p: Processor, status: str, error: ApiError | Non
     if with_doc:
         entry["doc"] = doc.render(with_pipeline=True)
     doc.results.append(entry)
+    return True
 
 
 def processor_stats_name(p: "Processor | dict[str, Any]") -> str:
@@ -784,7 +863,7 @@ def processor_stats_name(p: "Processor | dict[str, Any]") -> str:
 def _failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
     if isinstance(exc, Failure):
         return exc
-    return Failure(as_api_error(exc), p.type, p.tag, pipeline_id)
+    return Failure(as_api_error(exc), p.type, p.tag, pipeline_id, raw=True)
 
 
 def _condition_failure(exc: BaseException, p: Processor, pipeline_id: str | None) -> Failure:
@@ -792,7 +871,7 @@ def _condition_failure(exc: BaseException, p: Processor, pipeline_id: str | None
     first and the condition around that (``ConfigurationUtils.readProcessor``), so neither applies and the
     failure is the ``conditional`` processor's. (``_simulate?verbose`` moves the condition inside them:
     ``TrackingResultProcessor.decorate``.)"""
-    return Failure(as_api_error(exc), "conditional", p.tag, pipeline_id)
+    return Failure(as_api_error(exc), "conditional", p.tag, pipeline_id, raw=True)
 
 
 _FAILURE_KEYS = ("on_failure_message", "on_failure_processor_type", "on_failure_processor_tag", "on_failure_pipeline")
@@ -800,9 +879,10 @@ _FAILURE_KEYS = ("on_failure_message", "on_failure_processor_type", "on_failure_
 
 def _run_handlers(handlers: list[Processor], docs: list[Doc], failures: list[Failure], run: Run,
                   pipeline_id: str | None) -> list[Failure | None]:
-    saved = []
+    """``CompoundProcessor.executeOnFailure``: the failure metadata put in ``_ingest`` for the handlers,
+    then removed (not restored: an outer handler running after an inner one no longer sees its own);
+    a handler's failure escapes wrapped."""
     for doc, f in zip(docs, failures):
-        saved.append({k: doc.ingest[k] for k in _FAILURE_KEYS if k in doc.ingest})
         doc.ingest["on_failure_message"] = f.root_message()
         doc.ingest["on_failure_processor_type"] = f.processor_type
         doc.ingest["on_failure_processor_tag"] = f.tag
@@ -813,11 +893,19 @@ def _run_handlers(handlers: list[Processor], docs: list[Doc], failures: list[Fai
     try:
         out = run_processors(handlers, docs, run, pipeline_id)
     finally:
-        for doc, old in zip(docs, saved):
+        for doc in docs:
             for k in _FAILURE_KEYS:
                 doc.ingest.pop(k, None)
-            doc.ingest.update(old)
-    return out
+    return _wrapped(out)
+
+
+def _wrapped(failures: list[Failure | None]) -> list[Failure | None]:
+    """Failures that escaped a ``CompoundProcessor`` (a pipeline, an ``on_failure`` list): no longer the
+    raw error of the processor that threw it (``newCompoundProcessorException``)."""
+    for f in failures:
+        if f is not None:
+            f.raw = False
+    return failures
 
 
 def _run_counted(p: Processor, batch: list[Doc], run: Run, pipeline_id: str | None,
@@ -889,8 +977,7 @@ def run_processors(processors: list[Processor], docs: list[Doc], run: Run,
                     _record(docs[i], run, p, "error_ignored", f.error, condition=evaluated, with_doc=True)
                 continue
             if not f.recorded:
-                _record(docs[i], run, p, "error", f.error, condition=evaluated)
-                f.recorded = True
+                f.recorded = _record(docs[i], run, p, "error", f.error, condition=evaluated)
             if p.on_failure:
                 handled.append((i, f))
             else:
@@ -942,4 +1029,4 @@ def run_pipeline(pipeline: Pipeline, docs: list[Doc], run: Run, pipeline_id: str
                 doc.ingest.pop("pipeline", None)
             else:
                 doc.ingest["pipeline"] = prev
-    return failed
+    return _wrapped(failed)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, illegal_argument
+from ..models.java_hash import hashmap_order
 from .document import Doc, clone, java_type, nesting_depth_error
 from .pipeline import SIMULATE_PIPELINE_ID, Pipeline, Run, parse_pipeline, run_pipeline
 
@@ -110,7 +111,19 @@ def _doc_metadata(entry: dict[str, Any]) -> dict[str, Any]:
         value = _long(entry, key)
         if value is not None:
             meta[key] = value
+    if "_dynamic_templates" in entry:
+        meta["_dynamic_templates"] = _dynamic_templates(entry["_dynamic_templates"])
     return meta
+
+
+def _dynamic_templates(value: Any) -> dict[str, Any]:
+    """``ConfigurationUtils.readMap`` of ``_dynamic_templates`` (a null one is missing), kept as the
+    ``new HashMap<>(...)`` ES sets it to: its keys in that map's order."""
+    if value is None:
+        raise _property_error("_dynamic_templates", "required property is missing")
+    if not isinstance(value, dict):
+        raise _property_error("_dynamic_templates", f"property isn't a map, but of type [{java_type(value)}]")
+    return {key: value[key] for key in hashmap_order(value, copied=True)}
 
 
 def _deep(value: Any) -> Any:

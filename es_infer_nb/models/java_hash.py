@@ -18,12 +18,17 @@ def string_hash(text: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
-def hashmap_order(keys: Iterable[str]) -> list[str]:
+def hashmap_order(keys: Iterable[str], *, copied: bool = False) -> list[str]:
     """Iteration order of a ``new HashMap<String, ?>()`` the keys were put into in this order: by
     bucket (``spread(hash) & (capacity - 1)``, the capacity doubling from 16 past 3/4 full), then by
-    insertion within a bucket."""
+    insertion within a bucket. ``copied``: a ``new HashMap<>(map)`` of them instead, sized for them
+    (``tableSizeFor(ceil(size / 0.75))``, JDK 19 and later)."""
     distinct = list(dict.fromkeys(keys))
     cap = 16
+    if copied:
+        cap = 1
+        while cap < -(-len(distinct) * 4 // 3):
+            cap <<= 1
     while len(distinct) > cap * 3 // 4:
         cap <<= 1
 

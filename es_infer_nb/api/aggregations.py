@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ..backends import resolve
 from ..errors import ApiError
 from ..indices import NUMERIC_TYPES, Index
-from ..models.inference_config import ALL_TYPES
+from ..models.inference_config import NLP_TYPES, TREE_TYPES, parse_config
+from ..models.parsing import json_token
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import Engine
@@ -31,8 +32,16 @@ SUPPORTED = (*BUCKETS, *METRICS, *PIPELINES)
 RESULTS_FIELD = "value"
 _TOP_CLASSES = "top_classes"
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_CALENDAR_MS = {"minute": 60_000, "1m": 60_000, "hour": 3_600_000, "1h": 3_600_000, "day": 86_400_000,
-                "1d": 86_400_000, "week": 604_800_000, "1w": 604_800_000}
+_CALENDAR_MS = {
+    "minute": 60_000,
+    "1m": 60_000,
+    "hour": 3_600_000,
+    "1h": 3_600_000,
+    "day": 86_400_000,
+    "1d": 86_400_000,
+    "week": 604_800_000,
+    "1w": 604_800_000,
+}
 
 
 def bad_request(reason: str) -> ApiError:
@@ -55,24 +64,32 @@ def parse_aggs(raw: Any, *, top: bool = True) -> list[AggSpec]:
     errors: list[str] = []
     for name, body in raw.items():
         if not isinstance(body, dict):
-            raise ApiError("parsing_exception", f"Expected [START_OBJECT] under [{name}], but got a different token",
-                           400)
+            raise ApiError(
+                "parsing_exception", f"Expected [START_OBJECT] under [{name}], but got a different token", 400
+            )
         subs_raw = body.get("aggs", body.get("aggregations"))
         kinds = [k for k in body if k not in ("aggs", "aggregations", "meta")]
         if len(kinds) != 1:
             raise ApiError("parsing_exception", f"Expected one aggregation type under [{name}], found {kinds}", 400)
         kind = kinds[0]
         if kind not in SUPPORTED:
-            raise ApiError("parsing_exception", f"Unknown aggregation type [{kind}] did you mean one of "
-                           f"[{', '.join(SUPPORTED)}]? (es_infer_nb runs only these)", 400)
+            raise ApiError(
+                "parsing_exception",
+                f"Unknown aggregation type [{kind}] did you mean one of "
+                f"[{', '.join(SUPPORTED)}]? (es_infer_nb runs only these)",
+                400,
+            )
         args = body[kind]
         if not isinstance(args, dict):
             raise ApiError("parsing_exception", f"[{kind}] aggregation [{name}] expects an object", 400)
         spec = AggSpec(str(name), kind, args)
         if subs_raw is not None:
             if kind in METRICS or kind in PIPELINES:
-                raise ApiError("aggregation_initialization_exception", f"Aggregator [{name}] of type [{kind}] cannot "
-                               "accept sub-aggregations", 400)
+                raise ApiError(
+                    "aggregation_initialization_exception",
+                    f"Aggregator [{name}] of type [{kind}] cannot accept sub-aggregations",
+                    400,
+                )
             spec.subs = parse_aggs(subs_raw, top=False)
         if kind == "inference":
             errors.extend(_validate_inference(spec, top))
@@ -89,12 +106,25 @@ def _validate_inference(spec: AggSpec, top: bool) -> list[str]:
     for key in args:
         if key not in ("model_id", "buckets_path", "inference_config"):
             raise ApiError("x_content_parse_exception", f"[inference] unknown field [{key}]", 400)
-    paths = args.get("buckets_path")
-    if not isinstance(paths, dict) or not all(isinstance(v, str) for v in paths.values()):
-        raise ApiError("x_content_parse_exception", "[inference] failed to parse field [buckets_path]: "
-                       "buckets_path must be an object of strings", 400)
-    if args.get("model_id") is not None and not isinstance(args["model_id"], str):
-        raise ApiError("x_content_parse_exception", "[inference] failed to parse field [model_id]", 400)
+    for key, token_ok in (
+        ("buckets_path", isinstance(args.get("buckets_path"), dict)),
+        ("model_id", isinstance(args.get("model_id"), str)),
+    ):
+        if key in args and not token_ok:  # ``ObjectParser``: the field's value is of a type it does not take
+            raise ApiError(
+                "x_content_parse_exception",
+                f"[inference] {key} doesn't support values of type: {json_token(args[key])}",
+                400,
+            )
+    if "buckets_path" not in args:  # the ``ConstructingObjectParser``'s constructor argument
+        raise bad_request("Required [buckets_path]")
+    paths = args["buckets_path"]
+    if not all(isinstance(v, str) for v in paths.values()):
+        raise ApiError(
+            "x_content_parse_exception",
+            "[inference] failed to parse field [buckets_path]: buckets_path must be an object of strings",
+            400,
+        )
     errors: list[str] = []
     if top:
         errors.append(f"inference aggregation [{spec.name}] must be declared inside of another aggregation")
@@ -105,21 +135,37 @@ def _validate_inference(spec: AggSpec, top: bool) -> list[str]:
         if not isinstance(config, dict) or len(config) != 1:
             raise ApiError("x_content_parse_exception", "[inference] failed to parse field [inference_config]", 400)
         ((type_name, options),) = config.items()
-        if type_name not in ("regression", "classification"):
-            reason = (f"unknown field [{type_name}]" if type_name not in ALL_TYPES else
-                      f"inference config [{type_name}] is not valid for inference aggregations")
-            raise ApiError("x_content_parse_exception", "[inference] failed to parse field [inference_config]", 400,
-                           caused_by=ApiError("named_object_not_found_exception", reason, 400))
+        if type_name not in (*TREE_TYPES, *NLP_TYPES):  # the named ``InferenceConfigUpdate`` parsers
+            raise _config_error(ApiError("named_object_not_found_exception", f"unknown field [{type_name}]", 400))
+        _parse_update(type_name, options)
         options = options if isinstance(options, dict) else {}
         results_field = options.get("results_field")
         if results_field and results_field != RESULTS_FIELD:
-            errors.append(f"setting option [results_field] to [{results_field}] is not valid for inference "
-                          "aggregations")
+            errors.append(
+                f"setting option [results_field] to [{results_field}] is not valid for inference aggregations"
+            )
         top_classes = options.get("top_classes_results_field")
         if type_name == "classification" and top_classes and top_classes != _TOP_CLASSES:
-            errors.append(f"setting option [{_TOP_CLASSES}] to [{top_classes}] is not valid for inference "
-                          "aggregations")
+            errors.append(f"setting option [{_TOP_CLASSES}] to [{top_classes}] is not valid for inference aggregations")
     return errors
+
+
+def _config_error(cause: ApiError) -> ApiError:
+    return ApiError(
+        "x_content_parse_exception", "[inference] failed to parse field [inference_config]", 400, caused_by=cause
+    )
+
+
+def _parse_update(type_name: str, options: Any) -> None:
+    """The named update's parser (``RegressionConfigUpdate.fromXContentStrict`` ...): a bad option fails
+    the search when it is parsed (the results fields are left to ``validate()``). An NLP update parses
+    too; a tree model then refuses it in every bucket (``LocalModel.infer``'s warning)."""
+    if isinstance(options, dict):
+        options = {k: v for k, v in options.items() if k not in ("results_field", "top_classes_results_field")}
+    try:
+        parse_config({type_name: options})
+    except ApiError as exc:
+        raise _config_error(exc) from exc
 
 
 # -- reading documents ---------------------------------------------------------------------------
@@ -146,10 +192,12 @@ def _field(index: Index, name: Any, agg: str) -> tuple[str, str | None]:
     if kind is None and name.endswith(".keyword") and name[: -len(".keyword")] not in index.mappings:
         name = name[: -len(".keyword")]  # the dynamic ``.keyword`` sub-field of an unmapped string
     if kind == "text":
-        raise bad_request(f"Text fields are not optimised for operations that require per-document field data like "
-                          f"aggregations and sorting, so these operations are disabled by default. Please use a "
-                          f"keyword field instead. Alternatively, set fielddata=true on [{name}] in order to load "
-                          "field data by uninverting the inverted index. Note that this can use significant memory.")
+        raise bad_request(
+            f"Text fields are not optimised for operations that require per-document field data like "
+            f"aggregations and sorting, so these operations are disabled by default. Please use a "
+            f"keyword field instead. Alternatively, set fielddata=true on [{name}] in order to load "
+            "field data by uninverting the inverted index. Note that this can use significant memory."
+        )
     return name, kind
 
 
@@ -262,8 +310,9 @@ def _terms(ctx: Context, spec: AggSpec, docs: list[dict[str, Any]]) -> dict[str,
             if key is not None:
                 groups.setdefault(key, []).append(doc)
     min_count = spec.args.get("min_doc_count", 1)
-    ordered = sorted(((k, g) for k, g in groups.items() if len(g) >= min_count),
-                     key=lambda kg: (-len(kg[1]), _sort_key(kg[0])))
+    ordered = sorted(
+        ((k, g) for k, g in groups.items() if len(g) >= min_count), key=lambda kg: (-len(kg[1]), _sort_key(kg[0]))
+    )
     kept = ordered[:size]
     buckets = []
     for key, group in kept:
@@ -277,8 +326,11 @@ def _terms(ctx: Context, spec: AggSpec, docs: list[dict[str, Any]]) -> dict[str,
         bucket.update(_sub_results(ctx, spec, group))
         buckets.append(bucket)
     _run_pipelines(ctx, spec, buckets)
-    return {"doc_count_error_upper_bound": 0,
-            "sum_other_doc_count": sum(len(g) for _, g in ordered[size:]), "buckets": buckets}
+    return {
+        "doc_count_error_upper_bound": 0,
+        "sum_other_doc_count": sum(len(g) for _, g in ordered[size:]),
+        "buckets": buckets,
+    }
 
 
 def _term_key(value: Any, kind: str | None) -> Any:
@@ -308,14 +360,18 @@ def _interval_ms(spec: AggSpec) -> int:
     if isinstance(fixed, str):
         match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", fixed.strip())
         if match is None or int(match.group(1)) == 0:
-            raise bad_request(f"failed to parse setting [date_histogram.fixedInterval] with value [{fixed}] as a time "
-                              "value: unit is missing or unrecognized")
+            raise bad_request(
+                f"failed to parse setting [date_histogram.fixedInterval] with value [{fixed}] as a time "
+                "value: unit is missing or unrecognized"
+            )
         return int(match.group(1)) * _UNITS_MS[match.group(2)]
     if isinstance(calendar, str) and calendar in _CALENDAR_MS:
         return _CALENDAR_MS[calendar]
     if calendar is not None:
-        raise bad_request(f"The supplied interval [{calendar}] could not be parsed as a calendar interval "
-                          "(es_infer_nb supports minute, hour, day and week)")
+        raise bad_request(
+            f"The supplied interval [{calendar}] could not be parsed as a calendar interval "
+            "(es_infer_nb supports minute, hour, day and week)"
+        )
     raise bad_request("Required one of fields [fixed_interval, calendar_interval], but none were specified.")
 
 
@@ -327,8 +383,9 @@ def _date_histogram(ctx: Context, spec: AggSpec, docs: list[dict[str, Any]]) -> 
     interval = _interval_ms(spec)
     groups: dict[int, list[dict[str, Any]]] = {}
     for doc in docs:
-        keys = {int(ms // interval) * interval for ms in (_date_ms(v) for v in field_values(doc, name))
-                if ms is not None}
+        keys = {
+            int(ms // interval) * interval for ms in (_date_ms(v) for v in field_values(doc, name)) if ms is not None
+        }
         for key in keys:
             groups.setdefault(key, []).append(doc)
     min_count = spec.args.get("min_doc_count", 0)
@@ -353,20 +410,37 @@ def _run_pipelines(ctx: Context, spec: AggSpec, buckets: list[dict[str, Any]]) -
 
 
 def _parse_path(path: str) -> list[str]:
-    """``AggregationPath.getPathElementsAsStringList``: ``a>b['key']>c.value`` -> ``[a, b, 'key', c, value]``."""
+    """``AggregationPath.parse(path).getPathElementsAsStringList()``: ``a>b['key']>c.value`` ->
+    ``[a, b, 'key', c, value]``. Elements are trimmed and empty ones dropped; a key keeps its quotes as
+    written (only a quoted key names a bucket); the last element's metric follows its last dot."""
+    elements = [e.strip() for e in path.split(">") if e.strip()]
+    if not elements:
+        raise ApiError("illegal_argument_exception", f"Invalid path [{path}]", 400)
     out: list[str] = []
-    elements = path.split(">")
     for i, element in enumerate(elements):
-        match = re.fullmatch(r"([^\[\]]+)\[(.+)\]", element)
-        if match is not None:
-            out.extend([match.group(1), "'" + match.group(2).strip("'\"") + "'"])
-        elif i == len(elements) - 1 and "." in element:
-            out.extend(element.split(".", 1))
-        else:
-            out.append(element)
-    if not path or any(not e for e in out):
-        raise ApiError("invalid_aggregation_path_exception", f"Invalid path [{path}]", 400)
+        out.extend(_path_element(element, path, last=i == len(elements) - 1))
     return out
+
+
+def _path_element(element: str, path: str, *, last: bool) -> list[str]:
+    """One ``PathElement``'s name, then its key and its metric where it has them."""
+    key_at, end = element.rfind("["), element.rfind("]")
+    metric_at = element.rfind(".") if last else -1
+    if key_at >= 0:
+        closed = end == len(element) - 1 or (last and metric_at >= 0)
+        if key_at == 0 or key_at > len(element) - 3 or end < key_at or not closed:
+            raise _invalid_element(element, path)
+        metric = [element[metric_at + 1 :]] if metric_at > end else []
+        return [element[:key_at], element[key_at + 1 : end], *metric]
+    if metric_at < 0:
+        return [element]
+    if metric_at == 0 or metric_at > len(element) - 2:
+        raise _invalid_element(element, path)
+    return [element[:metric_at], element[metric_at + 1 :]]
+
+
+def _invalid_element(element: str, path: str) -> ApiError:
+    return ApiError("aggregation_execution_exception", f"Invalid path element [{element}] in path [{path}]", 400)
 
 
 def _bucket_key_string(bucket: dict[str, Any]) -> str:
@@ -386,17 +460,20 @@ def _property(ctx: Context, agg_name: str, bucket: dict[str, Any], path: list[st
     if not path:
         return _TermsBucket(bucket)
     head, rest = path[0], path[1:]
-    if head == "_count":
-        return bucket["doc_count"]
-    if head == "_key":
-        return bucket.get("key")
+    if head in ("_count", "_key"):
+        if rest:
+            raise ApiError("invalid_aggregation_path_exception", f"{head} must be the last element in the path", 400)
+        return bucket["doc_count"] if head == "_count" else bucket.get("key")
     sub = bucket.get(head)
     if not isinstance(sub, dict) or head in ("key", "key_as_string", "doc_count"):
-        raise ApiError("invalid_aggregation_path_exception", f"Cannot find an aggregation named [{head}] in "
-                       f"[{agg_name}]", 400)
+        raise ApiError(
+            "invalid_aggregation_path_exception", f"Cannot find an aggregation named [{head}] in [{agg_name}]", 400
+        )
     if "buckets" in sub:  # a multi-bucket aggregation: a key picks one bucket, else every bucket's property
         if not rest:
             return sub
+        if rest[0] == "_bucket_count":
+            return len(sub["buckets"])
         if rest[0].startswith("'") and rest[0].endswith("'"):
             wanted = rest[0][1:-1]
             for inner in sub["buckets"]:
@@ -409,16 +486,16 @@ def _property(ctx: Context, agg_name: str, bucket: dict[str, Any], path: list[st
             return sub
         if rest == ["value"]:
             return sub.get("value")  # a warning has none
-        raise ApiError("invalid_aggregation_path_exception", f"unknown property [{', '.join(rest)}] for inference "
-                       f"aggregation [{head}]", 400)
+        raise ApiError(
+            "invalid_aggregation_path_exception",
+            f"unknown property [{', '.join(rest)}] for inference aggregation [{head}]",
+            400,
+        )
     if not rest:
         return _SingleValue(sub) if set(sub) <= {"value", "value_as_string"} else sub
-    value = sub
-    for key in rest:
-        if not isinstance(value, dict) or key not in value:
-            raise ApiError("invalid_aggregation_path_exception", f"Cannot find an key [{key}] in {rest}", 400)
-        value = value[key]
-    return value
+    if rest != ["value"]:  # ``InternalNumericMetricsAggregation.SingleValue.getProperty``
+        raise bad_request(f"path not supported for [{head}]: [{', '.join(rest)}]")
+    return _SingleValue(sub).value
 
 
 class _SingleValue:
@@ -441,15 +518,20 @@ def _input_value(path: str, value: Any) -> Any:
     if isinstance(value, str) or value is None:
         return value
     kind = "Object[]" if isinstance(value, list) else type(value).__name__
-    raise ApiError("aggregation_execution_exception", "buckets_path must reference either a number value, a single "
-                   f"value numeric metric aggregation or a string: got [{value}] of type [{kind}] ] at aggregation "
-                   f"[{path}]", 400)
+    raise ApiError(
+        "aggregation_execution_exception",
+        "buckets_path must reference either a number value, a single "
+        f"value numeric metric aggregation or a string: got [{value}] of type [{kind}] ] at aggregation "
+        f"[{path}]",
+        400,
+    )
 
 
 def _inference(ctx: Context, parent: str, spec: AggSpec, buckets: list[dict[str, Any]]) -> None:
     paths: dict[str, str] = spec.args["buckets_path"]
     model_id: str = spec.args["model_id"]
     backend = resolve(ctx.engine, model_id, endpoints=False)
+    _check_usable_in_search(ctx, model_id)
     update = _update_for(ctx, model_id, spec.args.get("inference_config"))
     parsed = {name: _parse_path(path) for name, path in paths.items()}
     todo: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -473,6 +555,20 @@ def _inference(ctx: Context, parent: str, spec: AggSpec, buckets: list[dict[str,
     for (bucket, _), result in zip(todo, results):
         bucket[spec.name] = {"warning": str(result["error"])} if "error" in result else dict(result)
         ctx.inference_results.add(id(bucket[spec.name]))
+
+
+def _check_usable_in_search(ctx: Context, model_id: str) -> None:
+    """``ModelLoadingService.getModelForSearch``: a model that must be deployed (an NLP model, whose
+    ``TrainedModelConfig.isAllocateOnly``) cannot serve a search."""
+    models = ctx.engine.models
+    stored = models.resolve(model_id)
+    config = models.config(stored) if stored is not None else {}
+    if next(iter(config.get("inference_config") or {}), None) in NLP_TYPES:
+        raise ApiError(
+            "status_exception",
+            f"Trained model [{stored}] with type [{config.get('model_type')}] is currently not usable in search.",
+            400,
+        )
 
 
 def _update_for(ctx: Context, model_id: str, config: dict[str, Any] | None) -> dict[str, Any]:

@@ -13,28 +13,61 @@ REGRESSION = {
     "input": {"field_names": ["avg_cost", "item"]},
     "inference_config": {"regression": {"results_field": "regression-value"}},
     "definition": {
-        "preprocessors": [{"one_hot_encoding": {"field": "product_type",
-                                                "hot_map": {"TV": "type_tv", "VCR": "type_vcr", "Laptop": "type_laptop"}}}],
-        "trained_model": {"tree": {
-            "feature_names": ["avg_cost", "type_tv", "type_vcr", "type_laptop"], "target_type": "regression",
-            "tree_structure": [
-                {"node_index": 0, "split_feature": 0, "threshold": 38, "decision_type": "lte", "default_left": True,
-                 "left_child": 1, "right_child": 2},
-                {"node_index": 1, "leaf_value": 5.0},
-                {"node_index": 2, "leaf_value": 2.0}]}},
+        "preprocessors": [
+            {
+                "one_hot_encoding": {
+                    "field": "product_type",
+                    "hot_map": {"TV": "type_tv", "VCR": "type_vcr", "Laptop": "type_laptop"},
+                }
+            }
+        ],
+        "trained_model": {
+            "tree": {
+                "feature_names": ["avg_cost", "type_tv", "type_vcr", "type_laptop"],
+                "target_type": "regression",
+                "tree_structure": [
+                    {
+                        "node_index": 0,
+                        "split_feature": 0,
+                        "threshold": 38,
+                        "decision_type": "lte",
+                        "default_left": True,
+                        "left_child": 1,
+                        "right_child": 2,
+                    },
+                    {"node_index": 1, "leaf_value": 5.0},
+                    {"node_index": 2, "leaf_value": 2.0},
+                ],
+            }
+        },
     },
 }
 
 CLASSIFICATION = {
     "input": {"field_names": ["avg_cost"]},
     "inference_config": {"classification": {}},
-    "definition": {"trained_model": {"tree": {
-        "feature_names": ["avg_cost"], "target_type": "classification", "classification_labels": ["cheap", "dear"],
-        "tree_structure": [
-            {"node_index": 0, "split_feature": 0, "threshold": 1000, "decision_type": "lte", "default_left": True,
-             "left_child": 1, "right_child": 2},
-            {"node_index": 1, "leaf_value": [2.0, -2.0]},
-            {"node_index": 2, "leaf_value": [-2.0, 2.0]}]}}},
+    "definition": {
+        "trained_model": {
+            "tree": {
+                "feature_names": ["avg_cost"],
+                "target_type": "classification",
+                "classification_labels": ["cheap", "dear"],
+                "tree_structure": [
+                    {
+                        "node_index": 0,
+                        "split_feature": 0,
+                        "threshold": 1000,
+                        "decision_type": "lte",
+                        "default_left": True,
+                        "left_child": 1,
+                        "right_child": 2,
+                    },
+                    {"node_index": 1, "leaf_value": [2.0, -2.0]},
+                    {"node_index": 2, "leaf_value": [-2.0, 2.0]},
+                ],
+            }
+        }
+    },
 }
 
 DOCS = [
@@ -55,9 +88,21 @@ def eng() -> Engine:
     e = Engine()
     assert e.request("PUT", "_ml/trained_models/reg", REGRESSION).status == 200
     assert e.request("PUT", "_ml/trained_models/cls", CLASSIFICATION).status == 200
-    resp = e.request("PUT", "/store", {"mappings": {"properties": {
-        "product": {"type": "keyword"}, "cost": {"type": "integer"}, "time": {"type": "date"},
-        "in_stock": {"type": "boolean"}, "note": {"type": "text"}}}})
+    resp = e.request(
+        "PUT",
+        "/store",
+        {
+            "mappings": {
+                "properties": {
+                    "product": {"type": "keyword"},
+                    "cost": {"type": "integer"},
+                    "time": {"type": "date"},
+                    "in_stock": {"type": "boolean"},
+                    "note": {"type": "text"},
+                }
+            }
+        },
+    )
     assert resp.status == 200 and resp.body == {"acknowledged": True, "shards_acknowledged": True, "index": "store"}
     resp = e.request("POST", "/store/_bulk", ndjson(DOCS), params={"refresh": "true"})
     assert resp.status == 200 and resp.body["errors"] is False
@@ -78,8 +123,12 @@ def by_key(agg: dict[str, Any]) -> dict[Any, dict[str, Any]]:
 def test_create_twice_invalid_names_get_and_delete(eng: Engine) -> None:
     again = eng.request("PUT", "/store", {})
     assert again.status == 400 and again.body["error"]["type"] == "resource_already_exists_exception"
-    for bad, why in (("Store", "must be lowercase"), ("_x", "must not start with '_', '-', or '+'"),
-                     ("-x", "must not start"), ("a*b", "must not contain the following characters")):
+    for bad, why in (
+        ("Store", "must be lowercase"),
+        ("_x", "must not start with '_', '-', or '+'"),
+        ("-x", "must not start"),
+        ("a*b", "must not contain the following characters"),
+    ):
         resp = eng.request("PUT", f"/{bad}", {})
         assert resp.status == 400 and resp.body["error"]["type"] == "invalid_index_name_exception", bad
         assert why in resp.body["error"]["reason"]
@@ -95,10 +144,22 @@ def test_create_twice_invalid_names_get_and_delete(eng: Engine) -> None:
 
 # -- _bulk ----------------------------------------------------------------------------------------
 def test_bulk_items_and_a_failing_item_fails_alone(eng: Engine) -> None:
-    body = (json.dumps({"index": {"_id": "a"}}) + "\n" + json.dumps({"product": "Radio", "cost": "not a number"}) + "\n"
-            + json.dumps({"create": {"_index": "store", "_id": "b"}}) + "\n" + json.dumps({"product": "Radio", "cost": 7})
-            + "\n" + json.dumps({"create": {"_id": "b"}}) + "\n" + json.dumps({"product": "Radio"}) + "\n"
-            + json.dumps({"delete": {"_id": "b"}}) + "\n")
+    body = (
+        json.dumps({"index": {"_id": "a"}})
+        + "\n"
+        + json.dumps({"product": "Radio", "cost": "not a number"})
+        + "\n"
+        + json.dumps({"create": {"_index": "store", "_id": "b"}})
+        + "\n"
+        + json.dumps({"product": "Radio", "cost": 7})
+        + "\n"
+        + json.dumps({"create": {"_id": "b"}})
+        + "\n"
+        + json.dumps({"product": "Radio"})
+        + "\n"
+        + json.dumps({"delete": {"_id": "b"}})
+        + "\n"
+    )
     resp = eng.request("POST", "/store/_bulk", body)
     assert resp.status == 200 and resp.body["errors"] is True
     items = resp.body["items"]
@@ -123,8 +184,9 @@ def test_bulk_without_index_and_malformed_action() -> None:
 
 
 def test_bulk_with_pipeline_runs_the_inference_processor(eng: Engine) -> None:
-    pipeline = {"processors": [{"inference": {"model_id": "cls", "field_map": {"cost": "avg_cost"},
-                                              "target_field": "ml"}}]}
+    pipeline = {
+        "processors": [{"inference": {"model_id": "cls", "field_map": {"cost": "avg_cost"}, "target_field": "ml"}}]
+    }
     assert eng.request("PUT", "_ingest/pipeline/p", pipeline).status == 200
     docs = [{"product": "Phone", "cost": 5}, {"product": "Car", "cost": 50000}]
     resp = eng.request("POST", "/priced/_bulk", ndjson(docs), params={"pipeline": "p", "refresh": "true"})
@@ -161,14 +223,28 @@ def test_hits_size_from_and_match_all_only(eng: Engine) -> None:
 
 
 def test_terms_order_and_metrics(eng: Engine) -> None:
-    aggs = {"p": {"terms": {"field": "product"}, "aggs": {
-        "avg": {"avg": {"field": "cost"}}, "sum": {"sum": {"field": "cost"}}, "min": {"min": {"field": "cost"}},
-        "max": {"max": {"field": "cost"}}, "n": {"value_count": {"field": "cost"}}}}}
+    aggs = {
+        "p": {
+            "terms": {"field": "product"},
+            "aggs": {
+                "avg": {"avg": {"field": "cost"}},
+                "sum": {"sum": {"field": "cost"}},
+                "min": {"min": {"field": "cost"}},
+                "max": {"max": {"field": "cost"}},
+                "n": {"value_count": {"field": "cost"}},
+            },
+        }
+    }
     out = search(eng, {"size": 0, "aggs": aggs})["aggregations"]["p"]
     assert [(b["key"], b["doc_count"]) for b in out["buckets"]] == [("TV", 2), ("VCR", 2), ("Laptop", 1)]
     tv = out["buckets"][0]
     assert (tv["avg"]["value"], tv["sum"]["value"], tv["min"]["value"], tv["max"]["value"], tv["n"]["value"]) == (
-        350.0, 700.0, 300.0, 400.0, 2)
+        350.0,
+        700.0,
+        300.0,
+        400.0,
+        2,
+    )
     top1 = search(eng, {"size": 0, "aggs": {"p": {"terms": {"field": "product", "size": 1}}}})["aggregations"]["p"]
     assert top1["sum_other_doc_count"] == 3 and len(top1["buckets"]) == 1
     flags = search(eng, {"size": 0, "aggs": {"s": {"terms": {"field": "in_stock"}}}})["aggregations"]["s"]["buckets"]
@@ -188,24 +264,44 @@ def test_date_histogram(eng: Engine) -> None:
 
 # -- the inference pipeline aggregation ----------------------------------------------------------------
 def _inference_aggs(inference: dict[str, Any]) -> dict[str, Any]:
-    return {"size": 0, "aggs": {"good": {"terms": {"field": "product"}, "aggs": {
-        "avg_cost_agg": {"avg": {"field": "cost"}}, "inf": {"inference": inference}}}}}
+    return {
+        "size": 0,
+        "aggs": {
+            "good": {
+                "terms": {"field": "product"},
+                "aggs": {"avg_cost_agg": {"avg": {"field": "cost"}}, "inf": {"inference": inference}},
+            }
+        },
+    }
 
 
 def test_inference_regression_per_bucket(eng: Engine) -> None:
-    body = _inference_aggs({"model_id": "reg", "inference_config": {"regression": {"results_field": "value"}},
-                            "buckets_path": {"avg_cost": "avg_cost_agg"}})
+    body = _inference_aggs(
+        {
+            "model_id": "reg",
+            "inference_config": {"regression": {"results_field": "value"}},
+            "buckets_path": {"avg_cost": "avg_cost_agg"},
+        }
+    )
     buckets = by_key(search(eng, body)["aggregations"]["good"])
     assert {k: b["inf"]["value"] for k, b in buckets.items()} == {"TV": 2.0, "VCR": 2.0, "Laptop": 2.0}
     # no inference_config: the result is still written to `value`, not the model's results_field
-    plain = by_key(search(eng, _inference_aggs({"model_id": "reg", "buckets_path": {"avg_cost": "avg_cost_agg"}}))
-                   ["aggregations"]["good"])
+    plain = by_key(
+        search(eng, _inference_aggs({"model_id": "reg", "buckets_path": {"avg_cost": "avg_cost_agg"}}))["aggregations"][
+            "good"
+        ]
+    )
     assert plain["TV"]["inf"]["value"] == 2.0 and "regression-value" not in plain["TV"]["inf"]
 
 
 def test_inference_classification_top_classes(eng: Engine) -> None:
-    body = _inference_aggs({"model_id": "cls", "inference_config": {"classification": {"num_top_classes": 2}},
-                            "buckets_path": {"avg_cost": "avg_cost_agg"}})
+    body = _inference_aggs(
+        {
+            "model_id": "cls",
+            "inference_config": {"classification": {"num_top_classes": 2}},
+            "buckets_path": {"avg_cost": "avg_cost_agg"},
+        }
+    )
     buckets = by_key(search(eng, body)["aggregations"]["good"])
     assert buckets["TV"]["inf"]["value"] == "cheap" and buckets["Laptop"]["inf"]["value"] == "dear"
     top = buckets["Laptop"]["inf"]["top_classes"]
@@ -214,10 +310,23 @@ def test_inference_classification_top_classes(eng: Engine) -> None:
 
 
 def test_inference_key_of_a_single_bucket(eng: Engine) -> None:
-    body = {"size": 0, "aggs": {"d": {"date_histogram": {"field": "time", "fixed_interval": "1d"}, "aggs": {
-        "good": {"terms": {"field": "product"}, "aggs": {"avg_cost_agg": {"avg": {"field": "cost"}}}},
-        "inf": {"inference": {"model_id": "reg", "buckets_path": {
-            "avg_cost": "good['TV']>avg_cost_agg", "product_type": "good['TV']"}}}}}}}
+    body = {
+        "size": 0,
+        "aggs": {
+            "d": {
+                "date_histogram": {"field": "time", "fixed_interval": "1d"},
+                "aggs": {
+                    "good": {"terms": {"field": "product"}, "aggs": {"avg_cost_agg": {"avg": {"field": "cost"}}}},
+                    "inf": {
+                        "inference": {
+                            "model_id": "reg",
+                            "buckets_path": {"avg_cost": "good['TV']>avg_cost_agg", "product_type": "good['TV']"},
+                        }
+                    },
+                },
+            }
+        },
+    }
     buckets = eng.request("POST", "/store/_search", body)
     assert buckets.status == 400 and "Cannot find an key ['TV'] in [good]" in buckets.body["error"]["reason"]
     body["aggs"]["d"]["date_histogram"]["fixed_interval"] = "7d"  # one bucket holding both TVs
@@ -231,15 +340,28 @@ def test_inference_all_fields_missing_warning(eng: Engine) -> None:
     assert bucket["inf"] == {"warning": "Model [reg] could not be inferred as all fields were missing"}
 
 
-@pytest.mark.parametrize(("inference", "message"), [
-    ({"model_id": "reg", "inference_config": {"regression": {"results_field": "banana"}},
-      "buckets_path": {"avg_cost": "avg_cost_agg"}},
-     "Validation Failed: 1: setting option [results_field] to [banana] is not valid for inference aggregations;"),
-    ({"model_id": "cls", "inference_config": {"classification": {"top_classes_results_field": "tc"}},
-      "buckets_path": {"avg_cost": "avg_cost_agg"}},
-     "Validation Failed: 1: setting option [top_classes] to [tc] is not valid for inference aggregations;"),
-    ({"buckets_path": {"avg_cost": "avg_cost_agg"}}, "Validation Failed: 1: [model_id] must be set;"),
-])
+@pytest.mark.parametrize(
+    ("inference", "message"),
+    [
+        (
+            {
+                "model_id": "reg",
+                "inference_config": {"regression": {"results_field": "banana"}},
+                "buckets_path": {"avg_cost": "avg_cost_agg"},
+            },
+            "Validation Failed: 1: setting option [results_field] to [banana] is not valid for inference aggregations;",
+        ),
+        (
+            {
+                "model_id": "cls",
+                "inference_config": {"classification": {"top_classes_results_field": "tc"}},
+                "buckets_path": {"avg_cost": "avg_cost_agg"},
+            },
+            "Validation Failed: 1: setting option [top_classes] to [tc] is not valid for inference aggregations;",
+        ),
+        ({"buckets_path": {"avg_cost": "avg_cost_agg"}}, "Validation Failed: 1: [model_id] must be set;"),
+    ],
+)
 def test_inference_validation(eng: Engine, inference: dict[str, Any], message: str) -> None:
     resp = eng.request("POST", "/store/_search", _inference_aggs(inference))
     assert resp.status == 400
@@ -247,18 +369,25 @@ def test_inference_validation(eng: Engine, inference: dict[str, Any], message: s
 
 
 def test_inference_errors(eng: Engine) -> None:
-    top = eng.request("POST", "/store/_search", {"aggs": {"inf": {"inference": {
-        "model_id": "reg", "buckets_path": {"a": "b"}}}}})
+    top = eng.request(
+        "POST", "/store/_search", {"aggs": {"inf": {"inference": {"model_id": "reg", "buckets_path": {"a": "b"}}}}}
+    )
     assert top.status == 400 and "must be declared inside of another aggregation" in top.body["error"]["reason"]
-    unknown = eng.request("POST", "/store/_search", _inference_aggs({"model_id": "nope",
-                                                                      "buckets_path": {"avg_cost": "avg_cost_agg"}}))
+    unknown = eng.request(
+        "POST", "/store/_search", _inference_aggs({"model_id": "nope", "buckets_path": {"avg_cost": "avg_cost_agg"}})
+    )
     assert unknown.status == 404
-    wrong = eng.request("POST", "/store/_search", _inference_aggs({"model_id": "reg",
-                                                                    "inference_config": {"ner": {}},
-                                                                    "buckets_path": {"avg_cost": "avg_cost_agg"}}))
+    wrong = eng.request(
+        "POST",
+        "/store/_search",
+        _inference_aggs(
+            {"model_id": "reg", "inference_config": {"bogus": {}}, "buckets_path": {"avg_cost": "avg_cost_agg"}}
+        ),
+    )
     assert wrong.status == 400 and wrong.body["error"]["type"] == "x_content_parse_exception"
-    bad_path = eng.request("POST", "/store/_search", _inference_aggs({"model_id": "reg",
-                                                                       "buckets_path": {"avg_cost": "nothing"}}))
+    bad_path = eng.request(
+        "POST", "/store/_search", _inference_aggs({"model_id": "reg", "buckets_path": {"avg_cost": "nothing"}})
+    )
     assert bad_path.status == 400 and "Cannot find an aggregation named [nothing]" in bad_path.body["error"]["reason"]
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..services.base import INPUT_TYPES
-from ..services.registry import (build_endpoint, endpoints, path_task_type, services,
+from ..services.registry import (build_endpoint, endpoints, get_service, path_task_type, services,
                                  update_endpoint)
 from ..services.runner import resolve, rest_answer, run
 from ..services.secrets import EnvPolicy
@@ -63,8 +63,7 @@ def _put(engine: "Engine", req: Request, task_type: str | None) -> dict[str, Any
     service = body.get("service")
     if service is None:
         raise ApiError("status_exception", "Inference endpoint configuration is missing the [service] setting", 400)
-    if service not in services():
-        raise ApiError("status_exception", f"Unknown service [{service}]", 400)
+    service = get_service(service).name  # a non-string service is unknown too
     unknown = sorted(set(body) - {"service", "service_settings", "task_settings", "chunking_settings", "task_type"})
     if unknown:
         raise ApiError("status_exception", f"Model configuration contains settings [{', '.join(unknown)}] unknown "

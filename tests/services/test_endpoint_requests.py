@@ -54,6 +54,9 @@ def test_put_checks_the_service_first(engine, model_server):
         400, "status_exception", "Inference endpoint configuration is missing the [service] setting")
     assert error(engine.request("PUT", "_inference/text_embedding/x", {**body, "service": "foo", "extra": 1}))[2] == \
         "Unknown service [foo]"
+    for odd in ({"a": 1}, [1]):  # found by the request fuzzer (seed 21): was a 500 "unhashable type"
+        status, kind, _ = error(engine.request("PUT", "_inference/text_embedding/x", {**body, "service": odd}))
+        assert (status, kind) == (400, "status_exception")
 
 
 def test_update_body_rules(engine, model_server):

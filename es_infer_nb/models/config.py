@@ -53,18 +53,22 @@ MODEL_TYPES = ("tree_ensemble", "pytorch", "lang_ident")
 LTR_TYPE = "learning_to_rank"
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "darwin-aarch64", "windows-x86_64")
 
-#: the order in which ES emits the fields of a trained model config
-EMIT_ORDER = (
-    "model_id",
-    "model_type",
-    "model_package",
-    "platform_architecture",
+#: the fields ES writes itself, left out by ``exclude_generated``
+GENERATED_FIELDS = (
     "created_by",
     "version",
     "create_time",
     "model_size_bytes",
     "estimated_operations",
     "license_level",
+)
+#: the order in which ES emits the fields of a trained model config
+EMIT_ORDER = (
+    "model_id",
+    "model_type",
+    "model_package",
+    "platform_architecture",
+    *GENERATED_FIELDS,
     "description",
     "compressed_definition",
     "definition",
@@ -424,14 +428,7 @@ def emit(
     if "definition_status" in include:
         doc["fully_defined"] = definition is not None or compressed is not None or doc.get("model_type") == "lang_ident"
     if exclude_generated:
-        for key in (
-            "created_by",
-            "version",
-            "create_time",
-            "model_size_bytes",
-            "estimated_operations",
-            "license_level",
-        ):
+        for key in GENERATED_FIELDS:
             doc.pop(key, None)
     return {k: doc[k] for k in EMIT_ORDER if k in doc}
 

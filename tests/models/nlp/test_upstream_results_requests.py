@@ -16,31 +16,8 @@ from es_infer_nb.models.nlp.tasks.helpers import softmax
 from es_infer_nb.models.nlp.tasks.qa import Answer, qa_result
 from es_infer_nb.models.nlp.tokenization import Window, build_tokenizer, parse
 from es_infer_nb.models.nlp.tokenization.wordpiece import Piece
+from upstream_vocab import BERT_VOCAB
 
-#: BertTokenizerTests.TEST_CASED_VOCAB
-BERT_VOCAB = [
-    "Elastic",
-    "##search",
-    "is",
-    "fun",
-    "my",
-    "little",
-    "red",
-    "car",
-    "God",
-    "##zilla",
-    ".",
-    ",",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "[UNK]",
-    "day",
-    "Pancake",
-    "with",
-    "[PAD]",
-    "?",
-]
 #: MPNetTokenizerTests.TEST_CASED_VOCAB: the same ids with MPNet's special tokens (its unknown token is [UNK])
 MPNET_VOCAB = [{"[CLS]": "<s>", "[SEP]": "</s>", "[MASK]": "<mask>", "[PAD]": "<pad>"}.get(t, t) for t in BERT_VOCAB]
 BATCH = ["Elasticsearch", "my little red car", "Godzilla day"]

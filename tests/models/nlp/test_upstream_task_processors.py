@@ -16,31 +16,8 @@ from es_infer_nb.models.nlp.tasks.helpers import softmax, top_k
 from es_infer_nb.models.nlp.tasks.qa import Answer, TopK, qa_answers, top_scores
 from es_infer_nb.models.nlp.tasks.similarity import combine_span_scores
 from es_infer_nb.models.nlp.tokenization import Window, build_tokenizer
+from upstream_vocab import BERT_VOCAB
 
-#: BertTokenizerTests.TEST_CASED_VOCAB
-BERT_VOCAB = [
-    "Elastic",
-    "##search",
-    "is",
-    "fun",
-    "my",
-    "little",
-    "red",
-    "car",
-    "God",
-    "##zilla",
-    ".",
-    ",",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "[UNK]",
-    "day",
-    "Pancake",
-    "with",
-    "[PAD]",
-    "?",
-]
 NER_VOCAB = ["el", "##astic", "##search", "many", "use", "in", "london", "[PAD]", "[UNK]", "[SEP]", "[CLS]"]
 #: QuestionAnsweringProcessorTests.START_TOKEN_SCORES / END_TOKEN_SCORES
 QA_START = [

@@ -10,31 +10,8 @@ import pytest
 from es_infer_nb.errors import ApiError
 from es_infer_nb.models.nlp.tokenization import build_tokenizer, parse
 from es_infer_nb.models.nlp.tokenization.wordpiece import BasicTokenizer, WordPieceTokenizer
+from upstream_vocab import BERT_VOCAB
 
-#: BertTokenizerTests.TEST_CASED_VOCAB
-BERT_VOCAB = [
-    "Elastic",
-    "##search",
-    "is",
-    "fun",
-    "my",
-    "little",
-    "red",
-    "car",
-    "God",
-    "##zilla",
-    ".",
-    ",",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "[UNK]",
-    "day",
-    "Pancake",
-    "with",
-    "[PAD]",
-    "?",
-]
 #: MPNetTokenizerTests.TEST_CASED_VOCAB: MPNetTokenizer.UNKNOWN_TOKEN is BERT's [UNK]
 MPNET_VOCAB = [
     "Elastic",

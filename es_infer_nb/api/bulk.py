@@ -30,6 +30,19 @@ def parse_ndjson(text: str) -> list[Any]:
     return [parse_json(line) for line in text.splitlines() if line.strip()]
 
 
+def _meta_text(meta: dict[str, Any]) -> dict[str, Any]:
+    """The action's index and pipeline names as ES reads them (``parser.text()``: a number or a boolean as its
+    text)."""
+    out = dict(meta)
+    for key in ("_index", "pipeline"):
+        value = out.get(key)
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            out[key] = str(value)
+    return out
+
+
 def pair_lines(lines: Any) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """``(action, source)`` pairs (no source for ``delete``), with ES's errors for malformed lines."""
     if not isinstance(lines, list) or not lines:
@@ -49,10 +62,15 @@ def pair_lines(lines: Any) -> list[tuple[dict[str, Any], dict[str, Any] | None]]
         if not isinstance(meta, dict):
             raise ApiError("illegal_argument_exception", f"Malformed action/metadata line [{line_no}], expected "
                            "START_OBJECT but found [VALUE]", 400)
-        for key in meta:
+        for key, value in meta.items():
             if key not in _META_KEYS:
                 raise ApiError("illegal_argument_exception", f"Action/metadata line [{line_no}] contains an unknown "
                                f"parameter [{key}]", 400)
+            if isinstance(value, (dict, list)):
+                token = "START_OBJECT" if isinstance(value, dict) else "START_ARRAY"
+                raise ApiError("illegal_argument_exception", f"Malformed action/metadata line [{line_no}], expected "
+                               f"a simple value for field [{key}] but found [{token}]", 400)
+        action = {verb: _meta_text(meta)}
         if verb == "delete":
             pairs.append((action, None))
             i += 1

@@ -119,7 +119,9 @@ def frame_from_columns(columns: dict[str, Any], index: pd.Index) -> pd.DataFrame
     try:
         return pd.DataFrame(columns, index=index, copy=False)
     except UnicodeEncodeError:
-        return pd.DataFrame({name: _series(values, index) for name, values in columns.items()})
+        frame = pd.DataFrame({n: _series(values, index) for n, values in enumerate(columns.values())})
+        frame.columns = pd.Index(list(columns), dtype=object)  # a name may hold one too (a key from Python)
+        return frame
 
 
 def _series(values: Any, index: pd.Index) -> pd.Series:

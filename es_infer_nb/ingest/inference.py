@@ -191,6 +191,8 @@ class InferenceProcessor(Processor):
             field_map = c.mapping("field_map")
             if field_map is None:  # the deprecated name is read only when field_map is not given
                 field_map = c.mapping("field_mappings")
+            if any(not isinstance(dest, str) for dest in (field_map or {}).values()):
+                raise c.error("field_map", "property isn't a map of strings")  # each value names a field
             self.field_map = dict(field_map or {})
 
     # -- what the model sees / what gets written --------------------------------------------------

@@ -403,6 +403,8 @@ def _read_maps(c: Conf, key: str) -> list[dict[str, str]] | None:
         raise c.error(key, f"property isn't a list, but of type [{java_type(raw)}]")
     if not all(isinstance(m, dict) for m in raw):
         raise c.error(key, "property isn't a list of maps")
+    if key == "output_map" and not all(v is None or isinstance(v, str) for m in raw for v in m.values()):
+        raise c.error(key, "property isn't a list of maps of strings")  # a model output path is text
     return [{str(k): v for k, v in m.items()} for m in raw]
 
 

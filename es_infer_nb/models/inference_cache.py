@@ -16,7 +16,7 @@ _HEADER = 16
 
 def estimate_bytes(value: Any) -> int:
     if isinstance(value, str):
-        return _HEADER + len(value.encode("utf-8"))
+        return _HEADER + len(value.encode("utf-8", "surrogatepass"))  # a lone surrogate is 3 bytes, as in Java
     if isinstance(value, (bool, int, float)) or value is None:
         return 8
     if isinstance(value, dict):

@@ -6,7 +6,9 @@ processor inputs) and list them in its iteration order; reproducing that order n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
 
 def string_hash(text: str) -> int:
@@ -16,6 +18,16 @@ def string_hash(text: str) -> int:
     for i in range(0, len(data), 2):
         h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def key_text(key: Any) -> str:
+    """A map key as the JSON text would name it: a key only the Python API can give (a number, a boolean,
+    ``None``) as ``json.dumps`` writes it (``1``, ``true``, ``null``)."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
 
 
 def hashmap_order(keys: Iterable[str], *, copied: bool = False) -> list[str]:
@@ -33,7 +45,7 @@ def hashmap_order(keys: Iterable[str], *, copied: bool = False) -> list[str]:
         cap <<= 1
 
     def bucket(key: str) -> int:
-        h = string_hash(key) & 0xFFFFFFFF
+        h = string_hash(key_text(key)) & 0xFFFFFFFF
         return (h ^ (h >> 16)) & (cap - 1)
 
     return [k for _, _, k in sorted((bucket(k), i, k) for i, k in enumerate(distinct))]

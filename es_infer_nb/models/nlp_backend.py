@@ -18,6 +18,7 @@ from .native_definitions import LOCAL_SOURCE_KEY
 from .nlp.model import NlpModel
 from .nlp.precision import resolve_precision
 from .nlp.tasks.base import unknown_field
+from .parsing import as_object
 from .torchscript import TorchScriptModel
 from .tree.features import dig
 
@@ -92,7 +93,7 @@ class EmbeddedBackend:
         if name != self.TASK:
             raise ApiError("status_exception", f"Trained model [{self.model_id}] is configured for task [{self.TASK}] "
                            f"but called with task [{name}]", 403)  # TrainedModelDeploymentTask.infer
-        options = options or {}
+        options = as_object(options if options is not None else {}, "text_embedding_config_update", self.TASK)
         unknown = sorted(set(options) - {"results_field", "tokenization"})
         if unknown:
             raise unknown_field("text_embedding", unknown[0], update=True)

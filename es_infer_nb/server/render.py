@@ -153,5 +153,5 @@ def to_json_bytes(body: Any, *, pretty: bool = False) -> bytes:
         body = _finite(body)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a JSON "\\ud800" escape came in): send it escaped again
-        return json.dumps(body, indent=2 if pretty else None, separators=None if pretty else (",", ":"),
+        return json.dumps(_finite(body), indent=2 if pretty else None, separators=None if pretty else (",", ":"),
                           default=_plain).encode("ascii")

@@ -45,7 +45,7 @@ from .parsers import CustomParser, ResponseParser, SparseResultParser, parse_jso
 from .secrets import Secret, mask_headers
 from .settings import Validation, rate_limit, reject_unknown
 from .templates import PLACEHOLDER, JsonTemplate, render_url, substitute, text_values, url_component
-from .transport import HttpRequest
+from .transport import HttpRequest, java_utf8
 from .uri import uri_syntax_error
 
 SERVICE = "alibaba-cloud-custom-model"
@@ -265,7 +265,7 @@ def render_alibaba_request(task_type: str, settings: AlibabaSettings, own: dict[
         for name in ("query", "top_n", "return_documents"):
             if getattr(ctx, name) is not None:
                 values[name] = getattr(ctx, name)
-        body = settings.content.render(values).encode("utf-8")
+        body = java_utf8(settings.content.render(values))
     return HttpRequest(url, headers, body, settings.method)
 
 

@@ -17,7 +17,7 @@ from .parsers import PARSER_KEYS, ErrorParser, ResponseParser, parse_json_parser
 from .secrets import Secret
 from .settings import Validation, invalid_type, rate_limit, reject_unknown
 from .templates import PLACEHOLDER, json_values, raw_string_values, render_url, substitute, with_query
-from .transport import HttpRequest
+from .transport import HttpRequest, java_utf8
 from .uri import uri_syntax_error
 
 DEFAULT_RPM = 10000
@@ -340,7 +340,7 @@ def render_request(
     if ctx.return_documents is not None:
         body_params["return_documents"] = ctx.return_documents
     body = substitute(settings.request, json_values(body_params), "request")
-    return HttpRequest(with_query(url, pairs), headers, body.encode("utf-8"))
+    return HttpRequest(with_query(url, pairs), headers, java_utf8(body))
 
 
 def _input_value(task_type: str, texts: list[str]) -> str | list[str]:

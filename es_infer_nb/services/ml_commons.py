@@ -24,6 +24,7 @@ from secrets import token_urlsafe
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ApiError
+from ..models.parsing import json_token
 from ..storage import JsonStore, writing
 from .ml_connector import UPDATABLE_CONNECTOR_FIELDS, Connector, iae, parameter_text, validate_create
 from .ml_interface import check_input, check_output, interface_of
@@ -97,6 +98,16 @@ def stored(store: JsonStore, doc_id: str, what: str) -> dict[str, Any]:
     if doc is None:
         raise not_found(what)
     return doc
+
+
+def _text(value: Any, field: str) -> str | None:
+    """A string field as ml-commons' parsers read it (``parser.text()``): a number or a boolean as its text; an
+    object or an array OpenSearch's ``Can't get text on a START_OBJECT``, here a 400 naming the field."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        raise ApiError("illegal_state_exception", f"[{field}] Can't get text on a {json_token(value)}", 400)
+    return parameter_text(value)
 
 
 class MlCommons:
@@ -265,6 +276,7 @@ class MlCommons:
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise iae("model name is null")
+        group_id = _text(body.get("model_group_id"), "model_group_id")
         function = str(body.get("function_name") or "").upper()
         if function and function not in FUNCTION_NAMES:
             raise iae("Wrong function name")
@@ -301,7 +313,7 @@ class MlCommons:
                 raise iae(f"Wrong function name [{function}] for the pretrained model [{name}]: {pretrained[0]}")
             function = pretrained[0]
         model_id = new_id()
-        group_id, version = self._next_version(body.get("model_group_id"), name, body.get("description"))
+        group_id, version = self._next_version(group_id, name, body.get("description"))
         stamp = now_ms()
         doc: dict[str, Any] = {"name": name, "model_group_id": group_id, "algorithm": function,
                                "model_version": version}

@@ -28,7 +28,7 @@ from . import ml_process
 from .ml_process import MLInput, RemoteParams, TextDocs, gson_json, iae
 from .secrets import LOCAL, EnvPolicy, Secret, redact
 from .templates import json_string_step, render_url
-from .transport import HttpRequest, Transport, TransportSettings
+from .transport import HttpRequest, Transport, TransportSettings, java_utf8
 
 __all__ = ["ACTION_TYPES", "UPDATABLE_CONNECTOR_FIELDS", "Connector", "ConnectorAction", "iae", "parameter_text",
            "validate_create"]
@@ -305,7 +305,7 @@ class Connector:
         fixed.update({f"credential.{k}": v for k, v in secrets.items()})
         url = render_url(action.url, fixed, {f"parameters.{k}": v for k, v in call.items()})
         headers = _headers(action, params, secrets)
-        return HttpRequest(url=url, headers=headers, body=body.encode("utf-8"), method=action.method.upper()), params
+        return HttpRequest(url=url, headers=headers, body=java_utf8(body), method=action.method.upper()), params
 
     def _answer(self, action: ConnectorAction, resp: Any, params: Mapping[str, str]) -> dict[str, Any]:
         """``MLSdkAsyncHttpResponseHandler.response``: the status, then the body's tensors."""

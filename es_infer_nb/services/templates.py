@@ -43,7 +43,7 @@ def raw_string_values(params: Mapping[str, Any]) -> dict[str, str]:
 def form_encode(text: str) -> str:
     """``application/x-www-form-urlencoded`` as Java's ``URLEncoder`` (UTF-8): space -> ``+``,
     everything but letters, digits and ``.-*_`` percent-encoded."""
-    return quote_plus(text, safe="*").replace("~", "%7E")
+    return quote_plus(text, safe="*", errors="replace").replace("~", "%7E")  # a lone surrogate: "?", as in Java
 
 
 def with_query(url: str, pairs: list[tuple[str, str]]) -> str:
@@ -56,7 +56,7 @@ def with_query(url: str, pairs: list[tuple[str, str]]) -> str:
 def url_component(text: str) -> str:
     """``text`` as one url path segment / query value: every reserved character percent-encoded,
     and a value of only dots (``.``, ``..``) encoded too so it is never a dot-segment."""
-    encoded = quote(text, safe="")
+    encoded = quote(text, safe="", errors="replace")  # a lone surrogate: "?" (Java's UTF-8 bytes)
     return encoded.replace(".", "%2E") if encoded and set(encoded) == {"."} else encoded
 
 

@@ -65,6 +65,12 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_REDACT)
 
 
+def java_utf8(text: str) -> bytes:
+    """``String.getBytes(UTF_8)``: a rendered request body as Java sends it, a lone surrogate (a JSON
+    ``"\\ud800"`` escape came in) as ``?``."""
+    return text.encode("utf-8", "replace")
+
+
 @dataclass
 class HttpRequest:
     """A rendered request. ``repr`` hides headers and body (they may hold secrets)."""

@@ -444,6 +444,19 @@ def test_embedded_model_needs_no_setup_and_caches(engine, monkeypatch):
     assert r.status == 400
 
 
+def test_embedded_model_bad_update_and_lone_surrogates(engine):
+    # found by the request fuzzer: a text_embedding update that is not an object, and a text holding a lone
+    # surrogate, answered 500s (type_error_exception); ES's tokenizer drops surrogate characters
+    infer = f"_ml/trained_models/{EMBEDDED}/_infer"
+    for update, token in ((1.5, "VALUE_NUMBER"), (True, "VALUE_BOOLEAN"), ([], "START_ARRAY")):
+        r = engine.request("POST", infer, {"docs": [{"text_field": "a"}], "inference_config": {"text_embedding": update}})
+        assert (r.status, r.body["error"]["type"], r.body["error"]["reason"]) == (
+            400, "x_content_parse_exception", f"[text_embedding] expected an object but found [{token}]")
+    odd = engine.request("POST", infer, {"docs": [{"text_field": "a\ud800b"}, {"text_field": "\udfff"}]})
+    plain = engine.request("POST", infer, {"docs": [{"text_field": "ab"}, {"text_field": ""}]})
+    assert odd.status == 200 and odd.body == plain.body
+
+
 def test_pipelines_prefix_ingest_strings_and_report_the_id_used(engine, models):
     r = engine.request("PUT", "_ml/trained_models/prefixed", {
         "model_type": "pytorch", "inference_config": {"text_embedding": {}}, "model_size_bytes": 10,

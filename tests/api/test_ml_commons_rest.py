@@ -76,6 +76,16 @@ def test_register_validation(engine, body, reason):
     assert error(engine, "POST", f"{ML}/models/_register", body)[2] == reason
 
 
+@pytest.mark.parametrize("group, token", [({"k": "v"}, "START_OBJECT"), ([], "START_ARRAY")])
+def test_register_model_group_id_must_be_text(engine, group, token):
+    # found by the request fuzzer: an object or array as model_group_id answered a 500 (type_error_exception)
+    body = {"name": "m", "function_name": "remote", "model_group_id": group,
+            "connector": {"name": "c", "version": "1", "protocol": "http", "actions": []}}
+    assert error(engine, "POST", f"{ML}/models/_register", body) == (
+        400, "illegal_state_exception", f"[model_group_id] Can't get text on a {token}")
+    assert ok(engine, "GET", f"{ML}/model_groups/_search")["hits"]["total"]["value"] == 0  # nothing registered
+
+
 def test_empty_bodies_and_access_modes(engine):
     assert error(engine, "POST", f"{ML}/model_groups/_register") == (
         400, "parse_exception", "Model group request has empty body")
@@ -105,6 +115,14 @@ def test_deploy_and_undeploy_answers(engine, service):
     assert local["status"] == "CREATED"
     remote_task = ok(engine, "GET", f"{ML}/tasks/{ok(engine, 'POST', f'{ML}/models/_register', {'name': 'r', 'function_name': 'remote', 'connector': connector(service)})['task_id']}")
     assert remote_task["is_async"] is False
+
+
+def test_predict_with_a_lone_surrogate_sends_javas_bytes(engine, service):
+    # found by the request fuzzer: a lone surrogate in a remote predict's parameters answered a 500
+    # (unicode_encode_error_exception); ml-commons sends String.getBytes(UTF_8), the surrogate as "?"
+    _, model_id = remote(engine, service)
+    answer = ok(engine, "POST", f"{ML}/models/{model_id}/_predict", {"parameters": {"prompt": "a\ud800b"}})
+    assert answer["inference_results"][0]["output"][0]["dataAsMap"] == {"echo": {"prompt": "a?b"}}
 
 
 def test_local_predict_result_filter(engine):

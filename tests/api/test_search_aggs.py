@@ -183,6 +183,23 @@ def test_bulk_without_index_and_malformed_action() -> None:
     assert bad.status == 400 and "expected one of [create, delete, index, update]" in bad.body["error"]["reason"]
 
 
+def test_bulk_action_metadata_values_must_be_simple() -> None:
+    # found by the request fuzzer: an object as an action's "pipeline" answered a 500 (type_error_exception)
+    e = Engine()
+    bad = e.request("POST", "/_bulk", [{"index": {"_index": "i", "pipeline": {"k": "v"}}}, {"x": 1}])
+    assert (bad.status, bad.body["error"]["type"], bad.body["error"]["reason"]) == (
+        400,
+        "illegal_argument_exception",
+        "Malformed action/metadata line [1], expected a simple value for field [pipeline] but found [START_OBJECT]",
+    )
+    listed = e.request("POST", "/_bulk", [{"delete": {"_index": "i", "_id": "1"}}, {"index": {"_index": ["i"]}}, {}])
+    assert listed.status == 400 and listed.body["error"]["reason"] == (
+        "Malformed action/metadata line [2], expected a simple value for field [_index] but found [START_ARRAY]"
+    )
+    number = e.request("POST", "/_bulk", [{"index": {"_index": 7, "pipeline": 8}}, {"x": 1}])
+    assert number.body["items"][0]["index"]["error"]["reason"] == "pipeline with id [8] does not exist"
+
+
 def test_bulk_with_pipeline_runs_the_inference_processor(eng: Engine) -> None:
     pipeline = {
         "processors": [{"inference": {"model_id": "cls", "field_map": {"cost": "avg_cost"}, "target_field": "ml"}}]

@@ -4,8 +4,13 @@ and the ``ml_inference`` processor's ``model_input`` templates."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
+import os
+import random
+import re
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -438,6 +443,19 @@ def test_frame_sweep_lone_surrogates(eng, columnar):
     assert out["u"].tolist() == ["A\ud800B", "C"] and out["ml.inference.predicted_value"].tolist() == [1.0, 2.0]
 
 
+@pytest.mark.parametrize("columnar", [True, False])
+def test_frame_output_column_named_with_a_lone_surrogate(eng, columnar):
+    # found by the document fuzzer: a cell's key holding a lone surrogate (Python API) became an output column
+    # name pandas' Arrow strings cannot hold: UnicodeEncodeError from df.infer.pipeline
+    from es_infer_nb.frames.pipeline import run_frame_pipeline
+
+    frame = pd.DataFrame({"x": [0.1, 0.9], "old": pd.Series([{"\ud800": 1}, 1], dtype=object)})
+    pipe = {"processors": [{"rename": {"field": "old", "target_field": "renamed"}}, {"inference": {"model_id": "reg"}}]}
+    out = run_frame_pipeline(eng, frame, pipe, columnar=columnar)
+    assert out["renamed.\ud800"].tolist()[0] == 1 and out["renamed"].tolist()[1] == 1
+    assert out["ml.inference.predicted_value"].tolist() == [1.0, 2.0]
+
+
 def test_frame_cell_nested_too_deeply_is_a_clear_error(eng):
     frame = pd.DataFrame({"x": [0.1, 0.9], "o": [{"a": 1}, deep(5000)]}, index=["ok", "deep"])
     pipe = {"processors": [{"inference": {"model_id": "reg"}}]}
@@ -488,6 +506,22 @@ def test_bytes_values_from_python(eng):
     assert results[1]["doc"]["_source"]["b"] == b"\xff"
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_ml_inference_with_keys_only_python_can_give(eng, verbose):
+    # found by the document fuzzer: a map key that is not a string (Python API only) in a document sent through
+    # ml_inference failed that document with "AttributeError: 'int' object has no attribute 'encode'"; the key
+    # is ordered as the JSON text names it
+    from es_infer_nb.models.java_hash import hashmap_order
+
+    by_text = {"1": 1, "null": None, "1.5": 1.5, "k": "k"}
+    assert hashmap_order(list(by_text.values())) == [by_text[k] for k in hashmap_order(list(by_text))]
+    pipe = [{"ml_inference": {"model_id": "reg", "input_map": [{"x": "x"}], "output_map": [{"pred": "predicted_value"}]}}]
+    docs = simulate(eng, pipe, [{"x": 0.9, "o": {1: "a", None: {1.5: True}}}, {"x": 0.1}], verbose)
+    last = [d["processor_results"][-1] if verbose else d for d in docs]
+    assert [d["doc"]["_source"]["pred"] for d in last] == [2.0, 1.0]
+    assert last[0]["doc"]["_source"]["o"] == {1: "a", None: {1.5: True}}
+
+
 def test_convert_reads_the_values_java_text(eng):
     """``ConvertProcessor``: ``Integer.parseInt`` / ``Integer.decode`` of ``value.toString()``."""
     docs = simulate(eng, [{"convert": {"field": "v", "type": "integer", "on_failure": [
@@ -505,3 +539,103 @@ def test_convert_reads_the_values_java_text(eng):
     docs = simulate(eng, [{"convert": {"field": "v", "type": "auto"}}],
                     [{"v": "TRUE"}, {"v": "12"}, {"v": "9999999999"}, {"v": "1.5"}, {"v": " 7"}, {"v": "inf"}])
     assert [d["doc"]["_source"]["v"] for d in docs] == [True, 12, 9999999999, 1.5, 7.0, "inf"]
+
+
+# -- a document fuzzer: random odd documents among plain ones, through _simulate and df.infer.pipeline -----
+
+FUZZ_PIPELINE = {"processors": [
+    {"set": {"field": "s", "value": "{{t}}-{{x}}"}},
+    {"append": {"field": "tags", "value": ["a", "{{s}}"]}},
+    {"rename": {"field": "old", "target_field": "renamed", "ignore_missing": True}},
+    {"remove": {"field": "junk", "ignore_missing": True}},
+    {"convert": {"field": "n", "type": "integer", "ignore_missing": True}},
+    {"lowercase": {"field": "t", "ignore_missing": True}},
+    {"split": {"field": "csv", "separator": ",", "ignore_missing": True}},
+    {"join": {"field": "csv", "separator": "|", "if": "ctx.csv instanceof List"}},
+    {"gsub": {"field": "t", "pattern": "a+", "replacement": "b", "ignore_missing": True}},
+    {"json": {"field": "js", "target_field": "parsed", "if": "ctx.js instanceof String"}},
+    {"foreach": {"field": "list", "ignore_missing": True, "processor": {"uppercase": {"field": "_ingest._value"}}}},
+    {"set": {"field": "o.p.q", "value": "{{t}}"}},
+    {"script": {"source": "ctx.z = ctx.containsKey('n') ? 1 : 0"}},
+    {"inference": {"model_id": "reg", "field_map": {"v": "x"}}},
+    {"ml_inference": {"model_id": "reg", "input_map": [{"x": "x"}], "output_map": [{"pred": "predicted_value"}]}},
+]}
+FUZZ_BASE = {"x": 0.3, "t": "AAb", "n": "5", "csv": "a,b", "js": '{"k": [1]}', "list": ["p", "q"], "old": 1,
+             "junk": 2, "o": {"p": {}}}
+#: odd values a document may hold (keys that are not strings only reach us through the Python API)
+FUZZ_VALUES = [math.nan, math.inf, -math.inf, "\ud800", "a\udfffb", "x" * (1024 * 1024), 10**30, -0.0, None, [], {},
+               [1, [2, [3]]], [{"a": 1}, "b"], {1: "int key"}, {None: "none key", "k": 1}, {1.5: {True: 2}},
+               b"\xff\xfe", "{{t}}", '{"unterminated": ', "\x00\t\n", "ü" * 1000, ["\ud800"], {"\ud800": 1}]
+FUZZ_FIELDS = ["x", "t", "n", "csv", "js", "list", "old", "o", "o.p", "s", "tags", "new", "ml", "_ingest"]
+#: the exception types a Python-named error would carry: never an answer
+PYTHON_TYPES = ("type_error", "key_error", "attribute_error", "value_error", "index_error", "recursion_error",
+                "unicode", "assertion_error", "runtime_error", "zero_division", "overflow_error", "not_implemented")
+#: a Python exception's name in a reason ("AttributeError: ...")
+PYTHON_NAMED = re.compile(r"(?<![\w.])(?:%s)\b" % "|".join(
+    n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)))
+
+
+def fuzz_nested(depth: int, rng) -> Any:
+    value: Any = rng.choice([0.9, "leaf", [1], None])
+    for _ in range(depth):
+        value = {"a": value} if rng.random() < 0.7 else [value]
+    return value
+
+
+def fuzz_doc(rng) -> dict[str, Any]:
+    doc = json.loads(json.dumps(FUZZ_BASE))
+    for _ in range(rng.randint(1, 4)):
+        field = rng.choice(FUZZ_FIELDS)
+        value = fuzz_nested(rng.choice([5, 60, 250, 600]), rng) if rng.random() < 0.15 else rng.choice(FUZZ_VALUES)
+        target = doc
+        *parents, last = field.split(".")
+        for part in parents:
+            target = target.setdefault(part, {}) if isinstance(target.get(part), dict) else target
+        target[last] = value
+    return doc
+
+
+def python_named(err: Any) -> bool:
+    text = json.dumps(err, default=str)
+    return any(f'"{name}' in text for name in PYTHON_TYPES) or "Traceback" in text or bool(PYTHON_NAMED.search(text))
+
+
+_DOC_SEEDS = os.environ.get("ES_INFER_NB_DOC_FUZZ_SEEDS", "1-6").split("-")
+
+
+@pytest.mark.parametrize("seed", range(int(_DOC_SEEDS[0]), int(_DOC_SEEDS[-1]) + 1))
+def test_document_fuzzer_simulate_and_frames(eng, seed):
+    """Random odd documents between plain ones: each gets its own result or its own ES error, never a
+    Python-named one, and the plain documents' results are those of a run without the odd ones."""
+    rng = random.Random(seed)
+    plain = simulate(eng, FUZZ_PIPELINE["processors"], [FUZZ_BASE])[0]
+    docs = [fuzz_doc(rng) if n % 2 else json.loads(json.dumps(FUZZ_BASE)) for n in range(12)]
+    for verbose in (False, True):
+        r = eng.request("POST", "_ingest/pipeline/_simulate",
+                        {"pipeline": FUZZ_PIPELINE, "docs": [{"_source": d} for d in docs]},
+                        params={"verbose": "true"} if verbose else None)
+        assert r.status < 500 and not python_named(r.body), r.body
+        if r.status != 200:
+            continue
+        assert len(r.body["docs"]) == len(docs)
+        for n, entry in enumerate(r.body["docs"]):
+            assert not python_named(entry), (n, docs[n], entry)
+            if "error" in entry or any(p.get("status") == "error" for p in entry.get("processor_results", [])):
+                es_error(entry)
+            if n % 2 == 0 and not verbose:
+                assert entry["doc"]["_source"] == plain["doc"]["_source"], n
+    names = list(dict.fromkeys(k for d in docs for k in d))
+    frame = pd.DataFrame({"row": range(len(docs)),  # object columns: Arrow strings cannot hold a lone surrogate
+                          **{k: pd.Series([d.get(k) for d in docs], dtype=object) for k in names}})
+    try:
+        out = frame.infer.pipeline(FUZZ_PIPELINE, engine=eng)
+    except ValueError as exc:  # a cell no document can hold: a clear error for the whole frame
+        assert "cannot be a document field" in str(exc), exc
+        return
+    assert list(out.index) == list(frame.index) and out["row"].tolist() == frame["row"].tolist()
+    errors = out["_ingest.error.type"] if "_ingest.error.type" in out else pd.Series([None] * len(out))
+    for n in range(len(out)):
+        assert not python_named(str(errors.iloc[n])), (n, docs[n], out.iloc[n].to_dict())
+        if n % 2 == 0:
+            assert pd.isna(errors.iloc[n]) and out["pred"].iloc[n] == plain["doc"]["_source"]["pred"]
+            assert out["s"].iloc[n] == plain["doc"]["_source"]["s"]

@@ -40,6 +40,23 @@ def test_config_errors_carry_processor_metadata(engine, processor, reason, prop)
                   "property_name": prop}
 
 
+@pytest.mark.parametrize("processor, reason", [
+    ({"inference": {"model_id": "m", "field_map": {"v": []}}}, "[field_map] property isn't a map of strings"),
+    ({"inference": {"model_id": "m", "field_map": {"v": 7}}}, "[field_map] property isn't a map of strings"),
+    ({"ml_inference": {"model_id": "m", "input_map": [{"x": "x"}], "output_map": [{"p": 1.5}]}},
+     "[output_map] property isn't a list of maps of strings"),
+    ({"ml_inference": {"model_id": "m", "output_map": [{"p": {"d": 1}}]}},
+     "[output_map] property isn't a list of maps of strings"),
+])
+def test_field_names_in_maps_must_be_strings(engine, processor, reason):
+    # found by the request fuzzer: a field_map / output_map value that is not a string failed each document
+    # with a Python exception ("TypeError: unhashable type: 'list'", "AttributeError: ... 'endswith'")
+    assert root(put(engine, [processor]))["reason"] == reason
+    simulated = engine.request("POST", "_ingest/pipeline/_simulate",
+                               {"pipeline": {"processors": [processor]}, "docs": [{"_source": {"v": 1}}]})
+    assert simulated.status == 400 and error_of(simulated)["reason"] == reason
+
+
 def test_unknown_parameters_and_types(engine):
     rc = root(put(engine, [{"inference": {"model_id": "m", "foo": 1, "bar": 2}}]))
     assert rc["reason"] == "processor [inference] doesn't support one or more provided configuration parameters [foo, bar]"

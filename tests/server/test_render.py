@@ -101,3 +101,17 @@ def test_json_bytes_mean_what_the_standard_library_writes():
     assert to_json_bytes({"a": np.float32("nan")}, pretty=True) == b'{\n  "a" : "NaN"\n}\n'
     assert to_json_bytes({1: 2}) == b'{"1":2}'
     assert to_json_bytes({"s": "\ud800"}) == b'{"s":"\\ud800"}'
+
+
+def test_lone_surrogate_and_nan_together_stay_json():
+    # found by the request fuzzer: an answer holding a lone surrogate and a NaN (a document indexed from Python)
+    # was written by the fallback path with a bare NaN token
+    import json
+
+    def refuse(token):
+        raise ValueError(token)
+
+    body = {"t": "a\ud800", "n": float("nan"), "l": [float("inf")]}
+    for pretty in (False, True):
+        assert json.loads(to_json_bytes(body, pretty=pretty), parse_constant=refuse) == {
+            "t": "a\ud800", "n": "NaN", "l": ["Infinity"]}

@@ -24,6 +24,15 @@ def test_put_get_and_infer_alibaba_text_embedding(engine, model_server):
     assert model_server.received[-1].headers["Authorization"] == "Bearer ali-secret-XYZ"
 
 
+def test_custom_request_with_a_lone_surrogate_sends_javas_bytes(engine, model_server):
+    # found by the request fuzzer: a lone surrogate in the input of a custom endpoint failed with a Python
+    # encoding error; ES sends String.getBytes(UTF_8), the surrogate as "?"
+    ok(engine.request("PUT", "_inference/text_embedding/ali-s", ali_embeddings(f"{model_server.url}/ali-embeddings")))
+    answer = ok(engine.request("POST", "_inference/text_embedding/ali-s", {"input": ["a\ud800"]}))
+    assert model_server.received[-1].json()["input"] == ["a?"]
+    assert answer == {"text_embedding": [{"embedding": vector("a?")}]}
+
+
 def test_get_variants_and_task_type_mismatch(engine, model_server):
     ok(engine.request("PUT", "_inference/text_embedding/e1", ali_embeddings(f"{model_server.url}/ali-embeddings")))
     body = ali_embeddings(f"{model_server.url}/ali-embeddings")

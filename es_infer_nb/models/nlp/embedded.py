@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -46,6 +47,9 @@ __all__ = ["EMBEDDED_MODEL_ID", "EmbeddedMiniLM", "embedding_column", "es_result
            "model_path"]
 
 DEFAULT_MAX_SEQ_LENGTH = 256
+#: lone UTF-16 surrogates (a JSON ``"\\ud800"`` escape): ES's BERT tokenizer drops them (``ControlCharFilter``
+#: removes surrogate characters); the Hugging Face tokenizer cannot take them
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 EMBEDDING_DIM = 384
 #: padded tokens per forward pass: ~1k keeps a CPU's caches warm (measured on the bench corpus with
 #: the oneDNN / int8 projections: 512-1024 beat 2048 by 5-10%, 256 loses; int8 on fbgemm (AMD EPYC,
@@ -263,7 +267,7 @@ class EmbeddedMiniLM:
     def tokenize(self, texts: Sequence[str], truncation: bool = True) -> list[list[int]]:
         """Token ids per text, as sentence-transformers builds them (truncated unless ``truncation``
         is off, no padding); :meth:`truncate` cuts untruncated ids as the tokenizer would."""
-        prepared = [t.strip() for t in texts]
+        prepared = [without_lone_surrogates(t).strip() for t in texts]
         if self.do_lower_case:
             prepared = [t.lower() for t in prepared]
         tokenizer = self.tokenizer
@@ -415,6 +419,11 @@ def embedding_column(vectors: Any, index: Any = None, name: str | None = None, d
         pa.array(values.ravel(), type=pa.float32()), dims, mask=pa.array(null) if null.any() else None
     )
     return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index, name=name)
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` without lone surrogates, as ES's tokenizer reads it."""
+    return _LONE_SURROGATES.sub("", text)
 
 
 _models: dict[tuple[str, str], EmbeddedMiniLM] = {}

@@ -29,6 +29,48 @@ def stump_regression(field: str = "x", threshold: float = 0.5, left: float = 1.0
     }
 
 
+def product_cost_regression(number_samples: bool = False) -> dict[str, Any]:
+    """pipeline_inference.yml's regression model over ``avg_cost`` and a one-hot ``product_type``
+    (a single tree; with ``number_samples``, feature importance can be computed)."""
+    samples = [{"number_samples": n} if number_samples else {} for n in (10, 4, 6)]
+    return {
+        "input": {"field_names": ["avg_cost", "item"]},
+        "inference_config": {"regression": {"results_field": "regression-value"}},
+        "definition": {
+            "preprocessors": [{"one_hot_encoding": {
+                "field": "product_type", "hot_map": {"TV": "type_tv", "VCR": "type_vcr", "Laptop": "type_laptop"}}}],
+            "trained_model": {"tree": {
+                "feature_names": ["avg_cost", "type_tv", "type_vcr", "type_laptop"],
+                "target_type": "regression",
+                "tree_structure": [
+                    {"node_index": 0, "split_feature": 0, "threshold": 38, "decision_type": "lte", "default_left": True,
+                     **samples[0], "left_child": 1, "right_child": 2},
+                    {"node_index": 1, **samples[1], "leaf_value": 5.0},
+                    {"node_index": 2, **samples[2], "leaf_value": 2.0},
+                ],
+            }},
+        },
+    }
+
+
+#: processors of many types over the fields ``t``, ``x``, ``n``, ``csv``, ``js``, ``list``, ``old``, ``junk``
+#: (shared by the request and document fuzzers; each adds its own after them)
+def many_processors(json_if: str) -> list[dict[str, Any]]:
+    return [
+        {"set": {"field": "s", "value": "{{t}}-{{x}}"}},
+        {"append": {"field": "tags", "value": ["a", "{{s}}"]}},
+        {"rename": {"field": "old", "target_field": "renamed", "ignore_missing": True}},
+        {"remove": {"field": "junk", "ignore_missing": True}},
+        {"convert": {"field": "n", "type": "integer", "ignore_missing": True}},
+        {"lowercase": {"field": "t", "ignore_missing": True}},
+        {"split": {"field": "csv", "separator": ",", "ignore_missing": True}},
+        {"join": {"field": "csv", "separator": "|", "if": "ctx.csv instanceof List"}},
+        {"gsub": {"field": "t", "pattern": "a+", "replacement": "b", "ignore_missing": True}},
+        {"json": {"field": "js", "target_field": "parsed", "if": json_if}},
+        {"foreach": {"field": "list", "ignore_missing": True, "processor": {"uppercase": {"field": "_ingest._value"}}}},
+    ]
+
+
 def churn_model() -> dict[str, Any]:
     """The spec's §1.4 example: one-hot preprocessor + logistic ensemble."""
     return {

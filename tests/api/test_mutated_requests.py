@@ -20,7 +20,7 @@ import pytest
 
 from es_infer_nb import Engine
 from es_infer_nb.server.render import to_json_bytes
-from helpers import churn_model, stump_regression
+from helpers import churn_model, many_processors, stump_regression
 
 ENDPOINT = {"service": "hugging_face", "service_settings": {"url": "http://127.0.0.1:9/embed", "api_key": "k-123456"}}
 PIPELINE = {"description": "keep", "processors": [
@@ -85,17 +85,7 @@ def valid_requests() -> list[tuple[str, str, Any]]:
 #: a pipeline with many processor types (the ``pipeline`` processor runs ``keep``; ``fail`` and ``drop`` only
 #: where a document asks for them)
 BIG_PIPELINE = {"description": "many processors", "processors": [
-    {"set": {"field": "s", "value": "{{t}}-{{x}}"}},
-    {"append": {"field": "tags", "value": ["a", "{{s}}"]}},
-    {"rename": {"field": "old", "target_field": "renamed", "ignore_missing": True}},
-    {"remove": {"field": "junk", "ignore_missing": True}},
-    {"convert": {"field": "n", "type": "integer", "ignore_missing": True}},
-    {"lowercase": {"field": "t", "ignore_missing": True}},
-    {"split": {"field": "csv", "separator": ",", "ignore_missing": True}},
-    {"join": {"field": "csv", "separator": "|", "if": "ctx.csv instanceof List"}},
-    {"gsub": {"field": "t", "pattern": "a+", "replacement": "b", "ignore_missing": True}},
-    {"json": {"field": "js", "target_field": "parsed", "if": "ctx.js != null"}},
-    {"foreach": {"field": "list", "ignore_missing": True, "processor": {"uppercase": {"field": "_ingest._value"}}}},
+    *many_processors("ctx.js != null"),
     {"pipeline": {"name": "keep"}},
     {"fail": {"message": "asked to fail: {{t}}", "if": "ctx.fail_me == true"}},
     {"drop": {"if": "ctx.drop_me == true"}},

@@ -8,40 +8,9 @@ from typing import Any
 import pytest
 
 from es_infer_nb import Engine
+from helpers import product_cost_regression
 
-REGRESSION = {
-    "input": {"field_names": ["avg_cost", "item"]},
-    "inference_config": {"regression": {"results_field": "regression-value"}},
-    "definition": {
-        "preprocessors": [
-            {
-                "one_hot_encoding": {
-                    "field": "product_type",
-                    "hot_map": {"TV": "type_tv", "VCR": "type_vcr", "Laptop": "type_laptop"},
-                }
-            }
-        ],
-        "trained_model": {
-            "tree": {
-                "feature_names": ["avg_cost", "type_tv", "type_vcr", "type_laptop"],
-                "target_type": "regression",
-                "tree_structure": [
-                    {
-                        "node_index": 0,
-                        "split_feature": 0,
-                        "threshold": 38,
-                        "decision_type": "lte",
-                        "default_left": True,
-                        "left_child": 1,
-                        "right_child": 2,
-                    },
-                    {"node_index": 1, "leaf_value": 5.0},
-                    {"node_index": 2, "leaf_value": 2.0},
-                ],
-            }
-        },
-    },
-}
+REGRESSION = product_cost_regression()
 
 CLASSIFICATION = {
     "input": {"field_names": ["avg_cost"]},

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from es_infer_nb import Engine
+from helpers import product_cost_regression
 
 #: InferenceIngestIT.REGRESSION_CONFIG
 REGRESSION_CONFIG: dict[str, Any] = {
@@ -137,40 +138,7 @@ STORE_DOCS = [
 ]
 
 #: pipeline_inference.yml's a-complex-regression-model, as a single tree with sample counts
-STORE_REGRESSION: dict[str, Any] = {
-    "input": {"field_names": ["avg_cost", "item"]},
-    "inference_config": {"regression": {"results_field": "regression-value"}},
-    "definition": {
-        "preprocessors": [
-            {
-                "one_hot_encoding": {
-                    "field": "product_type",
-                    "hot_map": {"TV": "type_tv", "VCR": "type_vcr", "Laptop": "type_laptop"},
-                }
-            }
-        ],
-        "trained_model": {
-            "tree": {
-                "feature_names": ["avg_cost", "type_tv", "type_vcr", "type_laptop"],
-                "target_type": "regression",
-                "tree_structure": [
-                    {
-                        "node_index": 0,
-                        "split_feature": 0,
-                        "threshold": 38,
-                        "decision_type": "lte",
-                        "default_left": True,
-                        "number_samples": 10,
-                        "left_child": 1,
-                        "right_child": 2,
-                    },
-                    {"node_index": 1, "number_samples": 4, "leaf_value": 5.0},
-                    {"node_index": 2, "number_samples": 6, "leaf_value": 2.0},
-                ],
-            }
-        },
-    },
-}
+STORE_REGRESSION = product_cost_regression(number_samples=True)
 
 
 def pipeline_definition(model_id: str, kind: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import es_infer_nb  # noqa: F401
-from helpers import stump_regression
+from helpers import many_processors, stump_regression
 
 BOOLEAN_ERROR = "Cannot transform numbers other than 0.0 or 1.0 to boolean. Provided number [2.0]"
 
@@ -544,17 +544,7 @@ def test_convert_reads_the_values_java_text(eng):
 # -- a document fuzzer: random odd documents among plain ones, through _simulate and df.infer.pipeline -----
 
 FUZZ_PIPELINE = {"processors": [
-    {"set": {"field": "s", "value": "{{t}}-{{x}}"}},
-    {"append": {"field": "tags", "value": ["a", "{{s}}"]}},
-    {"rename": {"field": "old", "target_field": "renamed", "ignore_missing": True}},
-    {"remove": {"field": "junk", "ignore_missing": True}},
-    {"convert": {"field": "n", "type": "integer", "ignore_missing": True}},
-    {"lowercase": {"field": "t", "ignore_missing": True}},
-    {"split": {"field": "csv", "separator": ",", "ignore_missing": True}},
-    {"join": {"field": "csv", "separator": "|", "if": "ctx.csv instanceof List"}},
-    {"gsub": {"field": "t", "pattern": "a+", "replacement": "b", "ignore_missing": True}},
-    {"json": {"field": "js", "target_field": "parsed", "if": "ctx.js instanceof String"}},
-    {"foreach": {"field": "list", "ignore_missing": True, "processor": {"uppercase": {"field": "_ingest._value"}}}},
+    *many_processors("ctx.js instanceof String"),
     {"set": {"field": "o.p.q", "value": "{{t}}"}},
     {"script": {"source": "ctx.z = ctx.containsKey('n') ? 1 : 0"}},
     {"inference": {"model_id": "reg", "field_map": {"v": "x"}}},
